@@ -1,0 +1,20 @@
+//! The encryption engine: pure cryptography on byte slices. It owns the at-rest format
+//! (docs/FORMAT.md), AONT-RS segments, STREAM AEAD chunks, SSE-C key envelopes and the
+//! choice of primitive implementations. It does no I/O and no key management.
+
+pub mod aont;
+pub mod codec;
+pub mod cpu;
+pub mod envelope;
+pub mod error;
+pub mod format;
+pub mod key;
+pub mod primitives;
+pub mod stream;
+
+pub use codec::{Opener, Protection, SealSpec, Sealer};
+pub use envelope::CustomerKey;
+pub use error::Error;
+pub use format::{CipherId, HashId, Header, Layout, Mode};
+pub use key::SecretKey;
+pub use primitives::Backend;

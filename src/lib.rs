@@ -1,0 +1,12 @@
+//! cipherstore: an S3-compatible object store that encrypts everything it stores.
+//!
+//! Layers, each knowing nothing of those above it (see docs/ARCHITECTURE.md):
+//! - [`engine`]: pure cryptography and the at-rest format;
+//! - [`pipeline`]: moving bytes through the engine (memory-mapped files, bounded channels,
+//!   a rayon pool).
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod pipeline;
