@@ -1,1 +1,198 @@
-fn main() {}
+//! Engine throughput against baseline crypto, all in one run (64 MiB in memory, one
+//! thread unless a group says otherwise). Ratios of these figures are in BENCHMARKS.md.
+//!
+//! Groups: `baseline` (memcpy, raw aws-lc-rs / ring / RustCrypto AES-256-GCM), `stream`
+//! (engine STREAM seal/open and chunk sizes), `aont` (engine AONT-RS with each cipher/hash
+//! pair, the paper's AES-256-CTR + SHA-256 among them), `aont_segment` (segment sizes),
+//! `primitives` (CTR and hash implementations), `threads` (rayon 1 vs 2 threads, and two
+//! independent threads as the machine's own scaling reference).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rayon::prelude::*;
+
+use cipherstore::engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor};
+use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Layout, Opener, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::pipeline::units::{lay_out, open_units, seal_units};
+
+const N: usize = 64 << 20;
+
+fn plaintext() -> Vec<u8> {
+    (0..N).map(|i| (i as u8).wrapping_mul(31)).collect()
+}
+
+fn config(c: &mut Criterion) -> &mut Criterion {
+    c
+}
+
+fn sealed(spec: &SealSpec, plain: &[u8]) -> (Sealer, Layout, Vec<u8>) {
+    let sealer = Sealer::new(spec, Some(plain.len() as u64)).unwrap();
+    let layout = sealer.layout(plain.len() as u64).unwrap();
+    let mut buf = lay_out(&layout, plain);
+    seal_units(&sealer, &layout, 0, &mut buf, false).unwrap();
+    (sealer, layout, buf)
+}
+
+fn sse_c_spec(unit: u32) -> SealSpec {
+    let mut s = SealSpec::new(Protection::SseC(CustomerKey::new(SecretKey::from_bytes([7; 32]))), Backend::Accelerated);
+    s.unit_size = unit;
+    s
+}
+
+fn aont_spec(cipher: CipherId, hash: HashId, unit: u32, backend: Backend) -> SealSpec {
+    SealSpec { aont_cipher: cipher, aont_hash: hash, unit_size: unit, ..SealSpec::new(Protection::Aont, backend) }
+}
+
+fn bench_seal_open(c: &mut Criterion, group: &str, name: &str, spec: &SealSpec, plain: &[u8]) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    let (sealer, layout, mut ct) = sealed(spec, plain);
+    g.bench_function(format!("{name}/seal"), |b| b.iter(|| seal_units(&sealer, &layout, 0, black_box(&mut ct), false).unwrap()));
+    let (sealer, layout, ct) = sealed(spec, plain);
+    let key = match &spec.protection {
+        Protection::SseC(k) => Some(k.clone()),
+        Protection::Aont => None,
+    };
+    let opener = Opener::new(sealer.header_bytes(), key.as_ref(), spec.backend).unwrap();
+    g.bench_function(format!("{name}/open"), |b| {
+        b.iter_batched_ref(|| ct.clone(), |w| open_units(&opener, &layout, 0, w, false).unwrap(), BatchSize::PerIteration)
+    });
+    g.finish();
+}
+
+fn baseline(c: &mut Criterion) {
+    let plain = plaintext();
+    let mut g = config(c).benchmark_group("baseline");
+    g.throughput(Throughput::Bytes(N as u64));
+    let mut dst = vec![0u8; N];
+    g.bench_function("memcpy", |b| b.iter(|| dst.copy_from_slice(black_box(&plain))));
+    let key = SecretKey::from_bytes([7; 32]);
+    let mut buf = plain.clone();
+    let aws = Gcm::new(Backend::Accelerated, &key).unwrap();
+    g.bench_function("aws-lc-rs-gcm/seal", |b| b.iter(|| aws.seal(&[1; 12], b"", black_box(&mut buf)).unwrap()));
+    let tag = aws.seal(&[1; 12], b"", &mut buf).unwrap();
+    let ct = buf.clone();
+    g.bench_function("aws-lc-rs-gcm/open", |b| {
+        b.iter_batched_ref(|| ct.clone(), |w| aws.open(&[1; 12], b"", w, &tag).unwrap(), BatchSize::PerIteration)
+    });
+    let ring_key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key.expose()).unwrap());
+    g.bench_function("ring-gcm/seal", |b| {
+        b.iter(|| {
+            ring_key
+                .seal_in_place_separate_tag(ring::aead::Nonce::assume_unique_for_key([1; 12]), ring::aead::Aad::empty(), black_box(&mut buf))
+                .unwrap()
+        })
+    });
+    {
+        use aes_gcm_010::aead::{AeadInPlace, KeyInit};
+        let rc = aes_gcm_010::Aes256Gcm::new(key.expose().into());
+        g.bench_function("rustcrypto-aes-gcm-0.10/seal", |b| {
+            b.iter(|| rc.encrypt_in_place_detached(&[1u8; 12].into(), b"", black_box(&mut buf)).unwrap())
+        });
+    }
+    let portable = Gcm::new(Backend::Portable, &key).unwrap();
+    g.bench_function("rustcrypto-aes-gcm-0.11/seal", |b| b.iter(|| portable.seal(&[1; 12], b"", black_box(&mut buf)).unwrap()));
+    g.finish();
+}
+
+fn stream(c: &mut Criterion) {
+    let plain = plaintext();
+    bench_seal_open(c, "stream", "default-64KiB", &sse_c_spec(64 << 10), &plain);
+    for unit in [16u32 << 10, 256 << 10, 1 << 20] {
+        bench_seal_open(c, "stream_chunk", &format!("{}KiB", unit >> 10), &sse_c_spec(unit), &plain);
+    }
+    let mut portable = sse_c_spec(64 << 10);
+    portable.backend = Backend::Portable;
+    bench_seal_open(c, "stream", "portable-64KiB", &portable, &plain);
+}
+
+fn aont(c: &mut Criterion) {
+    let plain = plaintext();
+    for (cipher, hash, name) in [
+        (CipherId::Aes256Ctr, HashId::Sha256, "paper-ctr-sha256"),
+        (CipherId::Aes256Ctr, HashId::Blake3, "ctr-blake3"),
+        (CipherId::Aes256Gcm, HashId::Blake3, "gcm-blake3"),
+        (CipherId::Aes256Gcm, HashId::Sha256, "gcm-sha256"),
+    ] {
+        bench_seal_open(c, "aont", name, &aont_spec(cipher, hash, 1 << 20, Backend::Accelerated), &plain);
+    }
+    bench_seal_open(c, "aont", "portable-ctr-blake3", &aont_spec(CipherId::Aes256Ctr, HashId::Blake3, 1 << 20, Backend::Portable), &plain);
+}
+
+fn aont_segment(c: &mut Criterion) {
+    let plain = plaintext();
+    for unit in [64u32 << 10, 256 << 10, 1 << 20, 4 << 20] {
+        let spec = aont_spec(CipherId::Aes256Ctr, HashId::Blake3, unit, Backend::Accelerated);
+        bench_seal_open(c, "aont_segment", &format!("{}KiB", unit >> 10), &spec, &plain);
+    }
+}
+
+fn primitives(c: &mut Criterion) {
+    let plain = plaintext();
+    let mut g = c.benchmark_group("primitives");
+    g.throughput(Throughput::Bytes(N as u64));
+    let key = SecretKey::from_bytes([7; 32]);
+    let mut buf = plain.clone();
+    for (imp, name) in [(CtrImpl::AwsLc, "ctr/aws-lc-rs"), (CtrImpl::RustCrypto, "ctr/rustcrypto-aes-0.9")] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for seg in buf.chunks_mut(1 << 20) {
+                    ctr_xor(imp, &key, seg).unwrap();
+                }
+            })
+        });
+    }
+    for (kind, backend, name) in [
+        (HashKind::Sha256, Backend::Accelerated, "hash/sha256-aws-lc-rs"),
+        (HashKind::Sha256, Backend::Portable, "hash/sha256-rustcrypto"),
+        (HashKind::Blake3, Backend::Accelerated, "hash/blake3"),
+    ] {
+        g.bench_function(name, |b| b.iter(|| Hasher::digest(kind, backend, &[black_box(&plain)])));
+    }
+    g.finish();
+}
+
+fn threads(c: &mut Criterion) {
+    let plain = plaintext();
+    let spec = aont_spec(CipherId::Aes256Ctr, HashId::Blake3, 1 << 20, Backend::Accelerated);
+    let (sealer, layout, mut ct) = sealed(&spec, &plain);
+    let mut g = c.benchmark_group("threads");
+    g.throughput(Throughput::Bytes(N as u64));
+    for t in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        g.bench_function(format!("aont-encode/rayon-{t}"), |b| {
+            b.iter(|| pool.install(|| seal_units(&sealer, &layout, 0, black_box(&mut ct), true).unwrap()))
+        });
+    }
+    // The machine's own scaling: the same total work as one or two fully independent
+    // threads, each with its own buffer and object (no shared state at all).
+    let halves: Vec<(Sealer, Layout, Vec<u8>)> = plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
+    let mut halves = halves;
+    g.bench_function("independent/1-thread", |b| {
+        b.iter(|| {
+            for (s, l, buf) in halves.iter_mut() {
+                seal_units(s, l, 0, buf, false).unwrap();
+            }
+        })
+    });
+    g.bench_function("independent/2-threads", |b| {
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                for (s, l, buf) in halves.iter_mut() {
+                    scope.spawn(move || seal_units(s, l, 0, buf, false).unwrap());
+                }
+            })
+        })
+    });
+    let _ = (0..2).into_par_iter().count();
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = baseline, stream, aont, aont_segment, primitives, threads
+}
+criterion_main!(benches);

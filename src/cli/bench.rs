@@ -1,0 +1,187 @@
+//! `cipherstore bench`: the engine's in-memory throughput on this machine, each figure
+//! beside a baseline measured in the same run (raw aws-lc-rs AES-256-GCM, the paper's
+//! AES-256-CTR + SHA-256 AONT, memcpy), so users can check their own hardware. The
+//! criterion suite in benches/ measures more baselines with statistics.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use cipherstore::engine::primitives::Gcm;
+use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Layout, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::pipeline::units::{lay_out, open_units, seal_units};
+
+/// Options of `cipherstore bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Buffer size in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    size: usize,
+    /// Seconds to spend on each measurement.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: &'static str,
+    gb_per_s: f64,
+    baseline: Option<&'static str>,
+    ratio: Option<f64>,
+}
+
+/// Best throughput of repeated runs of `f` over `bytes` for about `secs` seconds.
+fn measure(bytes: usize, secs: f64, mut f: impl FnMut()) -> f64 {
+    measure_with_setup(bytes, secs, &mut (), |_| {}, |_| f())
+}
+
+/// Like [`measure`], running the untimed `setup` before each timed `f` (decoding works in
+/// place, so each run needs fresh ciphertext).
+fn measure_with_setup<S>(
+    bytes: usize,
+    secs: f64,
+    state: &mut S,
+    mut setup: impl FnMut(&mut S),
+    mut f: impl FnMut(&mut S),
+) -> f64 {
+    setup(state);
+    f(state);
+    let budget = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut best = f64::MAX;
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < budget {
+        setup(state);
+        let t = Instant::now();
+        f(state);
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    bytes as f64 / best / 1e9
+}
+
+fn sealed(spec: &SealSpec, plain: &[u8], parallel: bool) -> anyhow::Result<(Sealer, Layout, Vec<u8>)> {
+    let sealer = Sealer::new(spec, Some(plain.len() as u64))?;
+    let layout = sealer.layout(plain.len() as u64)?;
+    let mut buf = lay_out(&layout, plain);
+    seal_units(&sealer, &layout, 0, &mut buf, parallel)?;
+    Ok((sealer, layout, buf))
+}
+
+/// Runs the measurements and prints the table.
+pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
+    anyhow::ensure!(args.size > 0, "--size must be at least 1 MiB");
+    let n = args.size << 20;
+    let secs = args.seconds;
+    let plain: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(31)).collect();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut push = |name, v: f64, base: Option<(&'static str, f64)>| {
+        rows.push(Row { name, gb_per_s: v, baseline: base.map(|b| b.0), ratio: base.map(|b| v / b.1) });
+        v
+    };
+
+    let mut dst = vec![0u8; n];
+    let memcpy = push("memcpy", measure(n, secs, || dst.copy_from_slice(black_box(&plain))), None);
+
+    let key = SecretKey::random();
+    let raw = Gcm::new(Backend::Accelerated, &key)?;
+    let mut buf = plain.clone();
+    let raw_gcm = push(
+        "aws-lc-rs AES-256-GCM seal (one call)",
+        measure(n, secs, || {
+            let _ = black_box(raw.seal(&[1; 12], b"", &mut buf));
+        }),
+        Some(("memcpy", memcpy)),
+    );
+    let portable = Gcm::new(Backend::Portable, &key)?;
+    push(
+        "RustCrypto aes-gcm 0.11 seal (portable)",
+        measure(n, secs, || {
+            let _ = black_box(portable.seal(&[1; 12], b"", &mut buf));
+        }),
+        Some(("aws-lc-rs GCM", raw_gcm)),
+    );
+
+    let sse_c = SealSpec::new(Protection::SseC(CustomerKey::new(key.clone())), backend);
+    let (sealer, layout, mut ct) = sealed(&sse_c, &plain, false)?;
+    push(
+        "STREAM seal (64 KiB chunks)",
+        measure(n, secs, || {
+            let _ = black_box(seal_units(&sealer, &layout, 0, &mut ct, false));
+        }),
+        Some(("aws-lc-rs GCM", raw_gcm)),
+    );
+    let (sealer, layout, ct) = sealed(&sse_c, &plain, false)?;
+    let opener = cipherstore::engine::Opener::new(sealer.header_bytes(), Some(&CustomerKey::new(key.clone())), backend)?;
+    let mut work = ct.clone();
+    push(
+        "STREAM open (64 KiB chunks)",
+        measure_with_setup(
+            n,
+            secs,
+            &mut work,
+            |w| w.copy_from_slice(&ct),
+            |w| {
+                let _ = black_box(open_units(&opener, &layout, 0, w, false));
+            },
+        ),
+        Some(("aws-lc-rs GCM", raw_gcm)),
+    );
+
+    let paper = SealSpec { aont_cipher: CipherId::Aes256Ctr, aont_hash: HashId::Sha256, ..SealSpec::new(Protection::Aont, backend) };
+    let ours = SealSpec::new(Protection::Aont, backend);
+    let mut aont = |label_enc, label_dec, spec: &SealSpec, base: Option<(f64, f64)>| -> anyhow::Result<(f64, f64)> {
+        let (sealer, layout, mut ct) = sealed(spec, &plain, false)?;
+        let enc = measure(n, secs, || {
+            let _ = black_box(seal_units(&sealer, &layout, 0, &mut ct, false));
+        });
+        let (sealer, layout, ct) = sealed(spec, &plain, false)?;
+        let opener = cipherstore::engine::Opener::new(sealer.header_bytes(), None, backend)?;
+        let mut work = ct.clone();
+        let dec = measure_with_setup(
+            n,
+            secs,
+            &mut work,
+            |w| w.copy_from_slice(&ct),
+            |w| {
+                let _ = black_box(open_units(&opener, &layout, 0, w, false));
+            },
+        );
+        let e = push(label_enc, enc, base.map(|b| ("paper AONT encode", b.0)));
+        let d = push(label_dec, dec, base.map(|b| ("paper AONT decode", b.1)));
+        Ok((e, d))
+    };
+    let paper_rates = aont("paper AONT encode (AES-256-CTR + SHA-256)", "paper AONT decode (AES-256-CTR + SHA-256)", &paper, None)?;
+    aont("AONT-RS encode (default)", "AONT-RS decode (default)", &ours, Some(paper_rates))?;
+
+    let (sealer, layout, mut ct) = sealed(&ours, &plain, true)?;
+    let threads = rayon::current_num_threads();
+    let one = rows.iter().find(|r| r.name == "AONT-RS encode (default)").map_or(1.0, |r| r.gb_per_s);
+    let par = measure(n, secs, || {
+        let _ = black_box(seal_units(&sealer, &layout, 0, &mut ct, true));
+    });
+    rows.push(Row { name: "AONT-RS encode, all threads", gb_per_s: par, baseline: Some("AONT-RS encode, 1 thread"), ratio: Some(par / one) });
+    // Keep rayon's pool warm in the measurement above.
+    let _ = (0..threads).into_par_iter().count();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).context("cannot format the results")?);
+    } else {
+        println!("cipherstore engine throughput: {} MiB in memory, backend {}, {threads} threads\n", args.size, backend.name());
+        println!("{:<44} {:>8}   {}", "operation", "GB/s", "ratio to baseline (same run)");
+        for r in &rows {
+            let ratio = match (r.baseline, r.ratio) {
+                (Some(b), Some(x)) => format!("{x:.2}x {b}"),
+                _ => String::new(),
+            };
+            println!("{:<44} {:>8.2}   {ratio}", r.name, r.gb_per_s);
+        }
+    }
+    Ok(())
+}
