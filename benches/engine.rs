@@ -11,11 +11,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rayon::prelude::*;
 
-use cipherstore::engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor};
-use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Layout, Opener, Protection, SealSpec, SecretKey, Sealer};
-use cipherstore::pipeline::units::{lay_out, open_units, seal_units};
+use cipherstore::engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor_at};
+use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::pipeline::units::InMemory;
 
 const N: usize = 64 << 20;
 
@@ -23,16 +22,11 @@ fn plaintext() -> Vec<u8> {
     (0..N).map(|i| (i as u8).wrapping_mul(31)).collect()
 }
 
-fn config(c: &mut Criterion) -> &mut Criterion {
-    c
-}
-
-fn sealed(spec: &SealSpec, plain: &[u8]) -> (Sealer, Layout, Vec<u8>) {
+fn sealed(spec: &SealSpec, plain: &[u8]) -> (Sealer, InMemory) {
     let sealer = Sealer::new(spec, Some(plain.len() as u64)).unwrap();
-    let layout = sealer.layout(plain.len() as u64).unwrap();
-    let mut buf = lay_out(&layout, plain);
-    seal_units(&sealer, &layout, 0, &mut buf, false).unwrap();
-    (sealer, layout, buf)
+    let mut object = InMemory::new(&sealer.layout(plain.len() as u64).unwrap(), plain);
+    object.seal(&sealer, true).unwrap();
+    (sealer, object)
 }
 
 fn sse_c_spec(unit: u32) -> SealSpec {
@@ -48,23 +42,23 @@ fn aont_spec(cipher: CipherId, hash: HashId, unit: u32, backend: Backend) -> Sea
 fn bench_seal_open(c: &mut Criterion, group: &str, name: &str, spec: &SealSpec, plain: &[u8]) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(plain.len() as u64));
-    let (sealer, layout, mut ct) = sealed(spec, plain);
-    g.bench_function(format!("{name}/seal"), |b| b.iter(|| seal_units(&sealer, &layout, 0, black_box(&mut ct), false).unwrap()));
-    let (sealer, layout, ct) = sealed(spec, plain);
+    let (sealer, mut object) = sealed(spec, plain);
+    g.bench_function(format!("{name}/seal"), |b| b.iter(|| black_box(&mut object).seal(&sealer, false).unwrap()));
+    let (sealer, pristine) = sealed(spec, plain);
     let key = match &spec.protection {
         Protection::SseC(k) => Some(k.clone()),
         Protection::Aont => None,
     };
     let opener = Opener::new(sealer.header_bytes(), key.as_ref(), spec.backend).unwrap();
     g.bench_function(format!("{name}/open"), |b| {
-        b.iter_batched_ref(|| ct.clone(), |w| open_units(&opener, &layout, 0, w, false).unwrap(), BatchSize::PerIteration)
+        b.iter_batched_ref(|| pristine.clone(), |o| o.open(&opener, false).unwrap(), BatchSize::PerIteration)
     });
     g.finish();
 }
 
 fn baseline(c: &mut Criterion) {
     let plain = plaintext();
-    let mut g = config(c).benchmark_group("baseline");
+    let mut g = c.benchmark_group("baseline");
     g.throughput(Throughput::Bytes(N as u64));
     let mut dst = vec![0u8; N];
     g.bench_function("memcpy", |b| b.iter(|| dst.copy_from_slice(black_box(&plain))));
@@ -139,7 +133,7 @@ fn primitives(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for seg in buf.chunks_mut(1 << 20) {
-                    ctr_xor(imp, &key, seg).unwrap();
+                    ctr_xor_at(imp, &key, 0, seg).unwrap();
                 }
             })
         });
@@ -157,36 +151,34 @@ fn primitives(c: &mut Criterion) {
 fn threads(c: &mut Criterion) {
     let plain = plaintext();
     let spec = aont_spec(CipherId::Aes256Ctr, HashId::Blake3, 1 << 20, Backend::Accelerated);
-    let (sealer, layout, mut ct) = sealed(&spec, &plain);
+    let (sealer, mut object) = sealed(&spec, &plain);
     let mut g = c.benchmark_group("threads");
     g.throughput(Throughput::Bytes(N as u64));
     for t in [1usize, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
         g.bench_function(format!("aont-encode/rayon-{t}"), |b| {
-            b.iter(|| pool.install(|| seal_units(&sealer, &layout, 0, black_box(&mut ct), true).unwrap()))
+            b.iter(|| pool.install(|| black_box(&mut object).seal(&sealer, true).unwrap()))
         });
     }
     // The machine's own scaling: the same total work as one or two fully independent
     // threads, each with its own buffer and object (no shared state at all).
-    let halves: Vec<(Sealer, Layout, Vec<u8>)> = plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
-    let mut halves = halves;
+    let mut halves: Vec<(Sealer, InMemory)> = plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
     g.bench_function("independent/1-thread", |b| {
         b.iter(|| {
-            for (s, l, buf) in halves.iter_mut() {
-                seal_units(s, l, 0, buf, false).unwrap();
+            for (s, o) in halves.iter_mut() {
+                o.seal(s, false).unwrap();
             }
         })
     });
     g.bench_function("independent/2-threads", |b| {
         b.iter(|| {
             std::thread::scope(|scope| {
-                for (s, l, buf) in halves.iter_mut() {
-                    scope.spawn(move || seal_units(s, l, 0, buf, false).unwrap());
+                for (s, o) in halves.iter_mut() {
+                    scope.spawn(move || o.seal(s, false).unwrap());
                 }
             })
         })
     });
-    let _ = (0..2).into_par_iter().count();
     g.finish();
 }
 

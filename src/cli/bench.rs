@@ -7,12 +7,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use cipherstore::engine::primitives::Gcm;
-use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Layout, Protection, SealSpec, SecretKey, Sealer};
-use cipherstore::pipeline::units::{lay_out, open_units, seal_units};
+use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::pipeline::units::InMemory;
 
 /// Options of `cipherstore bench`.
 #[derive(clap::Args, Debug)]
@@ -66,12 +65,25 @@ fn measure_with_setup<S>(
     bytes as f64 / best / 1e9
 }
 
-fn sealed(spec: &SealSpec, plain: &[u8], parallel: bool) -> anyhow::Result<(Sealer, Layout, Vec<u8>)> {
+fn sealed(spec: &SealSpec, plain: &[u8]) -> anyhow::Result<(Sealer, InMemory)> {
     let sealer = Sealer::new(spec, Some(plain.len() as u64))?;
-    let layout = sealer.layout(plain.len() as u64)?;
-    let mut buf = lay_out(&layout, plain);
-    seal_units(&sealer, &layout, 0, &mut buf, parallel)?;
-    Ok((sealer, layout, buf))
+    let mut object = InMemory::new(&sealer.layout(plain.len() as u64)?, plain);
+    object.seal(&sealer, true)?;
+    Ok((sealer, object))
+}
+
+/// Seal and open throughput of `spec` over `plain`, one thread.
+fn seal_open(spec: &SealSpec, key: Option<&CustomerKey>, plain: &[u8], secs: f64) -> anyhow::Result<(f64, f64)> {
+    let (sealer, mut object) = sealed(spec, plain)?;
+    let pristine = object.clone();
+    let seal = measure(plain.len(), secs, || {
+        let _ = black_box(object.seal(&sealer, false));
+    });
+    let opener = Opener::new(sealer.header_bytes(), key, spec.backend)?;
+    let open = measure_with_setup(plain.len(), secs, &mut object, |o| o.restore_from(&pristine), |o| {
+        let _ = black_box(o.open(&opener, false));
+    });
+    Ok((seal, open))
 }
 
 /// Runs the measurements and prints the table.
@@ -108,67 +120,27 @@ pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
         Some(("aws-lc-rs GCM", raw_gcm)),
     );
 
-    let sse_c = SealSpec::new(Protection::SseC(CustomerKey::new(key.clone())), backend);
-    let (sealer, layout, mut ct) = sealed(&sse_c, &plain, false)?;
-    push(
-        "STREAM seal (64 KiB chunks)",
-        measure(n, secs, || {
-            let _ = black_box(seal_units(&sealer, &layout, 0, &mut ct, false));
-        }),
-        Some(("aws-lc-rs GCM", raw_gcm)),
-    );
-    let (sealer, layout, ct) = sealed(&sse_c, &plain, false)?;
-    let opener = cipherstore::engine::Opener::new(sealer.header_bytes(), Some(&CustomerKey::new(key.clone())), backend)?;
-    let mut work = ct.clone();
-    push(
-        "STREAM open (64 KiB chunks)",
-        measure_with_setup(
-            n,
-            secs,
-            &mut work,
-            |w| w.copy_from_slice(&ct),
-            |w| {
-                let _ = black_box(open_units(&opener, &layout, 0, w, false));
-            },
-        ),
-        Some(("aws-lc-rs GCM", raw_gcm)),
-    );
+    let customer = CustomerKey::new(key.clone());
+    let sse_c = SealSpec::new(Protection::SseC(customer.clone()), backend);
+    let (seal, open) = seal_open(&sse_c, Some(&customer), &plain, secs)?;
+    push("STREAM seal (64 KiB chunks)", seal, Some(("aws-lc-rs GCM", raw_gcm)));
+    push("STREAM open (64 KiB chunks)", open, Some(("aws-lc-rs GCM", raw_gcm)));
 
     let paper = SealSpec { aont_cipher: CipherId::Aes256Ctr, aont_hash: HashId::Sha256, ..SealSpec::new(Protection::Aont, backend) };
+    let (paper_enc, paper_dec) = seal_open(&paper, None, &plain, secs)?;
+    push("paper AONT encode (AES-256-CTR + SHA-256)", paper_enc, None);
+    push("paper AONT decode (AES-256-CTR + SHA-256)", paper_dec, None);
     let ours = SealSpec::new(Protection::Aont, backend);
-    let mut aont = |label_enc, label_dec, spec: &SealSpec, base: Option<(f64, f64)>| -> anyhow::Result<(f64, f64)> {
-        let (sealer, layout, mut ct) = sealed(spec, &plain, false)?;
-        let enc = measure(n, secs, || {
-            let _ = black_box(seal_units(&sealer, &layout, 0, &mut ct, false));
-        });
-        let (sealer, layout, ct) = sealed(spec, &plain, false)?;
-        let opener = cipherstore::engine::Opener::new(sealer.header_bytes(), None, backend)?;
-        let mut work = ct.clone();
-        let dec = measure_with_setup(
-            n,
-            secs,
-            &mut work,
-            |w| w.copy_from_slice(&ct),
-            |w| {
-                let _ = black_box(open_units(&opener, &layout, 0, w, false));
-            },
-        );
-        let e = push(label_enc, enc, base.map(|b| ("paper AONT encode", b.0)));
-        let d = push(label_dec, dec, base.map(|b| ("paper AONT decode", b.1)));
-        Ok((e, d))
-    };
-    let paper_rates = aont("paper AONT encode (AES-256-CTR + SHA-256)", "paper AONT decode (AES-256-CTR + SHA-256)", &paper, None)?;
-    aont("AONT-RS encode (default)", "AONT-RS decode (default)", &ours, Some(paper_rates))?;
+    let (enc, dec) = seal_open(&ours, None, &plain, secs)?;
+    push("AONT-RS encode (default)", enc, Some(("paper AONT encode", paper_enc)));
+    push("AONT-RS decode (default)", dec, Some(("paper AONT decode", paper_dec)));
 
-    let (sealer, layout, mut ct) = sealed(&ours, &plain, true)?;
+    let (sealer, mut object) = sealed(&ours, &plain)?;
     let threads = rayon::current_num_threads();
-    let one = rows.iter().find(|r| r.name == "AONT-RS encode (default)").map_or(1.0, |r| r.gb_per_s);
     let par = measure(n, secs, || {
-        let _ = black_box(seal_units(&sealer, &layout, 0, &mut ct, true));
+        let _ = black_box(object.seal(&sealer, true));
     });
-    rows.push(Row { name: "AONT-RS encode, all threads", gb_per_s: par, baseline: Some("AONT-RS encode, 1 thread"), ratio: Some(par / one) });
-    // Keep rayon's pool warm in the measurement above.
-    let _ = (0..threads).into_par_iter().count();
+    push("AONT-RS encode, all threads", par, Some(("AONT-RS encode, 1 thread", enc)));
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows).context("cannot format the results")?);

@@ -1,5 +1,9 @@
 //! AONT-RS segments, FORMAT.md §3.1: `c = E_K(P ‖ canary)`, `tail = K ⊕ H(D ‖ i ‖ final ‖ c)`.
 //!
+//! A segment is handled as its data (`P`, becoming the first `len(P)` bytes of `c`) and a
+//! 48-byte trailer (the encrypted canary or GCM tag, then the tail), so the data can sit
+//! page-aligned in memory whatever the stored layout.
+//!
 //! Guarantees: decoding succeeds only on the exact bytes encoding produced for this segment
 //! index, finality and header digest; otherwise it fails and releases no plaintext.
 
@@ -8,10 +12,13 @@ use zeroize::Zeroize;
 
 use super::format::{AONT_OVERHEAD, CipherId, HashId};
 use super::key::{KEY_LEN, SecretKey};
-use super::primitives::{Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN};
+use super::primitives::{Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN, ctr_xor_at};
 
 const CANARY_LEN: usize = 16;
 const ZERO_NONCE: [u8; 12] = [0; 12];
+
+/// A segment's trailer: encrypted canary (or GCM tag) then tail.
+pub type Trailer = [u8; AONT_OVERHEAD];
 
 /// The algorithm choice for a segment: cipher `E`, hash `H` and the backend serving them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,77 +32,84 @@ pub struct AontSuite {
 }
 
 impl AontSuite {
-    fn mask(&self, digest: &[u8; DIGEST_LEN], index: u64, is_final: bool, c: &[u8]) -> [u8; DIGEST_LEN] {
+    fn mask(&self, digest: &[u8; DIGEST_LEN], index: u64, is_final: bool, data: &[u8], check: &[u8]) -> [u8; DIGEST_LEN] {
         let mut h = Hasher::new(self.hash.kind(), self.backend);
         h.update(digest);
         h.update(&index.to_le_bytes());
         h.update(&[u8::from(is_final)]);
-        h.update(c);
+        h.update(data);
+        h.update(check);
         h.finish()
     }
 
-    /// Encodes the plaintext in `buf[..buf.len() - 48]` into a segment, in place.
+    /// Encodes segment `index` in place: `data` (the plaintext) becomes ciphertext and
+    /// `trailer` receives the encrypted canary (or tag) and the tail.
     pub fn encode(
         &self,
         digest: &[u8; DIGEST_LEN],
         index: u64,
         is_final: bool,
-        buf: &mut [u8],
+        data: &mut [u8],
+        trailer: &mut Trailer,
     ) -> Result<(), PrimitiveError> {
-        let n = buf.len().checked_sub(AONT_OVERHEAD).ok_or(PrimitiveError)?;
         let key = SecretKey::random();
-        let (c, tail) = buf.split_at_mut(n + CANARY_LEN);
+        let (check, tail) = trailer.split_at_mut(CANARY_LEN);
         match self.cipher {
             CipherId::Aes256Ctr => {
-                c[n..].fill(0);
-                super::primitives::ctr_xor(CtrImpl::for_backend(self.backend), &key, c)?;
+                let imp = CtrImpl::for_backend(self.backend);
+                ctr_xor_at(imp, &key, 0, data)?;
+                check.fill(0);
+                ctr_xor_at(imp, &key, data.len() as u64, check)?;
             }
             CipherId::Aes256Gcm => {
-                let (body, tag_slot) = c.split_at_mut(n);
-                let tag = Gcm::new(self.backend, &key)?.seal(&ZERO_NONCE, &[], body)?;
-                tag_slot.copy_from_slice(&tag);
+                let tag = Gcm::new(self.backend, &key)?.seal(&ZERO_NONCE, &[], data)?;
+                check.copy_from_slice(&tag);
             }
         }
-        let mask = self.mask(digest, index, is_final, c);
+        let mask = self.mask(digest, index, is_final, data, check);
         for ((t, k), m) in tail.iter_mut().zip(key.expose()).zip(mask) {
             *t = k ^ m;
         }
         Ok(())
     }
 
-    /// Decodes a segment in place; on success the plaintext is `buf[..returned]`.
+    /// Decodes segment `index` in place: on success `data` holds the plaintext; on failure
+    /// its contents are unspecified and must not be released.
     pub fn decode(
         &self,
         digest: &[u8; DIGEST_LEN],
         index: u64,
         is_final: bool,
-        buf: &mut [u8],
-    ) -> Result<usize, PrimitiveError> {
-        let n = buf.len().checked_sub(AONT_OVERHEAD).ok_or(PrimitiveError)?;
-        let (c, tail) = buf.split_at_mut(n + CANARY_LEN);
-        let mask = self.mask(digest, index, is_final, c);
+        data: &mut [u8],
+        trailer: &Trailer,
+    ) -> Result<(), PrimitiveError> {
+        let (check, tail) = trailer.split_at(CANARY_LEN);
+        let mask = self.mask(digest, index, is_final, data, check);
         let mut k = [0u8; KEY_LEN];
-        for ((k, t), m) in k.iter_mut().zip(tail.iter()).zip(mask) {
+        for ((k, t), m) in k.iter_mut().zip(tail).zip(mask) {
             *k = t ^ m;
         }
         let key = SecretKey::from_bytes(k);
         k.zeroize();
         match self.cipher {
             CipherId::Aes256Ctr => {
-                super::primitives::ctr_xor(CtrImpl::for_backend(self.backend), &key, c)?;
-                let ok: bool = c[n..].ct_eq(&[0u8; CANARY_LEN]).into();
+                let imp = CtrImpl::for_backend(self.backend);
+                let mut canary = [0u8; CANARY_LEN];
+                canary.copy_from_slice(check);
+                ctr_xor_at(imp, &key, data.len() as u64, &mut canary)?;
+                let ok: bool = canary.ct_eq(&[0u8; CANARY_LEN]).into();
                 if !ok {
                     return Err(PrimitiveError);
                 }
+                ctr_xor_at(imp, &key, 0, data)?;
             }
             CipherId::Aes256Gcm => {
-                let (body, tag_slot) = c.split_at_mut(n);
                 let mut tag = [0u8; TAG_LEN];
-                tag.copy_from_slice(tag_slot);
-                Gcm::new(self.backend, &key)?.open(&ZERO_NONCE, &[], body, &tag)?;
+                tag.copy_from_slice(check);
+                Gcm::new(self.backend, &key)?.open(&ZERO_NONCE, &[], data, &tag)?;
             }
         }
-        Ok(n)
+        Ok(())
     }
 }
 
@@ -121,22 +135,27 @@ mod tests {
         for s in suites() {
             for n in [0usize, 1, 100] {
                 let plain: Vec<u8> = (0..n).map(|i| i as u8 ^ 0x5a).collect();
-                let mut buf = plain.clone();
-                buf.resize(n + AONT_OVERHEAD, 0);
-                s.encode(&d, 3, true, &mut buf).unwrap();
+                let mut data = plain.clone();
+                let mut trailer = [0u8; AONT_OVERHEAD];
+                s.encode(&d, 3, true, &mut data, &mut trailer).unwrap();
                 if n > 0 {
-                    assert_ne!(&buf[..n], &plain[..], "{s:?}: plaintext visible");
+                    assert_ne!(data, plain, "{s:?}: plaintext visible");
                 }
-                for bit in 0..buf.len() * 8 {
-                    let mut t = buf.clone();
-                    t[bit / 8] ^= 1 << (bit % 8);
-                    assert!(s.decode(&d, 3, true, &mut t).is_err(), "{s:?} n={n} bit {bit}");
+                for bit in 0..(n + AONT_OVERHEAD) * 8 {
+                    let (mut dt, mut tt) = (data.clone(), trailer);
+                    let byte = bit / 8;
+                    if byte < n {
+                        dt[byte] ^= 1 << (bit % 8);
+                    } else {
+                        tt[byte - n] ^= 1 << (bit % 8);
+                    }
+                    assert!(s.decode(&d, 3, true, &mut dt, &tt).is_err(), "{s:?} n={n} bit {bit}");
                 }
-                assert!(s.decode(&d, 4, true, &mut buf.clone()).is_err());
-                assert!(s.decode(&d, 3, false, &mut buf.clone()).is_err());
-                assert!(s.decode(&[2; 32], 3, true, &mut buf.clone()).is_err());
-                assert_eq!(s.decode(&d, 3, true, &mut buf).unwrap(), n);
-                assert_eq!(&buf[..n], &plain[..]);
+                assert!(s.decode(&d, 4, true, &mut data.clone(), &trailer).is_err());
+                assert!(s.decode(&d, 3, false, &mut data.clone(), &trailer).is_err());
+                assert!(s.decode(&[2; 32], 3, true, &mut data.clone(), &trailer).is_err());
+                s.decode(&d, 3, true, &mut data, &trailer).unwrap();
+                assert_eq!(data, plain);
             }
         }
     }
@@ -152,10 +171,11 @@ mod tests {
                 },
                 ..s
             };
-            let mut buf = vec![0xAB; 5000 + AONT_OVERHEAD];
-            s.encode(&d, 0, false, &mut buf).unwrap();
-            assert_eq!(other.decode(&d, 0, false, &mut buf).unwrap(), 5000);
-            assert!(buf[..5000].iter().all(|&b| b == 0xAB));
+            let mut data = vec![0xAB; 5000];
+            let mut trailer = [0u8; AONT_OVERHEAD];
+            s.encode(&d, 0, false, &mut data, &mut trailer).unwrap();
+            other.decode(&d, 0, false, &mut data, &trailer).unwrap();
+            assert!(data.iter().all(|&b| b == 0xAB));
         }
     }
 }

@@ -140,18 +140,23 @@ impl Sealer {
         self.header.mode.overhead()
     }
 
-    /// Encodes unit `index` in place: `buf` holds the plaintext followed by
-    /// [`Self::overhead`] bytes of room.
-    pub fn seal_unit(&self, index: u64, is_final: bool, buf: &mut [u8]) -> Result<(), Error> {
-        if buf.len() < self.overhead() || buf.len() - self.overhead() > self.unit_size() {
-            return Err(Error::InvalidParameter("unit buffer has the wrong size"));
+    /// Encodes unit `index` in place: `data` (its plaintext, at most one unit) becomes
+    /// the unit's stored data and `trailer` ([`Self::overhead`] bytes) receives the rest.
+    /// The stored unit is `data ‖ trailer`.
+    pub fn seal_unit(&self, index: u64, is_final: bool, data: &mut [u8], trailer: &mut [u8]) -> Result<(), Error> {
+        if data.len() > self.unit_size() {
+            return Err(Error::InvalidParameter("unit data is longer than the unit size"));
         }
         match &self.codec {
-            UnitCodec::Aont(s) => s.encode(&self.digest, index, is_final, buf)?,
-            UnitCodec::Stream { gcm, aad } => stream::seal_chunk(gcm, aad, index, is_final, buf)?,
+            UnitCodec::Aont(s) => s.encode(&self.digest, index, is_final, data, trailer_mut(trailer)?)?,
+            UnitCodec::Stream { gcm, aad } => stream::seal_chunk(gcm, aad, index, is_final, data, trailer_mut(trailer)?)?,
         }
         Ok(())
     }
+}
+
+fn trailer_mut<const N: usize>(t: &mut [u8]) -> Result<&mut [u8; N], Error> {
+    t.try_into().map_err(|_| Error::InvalidParameter("unit trailer has the wrong size"))
 }
 
 /// Decrypts one object: holds its parsed header and recovered keys.
@@ -200,17 +205,19 @@ impl Opener {
         self.header.layout_for_stored(stored_len)
     }
 
-    /// Decodes unit `index` in place; on success its plaintext is `buf[..returned]`. On
-    /// failure nothing in `buf` may be released.
-    pub fn open_unit(&self, index: u64, is_final: bool, buf: &mut [u8]) -> Result<usize, Error> {
-        let max = self.header.unit_size as usize + self.header.mode.overhead();
-        if buf.len() > max {
-            return Err(Error::Corrupted { unit: index });
+    /// Decodes unit `index` in place from its stored `data ‖ trailer` split; on success
+    /// `data` holds the plaintext. On failure nothing in `data` may be released.
+    pub fn open_unit(&self, index: u64, is_final: bool, data: &mut [u8], trailer: &[u8]) -> Result<(), Error> {
+        let corrupted = Error::Corrupted { unit: index };
+        if data.len() > self.header.unit_size as usize {
+            return Err(corrupted);
         }
         let r = match &self.codec {
-            UnitCodec::Aont(s) => s.decode(&self.digest, index, is_final, buf),
-            UnitCodec::Stream { gcm, aad } => stream::open_chunk(gcm, aad, index, is_final, buf),
+            UnitCodec::Aont(s) => s.decode(&self.digest, index, is_final, data, trailer.try_into().map_err(|_| corrupted.clone())?),
+            UnitCodec::Stream { gcm, aad } => {
+                stream::open_chunk(gcm, aad, index, is_final, data, trailer.try_into().map_err(|_| corrupted.clone())?)
+            }
         };
-        r.map_err(|_| Error::Corrupted { unit: index })
+        r.map_err(|_| corrupted)
     }
 }

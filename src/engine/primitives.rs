@@ -16,7 +16,8 @@ use std::str::FromStr;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{AES_256, EncryptingKey, EncryptionContext, UnboundCipherKey};
-use ctr::cipher::{KeyIvInit, StreamCipher};
+use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use zeroize::Zeroize;
 use sha2::Digest;
 
 use super::key::SecretKey;
@@ -179,19 +180,29 @@ impl CtrImpl {
     }
 }
 
-/// XORs `buf` with the AES-256-CTR keystream for `key`, counter block starting at zero
-/// (128-bit big-endian). Used only with single-use keys. Encrypts and decrypts alike.
-pub fn ctr_xor(imp: CtrImpl, key: &SecretKey, buf: &mut [u8]) -> Result<(), PrimitiveError> {
+/// XORs `buf` with the AES-256-CTR keystream for `key` from byte `pos` on, the counter
+/// block starting at zero (128-bit big-endian). Used only with single-use keys. Encrypts
+/// and decrypts alike.
+pub fn ctr_xor_at(imp: CtrImpl, key: &SecretKey, pos: u64, buf: &mut [u8]) -> Result<(), PrimitiveError> {
     match imp {
         CtrImpl::AwsLc => {
+            let skip = (pos % 16) as usize;
+            let iv = u128::from(pos / 16).to_be_bytes();
             let unbound = UnboundCipherKey::new(&AES_256, key.expose()).map_err(|_| PrimitiveError)?;
             let enc = EncryptingKey::ctr(unbound).map_err(|_| PrimitiveError)?;
-            let ctx = EncryptionContext::Iv128([0u8; 16].into());
-            enc.less_safe_encrypt(buf, ctx).map_err(|_| PrimitiveError)?;
+            if skip == 0 {
+                enc.less_safe_encrypt(buf, EncryptionContext::Iv128(iv.into())).map_err(|_| PrimitiveError)?;
+            } else {
+                let mut stream = vec![0u8; skip + buf.len()];
+                enc.less_safe_encrypt(&mut stream, EncryptionContext::Iv128(iv.into())).map_err(|_| PrimitiveError)?;
+                buf.iter_mut().zip(&stream[skip..]).for_each(|(b, k)| *b ^= k);
+                stream.zeroize();
+            }
             Ok(())
         }
         CtrImpl::RustCrypto => {
             let mut c = ctr::Ctr128BE::<aes::Aes256>::new(key.expose().into(), &[0u8; 16].into());
+            c.try_seek(pos).map_err(|_| PrimitiveError)?;
             c.try_apply_keystream(buf).map_err(|_| PrimitiveError)
         }
     }
@@ -320,10 +331,21 @@ mod tests {
         let key = SecretKey::from_bytes([5; 32]);
         let mut a = vec![0u8; 70_001];
         let mut b = a.clone();
-        ctr_xor(CtrImpl::AwsLc, &key, &mut a).unwrap();
-        ctr_xor(CtrImpl::RustCrypto, &key, &mut b).unwrap();
+        ctr_xor_at(CtrImpl::AwsLc, &key, 0, &mut a).unwrap();
+        ctr_xor_at(CtrImpl::RustCrypto, &key, 0, &mut b).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, vec![0u8; 70_001]);
+        for pos in [0u64, 5, 16, 69_999] {
+            for imp in [CtrImpl::AwsLc, CtrImpl::RustCrypto] {
+                let mut tail = vec![0u8; 37];
+                ctr_xor_at(imp, &key, pos, &mut tail).unwrap();
+                let p = pos as usize;
+                let want: Vec<u8> = (p..p + 37).map(|i| a.get(i).copied().unwrap_or(0)).collect();
+                if p + 37 <= a.len() {
+                    assert_eq!(tail, want, "{imp:?} at {pos}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! Guarantees: a chunk opens only at its own index, finality, header digest and part
 //! number, under the data key that sealed it.
 
-use super::format::STREAM_OVERHEAD;
 use super::primitives::{DIGEST_LEN, Gcm, NONCE_LEN, PrimitiveError, TAG_LEN};
 
 /// Length of the per-chunk associated data.
@@ -26,35 +25,29 @@ pub fn aad(digest: &[u8; DIGEST_LEN], part: u32) -> [u8; AAD_LEN] {
     a
 }
 
-/// Seals the plaintext in `buf[..buf.len() - 16]` in place and writes the tag after it.
+/// Seals chunk `index` in place: `data` becomes ciphertext, `tag` receives the GCM tag.
 pub fn seal_chunk(
     gcm: &Gcm,
     aad: &[u8; AAD_LEN],
     index: u64,
     is_final: bool,
-    buf: &mut [u8],
+    data: &mut [u8],
+    tag: &mut [u8; TAG_LEN],
 ) -> Result<(), PrimitiveError> {
-    let n = buf.len().checked_sub(STREAM_OVERHEAD).ok_or(PrimitiveError)?;
-    let (body, tag_slot) = buf.split_at_mut(n);
-    let tag = gcm.seal(&nonce(index, is_final), aad, body)?;
-    tag_slot.copy_from_slice(&tag);
+    *tag = gcm.seal(&nonce(index, is_final), aad, data)?;
     Ok(())
 }
 
-/// Opens a chunk in place; on success the plaintext is `buf[..returned]`.
+/// Opens chunk `index` in place. On failure `data` must not be released.
 pub fn open_chunk(
     gcm: &Gcm,
     aad: &[u8; AAD_LEN],
     index: u64,
     is_final: bool,
-    buf: &mut [u8],
-) -> Result<usize, PrimitiveError> {
-    let n = buf.len().checked_sub(STREAM_OVERHEAD).ok_or(PrimitiveError)?;
-    let (body, tag_slot) = buf.split_at_mut(n);
-    let mut tag = [0u8; TAG_LEN];
-    tag.copy_from_slice(tag_slot);
-    gcm.open(&nonce(index, is_final), aad, body, &tag)?;
-    Ok(n)
+    data: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), PrimitiveError> {
+    gcm.open(&nonce(index, is_final), aad, data, tag)
 }
 
 #[cfg(test)]
@@ -67,17 +60,18 @@ mod tests {
     fn chunks_bind_index_finality_digest_and_part() {
         let gcm = Gcm::new(Backend::Accelerated, &SecretKey::from_bytes([4; 32])).unwrap();
         let a = aad(&[1; 32], 0);
-        let mut buf = vec![7u8; 300 + STREAM_OVERHEAD];
-        seal_chunk(&gcm, &a, 5, false, &mut buf).unwrap();
-        assert!(open_chunk(&gcm, &a, 6, false, &mut buf.clone()).is_err());
-        assert!(open_chunk(&gcm, &a, 5, true, &mut buf.clone()).is_err());
-        assert!(open_chunk(&gcm, &aad(&[1; 32], 1), 5, false, &mut buf.clone()).is_err());
-        assert!(open_chunk(&gcm, &aad(&[2; 32], 0), 5, false, &mut buf.clone()).is_err());
+        let mut buf = vec![7u8; 300];
+        let mut tag = [0u8; TAG_LEN];
+        seal_chunk(&gcm, &a, 5, false, &mut buf, &mut tag).unwrap();
+        assert!(open_chunk(&gcm, &a, 6, false, &mut buf.clone(), &tag).is_err());
+        assert!(open_chunk(&gcm, &a, 5, true, &mut buf.clone(), &tag).is_err());
+        assert!(open_chunk(&gcm, &aad(&[1; 32], 1), 5, false, &mut buf.clone(), &tag).is_err());
+        assert!(open_chunk(&gcm, &aad(&[2; 32], 0), 5, false, &mut buf.clone(), &tag).is_err());
         let other = Gcm::new(Backend::Portable, &SecretKey::from_bytes([5; 32])).unwrap();
-        assert!(open_chunk(&other, &a, 5, false, &mut buf.clone()).is_err());
+        assert!(open_chunk(&other, &a, 5, false, &mut buf.clone(), &tag).is_err());
         let same = Gcm::new(Backend::Portable, &SecretKey::from_bytes([4; 32])).unwrap();
-        assert_eq!(open_chunk(&same, &a, 5, false, &mut buf).unwrap(), 300);
-        assert!(buf[..300].iter().all(|&b| b == 7));
+        open_chunk(&same, &a, 5, false, &mut buf, &tag).unwrap();
+        assert!(buf.iter().all(|&b| b == 7));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! they authenticate.
 
 use std::fs::File;
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 
 use memmap2::{Advice, Mmap, MmapOptions};
@@ -11,10 +12,29 @@ use rayon::prelude::*;
 
 use super::error::PipelineError;
 use super::progress::Progress;
-use super::units::{open_units, seal_units};
+use super::units::{UnitRef, open_each, seal_each, stored_slices, units_of};
 use super::{ByteRange, WINDOW_BYTES, units_per_task};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Error, Layout, Opener, SealSpec, Sealer};
+
+/// Writes all of `slices` at `offset`, with as few `pwritev` calls as the kernel allows.
+fn write_all_vectored_at(file: &File, slices: &mut [IoSlice<'_>], mut offset: u64) -> Result<(), PipelineError> {
+    let mut rest = slices;
+    while !rest.is_empty() {
+        match rustix::io::pwritev(file, &rest[..rest.len().min(1024)], offset) {
+            Ok(0) => {
+                return Err(PipelineError::io("cannot write the output file")(std::io::ErrorKind::WriteZero.into()));
+            }
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(PipelineError::io("cannot write the output file")(e.into())),
+        }
+    }
+    Ok(())
+}
 
 /// Maps `len` bytes of `file` from `offset`, read-only.
 fn map_window(file: &File, offset: u64, len: usize) -> Result<Mmap, PipelineError> {
@@ -50,38 +70,33 @@ pub fn encrypt_file(input: &File, output: &File, spec: &SealSpec, progress: &dyn
     let len = input.metadata().map_err(PipelineError::io("cannot read the input's size"))?.len();
     let sealer = Sealer::new(spec, Some(len))?;
     let layout = sealer.layout(len)?;
+    let overhead = sealer.overhead();
     output.set_len(layout.stored_len()).map_err(PipelineError::io("cannot size the output file"))?;
     output.write_all_at(sealer.header_bytes(), 0).map_err(PipelineError::io("cannot write the output file"))?;
-    if len == 0 {
-        let mut buf = vec![0u8; layout.overhead()];
-        seal_units(&sealer, &layout, 0, &mut buf, false)?;
-        output.write_all_at(&buf, layout.header_len()).map_err(PipelineError::io("cannot write the output file"))?;
-        return Ok(layout.stored_len());
-    }
     for window in windows(&layout, 0..layout.units()) {
         let start = layout.plain_offset(window.start);
         let last = window.end - 1;
         let end = layout.plain_offset(last) + layout.plain_len(last) as u64;
-        let map = map_window(input, start, (end - start) as usize)?;
-        tasks(&layout, window).into_par_iter().try_for_each_init(Vec::new, |buf: &mut Vec<u8>, (t0, t1)| {
-            let base = layout.stored_offset(t0);
-            let size = (layout.stored_offset(t1 - 1) + layout.stored_unit_len(t1 - 1) as u64 - base) as usize;
-            buf.clear();
-            buf.resize(size, 0);
-            let mut plain = 0u64;
-            for i in t0..t1 {
-                let p = (layout.plain_offset(i) - start) as usize;
-                let n = layout.plain_len(i);
-                let s = (layout.stored_offset(i) - base) as usize;
-                let src = map.get(p..p + n).ok_or(PipelineError::InputChanged { expected: len, got: start + p as u64 })?;
-                buf[s..s + n].copy_from_slice(src);
-                plain += n as u64;
-            }
-            seal_units(&sealer, &layout, t0, buf, false)?;
-            output.write_all_at(buf, base).map_err(PipelineError::io("cannot write the output file"))?;
-            progress.advance(plain);
-            Ok::<(), PipelineError>(())
-        })?;
+        let map = if end > start { Some(map_window(input, start, (end - start) as usize)?) } else { None };
+        let source: &[u8] = map.as_deref().unwrap_or(&[]);
+        tasks(&layout, window).into_par_iter().try_for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
+                let units = units_of(&layout, t0..t1);
+                let p = (layout.plain_offset(t0) - start) as usize;
+                let n: usize = units.iter().map(|u| u.len).sum();
+                let src = source.get(p..p + n).ok_or(PipelineError::InputChanged { expected: len, got: start + p as u64 })?;
+                data.clear();
+                data.extend_from_slice(src);
+                trailers.clear();
+                trailers.resize(units.len() * overhead, 0);
+                seal_each(&sealer, &units, data, trailers, false)?;
+                let mut slices = stored_slices(&units, data, trailers, overhead);
+                write_all_vectored_at(output, &mut slices, layout.stored_offset(t0))?;
+                progress.advance(n as u64);
+                Ok::<(), PipelineError>(())
+            },
+        )?;
     }
     let now = input.metadata().map_err(PipelineError::io("cannot read the input's size"))?.len();
     if now != len {
@@ -141,29 +156,37 @@ pub fn decrypt_file(
         let lastu = window.end - 1;
         let end = layout.stored_offset(lastu) + layout.stored_unit_len(lastu) as u64;
         let map = map_window(input, start, (end - start) as usize)?;
-        tasks(&layout, window).into_par_iter().try_for_each_init(Vec::new, |buf: &mut Vec<u8>, (t0, t1)| {
-            let base = layout.stored_offset(t0);
-            let s0 = (base - start) as usize;
-            let size = (layout.stored_offset(t1 - 1) + layout.stored_unit_len(t1 - 1) as u64 - base) as usize;
-            let src = map.get(s0..s0 + size).ok_or(PipelineError::InputChanged { expected: stored, got: start + s0 as u64 })?;
-            buf.clear();
-            buf.extend_from_slice(src);
-            open_units(opener, &layout, t0, buf, false)?;
-            let mut written = 0u64;
-            for i in t0..t1 {
-                let p0 = layout.plain_offset(i);
-                let (from, to) = (p0.max(first), (p0 + layout.plain_len(i) as u64).min(last));
-                if from >= to {
-                    continue;
+        tasks(&layout, window).into_par_iter().try_for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
+                let units = units_of(&layout, t0..t1);
+                gather(&map, start, &layout, &units, data, trailers)
+                    .ok_or(PipelineError::InputChanged { expected: stored, got: start + map.len() as u64 })?;
+                open_each(opener, &units, data, trailers, false)?;
+                let p0 = layout.plain_offset(t0);
+                let (from, to) = (p0.max(first), (p0 + data.len() as u64).min(last));
+                if from < to {
+                    let plain = &data[(from - p0) as usize..(to - p0) as usize];
+                    output.write_all_at(plain, from - first).map_err(PipelineError::io("cannot write the output file"))?;
+                    progress.advance(to - from);
                 }
-                let s = (layout.stored_offset(i) - base + (from - p0)) as usize;
-                let n = (to - from) as usize;
-                output.write_all_at(&buf[s..s + n], from - first).map_err(PipelineError::io("cannot write the output file"))?;
-                written += n as u64;
-            }
-            progress.advance(written);
-            Ok::<(), PipelineError>(())
-        })?;
+                Ok::<(), PipelineError>(())
+            },
+        )?;
     }
     Ok(last - first)
+}
+
+/// Copies the stored `units` from a window mapped at `start` into working form: data
+/// contiguous in `data`, trailers in `trailers`. `None` if the window is short.
+fn gather(map: &[u8], start: u64, layout: &Layout, units: &[UnitRef], data: &mut Vec<u8>, trailers: &mut Vec<u8>) -> Option<()> {
+    data.clear();
+    trailers.clear();
+    let overhead = layout.overhead();
+    for u in units {
+        let s = (layout.stored_offset(u.index) - start) as usize;
+        data.extend_from_slice(map.get(s..s + u.len)?);
+        trailers.extend_from_slice(map.get(s + u.len..s + u.len + overhead)?);
+    }
+    Some(())
 }

@@ -4,14 +4,14 @@
 //! between the stages give back-pressure, so at most `2 · CHANNEL_DEPTH + 3` batches are
 //! alive at once, whatever the input size.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IoSlice, Read, Write};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use rayon::prelude::*;
 
 use super::error::PipelineError;
 use super::progress::Progress;
+use super::units::{UnitRef, open_each, seal_each, stored_slices};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Backend, CustomerKey, Error, Opener, SealSpec, Sealer};
 
@@ -20,18 +20,11 @@ pub const BATCH_BYTES: usize = 4 << 20;
 /// Batches waiting between two stages.
 pub const CHANNEL_DEPTH: usize = 2;
 
-#[derive(Debug, Clone, Copy)]
-struct UnitMeta {
-    index: u64,
-    len: usize,
-    is_final: bool,
-}
-
-/// Whole units in stored layout: each unit's bytes followed by room for (or holding) its
-/// overhead.
+/// Whole units in working form (see [`super::units`]).
 struct Batch {
-    units: Vec<UnitMeta>,
-    buf: BytesMut,
+    units: Vec<UnitRef>,
+    data: BytesMut,
+    trailers: BytesMut,
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -52,30 +45,50 @@ fn at_eof(r: &mut impl BufRead) -> Result<bool, PipelineError> {
     Ok(r.fill_buf().map_err(PipelineError::io("cannot read the input"))?.is_empty())
 }
 
-/// Reader stage: cuts the input into units of `read_size` bytes (stored units when
-/// decrypting, plaintext units when encrypting) and leaves `room` bytes after each.
-fn read_units(
-    input: impl Read,
-    read_size: usize,
-    room: usize,
-    tx: Sender<Batch>,
-) -> Result<u64, PipelineError> {
+/// How the reader cuts the input into units.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// Plaintext units of `unit` bytes; trailers left zeroed for `overhead` bytes each.
+    Plain { unit: usize, overhead: usize },
+    /// Stored units of `unit + overhead` bytes, split into data and trailer.
+    Stored { unit: usize, overhead: usize },
+}
+
+/// Reader stage: cuts the input into batches of units and sends them on.
+fn read_units(input: impl Read, cut: Cut, tx: Sender<Batch>) -> Result<u64, PipelineError> {
+    let (unit, overhead, read_size) = match cut {
+        Cut::Plain { unit, overhead } => (unit, overhead, unit),
+        Cut::Stored { unit, overhead } => (unit, overhead, unit + overhead),
+    };
     let mut r = BufReader::with_capacity(256 << 10, input);
-    let per_batch = (BATCH_BYTES / read_size).max(1);
+    let per_batch = (BATCH_BYTES / unit).max(1);
     let mut index = 0u64;
     let mut total = 0u64;
     loop {
-        let mut buf = BytesMut::with_capacity(per_batch * (read_size + room));
+        let mut data = BytesMut::with_capacity(per_batch * unit + overhead);
+        let mut trailers = BytesMut::with_capacity(per_batch * overhead);
         let mut units = Vec::with_capacity(per_batch);
         let mut finished = false;
         while units.len() < per_batch {
-            let start = buf.len();
-            buf.resize(start + read_size, 0);
-            let n = read_full(&mut r, &mut buf[start..])?;
+            let start = data.len();
+            data.resize(start + read_size, 0);
+            let n = read_full(&mut r, &mut data[start..])?;
             let is_final = n < read_size || at_eof(&mut r)?;
-            buf.truncate(start + n);
-            buf.resize(start + n + room, 0);
-            units.push(UnitMeta { index, len: n, is_final });
+            let len = match cut {
+                Cut::Plain { .. } => {
+                    trailers.resize(trailers.len() + overhead, 0);
+                    n
+                }
+                Cut::Stored { .. } => {
+                    if n < overhead || (n == overhead && index > 0) {
+                        return Err(Error::Truncated { expected: total + read_size as u64, found: total + n as u64 }.into());
+                    }
+                    trailers.extend_from_slice(&data[start + n - overhead..start + n]);
+                    n - overhead
+                }
+            };
+            data.truncate(start + len);
+            units.push(UnitRef { index, len, is_final });
             index += 1;
             total += n as u64;
             if is_final {
@@ -83,7 +96,7 @@ fn read_units(
                 break;
             }
         }
-        if tx.send(Batch { units, buf }).is_err() || finished {
+        if tx.send(Batch { units, data, trailers }).is_err() || finished {
             // A closed channel means a later stage stopped; it reports why.
             return Ok(total);
         }
@@ -94,15 +107,14 @@ fn read_units(
 /// place, `write` emits it. Returns the reader's byte count.
 fn run<R: Read + Send>(
     input: R,
-    read_size: usize,
-    room: usize,
+    cut: Cut,
     work: &(dyn Fn(&mut Batch) -> Result<(), PipelineError> + Sync),
     write: &mut dyn FnMut(&Batch) -> Result<(), PipelineError>,
 ) -> Result<u64, PipelineError> {
     let (tx_read, rx_read): (Sender<Batch>, Receiver<Batch>) = bounded(CHANNEL_DEPTH);
     let (tx_done, rx_done): (Sender<Batch>, Receiver<Batch>) = bounded(CHANNEL_DEPTH);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_units(input, read_size, room, tx_read));
+        let reader = s.spawn(move || read_units(input, cut, tx_read));
         let worker = s.spawn(move || {
             for mut batch in rx_read {
                 work(&mut batch)?;
@@ -129,16 +141,18 @@ fn run<R: Read + Send>(
     })
 }
 
-/// Splits a batch buffer into `(meta, unit bytes)` pairs.
-fn split_units<'a>(units: &[UnitMeta], buf: &'a mut [u8], stored: impl Fn(&UnitMeta) -> usize) -> Vec<(UnitMeta, &'a mut [u8])> {
-    let mut out = Vec::with_capacity(units.len());
-    let mut rest = buf;
-    for u in units {
-        let (head, tail) = rest.split_at_mut(stored(u).min(rest.len()));
-        out.push((*u, head));
-        rest = tail;
+/// Writes every slice in full.
+fn write_all_vectored(output: &mut dyn Write, slices: &mut [IoSlice<'_>]) -> Result<(), PipelineError> {
+    let mut rest = slices;
+    while !rest.is_empty() {
+        match output.write_vectored(rest) {
+            Ok(0) => return Err(PipelineError::io("cannot write the output")(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(PipelineError::io("cannot write the output")(e)),
+        }
     }
-    out
+    Ok(())
 }
 
 /// Encrypts `input` into `output` as one object. `expected_len`, when given, is written
@@ -155,17 +169,14 @@ pub fn encrypt_stream<R: Read + Send>(
     let overhead = sealer.overhead();
     output.write_all(sealer.header_bytes()).map_err(PipelineError::io("cannot write the output"))?;
     let work = |b: &mut Batch| -> Result<(), PipelineError> {
-        split_units(&b.units, &mut b.buf, |u| u.len + overhead)
-            .into_par_iter()
-            .try_for_each(|(u, bytes)| sealer.seal_unit(u.index, u.is_final, bytes))?;
-        Ok(())
+        Ok(seal_each(&sealer, &b.units, &mut b.data, &mut b.trailers, true)?)
     };
     let mut write = |b: &Batch| -> Result<(), PipelineError> {
-        output.write_all(&b.buf).map_err(PipelineError::io("cannot write the output"))?;
-        progress.advance(b.units.iter().map(|u| u.len as u64).sum());
+        write_all_vectored(output, &mut stored_slices(&b.units, &b.data, &b.trailers, overhead))?;
+        progress.advance(b.data.len() as u64);
         Ok(())
     };
-    let total = run(input, sealer.unit_size(), overhead, &work, &mut write)?;
+    let total = run(input, Cut::Plain { unit: sealer.unit_size(), overhead }, &work, &mut write)?;
     if let Some(expected) = expected_len.filter(|&e| e != total) {
         return Err(PipelineError::InputChanged { expected, got: total });
     }
@@ -200,30 +211,18 @@ pub fn decrypt_stream<R: Read + Send>(
     let header = read_stream_header(&mut input)?;
     let opener = Opener::new(&header, key, backend)?;
     let overhead = opener.header().mode.overhead();
-    let stored_unit = opener.header().unit_size as usize + overhead;
+    let unit = opener.header().unit_size as usize;
     let mut plain_total = 0u64;
     let work = |b: &mut Batch| -> Result<(), PipelineError> {
-        let units = split_units(&b.units, &mut b.buf, |u| u.len);
-        units.into_par_iter().try_for_each(|(u, bytes)| {
-            if u.len < overhead || (u.len == overhead && u.index > 0) {
-                return Err(Error::Corrupted { unit: u.index });
-            }
-            opener.open_unit(u.index, u.is_final, bytes).map(|_| ())
-        })?;
-        Ok(())
+        Ok(open_each(&opener, &b.units, &mut b.data, &mut b.trailers, true)?)
     };
     let mut write = |b: &Batch| -> Result<(), PipelineError> {
-        let mut off = 0;
-        for u in &b.units {
-            let n = u.len - overhead;
-            output.write_all(&b.buf[off..off + n]).map_err(PipelineError::io("cannot write the output"))?;
-            off += u.len;
-            plain_total += n as u64;
-            progress.advance(n as u64);
-        }
+        output.write_all(&b.data).map_err(PipelineError::io("cannot write the output"))?;
+        plain_total += b.data.len() as u64;
+        progress.advance(b.data.len() as u64);
         Ok(())
     };
-    run(input, stored_unit, 0, &work, &mut write)?;
+    run(input, Cut::Stored { unit, overhead }, &work, &mut write)?;
     if let Some(expected) = opener.header().plaintext_len.filter(|&l| l != plain_total) {
         return Err(Error::Truncated { expected, found: plain_total }.into());
     }
