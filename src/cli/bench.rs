@@ -123,8 +123,8 @@ pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     let customer = CustomerKey::new(key.clone());
     let sse_c = SealSpec::new(Protection::SseC(customer.clone()), backend);
     let (seal, open) = seal_open(&sse_c, Some(&customer), &plain, secs)?;
-    push("STREAM seal (64 KiB chunks)", seal, Some(("aws-lc-rs GCM", raw_gcm)));
-    push("STREAM open (64 KiB chunks)", open, Some(("aws-lc-rs GCM", raw_gcm)));
+    push("STREAM seal (256 KiB chunks)", seal, Some(("aws-lc-rs GCM", raw_gcm)));
+    push("STREAM open (256 KiB chunks)", open, Some(("aws-lc-rs GCM", raw_gcm)));
 
     let paper = SealSpec { aont_cipher: CipherId::Aes256Ctr, aont_hash: HashId::Sha256, ..SealSpec::new(Protection::Aont, backend) };
     let (paper_enc, paper_dec) = seal_open(&paper, None, &plain, secs)?;

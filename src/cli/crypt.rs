@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -12,7 +12,7 @@ use super::ModeArg;
 use super::keyfile::read_key;
 use super::progress::Bar;
 use cipherstore::engine::format::Header;
-use cipherstore::engine::{Backend, CustomerKey, Opener, Protection, SealSpec};
+use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec};
 use cipherstore::pipeline::output::AtomicOutput;
 use cipherstore::pipeline::{ByteRange, file, stream};
 
@@ -85,25 +85,40 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// What `cipherstore encrypt` was asked for.
+pub struct EncryptOptions {
+    /// Protection mode.
+    pub mode: ModeArg,
+    /// Customer key file (SSE-C).
+    pub key_file: Option<PathBuf>,
+    /// Unit size override.
+    pub unit_size: Option<u32>,
+    /// AONT-RS cipher override.
+    pub aont_cipher: Option<CipherId>,
+    /// AONT-RS hash override.
+    pub aont_hash: Option<HashId>,
+}
+
 /// `cipherstore encrypt`.
-pub fn encrypt(
-    input: &Path,
-    output: &Path,
-    mode: ModeArg,
-    key_file: Option<&Path>,
-    unit_size: Option<u32>,
-    backend: Backend,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let protection = match (mode, key_file) {
+pub fn encrypt(input: &Path, output: &Path, options: &EncryptOptions, backend: Backend, quiet: bool) -> anyhow::Result<()> {
+    if options.mode != ModeArg::Aont && (options.aont_cipher.is_some() || options.aont_hash.is_some()) {
+        bail!("--aont-cipher and --aont-hash apply to --mode aont only");
+    }
+    let protection = match (options.mode, options.key_file.as_deref()) {
         (ModeArg::Aont, None) => Protection::Aont,
         (ModeArg::Aont, Some(_)) => bail!("--key-file is used with --mode sse-c; AONT-RS needs no key"),
         (ModeArg::SseC, Some(k)) => Protection::SseC(CustomerKey::new(read_key(k)?)),
         (ModeArg::SseC, None) => bail!("--mode sse-c needs --key-file FILE (a 256-bit key)"),
     };
     let mut spec = SealSpec::new(protection, backend);
-    if let Some(u) = unit_size {
+    if let Some(u) = options.unit_size {
         spec.unit_size = u;
+    }
+    if let Some(c) = options.aont_cipher {
+        spec.aont_cipher = c;
+    }
+    if let Some(h) = options.aont_hash {
+        spec.aont_hash = h;
     }
     let source = open_input(input)?;
     let out = open_output(output, "an encrypted object")?;

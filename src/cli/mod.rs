@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use cipherstore::engine::Backend;
+use cipherstore::engine::{Backend, CipherId, HashId};
 use cipherstore::engine::cpu::CpuReport;
 
 /// Encrypting object storage: every stored byte goes through AONT-RS or chunked AES-256-GCM.
@@ -87,9 +87,33 @@ struct EncryptArgs {
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// Unit size: segment (AONT-RS) or chunk (SSE-C) plaintext bytes, 4K to 16M
-    /// (suffixes K and M).
+    /// (suffixes K and M). Range reads decrypt whole units.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     unit_size: Option<u32>,
+    /// AONT-RS cipher E (default: ctr). `gcm` uses the GCM tag as the canary.
+    #[arg(long, value_enum, value_name = "E")]
+    aont_cipher: Option<AontCipherArg>,
+    /// AONT-RS hash H (default: blake3). `sha256` with `ctr` is the paper's construction.
+    #[arg(long, value_enum, value_name = "H")]
+    aont_hash: Option<AontHashArg>,
+}
+
+/// AONT-RS ciphers.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum AontCipherArg {
+    /// AES-256-CTR with a 16-byte canary.
+    Ctr,
+    /// AES-256-GCM.
+    Gcm,
+}
+
+/// AONT-RS hashes.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum AontHashArg {
+    /// SHA-256.
+    Sha256,
+    /// BLAKE3.
+    Blake3,
 }
 
 #[derive(clap::Args, Debug)]
@@ -138,7 +162,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("cannot start the worker pool")?;
     }
     match cli.command {
-        Command::Encrypt(a) => crypt::encrypt(&a.input, &a.output, a.mode, a.key_file.as_deref(), a.unit_size, backend, cli.quiet),
+        Command::Encrypt(a) => {
+            let options = crypt::EncryptOptions {
+                mode: a.mode,
+                key_file: a.key_file,
+                unit_size: a.unit_size,
+                aont_cipher: a.aont_cipher.map(|c| match c {
+                    AontCipherArg::Ctr => CipherId::Aes256Ctr,
+                    AontCipherArg::Gcm => CipherId::Aes256Gcm,
+                }),
+                aont_hash: a.aont_hash.map(|h| match h {
+                    AontHashArg::Sha256 => HashId::Sha256,
+                    AontHashArg::Blake3 => HashId::Blake3,
+                }),
+            };
+            crypt::encrypt(&a.input, &a.output, &options, backend, cli.quiet)
+        }
         Command::Decrypt(a) => crypt::decrypt(&a.input, &a.output, a.key_file.as_deref(), a.range, backend, cli.quiet),
         Command::Inspect { input } => crypt::inspect(&input),
         Command::Cpu { json } => {

@@ -13,9 +13,9 @@ use super::stream::{self, AAD_LEN};
 /// Default AONT-RS segment size (FORMAT.md §4).
 pub const DEFAULT_SEGMENT_SIZE: u32 = 1 << 20;
 /// Default STREAM chunk size (FORMAT.md §4).
-pub const DEFAULT_CHUNK_SIZE: u32 = 64 << 10;
+pub const DEFAULT_CHUNK_SIZE: u32 = 256 << 10;
 /// Default AONT-RS cipher.
-pub const DEFAULT_AONT_CIPHER: CipherId = CipherId::Aes256Ctr;
+pub const DEFAULT_AONT_CIPHER: CipherId = CipherId::Aes256Gcm;
 /// Default AONT-RS hash.
 pub const DEFAULT_AONT_HASH: HashId = HashId::Blake3;
 

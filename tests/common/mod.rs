@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests: deterministic plaintext and in-memory
+//! encrypt/decrypt through the streaming pipeline.
+
+#![allow(dead_code)]
+
+use std::io::Cursor;
+
+use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
+use cipherstore::pipeline::{PipelineError, stream};
+
+/// Deterministic, non-repeating-looking bytes.
+pub fn plaintext(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(12345);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+pub fn customer_key(b: u8) -> CustomerKey {
+    CustomerKey::new(SecretKey::from_bytes([b; 32]))
+}
+
+pub fn aont_spec(unit: u32) -> SealSpec {
+    SealSpec { unit_size: unit, ..SealSpec::new(Protection::Aont, Backend::Accelerated) }
+}
+
+pub fn sse_c_spec(unit: u32, key: &CustomerKey) -> SealSpec {
+    SealSpec { unit_size: unit, ..SealSpec::new(Protection::SseC(key.clone()), Backend::Accelerated) }
+}
+
+/// Encrypts through the stream pipeline into memory.
+pub fn encrypt(spec: &SealSpec, plain: &[u8], len_known: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let len = len_known.then_some(plain.len() as u64);
+    stream::encrypt_stream(Cursor::new(plain.to_vec()), &mut out, spec, len, &()).unwrap();
+    out
+}
+
+/// Decrypts through the stream pipeline from memory.
+pub fn decrypt(object: &[u8], key: Option<&CustomerKey>, backend: Backend) -> Result<Vec<u8>, PipelineError> {
+    let mut out = Vec::new();
+    stream::decrypt_stream(Cursor::new(object.to_vec()), &mut out, key, backend, &())?;
+    Ok(out)
+}
