@@ -1,0 +1,47 @@
+# Shared helpers for scripts/*: installing what is missing, the Python tools' venv.
+# Sourced, not run.
+
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+_apt_updated=""
+# need_apt PACKAGE... : installs the Debian packages that are not installed yet.
+need_apt() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (apt)"
+  if [ -z "$_apt_updated" ]; then as_root apt-get update -qq; _apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# need_rust: the project builds with the machine's stable toolchain (1.95).
+need_rust() {
+  if ! command -v cargo >/dev/null; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null || { echo "cargo (Rust 1.95) is required: https://rustup.rs" >&2; return 1; }
+  need_apt gcc libc6-dev make pkg-config
+}
+
+# python_venv: .venv with the pinned Python tools (scripts/requirements.txt); prints its python.
+python_venv() {
+  local root; root=$(repo_root)
+  local venv="$root/.venv" req="$root/scripts/requirements.txt"
+  if ! python3 -m venv --help >/dev/null 2>&1; then need_apt python3 python3-venv; fi
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
+    log "preparing Python tools in .venv"
+    python3 -m venv "$venv" >&2 || { need_apt python3-venv; python3 -m venv "$venv" >&2; }
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+    cp "$req" "$venv/.requirements"
+  fi
+  echo "$venv/bin/python"
+}
