@@ -79,8 +79,8 @@ fn default_unit_sizes_round_trip_at_their_boundaries() {
 }
 
 #[test]
-fn large_object_spans_several_mapped_windows() {
-    // 70 MiB crosses two 32 MiB window boundaries with the default segment size.
+fn large_object_round_trips_across_many_tasks() {
+    // 70 MiB: 70 one-segment tasks across the pool, and a range spanning many of them.
     let plain = plaintext(70 << 20, 9);
     let dir = tempfile::tempdir().unwrap();
     let obj = file_encrypt(&dir, &aont_spec(DEFAULT_SEGMENT_SIZE), &plain);

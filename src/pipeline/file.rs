@@ -1,7 +1,8 @@
-//! File to file: the input is memory-mapped one window at a time (never whole, so resident
-//! memory stays bounded), each window's units are processed across the rayon pool, and
-//! every task writes its result with a positional write. Units are released only after
-//! they authenticate.
+//! File to file: the units are split into tasks of about [`super::TASK_BYTES`] that run
+//! across the rayon pool; each task maps only its own slice of the input (so resident
+//! memory stays bounded by the pool size, whatever the file size, and page-table work runs
+//! in parallel), seals or opens its units, and writes them with one positional vectored
+//! write. Units are released only after they authenticate.
 
 use std::fs::File;
 use std::io::IoSlice;
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 use super::error::PipelineError;
 use super::progress::Progress;
 use super::units::{UnitRef, open_each, seal_each, stored_slices, units_of};
-use super::{ByteRange, WINDOW_BYTES, units_per_task};
+use super::{ByteRange, units_per_task};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Error, Layout, Opener, SealSpec, Sealer};
 
@@ -37,12 +38,12 @@ fn write_all_vectored_at(file: &File, slices: &mut [IoSlice<'_>], mut offset: u6
 }
 
 /// Maps `len` bytes of `file` from `offset`, read-only.
-fn map_window(file: &File, offset: u64, len: usize) -> Result<Mmap, PipelineError> {
+fn map_range(file: &File, offset: u64, len: usize) -> Result<Mmap, PipelineError> {
     // SAFETY: the mapping is read-only and private to this function's caller, and lives
-    // only while one window is processed. The file is opened by cipherstore for reading;
+    // only while one task runs. The file is opened by cipherstore for reading;
     // if another process truncates it meanwhile, reads past the new end fault (SIGBUS),
     // the accepted hazard of mapping files (as in ripgrep); the size is re-checked after
-    // the last window so a file that changed is reported, never encrypted silently.
+    // the last task so a file that changed is reported, never encrypted silently.
     let map = unsafe { MmapOptions::new().offset(offset).len(len).map(file) }
         .map_err(PipelineError::io("cannot map the input file"))?;
     // Advice is only a hint; failure to apply it changes nothing.
@@ -50,18 +51,11 @@ fn map_window(file: &File, offset: u64, len: usize) -> Result<Mmap, PipelineErro
     Ok(map)
 }
 
-/// Unit windows covering `units`, each at most [`WINDOW_BYTES`] of plaintext.
-fn windows(layout: &Layout, units: std::ops::Range<u64>) -> impl Iterator<Item = std::ops::Range<u64>> {
-    let per = (WINDOW_BYTES / layout.unit_size()).max(1) as u64;
-    let end = units.end;
-    (units.start..end).step_by(per as usize).map(move |w| w..(w + per).min(end))
-}
-
-/// Task groups (first unit, end unit) within a window.
-fn tasks(layout: &Layout, window: std::ops::Range<u64>) -> Vec<(u64, u64)> {
+/// Task groups `(first unit, end unit)` covering `units`.
+fn tasks(layout: &Layout, units: std::ops::Range<u64>) -> Vec<(u64, u64)> {
     let per = units_per_task(layout.unit_size()) as u64;
-    let end = window.end;
-    (window.start..end).step_by(per as usize).map(|t| (t, (t + per).min(end))).collect()
+    let end = units.end;
+    (units.start..end).step_by(per as usize).map(|t| (t, (t + per).min(end))).collect()
 }
 
 /// Encrypts the regular file `input` into `output` (which it sizes and fills from byte 0).
@@ -73,31 +67,26 @@ pub fn encrypt_file(input: &File, output: &File, spec: &SealSpec, progress: &dyn
     let overhead = sealer.overhead();
     output.set_len(layout.stored_len()).map_err(PipelineError::io("cannot size the output file"))?;
     output.write_all_at(sealer.header_bytes(), 0).map_err(PipelineError::io("cannot write the output file"))?;
-    for window in windows(&layout, 0..layout.units()) {
-        let start = layout.plain_offset(window.start);
-        let last = window.end - 1;
-        let end = layout.plain_offset(last) + layout.plain_len(last) as u64;
-        let map = if end > start { Some(map_window(input, start, (end - start) as usize)?) } else { None };
-        let source: &[u8] = map.as_deref().unwrap_or(&[]);
-        tasks(&layout, window).into_par_iter().try_for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
-                let units = units_of(&layout, t0..t1);
-                let p = (layout.plain_offset(t0) - start) as usize;
-                let n: usize = units.iter().map(|u| u.len).sum();
-                let src = source.get(p..p + n).ok_or(PipelineError::InputChanged { expected: len, got: start + p as u64 })?;
-                data.clear();
-                data.extend_from_slice(src);
-                trailers.clear();
-                trailers.resize(units.len() * overhead, 0);
-                seal_each(&sealer, &units, data, trailers, false)?;
-                let mut slices = stored_slices(&units, data, trailers, overhead);
-                write_all_vectored_at(output, &mut slices, layout.stored_offset(t0))?;
-                progress.advance(n as u64);
-                Ok::<(), PipelineError>(())
-            },
-        )?;
-    }
+    tasks(&layout, 0..layout.units()).into_par_iter().try_for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
+            let units = units_of(&layout, t0..t1);
+            let start = layout.plain_offset(t0);
+            let n: usize = units.iter().map(|u| u.len).sum();
+            data.clear();
+            if n > 0 {
+                let map = map_range(input, start, n)?;
+                data.extend_from_slice(&map);
+            }
+            trailers.clear();
+            trailers.resize(units.len() * overhead, 0);
+            seal_each(&sealer, &units, data, trailers, false)?;
+            let mut slices = stored_slices(&units, data, trailers, overhead);
+            write_all_vectored_at(output, &mut slices, layout.stored_offset(t0))?;
+            progress.advance(n as u64);
+            Ok::<(), PipelineError>(())
+        },
+    )?;
     let now = input.metadata().map_err(PipelineError::io("cannot read the input's size"))?.len();
     if now != len {
         return Err(PipelineError::InputChanged { expected: len, got: now });
@@ -151,29 +140,27 @@ pub fn decrypt_file(
         None => (0..layout.units(), 0, layout.plaintext_len()),
     };
     output.set_len(last - first).map_err(PipelineError::io("cannot size the output file"))?;
-    for window in windows(&layout, units) {
-        let start = layout.stored_offset(window.start);
-        let lastu = window.end - 1;
-        let end = layout.stored_offset(lastu) + layout.stored_unit_len(lastu) as u64;
-        let map = map_window(input, start, (end - start) as usize)?;
-        tasks(&layout, window).into_par_iter().try_for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
-                let units = units_of(&layout, t0..t1);
-                gather(&map, start, &layout, &units, data, trailers)
-                    .ok_or(PipelineError::InputChanged { expected: stored, got: start + map.len() as u64 })?;
-                open_each(opener, &units, data, trailers, false)?;
-                let p0 = layout.plain_offset(t0);
-                let (from, to) = (p0.max(first), (p0 + data.len() as u64).min(last));
-                if from < to {
-                    let plain = &data[(from - p0) as usize..(to - p0) as usize];
-                    output.write_all_at(plain, from - first).map_err(PipelineError::io("cannot write the output file"))?;
-                    progress.advance(to - from);
-                }
-                Ok::<(), PipelineError>(())
-            },
-        )?;
-    }
+    tasks(&layout, units).into_par_iter().try_for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
+            let units = units_of(&layout, t0..t1);
+            let start = layout.stored_offset(t0);
+            let len = layout.stored_offset(t1 - 1) + layout.stored_unit_len(t1 - 1) as u64 - start;
+            let map = map_range(input, start, len as usize)?;
+            gather(&map, start, &layout, &units, data, trailers)
+                .ok_or(PipelineError::InputChanged { expected: stored, got: start + map.len() as u64 })?;
+            drop(map);
+            open_each(opener, &units, data, trailers, false)?;
+            let p0 = layout.plain_offset(t0);
+            let (from, to) = (p0.max(first), (p0 + data.len() as u64).min(last));
+            if from < to {
+                let plain = &data[(from - p0) as usize..(to - p0) as usize];
+                output.write_all_at(plain, from - first).map_err(PipelineError::io("cannot write the output file"))?;
+                progress.advance(to - from);
+            }
+            Ok::<(), PipelineError>(())
+        },
+    )?;
     Ok(last - first)
 }
 

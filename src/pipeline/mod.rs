@@ -1,5 +1,5 @@
-//! Moving bytes through the engine. Files are memory-mapped in bounded windows and their
-//! units processed across a rayon pool with positional writes ([`file`]); streams (stdin
+//! Moving bytes through the engine. Files are memory-mapped a task's slice at a time and
+//! their units processed across a rayon pool with positional writes ([`file`]); streams (stdin
 //! now, network bodies later) flow through bounded crossbeam channels of `bytes` buffers
 //! with back-pressure ([`stream`]). Memory stays bounded whatever the input size. The
 //! pipeline never chooses keys or algorithms: it is handed a `Sealer` or an `Opener`.
@@ -16,8 +16,6 @@ pub use progress::Progress;
 
 /// Plaintext bytes a parallel task handles at once (a whole number of units, at least one).
 pub const TASK_BYTES: usize = 1 << 20;
-/// Plaintext bytes a file window maps at once.
-pub const WINDOW_BYTES: usize = 32 << 20;
 
 /// Units per parallel task for a unit size.
 pub(crate) fn units_per_task(unit_size: usize) -> usize {
