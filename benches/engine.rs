@@ -13,7 +13,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use cipherstore::engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor_at};
-use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::engine::{
+    Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey,
+};
 use cipherstore::pipeline::units::InMemory;
 
 const N: usize = 64 << 20;
@@ -30,20 +32,30 @@ fn sealed(spec: &SealSpec, plain: &[u8]) -> (Sealer, InMemory) {
 }
 
 fn sse_c_spec(unit: u32) -> SealSpec {
-    let mut s = SealSpec::new(Protection::SseC(CustomerKey::new(SecretKey::from_bytes([7; 32]))), Backend::Accelerated);
+    let mut s = SealSpec::new(
+        Protection::SseC(CustomerKey::new(SecretKey::from_bytes([7; 32]))),
+        Backend::Accelerated,
+    );
     s.unit_size = unit;
     s
 }
 
 fn aont_spec(cipher: CipherId, hash: HashId, unit: u32, backend: Backend) -> SealSpec {
-    SealSpec { aont_cipher: cipher, aont_hash: hash, unit_size: unit, ..SealSpec::new(Protection::Aont, backend) }
+    SealSpec {
+        aont_cipher: cipher,
+        aont_hash: hash,
+        unit_size: unit,
+        ..SealSpec::new(Protection::Aont, backend)
+    }
 }
 
 fn bench_seal_open(c: &mut Criterion, group: &str, name: &str, spec: &SealSpec, plain: &[u8]) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(plain.len() as u64));
     let (sealer, mut object) = sealed(spec, plain);
-    g.bench_function(format!("{name}/seal"), |b| b.iter(|| black_box(&mut object).seal(&sealer, false).unwrap()));
+    g.bench_function(format!("{name}/seal"), |b| {
+        b.iter(|| black_box(&mut object).seal(&sealer, false).unwrap())
+    });
     let (sealer, pristine) = sealed(spec, plain);
     let key = match &spec.protection {
         Protection::SseC(k) => Some(k.clone()),
@@ -51,7 +63,11 @@ fn bench_seal_open(c: &mut Criterion, group: &str, name: &str, spec: &SealSpec, 
     };
     let opener = Opener::new(sealer.header_bytes(), key.as_ref(), spec.backend).unwrap();
     g.bench_function(format!("{name}/open"), |b| {
-        b.iter_batched_ref(|| pristine.clone(), |o| o.open(&opener, false).unwrap(), BatchSize::PerIteration)
+        b.iter_batched_ref(
+            || pristine.clone(),
+            |o| o.open(&opener, false).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 }
@@ -61,21 +77,35 @@ fn baseline(c: &mut Criterion) {
     let mut g = c.benchmark_group("baseline");
     g.throughput(Throughput::Bytes(N as u64));
     let mut dst = vec![0u8; N];
-    g.bench_function("memcpy", |b| b.iter(|| dst.copy_from_slice(black_box(&plain))));
+    g.bench_function("memcpy", |b| {
+        b.iter(|| dst.copy_from_slice(black_box(&plain)))
+    });
     let key = SecretKey::from_bytes([7; 32]);
     let mut buf = plain.clone();
     let aws = Gcm::new(Backend::Accelerated, &key).unwrap();
-    g.bench_function("aws-lc-rs-gcm/seal", |b| b.iter(|| aws.seal(&[1; 12], b"", black_box(&mut buf)).unwrap()));
+    g.bench_function("aws-lc-rs-gcm/seal", |b| {
+        b.iter(|| aws.seal(&[1; 12], b"", black_box(&mut buf)).unwrap())
+    });
     let tag = aws.seal(&[1; 12], b"", &mut buf).unwrap();
     let ct = buf.clone();
     g.bench_function("aws-lc-rs-gcm/open", |b| {
-        b.iter_batched_ref(|| ct.clone(), |w| aws.open(&[1; 12], b"", w, &tag).unwrap(), BatchSize::PerIteration)
+        b.iter_batched_ref(
+            || ct.clone(),
+            |w| aws.open(&[1; 12], b"", w, &tag).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
-    let ring_key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key.expose()).unwrap());
+    let ring_key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key.expose()).unwrap(),
+    );
     g.bench_function("ring-gcm/seal", |b| {
         b.iter(|| {
             ring_key
-                .seal_in_place_separate_tag(ring::aead::Nonce::assume_unique_for_key([1; 12]), ring::aead::Aad::empty(), black_box(&mut buf))
+                .seal_in_place_separate_tag(
+                    ring::aead::Nonce::assume_unique_for_key([1; 12]),
+                    ring::aead::Aad::empty(),
+                    black_box(&mut buf),
+                )
                 .unwrap()
         })
     });
@@ -83,11 +113,16 @@ fn baseline(c: &mut Criterion) {
         use aes_gcm_010::aead::{AeadInPlace, KeyInit};
         let rc = aes_gcm_010::Aes256Gcm::new(key.expose().into());
         g.bench_function("rustcrypto-aes-gcm-0.10/seal", |b| {
-            b.iter(|| rc.encrypt_in_place_detached(&[1u8; 12].into(), b"", black_box(&mut buf)).unwrap())
+            b.iter(|| {
+                rc.encrypt_in_place_detached(&[1u8; 12].into(), b"", black_box(&mut buf))
+                    .unwrap()
+            })
         });
     }
     let portable = Gcm::new(Backend::Portable, &key).unwrap();
-    g.bench_function("rustcrypto-aes-gcm-0.11/seal", |b| b.iter(|| portable.seal(&[1; 12], b"", black_box(&mut buf)).unwrap()));
+    g.bench_function("rustcrypto-aes-gcm-0.11/seal", |b| {
+        b.iter(|| portable.seal(&[1; 12], b"", black_box(&mut buf)).unwrap())
+    });
     g.finish();
 }
 
@@ -95,7 +130,13 @@ fn stream(c: &mut Criterion) {
     let plain = plaintext();
     bench_seal_open(c, "stream", "default-64KiB", &sse_c_spec(64 << 10), &plain);
     for unit in [16u32 << 10, 256 << 10, 1 << 20] {
-        bench_seal_open(c, "stream_chunk", &format!("{}KiB", unit >> 10), &sse_c_spec(unit), &plain);
+        bench_seal_open(
+            c,
+            "stream_chunk",
+            &format!("{}KiB", unit >> 10),
+            &sse_c_spec(unit),
+            &plain,
+        );
     }
     let mut portable = sse_c_spec(64 << 10);
     portable.backend = Backend::Portable;
@@ -110,16 +151,44 @@ fn aont(c: &mut Criterion) {
         (CipherId::Aes256Gcm, HashId::Blake3, "gcm-blake3"),
         (CipherId::Aes256Gcm, HashId::Sha256, "gcm-sha256"),
     ] {
-        bench_seal_open(c, "aont", name, &aont_spec(cipher, hash, 1 << 20, Backend::Accelerated), &plain);
+        bench_seal_open(
+            c,
+            "aont",
+            name,
+            &aont_spec(cipher, hash, 1 << 20, Backend::Accelerated),
+            &plain,
+        );
     }
-    bench_seal_open(c, "aont", "portable-ctr-blake3", &aont_spec(CipherId::Aes256Ctr, HashId::Blake3, 1 << 20, Backend::Portable), &plain);
+    bench_seal_open(
+        c,
+        "aont",
+        "portable-ctr-blake3",
+        &aont_spec(
+            CipherId::Aes256Ctr,
+            HashId::Blake3,
+            1 << 20,
+            Backend::Portable,
+        ),
+        &plain,
+    );
 }
 
 fn aont_segment(c: &mut Criterion) {
     let plain = plaintext();
     for unit in [64u32 << 10, 256 << 10, 1 << 20, 4 << 20] {
-        let spec = aont_spec(CipherId::Aes256Ctr, HashId::Blake3, unit, Backend::Accelerated);
-        bench_seal_open(c, "aont_segment", &format!("{}KiB", unit >> 10), &spec, &plain);
+        let spec = aont_spec(
+            CipherId::Aes256Ctr,
+            HashId::Blake3,
+            unit,
+            Backend::Accelerated,
+        );
+        bench_seal_open(
+            c,
+            "aont_segment",
+            &format!("{}KiB", unit >> 10),
+            &spec,
+            &plain,
+        );
     }
 }
 
@@ -129,7 +198,10 @@ fn primitives(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(N as u64));
     let key = SecretKey::from_bytes([7; 32]);
     let mut buf = plain.clone();
-    for (imp, name) in [(CtrImpl::AwsLc, "ctr/aws-lc-rs"), (CtrImpl::RustCrypto, "ctr/rustcrypto-aes-0.9")] {
+    for (imp, name) in [
+        (CtrImpl::AwsLc, "ctr/aws-lc-rs"),
+        (CtrImpl::RustCrypto, "ctr/rustcrypto-aes-0.9"),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for seg in buf.chunks_mut(1 << 20) {
@@ -139,30 +211,49 @@ fn primitives(c: &mut Criterion) {
         });
     }
     for (kind, backend, name) in [
-        (HashKind::Sha256, Backend::Accelerated, "hash/sha256-aws-lc-rs"),
-        (HashKind::Sha256, Backend::Portable, "hash/sha256-rustcrypto"),
+        (
+            HashKind::Sha256,
+            Backend::Accelerated,
+            "hash/sha256-aws-lc-rs",
+        ),
+        (
+            HashKind::Sha256,
+            Backend::Portable,
+            "hash/sha256-rustcrypto",
+        ),
         (HashKind::Blake3, Backend::Accelerated, "hash/blake3"),
     ] {
-        g.bench_function(name, |b| b.iter(|| Hasher::digest(kind, backend, &[black_box(&plain)])));
+        g.bench_function(name, |b| {
+            b.iter(|| Hasher::digest(kind, backend, &[black_box(&plain)]))
+        });
     }
     g.finish();
 }
 
 fn threads(c: &mut Criterion) {
     let plain = plaintext();
-    let spec = aont_spec(CipherId::Aes256Ctr, HashId::Blake3, 1 << 20, Backend::Accelerated);
+    let spec = aont_spec(
+        CipherId::Aes256Ctr,
+        HashId::Blake3,
+        1 << 20,
+        Backend::Accelerated,
+    );
     let (sealer, mut object) = sealed(&spec, &plain);
     let mut g = c.benchmark_group("threads");
     g.throughput(Throughput::Bytes(N as u64));
     for t in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap();
         g.bench_function(format!("aont-encode/rayon-{t}"), |b| {
             b.iter(|| pool.install(|| black_box(&mut object).seal(&sealer, true).unwrap()))
         });
     }
     // The machine's own scaling: the same total work as one or two fully independent
     // threads, each with its own buffer and object (no shared state at all).
-    let mut halves: Vec<(Sealer, InMemory)> = plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
+    let mut halves: Vec<(Sealer, InMemory)> =
+        plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
     g.bench_function("independent/1-thread", |b| {
         b.iter(|| {
             for (s, o) in halves.iter_mut() {

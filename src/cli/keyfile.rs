@@ -14,7 +14,8 @@ use cipherstore::engine::key::KEY_LEN;
 
 /// Reads and decodes the key in `path`.
 pub fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open key file {}", path.display()))?;
+    let mut file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open key file {}", path.display()))?;
     if let Ok(meta) = file.metadata()
         && meta.permissions().mode() & 0o077 != 0
     {
@@ -46,11 +47,18 @@ pub fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
         return Ok(SecretKey::from_bytes(*key));
     }
     let mut decoded = Zeroizing::new(Vec::new());
-    if base64::engine::general_purpose::STANDARD.decode_vec(text, &mut decoded).is_ok() && decoded.len() == KEY_LEN {
+    if base64::engine::general_purpose::STANDARD
+        .decode_vec(text, &mut decoded)
+        .is_ok()
+        && decoded.len() == KEY_LEN
+    {
         key.copy_from_slice(&decoded);
         return Ok(SecretKey::from_bytes(*key));
     }
-    bail!("expected a 256-bit key: 32 raw bytes, 64 hex digits or 44 base64 characters (found {} bytes)", raw.len())
+    bail!(
+        "expected a 256-bit key: 32 raw bytes, 64 hex digits or 44 base64 characters (found {} bytes)",
+        raw.len()
+    )
 }
 
 fn hex_val(c: u8) -> u8 {
@@ -70,7 +78,10 @@ mod tests {
         let raw = [0xA5u8; 32];
         let want = SecretKey::from_bytes(raw);
         assert_eq!(decode_key(&raw).unwrap(), want);
-        assert_eq!(decode_key(format!("{}\n", "a5".repeat(32)).as_bytes()).unwrap(), want);
+        assert_eq!(
+            decode_key(format!("{}\n", "a5".repeat(32)).as_bytes()).unwrap(),
+            want
+        );
         assert_eq!(decode_key("A5".repeat(32).as_bytes()).unwrap(), want);
         let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
         assert_eq!(decode_key(format!("{b64}\n").as_bytes()).unwrap(), want);

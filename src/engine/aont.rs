@@ -12,7 +12,9 @@ use zeroize::Zeroize;
 
 use super::format::{AONT_OVERHEAD, CipherId, HashId};
 use super::key::{KEY_LEN, SecretKey};
-use super::primitives::{Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN, ctr_xor_at};
+use super::primitives::{
+    Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN, ctr_xor_at,
+};
 
 const CANARY_LEN: usize = 16;
 const ZERO_NONCE: [u8; 12] = [0; 12];
@@ -32,7 +34,14 @@ pub struct AontSuite {
 }
 
 impl AontSuite {
-    fn mask(&self, digest: &[u8; DIGEST_LEN], index: u64, is_final: bool, data: &[u8], check: &[u8]) -> [u8; DIGEST_LEN] {
+    fn mask(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        index: u64,
+        is_final: bool,
+        data: &[u8],
+        check: &[u8],
+    ) -> [u8; DIGEST_LEN] {
         let mut h = Hasher::new(self.hash.kind(), self.backend);
         h.update(digest);
         h.update(&index.to_le_bytes());
@@ -122,7 +131,11 @@ mod tests {
         for cipher in [CipherId::Aes256Ctr, CipherId::Aes256Gcm] {
             for hash in [HashId::Sha256, HashId::Blake3] {
                 for backend in [Backend::Accelerated, Backend::Portable] {
-                    v.push(AontSuite { cipher, hash, backend });
+                    v.push(AontSuite {
+                        cipher,
+                        hash,
+                        backend,
+                    });
                 }
             }
         }
@@ -149,11 +162,17 @@ mod tests {
                     } else {
                         tt[byte - n] ^= 1 << (bit % 8);
                     }
-                    assert!(s.decode(&d, 3, true, &mut dt, &tt).is_err(), "{s:?} n={n} bit {bit}");
+                    assert!(
+                        s.decode(&d, 3, true, &mut dt, &tt).is_err(),
+                        "{s:?} n={n} bit {bit}"
+                    );
                 }
                 assert!(s.decode(&d, 4, true, &mut data.clone(), &trailer).is_err());
                 assert!(s.decode(&d, 3, false, &mut data.clone(), &trailer).is_err());
-                assert!(s.decode(&[2; 32], 3, true, &mut data.clone(), &trailer).is_err());
+                assert!(
+                    s.decode(&[2; 32], 3, true, &mut data.clone(), &trailer)
+                        .is_err()
+                );
                 s.decode(&d, 3, true, &mut data, &trailer).unwrap();
                 assert_eq!(data, plain);
             }

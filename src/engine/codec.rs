@@ -69,8 +69,16 @@ enum UnitCodec {
 }
 
 impl UnitCodec {
-    fn stream(data_key: &SecretKey, digest: &[u8; DIGEST_LEN], part: u32, backend: Backend) -> Result<Self, Error> {
-        Ok(Self::Stream { gcm: Box::new(Gcm::new(backend, data_key)?), aad: stream::aad(digest, part) })
+    fn stream(
+        data_key: &SecretKey,
+        digest: &[u8; DIGEST_LEN],
+        part: u32,
+        backend: Backend,
+    ) -> Result<Self, Error> {
+        Ok(Self::Stream {
+            gcm: Box::new(Gcm::new(backend, data_key)?),
+            aad: stream::aad(digest, part),
+        })
     }
 }
 
@@ -100,7 +108,9 @@ impl Sealer {
             salt,
             envelope: vec![0; mode.envelope_len()],
         };
-        header.validate().map_err(|_| Error::InvalidParameter("unit size must be 4 KiB to 16 MiB"))?;
+        header
+            .validate()
+            .map_err(|_| Error::InvalidParameter("unit size must be 4 KiB to 16 MiB"))?;
         let data_key = match &spec.protection {
             Protection::Aont => None,
             Protection::SseC(ck) => {
@@ -113,10 +123,19 @@ impl Sealer {
         let encoded = header.encode();
         let digest = header.digest(&encoded, spec.backend);
         let codec = match data_key {
-            None => UnitCodec::Aont(AontSuite { cipher, hash, backend: spec.backend }),
+            None => UnitCodec::Aont(AontSuite {
+                cipher,
+                hash,
+                backend: spec.backend,
+            }),
             Some(dk) => UnitCodec::stream(&dk, &digest, spec.part, spec.backend)?,
         };
-        Ok(Self { header, encoded, digest, codec })
+        Ok(Self {
+            header,
+            encoded,
+            digest,
+            codec,
+        })
     }
 
     /// The header.
@@ -143,20 +162,33 @@ impl Sealer {
     /// Encodes unit `index` in place: `data` (its plaintext, at most one unit) becomes
     /// the unit's stored data and `trailer` ([`Self::overhead`] bytes) receives the rest.
     /// The stored unit is `data ‖ trailer`.
-    pub fn seal_unit(&self, index: u64, is_final: bool, data: &mut [u8], trailer: &mut [u8]) -> Result<(), Error> {
+    pub fn seal_unit(
+        &self,
+        index: u64,
+        is_final: bool,
+        data: &mut [u8],
+        trailer: &mut [u8],
+    ) -> Result<(), Error> {
         if data.len() > self.unit_size() {
-            return Err(Error::InvalidParameter("unit data is longer than the unit size"));
+            return Err(Error::InvalidParameter(
+                "unit data is longer than the unit size",
+            ));
         }
         match &self.codec {
-            UnitCodec::Aont(s) => s.encode(&self.digest, index, is_final, data, trailer_mut(trailer)?)?,
-            UnitCodec::Stream { gcm, aad } => stream::seal_chunk(gcm, aad, index, is_final, data, trailer_mut(trailer)?)?,
+            UnitCodec::Aont(s) => {
+                s.encode(&self.digest, index, is_final, data, trailer_mut(trailer)?)?
+            }
+            UnitCodec::Stream { gcm, aad } => {
+                stream::seal_chunk(gcm, aad, index, is_final, data, trailer_mut(trailer)?)?
+            }
         }
         Ok(())
     }
 }
 
 fn trailer_mut<const N: usize>(t: &mut [u8]) -> Result<&mut [u8; N], Error> {
-    t.try_into().map_err(|_| Error::InvalidParameter("unit trailer has the wrong size"))
+    t.try_into()
+        .map_err(|_| Error::InvalidParameter("unit trailer has the wrong size"))
 }
 
 /// Decrypts one object: holds its parsed header and recovered keys.
@@ -175,12 +207,21 @@ impl Opener {
     }
 
     /// Like [`Opener::new`], for part `part` of a multipart object.
-    pub fn with_part(bytes: &[u8], key: Option<&CustomerKey>, part: u32, backend: Backend) -> Result<Self, Error> {
+    pub fn with_part(
+        bytes: &[u8],
+        key: Option<&CustomerKey>,
+        part: u32,
+        backend: Backend,
+    ) -> Result<Self, Error> {
         let (header, header_len) = Header::parse(bytes)?;
         let encoded = &bytes[..header_len];
         let digest = header.digest(encoded, backend);
         let codec = match (header.mode, key) {
-            (Mode::Aont, None) => UnitCodec::Aont(AontSuite { cipher: header.cipher, hash: header.hash, backend }),
+            (Mode::Aont, None) => UnitCodec::Aont(AontSuite {
+                cipher: header.cipher,
+                hash: header.hash,
+                backend,
+            }),
             (Mode::Aont, Some(_)) => return Err(Error::KeyNotExpected),
             (Mode::SseC, None) => return Err(Error::KeyRequired),
             (Mode::SseC, Some(ck)) => {
@@ -189,7 +230,12 @@ impl Opener {
             }
             (Mode::SseKp, _) => return Err(Error::UnsupportedMode(Mode::SseKp as u8)),
         };
-        Ok(Self { header, header_len, digest, codec })
+        Ok(Self {
+            header,
+            header_len,
+            digest,
+            codec,
+        })
     }
 
     /// The parsed header.
@@ -207,16 +253,33 @@ impl Opener {
 
     /// Decodes unit `index` in place from its stored `data ‖ trailer` split; on success
     /// `data` holds the plaintext. On failure nothing in `data` may be released.
-    pub fn open_unit(&self, index: u64, is_final: bool, data: &mut [u8], trailer: &[u8]) -> Result<(), Error> {
+    pub fn open_unit(
+        &self,
+        index: u64,
+        is_final: bool,
+        data: &mut [u8],
+        trailer: &[u8],
+    ) -> Result<(), Error> {
         let corrupted = Error::Corrupted { unit: index };
         if data.len() > self.header.unit_size as usize {
             return Err(corrupted);
         }
         let r = match &self.codec {
-            UnitCodec::Aont(s) => s.decode(&self.digest, index, is_final, data, trailer.try_into().map_err(|_| corrupted.clone())?),
-            UnitCodec::Stream { gcm, aad } => {
-                stream::open_chunk(gcm, aad, index, is_final, data, trailer.try_into().map_err(|_| corrupted.clone())?)
-            }
+            UnitCodec::Aont(s) => s.decode(
+                &self.digest,
+                index,
+                is_final,
+                data,
+                trailer.try_into().map_err(|_| corrupted.clone())?,
+            ),
+            UnitCodec::Stream { gcm, aad } => stream::open_chunk(
+                gcm,
+                aad,
+                index,
+                is_final,
+                data,
+                trailer.try_into().map_err(|_| corrupted.clone())?,
+            ),
         };
         r.map_err(|_| corrupted)
     }

@@ -25,9 +25,16 @@ pub struct UnitRef {
 /// The units `range` of `layout`.
 pub fn units_of(layout: &Layout, range: std::ops::Range<u64>) -> Vec<UnitRef> {
     range
-        .map(|i| UnitRef { index: i, len: layout.plain_len(i), is_final: layout.is_final(i) })
+        .map(|i| UnitRef {
+            index: i,
+            len: layout.plain_len(i),
+            is_final: layout.is_final(i),
+        })
         .collect()
 }
+
+/// A unit with its data and trailer slices.
+type UnitSlices<'a> = (UnitRef, &'a mut [u8], &'a mut [u8]);
 
 /// Pairs each unit with its data and trailer slices.
 fn split<'a>(
@@ -35,7 +42,7 @@ fn split<'a>(
     data: &'a mut [u8],
     trailers: &'a mut [u8],
     overhead: usize,
-) -> Result<Vec<(UnitRef, &'a mut [u8], &'a mut [u8])>, Error> {
+) -> Result<Vec<UnitSlices<'a>>, Error> {
     let total: usize = units.iter().map(|u| u.len).sum();
     if data.len() < total || trailers.len() < units.len() * overhead {
         return Err(Error::InvalidParameter("unit buffers are too small"));
@@ -61,8 +68,13 @@ pub fn seal_each(
     parallel: bool,
 ) -> Result<(), Error> {
     let parts = split(units, data, trailers, sealer.overhead())?;
-    let seal = |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| sealer.seal_unit(u.index, u.is_final, d, t);
-    if parallel { parts.into_par_iter().try_for_each(seal) } else { parts.into_iter().try_for_each(seal) }
+    let seal =
+        |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| sealer.seal_unit(u.index, u.is_final, d, t);
+    if parallel {
+        parts.into_par_iter().try_for_each(seal)
+    } else {
+        parts.into_iter().try_for_each(seal)
+    }
 }
 
 /// Opens `units` in place; `parallel` fans them out over the current rayon pool.
@@ -74,12 +86,22 @@ pub fn open_each(
     parallel: bool,
 ) -> Result<(), Error> {
     let parts = split(units, data, trailers, opener.header().mode.overhead())?;
-    let open = |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| opener.open_unit(u.index, u.is_final, d, t);
-    if parallel { parts.into_par_iter().try_for_each(open) } else { parts.into_iter().try_for_each(open) }
+    let open =
+        |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| opener.open_unit(u.index, u.is_final, d, t);
+    if parallel {
+        parts.into_par_iter().try_for_each(open)
+    } else {
+        parts.into_iter().try_for_each(open)
+    }
 }
 
 /// The stored byte order of sealed `units`: `data ‖ trailer` for each, as I/O slices.
-pub fn stored_slices<'a>(units: &[UnitRef], data: &'a [u8], trailers: &'a [u8], overhead: usize) -> Vec<IoSlice<'a>> {
+pub fn stored_slices<'a>(
+    units: &[UnitRef],
+    data: &'a [u8],
+    trailers: &'a [u8],
+    overhead: usize,
+) -> Vec<IoSlice<'a>> {
     let mut out = Vec::with_capacity(2 * units.len());
     let (mut d, mut t) = (data, trailers);
     for u in units {
@@ -111,17 +133,33 @@ impl InMemory {
     /// `plaintext` laid out for `layout`, trailers zeroed, ready for [`seal_each`].
     pub fn new(layout: &Layout, plaintext: &[u8]) -> Self {
         let units = units_of(layout, 0..layout.units());
-        Self { trailers: vec![0; units.len() * layout.overhead()], units, data: plaintext.to_vec() }
+        Self {
+            trailers: vec![0; units.len() * layout.overhead()],
+            units,
+            data: plaintext.to_vec(),
+        }
     }
 
     /// Seals every unit.
     pub fn seal(&mut self, sealer: &Sealer, parallel: bool) -> Result<(), Error> {
-        seal_each(sealer, &self.units, &mut self.data, &mut self.trailers, parallel)
+        seal_each(
+            sealer,
+            &self.units,
+            &mut self.data,
+            &mut self.trailers,
+            parallel,
+        )
     }
 
     /// Opens every unit.
     pub fn open(&mut self, opener: &Opener, parallel: bool) -> Result<(), Error> {
-        open_each(opener, &self.units, &mut self.data, &mut self.trailers, parallel)
+        open_each(
+            opener,
+            &self.units,
+            &mut self.data,
+            &mut self.trailers,
+            parallel,
+        )
     }
 
     /// Restores `self` to `other`'s bytes without reallocating.
@@ -138,7 +176,10 @@ mod tests {
 
     #[test]
     fn sealed_runs_open_in_parallel_and_sequentially() {
-        let spec = SealSpec { unit_size: 4096, ..SealSpec::new(Protection::Aont, Backend::Accelerated) };
+        let spec = SealSpec {
+            unit_size: 4096,
+            ..SealSpec::new(Protection::Aont, Backend::Accelerated)
+        };
         let plain: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
         let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
         let layout = sealer.layout(plain.len() as u64).unwrap();
@@ -146,13 +187,22 @@ mod tests {
         let mut data = plain.clone();
         let mut trailers = vec![0u8; units.len() * sealer.overhead()];
         seal_each(&sealer, &units, &mut data, &mut trailers, true).unwrap();
-        let stored: Vec<u8> = stored_slices(&units, &data, &trailers, sealer.overhead()).iter().flat_map(|s| s.to_vec()).collect();
-        assert_eq!(stored.len() as u64, layout.stored_len() - layout.header_len());
+        let stored: Vec<u8> = stored_slices(&units, &data, &trailers, sealer.overhead())
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .collect();
+        assert_eq!(
+            stored.len() as u64,
+            layout.stored_len() - layout.header_len()
+        );
         let opener = Opener::new(sealer.header_bytes(), None, Backend::Portable).unwrap();
         let mut d2 = data.clone();
         open_each(&opener, &units, &mut d2, &mut trailers.clone(), false).unwrap();
         assert_eq!(d2, plain);
         trailers[5] ^= 1;
-        assert_eq!(open_each(&opener, &units, &mut data, &mut trailers, true), Err(Error::Corrupted { unit: 0 }));
+        assert_eq!(
+            open_each(&opener, &units, &mut data, &mut trailers, true),
+            Err(Error::Corrupted { unit: 0 })
+        );
     }
 }
