@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
+use cipherstore::engine::codec::DEFAULT_CHUNK_SIZE;
 use cipherstore::engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor_at};
 use cipherstore::engine::{
     Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey,
@@ -128,8 +129,8 @@ fn baseline(c: &mut Criterion) {
 
 fn stream(c: &mut Criterion) {
     let plain = plaintext();
-    bench_seal_open(c, "stream", "default-64KiB", &sse_c_spec(64 << 10), &plain);
-    for unit in [16u32 << 10, 256 << 10, 1 << 20] {
+    bench_seal_open(c, "stream", "default-256KiB", &sse_c_spec(DEFAULT_CHUNK_SIZE), &plain);
+    for unit in [16u32 << 10, 64 << 10, 1 << 20] {
         bench_seal_open(
             c,
             "stream_chunk",
@@ -138,9 +139,9 @@ fn stream(c: &mut Criterion) {
             &plain,
         );
     }
-    let mut portable = sse_c_spec(64 << 10);
+    let mut portable = sse_c_spec(DEFAULT_CHUNK_SIZE);
     portable.backend = Backend::Portable;
-    bench_seal_open(c, "stream", "portable-64KiB", &portable, &plain);
+    bench_seal_open(c, "stream", "portable-256KiB", &portable, &plain);
 }
 
 fn aont(c: &mut Criterion) {
@@ -148,7 +149,7 @@ fn aont(c: &mut Criterion) {
     for (cipher, hash, name) in [
         (CipherId::Aes256Ctr, HashId::Sha256, "paper-ctr-sha256"),
         (CipherId::Aes256Ctr, HashId::Blake3, "ctr-blake3"),
-        (CipherId::Aes256Gcm, HashId::Blake3, "gcm-blake3"),
+        (CipherId::Aes256Gcm, HashId::Blake3, "default-gcm-blake3"),
         (CipherId::Aes256Gcm, HashId::Sha256, "gcm-sha256"),
     ] {
         bench_seal_open(
