@@ -129,7 +129,13 @@ fn baseline(c: &mut Criterion) {
 
 fn stream(c: &mut Criterion) {
     let plain = plaintext();
-    bench_seal_open(c, "stream", "default-256KiB", &sse_c_spec(DEFAULT_CHUNK_SIZE), &plain);
+    bench_seal_open(
+        c,
+        "stream",
+        "default-256KiB",
+        &sse_c_spec(DEFAULT_CHUNK_SIZE),
+        &plain,
+    );
     for unit in [16u32 << 10, 64 << 10, 1 << 20] {
         bench_seal_open(
             c,
@@ -163,9 +169,9 @@ fn aont(c: &mut Criterion) {
     bench_seal_open(
         c,
         "aont",
-        "portable-ctr-blake3",
+        "portable-gcm-blake3",
         &aont_spec(
-            CipherId::Aes256Ctr,
+            CipherId::Aes256Gcm,
             HashId::Blake3,
             1 << 20,
             Backend::Portable,
@@ -178,7 +184,7 @@ fn aont_segment(c: &mut Criterion) {
     let plain = plaintext();
     for unit in [64u32 << 10, 256 << 10, 1 << 20, 4 << 20] {
         let spec = aont_spec(
-            CipherId::Aes256Ctr,
+            CipherId::Aes256Gcm,
             HashId::Blake3,
             unit,
             Backend::Accelerated,
@@ -234,7 +240,7 @@ fn primitives(c: &mut Criterion) {
 fn threads(c: &mut Criterion) {
     let plain = plaintext();
     let spec = aont_spec(
-        CipherId::Aes256Ctr,
+        CipherId::Aes256Gcm,
         HashId::Blake3,
         1 << 20,
         Backend::Accelerated,
