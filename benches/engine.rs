@@ -64,11 +64,7 @@ fn bench_seal_open(c: &mut Criterion, group: &str, name: &str, spec: &SealSpec, 
     };
     let opener = Opener::new(sealer.header_bytes(), key.as_ref(), spec.backend).unwrap();
     g.bench_function(format!("{name}/open"), |b| {
-        b.iter_batched_ref(
-            || pristine.clone(),
-            |o| o.open(&opener, false).unwrap(),
-            BatchSize::PerIteration,
-        )
+        b.iter_batched_ref(|| pristine.clone(), |o| o.open(&opener, false).unwrap(), BatchSize::PerIteration)
     });
     g.finish();
 }
@@ -78,9 +74,7 @@ fn baseline(c: &mut Criterion) {
     let mut g = c.benchmark_group("baseline");
     g.throughput(Throughput::Bytes(N as u64));
     let mut dst = vec![0u8; N];
-    g.bench_function("memcpy", |b| {
-        b.iter(|| dst.copy_from_slice(black_box(&plain)))
-    });
+    g.bench_function("memcpy", |b| b.iter(|| dst.copy_from_slice(black_box(&plain))));
     let key = SecretKey::from_bytes([7; 32]);
     let mut buf = plain.clone();
     let aws = Gcm::new(Backend::Accelerated, &key).unwrap();
@@ -114,10 +108,7 @@ fn baseline(c: &mut Criterion) {
         use aes_gcm_010::aead::{AeadInPlace, KeyInit};
         let rc = aes_gcm_010::Aes256Gcm::new(key.expose().into());
         g.bench_function("rustcrypto-aes-gcm-0.10/seal", |b| {
-            b.iter(|| {
-                rc.encrypt_in_place_detached(&[1u8; 12].into(), b"", black_box(&mut buf))
-                    .unwrap()
-            })
+            b.iter(|| rc.encrypt_in_place_detached(&[1u8; 12].into(), b"", black_box(&mut buf)).unwrap())
         });
     }
     let portable = Gcm::new(Backend::Portable, &key).unwrap();
@@ -129,21 +120,9 @@ fn baseline(c: &mut Criterion) {
 
 fn stream(c: &mut Criterion) {
     let plain = plaintext();
-    bench_seal_open(
-        c,
-        "stream",
-        "default-256KiB",
-        &sse_c_spec(DEFAULT_CHUNK_SIZE),
-        &plain,
-    );
+    bench_seal_open(c, "stream", "default-256KiB", &sse_c_spec(DEFAULT_CHUNK_SIZE), &plain);
     for unit in [16u32 << 10, 64 << 10, 1 << 20] {
-        bench_seal_open(
-            c,
-            "stream_chunk",
-            &format!("{}KiB", unit >> 10),
-            &sse_c_spec(unit),
-            &plain,
-        );
+        bench_seal_open(c, "stream_chunk", &format!("{}KiB", unit >> 10), &sse_c_spec(unit), &plain);
     }
     let mut portable = sse_c_spec(DEFAULT_CHUNK_SIZE);
     portable.backend = Backend::Portable;
@@ -158,24 +137,13 @@ fn aont(c: &mut Criterion) {
         (CipherId::Aes256Gcm, HashId::Blake3, "default-gcm-blake3"),
         (CipherId::Aes256Gcm, HashId::Sha256, "gcm-sha256"),
     ] {
-        bench_seal_open(
-            c,
-            "aont",
-            name,
-            &aont_spec(cipher, hash, 1 << 20, Backend::Accelerated),
-            &plain,
-        );
+        bench_seal_open(c, "aont", name, &aont_spec(cipher, hash, 1 << 20, Backend::Accelerated), &plain);
     }
     bench_seal_open(
         c,
         "aont",
         "portable-gcm-blake3",
-        &aont_spec(
-            CipherId::Aes256Gcm,
-            HashId::Blake3,
-            1 << 20,
-            Backend::Portable,
-        ),
+        &aont_spec(CipherId::Aes256Gcm, HashId::Blake3, 1 << 20, Backend::Portable),
         &plain,
     );
 }
@@ -183,19 +151,8 @@ fn aont(c: &mut Criterion) {
 fn aont_segment(c: &mut Criterion) {
     let plain = plaintext();
     for unit in [64u32 << 10, 256 << 10, 1 << 20, 4 << 20] {
-        let spec = aont_spec(
-            CipherId::Aes256Gcm,
-            HashId::Blake3,
-            unit,
-            Backend::Accelerated,
-        );
-        bench_seal_open(
-            c,
-            "aont_segment",
-            &format!("{}KiB", unit >> 10),
-            &spec,
-            &plain,
-        );
+        let spec = aont_spec(CipherId::Aes256Gcm, HashId::Blake3, unit, Backend::Accelerated);
+        bench_seal_open(c, "aont_segment", &format!("{}KiB", unit >> 10), &spec, &plain);
     }
 }
 
@@ -205,10 +162,7 @@ fn primitives(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(N as u64));
     let key = SecretKey::from_bytes([7; 32]);
     let mut buf = plain.clone();
-    for (imp, name) in [
-        (CtrImpl::AwsLc, "ctr/aws-lc-rs"),
-        (CtrImpl::RustCrypto, "ctr/rustcrypto-aes-0.9"),
-    ] {
+    for (imp, name) in [(CtrImpl::AwsLc, "ctr/aws-lc-rs"), (CtrImpl::RustCrypto, "ctr/rustcrypto-aes-0.9")] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for seg in buf.chunks_mut(1 << 20) {
@@ -218,49 +172,30 @@ fn primitives(c: &mut Criterion) {
         });
     }
     for (kind, backend, name) in [
-        (
-            HashKind::Sha256,
-            Backend::Accelerated,
-            "hash/sha256-aws-lc-rs",
-        ),
-        (
-            HashKind::Sha256,
-            Backend::Portable,
-            "hash/sha256-rustcrypto",
-        ),
+        (HashKind::Sha256, Backend::Accelerated, "hash/sha256-aws-lc-rs"),
+        (HashKind::Sha256, Backend::Portable, "hash/sha256-rustcrypto"),
         (HashKind::Blake3, Backend::Accelerated, "hash/blake3"),
     ] {
-        g.bench_function(name, |b| {
-            b.iter(|| Hasher::digest(kind, backend, &[black_box(&plain)]))
-        });
+        g.bench_function(name, |b| b.iter(|| Hasher::digest(kind, backend, &[black_box(&plain)])));
     }
     g.finish();
 }
 
 fn threads(c: &mut Criterion) {
     let plain = plaintext();
-    let spec = aont_spec(
-        CipherId::Aes256Gcm,
-        HashId::Blake3,
-        1 << 20,
-        Backend::Accelerated,
-    );
+    let spec = aont_spec(CipherId::Aes256Gcm, HashId::Blake3, 1 << 20, Backend::Accelerated);
     let (sealer, mut object) = sealed(&spec, &plain);
     let mut g = c.benchmark_group("threads");
     g.throughput(Throughput::Bytes(N as u64));
     for t in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
         g.bench_function(format!("aont-encode/rayon-{t}"), |b| {
             b.iter(|| pool.install(|| black_box(&mut object).seal(&sealer, true).unwrap()))
         });
     }
     // The machine's own scaling: the same total work as one or two fully independent
     // threads, each with its own buffer and object (no shared state at all).
-    let mut halves: Vec<(Sealer, InMemory)> =
-        plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
+    let mut halves: Vec<(Sealer, InMemory)> = plain.chunks(N / 2).map(|p| sealed(&spec, p)).collect();
     g.bench_function("independent/1-thread", |b| {
         b.iter(|| {
             for (s, o) in halves.iter_mut() {

@@ -21,11 +21,7 @@ fn run(args: &[&str]) -> Output {
 
 fn run_ok(args: &[&str]) -> Output {
     let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -33,15 +29,8 @@ fn run_err(args: &[&str], needle: &str) -> String {
     let out = run(args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(
-        err.contains(needle),
-        "{args:?}: stderr {err:?} lacks {needle:?}"
-    );
-    assert_eq!(
-        err.lines().filter(|l| l.contains("error")).count(),
-        1,
-        "one clear error line: {err}"
-    );
+    assert!(err.contains(needle), "{args:?}: stderr {err:?} lacks {needle:?}");
+    assert_eq!(err.lines().filter(|l| l.contains("error")).count(), 1, "one clear error line: {err}");
     err
 }
 
@@ -76,19 +65,12 @@ impl Dir {
 
 fn key_file(d: &Dir, name: &str, byte: u8) -> String {
     let path = d.write(name, &hex(&[byte; 32]));
-    std::fs::set_permissions(
-        d.p(name),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    std::fs::set_permissions(d.p(name), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     path
 }
 
 fn hex(b: &[u8]) -> Vec<u8> {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<String>()
-        .into_bytes()
+    b.iter().map(|x| format!("{x:02x}")).collect::<String>().into_bytes()
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -104,24 +86,8 @@ fn aont_and_sse_c_files_round_trip() {
     run_ok(&["encrypt", &input, "-o", &d.s("a.cso")]);
     run_ok(&["decrypt", &d.s("a.cso"), "-o", &d.s("a.out")]);
     assert_eq!(read(&d.p("a.out")), plain);
-    run_ok(&[
-        "encrypt",
-        &input,
-        "-o",
-        &d.s("c.cso"),
-        "--mode",
-        "sse-c",
-        "--key-file",
-        &key,
-    ]);
-    run_ok(&[
-        "decrypt",
-        &d.s("c.cso"),
-        "-o",
-        &d.s("c.out"),
-        "--key-file",
-        &key,
-    ]);
+    run_ok(&["encrypt", &input, "-o", &d.s("c.cso"), "--mode", "sse-c", "--key-file", &key]);
+    run_ok(&["decrypt", &d.s("c.cso"), "-o", &d.s("c.out"), "--key-file", &key]);
     assert_eq!(read(&d.p("c.out")), plain);
     for (c, h) in [("ctr", "sha256"), ("gcm", "blake3")] {
         run_ok(&[
@@ -146,12 +112,8 @@ fn aont_and_sse_c_files_round_trip() {
 fn stdin_and_stdout_work_both_ways() {
     let d = Dir::new();
     let plain = plaintext(700_000, 2);
-    let mut child = bin()
-        .args(["encrypt", "-", "-o", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        bin().args(["encrypt", "-", "-o", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let feed = plain.clone();
     let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
@@ -161,11 +123,7 @@ fn stdin_and_stdout_work_both_ways() {
     let obj = d.write("piped.cso", &out.stdout);
     let back = run_ok(&["decrypt", &obj, "-o", "-"]);
     assert_eq!(back.stdout, plain);
-    let mut child = bin()
-        .args(["decrypt", "-", "-o", &d.s("p.out")])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = bin().args(["decrypt", "-", "-o", &d.s("p.out")]).stdin(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(&out.stdout).unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(read(&d.p("p.out")), plain);
@@ -180,55 +138,16 @@ fn ranges_decrypt_only_the_asked_bytes() {
     let plain = plaintext(5_000_000, 3);
     let input = d.write("in", &plain);
     let key = key_file(&d, "k", 9);
-    run_ok(&[
-        "encrypt",
-        &input,
-        "-o",
-        &d.s("c.cso"),
-        "--mode",
-        "sse-c",
-        "--key-file",
-        &key,
-    ]);
-    run_ok(&[
-        "decrypt",
-        &d.s("c.cso"),
-        "-o",
-        &d.s("r"),
-        "--key-file",
-        &key,
-        "--range",
-        "1048570-2097160",
-    ]);
+    run_ok(&["encrypt", &input, "-o", &d.s("c.cso"), "--mode", "sse-c", "--key-file", &key]);
+    run_ok(&["decrypt", &d.s("c.cso"), "-o", &d.s("r"), "--key-file", &key, "--range", "1048570-2097160"]);
     assert_eq!(read(&d.p("r")), &plain[1_048_570..=2_097_160]);
-    run_ok(&[
-        "decrypt",
-        &d.s("c.cso"),
-        "-o",
-        &d.s("t"),
-        "--key-file",
-        &key,
-        "--range",
-        "4999990-",
-    ]);
+    run_ok(&["decrypt", &d.s("c.cso"), "-o", &d.s("t"), "--key-file", &key, "--range", "4999990-"]);
     assert_eq!(read(&d.p("t")), &plain[4_999_990..]);
     run_err(
-        &[
-            "decrypt",
-            &d.s("c.cso"),
-            "-o",
-            &d.s("u"),
-            "--key-file",
-            &key,
-            "--range",
-            "5000000-5000001",
-        ],
+        &["decrypt", &d.s("c.cso"), "-o", &d.s("u"), "--key-file", &key, "--range", "5000000-5000001"],
         "range not satisfiable",
     );
-    run_err(
-        &["decrypt", &d.s("c.cso"), "-o", &d.s("u"), "--range", "9-1"],
-        "ends before it starts",
-    );
+    run_err(&["decrypt", &d.s("c.cso"), "-o", &d.s("u"), "--range", "9-1"], "ends before it starts");
 }
 
 #[test]
@@ -238,105 +157,37 @@ fn failures_are_clear_and_leave_no_output() {
     let input = d.write("in", &plain);
     let key = key_file(&d, "k", 1);
     let wrong = key_file(&d, "w", 2);
-    run_ok(&[
-        "encrypt",
-        &input,
-        "-o",
-        &d.s("c.cso"),
-        "--mode",
-        "sse-c",
-        "--key-file",
-        &key,
-    ]);
+    run_ok(&["encrypt", &input, "-o", &d.s("c.cso"), "--mode", "sse-c", "--key-file", &key]);
     run_ok(&["encrypt", &input, "-o", &d.s("a.cso")]);
+    run_err(&["decrypt", &d.s("c.cso"), "-o", &d.s("out"), "--key-file", &wrong], "wrong key");
+    run_err(&["decrypt", &d.s("c.cso"), "-o", &d.s("out")], "a key is required");
     run_err(
-        &[
-            "decrypt",
-            &d.s("c.cso"),
-            "-o",
-            &d.s("out"),
-            "--key-file",
-            &wrong,
-        ],
-        "wrong key",
-    );
-    run_err(
-        &["decrypt", &d.s("c.cso"), "-o", &d.s("out")],
-        "a key is required",
-    );
-    run_err(
-        &[
-            "decrypt",
-            &d.s("a.cso"),
-            "-o",
-            &d.s("out"),
-            "--key-file",
-            &key,
-        ],
+        &["decrypt", &d.s("a.cso"), "-o", &d.s("out"), "--key-file", &key],
         "not encrypted with a customer key",
     );
-    run_err(
-        &["decrypt", &input, "-o", &d.s("out")],
-        "not a cipherstore object",
-    );
+    run_err(&["decrypt", &input, "-o", &d.s("out")], "not a cipherstore object");
     let mut bad = read(&d.p("a.cso"));
     let mid = bad.len() / 2;
     bad[mid] ^= 4;
     let bad = d.write("bad.cso", &bad);
-    run_err(
-        &["decrypt", &bad, "-o", &d.s("out")],
-        "integrity check failed",
-    );
+    run_err(&["decrypt", &bad, "-o", &d.s("out")], "integrity check failed");
     let full = read(&d.p("c.cso"));
     let cut = d.write("cut.cso", &full[..full.len() - 1000]);
-    run_err(
-        &["decrypt", &cut, "-o", &d.s("out"), "--key-file", &key],
-        "truncated",
-    );
-    run_err(
-        &["decrypt", &cut, "-o", "-", "--key-file", &key],
-        "truncated",
-    );
-    run_err(
-        &["encrypt", &d.s("missing"), "-o", &d.s("out")],
-        "cannot open",
-    );
-    run_err(
-        &["encrypt", &input, "-o", &d.s("out"), "--mode", "sse-c"],
-        "needs --key-file",
-    );
-    run_err(
-        &["encrypt", &input, "-o", &d.s("out"), "--key-file", &key],
-        "AONT-RS needs no key",
-    );
+    run_err(&["decrypt", &cut, "-o", &d.s("out"), "--key-file", &key], "truncated");
+    run_err(&["decrypt", &cut, "-o", "-", "--key-file", &key], "truncated");
+    run_err(&["encrypt", &d.s("missing"), "-o", &d.s("out")], "cannot open");
+    run_err(&["encrypt", &input, "-o", &d.s("out"), "--mode", "sse-c"], "needs --key-file");
+    run_err(&["encrypt", &input, "-o", &d.s("out"), "--key-file", &key], "AONT-RS needs no key");
     run_err(
         &["encrypt", &input, "-o", &d.s("out"), "--unit-size", "100"],
         "unit size must be 4 KiB to 16 MiB",
     );
     let short = d.write("short.key", b"0123");
     run_err(
-        &[
-            "encrypt",
-            &input,
-            "-o",
-            &d.s("out"),
-            "--mode",
-            "sse-c",
-            "--key-file",
-            &short,
-        ],
+        &["encrypt", &input, "-o", &d.s("out"), "--mode", "sse-c", "--key-file", &short],
         "expected a 256-bit key",
     );
-    d.only(&[
-        "in",
-        "k",
-        "w",
-        "c.cso",
-        "a.cso",
-        "bad.cso",
-        "cut.cso",
-        "short.key",
-    ]);
+    d.only(&["in", "k", "w", "c.cso", "a.cso", "bad.cso", "cut.cso", "short.key"]);
 }
 
 #[test]
@@ -349,10 +200,7 @@ fn a_failed_decrypt_keeps_the_previous_output_file() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     let bad = d.write("bad.cso", &bad);
-    run_err(
-        &["decrypt", &bad, "-o", &existing],
-        "integrity check failed",
-    );
+    run_err(&["decrypt", &bad, "-o", &existing], "integrity check failed");
     assert_eq!(read(&d.p("out")), b"keep me");
 }
 
@@ -362,47 +210,19 @@ fn portable_backend_reads_what_the_accelerated_one_wrote() {
     let plain = plaintext(1_500_000, 6);
     let input = d.write("in", &plain);
     let key = key_file(&d, "k", 3);
-    run_ok(&[
-        "encrypt",
-        &input,
-        "-o",
-        &d.s("c.cso"),
-        "--mode",
-        "sse-c",
-        "--key-file",
-        &key,
-    ]);
+    run_ok(&["encrypt", &input, "-o", &d.s("c.cso"), "--mode", "sse-c", "--key-file", &key]);
     let out = bin()
         .env("CIPHERSTORE_BACKEND", "portable")
-        .args([
-            "decrypt",
-            &d.s("c.cso"),
-            "-o",
-            &d.s("p"),
-            "--key-file",
-            &key,
-        ])
+        .args(["decrypt", &d.s("c.cso"), "-o", &d.s("p"), "--key-file", &key])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read(&d.p("p")), plain);
-    let cpu = bin()
-        .env("CIPHERSTORE_BACKEND", "portable")
-        .args(["cpu"])
-        .output()
-        .unwrap();
+    let cpu = bin().env("CIPHERSTORE_BACKEND", "portable").args(["cpu"]).output().unwrap();
     let text = String::from_utf8(cpu.stdout).unwrap();
     assert!(text.contains("Backend: portable"), "{text}");
     assert!(text.contains("RustCrypto aes-gcm"), "{text}");
-    let bad = bin()
-        .env("CIPHERSTORE_BACKEND", "turbo")
-        .args(["cpu"])
-        .output()
-        .unwrap();
+    let bad = bin().env("CIPHERSTORE_BACKEND", "turbo").args(["cpu"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown backend"));
 }
@@ -410,43 +230,23 @@ fn portable_backend_reads_what_the_accelerated_one_wrote() {
 #[test]
 fn help_cpu_and_bench_speak_to_users() {
     let help = String::from_utf8(run_ok(&["--help"]).stdout).unwrap();
-    for word in [
-        "encrypt",
-        "decrypt",
-        "inspect",
-        "cpu",
-        "bench",
-        "Examples:",
-        "--key-file",
-    ] {
+    for word in ["encrypt", "decrypt", "inspect", "cpu", "bench", "Examples:", "--key-file"] {
         assert!(help.contains(word), "--help lacks {word}");
     }
     let enc = String::from_utf8(run_ok(&["encrypt", "--help"]).stdout).unwrap();
-    assert!(
-        enc.contains("--mode") && enc.contains("sse-c") && enc.contains("atomically"),
-        "{enc}"
-    );
+    assert!(enc.contains("--mode") && enc.contains("sse-c") && enc.contains("atomically"), "{enc}");
     let version = String::from_utf8(run_ok(&["--version"]).stdout).unwrap();
     assert!(version.starts_with("cipherstore "), "{version}");
-    let cpu: serde_json::Value =
-        serde_json::from_slice(&run_ok(&["cpu", "--json"]).stdout).unwrap();
+    let cpu: serde_json::Value = serde_json::from_slice(&run_ok(&["cpu", "--json"]).stdout).unwrap();
     assert!(cpu["features"]["aes_ni"].is_boolean());
     assert_eq!(cpu["primitives"].as_array().map(Vec::len), Some(4));
-    let bench: serde_json::Value = serde_json::from_slice(
-        &run_ok(&["bench", "--json", "--size", "1", "--seconds", "0.01"]).stdout,
-    )
-    .unwrap();
+    let bench: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["bench", "--json", "--size", "1", "--seconds", "0.01"]).stdout)
+            .unwrap();
     let rows = bench.as_array().unwrap();
     assert!(rows.len() >= 10);
-    assert!(
-        rows.iter()
-            .all(|r| r["gb_per_s"].as_f64().is_some_and(|v| v > 0.0))
-    );
-    assert!(rows.iter().any(|r| {
-        r["name"]
-            .as_str()
-            .is_some_and(|n| n.starts_with("AONT-RS encode"))
-    }));
+    assert!(rows.iter().all(|r| r["gb_per_s"].as_f64().is_some_and(|v| v > 0.0)));
+    assert!(rows.iter().any(|r| { r["name"].as_str().is_some_and(|n| n.starts_with("AONT-RS encode")) }));
 }
 
 #[test]

@@ -45,36 +45,16 @@ fn check_all_paths(spec: &SealSpec, key: Option<&CustomerKey>, plain: &[u8]) {
     let by_file = file_encrypt(&dir, spec, plain);
     let stored = std::fs::read(&by_file).unwrap();
     for backend in [Backend::Accelerated, Backend::Portable] {
-        assert_eq!(
-            file_decrypt(&by_file, key, None, backend),
-            plain,
-            "file -> file"
-        );
-        assert_eq!(
-            decrypt(&stored, key, backend).unwrap(),
-            plain,
-            "file -> stream"
-        );
+        assert_eq!(file_decrypt(&by_file, key, None, backend), plain, "file -> file");
+        assert_eq!(decrypt(&stored, key, backend).unwrap(), plain, "file -> stream");
     }
     for len_known in [true, false] {
         let streamed = encrypt(spec, plain, len_known);
-        assert_eq!(
-            streamed.len(),
-            stored.len(),
-            "same size whichever path wrote it"
-        );
-        assert_eq!(
-            decrypt(&streamed, key, Backend::Portable).unwrap(),
-            plain,
-            "stream -> stream"
-        );
+        assert_eq!(streamed.len(), stored.len(), "same size whichever path wrote it");
+        assert_eq!(decrypt(&streamed, key, Backend::Portable).unwrap(), plain, "stream -> stream");
         let p = dir.path().join(format!("streamed-{len_known}"));
         std::fs::write(&p, &streamed).unwrap();
-        assert_eq!(
-            file_decrypt(&p, key, None, Backend::Accelerated),
-            plain,
-            "stream -> file"
-        );
+        assert_eq!(file_decrypt(&p, key, None, Backend::Accelerated), plain, "stream -> file");
     }
 }
 
@@ -82,16 +62,7 @@ fn check_all_paths(spec: &SealSpec, key: Option<&CustomerKey>, plain: &[u8]) {
 fn boundary_sizes_round_trip_in_every_mode_and_path() {
     let key = customer_key(3);
     let unit = 4096usize;
-    let sizes = [
-        0,
-        1,
-        unit - 1,
-        unit,
-        unit + 1,
-        2 * unit,
-        3 * unit + 17,
-        40 * unit + 5,
-    ];
+    let sizes = [0, 1, unit - 1, unit, unit + 1, 2 * unit, 3 * unit + 17, 40 * unit + 5];
     for &n in &sizes {
         let plain = plaintext(n, n as u8);
         check_all_paths(&aont_spec(unit as u32), None, &plain);
@@ -108,11 +79,7 @@ fn default_unit_sizes_round_trip_at_their_boundaries() {
         check_all_paths(&aont_spec(DEFAULT_SEGMENT_SIZE), None, &plaintext(n, 1));
     }
     for n in [chunk - 1, chunk + 1, 3 * chunk] {
-        check_all_paths(
-            &sse_c_spec(DEFAULT_CHUNK_SIZE, &key),
-            Some(&key),
-            &plaintext(n, 2),
-        );
+        check_all_paths(&sse_c_spec(DEFAULT_CHUNK_SIZE, &key), Some(&key), &plaintext(n, 2));
     }
 }
 
@@ -123,10 +90,7 @@ fn large_object_round_trips_across_many_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let obj = file_encrypt(&dir, &aont_spec(DEFAULT_SEGMENT_SIZE), &plain);
     assert_eq!(file_decrypt(&obj, None, None, Backend::Accelerated), plain);
-    let r = ByteRange {
-        start: (32 << 20) - 5,
-        end: (64 << 20) + 5,
-    };
+    let r = ByteRange { start: (32 << 20) - 5, end: (64 << 20) + 5 };
     assert_eq!(
         file_decrypt(&obj, None, Some(r), Backend::Accelerated),
         plain[r.start as usize..=r.end as usize]
@@ -138,15 +102,8 @@ fn ranges_clamp_like_http_and_reject_past_the_end() {
     let plain = plaintext(10_000, 5);
     let dir = tempfile::tempdir().unwrap();
     let obj = file_encrypt(&dir, &aont_spec(4096), &plain);
-    let tail = file_decrypt(
-        &obj,
-        None,
-        Some(ByteRange {
-            start: 9_990,
-            end: u64::MAX,
-        }),
-        Backend::Accelerated,
-    );
+    let tail =
+        file_decrypt(&obj, None, Some(ByteRange { start: 9_990, end: u64::MAX }), Backend::Accelerated);
     assert_eq!(tail, plain[9_990..]);
     let f = File::open(&obj).unwrap();
     let opener = Opener::new(&file::read_header(&f).unwrap(), None, Backend::Accelerated).unwrap();
@@ -154,10 +111,7 @@ fn ranges_clamp_like_http_and_reject_past_the_end() {
         &f,
         &opener,
         &tempfile::tempfile().unwrap(),
-        Some(ByteRange {
-            start: 10_000,
-            end: 10_001,
-        }),
+        Some(ByteRange { start: 10_000, end: 10_001 }),
         &(),
     )
     .unwrap_err();

@@ -23,11 +23,7 @@ fn cases() -> Vec<Case> {
     let plain = plaintext(LEN, 42);
     let mut v = Vec::new();
     for len_known in [true, false] {
-        v.push(Case {
-            name: "aont",
-            object: encrypt(&aont_spec(UNIT as u32), &plain, len_known),
-            key: None,
-        });
+        v.push(Case { name: "aont", object: encrypt(&aont_spec(UNIT as u32), &plain, len_known), key: None });
         v.push(Case {
             name: "sse-c",
             object: encrypt(&sse_c_spec(UNIT as u32, &key), &plain, len_known),
@@ -45,10 +41,7 @@ fn rejected(c: &Case, object: &[u8], what: &str) {
 #[test]
 fn untouched_objects_decrypt() {
     for c in cases() {
-        assert_eq!(
-            decrypt(&c.object, c.key.as_ref(), Backend::Accelerated).unwrap(),
-            plaintext(LEN, 42)
-        );
+        assert_eq!(decrypt(&c.object, c.key.as_ref(), Backend::Accelerated).unwrap(), plaintext(LEN, 42));
     }
 }
 
@@ -69,12 +62,7 @@ fn every_truncation_and_extension_is_rejected() {
         for cut in 0..c.object.len() {
             rejected(&c, &c.object[..cut], &format!("cut at {cut}"));
         }
-        for extra in [
-            &[0u8][..],
-            &[0u8; 16],
-            &[0u8; 48],
-            &c.object[c.object.len() - 200..],
-        ] {
+        for extra in [&[0u8][..], &[0u8; 16], &[0u8; 48], &c.object[c.object.len() - 200..]] {
             let mut t = c.object.clone();
             t.extend_from_slice(extra);
             rejected(&c, &t, &format!("extended by {}", extra.len()));
@@ -119,10 +107,7 @@ fn units_spliced_from_another_object_are_rejected() {
     // Same key, same length, same unit size: only the per-object salt tells them apart.
     let key = customer_key(1);
     let plain = plaintext(LEN, 42);
-    for (spec, k) in [
-        (aont_spec(UNIT as u32), None),
-        (sse_c_spec(UNIT as u32, &key), Some(&key)),
-    ] {
+    for (spec, k) in [(aont_spec(UNIT as u32), None), (sse_c_spec(UNIT as u32, &key), Some(&key))] {
         let a = encrypt(&spec, &plain, true);
         let b = encrypt(&spec, &plain, true);
         assert_ne!(a, b, "two encryptions must differ");
@@ -149,49 +134,24 @@ fn keys_are_checked_with_clear_errors() {
     let plain = plaintext(LEN, 42);
     let sse = encrypt(&sse_c_spec(UNIT as u32, &key), &plain, true);
     let aont = encrypt(&aont_spec(UNIT as u32), &plain, true);
-    assert_eq!(
-        engine_error(decrypt(&sse, Some(&customer_key(2)), Backend::Accelerated)),
-        Error::WrongKey
-    );
-    assert_eq!(
-        engine_error(decrypt(&sse, None, Backend::Accelerated)),
-        Error::KeyRequired
-    );
-    assert_eq!(
-        engine_error(decrypt(&aont, Some(&key), Backend::Accelerated)),
-        Error::KeyNotExpected
-    );
-    let bound = CustomerKey {
-        key: key.key.clone(),
-        context: b"bucket/object".to_vec(),
-    };
-    assert_eq!(
-        engine_error(decrypt(&sse, Some(&bound), Backend::Accelerated)),
-        Error::WrongKey
-    );
+    assert_eq!(engine_error(decrypt(&sse, Some(&customer_key(2)), Backend::Accelerated)), Error::WrongKey);
+    assert_eq!(engine_error(decrypt(&sse, None, Backend::Accelerated)), Error::KeyRequired);
+    assert_eq!(engine_error(decrypt(&aont, Some(&key), Backend::Accelerated)), Error::KeyNotExpected);
+    let bound = CustomerKey { key: key.key.clone(), context: b"bucket/object".to_vec() };
+    assert_eq!(engine_error(decrypt(&sse, Some(&bound), Backend::Accelerated)), Error::WrongKey);
 }
 
 #[test]
 fn foreign_and_damaged_inputs_are_named() {
     assert_eq!(
-        engine_error(decrypt(
-            b"PK\x03\x04 a zip file, not ours",
-            None,
-            Backend::Accelerated
-        )),
+        engine_error(decrypt(b"PK\x03\x04 a zip file, not ours", None, Backend::Accelerated)),
         Error::NotCipherstore
     );
-    assert_eq!(
-        engine_error(decrypt(b"", None, Backend::Accelerated)),
-        Error::NotCipherstore
-    );
+    assert_eq!(engine_error(decrypt(b"", None, Backend::Accelerated)), Error::NotCipherstore);
     let aont = encrypt(&aont_spec(UNIT as u32), &plaintext(10, 1), true);
     let mut v2 = aont.clone();
     v2[8] = 2;
-    assert_eq!(
-        engine_error(decrypt(&v2, None, Backend::Accelerated)),
-        Error::UnsupportedVersion(2)
-    );
+    assert_eq!(engine_error(decrypt(&v2, None, Backend::Accelerated)), Error::UnsupportedVersion(2));
     assert!(matches!(
         engine_error(decrypt(&aont[..30], None, Backend::Accelerated)),
         Error::Truncated { .. }
@@ -202,8 +162,5 @@ fn foreign_and_damaged_inputs_are_named() {
         t[n - 1] ^= 0x80;
         t
     };
-    assert_eq!(
-        engine_error(decrypt(&corrupted, None, Backend::Accelerated)),
-        Error::Corrupted { unit: 0 }
-    );
+    assert_eq!(engine_error(decrypt(&corrupted, None, Backend::Accelerated)), Error::Corrupted { unit: 0 });
 }

@@ -31,8 +31,7 @@ fn key(name: &str) -> Option<CustomerKey> {
 #[test]
 fn every_frozen_vector_decrypts_exactly() {
     let listing: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir().join("vectors.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir().join("vectors.json")).unwrap()).unwrap();
     let entries = listing.as_array().unwrap();
     assert!(entries.len() >= 11);
     for v in entries {
@@ -48,16 +47,10 @@ fn every_frozen_vector_decrypts_exactly() {
                 object.display()
             );
             let f = File::open(&object).unwrap();
-            let opener =
-                Opener::new(&file::read_header(&f).unwrap(), key.as_ref(), backend).unwrap();
+            let opener = Opener::new(&file::read_header(&f).unwrap(), key.as_ref(), backend).unwrap();
             let out = tempfile::NamedTempFile::new().unwrap();
             file::decrypt_file(&f, &opener, out.as_file(), None, &()).unwrap();
-            assert_eq!(
-                std::fs::read(out.path()).unwrap(),
-                expected,
-                "{}",
-                object.display()
-            );
+            assert_eq!(std::fs::read(out.path()).unwrap(), expected, "{}", object.display());
         }
     }
 }

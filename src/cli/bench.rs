@@ -107,21 +107,12 @@ pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     let plain: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(31)).collect();
     let mut rows: Vec<Row> = Vec::new();
     let mut push = |name, v: f64, base: Option<(&'static str, f64)>| {
-        rows.push(Row {
-            name,
-            gb_per_s: v,
-            baseline: base.map(|b| b.0),
-            ratio: base.map(|b| v / b.1),
-        });
+        rows.push(Row { name, gb_per_s: v, baseline: base.map(|b| b.0), ratio: base.map(|b| v / b.1) });
         v
     };
 
     let mut dst = vec![0u8; n];
-    let memcpy = push(
-        "memcpy",
-        measure(n, secs, || dst.copy_from_slice(black_box(&plain))),
-        None,
-    );
+    let memcpy = push("memcpy", measure(n, secs, || dst.copy_from_slice(black_box(&plain))), None);
 
     let key = SecretKey::random();
     let raw = Gcm::new(Backend::Accelerated, &key)?;
@@ -145,16 +136,8 @@ pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     let customer = CustomerKey::new(key.clone());
     let sse_c = SealSpec::new(Protection::SseC(customer.clone()), backend);
     let (seal, open) = seal_open(&sse_c, Some(&customer), &plain, secs)?;
-    push(
-        "STREAM seal (256 KiB chunks)",
-        seal,
-        Some(("aws-lc-rs GCM", raw_gcm)),
-    );
-    push(
-        "STREAM open (256 KiB chunks)",
-        open,
-        Some(("aws-lc-rs GCM", raw_gcm)),
-    );
+    push("STREAM seal (256 KiB chunks)", seal, Some(("aws-lc-rs GCM", raw_gcm)));
+    push("STREAM open (256 KiB chunks)", open, Some(("aws-lc-rs GCM", raw_gcm)));
 
     let paper = SealSpec {
         aont_cipher: CipherId::Aes256Ctr,
@@ -166,43 +149,25 @@ pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     push("paper AONT decode (AES-256-CTR + SHA-256)", paper_dec, None);
     let ours = SealSpec::new(Protection::Aont, backend);
     let (enc, dec) = seal_open(&ours, None, &plain, secs)?;
-    push(
-        "AONT-RS encode (default)",
-        enc,
-        Some(("paper AONT encode", paper_enc)),
-    );
-    push(
-        "AONT-RS decode (default)",
-        dec,
-        Some(("paper AONT decode", paper_dec)),
-    );
+    push("AONT-RS encode (default)", enc, Some(("paper AONT encode", paper_enc)));
+    push("AONT-RS decode (default)", dec, Some(("paper AONT decode", paper_dec)));
 
     let (sealer, mut object) = sealed(&ours, &plain)?;
     let threads = rayon::current_num_threads();
     let par = measure(n, secs, || {
         let _ = black_box(object.seal(&sealer, true));
     });
-    push(
-        "AONT-RS encode, all threads",
-        par,
-        Some(("AONT-RS encode, 1 thread", enc)),
-    );
+    push("AONT-RS encode, all threads", par, Some(("AONT-RS encode, 1 thread", enc)));
 
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).context("cannot format the results")?
-        );
+        println!("{}", serde_json::to_string_pretty(&rows).context("cannot format the results")?);
     } else {
         println!(
             "cipherstore engine throughput: {} MiB in memory, backend {}, {threads} threads\n",
             args.size,
             backend.name()
         );
-        println!(
-            "{:<44} {:>8}   ratio to baseline (same run)",
-            "operation", "GB/s"
-        );
+        println!("{:<44} {:>8}   ratio to baseline (same run)", "operation", "GB/s");
         for r in &rows {
             let ratio = match (r.baseline, r.ratio) {
                 (Some(b), Some(x)) => format!("{x:.2}x {b}"),

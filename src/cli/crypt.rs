@@ -30,17 +30,11 @@ fn open_input(path: &Path) -> anyhow::Result<Input> {
         return Ok(Input::Stdin);
     }
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let meta = f
-        .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = f.metadata().with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_dir() {
         bail!("{} is a directory", path.display());
     }
-    Ok(if meta.is_file() {
-        Input::File(f, meta.len())
-    } else {
-        Input::Stream(f)
-    })
+    Ok(if meta.is_file() { Input::File(f, meta.len()) } else { Input::Stream(f) })
 }
 
 /// Where bytes go.
@@ -56,15 +50,12 @@ fn open_output(path: &Path, what: &str) -> anyhow::Result<Output> {
         }
         return Ok(Output::Stdout);
     }
-    Ok(Output::File(AtomicOutput::create(path).with_context(
-        || format!("cannot write {}", path.display()),
-    )?))
+    Ok(Output::File(AtomicOutput::create(path).with_context(|| format!("cannot write {}", path.display()))?))
 }
 
 fn finish(output: Output, path: &Path) -> anyhow::Result<()> {
     if let Output::File(out) = output {
-        out.commit()
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        out.commit().with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
@@ -72,10 +63,7 @@ fn finish(output: Output, path: &Path) -> anyhow::Result<()> {
 /// Runs `f` with a buffered writer on the output (stdout or the atomic file).
 fn with_writer<T>(output: &Output, f: impl FnOnce(&mut dyn Write) -> T) -> T {
     match output {
-        Output::Stdout => f(&mut BufWriter::with_capacity(
-            1 << 20,
-            std::io::stdout().lock(),
-        )),
+        Output::Stdout => f(&mut BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
         Output::File(out) => f(&mut BufWriter::with_capacity(1 << 20, out.file())),
     }
 }
@@ -85,11 +73,7 @@ fn report(bar: &Bar, verb: &str, bytes: u64, start: Instant, dest: &Path) {
     if bar.visible() {
         let secs = start.elapsed().as_secs_f64();
         let rate = bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64;
-        eprintln!(
-            "{verb} {} in {secs:.2} s ({rate:.2} GiB/s) -> {}",
-            human(bytes),
-            dest.display()
-        );
+        eprintln!("{verb} {} in {secs:.2} s ({rate:.2} GiB/s) -> {}", human(bytes), dest.display());
     }
 }
 
@@ -123,9 +107,7 @@ pub fn encrypt(
     backend: Backend,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    if options.mode != ModeArg::Aont
-        && (options.aont_cipher.is_some() || options.aont_hash.is_some())
-    {
+    if options.mode != ModeArg::Aont && (options.aont_cipher.is_some() || options.aont_hash.is_some()) {
         bail!("--aont-cipher and --aont-hash apply to --mode aont only");
     }
     let protection = match (options.mode, options.key_file.as_deref()) {
@@ -155,18 +137,14 @@ pub fn encrypt(
     };
     let bar = Bar::new("encrypting", total, quiet);
     let done = match (source, &out) {
-        (Input::File(f, len), Output::File(o)) => {
-            file::encrypt_file(&f, o.file(), &spec, &bar).map(|_| len)
+        (Input::File(f, len), Output::File(o)) => file::encrypt_file(&f, o.file(), &spec, &bar).map(|_| len),
+        (Input::File(f, len), _) => {
+            with_writer(&out, |w| stream::encrypt_stream(f, w, &spec, Some(len), &bar))
         }
-        (Input::File(f, len), _) => with_writer(&out, |w| {
-            stream::encrypt_stream(f, w, &spec, Some(len), &bar)
-        }),
-        (Input::Stream(f), _) => {
-            with_writer(&out, |w| stream::encrypt_stream(f, w, &spec, None, &bar))
+        (Input::Stream(f), _) => with_writer(&out, |w| stream::encrypt_stream(f, w, &spec, None, &bar)),
+        (Input::Stdin, _) => {
+            with_writer(&out, |w| stream::encrypt_stream(std::io::stdin(), w, &spec, None, &bar))
         }
-        (Input::Stdin, _) => with_writer(&out, |w| {
-            stream::encrypt_stream(std::io::stdin(), w, &spec, None, &bar)
-        }),
     };
     bar.finish();
     let bytes = done.with_context(|| format!("cannot encrypt {}", input.display()))?;
@@ -189,13 +167,12 @@ pub fn decrypt(
     let start = Instant::now();
     let done = match source {
         Input::File(f, stored) => {
-            let header = file::read_header(&f)
-                .with_context(|| format!("cannot decrypt {}", input.display()))?;
+            let header =
+                file::read_header(&f).with_context(|| format!("cannot decrypt {}", input.display()))?;
             let opener = Opener::new(&header, key.as_ref(), backend)
                 .with_context(|| format!("cannot decrypt {}", input.display()))?;
-            let layout = opener
-                .layout(stored)
-                .with_context(|| format!("cannot decrypt {}", input.display()))?;
+            let layout =
+                opener.layout(stored).with_context(|| format!("cannot decrypt {}", input.display()))?;
             let bar = Bar::new("decrypting", Some(layout.plaintext_len()), quiet);
             let out = open_output(output, "plaintext")?;
             let r = match &out {
@@ -204,9 +181,7 @@ pub fn decrypt(
                     if range.is_some() {
                         bail!("--range writes to a file: use -o FILE");
                     }
-                    with_writer(&out, |w| {
-                        stream::decrypt_stream(f, w, key.as_ref(), backend, &bar)
-                    })
+                    with_writer(&out, |w| stream::decrypt_stream(f, w, key.as_ref(), backend, &bar))
                 }
             };
             bar.finish();
@@ -221,9 +196,9 @@ pub fn decrypt(
             let bar = Bar::new("decrypting", None, quiet);
             let out = open_output(output, "plaintext")?;
             let r = match other {
-                Input::Stream(f) => with_writer(&out, |w| {
-                    stream::decrypt_stream(f, w, key.as_ref(), backend, &bar)
-                }),
+                Input::Stream(f) => {
+                    with_writer(&out, |w| stream::decrypt_stream(f, w, key.as_ref(), backend, &bar))
+                }
                 _ => with_writer(&out, |w| {
                     stream::decrypt_stream(std::io::stdin(), w, key.as_ref(), backend, &bar)
                 }),
@@ -241,14 +216,9 @@ pub fn decrypt(
 /// `cipherstore inspect`.
 pub fn inspect(input: &Path) -> anyhow::Result<()> {
     let f = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    let stored = f
-        .metadata()
-        .with_context(|| format!("cannot read {}", input.display()))?
-        .len();
-    let bytes =
-        file::read_header(&f).with_context(|| format!("cannot inspect {}", input.display()))?;
-    let (h, hlen) =
-        Header::parse(&bytes).with_context(|| format!("cannot inspect {}", input.display()))?;
+    let stored = f.metadata().with_context(|| format!("cannot read {}", input.display()))?.len();
+    let bytes = file::read_header(&f).with_context(|| format!("cannot inspect {}", input.display()))?;
+    let (h, hlen) = Header::parse(&bytes).with_context(|| format!("cannot inspect {}", input.display()))?;
     let mode = match h.mode {
         cipherstore::engine::Mode::Aont => "AONT-RS (keyless package transform)",
         cipherstore::engine::Mode::SseC => "SSE-C (chunked AES-256-GCM, customer key)",
@@ -261,11 +231,7 @@ pub fn inspect(input: &Path) -> anyhow::Result<()> {
     println!("header           {hlen} bytes");
     println!("stored size      {stored} bytes");
     match h.layout_for_stored(stored) {
-        Ok(l) => println!(
-            "plaintext        {} bytes in {} units",
-            l.plaintext_len(),
-            l.units()
-        ),
+        Ok(l) => println!("plaintext        {} bytes in {} units", l.plaintext_len(), l.units()),
         Err(e) => println!("plaintext        unknown: {e}"),
     }
     if h.plaintext_len.is_none() {

@@ -14,8 +14,8 @@ use cipherstore::engine::key::KEY_LEN;
 
 /// Reads and decodes the key in `path`.
 pub fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
-    let mut file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open key file {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open key file {}", path.display()))?;
     if let Ok(meta) = file.metadata()
         && meta.permissions().mode() & 0o077 != 0
     {
@@ -47,9 +47,7 @@ pub fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
         return Ok(SecretKey::from_bytes(*key));
     }
     let mut decoded = Zeroizing::new(Vec::new());
-    if base64::engine::general_purpose::STANDARD
-        .decode_vec(text, &mut decoded)
-        .is_ok()
+    if base64::engine::general_purpose::STANDARD.decode_vec(text, &mut decoded).is_ok()
         && decoded.len() == KEY_LEN
     {
         key.copy_from_slice(&decoded);
@@ -78,10 +76,7 @@ mod tests {
         let raw = [0xA5u8; 32];
         let want = SecretKey::from_bytes(raw);
         assert_eq!(decode_key(&raw).unwrap(), want);
-        assert_eq!(
-            decode_key(format!("{}\n", "a5".repeat(32)).as_bytes()).unwrap(),
-            want
-        );
+        assert_eq!(decode_key(format!("{}\n", "a5".repeat(32)).as_bytes()).unwrap(), want);
         assert_eq!(decode_key("A5".repeat(32).as_bytes()).unwrap(), want);
         let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
         assert_eq!(decode_key(format!("{b64}\n").as_bytes()).unwrap(), want);

@@ -139,9 +139,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
         Some((i, 'm' | 'M')) => (&s[..i], 1u64 << 20),
         _ => (s, 1),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 65536, 64K or 1M"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size like 65536, 64K or 1M"))?;
     u32::try_from(n.saturating_mul(mult)).map_err(|_| "size too large".to_owned())
 }
 
@@ -149,11 +147,7 @@ fn parse_range(s: &str) -> Result<cipherstore::pipeline::ByteRange, String> {
     let bad = || format!("{s:?} is not a range like 0-1023 or 4096-");
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let start: u64 = a.trim().parse().map_err(|_| bad())?;
-    let end = if b.trim().is_empty() {
-        u64::MAX
-    } else {
-        b.trim().parse().map_err(|_| bad())?
-    };
+    let end = if b.trim().is_empty() { u64::MAX } else { b.trim().parse().map_err(|_| bad())? };
     if end < start {
         return Err(format!("range {s:?} ends before it starts"));
     }
@@ -187,14 +181,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crypt::encrypt(&a.input, &a.output, &options, backend, cli.quiet)
         }
-        Command::Decrypt(a) => crypt::decrypt(
-            &a.input,
-            &a.output,
-            a.key_file.as_deref(),
-            a.range,
-            backend,
-            cli.quiet,
-        ),
+        Command::Decrypt(a) => {
+            crypt::decrypt(&a.input, &a.output, a.key_file.as_deref(), a.range, backend, cli.quiet)
+        }
         Command::Inspect { input } => crypt::inspect(&input),
         Command::Cpu { json } => {
             let report = CpuReport::new(backend);
@@ -224,10 +213,7 @@ fn print_cpu(r: &CpuReport) {
     ] {
         println!("  {name:<12} {}", yn(v));
     }
-    println!(
-        "\nBackend: {} (set CIPHERSTORE_BACKEND=portable|accelerated)",
-        r.backend
-    );
+    println!("\nBackend: {} (set CIPHERSTORE_BACKEND=portable|accelerated)", r.backend);
     println!("AONT-RS default: {}", r.aont_default);
     for p in &r.primitives {
         println!("  {:<34} {}", p.primitive, p.implementation);

@@ -12,9 +12,7 @@ use zeroize::Zeroize;
 
 use super::format::{AONT_OVERHEAD, CipherId, HashId};
 use super::key::{KEY_LEN, SecretKey};
-use super::primitives::{
-    Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN, ctr_xor_at,
-};
+use super::primitives::{Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN, ctr_xor_at};
 
 const CANARY_LEN: usize = 16;
 const ZERO_NONCE: [u8; 12] = [0; 12];
@@ -131,11 +129,7 @@ mod tests {
         for cipher in [CipherId::Aes256Ctr, CipherId::Aes256Gcm] {
             for hash in [HashId::Sha256, HashId::Blake3] {
                 for backend in [Backend::Accelerated, Backend::Portable] {
-                    v.push(AontSuite {
-                        cipher,
-                        hash,
-                        backend,
-                    });
+                    v.push(AontSuite { cipher, hash, backend });
                 }
             }
         }
@@ -162,17 +156,11 @@ mod tests {
                     } else {
                         tt[byte - n] ^= 1 << (bit % 8);
                     }
-                    assert!(
-                        s.decode(&d, 3, true, &mut dt, &tt).is_err(),
-                        "{s:?} n={n} bit {bit}"
-                    );
+                    assert!(s.decode(&d, 3, true, &mut dt, &tt).is_err(), "{s:?} n={n} bit {bit}");
                 }
                 assert!(s.decode(&d, 4, true, &mut data.clone(), &trailer).is_err());
                 assert!(s.decode(&d, 3, false, &mut data.clone(), &trailer).is_err());
-                assert!(
-                    s.decode(&[2; 32], 3, true, &mut data.clone(), &trailer)
-                        .is_err()
-                );
+                assert!(s.decode(&[2; 32], 3, true, &mut data.clone(), &trailer).is_err());
                 s.decode(&d, 3, true, &mut data, &trailer).unwrap();
                 assert_eq!(data, plain);
             }

@@ -75,10 +75,7 @@ impl UnitCodec {
         part: u32,
         backend: Backend,
     ) -> Result<Self, Error> {
-        Ok(Self::Stream {
-            gcm: Box::new(Gcm::new(backend, data_key)?),
-            aad: stream::aad(digest, part),
-        })
+        Ok(Self::Stream { gcm: Box::new(Gcm::new(backend, data_key)?), aad: stream::aad(digest, part) })
     }
 }
 
@@ -108,9 +105,7 @@ impl Sealer {
             salt,
             envelope: vec![0; mode.envelope_len()],
         };
-        header
-            .validate()
-            .map_err(|_| Error::InvalidParameter("unit size must be 4 KiB to 16 MiB"))?;
+        header.validate().map_err(|_| Error::InvalidParameter("unit size must be 4 KiB to 16 MiB"))?;
         let data_key = match &spec.protection {
             Protection::Aont => None,
             Protection::SseC(ck) => {
@@ -123,19 +118,10 @@ impl Sealer {
         let encoded = header.encode();
         let digest = header.digest(&encoded, spec.backend);
         let codec = match data_key {
-            None => UnitCodec::Aont(AontSuite {
-                cipher,
-                hash,
-                backend: spec.backend,
-            }),
+            None => UnitCodec::Aont(AontSuite { cipher, hash, backend: spec.backend }),
             Some(dk) => UnitCodec::stream(&dk, &digest, spec.part, spec.backend)?,
         };
-        Ok(Self {
-            header,
-            encoded,
-            digest,
-            codec,
-        })
+        Ok(Self { header, encoded, digest, codec })
     }
 
     /// The header.
@@ -170,14 +156,10 @@ impl Sealer {
         trailer: &mut [u8],
     ) -> Result<(), Error> {
         if data.len() > self.unit_size() {
-            return Err(Error::InvalidParameter(
-                "unit data is longer than the unit size",
-            ));
+            return Err(Error::InvalidParameter("unit data is longer than the unit size"));
         }
         match &self.codec {
-            UnitCodec::Aont(s) => {
-                s.encode(&self.digest, index, is_final, data, trailer_mut(trailer)?)?
-            }
+            UnitCodec::Aont(s) => s.encode(&self.digest, index, is_final, data, trailer_mut(trailer)?)?,
             UnitCodec::Stream { gcm, aad } => {
                 stream::seal_chunk(gcm, aad, index, is_final, data, trailer_mut(trailer)?)?
             }
@@ -187,8 +169,7 @@ impl Sealer {
 }
 
 fn trailer_mut<const N: usize>(t: &mut [u8]) -> Result<&mut [u8; N], Error> {
-    t.try_into()
-        .map_err(|_| Error::InvalidParameter("unit trailer has the wrong size"))
+    t.try_into().map_err(|_| Error::InvalidParameter("unit trailer has the wrong size"))
 }
 
 /// Decrypts one object: holds its parsed header and recovered keys.
@@ -217,11 +198,9 @@ impl Opener {
         let encoded = &bytes[..header_len];
         let digest = header.digest(encoded, backend);
         let codec = match (header.mode, key) {
-            (Mode::Aont, None) => UnitCodec::Aont(AontSuite {
-                cipher: header.cipher,
-                hash: header.hash,
-                backend,
-            }),
+            (Mode::Aont, None) => {
+                UnitCodec::Aont(AontSuite { cipher: header.cipher, hash: header.hash, backend })
+            }
             (Mode::Aont, Some(_)) => return Err(Error::KeyNotExpected),
             (Mode::SseC, None) => return Err(Error::KeyRequired),
             (Mode::SseC, Some(ck)) => {
@@ -230,12 +209,7 @@ impl Opener {
             }
             (Mode::SseKp, _) => return Err(Error::UnsupportedMode(Mode::SseKp as u8)),
         };
-        Ok(Self {
-            header,
-            header_len,
-            digest,
-            codec,
-        })
+        Ok(Self { header, header_len, digest, codec })
     }
 
     /// The parsed header.

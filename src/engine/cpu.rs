@@ -121,17 +121,11 @@ impl CpuReport {
         let (gcm, sha) = match backend {
             Backend::Accelerated => (
                 format!("aws-lc-rs, {}", ghash_path(&f)),
-                format!(
-                    "aws-lc-rs, {}",
-                    if f.sha_ni { "SHA-NI" } else { "generic x86-64" }
-                ),
+                format!("aws-lc-rs, {}", if f.sha_ni { "SHA-NI" } else { "generic x86-64" }),
             ),
             Backend::Portable => (
                 format!("RustCrypto aes-gcm 0.11, {}", aes_path(&f)),
-                format!(
-                    "RustCrypto sha2, {}",
-                    if f.sha_ni { "SHA-NI" } else { "software" }
-                ),
+                format!("RustCrypto sha2, {}", if f.sha_ni { "SHA-NI" } else { "software" }),
             ),
         };
         let blake3 = match (f.avx512f, f.avx2) {
@@ -145,22 +139,10 @@ impl CpuReport {
             backend: backend.name(),
             aont_default: name(DEFAULT_AONT_CIPHER, DEFAULT_AONT_HASH),
             primitives: vec![
-                PrimitiveChoice {
-                    primitive: "AES-256-CTR (AONT-RS E)",
-                    implementation: ctr,
-                },
-                PrimitiveChoice {
-                    primitive: "AES-256-GCM (STREAM, envelopes)",
-                    implementation: gcm,
-                },
-                PrimitiveChoice {
-                    primitive: "SHA-256 (header digest, HKDF)",
-                    implementation: sha,
-                },
-                PrimitiveChoice {
-                    primitive: "BLAKE3 (AONT-RS H)",
-                    implementation: blake3.to_owned(),
-                },
+                PrimitiveChoice { primitive: "AES-256-CTR (AONT-RS E)", implementation: ctr },
+                PrimitiveChoice { primitive: "AES-256-GCM (STREAM, envelopes)", implementation: gcm },
+                PrimitiveChoice { primitive: "SHA-256 (header digest, HKDF)", implementation: sha },
+                PrimitiveChoice { primitive: "BLAKE3 (AONT-RS H)", implementation: blake3.to_owned() },
             ],
         }
     }

@@ -25,23 +25,12 @@ pub struct CustomerKey {
 impl CustomerKey {
     /// A customer key with an empty context.
     pub fn new(key: SecretKey) -> Self {
-        Self {
-            key,
-            context: Vec::new(),
-        }
+        Self { key, context: Vec::new() }
     }
 
-    fn derive(
-        &self,
-        salt: &[u8; SALT_LEN],
-    ) -> Result<(SecretKey, Zeroizing<[u8; KEY_LEN]>), Error> {
+    fn derive(&self, salt: &[u8; SALT_LEN]) -> Result<(SecretKey, Zeroizing<[u8; KEY_LEN]>), Error> {
         let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
-        hkdf_sha256(
-            self.key.expose(),
-            salt,
-            &[SSE_C_INFO, &self.context],
-            okm.as_mut(),
-        )?;
+        hkdf_sha256(self.key.expose(), salt, &[SSE_C_INFO, &self.context], okm.as_mut())?;
         let mut kek = [0u8; KEY_LEN];
         kek.copy_from_slice(&okm[..KEY_LEN]);
         let mut commit = Zeroizing::new([0u8; KEY_LEN]);
@@ -63,11 +52,7 @@ impl CustomerKey {
         let mut out = Vec::with_capacity(SSE_C_ENVELOPE_LEN);
         out.extend_from_slice(commit.as_ref());
         let mut sealed = Zeroizing::new(*data_key.expose());
-        let tag = Gcm::new(backend, &kek)?.seal(
-            &ZERO_NONCE,
-            &fixed[..FIXED_HEADER_LEN],
-            sealed.as_mut(),
-        )?;
+        let tag = Gcm::new(backend, &kek)?.seal(&ZERO_NONCE, &fixed[..FIXED_HEADER_LEN], sealed.as_mut())?;
         out.extend_from_slice(sealed.as_ref());
         out.extend_from_slice(&tag);
         Ok(out)
@@ -83,9 +68,7 @@ impl CustomerKey {
         backend: Backend,
     ) -> Result<SecretKey, Error> {
         if envelope.len() != SSE_C_ENVELOPE_LEN {
-            return Err(Error::MalformedHeader(
-                "SSE-C envelope has the wrong length",
-            ));
+            return Err(Error::MalformedHeader("SSE-C envelope has the wrong length"));
         }
         let (kek, commit) = self.derive(salt)?;
         let matches: bool = envelope[..KEY_LEN].ct_eq(commit.as_ref()).into();
@@ -117,34 +100,16 @@ mod tests {
         assert_eq!(env.len(), SSE_C_ENVELOPE_LEN);
         assert_eq!(ck.open(&salt, &fixed, &env, Backend::Portable).unwrap(), dk);
         let wrong = CustomerKey::new(SecretKey::from_bytes([9; 32]));
-        assert_eq!(
-            wrong
-                .open(&salt, &fixed, &env, Backend::Accelerated)
-                .unwrap_err(),
-            Error::WrongKey
-        );
-        let other_ctx = CustomerKey {
-            key: ck.key.clone(),
-            context: b"bucket/key".to_vec(),
-        };
-        assert_eq!(
-            other_ctx
-                .open(&salt, &fixed, &env, Backend::Accelerated)
-                .unwrap_err(),
-            Error::WrongKey
-        );
+        assert_eq!(wrong.open(&salt, &fixed, &env, Backend::Accelerated).unwrap_err(), Error::WrongKey);
+        let other_ctx = CustomerKey { key: ck.key.clone(), context: b"bucket/key".to_vec() };
+        assert_eq!(other_ctx.open(&salt, &fixed, &env, Backend::Accelerated).unwrap_err(), Error::WrongKey);
         let mut bad = env.clone();
         bad[40] ^= 1;
-        assert_eq!(
-            ck.open(&salt, &fixed, &bad, Backend::Accelerated)
-                .unwrap_err(),
-            Error::EnvelopeCorrupted
-        );
+        assert_eq!(ck.open(&salt, &fixed, &bad, Backend::Accelerated).unwrap_err(), Error::EnvelopeCorrupted);
         let mut fixed2 = fixed;
         fixed2[20] ^= 1;
         assert_eq!(
-            ck.open(&salt, &fixed2, &env, Backend::Accelerated)
-                .unwrap_err(),
+            ck.open(&salt, &fixed2, &env, Backend::Accelerated).unwrap_err(),
             Error::EnvelopeCorrupted
         );
     }

@@ -33,9 +33,7 @@ pub enum Error {
         found: u64,
     },
     /// A unit failed its integrity check.
-    #[error(
-        "integrity check failed in unit {unit}: the object was altered, truncated or reordered"
-    )]
+    #[error("integrity check failed in unit {unit}: the object was altered, truncated or reordered")]
     Corrupted {
         /// Index of the first unit that failed.
         unit: u64,

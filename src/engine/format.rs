@@ -142,16 +142,12 @@ impl Header {
             Mode::Aont => {}
             Mode::SseC | Mode::SseKp => {
                 if self.cipher != CipherId::Aes256Gcm || self.hash != HashId::Sha256 {
-                    return Err(Error::MalformedHeader(
-                        "STREAM objects use AES-256-GCM with SHA-256",
-                    ));
+                    return Err(Error::MalformedHeader("STREAM objects use AES-256-GCM with SHA-256"));
                 }
             }
         }
         if self.envelope.len() != self.mode.envelope_len() {
-            return Err(Error::MalformedHeader(
-                "envelope length does not match the mode",
-            ));
+            return Err(Error::MalformedHeader("envelope length does not match the mode"));
         }
         Ok(())
     }
@@ -169,11 +165,7 @@ impl Header {
         out.push(self.mode as u8);
         out.push(self.cipher as u8);
         out.push(self.hash as u8);
-        out.push(if self.plaintext_len.is_some() {
-            FLAG_LENGTH_KNOWN
-        } else {
-            0
-        });
+        out.push(if self.plaintext_len.is_some() { FLAG_LENGTH_KNOWN } else { 0 });
         out.extend_from_slice(&[0, 0, 0]);
         out.extend_from_slice(&self.unit_size.to_le_bytes());
         out.extend_from_slice(&self.plaintext_len.unwrap_or(0).to_le_bytes());
@@ -191,10 +183,7 @@ impl Header {
             return Err(Error::NotCipherstore);
         }
         if fixed.len() < FIXED_HEADER_LEN {
-            return Err(Error::Truncated {
-                expected: FIXED_HEADER_LEN as u64,
-                found: fixed.len() as u64,
-            });
+            return Err(Error::Truncated { expected: FIXED_HEADER_LEN as u64, found: fixed.len() as u64 });
         }
         if fixed[8] != VERSION {
             return Err(Error::UnsupportedVersion(fixed[8]));
@@ -210,10 +199,7 @@ impl Header {
     pub fn parse(bytes: &[u8]) -> Result<(Self, usize), Error> {
         let total = Self::total_len(bytes)?;
         if bytes.len() < total {
-            return Err(Error::Truncated {
-                expected: total as u64,
-                found: bytes.len() as u64,
-            });
+            return Err(Error::Truncated { expected: total as u64, found: bytes.len() as u64 });
         }
         let mode = Mode::from_byte(bytes[9])?;
         let cipher = CipherId::from_byte(bytes[10])?;
@@ -230,9 +216,7 @@ impl Header {
         let plaintext_len = if flags & FLAG_LENGTH_KNOWN != 0 {
             Some(len)
         } else if len != 0 {
-            return Err(Error::MalformedHeader(
-                "length field set but not flagged as known",
-            ));
+            return Err(Error::MalformedHeader("length field set but not flagged as known"));
         } else {
             None
         };
@@ -262,12 +246,7 @@ impl Header {
 
     /// The body layout for an object of `plaintext_len` bytes.
     pub fn layout_for_plaintext(&self, plaintext_len: u64) -> Result<Layout, Error> {
-        Layout::new(
-            self.encoded_len() as u64,
-            self.unit_size,
-            self.mode.overhead(),
-            plaintext_len,
-        )
+        Layout::new(self.encoded_len() as u64, self.unit_size, self.mode.overhead(), plaintext_len)
     }
 
     /// The body layout for a stored object of `stored_len` bytes, checked against the
@@ -280,23 +259,14 @@ impl Header {
             let layout = self.layout_for_plaintext(len)?;
             let expected = layout.stored_len();
             return match stored_len.cmp(&expected) {
-                std::cmp::Ordering::Less => Err(Error::Truncated {
-                    expected,
-                    found: stored_len,
-                }),
-                std::cmp::Ordering::Greater => Err(Error::TrailingData {
-                    expected,
-                    found: stored_len,
-                }),
+                std::cmp::Ordering::Less => Err(Error::Truncated { expected, found: stored_len }),
+                std::cmp::Ordering::Greater => Err(Error::TrailingData { expected, found: stored_len }),
                 std::cmp::Ordering::Equal => Ok(layout),
             };
         }
         let minimum = hlen + overhead;
         if stored_len < minimum {
-            return Err(Error::Truncated {
-                expected: minimum,
-                found: stored_len,
-            });
+            return Err(Error::Truncated { expected: minimum, found: stored_len });
         }
         let body = stored_len - hlen;
         let units = body.div_ceil(unit + overhead);
@@ -327,21 +297,10 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of an object with this header length, unit size, overhead and length.
-    pub fn new(
-        header_len: u64,
-        unit_size: u32,
-        overhead: usize,
-        plaintext_len: u64,
-    ) -> Result<Self, Error> {
+    pub fn new(header_len: u64, unit_size: u32, overhead: usize, plaintext_len: u64) -> Result<Self, Error> {
         let unit_size = u64::from(unit_size);
         let units = plaintext_len.div_ceil(unit_size).max(1);
-        let layout = Self {
-            header_len,
-            unit_size,
-            overhead: overhead as u64,
-            plaintext_len,
-            units,
-        };
+        let layout = Self { header_len, unit_size, overhead: overhead as u64, plaintext_len, units };
         // The stored size must be representable.
         layout
             .units
@@ -400,16 +359,9 @@ impl Layout {
 
     /// Units holding the inclusive plaintext range `[start, end]`, with `end` clamped to
     /// the last byte as HTTP does. Returns the unit range and the clamped end.
-    pub fn units_for_range(
-        &self,
-        start: u64,
-        end: u64,
-    ) -> Result<(std::ops::Range<u64>, u64), Error> {
+    pub fn units_for_range(&self, start: u64, end: u64) -> Result<(std::ops::Range<u64>, u64), Error> {
         if start >= self.plaintext_len || start > end {
-            return Err(Error::RangeNotSatisfiable {
-                start,
-                len: self.plaintext_len,
-            });
+            return Err(Error::RangeNotSatisfiable { start, len: self.plaintext_len });
         }
         let end = end.min(self.plaintext_len - 1);
         Ok((start / self.unit_size..end / self.unit_size + 1, end))
@@ -423,16 +375,8 @@ mod tests {
     fn header(mode: Mode, len: Option<u64>) -> Header {
         Header {
             mode,
-            cipher: if mode == Mode::Aont {
-                CipherId::Aes256Ctr
-            } else {
-                CipherId::Aes256Gcm
-            },
-            hash: if mode == Mode::Aont {
-                HashId::Blake3
-            } else {
-                HashId::Sha256
-            },
+            cipher: if mode == Mode::Aont { CipherId::Aes256Ctr } else { CipherId::Aes256Gcm },
+            hash: if mode == Mode::Aont { HashId::Blake3 } else { HashId::Sha256 },
             unit_size: 4096,
             plaintext_len: len,
             salt: [7; SALT_LEN],
@@ -482,9 +426,7 @@ mod tests {
         unflagged[12] = 0;
         assert_eq!(
             Header::parse(&unflagged),
-            Err(Error::MalformedHeader(
-                "length field set but not flagged as known"
-            ))
+            Err(Error::MalformedHeader("length field set but not flagged as known"))
         );
     }
 
@@ -500,14 +442,8 @@ mod tests {
         assert_eq!(l.units_for_range(9000, u64::MAX).unwrap(), (2..3, 9999));
         assert!(l.units_for_range(10_000, 10_001).is_err());
         assert_eq!(h.layout_for_stored(l.stored_len()).unwrap(), l);
-        assert!(matches!(
-            h.layout_for_stored(l.stored_len() - 1),
-            Err(Error::Truncated { .. })
-        ));
-        assert!(matches!(
-            h.layout_for_stored(l.stored_len() + 1),
-            Err(Error::TrailingData { .. })
-        ));
+        assert!(matches!(h.layout_for_stored(l.stored_len() - 1), Err(Error::Truncated { .. })));
+        assert!(matches!(h.layout_for_stored(l.stored_len() + 1), Err(Error::TrailingData { .. })));
     }
 
     #[test]

@@ -106,13 +106,10 @@ impl Gcm {
     pub fn new(backend: Backend, key: &SecretKey) -> Result<Self, PrimitiveError> {
         Ok(match backend {
             Backend::Accelerated => {
-                let unbound =
-                    UnboundKey::new(&AES_256_GCM, key.expose()).map_err(|_| PrimitiveError)?;
+                let unbound = UnboundKey::new(&AES_256_GCM, key.expose()).map_err(|_| PrimitiveError)?;
                 Self::AwsLc(LessSafeKey::new(unbound))
             }
-            Backend::Portable => {
-                Self::RustCrypto(Box::new(aes_gcm::Aes256Gcm::new(key.expose().into())))
-            }
+            Backend::Portable => Self::RustCrypto(Box::new(aes_gcm::Aes256Gcm::new(key.expose().into()))),
         })
     }
 
@@ -126,20 +123,15 @@ impl Gcm {
         match self {
             Self::AwsLc(k) => {
                 let tag = k
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(*nonce),
-                        Aad::from(aad),
-                        buf,
-                    )
+                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
                     .map_err(|_| PrimitiveError)?;
                 let mut out = [0u8; TAG_LEN];
                 out.copy_from_slice(tag.as_ref());
                 Ok(out)
             }
             Self::RustCrypto(k) => {
-                let tag = k
-                    .encrypt_inout_detached(nonce.into(), aad, buf.into())
-                    .map_err(|_| PrimitiveError)?;
+                let tag =
+                    k.encrypt_inout_detached(nonce.into(), aad, buf.into()).map_err(|_| PrimitiveError)?;
                 Ok(tag.into())
             }
         }
@@ -156,12 +148,7 @@ impl Gcm {
     ) -> Result<(), PrimitiveError> {
         match self {
             Self::AwsLc(k) => k
-                .open_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(*nonce),
-                    Aad::from(aad),
-                    tag,
-                    buf,
-                )
+                .open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), tag, buf)
                 .map(|_| ())
                 .map_err(|_| PrimitiveError),
             Self::RustCrypto(k) => k
@@ -192,18 +179,12 @@ impl CtrImpl {
 /// XORs `buf` with the AES-256-CTR keystream for `key` from byte `pos` on, the counter
 /// block starting at zero (128-bit big-endian). Used only with single-use keys. Encrypts
 /// and decrypts alike.
-pub fn ctr_xor_at(
-    imp: CtrImpl,
-    key: &SecretKey,
-    pos: u64,
-    buf: &mut [u8],
-) -> Result<(), PrimitiveError> {
+pub fn ctr_xor_at(imp: CtrImpl, key: &SecretKey, pos: u64, buf: &mut [u8]) -> Result<(), PrimitiveError> {
     match imp {
         CtrImpl::AwsLc => {
             let skip = (pos % 16) as usize;
             let iv = u128::from(pos / 16).to_be_bytes();
-            let unbound =
-                UnboundCipherKey::new(&AES_256, key.expose()).map_err(|_| PrimitiveError)?;
+            let unbound = UnboundCipherKey::new(&AES_256, key.expose()).map_err(|_| PrimitiveError)?;
             let enc = EncryptingKey::ctr(unbound).map_err(|_| PrimitiveError)?;
             if skip == 0 {
                 enc.less_safe_encrypt(buf, EncryptionContext::Iv128(iv.into()))
@@ -212,9 +193,7 @@ pub fn ctr_xor_at(
                 let mut stream = vec![0u8; skip + buf.len()];
                 enc.less_safe_encrypt(&mut stream, EncryptionContext::Iv128(iv.into()))
                     .map_err(|_| PrimitiveError)?;
-                buf.iter_mut()
-                    .zip(&stream[skip..])
-                    .for_each(|(b, k)| *b ^= k);
+                buf.iter_mut().zip(&stream[skip..]).for_each(|(b, k)| *b ^= k);
                 stream.zeroize();
             }
             Ok(())
@@ -291,12 +270,7 @@ impl Hasher {
 }
 
 /// HKDF-SHA256 (RFC 5869) into `out` (at most 255·32 bytes).
-pub fn hkdf_sha256(
-    ikm: &[u8],
-    salt: &[u8],
-    info: &[&[u8]],
-    out: &mut [u8],
-) -> Result<(), PrimitiveError> {
+pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], out: &mut [u8]) -> Result<(), PrimitiveError> {
     struct Len(usize);
     impl aws_lc_rs::hkdf::KeyType for Len {
         fn len(&self) -> usize {
@@ -304,9 +278,7 @@ pub fn hkdf_sha256(
         }
     }
     let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, salt).extract(ikm);
-    prk.expand(info, Len(out.len()))
-        .and_then(|okm| okm.fill(out))
-        .map_err(|_| PrimitiveError)
+    prk.expand(info, Len(out.len())).and_then(|okm| okm.fill(out)).map_err(|_| PrimitiveError)
 }
 
 #[cfg(test)]
@@ -331,10 +303,7 @@ mod tests {
             let mut bad = buf.clone();
             bad[10] ^= 1;
             assert_eq!(g.open(&nonce, b"aad", &mut bad, &tag), Err(PrimitiveError));
-            assert_eq!(
-                g.open(&nonce, b"aaX", &mut buf.clone(), &tag),
-                Err(PrimitiveError)
-            );
+            assert_eq!(g.open(&nonce, b"aaX", &mut buf.clone(), &tag), Err(PrimitiveError));
             g.open(&nonce, b"aad", &mut buf, &tag).unwrap();
             assert_eq!(buf, msg);
         }
@@ -347,10 +316,7 @@ mod tests {
         let key = SecretKey::from_bytes([0; 32]);
         for b in both() {
             let mut buf = [0u8; 16];
-            let tag = Gcm::new(b, &key)
-                .unwrap()
-                .seal(&[0; 12], b"", &mut buf)
-                .unwrap();
+            let tag = Gcm::new(b, &key).unwrap().seal(&[0; 12], b"", &mut buf).unwrap();
             assert_eq!(hex(&buf), "cea7403d4d606b6e074ec5d3baf39d18");
             assert_eq!(hex(&tag), "d0d1c8a799996bf0265b98b5d48ab919");
         }
@@ -370,9 +336,7 @@ mod tests {
                 let mut tail = vec![0u8; 37];
                 ctr_xor_at(imp, &key, pos, &mut tail).unwrap();
                 let p = pos as usize;
-                let want: Vec<u8> = (p..p + 37)
-                    .map(|i| a.get(i).copied().unwrap_or(0))
-                    .collect();
+                let want: Vec<u8> = (p..p + 37).map(|i| a.get(i).copied().unwrap_or(0)).collect();
                 if p + 37 <= a.len() {
                     assert_eq!(tail, want, "{imp:?} at {pos}");
                 }

@@ -61,10 +61,7 @@ fn map_range(file: &File, offset: u64, len: usize) -> Result<Mmap, PipelineError
 fn tasks(layout: &Layout, units: std::ops::Range<u64>) -> Vec<(u64, u64)> {
     let per = units_per_task(layout.unit_size()) as u64;
     let end = units.end;
-    (units.start..end)
-        .step_by(per as usize)
-        .map(|t| (t, (t + per).min(end)))
-        .collect()
+    (units.start..end).step_by(per as usize).map(|t| (t, (t + per).min(end))).collect()
 }
 
 /// Encrypts the regular file `input` into `output` (which it sizes and fills from byte 0).
@@ -75,50 +72,37 @@ pub fn encrypt_file(
     spec: &SealSpec,
     progress: &dyn Progress,
 ) -> Result<u64, PipelineError> {
-    let len = input
-        .metadata()
-        .map_err(PipelineError::io("cannot read the input's size"))?
-        .len();
+    let len = input.metadata().map_err(PipelineError::io("cannot read the input's size"))?.len();
     let sealer = Sealer::new(spec, Some(len))?;
     let layout = sealer.layout(len)?;
     let overhead = sealer.overhead();
-    output
-        .set_len(layout.stored_len())
-        .map_err(PipelineError::io("cannot size the output file"))?;
+    output.set_len(layout.stored_len()).map_err(PipelineError::io("cannot size the output file"))?;
     output
         .write_all_at(sealer.header_bytes(), 0)
         .map_err(PipelineError::io("cannot write the output file"))?;
-    tasks(&layout, 0..layout.units())
-        .into_par_iter()
-        .try_for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
-                let units = units_of(&layout, t0..t1);
-                let start = layout.plain_offset(t0);
-                let n: usize = units.iter().map(|u| u.len).sum();
-                data.clear();
-                if n > 0 {
-                    let map = map_range(input, start, n)?;
-                    data.extend_from_slice(&map);
-                }
-                trailers.clear();
-                trailers.resize(units.len() * overhead, 0);
-                seal_each(&sealer, &units, data, trailers, false)?;
-                let mut slices = stored_slices(&units, data, trailers, overhead);
-                write_all_vectored_at(output, &mut slices, layout.stored_offset(t0))?;
-                progress.advance(n as u64);
-                Ok::<(), PipelineError>(())
-            },
-        )?;
-    let now = input
-        .metadata()
-        .map_err(PipelineError::io("cannot read the input's size"))?
-        .len();
+    tasks(&layout, 0..layout.units()).into_par_iter().try_for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
+            let units = units_of(&layout, t0..t1);
+            let start = layout.plain_offset(t0);
+            let n: usize = units.iter().map(|u| u.len).sum();
+            data.clear();
+            if n > 0 {
+                let map = map_range(input, start, n)?;
+                data.extend_from_slice(&map);
+            }
+            trailers.clear();
+            trailers.resize(units.len() * overhead, 0);
+            seal_each(&sealer, &units, data, trailers, false)?;
+            let mut slices = stored_slices(&units, data, trailers, overhead);
+            write_all_vectored_at(output, &mut slices, layout.stored_offset(t0))?;
+            progress.advance(n as u64);
+            Ok::<(), PipelineError>(())
+        },
+    )?;
+    let now = input.metadata().map_err(PipelineError::io("cannot read the input's size"))?.len();
     if now != len {
-        return Err(PipelineError::InputChanged {
-            expected: len,
-            got: now,
-        });
+        return Err(PipelineError::InputChanged { expected: len, got: now });
     }
     Ok(layout.stored_len())
 }
@@ -132,11 +116,7 @@ pub fn read_header(input: &File) -> Result<Vec<u8>, PipelineError> {
     let mut all = vec![0u8; total];
     let n = read_at_most(input, &mut all, 0)?;
     if n < total {
-        return Err(Error::Truncated {
-            expected: total as u64,
-            found: n as u64,
-        }
-        .into());
+        return Err(Error::Truncated { expected: total as u64, found: n as u64 }.into());
     }
     Ok(all)
 }
@@ -163,10 +143,7 @@ pub fn decrypt_file(
     range: Option<ByteRange>,
     progress: &dyn Progress,
 ) -> Result<u64, PipelineError> {
-    let stored = input
-        .metadata()
-        .map_err(PipelineError::io("cannot read the input's size"))?
-        .len();
+    let stored = input.metadata().map_err(PipelineError::io("cannot read the input's size"))?.len();
     let layout = opener.layout(stored)?;
     let (units, first, last) = match range {
         Some(r) => {
@@ -175,9 +152,7 @@ pub fn decrypt_file(
         }
         None => (0..layout.units(), 0, layout.plaintext_len()),
     };
-    output
-        .set_len(last - first)
-        .map_err(PipelineError::io("cannot size the output file"))?;
+    output.set_len(last - first).map_err(PipelineError::io("cannot size the output file"))?;
     tasks(&layout, units).into_par_iter().try_for_each_init(
         || (Vec::new(), Vec::new()),
         |(data, trailers): &mut (Vec<u8>, Vec<u8>), (t0, t1)| {
@@ -185,12 +160,8 @@ pub fn decrypt_file(
             let start = layout.stored_offset(t0);
             let len = layout.stored_offset(t1 - 1) + layout.stored_unit_len(t1 - 1) as u64 - start;
             let map = map_range(input, start, len as usize)?;
-            gather(&map, start, &layout, &units, data, trailers).ok_or(
-                PipelineError::InputChanged {
-                    expected: stored,
-                    got: start + map.len() as u64,
-                },
-            )?;
+            gather(&map, start, &layout, &units, data, trailers)
+                .ok_or(PipelineError::InputChanged { expected: stored, got: start + map.len() as u64 })?;
             drop(map);
             open_each(opener, &units, data, trailers, false)?;
             let p0 = layout.plain_offset(t0);

@@ -25,10 +25,7 @@ impl AtomicOutput {
             .suffix(".partial")
             .tempfile_in(dir)
             .map_err(PipelineError::io("cannot create the output file"))?;
-        Ok(Self {
-            tmp,
-            path: path.to_owned(),
-        })
+        Ok(Self { tmp, path: path.to_owned() })
     }
 
     /// The open temporary file.
@@ -38,16 +35,11 @@ impl AtomicOutput {
 
     /// Flushes the data to disk and renames the file into place.
     pub fn commit(self) -> Result<(), PipelineError> {
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(PipelineError::io("cannot flush the output file"))?;
-        self.tmp
-            .persist(&self.path)
-            .map_err(|e| PipelineError::Io {
-                what: "cannot move the output file into place",
-                source: e.error,
-            })?;
+        self.tmp.as_file().sync_all().map_err(PipelineError::io("cannot flush the output file"))?;
+        self.tmp.persist(&self.path).map_err(|e| PipelineError::Io {
+            what: "cannot move the output file into place",
+            source: e.error,
+        })?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // Make the rename durable; a directory that cannot be opened (e.g. on some
             // network filesystems) does not undo a completed rename.

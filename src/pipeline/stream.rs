@@ -42,9 +42,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, PipelineError> 
 }
 
 fn at_eof(r: &mut impl BufRead) -> Result<bool, PipelineError> {
-    Ok(r.fill_buf()
-        .map_err(PipelineError::io("cannot read the input"))?
-        .is_empty())
+    Ok(r.fill_buf().map_err(PipelineError::io("cannot read the input"))?.is_empty())
 }
 
 /// How the reader cuts the input into units.
@@ -94,11 +92,7 @@ fn read_units(input: impl Read, cut: Cut, tx: Sender<Batch>) -> Result<u64, Pipe
                 }
             };
             data.truncate(start + len);
-            units.push(UnitRef {
-                index,
-                len,
-                is_final,
-            });
+            units.push(UnitRef { index, len, is_final });
             index += 1;
             total += n as u64;
             if is_final {
@@ -106,15 +100,7 @@ fn read_units(input: impl Read, cut: Cut, tx: Sender<Batch>) -> Result<u64, Pipe
                 break;
             }
         }
-        if tx
-            .send(Batch {
-                units,
-                data,
-                trailers,
-            })
-            .is_err()
-            || finished
-        {
+        if tx.send(Batch { units, data, trailers }).is_err() || finished {
             // A closed channel means a later stage stopped; it reports why.
             return Ok(total);
         }
@@ -150,12 +136,8 @@ fn run<R: Read + Send>(
             }
         }
         drop(rx_done);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Internal.into()));
-        let worked = worker
-            .join()
-            .unwrap_or_else(|_| Err(Error::Internal.into()));
+        let read = reader.join().unwrap_or_else(|_| Err(Error::Internal.into()));
+        let worked = worker.join().unwrap_or_else(|_| Err(Error::Internal.into()));
         let total = read?;
         worked?;
         written?;
@@ -164,10 +146,7 @@ fn run<R: Read + Send>(
 }
 
 /// Writes every slice in full.
-fn write_all_vectored(
-    output: &mut dyn Write,
-    slices: &mut [IoSlice<'_>],
-) -> Result<(), PipelineError> {
+fn write_all_vectored(output: &mut dyn Write, slices: &mut [IoSlice<'_>]) -> Result<(), PipelineError> {
     let mut rest = slices;
     while !rest.is_empty() {
         match output.write_vectored(rest) {
@@ -196,44 +175,20 @@ pub fn encrypt_stream<R: Read + Send>(
 ) -> Result<u64, PipelineError> {
     let sealer = Sealer::new(spec, expected_len)?;
     let overhead = sealer.overhead();
-    output
-        .write_all(sealer.header_bytes())
-        .map_err(PipelineError::io("cannot write the output"))?;
+    output.write_all(sealer.header_bytes()).map_err(PipelineError::io("cannot write the output"))?;
     let work = |b: &mut Batch| -> Result<(), PipelineError> {
-        Ok(seal_each(
-            &sealer,
-            &b.units,
-            &mut b.data,
-            &mut b.trailers,
-            true,
-        )?)
+        Ok(seal_each(&sealer, &b.units, &mut b.data, &mut b.trailers, true)?)
     };
     let mut write = |b: &Batch| -> Result<(), PipelineError> {
-        write_all_vectored(
-            output,
-            &mut stored_slices(&b.units, &b.data, &b.trailers, overhead),
-        )?;
+        write_all_vectored(output, &mut stored_slices(&b.units, &b.data, &b.trailers, overhead))?;
         progress.advance(b.data.len() as u64);
         Ok(())
     };
-    let total = run(
-        input,
-        Cut::Plain {
-            unit: sealer.unit_size(),
-            overhead,
-        },
-        &work,
-        &mut write,
-    )?;
+    let total = run(input, Cut::Plain { unit: sealer.unit_size(), overhead }, &work, &mut write)?;
     if let Some(expected) = expected_len.filter(|&e| e != total) {
-        return Err(PipelineError::InputChanged {
-            expected,
-            got: total,
-        });
+        return Err(PipelineError::InputChanged { expected, got: total });
     }
-    output
-        .flush()
-        .map_err(PipelineError::io("cannot write the output"))?;
+    output.flush().map_err(PipelineError::io("cannot write the output"))?;
     Ok(total)
 }
 
@@ -246,11 +201,7 @@ fn read_stream_header(input: &mut impl Read) -> Result<Vec<u8>, PipelineError> {
     header.resize(total, 0);
     let m = read_full(input, &mut header[FIXED_HEADER_LEN..])?;
     if m < total - FIXED_HEADER_LEN {
-        return Err(Error::Truncated {
-            expected: total as u64,
-            found: (FIXED_HEADER_LEN + m) as u64,
-        }
-        .into());
+        return Err(Error::Truncated { expected: total as u64, found: (FIXED_HEADER_LEN + m) as u64 }.into());
     }
     Ok(header)
 }
@@ -271,32 +222,18 @@ pub fn decrypt_stream<R: Read + Send>(
     let unit = opener.header().unit_size as usize;
     let mut plain_total = 0u64;
     let work = |b: &mut Batch| -> Result<(), PipelineError> {
-        Ok(open_each(
-            &opener,
-            &b.units,
-            &mut b.data,
-            &mut b.trailers,
-            true,
-        )?)
+        Ok(open_each(&opener, &b.units, &mut b.data, &mut b.trailers, true)?)
     };
     let mut write = |b: &Batch| -> Result<(), PipelineError> {
-        output
-            .write_all(&b.data)
-            .map_err(PipelineError::io("cannot write the output"))?;
+        output.write_all(&b.data).map_err(PipelineError::io("cannot write the output"))?;
         plain_total += b.data.len() as u64;
         progress.advance(b.data.len() as u64);
         Ok(())
     };
     run(input, Cut::Stored { unit, overhead }, &work, &mut write)?;
     if let Some(expected) = opener.header().plaintext_len.filter(|&l| l != plain_total) {
-        return Err(Error::Truncated {
-            expected,
-            found: plain_total,
-        }
-        .into());
+        return Err(Error::Truncated { expected, found: plain_total }.into());
     }
-    output
-        .flush()
-        .map_err(PipelineError::io("cannot write the output"))?;
+    output.flush().map_err(PipelineError::io("cannot write the output"))?;
     Ok(plain_total)
 }

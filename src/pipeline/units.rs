@@ -24,13 +24,7 @@ pub struct UnitRef {
 
 /// The units `range` of `layout`.
 pub fn units_of(layout: &Layout, range: std::ops::Range<u64>) -> Vec<UnitRef> {
-    range
-        .map(|i| UnitRef {
-            index: i,
-            len: layout.plain_len(i),
-            is_final: layout.is_final(i),
-        })
-        .collect()
+    range.map(|i| UnitRef { index: i, len: layout.plain_len(i), is_final: layout.is_final(i) }).collect()
 }
 
 /// A unit with its data and trailer slices.
@@ -68,13 +62,8 @@ pub fn seal_each(
     parallel: bool,
 ) -> Result<(), Error> {
     let parts = split(units, data, trailers, sealer.overhead())?;
-    let seal =
-        |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| sealer.seal_unit(u.index, u.is_final, d, t);
-    if parallel {
-        parts.into_par_iter().try_for_each(seal)
-    } else {
-        parts.into_iter().try_for_each(seal)
-    }
+    let seal = |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| sealer.seal_unit(u.index, u.is_final, d, t);
+    if parallel { parts.into_par_iter().try_for_each(seal) } else { parts.into_iter().try_for_each(seal) }
 }
 
 /// Opens `units` in place; `parallel` fans them out over the current rayon pool.
@@ -86,13 +75,8 @@ pub fn open_each(
     parallel: bool,
 ) -> Result<(), Error> {
     let parts = split(units, data, trailers, opener.header().mode.overhead())?;
-    let open =
-        |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| opener.open_unit(u.index, u.is_final, d, t);
-    if parallel {
-        parts.into_par_iter().try_for_each(open)
-    } else {
-        parts.into_iter().try_for_each(open)
-    }
+    let open = |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| opener.open_unit(u.index, u.is_final, d, t);
+    if parallel { parts.into_par_iter().try_for_each(open) } else { parts.into_iter().try_for_each(open) }
 }
 
 /// The stored byte order of sealed `units`: `data ‖ trailer` for each, as I/O slices.
@@ -133,33 +117,17 @@ impl InMemory {
     /// `plaintext` laid out for `layout`, trailers zeroed, ready for [`seal_each`].
     pub fn new(layout: &Layout, plaintext: &[u8]) -> Self {
         let units = units_of(layout, 0..layout.units());
-        Self {
-            trailers: vec![0; units.len() * layout.overhead()],
-            units,
-            data: plaintext.to_vec(),
-        }
+        Self { trailers: vec![0; units.len() * layout.overhead()], units, data: plaintext.to_vec() }
     }
 
     /// Seals every unit.
     pub fn seal(&mut self, sealer: &Sealer, parallel: bool) -> Result<(), Error> {
-        seal_each(
-            sealer,
-            &self.units,
-            &mut self.data,
-            &mut self.trailers,
-            parallel,
-        )
+        seal_each(sealer, &self.units, &mut self.data, &mut self.trailers, parallel)
     }
 
     /// Opens every unit.
     pub fn open(&mut self, opener: &Opener, parallel: bool) -> Result<(), Error> {
-        open_each(
-            opener,
-            &self.units,
-            &mut self.data,
-            &mut self.trailers,
-            parallel,
-        )
+        open_each(opener, &self.units, &mut self.data, &mut self.trailers, parallel)
     }
 
     /// Restores `self` to `other`'s bytes without reallocating.
@@ -176,10 +144,7 @@ mod tests {
 
     #[test]
     fn sealed_runs_open_in_parallel_and_sequentially() {
-        let spec = SealSpec {
-            unit_size: 4096,
-            ..SealSpec::new(Protection::Aont, Backend::Accelerated)
-        };
+        let spec = SealSpec { unit_size: 4096, ..SealSpec::new(Protection::Aont, Backend::Accelerated) };
         let plain: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
         let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
         let layout = sealer.layout(plain.len() as u64).unwrap();
@@ -191,10 +156,7 @@ mod tests {
             .iter()
             .flat_map(|s| s.to_vec())
             .collect();
-        assert_eq!(
-            stored.len() as u64,
-            layout.stored_len() - layout.header_len()
-        );
+        assert_eq!(stored.len() as u64, layout.stored_len() - layout.header_len());
         let opener = Opener::new(sealer.header_bytes(), None, Backend::Portable).unwrap();
         let mut d2 = data.clone();
         open_each(&opener, &units, &mut d2, &mut trailers.clone(), false).unwrap();

@@ -10,9 +10,7 @@ use cipherstore::pipeline::{PipelineError, stream};
 
 /// Deterministic, non-repeating-looking bytes.
 pub fn plaintext(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = u32::from(seed)
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(12345);
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(12345);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -28,17 +26,11 @@ pub fn customer_key(b: u8) -> CustomerKey {
 }
 
 pub fn aont_spec(unit: u32) -> SealSpec {
-    SealSpec {
-        unit_size: unit,
-        ..SealSpec::new(Protection::Aont, Backend::Accelerated)
-    }
+    SealSpec { unit_size: unit, ..SealSpec::new(Protection::Aont, Backend::Accelerated) }
 }
 
 pub fn sse_c_spec(unit: u32, key: &CustomerKey) -> SealSpec {
-    SealSpec {
-        unit_size: unit,
-        ..SealSpec::new(Protection::SseC(key.clone()), Backend::Accelerated)
-    }
+    SealSpec { unit_size: unit, ..SealSpec::new(Protection::SseC(key.clone()), Backend::Accelerated) }
 }
 
 /// Encrypts through the stream pipeline into memory.
@@ -50,11 +42,7 @@ pub fn encrypt(spec: &SealSpec, plain: &[u8], len_known: bool) -> Vec<u8> {
 }
 
 /// Decrypts through the stream pipeline from memory.
-pub fn decrypt(
-    object: &[u8],
-    key: Option<&CustomerKey>,
-    backend: Backend,
-) -> Result<Vec<u8>, PipelineError> {
+pub fn decrypt(object: &[u8], key: Option<&CustomerKey>, backend: Backend) -> Result<Vec<u8>, PipelineError> {
     let mut out = Vec::new();
     stream::decrypt_stream(Cursor::new(object.to_vec()), &mut out, key, backend, &())?;
     Ok(out)
