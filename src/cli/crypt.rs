@@ -226,7 +226,7 @@ pub fn inspect(input: &Path) -> anyhow::Result<()> {
     };
     println!("format version   1");
     println!("protection       {mode}");
-    println!("cipher / hash    {:?} / {:?}", h.cipher, h.hash);
+    println!("cipher / hash    {} / {}", h.cipher, h.hash);
     println!("unit size        {} bytes", h.unit_size);
     println!("header           {hlen} bytes");
     println!("stored size      {stored} bytes");

@@ -133,7 +133,7 @@ impl CpuReport {
             (_, true) => "blake3 crate, AVX2",
             _ => "blake3 crate, SSE/portable",
         };
-        let name = |c: CipherId, h: HashId| format!("{c:?} + {h:?}");
+        let name = |c: CipherId, h: HashId| format!("{c} + {h}");
         Self {
             features: f,
             backend: backend.name(),

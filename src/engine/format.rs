@@ -56,6 +56,24 @@ pub enum HashId {
     Blake3 = 2,
 }
 
+impl std::fmt::Display for CipherId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Aes256Ctr => "AES-256-CTR",
+            Self::Aes256Gcm => "AES-256-GCM",
+        })
+    }
+}
+
+impl std::fmt::Display for HashId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sha256 => "SHA-256",
+            Self::Blake3 => "BLAKE3",
+        })
+    }
+}
+
 impl HashId {
     /// The primitive this id names.
     pub fn kind(self) -> HashKind {
