@@ -3,10 +3,14 @@
 //! Layers, each knowing nothing of those above it (see docs/ARCHITECTURE.md):
 //! - [`engine`]: pure cryptography and the at-rest format;
 //! - [`pipeline`]: moving bytes through the engine (memory-mapped files, bounded channels,
-//!   a rayon pool).
+//!   a rayon pool);
+//! - [`keys`]: root keys in a PKCS#11 HSM, bucket keys, lifecycle and audit trail;
+//! - [`durable`]: files that appear only when complete.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod durable;
 pub mod engine;
+pub mod keys;
 pub mod pipeline;

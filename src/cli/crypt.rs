@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use super::ModeArg;
 use super::keyfile::read_key;
 use super::progress::Bar;
+use cipherstore::durable::AtomicOutput;
 use cipherstore::engine::format::Header;
 use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec};
-use cipherstore::pipeline::output::AtomicOutput;
 use cipherstore::pipeline::{ByteRange, file, stream};
 
 /// Where bytes come from.

@@ -3,6 +3,7 @@
 mod bench;
 mod crypt;
 mod keyfile;
+mod keys;
 mod progress;
 
 use std::path::PathBuf;
@@ -60,6 +61,10 @@ enum Command {
     },
     /// Measure the engine's throughput on this machine against baseline crypto.
     Bench(bench::BenchArgs),
+    /// Manage root keys in the HSM: create, import, rotate, disable, enable, delete,
+    /// restore, audit. The HSM comes from CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN
+    /// (or CIPHERSTORE_HSM_URI) and CIPHERSTORE_HSM_PIN_FILE (or CIPHERSTORE_HSM_PIN).
+    Keys(keys::KeysArgs),
 }
 
 /// Protection modes the file CLI writes.
@@ -195,6 +200,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&a, backend),
+        Command::Keys(a) => keys::run(&a),
     }
 }
 

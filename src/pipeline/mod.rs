@@ -6,7 +6,6 @@
 
 pub mod error;
 pub mod file;
-pub mod output;
 pub mod progress;
 pub mod stream;
 pub mod units;

@@ -208,7 +208,7 @@ fn read_stream_header(input: &mut impl Read) -> Result<Vec<u8>, PipelineError> {
 
 /// Decrypts one object from `input` into `output`, releasing each unit only after it
 /// authenticates. An error part-way leaves the units before it written: callers writing
-/// to a file use [`super::output::AtomicOutput`]. Returns the plaintext length.
+/// to a file use [`crate::durable::AtomicOutput`]. Returns the plaintext length.
 pub fn decrypt_stream<R: Read + Send>(
     mut input: R,
     output: &mut dyn Write,

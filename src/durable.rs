@@ -1,11 +1,12 @@
-//! Output files that appear only when complete: written to a temporary file in the target
-//! directory, flushed to disk, then renamed over the target. Dropped without
-//! [`AtomicOutput::commit`], the temporary file is removed, so a failure leaves nothing.
+//! Files that appear only when complete: written to a temporary file in the target
+//! directory, flushed to disk, then renamed over the target and the directory flushed.
+//! Dropped without [`AtomicOutput::commit`], the temporary file is removed, so a failure
+//! leaves nothing and keeps any previous file. Used for CLI outputs and key state.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::error::PipelineError;
+use std::io;
 
 /// A file being written that becomes `path` only on [`AtomicOutput::commit`].
 pub struct AtomicOutput {
@@ -15,16 +16,12 @@ pub struct AtomicOutput {
 
 impl AtomicOutput {
     /// Starts writing `path` (created with mode 0600 on Unix).
-    pub fn create(path: &Path) -> Result<Self, PipelineError> {
+    pub fn create(path: &Path) -> io::Result<Self> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".cipherstore-")
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .map_err(PipelineError::io("cannot create the output file"))?;
+        let tmp = tempfile::Builder::new().prefix(".cipherstore-").suffix(".partial").tempfile_in(dir)?;
         Ok(Self { tmp, path: path.to_owned() })
     }
 
@@ -34,12 +31,9 @@ impl AtomicOutput {
     }
 
     /// Flushes the data to disk and renames the file into place.
-    pub fn commit(self) -> Result<(), PipelineError> {
-        self.tmp.as_file().sync_all().map_err(PipelineError::io("cannot flush the output file"))?;
-        self.tmp.persist(&self.path).map_err(|e| PipelineError::Io {
-            what: "cannot move the output file into place",
-            source: e.error,
-        })?;
+    pub fn commit(self) -> io::Result<()> {
+        self.tmp.as_file().sync_all()?;
+        self.tmp.persist(&self.path).map_err(|e| e.error)?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // Make the rename durable; a directory that cannot be opened (e.g. on some
             // network filesystems) does not undo a completed rename.
@@ -49,4 +43,12 @@ impl AtomicOutput {
         }
         Ok(())
     }
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let out = AtomicOutput::create(path)?;
+    out.file().write_all(bytes)?;
+    out.commit()
 }

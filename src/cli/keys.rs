@@ -1,0 +1,205 @@
+//! `cipherstore keys …`: the root key lifecycle from the command line. The HSM is found
+//! from the environment (module, token or pkcs11: URI, PIN file or variable), never from
+//! arguments; key material for import, rotate and restore comes from files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::keyfile::read_key;
+use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeyView, ManagerOptions};
+
+/// Where key state lives and how to name this instance.
+#[derive(clap::Args, Debug)]
+pub struct KeysArgs {
+    /// Directory for key state and the audit log [env: CIPHERSTORE_KEYS_DIR; default: ./data/keys].
+    #[arg(long, value_name = "DIR", global = true)]
+    keys_dir: Option<PathBuf>,
+    /// Instance name used in key CRNs [env: CIPHERSTORE_INSTANCE; default: local].
+    #[arg(long, value_name = "NAME", global = true)]
+    instance: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a root key inside the HSM (AES-256, non-extractable, wrap/unwrap only).
+    Create {
+        /// A unique name.
+        name: String,
+    },
+    /// Import your own 256-bit key material as a root key (its key check value is kept).
+    Import {
+        /// A unique name.
+        name: String,
+        /// File with the material: 32 raw bytes, 64 hex digits or base64.
+        #[arg(long, value_name = "FILE")]
+        material_file: PathBuf,
+    },
+    /// List root keys.
+    List,
+    /// Show one root key (by CRN, id or name).
+    Show {
+        /// CRN, id or name.
+        key: String,
+    },
+    /// Rotate: new key version; bucket keys are rewrapped, no data is rewritten.
+    Rotate {
+        /// CRN, id or name.
+        key: String,
+        /// New material (imported keys only).
+        #[arg(long, value_name = "FILE")]
+        material_file: Option<PathBuf>,
+    },
+    /// Suspend a key: wrap and unwrap are refused until it is enabled.
+    Disable {
+        /// CRN, id or name.
+        key: String,
+    },
+    /// Re-enable a suspended key.
+    Enable {
+        /// CRN, id or name.
+        key: String,
+    },
+    /// Delete a key (crypto-shredding): everything under it becomes unreadable.
+    Delete {
+        /// CRN, id or name.
+        key: String,
+        /// Delete even if buckets still use it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a deleted imported key within 30 days by importing the same material.
+    Restore {
+        /// CRN, id or name.
+        key: String,
+        /// The original material.
+        #[arg(long, value_name = "FILE")]
+        material_file: PathBuf,
+    },
+    /// Print the audit trail.
+    Audit,
+    /// Give a bucket a bucket key wrapped by a root key (the S3 service does this on
+    /// CreateBucket).
+    BindBucket {
+        /// Bucket name.
+        bucket: String,
+        /// CRN, id or name of the root key.
+        key: String,
+    },
+    /// Check that a bucket's key unwraps, and show its root key and the HSM counters.
+    CheckBucket {
+        /// Bucket name.
+        bucket: String,
+    },
+}
+
+fn manager(args: &KeysArgs) -> anyhow::Result<KeyManager> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let dir = args
+        .keys_dir
+        .clone()
+        .or_else(|| env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| "data/keys".into());
+    let mut options = ManagerOptions::new(Path::new(&dir));
+    if let Some(i) = args.instance.clone().or_else(|| env("CIPHERSTORE_INSTANCE")) {
+        options.instance = i;
+    }
+    let config = HsmConfig::from_env()?;
+    let hsm = Hsm::open(&config)?;
+    Ok(KeyManager::open(hsm, &options)?)
+}
+
+fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        return Ok(());
+    }
+    println!("{}", v.crn);
+    println!("  name      {}", v.name);
+    println!("  state     {:?}", v.state);
+    println!("  origin    {:?}", v.origin);
+    println!("  version   {} of {}", v.version, v.versions.len());
+    println!("  created   {}", v.created);
+    if let Some(d) = &v.destroyed_at {
+        println!("  deleted   {d}");
+    }
+    if let Some(kcv) = v.versions.last().and_then(|x| x.kcv.as_ref()) {
+        println!("  kcv       {kcv}");
+    }
+    println!("  buckets   {}", if v.buckets.is_empty() { "-".to_owned() } else { v.buckets.join(", ") });
+    Ok(())
+}
+
+/// Runs a `keys` subcommand.
+pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
+    let m = manager(args)?;
+    let json = args.json;
+    match &args.command {
+        KeysCommand::Create { name } => print_view(&m.create(name)?, json),
+        KeysCommand::Import { name, material_file } => {
+            print_view(&m.import(name, &read_key(material_file)?)?, json)
+        }
+        KeysCommand::List => {
+            let keys = m.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in &keys {
+                    println!(
+                        "{:<10} v{:<3} {:<24} {}",
+                        format!("{:?}", k.state).to_lowercase(),
+                        k.version,
+                        k.name,
+                        k.crn
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Show { key } => print_view(&m.show(key)?, json),
+        KeysCommand::Rotate { key, material_file } => {
+            let material = material_file.as_deref().map(read_key).transpose()?;
+            print_view(&m.rotate(key, material.as_ref())?, json)
+        }
+        KeysCommand::Disable { key } => print_view(&m.disable(key)?, json),
+        KeysCommand::Enable { key } => print_view(&m.enable(key)?, json),
+        KeysCommand::Delete { key, force } => print_view(&m.delete(key, *force)?, json),
+        KeysCommand::Restore { key, material_file } => {
+            print_view(&m.restore(key, &read_key(material_file)?)?, json)
+        }
+        KeysCommand::Audit => {
+            for e in m.audit_log().read_all()? {
+                println!("{}", serde_json::to_string(&e)?);
+            }
+            Ok(())
+        }
+        KeysCommand::BindBucket { bucket, key } => {
+            let b = m.create_bucket_key(bucket, key)?;
+            println!("bucket {} bound to {} (root version {})", b.bucket, m.bucket_root(bucket)?, b.version);
+            Ok(())
+        }
+        KeysCommand::CheckBucket { bucket } => {
+            m.bucket_key(bucket).with_context(|| format!("bucket {bucket}"))?;
+            let metrics = m.metrics();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"bucket": bucket, "root": m.bucket_root(bucket)?, "metrics": metrics})
+                );
+            } else {
+                println!("bucket {bucket}: key unwraps under {}", m.bucket_root(bucket)?);
+                println!(
+                    "hsm unwraps {}, cache hits {}, misses {}",
+                    metrics.hsm_unwraps, metrics.cache_hits, metrics.cache_misses
+                );
+            }
+            Ok(())
+        }
+    }
+}

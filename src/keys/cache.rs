@@ -1,0 +1,102 @@
+//! Unwrapped bucket keys kept in memory for a time-to-live, so steady-state encryption and
+//! decryption make no HSM call. Entries are wiped when they expire, are replaced or are
+//! purged (a key disabled or deleted through cipherstore purges its buckets at once).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::id::KeyId;
+use crate::engine::SecretKey;
+
+struct Entry {
+    key: SecretKey,
+    root: KeyId,
+    expires: Instant,
+}
+
+/// Bucket name → unwrapped bucket key, with hit and miss counters.
+pub struct BucketKeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl BucketKeyCache {
+    /// An empty cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached key for `bucket`, counting a hit or a miss; expired entries are wiped.
+    pub fn get(&self, bucket: &str) -> Option<SecretKey> {
+        let mut entries = self.entries();
+        let now = Instant::now();
+        entries.retain(|_, e| e.expires > now);
+        match entries.get(bucket) {
+            Some(e) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(e.key.clone())
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Caches `key` for `bucket` under root key `root`.
+    pub fn insert(&self, bucket: &str, root: &KeyId, key: SecretKey) {
+        let expires = Instant::now() + self.ttl;
+        self.entries().insert(bucket.to_owned(), Entry { key, root: root.clone(), expires });
+    }
+
+    /// Wipes every entry under root key `root`; returns how many.
+    pub fn purge_root(&self, root: &KeyId) -> usize {
+        let mut entries = self.entries();
+        let before = entries.len();
+        entries.retain(|_, e| &e.root != root);
+        before - entries.len()
+    }
+
+    /// Wipes the entry of one bucket.
+    pub fn purge_bucket(&self, bucket: &str) {
+        self.entries().remove(bucket);
+    }
+
+    /// Cache hits so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Cache misses so far.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_purge() {
+        let root = KeyId::random();
+        let c = BucketKeyCache::new(Duration::from_millis(50));
+        assert!(c.get("b").is_none());
+        c.insert("b", &root, SecretKey::from_bytes([1; 32]));
+        c.insert("c", &KeyId::random(), SecretKey::from_bytes([2; 32]));
+        assert_eq!(c.get("b"), Some(SecretKey::from_bytes([1; 32])));
+        assert_eq!(c.purge_root(&root), 1);
+        assert!(c.get("b").is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(c.get("c").is_none());
+        assert_eq!((c.hits(), c.misses()), (1, 3));
+    }
+}

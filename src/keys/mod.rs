@@ -1,0 +1,20 @@
+//! Key custody: root keys inside a PKCS#11 HSM used only to wrap and unwrap ([`hsm`]),
+//! configured by module path, token and PIN source ([`config`]); the Key Protect lifecycle
+//! and the root key → bucket key hierarchy ([`manager`]) over persistent state ([`state`]),
+//! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]). Per-object
+//! keys are derived from bucket keys by the engine, which owns each object's salt.
+
+pub mod audit;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod hsm;
+pub mod id;
+pub mod manager;
+pub mod state;
+
+pub use config::HsmConfig;
+pub use error::KeysError;
+pub use hsm::Hsm;
+pub use id::KeyId;
+pub use manager::{KeyManager, KeyMetrics, KeyView, ManagerOptions};
