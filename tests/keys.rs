@@ -1,0 +1,282 @@
+//! Key custody against a real SoftHSM2 token. SoftHSM2 reads its configuration once per
+//! process, so each test re-runs itself in a child process with its own token directory
+//! (made by hsm/create-token): tests run in parallel safely and never touch a global
+//! token store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cipherstore::engine::SecretKey;
+use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeysError, ManagerOptions};
+
+const CHILD: &str = "CIPHERSTORE_TEST_TOKEN_DIR";
+const LABEL: &str = "cipherstore-test";
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+struct Token {
+    dir: PathBuf,
+}
+
+impl Token {
+    fn pin(&self) -> String {
+        std::fs::read_to_string(self.dir.join("user.pin")).unwrap().trim().to_owned()
+    }
+    fn config(&self) -> HsmConfig {
+        HsmConfig::new(Path::new(MODULE), LABEL, &self.pin())
+    }
+    fn manager(&self, ttl: Duration) -> KeyManager {
+        let mut o = ManagerOptions::new(&self.dir.join("keys"));
+        o.cache_ttl = ttl;
+        KeyManager::open(Hsm::open(&self.config()).unwrap(), &o).unwrap()
+    }
+}
+
+/// Runs `body` in a child process of this test binary that has its own token.
+fn with_token(test: &str, body: impl FnOnce(&Token)) {
+    if let Ok(dir) = std::env::var(CHILD) {
+        body(&Token { dir: dir.into() });
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/create-token");
+    let made = Command::new(&script).arg(tmp.path()).arg(LABEL).output().unwrap();
+    assert!(made.status.success(), "hsm/create-token failed: {}", String::from_utf8_lossy(&made.stderr));
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, tmp.path())
+        .env("SOFTHSM2_CONF", tmp.path().join("softhsm2.conf"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "child run of {test} failed:\n{text}");
+}
+
+fn key(b: u8) -> SecretKey {
+    SecretKey::from_bytes([b; 32])
+}
+
+#[test]
+fn root_keys_never_leave_the_hsm() {
+    with_token("root_keys_never_leave_the_hsm", |t| {
+        use cryptoki::object::{Attribute, AttributeType};
+        let m = t.manager(Duration::from_secs(60));
+        let a = m.create("alpha").unwrap();
+        let b = m.create("beta").unwrap();
+        let ida = cipherstore::keys::KeyId::parse(&a.id).unwrap().object(1).id;
+        let idb = cipherstore::keys::KeyId::parse(&b.id).unwrap().object(1).id;
+        let attrs = m
+            .hsm()
+            .root_attributes(
+                &ida,
+                &[
+                    AttributeType::Value,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Encrypt,
+                ],
+            )
+            .unwrap();
+        assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "CKA_VALUE was readable");
+        assert!(attrs.contains(&Attribute::Sensitive(true)));
+        assert!(attrs.contains(&Attribute::Extractable(false)));
+        assert!(attrs.contains(&Attribute::Encrypt(false)));
+        assert!(!m.hsm().root_is_wrappable(&ida, &idb).unwrap(), "a root key could be wrapped out");
+
+        // An outside witness: OpenSC's pkcs11-tool sees the same restrictions.
+        let tool = |args: &[&str]| {
+            Command::new("pkcs11-tool")
+                .args(["--module", MODULE, "--token-label", LABEL, "--login", "--pin", &t.pin()])
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let listed = tool(&["--list-objects", "--type", "secrkey"]);
+        let text = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.status.success(), "{text}");
+        assert!(text.contains("never extractable") && text.contains("sensitive"), "{text}");
+        assert!(text.contains("wrap") && !text.contains("encrypt"), "{text}");
+        let label = format!("cipherstore:{}:v1", a.id);
+        let read = tool(&["--read-object", "--type", "secrkey", "--label", &label]);
+        assert!(!read.status.success(), "pkcs11-tool read the root key's value");
+    });
+}
+
+#[test]
+fn wrap_and_unwrap_round_trip_and_reject_wrong_keys_and_tampering() {
+    with_token("wrap_and_unwrap_round_trip_and_reject_wrong_keys_and_tampering", |t| {
+        let m = t.manager(Duration::from_secs(60));
+        let a = cipherstore::keys::KeyId::parse(&m.create("a").unwrap().id).unwrap().object(1).id;
+        let b = cipherstore::keys::KeyId::parse(&m.create("b").unwrap().id).unwrap().object(1).id;
+        let hsm = m.hsm();
+        let wrapped = hsm.wrap(&a, &key(9)).unwrap();
+        assert_eq!(wrapped.len(), 40, "RFC 5649 wraps 32 bytes into 40");
+        assert!(!wrapped.windows(32).any(|w| w == [9u8; 32]));
+        assert_eq!(hsm.unwrap(&a, &wrapped, "a").unwrap(), key(9));
+        assert!(matches!(hsm.unwrap(&b, &wrapped, "b"), Err(KeysError::UnwrapFailed(_))));
+        let mut bad = wrapped.clone();
+        bad[7] ^= 1;
+        assert!(matches!(hsm.unwrap(&a, &bad, "a"), Err(KeysError::UnwrapFailed(_))));
+        assert!(hsm.unwrap(&a, &wrapped[..39], "a").is_err());
+    });
+}
+
+#[test]
+fn the_whole_lifecycle_behaves_as_key_protect() {
+    with_token("the_whole_lifecycle_behaves_as_key_protect", |t| {
+        let m = t.manager(Duration::from_secs(60));
+        let root = m.create("primary").unwrap();
+        m.create_bucket_key("photos", &root.crn).unwrap();
+        let before = m.bucket_key("photos").unwrap();
+
+        // Rotate: new version, bucket key rewrapped, the same bucket key (no data rewritten).
+        let rotated = m.rotate("primary", None).unwrap();
+        assert_eq!(rotated.version, 2);
+        let fresh = t.manager(Duration::from_secs(60));
+        assert_eq!(fresh.bucket_key("photos").unwrap(), before, "old data must stay readable");
+        assert_eq!(fresh.metrics().hsm_unwraps, 1);
+
+        // Disable refuses at once through this manager; enable restores.
+        m.disable(&root.id).unwrap();
+        assert!(matches!(m.bucket_key("photos"), Err(KeysError::KeySuspended(_))));
+        assert!(matches!(m.create_bucket_key("more", "primary"), Err(KeysError::KeySuspended(_))));
+        m.enable(&root.id).unwrap();
+        assert_eq!(m.bucket_key("photos").unwrap(), before);
+
+        // Delete: refused while a bucket uses it, named; forced: data unreadable.
+        match m.delete("primary", false) {
+            Err(KeysError::KeyInUse { buckets, .. }) => assert_eq!(buckets, vec!["photos".to_owned()]),
+            other => panic!("expected KeyInUse, got {other:?}"),
+        }
+        m.delete("primary", true).unwrap();
+        assert!(matches!(m.bucket_key("photos"), Err(KeysError::KeyDestroyed(_))));
+        let other = t.manager(Duration::from_secs(60));
+        assert!(other.bucket_key("photos").is_err(), "a new process must not read a shredded bucket");
+        let restored = m.restore("primary", &key(1));
+        assert!(
+            matches!(restored, Err(KeysError::Refused(ref why)) if why.contains("only imported")),
+            "{restored:?}"
+        );
+
+        // Imported keys: delete, then restore with the same material brings data back.
+        let imported = m.import("byok", &key(42)).unwrap();
+        assert_eq!(
+            imported.versions[0].kcv.as_deref(),
+            Some(cipherstore::keys::id::key_check_value(&key(42)).as_str())
+        );
+        m.create_bucket_key("ledger", "byok").unwrap();
+        let ledger = m.bucket_key("ledger").unwrap();
+        m.delete("byok", true).unwrap();
+        assert!(m.bucket_key("ledger").is_err());
+        assert!(
+            matches!(m.restore("byok", &key(43)), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
+        );
+        m.restore("byok", &key(42)).unwrap();
+        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger").unwrap(), ledger);
+        assert!(m.rotate("byok", None).is_err(), "imported keys rotate with new material");
+        m.rotate("byok", Some(&key(44))).unwrap();
+        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger").unwrap(), ledger);
+
+        // The audit trail has every change and refusal, and no key material.
+        let events = m.audit_log().read_all().unwrap();
+        let actions: Vec<String> = events
+            .iter()
+            .map(|e| format!("{}:{}", e["action"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+            .collect();
+        for want in [
+            "key.create:success",
+            "key.rotate:success",
+            "key.disable:success",
+            "key.unwrap:refused",
+            "key.wrap:refused",
+            "key.enable:success",
+            "key.delete:success",
+            "key.restore:refused",
+            "key.import:success",
+            "key.restore:success",
+        ] {
+            assert!(actions.iter().any(|a| a == want), "audit lacks {want}: {actions:?}");
+        }
+        let delete = events.iter().find(|e| e["action"] == "key.delete").unwrap();
+        assert_eq!(delete["buckets"], serde_json::json!(["photos"]));
+        let log = std::fs::read_to_string(m.audit_log().path()).unwrap();
+        let state = std::fs::read_to_string(t.dir.join("keys/state.json")).unwrap();
+        for secret in [before.expose().as_slice(), ledger.expose().as_slice(), &[42u8; 32], &[44u8; 32]] {
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            assert!(!log.contains(&hex) && !state.contains(&hex), "key material on disk");
+        }
+    });
+}
+
+#[test]
+fn many_threads_share_the_session_pool() {
+    with_token("many_threads_share_the_session_pool", |t| {
+        let m = t.manager(Duration::from_secs(60));
+        let id = cipherstore::keys::KeyId::parse(&m.create("pool").unwrap().id).unwrap().object(1).id;
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let (m, id) = (&m, &id);
+                s.spawn(move || {
+                    for j in 0..100u8 {
+                        let k = SecretKey::from_bytes([i.wrapping_mul(31) ^ j; 32]);
+                        let w = m.hsm().wrap(id, &k).unwrap();
+                        assert_eq!(m.hsm().unwrap(id, &w, "pool").unwrap(), k);
+                    }
+                });
+            }
+        });
+        assert_eq!(m.metrics().hsm_wraps, 800);
+        assert_eq!(m.metrics().hsm_unwraps, 800);
+        assert_eq!(m.metrics().hsm_failures, 0);
+    });
+}
+
+#[test]
+fn bad_module_token_and_pin_each_give_one_clear_error() {
+    with_token("bad_module_token_and_pin_each_give_one_clear_error", |t| {
+        let err = |c: HsmConfig| Hsm::open(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = err(HsmConfig::new(Path::new("/nonexistent/libpkcs11.so"), LABEL, "1234"));
+        assert!(e.contains("cannot load the PKCS#11 module /nonexistent/libpkcs11.so"), "{e}");
+        let e = err(HsmConfig::new(Path::new(MODULE), "no-such-token", &t.pin()));
+        assert!(e.contains("no initialised token labelled \"no-such-token\""), "{e}");
+        let e = err(HsmConfig::new(Path::new(MODULE), LABEL, "wrong-pin"));
+        assert!(e.contains("refused the PIN"), "{e}");
+        assert!(!e.contains("wrong-pin"), "the PIN must not appear in errors");
+        assert!(Hsm::open(&t.config()).is_ok());
+
+        // The CLI says the same in one line, with a non-zero exit.
+        let cli = |envs: &[(&str, &str)]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_cipherstore"))
+                .args(["keys", "--keys-dir"])
+                .arg(t.dir.join("cli-keys"))
+                .arg("list")
+                .env_remove("CIPHERSTORE_HSM_URI")
+                .env_remove("CIPHERSTORE_HSM_PIN_FILE")
+                .envs(envs.iter().copied())
+                .output()
+                .unwrap();
+            assert!(!out.status.success());
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            text
+        };
+        let pin = t.pin();
+        assert!(
+            cli(&[
+                ("CIPHERSTORE_PKCS11_MODULE", "/nope.so"),
+                ("CIPHERSTORE_HSM_TOKEN", LABEL),
+                ("CIPHERSTORE_HSM_PIN", &pin)
+            ])
+            .contains("cannot load the PKCS#11 module /nope.so")
+        );
+        assert!(
+            cli(&[("CIPHERSTORE_HSM_TOKEN", "missing"), ("CIPHERSTORE_HSM_PIN", &pin)])
+                .contains("no initialised token")
+        );
+        assert!(
+            cli(&[("CIPHERSTORE_HSM_TOKEN", LABEL), ("CIPHERSTORE_HSM_PIN", "0000")])
+                .contains("refused the PIN")
+        );
+        assert!(cli(&[("CIPHERSTORE_HSM_TOKEN", LABEL)]).contains("no PIN"));
+    });
+}
