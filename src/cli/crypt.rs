@@ -91,6 +91,10 @@ pub struct EncryptOptions {
     pub mode: ModeArg,
     /// Customer key file (SSE-C).
     pub key_file: Option<PathBuf>,
+    /// Bucket (SSE-KP).
+    pub bucket: Option<String>,
+    /// Key state directory (SSE-KP).
+    pub keys_dir: Option<PathBuf>,
     /// Unit size override.
     pub unit_size: Option<u32>,
     /// AONT-RS cipher override.
@@ -110,13 +114,20 @@ pub fn encrypt(
     if options.mode != ModeArg::Aont && (options.aont_cipher.is_some() || options.aont_hash.is_some()) {
         bail!("--aont-cipher and --aont-hash apply to --mode aont only");
     }
-    let protection = match (options.mode, options.key_file.as_deref()) {
-        (ModeArg::Aont, None) => Protection::Aont,
-        (ModeArg::Aont, Some(_)) => {
-            bail!("--key-file is used with --mode sse-c; AONT-RS needs no key")
+    let protection = match (options.mode, options.key_file.as_deref(), options.bucket.as_deref()) {
+        (ModeArg::Aont, None, None) => Protection::Aont,
+        (ModeArg::Aont, _, _) => {
+            bail!("--key-file and --bucket are for --mode sse-c and sse-kp; AONT-RS needs no key")
         }
-        (ModeArg::SseC, Some(k)) => Protection::SseC(CustomerKey::new(read_key(k)?)),
-        (ModeArg::SseC, None) => bail!("--mode sse-c needs --key-file FILE (a 256-bit key)"),
+        (ModeArg::SseC, Some(k), None) => Protection::SseC(CustomerKey::new(read_key(k)?)),
+        (ModeArg::SseC, _, _) => bail!("--mode sse-c needs --key-file FILE (a 256-bit key) and no --bucket"),
+        (ModeArg::SseKp, None, Some(b)) => {
+            let (key, crn) = super::keys::bucket_key(options.keys_dir.as_deref(), b)?;
+            Protection::SseKp { key, crn }
+        }
+        (ModeArg::SseKp, _, _) => {
+            bail!("--mode sse-kp needs --bucket NAME (see `cipherstore keys bind-bucket`) and no --key-file")
+        }
     };
     let mut spec = SealSpec::new(protection, backend);
     if let Some(u) = options.unit_size {
@@ -153,22 +164,29 @@ pub fn encrypt(
     Ok(())
 }
 
-/// `cipherstore decrypt`.
+/// `cipherstore decrypt`: `key` is the customer key (SSE-C) or the bucket key (SSE-KP).
 pub fn decrypt(
     input: &Path,
     output: &Path,
-    key_file: Option<&Path>,
+    key: Option<CustomerKey>,
     range: Option<ByteRange>,
     backend: Backend,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let key = key_file.map(read_key).transpose()?.map(CustomerKey::new);
     let source = open_input(input)?;
     let start = Instant::now();
     let done = match source {
         Input::File(f, stored) => {
             let header =
                 file::read_header(&f).with_context(|| format!("cannot decrypt {}", input.display()))?;
+            if let Ok((h, _)) = Header::parse(&header)
+                && let (Some(crn), None) = (h.sse_kp_key(), &key)
+            {
+                bail!(
+                    "cannot decrypt {}: it is protected by SSE-KP root key {crn}: give --bucket NAME",
+                    input.display()
+                );
+            }
             let opener = Opener::new(&header, key.as_ref(), backend)
                 .with_context(|| format!("cannot decrypt {}", input.display()))?;
             let layout =
@@ -224,8 +242,9 @@ pub fn inspect(input: &Path) -> anyhow::Result<()> {
         cipherstore::engine::Mode::SseC => "SSE-C (chunked AES-256-GCM, customer key)",
         cipherstore::engine::Mode::SseKp => "SSE-KP (chunked AES-256-GCM, HSM root key)",
     };
+    let root = h.sse_kp_key().map(|c| format!("\nroot key         {c}")).unwrap_or_default();
     println!("format version   1");
-    println!("protection       {mode}");
+    println!("protection       {mode}{root}");
     println!("cipher / hash    {} / {}", h.cipher, h.hash);
     println!("unit size        {} bytes", h.unit_size);
     println!("header           {hlen} bytes");

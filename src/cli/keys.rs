@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::keyfile::read_key;
+use cipherstore::engine::CustomerKey;
 use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeyView, ManagerOptions};
 
 /// Where key state lives and how to name this instance.
@@ -99,20 +100,32 @@ enum KeysCommand {
     },
 }
 
-fn manager(args: &KeysArgs) -> anyhow::Result<KeyManager> {
+/// Opens the key manager: keys directory and instance from the arguments or the
+/// environment, the HSM from the environment.
+pub fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> anyhow::Result<KeyManager> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let dir = args
-        .keys_dir
-        .clone()
+    let dir = keys_dir
+        .map(Path::to_path_buf)
         .or_else(|| env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from))
         .unwrap_or_else(|| "data/keys".into());
-    let mut options = ManagerOptions::new(Path::new(&dir));
-    if let Some(i) = args.instance.clone().or_else(|| env("CIPHERSTORE_INSTANCE")) {
+    let mut options = ManagerOptions::new(&dir);
+    if let Some(i) = instance.map(str::to_owned).or_else(|| env("CIPHERSTORE_INSTANCE")) {
         options.instance = i;
     }
     let config = HsmConfig::from_env()?;
     let hsm = Hsm::open(&config)?;
     Ok(KeyManager::open(hsm, &options)?)
+}
+
+/// The bucket key of `bucket` bound to its name, and its root key's CRN (SSE-KP).
+pub fn bucket_key(keys_dir: Option<&Path>, bucket: &str) -> anyhow::Result<(CustomerKey, String)> {
+    let m = open_manager(keys_dir, None)?;
+    let key = m.bucket_key(bucket).with_context(|| format!("bucket {bucket}"))?;
+    Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, m.bucket_root(bucket)?))
+}
+
+fn manager(args: &KeysArgs) -> anyhow::Result<KeyManager> {
+    open_manager(args.keys_dir.as_deref(), args.instance.as_deref())
 }
 
 fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use cipherstore::engine::cpu::CpuReport;
-use cipherstore::engine::{Backend, CipherId, HashId};
+use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId};
 
 /// Encrypting object storage: every stored byte goes through AONT-RS or chunked AES-256-GCM.
 ///
@@ -74,6 +74,9 @@ pub enum ModeArg {
     Aont,
     /// Chunked AES-256-GCM under a data key sealed by your key (--key-file).
     SseC,
+    /// Chunked AES-256-GCM under a key derived from a bucket key that an HSM root key
+    /// wraps (--bucket; see `cipherstore keys`).
+    SseKp,
 }
 
 #[derive(clap::Args, Debug)]
@@ -95,7 +98,13 @@ struct EncryptArgs {
     /// (suffixes K and M). Range reads decrypt whole units.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     unit_size: Option<u32>,
-    /// AONT-RS cipher E (default: ctr). `gcm` uses the GCM tag as the canary.
+    /// Bucket whose HSM-wrapped bucket key protects the object (--mode sse-kp).
+    #[arg(long, value_name = "NAME")]
+    bucket: Option<String>,
+    /// Key state directory for --bucket [env: CIPHERSTORE_KEYS_DIR; default: ./data/keys].
+    #[arg(long, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+    /// AONT-RS cipher E (default: gcm). `ctr` uses a 16-byte canary as in the paper.
     #[arg(long, value_enum, value_name = "E")]
     aont_cipher: Option<AontCipherArg>,
     /// AONT-RS hash H (default: blake3). `sha256` with `ctr` is the paper's construction.
@@ -131,6 +140,12 @@ struct DecryptArgs {
     /// The key the object was encrypted with (SSE-C objects).
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
+    /// Bucket of an SSE-KP object: its bucket key is unwrapped by the HSM.
+    #[arg(long, value_name = "NAME")]
+    bucket: Option<String>,
+    /// Key state directory for --bucket [env: CIPHERSTORE_KEYS_DIR; default: ./data/keys].
+    #[arg(long, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
     /// Decrypt only bytes START to END inclusive (`START-` for the rest); only the units
     /// holding them are read. Needs a file input.
     #[arg(long, value_name = "START-END", value_parser = parse_range)]
@@ -174,6 +189,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let options = crypt::EncryptOptions {
                 mode: a.mode,
                 key_file: a.key_file,
+                bucket: a.bucket,
+                keys_dir: a.keys_dir,
                 unit_size: a.unit_size,
                 aont_cipher: a.aont_cipher.map(|c| match c {
                     AontCipherArg::Ctr => CipherId::Aes256Ctr,
@@ -187,7 +204,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crypt::encrypt(&a.input, &a.output, &options, backend, cli.quiet)
         }
         Command::Decrypt(a) => {
-            crypt::decrypt(&a.input, &a.output, a.key_file.as_deref(), a.range, backend, cli.quiet)
+            let key = match (a.key_file.as_deref(), a.bucket.as_deref()) {
+                (Some(_), Some(_)) => anyhow::bail!("give --key-file (SSE-C) or --bucket (SSE-KP), not both"),
+                (Some(f), None) => Some(CustomerKey::new(keyfile::read_key(f)?)),
+                (None, Some(b)) => Some(keys::bucket_key(a.keys_dir.as_deref(), b)?.0),
+                (None, None) => None,
+            };
+            crypt::decrypt(&a.input, &a.output, key, a.range, backend, cli.quiet)
         }
         Command::Inspect { input } => crypt::inspect(&input),
         Command::Cpu { json } => {

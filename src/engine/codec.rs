@@ -5,7 +5,7 @@
 use super::aont::AontSuite;
 use super::envelope::CustomerKey;
 use super::error::Error;
-use super::format::{CipherId, FIXED_HEADER_LEN, HashId, Header, Layout, Mode, SALT_LEN};
+use super::format::{CipherId, FIXED_HEADER_LEN, HashId, Header, Layout, Mode, SALT_LEN, SSE_C_ENVELOPE_LEN};
 use super::key::SecretKey;
 use super::primitives::{Backend, DIGEST_LEN, Gcm, fill_random};
 use super::stream::{self, AAD_LEN};
@@ -26,6 +26,13 @@ pub enum Protection {
     Aont,
     /// STREAM AEAD under a customer key.
     SseC(CustomerKey),
+    /// STREAM AEAD under a key derived from a bucket key wrapped by HSM root key `crn`.
+    SseKp {
+        /// The unwrapped bucket key, bound to its bucket name.
+        key: CustomerKey,
+        /// The root key's CRN, recorded in the header.
+        crn: String,
+    },
 }
 
 /// Everything a [`Sealer`] needs to know.
@@ -50,7 +57,7 @@ impl SealSpec {
     pub fn new(protection: Protection, backend: Backend) -> Self {
         let unit_size = match protection {
             Protection::Aont => DEFAULT_SEGMENT_SIZE,
-            Protection::SseC(_) => DEFAULT_CHUNK_SIZE,
+            Protection::SseC(_) | Protection::SseKp { .. } => DEFAULT_CHUNK_SIZE,
         };
         Self {
             protection,
@@ -95,16 +102,20 @@ impl Sealer {
         let (mode, cipher, hash) = match spec.protection {
             Protection::Aont => (Mode::Aont, spec.aont_cipher, spec.aont_hash),
             Protection::SseC(_) => (Mode::SseC, CipherId::Aes256Gcm, HashId::Sha256),
+            Protection::SseKp { .. } => (Mode::SseKp, CipherId::Aes256Gcm, HashId::Sha256),
         };
-        let mut header = Header {
-            mode,
-            cipher,
-            hash,
-            unit_size: spec.unit_size,
-            plaintext_len,
-            salt,
-            envelope: vec![0; mode.envelope_len()],
+        let mut kp_key = None;
+        let envelope = match &spec.protection {
+            Protection::Aont => vec![],
+            Protection::SseC(_) => vec![0; SSE_C_ENVELOPE_LEN],
+            Protection::SseKp { key, crn } => {
+                let (envelope, dk) = key.seal_kp(&salt, crn)?;
+                kp_key = Some(dk);
+                envelope
+            }
         };
+        let mut header =
+            Header { mode, cipher, hash, unit_size: spec.unit_size, plaintext_len, salt, envelope };
         header.validate().map_err(|_| Error::InvalidParameter("unit size must be 4 KiB to 16 MiB"))?;
         let data_key = match &spec.protection {
             Protection::Aont => None,
@@ -114,6 +125,7 @@ impl Sealer {
                 header.envelope = ck.seal(&salt, &fixed[..FIXED_HEADER_LEN], &dk, spec.backend)?;
                 Some(dk)
             }
+            Protection::SseKp { .. } => kp_key,
         };
         let encoded = header.encode();
         let digest = header.digest(&encoded, spec.backend);
@@ -207,7 +219,11 @@ impl Opener {
                 let dk = ck.open(&header.salt, encoded, &header.envelope, backend)?;
                 UnitCodec::stream(&dk, &digest, part, backend)?
             }
-            (Mode::SseKp, _) => return Err(Error::UnsupportedMode(Mode::SseKp as u8)),
+            (Mode::SseKp, None) => return Err(Error::KeyRequired),
+            (Mode::SseKp, Some(bk)) => {
+                let dk = bk.open_kp(&header.salt, &header.envelope)?;
+                UnitCodec::stream(&dk, &digest, part, backend)?
+            }
         };
         Ok(Self { header, header_len, digest, codec })
     }

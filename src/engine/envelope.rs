@@ -1,19 +1,22 @@
-//! Key envelopes, FORMAT.md §3.3: how an object's data key is sealed under a customer key
-//! (SSE-C), with a key commitment that makes "wrong key" unambiguous.
+//! Key envelopes, FORMAT.md §3.3 and §3.4: how an object's data key is sealed under a
+//! customer key (SSE-C) or derived from a bucket key (SSE-KP), each with a key commitment
+//! that makes "wrong key" unambiguous.
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::error::Error;
-use super::format::{FIXED_HEADER_LEN, SALT_LEN, SSE_C_ENVELOPE_LEN};
+use super::format::{FIXED_HEADER_LEN, MAX_CRN_LEN, SALT_LEN, SSE_C_ENVELOPE_LEN, SSE_KP_ENVELOPE_FIXED};
 use super::key::{KEY_LEN, SecretKey};
 use super::primitives::{Backend, Gcm, TAG_LEN, hkdf_sha256};
 
 const SSE_C_INFO: &[u8] = b"cipherstore/v1/sse-c";
+const SSE_KP_INFO: &[u8] = b"cipherstore/v1/sse-kp";
 const ZERO_NONCE: [u8; 12] = [0; 12];
 
-/// A customer-supplied key and the context it is bound to (the S3 service passes bucket
-/// and object key; the file CLI an empty context).
+/// The key a caller supplies and the context it is bound to: the customer's key for SSE-C
+/// (the S3 service binds bucket and object; the file CLI an empty context), or the
+/// bucket key for SSE-KP (bound to the bucket name).
 #[derive(Clone, Debug)]
 pub struct CustomerKey {
     /// The 256-bit key.
@@ -29,8 +32,16 @@ impl CustomerKey {
     }
 
     fn derive(&self, salt: &[u8; SALT_LEN]) -> Result<(SecretKey, Zeroizing<[u8; KEY_LEN]>), Error> {
+        self.derive_with(SSE_C_INFO, salt)
+    }
+
+    fn derive_with(
+        &self,
+        info: &[u8],
+        salt: &[u8; SALT_LEN],
+    ) -> Result<(SecretKey, Zeroizing<[u8; KEY_LEN]>), Error> {
         let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
-        hkdf_sha256(self.key.expose(), salt, &[SSE_C_INFO, &self.context], okm.as_mut())?;
+        hkdf_sha256(self.key.expose(), salt, &[info, &self.context], okm.as_mut())?;
         let mut kek = [0u8; KEY_LEN];
         kek.copy_from_slice(&okm[..KEY_LEN]);
         let mut commit = Zeroizing::new([0u8; KEY_LEN]);
@@ -83,6 +94,31 @@ impl CustomerKey {
             .open(&ZERO_NONCE, &fixed[..FIXED_HEADER_LEN], dk.as_mut(), &tag)
             .map_err(|_| Error::EnvelopeCorrupted)?;
         Ok(SecretKey::from_bytes(*dk))
+    }
+}
+
+impl CustomerKey {
+    /// SSE-KP: the envelope naming root key `crn`, and the object's data key derived from
+    /// this bucket key and the salt.
+    pub fn seal_kp(&self, salt: &[u8; SALT_LEN], crn: &str) -> Result<(Vec<u8>, SecretKey), Error> {
+        if crn.is_empty() || crn.len() > MAX_CRN_LEN {
+            return Err(Error::InvalidParameter("the root key CRN must be 1 to 512 bytes"));
+        }
+        let (dk, commit) = self.derive_with(SSE_KP_INFO, salt)?;
+        let mut out = Vec::with_capacity(SSE_KP_ENVELOPE_FIXED + crn.len());
+        out.extend_from_slice(commit.as_ref());
+        out.extend_from_slice(&(crn.len() as u16).to_le_bytes());
+        out.extend_from_slice(crn.as_bytes());
+        Ok((out, dk))
+    }
+
+    /// SSE-KP: the data key, if this bucket key (and context) is the one the envelope
+    /// commits to; otherwise [`Error::WrongKey`].
+    pub fn open_kp(&self, salt: &[u8; SALT_LEN], envelope: &[u8]) -> Result<SecretKey, Error> {
+        let (dk, commit) = self.derive_with(SSE_KP_INFO, salt)?;
+        let stored = envelope.get(..KEY_LEN).ok_or(Error::MalformedHeader("SSE-KP envelope too short"))?;
+        let matches: bool = stored.ct_eq(commit.as_ref()).into();
+        if matches { Ok(dk) } else { Err(Error::WrongKey) }
     }
 }
 

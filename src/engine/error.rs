@@ -45,10 +45,10 @@ pub enum Error {
     #[error("corrupted object: the key envelope in the header failed authentication")]
     EnvelopeCorrupted,
     /// The object needs a key and none was given.
-    #[error("this object is encrypted with a customer key (SSE-C): a key is required")]
+    #[error("this object is encrypted with a customer or bucket key (SSE-C, SSE-KP): a key is required")]
     KeyRequired,
     /// A key was given for an object that is not protected by one.
-    #[error("a key was given, but this object is not encrypted with a customer key")]
+    #[error("a key was given, but this object is not encrypted with a customer or bucket key")]
     KeyNotExpected,
     /// The requested byte range does not overlap the object.
     #[error("range not satisfiable: start {start} is beyond the object's {len} bytes")]

@@ -24,6 +24,10 @@ pub const AONT_OVERHEAD: usize = 16 + 32;
 pub const STREAM_OVERHEAD: usize = 16;
 /// Length of the SSE-C key envelope.
 pub const SSE_C_ENVELOPE_LEN: usize = 80;
+/// Fixed part of the SSE-KP key envelope (commitment and CRN length).
+pub const SSE_KP_ENVELOPE_FIXED: usize = 34;
+/// Longest root key CRN an SSE-KP envelope may carry.
+pub const MAX_CRN_LEN: usize = 512;
 
 const FLAG_LENGTH_KNOWN: u8 = 1;
 
@@ -89,6 +93,7 @@ impl Mode {
         match b {
             1 => Ok(Self::Aont),
             2 => Ok(Self::SseC),
+            3 => Ok(Self::SseKp),
             _ => Err(Error::UnsupportedMode(b)),
         }
     }
@@ -101,13 +106,14 @@ impl Mode {
         }
     }
 
-    /// Envelope length this mode requires.
-    pub fn envelope_len(self) -> usize {
-        match self {
-            Self::Aont => 0,
-            Self::SseC => SSE_C_ENVELOPE_LEN,
-            Self::SseKp => 0,
-        }
+    /// Checks an envelope's length and layout for this mode (FORMAT.md §3.3, §3.4).
+    pub fn check_envelope(self, envelope: &[u8]) -> Result<(), Error> {
+        let ok = match self {
+            Self::Aont => envelope.is_empty(),
+            Self::SseC => envelope.len() == SSE_C_ENVELOPE_LEN,
+            Self::SseKp => sse_kp_crn(envelope).is_some(),
+        };
+        if ok { Ok(()) } else { Err(Error::MalformedHeader("envelope does not match the mode")) }
     }
 }
 
@@ -164,10 +170,15 @@ impl Header {
                 }
             }
         }
-        if self.envelope.len() != self.mode.envelope_len() {
-            return Err(Error::MalformedHeader("envelope length does not match the mode"));
+        self.mode.check_envelope(&self.envelope)
+    }
+
+    /// The root key CRN an SSE-KP object names.
+    pub fn sse_kp_key(&self) -> Option<&str> {
+        match self.mode {
+            Mode::SseKp => sse_kp_crn(&self.envelope),
+            _ => None,
         }
-        Ok(())
     }
 
     /// Encoded length of this header.
@@ -297,6 +308,15 @@ impl Header {
     }
 }
 
+/// The CRN in an SSE-KP envelope (`commitment ‖ u16 length ‖ CRN`), if well formed.
+fn sse_kp_crn(envelope: &[u8]) -> Option<&str> {
+    let len = u16::from_le_bytes([*envelope.get(32)?, *envelope.get(33)?]) as usize;
+    if len == 0 || len > MAX_CRN_LEN || envelope.len() != SSE_KP_ENVELOPE_FIXED + len {
+        return None;
+    }
+    std::str::from_utf8(&envelope[SSE_KP_ENVELOPE_FIXED..]).ok()
+}
+
 fn le_array<const N: usize>(s: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(s);
@@ -398,13 +418,17 @@ mod tests {
             unit_size: 4096,
             plaintext_len: len,
             salt: [7; SALT_LEN],
-            envelope: vec![1; mode.envelope_len()],
+            envelope: match mode {
+                Mode::Aont => vec![],
+                Mode::SseC => vec![1; SSE_C_ENVELOPE_LEN],
+                Mode::SseKp => [&[1u8; 32][..], &[3, 0], b"crn"].concat(),
+            },
         }
     }
 
     #[test]
     fn header_round_trips() {
-        for h in [header(Mode::Aont, Some(5)), header(Mode::SseC, None)] {
+        for h in [header(Mode::Aont, Some(5)), header(Mode::SseC, None), header(Mode::SseKp, Some(1))] {
             let bytes = h.encode();
             assert_eq!(bytes.len(), h.encoded_len());
             assert_eq!(Header::parse(&bytes).unwrap(), (h.clone(), bytes.len()));
@@ -418,6 +442,7 @@ mod tests {
             (0, 0x88),
             (8, 2),
             (9, 0),
+            (9, 2),
             (9, 3),
             (9, 9),
             (10, 0),
