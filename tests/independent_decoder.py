@@ -114,6 +114,25 @@ def sse_c_decode(obj, h, customer_key, context):
         dk = AESGCM(kek).decrypt(b"\0" * 12, env[32:], h["raw"][:FIXED])
     except InvalidTag:
         raise Rejected("envelope failed authentication") from None
+    return stream_decode(obj, h, dk)
+
+
+def sse_kp_decode(obj, h, bucket_key, context):
+    env = h["envelope"]
+    if h["cipher"] != 2 or h["hash"] != 1 or len(env) < 34:
+        raise Rejected("bad SSE-KP header")
+    (n,) = struct.unpack_from("<H", env, 32)
+    if not 1 <= n <= 512 or len(env) != 34 + n:
+        raise Rejected("bad SSE-KP envelope")
+    env[34:].decode("utf-8")
+    okm = HKDF(hashes.SHA256(), 64, h["salt"], b"cipherstore/v1/sse-kp" + context).derive(bucket_key)
+    dk, commit = okm[:32], okm[32:]
+    if not hmac.compare_digest(env[:32], commit):
+        raise Rejected("wrong key")
+    return stream_decode(obj, h, dk)
+
+
+def stream_decode(obj, h, dk):
     aad = hashlib.sha256(h["raw"]).digest() + struct.pack("<I", 0)
     gcm = AESGCM(dk)
     out = bytearray()
@@ -136,6 +155,10 @@ def decode(obj, key=None, context=b""):
         if key is None:
             raise Rejected("SSE-C object needs a key")
         out = sse_c_decode(obj, h, key, context)
+    elif h["mode"] == 3:
+        if key is None:
+            raise Rejected("SSE-KP object needs its bucket key")
+        out = sse_kp_decode(obj, h, key, context)
     else:
         raise Rejected(f"unsupported mode {h['mode']}")
     if h["length"] is not None and len(out) != h["length"]:
@@ -182,7 +205,7 @@ def main():
             listing = json.loads((root / "vectors.json").read_text())
             for v in listing:
                 key = read_key(root / v["key"]) if v.get("key") else None
-                check(root / v["object"], root / v["plaintext"], key)
+                check(root / v["object"], root / v["plaintext"], key, v.get("context", "").encode())
             print(f"{len(listing)} passed, 0 failed")
         else:
             if not (a.object and a.expected):

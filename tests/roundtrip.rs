@@ -67,6 +67,7 @@ fn boundary_sizes_round_trip_in_every_mode_and_path() {
         let plain = plaintext(n, n as u8);
         check_all_paths(&aont_spec(unit as u32), None, &plain);
         check_all_paths(&sse_c_spec(unit as u32, &key), Some(&key), &plain);
+        check_all_paths(&sse_kp_spec(unit as u32, &key), Some(&key), &plain);
     }
 }
 

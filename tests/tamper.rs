@@ -25,6 +25,11 @@ fn cases() -> Vec<Case> {
     for len_known in [true, false] {
         v.push(Case { name: "aont", object: encrypt(&aont_spec(UNIT as u32), &plain, len_known), key: None });
         v.push(Case {
+            name: "sse-kp",
+            object: encrypt(&sse_kp_spec(UNIT as u32, &key), &plain, len_known),
+            key: Some(key.clone()),
+        });
+        v.push(Case {
             name: "sse-c",
             object: encrypt(&sse_c_spec(UNIT as u32, &key), &plain, len_known),
             key: Some(key.clone()),
@@ -107,7 +112,11 @@ fn units_spliced_from_another_object_are_rejected() {
     // Same key, same length, same unit size: only the per-object salt tells them apart.
     let key = customer_key(1);
     let plain = plaintext(LEN, 42);
-    for (spec, k) in [(aont_spec(UNIT as u32), None), (sse_c_spec(UNIT as u32, &key), Some(&key))] {
+    for (spec, k) in [
+        (aont_spec(UNIT as u32), None),
+        (sse_c_spec(UNIT as u32, &key), Some(&key)),
+        (sse_kp_spec(UNIT as u32, &key), Some(&key)),
+    ] {
         let a = encrypt(&spec, &plain, true);
         let b = encrypt(&spec, &plain, true);
         assert_ne!(a, b, "two encryptions must differ");
@@ -139,6 +148,10 @@ fn keys_are_checked_with_clear_errors() {
     assert_eq!(engine_error(decrypt(&aont, Some(&key), Backend::Accelerated)), Error::KeyNotExpected);
     let bound = CustomerKey { key: key.key.clone(), context: b"bucket/object".to_vec() };
     assert_eq!(engine_error(decrypt(&sse, Some(&bound), Backend::Accelerated)), Error::WrongKey);
+    let kp = encrypt(&sse_kp_spec(UNIT as u32, &bound), &plain, true);
+    assert_eq!(decrypt(&kp, Some(&bound), Backend::Portable).unwrap(), plain);
+    assert_eq!(engine_error(decrypt(&kp, Some(&key), Backend::Accelerated)), Error::WrongKey, "other bucket");
+    assert_eq!(engine_error(decrypt(&kp, None, Backend::Accelerated)), Error::KeyRequired);
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
-fn key(name: &str) -> Option<CustomerKey> {
+fn key(name: &str, context: &str) -> Option<CustomerKey> {
     if name.is_empty() {
         return None;
     }
@@ -25,7 +25,7 @@ fn key(name: &str) -> Option<CustomerKey> {
     for (i, b) in k.iter_mut().enumerate() {
         *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
     }
-    Some(CustomerKey::new(SecretKey::from_bytes(k)))
+    Some(CustomerKey { key: SecretKey::from_bytes(k), context: context.as_bytes().to_vec() })
 }
 
 #[test]
@@ -33,11 +33,11 @@ fn every_frozen_vector_decrypts_exactly() {
     let listing: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir().join("vectors.json")).unwrap()).unwrap();
     let entries = listing.as_array().unwrap();
-    assert!(entries.len() >= 11);
+    assert!(entries.len() >= 12);
     for v in entries {
         let object = dir().join(v["object"].as_str().unwrap());
         let expected = std::fs::read(dir().join(v["plaintext"].as_str().unwrap())).unwrap();
-        let key = key(v["key"].as_str().unwrap());
+        let key = key(v["key"].as_str().unwrap(), v["context"].as_str().unwrap_or(""));
         let bytes = std::fs::read(&object).unwrap();
         for backend in [Backend::Accelerated, Backend::Portable] {
             assert_eq!(

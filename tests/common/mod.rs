@@ -33,6 +33,14 @@ pub fn sse_c_spec(unit: u32, key: &CustomerKey) -> SealSpec {
     SealSpec { unit_size: unit, ..SealSpec::new(Protection::SseC(key.clone()), Backend::Accelerated) }
 }
 
+pub fn sse_kp_spec(unit: u32, bucket_key: &CustomerKey) -> SealSpec {
+    let crn = "crn:v1:cipherstore:test:key:11111111-1111-4111-8111-111111111111".to_owned();
+    SealSpec {
+        unit_size: unit,
+        ..SealSpec::new(Protection::SseKp { key: bucket_key.clone(), crn }, Backend::Accelerated)
+    }
+}
+
 /// Encrypts through the stream pipeline into memory.
 pub fn encrypt(spec: &SealSpec, plain: &[u8], len_known: bool) -> Vec<u8> {
     let mut out = Vec::new();
