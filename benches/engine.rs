@@ -58,11 +58,7 @@ fn bench_seal_open(c: &mut Criterion, group: &str, name: &str, spec: &SealSpec, 
         b.iter(|| black_box(&mut object).seal(&sealer, false).unwrap())
     });
     let (sealer, pristine) = sealed(spec, plain);
-    let key = match &spec.protection {
-        Protection::SseC(k) => Some(k.clone()),
-        Protection::Aont => None,
-    };
-    let opener = Opener::new(sealer.header_bytes(), key.as_ref(), spec.backend).unwrap();
+    let opener = Opener::new(sealer.header_bytes(), spec.protection.key(), spec.backend).unwrap();
     g.bench_function(format!("{name}/open"), |b| {
         b.iter_batched_ref(|| pristine.clone(), |o| o.open(&opener, false).unwrap(), BatchSize::PerIteration)
     });

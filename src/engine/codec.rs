@@ -35,6 +35,16 @@ pub enum Protection {
     },
 }
 
+impl Protection {
+    /// The key a reader must supply to open objects written this way.
+    pub fn key(&self) -> Option<&CustomerKey> {
+        match self {
+            Self::Aont => None,
+            Self::SseC(k) | Self::SseKp { key: k, .. } => Some(k),
+        }
+    }
+}
+
 /// Everything a [`Sealer`] needs to know.
 #[derive(Clone, Debug)]
 pub struct SealSpec {
