@@ -280,3 +280,94 @@ fn bad_module_token_and_pin_each_give_one_clear_error() {
         assert!(cli(&[("CIPHERSTORE_HSM_TOKEN", LABEL)]).contains("no PIN"));
     });
 }
+
+#[test]
+fn ten_thousand_objects_in_one_bucket_make_one_hsm_call() {
+    with_token("ten_thousand_objects_in_one_bucket_make_one_hsm_call", |t| {
+        use cipherstore::engine::{Backend, CustomerKey, Opener, Protection, SealSpec, Sealer};
+        use cipherstore::pipeline::units::InMemory;
+        let setup = t.manager(Duration::from_secs(60));
+        let root = setup.create("bulk-root").unwrap();
+        setup.create_bucket_key("bulk", &root.crn).unwrap();
+        // A manager with a cold cache, as after a restart.
+        let m = t.manager(Duration::from_secs(60));
+        let plain = vec![7u8; 1024];
+        let mut after_first = 0;
+        let mut sample = None;
+        for i in 0..10_000 {
+            let key = CustomerKey { key: m.bucket_key("bulk").unwrap(), context: b"bulk".to_vec() };
+            let spec = SealSpec::new(Protection::SseKp { key, crn: root.crn.clone() }, Backend::Accelerated);
+            let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
+            let mut object = InMemory::new(&sealer.layout(plain.len() as u64).unwrap(), &plain);
+            object.seal(&sealer, false).unwrap();
+            if i == 0 {
+                after_first = m.metrics().hsm_unwraps + m.metrics().hsm_wraps;
+                sample = Some((sealer.header_bytes().to_vec(), object, spec));
+            }
+        }
+        let metrics = m.metrics();
+        println!(
+            "HSM calls for 10,000 objects: first object {after_first}, total {}",
+            metrics.hsm_unwraps + metrics.hsm_wraps
+        );
+        assert_eq!(after_first, 1, "the first object unwraps the bucket key once");
+        assert_eq!(metrics.hsm_unwraps + metrics.hsm_wraps, 1, "no HSM call after the first object");
+        assert_eq!(metrics.cache_hits, 9_999);
+        let (header, mut object, spec) = sample.unwrap();
+        let opener = Opener::new(&header, spec.protection.key(), Backend::Portable).unwrap();
+        object.open(&opener, false).unwrap();
+        assert_eq!(object.data, plain);
+    });
+}
+
+#[test]
+fn sse_kp_files_follow_the_root_key_state_through_the_cli() {
+    with_token("sse_kp_files_follow_the_root_key_state_through_the_cli", |t| {
+        let dir = t.dir.clone();
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_cipherstore"))
+                .args(args)
+                .env("CIPHERSTORE_KEYS_DIR", dir.join("cli-keys"))
+                .env("CIPHERSTORE_PKCS11_MODULE", MODULE)
+                .env("CIPHERSTORE_HSM_TOKEN", LABEL)
+                .env("CIPHERSTORE_HSM_PIN_FILE", dir.join("user.pin"))
+                .env_remove("CIPHERSTORE_HSM_URI")
+                .env_remove("CIPHERSTORE_HSM_PIN")
+                .output()
+                .unwrap()
+        };
+        let ok = |args: &[&str]| {
+            let o = run(args);
+            assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let fails = |args: &[&str], needle: &str| {
+            let o = run(args);
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        };
+        let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+        let plain: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(dir.join("in"), &plain).unwrap();
+        assert!(ok(&["keys", "create", "media-root"]).contains("crn:v1:cipherstore:local:key:"));
+        ok(&["keys", "bind-bucket", "media", "media-root"]);
+        ok(&["encrypt", &p("in"), "-o", &p("obj"), "--mode", "sse-kp", "--bucket", "media"]);
+        assert!(ok(&["inspect", &p("obj")]).contains("root key         crn:v1:cipherstore:local:key:"));
+        ok(&["decrypt", &p("obj"), "-o", &p("out"), "--bucket", "media"]);
+        assert_eq!(std::fs::read(dir.join("out")).unwrap(), plain);
+        fails(&["decrypt", &p("obj"), "-o", &p("x")], "give --bucket");
+        ok(&["keys", "rotate", "media-root"]);
+        ok(&["decrypt", &p("obj"), "-o", &p("out2"), "--bucket", "media"]);
+        assert_eq!(std::fs::read(dir.join("out2")).unwrap(), plain, "rotation keeps data readable");
+        ok(&["keys", "disable", "media-root"]);
+        fails(&["decrypt", &p("obj"), "-o", &p("x"), "--bucket", "media"], "suspended");
+        fails(&["encrypt", &p("in"), "-o", &p("x"), "--mode", "sse-kp", "--bucket", "media"], "suspended");
+        ok(&["keys", "enable", "media-root"]);
+        fails(&["keys", "delete", "media-root"], "still protects bucket(s) media");
+        ok(&["keys", "delete", "media-root", "--force"]);
+        fails(&["decrypt", &p("obj"), "-o", &p("x"), "--bucket", "media"], "deleted");
+        assert!(!dir.join("x").exists(), "no output from refused operations");
+        let audit = ok(&["keys", "audit"]);
+        assert!(audit.lines().count() >= 7, "{audit}");
+    });
+}
