@@ -1,0 +1,103 @@
+//! HSM throughput against real SoftHSM2: wrap and unwrap operations per second (one thread
+//! and two threads sharing the session pool), and the number of HSM calls made while
+//! encrypting 10,000 objects in one bucket. The bench creates its own token
+//! (hsm/create-token) and re-runs itself with SOFTHSM2_CONF pointing at it.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+
+use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::keys::{Hsm, HsmConfig, KeyId, KeyManager, ManagerOptions};
+use cipherstore::pipeline::units::InMemory;
+
+const CHILD: &str = "CIPHERSTORE_BENCH_TOKEN_DIR";
+const LABEL: &str = "cipherstore-bench";
+
+fn main() {
+    let Some(dir) = std::env::var_os(CHILD) else {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/create-token");
+        let made = Command::new(script).arg(tmp.path()).arg(LABEL).output().expect("hsm/create-token");
+        assert!(made.status.success(), "hsm/create-token: {}", String::from_utf8_lossy(&made.stderr));
+        let status = Command::new(std::env::current_exe().expect("own path"))
+            .args(std::env::args_os().skip(1))
+            .env(CHILD, tmp.path())
+            .env("SOFTHSM2_CONF", tmp.path().join("softhsm2.conf"))
+            .status()
+            .expect("re-run the bench");
+        std::process::exit(status.code().unwrap_or(1));
+    };
+    let dir = Path::new(&dir);
+    let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
+    let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
+    let m = KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
+        .expect("keys");
+    let root = m.create("bench-root").expect("root key");
+    let id = KeyId::parse(&root.id).expect("id").object(1).id;
+
+    calls_for_ten_thousand_objects(&m, &root.crn, dir);
+
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let key = SecretKey::from_bytes([5; 32]);
+    let wrapped = m.hsm().wrap(&id, &key).expect("wrap");
+    let mut g = c.benchmark_group("hsm");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("wrap", |b| b.iter(|| m.hsm().wrap(black_box(&id), &key).expect("wrap")));
+    g.bench_function("unwrap", |b| b.iter(|| m.hsm().unwrap(black_box(&id), &wrapped, "bench").expect("unwrap")));
+    // Two threads sharing the session pool, each doing half of the iterations.
+    g.bench_function("unwrap-2-threads", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for half in [iters / 2, iters - iters / 2] {
+                    let (m, id, wrapped) = (&m, &id, &wrapped);
+                    s.spawn(move || {
+                        for _ in 0..half {
+                            m.hsm().unwrap(id, wrapped, "bench").expect("unwrap");
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.finish();
+    c.final_summary();
+}
+
+/// Encrypts 10,000 small SSE-KP objects in one bucket with a cold bucket key cache and
+/// prints how many HSM calls the first object and the rest made.
+fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
+    setup.create_bucket_key("bench-bucket", crn).expect("bucket key");
+    let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
+    let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
+    let m = KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
+        .expect("keys");
+    let plain = vec![1u8; 4096];
+    let mut first = 0;
+    for i in 0..10_000 {
+        let key = CustomerKey { key: m.bucket_key("bench-bucket").expect("bucket key"), context: b"bench-bucket".to_vec() };
+        let spec = SealSpec::new(Protection::SseKp { key, crn: crn.to_owned() }, Backend::Accelerated);
+        let sealer = Sealer::new(&spec, Some(plain.len() as u64)).expect("sealer");
+        let mut o = InMemory::new(&sealer.layout(plain.len() as u64).expect("layout"), &plain);
+        o.seal(&sealer, false).expect("seal");
+        if i == 0 {
+            first = m.metrics().hsm_unwraps + m.metrics().hsm_wraps;
+        }
+    }
+    let total = m.metrics().hsm_unwraps + m.metrics().hsm_wraps;
+    println!(
+        "HSM calls while encrypting 10,000 objects in one bucket (cold cache): first object {first}, \
+         the other 9,999 {} (cache hits {})",
+        total - first,
+        m.metrics().cache_hits
+    );
+}
