@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 
-use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey, Sealer};
+use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, Sealer, SecretKey};
 use cipherstore::keys::{Hsm, HsmConfig, KeyId, KeyManager, ManagerOptions};
 use cipherstore::pipeline::units::InMemory;
 
@@ -34,8 +34,9 @@ fn main() {
     let dir = Path::new(&dir);
     let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
     let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
-    let m = KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
-        .expect("keys");
+    let m =
+        KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
+            .expect("keys");
     let root = m.create("bench-root").expect("root key");
     let id = KeyId::parse(&root.id).expect("id").object(1).id;
 
@@ -51,7 +52,9 @@ fn main() {
     let mut g = c.benchmark_group("hsm");
     g.throughput(Throughput::Elements(1));
     g.bench_function("wrap", |b| b.iter(|| m.hsm().wrap(black_box(&id), &key).expect("wrap")));
-    g.bench_function("unwrap", |b| b.iter(|| m.hsm().unwrap(black_box(&id), &wrapped, "bench").expect("unwrap")));
+    g.bench_function("unwrap", |b| {
+        b.iter(|| m.hsm().unwrap(black_box(&id), &wrapped, "bench").expect("unwrap"))
+    });
     // Two threads sharing the session pool, each doing half of the iterations.
     g.bench_function("unwrap-2-threads", |b| {
         b.iter_custom(|iters| {
@@ -79,12 +82,16 @@ fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
     setup.create_bucket_key("bench-bucket", crn).expect("bucket key");
     let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
     let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
-    let m = KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
-        .expect("keys");
+    let m =
+        KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
+            .expect("keys");
     let plain = vec![1u8; 4096];
     let mut first = 0;
     for i in 0..10_000 {
-        let key = CustomerKey { key: m.bucket_key("bench-bucket").expect("bucket key"), context: b"bench-bucket".to_vec() };
+        let key = CustomerKey {
+            key: m.bucket_key("bench-bucket").expect("bucket key"),
+            context: b"bench-bucket".to_vec(),
+        };
         let spec = SealSpec::new(Protection::SseKp { key, crn: crn.to_owned() }, Backend::Accelerated);
         let sealer = Sealer::new(&spec, Some(plain.len() as u64)).expect("sealer");
         let mut o = InMemory::new(&sealer.layout(plain.len() as u64).expect("layout"), &plain);

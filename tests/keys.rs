@@ -166,13 +166,18 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
         );
         m.create_bucket_key("ledger", "byok").unwrap();
         let ledger = m.bucket_key("ledger").unwrap();
+        // Another manager with no bucket key cache, holding the old object's handle.
+        let watcher = t.manager(Duration::ZERO);
+        assert_eq!(watcher.bucket_key("ledger").unwrap(), ledger);
         m.delete("byok", true).unwrap();
         assert!(m.bucket_key("ledger").is_err());
+        assert!(matches!(watcher.bucket_key("ledger"), Err(KeysError::KeyDestroyed(_))));
         assert!(
             matches!(m.restore("byok", &key(43)), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
         );
         m.restore("byok", &key(42)).unwrap();
         assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger").unwrap(), ledger);
+        assert_eq!(watcher.bucket_key("ledger").unwrap(), ledger, "a stale object handle is looked up again");
         assert!(m.rotate("byok", None).is_err(), "imported keys rotate with new material");
         m.rotate("byok", Some(&key(44))).unwrap();
         assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger").unwrap(), ledger);

@@ -16,7 +16,6 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use secrecy::ExposeSecret;
-use zeroize::Zeroizing;
 
 use super::config::HsmConfig;
 use super::error::KeysError;
@@ -88,6 +87,8 @@ pub struct Hsm {
     slot: Slot,
     token: String,
     pool: Mutex<Vec<Session>>,
+    /// Root key object handles by `CKA_ID` (valid for every session of this process).
+    handles: Mutex<Vec<(Vec<u8>, ObjectHandle)>>,
     counters: HsmCounters,
 }
 
@@ -143,6 +144,7 @@ impl Hsm {
             slot,
             token: config.token.clone(),
             pool: Mutex::new(vec![session]),
+            handles: Mutex::new(Vec::new()),
             counters: HsmCounters::default(),
         })
     }
@@ -227,13 +229,50 @@ impl Hsm {
     }
 
     fn find(&self, s: &Session, id: &[u8]) -> Result<Option<ObjectHandle>, KeysError> {
+        if let Some((_, h)) = lock(&self.handles).iter().find(|(k, _)| k == id) {
+            return Ok(Some(*h));
+        }
         let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Id(id.to_vec())];
-        Ok(s.find_objects(&template).map_err(hsm_err("C_FindObjects"))?.into_iter().next())
+        let found = s.find_objects(&template).map_err(hsm_err("C_FindObjects"))?.into_iter().next();
+        if let Some(h) = found {
+            lock(&self.handles).push((id.to_vec(), h));
+        }
+        Ok(found)
+    }
+
+    /// Forgets a cached handle (the object was destroyed, here or by another process).
+    fn forget(&self, id: &[u8]) {
+        lock(&self.handles).retain(|(k, _)| k != id);
+    }
+
+    /// Runs `op` with the root key's handle. If it fails and a fresh lookup finds a
+    /// different handle (another process destroyed and re-created the object, as restore
+    /// does), runs it once more with that one.
+    fn with_root<T>(
+        &self,
+        s: &Session,
+        id: &[u8],
+        missing: impl Fn() -> KeysError,
+        op: impl Fn(ObjectHandle) -> Result<T, KeysError>,
+    ) -> Result<T, KeysError> {
+        let h = self.find(s, id)?.ok_or_else(&missing)?;
+        match op(h) {
+            Err(e @ (KeysError::Hsm { .. } | KeysError::UnwrapFailed(_))) => {
+                self.forget(id);
+                match self.find(s, id)? {
+                    Some(fresh) if fresh != h => op(fresh),
+                    Some(_) => Err(e),
+                    None => Err(missing()),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Whether a root key object with this id exists.
     pub fn root_exists(&self, id: &[u8]) -> Result<bool, KeysError> {
         let s = self.session()?;
+        self.forget(id);
         Ok(self.find(&s, id)?.is_some())
     }
 
@@ -241,8 +280,10 @@ impl Hsm {
     pub fn destroy_root(&self, id: &[u8]) -> Result<bool, KeysError> {
         let r = (|| {
             let s = self.session()?;
+            self.forget(id);
             match self.find(&s, id)? {
                 Some(h) => {
+                    self.forget(id);
                     s.destroy_object(h).map_err(hsm_err("C_DestroyObject"))?;
                     Ok(true)
                 }
@@ -256,28 +297,27 @@ impl Hsm {
     pub fn wrap(&self, root_id: &[u8], key: &SecretKey) -> Result<Vec<u8>, KeysError> {
         let r = (|| {
             let s = self.session()?;
-            let root = self
-                .find(&s, root_id)?
-                .ok_or_else(|| KeysError::Refused("root key object missing in the HSM".into()))?;
-            let mut value = Zeroizing::new(key.expose().to_vec());
-            let template = [
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::Token(false),
-                Attribute::Sensitive(false),
-                Attribute::Extractable(true),
-                Attribute::Value(std::mem::take(&mut *value)),
-            ];
-            let tmp = s.create_object(&template).map_err(hsm_err("C_CreateObject"));
-            if let Some(Attribute::Value(mut v)) = template.into_iter().last() {
-                zeroize::Zeroize::zeroize(&mut v);
-            }
-            let tmp = tmp?;
-            let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, root, tmp).map_err(hsm_err("C_WrapKey"));
-            let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
-            let wrapped = wrapped?;
-            destroyed?;
-            Ok(wrapped)
+            let missing = || KeysError::Refused("root key object missing in the HSM".into());
+            self.with_root(&s, root_id, missing, |root| {
+                let template = [
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Token(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                    Attribute::Value(key.expose().to_vec()),
+                ];
+                let tmp = s.create_object(&template).map_err(hsm_err("C_CreateObject"));
+                if let Some(Attribute::Value(mut v)) = template.into_iter().last() {
+                    zeroize::Zeroize::zeroize(&mut v);
+                }
+                let tmp = tmp?;
+                let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, root, tmp).map_err(hsm_err("C_WrapKey"));
+                let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
+                let wrapped = wrapped?;
+                destroyed?;
+                Ok(wrapped)
+            })
         })();
         self.count(&self.counters.wraps, r)
     }
@@ -287,44 +327,46 @@ impl Hsm {
     pub fn unwrap(&self, root_id: &[u8], wrapped: &[u8], key_name: &str) -> Result<SecretKey, KeysError> {
         let r = (|| {
             let s = self.session()?;
-            let root = self.find(&s, root_id)?.ok_or_else(|| KeysError::KeyDestroyed(key_name.to_owned()))?;
-            let template = [
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::Token(false),
-                Attribute::Sensitive(false),
-                Attribute::Extractable(true),
-            ];
-            let tmp = match s.unwrap_key(&Mechanism::AesKeyWrapPad, root, wrapped, &template) {
-                Ok(h) => h,
-                Err(CkError::Pkcs11(
-                    RvError::WrappedKeyInvalid
-                    | RvError::WrappedKeyLenRange
-                    | RvError::EncryptedDataInvalid
-                    | RvError::EncryptedDataLenRange
-                    | RvError::GeneralError,
-                    _,
-                )) => return Err(KeysError::UnwrapFailed(key_name.to_owned())),
-                Err(e) => return Err(hsm_err("C_UnwrapKey")(e)),
-            };
-            let attrs =
-                s.get_attributes(tmp, &[AttributeType::Value]).map_err(hsm_err("C_GetAttributeValue"));
-            let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
-            let mut attrs = attrs?;
-            destroyed?;
-            let mut key = None;
-            for a in attrs.iter_mut() {
-                if let Attribute::Value(v) = a {
-                    if v.len() == KEY_LEN {
-                        let mut k = [0u8; KEY_LEN];
-                        k.copy_from_slice(v);
-                        key = Some(SecretKey::from_bytes(k));
-                        zeroize::Zeroize::zeroize(&mut k);
+            let missing = || KeysError::KeyDestroyed(key_name.to_owned());
+            self.with_root(&s, root_id, missing, |root| {
+                let template = [
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Token(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                ];
+                let tmp = match s.unwrap_key(&Mechanism::AesKeyWrapPad, root, wrapped, &template) {
+                    Ok(h) => h,
+                    Err(CkError::Pkcs11(
+                        RvError::WrappedKeyInvalid
+                        | RvError::WrappedKeyLenRange
+                        | RvError::EncryptedDataInvalid
+                        | RvError::EncryptedDataLenRange
+                        | RvError::GeneralError,
+                        _,
+                    )) => return Err(KeysError::UnwrapFailed(key_name.to_owned())),
+                    Err(e) => return Err(hsm_err("C_UnwrapKey")(e)),
+                };
+                let attrs =
+                    s.get_attributes(tmp, &[AttributeType::Value]).map_err(hsm_err("C_GetAttributeValue"));
+                let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
+                let mut attrs = attrs?;
+                destroyed?;
+                let mut key = None;
+                for a in attrs.iter_mut() {
+                    if let Attribute::Value(v) = a {
+                        if v.len() == KEY_LEN {
+                            let mut k = [0u8; KEY_LEN];
+                            k.copy_from_slice(v);
+                            key = Some(SecretKey::from_bytes(k));
+                            zeroize::Zeroize::zeroize(&mut k);
+                        }
+                        zeroize::Zeroize::zeroize(v);
                     }
-                    zeroize::Zeroize::zeroize(v);
                 }
-            }
-            key.ok_or_else(|| KeysError::UnwrapFailed(key_name.to_owned()))
+                key.ok_or_else(|| KeysError::UnwrapFailed(key_name.to_owned()))
+            })
         })();
         self.count(&self.counters.unwraps, r)
     }
