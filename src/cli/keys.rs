@@ -11,8 +11,19 @@ use super::keyfile::read_key;
 use cipherstore::engine::CustomerKey;
 use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeyView, ManagerOptions};
 
+const KEYS_EXAMPLES: &str = "\
+Examples:
+  eval \"$(hsm/create-token ./data/hsm dev)\"      # a SoftHSM2 token in its own directory
+  cipherstore keys create prod-root
+  cipherstore keys bind-bucket photos prod-root
+  cipherstore encrypt x.bin -o x.cso --mode sse-kp --bucket photos
+  cipherstore keys rotate prod-root                # bucket keys rewrapped, data untouched
+  cipherstore keys delete prod-root --force        # crypto-shredding
+  cipherstore keys audit";
+
 /// Where key state lives and how to name this instance.
 #[derive(clap::Args, Debug)]
+#[command(after_help = KEYS_EXAMPLES)]
 pub struct KeysArgs {
     /// Directory for key state and the audit log [env: CIPHERSTORE_KEYS_DIR; default: ./data/keys].
     #[arg(long, value_name = "DIR", global = true)]
@@ -111,6 +122,12 @@ pub fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> anyhow::
     let mut options = ManagerOptions::new(&dir);
     if let Some(i) = instance.map(str::to_owned).or_else(|| env("CIPHERSTORE_INSTANCE")) {
         options.instance = i;
+    }
+    if let Some(ttl) = env("CIPHERSTORE_KEY_CACHE_TTL") {
+        let secs: u64 = ttl
+            .parse()
+            .with_context(|| format!("CIPHERSTORE_KEY_CACHE_TTL={ttl:?} is not a number of seconds"))?;
+        options.cache_ttl = std::time::Duration::from_secs(secs);
     }
     let config = HsmConfig::from_env()?;
     let hsm = Hsm::open(&config)?;
