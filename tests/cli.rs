@@ -163,7 +163,7 @@ fn failures_are_clear_and_leave_no_output() {
     run_err(&["decrypt", &d.s("c.cso"), "-o", &d.s("out")], "a key is required");
     run_err(
         &["decrypt", &d.s("a.cso"), "-o", &d.s("out"), "--key-file", &key],
-        "not encrypted with a customer key",
+        "not encrypted with a customer or bucket key",
     );
     run_err(&["decrypt", &input, "-o", &d.s("out")], "not a cipherstore object");
     let mut bad = read(&d.p("a.cso"));
