@@ -177,3 +177,47 @@ fn foreign_and_damaged_inputs_are_named() {
     };
     assert_eq!(engine_error(decrypt(&corrupted, None, Backend::Accelerated)), Error::Corrupted { unit: 0 });
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, with or without a valid magic and version, never panic the
+        /// header parser or the decoder, and never decode.
+        #[test]
+        fn arbitrary_input_is_refused_without_panicking(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048), magic: bool) {
+            if magic && bytes.len() >= 9 {
+                bytes[..8].copy_from_slice(&cipherstore::engine::format::MAGIC);
+                bytes[8] = 1;
+            }
+            let _ = Header::parse(&bytes);
+            let key = customer_key(1);
+            prop_assert!(decrypt(&bytes, None, Backend::Accelerated).is_err());
+            prop_assert!(decrypt(&bytes, Some(&key), Backend::Accelerated).is_err());
+        }
+
+        /// Random edits of a valid object (several bytes overwritten at random places)
+        /// are always refused.
+        #[test]
+        fn random_multi_byte_edits_are_refused(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let key = customer_key(1);
+            let plain = plaintext(LEN, 42);
+            for (object, k) in [
+                (encrypt(&aont_spec(UNIT as u32), &plain, true), None),
+                (encrypt(&sse_c_spec(UNIT as u32, &key), &plain, false), Some(&key)),
+            ] {
+                let mut t = object.clone();
+                for (at, v) in &edits {
+                    let i = at % t.len();
+                    t[i] = *v;
+                }
+                if t != object {
+                    prop_assert!(decrypt(&t, k, Backend::Accelerated).is_err());
+                }
+            }
+        }
+    }
+}
