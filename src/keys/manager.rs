@@ -282,29 +282,33 @@ impl KeyManager {
     /// versions stay in the HSM, so bucket keys not yet rewrapped still unwrap.
     pub fn rotate(&self, key: &str, material: Option<&SecretKey>) -> Result<KeyView, KeysError> {
         let state = self.snapshot()?;
-        let rec = state.find(key)?.clone();
-        self.require_active(&rec, "key.rotate")?;
-        let next = rec.current() + 1;
-        let kcv = match (rec.origin, material) {
-            (Origin::Generated, None) => {
-                self.hsm.generate_root(&rec.id.object(next))?;
-                None
-            }
-            (Origin::Imported, Some(m)) => {
-                self.hsm.import_root(&rec.id.object(next), m)?;
-                Some(key_check_value(m))
-            }
-            (Origin::Generated, Some(_)) => {
-                return Err(KeysError::Refused(
-                    "a generated key rotates inside the HSM: give no material".into(),
-                ));
-            }
-            (Origin::Imported, None) => {
-                return Err(KeysError::Refused("rotating an imported key needs new key material".into()));
-            }
-        };
+        self.require_active(state.find(key)?, "key.rotate")?;
+        // The new version is made under the state lock, so concurrent rotations (from
+        // several processes) cannot create the same version twice.
         let rec = self.change(|state| {
             let r = state.find_mut(key)?;
+            if r.state != KeyState::Active {
+                return Err(KeysError::Refused(format!("key {} is no longer active", r.name)));
+            }
+            let next = r.current() + 1;
+            let kcv = match (r.origin, material) {
+                (Origin::Generated, None) => {
+                    self.hsm.generate_root(&r.id.object(next))?;
+                    None
+                }
+                (Origin::Imported, Some(m)) => {
+                    self.hsm.import_root(&r.id.object(next), m)?;
+                    Some(key_check_value(m))
+                }
+                (Origin::Generated, Some(_)) => {
+                    return Err(KeysError::Refused(
+                        "a generated key rotates inside the HSM: give no material".into(),
+                    ));
+                }
+                (Origin::Imported, None) => {
+                    return Err(KeysError::Refused("rotating an imported key needs new key material".into()));
+                }
+            };
             r.versions.push(KeyVersion { version: next, created: now_unix(), kcv });
             r.updated = now_unix();
             Ok(r.clone())
