@@ -177,6 +177,18 @@ impl Hsm {
         r
     }
 
+    /// A bucket key passing through the token: a session object that can be wrapped and
+    /// read back, destroyed right after use.
+    fn session_key_template() -> Vec<Attribute> {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ]
+    }
+
     fn root_template(obj: &ObjectRef) -> Vec<Attribute> {
         vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
@@ -299,16 +311,10 @@ impl Hsm {
             let s = self.session()?;
             let missing = || KeysError::Refused("root key object missing in the HSM".into());
             self.with_root(&s, root_id, missing, |root| {
-                let template = [
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::Token(false),
-                    Attribute::Sensitive(false),
-                    Attribute::Extractable(true),
-                    Attribute::Value(key.expose().to_vec()),
-                ];
+                let mut template = Self::session_key_template();
+                template.push(Attribute::Value(key.expose().to_vec()));
                 let tmp = s.create_object(&template).map_err(hsm_err("C_CreateObject"));
-                if let Some(Attribute::Value(mut v)) = template.into_iter().last() {
+                if let Some(Attribute::Value(mut v)) = template.pop() {
                     zeroize::Zeroize::zeroize(&mut v);
                 }
                 let tmp = tmp?;
@@ -329,13 +335,7 @@ impl Hsm {
             let s = self.session()?;
             let missing = || KeysError::KeyDestroyed(key_name.to_owned());
             self.with_root(&s, root_id, missing, |root| {
-                let template = [
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::Token(false),
-                    Attribute::Sensitive(false),
-                    Attribute::Extractable(true),
-                ];
+                let template = Self::session_key_template();
                 let tmp = match s.unwrap_key(&Mechanism::AesKeyWrapPad, root, wrapped, &template) {
                     Ok(h) => h,
                     Err(CkError::Pkcs11(
