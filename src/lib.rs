@@ -5,6 +5,7 @@
 //! - [`pipeline`]: moving bytes through the engine (memory-mapped files, bounded channels,
 //!   a rayon pool);
 //! - [`keys`]: root keys in a PKCS#11 HSM, bucket keys, lifecycle and audit trail;
+//! - [`store`]: where ciphertext and its metadata live (filesystem now, upstream S3 later);
 //! - [`durable`]: files that appear only when complete.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -14,3 +15,4 @@ pub mod durable;
 pub mod engine;
 pub mod keys;
 pub mod pipeline;
+pub mod store;

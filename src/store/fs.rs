@@ -1,0 +1,404 @@
+//! The embedded filesystem backend. Layout under the data directory:
+//!
+//! ```text
+//! tmp/                               writes in progress (emptied at start-up)
+//! buckets/<bucket>/bucket.json       bucket metadata
+//! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
+//! ```
+//!
+//! An object file is the object's bytes, then its metadata as JSON, then the JSON's
+//! length (u32 little-endian) and the magic `CSMETA01`, so metadata and data appear
+//! together with one rename: a write goes to `tmp/`, is flushed, renamed into place and
+//! the directory flushed. Directories are created 0700, files 0600.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::{Path, PathBuf};
+
+use super::keypath::{self, CHUNK};
+use super::{
+    BucketMeta, ObjectMeta, ObjectReader, ObjectWriter, Store, StoreError, StoredObject, check_bucket_name,
+    check_key,
+};
+
+const MAGIC: &[u8; 8] = b"CSMETA01";
+const TRAILER: usize = 12;
+const MAX_META: u32 = 1 << 20;
+const SUFFIX: &str = ".o";
+
+/// Objects in a directory tree.
+pub struct FsStore {
+    root: PathBuf,
+}
+
+fn mkdirs(path: &Path) -> Result<(), StoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(StoreError::io(format!("cannot create {}", path.display())))
+}
+
+fn sync_dir(path: &Path) {
+    // Durability of a rename; a directory that cannot be opened does not undo it.
+    if let Ok(d) = File::open(path) {
+        let _ = d.sync_all();
+    }
+}
+
+impl FsStore {
+    /// Opens (creating) a store in `root` and removes writes left over from a crash.
+    /// Returns the store and how many leftovers it removed.
+    pub fn open(root: &Path) -> Result<(Self, usize), StoreError> {
+        mkdirs(&root.join("tmp"))?;
+        mkdirs(&root.join("buckets"))?;
+        let mut removed = 0;
+        for entry in fs::read_dir(root.join("tmp")).map_err(StoreError::io("cannot read tmp/"))? {
+            let path = entry.map_err(StoreError::io("cannot read tmp/"))?.path();
+            let r = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            r.map_err(StoreError::io(format!("cannot remove leftover {}", path.display())))?;
+            removed += 1;
+        }
+        Ok((Self { root: root.to_owned() }, removed))
+    }
+
+    fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+        check_bucket_name(bucket)?;
+        Ok(self.root.join("buckets").join(bucket))
+    }
+
+    fn existing_bucket(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.bucket_dir(bucket)?;
+        if dir.join("bucket.json").is_file() {
+            Ok(dir)
+        } else {
+            Err(StoreError::NoSuchBucket(bucket.to_owned()))
+        }
+    }
+
+    fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        let mut path = self.existing_bucket(bucket)?.join("objects");
+        let parts = keypath::components(key);
+        let (last, dirs) = parts.split_last().ok_or(StoreError::InvalidKey("the key is empty"))?;
+        for d in dirs {
+            path.push(d);
+        }
+        path.push(format!("{last}{SUFFIX}"));
+        Ok(path)
+    }
+
+    fn temp(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        tempfile::Builder::new()
+            .prefix("put-")
+            .tempfile_in(self.root.join("tmp"))
+            .map_err(StoreError::io("cannot create a temporary file"))
+    }
+
+    fn read_bucket_meta(dir: &Path) -> Result<BucketMeta, StoreError> {
+        let path = dir.join("bucket.json");
+        let bytes = fs::read(&path).map_err(StoreError::io(format!("cannot read {}", path.display())))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { path: path.display().to_string(), reason: e.to_string() })
+    }
+
+    /// Reads the metadata trailer of an object file; returns it and the body length.
+    fn read_meta(file: &File, path: &Path) -> Result<(ObjectMeta, u64), StoreError> {
+        let corrupt =
+            |reason: &str| StoreError::Corrupt { path: path.display().to_string(), reason: reason.into() };
+        let len = file.metadata().map_err(StoreError::io(format!("cannot stat {}", path.display())))?.len();
+        if len < TRAILER as u64 {
+            return Err(corrupt("shorter than its trailer"));
+        }
+        let mut trailer = [0u8; TRAILER];
+        file.read_exact_at(&mut trailer, len - TRAILER as u64)
+            .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
+        if &trailer[4..] != MAGIC {
+            return Err(corrupt("no metadata trailer"));
+        }
+        let meta_len = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        if meta_len > MAX_META || u64::from(meta_len) + TRAILER as u64 > len {
+            return Err(corrupt("metadata length out of range"));
+        }
+        let body_len = len - TRAILER as u64 - u64::from(meta_len);
+        let mut json = vec![0u8; meta_len as usize];
+        file.read_exact_at(&mut json, body_len)
+            .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
+        let meta = serde_json::from_slice(&json).map_err(|e| corrupt(&e.to_string()))?;
+        Ok((meta, body_len))
+    }
+
+    /// Collects objects under `dir` (whose components so far spell `hex`) in key order.
+    fn walk(
+        &self,
+        dir: &Path,
+        hex: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        out: &mut Vec<ObjectMeta>,
+    ) -> Result<(), StoreError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io(format!("cannot list {}", dir.display()))(e)),
+        };
+        // (name as hex, is_file)
+        let mut names: Vec<(String, bool)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io(format!("cannot list {}", dir.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_file = entry.file_type().map_err(StoreError::io("cannot stat"))?.is_file();
+            let stem = if is_file { name.strip_suffix(SUFFIX) } else { Some(name.as_str()) };
+            if let Some(stem) = stem.filter(|s| keypath::unhex(s).is_some()) {
+                names.push((stem.to_owned(), is_file));
+            }
+        }
+        // Keys sort by hex; a key ending here sorts before longer keys sharing its hex.
+        names.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        for (stem, is_file) in names {
+            if out.len() >= limit {
+                return Ok(());
+            }
+            let full = format!("{hex}{stem}");
+            if !(full.starts_with(prefix) || (!is_file && prefix.starts_with(&full))) {
+                continue;
+            }
+            if let Some(after) = after {
+                // A directory whose keys may still follow `after` is entered; a file is
+                // listed only if its key sorts strictly after it.
+                let subtree_may_follow = !is_file && after.starts_with(&full);
+                if (full.as_str() <= after) && !subtree_may_follow {
+                    continue;
+                }
+            }
+            if is_file {
+                let path = dir.join(format!("{stem}{SUFFIX}"));
+                let file = match File::open(&path) {
+                    Ok(f) => f,
+                    // Deleted while listing.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
+                };
+                out.push(Self::read_meta(&file, &path)?.0);
+            } else if stem.len() == CHUNK {
+                self.walk(&dir.join(&stem), &full, prefix, after, limit, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes empty directories from `dir` up to (not including) `stop`.
+    fn prune(dir: &Path, stop: &Path) {
+        let mut d = dir.to_path_buf();
+        while d.starts_with(stop) && d != stop {
+            if fs::remove_dir(&d).is_err() {
+                break;
+            }
+            if !d.pop() {
+                break;
+            }
+        }
+    }
+}
+
+struct FsReader {
+    file: File,
+    len: u64,
+}
+
+impl ObjectReader for FsReader {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if offset >= self.len {
+            return Ok(0);
+        }
+        let n = buf.len().min((self.len - offset) as usize);
+        self.file.read_at(&mut buf[..n], offset)
+    }
+}
+
+struct FsWriter {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+    objects: PathBuf,
+    key: String,
+}
+
+impl Write for FsWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.as_file_mut().write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.tmp.as_file_mut().write_vectored(bufs)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ObjectWriter for FsWriter {
+    fn commit(self: Box<Self>, mut meta: ObjectMeta) -> Result<ObjectMeta, StoreError> {
+        let FsWriter { tmp, target, objects, key } = *self;
+        meta.key = key;
+        let json = serde_json::to_vec(&meta)
+            .map_err(|e| StoreError::Corrupt { path: target.display().to_string(), reason: e.to_string() })?;
+        let len = u32::try_from(json.len())
+            .ok()
+            .filter(|l| *l <= MAX_META)
+            .ok_or(StoreError::InvalidKey("object metadata is larger than 1 MiB"))?;
+        let mut f = tmp.as_file();
+        f.write_all(&json).map_err(StoreError::io("cannot write object metadata"))?;
+        f.write_all(&len.to_le_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
+        f.write_all(MAGIC).map_err(StoreError::io("cannot write object metadata"))?;
+        f.sync_all().map_err(StoreError::io("cannot flush the object"))?;
+        let parent = target.parent().unwrap_or(&objects).to_path_buf();
+        let mut tmp = tmp;
+        for attempt in 0..3 {
+            mkdirs(&parent)?;
+            match tmp.persist(&target) {
+                Ok(_) => break,
+                // A concurrent delete pruned the directory between mkdir and rename.
+                Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && attempt < 2 => tmp = e.file,
+                Err(e) => return Err(StoreError::io("cannot move the object into place")(e.error)),
+            }
+        }
+        sync_dir(&parent);
+        Ok(meta)
+    }
+}
+
+impl Store for FsStore {
+    fn create_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError> {
+        let dir = self.bucket_dir(&meta.name)?;
+        if dir.exists() {
+            return Err(StoreError::BucketExists(meta.name.clone()));
+        }
+        let staging = tempfile::Builder::new()
+            .prefix("bucket-")
+            .tempdir_in(self.root.join("tmp"))
+            .map_err(StoreError::io("cannot create a temporary directory"))?;
+        mkdirs(&staging.path().join("objects"))?;
+        let json = serde_json::to_vec_pretty(meta)
+            .map_err(|e| StoreError::Corrupt { path: meta.name.clone(), reason: e.to_string() })?;
+        crate::durable::write_atomic(&staging.path().join("bucket.json"), &json)
+            .map_err(StoreError::io("cannot write bucket metadata"))?;
+        let staged = staging.keep();
+        match fs::rename(&staged, &dir) {
+            Ok(()) => {
+                sync_dir(&self.root.join("buckets"));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staged);
+                if dir.exists() {
+                    Err(StoreError::BucketExists(meta.name.clone()))
+                } else {
+                    Err(StoreError::io("cannot create the bucket")(e))
+                }
+            }
+        }
+    }
+
+    fn bucket(&self, name: &str) -> Result<BucketMeta, StoreError> {
+        Self::read_bucket_meta(&self.existing_bucket(name)?)
+    }
+
+    fn update_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError> {
+        let dir = self.existing_bucket(&meta.name)?;
+        let json = serde_json::to_vec_pretty(meta)
+            .map_err(|e| StoreError::Corrupt { path: meta.name.clone(), reason: e.to_string() })?;
+        crate::durable::write_atomic(&dir.join("bucket.json"), &json)
+            .map_err(StoreError::io("cannot write bucket metadata"))
+    }
+
+    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        let dir = self.existing_bucket(name)?;
+        if !self.list(name, "", None, 1)?.is_empty() {
+            return Err(StoreError::BucketNotEmpty(name.to_owned()));
+        }
+        // Vanish at once, then clean up at leisure.
+        let graveyard = tempfile::Builder::new()
+            .prefix("deleted-")
+            .tempdir_in(self.root.join("tmp"))
+            .map_err(StoreError::io("cannot create a temporary directory"))?
+            .keep();
+        let target = graveyard.join("bucket");
+        fs::rename(&dir, &target).map_err(StoreError::io("cannot delete the bucket"))?;
+        sync_dir(&self.root.join("buckets"));
+        fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove the deleted bucket"))
+    }
+
+    fn list_buckets(&self) -> Result<Vec<BucketMeta>, StoreError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.root.join("buckets")).map_err(StoreError::io("cannot list buckets"))? {
+            let dir = entry.map_err(StoreError::io("cannot list buckets"))?.path();
+            if dir.join("bucket.json").is_file() {
+                out.push(Self::read_bucket_meta(&dir)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let target = self.object_path(bucket, key)?;
+        let objects = self.existing_bucket(bucket)?.join("objects");
+        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, key: key.to_owned() }))
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+        let path = self.object_path(bucket, key)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() });
+            }
+            Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
+        };
+        let (meta, len) = Self::read_meta(&file, &path)?;
+        if meta.key != key {
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: "metadata names another key".into(),
+            });
+        }
+        Ok(StoredObject { meta, body: Box::new(FsReader { file, len }) })
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let path = self.object_path(bucket, key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                let objects = self.existing_bucket(bucket)?.join("objects");
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent);
+                    Self::prune(parent, &objects);
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
+        }
+    }
+
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let objects = self.existing_bucket(bucket)?.join("objects");
+        let prefix = keypath::hex(prefix.as_bytes());
+        let after = start_after.map(|a| keypath::hex(a.as_bytes()));
+        let mut out = Vec::new();
+        if limit > 0 {
+            self.walk(&objects, "", &prefix, after.as_deref(), limit, &mut out)?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,231 @@
+//! Where ciphertext and its metadata live. The store never sees plaintext or keys: it is
+//! handed engine objects (header and units) and the metadata the S3 layer keeps beside
+//! them. [`Store`] is the interface a second backend (an upstream S3 cluster) will also
+//! implement; [`fs::FsStore`] is the embedded filesystem backend. Metadata travels with
+//! each object, not in process memory, so several service instances can share a backend.
+
+pub mod fs;
+pub mod keypath;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors from a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No bucket of that name.
+    #[error("no bucket named {0:?}")]
+    NoSuchBucket(String),
+    /// The bucket exists already.
+    #[error("bucket {0:?} already exists")]
+    BucketExists(String),
+    /// The bucket still holds objects.
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    /// No object under that key.
+    #[error("no object {key:?} in bucket {bucket:?}")]
+    NoSuchKey {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// The bucket name breaks S3's naming rules.
+    #[error(
+        "invalid bucket name {0:?}: 3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
+    )]
+    InvalidBucketName(String),
+    /// The key is empty or too long.
+    #[error("invalid object key: {0}")]
+    InvalidKey(&'static str),
+    /// A stored file is damaged.
+    #[error("damaged store file {path}: {reason}")]
+    Corrupt {
+        /// File.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The filesystem failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
+}
+
+/// A bucket's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketMeta {
+    /// Name.
+    pub name: String,
+    /// Owning access key.
+    pub owner: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// What the layer above keeps with the bucket (encryption settings, wrapped bucket key…).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// An object's metadata, stored with its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// Key.
+    pub key: String,
+    /// Plaintext length.
+    pub size: u64,
+    /// ETag as S3 reports it (without quotes).
+    pub etag: String,
+    /// Unix seconds.
+    pub last_modified: u64,
+    /// Content-Type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` user metadata.
+    #[serde(default)]
+    pub user: BTreeMap<String, String>,
+    /// What the layer above keeps with the object (protection mode, key ids…).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Random access to a stored object's bytes.
+pub trait ObjectReader: Send + Sync {
+    /// Stored length of the object's bytes.
+    fn len(&self) -> u64;
+    /// Whether there are no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+/// Sequential reading over an [`ObjectReader`], for the streaming pipeline.
+pub struct SequentialReader<'a> {
+    inner: &'a dyn ObjectReader,
+    pos: u64,
+}
+
+impl<'a> SequentialReader<'a> {
+    /// Reads from `offset` on.
+    pub fn new(inner: &'a dyn ObjectReader, offset: u64) -> Self {
+        Self { inner, pos: offset }
+    }
+}
+
+impl std::io::Read for SequentialReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// An object being written: visible to nobody until [`ObjectWriter::commit`]; dropped
+/// without it, it leaves nothing.
+pub trait ObjectWriter: Write + Send {
+    /// Makes the object visible under its key, replacing any previous one, durably.
+    fn commit(self: Box<Self>, meta: ObjectMeta) -> Result<ObjectMeta, StoreError>;
+}
+
+/// A stored object: its metadata and its bytes.
+pub struct StoredObject {
+    /// Metadata.
+    pub meta: ObjectMeta,
+    /// Bytes.
+    pub body: Box<dyn ObjectReader>,
+}
+
+/// Buckets of objects, as the S3 layer needs them.
+pub trait Store: Send + Sync {
+    /// Creates a bucket; [`StoreError::BucketExists`] if it exists.
+    fn create_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError>;
+    /// A bucket's metadata.
+    fn bucket(&self, name: &str) -> Result<BucketMeta, StoreError>;
+    /// Replaces a bucket's metadata.
+    fn update_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError>;
+    /// Deletes an empty bucket.
+    fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
+    /// Every bucket, by name.
+    fn list_buckets(&self) -> Result<Vec<BucketMeta>, StoreError>;
+    /// Starts writing `key` in `bucket`.
+    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    /// Opens an object.
+    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError>;
+    /// An object's metadata.
+    fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
+        Ok(self.get(bucket, key)?.meta)
+    }
+    /// Deletes an object; `false` if there was none.
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Up to `limit` objects whose keys start with `prefix` and sort after `start_after`,
+    /// in byte order of their keys.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError>;
+}
+
+/// Checks S3's bucket naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), StoreError> {
+    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
+    let b = name.as_bytes();
+    let ends_ok = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    if (3..=63).contains(&b.len())
+        && b.iter().all(|&c| ok_char(c))
+        && ends_ok(b.first())
+        && ends_ok(b.last())
+        && !name.contains("..")
+        && !ip_like
+    {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidBucketName(name.to_owned()))
+    }
+}
+
+/// Checks an object key's length.
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    match key.len() {
+        0 => Err(StoreError::InvalidKey("the key is empty")),
+        n if n > keypath::MAX_KEY_LEN => Err(StoreError::InvalidKey("the key is longer than 1024 bytes")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my-bucket.1", "a".repeat(63).as_str()] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "ABC", "-abc", "abc-", "a..b", "a_b", "192.168.1.1", "../x", "", &"a".repeat(64)] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_key("").is_err());
+        assert!(check_key(&"k".repeat(1025)).is_err());
+        assert!(check_key(&"k".repeat(1024)).is_ok());
+    }
+}

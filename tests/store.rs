@@ -1,0 +1,198 @@
+//! The filesystem store: listings agree with a simple model for any keys (hostile ones
+//! included), writes are all-or-nothing, leftovers of a crash are cleaned at start-up, and
+//! buckets follow S3's rules.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use cipherstore::store::fs::FsStore;
+use cipherstore::store::{BucketMeta, ObjectMeta, SequentialReader, Store, StoreError};
+use proptest::prelude::*;
+
+fn bucket(name: &str) -> BucketMeta {
+    BucketMeta { name: name.into(), owner: "alice".into(), created: 1, attributes: BTreeMap::new() }
+}
+
+fn meta(size: u64) -> ObjectMeta {
+    ObjectMeta {
+        key: String::new(),
+        size,
+        etag: format!("{size:032x}"),
+        last_modified: 2,
+        content_type: Some("application/octet-stream".into()),
+        user: BTreeMap::from([("colour".into(), "blue".into())]),
+        attributes: BTreeMap::from([("protection".into(), "aont".into())]),
+    }
+}
+
+fn put(s: &FsStore, b: &str, key: &str, body: &[u8]) {
+    let mut w = s.put(b, key).unwrap();
+    w.write_all(body).unwrap();
+    w.commit(meta(body.len() as u64)).unwrap();
+}
+
+fn read(s: &FsStore, b: &str, key: &str) -> Vec<u8> {
+    let o = s.get(b, key).unwrap();
+    let mut out = Vec::new();
+    SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut out).unwrap();
+    assert_eq!(out.len() as u64, o.body.len());
+    out
+}
+
+#[test]
+fn hostile_keys_stay_inside_the_bucket_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    s.create_bucket(&bucket("data")).unwrap();
+    let keys =
+        ["../../escape", "a//b", "/", ".", "..", "ключ/数据", "\u{0}nul", "x".repeat(1024).as_str(), "a"]
+            .map(str::to_owned);
+    for (i, k) in keys.iter().enumerate() {
+        put(&s, "data", k, &[i as u8; 100]);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(read(&s, "data", k), vec![i as u8; 100], "{k:?}");
+        assert_eq!(s.head("data", k).unwrap().key, *k);
+    }
+    // Nothing outside the data directory, and every path component inside is hex.
+    for entry in walk(dir.path()) {
+        assert!(entry.starts_with(dir.path()));
+    }
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    let listed: Vec<String> = s.list("data", "", None, 100).unwrap().into_iter().map(|m| m.key).collect();
+    let mut want = keys.to_vec();
+    want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(listed, want);
+    assert!(matches!(s.put("data", ""), Err(StoreError::InvalidKey(_))));
+    assert!(matches!(s.put("data", &"k".repeat(1025)), Err(StoreError::InvalidKey(_))));
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(p).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn unfinished_writes_leave_nothing_and_crash_leftovers_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    s.create_bucket(&bucket("data")).unwrap();
+    put(&s, "data", "k", b"old");
+    {
+        let mut w = s.put("data", "k").unwrap();
+        w.write_all(b"new but never committed").unwrap();
+    }
+    assert_eq!(read(&s, "data", "k"), b"old");
+    assert!(matches!(s.get("data", "never"), Err(StoreError::NoSuchKey { .. })));
+    // A crash mid-write: a temporary file is left behind; reopening removes it.
+    std::fs::write(dir.path().join("tmp/put-crashed"), b"partial").unwrap();
+    drop(s);
+    let (s, removed) = FsStore::open(dir.path()).unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(read(&s, "data", "k"), b"old");
+    assert_eq!(s.list("data", "", None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn buckets_follow_s3_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    assert!(matches!(s.create_bucket(&bucket("Bad_Name")), Err(StoreError::InvalidBucketName(_))));
+    assert!(matches!(s.bucket("../etc"), Err(StoreError::InvalidBucketName(_))));
+    s.create_bucket(&bucket("one")).unwrap();
+    assert!(matches!(s.create_bucket(&bucket("one")), Err(StoreError::BucketExists(_))));
+    s.create_bucket(&bucket("two")).unwrap();
+    let names: Vec<String> = s.list_buckets().unwrap().into_iter().map(|b| b.name).collect();
+    assert_eq!(names, ["one", "two"]);
+    put(&s, "one", "x", b"1");
+    assert!(matches!(s.delete_bucket("one"), Err(StoreError::BucketNotEmpty(_))));
+    assert!(s.delete("one", "x").unwrap());
+    assert!(!s.delete("one", "x").unwrap());
+    s.delete_bucket("one").unwrap();
+    assert!(matches!(s.bucket("one"), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.put("one", "x"), Err(StoreError::NoSuchBucket(_))));
+    let mut b = s.bucket("two").unwrap();
+    b.attributes.insert("sse".into(), "kp".into());
+    s.update_bucket(&b).unwrap();
+    assert_eq!(s.bucket("two").unwrap(), b);
+}
+
+#[test]
+fn concurrent_writers_of_one_key_never_expose_a_partial_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    s.create_bucket(&bucket("race")).unwrap();
+    put(&s, "race", "k", &[0u8; 300_000]);
+    std::thread::scope(|scope| {
+        for t in 1..=3u8 {
+            let s = &s;
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    put(s, "race", "k", &vec![t; 300_000]);
+                }
+            });
+        }
+        let s = &s;
+        scope.spawn(move || {
+            for _ in 0..100 {
+                let body = read(s, "race", "k");
+                assert_eq!(body.len(), 300_000);
+                assert!(body.iter().all(|&b| b == body[0]), "mixed object");
+                let _ = s.delete("race", "other");
+            }
+        });
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn listings_match_a_sorted_model(
+        ops in proptest::collection::vec(
+            (0usize..4, proptest::string::string_regex("[ab/é.]{1,6}").unwrap(), any::<bool>()),
+            1..40,
+        ),
+        prefix_stem in any::<bool>(),
+        prefix in proptest::string::string_regex("[ab/é]{0,2}").unwrap(),
+        after_stem in 0usize..4,
+        after in proptest::option::of(proptest::string::string_regex("[ab/é.]{0,4}").unwrap()),
+        limit in 0usize..12,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = FsStore::open(dir.path()).unwrap();
+        s.create_bucket(&bucket("model")).unwrap();
+        let mut model = BTreeMap::new();
+        // Half the keys start with a long stem so they cross the 64-byte path components.
+        let stems = ["", &"a".repeat(62), &"a".repeat(64), &"ab".repeat(33)];
+        for (stem, tail, keep) in &ops {
+            let key = format!("{}{tail}", stems[*stem]);
+            let key = &key;
+            if *keep {
+                put(&s, "model", key, key.as_bytes());
+                model.insert(key.as_bytes().to_vec(), key.clone());
+            } else {
+                prop_assert_eq!(s.delete("model", key).unwrap(), model.remove(key.as_bytes()).is_some());
+            }
+        }
+        let prefix = if prefix_stem { format!("{}{prefix}", "a".repeat(63)) } else { prefix };
+        let after = after.map(|a| format!("{}{a}", stems[after_stem]));
+        let want: Vec<String> = model
+            .values()
+            .filter(|k| k.starts_with(&prefix))
+            .filter(|k| after.as_ref().is_none_or(|a| k.as_bytes() > a.as_bytes()))
+            .take(limit)
+            .cloned()
+            .collect();
+        let got: Vec<String> =
+            s.list("model", &prefix, after.as_deref(), limit).unwrap().into_iter().map(|m| m.key).collect();
+        prop_assert_eq!(got, want);
+    }
+}
