@@ -5,6 +5,7 @@
 //! - [`pipeline`]: moving bytes through the engine (memory-mapped files, bounded channels,
 //!   a rayon pool);
 //! - [`keys`]: root keys in a PKCS#11 HSM, bucket keys, lifecycle and audit trail;
+//! - [`s3`]: the HTTPS S3 API over the store and the pipeline;
 //! - [`store`]: where ciphertext and its metadata live (filesystem now, upstream S3 later);
 //! - [`durable`]: files that appear only when complete.
 
@@ -15,4 +16,5 @@ pub mod durable;
 pub mod engine;
 pub mod keys;
 pub mod pipeline;
+pub mod s3;
 pub mod store;

@@ -61,6 +61,26 @@ enum Command {
     },
     /// Measure the engine's throughput on this machine against baseline crypto.
     Bench(bench::BenchArgs),
+    /// Run the HTTPS S3 endpoint (default protection AONT-RS; more operations and modes
+    /// arrive with the S3 service issue).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Data directory: store, TLS files and users.
+        #[arg(long, default_value = "data", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Users file, `ACCESS_KEY SECRET_KEY` per line (default: DIR/users, created with
+        /// one random user on first start).
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// TLS certificate (PEM); default: a self-signed one in DIR/tls.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
     /// Manage root keys in the HSM: create, import, rotate, disable, enable, delete,
     /// restore, audit. The HSM comes from CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN
     /// (or CIPHERSTORE_HSM_URI) and CIPHERSTORE_HSM_PIN_FILE (or CIPHERSTORE_HSM_PIN).
@@ -223,6 +243,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&a, backend),
+        Command::Serve { listen, data_dir, users, tls_cert, tls_key } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(cipherstore::s3::tls::TlsFiles { cert, key }),
+                _ => None,
+            };
+            let config = cipherstore::s3::server::ServeConfig { listen, data_dir, users, tls, backend };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(cipherstore::s3::server::serve(config))
+        }
         Command::Keys(a) => keys::run(&a),
     }
 }

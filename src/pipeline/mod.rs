@@ -7,6 +7,7 @@
 pub mod error;
 pub mod file;
 pub mod progress;
+pub mod random;
 pub mod stream;
 pub mod units;
 

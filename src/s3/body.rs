@@ -1,0 +1,101 @@
+//! Moving request and response bodies between async HTTP and the synchronous pipeline:
+//! a bounded tokio channel feeds a blocking task (back-pressure both ways), MD5 for the
+//! ETag runs on the pipeline's reader thread, concurrently with encryption.
+
+use std::io::{self, Read};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use s3s::dto::StreamingBlob;
+use s3s::{S3Error, S3Result};
+use tokio::sync::mpsc;
+
+use super::error;
+use crate::engine::{Layout, Opener, SealSpec};
+use crate::pipeline::{PipelineError, random, stream};
+use crate::store::{ObjectMeta, ObjectWriter, StoredObject};
+
+/// Batches of body bytes waiting for the pipeline.
+const DEPTH: usize = 8;
+
+/// A `Read` over body chunks arriving from the async side, hashing what passes.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    md5: Md5,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        let chunk = self.current.split_to(n);
+        self.md5.update(&chunk);
+        buf[..n].copy_from_slice(&chunk);
+        Ok(n)
+    }
+}
+
+/// Encrypts a request body into `writer` and commits it with `meta` (size and ETag filled
+/// in). Nothing becomes visible unless the whole body arrived and was encrypted.
+pub async fn put(
+    body: StreamingBlob,
+    mut writer: Box<dyn ObjectWriter>,
+    spec: SealSpec,
+    content_length: Option<u64>,
+    mut meta: ObjectMeta,
+) -> S3Result<ObjectMeta> {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let work = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader { rx, current: Bytes::new(), md5: Md5::new() };
+        let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
+        let etag: String = reader.md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok::<_, PipelineError>((writer, size, etag))
+    });
+    let mut body = body;
+    while let Some(chunk) = body.next().await {
+        let item = chunk.map_err(|e| io::Error::other(e.to_string()));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let (writer, size, etag) = work.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
+    meta.size = size;
+    meta.etag = etag;
+    tokio::task::spawn_blocking(move || writer.commit(meta))
+        .await
+        .map_err(|e| error::internal(&e))?
+        .map_err(error::store)
+}
+
+/// Streams the plaintext bytes `[first, last)` of a stored object, decrypting on a
+/// blocking task; an integrity failure ends the stream with an error.
+pub fn get(object: StoredObject, opener: Opener, layout: Layout, first: u64, last: u64) -> StreamingBlob {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, S3Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let read_at = |buf: &mut [u8], off: u64| object.body.read_at(buf, off);
+        let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
+            for piece in bytes.chunks(1 << 20) {
+                if tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).is_err() {
+                    return Err(PipelineError::io("client went away")(io::ErrorKind::BrokenPipe.into()));
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = random::decrypt_range(&read_at, &opener, &layout, first, last, &mut sink) {
+            let _ = tx.blocking_send(Err(error::pipeline(e)));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    StreamingBlob::wrap(stream)
+}

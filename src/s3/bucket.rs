@@ -1,0 +1,79 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket. A bucket
+//! belongs to the access key that created it; other users get AccessDenied.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{CipherS3, error};
+use crate::keys::audit::now_unix;
+use crate::store::{BucketMeta, StoreError};
+
+pub(super) async fn list_buckets(
+    s: &CipherS3,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let buckets = s
+        .store
+        .list_buckets()
+        .map_err(error::store)?
+        .into_iter()
+        .filter(|b| b.owner == caller)
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(b.created))),
+            ..Default::default()
+        })
+        .collect();
+    let owner = Owner { display_name: Some(caller.clone()), id: Some(caller) };
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn create_bucket(
+    s: &CipherS3,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let name = req.input.bucket;
+    let meta = BucketMeta {
+        name: name.clone(),
+        owner: caller.clone(),
+        created: now_unix(),
+        attributes: Default::default(),
+    };
+    match s.store.create_bucket(&meta) {
+        Ok(()) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) })),
+        Err(StoreError::BucketExists(_)) => match s.store.bucket(&name) {
+            Ok(b) if b.owner == caller => {
+                Err(s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}"))
+            }
+            _ => Err(s3_error!(BucketAlreadyExists, "bucket {name} belongs to another user")),
+        },
+        Err(e) => Err(error::store(e)),
+    }
+}
+
+pub(super) async fn head_bucket(
+    s: &CipherS3,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    s.owned_bucket(&req.input.bucket, &caller)?;
+    Ok(S3Response::new(HeadBucketOutput::default()))
+}
+
+pub(super) async fn delete_bucket(
+    s: &CipherS3,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    s.owned_bucket(&req.input.bucket, &caller)?;
+    s.store.delete_bucket(&req.input.bucket).map_err(error::store)?;
+    Ok(S3Response::new(DeleteBucketOutput::default()))
+}

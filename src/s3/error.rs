@@ -1,0 +1,45 @@
+//! Turning store and pipeline errors into S3 errors: clients see the S3 code they expect,
+//! and internal details (paths, OS errors) go to the log, not the response.
+
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+use crate::engine;
+use crate::pipeline::PipelineError;
+use crate::store::StoreError;
+
+/// A store error as an S3 error.
+pub fn store(e: StoreError) -> S3Error {
+    match e {
+        StoreError::NoSuchBucket(b) => s3_error!(NoSuchBucket, "no bucket named {b}"),
+        StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
+        StoreError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "bucket {b} is not empty"),
+        StoreError::NoSuchKey { .. } => s3_error!(NoSuchKey, "the specified key does not exist"),
+        StoreError::InvalidBucketName(b) => s3_error!(InvalidBucketName, "invalid bucket name {b}"),
+        StoreError::InvalidKey(why) => s3_error!(KeyTooLongError, "{why}"),
+        other => internal(&other),
+    }
+}
+
+/// A pipeline error as an S3 error.
+pub fn pipeline(e: PipelineError) -> S3Error {
+    match e {
+        PipelineError::Engine(engine::Error::RangeNotSatisfiable { .. }) => {
+            s3_error!(InvalidRange, "the requested range is not satisfiable")
+        }
+        PipelineError::InputChanged { expected, got } => S3Error::with_message(
+            S3ErrorCode::IncompleteBody,
+            format!("the body had {got} bytes, Content-Length said {expected}"),
+        ),
+        PipelineError::Engine(engine::Error::Corrupted { .. } | engine::Error::Truncated { .. }) => {
+            eprintln!("cipherstore: integrity failure on a stored object: {e}");
+            s3_error!(InternalError, "the stored object failed its integrity check")
+        }
+        other => internal(&other),
+    }
+}
+
+/// Logs the detail and answers a bare InternalError.
+pub fn internal(e: &dyn std::fmt::Display) -> S3Error {
+    eprintln!("cipherstore: internal error: {e}");
+    s3_error!(InternalError, "internal error")
+}

@@ -1,0 +1,140 @@
+//! Object operations: PutObject, GetObject (with Range), HeadObject, DeleteObject, in the
+//! default AONT-RS protection. The ETag is the MD5 of the plaintext.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{CipherS3, body, error};
+use crate::engine::format::{FIXED_HEADER_LEN, Header};
+use crate::engine::{Opener, Protection, SealSpec};
+use crate::keys::audit::now_unix;
+use crate::store::{ObjectMeta, StoredObject};
+
+/// Largest object accepted in one PUT (S3's limit).
+pub const MAX_PUT: u64 = 5 << 30;
+
+fn last_modified(meta: &ObjectMeta) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(meta.last_modified))
+}
+
+fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
+    (!meta.user.is_empty()).then(|| meta.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+pub(super) async fn put_object(
+    s: &CipherS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
+        return Err(s3_error!(NotImplemented, "SSE-C and SSE-KMS uploads are not available yet"));
+    }
+    let length = match input.content_length {
+        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
+        Some(n) if n as u64 > MAX_PUT => {
+            return Err(s3_error!(EntityTooLarge, "objects above 5 GiB need multipart"));
+        }
+        Some(n) => Some(n as u64),
+        None => None,
+    };
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
+    let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
+    let meta = ObjectMeta {
+        key: input.key.clone(),
+        size: 0,
+        etag: String::new(),
+        last_modified: now_unix(),
+        content_type: input.content_type.map(|c| c.to_string()),
+        user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        attributes: BTreeMap::from([("protection".to_owned(), "aont".to_owned())]),
+    };
+    let spec = SealSpec::new(Protection::Aont, s.backend);
+    let meta = body::put(body, writer, spec, length, meta).await?;
+    Ok(S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag)), ..Default::default() }))
+}
+
+/// Opens the stored object's header and body layout.
+fn open(s: &CipherS3, object: &StoredObject) -> S3Result<(Opener, crate::engine::Layout)> {
+    let mut fixed = vec![0u8; FIXED_HEADER_LEN];
+    let n = object.body.read_at(&mut fixed, 0).map_err(|e| error::internal(&e))?;
+    fixed.truncate(n);
+    let total = Header::total_len(&fixed).map_err(|e| error::pipeline(e.into()))?;
+    let mut header = vec![0u8; total];
+    let n = object.body.read_at(&mut header, 0).map_err(|e| error::internal(&e))?;
+    header.truncate(n);
+    let opener = Opener::new(&header, None, s.backend).map_err(|e| error::pipeline(e.into()))?;
+    let layout = opener.layout(object.body.len()).map_err(|e| error::pipeline(e.into()))?;
+    Ok((opener, layout))
+}
+
+pub(super) async fn get_object(
+    s: &CipherS3,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    if input.sse_customer_algorithm.is_some() {
+        return Err(s3_error!(InvalidRequest, "this object is not encrypted with a customer key"));
+    }
+    let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
+    let meta = object.meta.clone();
+    let (opener, layout) = open(s, &object)?;
+    let size = layout.plaintext_len();
+    let (first, last, content_range) = match &input.range {
+        Some(r) => {
+            let span = r
+                .check(size)
+                .map_err(|_| s3_error!(InvalidRange, "the requested range is not satisfiable"))?;
+            let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
+            (span.start, span.end, Some(header))
+        }
+        None => (0, size, None),
+    };
+    let blob = body::get(object, opener, layout, first, last);
+    let output = GetObjectOutput {
+        body: Some(blob),
+        content_length: Some((last - first) as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        last_modified: Some(last_modified(&meta)),
+        content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
+        metadata: user_metadata(&meta),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub(super) async fn head_object(
+    s: &CipherS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    s.owned_bucket(&req.input.bucket, &caller)?;
+    let meta = s.store.head(&req.input.bucket, &req.input.key).map_err(error::store)?;
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: Some(meta.size as i64),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        last_modified: Some(last_modified(&meta)),
+        content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
+        metadata: user_metadata(&meta),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete_object(
+    s: &CipherS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    s.owned_bucket(&req.input.bucket, &caller)?;
+    s.store.delete(&req.input.bucket, &req.input.key).map_err(error::store)?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}

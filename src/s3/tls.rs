@@ -1,0 +1,54 @@
+//! TLS for the S3 endpoint: a given certificate and key, or a self-signed pair for
+//! `localhost` and `127.0.0.1` generated into the data directory on first start (key file
+//! 0600). TLS 1.2 and 1.3 only, HTTP/2 and HTTP/1.1 by ALPN.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Certificate and key files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain (also the CA file clients trust for a self-signed one).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The files under `dir/tls/`, generating a self-signed pair if they do not exist.
+pub fn self_signed(dir: &Path) -> anyhow::Result<TlsFiles> {
+    let tls = dir.join("tls");
+    let files = TlsFiles { cert: tls.join("cert.pem"), key: tls.join("key.pem") };
+    if files.cert.is_file() && files.key.is_file() {
+        return Ok(files);
+    }
+    std::fs::create_dir_all(&tls).with_context(|| format!("cannot create {}", tls.display()))?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let certified = rcgen::generate_simple_self_signed(names).context("cannot generate a TLS certificate")?;
+    crate::durable::write_atomic(&files.key, certified.signing_key.serialize_pem().as_bytes())
+        .context("cannot write the TLS key")?;
+    crate::durable::write_atomic(&files.cert, certified.cert.pem().as_bytes())
+        .context("cannot write the TLS certificate")?;
+    Ok(files)
+}
+
+/// A rustls server configuration from PEM files.
+pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .with_context(|| format!("cannot read {}", files.cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("cannot parse {}", files.cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", files.cert.display());
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .with_context(|| format!("cannot read {}", files.key.display()))?;
+    let mut config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the certificate and key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

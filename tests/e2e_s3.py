@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""End-to-end check of the S3 endpoint with boto3 over HTTPS: starts `cipherstore serve`
+on a free loopback port with two users, drives it as a client would, and checks the bytes
+by hash, the errors S3 clients rely on, ownership between users, and that no plaintext
+reaches the data directory.
+
+    e2e_s3.py PATH_TO_CIPHERSTORE_BINARY
+"""
+
+import hashlib
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+import botocore
+from botocore.config import Config
+
+PASSED = 0
+FAILED = 0
+
+
+def check(name, cond, detail=""):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+    else:
+        FAILED += 1
+        print(f"FAIL {name} {detail}")
+
+
+def error_code(fn):
+    try:
+        fn()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    binary = sys.argv[1]
+    data = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-e2e-"))
+    users = data / "users.txt"
+    users.write_text("alice-key alice-secret-123\nbob-key bob-secret-4567\n")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data / "d"), "--users", str(users)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ca = data / "d" / "tls" / "cert.pem"
+        for _ in range(100):
+            if ca.exists():
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        endpoint = f"https://127.0.0.1:{port}"
+
+        def client(ak, sk):
+            return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
+                                region_name="us-east-1", verify=str(ca),
+                                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+        alice = client("alice-key", "alice-secret-123")
+        bob = client("bob-key", "bob-secret-4567")
+
+        alice.create_bucket(Bucket="photos")
+        check("owner lists bucket", [b["Name"] for b in alice.list_buckets()["Buckets"]] == ["photos"])
+        check("other user does not see it", bob.list_buckets()["Buckets"] == [])
+        check("recreate own bucket", error_code(lambda: alice.create_bucket(Bucket="photos")) == "BucketAlreadyOwnedByYou")
+        check("take another's bucket", error_code(lambda: bob.create_bucket(Bucket="photos")) == "BucketAlreadyExists")
+        check("invalid bucket name", error_code(lambda: alice.create_bucket(Bucket="Bad_Name")) in ("InvalidBucketName",))
+
+        marker = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
+        blob = marker * 200_000  # 5+ MB, readable marker repeated
+        put = alice.put_object(Bucket="photos", Key="dir/big.bin", Body=blob, ContentType="application/x-test",
+                               Metadata={"colour": "blue"})
+        check("ETag is the MD5 of the plaintext", put["ETag"].strip('"') == hashlib.md5(blob).hexdigest())
+        got = alice.get_object(Bucket="photos", Key="dir/big.bin")
+        body = got["Body"].read()
+        check("GET returns the bytes", hashlib.sha256(body).digest() == hashlib.sha256(blob).digest())
+        check("content type round trip", got["ContentType"] == "application/x-test")
+        check("user metadata round trip", got["Metadata"] == {"colour": "blue"})
+        r = alice.get_object(Bucket="photos", Key="dir/big.bin", Range="bytes=1000000-2000000")
+        check("range GET", r["Body"].read() == blob[1000000:2000001] and r["ContentRange"].startswith("bytes 1000000-2000000/"))
+        r = alice.get_object(Bucket="photos", Key="dir/big.bin", Range="bytes=-10")
+        check("suffix range GET", r["Body"].read() == blob[-10:])
+        check("unsatisfiable range", error_code(lambda: alice.get_object(Bucket="photos", Key="dir/big.bin",
+                                                                          Range=f"bytes={len(blob)}-")) == "InvalidRange")
+        check("HEAD size", alice.head_object(Bucket="photos", Key="dir/big.bin")["ContentLength"] == len(blob))
+        empty = alice.put_object(Bucket="photos", Key="empty", Body=b"")
+        check("empty object", alice.get_object(Bucket="photos", Key="empty")["Body"].read() == b""
+              and empty["ETag"].strip('"') == hashlib.md5(b"").hexdigest())
+        for k in ["dir/a", "dir/sub/b", "dir/sub/c", "z", "ключ/数据", "../../escape"]:
+            alice.put_object(Bucket="photos", Key=k, Body=k.encode())
+        check("hostile key round trip", alice.get_object(Bucket="photos", Key="../../escape")["Body"].read() == b"../../escape")
+        listing = alice.list_objects_v2(Bucket="photos", Prefix="dir/", Delimiter="/")
+        check("delimiter listing", [o["Key"] for o in listing.get("Contents", [])] == ["dir/a", "dir/big.bin"]
+              and [p["Prefix"] for p in listing.get("CommonPrefixes", [])] == ["dir/sub/"], str(listing.get("Contents")))
+        keys, token = [], None
+        while True:
+            kw = {"ContinuationToken": token} if token else {}
+            page = alice.list_objects_v2(Bucket="photos", MaxKeys=3, **kw)
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            if not page["IsTruncated"]:
+                break
+            token = page["NextContinuationToken"]
+        want = sorted(["dir/big.bin", "empty", "dir/a", "dir/sub/b", "dir/sub/c", "z", "ключ/数据", "../../escape"],
+                      key=lambda k: k.encode())
+        check("paginated listing in byte order", keys == want, str(keys))
+        paginator = alice.get_paginator("list_objects_v2")
+        check("boto3 paginator", sum(len(p.get("Contents", [])) for p in paginator.paginate(Bucket="photos", PaginationConfig={"PageSize": 2})) == len(want))
+
+        check("other user cannot read", error_code(lambda: bob.get_object(Bucket="photos", Key="z")) == "AccessDenied")
+        check("other user cannot list", error_code(lambda: bob.list_objects_v2(Bucket="photos")) == "AccessDenied")
+        check("other user cannot delete", error_code(lambda: bob.delete_object(Bucket="photos", Key="z")) == "AccessDenied")
+        wrong = client("alice-key", "not-the-secret")
+        check("wrong secret refused", error_code(lambda: wrong.list_buckets()) in ("SignatureDoesNotMatch", "AccessDenied"))
+        unknown = client("nobody", "whatever-secret")
+        # s3s answers NotSignedUp where AWS answers InvalidAccessKeyId.
+        code = error_code(lambda: unknown.list_buckets())
+        check("unknown user refused", code in ("InvalidAccessKeyId", "AccessDenied", "NotSignedUp", "SignatureDoesNotMatch"), str(code))
+        import urllib.request, ssl
+        ctx = ssl.create_default_context(cafile=str(ca))
+        try:
+            urllib.request.urlopen(f"{endpoint}/photos/z", context=ctx)
+            anon = 200
+        except urllib.error.HTTPError as e:
+            anon = e.code
+        check("anonymous GET refused", anon == 403, str(anon))
+        check("missing key", error_code(lambda: alice.get_object(Bucket="photos", Key="nope")) == "NoSuchKey")
+        check("missing bucket", error_code(lambda: alice.head_object(Bucket="nobucket", Key="x")) in ("NoSuchBucket", "404"))
+
+        # Nothing under the data directory holds the plaintext.
+        leaked = [p for p in (data / "d").rglob("*") if p.is_file() and marker in p.read_bytes()]
+        check("no plaintext on disk", leaked == [], str(leaked))
+
+        check("non-empty bucket", error_code(lambda: alice.delete_bucket(Bucket="photos")) == "BucketNotEmpty")
+        for k in want:
+            alice.delete_object(Bucket="photos", Key=k)
+        alice.delete_bucket(Bucket="photos")
+        check("bucket deleted", alice.list_buckets()["Buckets"] == [])
+    finally:
+        server.terminate()
+        try:
+            out, _ = server.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, _ = server.communicate()
+        check("graceful shutdown", server.returncode == 0, out)
+    print(f"{PASSED} passed, {FAILED} failed")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
