@@ -143,9 +143,42 @@ def main():
         check("missing key", error_code(lambda: alice.get_object(Bucket="photos", Key="nope")) == "NoSuchKey")
         check("missing bucket", error_code(lambda: alice.head_object(Bucket="nobucket", Key="x")) in ("NoSuchBucket", "404"))
 
-        # Nothing under the data directory holds the plaintext.
+        # SSE-C: the customer's key on every request, never stored.
+        import base64
+        ckey = os.urandom(32)
+        other_key = os.urandom(32)
+        sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": ckey}
+        secret_blob = marker * 50_000 + b"tail"
+        put = alice.put_object(Bucket="photos", Key="secret.bin", Body=secret_blob, **sse)
+        check("SSE-C echoes algorithm and key MD5", put.get("SSECustomerAlgorithm") == "AES256"
+              and put.get("SSECustomerKeyMD5") == base64.b64encode(hashlib.md5(ckey).digest()).decode())
+        etag = put["ETag"].strip('"')
+        check("SSE-C ETag is random, not the MD5", len(etag) == 32 and etag != hashlib.md5(secret_blob).hexdigest())
+        got = alice.get_object(Bucket="photos", Key="secret.bin", **sse)
+        check("SSE-C GET with the key", got["Body"].read() == secret_blob and got.get("SSECustomerAlgorithm") == "AES256")
+        r = alice.get_object(Bucket="photos", Key="secret.bin", Range="bytes=100-199", **sse)
+        check("SSE-C range GET", r["Body"].read() == secret_blob[100:200])
+        check("SSE-C GET without the key is 400",
+              error_code(lambda: alice.get_object(Bucket="photos", Key="secret.bin")) == "InvalidRequest")
+        check("SSE-C GET with a wrong key is 403", error_code(lambda: alice.get_object(
+            Bucket="photos", Key="secret.bin", SSECustomerAlgorithm="AES256", SSECustomerKey=other_key)) == "AccessDenied")
+        check("SSE-C HEAD without the key is 400",
+              error_code(lambda: alice.head_object(Bucket="photos", Key="secret.bin")) in ("InvalidRequest", "400"))
+        check("SSE-C HEAD with the key", alice.head_object(Bucket="photos", Key="secret.bin", **sse)["ContentLength"] == len(secret_blob))
+        check("key for a non-SSE-C object is 400",
+              error_code(lambda: alice.get_object(Bucket="photos", Key="z", **sse)) == "InvalidRequest")
+        check("SSE-C algorithm other than AES256 is 400", error_code(lambda: alice.put_object(
+            Bucket="photos", Key="x", Body=b"x", SSECustomerAlgorithm="AES128", SSECustomerKey=ckey)) in
+              ("InvalidEncryptionAlgorithmError", "InvalidArgument"))
+        check("SSE-C listed", "secret.bin" in [o["Key"] for o in alice.list_objects_v2(Bucket="photos")["Contents"]])
+
+        # Nothing under the data directory holds the plaintext or the customer key.
         leaked = [p for p in (data / "d").rglob("*") if p.is_file() and marker in p.read_bytes()]
         check("no plaintext on disk", leaked == [], str(leaked))
+        forms = [ckey, ckey.hex().encode(), base64.b64encode(ckey)]
+        leaked = [p for p in (data / "d").rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)]
+        check("no customer key on disk", leaked == [], str(leaked))
+        want.append("secret.bin")
 
         check("non-empty bucket", error_code(lambda: alice.delete_bucket(Bucket="photos")) == "BucketNotEmpty")
         for k in want:

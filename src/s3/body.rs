@@ -23,7 +23,7 @@ const DEPTH: usize = 8;
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
-    md5: Md5,
+    md5: Option<Md5>,
 }
 
 impl Read for ChannelReader {
@@ -37,14 +37,17 @@ impl Read for ChannelReader {
         }
         let n = buf.len().min(self.current.len());
         let chunk = self.current.split_to(n);
-        self.md5.update(&chunk);
+        if let Some(m) = &mut self.md5 {
+            m.update(&chunk);
+        }
         buf[..n].copy_from_slice(&chunk);
         Ok(n)
     }
 }
 
-/// Encrypts a request body into `writer` and commits it with `meta` (size and ETag filled
-/// in). Nothing becomes visible unless the whole body arrived and was encrypted.
+/// Encrypts a request body into `writer` and commits it with `meta` (size filled in, and
+/// the ETag: the plaintext's MD5, unless `meta.etag` is already set, as for SSE-C). Nothing
+/// becomes visible unless the whole body arrived and was encrypted.
 pub async fn put(
     body: StreamingBlob,
     mut writer: Box<dyn ObjectWriter>,
@@ -52,11 +55,13 @@ pub async fn put(
     content_length: Option<u64>,
     mut meta: ObjectMeta,
 ) -> S3Result<ObjectMeta> {
+    let want_md5 = meta.etag.is_empty();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let work = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader { rx, current: Bytes::new(), md5: Md5::new() };
+        let mut reader = ChannelReader { rx, current: Bytes::new(), md5: want_md5.then(Md5::new) };
         let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
-        let etag: String = reader.md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let etag: Option<String> =
+            reader.md5.map(|m| m.finalize().iter().map(|b| format!("{b:02x}")).collect());
         Ok::<_, PipelineError>((writer, size, etag))
     });
     let mut body = body;
@@ -70,7 +75,9 @@ pub async fn put(
     drop(tx);
     let (writer, size, etag) = work.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
     meta.size = size;
-    meta.etag = etag;
+    if let Some(etag) = etag {
+        meta.etag = etag;
+    }
     tokio::task::spawn_blocking(move || writer.commit(meta))
         .await
         .map_err(|e| error::internal(&e))?

@@ -14,6 +14,7 @@ pub mod error;
 pub mod list;
 pub mod object;
 pub mod server;
+pub mod sse;
 pub mod tls;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, body, error};
+use super::{CipherS3, body, error, sse};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Opener, Protection, SealSpec};
 use crate::keys::audit::now_unix;
@@ -31,9 +31,16 @@ pub(super) async fn put_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
-        return Err(s3_error!(NotImplemented, "SSE-C and SSE-KMS uploads are not available yet"));
+    if input.server_side_encryption.is_some() {
+        return Err(s3_error!(NotImplemented, "SSE-KMS uploads are not available yet"));
     }
+    let sse_c = sse::parse(
+        input.sse_customer_algorithm.as_ref(),
+        input.sse_customer_key.as_ref(),
+        input.sse_customer_key_md5.as_ref(),
+        &input.bucket,
+        &input.key,
+    )?;
     let length = match input.content_length {
         Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
         Some(n) if n as u64 > MAX_PUT => {
@@ -44,22 +51,43 @@ pub(super) async fn put_object(
     };
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
+    let mut attributes = BTreeMap::new();
+    let (protection, etag, key_md5) = match sse_c {
+        Some(k) => {
+            attributes.insert(sse::PROTECTION.to_owned(), "sse-c".to_owned());
+            attributes.insert(sse::KEY_MD5.to_owned(), k.md5.clone());
+            (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
+        }
+        None => {
+            attributes.insert(sse::PROTECTION.to_owned(), "aont".to_owned());
+            (Protection::Aont, String::new(), None)
+        }
+    };
     let meta = ObjectMeta {
         key: input.key.clone(),
         size: 0,
-        etag: String::new(),
+        etag,
         last_modified: now_unix(),
         content_type: input.content_type.map(|c| c.to_string()),
         user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
-        attributes: BTreeMap::from([("protection".to_owned(), "aont".to_owned())]),
+        attributes,
     };
-    let spec = SealSpec::new(Protection::Aont, s.backend);
+    let spec = SealSpec::new(protection, s.backend);
     let meta = body::put(body, writer, spec, length, meta).await?;
-    Ok(S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag)), ..Default::default() }))
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(meta.etag)),
+        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: key_md5,
+        ..Default::default()
+    }))
 }
 
-/// Opens the stored object's header and body layout.
-fn open(s: &CipherS3, object: &StoredObject) -> S3Result<(Opener, crate::engine::Layout)> {
+/// Opens the stored object's header and body layout with the key the request supplied.
+fn open(
+    s: &CipherS3,
+    object: &StoredObject,
+    key: Option<&sse::SseC>,
+) -> S3Result<(Opener, crate::engine::Layout)> {
     let mut fixed = vec![0u8; FIXED_HEADER_LEN];
     let n = object.body.read_at(&mut fixed, 0).map_err(|e| error::internal(&e))?;
     fixed.truncate(n);
@@ -67,7 +95,12 @@ fn open(s: &CipherS3, object: &StoredObject) -> S3Result<(Opener, crate::engine:
     let mut header = vec![0u8; total];
     let n = object.body.read_at(&mut header, 0).map_err(|e| error::internal(&e))?;
     header.truncate(n);
-    let opener = Opener::new(&header, None, s.backend).map_err(|e| error::pipeline(e.into()))?;
+    let opener = Opener::new(&header, key.map(|k| &k.key), s.backend).map_err(|e| match e {
+        crate::engine::Error::WrongKey => {
+            s3_error!(AccessDenied, "the customer key does not match the object's")
+        }
+        other => error::pipeline(other.into()),
+    })?;
     let layout = opener.layout(object.body.len()).map_err(|e| error::pipeline(e.into()))?;
     Ok((opener, layout))
 }
@@ -79,12 +112,18 @@ pub(super) async fn get_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    if input.sse_customer_algorithm.is_some() {
-        return Err(s3_error!(InvalidRequest, "this object is not encrypted with a customer key"));
-    }
+    let sent = sse::parse(
+        input.sse_customer_algorithm.as_ref(),
+        input.sse_customer_key.as_ref(),
+        input.sse_customer_key_md5.as_ref(),
+        &input.bucket,
+        &input.key,
+    )?;
     let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
     let meta = object.meta.clone();
-    let (opener, layout) = open(s, &object)?;
+    let key = sse::for_read(&meta, sent)?;
+    let (opener, layout) = open(s, &object, key.as_ref())?;
+    let key_md5 = key.map(|k| k.md5);
     let size = layout.plaintext_len();
     let (first, last, content_range) = match &input.range {
         Some(r) => {
@@ -106,6 +145,8 @@ pub(super) async fn get_object(
         last_modified: Some(last_modified(&meta)),
         content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
+        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: key_md5,
         ..Default::default()
     };
     Ok(S3Response::new(output))
@@ -116,9 +157,20 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
-    s.owned_bucket(&req.input.bucket, &caller)?;
-    let meta = s.store.head(&req.input.bucket, &req.input.key).map_err(error::store)?;
+    let input = &req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    let sent = sse::parse(
+        input.sse_customer_algorithm.as_ref(),
+        input.sse_customer_key.as_ref(),
+        input.sse_customer_key_md5.as_ref(),
+        &input.bucket,
+        &input.key,
+    )?;
+    let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
+    let key_md5 = sse::for_read(&meta, sent)?.map(|k| k.md5);
     Ok(S3Response::new(HeadObjectOutput {
+        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: key_md5,
         content_length: Some(meta.size as i64),
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
