@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """End-to-end check of the S3 endpoint with boto3 over HTTPS: starts `cipherstore serve`
-on a free loopback port with two users, drives it as a client would, and checks the bytes
-by hash, the errors S3 clients rely on, ownership between users, and that no plaintext
-reaches the data directory.
+on a free loopback port with two users and its own SoftHSM2 token, drives it as a client
+would (default protection, SSE-C, SSE-KP buckets through the root key lifecycle), and
+checks the bytes by hash, the errors S3 clients rely on, ownership between users, and that
+no plaintext or customer key reaches the data directory.
 
     e2e_s3.py PATH_TO_CIPHERSTORE_BINARY
 """
@@ -53,9 +54,26 @@ def main():
     users = data / "users.txt"
     users.write_text("alice-key alice-secret-123\nbob-key bob-secret-4567\n")
     port = free_port()
+    # A SoftHSM2 token of this run's own, for SSE-KP.
+    repo = pathlib.Path(__file__).resolve().parent.parent
+    made = subprocess.run([str(repo / "hsm/create-token"), str(data / "hsm"), "e2e"], capture_output=True, text=True,
+                          check=True)
+    env = dict(os.environ)
+    for line in made.stdout.splitlines():
+        if line.startswith("export "):
+            k, v = line[len("export "):].split("=", 1)
+            env[k] = v
+    env["CIPHERSTORE_KEYS_DIR"] = str(data / "keys")
+    env["CIPHERSTORE_KEY_CACHE_TTL"] = "1"
+
+    def keyctl(*args):
+        return subprocess.run([binary, "keys", *args], env=env, capture_output=True, text=True, check=True).stdout
+
+    import json
+    crn = json.loads(keyctl("create", "e2e-root", "--json"))["crn"]
     server = subprocess.Popen(
         [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data / "d"), "--users", str(users)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         ca = data / "d" / "tls" / "cert.pem"
         for _ in range(100):
@@ -172,6 +190,40 @@ def main():
               ("InvalidEncryptionAlgorithmError", "InvalidArgument"))
         check("SSE-C listed", "secret.bin" in [o["Key"] for o in alice.list_objects_v2(Bucket="photos")["Contents"]])
 
+        # SSE-KP: a bucket bound to an HSM root key at creation (IBM COS headers).
+        def kp_headers(root):
+            def add(request, **_):
+                request.headers["ibm-sse-kp-encryption-algorithm"] = "AES256"
+                request.headers["ibm-sse-kp-customer-root-key-crn"] = root
+            return add
+        bad_hook = kp_headers(crn.replace(crn[-12:], "000000000000"))
+        alice.meta.events.register("before-sign.s3.CreateBucket", bad_hook)
+        code = error_code(lambda: alice.create_bucket(Bucket="vault"))
+        check("SSE-KP with an unknown key CRN is 400", code == "InvalidArgument", str(code))
+        alice.meta.events.unregister("before-sign.s3.CreateBucket", bad_hook)
+        hook = kp_headers(crn)
+        alice.meta.events.register("before-sign.s3.CreateBucket", hook)
+        alice.create_bucket(Bucket="vault")
+        alice.meta.events.unregister("before-sign.s3.CreateBucket", hook)
+        hb = alice.head_bucket(Bucket="vault")["ResponseMetadata"]["HTTPHeaders"]
+        check("HeadBucket says SSE-KP", hb.get("ibm-sse-kp-enabled") == "true" and hb.get("ibm-sse-kp-crk-id") == crn, str(hb))
+        kp_blob = marker * 30_000
+        put = alice.put_object(Bucket="vault", Key="ledger", Body=kp_blob)
+        check("SSE-KP ETag is the MD5", put["ETag"].strip('"') == hashlib.md5(kp_blob).hexdigest())
+        check("SSE-KP PUT names the key", put["ResponseMetadata"]["HTTPHeaders"].get("ibm-sse-kp-crk-id") == crn)
+        got = alice.get_object(Bucket="vault", Key="ledger")
+        check("SSE-KP GET", got["Body"].read() == kp_blob and got["ResponseMetadata"]["HTTPHeaders"].get("ibm-sse-kp-crk-id") == crn)
+        keyctl("disable", "e2e-root")
+        time.sleep(1.2)
+        check("suspended root key refuses reads", error_code(lambda: alice.get_object(Bucket="vault", Key="ledger")) == "AccessDenied")
+        check("suspended root key refuses writes", error_code(lambda: alice.put_object(Bucket="vault", Key="x", Body=b"x")) == "AccessDenied")
+        keyctl("enable", "e2e-root")
+        time.sleep(1.2)
+        check("enabled again", alice.get_object(Bucket="vault", Key="ledger")["Body"].read() == kp_blob)
+        keyctl("rotate", "e2e-root")
+        time.sleep(1.2)
+        check("rotation keeps data readable", alice.get_object(Bucket="vault", Key="ledger")["Body"].read() == kp_blob)
+
         # Nothing under the data directory holds the plaintext or the customer key.
         leaked = [p for p in (data / "d").rglob("*") if p.is_file() and marker in p.read_bytes()]
         check("no plaintext on disk", leaked == [], str(leaked))
@@ -184,6 +236,11 @@ def main():
         for k in want:
             alice.delete_object(Bucket="photos", Key=k)
         alice.delete_bucket(Bucket="photos")
+        keyctl("delete", "e2e-root", "--force")
+        time.sleep(1.2)
+        check("deleted root key: data unreadable", error_code(lambda: alice.get_object(Bucket="vault", Key="ledger")) == "AccessDenied")
+        alice.delete_object(Bucket="vault", Key="ledger")
+        alice.delete_bucket(Bucket="vault")
         check("bucket deleted", alice.list_buckets()["Buckets"] == [])
     finally:
         server.terminate()

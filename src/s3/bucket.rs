@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error};
+use super::{CipherS3, error, kp};
 use crate::keys::audit::now_unix;
 use crate::store::{BucketMeta, StoreError};
 
@@ -40,15 +40,26 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let caller = CipherS3::caller(&req)?;
+    let root = kp::requested(&req.headers)?;
     let name = req.input.bucket;
-    let meta = BucketMeta {
-        name: name.clone(),
-        owner: caller.clone(),
-        created: now_unix(),
-        attributes: Default::default(),
-    };
+    let mut attributes = std::collections::BTreeMap::new();
+    if let Some(crn) = &root {
+        // The root key must exist before the bucket does.
+        let view = kp::manager(s)?.show(crn).map_err(kp::error)?;
+        attributes.insert(kp::BUCKET_ROOT.to_owned(), view.crn);
+    }
+    let meta = BucketMeta { name: name.clone(), owner: caller.clone(), created: now_unix(), attributes };
     match s.store.create_bucket(&meta) {
-        Ok(()) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) })),
+        Ok(()) => {
+            if let Some(crn) = kp::bucket_root(&meta)
+                && let Err(e) = kp::manager(s)?.create_bucket_key(&name, crn)
+            {
+                // Nothing half made: no bucket without its key.
+                let _ = s.store.delete_bucket(&name);
+                return Err(kp::error(e));
+            }
+            Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+        }
         Err(StoreError::BucketExists(_)) => match s.store.bucket(&name) {
             Ok(b) if b.owner == caller => {
                 Err(s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}"))
@@ -64,8 +75,12 @@ pub(super) async fn head_bucket(
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
     let caller = CipherS3::caller(&req)?;
-    s.owned_bucket(&req.input.bucket, &caller)?;
-    Ok(S3Response::new(HeadBucketOutput::default()))
+    let meta = s.owned_bucket(&req.input.bucket, &caller)?;
+    let mut response = S3Response::new(HeadBucketOutput::default());
+    if let Some(crn) = kp::bucket_root(&meta) {
+        kp::name_key(&mut response.headers, crn);
+    }
+    Ok(response)
 }
 
 pub(super) async fn delete_bucket(
@@ -73,7 +88,12 @@ pub(super) async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let caller = CipherS3::caller(&req)?;
-    s.owned_bucket(&req.input.bucket, &caller)?;
+    let meta = s.owned_bucket(&req.input.bucket, &caller)?;
     s.store.delete_bucket(&req.input.bucket).map_err(error::store)?;
+    if kp::bucket_root(&meta).is_some()
+        && let Some(m) = s.keys.as_deref()
+    {
+        m.remove_bucket_key(&req.input.bucket).map_err(kp::error)?;
+    }
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }

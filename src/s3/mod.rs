@@ -5,12 +5,14 @@
 //! pipeline.
 //!
 //! Implemented so far: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, PutObject,
-//! GetObject (Range), HeadObject, DeleteObject, ListObjectsV2, all in the default AONT-RS
-//! protection. Every other operation answers NotImplemented.
+//! GetObject (Range), HeadObject, DeleteObject, ListObjectsV2, in the default AONT-RS
+//! protection, SSE-C ([`sse`]) or SSE-KP buckets ([`kp`]). Every other operation answers
+//! NotImplemented.
 
 pub mod body;
 pub mod bucket;
 pub mod error;
+pub mod kp;
 pub mod list;
 pub mod object;
 pub mod server;
@@ -23,18 +25,20 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use crate::engine::Backend;
+use crate::keys::KeyManager;
 use crate::store::{BucketMeta, Store};
 
 /// The S3 service state shared by every request.
 pub struct CipherS3 {
     store: Arc<dyn Store>,
     backend: Backend,
+    keys: Option<Arc<KeyManager>>,
 }
 
 impl CipherS3 {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>, backend: Backend) -> Self {
-        Self { store, backend }
+    /// A service over `store`; `keys` enables SSE-KP.
+    pub fn new(store: Arc<dyn Store>, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
+        Self { store, backend, keys }
     }
 
     /// The authenticated access key; anonymous requests are refused.

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, body, error, sse};
+use super::{CipherS3, body, error, kp, sse};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Opener, Protection, SealSpec};
 use crate::keys::audit::now_unix;
@@ -30,7 +30,7 @@ pub(super) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
     if input.server_side_encryption.is_some() {
         return Err(s3_error!(NotImplemented, "SSE-KMS uploads are not available yet"));
     }
@@ -52,17 +52,24 @@ pub(super) async fn put_object(
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
     let mut attributes = BTreeMap::new();
-    let (protection, etag, key_md5) = match sse_c {
-        Some(k) => {
+    let (protection, etag, key_md5) = match (sse_c, kp::bucket_root(&bucket)) {
+        (Some(k), _) => {
             attributes.insert(sse::PROTECTION.to_owned(), "sse-c".to_owned());
             attributes.insert(sse::KEY_MD5.to_owned(), k.md5.clone());
             (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
         }
-        None => {
+        (None, Some(crn)) => {
+            let (key, crn) = kp::object_key(s, &input.bucket, crn)?;
+            attributes.insert(sse::PROTECTION.to_owned(), "sse-kp".to_owned());
+            attributes.insert(kp::BUCKET_ROOT.to_owned(), crn.clone());
+            (Protection::SseKp { key, crn }, String::new(), None)
+        }
+        (None, None) => {
             attributes.insert(sse::PROTECTION.to_owned(), "aont".to_owned());
             (Protection::Aont, String::new(), None)
         }
     };
+    let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
     let meta = ObjectMeta {
         key: input.key.clone(),
         size: 0,
@@ -74,12 +81,16 @@ pub(super) async fn put_object(
     };
     let spec = SealSpec::new(protection, s.backend);
     let meta = body::put(body, writer, spec, length, meta).await?;
-    Ok(S3Response::new(PutObjectOutput {
+    let mut response = S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(meta.etag)),
         sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: key_md5,
         ..Default::default()
-    }))
+    });
+    if let Some(crn) = kp_root {
+        kp::name_key(&mut response.headers, &crn);
+    }
+    Ok(response)
 }
 
 /// Opens the stored object's header and body layout with the key the request supplied.
@@ -88,6 +99,15 @@ fn open(
     object: &StoredObject,
     key: Option<&sse::SseC>,
 ) -> S3Result<(Opener, crate::engine::Layout)> {
+    open_with(s, object, key.map(|k| &k.key))
+}
+
+/// Opens the stored object's header and body layout with `key`.
+fn open_with(
+    s: &CipherS3,
+    object: &StoredObject,
+    key: Option<&crate::engine::CustomerKey>,
+) -> S3Result<(Opener, crate::engine::Layout)> {
     let mut fixed = vec![0u8; FIXED_HEADER_LEN];
     let n = object.body.read_at(&mut fixed, 0).map_err(|e| error::internal(&e))?;
     fixed.truncate(n);
@@ -95,7 +115,7 @@ fn open(
     let mut header = vec![0u8; total];
     let n = object.body.read_at(&mut header, 0).map_err(|e| error::internal(&e))?;
     header.truncate(n);
-    let opener = Opener::new(&header, key.map(|k| &k.key), s.backend).map_err(|e| match e {
+    let opener = Opener::new(&header, key, s.backend).map_err(|e| match e {
         crate::engine::Error::WrongKey => {
             s3_error!(AccessDenied, "the customer key does not match the object's")
         }
@@ -122,7 +142,14 @@ pub(super) async fn get_object(
     let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
     let meta = object.meta.clone();
     let key = sse::for_read(&meta, sent)?;
-    let (opener, layout) = open(s, &object, key.as_ref())?;
+    let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
+    let (opener, layout) = match (&key, &kp_root) {
+        (None, Some(crn)) => {
+            let (bucket_key, _) = kp::object_key(s, &input.bucket, crn)?;
+            open_with(s, &object, Some(&bucket_key))?
+        }
+        _ => open(s, &object, key.as_ref())?,
+    };
     let key_md5 = key.map(|k| k.md5);
     let size = layout.plaintext_len();
     let (first, last, content_range) = match &input.range {
@@ -149,7 +176,11 @@ pub(super) async fn get_object(
         sse_customer_key_md5: key_md5,
         ..Default::default()
     };
-    Ok(S3Response::new(output))
+    let mut response = S3Response::new(output);
+    if let Some(crn) = kp_root {
+        kp::name_key(&mut response.headers, &crn);
+    }
+    Ok(response)
 }
 
 pub(super) async fn head_object(
@@ -168,7 +199,12 @@ pub(super) async fn head_object(
     )?;
     let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
     let key_md5 = sse::for_read(&meta, sent)?.map(|k| k.md5);
-    Ok(S3Response::new(HeadObjectOutput {
+    let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
+    if let Some(crn) = &kp_root {
+        // Reading needs the bucket key: a suspended or deleted root key refuses HEAD too.
+        kp::object_key(s, &input.bucket, crn)?;
+    }
+    let mut response = S3Response::new(HeadObjectOutput {
         sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: key_md5,
         content_length: Some(meta.size as i64),
@@ -178,7 +214,11 @@ pub(super) async fn head_object(
         content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
         ..Default::default()
-    }))
+    });
+    if let Some(crn) = kp_root {
+        kp::name_key(&mut response.headers, &crn);
+    }
+    Ok(response)
 }
 
 pub(super) async fn delete_object(

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{CipherS3, tls};
 use crate::engine::Backend;
+use crate::keys::{Hsm, HsmConfig, KeyManager, ManagerOptions};
 use crate::store::fs::FsStore;
 
 /// What `cipherstore serve` needs.
@@ -73,6 +74,35 @@ pub fn ensure_users(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The key manager when an HSM is configured (CIPHERSTORE_HSM_TOKEN or _URI); keys state
+/// in CIPHERSTORE_KEYS_DIR or `DATA/keys`. A configured HSM that cannot be opened stops
+/// start-up with its one-line error.
+fn open_keys(data_dir: &Path) -> anyhow::Result<Option<Arc<KeyManager>>> {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    if !set(crate::keys::config::ENV_TOKEN) && !set(crate::keys::config::ENV_URI) {
+        println!("  SSE-KP: off (no HSM configured: set CIPHERSTORE_HSM_TOKEN and a PIN to enable it)");
+        return Ok(None);
+    }
+    let dir = std::env::var("CIPHERSTORE_KEYS_DIR")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| data_dir.join("keys"), PathBuf::from);
+    let mut options = ManagerOptions::new(&dir);
+    if let Ok(i) = std::env::var("CIPHERSTORE_INSTANCE")
+        && !i.is_empty()
+    {
+        options.instance = i;
+    }
+    if let Ok(ttl) = std::env::var("CIPHERSTORE_KEY_CACHE_TTL") {
+        let secs: u64 =
+            ttl.parse().with_context(|| format!("CIPHERSTORE_KEY_CACHE_TTL={ttl:?} is not seconds"))?;
+        options.cache_ttl = std::time::Duration::from_secs(secs);
+    }
+    let hsm = Hsm::open(&HsmConfig::from_env()?)?;
+    println!("  SSE-KP: on (HSM token {:?}, keys in {})", hsm.token(), dir.display());
+    Ok(Some(Arc::new(KeyManager::open(hsm, &options)?)))
+}
+
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -94,7 +124,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         None => tls::self_signed(&config.data_dir)?,
     };
     let acceptor = TlsAcceptor::from(tls::server_config(&tls_files)?);
-    let mut builder = S3ServiceBuilder::new(CipherS3::new(Arc::new(store), config.backend));
+    let keys = open_keys(&config.data_dir)?;
+    let mut builder = S3ServiceBuilder::new(CipherS3::new(Arc::new(store), config.backend, keys));
     builder.set_auth(auth);
     let service = builder.build();
     let listener = TcpListener::bind(config.listen)

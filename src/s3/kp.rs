@@ -1,0 +1,84 @@
+//! SSE-KP over S3: a bucket created with `ibm-sse-kp-encryption-algorithm: AES256` and
+//! `ibm-sse-kp-customer-root-key-crn: <crn>` gets a bucket key wrapped by that HSM root
+//! key, at creation only; every object written to it without SSE-C headers is encrypted
+//! under a key derived from the bucket key. A suspended root key refuses reads and writes
+//! (403), a deleted one makes them impossible (crypto-shredding), an HSM that cannot be
+//! reached answers 503.
+
+use http::{HeaderMap, HeaderValue};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+
+use super::CipherS3;
+use crate::engine::CustomerKey;
+use crate::keys::{KeyManager, KeysError};
+use crate::store::BucketMeta;
+
+/// Request header naming the algorithm (AES256).
+pub const ALGORITHM: &str = "ibm-sse-kp-encryption-algorithm";
+/// Request header naming the root key.
+pub const ROOT_KEY: &str = "ibm-sse-kp-customer-root-key-crn";
+/// Response header: SSE-KP is on.
+pub const ENABLED: &str = "ibm-sse-kp-enabled";
+/// Response header: the bucket's root key.
+pub const CRK_ID: &str = "ibm-sse-kp-crk-id";
+/// Bucket attribute holding the root key CRN.
+pub const BUCKET_ROOT: &str = "sse-kp-root";
+
+/// The key manager, or a clear refusal when the server runs without an HSM.
+pub fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
+    s.keys.as_deref().ok_or_else(|| {
+        s3_error!(
+            NotImplemented,
+            "SSE-KP needs an HSM: start the server with CIPHERSTORE_HSM_TOKEN (or CIPHERSTORE_HSM_URI) and a PIN"
+        )
+    })
+}
+
+/// A key layer error as the S3 error a client should see.
+pub fn error(e: KeysError) -> S3Error {
+    match e {
+        KeysError::KeySuspended(k) => {
+            S3Error::with_message(S3ErrorCode::AccessDenied, format!("root key {k} is suspended (disabled)"))
+        }
+        KeysError::KeyDestroyed(k) => S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            format!("root key {k} was deleted: the data it protected can no longer be read or written"),
+        ),
+        KeysError::KeyNotFound(_) => s3_error!(InvalidArgument, "The Key CRN could not be found"),
+        KeysError::Hsm { .. } | KeysError::Module { .. } | KeysError::BadPin(_) | KeysError::PinLocked(_) => {
+            eprintln!("cipherstore: HSM failure: {e}");
+            s3_error!(ServiceUnavailable, "the key service (HSM) is unavailable; retry later")
+        }
+        other => super::error::internal(&other),
+    }
+}
+
+/// Reads the SSE-KP request headers of CreateBucket: the root key CRN if SSE-KP is asked.
+pub fn requested(headers: &HeaderMap) -> S3Result<Option<String>> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    match (get(ALGORITHM), get(ROOT_KEY)) {
+        (None, None) => Ok(None),
+        (Some(a), Some(crn)) if a == "AES256" => Ok(Some(crn)),
+        (Some(_), Some(_)) => Err(s3_error!(InvalidArgument, "{ALGORITHM} must be AES256")),
+        _ => Err(s3_error!(InvalidArgument, "SSE-KP needs both {ALGORITHM} and {ROOT_KEY}")),
+    }
+}
+
+/// The root key CRN of an SSE-KP bucket.
+pub fn bucket_root(bucket: &BucketMeta) -> Option<&str> {
+    bucket.attributes.get(BUCKET_ROOT).map(String::as_str)
+}
+
+/// The bucket key (bound to the bucket name) and root CRN for objects of an SSE-KP bucket.
+pub fn object_key(s: &CipherS3, bucket: &str, crn: &str) -> S3Result<(CustomerKey, String)> {
+    let key = manager(s)?.bucket_key(bucket).map_err(error)?;
+    Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, crn.to_owned()))
+}
+
+/// Adds the response headers that name an SSE-KP root key.
+pub fn name_key(headers: &mut HeaderMap, crn: &str) {
+    if let Ok(v) = HeaderValue::from_str(crn) {
+        headers.insert(ENABLED, HeaderValue::from_static("true"));
+        headers.insert(CRK_ID, v);
+    }
+}
