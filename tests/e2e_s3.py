@@ -141,6 +141,17 @@ def main():
         paginator = alice.get_paginator("list_objects_v2")
         check("boto3 paginator", sum(len(p.get("Contents", [])) for p in paginator.paginate(Bucket="photos", PaginationConfig={"PageSize": 2})) == len(want))
 
+        v1 = alice.list_objects(Bucket="photos", Prefix="dir/", Delimiter="/")
+        check("ListObjects v1 with delimiter", [o["Key"] for o in v1.get("Contents", [])] == ["dir/a", "dir/big.bin"]
+              and [p["Prefix"] for p in v1.get("CommonPrefixes", [])] == ["dir/sub/"])
+        keys1, v1_marker = [], ""
+        while True:
+            page = alice.list_objects(Bucket="photos", MaxKeys=3, Marker=v1_marker)
+            keys1 += [o["Key"] for o in page.get("Contents", [])]
+            if not page["IsTruncated"]:
+                break
+            v1_marker = page.get("NextMarker") or keys1[-1]
+        check("ListObjects v1 pagination", keys1 == want, str(keys1))
         check("other user cannot read", error_code(lambda: bob.get_object(Bucket="photos", Key="z")) == "AccessDenied")
         check("other user cannot list", error_code(lambda: bob.list_objects_v2(Bucket="photos")) == "AccessDenied")
         check("other user cannot delete", error_code(lambda: bob.delete_object(Bucket="photos", Key="z")) == "AccessDenied")
@@ -233,8 +244,10 @@ def main():
         want.append("secret.bin")
 
         check("non-empty bucket", error_code(lambda: alice.delete_bucket(Bucket="photos")) == "BucketNotEmpty")
-        for k in want:
-            alice.delete_object(Bucket="photos", Key=k)
+        out = alice.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": k} for k in want]})
+        check("DeleteObjects", sorted(d["Key"] for d in out.get("Deleted", [])) == sorted(want) and not out.get("Errors"),
+              str(out.get("Errors")))
+        check("DeleteObjects emptied the bucket", alice.list_objects_v2(Bucket="photos").get("KeyCount") == 0)
         alice.delete_bucket(Bucket="photos")
         keyctl("delete", "e2e-root", "--force")
         time.sleep(1.2)

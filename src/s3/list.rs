@@ -1,5 +1,5 @@
-//! ListObjectsV2: prefix, delimiter (common prefixes), max-keys, continuation tokens and
-//! start-after, built on the store's ordered listing.
+//! ListObjects (v1, markers) and ListObjectsV2 (continuation tokens, start-after): prefix,
+//! delimiter (common prefixes) and max-keys, built on the store's ordered listing.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -16,6 +16,112 @@ const PAGE: usize = 1000;
 enum Entry {
     Object(crate::store::ObjectMeta),
     Prefix(String),
+}
+
+/// Entries after `cursor` (skipping keys under `skip_prefix`), folded by `delimiter`, at
+/// most `max`; and whether more follow.
+fn collect(
+    s: &CipherS3,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    mut cursor: Option<String>,
+    mut skip_prefix: Option<String>,
+    max: usize,
+) -> S3Result<(Vec<Entry>, bool)> {
+    let mut entries: Vec<Entry> = Vec::new();
+    loop {
+        let page = s.store.list(bucket, prefix, cursor.as_deref(), PAGE).map_err(error::store)?;
+        let exhausted = page.len() < PAGE;
+        for meta in page {
+            cursor = Some(meta.key.clone());
+            if let Some(p) = &skip_prefix {
+                if meta.key.starts_with(p.as_str()) {
+                    continue;
+                }
+                skip_prefix = None;
+            }
+            let common = delimiter.and_then(|d| {
+                meta.key[prefix.len()..].find(d).map(|i| meta.key[..prefix.len() + i + d.len()].to_owned())
+            });
+            if entries.len() == max {
+                return Ok((entries, true));
+            }
+            match common {
+                Some(cp) => {
+                    skip_prefix = Some(cp.clone());
+                    entries.push(Entry::Prefix(cp));
+                }
+                None => entries.push(Entry::Object(meta)),
+            }
+        }
+        if exhausted {
+            return Ok((entries, false));
+        }
+    }
+}
+
+/// The last key or prefix of a page.
+fn last_name(entries: &[Entry]) -> Option<&str> {
+    entries.last().map(|e| match e {
+        Entry::Object(m) => m.key.as_str(),
+        Entry::Prefix(p) => p.as_str(),
+    })
+}
+
+/// Splits entries into S3 objects and common prefixes.
+fn split(entries: Vec<Entry>) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let mut contents = Vec::new();
+    let mut prefixes = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Object(m) => contents.push(Object {
+                key: Some(m.key),
+                size: Some(m.size as i64),
+                e_tag: Some(ETag::Strong(m.etag)),
+                last_modified: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(m.last_modified))),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                ..Default::default()
+            }),
+            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(p) }),
+        }
+    }
+    (contents, prefixes)
+}
+
+/// Resuming after a common prefix skips every key under it.
+fn skip_after(token: Option<&String>, delimiter: Option<&str>) -> Option<String> {
+    token.filter(|t| delimiter.is_some_and(|d| t.ends_with(d))).cloned()
+}
+
+pub(super) async fn list_objects(
+    s: &CipherS3,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+    let marker = input.marker.clone().filter(|m| !m.is_empty());
+    let skip = skip_after(marker.as_ref(), delimiter.as_deref());
+    let (entries, truncated) =
+        collect(s, &input.bucket, &prefix, delimiter.as_deref(), marker.clone(), skip, max)?;
+    let next_marker = truncated.then(|| last_name(&entries).map(str::to_owned)).flatten();
+    let (contents, prefixes) = split(entries);
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(prefix),
+        marker,
+        delimiter,
+        max_keys: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_marker,
+        contents: Some(contents),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        ..Default::default()
+    }))
 }
 
 pub(super) async fn list_objects_v2(
@@ -37,68 +143,11 @@ pub(super) async fn list_objects_v2(
         ),
         None => None,
     };
-    let mut cursor = token.clone().or_else(|| input.start_after.clone());
-    // Resuming after a common prefix skips every key under it.
-    let mut skip_prefix = token.filter(|t| delimiter.as_ref().is_some_and(|d| t.ends_with(d.as_str())));
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut truncated = false;
-    'outer: loop {
-        let page = s.store.list(&input.bucket, &prefix, cursor.as_deref(), PAGE).map_err(error::store)?;
-        let exhausted = page.len() < PAGE;
-        for meta in page {
-            cursor = Some(meta.key.clone());
-            if let Some(p) = &skip_prefix {
-                if meta.key.starts_with(p.as_str()) {
-                    continue;
-                }
-                skip_prefix = None;
-            }
-            let common = delimiter.as_ref().and_then(|d| {
-                meta.key[prefix.len()..]
-                    .find(d.as_str())
-                    .map(|i| meta.key[..prefix.len() + i + d.len()].to_owned())
-            });
-            if entries.len() == max {
-                truncated = true;
-                break 'outer;
-            }
-            match common {
-                Some(cp) => {
-                    skip_prefix = Some(cp.clone());
-                    entries.push(Entry::Prefix(cp));
-                }
-                None => entries.push(Entry::Object(meta)),
-            }
-        }
-        if exhausted {
-            break;
-        }
-    }
-    let next = truncated
-        .then(|| {
-            entries.last().map(|e| {
-                hex(match e {
-                    Entry::Object(m) => m.key.as_bytes(),
-                    Entry::Prefix(p) => p.as_bytes(),
-                })
-            })
-        })
-        .flatten();
-    let mut contents = Vec::new();
-    let mut prefixes = Vec::new();
-    for e in entries {
-        match e {
-            Entry::Object(m) => contents.push(Object {
-                key: Some(m.key),
-                size: Some(m.size as i64),
-                e_tag: Some(ETag::Strong(m.etag)),
-                last_modified: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(m.last_modified))),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-                ..Default::default()
-            }),
-            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(p) }),
-        }
-    }
+    let skip = skip_after(token.as_ref(), delimiter.as_deref());
+    let cursor = token.or_else(|| input.start_after.clone());
+    let (entries, truncated) = collect(s, &input.bucket, &prefix, delimiter.as_deref(), cursor, skip, max)?;
+    let next = truncated.then(|| last_name(&entries).map(|n| hex(n.as_bytes()))).flatten();
+    let (contents, prefixes) = split(entries);
     let key_count = (contents.len() + prefixes.len()) as i32;
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),

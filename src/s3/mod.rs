@@ -5,7 +5,8 @@
 //! pipeline.
 //!
 //! Implemented so far: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, PutObject,
-//! GetObject (Range), HeadObject, DeleteObject, ListObjectsV2, in the default AONT-RS
+//! GetObject (Range), HeadObject, DeleteObject, DeleteObjects, ListObjects (v1 and v2), in
+//! the default AONT-RS
 //! protection, SSE-C ([`sse`]) or SSE-KP buckets ([`kp`]). Every other operation answers
 //! NotImplemented.
 
@@ -96,6 +97,18 @@ impl S3 for CipherS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         object::delete_object(self, req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        object::delete_objects(self, req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
     }
     async fn list_objects_v2(
         &self,

@@ -230,3 +230,45 @@ pub(super) async fn delete_object(
     s.store.delete(&req.input.bucket, &req.input.key).map_err(error::store)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
+
+/// Most keys one DeleteObjects request may name.
+pub const MAX_DELETE: usize = 1000;
+
+pub(super) async fn delete_objects(
+    s: &CipherS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    let objects = input.delete.objects;
+    if objects.len() > MAX_DELETE {
+        return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for o in objects {
+        match s.store.delete(&input.bucket, &o.key) {
+            Ok(_) => {
+                if !quiet {
+                    deleted.push(DeletedObject { key: Some(o.key), ..Default::default() });
+                }
+            }
+            Err(e) => {
+                let err = error::store(e);
+                errors.push(Error {
+                    code: Some(err.code().as_str().to_owned()),
+                    key: Some(o.key),
+                    message: err.message().map(str::to_owned),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
