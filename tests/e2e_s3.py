@@ -201,6 +201,28 @@ def main():
               ("InvalidEncryptionAlgorithmError", "InvalidArgument"))
         check("SSE-C listed", "secret.bin" in [o["Key"] for o in alice.list_objects_v2(Bucket="photos")["Contents"]])
 
+        # CopyObject: decrypt the source, encrypt again for the target.
+        src = {"Bucket": "photos", "Key": "dir/big.bin"}
+        c = alice.copy_object(Bucket="photos", Key="copy-plain", CopySource=src)
+        got = alice.get_object(Bucket="photos", Key="copy-plain")
+        check("copy AONT to AONT", got["Body"].read() == blob and got["Metadata"] == {"colour": "blue"}
+              and c["CopyObjectResult"]["ETag"].strip('"') == hashlib.md5(blob).hexdigest())
+        alice.copy_object(Bucket="photos", Key="copy-replaced", CopySource=src, MetadataDirective="REPLACE",
+                          Metadata={"colour": "red"}, ContentType="text/x-replaced")
+        got = alice.get_object(Bucket="photos", Key="copy-replaced")
+        check("copy with REPLACE metadata", got["Metadata"] == {"colour": "red"} and got["ContentType"] == "text/x-replaced")
+        alice.copy_object(Bucket="photos", Key="copy-to-ssec", CopySource=src, **sse)
+        check("copy into SSE-C", alice.get_object(Bucket="photos", Key="copy-to-ssec", **sse)["Body"].read() == blob)
+        check("copy from SSE-C without the source key is 400", error_code(lambda: alice.copy_object(
+            Bucket="photos", Key="x", CopySource={"Bucket": "photos", "Key": "secret.bin"})) == "InvalidRequest")
+        alice.copy_object(Bucket="photos", Key="copy-from-ssec", CopySource={"Bucket": "photos", "Key": "secret.bin"},
+                          CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=ckey)
+        check("copy from SSE-C with the source key",
+              alice.get_object(Bucket="photos", Key="copy-from-ssec")["Body"].read() == secret_blob)
+        check("copy from another user's bucket is refused", error_code(lambda: bob.copy_object(
+            Bucket="photos", Key="x", CopySource=src)) == "AccessDenied")
+        want += ["copy-plain", "copy-replaced", "copy-to-ssec", "copy-from-ssec"]
+
         # SSE-KP: a bucket bound to an HSM root key at creation (IBM COS headers).
         def kp_headers(root):
             def add(request, **_):
@@ -224,6 +246,10 @@ def main():
         check("SSE-KP PUT names the key", put["ResponseMetadata"]["HTTPHeaders"].get("ibm-sse-kp-crk-id") == crn)
         got = alice.get_object(Bucket="vault", Key="ledger")
         check("SSE-KP GET", got["Body"].read() == kp_blob and got["ResponseMetadata"]["HTTPHeaders"].get("ibm-sse-kp-crk-id") == crn)
+        alice.copy_object(Bucket="vault", Key="copied", CopySource={"Bucket": "photos", "Key": "z"})
+        got = alice.get_object(Bucket="vault", Key="copied")
+        check("copy into an SSE-KP bucket", got["Body"].read() == b"z" and got["ResponseMetadata"]["HTTPHeaders"].get("ibm-sse-kp-crk-id") == crn)
+        alice.delete_object(Bucket="vault", Key="copied")
         keyctl("disable", "e2e-root")
         time.sleep(1.2)
         check("suspended root key refuses reads", error_code(lambda: alice.get_object(Bucket="vault", Key="ledger")) == "AccessDenied")

@@ -50,38 +50,24 @@ impl Read for ChannelReader {
 /// becomes visible unless the whole body arrived and was encrypted.
 pub async fn put(
     body: StreamingBlob,
-    mut writer: Box<dyn ObjectWriter>,
+    writer: Box<dyn ObjectWriter>,
     spec: SealSpec,
     content_length: Option<u64>,
-    mut meta: ObjectMeta,
+    meta: ObjectMeta,
 ) -> S3Result<ObjectMeta> {
-    let want_md5 = meta.etag.is_empty();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
-    let work = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader { rx, current: Bytes::new(), md5: want_md5.then(Md5::new) };
-        let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
-        let etag: Option<String> =
-            reader.md5.map(|m| m.finalize().iter().map(|b| format!("{b:02x}")).collect());
-        Ok::<_, PipelineError>((writer, size, etag))
-    });
-    let mut body = body;
-    while let Some(chunk) = body.next().await {
-        let item = chunk.map_err(|e| io::Error::other(e.to_string()));
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            break;
+    let feed = async move {
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(|e| io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
         }
-    }
-    drop(tx);
-    let (writer, size, etag) = work.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
-    meta.size = size;
-    if let Some(etag) = etag {
-        meta.etag = etag;
-    }
-    tokio::task::spawn_blocking(move || writer.commit(meta))
-        .await
-        .map_err(|e| error::internal(&e))?
-        .map_err(error::store)
+    };
+    let (_, written) = tokio::join!(feed, write(rx, writer, spec, content_length, meta));
+    written
 }
 
 /// Streams the plaintext bytes `[first, last)` of a stored object, decrypting on a
@@ -105,4 +91,67 @@ pub fn get(object: StoredObject, opener: Opener, layout: Layout, first: u64, las
     let stream =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     StreamingBlob::wrap(stream)
+}
+
+/// Decrypts `source` (plaintext `[0, len)`) and encrypts it into `writer` under `spec`,
+/// committing with `meta` (size and, unless preset, the MD5 ETag filled in). Both run on
+/// blocking tasks joined by a bounded channel, so memory stays bounded for any size.
+pub async fn reencrypt(
+    source: StoredObject,
+    opener: Opener,
+    layout: Layout,
+    writer: Box<dyn ObjectWriter>,
+    spec: SealSpec,
+    meta: ObjectMeta,
+) -> S3Result<ObjectMeta> {
+    let len = layout.plaintext_len();
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let reader = tokio::task::spawn_blocking(move || {
+        let read_at = |buf: &mut [u8], off: u64| source.body.read_at(buf, off);
+        let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
+            for piece in bytes.chunks(1 << 20) {
+                if tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).is_err() {
+                    return Err(PipelineError::io("copy target stopped")(io::ErrorKind::BrokenPipe.into()));
+                }
+            }
+            Ok(())
+        };
+        let r = random::decrypt_range(&read_at, &opener, &layout, 0, len, &mut sink);
+        if let Err(e) = &r {
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+        r
+    });
+    let written = write(rx, writer, spec, Some(len), meta).await;
+    reader.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
+    written
+}
+
+/// Encrypts what arrives on `rx` into `writer` and commits it (see [`put`]).
+async fn write(
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    mut writer: Box<dyn ObjectWriter>,
+    spec: SealSpec,
+    content_length: Option<u64>,
+    mut meta: ObjectMeta,
+) -> S3Result<ObjectMeta> {
+    let want_md5 = meta.etag.is_empty();
+    let (writer, size, etag) = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader { rx, current: Bytes::new(), md5: want_md5.then(Md5::new) };
+        let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
+        let etag: Option<String> =
+            reader.md5.map(|m| m.finalize().iter().map(|b| format!("{b:02x}")).collect());
+        Ok::<_, PipelineError>((writer, size, etag))
+    })
+    .await
+    .map_err(|e| error::internal(&e))?
+    .map_err(error::pipeline)?;
+    meta.size = size;
+    if let Some(etag) = etag {
+        meta.etag = etag;
+    }
+    tokio::task::spawn_blocking(move || writer.commit(meta))
+        .await
+        .map_err(|e| error::internal(&e))?
+        .map_err(error::store)
 }

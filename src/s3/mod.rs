@@ -5,13 +5,15 @@
 //! pipeline.
 //!
 //! Implemented so far: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, PutObject,
-//! GetObject (Range), HeadObject, DeleteObject, DeleteObjects, ListObjects (v1 and v2), in
+//! GetObject (Range), HeadObject, CopyObject, DeleteObject, DeleteObjects, ListObjects (v1
+//! and v2), in
 //! the default AONT-RS
 //! protection, SSE-C ([`sse`]) or SSE-KP buckets ([`kp`]). Every other operation answers
 //! NotImplemented.
 
 pub mod body;
 pub mod bucket;
+pub mod copy;
 pub mod error;
 pub mod kp;
 pub mod list;
@@ -97,6 +99,9 @@ impl S3 for CipherS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         object::delete_object(self, req).await
+    }
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        copy::copy_object(self, req).await
     }
     async fn delete_objects(
         &self,

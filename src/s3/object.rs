@@ -16,7 +16,7 @@ use crate::store::{ObjectMeta, StoredObject};
 /// Largest object accepted in one PUT (S3's limit).
 pub const MAX_PUT: u64 = 5 << 30;
 
-fn last_modified(meta: &ObjectMeta) -> Timestamp {
+pub(super) fn last_modified(meta: &ObjectMeta) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_secs(meta.last_modified))
 }
 
@@ -52,23 +52,7 @@ pub(super) async fn put_object(
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
     let mut attributes = BTreeMap::new();
-    let (protection, etag, key_md5) = match (sse_c, kp::bucket_root(&bucket)) {
-        (Some(k), _) => {
-            attributes.insert(sse::PROTECTION.to_owned(), "sse-c".to_owned());
-            attributes.insert(sse::KEY_MD5.to_owned(), k.md5.clone());
-            (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
-        }
-        (None, Some(crn)) => {
-            let (key, crn) = kp::object_key(s, &input.bucket, crn)?;
-            attributes.insert(sse::PROTECTION.to_owned(), "sse-kp".to_owned());
-            attributes.insert(kp::BUCKET_ROOT.to_owned(), crn.clone());
-            (Protection::SseKp { key, crn }, String::new(), None)
-        }
-        (None, None) => {
-            attributes.insert(sse::PROTECTION.to_owned(), "aont".to_owned());
-            (Protection::Aont, String::new(), None)
-        }
-    };
+    let (protection, etag, key_md5) = protection(s, &input.bucket, &bucket, sse_c, &mut attributes)?;
     let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
     let meta = ObjectMeta {
         key: input.key.clone(),
@@ -93,6 +77,36 @@ pub(super) async fn put_object(
     Ok(response)
 }
 
+/// The protection of a new object in `bucket`: SSE-C if the request carries a key, else
+/// the bucket's SSE-KP root key, else AONT-RS. Records it in `attributes`; returns the
+/// protection, a preset ETag (random for SSE-C, else empty: the MD5 is computed) and the
+/// SSE-C key MD5 to echo.
+pub(super) fn protection(
+    s: &CipherS3,
+    bucket_name: &str,
+    bucket: &crate::store::BucketMeta,
+    sse_c: Option<sse::SseC>,
+    attributes: &mut BTreeMap<String, String>,
+) -> S3Result<(Protection, String, Option<String>)> {
+    Ok(match (sse_c, kp::bucket_root(bucket)) {
+        (Some(k), _) => {
+            attributes.insert(sse::PROTECTION.to_owned(), "sse-c".to_owned());
+            attributes.insert(sse::KEY_MD5.to_owned(), k.md5.clone());
+            (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
+        }
+        (None, Some(crn)) => {
+            let (key, crn) = kp::object_key(s, bucket_name, crn)?;
+            attributes.insert(sse::PROTECTION.to_owned(), "sse-kp".to_owned());
+            attributes.insert(kp::BUCKET_ROOT.to_owned(), crn.clone());
+            (Protection::SseKp { key, crn }, String::new(), None)
+        }
+        (None, None) => {
+            attributes.insert(sse::PROTECTION.to_owned(), "aont".to_owned());
+            (Protection::Aont, String::new(), None)
+        }
+    })
+}
+
 /// Opens the stored object's header and body layout with the key the request supplied.
 fn open(
     s: &CipherS3,
@@ -103,7 +117,7 @@ fn open(
 }
 
 /// Opens the stored object's header and body layout with `key`.
-fn open_with(
+pub(super) fn open_with(
     s: &CipherS3,
     object: &StoredObject,
     key: Option<&crate::engine::CustomerKey>,
