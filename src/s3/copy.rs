@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, body, error, kp, object, sse};
+use super::{CipherS3, body, error, object, sse};
 use crate::engine::SealSpec;
 use crate::keys::audit::now_unix;
 use crate::store::ObjectMeta;
@@ -34,23 +34,16 @@ pub(super) async fn copy_object(
     }
 
     // The source, opened with the key it needs.
-    let source_key = sse::parse(
-        input.copy_source_sse_customer_algorithm.as_ref(),
-        input.copy_source_sse_customer_key.as_ref(),
-        input.copy_source_sse_customer_key_md5.as_ref(),
-        &src_bucket,
-        &src_key,
-    )?;
     let source = s.store.get(&src_bucket, &src_key).map_err(error::store)?;
     let source_meta = source.meta.clone();
-    let source_key = sse::for_read(&source_meta, source_key)?;
-    let (opener, layout) = match (&source_key, source_meta.attributes.get(kp::BUCKET_ROOT)) {
-        (None, Some(crn)) => {
-            let (bucket_key, _) = kp::object_key(s, &src_bucket, crn)?;
-            object::open_with(s, &source, Some(&bucket_key))?
-        }
-        _ => object::open_with(s, &source, source_key.as_ref().map(|k| &k.key))?,
-    };
+    let sent = [
+        &input.copy_source_sse_customer_algorithm,
+        &input.copy_source_sse_customer_key,
+        &input.copy_source_sse_customer_key_md5,
+    ]
+    .map(Option::as_ref);
+    let read = object::ReadKey::resolve(s, &src_bucket, &src_key, &source_meta, sent)?;
+    let (opener, layout) = object::open_with(s, &source, read.key.as_ref())?;
 
     // The target's protection and metadata.
     let target_key = sse::parse(

@@ -107,13 +107,50 @@ pub(super) fn protection(
     })
 }
 
-/// Opens the stored object's header and body layout with the key the request supplied.
-fn open(
-    s: &CipherS3,
-    object: &StoredObject,
-    key: Option<&sse::SseC>,
-) -> S3Result<(Opener, crate::engine::Layout)> {
-    open_with(s, object, key.map(|k| &k.key))
+/// How a read of a stored object is keyed.
+pub(super) struct ReadKey {
+    /// The key to open it with: the SSE-C key sent, or the SSE-KP bucket key.
+    pub key: Option<crate::engine::CustomerKey>,
+    /// The SSE-C key MD5 to echo.
+    pub sse_c_md5: Option<String>,
+    /// The SSE-KP root key to name.
+    pub kp_root: Option<String>,
+}
+
+impl ReadKey {
+    /// Checks the SSE-C headers sent (`alg`, `key`, `md5`) against the object's
+    /// protection and fetches the bucket key of an SSE-KP object.
+    pub(super) fn resolve(
+        s: &CipherS3,
+        bucket: &str,
+        object: &str,
+        meta: &ObjectMeta,
+        sent: [Option<&String>; 3],
+    ) -> S3Result<Self> {
+        let [alg, key, md5] = sent;
+        let sent = sse::parse(alg, key, md5, bucket, object)?;
+        let sse_c = sse::for_read(meta, sent)?;
+        let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
+        Ok(match (sse_c, &kp_root) {
+            (Some(k), _) => Self { key: Some(k.key), sse_c_md5: Some(k.md5), kp_root },
+            (None, Some(crn)) => {
+                Self { key: Some(kp::object_key(s, bucket, crn)?.0), sse_c_md5: None, kp_root }
+            }
+            (None, None) => Self { key: None, sse_c_md5: None, kp_root: None },
+        })
+    }
+
+    /// The SSE-C algorithm to echo.
+    pub(super) fn sse_c_algorithm(&self) -> Option<String> {
+        self.sse_c_md5.as_ref().map(|_| "AES256".to_owned())
+    }
+
+    /// Adds the SSE-KP response headers.
+    pub(super) fn name_key(&self, headers: &mut http::HeaderMap) {
+        if let Some(crn) = &self.kp_root {
+            kp::name_key(headers, crn);
+        }
+    }
 }
 
 /// Opens the stored object's header and body layout with `key`.
@@ -146,25 +183,12 @@ pub(super) async fn get_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let sent = sse::parse(
-        input.sse_customer_algorithm.as_ref(),
-        input.sse_customer_key.as_ref(),
-        input.sse_customer_key_md5.as_ref(),
-        &input.bucket,
-        &input.key,
-    )?;
     let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
     let meta = object.meta.clone();
-    let key = sse::for_read(&meta, sent)?;
-    let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
-    let (opener, layout) = match (&key, &kp_root) {
-        (None, Some(crn)) => {
-            let (bucket_key, _) = kp::object_key(s, &input.bucket, crn)?;
-            open_with(s, &object, Some(&bucket_key))?
-        }
-        _ => open(s, &object, key.as_ref())?,
-    };
-    let key_md5 = key.map(|k| k.md5);
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5]
+        .map(Option::as_ref);
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
+    let (opener, layout) = open_with(s, &object, read.key.as_ref())?;
     let size = layout.plaintext_len();
     let (first, last, content_range) = match &input.range {
         Some(r) => {
@@ -186,14 +210,12 @@ pub(super) async fn get_object(
         last_modified: Some(last_modified(&meta)),
         content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
-        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
-        sse_customer_key_md5: key_md5,
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5.clone(),
         ..Default::default()
     };
     let mut response = S3Response::new(output);
-    if let Some(crn) = kp_root {
-        kp::name_key(&mut response.headers, &crn);
-    }
+    read.name_key(&mut response.headers);
     Ok(response)
 }
 
@@ -204,23 +226,15 @@ pub(super) async fn head_object(
     let caller = CipherS3::caller(&req)?;
     let input = &req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let sent = sse::parse(
-        input.sse_customer_algorithm.as_ref(),
-        input.sse_customer_key.as_ref(),
-        input.sse_customer_key_md5.as_ref(),
-        &input.bucket,
-        &input.key,
-    )?;
     let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
-    let key_md5 = sse::for_read(&meta, sent)?.map(|k| k.md5);
-    let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
-    if let Some(crn) = &kp_root {
-        // Reading needs the bucket key: a suspended or deleted root key refuses HEAD too.
-        kp::object_key(s, &input.bucket, crn)?;
-    }
+    // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
+    // refuses HEAD too.
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5]
+        .map(Option::as_ref);
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
     let mut response = S3Response::new(HeadObjectOutput {
-        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
-        sse_customer_key_md5: key_md5,
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5.clone(),
         content_length: Some(meta.size as i64),
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
@@ -229,9 +243,7 @@ pub(super) async fn head_object(
         metadata: user_metadata(&meta),
         ..Default::default()
     });
-    if let Some(crn) = kp_root {
-        kp::name_key(&mut response.headers, &crn);
-    }
+    read.name_key(&mut response.headers);
     Ok(response)
 }
 
