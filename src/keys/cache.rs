@@ -86,17 +86,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_expire_and_purge() {
+    fn entries_hit_purge_and_expire() {
         let root = KeyId::random();
-        let c = BucketKeyCache::new(Duration::from_millis(50));
+        let c = BucketKeyCache::new(Duration::from_secs(3600));
         assert!(c.get("b").is_none());
         c.insert("b", &root, SecretKey::from_bytes([1; 32]));
         c.insert("c", &KeyId::random(), SecretKey::from_bytes([2; 32]));
         assert_eq!(c.get("b"), Some(SecretKey::from_bytes([1; 32])));
         assert_eq!(c.purge_root(&root), 1);
         assert!(c.get("b").is_none());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(c.get("c").is_none());
-        assert_eq!((c.hits(), c.misses()), (1, 3));
+        assert!(c.get("c").is_some());
+        assert_eq!((c.hits(), c.misses()), (2, 2));
+        // Expiry, with a lifetime far below the pause.
+        let short = BucketKeyCache::new(Duration::from_millis(1));
+        short.insert("d", &root, SecretKey::from_bytes([3; 32]));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(short.get("d").is_none());
     }
 }
