@@ -40,16 +40,13 @@ pub(super) async fn copy_object(
         &input.copy_source_sse_customer_algorithm,
         &input.copy_source_sse_customer_key,
         &input.copy_source_sse_customer_key_md5,
-    ]
-    .map(Option::as_ref);
+    ];
     let read = object::ReadKey::resolve(s, &src_bucket, &src_key, &source_meta, sent)?;
     let (opener, layout) = object::open_with(s, &source, read.key.as_ref())?;
 
     // The target's protection and metadata.
     let target_key = sse::parse(
-        input.sse_customer_algorithm.as_ref(),
-        input.sse_customer_key.as_ref(),
-        input.sse_customer_key_md5.as_ref(),
+        [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
         &input.key,
     )?;

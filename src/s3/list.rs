@@ -89,6 +89,23 @@ fn split(entries: Vec<Entry>) -> (Vec<Object>, Vec<CommonPrefix>) {
     (contents, prefixes)
 }
 
+/// The request parameters both listing versions share, normalised.
+struct Query {
+    prefix: String,
+    delimiter: Option<String>,
+    max: usize,
+}
+
+impl Query {
+    fn new(prefix: &Option<String>, delimiter: &Option<String>, max_keys: Option<i32>) -> Self {
+        Self {
+            prefix: prefix.clone().unwrap_or_default(),
+            delimiter: delimiter.clone().filter(|d| !d.is_empty()),
+            max: max_keys.unwrap_or(1000).clamp(0, 1000) as usize,
+        }
+    }
+}
+
 /// Resuming after a common prefix skips every key under it.
 fn skip_after(token: Option<&String>, delimiter: Option<&str>) -> Option<String> {
     token.filter(|t| delimiter.is_some_and(|d| t.ends_with(d))).cloned()
@@ -101,9 +118,7 @@ pub(super) async fn list_objects(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
-    let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+    let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     let marker = input.marker.clone().filter(|m| !m.is_empty());
     let skip = skip_after(marker.as_ref(), delimiter.as_deref());
     let (entries, truncated) =
@@ -131,9 +146,7 @@ pub(super) async fn list_objects_v2(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
-    let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+    let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     // The token is the hex of the last key or common prefix returned.
     let token = match &input.continuation_token {
         Some(t) => Some(

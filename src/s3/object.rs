@@ -35,9 +35,7 @@ pub(super) async fn put_object(
         return Err(s3_error!(NotImplemented, "SSE-KMS uploads are not available yet"));
     }
     let sse_c = sse::parse(
-        input.sse_customer_algorithm.as_ref(),
-        input.sse_customer_key.as_ref(),
-        input.sse_customer_key_md5.as_ref(),
+        [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
         &input.key,
     )?;
@@ -125,10 +123,9 @@ impl ReadKey {
         bucket: &str,
         object: &str,
         meta: &ObjectMeta,
-        sent: [Option<&String>; 3],
+        sent: [&Option<String>; 3],
     ) -> S3Result<Self> {
-        let [alg, key, md5] = sent;
-        let sent = sse::parse(alg, key, md5, bucket, object)?;
+        let sent = sse::parse(sent, bucket, object)?;
         let sse_c = sse::for_read(meta, sent)?;
         let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
         Ok(match (sse_c, &kp_root) {
@@ -185,8 +182,7 @@ pub(super) async fn get_object(
     s.owned_bucket(&input.bucket, &caller)?;
     let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
     let meta = object.meta.clone();
-    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5]
-        .map(Option::as_ref);
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
     let (opener, layout) = open_with(s, &object, read.key.as_ref())?;
     let size = layout.plaintext_len();
@@ -229,8 +225,7 @@ pub(super) async fn head_object(
     let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
-    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5]
-        .map(Option::as_ref);
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
     let mut response = S3Response::new(HeadObjectOutput {
         sse_customer_algorithm: read.sse_c_algorithm(),

@@ -27,14 +27,10 @@ pub struct SseC {
     pub md5: String,
 }
 
-/// Validates the SSE-C headers of a request for `bucket`/`key`; `None` if none was sent.
-pub fn parse(
-    algorithm: Option<&String>,
-    key: Option<&String>,
-    key_md5: Option<&String>,
-    bucket: &str,
-    object: &str,
-) -> S3Result<Option<SseC>> {
+/// Validates the SSE-C headers (algorithm, key, key MD5) of a request for `bucket`/`key`;
+/// `None` if none was sent.
+pub fn parse(headers: [&Option<String>; 3], bucket: &str, object: &str) -> S3Result<Option<SseC>> {
+    let [algorithm, key, key_md5] = headers.map(Option::as_ref);
     if algorithm.is_none() && key.is_none() && key_md5.is_none() {
         return Ok(None);
     }
@@ -104,23 +100,26 @@ mod tests {
     #[test]
     fn sse_c_headers_are_validated() {
         let (a, k, m) = headers(&[7u8; 32]);
-        let ok = parse(Some(&a), Some(&k), Some(&m), "b", "o").unwrap().unwrap();
+        let ok = parse([&Some(a.clone()), &Some(k.clone()), &Some(m.clone())], "b", "o").unwrap().unwrap();
         assert_eq!(ok.key.context, b"b/o");
-        assert!(parse(None, None, None, "b", "o").unwrap().is_none());
+        assert!(parse([&None, &None, &None], "b", "o").unwrap().is_none());
         let code = |r: S3Result<Option<SseC>>| r.err().map(|e| e.code().as_str().to_owned());
         assert_eq!(
-            code(parse(Some(&"AES128".into()), Some(&k), Some(&m), "b", "o")).as_deref(),
+            code(parse([&Some("AES128".into()), &Some(k.clone()), &Some(m.clone())], "b", "o")).as_deref(),
             Some("InvalidEncryptionAlgorithmError")
         );
-        assert_eq!(code(parse(Some(&a), Some(&k), None, "b", "o")).as_deref(), Some("InvalidArgument"));
+        assert_eq!(
+            code(parse([&Some(a.clone()), &Some(k.clone()), &None], "b", "o")).as_deref(),
+            Some("InvalidArgument")
+        );
         let (_, short, short_md5) = headers(&[7u8; 16]);
         assert_eq!(
-            code(parse(Some(&a), Some(&short), Some(&short_md5), "b", "o")).as_deref(),
+            code(parse([&Some(a.clone()), &Some(short), &Some(short_md5)], "b", "o")).as_deref(),
             Some("InvalidArgument")
         );
         let (_, _, other_md5) = headers(&[8u8; 32]);
         assert_eq!(
-            code(parse(Some(&a), Some(&k), Some(&other_md5), "b", "o")).as_deref(),
+            code(parse([&Some(a.clone()), &Some(k.clone()), &Some(other_md5)], "b", "o")).as_deref(),
             Some("InvalidArgument")
         );
         assert_eq!(random_etag().len(), 32);
