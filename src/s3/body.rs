@@ -1,29 +1,32 @@
 //! Moving request and response bodies between async HTTP and the synchronous pipeline:
-//! a bounded tokio channel feeds a blocking task (back-pressure both ways), MD5 for the
-//! ETag runs on the pipeline's reader thread, concurrently with encryption.
+//! a bounded tokio channel feeds a blocking task (back-pressure both ways). The digests S3
+//! needs (MD5 for the ETag, `Content-MD5`, flexible checksums) run on the pipeline's
+//! reader thread, concurrently with encryption, and are verified before the caller
+//! commits; an upload that fails anywhere leaves nothing visible.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use md5::{Digest, Md5};
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3Result};
 use tokio::sync::mpsc;
 
+use super::digest::{Computed, Digests, Expected};
 use super::error;
-use crate::engine::{Layout, Opener, SealSpec};
-use crate::pipeline::{PipelineError, random, stream};
-use crate::store::{ObjectMeta, ObjectWriter, StoredObject};
+use super::read::PlainSource;
+use crate::engine::SealSpec;
+use crate::pipeline::{PipelineError, stream};
+use crate::store::{ObjectMeta, ObjectWriter, PartMeta, PartWriter};
 
 /// Batches of body bytes waiting for the pipeline.
 const DEPTH: usize = 8;
 
-/// A `Read` over body chunks arriving from the async side, hashing what passes.
+/// A `Read` over body chunks arriving from the async side, digesting what passes.
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
-    md5: Option<Md5>,
+    digests: Digests,
 }
 
 impl Read for ChannelReader {
@@ -37,24 +40,32 @@ impl Read for ChannelReader {
         }
         let n = buf.len().min(self.current.len());
         let chunk = self.current.split_to(n);
-        if let Some(m) = &mut self.md5 {
-            m.update(&chunk);
-        }
+        self.digests.update(&chunk);
         buf[..n].copy_from_slice(&chunk);
         Ok(n)
     }
 }
 
-/// Encrypts a request body into `writer` and commits it with `meta` (size filled in, and
-/// the ETag: the plaintext's MD5, unless `meta.etag` is already set, as for SSE-C). Nothing
-/// becomes visible unless the whole body arrived and was encrypted.
-pub async fn put(
+/// A body encrypted into a writer, not yet committed.
+pub struct Encrypted<W> {
+    /// The writer holding the encrypted bytes.
+    pub writer: W,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Digests of the plaintext.
+    pub digests: Computed,
+}
+
+/// Encrypts a request body into `writer`. `expected` digests are verified (BadDigest on a
+/// mismatch); the MD5 is computed if `md5` (for the ETag) or `Content-MD5` needs it.
+pub async fn encrypt<W: Write + Send + 'static>(
     body: StreamingBlob,
-    writer: Box<dyn ObjectWriter>,
+    writer: W,
     spec: SealSpec,
     content_length: Option<u64>,
-    meta: ObjectMeta,
-) -> S3Result<ObjectMeta> {
+    expected: Expected,
+    md5: bool,
+) -> S3Result<Encrypted<W>> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let feed = async move {
         let mut body = body;
@@ -66,16 +77,18 @@ pub async fn put(
             }
         }
     };
-    let (_, written) = tokio::join!(feed, write(rx, writer, spec, content_length, meta));
-    written
+    let digests = expected.digests(md5);
+    let (_, encrypted) = tokio::join!(feed, seal(rx, writer, spec, content_length, digests));
+    let encrypted = encrypted?;
+    expected.verify(&encrypted.digests)?;
+    Ok(encrypted)
 }
 
-/// Streams the plaintext bytes `[first, last)` of a stored object, decrypting on a
-/// blocking task; an integrity failure ends the stream with an error.
-pub fn get(object: StoredObject, opener: Opener, layout: Layout, first: u64, last: u64) -> StreamingBlob {
+/// Streams plaintext `[first, last)` of `source`, decrypting on a blocking task; an
+/// integrity failure ends the stream with an error.
+pub(super) fn get(source: PlainSource, first: u64, last: u64) -> StreamingBlob {
     let (tx, rx) = mpsc::channel::<Result<Bytes, S3Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let read_at = |buf: &mut [u8], off: u64| object.body.read_at(buf, off);
         let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
             for piece in bytes.chunks(1 << 20) {
                 if tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).is_err() {
@@ -84,7 +97,7 @@ pub fn get(object: StoredObject, opener: Opener, layout: Layout, first: u64, las
             }
             Ok(())
         };
-        if let Err(e) = random::decrypt_range(&read_at, &opener, &layout, first, last, &mut sink) {
+        if let Err(e) = source.decrypt(first, last, &mut sink) {
             let _ = tx.blocking_send(Err(error::pipeline(e)));
         }
     });
@@ -93,21 +106,19 @@ pub fn get(object: StoredObject, opener: Opener, layout: Layout, first: u64, las
     StreamingBlob::wrap(stream)
 }
 
-/// Decrypts `source` (plaintext `[0, len)`) and encrypts it into `writer` under `spec`,
-/// committing with `meta` (size and, unless preset, the MD5 ETag filled in). Both run on
-/// blocking tasks joined by a bounded channel, so memory stays bounded for any size.
-pub async fn reencrypt(
-    source: StoredObject,
-    opener: Opener,
-    layout: Layout,
-    writer: Box<dyn ObjectWriter>,
+/// Decrypts plaintext `[first, last)` of `source` and encrypts it into `writer` under
+/// `spec` (CopyObject, UploadPartCopy). Both run on blocking tasks joined by a bounded
+/// channel, so memory stays bounded for any size.
+pub(super) async fn reencrypt<W: Write + Send + 'static>(
+    source: PlainSource,
+    first: u64,
+    last: u64,
+    writer: W,
     spec: SealSpec,
-    meta: ObjectMeta,
-) -> S3Result<ObjectMeta> {
-    let len = layout.plaintext_len();
+    md5: bool,
+) -> S3Result<Encrypted<W>> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let reader = tokio::task::spawn_blocking(move || {
-        let read_at = |buf: &mut [u8], off: u64| source.body.read_at(buf, off);
         let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
             for piece in bytes.chunks(1 << 20) {
                 if tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).is_err() {
@@ -116,42 +127,55 @@ pub async fn reencrypt(
             }
             Ok(())
         };
-        let r = random::decrypt_range(&read_at, &opener, &layout, 0, len, &mut sink);
+        let r = source.decrypt(first, last, &mut sink);
         if let Err(e) = &r {
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
         r
     });
-    let written = write(rx, writer, spec, Some(len), meta).await;
+    let digests = Expected::default().digests(md5);
+    let written = seal(rx, writer, spec, Some(last - first), digests).await;
     reader.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
     written
 }
 
-/// Encrypts what arrives on `rx` into `writer` and commits it (see [`put`]).
-async fn write(
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    mut writer: Box<dyn ObjectWriter>,
-    spec: SealSpec,
-    content_length: Option<u64>,
+/// Commits an encrypted object with `meta` (its size filled in).
+pub async fn commit_object(
+    encrypted: Encrypted<Box<dyn ObjectWriter>>,
     mut meta: ObjectMeta,
 ) -> S3Result<ObjectMeta> {
-    let want_md5 = meta.etag.is_empty();
-    let (writer, size, etag) = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader { rx, current: Bytes::new(), md5: want_md5.then(Md5::new) };
-        let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
-        let etag: Option<String> =
-            reader.md5.map(|m| m.finalize().iter().map(|b| format!("{b:02x}")).collect());
-        Ok::<_, PipelineError>((writer, size, etag))
-    })
-    .await
-    .map_err(|e| error::internal(&e))?
-    .map_err(error::pipeline)?;
-    meta.size = size;
-    if let Some(etag) = etag {
-        meta.etag = etag;
-    }
+    meta.size = encrypted.size;
+    let writer = encrypted.writer;
     tokio::task::spawn_blocking(move || writer.commit(meta))
         .await
         .map_err(|e| error::internal(&e))?
         .map_err(error::store)
+}
+
+/// Commits an encrypted part with `meta` (its size filled in).
+pub async fn commit_part(encrypted: Encrypted<Box<dyn PartWriter>>, mut meta: PartMeta) -> S3Result<PartMeta> {
+    meta.size = encrypted.size;
+    let writer = encrypted.writer;
+    tokio::task::spawn_blocking(move || writer.commit(meta))
+        .await
+        .map_err(|e| error::internal(&e))?
+        .map_err(error::store)
+}
+
+/// Encrypts what arrives on `rx` into `writer`.
+async fn seal<W: Write + Send + 'static>(
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    mut writer: W,
+    spec: SealSpec,
+    content_length: Option<u64>,
+    digests: Digests,
+) -> S3Result<Encrypted<W>> {
+    tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader { rx, current: Bytes::new(), digests };
+        let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
+        Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish() })
+    })
+    .await
+    .map_err(|e| error::internal(&e))?
+    .map_err(error::pipeline)
 }

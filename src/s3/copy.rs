@@ -9,10 +9,21 @@ use std::collections::BTreeMap;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, body, error, object, sse};
+use super::conditions::Conditions;
+use super::read::{PlainSource, ReadKey};
+use super::{CipherS3, body, error, kp, object, sse};
 use crate::engine::SealSpec;
 use crate::keys::audit::now_unix;
 use crate::store::ObjectMeta;
+
+/// The bucket and key a copy reads from.
+pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket { bucket, key, version_id: None } => Ok((bucket.to_string(), key.to_string())),
+        CopySource::Bucket { .. } => Err(s3_error!(NotImplemented, "versioned copy sources are not supported")),
+        _ => Err(s3_error!(NotImplemented, "access point copy sources are not supported")),
+    }
+}
 
 pub(super) async fn copy_object(
     s: &CipherS3,
@@ -20,18 +31,15 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    let (src_bucket, src_key) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, version_id: None } => (bucket.to_string(), key.to_string()),
-        CopySource::Bucket { .. } => {
-            return Err(s3_error!(NotImplemented, "versioned copy sources are not supported"));
-        }
-        _ => return Err(s3_error!(NotImplemented, "access point copy sources are not supported")),
-    };
+    let (src_bucket, src_key) = source_of(&input.copy_source)?;
     s.owned_bucket(&src_bucket, &caller)?;
     let target_bucket = s.owned_bucket(&input.bucket, &caller)?;
-    if input.server_side_encryption.is_some() {
-        return Err(s3_error!(NotImplemented, "SSE-KMS copies are not available yet"));
-    }
+    let kms = kp::requested_root(
+        s,
+        &target_bucket,
+        input.server_side_encryption.as_ref(),
+        input.ssekms_key_id.as_deref(),
+    )?;
 
     // The source, opened with the key it needs.
     let source = s.store.get(&src_bucket, &src_key).map_err(error::store)?;
@@ -41,8 +49,15 @@ pub(super) async fn copy_object(
         &input.copy_source_sse_customer_key,
         &input.copy_source_sse_customer_key_md5,
     ];
-    let read = object::ReadKey::resolve(s, &src_bucket, &src_key, &source_meta, sent)?;
-    let (opener, layout) = object::open_with(s, &source, read.key.as_ref())?;
+    Conditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    }
+    .check(&source_meta, true)?;
+    let read = ReadKey::resolve(s, &src_bucket, &src_key, &source_meta, sent)?;
+    let source = PlainSource::open(s, source, read.key)?;
 
     // The target's protection and metadata.
     let target_key = sse::parse(
@@ -61,7 +76,7 @@ pub(super) async fn copy_object(
     };
     let mut attributes = BTreeMap::new();
     let (protection, etag, key_md5) =
-        object::protection(s, &input.bucket, &target_bucket, target_key, &mut attributes)?;
+        object::protection(s, &input.bucket, &target_bucket, target_key, kms, &mut attributes)?;
     let meta = ObjectMeta {
         key: input.key.clone(),
         size: 0,
@@ -72,17 +87,28 @@ pub(super) async fn copy_object(
         attributes,
     };
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
-    let meta =
-        body::reencrypt(source, opener, layout, writer, SealSpec::new(protection, s.backend), meta).await?;
+    let size = source.size();
+    let md5_etag = meta.etag.is_empty();
+    let spec = SealSpec::new(protection, s.backend);
+    let encrypted = body::reencrypt(source, 0, size, writer, spec, md5_etag).await?;
+    let mut meta = meta;
+    if md5_etag {
+        meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
+    }
+    let meta = body::commit_object(encrypted, meta).await?;
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(object::last_modified(&meta)),
         ..Default::default()
     };
-    Ok(S3Response::new(CopyObjectOutput {
+    let mut response = S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
         sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: key_md5,
         ..Default::default()
-    }))
+    });
+    if let Some(crn) = meta.attributes.get(kp::BUCKET_ROOT) {
+        kp::name_key(&mut response.headers, crn);
+    }
+    Ok(response)
 }

@@ -14,6 +14,7 @@ pub fn store(e: StoreError) -> S3Error {
         StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
         StoreError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "bucket {b} is not empty"),
         StoreError::NoSuchKey { .. } => s3_error!(NoSuchKey, "the specified key does not exist"),
+        StoreError::NoSuchUpload(_) => s3_error!(NoSuchUpload, "the specified multipart upload does not exist"),
         StoreError::InvalidBucketName(b) => s3_error!(InvalidBucketName, "invalid bucket name {b}"),
         StoreError::InvalidKey(why) => s3_error!(KeyTooLongError, "{why}"),
         other => internal(&other),

@@ -23,6 +23,14 @@ pub const ENABLED: &str = "ibm-sse-kp-enabled";
 pub const CRK_ID: &str = "ibm-sse-kp-crk-id";
 /// Bucket attribute holding the root key CRN.
 pub const BUCKET_ROOT: &str = "sse-kp-root";
+/// Bucket attribute: how the bucket got its root key (`create` or `put-bucket-encryption`).
+pub const ORIGIN: &str = "sse-kp-origin";
+/// Bucket attribute: `false` once DeleteBucketEncryption turned the default off.
+pub const DEFAULT: &str = "sse-kp-default";
+/// AWS response header naming the protection.
+pub const AWS_SSE: &str = "x-amz-server-side-encryption";
+/// AWS response header naming the KMS key.
+pub const AWS_KEY_ID: &str = "x-amz-server-side-encryption-aws-kms-key-id";
 
 /// The key manager, or a clear refusal when the server runs without an HSM.
 pub fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
@@ -69,16 +77,69 @@ pub fn bucket_root(bucket: &BucketMeta) -> Option<&str> {
     bucket.attributes.get(BUCKET_ROOT).map(String::as_str)
 }
 
+/// The root key new objects of `bucket` get when the request names none: the bucket's
+/// root key unless DeleteBucketEncryption turned that default off.
+pub fn default_root(bucket: &BucketMeta) -> Option<&str> {
+    let on = bucket.attributes.get(DEFAULT).is_none_or(|v| v != "false");
+    bucket_root(bucket).filter(|_| on)
+}
+
+/// Whether the root key was bound at creation (IBM SSE-KP), which nothing can undo.
+pub fn bound_at_creation(bucket: &BucketMeta) -> bool {
+    bucket_root(bucket).is_some() && bucket.attributes.get(ORIGIN).is_none_or(|o| o == "create")
+}
+
+/// The root key an AWS-style request (`x-amz-server-side-encryption: aws:kms` with an
+/// optional key id) asks for: the bucket's own. `None` if the request asks for nothing.
+pub fn requested_root(
+    s: &CipherS3,
+    bucket: &BucketMeta,
+    sse: Option<&s3s::dto::ServerSideEncryption>,
+    key_id: Option<&str>,
+) -> S3Result<Option<String>> {
+    let Some(sse) = sse else {
+        if key_id.is_some() {
+            return Err(s3_error!(InvalidArgument, "a KMS key id needs x-amz-server-side-encryption: aws:kms"));
+        }
+        return Ok(None);
+    };
+    match sse.as_str() {
+        "aws:kms" => {}
+        "AES256" => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "SSE-S3 (AES256) is not offered: every object is already protected; for keys you control use aws:kms with a root key id, SSE-C, or an SSE-KP bucket"
+            ));
+        }
+        other => return Err(s3_error!(InvalidArgument, "unsupported server-side encryption {other:?}")),
+    }
+    let Some(root) = bucket_root(bucket) else {
+        return Err(s3_error!(
+            InvalidArgument,
+            "the bucket has no root key: bind one with PutBucketEncryption (aws:kms and a KMSMasterKeyID) first"
+        ));
+    };
+    if let Some(id) = key_id {
+        let view = manager(s)?.show(id).map_err(error)?;
+        if view.crn != root {
+            return Err(s3_error!(InvalidArgument, "the bucket's objects are protected by root key {root}, not {id}"));
+        }
+    }
+    Ok(Some(root.to_owned()))
+}
+
 /// The bucket key (bound to the bucket name) and root CRN for objects of an SSE-KP bucket.
 pub fn object_key(s: &CipherS3, bucket: &str, crn: &str) -> S3Result<(CustomerKey, String)> {
     let key = manager(s)?.bucket_key(bucket).map_err(error)?;
     Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, crn.to_owned()))
 }
 
-/// Adds the response headers that name an SSE-KP root key.
+/// Adds the response headers that name an SSE-KP root key, IBM's and AWS's.
 pub fn name_key(headers: &mut HeaderMap, crn: &str) {
     if let Ok(v) = HeaderValue::from_str(crn) {
         headers.insert(ENABLED, HeaderValue::from_static("true"));
-        headers.insert(CRK_ID, v);
+        headers.insert(CRK_ID, v.clone());
+        headers.insert(AWS_SSE, HeaderValue::from_static("aws:kms"));
+        headers.insert(AWS_KEY_ID, v);
     }
 }

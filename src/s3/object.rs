@@ -1,5 +1,6 @@
-//! Object operations: PutObject, GetObject (with Range), HeadObject, DeleteObject, in the
-//! default AONT-RS protection. The ETag is the MD5 of the plaintext.
+//! Object operations: PutObject, GetObject (Range, partNumber, conditions), HeadObject,
+//! DeleteObject, DeleteObjects, and the choice of protection for new objects. The ETag is
+//! the MD5 of the plaintext (random for SSE-C).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -7,17 +8,24 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::conditions::Conditions;
+use super::digest::{self, Expected};
+use super::read::{PlainSource, ReadKey};
 use super::{CipherS3, body, error, kp, sse};
-use crate::engine::format::{FIXED_HEADER_LEN, Header};
-use crate::engine::{Opener, Protection, SealSpec};
+use crate::engine::{Protection, SealSpec};
 use crate::keys::audit::now_unix;
-use crate::store::{ObjectMeta, StoredObject};
+use crate::store::ObjectMeta;
 
 /// Largest object accepted in one PUT (S3's limit).
 pub const MAX_PUT: u64 = 5 << 30;
 
 pub(super) fn last_modified(meta: &ObjectMeta) -> Timestamp {
-    Timestamp::from(UNIX_EPOCH + Duration::from_secs(meta.last_modified))
+    last_modified_at(meta.last_modified)
+}
+
+/// Unix seconds as an S3 timestamp.
+pub(super) fn last_modified_at(secs: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
@@ -29,11 +37,9 @@ pub(super) async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
-    let input = req.input;
+    let S3Request { input, headers, trailing_headers, .. } = req;
     let bucket = s.owned_bucket(&input.bucket, &caller)?;
-    if input.server_side_encryption.is_some() {
-        return Err(s3_error!(NotImplemented, "SSE-KMS uploads are not available yet"));
-    }
+    let kms = kp::requested_root(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let sse_c = sse::parse(
         [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
@@ -47,10 +53,23 @@ pub(super) async fn put_object(
         Some(n) => Some(n as u64),
         None => None,
     };
+    let expected = Expected::new(
+        input.content_md5.clone(),
+        digest::declared([
+            &input.checksum_crc32,
+            &input.checksum_crc32c,
+            &input.checksum_crc64nvme,
+            &input.checksum_sha1,
+            &input.checksum_sha256,
+        ]),
+        input.checksum_algorithm.as_ref(),
+        &headers,
+        trailing_headers,
+    );
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
     let mut attributes = BTreeMap::new();
-    let (protection, etag, key_md5) = protection(s, &input.bucket, &bucket, sse_c, &mut attributes)?;
+    let (protection, etag, key_md5) = protection(s, &input.bucket, &bucket, sse_c, kms, &mut attributes)?;
     let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
     let meta = ObjectMeta {
         key: input.key.clone(),
@@ -62,9 +81,21 @@ pub(super) async fn put_object(
         attributes,
     };
     let spec = SealSpec::new(protection, s.backend);
-    let meta = body::put(body, writer, spec, length, meta).await?;
+    let md5_etag = meta.etag.is_empty();
+    let encrypted = body::encrypt(body, writer, spec, length, expected, md5_etag).await?;
+    let mut meta = meta;
+    if md5_etag {
+        meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
+    }
+    let checksum = encrypted.digests.checksum.clone();
+    let meta = body::commit_object(encrypted, meta).await?;
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(meta.etag)),
+        checksum_crc32: checksum.checksum_crc32,
+        checksum_crc32c: checksum.checksum_crc32c,
+        checksum_crc64nvme: checksum.checksum_crc64nvme,
+        checksum_sha1: checksum.checksum_sha1,
+        checksum_sha256: checksum.checksum_sha256,
         sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: key_md5,
         ..Default::default()
@@ -76,7 +107,8 @@ pub(super) async fn put_object(
 }
 
 /// The protection of a new object in `bucket`: SSE-C if the request carries a key, else
-/// the bucket's SSE-KP root key, else AONT-RS. Records it in `attributes`; returns the
+/// the root key asked for with aws:kms (`kms`, see [`kp::requested_root`]) or the bucket's
+/// default root key (SSE-KP), else AONT-RS. Records it in `attributes`; returns the
 /// protection, a preset ETag (random for SSE-C, else empty: the MD5 is computed) and the
 /// SSE-C key MD5 to echo.
 pub(super) fn protection(
@@ -84,16 +116,21 @@ pub(super) fn protection(
     bucket_name: &str,
     bucket: &crate::store::BucketMeta,
     sse_c: Option<sse::SseC>,
+    kms: Option<String>,
     attributes: &mut BTreeMap<String, String>,
 ) -> S3Result<(Protection, String, Option<String>)> {
-    Ok(match (sse_c, kp::bucket_root(bucket)) {
+    if sse_c.is_some() && kms.is_some() {
+        return Err(s3_error!(InvalidArgument, "choose SSE-C or aws:kms, not both"));
+    }
+    let root = kms.or_else(|| kp::default_root(bucket).map(str::to_owned));
+    Ok(match (sse_c, root) {
         (Some(k), _) => {
             attributes.insert(sse::PROTECTION.to_owned(), "sse-c".to_owned());
             attributes.insert(sse::KEY_MD5.to_owned(), k.md5.clone());
             (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
         }
         (None, Some(crn)) => {
-            let (key, crn) = kp::object_key(s, bucket_name, crn)?;
+            let (key, crn) = kp::object_key(s, bucket_name, &crn)?;
             attributes.insert(sse::PROTECTION.to_owned(), "sse-kp".to_owned());
             attributes.insert(kp::BUCKET_ROOT.to_owned(), crn.clone());
             (Protection::SseKp { key, crn }, String::new(), None)
@@ -105,74 +142,6 @@ pub(super) fn protection(
     })
 }
 
-/// How a read of a stored object is keyed.
-pub(super) struct ReadKey {
-    /// The key to open it with: the SSE-C key sent, or the SSE-KP bucket key.
-    pub key: Option<crate::engine::CustomerKey>,
-    /// The SSE-C key MD5 to echo.
-    pub sse_c_md5: Option<String>,
-    /// The SSE-KP root key to name.
-    pub kp_root: Option<String>,
-}
-
-impl ReadKey {
-    /// Checks the SSE-C headers sent (`alg`, `key`, `md5`) against the object's
-    /// protection and fetches the bucket key of an SSE-KP object.
-    pub(super) fn resolve(
-        s: &CipherS3,
-        bucket: &str,
-        object: &str,
-        meta: &ObjectMeta,
-        sent: [&Option<String>; 3],
-    ) -> S3Result<Self> {
-        let sent = sse::parse(sent, bucket, object)?;
-        let sse_c = sse::for_read(meta, sent)?;
-        let kp_root = meta.attributes.get(kp::BUCKET_ROOT).cloned();
-        Ok(match (sse_c, &kp_root) {
-            (Some(k), _) => Self { key: Some(k.key), sse_c_md5: Some(k.md5), kp_root },
-            (None, Some(crn)) => {
-                Self { key: Some(kp::object_key(s, bucket, crn)?.0), sse_c_md5: None, kp_root }
-            }
-            (None, None) => Self { key: None, sse_c_md5: None, kp_root: None },
-        })
-    }
-
-    /// The SSE-C algorithm to echo.
-    pub(super) fn sse_c_algorithm(&self) -> Option<String> {
-        self.sse_c_md5.as_ref().map(|_| "AES256".to_owned())
-    }
-
-    /// Adds the SSE-KP response headers.
-    pub(super) fn name_key(&self, headers: &mut http::HeaderMap) {
-        if let Some(crn) = &self.kp_root {
-            kp::name_key(headers, crn);
-        }
-    }
-}
-
-/// Opens the stored object's header and body layout with `key`.
-pub(super) fn open_with(
-    s: &CipherS3,
-    object: &StoredObject,
-    key: Option<&crate::engine::CustomerKey>,
-) -> S3Result<(Opener, crate::engine::Layout)> {
-    let mut fixed = vec![0u8; FIXED_HEADER_LEN];
-    let n = object.body.read_at(&mut fixed, 0).map_err(|e| error::internal(&e))?;
-    fixed.truncate(n);
-    let total = Header::total_len(&fixed).map_err(|e| error::pipeline(e.into()))?;
-    let mut header = vec![0u8; total];
-    let n = object.body.read_at(&mut header, 0).map_err(|e| error::internal(&e))?;
-    header.truncate(n);
-    let opener = Opener::new(&header, key, s.backend).map_err(|e| match e {
-        crate::engine::Error::WrongKey => {
-            s3_error!(AccessDenied, "the customer key does not match the object's")
-        }
-        other => error::pipeline(other.into()),
-    })?;
-    let layout = opener.layout(object.body.len()).map_err(|e| error::pipeline(e.into()))?;
-    Ok((opener, layout))
-}
-
 pub(super) async fn get_object(
     s: &CipherS3,
     req: S3Request<GetObjectInput>,
@@ -182,25 +151,50 @@ pub(super) async fn get_object(
     s.owned_bucket(&input.bucket, &caller)?;
     let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
     let meta = object.meta.clone();
+    Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    }
+    .check(&meta, false)?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
-    let (opener, layout) = open_with(s, &object, read.key.as_ref())?;
-    let size = layout.plaintext_len();
-    let (first, last, content_range) = match &input.range {
-        Some(r) => {
+    let source = PlainSource::open(s, object, read.key.clone())?;
+    let size = source.size();
+    let parts_count = source.parts_count();
+    let (first, last, content_range) = match (&input.range, input.part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(InvalidRequest, "Range and partNumber cannot be combined"));
+        }
+        (Some(r), None) => {
             let span = r
                 .check(size)
                 .map_err(|_| s3_error!(InvalidRange, "the requested range is not satisfiable"))?;
             let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
             (span.start, span.end, Some(header))
         }
-        None => (0, size, None),
+        (None, Some(n)) => {
+            let span = usize::try_from(n)
+                .ok()
+                .and_then(|n| source.part_range(n))
+                .ok_or_else(|| {
+                    let code = s3s::S3ErrorCode::Custom("InvalidPartNumber".into());
+                    let mut e = s3s::S3Error::with_message(code, format!("the object has no part {n}"));
+                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                    e
+                })?;
+            let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
+            (span.start, span.end, Some(header))
+        }
+        (None, None) => (0, size, None),
     };
-    let blob = body::get(object, opener, layout, first, last);
+    let blob = body::get(source, first, last);
     let output = GetObjectOutput {
         body: Some(blob),
         content_length: Some((last - first) as i64),
         content_range,
+        parts_count: (input.part_number.is_some() && parts_count > 0).then_some(parts_count as i32),
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),
@@ -223,6 +217,13 @@ pub(super) async fn head_object(
     let input = &req.input;
     s.owned_bucket(&input.bucket, &caller)?;
     let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
+    Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    }
+    .check(&meta, false)?;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];

@@ -4,12 +4,15 @@
 //! tmp/                               writes in progress (emptied at start-up)
 //! buckets/<bucket>/bucket.json       bucket metadata
 //! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
+//! buckets/<bucket>/uploads/<id>/…          multipart uploads in progress (uploads.rs)
 //! ```
 //!
 //! An object file is the object's bytes, then its metadata as JSON, then the JSON's
 //! length (u32 little-endian) and the magic `CSMETA01`, so metadata and data appear
 //! together with one rename: a write goes to `tmp/`, is flushed, renamed into place and
 //! the directory flushed. Directories are created 0700, files 0600.
+
+mod uploads;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -18,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use super::keypath::{self, CHUNK};
 use super::{
-    BucketMeta, ObjectMeta, ObjectReader, ObjectWriter, Store, StoreError, StoredObject, check_bucket_name,
-    check_key,
+    BucketMeta, ObjectMeta, ObjectReader, ObjectWriter, PartMeta, PartWriter, Store, StoreError, StoredObject,
+    UploadMeta, check_bucket_name, check_key,
 };
 
 const MAGIC: &[u8; 8] = b"CSMETA01";
@@ -104,7 +107,7 @@ impl FsStore {
     }
 
     /// Reads the metadata trailer of an object file; returns it and the body length.
-    fn read_meta(file: &File, path: &Path) -> Result<(ObjectMeta, u64), StoreError> {
+    fn read_meta<M: serde::de::DeserializeOwned>(file: &File, path: &Path) -> Result<(M, u64), StoreError> {
         let corrupt =
             |reason: &str| StoreError::Corrupt { path: path.display().to_string(), reason: reason.into() };
         let len = file.metadata().map_err(StoreError::io(format!("cannot stat {}", path.display())))?.len();
@@ -181,7 +184,7 @@ impl FsStore {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
                 };
-                out.push(Self::read_meta(&file, &path)?.0);
+                out.push(Self::read_meta::<ObjectMeta>(&file, &path)?.0);
             } else if stem.len() == CHUNK {
                 self.walk(&dir.join(&stem), &full, prefix, after, limit, out)?;
             }
@@ -203,7 +206,7 @@ impl FsStore {
     }
 }
 
-struct FsReader {
+pub(super) struct FsReader {
     file: File,
     len: u64,
 }
@@ -244,31 +247,47 @@ impl ObjectWriter for FsWriter {
     fn commit(self: Box<Self>, mut meta: ObjectMeta) -> Result<ObjectMeta, StoreError> {
         let FsWriter { tmp, target, objects, key } = *self;
         meta.key = key;
-        let json = serde_json::to_vec(&meta)
-            .map_err(|e| StoreError::Corrupt { path: target.display().to_string(), reason: e.to_string() })?;
-        let len = u32::try_from(json.len())
-            .ok()
-            .filter(|l| *l <= MAX_META)
-            .ok_or(StoreError::InvalidKey("object metadata is larger than 1 MiB"))?;
-        let mut f = tmp.as_file();
-        f.write_all(&json).map_err(StoreError::io("cannot write object metadata"))?;
-        f.write_all(&len.to_le_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
-        f.write_all(MAGIC).map_err(StoreError::io("cannot write object metadata"))?;
-        f.sync_all().map_err(StoreError::io("cannot flush the object"))?;
-        let parent = target.parent().unwrap_or(&objects).to_path_buf();
-        let mut tmp = tmp;
-        for attempt in 0..3 {
-            mkdirs(&parent)?;
-            match tmp.persist(&target) {
-                Ok(_) => break,
-                // A concurrent delete pruned the directory between mkdir and rename.
-                Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && attempt < 2 => tmp = e.file,
-                Err(e) => return Err(StoreError::io("cannot move the object into place")(e.error)),
-            }
-        }
-        sync_dir(&parent);
+        place(tmp, &meta, &target, Some(&objects))?;
         Ok(meta)
     }
+}
+
+/// Appends `meta` as the trailer to `tmp`, flushes it and renames it to `target`, creating
+/// `target`'s parent directories if `create_under` is given (else the parent must exist).
+fn place<M: serde::Serialize>(
+    tmp: tempfile::NamedTempFile,
+    meta: &M,
+    target: &Path,
+    create_under: Option<&Path>,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(meta)
+        .map_err(|e| StoreError::Corrupt { path: target.display().to_string(), reason: e.to_string() })?;
+    let len = u32::try_from(json.len())
+        .ok()
+        .filter(|l| *l <= MAX_META)
+        .ok_or(StoreError::InvalidKey("object metadata is larger than 1 MiB"))?;
+    let mut f = tmp.as_file();
+    f.write_all(&json).map_err(StoreError::io("cannot write object metadata"))?;
+    f.write_all(&len.to_le_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
+    f.write_all(MAGIC).map_err(StoreError::io("cannot write object metadata"))?;
+    f.sync_all().map_err(StoreError::io("cannot flush the object"))?;
+    let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut tmp = tmp;
+    for attempt in 0..3 {
+        if create_under.is_some() {
+            mkdirs(&parent)?;
+        }
+        match tmp.persist(target) {
+            Ok(_) => break,
+            // A concurrent delete pruned the directory between mkdir and rename.
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && create_under.is_some() && attempt < 2 => {
+                tmp = e.file
+            }
+            Err(e) => return Err(StoreError::io("cannot move the object into place")(e.error)),
+        }
+    }
+    sync_dir(&parent);
+    Ok(())
 }
 
 impl Store for FsStore {
@@ -359,7 +378,7 @@ impl Store for FsStore {
             }
             Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
         };
-        let (meta, len) = Self::read_meta(&file, &path)?;
+        let (meta, len) = Self::read_meta::<ObjectMeta>(&file, &path)?;
         if meta.key != key {
             return Err(StoreError::Corrupt {
                 path: path.display().to_string(),
@@ -400,5 +419,33 @@ impl Store for FsStore {
             self.walk(&objects, "", &prefix, after.as_deref(), limit, &mut out)?;
         }
         Ok(out)
+    }
+
+    fn create_upload(&self, bucket: &str, upload: &UploadMeta) -> Result<(), StoreError> {
+        self.fs_create_upload(bucket, upload)
+    }
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError> {
+        self.fs_upload(bucket, upload_id)
+    }
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>, StoreError> {
+        self.fs_put_part(bucket, upload_id, number)
+    }
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<PartMeta>, StoreError> {
+        self.fs_list_parts(bucket, upload_id)
+    }
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadMeta>, StoreError> {
+        self.fs_list_uploads(bucket)
+    }
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.fs_abort_upload(bucket, upload_id)
+    }
+    fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[u32],
+        meta: ObjectMeta,
+    ) -> Result<ObjectMeta, StoreError> {
+        self.fs_complete_upload(bucket, upload_id, parts, meta)
     }
 }

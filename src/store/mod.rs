@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The key is empty or too long.
     #[error("invalid object key: {0}")]
     InvalidKey(&'static str),
+    /// No multipart upload with that id in the bucket.
+    #[error("no multipart upload {0:?}")]
+    NoSuchUpload(String),
     /// A stored file is damaged.
     #[error("damaged store file {path}: {reason}")]
     Corrupt {
@@ -143,6 +146,57 @@ pub trait ObjectWriter: Write + Send {
     fn commit(self: Box<Self>, meta: ObjectMeta) -> Result<ObjectMeta, StoreError>;
 }
 
+/// A multipart upload in progress: its id and the metadata its object will get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadMeta {
+    /// Upload id (32 lower-case hex digits).
+    pub upload_id: String,
+    /// Unix seconds when the upload began.
+    pub initiated: u64,
+    /// The object to be: key, Content-Type, user metadata and attributes (protection).
+    pub object: ObjectMeta,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMeta {
+    /// Part number, 1 to 10,000.
+    pub number: u32,
+    /// Plaintext length.
+    pub size: u64,
+    /// Stored (encrypted) length; filled in by the store.
+    #[serde(default)]
+    pub stored: u64,
+    /// ETag as S3 reports it (without quotes).
+    pub etag: String,
+    /// Unix seconds.
+    pub last_modified: u64,
+}
+
+/// A part being written: invisible until [`PartWriter::commit`], which replaces an
+/// earlier part of the same number.
+pub trait PartWriter: Write + Send {
+    /// Makes the part visible in its upload, durably. Fails with
+    /// [`StoreError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
+    fn commit(self: Box<Self>, meta: PartMeta) -> Result<PartMeta, StoreError>;
+}
+
+/// Generates a fresh upload id.
+pub fn new_upload_id() -> String {
+    let mut b = [0u8; 16];
+    crate::engine::primitives::fill_random(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Checks the shape of an upload id (so it can name a directory safely).
+pub fn check_upload_id(id: &str) -> Result<(), StoreError> {
+    if id.len() == 32 && id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        Ok(())
+    } else {
+        Err(StoreError::NoSuchUpload(id.chars().take(64).collect()))
+    }
+}
+
 /// A stored object: its metadata and its bytes.
 pub struct StoredObject {
     /// Metadata.
@@ -182,6 +236,30 @@ pub trait Store: Send + Sync {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Starts a multipart upload of `upload.object.key` in `bucket`.
+    fn create_upload(&self, bucket: &str, upload: &UploadMeta) -> Result<(), StoreError>;
+    /// An upload in progress.
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError>;
+    /// Starts writing part `number` of an upload.
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32)
+    -> Result<Box<dyn PartWriter>, StoreError>;
+    /// The parts uploaded so far, by number.
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<PartMeta>, StoreError>;
+    /// Every upload in progress in `bucket`, by key then start time.
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadMeta>, StoreError>;
+    /// Discards an upload and its parts.
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
+    /// Makes the object out of `parts` (stored bytes laid end to end, in this order) with
+    /// `meta`, replacing any object under its key, then discards the upload. All or
+    /// nothing: on failure the upload is left as it was.
+    fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[u32],
+        meta: ObjectMeta,
+    ) -> Result<ObjectMeta, StoreError>;
 }
 
 /// Checks S3's bucket naming rules.

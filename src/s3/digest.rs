@@ -1,0 +1,191 @@
+//! Digests of request bodies that S3 asks for: the MD5 (ETag, `Content-MD5`) and the
+//! flexible checksums (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256), expected either in
+//! headers or in the trailer of an `aws-chunked` body. They are computed as the body
+//! streams through and verified before anything is committed: a mismatch rejects the
+//! upload with BadDigest and leaves nothing behind.
+
+use base64::Engine as _;
+use md5::{Digest, Md5};
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
+use s3s::dto::{Checksum, ChecksumAlgorithm};
+use s3s::{S3Result, s3_error};
+
+/// Checksum algorithms, in the order of [`Checksum`]'s fields.
+const NAMES: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+
+/// What the client said the body's digests are, or will be (trailers).
+#[derive(Default)]
+pub struct Expected {
+    content_md5: Option<String>,
+    declared: Checksum,
+    trailer: Option<s3s::TrailingHeaders>,
+    enabled: [bool; 5],
+}
+
+fn fields(c: &Checksum) -> [&Option<String>; 5] {
+    [&c.checksum_crc32, &c.checksum_crc32c, &c.checksum_crc64nvme, &c.checksum_sha1, &c.checksum_sha256]
+}
+
+/// The checksums declared in headers, in the order CRC32, CRC32C, CRC64NVME, SHA-1,
+/// SHA-256.
+pub fn declared(values: [&Option<String>; 5]) -> Checksum {
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = values.map(Clone::clone);
+    Checksum {
+        checksum_crc32: crc32,
+        checksum_crc32c: crc32c,
+        checksum_crc64nvme: crc64nvme,
+        checksum_sha1: sha1,
+        checksum_sha256: sha256,
+        checksum_type: None,
+    }
+}
+
+impl Expected {
+    /// From the request: `Content-MD5`, the `x-amz-checksum-*` headers (`declared`), the
+    /// SDK's algorithm, and the trailers announced by `x-amz-trailer`.
+    pub fn new(
+        content_md5: Option<String>,
+        declared: Checksum,
+        algorithm: Option<&ChecksumAlgorithm>,
+        headers: &http::HeaderMap,
+        trailer: Option<s3s::TrailingHeaders>,
+    ) -> Self {
+        let mut enabled = fields(&declared).map(Option::is_some);
+        let announced: Vec<String> = headers
+            .get_all("x-amz-trailer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .collect();
+        for (i, name) in NAMES.iter().enumerate() {
+            let header = format!("x-amz-checksum-{name}");
+            if announced.contains(&header) || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name)) {
+                enabled[i] = true;
+            }
+        }
+        Self { content_md5, declared, trailer, enabled }
+    }
+
+    /// Whether the MD5 must be computed to check `Content-MD5`.
+    pub fn needs_md5(&self) -> bool {
+        self.content_md5.is_some()
+    }
+
+    /// The running digests for this body; `md5` also when the ETag needs it.
+    pub fn digests(&self, md5: bool) -> Digests {
+        let e = self.enabled;
+        let hasher = e.iter().any(|x| *x).then(|| ChecksumHasher {
+            crc32: e[0].then(Crc32::new),
+            crc32c: e[1].then(Crc32c::new),
+            crc64nvme: e[2].then(Crc64Nvme::new),
+            sha1: e[3].then(Sha1::new),
+            sha256: e[4].then(Sha256::new),
+        });
+        Digests { md5: (md5 || self.needs_md5()).then(Md5::new), hasher }
+    }
+
+    /// Checks what was computed against what was declared (headers, then trailers, which
+    /// are complete once the body has been read to its end).
+    pub fn verify(&self, computed: &Computed) -> S3Result<()> {
+        if let (Some(want), Some(got)) = (&self.content_md5, &computed.md5) {
+            let got = base64::engine::general_purpose::STANDARD.encode(got);
+            if want.trim() != got {
+                return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
+            }
+        }
+        let trailers = self.trailer.as_ref().and_then(|t| t.read(Clone::clone));
+        for (i, name) in NAMES.iter().enumerate() {
+            let want = fields(&self.declared)[i].clone().or_else(|| {
+                let h = trailers.as_ref()?.get(format!("x-amz-checksum-{name}"))?;
+                h.to_str().ok().map(str::to_owned)
+            });
+            let got = fields(&computed.checksum)[i];
+            if let (Some(want), Some(got)) = (want, got)
+                && want.trim() != got
+            {
+                return Err(s3_error!(
+                    BadDigest,
+                    "the {} checksum you specified did not match what was received",
+                    name.to_ascii_uppercase()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Digests running over a body.
+pub struct Digests {
+    md5: Option<Md5>,
+    hasher: Option<ChecksumHasher>,
+}
+
+/// Digests of a whole body.
+#[derive(Default)]
+pub struct Computed {
+    /// The MD5, if it was asked for.
+    pub md5: Option<[u8; 16]>,
+    /// The checksums that were enabled (base64).
+    pub checksum: Checksum,
+}
+
+impl Computed {
+    /// The MD5 as an ETag (32 hex digits).
+    pub fn md5_hex(&self) -> Option<String> {
+        self.md5.map(|m| m.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+impl Digests {
+    /// Adds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        if let Some(m) = &mut self.md5 {
+            m.update(data);
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
+    }
+
+    /// The results.
+    pub fn finish(self) -> Computed {
+        Computed {
+            md5: self.md5.map(|m| m.finalize().into()),
+            checksum: self.hasher.map(ChecksumHasher::finalize).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_checked_against_headers() {
+        let body = b"hello world";
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
+        let headers = http::HeaderMap::new();
+        let mut declared = Checksum::default();
+        // CRC32 of "hello world", base64 of big-endian 0x0d4a1185.
+        declared.checksum_crc32 = Some("DUoRhQ==".into());
+        let ok = Expected::new(Some(md5.clone()), declared.clone(), None, &headers, None);
+        let mut d = ok.digests(false);
+        d.update(&body[..5]);
+        d.update(&body[5..]);
+        let computed = d.finish();
+        assert_eq!(computed.checksum.checksum_crc32.as_deref(), Some("DUoRhQ=="));
+        assert!(ok.verify(&computed).is_ok());
+
+        let mut other = ok.digests(false);
+        other.update(b"hello World");
+        let err = ok.verify(&other.finish()).unwrap_err();
+        assert_eq!(err.code().as_str(), "BadDigest");
+
+        declared.checksum_crc32 = Some("AAAAAA==".into());
+        let wrong = Expected::new(None, declared, None, &headers, None);
+        let err = wrong.verify(&computed).unwrap_err();
+        assert_eq!(err.code().as_str(), "BadDigest");
+    }
+}

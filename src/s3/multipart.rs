@@ -1,0 +1,448 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+//!
+//! The upload records the object's protection when it starts (SSE-C key MD5, or the
+//! bucket's SSE-KP root key, or AONT-RS); each part is then sealed as its own engine
+//! object with the part number bound into its chunks, under the same protection, and
+//! stored apart. Completing lays the chosen parts' stored bytes end to end and records
+//! the part manifest ([`super::manifest`]) with the object, so nothing is re-encrypted.
+//! ETag: MD5 of the part MD5s and `-N` (random for SSE-C, whose ETags never reveal an MD5).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::conditions::Conditions;
+use super::digest::{self, Expected};
+use super::read::{PlainSource, ReadKey};
+use super::{CipherS3, body, copy, error, kp, manifest, object, sse};
+use crate::engine::SealSpec;
+use crate::keys::audit::now_unix;
+use crate::store::{ObjectMeta, PartMeta, UploadMeta, new_upload_id};
+
+/// Smallest part, except the last (S3's rule).
+pub const MIN_PART: u64 = 5 << 20;
+/// Largest part (S3's rule).
+pub const MAX_PART: u64 = 5 << 30;
+/// Highest part number.
+pub const MAX_PART_NUMBER: i32 = 10_000;
+
+fn part_number(n: i32) -> S3Result<u32> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(s3_error!(InvalidArgument, "part numbers run from 1 to 10000"))
+    }
+}
+
+/// The upload `id` of `key` in `bucket`, which the caller must own.
+fn upload_of(s: &CipherS3, caller: &str, bucket: &str, key: &str, id: &str) -> S3Result<UploadMeta> {
+    s.owned_bucket(bucket, caller)?;
+    let upload = s.store.upload(bucket, id).map_err(error::store)?;
+    if upload.object.key != key {
+        return Err(s3_error!(NoSuchUpload, "the upload belongs to another key"));
+    }
+    Ok(upload)
+}
+
+pub(super) async fn create(
+    s: &CipherS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let sse_c = sse::parse(
+        [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
+        &input.bucket,
+        &input.key,
+    )?;
+    let mut attributes = BTreeMap::new();
+    let kms = kp::requested_root(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
+    let (_, _, key_md5) = object::protection(s, &input.bucket, &bucket, sse_c, kms, &mut attributes)?;
+    let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
+    let upload = UploadMeta {
+        upload_id: new_upload_id(),
+        initiated: now_unix(),
+        object: ObjectMeta {
+            key: input.key.clone(),
+            size: 0,
+            etag: String::new(),
+            last_modified: 0,
+            content_type: input.content_type.map(|c| c.to_string()),
+            user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+            attributes,
+        },
+    };
+    s.store.create_upload(&input.bucket, &upload).map_err(error::store)?;
+    let mut response = S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload.upload_id),
+        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: key_md5,
+        ..Default::default()
+    });
+    if let Some(crn) = kp_root {
+        kp::name_key(&mut response.headers, &crn);
+    }
+    Ok(response)
+}
+
+/// The sealing spec and ETag policy for a part of `upload`.
+fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> SealSpec {
+    let mut spec = SealSpec::new(read.protection(), s.backend);
+    spec.part = number;
+    spec
+}
+
+/// The ETag of a part or object: the MD5 computed, or random for SSE-C.
+fn etag_for(read: &ReadKey, md5: Option<String>) -> String {
+    match (&read.sse_c_md5, md5) {
+        (None, Some(m)) => m,
+        _ => sse::random_etag(),
+    }
+}
+
+pub(super) async fn upload_part(
+    s: &CipherS3,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let S3Request { input, headers, trailing_headers, .. } = req;
+    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let number = part_number(input.part_number)?;
+    let length = match input.content_length {
+        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
+        Some(n) if n as u64 > MAX_PART => return Err(s3_error!(EntityTooLarge, "parts are at most 5 GiB")),
+        Some(n) => Some(n as u64),
+        None => None,
+    };
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.object, sent)?;
+    let expected = Expected::new(
+        input.content_md5.clone(),
+        digest::declared([
+            &input.checksum_crc32,
+            &input.checksum_crc32c,
+            &input.checksum_crc64nvme,
+            &input.checksum_sha1,
+            &input.checksum_sha256,
+        ]),
+        input.checksum_algorithm.as_ref(),
+        &headers,
+        trailing_headers,
+    );
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
+    let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
+    let spec = part_spec(s, &read, number);
+    let encrypted = body::encrypt(body, writer, spec, length, expected, read.sse_c_md5.is_none()).await?;
+    let etag = etag_for(&read, encrypted.digests.md5_hex());
+    let checksum = encrypted.digests.checksum.clone();
+    let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
+    let part = body::commit_part(encrypted, part).await?;
+    let mut response = S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(part.etag)),
+        checksum_crc32: checksum.checksum_crc32,
+        checksum_crc32c: checksum.checksum_crc32c,
+        checksum_crc64nvme: checksum.checksum_crc64nvme,
+        checksum_sha1: checksum.checksum_sha1,
+        checksum_sha256: checksum.checksum_sha256,
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5.clone(),
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+/// Parses `bytes=first-last` (inclusive) against a source of `size` bytes.
+fn copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
+    let bad = || s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last within the source");
+    let (first, last) = range.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let first: u64 = first.parse().map_err(|_| bad())?;
+    let last: u64 = last.parse().map_err(|_| bad())?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidRange, "the copy source range is outside the source object"));
+    }
+    Ok((first, last + 1))
+}
+
+pub(super) async fn upload_part_copy(
+    s: &CipherS3,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let number = part_number(input.part_number)?;
+    let (src_bucket, src_key) = copy::source_of(&input.copy_source)?;
+    s.owned_bucket(&src_bucket, &caller)?;
+    let source = s.store.get(&src_bucket, &src_key).map_err(error::store)?;
+    Conditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    }
+    .check(&source.meta, true)?;
+    let source_sent = [
+        &input.copy_source_sse_customer_algorithm,
+        &input.copy_source_sse_customer_key,
+        &input.copy_source_sse_customer_key_md5,
+    ];
+    let source_read = ReadKey::resolve(s, &src_bucket, &src_key, &source.meta, source_sent)?;
+    let source = PlainSource::open(s, source, source_read.key)?;
+    let (first, last) = match &input.copy_source_range {
+        Some(r) => copy_range(r, source.size())?,
+        None => (0, source.size()),
+    };
+    if last - first > MAX_PART {
+        return Err(s3_error!(EntityTooLarge, "parts are at most 5 GiB"));
+    }
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.object, sent)?;
+    let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
+    let spec = part_spec(s, &read, number);
+    let encrypted = body::reencrypt(source, first, last, writer, spec, read.sse_c_md5.is_none()).await?;
+    let etag = etag_for(&read, encrypted.digests.md5_hex());
+    let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
+    let part = body::commit_part(encrypted, part).await?;
+    let result = CopyPartResult {
+        e_tag: Some(ETag::Strong(part.etag.clone())),
+        last_modified: Some(object::last_modified_at(part.last_modified)),
+        ..Default::default()
+    };
+    let mut response = S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(result),
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5.clone(),
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+/// The object's ETag from its parts' ETags.
+fn multipart_etag(read: &ReadKey, parts: &[PartMeta]) -> String {
+    let mut md5 = Md5::new();
+    for p in parts {
+        let bytes: Option<Vec<u8>> = (0..p.etag.len())
+            .step_by(2)
+            .map(|i| p.etag.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        md5.update(bytes.unwrap_or_default());
+    }
+    let digest: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}", etag_for(read, Some(digest)), parts.len())
+}
+
+pub(super) async fn complete(
+    s: &CipherS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.object, sent)?;
+    let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    if requested.is_empty() {
+        return Err(s3_error!(MalformedXML, "the request names no parts"));
+    }
+    let uploaded: BTreeMap<u32, PartMeta> = s
+        .store
+        .list_parts(&input.bucket, &input.upload_id)
+        .map_err(error::store)?
+        .into_iter()
+        .map(|p| (p.number, p))
+        .collect();
+    let mut chosen: Vec<PartMeta> = Vec::with_capacity(requested.len());
+    for r in &requested {
+        let number = part_number(r.part_number.unwrap_or(0))?;
+        if chosen.last().is_some_and(|p| p.number >= number) {
+            return Err(s3_error!(InvalidPartOrder, "parts must be listed in ascending order, each once"));
+        }
+        let part = uploaded
+            .get(&number)
+            .filter(|p| r.e_tag.as_ref().is_none_or(|e| e.value() == p.etag))
+            .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded or its ETag differs"))?;
+        chosen.push(part.clone());
+    }
+    if let Some(small) = chosen.iter().rev().skip(1).find(|p| p.size < MIN_PART) {
+        return Err(s3_error!(
+            EntityTooSmall,
+            "part {} has {} bytes; every part but the last needs at least 5 MiB",
+            small.number,
+            small.size
+        ));
+    }
+    let mut meta = upload.object.clone();
+    meta.size = chosen.iter().map(|p| p.size).sum();
+    meta.etag = multipart_etag(&read, &chosen);
+    meta.last_modified = now_unix();
+    meta.attributes.insert(manifest::PARTS.to_owned(), manifest::encode(&chosen));
+    let numbers: Vec<u32> = chosen.iter().map(|p| p.number).collect();
+    let store = s.store.clone();
+    let (bucket, id) = (input.bucket.clone(), input.upload_id.clone());
+    let meta = tokio::task::spawn_blocking(move || store.complete_upload(&bucket, &id, &numbers, meta))
+        .await
+        .map_err(|e| error::internal(&e))?
+        .map_err(error::store)?;
+    let mut response = S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        e_tag: Some(ETag::Strong(meta.etag)),
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+pub(super) async fn abort(
+    s: &CipherS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    s.store.abort_upload(&input.bucket, &input.upload_id).map_err(error::store)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(super) async fn list_parts(
+    s: &CipherS3,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+    let marker = input.part_number_marker.unwrap_or(0);
+    let all = s.store.list_parts(&input.bucket, &input.upload_id).map_err(error::store)?;
+    let mut after: Vec<PartMeta> = all.into_iter().filter(|p| i64::from(p.number) > i64::from(marker)).collect();
+    let truncated = after.len() > max;
+    after.truncate(max);
+    let next = after.last().map(|p| p.number as i32);
+    let parts = after
+        .into_iter()
+        .map(|p| Part {
+            e_tag: Some(ETag::Strong(p.etag)),
+            last_modified: Some(object::last_modified_at(p.last_modified)),
+            part_number: Some(p.number as i32),
+            size: Some(p.size as i64),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        max_parts: Some(max as i32),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: if truncated { next } else { None },
+        is_truncated: Some(truncated),
+        parts: Some(parts),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_uploads(
+    s: &CipherS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let id_marker = input.upload_id_marker.clone();
+    let mut uploads = Vec::new();
+    let mut prefixes = BTreeSet::new();
+    let mut truncated = false;
+    let mut last: Option<(String, String)> = None;
+    for u in s.store.list_uploads(&input.bucket).map_err(error::store)? {
+        let key = &u.object.key;
+        if !key.starts_with(&prefix) {
+            continue;
+        }
+        let after_marker = match &id_marker {
+            _ if key_marker.is_empty() => true,
+            Some(id) if key == &key_marker => u.upload_id.as_str() > id.as_str(),
+            _ => key.as_str() > key_marker.as_str(),
+        };
+        if !after_marker {
+            continue;
+        }
+        if uploads.len() + prefixes.len() >= max {
+            truncated = true;
+            break;
+        }
+        if let Some(d) = &delimiter
+            && let Some(i) = key[prefix.len()..].find(d.as_str())
+        {
+            prefixes.insert(key[..prefix.len() + i + d.len()].to_owned());
+            continue;
+        }
+        last = Some((key.clone(), u.upload_id.clone()));
+        uploads.push(MultipartUpload {
+            key: Some(key.clone()),
+            upload_id: Some(u.upload_id.clone()),
+            initiated: Some(object::last_modified_at(u.initiated)),
+            ..Default::default()
+        });
+    }
+    let (next_key, next_id) = match (truncated, last) {
+        (true, Some((k, id))) => (Some(k), Some(id)),
+        _ => (None, None),
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_key_marker: next_key,
+        next_upload_id_marker: next_id,
+        uploads: Some(uploads),
+        common_prefixes: (!prefixes.is_empty())
+            .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_and_part_numbers_are_checked() {
+        assert_eq!(copy_range("bytes=0-9", 10).unwrap(), (0, 10));
+        assert_eq!(copy_range("bytes=5-5", 10).unwrap(), (5, 6));
+        for bad in ["bytes=0-10", "bytes=5-4", "0-9", "bytes=-5", "bytes=a-b"] {
+            assert!(copy_range(bad, 10).is_err(), "{bad}");
+        }
+        assert!(part_number(0).is_err());
+        assert!(part_number(10_001).is_err());
+        assert_eq!(part_number(10_000).unwrap(), 10_000);
+    }
+
+    #[test]
+    fn multipart_etag_is_md5_of_part_md5s() {
+        let read = ReadKey { key: None, sse_c_md5: None, kp_root: None };
+        let part = |etag: &str| PartMeta { number: 1, size: 0, stored: 0, etag: etag.into(), last_modified: 0 };
+        // MD5("") and MD5("a") as parts.
+        let parts = [part("d41d8cd98f00b204e9800998ecf8427e"), part("0cc175b9c0f1b6a831c399e269772661")];
+        let mut md5 = Md5::new();
+        md5.update([0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e]);
+        md5.update([0x0c, 0xc1, 0x75, 0xb9, 0xc0, 0xf1, 0xb6, 0xa8, 0x31, 0xc3, 0x99, 0xe2, 0x69, 0x77, 0x26, 0x61]);
+        let want: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(multipart_etag(&read, &parts), format!("{want}-2"));
+    }
+}
