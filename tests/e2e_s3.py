@@ -8,91 +8,29 @@ no plaintext or customer key reaches the data directory.
     e2e_s3.py PATH_TO_CIPHERSTORE_BINARY
 """
 
+import base64
 import hashlib
 import os
-import pathlib
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-import boto3
-import botocore
-from botocore.config import Config
-
-PASSED = 0
-FAILED = 0
-
-
-def check(name, cond, detail=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print(f"FAIL {name} {detail}")
-
-
-def error_code(fn):
-    try:
-        fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"]
-    return None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from s3harness import Server, error_code
 
 
 def main():
     binary = sys.argv[1]
-    data = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-e2e-"))
-    users = data / "users.txt"
-    users.write_text("alice-key alice-secret-123\nbob-key bob-secret-4567\n")
-    port = free_port()
-    # A SoftHSM2 token of this run's own, for SSE-KP.
-    repo = pathlib.Path(__file__).resolve().parent.parent
-    made = subprocess.run([str(repo / "hsm/create-token"), str(data / "hsm"), "e2e"], capture_output=True, text=True,
-                          check=True)
-    env = dict(os.environ)
-    for line in made.stdout.splitlines():
-        if line.startswith("export "):
-            k, v = line[len("export "):].split("=", 1)
-            env[k] = v
-    env["CIPHERSTORE_KEYS_DIR"] = str(data / "keys")
-    env["CIPHERSTORE_KEY_CACHE_TTL"] = "1"
-
-    def keyctl(*args):
-        return subprocess.run([binary, "keys", *args], env=env, capture_output=True, text=True, check=True).stdout
-
-    import json
-    crn = json.loads(keyctl("create", "e2e-root", "--json"))["crn"]
-    server = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data / "d"), "--users", str(users)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        ca = data / "d" / "tls" / "cert.pem"
-        for _ in range(100):
-            if ca.exists():
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        endpoint = f"https://127.0.0.1:{port}"
+    with Server(binary) as srv:
+        check = srv.check
+        data, ca, endpoint, keyctl = srv.data, srv.ca, srv.endpoint, srv.keyctl
+        crn = srv.create_root("e2e-root")
+        alice, bob = srv.boto3("alice"), srv.boto3("bob")
 
         def client(ak, sk):
+            import boto3
+            from botocore.config import Config
             return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
                                 region_name="us-east-1", verify=str(ca),
                                 config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
-
-        alice = client("alice-key", "alice-secret-123")
-        bob = client("bob-key", "bob-secret-4567")
 
         alice.create_bucket(Bucket="photos")
         check("owner lists bucket", [b["Name"] for b in alice.list_buckets()["Buckets"]] == ["photos"])
@@ -173,7 +111,6 @@ def main():
         check("missing bucket", error_code(lambda: alice.head_object(Bucket="nobucket", Key="x")) in ("NoSuchBucket", "404"))
 
         # SSE-C: the customer's key on every request, never stored.
-        import base64
         ckey = os.urandom(32)
         other_key = os.urandom(32)
         sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": ckey}
@@ -281,16 +218,7 @@ def main():
         alice.delete_object(Bucket="vault", Key="ledger")
         alice.delete_bucket(Bucket="vault")
         check("bucket deleted", alice.list_buckets()["Buckets"] == [])
-    finally:
-        server.terminate()
-        try:
-            out, _ = server.communicate(timeout=40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            out, _ = server.communicate()
-        check("graceful shutdown", server.returncode == 0, out)
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    return srv.summary()
 
 
 if __name__ == "__main__":
