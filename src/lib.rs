@@ -17,4 +17,5 @@ pub mod engine;
 pub mod keys;
 pub mod pipeline;
 pub mod s3;
+pub mod serve;
 pub mod store;

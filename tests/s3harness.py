@@ -26,7 +26,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, cache_ttl="1", extra_args=()):
+    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None):
         self.binary = binary
         self.passed = 0
         self.failed = 0
@@ -45,6 +45,9 @@ class Server:
         self.env["CIPHERSTORE_KEY_CACHE_TTL"] = cache_ttl
         self.args = ["serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data / "d"),
                      "--users", str(users), *extra_args]
+        if config is not None:
+            (self.data / "config.toml").write_text(config)
+            self.args += ["--config", str(self.data / "config.toml")]
         self.ca = self.data / "d" / "tls" / "cert.pem"
         self.endpoint = f"https://127.0.0.1:{self.port}"
         self.process = None

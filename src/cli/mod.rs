@@ -42,6 +42,50 @@ Examples:
   cipherstore inspect db.cso                               # header only, no key needed
   cipherstore cpu                                          # what this CPU accelerates";
 
+const SERVE_HELP: &str = "\
+Objects are encrypted as they arrive: AONT-RS by default, SSE-C when the client sends
+x-amz-server-side-encryption-customer-* headers (HTTPS only), SSE-KP in buckets bound to an
+HSM root key (IBM ibm-sse-kp-* headers at CreateBucket, or PutBucketEncryption aws:kms).
+
+Environment (overrides --config, overridden by flags):
+  CIPHERSTORE_LISTEN, CIPHERSTORE_HTTP_LISTEN, CIPHERSTORE_DATA_DIR, CIPHERSTORE_USERS,
+  CIPHERSTORE_TLS_CERT, CIPHERSTORE_TLS_KEY, CIPHERSTORE_LOG (e.g. info, debug),
+  CIPHERSTORE_KEYS_DIR, CIPHERSTORE_KEY_CACHE_TTL (seconds), CIPHERSTORE_INSTANCE,
+  HSM: CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN or CIPHERSTORE_HSM_URI,
+       CIPHERSTORE_HSM_PIN_FILE or CIPHERSTORE_HSM_PIN (never a flag)
+
+Examples:
+  cipherstore serve                                   # https://127.0.0.1:9000, ./data
+  cipherstore serve --config /etc/cipherstore.toml
+  cipherstore serve --listen 0.0.0.0:9443 --tls-cert cert.pem --tls-key key.pem
+  curl --cacert data/tls/cert.pem https://127.0.0.1:9000/metrics";
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// TOML configuration file (see docs/CONFIGURATION.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTPS address [default: 127.0.0.1:9000].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Also serve plain HTTP here (SSE-C requests get 400 on it).
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<std::net::SocketAddr>,
+    /// Data directory: store, TLS files, users, keys state [default: data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Users file, `ACCESS_KEY SECRET_KEY` per line (default: DIR/users, created with
+    /// one random user on first start).
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// TLS certificate (PEM); default: a self-signed one in DIR/tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Encrypt a file (or stdin) into a cipherstore object.
@@ -61,26 +105,10 @@ enum Command {
     },
     /// Measure the engine's throughput on this machine against baseline crypto.
     Bench(bench::BenchArgs),
-    /// Run the HTTPS S3 endpoint (default protection AONT-RS; more operations and modes
-    /// arrive with the S3 service issue).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// Data directory: store, TLS files and users.
-        #[arg(long, default_value = "data", value_name = "DIR")]
-        data_dir: PathBuf,
-        /// Users file, `ACCESS_KEY SECRET_KEY` per line (default: DIR/users, created with
-        /// one random user on first start).
-        #[arg(long, value_name = "FILE")]
-        users: Option<PathBuf>,
-        /// TLS certificate (PEM); default: a self-signed one in DIR/tls.
-        #[arg(long, value_name = "FILE", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long, value_name = "FILE", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-    },
+    /// Run the S3 endpoint over HTTPS. Settings come from --config (TOML), then
+    /// CIPHERSTORE_* environment variables, then these flags, each overriding the last.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// Manage root keys in the HSM: create, import, rotate, disable, enable, delete,
     /// restore, audit. The HSM comes from CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN
     /// (or CIPHERSTORE_HSM_URI) and CIPHERSTORE_HSM_PIN_FILE (or CIPHERSTORE_HSM_PIN).
@@ -243,17 +271,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&a, backend),
-        Command::Serve { listen, data_dir, users, tls_cert, tls_key } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(cipherstore::s3::tls::TlsFiles { cert, key }),
-                _ => None,
+        Command::Serve(a) => {
+            use cipherstore::serve::{self, config};
+            let flags = config::Flags {
+                config: a.config,
+                listen: a.listen,
+                http_listen: a.http_listen,
+                data_dir: a.data_dir,
+                users: a.users,
+                tls_cert: a.tls_cert,
+                tls_key: a.tls_key,
             };
-            let config = cipherstore::s3::server::ServeConfig { listen, data_dir, users, tls, backend };
+            let config = config::ServeConfig::resolve(flags, backend)?;
+            serve::init_logging(&config.log, config.log_format)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(cipherstore::s3::server::serve(config))
+            runtime.block_on(serve::serve(config))
         }
         Command::Keys(a) => keys::run(&a),
     }

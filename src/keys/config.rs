@@ -129,31 +129,80 @@ impl Pkcs11Uri {
     }
 }
 
+/// Where to find the HSM, before the PIN is read: from the environment, a configuration
+/// file, or both (see [`HsmSettings::or`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSettings {
+    /// PKCS#11 module path.
+    pub module: Option<PathBuf>,
+    /// Token label.
+    pub token: Option<String>,
+    /// RFC 7512 `pkcs11:` URI (token, module-path, pin-source=file:…).
+    pub uri: Option<String>,
+    /// File whose first line is the user PIN.
+    pub pin_file: Option<PathBuf>,
+    /// The PIN itself is never read from a file of settings, only from [`ENV_PIN`].
+    #[serde(skip)]
+    pub pin_from_env: bool,
+}
+
+impl HsmSettings {
+    /// From [`ENV_URI`], [`ENV_TOKEN`], [`ENV_MODULE`], [`ENV_PIN_FILE`] and [`ENV_PIN`].
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self {
+            module: var(ENV_MODULE).map(PathBuf::from),
+            token: var(ENV_TOKEN),
+            uri: var(ENV_URI),
+            pin_file: var(ENV_PIN_FILE).map(PathBuf::from),
+            pin_from_env: var(ENV_PIN).is_some(),
+        }
+    }
+
+    /// Each setting of `self`, or else `base`'s (environment over configuration file).
+    pub fn or(self, base: Self) -> Self {
+        Self {
+            module: self.module.or(base.module),
+            token: self.token.or(base.token),
+            uri: self.uri.or(base.uri),
+            pin_file: self.pin_file.or(base.pin_file),
+            pin_from_env: self.pin_from_env || base.pin_from_env,
+        }
+    }
+
+    /// Whether an HSM is configured at all (a token or a URI).
+    pub fn is_configured(&self) -> bool {
+        self.token.is_some() || self.uri.is_some()
+    }
+
+    /// Resolves the settings and reads the PIN.
+    pub fn resolve(&self) -> Result<HsmConfig, KeysError> {
+        let uri = self.uri.as_deref().map(Pkcs11Uri::parse).transpose()?.unwrap_or_default();
+        let token = uri.token.or_else(|| self.token.clone()).ok_or_else(|| {
+            KeysError::Config(format!(
+                "no token: set {ENV_TOKEN} (a token label) or {ENV_URI} (a pkcs11: URI)"
+            ))
+        })?;
+        let module = uri.module_path.or_else(|| self.module.clone()).unwrap_or_else(|| DEFAULT_MODULE.into());
+        let source = match (uri.pin_file, &self.pin_file, self.pin_from_env) {
+            (Some(f), _, _) => PinSource::File(f),
+            (None, Some(f), _) => PinSource::File(f.clone()),
+            (None, None, true) => PinSource::Env(ENV_PIN.into()),
+            (None, None, false) => {
+                return Err(KeysError::Config(format!("no PIN: set {ENV_PIN_FILE} (a file) or {ENV_PIN}")));
+            }
+        };
+        Ok(HsmConfig { module, token, pin: source.read()? })
+    }
+}
+
 impl HsmConfig {
     /// Reads the configuration from the environment: [`ENV_URI`] or [`ENV_TOKEN`], then
     /// [`ENV_MODULE`] (default [`DEFAULT_MODULE`]), and the PIN from [`ENV_PIN_FILE`] or
     /// [`ENV_PIN`].
     pub fn from_env() -> Result<Self, KeysError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let uri = var(ENV_URI).map(|u| Pkcs11Uri::parse(&u)).transpose()?.unwrap_or_default();
-        let token = uri.token.or_else(|| var(ENV_TOKEN)).ok_or_else(|| {
-            KeysError::Config(format!(
-                "no token: set {ENV_TOKEN} (a token label) or {ENV_URI} (a pkcs11: URI)"
-            ))
-        })?;
-        let module = uri
-            .module_path
-            .or_else(|| var(ENV_MODULE).map(PathBuf::from))
-            .unwrap_or_else(|| DEFAULT_MODULE.into());
-        let source = match (uri.pin_file, var(ENV_PIN_FILE), var(ENV_PIN)) {
-            (Some(f), _, _) => PinSource::File(f),
-            (None, Some(f), _) => PinSource::File(f.into()),
-            (None, None, Some(_)) => PinSource::Env(ENV_PIN.into()),
-            (None, None, None) => {
-                return Err(KeysError::Config(format!("no PIN: set {ENV_PIN_FILE} (a file) or {ENV_PIN}")));
-            }
-        };
-        Ok(Self { module, token, pin: source.read()? })
+        HsmSettings::from_env().resolve()
     }
 
     /// A configuration from explicit parts (tests, embedding).

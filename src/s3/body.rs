@@ -63,22 +63,33 @@ pub async fn encrypt<W: Write + Send + 'static>(
     writer: W,
     spec: SealSpec,
     content_length: Option<u64>,
+    limit: u64,
     expected: Expected,
     md5: bool,
 ) -> S3Result<Encrypted<W>> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let feed = async move {
         let mut body = body;
+        let mut received = 0u64;
         while let Some(chunk) = body.next().await {
             let item = chunk.map_err(|e| io::Error::other(e.to_string()));
+            received += item.as_ref().map_or(0, |b| b.len() as u64);
+            if received > limit {
+                let _ = tx.send(Err(io::Error::other("the body exceeds the size limit"))).await;
+                return true;
+            }
             let failed = item.is_err();
             if tx.send(item).await.is_err() || failed {
                 break;
             }
         }
+        false
     };
     let digests = expected.digests(md5);
-    let (_, encrypted) = tokio::join!(feed, seal(rx, writer, spec, content_length, digests));
+    let (too_large, encrypted) = tokio::join!(feed, seal(rx, writer, spec, content_length, digests));
+    if too_large {
+        return Err(s3s::s3_error!(EntityTooLarge, "at most {limit} bytes per PUT or part"));
+    }
     let encrypted = encrypted?;
     expected.verify(&encrypted.digests)?;
     Ok(encrypted)
@@ -153,7 +164,10 @@ pub async fn commit_object(
 }
 
 /// Commits an encrypted part with `meta` (its size filled in).
-pub async fn commit_part(encrypted: Encrypted<Box<dyn PartWriter>>, mut meta: PartMeta) -> S3Result<PartMeta> {
+pub async fn commit_part(
+    encrypted: Encrypted<Box<dyn PartWriter>>,
+    mut meta: PartMeta,
+) -> S3Result<PartMeta> {
     meta.size = encrypted.size;
     let writer = encrypted.writer;
     tokio::task::spawn_blocking(move || writer.commit(meta))

@@ -101,7 +101,8 @@ mod tests {
             Some("NotModified")
         );
         assert_eq!(
-            code(Conditions { if_none_match: Some(&ETagCondition::Any), ..Default::default() }, true).as_deref(),
+            code(Conditions { if_none_match: Some(&ETagCondition::Any), ..Default::default() }, true)
+                .as_deref(),
             Some("PreconditionFailed")
         );
         let later = at(2_000);
@@ -117,11 +118,25 @@ mod tests {
         );
         // If-Match wins over If-Unmodified-Since; If-None-Match over If-Modified-Since.
         assert_eq!(
-            code(Conditions { if_match: Some(&same), if_unmodified_since: Some(&earlier), ..Default::default() }, false),
+            code(
+                Conditions {
+                    if_match: Some(&same),
+                    if_unmodified_since: Some(&earlier),
+                    ..Default::default()
+                },
+                false
+            ),
             None
         );
         assert_eq!(
-            code(Conditions { if_none_match: Some(&other), if_modified_since: Some(&later), ..Default::default() }, false),
+            code(
+                Conditions {
+                    if_none_match: Some(&other),
+                    if_modified_since: Some(&later),
+                    ..Default::default()
+                },
+                false
+            ),
             None
         );
     }

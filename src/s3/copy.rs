@@ -20,7 +20,9 @@ use crate::store::ObjectMeta;
 pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String)> {
     match source {
         CopySource::Bucket { bucket, key, version_id: None } => Ok((bucket.to_string(), key.to_string())),
-        CopySource::Bucket { .. } => Err(s3_error!(NotImplemented, "versioned copy sources are not supported")),
+        CopySource::Bucket { .. } => {
+            Err(s3_error!(NotImplemented, "versioned copy sources are not supported"))
+        }
         _ => Err(s3_error!(NotImplemented, "access point copy sources are not supported")),
     }
 }

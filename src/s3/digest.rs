@@ -61,7 +61,8 @@ impl Expected {
             .collect();
         for (i, name) in NAMES.iter().enumerate() {
             let header = format!("x-amz-checksum-{name}");
-            if announced.contains(&header) || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name)) {
+            if announced.contains(&header) || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name))
+            {
                 enabled[i] = true;
             }
         }
@@ -92,7 +93,10 @@ impl Expected {
         if let (Some(want), Some(got)) = (&self.content_md5, &computed.md5) {
             let got = base64::engine::general_purpose::STANDARD.encode(got);
             if want.trim() != got {
-                return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
+                return Err(s3_error!(
+                    BadDigest,
+                    "the Content-MD5 you specified did not match what was received"
+                ));
             }
         }
         let trailers = self.trailer.as_ref().and_then(|t| t.read(Clone::clone));
@@ -167,9 +171,8 @@ mod tests {
         let body = b"hello world";
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
         let headers = http::HeaderMap::new();
-        let mut declared = Checksum::default();
         // CRC32 of "hello world", base64 of big-endian 0x0d4a1185.
-        declared.checksum_crc32 = Some("DUoRhQ==".into());
+        let mut declared = Checksum { checksum_crc32: Some("DUoRhQ==".into()), ..Default::default() };
         let ok = Expected::new(Some(md5.clone()), declared.clone(), None, &headers, None);
         let mut d = ok.digests(false);
         d.update(&body[..5]);

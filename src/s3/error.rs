@@ -1,6 +1,8 @@
 //! Turning store and pipeline errors into S3 errors: clients see the S3 code they expect,
 //! and internal details (paths, OS errors) go to the log, not the response.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 use crate::engine;
@@ -14,7 +16,9 @@ pub fn store(e: StoreError) -> S3Error {
         StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
         StoreError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "bucket {b} is not empty"),
         StoreError::NoSuchKey { .. } => s3_error!(NoSuchKey, "the specified key does not exist"),
-        StoreError::NoSuchUpload(_) => s3_error!(NoSuchUpload, "the specified multipart upload does not exist"),
+        StoreError::NoSuchUpload(_) => {
+            s3_error!(NoSuchUpload, "the specified multipart upload does not exist")
+        }
         StoreError::InvalidBucketName(b) => s3_error!(InvalidBucketName, "invalid bucket name {b}"),
         StoreError::InvalidKey(why) => s3_error!(KeyTooLongError, "{why}"),
         other => internal(&other),
@@ -31,16 +35,32 @@ pub fn pipeline(e: PipelineError) -> S3Error {
             S3ErrorCode::IncompleteBody,
             format!("the body had {got} bytes, Content-Length said {expected}"),
         ),
-        PipelineError::Engine(engine::Error::Corrupted { .. } | engine::Error::Truncated { .. }) => {
-            eprintln!("cipherstore: integrity failure on a stored object: {e}");
+        PipelineError::Engine(
+            engine::Error::Corrupted { .. }
+            | engine::Error::Truncated { .. }
+            | engine::Error::TrailingData { .. }
+            | engine::Error::EnvelopeCorrupted
+            | engine::Error::NotCipherstore
+            | engine::Error::MalformedHeader(_),
+        ) => {
+            INTEGRITY_FAILURES.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "integrity failure on a stored object");
             s3_error!(InternalError, "the stored object failed its integrity check")
         }
         other => internal(&other),
     }
 }
 
+/// Stored objects that failed authentication since start-up.
+static INTEGRITY_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// How many stored objects failed authentication on read since start-up.
+pub fn integrity_failures() -> u64 {
+    INTEGRITY_FAILURES.load(Ordering::Relaxed)
+}
+
 /// Logs the detail and answers a bare InternalError.
 pub fn internal(e: &dyn std::fmt::Display) -> S3Error {
-    eprintln!("cipherstore: internal error: {e}");
+    tracing::error!(error = %e, "internal error");
     s3_error!(InternalError, "internal error")
 }

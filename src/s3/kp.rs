@@ -54,8 +54,12 @@ pub fn error(e: KeysError) -> S3Error {
         ),
         KeysError::KeyNotFound(_) => s3_error!(InvalidArgument, "The Key CRN could not be found"),
         KeysError::Hsm { .. } | KeysError::Module { .. } | KeysError::BadPin(_) | KeysError::PinLocked(_) => {
-            eprintln!("cipherstore: HSM failure: {e}");
-            s3_error!(ServiceUnavailable, "the key service (HSM) is unavailable; retry later")
+            tracing::error!(error = %e, "HSM failure");
+            let mut err = s3_error!(ServiceUnavailable, "the key service (HSM) is unavailable; retry later");
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            err.set_headers(headers);
+            err
         }
         other => super::error::internal(&other),
     }
@@ -99,7 +103,10 @@ pub fn requested_root(
 ) -> S3Result<Option<String>> {
     let Some(sse) = sse else {
         if key_id.is_some() {
-            return Err(s3_error!(InvalidArgument, "a KMS key id needs x-amz-server-side-encryption: aws:kms"));
+            return Err(s3_error!(
+                InvalidArgument,
+                "a KMS key id needs x-amz-server-side-encryption: aws:kms"
+            ));
         }
         return Ok(None);
     };
@@ -122,7 +129,10 @@ pub fn requested_root(
     if let Some(id) = key_id {
         let view = manager(s)?.show(id).map_err(error)?;
         if view.crn != root {
-            return Err(s3_error!(InvalidArgument, "the bucket's objects are protected by root key {root}, not {id}"));
+            return Err(s3_error!(
+                InvalidArgument,
+                "the bucket's objects are protected by root key {root}, not {id}"
+            ));
         }
     }
     Ok(Some(root.to_owned()))

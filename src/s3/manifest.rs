@@ -23,7 +23,8 @@ pub struct Entry {
 
 /// The manifest for `parts`, in their order in the object.
 pub fn encode(parts: &[PartMeta]) -> String {
-    let entries: Vec<String> = parts.iter().map(|p| format!("{}:{}:{}", p.number, p.size, p.stored)).collect();
+    let entries: Vec<String> =
+        parts.iter().map(|p| format!("{}:{}:{}", p.number, p.size, p.stored)).collect();
     entries.join(",")
 }
 
@@ -77,7 +78,10 @@ mod tests {
         let text = encode(&parts);
         assert_eq!(text, "1:10:70,3:5:60");
         let got = parse(&meta(Some(&text), 15)).unwrap().unwrap();
-        assert_eq!(got, vec![Entry { number: 1, size: 10, stored: 70 }, Entry { number: 3, size: 5, stored: 60 }]);
+        assert_eq!(
+            got,
+            vec![Entry { number: 1, size: 10, stored: 70 }, Entry { number: 3, size: 5, stored: 60 }]
+        );
         assert!(parse(&meta(None, 15)).unwrap().is_none());
         for bad in ["", "1:10", "1:10:70:1", "x:1:1", "1:10:70,3:6:60", "99999999999:15:1"] {
             assert!(parse(&meta(Some(bad), 15)).is_err(), "{bad}");

@@ -3,8 +3,8 @@
 //! [`multipart`], [`encryption`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
 //! aws:kms); reading stored objects in [`read`] (with [`manifest`] for multipart objects);
 //! bodies move between async HTTP and the synchronous pipeline in [`body`], with their
-//! digests checked by [`digest`]; [`conditions`] evaluates If-* headers; [`server`] owns
-//! HTTPS. This layer never calls a cipher: it chooses protection and keys and hands bytes
+//! digests checked by [`digest`]; [`conditions`] evaluates If-* headers. The process
+//! around it (listeners, TLS, users, configuration, metrics) is [`crate::serve`]. This layer never calls a cipher: it chooses protection and keys and hands bytes
 //! to the pipeline and the engine.
 //!
 //! Every operation not listed in the [`S3`] impl below answers NotImplemented.
@@ -22,9 +22,7 @@ pub mod manifest;
 pub mod multipart;
 pub mod object;
 pub mod read;
-pub mod server;
 pub mod sse;
-pub mod tls;
 
 use std::sync::Arc;
 
@@ -40,12 +38,32 @@ pub struct CipherS3 {
     store: Arc<dyn Store>,
     backend: Backend,
     keys: Option<Arc<KeyManager>>,
+    max_object: u64,
 }
 
 impl CipherS3 {
     /// A service over `store`; `keys` enables SSE-KP.
     pub fn new(store: Arc<dyn Store>, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
-        Self { store, backend, keys }
+        Self { store, backend, keys, max_object: object::MAX_PUT }
+    }
+
+    /// Sets the largest single PUT and part (at most S3's 5 GiB).
+    pub fn set_max_object_size(&mut self, bytes: u64) {
+        self.max_object = bytes.min(object::MAX_PUT);
+    }
+
+    /// Checks a declared body length against the size limit.
+    fn check_length(&self, declared: Option<i64>) -> S3Result<Option<u64>> {
+        match declared {
+            Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "negative Content-Length")),
+            Some(n) if n as u64 > self.max_object => Err(s3_error!(
+                EntityTooLarge,
+                "at most {} bytes per PUT or part; larger objects need multipart",
+                self.max_object
+            )),
+            Some(n) => Ok(Some(n as u64)),
+            None => Ok(None),
+        }
     }
 
     /// The authenticated access key; anonymous requests are refused.

@@ -24,8 +24,6 @@ use crate::store::{ObjectMeta, PartMeta, UploadMeta, new_upload_id};
 
 /// Smallest part, except the last (S3's rule).
 pub const MIN_PART: u64 = 5 << 20;
-/// Largest part (S3's rule).
-pub const MAX_PART: u64 = 5 << 30;
 /// Highest part number.
 pub const MAX_PART_NUMBER: i32 = 10_000;
 
@@ -60,7 +58,12 @@ pub(super) async fn create(
         &input.key,
     )?;
     let mut attributes = BTreeMap::new();
-    let kms = kp::requested_root(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
+    let kms = kp::requested_root(
+        s,
+        &bucket,
+        input.server_side_encryption.as_ref(),
+        input.ssekms_key_id.as_deref(),
+    )?;
     let (_, _, key_md5) = object::protection(s, &input.bucket, &bucket, sse_c, kms, &mut attributes)?;
     let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
     let upload = UploadMeta {
@@ -114,12 +117,7 @@ pub(super) async fn upload_part(
     let S3Request { input, headers, trailing_headers, .. } = req;
     let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
     let number = part_number(input.part_number)?;
-    let length = match input.content_length {
-        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
-        Some(n) if n as u64 > MAX_PART => return Err(s3_error!(EntityTooLarge, "parts are at most 5 GiB")),
-        Some(n) => Some(n as u64),
-        None => None,
-    };
+    let length = s.check_length(input.content_length)?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.object, sent)?;
     let expected = Expected::new(
@@ -138,7 +136,8 @@ pub(super) async fn upload_part(
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
     let spec = part_spec(s, &read, number);
-    let encrypted = body::encrypt(body, writer, spec, length, expected, read.sse_c_md5.is_none()).await?;
+    let encrypted =
+        body::encrypt(body, writer, spec, length, s.max_object, expected, read.sse_c_md5.is_none()).await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let checksum = encrypted.digests.checksum.clone();
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
@@ -160,8 +159,10 @@ pub(super) async fn upload_part(
 
 /// Parses `bytes=first-last` (inclusive) against a source of `size` bytes.
 fn copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
-    let bad = || s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last within the source");
-    let (first, last) = range.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let bad =
+        || s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last within the source");
+    let (first, last) =
+        range.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
     let first: u64 = first.parse().map_err(|_| bad())?;
     let last: u64 = last.parse().map_err(|_| bad())?;
     if first > last || last >= size {
@@ -199,9 +200,7 @@ pub(super) async fn upload_part_copy(
         Some(r) => copy_range(r, source.size())?,
         None => (0, source.size()),
     };
-    if last - first > MAX_PART {
-        return Err(s3_error!(EntityTooLarge, "parts are at most 5 GiB"));
-    }
+    s.check_length(i64::try_from(last - first).ok())?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.object, sent)?;
     let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
@@ -322,7 +321,8 @@ pub(super) async fn list_parts(
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = input.part_number_marker.unwrap_or(0);
     let all = s.store.list_parts(&input.bucket, &input.upload_id).map_err(error::store)?;
-    let mut after: Vec<PartMeta> = all.into_iter().filter(|p| i64::from(p.number) > i64::from(marker)).collect();
+    let mut after: Vec<PartMeta> =
+        all.into_iter().filter(|p| i64::from(p.number) > i64::from(marker)).collect();
     let truncated = after.len() > max;
     after.truncate(max);
     let next = after.last().map(|p| p.number as i32);
@@ -436,12 +436,17 @@ mod tests {
     #[test]
     fn multipart_etag_is_md5_of_part_md5s() {
         let read = ReadKey { key: None, sse_c_md5: None, kp_root: None };
-        let part = |etag: &str| PartMeta { number: 1, size: 0, stored: 0, etag: etag.into(), last_modified: 0 };
+        let part =
+            |etag: &str| PartMeta { number: 1, size: 0, stored: 0, etag: etag.into(), last_modified: 0 };
         // MD5("") and MD5("a") as parts.
         let parts = [part("d41d8cd98f00b204e9800998ecf8427e"), part("0cc175b9c0f1b6a831c399e269772661")];
         let mut md5 = Md5::new();
-        md5.update([0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e]);
-        md5.update([0x0c, 0xc1, 0x75, 0xb9, 0xc0, 0xf1, 0xb6, 0xa8, 0x31, 0xc3, 0x99, 0xe2, 0x69, 0x77, 0x26, 0x61]);
+        md5.update([
+            0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e,
+        ]);
+        md5.update([
+            0x0c, 0xc1, 0x75, 0xb9, 0xc0, 0xf1, 0xb6, 0xa8, 0x31, 0xc3, 0x99, 0xe2, 0x69, 0x77, 0x26, 0x61,
+        ]);
         let want: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(multipart_etag(&read, &parts), format!("{want}-2"));
     }

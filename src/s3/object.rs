@@ -39,20 +39,18 @@ pub(super) async fn put_object(
     let caller = CipherS3::caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
     let bucket = s.owned_bucket(&input.bucket, &caller)?;
-    let kms = kp::requested_root(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
+    let kms = kp::requested_root(
+        s,
+        &bucket,
+        input.server_side_encryption.as_ref(),
+        input.ssekms_key_id.as_deref(),
+    )?;
     let sse_c = sse::parse(
         [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
         &input.key,
     )?;
-    let length = match input.content_length {
-        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
-        Some(n) if n as u64 > MAX_PUT => {
-            return Err(s3_error!(EntityTooLarge, "objects above 5 GiB need multipart"));
-        }
-        Some(n) => Some(n as u64),
-        None => None,
-    };
+    let length = s.check_length(input.content_length)?;
     let expected = Expected::new(
         input.content_md5.clone(),
         digest::declared([
@@ -82,7 +80,7 @@ pub(super) async fn put_object(
     };
     let spec = SealSpec::new(protection, s.backend);
     let md5_etag = meta.etag.is_empty();
-    let encrypted = body::encrypt(body, writer, spec, length, expected, md5_etag).await?;
+    let encrypted = body::encrypt(body, writer, spec, length, s.max_object, expected, md5_etag).await?;
     let mut meta = meta;
     if md5_etag {
         meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
@@ -175,15 +173,12 @@ pub(super) async fn get_object(
             (span.start, span.end, Some(header))
         }
         (None, Some(n)) => {
-            let span = usize::try_from(n)
-                .ok()
-                .and_then(|n| source.part_range(n))
-                .ok_or_else(|| {
-                    let code = s3s::S3ErrorCode::Custom("InvalidPartNumber".into());
-                    let mut e = s3s::S3Error::with_message(code, format!("the object has no part {n}"));
-                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-                    e
-                })?;
+            let span = usize::try_from(n).ok().and_then(|n| source.part_range(n)).ok_or_else(|| {
+                let code = s3s::S3ErrorCode::Custom("InvalidPartNumber".into());
+                let mut e = s3s::S3Error::with_message(code, format!("the object has no part {n}"));
+                e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                e
+            })?;
             let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
             (span.start, span.end, Some(header))
         }

@@ -222,7 +222,9 @@ impl PlainSource {
 
 fn open_error(e: PipelineError) -> s3s::S3Error {
     match e {
-        PipelineError::Engine(crate::engine::Error::WrongKey) => s3_error!(AccessDenied, "the customer key does not match the object's"),
+        PipelineError::Engine(crate::engine::Error::WrongKey) => {
+            s3_error!(AccessDenied, "the customer key does not match the object's")
+        }
         other => error::pipeline(other),
     }
 }

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use super::keypath::{self, CHUNK};
 use super::{
-    BucketMeta, ObjectMeta, ObjectReader, ObjectWriter, PartMeta, PartWriter, Store, StoreError, StoredObject,
-    UploadMeta, check_bucket_name, check_key,
+    BucketMeta, ObjectMeta, ObjectReader, ObjectWriter, PartMeta, PartWriter, Store, StoreError,
+    StoredObject, UploadMeta, check_bucket_name, check_key,
 };
 
 const MAGIC: &[u8; 8] = b"CSMETA01";
@@ -280,7 +280,11 @@ fn place<M: serde::Serialize>(
         match tmp.persist(target) {
             Ok(_) => break,
             // A concurrent delete pruned the directory between mkdir and rename.
-            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && create_under.is_some() && attempt < 2 => {
+            Err(e)
+                if e.error.kind() == std::io::ErrorKind::NotFound
+                    && create_under.is_some()
+                    && attempt < 2 =>
+            {
                 tmp = e.file
             }
             Err(e) => return Err(StoreError::io("cannot move the object into place")(e.error)),
@@ -427,7 +431,12 @@ impl Store for FsStore {
     fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError> {
         self.fs_upload(bucket, upload_id)
     }
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>, StoreError> {
+    fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
         self.fs_put_part(bucket, upload_id, number)
     }
     fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<PartMeta>, StoreError> {

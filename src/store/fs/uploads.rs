@@ -16,9 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{FsStore, place, sync_dir};
-use crate::store::{
-    ObjectMeta, PartMeta, PartWriter, StoreError, UploadMeta, check_key, check_upload_id,
-};
+use crate::store::{ObjectMeta, PartMeta, PartWriter, StoreError, UploadMeta, check_key, check_upload_id};
 
 const UPLOAD_FILE: &str = "upload.json";
 /// Bytes copied at a time when completing.
@@ -199,7 +197,8 @@ impl FsStore {
         let mut buf = vec![0u8; COPY_BUF];
         for &number in parts {
             let path = dir.join(part_name(number));
-            let file = File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
+            let file =
+                File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
             let (_, stored) = Self::read_meta::<PartMeta>(&file, &path)?;
             let mut offset = 0u64;
             while offset < stored {

@@ -1,0 +1,251 @@
+//! What `cipherstore serve` runs with, from three layers, each overriding the one
+//! before: built-in defaults, a TOML file (`--config`), `CIPHERSTORE_*` environment
+//! variables, then command-line flags. Secrets (the HSM PIN) never come from the file or
+//! flags: only from a PIN file or `CIPHERSTORE_HSM_PIN`.
+//!
+//! ```toml
+//! listen = "0.0.0.0:9000"          # HTTPS
+//! http_listen = "127.0.0.1:9080"   # optional plain HTTP (SSE-C refused there)
+//! data_dir = "/var/lib/cipherstore"
+//! users = "/etc/cipherstore/users"
+//! log = "info"                     # tracing filter; log_format = "text" or "json"
+//!
+//! [tls]
+//! cert = "/etc/cipherstore/cert.pem"
+//! key = "/etc/cipherstore/key.pem"
+//!
+//! [hsm]
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token = "cipherstore"            # or uri = "pkcs11:token=…"
+//! pin_file = "/etc/cipherstore/hsm.pin"
+//!
+//! [keys]
+//! dir = "/var/lib/cipherstore/keys"
+//! cache_ttl_secs = 60
+//! instance = "prod-eu"
+//!
+//! [limits]
+//! max_object_size = 5368709120     # bytes, single PUT and each part
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::keys::config::HsmSettings;
+
+/// Largest object in one PUT, and largest part (S3's limit).
+pub const DEFAULT_MAX_OBJECT: u64 = 5 << 30;
+
+/// The configuration file, every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    users: Option<PathBuf>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    hsm: HsmSettings,
+    #[serde(default)]
+    keys: KeysSection,
+    #[serde(default)]
+    limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysSection {
+    dir: Option<PathBuf>,
+    cache_ttl_secs: Option<u64>,
+    instance: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_object_size: Option<u64>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Command-line flags of `serve` (each overrides the environment and the file).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--http-listen`.
+    pub http_listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--users`.
+    pub users: Option<PathBuf>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Everything `serve` runs with, resolved.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// HTTPS address.
+    pub listen: SocketAddr,
+    /// Optional plain-HTTP address.
+    pub http_listen: Option<SocketAddr>,
+    /// Data directory (store, TLS files, users, keys state).
+    pub data_dir: PathBuf,
+    /// Users file; default `DATA/users`, created with one random user.
+    pub users: Option<PathBuf>,
+    /// TLS certificate and key; default a self-signed pair in `DATA/tls`.
+    pub tls: Option<super::tls::TlsFiles>,
+    /// Where the HSM is; SSE-KP is off if no token is configured.
+    pub hsm: HsmSettings,
+    /// Keys state directory; default `DATA/keys`.
+    pub keys_dir: Option<PathBuf>,
+    /// Bucket key cache lifetime.
+    pub key_cache_ttl: Option<std::time::Duration>,
+    /// Instance name in CRNs.
+    pub instance: Option<String>,
+    /// Largest single PUT and part.
+    pub max_object_size: u64,
+    /// Tracing filter (`info`, `cipherstore=debug`, …).
+    pub log: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Primitive backend.
+    pub backend: crate::engine::Backend,
+}
+
+/// Environment variables `serve` reads (besides the HSM ones in [`crate::keys::config`]).
+pub const ENV_VARS: [&str; 10] = [
+    "CIPHERSTORE_LISTEN",
+    "CIPHERSTORE_HTTP_LISTEN",
+    "CIPHERSTORE_DATA_DIR",
+    "CIPHERSTORE_USERS",
+    "CIPHERSTORE_TLS_CERT",
+    "CIPHERSTORE_TLS_KEY",
+    "CIPHERSTORE_KEYS_DIR",
+    "CIPHERSTORE_KEY_CACHE_TTL",
+    "CIPHERSTORE_INSTANCE",
+    "CIPHERSTORE_LOG",
+];
+
+impl FileConfig {
+    /// Reads and checks a TOML file; unknown keys are errors, so typos do not pass silently.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_parsed<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    env(name).map(|v| v.parse::<T>().map_err(|e| anyhow::anyhow!("{name}={v:?}: {e}"))).transpose()
+}
+
+impl ServeConfig {
+    /// Resolves defaults < file < environment < flags.
+    pub fn resolve(flags: Flags, backend: crate::engine::Backend) -> anyhow::Result<Self> {
+        let file = match &flags.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let listen = flags
+            .listen
+            .or(env_parsed("CIPHERSTORE_LISTEN")?)
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let http_listen = flags.http_listen.or(env_parsed("CIPHERSTORE_HTTP_LISTEN")?).or(file.http_listen);
+        let data_dir = flags
+            .data_dir
+            .or(env("CIPHERSTORE_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let users = flags.users.or(env("CIPHERSTORE_USERS").map(PathBuf::from)).or(file.users);
+        let cert = flags.tls_cert.or(env("CIPHERSTORE_TLS_CERT").map(PathBuf::from)).or(file.tls.cert);
+        let key = flags.tls_key.or(env("CIPHERSTORE_TLS_KEY").map(PathBuf::from)).or(file.tls.key);
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(super::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("a TLS certificate needs its key and the key its certificate"),
+        };
+        let ttl: Option<u64> = env_parsed("CIPHERSTORE_KEY_CACHE_TTL")?.or(file.keys.cache_ttl_secs);
+        let max_object_size = file.limits.max_object_size.unwrap_or(DEFAULT_MAX_OBJECT);
+        anyhow::ensure!(
+            (1..=DEFAULT_MAX_OBJECT).contains(&max_object_size),
+            "limits.max_object_size must be 1 to {DEFAULT_MAX_OBJECT} bytes"
+        );
+        Ok(Self {
+            listen,
+            http_listen,
+            data_dir,
+            users,
+            tls,
+            hsm: HsmSettings::from_env().or(file.hsm),
+            keys_dir: env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from).or(file.keys.dir),
+            key_cache_ttl: ttl.map(std::time::Duration::from_secs),
+            instance: env("CIPHERSTORE_INSTANCE").or(file.keys.instance),
+            max_object_size,
+            log: env("CIPHERSTORE_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log_format: file.log_format.unwrap_or_default(),
+            backend,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_parse_strictly() {
+        let f = FileConfig::parse(
+            "listen = \"0.0.0.0:9443\"\nlog_format = \"json\"\n[hsm]\ntoken = \"t\"\npin_file = \"/p\"\n[limits]\nmax_object_size = 1024\n",
+        )
+        .unwrap();
+        assert_eq!(f.listen, Some(SocketAddr::from(([0, 0, 0, 0], 9443))));
+        assert_eq!(f.hsm.token.as_deref(), Some("t"));
+        assert_eq!(f.log_format, Some(LogFormat::Json));
+        assert_eq!(f.limits.max_object_size, Some(1024));
+        let typo = FileConfig::parse("lisen = \"0.0.0.0:1\"").unwrap_err().to_string();
+        assert!(typo.contains("lisen"), "{typo}");
+        assert!(FileConfig::parse("[hsm]\npin = \"1234\"").is_err(), "a PIN in the file is refused");
+    }
+}

@@ -1,0 +1,133 @@
+//! Service counters and their Prometheus text exposition (`GET /metrics`): requests by
+//! method and status, request latency histogram, bytes in and out, integrity failures,
+//! and the key layer's HSM calls and bucket-key cache hits.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::keys::KeyMetrics;
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+
+/// Counters shared by every connection.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_micros: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    refused_plain_sse_c: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn record(&self, method: &str, status: u16, elapsed: Duration, bytes_in: u64, bytes_out: u64) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((method.to_owned(), status)).or_default() += 1;
+        }
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
+    /// Counts an SSE-C request refused on plain HTTP.
+    pub fn refused_plain_sse_c(&self) {
+        self.refused_plain_sse_c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text format of every counter.
+    pub fn render(&self, keys: Option<KeyMetrics>) -> String {
+        let mut out = String::new();
+        header(&mut out, "cipherstore_requests_total", "counter", "HTTP requests by method and status.");
+        if let Ok(m) = self.requests.lock() {
+            for ((method, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "cipherstore_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let h = "cipherstore_request_duration_seconds";
+        header(&mut out, h, "histogram", "Time to the response head.");
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{h}_bucket{{le=\"{bound}\"}} {}", self.latency[i].load(Ordering::Relaxed));
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{h}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{h}_sum {}", self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{h}_count {count}");
+        let mut counters = vec![
+            (
+                "cipherstore_bytes_received_total",
+                "Request body bytes announced.",
+                self.bytes_in.load(Ordering::Relaxed),
+            ),
+            (
+                "cipherstore_bytes_sent_total",
+                "Response body bytes announced.",
+                self.bytes_out.load(Ordering::Relaxed),
+            ),
+            (
+                "cipherstore_integrity_failures_total",
+                "Stored objects that failed authentication on read.",
+                crate::s3::error::integrity_failures(),
+            ),
+            (
+                "cipherstore_plain_http_sse_c_refused_total",
+                "SSE-C requests refused because they came over plain HTTP.",
+                self.refused_plain_sse_c.load(Ordering::Relaxed),
+            ),
+        ];
+        if let Some(k) = keys {
+            counters.extend([
+                ("cipherstore_hsm_wraps_total", "Bucket keys wrapped by the HSM.", k.hsm_wraps),
+                ("cipherstore_hsm_unwraps_total", "Bucket keys unwrapped by the HSM.", k.hsm_unwraps),
+                ("cipherstore_hsm_admin_total", "Root keys generated, imported or destroyed.", k.hsm_admin),
+                ("cipherstore_hsm_failures_total", "HSM operations that failed.", k.hsm_failures),
+                ("cipherstore_key_cache_hits_total", "Bucket keys served from the cache.", k.cache_hits),
+                ("cipherstore_key_cache_misses_total", "Bucket keys that needed the HSM.", k.cache_misses),
+            ]);
+        }
+        for (name, help, value) in counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_counts_requests() {
+        let m = Metrics::default();
+        m.record("PUT", 200, Duration::from_millis(3), 100, 0);
+        m.record("GET", 404, Duration::from_secs(2), 0, 50);
+        let text = m.render(None);
+        assert!(text.contains("cipherstore_requests_total{method=\"PUT\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("cipherstore_request_duration_seconds_bucket{le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("cipherstore_request_duration_seconds_bucket{le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("cipherstore_bytes_received_total 100"), "{text}");
+        assert!(text.contains("cipherstore_bytes_sent_total 50"), "{text}");
+        assert!(!text.contains("hsm"), "no key metrics without a key manager");
+    }
+}

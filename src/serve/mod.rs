@@ -1,0 +1,193 @@
+//! The `cipherstore serve` process around the S3 layer: configuration ([`config`]: file,
+//! environment, flags), users ([`users`]), TLS ([`tls`]), the HTTP front with `/health`,
+//! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), structured logs, and
+//! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
+
+pub mod config;
+pub mod front;
+pub mod metrics;
+pub mod tls;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::ServeConfig;
+use front::Front;
+
+use crate::keys::{Hsm, KeyManager, ManagerOptions};
+use crate::s3::CipherS3;
+use crate::store::fs::FsStore;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long requests in flight may run on at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts structured logging to stderr. `s3s` is capped at `warn`: its debug output
+/// prints request headers, which carry SSE-C keys.
+pub fn init_logging(filter: &str, format: config::LogFormat) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},s3s=warn"))
+        .with_context(|| format!("invalid log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        config::LogFormat::Text => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+/// The key manager when an HSM is configured; a configured HSM that cannot be opened
+/// stops start-up with its one-line error.
+fn open_keys(config: &ServeConfig) -> anyhow::Result<Option<Arc<KeyManager>>> {
+    if !config.hsm.is_configured() {
+        println!("  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)");
+        return Ok(None);
+    }
+    let dir = config.keys_dir.clone().unwrap_or_else(|| config.data_dir.join("keys"));
+    let mut options = ManagerOptions::new(&dir);
+    if let Some(i) = &config.instance {
+        options.instance = i.clone();
+    }
+    if let Some(ttl) = config.key_cache_ttl {
+        options.cache_ttl = ttl;
+    }
+    let hsm = Hsm::open(&config.hsm.resolve()?)?;
+    println!("  SSE-KP:         on (HSM token {:?}, keys in {})", hsm.token(), dir.display());
+    Ok(Some(Arc::new(KeyManager::open(hsm, &options)?)))
+}
+
+/// Accepts connections on `listener` until `stop` fires; `tls` absent means plain HTTP.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    front: Front,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let http = ConnBuilder::new(TokioExecutor::new());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let front = front.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match &tls {
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                    else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let conn = http.serve_connection(TokioIo::new(stream), front).into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+                None => {
+                    let conn = http.serve_connection(TokioIo::new(tcp), front).into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+            }
+        });
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("cannot read the listening address")?;
+    Ok((listener, local))
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (store, cleaned) = FsStore::open(&config.data_dir.join("store")).context("cannot open the store")?;
+    if cleaned > 0 {
+        tracing::info!(cleaned, "removed unfinished writes left by an earlier run");
+    }
+    let users_path: PathBuf = config.users.clone().unwrap_or_else(|| config.data_dir.join("users"));
+    if config.users.is_none() {
+        users::ensure(&users_path)?;
+    }
+    let mut auth = SimpleAuth::new();
+    for (ak, sk) in users::load(&users_path)? {
+        auth.register(ak, sk.into());
+    }
+    let tls_files = match &config.tls {
+        Some(t) => t.clone(),
+        None => tls::self_signed(&config.data_dir)?,
+    };
+    let acceptor = TlsAcceptor::from(tls::server_config(&tls_files)?);
+    let (https, https_addr) = bind(config.listen).await?;
+    let plain = match config.http_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    println!("cipherstore S3 endpoint: https://{https_addr}");
+    if let Some((_, a)) = &plain {
+        println!("  plain HTTP:     http://{a} (SSE-C refused there)");
+    }
+    println!("  data directory: {}", config.data_dir.display());
+    println!("  users file:     {}", users_path.display());
+    println!("  CA certificate: {}", tls_files.cert.display());
+    println!("  health, metrics: GET /health, GET /metrics (unsigned)");
+    let keys = open_keys(&config)?;
+    let mut s3 = CipherS3::new(Arc::new(store), config.backend, keys.clone());
+    s3.set_max_object_size(config.max_object_size);
+    let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_auth(auth);
+    let service = builder.build();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let front = Front { s3: service, metrics, keys, plain: false };
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut loops = vec![tokio::spawn(accept_loop(
+        https,
+        Some(acceptor),
+        front.clone(),
+        graceful.clone(),
+        stop_rx.clone(),
+    ))];
+    if let Some((listener, _)) = plain {
+        let front = Front { plain: true, ..front };
+        loops.push(tokio::spawn(accept_loop(listener, None, front, graceful.clone(), stop_rx)));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down, finishing requests in flight");
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("listeners still running"))?;
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("requests still running after 30 s; stopping"),
+    }
+    Ok(())
+}
