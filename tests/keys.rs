@@ -10,47 +10,9 @@ use std::time::Duration;
 use cipherstore::engine::SecretKey;
 use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeysError, ManagerOptions};
 
-const CHILD: &str = "CIPHERSTORE_TEST_TOKEN_DIR";
-const LABEL: &str = "cipherstore-test";
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+mod common;
 
-struct Token {
-    dir: PathBuf,
-}
-
-impl Token {
-    fn pin(&self) -> String {
-        std::fs::read_to_string(self.dir.join("user.pin")).unwrap().trim().to_owned()
-    }
-    fn config(&self) -> HsmConfig {
-        HsmConfig::new(Path::new(MODULE), LABEL, &self.pin())
-    }
-    fn manager(&self, ttl: Duration) -> KeyManager {
-        let mut o = ManagerOptions::new(&self.dir.join("keys"));
-        o.cache_ttl = ttl;
-        KeyManager::open(Hsm::open(&self.config()).unwrap(), &o).unwrap()
-    }
-}
-
-/// Runs `body` in a child process of this test binary that has its own token.
-fn with_token(test: &str, body: impl FnOnce(&Token)) {
-    if let Ok(dir) = std::env::var(CHILD) {
-        body(&Token { dir: dir.into() });
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/create-token");
-    let made = Command::new(&script).arg(tmp.path()).arg(LABEL).output().unwrap();
-    assert!(made.status.success(), "hsm/create-token failed: {}", String::from_utf8_lossy(&made.stderr));
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, tmp.path())
-        .env("SOFTHSM2_CONF", tmp.path().join("softhsm2.conf"))
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "child run of {test} failed:\n{text}");
-}
+use common::hsm::{Token, with_token};
 
 fn key(b: u8) -> SecretKey {
     SecretKey::from_bytes([b; 32])

@@ -196,3 +196,67 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn multipart_uploads_are_all_or_nothing() {
+    use cipherstore::store::{PartMeta, UploadMeta, new_upload_id};
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    s.create_bucket(&bucket("mpu")).unwrap();
+    let upload = UploadMeta {
+        upload_id: new_upload_id(),
+        initiated: 3,
+        object: ObjectMeta { key: "k".into(), ..meta(0) },
+    };
+    s.create_upload("mpu", &upload).unwrap();
+    assert_eq!(s.upload("mpu", &upload.upload_id).unwrap(), upload);
+    assert!(matches!(s.upload("mpu", "../../bucket"), Err(StoreError::NoSuchUpload(_))));
+    let part = |n: u32, body: &[u8]| {
+        let mut w = s.put_part("mpu", &upload.upload_id, n).unwrap();
+        w.write_all(body).unwrap();
+        w
+    };
+    let pm =
+        |n: u32, size: u64| PartMeta { number: n, size, stored: 0, etag: format!("e{n}"), last_modified: 4 };
+    // A part is invisible until committed.
+    let pending = part(1, b"first");
+    assert!(s.list_parts("mpu", &upload.upload_id).unwrap().is_empty());
+    pending.commit(pm(1, 5)).unwrap();
+    part(2, b"second").commit(pm(2, 6)).unwrap();
+    part(2, b"SECOND!").commit(pm(2, 7)).unwrap();
+    let parts = s.list_parts("mpu", &upload.upload_id).unwrap();
+    assert_eq!(parts.iter().map(|p| (p.number, p.stored)).collect::<Vec<_>>(), vec![(1, 5), (2, 7)]);
+    assert_eq!(s.list_uploads("mpu").unwrap(), vec![upload.clone()]);
+    // Nothing under the key until complete; then the parts' bytes in order.
+    assert!(matches!(s.get("mpu", "k"), Err(StoreError::NoSuchKey { .. })));
+    let late = part(3, b"late");
+    let done = s
+        .complete_upload("mpu", &upload.upload_id, &[1, 2], ObjectMeta { key: "k".into(), ..meta(12) })
+        .unwrap();
+    assert_eq!(done.size, 12);
+    assert_eq!(read(&s, "mpu", "k"), b"firstSECOND!");
+    assert!(s.list_uploads("mpu").unwrap().is_empty());
+    // A part finishing after completion finds its upload gone.
+    assert!(matches!(late.commit(pm(3, 4)), Err(StoreError::NoSuchUpload(_))));
+    // Abort discards everything.
+    let other = UploadMeta { upload_id: new_upload_id(), ..upload };
+    s.create_upload("mpu", &other).unwrap();
+    part_into(&s, &other.upload_id, 1, b"x");
+    s.abort_upload("mpu", &other.upload_id).unwrap();
+    assert!(matches!(s.list_parts("mpu", &other.upload_id), Err(StoreError::NoSuchUpload(_))));
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temporary leftovers");
+}
+
+fn part_into(s: &FsStore, id: &str, n: u32, body: &[u8]) {
+    use cipherstore::store::PartMeta;
+    let mut w = s.put_part("mpu", id, n).unwrap();
+    w.write_all(body).unwrap();
+    w.commit(PartMeta {
+        number: n,
+        size: body.len() as u64,
+        stored: 0,
+        etag: String::new(),
+        last_modified: 0,
+    })
+    .unwrap();
+}

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod hsm;
+
 use std::io::Cursor;
 
 use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};

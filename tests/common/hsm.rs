@@ -1,0 +1,52 @@
+//! A SoftHSM2 token of the test's own. SoftHSM2 reads its configuration once per
+//! process, so a test using a token re-runs itself in a child process with its own token
+//! directory (made by hsm/create-token): tests run in parallel safely and never touch a
+//! global token store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cipherstore::keys::{Hsm, HsmConfig, KeyManager, ManagerOptions};
+
+const CHILD: &str = "CIPHERSTORE_TEST_TOKEN_DIR";
+pub const LABEL: &str = "cipherstore-test";
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+pub struct Token {
+    pub dir: PathBuf,
+}
+
+impl Token {
+    pub fn pin(&self) -> String {
+        std::fs::read_to_string(self.dir.join("user.pin")).unwrap().trim().to_owned()
+    }
+    pub fn config(&self) -> HsmConfig {
+        HsmConfig::new(Path::new(MODULE), LABEL, &self.pin())
+    }
+    pub fn manager(&self, ttl: Duration) -> KeyManager {
+        let mut o = ManagerOptions::new(&self.dir.join("keys"));
+        o.cache_ttl = ttl;
+        KeyManager::open(Hsm::open(&self.config()).unwrap(), &o).unwrap()
+    }
+}
+
+/// Runs `body` in a child process of this test binary that has its own token.
+pub fn with_token(test: &str, body: impl FnOnce(&Token)) {
+    if let Ok(dir) = std::env::var(CHILD) {
+        body(&Token { dir: dir.into() });
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/create-token");
+    let made = Command::new(&script).arg(tmp.path()).arg(LABEL).output().unwrap();
+    assert!(made.status.success(), "hsm/create-token failed: {}", String::from_utf8_lossy(&made.stderr));
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, tmp.path())
+        .env("SOFTHSM2_CONF", tmp.path().join("softhsm2.conf"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "child run of {test} failed:\n{text}");
+}

@@ -1,0 +1,484 @@
+//! The S3 operations called directly (no HTTP, no signatures: those are the e2e tests'
+//! job) over a filesystem store: multipart in every protection mode and its error rules,
+//! conditional reads, digest verification, size limits, ownership, bucket encryption with
+//! a real SoftHSM2 token, and integrity failures on damaged multipart objects.
+
+mod common;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use cipherstore::engine::Backend;
+use cipherstore::s3::CipherS3;
+use cipherstore::store::fs::FsStore;
+use common::hsm::with_token;
+use common::plaintext;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use s3s::auth::Credentials;
+use s3s::dto::*;
+use s3s::{Body, S3, S3Request, S3Result};
+
+const MIB: usize = 1 << 20;
+
+struct Fixture {
+    s3: CipherS3,
+    dir: tempfile::TempDir,
+}
+
+fn fixture(keys: Option<Arc<cipherstore::keys::KeyManager>>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = FsStore::open(&dir.path().join("store")).unwrap();
+    Fixture { s3: CipherS3::new(Arc::new(store), Backend::Accelerated, keys), dir }
+}
+
+fn req<T>(input: T, user: &str) -> S3Request<T> {
+    S3Request {
+        input,
+        method: http::Method::PUT,
+        uri: http::Uri::from_static("/"),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: Some(Credentials { access_key: user.into(), secret_key: "secret".into() }),
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+fn blob(bytes: &[u8]) -> Option<StreamingBlob> {
+    Some(StreamingBlob::from(Body::from(Bytes::copy_from_slice(bytes))))
+}
+
+async fn read_all(b: Option<StreamingBlob>) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut b = b.ok_or("no body")?;
+    while let Some(chunk) = b.next().await {
+        out.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+fn code<T>(r: S3Result<T>) -> String {
+    match r {
+        Ok(_) => "OK".into(),
+        Err(e) => e.code().as_str().to_owned(),
+    }
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct SseC {
+    key: String,
+    md5: String,
+}
+
+fn sse_c(b: u8) -> SseC {
+    let raw = [b; 32];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    SseC { key: b64.encode(raw), md5: b64.encode(Md5::digest(raw)) }
+}
+
+async fn bucket(s3: &CipherS3, name: &str) {
+    let input = CreateBucketInput { bucket: name.into(), ..Default::default() };
+    s3.create_bucket(req(input, "alice")).await.unwrap();
+}
+
+async fn get(s3: &CipherS3, b: &str, k: &str, key: Option<&SseC>) -> S3Result<Vec<u8>> {
+    let input = GetObjectInput {
+        bucket: b.into(),
+        key: k.into(),
+        sse_customer_algorithm: key.map(|_| "AES256".into()),
+        sse_customer_key: key.map(|k| k.key.clone()),
+        sse_customer_key_md5: key.map(|k| k.md5.clone()),
+        ..Default::default()
+    };
+    let out = s3.get_object(req(input, "alice")).await?;
+    read_all(out.output.body).await.map_err(|e| s3s::s3_error!(InternalError, "{e}"))
+}
+
+/// Uploads `parts` as a multipart object; returns the Complete result.
+async fn multipart(
+    s3: &CipherS3,
+    b: &str,
+    k: &str,
+    parts: &[Vec<u8>],
+    key: Option<&SseC>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let alg = key.map(|_| "AES256".to_owned());
+    let create = CreateMultipartUploadInput {
+        bucket: b.into(),
+        key: k.into(),
+        sse_customer_algorithm: alg.clone(),
+        sse_customer_key: key.map(|k| k.key.clone()),
+        sse_customer_key_md5: key.map(|k| k.md5.clone()),
+        ..Default::default()
+    };
+    let id = s3.create_multipart_upload(req(create, "alice")).await?.output.upload_id.unwrap();
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let input = UploadPartInput {
+            bucket: b.into(),
+            key: k.into(),
+            upload_id: id.clone(),
+            part_number: i as i32 + 1,
+            body: blob(p),
+            content_length: Some(p.len() as i64),
+            sse_customer_algorithm: alg.clone(),
+            sse_customer_key: key.map(|k| k.key.clone()),
+            sse_customer_key_md5: key.map(|k| k.md5.clone()),
+            ..Default::default()
+        };
+        let etag = s3.upload_part(req(input, "alice")).await?.output.e_tag;
+        done.push(CompletedPart { e_tag: etag, part_number: Some(i as i32 + 1), ..Default::default() });
+    }
+    let input = CompleteMultipartUploadInput {
+        bucket: b.into(),
+        key: k.into(),
+        upload_id: id,
+        multipart_upload: Some(CompletedMultipartUpload { parts: Some(done) }),
+        sse_customer_algorithm: alg,
+        sse_customer_key: key.map(|k| k.key.clone()),
+        sse_customer_key_md5: key.map(|k| k.md5.clone()),
+        ..Default::default()
+    };
+    s3.complete_multipart_upload(req(input, "alice")).await
+}
+
+use s3s::S3Response;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_objects_round_trip_in_default_and_sse_c_modes() {
+    let f = fixture(None);
+    bucket(&f.s3, "parts").await;
+    let parts = vec![plaintext(5 * MIB, 1), plaintext(5 * MIB + 3, 2), plaintext(777, 3)];
+    let whole = parts.concat();
+    let done = multipart(&f.s3, "parts", "aont", &parts, None).await.unwrap();
+    let mut md5s = Md5::new();
+    for p in &parts {
+        md5s.update(Md5::digest(p));
+    }
+    let want: String = md5s.finalize().iter().map(|x| format!("{x:02x}")).collect();
+    assert_eq!(done.output.e_tag.unwrap().value(), format!("{want}-3"));
+    assert_eq!(get(&f.s3, "parts", "aont", None).await.unwrap(), whole);
+
+    // Ranges crossing part boundaries, and each part by number.
+    for (first, last) in
+        [(0, 0), (5 * MIB - 1, 5 * MIB), (5 * MIB - 10, 10 * MIB + 10), (whole.len() - 1, whole.len() - 1)]
+    {
+        let input = GetObjectInput {
+            bucket: "parts".into(),
+            key: "aont".into(),
+            range: Some(Range::Int { first: first as u64, last: Some(last as u64) }),
+            ..Default::default()
+        };
+        let out = f.s3.get_object(req(input, "alice")).await.unwrap();
+        assert_eq!(read_all(out.output.body).await.unwrap(), &whole[first..=last], "{first}-{last}");
+    }
+    for (n, p) in parts.iter().enumerate() {
+        let input = GetObjectInput {
+            bucket: "parts".into(),
+            key: "aont".into(),
+            part_number: Some(n as i32 + 1),
+            ..Default::default()
+        };
+        let out = f.s3.get_object(req(input, "alice")).await.unwrap();
+        assert_eq!(out.output.parts_count, Some(3));
+        assert_eq!(&read_all(out.output.body).await.unwrap(), p);
+    }
+
+    // SSE-C: the key on every part and on Complete; reads need it.
+    let k = sse_c(7);
+    let done = multipart(&f.s3, "parts", "secret", &parts, Some(&k)).await.unwrap();
+    assert_ne!(done.output.e_tag.unwrap().value(), format!("{want}-3"), "SSE-C ETags reveal no MD5");
+    assert_eq!(get(&f.s3, "parts", "secret", Some(&k)).await.unwrap(), whole);
+    assert_eq!(code(get(&f.s3, "parts", "secret", None).await), "InvalidRequest");
+    assert_eq!(code(get(&f.s3, "parts", "secret", Some(&sse_c(8))).await), "AccessDenied");
+    assert_eq!(code(multipart(&f.s3, "parts", "mixed", &parts[..1], None).await), "OK");
+    // The stored bytes hold neither the plaintext nor the key.
+    for entry in walk(f.dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!bytes.windows(64).any(|w| w == &parts[1][1000..1064]), "plaintext in {entry:?}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_rules_are_enforced() {
+    let f = fixture(None);
+    bucket(&f.s3, "rules").await;
+    let create = CreateMultipartUploadInput { bucket: "rules".into(), key: "k".into(), ..Default::default() };
+    let id = f.s3.create_multipart_upload(req(create, "alice")).await.unwrap().output.upload_id.unwrap();
+    let part = |n: i32, body: &[u8], user: &str| {
+        let input = UploadPartInput {
+            bucket: "rules".into(),
+            key: "k".into(),
+            upload_id: id.clone(),
+            part_number: n,
+            body: blob(body),
+            ..Default::default()
+        };
+        req(input, user)
+    };
+    assert_eq!(code(f.s3.upload_part(part(0, b"x", "alice")).await), "InvalidArgument");
+    assert_eq!(code(f.s3.upload_part(part(10_001, b"x", "alice")).await), "InvalidArgument");
+    assert_eq!(code(f.s3.upload_part(part(1, b"x", "bob")).await), "AccessDenied");
+    let e1 = f.s3.upload_part(part(1, b"small", "alice")).await.unwrap().output.e_tag.unwrap();
+    let e2 = f.s3.upload_part(part(2, b"tail", "alice")).await.unwrap().output.e_tag.unwrap();
+    assert_eq!(e1.value(), md5_hex(b"small"));
+    let complete = |parts: Vec<(i32, ETag)>| {
+        let parts = parts
+            .into_iter()
+            .map(|(n, e)| CompletedPart { e_tag: Some(e), part_number: Some(n), ..Default::default() })
+            .collect();
+        let input = CompleteMultipartUploadInput {
+            bucket: "rules".into(),
+            key: "k".into(),
+            upload_id: id.clone(),
+            multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+            ..Default::default()
+        };
+        req(input, "alice")
+    };
+    assert_eq!(code(f.s3.complete_multipart_upload(complete(vec![])).await), "MalformedXML");
+    assert_eq!(
+        code(f.s3.complete_multipart_upload(complete(vec![(2, e2.clone()), (1, e1.clone())])).await),
+        "InvalidPartOrder"
+    );
+    assert_eq!(code(f.s3.complete_multipart_upload(complete(vec![(1, e2.clone())])).await), "InvalidPart");
+    assert_eq!(code(f.s3.complete_multipart_upload(complete(vec![(3, e2.clone())])).await), "InvalidPart");
+    assert_eq!(
+        code(f.s3.complete_multipart_upload(complete(vec![(1, e1.clone()), (2, e2.clone())])).await),
+        "EntityTooSmall"
+    );
+    // A part uploaded again replaces the earlier one.
+    let big = plaintext(5 * MIB, 9);
+    let e1 = f.s3.upload_part(part(1, &big, "alice")).await.unwrap().output.e_tag.unwrap();
+    let list =
+        f.s3.list_parts(req(
+            ListPartsInput {
+                bucket: "rules".into(),
+                key: "k".into(),
+                upload_id: id.clone(),
+                ..Default::default()
+            },
+            "alice",
+        ))
+        .await
+        .unwrap();
+    let sizes: Vec<_> = list.output.parts.unwrap().iter().map(|p| (p.part_number, p.size)).collect();
+    assert_eq!(sizes, vec![(Some(1), Some(5 * MIB as i64)), (Some(2), Some(4))]);
+    f.s3.complete_multipart_upload(complete(vec![(1, e1), (2, e2)])).await.unwrap();
+    assert_eq!(get(&f.s3, "rules", "k", None).await.unwrap(), [big.as_slice(), b"tail"].concat());
+    assert_eq!(code(f.s3.upload_part(part(3, b"late", "alice")).await), "NoSuchUpload");
+    let uploads =
+        f.s3.list_multipart_uploads(req(
+            ListMultipartUploadsInput { bucket: "rules".into(), ..Default::default() },
+            "alice",
+        ))
+        .await
+        .unwrap();
+    assert!(uploads.output.uploads.unwrap().is_empty());
+
+    // Abort leaves nothing; a bogus id is NoSuchUpload.
+    let create =
+        CreateMultipartUploadInput { bucket: "rules".into(), key: "gone".into(), ..Default::default() };
+    let id = f.s3.create_multipart_upload(req(create, "alice")).await.unwrap().output.upload_id.unwrap();
+    let abort = AbortMultipartUploadInput {
+        bucket: "rules".into(),
+        key: "gone".into(),
+        upload_id: id.clone(),
+        ..Default::default()
+    };
+    f.s3.abort_multipart_upload(req(abort.clone(), "alice")).await.unwrap();
+    assert_eq!(code(f.s3.abort_multipart_upload(req(abort, "alice")).await), "NoSuchUpload");
+    let bogus = AbortMultipartUploadInput {
+        bucket: "rules".into(),
+        key: "gone".into(),
+        upload_id: "../../x".into(),
+        ..Default::default()
+    };
+    assert_eq!(code(f.s3.abort_multipart_upload(req(bogus, "alice")).await), "NoSuchUpload");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditions_digests_and_limits() {
+    let mut f = fixture(None);
+    f.s3.set_max_object_size(MIB as u64);
+    bucket(&f.s3, "cond").await;
+    let body = plaintext(1000, 4);
+    let put = |key: &str, body: &[u8], md5: Option<String>, sha: Option<String>| {
+        let input = PutObjectInput {
+            bucket: "cond".into(),
+            key: key.into(),
+            body: blob(body),
+            content_length: Some(body.len() as i64),
+            content_md5: md5,
+            checksum_sha256: sha,
+            ..Default::default()
+        };
+        req(input, "alice")
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let etag =
+        f.s3.put_object(put("o", &body, Some(b64.encode(Md5::digest(&body))), None))
+            .await
+            .unwrap()
+            .output
+            .e_tag
+            .unwrap();
+    assert_eq!(
+        code(f.s3.put_object(put("bad", &body, Some(b64.encode(Md5::digest(b"x"))), None)).await),
+        "BadDigest"
+    );
+    let sha = b64.encode(sha2::Sha256::digest(&body));
+    assert_eq!(code(f.s3.put_object(put("sha", &body, None, Some(sha))).await), "OK");
+    let wrong = b64.encode(sha2::Sha256::digest(b"x"));
+    assert_eq!(code(f.s3.put_object(put("bad", &body, None, Some(wrong))).await), "BadDigest");
+    assert_eq!(code(get(&f.s3, "cond", "bad", None).await), "NoSuchKey", "nothing stored after BadDigest");
+    assert_eq!(code(f.s3.put_object(put("big", &plaintext(MIB + 1, 1), None, None)).await), "EntityTooLarge");
+
+    let cond = |m: Option<ETagCondition>, n: Option<ETagCondition>| {
+        let input = GetObjectInput {
+            bucket: "cond".into(),
+            key: "o".into(),
+            if_match: m,
+            if_none_match: n,
+            ..Default::default()
+        };
+        req(input, "alice")
+    };
+    let same = ETagCondition::ETag(etag.clone());
+    let other = ETagCondition::ETag(ETag::Strong("nope".into()));
+    assert_eq!(code(f.s3.get_object(cond(Some(same.clone()), None)).await), "OK");
+    assert_eq!(code(f.s3.get_object(cond(Some(other.clone()), None)).await), "PreconditionFailed");
+    assert_eq!(code(f.s3.get_object(cond(None, Some(same))).await), "NotModified");
+    assert_eq!(code(f.s3.get_object(cond(None, Some(other))).await), "OK");
+    assert_eq!(code(get(&f.s3, "cond", "o", None).await), "OK");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_multipart_objects_fail_their_integrity_check() {
+    let f = fixture(None);
+    bucket(&f.s3, "dmg").await;
+    let k = sse_c(3);
+    let parts = vec![plaintext(5 * MIB, 5), plaintext(100_000, 6)];
+    multipart(&f.s3, "dmg", "o", &parts, Some(&k)).await.unwrap();
+    let file = walk(f.dir.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "o")).unwrap();
+    let original = std::fs::read(&file).unwrap();
+    // A flipped bit in the second part's data: the first part still reads, the whole fails.
+    let mut damaged = original.clone();
+    damaged[5 * MIB + 5000] ^= 1;
+    std::fs::write(&file, &damaged).unwrap();
+    let input = GetObjectInput {
+        bucket: "dmg".into(),
+        key: "o".into(),
+        sse_customer_algorithm: Some("AES256".into()),
+        sse_customer_key: Some(k.key.clone()),
+        sse_customer_key_md5: Some(k.md5.clone()),
+        ..Default::default()
+    };
+    let out = f.s3.get_object(req(input, "alice")).await.unwrap();
+    let read = read_all(out.output.body).await;
+    assert!(read.is_err(), "a damaged object must not read back");
+    // Truncated by one byte: refused when opened.
+    std::fs::write(&file, [&original[..5 * MIB], &original[5 * MIB + 1..]].concat()).unwrap();
+    assert!(get(&f.s3, "dmg", "o", Some(&k)).await.is_err());
+    std::fs::write(&file, &original).unwrap();
+    assert_eq!(get(&f.s3, "dmg", "o", Some(&k)).await.unwrap(), parts.concat());
+}
+
+#[test]
+fn bucket_encryption_maps_aws_kms_onto_root_keys() {
+    with_token("bucket_encryption_maps_aws_kms_onto_root_keys", |token| {
+        let manager = Arc::new(token.manager(std::time::Duration::from_secs(60)));
+        let crn = manager.create("bucket-root").unwrap().crn;
+        let other = manager.create("other-root").unwrap().crn;
+        let f = fixture(Some(manager.clone()));
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            bucket(&f.s3, "kms").await;
+            let get_enc =
+                || req(GetBucketEncryptionInput { bucket: "kms".into(), ..Default::default() }, "alice");
+            assert_eq!(
+                code(f.s3.get_bucket_encryption(get_enc()).await),
+                "ServerSideEncryptionConfigurationNotFoundError"
+            );
+            let rule = |key: &str| {
+                let by_default = ServerSideEncryptionByDefault {
+                    sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS),
+                    kms_master_key_id: Some(key.to_owned()),
+                };
+                let config = ServerSideEncryptionConfiguration {
+                    rules: vec![ServerSideEncryptionRule {
+                        apply_server_side_encryption_by_default: Some(by_default),
+                        bucket_key_enabled: Some(true),
+                    }],
+                };
+                let input = PutBucketEncryptionInput::builder()
+                    .bucket("kms".into())
+                    .server_side_encryption_configuration(config)
+                    .build()
+                    .unwrap();
+                req(input, "alice")
+            };
+            assert_eq!(code(f.s3.put_bucket_encryption(rule("no-such-key")).await), "InvalidArgument");
+            f.s3.put_bucket_encryption(rule(&crn)).await.unwrap();
+            assert_eq!(code(f.s3.put_bucket_encryption(rule(&other)).await), "InvalidArgument");
+            let got = f.s3.get_bucket_encryption(get_enc()).await.unwrap();
+            let r = &got.output.server_side_encryption_configuration.unwrap().rules[0];
+            assert_eq!(
+                r.apply_server_side_encryption_by_default.as_ref().unwrap().kms_master_key_id.as_deref(),
+                Some(crn.as_str())
+            );
+
+            let body = plaintext(300_000, 8);
+            let input = PutObjectInput {
+                bucket: "kms".into(),
+                key: "o".into(),
+                body: blob(&body),
+                ..Default::default()
+            };
+            let put = f.s3.put_object(req(input, "alice")).await.unwrap();
+            assert_eq!(put.headers.get("x-amz-server-side-encryption-aws-kms-key-id").unwrap(), crn.as_str());
+            assert_eq!(put.output.e_tag.unwrap().value(), md5_hex(&body));
+            let parts = vec![plaintext(5 * MIB, 1), plaintext(10, 2)];
+            multipart(&f.s3, "kms", "mp", &parts, None).await.unwrap();
+            assert_eq!(get(&f.s3, "kms", "mp", None).await.unwrap(), parts.concat());
+            assert_eq!(get(&f.s3, "kms", "o", None).await.unwrap(), body);
+
+            manager.disable(&crn).unwrap();
+            assert_eq!(code(get(&f.s3, "kms", "o", None).await), "AccessDenied");
+            assert_eq!(code(get(&f.s3, "kms", "mp", None).await), "AccessDenied");
+            manager.enable(&crn).unwrap();
+            let del = DeleteBucketEncryptionInput { bucket: "kms".into(), ..Default::default() };
+            f.s3.delete_bucket_encryption(req(del, "alice")).await.unwrap();
+            let input = PutObjectInput {
+                bucket: "kms".into(),
+                key: "plain".into(),
+                body: blob(b"p"),
+                ..Default::default()
+            };
+            let put = f.s3.put_object(req(input, "alice")).await.unwrap();
+            assert!(put.headers.get("x-amz-server-side-encryption").is_none());
+            assert_eq!(get(&f.s3, "kms", "o", None).await.unwrap(), body, "old objects keep their key");
+            manager.delete(&crn, true).unwrap();
+            assert_eq!(code(get(&f.s3, "kms", "mp", None).await), "AccessDenied", "crypto-shredded");
+        });
+    });
+}
