@@ -3,16 +3,16 @@
 //! (made by hsm/create-token): tests run in parallel safely and never touch a global
 //! token store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use cipherstore::engine::SecretKey;
-use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeysError, ManagerOptions};
+use cipherstore::keys::{Hsm, HsmConfig, KeysError};
 
 mod common;
 
-use common::hsm::{Token, with_token};
+use common::hsm::{LABEL, MODULE, with_token};
 
 fn key(b: u8) -> SecretKey {
     SecretKey::from_bytes([b; 32])
