@@ -60,7 +60,10 @@ class Server:
         return json.loads(self.keyctl("create", name, "--json"))["crn"]
 
     def __enter__(self):
-        self.process = subprocess.Popen([self.binary, *self.args], stdout=subprocess.PIPE,
+        # Output goes to a file: a pipe nobody drains would stall the server once full.
+        self.log_path = self.data / "server.log"
+        self.log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen([self.binary, *self.args], stdout=self.log_file,
                                         stderr=subprocess.STDOUT, text=True, env=self.env)
         for _ in range(200):
             if self.ca.exists():
@@ -75,10 +78,12 @@ class Server:
     def __exit__(self, *exc):
         self.process.terminate()
         try:
-            out, _ = self.process.communicate(timeout=40)
+            self.process.wait(timeout=40)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, _ = self.process.communicate()
+            self.process.wait()
+        self.log_file.close()
+        out = self.log_path.read_text(errors="replace")
         self.log = out
         self.check("graceful shutdown", self.process.returncode == 0, out[-2000:])
         return False

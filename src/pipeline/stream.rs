@@ -20,6 +20,10 @@ pub const BATCH_BYTES: usize = 4 << 20;
 /// Batches waiting between two stages.
 pub const CHANNEL_DEPTH: usize = 2;
 
+/// Largest announced input sealed on the calling thread, without the reader and worker
+/// threads.
+const INLINE_MAX: u64 = 1 << 20;
+
 /// Whole units in working form (see [`super::units`]).
 struct Batch {
     units: Vec<UnitRef>,
@@ -145,6 +149,23 @@ fn run<R: Read + Send>(
     })
 }
 
+/// Like [`run`], on the calling thread: for inputs small enough to hold at once, where
+/// spawning the reader and worker threads would cost more than the work.
+fn run_inline(
+    input: &[u8],
+    cut: Cut,
+    work: &(dyn Fn(&mut Batch) -> Result<(), PipelineError> + Sync),
+    write: &mut dyn FnMut(&Batch) -> Result<(), PipelineError>,
+) -> Result<u64, PipelineError> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let total = read_units(input, cut, tx)?;
+    for mut batch in rx.try_iter() {
+        work(&mut batch)?;
+        write(&batch)?;
+    }
+    Ok(total)
+}
+
 /// Writes every slice in full.
 fn write_all_vectored(output: &mut dyn Write, slices: &mut [IoSlice<'_>]) -> Result<(), PipelineError> {
     let mut rest = slices;
@@ -167,7 +188,7 @@ fn write_all_vectored(output: &mut dyn Write, slices: &mut [IoSlice<'_>]) -> Res
 /// into the header and checked against what the input delivers. Returns the plaintext
 /// length.
 pub fn encrypt_stream<R: Read + Send>(
-    input: R,
+    mut input: R,
     output: &mut dyn Write,
     spec: &SealSpec,
     expected_len: Option<u64>,
@@ -184,7 +205,20 @@ pub fn encrypt_stream<R: Read + Send>(
         progress.advance(b.data.len() as u64);
         Ok(())
     };
-    let total = run(input, Cut::Plain { unit: sealer.unit_size(), overhead }, &work, &mut write)?;
+    let cut = Cut::Plain { unit: sealer.unit_size(), overhead };
+    let total = match expected_len.filter(|&l| l <= INLINE_MAX) {
+        Some(len) => {
+            // Small objects (most S3 PUTs): read whole, seal on this thread. One byte more
+            // than announced is read so that a longer input is still caught.
+            let mut buf = Vec::with_capacity(len as usize);
+            (&mut input)
+                .take(len + 1)
+                .read_to_end(&mut buf)
+                .map_err(PipelineError::io("cannot read the input"))?;
+            run_inline(&buf, cut, &work, &mut write)?
+        }
+        None => run(input, cut, &work, &mut write)?,
+    };
     if let Some(expected) = expected_len.filter(|&e| e != total) {
         return Err(PipelineError::InputChanged { expected, got: total });
     }

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3Result};
@@ -21,6 +21,8 @@ use crate::store::{ObjectMeta, ObjectWriter, PartMeta, PartWriter};
 
 /// Batches of body bytes waiting for the pipeline.
 const DEPTH: usize = 8;
+/// Body bytes gathered before a hand-off to the pipeline.
+const BATCH: usize = 256 << 10;
 
 /// A `Read` over body chunks arriving from the async side, digesting what passes.
 struct ChannelReader {
@@ -46,6 +48,15 @@ impl Read for ChannelReader {
     }
 }
 
+/// How a body is sealed.
+pub enum Sealing {
+    /// By the engine.
+    Engine(SealSpec),
+    /// Stored as received: the benchmark baseline, compiled only with `bench-plaintext`.
+    #[cfg(feature = "bench-plaintext")]
+    Passthrough,
+}
+
 /// A body encrypted into a writer, not yet committed.
 pub struct Encrypted<W> {
     /// The writer holding the encrypted bytes.
@@ -61,7 +72,7 @@ pub struct Encrypted<W> {
 pub async fn encrypt<W: Write + Send + 'static>(
     body: StreamingBlob,
     writer: W,
-    spec: SealSpec,
+    spec: Sealing,
     content_length: Option<u64>,
     limit: u64,
     expected: Expected,
@@ -71,17 +82,35 @@ pub async fn encrypt<W: Write + Send + 'static>(
     let feed = async move {
         let mut body = body;
         let mut received = 0u64;
+        // Small frames (HTTP/2 DATA frames are often 16 KiB) are gathered into batches, so
+        // the hand-off to the blocking side costs per batch, not per frame.
+        let mut batch = BytesMut::new();
         while let Some(chunk) = body.next().await {
-            let item = chunk.map_err(|e| io::Error::other(e.to_string()));
-            received += item.as_ref().map_or(0, |b| b.len() as u64);
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                    return false;
+                }
+            };
+            received += chunk.len() as u64;
             if received > limit {
                 let _ = tx.send(Err(io::Error::other("the body exceeds the size limit"))).await;
                 return true;
             }
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
+            if batch.is_empty() && chunk.len() >= BATCH {
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return false;
+                }
+                continue;
             }
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= BATCH && tx.send(Ok(batch.split().freeze())).await.is_err() {
+                return false;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(Ok(batch.freeze())).await;
         }
         false
     };
@@ -125,7 +154,7 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     first: u64,
     last: u64,
     writer: W,
-    spec: SealSpec,
+    spec: Sealing,
     md5: bool,
 ) -> S3Result<Encrypted<W>> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
@@ -180,13 +209,21 @@ pub async fn commit_part(
 async fn seal<W: Write + Send + 'static>(
     rx: mpsc::Receiver<io::Result<Bytes>>,
     mut writer: W,
-    spec: SealSpec,
+    spec: Sealing,
     content_length: Option<u64>,
     digests: Digests,
 ) -> S3Result<Encrypted<W>> {
     tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader { rx, current: Bytes::new(), digests };
-        let size = stream::encrypt_stream(&mut reader, &mut writer, &spec, content_length, &())?;
+        let size = match &spec {
+            Sealing::Engine(spec) => {
+                stream::encrypt_stream(&mut reader, &mut writer, spec, content_length, &())?
+            }
+            #[cfg(feature = "bench-plaintext")]
+            Sealing::Passthrough => {
+                std::io::copy(&mut reader, &mut writer).map_err(PipelineError::io("passthrough"))?
+            }
+        };
         Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish() })
     })
     .await

@@ -91,7 +91,7 @@ pub(super) async fn copy_object(
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
     let size = source.size();
     let md5_etag = meta.etag.is_empty();
-    let spec = SealSpec::new(protection, s.backend);
+    let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
     let encrypted = body::reencrypt(source, 0, size, writer, spec, md5_etag).await?;
     let mut meta = meta;
     if md5_etag {

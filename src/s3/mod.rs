@@ -29,7 +29,7 @@ use std::sync::Arc;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use crate::engine::Backend;
+use crate::engine::{Backend, SealSpec};
 use crate::keys::KeyManager;
 use crate::store::{BucketMeta, Store};
 
@@ -39,12 +39,45 @@ pub struct CipherS3 {
     backend: Backend,
     keys: Option<Arc<KeyManager>>,
     max_object: u64,
+    /// Benchmark baseline only: new default-protection objects are stored unencrypted.
+    #[cfg(feature = "bench-plaintext")]
+    plaintext: bool,
 }
 
 impl CipherS3 {
     /// A service over `store`; `keys` enables SSE-KP.
     pub fn new(store: Arc<dyn Store>, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
-        Self { store, backend, keys, max_object: object::MAX_PUT }
+        Self {
+            store,
+            backend,
+            keys,
+            max_object: object::MAX_PUT,
+            #[cfg(feature = "bench-plaintext")]
+            plaintext: std::env::var("CIPHERSTORE_BENCH_PLAINTEXT").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// Whether new default-protection objects skip the engine (benchmark builds only).
+    fn plaintext_mode(&self) -> bool {
+        #[cfg(feature = "bench-plaintext")]
+        return self.plaintext;
+        #[cfg(not(feature = "bench-plaintext"))]
+        false
+    }
+
+    /// How bytes recorded with `attributes` are sealed: by the engine under `spec`, or
+    /// (benchmark builds only) passed through.
+    fn sealing(
+        &self,
+        spec: SealSpec,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> body::Sealing {
+        #[cfg(feature = "bench-plaintext")]
+        if attributes.get(sse::PROTECTION).is_some_and(|p| p == "plaintext") {
+            return body::Sealing::Passthrough;
+        }
+        let _ = attributes;
+        body::Sealing::Engine(spec)
     }
 
     /// Sets the largest single PUT and part (at most S3's 5 GiB).

@@ -94,11 +94,11 @@ pub(super) async fn create(
     Ok(response)
 }
 
-/// The sealing spec and ETag policy for a part of `upload`.
-fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> SealSpec {
+/// How a part of `upload` is sealed: its protection, with the part number bound in.
+fn part_spec(s: &CipherS3, upload: &UploadMeta, read: &ReadKey, number: u32) -> body::Sealing {
     let mut spec = SealSpec::new(read.protection(), s.backend);
     spec.part = number;
-    spec
+    s.sealing(spec, &upload.object.attributes)
 }
 
 /// The ETag of a part or object: the MD5 computed, or random for SSE-C.
@@ -135,7 +135,7 @@ pub(super) async fn upload_part(
     );
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
-    let spec = part_spec(s, &read, number);
+    let spec = part_spec(s, &upload, &read, number);
     let encrypted =
         body::encrypt(body, writer, spec, length, s.max_object, expected, read.sse_c_md5.is_none()).await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
@@ -204,7 +204,7 @@ pub(super) async fn upload_part_copy(
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.object, sent)?;
     let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
-    let spec = part_spec(s, &read, number);
+    let spec = part_spec(s, &upload, &read, number);
     let encrypted = body::reencrypt(source, first, last, writer, spec, read.sse_c_md5.is_none()).await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };

@@ -78,7 +78,7 @@ pub(super) async fn put_object(
         user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         attributes,
     };
-    let spec = SealSpec::new(protection, s.backend);
+    let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
     let md5_etag = meta.etag.is_empty();
     let encrypted = body::encrypt(body, writer, spec, length, s.max_object, expected, md5_etag).await?;
     let mut meta = meta;
@@ -134,7 +134,8 @@ pub(super) fn protection(
             (Protection::SseKp { key, crn }, String::new(), None)
         }
         (None, None) => {
-            attributes.insert(sse::PROTECTION.to_owned(), "aont".to_owned());
+            let mode = if s.plaintext_mode() { "plaintext" } else { "aont" };
+            attributes.insert(sse::PROTECTION.to_owned(), mode.to_owned());
             (Protection::Aont, String::new(), None)
         }
     })

@@ -78,9 +78,16 @@ struct Span {
     stored: Range<u64>,
 }
 
+/// Whether `meta`'s bytes were stored unencrypted by a benchmark build.
+fn passthrough(meta: &ObjectMeta) -> bool {
+    cfg!(feature = "bench-plaintext")
+        && meta.attributes.get(sse::PROTECTION).is_some_and(|p| p == "plaintext")
+}
+
 /// A stored object ready to be decrypted, by range.
 pub(super) struct PlainSource {
     object: StoredObject,
+    raw: bool,
     key: Option<CustomerKey>,
     backend: Backend,
     spans: Vec<Span>,
@@ -135,7 +142,9 @@ impl PlainSource {
     pub(super) fn open(s: &CipherS3, object: StoredObject, key: Option<CustomerKey>) -> S3Result<Self> {
         let stored_len = object.body.len();
         let body = object.body.as_ref();
+        let raw = passthrough(&object.meta);
         let spans = match manifest::parse(&object.meta).map_err(error::pipeline)? {
+            None if raw => vec![Span { number: 0, plain: 0..stored_len, stored: 0..stored_len }],
             None => {
                 // One engine object: its plaintext length is in its header.
                 let stored = 0..stored_len;
@@ -159,13 +168,13 @@ impl PlainSource {
                     return Err(error::pipeline(e.into()));
                 }
                 // The first part tells a wrong key before any byte is sent.
-                if let Some(first) = spans.first() {
+                if let Some(first) = spans.first().filter(|_| !raw) {
                     open_span(body, first, key.as_ref(), s.backend).map_err(open_error)?;
                 }
                 spans
             }
         };
-        Ok(Self { object, key, backend: s.backend, spans })
+        Ok(Self { object, raw, key, backend: s.backend, spans })
     }
 
     /// Plaintext length.
@@ -198,6 +207,12 @@ impl PlainSource {
             if !touches {
                 continue;
             }
+            if self.raw {
+                let from = first.max(span.plain.start) - span.plain.start + span.stored.start;
+                let to = last.min(span.plain.end) - span.plain.start + span.stored.start;
+                copy_raw(body, from, to, sink)?;
+                continue;
+            }
             let (opener, layout) = open_span(body, span, self.key.as_ref(), self.backend)?;
             let base = span.stored.start;
             let end = span.stored.end;
@@ -218,6 +233,26 @@ impl PlainSource {
         }
         Ok(())
     }
+}
+
+/// Passes stored bytes `[from, to)` through unchanged (benchmark baseline objects).
+fn copy_raw(
+    body: &dyn ObjectReader,
+    mut from: u64,
+    to: u64,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    let mut buf = vec![0u8; (1 << 20).min(to.saturating_sub(from)) as usize];
+    while from < to {
+        let n = buf.len().min((to - from) as usize);
+        let got = body.read_at(&mut buf[..n], from).map_err(PipelineError::io("cannot read an object"))?;
+        if got == 0 {
+            return Err(crate::engine::Error::Truncated { expected: to, found: from }.into());
+        }
+        sink(&buf[..got])?;
+        from += got as u64;
+    }
+    Ok(())
 }
 
 fn open_error(e: PipelineError) -> s3s::S3Error {

@@ -91,6 +91,9 @@ async fn accept_loop(
             },
             _ = stop.changed() => return,
         };
+        // Without it, a response body written after its head waits for the client's
+        // delayed ACK (40 ms per small GET measured here).
+        let _ = tcp.set_nodelay(true);
         let front = front.clone();
         let http = http.clone();
         let watcher = graceful.watcher();
