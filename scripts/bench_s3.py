@@ -167,7 +167,7 @@ def main():
         peer = subprocess.Popen([rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{AK},{SK}",
                                  "--cert", str(certdir / "cert.pem"), "--key", str(certdir / "key.pem"),
                                  "--config", "/dev/null", "-q", str(work / "peer-root")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=open(work / "peer.log", "w"))
         try:
             for _ in range(100):
                 try:

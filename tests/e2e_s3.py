@@ -107,6 +107,16 @@ def main():
         except urllib.error.HTTPError as e:
             anon = e.code
         check("anonymous GET refused", anon == 403, str(anon))
+        url = alice.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "z"}, ExpiresIn=60)
+        check("presigned GET", urllib.request.urlopen(url, context=ctx).read() == b"z")
+        url = alice.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "z"}, ExpiresIn=1)
+        time.sleep(2.5)
+        try:
+            urllib.request.urlopen(url, context=ctx)
+            expired = 200
+        except urllib.error.HTTPError as e:
+            expired = e.code
+        check("expired presigned GET refused", expired == 403, str(expired))
         check("missing key", error_code(lambda: alice.get_object(Bucket="photos", Key="nope")) == "NoSuchKey")
         check("missing bucket", error_code(lambda: alice.head_object(Bucket="nobucket", Key="x")) in ("NoSuchBucket", "404"))
 
