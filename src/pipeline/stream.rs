@@ -223,7 +223,12 @@ pub fn encrypt_stream<R: Read + Send>(
                 .take(len + 1)
                 .read_to_end(&mut buf)
                 .map_err(PipelineError::io("cannot read the input"))?;
-            run_inline(&buf, sealer.unit_size(), overhead, &work, &mut write)?
+            // Sequential: a request-per-core server gains nothing from fanning out a few
+            // units, and the pool's hand-off costs more than they do.
+            let sequential = |b: &mut Batch| -> Result<(), PipelineError> {
+                Ok(seal_each(&sealer, &b.units, &mut b.data, &mut b.trailers, false)?)
+            };
+            run_inline(&buf, sealer.unit_size(), overhead, &sequential, &mut write)?
         }
         None => run(input, cut, &work, &mut write)?,
     };

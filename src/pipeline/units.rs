@@ -63,7 +63,12 @@ pub fn seal_each(
 ) -> Result<(), Error> {
     let parts = split(units, data, trailers, sealer.overhead())?;
     let seal = |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| sealer.seal_unit(u.index, u.is_final, d, t);
-    if parallel { parts.into_par_iter().try_for_each(seal) } else { parts.into_iter().try_for_each(seal) }
+    // One unit gains nothing from the pool, and the hand-off costs more than a small unit.
+    if parallel && units.len() > 1 {
+        parts.into_par_iter().try_for_each(seal)
+    } else {
+        parts.into_iter().try_for_each(seal)
+    }
 }
 
 /// Opens `units` in place; `parallel` fans them out over the current rayon pool.
@@ -76,7 +81,11 @@ pub fn open_each(
 ) -> Result<(), Error> {
     let parts = split(units, data, trailers, opener.header().mode.overhead())?;
     let open = |(u, d, t): (UnitRef, &mut [u8], &mut [u8])| opener.open_unit(u.index, u.is_final, d, t);
-    if parallel { parts.into_par_iter().try_for_each(open) } else { parts.into_iter().try_for_each(open) }
+    if parallel && units.len() > 1 {
+        parts.into_par_iter().try_for_each(open)
+    } else {
+        parts.into_iter().try_for_each(open)
+    }
 }
 
 /// The stored byte order of sealed `units`: `data ‖ trailer` for each, as I/O slices.
