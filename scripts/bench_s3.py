@@ -104,7 +104,8 @@ def workload(t, rclone, work, size_mib, small, runs):
 
 
 def cipherstore(binary, mode, work, env_extra=None):
-    srv = Server(binary, cache_ttl="3600")
+    # The data directory sits on the same filesystem as the peer's (tmpfs when available).
+    srv = Server(binary, cache_ttl="3600", base=str(work))
     srv.env.update(env_extra or {})
     srv.__enter__()
     t = Target(mode, srv.endpoint, srv.ca, srv.process.pid, metrics=f"{srv.endpoint}/metrics")

@@ -493,10 +493,19 @@ async fn buckets_listings_copies_and_deletes() {
     let f = fixture(None);
     bucket(&f.s3, "lst").await;
     assert_eq!(
-        code(f.s3.create_bucket(req(CreateBucketInput { bucket: "lst".into(), ..Default::default() }, "bob")).await),
+        code(
+            f.s3.create_bucket(req(CreateBucketInput { bucket: "lst".into(), ..Default::default() }, "bob"))
+                .await
+        ),
         "BucketAlreadyExists"
     );
-    assert_eq!(code(f.s3.head_bucket(req(HeadBucketInput { bucket: "lst".into(), ..Default::default() }, "bob")).await), "AccessDenied");
+    assert_eq!(
+        code(
+            f.s3.head_bucket(req(HeadBucketInput { bucket: "lst".into(), ..Default::default() }, "bob"))
+                .await
+        ),
+        "AccessDenied"
+    );
     let anonymous = S3Request { credentials: None, ..req(ListBucketsInput::default(), "x") };
     assert_eq!(code(f.s3.list_buckets(anonymous).await), "AccessDenied");
     for k in ["a/1", "a/2", "a/b/3", "c", "ключ"] {
@@ -510,13 +519,19 @@ async fn buckets_listings_copies_and_deletes() {
     };
     let out = f.s3.list_objects_v2(req(v2, "alice")).await.unwrap().output;
     let keys: Vec<_> = out.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).collect();
-    let prefixes: Vec<_> = out.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix).collect();
+    let prefixes: Vec<_> =
+        out.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix).collect();
     assert_eq!((keys, prefixes), (vec!["a/1".to_owned(), "a/2".to_owned()], vec!["a/b/".to_owned()]));
     // Pages of two, v1 with markers, in byte order.
     let mut seen = Vec::new();
     let mut marker = None;
     loop {
-        let v1 = ListObjectsInput { bucket: "lst".into(), max_keys: Some(2), marker: marker.clone(), ..Default::default() };
+        let v1 = ListObjectsInput {
+            bucket: "lst".into(),
+            max_keys: Some(2),
+            marker: marker.clone(),
+            ..Default::default()
+        };
         let out = f.s3.list_objects(req(v1, "alice")).await.unwrap().output;
         let page: Vec<String> = out.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).collect();
         marker = out.next_marker.or_else(|| page.last().cloned());
@@ -547,7 +562,11 @@ async fn buckets_listings_copies_and_deletes() {
         .copy_source(CopySource::Bucket { bucket: "lst".into(), key: "c-secret".into(), version_id: None })
         .build()
         .unwrap();
-    assert_eq!(code(f.s3.copy_object(req(back.clone(), "alice")).await), "InvalidRequest", "source key needed");
+    assert_eq!(
+        code(f.s3.copy_object(req(back.clone(), "alice")).await),
+        "InvalidRequest",
+        "source key needed"
+    );
     let back = CopyObjectInput {
         copy_source_sse_customer_algorithm: Some("AES256".into()),
         copy_source_sse_customer_key: Some(k.key.clone()),
@@ -573,5 +592,11 @@ async fn buckets_listings_copies_and_deletes() {
     assert_eq!(out.deleted.unwrap().len(), 8);
     assert!(out.errors.is_none());
     f.s3.delete_bucket(del("lst")).await.unwrap();
-    assert_eq!(code(f.s3.head_bucket(req(HeadBucketInput { bucket: "lst".into(), ..Default::default() }, "alice")).await), "NoSuchBucket");
+    assert_eq!(
+        code(
+            f.s3.head_bucket(req(HeadBucketInput { bucket: "lst".into(), ..Default::default() }, "alice"))
+                .await
+        ),
+        "NoSuchBucket"
+    );
 }

@@ -26,11 +26,11 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None):
+    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None):
         self.binary = binary
         self.passed = 0
         self.failed = 0
-        self.data = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-e2e-"))
+        self.data = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-e2e-", dir=base))
         users = self.data / "users.txt"
         users.write_text("".join(f"{ak} {sk}\n" for ak, sk in USERS.values()))
         self.port = free_port()

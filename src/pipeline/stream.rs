@@ -168,7 +168,8 @@ fn run_inline(
             is_final: i + 1 == count,
         })
         .collect();
-    let mut batch = Batch { units, data: BytesMut::from(input), trailers: BytesMut::zeroed(count * overhead) };
+    let mut batch =
+        Batch { units, data: BytesMut::from(input), trailers: BytesMut::zeroed(count * overhead) };
     work(&mut batch)?;
     write(&batch)?;
     Ok(input.len() as u64)

@@ -88,6 +88,8 @@ fn passthrough(meta: &ObjectMeta) -> bool {
 pub(super) struct PlainSource {
     object: StoredObject,
     raw: bool,
+    /// The first span, opened already by [`PlainSource::open`] (key unsealing is not free).
+    first: Option<(Opener, Layout)>,
     key: Option<CustomerKey>,
     backend: Backend,
     spans: Vec<Span>,
@@ -143,13 +145,16 @@ impl PlainSource {
         let stored_len = object.body.len();
         let body = object.body.as_ref();
         let raw = passthrough(&object.meta);
+        let mut first = None;
         let spans = match manifest::parse(&object.meta).map_err(error::pipeline)? {
             None if raw => vec![Span { number: 0, plain: 0..stored_len, stored: 0..stored_len }],
             None => {
                 // One engine object: its plaintext length is in its header.
                 let stored = 0..stored_len;
-                let (_, layout) = open_at(body, &stored, 0, key.as_ref(), s.backend).map_err(open_error)?;
-                vec![Span { number: 0, plain: 0..layout.plaintext_len(), stored }]
+                let opened = open_at(body, &stored, 0, key.as_ref(), s.backend).map_err(open_error)?;
+                let span = Span { number: 0, plain: 0..opened.1.plaintext_len(), stored };
+                first = Some(opened);
+                vec![span]
             }
             Some(parts) => {
                 let mut spans = Vec::with_capacity(parts.len());
@@ -168,13 +173,13 @@ impl PlainSource {
                     return Err(error::pipeline(e.into()));
                 }
                 // The first part tells a wrong key before any byte is sent.
-                if let Some(first) = spans.first().filter(|_| !raw) {
-                    open_span(body, first, key.as_ref(), s.backend).map_err(open_error)?;
+                if let Some(span) = spans.first().filter(|_| !raw) {
+                    first = Some(open_span(body, span, key.as_ref(), s.backend).map_err(open_error)?);
                 }
                 spans
             }
         };
-        Ok(Self { object, raw, key, backend: s.backend, spans })
+        Ok(Self { object, raw, first, key, backend: s.backend, spans })
     }
 
     /// Plaintext length.
@@ -201,7 +206,7 @@ impl PlainSource {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
         let body = self.object.body.as_ref();
-        for span in &self.spans {
+        for (i, span) in self.spans.iter().enumerate() {
             let touches = (span.plain.start < last && span.plain.end > first)
                 || (first == last && span.plain.start == first);
             if !touches {
@@ -213,7 +218,14 @@ impl PlainSource {
                 copy_raw(body, from, to, sink)?;
                 continue;
             }
-            let (opener, layout) = open_span(body, span, self.key.as_ref(), self.backend)?;
+            let reopened;
+            let (opener, layout) = match (i, &self.first) {
+                (0, Some((o, l))) => (o, l),
+                _ => {
+                    reopened = open_span(body, span, self.key.as_ref(), self.backend)?;
+                    (&reopened.0, &reopened.1)
+                }
+            };
             let base = span.stored.start;
             let end = span.stored.end;
             let read_at = |buf: &mut [u8], off: u64| -> io::Result<usize> {
@@ -226,7 +238,7 @@ impl PlainSource {
             };
             let from = first.max(span.plain.start) - span.plain.start;
             let to = last.min(span.plain.end).max(span.plain.start) - span.plain.start;
-            random::decrypt_range(&read_at, &opener, &layout, from, to.max(from), sink)?;
+            random::decrypt_range(&read_at, opener, layout, from, to.max(from), sink)?;
             if first == last {
                 break;
             }
