@@ -185,11 +185,7 @@ pub async fn commit_object(
     mut meta: ObjectMeta,
 ) -> S3Result<ObjectMeta> {
     meta.size = encrypted.size;
-    let writer = encrypted.writer;
-    tokio::task::spawn_blocking(move || writer.commit(meta))
-        .await
-        .map_err(|e| error::internal(&e))?
-        .map_err(error::store)
+    commit(encrypted.writer, meta, |w, m| w.commit(m)).await
 }
 
 /// Commits an encrypted part with `meta` (its size filled in).
@@ -198,8 +194,16 @@ pub async fn commit_part(
     mut meta: PartMeta,
 ) -> S3Result<PartMeta> {
     meta.size = encrypted.size;
-    let writer = encrypted.writer;
-    tokio::task::spawn_blocking(move || writer.commit(meta))
+    commit(encrypted.writer, meta, |w, m| w.commit(m)).await
+}
+
+/// Runs a store commit (flush, rename) on a blocking task.
+async fn commit<W: Send + 'static, M: Send + 'static>(
+    writer: W,
+    meta: M,
+    commit: fn(W, M) -> Result<M, crate::store::StoreError>,
+) -> S3Result<M> {
+    tokio::task::spawn_blocking(move || commit(writer, meta))
         .await
         .map_err(|e| error::internal(&e))?
         .map_err(error::store)

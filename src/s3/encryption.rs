@@ -24,17 +24,15 @@ pub(super) async fn put(
     let Some(default) = &rule.apply_server_side_encryption_by_default else {
         return Err(s3_error!(MalformedXML, "the rule needs ApplyServerSideEncryptionByDefault"));
     };
-    let Some(key_id) = default.kms_master_key_id.as_deref() else {
-        if default.sse_algorithm.as_str() == ServerSideEncryption::AWS_KMS {
-            return Err(s3_error!(InvalidArgument, "aws:kms needs a KMSMasterKeyID (root key id or CRN)"));
-        }
-        // Reuses the write-path refusal of AES256 and unknown algorithms.
-        kp::requested_root(s, &bucket, Some(&default.sse_algorithm), None)?;
-        return Err(s3_error!(InvalidArgument, "unsupported encryption rule"));
-    };
     if default.sse_algorithm.as_str() != ServerSideEncryption::AWS_KMS {
-        return Err(s3_error!(InvalidArgument, "only aws:kms rules are offered (with a root key id)"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "only aws:kms rules with a KMSMasterKeyID (root key id or CRN) are offered; SSE-S3 (AES256) is not, as the default protection already applies"
+        ));
     }
+    let Some(key_id) = default.kms_master_key_id.as_deref() else {
+        return Err(s3_error!(InvalidArgument, "aws:kms needs a KMSMasterKeyID (root key id or CRN)"));
+    };
     let manager = kp::manager(s)?;
     let view = manager.show(key_id).map_err(kp::error)?;
     match kp::bucket_root(&bucket) {

@@ -231,17 +231,25 @@ struct FsWriter {
     key: String,
 }
 
-impl Write for FsWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tmp.as_file_mut().write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-        self.tmp.as_file_mut().write_vectored(bufs)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// `Write` for a writer whose bytes go to its `tmp` temporary file (flushed at commit).
+macro_rules! write_to_tmp {
+    ($writer:ty) => {
+        impl std::io::Write for $writer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.tmp.as_file_mut().write(buf)
+            }
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.tmp.as_file_mut().write_vectored(bufs)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
 }
+use write_to_tmp;
+
+write_to_tmp!(FsWriter);
 
 impl ObjectWriter for FsWriter {
     fn commit(self: Box<Self>, mut meta: ObjectMeta) -> Result<ObjectMeta, StoreError> {

@@ -250,8 +250,8 @@ pub trait Store: Send + Sync {
     fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadMeta>, StoreError>;
     /// Discards an upload and its parts.
     fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
-    /// Makes the object out of `parts` (stored bytes laid end to end, in this order) with
-    /// `meta`, replacing any object under its key, then discards the upload. All or
+    /// Makes the object `meta.key` out of `parts` (stored bytes laid end to end, in this
+    /// order) with `meta`, replacing any object under that key, then discards the upload. All or
     /// nothing: on failure the upload is left as it was.
     fn complete_upload(
         &self,

@@ -34,17 +34,7 @@ struct FsPartWriter {
     upload_id: String,
 }
 
-impl Write for FsPartWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tmp.as_file_mut().write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-        self.tmp.as_file_mut().write_vectored(bufs)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+super::write_to_tmp!(FsPartWriter);
 
 impl PartWriter for FsPartWriter {
     fn commit(self: Box<Self>, mut meta: PartMeta) -> Result<PartMeta, StoreError> {
@@ -192,8 +182,7 @@ impl FsStore {
     ) -> Result<ObjectMeta, StoreError> {
         use crate::store::Store as _;
         let dir = self.upload_dir(bucket, upload_id)?;
-        let upload = Self::read_upload(&dir)?;
-        let mut writer = self.put(bucket, &upload.object.key)?;
+        let mut writer = self.put(bucket, &meta.key)?;
         let mut buf = vec![0u8; COPY_BUF];
         for &number in parts {
             let path = dir.join(part_name(number));
