@@ -15,6 +15,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 from s3harness import Server, USERS
 
@@ -45,6 +46,12 @@ def make_tree(root):
     (root / "sub" / "b.bin").write_bytes(os.urandom(3 * MiB + 5))
     (root / "sub" / "deeper" / "ключ.dat").write_bytes(os.urandom(1000))
     (root / "spaces in name.txt").write_bytes(b"spaces")
+    # aws s3 sync uploads a file whose mtime is newer than the object's LastModified, which
+    # has one-second resolution: files made in the same second as their upload would look
+    # newer. An hour in the past keeps "sync again uploads nothing" about the server.
+    past = time.time() - 3600
+    for p in root.rglob("*"):
+        os.utime(p, (past, past))
 
 
 def main():
