@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Driver of scripts/bench-s3: starts each server in turn on tmpfs, drives it with rclone
-over HTTPS, and prints a Markdown table of throughput and ratios (same run)."""
+"""Driver of scripts/bench-s3: starts each server in turn with its data on tmpfs, drives it
+over HTTPS with the same client (examples/s3_load: one client thread, SigV4, every GET
+checked byte for byte), and prints a Markdown table of throughput and ratios taken in
+the same run."""
 
 import argparse
-import hashlib
+import base64
 import json
 import os
 import pathlib
@@ -19,6 +21,7 @@ from s3harness import Server, USERS, free_port  # noqa: E402
 
 MiB = 1 << 20
 AK, SK = USERS["alice"]
+MODES = ["plaintext", "default", "SSE-C", "SSE-KP"]
 
 
 def log(msg):
@@ -36,24 +39,23 @@ def peak_rss_mib(pid):
 
 
 class Target:
-    """One server under test, as rclone sees it."""
+    """One server under test, as the load generator sees it."""
 
-    def __init__(self, name, endpoint, ca, pid, extra=(), metrics=None):
-        self.name, self.endpoint, self.ca, self.pid = name, endpoint, ca, pid
-        self.extra = list(extra)
+    def __init__(self, name, endpoint, ca, pid, load, metrics=None):
+        self.name, self.endpoint, self.ca, self.pid, self.load = name, endpoint, ca, pid, load
+        self.extra = []
         self.metrics = metrics
+        self.bind = None
 
-    def rclone(self, rclone, *args):
-        env = dict(os.environ, RCLONE_CONFIG="/dev/null", RCLONE_CONFIG_T_TYPE="s3", RCLONE_CONFIG_T_PROVIDER="Other",
-                   RCLONE_CONFIG_T_ACCESS_KEY_ID=AK, RCLONE_CONFIG_T_SECRET_ACCESS_KEY=SK,
-                   RCLONE_CONFIG_T_ENDPOINT=self.endpoint, RCLONE_CONFIG_T_REGION="us-east-1")
-        cmd = [rclone, "--ca-cert", str(self.ca), "-q", "--s3-disable-checksum", *self.extra, *args]
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        dt = time.perf_counter() - t0
+    def run(self, bucket, op, prefix="obj", count=1, size=4096, concurrency=1):
+        """Runs one load-generator pass; returns its wall time in seconds."""
+        cmd = [self.load, "--endpoint", self.endpoint, "--ca", str(self.ca), "--access-key", AK, "--secret-key", SK,
+               "--bucket", bucket, "--prefix", prefix, "--count", str(count), "--size", str(size),
+               "--concurrency", str(concurrency), *self.extra, op]
+        r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"{self.name}: {' '.join(args)} failed: {r.stderr[-1500:]}")
-        return dt
+            raise RuntimeError(f"{self.name}: {op} {prefix} failed: {r.stderr[-1500:]}")
+        return json.loads(r.stdout)["seconds"] if op != "mkbucket" else 0.0
 
     def hsm_calls(self):
         if not self.metrics:
@@ -68,55 +70,39 @@ class Target:
         return calls
 
 
-def workload(t, rclone, work, size_mib, small, runs):
-    """Best times over `runs` for the four operations; checks every byte read back."""
-    big = work / "src.bin"
+def workload(t, size_mib, small, runs, concurrency):
+    """Best times over `runs`: one large object PUT and GET, `small` 4 KiB objects PUT and
+    GET at `concurrency`. Every GET is verified by the load generator."""
     best = {"put": 1e9, "get": 1e9, "sput": 1e9, "sget": 1e9}
     hsm = None
     for run in range(runs):
-        bucket = f"t:bench{run}"
-        t.rclone(rclone, "mkdir", bucket)
-        if t.name == "SSE-KP":
-            t.bind(f"bench{run}")
-        best["put"] = min(best["put"], t.rclone(rclone, "copyto", str(big), f"{bucket}/big", "--s3-upload-cutoff", "5G"))
-        out = work / "dl.bin"
-        best["get"] = min(best["get"], t.rclone(rclone, "copyto", f"{bucket}/big", str(out), "--multi-thread-streams", "0"))
-        if subprocess.run(["cmp", "-s", str(big), str(out)]).returncode != 0:
-            raise RuntimeError(f"{t.name}: the 1 GiB object read back differs")
-        out.unlink()
+        bucket = f"bench{run}"
+        t.run(bucket, "mkbucket")
+        if t.bind:
+            t.bind(bucket)
+        best["put"] = min(best["put"], t.run(bucket, "put", "big", 1, size_mib * MiB))
+        best["get"] = min(best["get"], t.run(bucket, "get", "big", 1, size_mib * MiB))
         before = t.hsm_calls()
-        # --s3-no-head-object: with SSE-C flags rclone otherwise sends a HEAD before every GET
-        # (counted in /metrics), which would compare two requests against one.
-        flags = ["--transfers", "16", "--checkers", "16", "--no-check-dest", "--s3-no-head", "--s3-no-head-object"]
-        best["sput"] = min(best["sput"], t.rclone(rclone, "copy", str(work / "small"), f"{bucket}/small", *flags))
-        dl = work / "dl-small"
-        best["sget"] = min(best["sget"], t.rclone(rclone, "copy", f"{bucket}/small", str(dl), *flags))
+        best["sput"] = min(best["sput"], t.run(bucket, "put", "small", small, 4096, concurrency))
+        best["sget"] = min(best["sget"], t.run(bucket, "get", "small", small, 4096, concurrency))
         after = t.hsm_calls()
         if before is not None and run > 0:
             hsm = after - before if hsm is None else max(hsm, after - before)
-        n = len(list(dl.iterdir()))
-        if n != small:
-            raise RuntimeError(f"{t.name}: {n} of {small} small objects read back")
-        shutil.rmtree(dl)
-        t.rclone(rclone, "purge", bucket)
     return {
         "put": size_mib / best["put"], "get": size_mib / best["get"],
         "sput": small / best["sput"], "sget": small / best["sget"], "hsm": hsm,
     }
 
 
-def cipherstore(binary, mode, work, env_extra=None):
-    # The data directory sits on the same filesystem as the peer's (tmpfs when available).
+def cipherstore(binary, mode, work, load):
+    """Starts cipherstore for `mode`; the data directory sits on `work`'s filesystem."""
     srv = Server(binary, cache_ttl="3600", base=str(work))
-    srv.env.update(env_extra or {})
+    if mode == "plaintext":
+        srv.env["CIPHERSTORE_BENCH_PLAINTEXT"] = "1"
     srv.__enter__()
-    t = Target(mode, srv.endpoint, srv.ca, srv.process.pid, metrics=f"{srv.endpoint}/metrics")
+    t = Target(mode, srv.endpoint, srv.ca, srv.process.pid, load, metrics=f"{srv.endpoint}/metrics")
     if mode == "SSE-C":
-        key = os.urandom(32)
-        import base64
-        t.extra = ["--s3-sse-customer-algorithm", "AES256", "--s3-sse-customer-key-base64",
-                   base64.b64encode(key).decode(), "--s3-sse-customer-key-md5",
-                   base64.b64encode(hashlib.md5(key).digest()).decode()]
+        t.extra = ["--sse-c-key-base64", base64.b64encode(os.urandom(32)).decode()]
     if mode == "SSE-KP":
         crn = srv.create_root("bench-root")
         s3 = srv.boto3("alice")
@@ -128,80 +114,69 @@ def cipherstore(binary, mode, work, env_extra=None):
     return srv, t
 
 
+def rclone_peer(rclone, work, load):
+    """Starts `rclone serve s3` over a local directory, with a certificate like ours (P-256)."""
+    port = free_port()
+    certdir = work / "peer-tls"
+    certdir.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", str(certdir / "key.pem"),
+                    "-out", str(certdir / "cert.pem")], check=True, capture_output=True)
+    (work / "peer-root").mkdir()
+    peer = subprocess.Popen([rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{AK},{SK}",
+                             "--cert", str(certdir / "cert.pem"), "--key", str(certdir / "key.pem"),
+                             "--config", "/dev/null", "-q", str(work / "peer-root")],
+                            stdout=subprocess.DEVNULL, stderr=open(work / "peer.log", "w"))
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return peer, Target("rclone serve s3", f"https://127.0.0.1:{port}", certdir / "cert.pem", peer.pid, load)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plaintext-bin", required=True)
+    ap.add_argument("--load", required=True, help="the s3_load example binary")
     ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--small", type=int, default=2000)
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--small", type=int, default=10000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--big-gib", type=int, default=5)
     a = ap.parse_args()
     rclone = str(pathlib.Path(sys.executable).parent / "rclone")
     base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     work = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-bench-s3-", dir=base))
+    results, rss = {}, {}
+    big_rss = None
     try:
-        log(f"preparing {a.size_mib} MiB and {a.small} x 4 KiB in {work}")
-        with open(work / "src.bin", "wb") as f:
-            for _ in range(a.size_mib):
-                f.write(os.urandom(MiB))
-        (work / "small").mkdir()
-        for i in range(a.small):
-            (work / "small" / f"o{i:05}").write_bytes(os.urandom(4096))
-        results, rss = {}, {}
-        for mode, binary, env in [("plaintext", a.plaintext_bin, {"CIPHERSTORE_BENCH_PLAINTEXT": "1"}),
-                                  ("default", a.bin, {}), ("SSE-C", a.bin, {}), ("SSE-KP", a.bin, {})]:
+        for mode in MODES:
             log(f"cipherstore {mode}")
-            srv, t = cipherstore(binary, mode, work, env)
+            srv, t = cipherstore(a.plaintext_bin if mode == "plaintext" else a.bin, mode, work, a.load)
             try:
-                results[mode] = workload(t, rclone, work, a.size_mib, a.small, a.runs)
+                results[mode] = workload(t, a.size_mib, a.small, a.runs, a.concurrency)
                 rss[mode] = peak_rss_mib(srv.process.pid)
             finally:
                 srv.__exit__(None, None, None)
                 shutil.rmtree(srv.data, ignore_errors=True)
         log("rclone serve s3 (peer)")
-        port = free_port()
-        certdir = work / "peer-tls"
-        certdir.mkdir()
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(certdir / "key.pem"),
-                        "-out", str(certdir / "cert.pem")], check=True, capture_output=True)
-        (work / "peer-root").mkdir()
-        peer = subprocess.Popen([rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{AK},{SK}",
-                                 "--cert", str(certdir / "cert.pem"), "--key", str(certdir / "key.pem"),
-                                 "--config", "/dev/null", "-q", str(work / "peer-root")],
-                                stdout=subprocess.DEVNULL, stderr=open(work / "peer.log", "w"))
+        peer, t = rclone_peer(rclone, work, a.load)
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            t = Target("rclone serve s3", f"https://127.0.0.1:{port}", certdir / "cert.pem", peer.pid)
-            results["rclone serve s3"] = workload(t, rclone, work, a.size_mib, a.small, a.runs)
+            results["rclone serve s3"] = workload(t, a.size_mib, a.small, a.runs, a.concurrency)
             rss["rclone serve s3"] = peak_rss_mib(peer.pid)
         finally:
             peer.terminate()
             peer.wait()
-
-        big_rss = None
         if a.big_gib > 0:
-            log(f"peak RSS during a {a.big_gib} GiB PUT (default protection, streamed from /dev/zero)")
-            (work / "src.bin").unlink()
-            srv, t = cipherstore(a.bin, "default", work)
+            log(f"peak RSS during a {a.big_gib} GiB PUT (default protection)")
+            srv, t = cipherstore(a.bin, "default", work, a.load)
             try:
-                t.rclone(rclone, "mkdir", "t:big")
-                size = a.big_gib << 30
-                zero = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
-                env = dict(os.environ, RCLONE_CONFIG="/dev/null", RCLONE_CONFIG_T_TYPE="s3",
-                           RCLONE_CONFIG_T_PROVIDER="Other", RCLONE_CONFIG_T_ACCESS_KEY_ID=AK,
-                           RCLONE_CONFIG_T_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_T_ENDPOINT=t.endpoint,
-                           RCLONE_CONFIG_T_REGION="us-east-1")
-                subprocess.run([rclone, "--ca-cert", str(t.ca), "-q", "rcat", "--size", str(size),
-                                "--s3-upload-cutoff", "5G", "--s3-chunk-size", "64M", "t:big/big"],
-                               stdin=zero.stdout, env=env, check=True)
-                zero.wait()
+                t.run("big", "mkbucket")
+                t.run("big", "put", "huge", 1, a.big_gib << 30)
                 big_rss = peak_rss_mib(srv.process.pid)
             finally:
                 srv.__exit__(None, None, None)
@@ -210,13 +185,16 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     plain, peer = results["plaintext"], results["rclone serve s3"]
-    print(f"\n{a.size_mib} MiB single object, {a.small} x 4 KiB at 16 transfers, rclone {subprocess.run([rclone, 'version'], capture_output=True, text=True).stdout.split()[1]} as the client, best of {a.runs}\n")
-    print("| server | PUT MiB/s | GET MiB/s | 4 KiB PUT ops/s | 4 KiB GET ops/s | PUT vs plaintext | GET vs plaintext | PUT vs rclone | GET vs rclone | small PUT vs rclone | small GET vs rclone | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"\n{a.size_mib} MiB single object, {a.small} x 4 KiB at {a.concurrency} connections, "
+          f"examples/s3_load as the client for every server, best of {a.runs}\n")
+    print("| server | PUT MiB/s | GET MiB/s | 4 KiB PUT ops/s | 4 KiB GET ops/s | PUT vs plaintext | GET vs plaintext "
+          "| small PUT vs plaintext | small GET vs plaintext | PUT vs rclone | GET vs rclone | small PUT vs rclone "
+          "| small GET vs rclone | peak RSS MiB |")
+    print("|---" * 14 + "|")
     for name, r in results.items():
+        ratios = [r[k] / plain[k] for k in ("put", "get", "sput", "sget")] + [r[k] / peer[k] for k in ("put", "get", "sput", "sget")]
         print(f"| {name} | {r['put']:.0f} | {r['get']:.0f} | {r['sput']:.0f} | {r['sget']:.0f} | "
-              f"{r['put'] / plain['put']:.2f}x | {r['get'] / plain['get']:.2f}x | {r['put'] / peer['put']:.2f}x | "
-              f"{r['get'] / peer['get']:.2f}x | {r['sput'] / peer['sput']:.2f}x | {r['sget'] / peer['sget']:.2f}x | {rss[name]:.0f} |")
+              + " | ".join(f"{x:.2f}x" for x in ratios) + f" | {rss[name]:.0f} |")
     kp, dflt = results["SSE-KP"], results["default"]
     print(f"\nSSE-KP small objects vs default: PUT {kp['sput'] / dflt['sput']:.2f}x, GET {kp['sget'] / dflt['sget']:.2f}x; "
           f"HSM calls during the warm small-object phase: {kp['hsm']}")

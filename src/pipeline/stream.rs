@@ -240,6 +240,19 @@ pub fn encrypt_stream<R: Read + Send>(
     Ok(total)
 }
 
+/// Passes `input` to `output` unchanged through the same reader and writer stages as
+/// [`encrypt_stream`], minus the crypto: the baseline of the S3 benchmarks.
+#[cfg(feature = "bench-plaintext")]
+pub fn copy_stream<R: Read + Send>(input: R, output: &mut dyn Write) -> Result<u64, PipelineError> {
+    let work = |_: &mut Batch| -> Result<(), PipelineError> { Ok(()) };
+    let mut write = |b: &Batch| -> Result<(), PipelineError> {
+        output.write_all(&b.data).map_err(PipelineError::io("cannot write the output"))
+    };
+    let total = run(input, Cut::Plain { unit: BATCH_BYTES, overhead: 0 }, &work, &mut write)?;
+    output.flush().map_err(PipelineError::io("cannot write the output"))?;
+    Ok(total)
+}
+
 /// Reads a header from the front of a stream.
 fn read_stream_header(input: &mut impl Read) -> Result<Vec<u8>, PipelineError> {
     let mut header = vec![0u8; FIXED_HEADER_LEN];

@@ -124,9 +124,31 @@ pub async fn encrypt<W: Write + Send + 'static>(
     Ok(encrypted)
 }
 
+/// Largest plaintext range a GET decrypts on the request's own task, whole, before the
+/// response starts: for small objects (most S3 GETs) that costs less than handing off to
+/// a blocking task, and an integrity failure becomes an error response rather than a
+/// truncated body.
+pub(super) const INLINE_GET_MAX: u64 = 256 << 10;
+
+/// The response body for plaintext `[first, last)` of `source`: decrypted whole here
+/// when at most [`INLINE_GET_MAX`] bytes, streamed by [`get`] otherwise.
+pub(super) fn get_body(source: PlainSource, first: u64, last: u64) -> S3Result<StreamingBlob> {
+    if last - first > INLINE_GET_MAX {
+        return Ok(get(source, first, last));
+    }
+    let mut plain = BytesMut::with_capacity((last - first) as usize);
+    source
+        .decrypt(first, last, &mut |bytes: &[u8]| {
+            plain.extend_from_slice(bytes);
+            Ok(())
+        })
+        .map_err(error::pipeline)?;
+    Ok(StreamingBlob::from(s3s::Body::from(plain.freeze())))
+}
+
 /// Streams plaintext `[first, last)` of `source`, decrypting on a blocking task; an
 /// integrity failure ends the stream with an error.
-pub(super) fn get(source: PlainSource, first: u64, last: u64) -> StreamingBlob {
+fn get(source: PlainSource, first: u64, last: u64) -> StreamingBlob {
     let (tx, rx) = mpsc::channel::<Result<Bytes, S3Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
@@ -224,9 +246,7 @@ async fn seal<W: Write + Send + 'static>(
                 stream::encrypt_stream(&mut reader, &mut writer, spec, content_length, &())?
             }
             #[cfg(feature = "bench-plaintext")]
-            Sealing::Passthrough => {
-                std::io::copy(&mut reader, &mut writer).map_err(PipelineError::io("passthrough"))?
-            }
+            Sealing::Passthrough => stream::copy_stream(&mut reader, &mut writer)?,
         };
         Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish() })
     })

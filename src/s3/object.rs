@@ -185,7 +185,7 @@ pub(super) async fn get_object(
         }
         (None, None) => (0, size, None),
     };
-    let blob = body::get(source, first, last);
+    let blob = body::get_body(source, first, last)?;
     let output = GetObjectOutput {
         body: Some(blob),
         content_length: Some((last - first) as i64),
