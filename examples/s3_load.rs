@@ -1,8 +1,9 @@
 //! S3 load generator for `scripts/bench-s3`: the same lean client for every server, so
 //! that the figures compare servers, not clients. Speaks HTTP/1.1 over TLS with SigV4
 //! (`UNSIGNED-PAYLOAD`, as SDKs send over HTTPS), one connection per concurrent worker,
-//! on one client thread. Object bytes are generated from the key, so every GET is checked
-//! byte for byte without keeping files. Prints one JSON line per run.
+//! on one client thread. Object bytes are generated from the key (a block of at most
+//! 64 MiB, repeated), so every GET is checked byte for byte without keeping files and
+//! memory stays bounded for any object size. Prints one JSON line per run.
 //!
 //!   s3_load --endpoint https://127.0.0.1:9000 --ca cert.pem --access-key A --secret-key S \
 //!           --bucket b put --prefix big --count 1 --size 1073741824
@@ -20,7 +21,8 @@ use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use md5::Digest;
@@ -143,8 +145,50 @@ impl Signer {
     }
 }
 
-/// Deterministic object bytes for `key` (xorshift64*, seeded by the key's SHA-256).
-fn object_bytes(key: &str, size: usize) -> Vec<u8> {
+/// The largest block an object's bytes repeat.
+const BLOCK: usize = 64 << 20;
+
+/// An object's bytes: `block` repeated up to `size`.
+struct Object {
+    block: Bytes,
+    size: usize,
+}
+
+impl Object {
+    /// Deterministic bytes for `key`.
+    fn new(key: &str, size: usize) -> Self {
+        Self { block: Bytes::from(block_bytes(key, size.min(BLOCK))), size }
+    }
+
+    /// The body frames of a PUT (slices of the block, no copies).
+    fn frames(&self) -> impl Iterator<Item = Bytes> + Send + 'static {
+        let (block, size) = (self.block.clone(), self.size);
+        (0..size.div_ceil(block.len().max(1)))
+            .map(move |i| block.slice(..(size - i * block.len()).min(block.len())))
+    }
+
+    /// Whether `data` is what the object holds at `offset`.
+    fn matches(&self, offset: usize, data: &[u8]) -> bool {
+        if offset + data.len() > self.size {
+            return false;
+        }
+        let mut at = offset;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let start = at % self.block.len();
+            let n = rest.len().min(self.block.len() - start);
+            if self.block[start..start + n] != rest[..n] {
+                return false;
+            }
+            rest = &rest[n..];
+            at += n;
+        }
+        true
+    }
+}
+
+/// Deterministic bytes for `key` (xorshift64*, seeded by the key's SHA-256).
+fn block_bytes(key: &str, size: usize) -> Vec<u8> {
     let seed = digest::digest(&digest::SHA256, key.as_bytes());
     let mut s = u64::from_le_bytes(seed.as_ref()[..8].try_into().unwrap_or([1; 8])) | 1;
     let mut out = Vec::with_capacity(size + 8);
@@ -166,7 +210,7 @@ struct Client {
     sse_c: Vec<(String, String)>,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 impl Client {
     async fn connect(&self) -> anyhow::Result<SendRequest<Body>> {
@@ -190,8 +234,8 @@ impl Client {
         conn: &mut SendRequest<Body>,
         method: &str,
         path: &str,
-        body: Option<Bytes>,
-        expect: Option<&[u8]>,
+        body: Option<&Object>,
+        expect: Option<&Object>,
     ) -> anyhow::Result<()> {
         let extra = if path.matches('/').count() > 1 { self.sse_c.as_slice() } else { &[] };
         let mut req = hyper::Request::builder().method(method).uri(path);
@@ -199,11 +243,14 @@ impl Client {
             req = req.header(k, v);
         }
         let body: Body = match body {
-            Some(b) => {
-                req = req.header("content-length", b.len());
-                Full::new(b).map_err(|never| match never {}).boxed()
+            Some(o) => {
+                req = req.header("content-length", o.size);
+                let frames = futures_util::stream::iter(
+                    o.frames().map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b))),
+                );
+                StreamBody::new(frames).boxed()
             }
-            None => Empty::new().map_err(|never| match never {}).boxed(),
+            None => Empty::new().boxed(),
         };
         conn.ready().await?;
         let resp = conn.send_request(req.body(body)?).await?;
@@ -215,10 +262,7 @@ impl Client {
             if let Ok(data) = frame?.into_data() {
                 match expect {
                     Some(e) if status.is_success() => {
-                        ensure!(
-                            got + data.len() <= e.len() && e[got..got + data.len()] == data[..],
-                            "{method} {path}: bytes differ at offset {got}"
-                        );
+                        ensure!(e.matches(got, &data), "{method} {path}: bytes differ at offset {got}");
                     }
                     _ => error.extend_from_slice(&data[..data.len().min(4096 - error.len().min(4096))]),
                 }
@@ -229,7 +273,7 @@ impl Client {
             bail!("{method} {path}: {status}: {}", String::from_utf8_lossy(&error));
         }
         if let Some(e) = expect.filter(|_| method == "GET") {
-            ensure!(got == e.len(), "{method} {path}: {got} bytes, expected {}", e.len());
+            ensure!(got == e.size, "{method} {path}: {got} bytes, expected {}", e.size);
         }
         Ok(())
     }
@@ -243,9 +287,8 @@ impl Client {
             return Ok(1);
         }
         // Bytes are prepared before the clock starts (one buffer per distinct size).
-        let objects: Arc<Vec<Bytes>> = Arc::new(
-            (0..self.args.count).map(|i| Bytes::from(object_bytes(&self.key(i), self.args.size))).collect(),
-        );
+        let objects: Arc<Vec<Object>> =
+            Arc::new((0..self.args.count).map(|i| Object::new(&self.key(i), self.args.size)).collect());
         let next = Arc::new(AtomicUsize::new(0));
         let mut conns = Vec::new();
         for _ in 0..self.args.concurrency.max(1) {
@@ -261,7 +304,7 @@ impl Client {
                     let Some(data) = objects.get(i) else { return Ok::<(), anyhow::Error>(()) };
                     let path = format!("/{bucket}/{}", me.key(i));
                     match op {
-                        Op::Put => me.send(&mut conn, "PUT", &path, Some(data.clone()), None).await?,
+                        Op::Put => me.send(&mut conn, "PUT", &path, Some(data), None).await?,
                         Op::Get => me.send(&mut conn, "GET", &path, None, Some(data)).await?,
                         Op::Head => me.send(&mut conn, "HEAD", &path, None, None).await?,
                         Op::Mkbucket => {}

@@ -5,6 +5,8 @@
 
 use std::io;
 
+use bytes::{Bytes, BytesMut};
+
 use super::error::PipelineError;
 use super::units::{open_each, units_of};
 use crate::engine::{Layout, Opener};
@@ -13,15 +15,16 @@ use crate::engine::{Layout, Opener};
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Decrypts plaintext bytes `[first, last)` of an object whose stored bytes `read_at`
-/// returns, passing them to `sink` in order. `layout` comes from the opener and the stored
-/// length.
+/// returns, passing them to `sink` in order, each batch in a buffer of its own (no copy
+/// after decryption). Each unit's data is read straight into place and its trailer aside.
+/// `layout` comes from the opener and the stored length.
 pub fn decrypt_range(
     read_at: &dyn Fn(&mut [u8], u64) -> io::Result<usize>,
     opener: &Opener,
     layout: &Layout,
     first: u64,
     last: u64,
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), PipelineError>,
+    sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
     let units = if last > first {
         layout.units_for_range(first, last - 1)?.0
@@ -31,30 +34,25 @@ pub fn decrypt_range(
     };
     let per = (BATCH_BYTES / layout.unit_size()).max(1) as u64;
     let overhead = layout.overhead();
-    let mut stored = Vec::new();
-    let mut data = Vec::new();
     let mut trailers = Vec::new();
     let mut u = units.start;
     while u < units.end {
         let end = (u + per).min(units.end);
         let refs = units_of(layout, u..end);
-        let start = layout.stored_offset(u);
-        let len = (layout.stored_offset(end - 1) + layout.stored_unit_len(end - 1) as u64 - start) as usize;
-        stored.resize(len, 0);
-        read_full_at(read_at, &mut stored, start)?;
-        data.clear();
-        trailers.clear();
+        let mut data = BytesMut::zeroed(refs.iter().map(|r| r.len).sum());
+        trailers.resize(refs.len() * overhead, 0);
         let mut off = 0;
-        for r in &refs {
-            data.extend_from_slice(&stored[off..off + r.len]);
-            trailers.extend_from_slice(&stored[off + r.len..off + r.len + overhead]);
-            off += r.len + overhead;
+        for (i, r) in refs.iter().enumerate() {
+            let at = layout.stored_offset(r.index);
+            read_full_at(read_at, &mut data[off..off + r.len], at)?;
+            read_full_at(read_at, &mut trailers[i * overhead..(i + 1) * overhead], at + r.len as u64)?;
+            off += r.len;
         }
         open_each(opener, &refs, &mut data, &mut trailers, true)?;
         let p0 = layout.plain_offset(u);
         let (from, to) = (p0.max(first), (p0 + data.len() as u64).min(last));
         if from < to {
-            sink(&data[(from - p0) as usize..(to - p0) as usize])?;
+            sink(data.freeze().slice((from - p0) as usize..(to - p0) as usize))?;
         }
         u = end;
     }

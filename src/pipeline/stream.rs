@@ -242,13 +242,34 @@ pub fn encrypt_stream<R: Read + Send>(
 
 /// Passes `input` to `output` unchanged through the same reader and writer stages as
 /// [`encrypt_stream`], minus the crypto: the baseline of the S3 benchmarks.
+/// Like it, small announced inputs are copied on the calling thread.
 #[cfg(feature = "bench-plaintext")]
-pub fn copy_stream<R: Read + Send>(input: R, output: &mut dyn Write) -> Result<u64, PipelineError> {
-    let work = |_: &mut Batch| -> Result<(), PipelineError> { Ok(()) };
-    let mut write = |b: &Batch| -> Result<(), PipelineError> {
-        output.write_all(&b.data).map_err(PipelineError::io("cannot write the output"))
+pub fn copy_stream<R: Read + Send>(
+    mut input: R,
+    output: &mut dyn Write,
+    expected_len: Option<u64>,
+) -> Result<u64, PipelineError> {
+    let total = match expected_len.filter(|&l| l <= INLINE_MAX) {
+        Some(len) => {
+            let mut buf = Vec::with_capacity(len as usize);
+            (&mut input)
+                .take(len + 1)
+                .read_to_end(&mut buf)
+                .map_err(PipelineError::io("cannot read the input"))?;
+            output.write_all(&buf).map_err(PipelineError::io("cannot write the output"))?;
+            buf.len() as u64
+        }
+        None => {
+            let work = |_: &mut Batch| -> Result<(), PipelineError> { Ok(()) };
+            let mut write = |b: &Batch| -> Result<(), PipelineError> {
+                output.write_all(&b.data).map_err(PipelineError::io("cannot write the output"))
+            };
+            run(input, Cut::Plain { unit: BATCH_BYTES, overhead: 0 }, &work, &mut write)?
+        }
     };
-    let total = run(input, Cut::Plain { unit: BATCH_BYTES, overhead: 0 }, &work, &mut write)?;
+    if let Some(expected) = expected_len.filter(|&e| e != total) {
+        return Err(PipelineError::InputChanged { expected, got: total });
+    }
     output.flush().map_err(PipelineError::io("cannot write the output"))?;
     Ok(total)
 }

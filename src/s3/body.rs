@@ -138,8 +138,8 @@ pub(super) fn get_body(source: PlainSource, first: u64, last: u64) -> S3Result<S
     }
     let mut plain = BytesMut::with_capacity((last - first) as usize);
     source
-        .decrypt(first, last, &mut |bytes: &[u8]| {
-            plain.extend_from_slice(bytes);
+        .decrypt(first, last, &mut |bytes: Bytes| {
+            plain.extend_from_slice(&bytes);
             Ok(())
         })
         .map_err(error::pipeline)?;
@@ -149,15 +149,13 @@ pub(super) fn get_body(source: PlainSource, first: u64, last: u64) -> S3Result<S
 /// Streams plaintext `[first, last)` of `source`, decrypting on a blocking task; an
 /// integrity failure ends the stream with an error.
 fn get(source: PlainSource, first: u64, last: u64) -> StreamingBlob {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, S3Error>>(4);
+    // Decrypted batches (up to 4 MiB each) waiting for the client: one being sent, one
+    // ready, one being decrypted.
+    let (tx, rx) = mpsc::channel::<Result<Bytes, S3Error>>(2);
     tokio::task::spawn_blocking(move || {
-        let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
-            for piece in bytes.chunks(1 << 20) {
-                if tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).is_err() {
-                    return Err(PipelineError::io("client went away")(io::ErrorKind::BrokenPipe.into()));
-                }
-            }
-            Ok(())
+        let mut sink = |bytes: Bytes| -> Result<(), PipelineError> {
+            tx.blocking_send(Ok(bytes))
+                .map_err(|_| PipelineError::io("client went away")(io::ErrorKind::BrokenPipe.into()))
         };
         if let Err(e) = source.decrypt(first, last, &mut sink) {
             let _ = tx.blocking_send(Err(error::pipeline(e)));
@@ -179,15 +177,11 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     spec: Sealing,
     md5: bool,
 ) -> S3Result<Encrypted<W>> {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
     let reader = tokio::task::spawn_blocking(move || {
-        let mut sink = |bytes: &[u8]| -> Result<(), PipelineError> {
-            for piece in bytes.chunks(1 << 20) {
-                if tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).is_err() {
-                    return Err(PipelineError::io("copy target stopped")(io::ErrorKind::BrokenPipe.into()));
-                }
-            }
-            Ok(())
+        let mut sink = |bytes: Bytes| -> Result<(), PipelineError> {
+            tx.blocking_send(Ok(bytes))
+                .map_err(|_| PipelineError::io("copy target stopped")(io::ErrorKind::BrokenPipe.into()))
         };
         let r = source.decrypt(first, last, &mut sink);
         if let Err(e) = &r {
@@ -246,7 +240,7 @@ async fn seal<W: Write + Send + 'static>(
                 stream::encrypt_stream(&mut reader, &mut writer, spec, content_length, &())?
             }
             #[cfg(feature = "bench-plaintext")]
-            Sealing::Passthrough => stream::copy_stream(&mut reader, &mut writer)?,
+            Sealing::Passthrough => stream::copy_stream(&mut reader, &mut writer, content_length)?,
         };
         Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish() })
     })

@@ -6,6 +6,8 @@
 use std::io;
 use std::ops::Range;
 
+use bytes::{Bytes, BytesMut};
+
 use s3s::{S3Result, s3_error};
 
 use super::{CipherS3, error, kp, manifest, sse};
@@ -203,7 +205,7 @@ impl PlainSource {
         &self,
         first: u64,
         last: u64,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), PipelineError>,
+        sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
         let body = self.object.body.as_ref();
         for (i, span) in self.spans.iter().enumerate() {
@@ -247,21 +249,24 @@ impl PlainSource {
     }
 }
 
+/// Bytes per buffer passed on by [`copy_raw`], as many as a decryption batch.
+const BATCH: u64 = 4 << 20;
+
 /// Passes stored bytes `[from, to)` through unchanged (benchmark baseline objects).
 fn copy_raw(
     body: &dyn ObjectReader,
     mut from: u64,
     to: u64,
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), PipelineError>,
+    sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
-    let mut buf = vec![0u8; (1 << 20).min(to.saturating_sub(from)) as usize];
     while from < to {
-        let n = buf.len().min((to - from) as usize);
-        let got = body.read_at(&mut buf[..n], from).map_err(PipelineError::io("cannot read an object"))?;
+        let mut buf = BytesMut::zeroed((to - from).min(BATCH) as usize);
+        let got = body.read_at(&mut buf, from).map_err(PipelineError::io("cannot read an object"))?;
         if got == 0 {
             return Err(crate::engine::Error::Truncated { expected: to, found: from }.into());
         }
-        sink(&buf[..got])?;
+        buf.truncate(got);
+        sink(buf.freeze())?;
         from += got as u64;
     }
     Ok(())
