@@ -3,6 +3,7 @@
 //! choice of primitive implementations. It does no I/O and no key management.
 
 pub mod aont;
+pub mod binding;
 pub mod codec;
 pub mod cpu;
 pub mod envelope;

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::digest::{Computed, Digests, Expected};
 use super::error;
 use super::read::PlainSource;
-use crate::engine::SealSpec;
+use crate::engine::{CustomerKey, SealSpec};
 use crate::pipeline::{PipelineError, stream};
 use crate::store::{ObjectMeta, ObjectWriter, PartMeta, PartWriter};
 
@@ -195,12 +195,14 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     written
 }
 
-/// Commits an encrypted object with `meta` (its size filled in).
+/// Commits an encrypted object with `meta` (its size and the tag for `key` filled in).
 pub async fn commit_object(
     encrypted: Encrypted<Box<dyn ObjectWriter>>,
     mut meta: ObjectMeta,
+    key: Option<&CustomerKey>,
 ) -> S3Result<ObjectMeta> {
     meta.size = encrypted.size;
+    super::meta_tag::seal(&mut meta, key)?;
     commit(encrypted.writer, meta, |w, m| w.commit(m)).await
 }
 

@@ -58,7 +58,7 @@ pub(super) async fn copy_object(
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     }
     .check(&source_meta, true)?;
-    let read = ReadKey::resolve(s, &src_bucket, &src_key, &source_meta, sent)?;
+    let read = ReadKey::resolve_stored(s, &src_bucket, &src_key, &source_meta, sent)?;
     let source = PlainSource::open(s, source, read.key)?;
 
     // The target's protection and metadata.
@@ -78,7 +78,7 @@ pub(super) async fn copy_object(
     };
     let mut attributes = BTreeMap::new();
     let (protection, etag, key_md5) =
-        object::protection(s, &input.bucket, &target_bucket, target_key, kms, &mut attributes)?;
+        object::protection(s, &input.bucket, &input.key, &target_bucket, target_key, kms, &mut attributes)?;
     let meta = ObjectMeta {
         key: input.key.clone(),
         size: 0,
@@ -91,13 +91,14 @@ pub(super) async fn copy_object(
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
     let size = source.size();
     let md5_etag = meta.etag.is_empty();
+    let tag_key = protection.key().cloned();
     let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
     let encrypted = body::reencrypt(source, 0, size, writer, spec, md5_etag).await?;
     let mut meta = meta;
     if md5_etag {
         meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
     }
-    let meta = body::commit_object(encrypted, meta).await?;
+    let meta = body::commit_object(encrypted, meta, tag_key.as_ref()).await?;
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(object::last_modified(&meta)),

@@ -21,6 +21,7 @@ pub fn store(e: StoreError) -> S3Error {
         }
         StoreError::InvalidBucketName(b) => s3_error!(InvalidBucketName, "invalid bucket name {b}"),
         StoreError::InvalidKey(why) => s3_error!(KeyTooLongError, "{why}"),
+        corrupt @ StoreError::Corrupt { .. } => integrity(&corrupt),
         other => internal(&other),
     }
 }
@@ -42,13 +43,17 @@ pub fn pipeline(e: PipelineError) -> S3Error {
             | engine::Error::EnvelopeCorrupted
             | engine::Error::NotCipherstore
             | engine::Error::MalformedHeader(_),
-        ) => {
-            INTEGRITY_FAILURES.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "integrity failure on a stored object");
-            s3_error!(InternalError, "the stored object failed its integrity check")
-        }
+        ) => integrity(&e),
         other => internal(&other),
     }
+}
+
+/// A stored object that failed authentication or is damaged: counted, logged, and
+/// answered as a bare InternalError that says so.
+pub fn integrity(e: &dyn std::fmt::Display) -> S3Error {
+    INTEGRITY_FAILURES.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(error = %e, "integrity failure on a stored object");
+    s3_error!(InternalError, "the stored object failed its integrity check")
 }
 
 /// Stored objects that failed authentication since start-up.

@@ -138,10 +138,12 @@ pub fn requested_root(
     Ok(Some(root.to_owned()))
 }
 
-/// The bucket key (bound to the bucket name) and root CRN for objects of an SSE-KP bucket.
-pub fn object_key(s: &CipherS3, bucket: &str, crn: &str) -> S3Result<(CustomerKey, String)> {
+/// The bucket key, bound to `bucket/object` (so an object's bytes open under its own name
+/// only), and the root CRN, for an object of an SSE-KP bucket.
+pub fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Result<(CustomerKey, String)> {
     let key = manager(s)?.bucket_key(bucket).map_err(error)?;
-    Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, crn.to_owned()))
+    let context = [bucket.as_bytes(), b"/", object.as_bytes()].concat();
+    Ok((CustomerKey { key, context }, crn.to_owned()))
 }
 
 /// Adds the response headers that name an SSE-KP root key, IBM's and AWS's.

@@ -19,6 +19,7 @@ pub mod error;
 pub mod kp;
 pub mod list;
 pub mod manifest;
+pub mod meta_tag;
 pub mod multipart;
 pub mod object;
 pub mod read;

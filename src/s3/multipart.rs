@@ -17,7 +17,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read::{PlainSource, ReadKey};
-use super::{CipherS3, body, copy, error, kp, manifest, object, sse};
+use super::{CipherS3, body, copy, error, kp, manifest, meta_tag, object, sse};
 use crate::engine::SealSpec;
 use crate::keys::audit::now_unix;
 use crate::store::{ObjectMeta, PartMeta, UploadMeta, new_upload_id};
@@ -64,7 +64,8 @@ pub(super) async fn create(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id.as_deref(),
     )?;
-    let (_, _, key_md5) = object::protection(s, &input.bucket, &bucket, sse_c, kms, &mut attributes)?;
+    let (_, _, key_md5) =
+        object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms, &mut attributes)?;
     let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
     let upload = UploadMeta {
         upload_id: new_upload_id(),
@@ -194,7 +195,7 @@ pub(super) async fn upload_part_copy(
         &input.copy_source_sse_customer_key,
         &input.copy_source_sse_customer_key_md5,
     ];
-    let source_read = ReadKey::resolve(s, &src_bucket, &src_key, &source.meta, source_sent)?;
+    let source_read = ReadKey::resolve_stored(s, &src_bucket, &src_key, &source.meta, source_sent)?;
     let source = PlainSource::open(s, source, source_read.key)?;
     let (first, last) = match &input.copy_source_range {
         Some(r) => copy_range(r, source.size())?,
@@ -283,6 +284,7 @@ pub(super) async fn complete(
     meta.etag = multipart_etag(&read, &chosen);
     meta.last_modified = now_unix();
     meta.attributes.insert(manifest::PARTS.to_owned(), manifest::encode(&chosen));
+    meta_tag::seal(&mut meta, read.key.as_ref())?;
     let numbers: Vec<u32> = chosen.iter().map(|p| p.number).collect();
     let store = s.store.clone();
     let (bucket, id) = (input.bucket.clone(), input.upload_id.clone());

@@ -67,7 +67,8 @@ pub(super) async fn put_object(
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
     let mut attributes = BTreeMap::new();
-    let (protection, etag, key_md5) = protection(s, &input.bucket, &bucket, sse_c, kms, &mut attributes)?;
+    let (protection, etag, key_md5) =
+        protection(s, &input.bucket, &input.key, &bucket, sse_c, kms, &mut attributes)?;
     let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
     let meta = ObjectMeta {
         key: input.key.clone(),
@@ -78,6 +79,7 @@ pub(super) async fn put_object(
         user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         attributes,
     };
+    let tag_key = protection.key().cloned();
     let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
     let md5_etag = meta.etag.is_empty();
     let encrypted = body::encrypt(body, writer, spec, length, s.max_object, expected, md5_etag).await?;
@@ -86,7 +88,7 @@ pub(super) async fn put_object(
         meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
     }
     let checksum = encrypted.digests.checksum.clone();
-    let meta = body::commit_object(encrypted, meta).await?;
+    let meta = body::commit_object(encrypted, meta, tag_key.as_ref()).await?;
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(meta.etag)),
         checksum_crc32: checksum.checksum_crc32,
@@ -112,6 +114,7 @@ pub(super) async fn put_object(
 pub(super) fn protection(
     s: &CipherS3,
     bucket_name: &str,
+    object: &str,
     bucket: &crate::store::BucketMeta,
     sse_c: Option<sse::SseC>,
     kms: Option<String>,
@@ -128,7 +131,7 @@ pub(super) fn protection(
             (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
         }
         (None, Some(crn)) => {
-            let (key, crn) = kp::object_key(s, bucket_name, &crn)?;
+            let (key, crn) = kp::object_key(s, bucket_name, object, &crn)?;
             attributes.insert(sse::PROTECTION.to_owned(), "sse-kp".to_owned());
             attributes.insert(kp::BUCKET_ROOT.to_owned(), crn.clone());
             (Protection::SseKp { key, crn }, String::new(), None)
@@ -150,6 +153,9 @@ pub(super) async fn get_object(
     s.owned_bucket(&input.bucket, &caller)?;
     let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
     let meta = object.meta.clone();
+    // The key first: nothing in the metadata is trusted before its tag checks.
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve_stored(s, &input.bucket, &input.key, &meta, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -157,8 +163,6 @@ pub(super) async fn get_object(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(&meta, false)?;
-    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
     let source = PlainSource::open(s, object, read.key.clone())?;
     let size = source.size();
     let parts_count = source.parts_count();
@@ -213,6 +217,10 @@ pub(super) async fn head_object(
     let input = &req.input;
     s.owned_bucket(&input.bucket, &caller)?;
     let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
+    // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
+    // refuses HEAD too; and nothing in the metadata is trusted before its tag checks.
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve_stored(s, &input.bucket, &input.key, &meta, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -220,10 +228,6 @@ pub(super) async fn head_object(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(&meta, false)?;
-    // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
-    // refuses HEAD too.
-    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve(s, &input.bucket, &input.key, &meta, sent)?;
     let mut response = S3Response::new(HeadObjectOutput {
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5.clone(),

@@ -8,9 +8,9 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use s3s::{S3Result, s3_error};
+use s3s::S3Result;
 
-use super::{CipherS3, error, kp, manifest, sse};
+use super::{CipherS3, error, kp, manifest, meta_tag, sse};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Backend, CustomerKey, Layout, Opener, Protection};
 use crate::pipeline::{PipelineError, random};
@@ -42,10 +42,24 @@ impl ReadKey {
         Ok(match (sse_c, &kp_root) {
             (Some(k), _) => Self { key: Some(k.key), sse_c_md5: Some(k.md5), kp_root },
             (None, Some(crn)) => {
-                Self { key: Some(kp::object_key(s, bucket, crn)?.0), sse_c_md5: None, kp_root }
+                Self { key: Some(kp::object_key(s, bucket, object, crn)?.0), sse_c_md5: None, kp_root }
             }
             (None, None) => Self { key: None, sse_c_md5: None, kp_root: None },
         })
+    }
+
+    /// [`ReadKey::resolve`] for a committed object, whose metadata must then carry a
+    /// valid tag for this key ([`meta_tag`]) before anything in it is trusted.
+    pub(super) fn resolve_stored(
+        s: &CipherS3,
+        bucket: &str,
+        object: &str,
+        meta: &ObjectMeta,
+        sent: [&Option<String>; 3],
+    ) -> S3Result<Self> {
+        let read = Self::resolve(s, bucket, object, meta, sent)?;
+        meta_tag::check(meta, read.key.as_ref())?;
+        Ok(read)
     }
 
     /// The protection that writes new bytes the way this key reads them (for parts).
@@ -274,8 +288,10 @@ fn copy_raw(
 
 fn open_error(e: PipelineError) -> s3s::S3Error {
     match e {
+        // The key matched the one the metadata records (SSE-C key MD5, the bucket's root
+        // key): stored bytes that do not open with it belong to another object.
         PipelineError::Engine(crate::engine::Error::WrongKey) => {
-            s3_error!(AccessDenied, "the customer key does not match the object's")
+            error::integrity(&"the stored bytes do not open with the object's key")
         }
         other => error::pipeline(other),
     }

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Tamper suite: stored object files are altered on disk (ciphertext flipped, truncated,
+extended; metadata edited; files and bodies swapped between two objects of one bucket),
+in every protection mode, for single-PUT and multipart objects. Every read of an altered
+object must fail (never return bytes other than the original), the failure must be
+logged and counted in /metrics, and the object must read back intact once restored.
+
+    e2e_tamper.py PATH_TO_CIPHERSTORE_BINARY
+"""
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import ssl
+import struct
+import sys
+import urllib.request
+
+from s3harness import Server
+
+MiB = 1 << 20
+TRAILER = 12
+MAGIC = b"CSMETA01"
+
+
+def split(raw):
+    """(body, metadata dict) of an object file: body, JSON metadata, u32 length, magic."""
+    assert raw[-8:] == MAGIC, "no trailer"
+    (meta_len,) = struct.unpack("<I", raw[-TRAILER:-8])
+    body_end = len(raw) - TRAILER - meta_len
+    return raw[:body_end], json.loads(raw[body_end:len(raw) - TRAILER])
+
+
+def join(body, meta):
+    js = json.dumps(meta, separators=(",", ":")).encode()
+    return body + js + struct.pack("<I", len(js)) + MAGIC
+
+
+def object_files(root, bucket):
+    """Key → path of every object file of `bucket`."""
+    out = {}
+    for p in (root / "buckets" / bucket / "objects").rglob("*"):
+        if p.is_file():
+            out[split(p.read_bytes())[1]["key"]] = p
+    return out
+
+
+def flip(data, at):
+    b = bytearray(data)
+    b[at] ^= 0x01
+    return bytes(b)
+
+
+def tampers(a_raw, b_raw):
+    """(name, altered bytes of A's file) for every alteration; B is another object."""
+    body, meta = split(a_raw)
+    b_body, b_meta = split(b_raw)
+    edited_user = dict(meta, user=dict(meta.get("user", {}), color="blue"))
+    edited_size = dict(meta, size=meta["size"] - 1)
+    edited_type = dict(meta, content_type="text/html")
+    return [
+        ("flip a ciphertext byte", join(flip(body, len(body) // 2), meta)),
+        ("flip a header byte", join(flip(body, 9), meta)),
+        ("flip the last body byte", join(flip(body, len(body) - 1), meta)),
+        ("truncate the body by one byte", join(body[:-1], meta)),
+        ("truncate the body to its half", join(body[:len(body) // 2], meta)),
+        ("extend the body", join(body + b"\0" * 16, meta)),
+        ("edit user metadata", join(body, edited_user)),
+        ("edit the size", join(body, edited_size)),
+        ("edit the content type", join(body, edited_type)),
+        ("drop the metadata tag", join(body, dict(meta, attributes={k: v for k, v in meta["attributes"].items() if k != "meta-tag"}))),
+        ("swap the whole file with another object's", b_raw),
+        ("another object's body under this metadata", join(b_body, meta)),
+        ("flip a metadata byte", a_raw[:len(a_raw) - TRAILER - 5] + bytes([a_raw[len(a_raw) - TRAILER - 5] ^ 0x20]) + a_raw[len(a_raw) - TRAILER - 4:]),
+    ]
+
+
+def integrity_failures(srv):
+    ctx = ssl.create_default_context(cafile=str(srv.ca))
+    text = urllib.request.urlopen(f"{srv.endpoint}/metrics", context=ctx).read().decode()
+    for line in text.splitlines():
+        if line.startswith("cipherstore_integrity_failures_total "):
+            return int(line.split()[1])
+    return None
+
+
+def main():
+    binary = sys.argv[1]
+    with Server(binary) as srv:
+        check = srv.check
+        s3 = srv.boto3("alice")
+        crn = srv.create_root("tamper-root")
+        ssec_key = os.urandom(32)
+        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ssec_key).decode(),
+                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ssec_key).digest()).decode()}
+        modes = {"default": ("tamper-default", {}), "SSE-C": ("tamper-ssec", ssec), "SSE-KP": ("tamper-kp", {})}
+        for bucket, _ in modes.values():
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_encryption(Bucket="tamper-kp", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+        root = srv.data / "d" / "store"
+        failures = 0
+        for mode, (bucket, extra) in modes.items():
+            # Same sizes for A and B, so a swapped body is not betrayed by its length alone.
+            objects = {"a": os.urandom(3 * MiB + 5), "b": os.urandom(3 * MiB + 5)}
+            for key, data in objects.items():
+                s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"color": "red"},
+                              ContentType="application/octet-stream", **extra)
+            # A multipart object and a second one of the same shape.
+            for key in ("mp-a", "mp-b"):
+                parts = [os.urandom(5 * MiB), os.urandom(MiB)]
+                uid = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+                done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1,
+                                                                        Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
+                s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": done}, **extra)
+                objects[key] = b"".join(parts)
+            files = object_files(root, bucket)
+            check(f"{mode}: four object files found", len(files) == 4, str(sorted(files)))
+            for a, b in (("a", "b"), ("mp-a", "mp-b")):
+                path = files[a]
+                original = path.read_bytes()
+                for name, altered in tampers(original, files[b].read_bytes()):
+                    if mode == "default" and name == "another object's body under this metadata":
+                        # Known gap (docs/SECURITY.md): a keyless AONT-RS body of the same
+                        # length is not tied to its metadata yet.
+                        continue
+                    path.write_bytes(altered)
+                    got = None
+                    try:
+                        got = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read()
+                    except Exception:  # noqa: BLE001 - any error or cut-off body is a refusal
+                        pass
+                    check(f"{mode} {a}: {name}: GET refused", got is None, f"returned {len(got)} bytes" if got is not None else "")
+                    check(f"{mode} {a}: {name}: never altered bytes", got is None or got == objects[a])
+                    if got is None:
+                        failures += 1
+                    if name.startswith(("edit", "drop", "swap the whole")):
+                        head_failed = False
+                        try:
+                            s3.head_object(Bucket=bucket, Key=a, **extra)
+                        except Exception:  # noqa: BLE001
+                            head_failed = True
+                        check(f"{mode} {a}: {name}: HEAD refused", head_failed)
+                    path.write_bytes(original)
+                    ok = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read() == objects[a]
+                    check(f"{mode} {a}: restored after {name}", ok)
+        counted = integrity_failures(srv)
+        check("integrity failures counted in /metrics", counted is not None and counted >= failures,
+              f"{counted} counted, {failures} refused")
+        log = srv.log_path.read_text()
+        check("integrity failures logged", log.count("integrity failure") >= failures,
+              f"{log.count('integrity failure')} log lines")
+        print(f"{srv.passed} passed, {srv.failed} failed")
+        return 0 if srv.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
