@@ -26,7 +26,9 @@ pub fn self_signed(dir: &Path) -> anyhow::Result<TlsFiles> {
     if files.cert.is_file() && files.key.is_file() {
         return Ok(files);
     }
-    std::fs::create_dir_all(&tls).with_context(|| format!("cannot create {}", tls.display()))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&tls)
+        .with_context(|| format!("cannot create {}", tls.display()))?;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     let certified = rcgen::generate_simple_self_signed(names).context("cannot generate a TLS certificate")?;
     crate::durable::write_atomic(&files.key, certified.signing_key.serialize_pem().as_bytes())

@@ -16,7 +16,7 @@ mod uploads;
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::keypath::{self, CHUNK};
@@ -69,6 +69,17 @@ impl FsStore {
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
         check_bucket_name(bucket)?;
         Ok(self.root.join("buckets").join(bucket))
+    }
+
+    /// A private (0700) directory under `tmp/`, to be filled and renamed into place.
+    fn staging_dir(&self, prefix: &str) -> Result<tempfile::TempDir, StoreError> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.root.join("tmp"))
+            .map_err(StoreError::io("cannot create a temporary directory"))?;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
+            .map_err(StoreError::io("cannot restrict a temporary directory"))?;
+        Ok(dir)
     }
 
     fn existing_bucket(&self, bucket: &str) -> Result<PathBuf, StoreError> {
@@ -308,10 +319,7 @@ impl Store for FsStore {
         if dir.exists() {
             return Err(StoreError::BucketExists(meta.name.clone()));
         }
-        let staging = tempfile::Builder::new()
-            .prefix("bucket-")
-            .tempdir_in(self.root.join("tmp"))
-            .map_err(StoreError::io("cannot create a temporary directory"))?;
+        let staging = self.staging_dir("bucket-")?;
         mkdirs(&staging.path().join("objects"))?;
         let json = serde_json::to_vec_pretty(meta)
             .map_err(|e| StoreError::Corrupt { path: meta.name.clone(), reason: e.to_string() })?;
@@ -352,11 +360,7 @@ impl Store for FsStore {
             return Err(StoreError::BucketNotEmpty(name.to_owned()));
         }
         // Vanish at once, then clean up at leisure.
-        let graveyard = tempfile::Builder::new()
-            .prefix("deleted-")
-            .tempdir_in(self.root.join("tmp"))
-            .map_err(StoreError::io("cannot create a temporary directory"))?
-            .keep();
+        let graveyard = self.staging_dir("deleted-")?.keep();
         let target = graveyard.join("bucket");
         fs::rename(&dir, &target).map_err(StoreError::io("cannot delete the bucket"))?;
         sync_dir(&self.root.join("buckets"));

@@ -74,11 +74,7 @@ impl FsStore {
 
     /// Removes a directory tree at once (rename into tmp/), then at leisure.
     fn discard_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        let graveyard = tempfile::Builder::new()
-            .prefix("deleted-")
-            .tempdir_in(self.root.join("tmp"))
-            .map_err(StoreError::io("cannot create a temporary directory"))?
-            .keep();
+        let graveyard = self.staging_dir("deleted-")?.keep();
         fs::rename(dir, graveyard.join("gone")).map_err(StoreError::io("cannot remove an upload"))?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent);
@@ -91,10 +87,7 @@ impl FsStore {
         check_upload_id(&upload.upload_id)?;
         let uploads = self.uploads_dir(bucket)?;
         super::mkdirs(&uploads)?;
-        let staging = tempfile::Builder::new()
-            .prefix("upload-")
-            .tempdir_in(self.root.join("tmp"))
-            .map_err(StoreError::io("cannot create a temporary directory"))?;
+        let staging = self.staging_dir("upload-")?;
         let json = serde_json::to_vec_pretty(upload)
             .map_err(|e| StoreError::Corrupt { path: upload.upload_id.clone(), reason: e.to_string() })?;
         crate::durable::write_atomic(&staging.path().join(UPLOAD_FILE), &json)

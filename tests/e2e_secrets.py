@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Secrets and file modes after a run that touches every protection mode: no customer
+key, HSM PIN or user secret appears (raw, hex or base64) in any log or in any file under
+the data directory, key directory or HSM directory (other than the files that hold the
+PIN and the users by design), with the server logging at debug level; and every file the
+server created is 0600, every directory 0700.
+
+    e2e_secrets.py PATH_TO_CIPHERSTORE_BINARY
+"""
+
+import base64
+import hashlib
+import os
+import stat
+import sys
+
+from s3harness import Server, USERS
+
+MiB = 1 << 20
+
+
+def forms(secret):
+    """The encodings a leak could take."""
+    out = {secret, secret.hex().encode(), secret.hex().upper().encode(), base64.b64encode(secret),
+           base64.urlsafe_b64encode(secret)}
+    return {f for f in out if len(f) >= 8}
+
+
+def main():
+    binary = sys.argv[1]
+    keys = [os.urandom(32) for _ in range(2)]
+    with Server(binary) as srv:
+        srv.env["CIPHERSTORE_LOG"] = "debug"
+        # Restart with the debug filter (the harness started the process already).
+        srv.process.terminate()
+        srv.process.wait()
+        srv.log_file.close()
+        srv.__enter__()
+        check = srv.check
+        s3 = srv.boto3("alice")
+        crn = srv.create_root("secrets-root")
+
+        def ssec(k):
+            return {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(k).decode(),
+                    "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(k).digest()).decode()}
+
+        s3.create_bucket(Bucket="sec-plain")
+        s3.create_bucket(Bucket="sec-kp")
+        s3.put_bucket_encryption(Bucket="sec-kp", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+        body = os.urandom(MiB + 7)
+        for bucket in ("sec-plain", "sec-kp"):
+            s3.put_object(Bucket=bucket, Key="plain", Body=body)
+            s3.put_object(Bucket=bucket, Key="ssec", Body=body, **ssec(keys[0]))
+            check(f"{bucket}: SSE-C round trip", s3.get_object(Bucket=bucket, Key="ssec", **ssec(keys[0]))["Body"].read() == body)
+            check(f"{bucket}: round trip", s3.get_object(Bucket=bucket, Key="plain")["Body"].read() == body)
+            # A wrong key, a copy under a second key, a multipart upload under SSE-C.
+            try:
+                s3.get_object(Bucket=bucket, Key="ssec", **ssec(keys[1]))
+                check(f"{bucket}: wrong key refused", False)
+            except Exception:  # noqa: BLE001
+                check(f"{bucket}: wrong key refused", True)
+            s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "ssec"},
+                           CopySourceSSECustomerAlgorithm="AES256",
+                           CopySourceSSECustomerKey=base64.b64encode(keys[0]).decode(),
+                           CopySourceSSECustomerKeyMD5=base64.b64encode(hashlib.md5(keys[0]).digest()).decode(),
+                           **ssec(keys[1]))
+            uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", **ssec(keys[1]))["UploadId"]
+            etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=1, Body=body, **ssec(keys[1]))["ETag"]
+            s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, **ssec(keys[1]),
+                                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+            check(f"{bucket}: multipart SSE-C round trip",
+                  s3.get_object(Bucket=bucket, Key="mp", **ssec(keys[1]))["Body"].read() == body)
+        pin = (srv.data / "hsm" / "user.pin").read_bytes().strip()
+        so_pin = (srv.data / "hsm" / "so.pin").read_bytes().strip()
+    # The server has stopped; scan everything it and the tools left.
+    secrets = {f"customer key {i}": forms(k) for i, k in enumerate(keys)}
+    secrets["HSM user PIN"] = {pin}
+    secrets["HSM SO PIN"] = {so_pin}
+    for user, (_, secret) in USERS.items():
+        secrets[f"{user}'s secret key"] = {secret.encode()}
+    by_design = {srv.data / "hsm" / "user.pin", srv.data / "hsm" / "so.pin", srv.data / "users.txt"}
+    scanned = 0
+    for path in srv.data.rglob("*"):
+        if not path.is_file() or path in by_design:
+            continue
+        data = path.read_bytes()
+        scanned += 1
+        for name, encodings in secrets.items():
+            leaked = [e for e in encodings if e in data]
+            check(f"no {name} in {path.relative_to(srv.data)}", not leaked)
+    check("files scanned, the server log among them", scanned > 10 and srv.log_path.stat().st_size > 0, str(scanned))
+    log = srv.log_path.read_text()
+    check("the log is at debug level", " DEBUG " in log or '"level":"DEBUG"' in log)
+
+    # Modes of what the server created: the data directory and the key directory.
+    for top in (srv.data / "d", srv.data / "keys"):
+        for path in [top, *top.rglob("*")]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            want = 0o700 if path.is_dir() else 0o600
+            check(f"mode of {path.relative_to(srv.data)} is {want:o}", mode & 0o077 == 0, f"{mode:o}")
+    print(f"{srv.passed} passed, {srv.failed} failed")
+    return 0 if srv.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
