@@ -462,6 +462,22 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             assert_eq!(get(&f.s3, "kms", "mp", None).await.unwrap(), parts.concat());
             assert_eq!(get(&f.s3, "kms", "o", None).await.unwrap(), body);
 
+            // The bucket key reaches no file: not the store, not the key state (it holds
+            // the key wrapped), not the audit log, not the token's own files.
+            let bucket_key = manager.bucket_key("kms").unwrap();
+            let raw = bucket_key.expose().to_vec();
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+            let mut scanned = 0;
+            for entry in walk(f.dir.path()).into_iter().chain(walk(&token.dir)) {
+                let bytes = std::fs::read(&entry).unwrap();
+                for form in [&raw[..], hex.as_bytes(), hex.to_uppercase().as_bytes(), b64.as_bytes()] {
+                    assert!(!bytes.windows(form.len()).any(|w| w == form), "the bucket key is in {entry:?}");
+                }
+                scanned += 1;
+            }
+            assert!(scanned > 5, "only {scanned} files scanned");
+
             manager.disable(&crn).unwrap();
             assert_eq!(code(get(&f.s3, "kms", "o", None).await), "AccessDenied");
             assert_eq!(code(get(&f.s3, "kms", "mp", None).await), "AccessDenied");
