@@ -62,7 +62,7 @@ class Server:
     def __enter__(self):
         # Output goes to a file: a pipe nobody drains would stall the server once full.
         self.log_path = self.data / "server.log"
-        self.log_file = open(self.log_path, "w")
+        self.log_file = open(self.log_path, "a")  # appended across restarts
         self.process = subprocess.Popen([self.binary, *self.args], stdout=self.log_file,
                                         stderr=subprocess.STDOUT, text=True, env=self.env)
         for _ in range(200):
