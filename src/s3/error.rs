@@ -11,7 +11,7 @@ use crate::store::StoreError;
 
 /// A store error as an S3 error.
 pub fn store(e: StoreError) -> S3Error {
-    match e {
+    match &e {
         StoreError::NoSuchBucket(b) => s3_error!(NoSuchBucket, "no bucket named {b}"),
         StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
         StoreError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "bucket {b} is not empty"),
@@ -22,6 +22,7 @@ pub fn store(e: StoreError) -> S3Error {
         StoreError::InvalidBucketName(b) => s3_error!(InvalidBucketName, "invalid bucket name {b}"),
         StoreError::InvalidKey(why) => s3_error!(KeyTooLongError, "{why}"),
         corrupt @ StoreError::Corrupt { .. } => integrity(&corrupt),
+        StoreError::Io { source, .. } if out_of_space(source) => storage_full(&e),
         other => internal(&other),
     }
 }
@@ -44,8 +45,27 @@ pub fn pipeline(e: PipelineError) -> S3Error {
             | engine::Error::NotCipherstore
             | engine::Error::MalformedHeader(_),
         ) => integrity(&e),
+        PipelineError::Io { ref source, .. } if out_of_space(source) => storage_full(&e),
         other => internal(&other),
     }
+}
+
+/// Whether an I/O error says the filesystem (or the user's quota) is full.
+fn out_of_space(e: &std::io::Error) -> bool {
+    const EDQUOT: i32 = 122;
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(EDQUOT)
+}
+
+/// 507 InsufficientStorage: the write failed for lack of space and left nothing behind;
+/// retrying will not help until space is freed.
+fn storage_full(e: &dyn std::fmt::Display) -> S3Error {
+    tracing::warn!(error = %e, "write refused: the store is out of space");
+    let mut err = S3Error::with_message(
+        S3ErrorCode::Custom("InsufficientStorage".into()),
+        "the store is out of space; nothing was written",
+    );
+    err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    err
 }
 
 /// A stored object that failed authentication or is damaged: counted, logged, and
