@@ -5,6 +5,7 @@
 //! commits; an upload that fails anywhere leaves nothing visible.
 
 use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -23,6 +24,27 @@ use crate::store::{ObjectMeta, ObjectWriter, PartMeta, PartWriter};
 const DEPTH: usize = 8;
 /// Body bytes gathered before a hand-off to the pipeline.
 const BATCH: usize = 256 << 10;
+/// How long a request body may send nothing, by default.
+pub const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(60);
+
+/// What a request body streams under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most bytes (EntityTooLarge beyond).
+    pub max: u64,
+    /// Longest wait for the next bytes (RequestTimeout beyond).
+    pub idle: Duration,
+}
+
+/// How feeding a body ended.
+enum Fed {
+    /// The body ended, or the pipeline stopped reading (it reports why).
+    Done,
+    /// More than the limit arrived.
+    TooLarge,
+    /// Nothing arrived for the idle limit.
+    Idle,
+}
 
 /// A `Read` over body chunks arriving from the async side, digesting what passes.
 struct ChannelReader {
@@ -74,7 +96,7 @@ pub async fn encrypt<W: Write + Send + 'static>(
     writer: W,
     spec: Sealing,
     content_length: Option<u64>,
-    limit: u64,
+    limits: Limits,
     expected: Expected,
     md5: bool,
 ) -> S3Result<Encrypted<W>> {
@@ -85,39 +107,54 @@ pub async fn encrypt<W: Write + Send + 'static>(
         // Small frames (HTTP/2 DATA frames are often 16 KiB) are gathered into batches, so
         // the hand-off to the blocking side costs per batch, not per frame.
         let mut batch = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
+        loop {
+            let chunk = match tokio::time::timeout(limits.idle, body.next()).await {
+                Ok(Some(Ok(c))) => c,
+                Ok(Some(Err(e))) => {
                     let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
-                    return false;
+                    return Fed::Done;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let _ = tx.send(Err(io::Error::other("the body stalled"))).await;
+                    return Fed::Idle;
                 }
             };
             received += chunk.len() as u64;
-            if received > limit {
+            if received > limits.max {
                 let _ = tx.send(Err(io::Error::other("the body exceeds the size limit"))).await;
-                return true;
+                return Fed::TooLarge;
             }
             if batch.is_empty() && chunk.len() >= BATCH {
                 if tx.send(Ok(chunk)).await.is_err() {
-                    return false;
+                    return Fed::Done;
                 }
                 continue;
             }
             batch.extend_from_slice(&chunk);
             if batch.len() >= BATCH && tx.send(Ok(batch.split().freeze())).await.is_err() {
-                return false;
+                return Fed::Done;
             }
         }
         if !batch.is_empty() {
             let _ = tx.send(Ok(batch.freeze())).await;
         }
-        false
+        Fed::Done
     };
     let digests = expected.digests(md5);
-    let (too_large, encrypted) = tokio::join!(feed, seal(rx, writer, spec, content_length, digests));
-    if too_large {
-        return Err(s3s::s3_error!(EntityTooLarge, "at most {limit} bytes per PUT or part"));
+    let (fed, encrypted) = tokio::join!(feed, seal(rx, writer, spec, content_length, digests));
+    match fed {
+        Fed::TooLarge => {
+            return Err(s3s::s3_error!(EntityTooLarge, "at most {} bytes per PUT or part", limits.max));
+        }
+        Fed::Idle => {
+            return Err(s3s::s3_error!(
+                RequestTimeout,
+                "the request body sent nothing for {} s; nothing was written",
+                limits.idle.as_secs()
+            ));
+        }
+        Fed::Done => {}
     }
     let encrypted = encrypted?;
     expected.verify(&encrypted.digests)?;

@@ -43,7 +43,11 @@ pub fn pipeline(e: PipelineError) -> S3Error {
             | engine::Error::TrailingData { .. }
             | engine::Error::EnvelopeCorrupted
             | engine::Error::NotCipherstore
-            | engine::Error::MalformedHeader(_),
+            | engine::Error::MalformedHeader(_)
+            | engine::Error::UnsupportedVersion(_)
+            | engine::Error::UnsupportedMode(_)
+            | engine::Error::KeyRequired
+            | engine::Error::KeyNotExpected,
         ) => integrity(&e),
         PipelineError::Io { ref source, .. } if out_of_space(source) => storage_full(&e),
         other => internal(&other),

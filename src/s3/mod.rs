@@ -40,6 +40,7 @@ pub struct CipherS3 {
     backend: Backend,
     keys: Option<Arc<KeyManager>>,
     max_object: u64,
+    body_idle: std::time::Duration,
     /// Benchmark baseline only: new default-protection objects are stored unencrypted.
     #[cfg(feature = "bench-plaintext")]
     plaintext: bool,
@@ -53,6 +54,7 @@ impl CipherS3 {
             backend,
             keys,
             max_object: object::MAX_PUT,
+            body_idle: body::DEFAULT_BODY_IDLE,
             #[cfg(feature = "bench-plaintext")]
             plaintext: std::env::var("CIPHERSTORE_BENCH_PLAINTEXT").is_ok_and(|v| v == "1"),
         }
@@ -84,6 +86,17 @@ impl CipherS3 {
     /// Sets the largest single PUT and part (at most S3's 5 GiB).
     pub fn set_max_object_size(&mut self, bytes: u64) {
         self.max_object = bytes.min(object::MAX_PUT);
+    }
+
+    /// Sets how long a request body may send nothing before the request fails with
+    /// RequestTimeout.
+    pub fn set_body_idle_timeout(&mut self, idle: std::time::Duration) {
+        self.body_idle = idle;
+    }
+
+    /// The limits a request body streams under.
+    fn body_limits(&self) -> body::Limits {
+        body::Limits { max: self.max_object, idle: self.body_idle }
     }
 
     /// Checks a declared body length against the size limit.

@@ -138,7 +138,8 @@ pub(super) async fn upload_part(
     let writer = s.store.put_part(&input.bucket, &input.upload_id, number).map_err(error::store)?;
     let spec = part_spec(s, &upload, &read, number);
     let encrypted =
-        body::encrypt(body, writer, spec, length, s.max_object, expected, read.sse_c_md5.is_none()).await?;
+        body::encrypt(body, writer, spec, length, s.body_limits(), expected, read.sse_c_md5.is_none())
+            .await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let checksum = encrypted.digests.checksum.clone();
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };

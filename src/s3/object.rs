@@ -82,7 +82,7 @@ pub(super) async fn put_object(
     let tag_key = protection.key().cloned();
     let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
     let md5_etag = meta.etag.is_empty();
-    let encrypted = body::encrypt(body, writer, spec, length, s.max_object, expected, md5_etag).await?;
+    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5_etag).await?;
     let mut meta = meta;
     if md5_etag {
         meta.etag = encrypted.digests.md5_hex().unwrap_or_default();

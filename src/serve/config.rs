@@ -26,6 +26,8 @@
 //!
 //! [limits]
 //! max_object_size = 5368709120     # bytes, single PUT and each part
+//! header_timeout_secs = 30         # TLS handshake, then each request's headers
+//! body_idle_timeout_secs = 60      # longest silence inside a request body
 //! ```
 
 use std::net::SocketAddr;
@@ -78,6 +80,8 @@ struct KeysSection {
 #[serde(deny_unknown_fields)]
 struct LimitsSection {
     max_object_size: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    body_idle_timeout_secs: Option<u64>,
 }
 
 /// Log line format.
@@ -133,6 +137,11 @@ pub struct ServeConfig {
     pub instance: Option<String>,
     /// Largest single PUT and part.
     pub max_object_size: u64,
+    /// Longest TLS handshake, and longest wait for a request's headers (a connection
+    /// that sends nothing is closed after it).
+    pub header_timeout: std::time::Duration,
+    /// Longest silence inside a request body (RequestTimeout after it).
+    pub body_idle_timeout: std::time::Duration,
     /// Tracing filter (`info`, `cipherstore=debug`, …).
     pub log: String,
     /// Log format.
@@ -212,6 +221,13 @@ impl ServeConfig {
             (1..=DEFAULT_MAX_OBJECT).contains(&max_object_size),
             "limits.max_object_size must be 1 to {DEFAULT_MAX_OBJECT} bytes"
         );
+        let secs = |v: Option<u64>, default: u64, name: &str| -> anyhow::Result<std::time::Duration> {
+            let v = v.unwrap_or(default);
+            anyhow::ensure!((1..=3600).contains(&v), "limits.{name} must be 1 to 3600 seconds");
+            Ok(std::time::Duration::from_secs(v))
+        };
+        let header_timeout = secs(file.limits.header_timeout_secs, 30, "header_timeout_secs")?;
+        let body_idle_timeout = secs(file.limits.body_idle_timeout_secs, 60, "body_idle_timeout_secs")?;
         Ok(Self {
             listen,
             http_listen,
@@ -223,6 +239,8 @@ impl ServeConfig {
             key_cache_ttl: ttl.map(std::time::Duration::from_secs),
             instance: env("CIPHERSTORE_INSTANCE").or(file.keys.instance),
             max_object_size,
+            header_timeout,
+            body_idle_timeout,
             log: env("CIPHERSTORE_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
             log_format: file.log_format.unwrap_or_default(),
             backend,

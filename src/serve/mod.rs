@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::auth::SimpleAuth;
@@ -30,8 +30,6 @@ use crate::keys::{Hsm, KeyManager, ManagerOptions};
 use crate::s3::CipherS3;
 use crate::store::fs::FsStore;
 
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long requests in flight may run on at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -71,14 +69,18 @@ fn open_keys(config: &ServeConfig) -> anyhow::Result<Option<Arc<KeyManager>>> {
 }
 
 /// Accepts connections on `listener` until `stop` fires; `tls` absent means plain HTTP.
+/// A client gets `timeout` for the TLS handshake, and again for each request's headers
+/// (an idle keep-alive connection is closed after it).
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     front: Front,
     graceful: Arc<GracefulShutdown>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    timeout: Duration,
 ) {
-    let http = ConnBuilder::new(TokioExecutor::new());
+    let mut http = ConnBuilder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(timeout);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -101,8 +103,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             match &tls {
                 Some(acceptor) => {
-                    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                    else {
+                    let Ok(Ok(stream)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await else {
                         tracing::debug!(%peer, "TLS handshake failed or timed out");
                         return;
                     };
@@ -160,6 +161,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let keys = open_keys(&config)?;
     let mut s3 = CipherS3::new(Arc::new(store), config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
+    s3.set_body_idle_timeout(config.body_idle_timeout);
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth);
     let service = builder.build();
@@ -173,10 +175,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         front.clone(),
         graceful.clone(),
         stop_rx.clone(),
+        config.header_timeout,
     ))];
     if let Some((listener, _)) = plain {
         let front = Front { plain: true, ..front };
-        loops.push(tokio::spawn(accept_loop(listener, None, front, graceful.clone(), stop_rx)));
+        let timeout = config.header_timeout;
+        loops.push(tokio::spawn(accept_loop(listener, None, front, graceful.clone(), stop_rx, timeout)));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

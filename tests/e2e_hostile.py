@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Hostile input: clients that never finish the TLS handshake or their headers, bodies
+that stall, 10,000 idle connections at once, malformed XML and oversized headers and keys.
+Each gets the right S3 error or is dropped within the configured timeouts, the server's
+memory stays bounded, and other clients are served throughout.
+
+    e2e_hostile.py PATH_TO_CIPHERSTORE_BINARY
+"""
+
+import hashlib
+import os
+import resource
+import socket
+import ssl
+import sys
+import time
+import urllib.request
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from s3harness import Server, USERS, error_code
+
+IDLE = 10_000
+TIMEOUT = 2
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def closed_by_server(sock, wait):
+    """Whether the server closes `sock` (EOF, reset, or an error response) within `wait`."""
+    sock.settimeout(wait)
+    try:
+        data = sock.recv(4096)
+        return data == b"" or data.startswith(b"HTTP/1.1 408") or data.startswith(b"HTTP/1.1 4")
+    except (ConnectionResetError, ssl.SSLError):
+        return True
+    except (socket.timeout, TimeoutError):
+        return False
+
+
+def signed_headers(srv, method, path, length, body=None):
+    """Signed request headers; with `body`, its SHA-256 is signed (as SDKs do for XML)."""
+    ak, sk = USERS["alice"]
+    url = f"{srv.endpoint}{path}"
+    payload = hashlib.sha256(body).hexdigest() if body is not None else "UNSIGNED-PAYLOAD"
+    req = AWSRequest(method=method, url=url, data=body or b"", headers={"x-amz-content-sha256": payload,
+                                                                        "Content-Length": str(length)})
+    S3SigV4Auth(Credentials(ak, sk), "s3", "us-east-1").add_auth(req)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{srv.port}"]
+    lines += [f"{k}: {v}" for k, v in req.headers.items() if k.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def main():
+    binary = sys.argv[1]
+    config = f"[limits]\nheader_timeout_secs = {TIMEOUT}\nbody_idle_timeout_secs = {TIMEOUT}\n"
+    with Server(binary, config=config) as srv:
+        check = srv.check
+        s3 = srv.boto3("alice")
+        s3.create_bucket(Bucket="hostile")
+        s3.put_object(Bucket="hostile", Key="k", Body=b"served")
+        ctx = ssl.create_default_context(cafile=str(srv.ca))
+
+        def tls():
+            raw = socket.create_connection(("127.0.0.1", srv.port))
+            return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+        # A TCP connection that never starts TLS.
+        raw = socket.create_connection(("127.0.0.1", srv.port))
+        check("no TLS handshake: dropped after the timeout", closed_by_server(raw, TIMEOUT + 3))
+        raw.close()
+        # Headers that never end.
+        t0 = time.monotonic()
+        s = tls()
+        s.sendall(b"GET /hostile/k HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        check("unfinished headers: dropped after the timeout", closed_by_server(s, TIMEOUT + 3))
+        check("unfinished headers: not before the timeout", time.monotonic() - t0 >= TIMEOUT - 0.5)
+        s.close()
+        # An idle keep-alive connection after one request.
+        s = tls()
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = s.recv(4096)
+        check("health on a raw connection", first.startswith(b"HTTP/1.1 200"), first[:40].decode(errors="replace"))
+        check("idle keep-alive connection: closed after the timeout", closed_by_server(s, TIMEOUT + 3))
+        s.close()
+        # A body that stalls: RequestTimeout, and nothing stored.
+        s = tls()
+        s.sendall(signed_headers(srv, "PUT", "/hostile/stalled", 1 << 20) + b"x" * 1000)
+        s.settimeout(TIMEOUT + 5)
+        reply = b""
+        try:
+            reply = s.recv(4096)
+        except (socket.timeout, TimeoutError):
+            pass
+        check("stalled body: RequestTimeout", b"RequestTimeout" in reply, reply[:200].decode(errors="replace"))
+        s.close()
+        check("stalled body: nothing stored",
+              error_code(lambda: s3.head_object(Bucket="hostile", Key="stalled")) in ("404", "NoSuchKey"))
+        check("stalled body: no temporary data left", not list((srv.data / "d" / "store" / "tmp").iterdir()))
+
+        # Malformed XML and oversized input.
+        uid = s3.create_multipart_upload(Bucket="hostile", Key="mp")["UploadId"]
+        bad = b"<CompleteMultipartUpl<<"
+        xml_req = signed_headers(srv, "POST", f"/hostile/mp?uploadId={uid}", len(bad), bad)
+        s = tls()
+        s.sendall(xml_req + bad)
+        s.settimeout(10)
+        reply = s.recv(4096)
+        check("malformed CompleteMultipartUpload XML: 400 MalformedXML", reply.startswith(b"HTTP/1.1 400") and b"MalformedXML" in reply,
+              reply[:300].decode(errors="replace"))
+        s.close()
+        s = tls()
+        bad = b"<Delete><Object><Key>"
+        s.sendall(signed_headers(srv, "POST", "/hostile?delete", len(bad), bad) + bad)
+        reply = s.recv(4096)
+        check("malformed DeleteObjects XML: 400", reply.startswith(b"HTTP/1.1 400"), reply[:300].decode(errors="replace"))
+        s.close()
+        s3.abort_multipart_upload(Bucket="hostile", Key="mp", UploadId=uid)
+        s = tls()
+        s.settimeout(10)
+        try:
+            s.sendall(b"GET /hostile/k HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"a" * (1 << 20) + b"\r\n\r\n")
+            reply = s.recv(4096)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            reply = b""
+        check("a 1 MiB header: refused or dropped", reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply[:80].decode(errors="replace"))
+        s.close()
+        code = error_code(lambda: s3.put_object(Bucket="hostile", Key="k" * 2000, Body=b"x"))
+        check("a 2000-byte key: KeyTooLongError", code == "KeyTooLongError", str(code))
+        check("served after the hostile requests", s3.get_object(Bucket="hostile", Key="k")["Body"].read() == b"served")
+
+        # 10,000 idle connections at once.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, IDLE + 1000)), hard))
+        pid = srv.process.pid
+        rss0, fds0 = rss_mib(pid), open_fds(pid)
+        idle = []
+        for i in range(IDLE):
+            try:
+                idle.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+            except OSError as e:
+                print(f"connection {i}: {e}", flush=True)
+                break
+        check(f"{IDLE} idle connections opened", len(idle) == IDLE, str(len(idle)))
+        time.sleep(0.5)
+        rss1 = rss_mib(pid)
+        served = s3.get_object(Bucket="hostile", Key="k")["Body"].read() == b"served"
+        check("served while 10,000 connections sit idle", served)
+        check("memory bounded with 10,000 idle connections", rss1 - rss0 < 256, f"{rss0:.0f} -> {rss1:.0f} MiB")
+        time.sleep(TIMEOUT + 3)
+        dropped = sum(1 for s in idle[:200] if closed_by_server(s, 0.5))
+        for s in idle:
+            s.close()
+        check("idle connections dropped after the timeout", dropped == min(200, len(idle)), f"{dropped} of 200 sampled")
+        time.sleep(1)
+        fds2 = open_fds(pid)
+        check("descriptors released", fds2 <= fds0 + 20, f"{fds0} -> {fds2}")
+        print(f"RSS {rss0:.0f} MiB idle, {rss1:.0f} MiB with {len(idle)} connections; fds {fds0} -> {fds2}")
+        health = urllib.request.urlopen(f"{srv.endpoint}/health", context=ctx).read()
+        check("healthy at the end", health == b"ok\n")
+        print(f"{srv.passed} passed, {srv.failed} failed")
+        return 0 if srv.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
