@@ -8,6 +8,7 @@ memory stays bounded, and other clients are served throughout.
 """
 
 import hashlib
+import warnings
 import os
 import resource
 import socket
@@ -23,6 +24,7 @@ from botocore.credentials import Credentials
 from s3harness import Server, USERS, error_code
 
 IDLE = 10_000
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # old TLS versions, on purpose
 TIMEOUT = 2
 
 
@@ -76,6 +78,25 @@ def main():
             raw = socket.create_connection(("127.0.0.1", srv.port))
             return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
+        # TLS 1.2 and 1.3 only.
+        for version, name in [(ssl.TLSVersion.TLSv1, "1.0"), (ssl.TLSVersion.TLSv1_1, "1.1")]:
+            old_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            old_ctx.load_verify_locations(cafile=str(srv.ca))
+            old_ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            old_ctx.maximum_version = version
+            try:
+                old_ctx.set_ciphers("ALL:@SECLEVEL=0")
+                old_ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port)), server_hostname="127.0.0.1").close()
+                refused = False
+            except (ssl.SSLError, OSError):
+                refused = True
+            check(f"TLS {name} refused", refused)
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ok_ctx = ssl.create_default_context(cafile=str(srv.ca))
+            ok_ctx.minimum_version = ok_ctx.maximum_version = version
+            conn = ok_ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port)), server_hostname="127.0.0.1")
+            check(f"{version.name} accepted", conn.version() in ("TLSv1.2", "TLSv1.3"), str(conn.version()))
+            conn.close()
         # A TCP connection that never starts TLS.
         raw = socket.create_connection(("127.0.0.1", srv.port))
         check("no TLS handshake: dropped after the timeout", closed_by_server(raw, TIMEOUT + 3))
