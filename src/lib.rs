@@ -14,6 +14,7 @@
 
 pub mod durable;
 pub mod engine;
+pub mod fuzz_entry;
 pub mod keys;
 pub mod pipeline;
 pub mod s3;

@@ -1,0 +1,84 @@
+//! Entry points that fuzzing (`fuzz/`, `scripts/fuzz`) and its regression tests
+//! (`tests/fuzz_regressions.rs`) feed arbitrary bytes to: the format header parser, the
+//! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
+//! header rules, and stored metadata (part manifest, metadata tag). Each returns for any
+//! input; a panic is a bug.
+
+use bytes::Bytes;
+
+use crate::engine::format::Header;
+use crate::engine::{Backend, CustomerKey, Opener, SecretKey};
+use crate::pipeline::{random, stream};
+use crate::s3::{manifest, meta_tag, sse};
+use crate::store::ObjectMeta;
+
+/// The key the decoders are tried with besides none.
+fn key() -> CustomerKey {
+    CustomerKey { key: SecretKey::from_bytes([0x42; 32]), context: b"bucket/key".to_vec() }
+}
+
+/// The header parser and the unit layout it implies.
+pub fn format_header(data: &[u8]) {
+    let _ = Header::total_len(data);
+    if let Ok((header, len)) = Header::parse(data) {
+        let _ = (header.unit_size, len);
+        for key in [None, Some(key())] {
+            if let Ok(opener) = Opener::new(data, key.as_ref(), Backend::Accelerated) {
+                for stored in [0, len as u64, data.len() as u64, u64::MAX / 2] {
+                    if let Ok(layout) = opener.layout(stored) {
+                        let _ = layout.units_for_range(0, u64::MAX / 4);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whole objects through the streaming decoder and the by-range decoder.
+pub fn decrypt(data: &[u8]) {
+    for key in [None, Some(key())] {
+        let mut out = Vec::new();
+        let _ = stream::decrypt_stream(data, &mut out, key.as_ref(), Backend::Accelerated, &());
+        let Ok(total) = Header::total_len(data) else { continue };
+        let Some(header) = data.get(..total) else { continue };
+        let Ok(opener) = Opener::with_part(header, key.as_ref(), 0, Backend::Accelerated) else { continue };
+        let Ok(layout) = opener.layout(data.len() as u64) else { continue };
+        let read_at = |buf: &mut [u8], off: u64| -> std::io::Result<usize> {
+            let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            Ok(n)
+        };
+        let len = layout.plaintext_len();
+        let mut sink = |_: Bytes| Ok(());
+        let _ = random::decrypt_range(&read_at, &opener, &layout, 0, len, &mut sink);
+        let _ = random::decrypt_range(&read_at, &opener, &layout, len / 3, len / 2 + 1, &mut sink);
+    }
+}
+
+/// SSE-C request headers (algorithm, key, key MD5), split from `data` at 0xff bytes.
+pub fn sse_headers(data: &[u8]) {
+    let mut parts = data.split(|&b| b == 0xff).map(|p| String::from_utf8_lossy(p).into_owned());
+    let fields: [Option<String>; 3] = [parts.next(), parts.next(), parts.next()];
+    let _ = sse::parse([&fields[0], &fields[1], &fields[2]], "bucket", "key");
+}
+
+/// Stored object metadata: JSON as the store reads it, its part manifest, its tag.
+pub fn part_manifest(data: &[u8]) {
+    let mut meta = ObjectMeta {
+        key: "key".into(),
+        size: 0,
+        etag: String::new(),
+        last_modified: 0,
+        content_type: None,
+        user: Default::default(),
+        attributes: Default::default(),
+    };
+    meta.attributes.insert(manifest::PARTS.to_owned(), String::from_utf8_lossy(data).into_owned());
+    let _ = manifest::parse(&meta);
+    if let Ok(parsed) = serde_json::from_slice::<ObjectMeta>(data) {
+        let _ = manifest::parse(&parsed);
+        let _ = meta_tag::check(&parsed, None);
+        let _ = meta_tag::check(&parsed, Some(&key()));
+    }
+}
