@@ -403,6 +403,80 @@ async fn damaged_multipart_objects_fail_their_integrity_check() {
     assert_eq!(get(&f.s3, "dmg", "o", Some(&k)).await.unwrap(), parts.concat());
 }
 
+/// PutBucketEncryption of `bucket` with aws:kms and root key `key`.
+fn kms_rule(bucket: &str, key: &str) -> S3Request<PutBucketEncryptionInput> {
+    let by_default = ServerSideEncryptionByDefault {
+        sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS),
+        kms_master_key_id: Some(key.to_owned()),
+    };
+    let config = ServerSideEncryptionConfiguration {
+        rules: vec![ServerSideEncryptionRule {
+            apply_server_side_encryption_by_default: Some(by_default),
+            bucket_key_enabled: Some(true),
+        }],
+    };
+    let input = PutBucketEncryptionInput::builder()
+        .bucket(bucket.into())
+        .server_side_encryption_configuration(config)
+        .build()
+        .unwrap();
+    req(input, "alice")
+}
+
+#[test]
+fn a_root_key_suspended_while_a_body_streams_refuses_the_commit() {
+    with_token("a_root_key_suspended_while_a_body_streams_refuses_the_commit", |token| {
+        let manager = Arc::new(token.manager(std::time::Duration::from_secs(60)));
+        let crn = manager.create("upload-root").unwrap().crn;
+        let f = fixture(Some(manager.clone()));
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            bucket(&f.s3, "kp-bucket").await;
+            f.s3.put_bucket_encryption(kms_rule("kp-bucket", &crn)).await.unwrap();
+            for (key, action) in [("suspended", "disable"), ("deleted", "delete")] {
+                // The key is usable when the upload starts.
+                if action == "delete" {
+                    manager.enable(&crn).unwrap();
+                }
+                let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+                let stream =
+                    futures_util::stream::unfold(
+                        rx,
+                        |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
+                    );
+                let input = PutObjectInput {
+                    bucket: "kp-bucket".into(),
+                    key: key.into(),
+                    body: Some(StreamingBlob::wrap(stream)),
+                    content_length: Some(2 * MIB as i64),
+                    ..Default::default()
+                };
+                let feed = async {
+                    tx.send(Ok(Bytes::from(plaintext(MIB, 1)))).await.unwrap();
+                    if action == "disable" {
+                        manager.disable(&crn).unwrap();
+                    } else {
+                        manager.delete(&crn, true).unwrap();
+                    }
+                    // The request may already have failed (the key is gone): then nobody reads.
+                    let _ = tx.send(Ok(Bytes::from(plaintext(MIB, 2)))).await;
+                    drop(tx);
+                };
+                let (put, ()) = tokio::join!(f.s3.put_object(req(input, "alice")), feed);
+                assert_eq!(code(put), "AccessDenied", "{action} during the body");
+                let head =
+                    HeadObjectInput { bucket: "kp-bucket".into(), key: key.into(), ..Default::default() };
+                assert_eq!(
+                    code(f.s3.head_object(req(head, "alice")).await),
+                    "NoSuchKey",
+                    "nothing committed"
+                );
+            }
+            assert!(walk(&f.dir.path().join("store/tmp")).is_empty(), "temporary files left");
+        });
+    });
+}
+
 #[test]
 fn bucket_encryption_maps_aws_kms_onto_root_keys() {
     with_token("bucket_encryption_maps_aws_kms_onto_root_keys", |token| {
@@ -419,24 +493,7 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
                 code(f.s3.get_bucket_encryption(get_enc()).await),
                 "ServerSideEncryptionConfigurationNotFoundError"
             );
-            let rule = |key: &str| {
-                let by_default = ServerSideEncryptionByDefault {
-                    sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS),
-                    kms_master_key_id: Some(key.to_owned()),
-                };
-                let config = ServerSideEncryptionConfiguration {
-                    rules: vec![ServerSideEncryptionRule {
-                        apply_server_side_encryption_by_default: Some(by_default),
-                        bucket_key_enabled: Some(true),
-                    }],
-                };
-                let input = PutBucketEncryptionInput::builder()
-                    .bucket("kms".into())
-                    .server_side_encryption_configuration(config)
-                    .build()
-                    .unwrap();
-                req(input, "alice")
-            };
+            let rule = |key: &str| kms_rule("kms", key);
             assert_eq!(code(f.s3.put_bucket_encryption(rule("no-such-key")).await), "InvalidArgument");
             f.s3.put_bucket_encryption(rule(&crn)).await.unwrap();
             assert_eq!(code(f.s3.put_bucket_encryption(rule(&other)).await), "InvalidArgument");

@@ -146,6 +146,20 @@ pub fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Resu
     Ok((CustomerKey { key, context }, crn.to_owned()))
 }
 
+/// Checks, just before an SSE-KP write commits, that its root key is still usable: a key
+/// suspended or deleted while the body streamed refuses the write (403), and nothing is
+/// committed. Costs a cache lookup while the key stays enabled.
+pub fn still_usable(
+    s: &CipherS3,
+    bucket: &str,
+    attributes: &std::collections::BTreeMap<String, String>,
+) -> S3Result<()> {
+    if attributes.contains_key(BUCKET_ROOT) {
+        manager(s)?.bucket_key(bucket).map_err(error)?;
+    }
+    Ok(())
+}
+
 /// Adds the response headers that name an SSE-KP root key, IBM's and AWS's.
 pub fn name_key(headers: &mut HeaderMap, crn: &str) {
     if let Ok(v) = HeaderValue::from_str(crn) {

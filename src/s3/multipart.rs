@@ -143,6 +143,7 @@ pub(super) async fn upload_part(
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let checksum = encrypted.digests.checksum.clone();
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
+    kp::still_usable(s, &input.bucket, &upload.object.attributes)?;
     let part = body::commit_part(encrypted, part).await?;
     let mut response = S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
@@ -210,6 +211,7 @@ pub(super) async fn upload_part_copy(
     let encrypted = body::reencrypt(source, first, last, writer, spec, read.sse_c_md5.is_none()).await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
+    kp::still_usable(s, &input.bucket, &upload.object.attributes)?;
     let part = body::commit_part(encrypted, part).await?;
     let result = CopyPartResult {
         e_tag: Some(ETag::Strong(part.etag.clone())),
