@@ -41,6 +41,13 @@ pub enum KeysError {
     /// The key is suspended: wrap and unwrap are refused.
     #[error("root key {0} is suspended (disabled): enable it to use it")]
     KeySuspended(String),
+    /// The token does not hold a root key the state says is usable: the HSM is not the
+    /// one the state was made with, or lost its objects. Not crypto-shredding: nothing is
+    /// recorded as deleted, and the key works again once the token holds it.
+    #[error(
+        "the HSM does not hold root key {0}, which is active here: is the token unavailable or replaced?"
+    )]
+    KeyNotInHsm(String),
     /// The key was destroyed (crypto-shredded).
     #[error("root key {0} was deleted: data under it can no longer be read or written")]
     KeyDestroyed(String),

@@ -309,7 +309,7 @@ impl Hsm {
     pub fn wrap(&self, root_id: &[u8], key: &SecretKey) -> Result<Vec<u8>, KeysError> {
         let r = (|| {
             let s = self.session()?;
-            let missing = || KeysError::Refused("root key object missing in the HSM".into());
+            let missing = || KeysError::KeyNotInHsm(root_id.iter().map(|b| format!("{b:02x}")).collect());
             self.with_root(&s, root_id, missing, |root| {
                 let mut template = Self::session_key_template();
                 template.push(Attribute::Value(key.expose().to_vec()));
@@ -329,11 +329,12 @@ impl Hsm {
     }
 
     /// Unwraps a key wrapped by [`Hsm::wrap`] under `root_id`. A wrong root key or a
-    /// tampered blob is [`KeysError::UnwrapFailed`].
+    /// tampered blob is [`KeysError::UnwrapFailed`]; a root key the token does not hold is
+    /// [`KeysError::KeyNotInHsm`] (the caller tells deletion from an HSM fault).
     pub fn unwrap(&self, root_id: &[u8], wrapped: &[u8], key_name: &str) -> Result<SecretKey, KeysError> {
         let r = (|| {
             let s = self.session()?;
-            let missing = || KeysError::KeyDestroyed(key_name.to_owned());
+            let missing = || KeysError::KeyNotInHsm(key_name.to_owned());
             self.with_root(&s, root_id, missing, |root| {
                 let template = Self::session_key_template();
                 let tmp = match s.unwrap_key(&Mechanism::AesKeyWrapPad, root, wrapped, &template) {

@@ -498,7 +498,18 @@ impl KeyManager {
         let rec = state.find(binding.key.as_str())?;
         self.require_active(rec, "key.unwrap")?;
         let wrapped = hex_decode(&binding.wrapped)?;
-        let key = self.hsm.unwrap(&rec.id.object(binding.version).id, &wrapped, &self.crn(&rec.id))?;
+        let key = match self.hsm.unwrap(&rec.id.object(binding.version).id, &wrapped, &self.crn(&rec.id)) {
+            // Deleted by another process since the snapshot, or an HSM fault: the state
+            // file, read again, tells which.
+            Err(KeysError::KeyNotInHsm(name)) => {
+                let fresh = self.file.load()?;
+                return Err(match fresh.find(binding.key.as_str()) {
+                    Ok(r) if r.state == KeyState::Destroyed => KeysError::KeyDestroyed(self.crn(&r.id)),
+                    _ => KeysError::KeyNotInHsm(name),
+                });
+            }
+            other => other?,
+        };
         self.cache.insert(bucket, &rec.id, key.clone());
         Ok(key)
     }

@@ -53,7 +53,11 @@ pub fn error(e: KeysError) -> S3Error {
             format!("root key {k} was deleted: the data it protected can no longer be read or written"),
         ),
         KeysError::KeyNotFound(_) => s3_error!(InvalidArgument, "The Key CRN could not be found"),
-        KeysError::Hsm { .. } | KeysError::Module { .. } | KeysError::BadPin(_) | KeysError::PinLocked(_) => {
+        KeysError::Hsm { .. }
+        | KeysError::Module { .. }
+        | KeysError::BadPin(_)
+        | KeysError::PinLocked(_)
+        | KeysError::KeyNotInHsm(_) => {
             tracing::error!(error = %e, "HSM failure");
             let mut err = s3_error!(ServiceUnavailable, "the key service (HSM) is unavailable; retry later");
             let mut headers = HeaderMap::new();
