@@ -175,6 +175,14 @@ fn run_inline(
     Ok(input.len() as u64)
 }
 
+/// Reads a small input whose length `len` was announced, whole, plus one byte more if
+/// there is one, so that a longer input is still caught by the length check.
+fn read_announced(input: &mut impl Read, len: u64) -> Result<Vec<u8>, PipelineError> {
+    let mut buf = Vec::with_capacity(len as usize);
+    input.take(len + 1).read_to_end(&mut buf).map_err(PipelineError::io("cannot read the input"))?;
+    Ok(buf)
+}
+
 /// Writes every slice in full.
 fn write_all_vectored(output: &mut dyn Write, slices: &mut [IoSlice<'_>]) -> Result<(), PipelineError> {
     let mut rest = slices;
@@ -217,13 +225,8 @@ pub fn encrypt_stream<R: Read + Send>(
     let cut = Cut::Plain { unit: sealer.unit_size(), overhead };
     let total = match expected_len.filter(|&l| l <= INLINE_MAX) {
         Some(len) => {
-            // Small objects (most S3 PUTs): read whole, seal on this thread. One byte more
-            // than announced is read so that a longer input is still caught.
-            let mut buf = Vec::with_capacity(len as usize);
-            (&mut input)
-                .take(len + 1)
-                .read_to_end(&mut buf)
-                .map_err(PipelineError::io("cannot read the input"))?;
+            // Small objects (most S3 PUTs): read whole, seal on this thread.
+            let buf = read_announced(&mut input, len)?;
             // Sequential: a request-per-core server gains nothing from fanning out a few
             // units, and the pool's hand-off costs more than they do.
             let sequential = |b: &mut Batch| -> Result<(), PipelineError> {
@@ -251,11 +254,7 @@ pub fn copy_stream<R: Read + Send>(
 ) -> Result<u64, PipelineError> {
     let total = match expected_len.filter(|&l| l <= INLINE_MAX) {
         Some(len) => {
-            let mut buf = Vec::with_capacity(len as usize);
-            (&mut input)
-                .take(len + 1)
-                .read_to_end(&mut buf)
-                .map_err(PipelineError::io("cannot read the input"))?;
+            let buf = read_announced(&mut input, len)?;
             output.write_all(&buf).map_err(PipelineError::io("cannot write the output"))?;
             buf.len() as u64
         }
