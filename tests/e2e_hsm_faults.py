@@ -1,24 +1,62 @@
 #!/usr/bin/env python3
-"""HSM faults: the SoftHSM2 token disappears under a running server (its directory moved
-away). Reads served from the cached bucket key keep working until the cache TTL; after
-it, SSE-KP requests get 503 ServiceUnavailable with Retry-After and a message about the
-HSM, never a claim that the key was deleted; writes leave nothing behind; the key state
-stays active; default-mode and SSE-C requests are unaffected.
+"""HSM faults under a running server, and recovery without a restart.
+
+1. The SoftHSM2 token disappears (its directory moved away). Reads served from the cached
+   bucket key keep working until the cache TTL; after it, SSE-KP requests get 503
+   ServiceUnavailable with Retry-After and a message about the HSM, never a claim that the
+   key was deleted; writes leave nothing behind; the key state stays active; default-mode
+   and SSE-C requests are unaffected.
+2. The token comes back: the same server process serves SSE-KP reads and writes again (it
+   re-initialises the PKCS#11 module and logs in again), counted in /metrics.
+3. The operator changes the user PIN (pkcs11-tool --change-pin) and the PIN file: the
+   running server keeps working, and logs in with the new PIN after the next fault.
+4. The PIN is changed but the PIN file is not: after a fault, 503 naming the refused PIN;
+   once the file holds the new PIN, the server recovers without restart.
 
     e2e_hsm_faults.py PATH_TO_CIPHERSTORE_BINARY
 """
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
 from s3harness import Server, error_code
 
 TTL = 2
+
+
+@contextlib.contextmanager
+def token_away(srv):
+    tokens = srv.data / "hsm" / "tokens"
+    shutil.move(str(tokens), str(tokens) + ".away")
+    try:
+        yield
+    finally:
+        shutil.move(str(tokens) + ".away", str(tokens))
+
+
+def wait_for(fn, seconds=15):
+    """Calls fn until it returns without raising (returns its value) or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return fn()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def change_pin(srv, old, new):
+    module = srv.env["CIPHERSTORE_PKCS11_MODULE"]
+    subprocess.run(["pkcs11-tool", "--module", module, "--token-label", "e2e", "--login", "--pin", old,
+                    "--change-pin", "--new-pin", new], env=srv.env, check=True, capture_output=True)
 
 
 def main():
@@ -37,11 +75,11 @@ def main():
                 "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode()}
         s3.put_object(Bucket="hsm-plain", Key="c", Body=b"customer", **ssec)
         check("read before the fault", s3.get_object(Bucket="hsm-faults", Key="a")["Body"].read() == b"kept")
+        read_a = lambda: s3.get_object(Bucket="hsm-faults", Key="a")["Body"].read()
 
-        tokens = srv.data / "hsm" / "tokens"
-        shutil.move(str(tokens), str(tokens) + ".away")
-        try:
-            check("cached bucket key still serves reads", s3.get_object(Bucket="hsm-faults", Key="a")["Body"].read() == b"kept")
+        # 1. The token goes away.
+        with token_away(srv):
+            check("cached bucket key still serves reads", read_a() == b"kept")
             time.sleep(TTL + 1)
             try:
                 s3.get_object(Bucket="hsm-faults", Key="a")
@@ -58,17 +96,55 @@ def main():
                   s3.get_object(Bucket="hsm-plain", Key="c", **ssec)["Body"].read() == b"customer")
             s3.put_object(Bucket="hsm-plain", Key="d", Body=b"plain")
             check("PUT to a default bucket unaffected", s3.get_object(Bucket="hsm-plain", Key="d")["Body"].read() == b"plain")
-        finally:
-            shutil.move(str(tokens) + ".away", str(tokens))
-        check("nothing written by the refused PUT", error_code(lambda: s3.head_object(Bucket="hsm-faults", Key="new")) in ("404", "NoSuchKey", "ServiceUnavailable", "503"))
         check("no temporary data left", not list((srv.data / "d" / "store" / "tmp").iterdir()))
         state = json.loads((srv.data / "keys" / "state.json").read_text())
         check("the root key stays active", [k["state"] for k in state["keys"]] == ["active"], str(state["keys"]))
         check("the fault is logged", "HSM failure" in srv.log_path.read_text())
-    # Restarted on the restored token, the key works again.
+
+        # 2. Back without a restart.
+        check("the token is back: reads work again without a restart", wait_for(read_a) == b"kept")
+        check("nothing written by the PUT refused during the fault",
+              error_code(lambda: s3.head_object(Bucket="hsm-faults", Key="new")) in ("404", "NoSuchKey"))
+        s3.put_object(Bucket="hsm-faults", Key="after", Body=b"after the fault")
+        check("writes work again", s3.get_object(Bucket="hsm-faults", Key="after")["Body"].read() == b"after the fault")
+        recoveries = srv.metric("cipherstore_hsm_recoveries_total")
+        check("the recovery is counted", recoveries is not None and recoveries >= 1, str(recoveries))
+        check("the recovery is logged", "re-initialising the PKCS#11 module" in srv.log_path.read_text())
+
+        # 3. PIN changed, PIN file updated: works now and after the next fault.
+        pin_file = srv.data / "hsm" / "user.pin"
+        pin1 = pin_file.read_text().strip()
+        pin2 = os.urandom(8).hex()
+        change_pin(srv, pin1, pin2)
+        pin_file.write_text(pin2 + "\n")
+        time.sleep(TTL + 1)
+        check("PIN changed: the logged-in server reads on", read_a() == b"kept")
+        with token_away(srv):
+            time.sleep(TTL + 1)
+            check("PIN changed, token away: 503", error_code(read_a) in ("ServiceUnavailable", "503"))
+        check("PIN changed: after the fault it logs in with the PIN file's new PIN", wait_for(read_a) == b"kept")
+
+        # 4. PIN changed, PIN file not updated.
+        pin3 = os.urandom(8).hex()
+        change_pin(srv, pin2, pin3)
+        with token_away(srv):
+            time.sleep(TTL + 1)
+            error_code(read_a)
+        time.sleep(1.5)
+        try:
+            read_a()
+            check("stale PIN file: refused", False)
+        except s3.exceptions.ClientError as e:
+            check("stale PIN file: 503", e.response["ResponseMetadata"]["HTTPStatusCode"] == 503)
+        check("stale PIN file: the log says the PIN was refused", "refused the PIN" in srv.log_path.read_text())
+        check("no PIN in the log", pin1 not in srv.log_path.read_text() and pin3 not in srv.log_path.read_text())
+        pin_file.write_text(pin3 + "\n")
+        check("PIN file corrected: recovers without a restart", wait_for(read_a) == b"kept")
+
+    # Restarted, it logs in with the PIN file as it is now.
     with srv:
         s3 = srv.boto3("alice")
-        check("after a restart on the restored token, reads work",
+        check("after a restart, reads work",
               s3.get_object(Bucket="hsm-faults", Key="a")["Body"].read() == b"kept")
     print(f"{srv.passed} passed, {srv.failed} failed")
     return 0 if srv.failed == 0 else 1

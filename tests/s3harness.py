@@ -88,6 +88,17 @@ class Server:
         self.check("graceful shutdown", self.process.returncode == 0, out[-2000:])
         return False
 
+    def metric(self, name):
+        """The value of one unlabelled counter or gauge from /metrics (None if absent)."""
+        import ssl
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        text = urllib.request.urlopen(f"{self.endpoint}/metrics", context=ctx).read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
     def check(self, name, cond, detail=""):
         if cond:
             self.passed += 1

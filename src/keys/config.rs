@@ -28,8 +28,11 @@ pub struct HsmConfig {
     pub module: PathBuf,
     /// Token label.
     pub token: String,
-    /// User PIN.
+    /// User PIN, as read at start.
     pub pin: SecretString,
+    /// Where the PIN came from: read again when the token must be logged in to again
+    /// (after an HSM failure), so an operator who changed the PIN updates only the file.
+    pub pin_source: Option<PinSource>,
 }
 
 /// Where the PIN comes from.
@@ -42,7 +45,8 @@ pub enum PinSource {
 }
 
 impl PinSource {
-    fn read(&self) -> Result<SecretString, KeysError> {
+    /// Reads the PIN: the first line, which must not be empty.
+    pub fn read(&self) -> Result<SecretString, KeysError> {
         let raw = match self {
             Self::Env(name) => std::env::var(name)
                 .map_err(|_| KeysError::Config(format!("{name} is not set or not UTF-8")))?,
@@ -193,7 +197,7 @@ impl HsmSettings {
                 return Err(KeysError::Config(format!("no PIN: set {ENV_PIN_FILE} (a file) or {ENV_PIN}")));
             }
         };
-        Ok(HsmConfig { module, token, pin: source.read()? })
+        Ok(HsmConfig { module, token, pin: source.read()?, pin_source: Some(source) })
     }
 }
 
@@ -207,7 +211,25 @@ impl HsmConfig {
 
     /// A configuration from explicit parts (tests, embedding).
     pub fn new(module: &Path, token: &str, pin: &str) -> Self {
-        Self { module: module.to_owned(), token: token.to_owned(), pin: SecretString::from(pin.to_owned()) }
+        Self {
+            module: module.to_owned(),
+            token: token.to_owned(),
+            pin: SecretString::from(pin.to_owned()),
+            pin_source: None,
+        }
+    }
+
+    /// The PIN to log in with now: read again from its source, or the one read at start
+    /// if the source cannot be read any more.
+    pub fn current_pin(&self) -> SecretString {
+        match self.pin_source.as_ref().map(PinSource::read) {
+            Some(Ok(pin)) => pin,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the PIN source again; logging in with the PIN read at start");
+                self.pin.clone()
+            }
+            None => self.pin.clone(),
+        }
     }
 }
 

@@ -1,51 +1,35 @@
-//! The PKCS#11 token: the module is loaded and initialised once per process, the user logs
-//! in once, and a pool of sessions serves worker threads. Root keys are AES-256 token
-//! objects that are sensitive, never extractable and allowed only to wrap and unwrap; bucket
-//! keys are wrapped and unwrapped with `CKM_AES_KEY_WRAP_PAD` (RFC 5649) through
+//! The PKCS#11 token: found by label in a module loaded once per process ([`super::module`]),
+//! logged in to once, with a pool of sessions serving worker threads. Root keys are AES-256
+//! token objects that are sensitive, never extractable and allowed only to wrap and unwrap;
+//! bucket keys are wrapped and unwrapped with `CKM_AES_KEY_WRAP_PAD` (RFC 5649) through
 //! `C_WrapKey` / `C_UnwrapKey`. Every operation is counted.
+//!
+//! Recovery: when a wrap or unwrap fails the way a lost token fails (a PKCS#11 error, or a
+//! root key the token no longer shows), the module is re-initialised (at most once a
+//! second), the dead sessions are forgotten and the next call logs in again, reading the PIN
+//! file afresh, then the operation is tried once more. A PIN the token refused is not tried
+//! again (that would lock a real HSM's token): the PIN file must change first.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 use super::config::HsmConfig;
 use super::error::KeysError;
+use super::module::{self, Generation, Module, Reinit};
 use crate::engine::SecretKey;
 use crate::engine::key::KEY_LEN;
 
-/// Process-wide PKCS#11 contexts, one per module path: `C_Initialize` may run only once per
-/// process, and the contexts live as long as the process.
-static CONTEXTS: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn context(module: &Path) -> Result<Pkcs11, KeysError> {
-    let mut contexts = lock(&CONTEXTS);
-    if let Some((_, ctx)) = contexts.iter().find(|(p, _)| p == module) {
-        return Ok(ctx.clone());
-    }
-    let fail = |reason: String| KeysError::Module { path: module.display().to_string(), reason };
-    if !module.exists() {
-        return Err(fail("no such file (install softhsm2, or set CIPHERSTORE_PKCS11_MODULE)".into()));
-    }
-    let ctx = Pkcs11::new(module).map_err(|e| fail(e.to_string()))?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(fail(e.to_string())),
-    }
-    contexts.push((module.to_owned(), ctx.clone()));
-    Ok(ctx)
 }
 
 fn hsm_err(op: &'static str) -> impl FnOnce(CkError) -> KeysError {
@@ -63,6 +47,8 @@ pub struct HsmCounters {
     pub admin: AtomicU64,
     /// Operations the token refused or failed.
     pub failures: AtomicU64,
+    /// Module re-initialisations after failures.
+    pub recoveries: AtomicU64,
 }
 
 impl HsmCounters {
@@ -83,19 +69,47 @@ pub struct ObjectRef {
 
 /// A logged-in token with a pool of sessions.
 pub struct Hsm {
-    ctx: Pkcs11,
-    slot: Slot,
-    token: String,
-    pool: Mutex<Vec<Session>>,
-    /// Root key object handles by `CKA_ID` (valid for every session of this process).
-    handles: Mutex<Vec<(Vec<u8>, ObjectHandle)>>,
+    module: Arc<Module>,
+    config: HsmConfig,
+    conn: Mutex<Connection>,
     counters: HsmCounters,
 }
 
-/// A session borrowed from the pool, returned on drop.
+/// This process's hold on the token in one module generation.
+struct Connection {
+    /// The module generation the fields below belong to.
+    generation: u64,
+    /// The token's slot once logged in this generation; `None` until then.
+    slot: Option<Slot>,
+    /// Idle sessions.
+    pool: Vec<Session>,
+    /// Root key object handles by `CKA_ID` (valid for every session of this generation).
+    handles: Vec<(Vec<u8>, ObjectHandle)>,
+    /// The last PIN the token refused: not offered again until the PIN source changes.
+    refused_pin: Option<SecretString>,
+}
+
+impl Connection {
+    /// Moves to `generation`: the module was re-initialised, every session and handle died
+    /// with it.
+    fn renew(&mut self, generation: u64) {
+        for dead in self.pool.drain(..) {
+            // Closing a dead session's handle could close a live session that reuses the
+            // number; the Session value holds nothing else worth freeing.
+            std::mem::forget(dead);
+        }
+        self.handles.clear();
+        self.slot = None;
+        self.generation = generation;
+    }
+}
+
+/// A session borrowed from the pool, returned on drop; holds the module generation so no
+/// re-initialisation happens while it is in use.
 struct Pooled<'a> {
     hsm: &'a Hsm,
     session: Option<Session>,
+    _generation: RwLockReadGuard<'a, Generation>,
 }
 
 impl std::ops::Deref for Pooled<'_> {
@@ -109,49 +123,40 @@ impl std::ops::Deref for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            lock(&self.hsm.pool).push(s);
+            lock(&self.hsm.conn).pool.push(s);
         }
     }
+}
+
+/// Whether an error may be the token's fault rather than the request's: worth a
+/// re-initialisation and one more try.
+fn may_recover(e: &KeysError) -> bool {
+    matches!(e, KeysError::Hsm { .. } | KeysError::KeyNotInHsm(_) | KeysError::TokenNotFound(_))
 }
 
 impl Hsm {
     /// Loads the module, finds the token by label and logs in. Errors name the module,
     /// the token or the PIN problem in one line.
     pub fn open(config: &HsmConfig) -> Result<Self, KeysError> {
-        let ctx = context(&config.module)?;
-        let slots = ctx.get_slots_with_initialized_token().map_err(hsm_err("C_GetSlotList"))?;
-        let slot = slots
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).map(|t| t.label().trim() == config.token).unwrap_or(false))
-            .ok_or_else(|| KeysError::TokenNotFound(config.token.clone()))?;
-        let session = ctx.open_rw_session(slot).map_err(hsm_err("C_OpenSession"))?;
-        let pin = AuthPin::from(config.pin.expose_secret().to_owned());
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                return Err(KeysError::BadPin(config.token.clone()));
-            }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
-                return Err(KeysError::PinLocked(config.token.clone()));
-            }
-            Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
-                return Err(KeysError::Config(format!("token {:?} has no user PIN set", config.token)));
-            }
-            Err(e) => return Err(hsm_err("C_Login")(e)),
-        }
-        Ok(Self {
-            ctx,
-            slot,
-            token: config.token.clone(),
-            pool: Mutex::new(vec![session]),
-            handles: Mutex::new(Vec::new()),
+        let hsm = Self {
+            module: module::load(&config.module)?,
+            config: config.clone(),
+            conn: Mutex::new(Connection {
+                generation: 0,
+                slot: None,
+                pool: Vec::new(),
+                handles: Vec::new(),
+                refused_pin: None,
+            }),
             counters: HsmCounters::default(),
-        })
+        };
+        drop(hsm.session()?);
+        Ok(hsm)
     }
 
     /// The token label.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.config.token
     }
 
     /// Operation counters.
@@ -160,13 +165,84 @@ impl Hsm {
     }
 
     fn session(&self) -> Result<Pooled<'_>, KeysError> {
-        let pooled = lock(&self.pool).pop();
-        let session = match pooled {
-            Some(s) => s,
-            // The login state belongs to the application, so new sessions are logged in.
-            None => self.ctx.open_rw_session(self.slot).map_err(hsm_err("C_OpenSession"))?,
+        let generation = self.module.enter();
+        let (idle, slot) = {
+            let mut conn = lock(&self.conn);
+            if conn.generation != generation.number {
+                conn.renew(generation.number);
+            }
+            (conn.pool.pop(), conn.slot)
         };
-        Ok(Pooled { hsm: self, session: Some(session) })
+        let session = match (idle, slot) {
+            (Some(s), _) => s,
+            // The login state belongs to the application, so new sessions are logged in.
+            (None, Some(slot)) => {
+                self.module.ctx().open_rw_session(slot).map_err(hsm_err("C_OpenSession"))?
+            }
+            (None, None) => self.log_in()?,
+        };
+        Ok(Pooled { hsm: self, session: Some(session), _generation: generation })
+    }
+
+    /// Finds the token, opens a session and logs in: the first session of a generation.
+    /// The caller holds the module generation.
+    fn log_in(&self) -> Result<Session, KeysError> {
+        let ctx = self.module.ctx();
+        let token = &self.config.token;
+        let slots = ctx.get_slots_with_initialized_token().map_err(hsm_err("C_GetSlotList"))?;
+        let slot = slots
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).map(|t| t.label().trim() == token).unwrap_or(false))
+            .ok_or_else(|| KeysError::TokenNotFound(token.clone()))?;
+        let session = ctx.open_rw_session(slot).map_err(hsm_err("C_OpenSession"))?;
+        let pin = self.config.current_pin();
+        let refused = lock(&self.conn)
+            .refused_pin
+            .as_ref()
+            .is_some_and(|r| bool::from(r.expose_secret().as_bytes().ct_eq(pin.expose_secret().as_bytes())));
+        if refused {
+            return Err(KeysError::BadPin(token.clone()));
+        }
+        match session.login(UserType::User, Some(&AuthPin::from(pin.expose_secret().to_owned()))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+                lock(&self.conn).refused_pin = Some(pin);
+                return Err(KeysError::BadPin(token.clone()));
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(KeysError::PinLocked(token.clone())),
+            Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
+                return Err(KeysError::Config(format!("token {token:?} has no user PIN set")));
+            }
+            Err(e) => return Err(hsm_err("C_Login")(e)),
+        }
+        let mut conn = lock(&self.conn);
+        conn.refused_pin = None;
+        conn.slot = Some(slot);
+        Ok(session)
+    }
+
+    /// Runs `op`; if it fails the way a lost token fails, re-initialises the module (unless
+    /// that happened less than a second ago) and runs it once more.
+    fn recovering<T>(&self, op: impl Fn() -> Result<T, KeysError>) -> Result<T, KeysError> {
+        let first = op();
+        // The generation the failed call ran in (session() brought the connection to it).
+        let seen = lock(&self.conn).generation;
+        match first {
+            Err(e) if may_recover(&e) => match self.module.reinitialize(seen) {
+                Ok(Reinit::Done) => {
+                    self.counters.recoveries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(token = %self.config.token, error = %e, "HSM failure: reconnected, trying again");
+                    op()
+                }
+                Ok(Reinit::AlreadyDone) => op(),
+                Ok(Reinit::TooSoon) => Err(e),
+                Err(reinit) => {
+                    tracing::error!(error = %reinit, "HSM recovery failed");
+                    Err(e)
+                }
+            },
+            other => other,
+        }
     }
 
     fn count<T>(&self, counter: &AtomicU64, r: Result<T, KeysError>) -> Result<T, KeysError> {
@@ -241,20 +317,20 @@ impl Hsm {
     }
 
     fn find(&self, s: &Session, id: &[u8]) -> Result<Option<ObjectHandle>, KeysError> {
-        if let Some((_, h)) = lock(&self.handles).iter().find(|(k, _)| k == id) {
+        if let Some((_, h)) = lock(&self.conn).handles.iter().find(|(k, _)| k == id) {
             return Ok(Some(*h));
         }
         let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Id(id.to_vec())];
         let found = s.find_objects(&template).map_err(hsm_err("C_FindObjects"))?.into_iter().next();
         if let Some(h) = found {
-            lock(&self.handles).push((id.to_vec(), h));
+            lock(&self.conn).handles.push((id.to_vec(), h));
         }
         Ok(found)
     }
 
     /// Forgets a cached handle (the object was destroyed, here or by another process).
     fn forget(&self, id: &[u8]) {
-        lock(&self.handles).retain(|(k, _)| k != id);
+        lock(&self.conn).handles.retain(|(k, _)| k != id);
     }
 
     /// Runs `op` with the root key's handle. If it fails and a fresh lookup finds a
@@ -307,7 +383,7 @@ impl Hsm {
 
     /// Wraps `key` under the root key object `root_id` (RFC 5649).
     pub fn wrap(&self, root_id: &[u8], key: &SecretKey) -> Result<Vec<u8>, KeysError> {
-        let r = (|| {
+        let r = self.recovering(|| {
             let s = self.session()?;
             let missing = || KeysError::KeyNotInHsm(root_id.iter().map(|b| format!("{b:02x}")).collect());
             self.with_root(&s, root_id, missing, |root| {
@@ -324,7 +400,7 @@ impl Hsm {
                 destroyed?;
                 Ok(wrapped)
             })
-        })();
+        });
         self.count(&self.counters.wraps, r)
     }
 
@@ -332,7 +408,7 @@ impl Hsm {
     /// tampered blob is [`KeysError::UnwrapFailed`]; a root key the token does not hold is
     /// [`KeysError::KeyNotInHsm`] (the caller tells deletion from an HSM fault).
     pub fn unwrap(&self, root_id: &[u8], wrapped: &[u8], key_name: &str) -> Result<SecretKey, KeysError> {
-        let r = (|| {
+        let r = self.recovering(|| {
             let s = self.session()?;
             let missing = || KeysError::KeyNotInHsm(key_name.to_owned());
             self.with_root(&s, root_id, missing, |root| {
@@ -368,7 +444,7 @@ impl Hsm {
                 }
                 key.ok_or_else(|| KeysError::UnwrapFailed(key_name.to_owned()))
             })
-        })();
+        });
         self.count(&self.counters.unwraps, r)
     }
 

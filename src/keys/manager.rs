@@ -54,6 +54,8 @@ pub struct KeyMetrics {
     pub hsm_admin: u64,
     /// HSM operations that failed.
     pub hsm_failures: u64,
+    /// PKCS#11 module re-initialisations after HSM failures.
+    pub hsm_recoveries: u64,
     /// Bucket key cache hits.
     pub cache_hits: u64,
     /// Bucket key cache misses.
@@ -131,6 +133,7 @@ impl KeyManager {
             hsm_unwraps: c.unwraps.load(Ordering::Relaxed),
             hsm_admin: c.admin.load(Ordering::Relaxed),
             hsm_failures: c.failures.load(Ordering::Relaxed),
+            hsm_recoveries: c.recoveries.load(Ordering::Relaxed),
             cache_hits: self.cache.hits(),
             cache_misses: self.cache.misses(),
         }

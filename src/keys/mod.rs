@@ -1,4 +1,5 @@
-//! Key custody: root keys inside a PKCS#11 HSM used only to wrap and unwrap ([`hsm`]),
+//! Key custody: root keys inside a PKCS#11 HSM used only to wrap and unwrap ([`hsm`]) through
+//! a module loaded once per process and re-initialised after HSM failures ([`module`]),
 //! configured by module path, token and PIN source ([`config`]); the Key Protect lifecycle
 //! and the root key → bucket key hierarchy ([`manager`]) over persistent state ([`state`]),
 //! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]). Per-object
@@ -11,6 +12,7 @@ pub mod error;
 pub mod hsm;
 pub mod id;
 pub mod manager;
+pub mod module;
 pub mod state;
 
 pub use config::HsmConfig;

@@ -55,6 +55,7 @@ pub fn error(e: KeysError) -> S3Error {
         KeysError::KeyNotFound(_) => s3_error!(InvalidArgument, "The Key CRN could not be found"),
         KeysError::Hsm { .. }
         | KeysError::Module { .. }
+        | KeysError::TokenNotFound(_)
         | KeysError::BadPin(_)
         | KeysError::PinLocked(_)
         | KeysError::KeyNotInHsm(_) => {

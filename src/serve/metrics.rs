@@ -97,6 +97,11 @@ impl Metrics {
                 ("cipherstore_hsm_unwraps_total", "Bucket keys unwrapped by the HSM.", k.hsm_unwraps),
                 ("cipherstore_hsm_admin_total", "Root keys generated, imported or destroyed.", k.hsm_admin),
                 ("cipherstore_hsm_failures_total", "HSM operations that failed.", k.hsm_failures),
+                (
+                    "cipherstore_hsm_recoveries_total",
+                    "PKCS#11 module re-initialisations after HSM failures.",
+                    k.hsm_recoveries,
+                ),
                 ("cipherstore_key_cache_hits_total", "Bucket keys served from the cache.", k.cache_hits),
                 ("cipherstore_key_cache_misses_total", "Bucket keys that needed the HSM.", k.cache_misses),
             ]);
