@@ -12,8 +12,13 @@
    running server keeps working, and logs in with the new PIN after the next fault.
 4. The PIN is changed but the PIN file is not: after a fault, 503 naming the refused PIN;
    once the file holds the new PIN, the server recovers without restart.
+5. The module returns errors (examples/pkcs11_fault.rs, a PKCS#11 module that forwards to
+   SoftHSM2 and fails chosen calls while a file exists): device errors on unwrap, a
+   removed device on wrap, a token not present for sessions and logins. Each gets 503
+   with Retry-After, writes nothing, changes no key state, and the server serves again as
+   soon as the module does.
 
-    e2e_hsm_faults.py PATH_TO_CIPHERSTORE_BINARY
+    e2e_hsm_faults.py PATH_TO_CIPHERSTORE_BINARY [PATH_TO_libpkcs11_fault.so]
 """
 
 import base64
@@ -59,8 +64,81 @@ def change_pin(srv, old, new):
                     "--change-pin", "--new-pin", new], env=srv.env, check=True, capture_output=True)
 
 
+def refused_503(srv, name, fn):
+    """fn must fail with 503 ServiceUnavailable and a Retry-After header."""
+    try:
+        fn()
+        srv.check(name + ": refused", False)
+    except Exception as e:  # botocore ClientError
+        meta = getattr(e, "response", {}).get("ResponseMetadata", {})
+        srv.check(name + ": 503 with Retry-After",
+                  meta.get("HTTPStatusCode") == 503 and "retry-after" in meta.get("HTTPHeaders", {}), repr(e))
+
+
+def module_faults(binary, shim):
+    srv = Server(binary, cache_ttl=str(TTL))
+    fault_file = srv.data / "fault"
+    srv.env["PKCS11_FAULT_MODULE"] = srv.env["CIPHERSTORE_PKCS11_MODULE"]
+    srv.env["PKCS11_FAULT_FILE"] = str(fault_file)
+    srv.env["CIPHERSTORE_PKCS11_MODULE"] = str(shim)
+    with srv:
+        check = srv.check
+        s3 = srv.boto3("alice")
+        crn = srv.create_root("module-root")
+        kp = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]}
+        s3.create_bucket(Bucket="mod-faults")
+        s3.put_bucket_encryption(Bucket="mod-faults", ServerSideEncryptionConfiguration=kp)
+        s3.put_object(Bucket="mod-faults", Key="a", Body=b"through the shim")
+        read_a = lambda: s3.get_object(Bucket="mod-faults", Key="a")["Body"].read()
+        check("the server works through the fault module", read_a() == b"through the shim")
+        failures = srv.metric("cipherstore_hsm_failures_total")
+
+        # Device errors on unwrap.
+        fault_file.write_text("0x30 unwrap\n")
+        time.sleep(TTL + 1)
+        refused_503(srv, "unwrap device error: GET", read_a)
+        refused_503(srv, "unwrap device error: PUT",
+                    lambda: s3.put_object(Bucket="mod-faults", Key="b", Body=b"b" * 5000))
+        check("the failures are counted", srv.metric("cipherstore_hsm_failures_total") > failures)
+        fault_file.unlink()
+        check("unwrap heals: GET works without a restart", wait_for(read_a) == b"through the shim")
+        check("nothing written by the refused PUT",
+              error_code(lambda: s3.head_object(Bucket="mod-faults", Key="b")) in ("404", "NoSuchKey"))
+
+        # A removed device while a bucket key is made (wrap).
+        s3.create_bucket(Bucket="mod-wrap")
+        fault_file.write_text("0x32 wrap\n")
+        refused_503(srv, "wrap device removed: PutBucketEncryption",
+                    lambda: s3.put_bucket_encryption(Bucket="mod-wrap", ServerSideEncryptionConfiguration=kp))
+        state = json.loads((srv.data / "keys" / "state.json").read_text())
+        check("no bucket key recorded for the refused bucket",
+              [b["bucket"] for b in state["buckets"]] == ["mod-faults"], str(state["buckets"]))
+        code = error_code(lambda: s3.get_bucket_encryption(Bucket="mod-wrap"))
+        check("the bucket keeps its previous (default) encryption",
+              code == "ServerSideEncryptionConfigurationNotFoundError", str(code))
+        fault_file.unlink()
+        wait_for(lambda: s3.put_bucket_encryption(Bucket="mod-wrap", ServerSideEncryptionConfiguration=kp))
+        s3.put_object(Bucket="mod-wrap", Key="w", Body=b"wrapped later")
+        check("wrap heals: the bucket takes SSE-KP without a restart",
+              s3.get_object(Bucket="mod-wrap", Key="w")["Body"].read() == b"wrapped later")
+
+        # The token not present for new sessions, logins and lookups.
+        fault_file.write_text("0xE0 open login find unwrap\n")
+        time.sleep(TTL + 1)
+        refused_503(srv, "token not present: GET", read_a)
+        time.sleep(1.2)
+        refused_503(srv, "token not present after a reconnect attempt: GET", read_a)
+        fault_file.unlink()
+        check("token present again: GET works without a restart", wait_for(read_a) == b"through the shim")
+        state = json.loads((srv.data / "keys" / "state.json").read_text())
+        check("the root key stays active", [k["state"] for k in state["keys"]] == ["active"], str(state["keys"]))
+        check("no temporary data left", not list((srv.data / "d" / "store" / "tmp").iterdir()))
+    return srv
+
+
 def main():
     binary = sys.argv[1]
+    shim = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(binary), "examples", "libpkcs11_fault.so")
     with Server(binary, cache_ttl=str(TTL)) as srv:
         check = srv.check
         s3 = srv.boto3("alice")
@@ -146,8 +224,10 @@ def main():
         s3 = srv.boto3("alice")
         check("after a restart, reads work",
               s3.get_object(Bucket="hsm-faults", Key="a")["Body"].read() == b"kept")
-    print(f"{srv.passed} passed, {srv.failed} failed")
-    return 0 if srv.failed == 0 else 1
+    mod = module_faults(binary, shim)
+    passed, failed = srv.passed + mod.passed, srv.failed + mod.failed
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
 
 
 if __name__ == "__main__":

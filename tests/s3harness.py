@@ -7,9 +7,11 @@ and offers checks that count and report failures.
         srv.check("name", condition, "detail")
 """
 
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -31,6 +33,9 @@ class Server:
         self.passed = 0
         self.failed = 0
         self.data = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-e2e-", dir=base))
+        # Removed when the test process ends, unless a check failed here (kept for a look)
+        # or CIPHERSTORE_KEEP_TEST_DATA is set.
+        atexit.register(self._remove_data)
         users = self.data / "users.txt"
         users.write_text("".join(f"{ak} {sk}\n" for ak, sk in USERS.values()))
         self.port = free_port()
@@ -51,6 +56,12 @@ class Server:
         self.ca = self.data / "d" / "tls" / "cert.pem"
         self.endpoint = f"https://127.0.0.1:{self.port}"
         self.process = None
+
+    def _remove_data(self):
+        if self.failed == 0 and not os.environ.get("CIPHERSTORE_KEEP_TEST_DATA"):
+            shutil.rmtree(self.data, ignore_errors=True)
+        else:
+            print(f"test data kept in {self.data}", flush=True)
 
     def keyctl(self, *args):
         return subprocess.run([self.binary, "keys", *args], env=self.env, capture_output=True, text=True,
