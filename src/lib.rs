@@ -7,7 +7,7 @@
 //! - [`keys`]: root keys in a PKCS#11 HSM, bucket keys, lifecycle and audit trail;
 //! - [`s3`]: the HTTPS S3 API over the store and the pipeline;
 //! - [`store`]: where ciphertext and its metadata live (filesystem now, upstream S3 later);
-//! - [`durable`]: files that appear only when complete.
+//! - [`durable`]: files that appear only when complete; [`hex`]: hex text for bytes.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -15,6 +15,7 @@
 pub mod durable;
 pub mod engine;
 pub mod fuzz_entry;
+pub mod hex;
 pub mod keys;
 pub mod pipeline;
 pub mod s3;

@@ -216,8 +216,14 @@ fn multipart_uploads_are_all_or_nothing() {
         w.write_all(body).unwrap();
         w
     };
-    let pm =
-        |n: u32, size: u64| PartMeta { number: n, size, stored: 0, etag: format!("e{n}"), last_modified: 4 };
+    let pm = |n: u32, size: u64| PartMeta {
+        number: n,
+        size,
+        stored: 0,
+        etag: format!("e{n}"),
+        last_modified: 4,
+        salt: format!("{n:032x}"),
+    };
     // A part is invisible until committed.
     let pending = part(1, b"first");
     assert!(s.list_parts("mpu", &upload.upload_id).unwrap().is_empty());
@@ -226,6 +232,7 @@ fn multipart_uploads_are_all_or_nothing() {
     part(2, b"SECOND!").commit(pm(2, 7)).unwrap();
     let parts = s.list_parts("mpu", &upload.upload_id).unwrap();
     assert_eq!(parts.iter().map(|p| (p.number, p.stored)).collect::<Vec<_>>(), vec![(1, 5), (2, 7)]);
+    assert_eq!(parts[1].salt, format!("{:032x}", 2), "a part's salt is kept with it");
     assert_eq!(s.list_uploads("mpu").unwrap(), vec![upload.clone()]);
     // Nothing under the key until complete; then the parts' bytes in order.
     assert!(matches!(s.get("mpu", "k"), Err(StoreError::NoSuchKey { .. })));
@@ -257,6 +264,7 @@ fn part_into(s: &FsStore, id: &str, n: u32, body: &[u8]) {
         stored: 0,
         etag: String::new(),
         last_modified: 0,
+        salt: String::new(),
     })
     .unwrap();
 }

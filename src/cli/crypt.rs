@@ -149,13 +149,15 @@ pub fn encrypt(
     let bar = Bar::new("encrypting", total, quiet);
     let done = match (source, &out) {
         (Input::File(f, len), Output::File(o)) => file::encrypt_file(&f, o.file(), &spec, &bar).map(|_| len),
-        (Input::File(f, len), _) => {
-            with_writer(&out, |w| stream::encrypt_stream(f, w, &spec, Some(len), &bar))
+        (Input::File(f, len), _) => with_writer(&out, |w| {
+            stream::encrypt_stream(f, w, &spec, Some(len), &bar).map(|s| s.plaintext_len)
+        }),
+        (Input::Stream(f), _) => {
+            with_writer(&out, |w| stream::encrypt_stream(f, w, &spec, None, &bar).map(|s| s.plaintext_len))
         }
-        (Input::Stream(f), _) => with_writer(&out, |w| stream::encrypt_stream(f, w, &spec, None, &bar)),
-        (Input::Stdin, _) => {
-            with_writer(&out, |w| stream::encrypt_stream(std::io::stdin(), w, &spec, None, &bar))
-        }
+        (Input::Stdin, _) => with_writer(&out, |w| {
+            stream::encrypt_stream(std::io::stdin(), w, &spec, None, &bar).map(|s| s.plaintext_len)
+        }),
     };
     bar.finish();
     let bytes = done.with_context(|| format!("cannot encrypt {}", input.display()))?;

@@ -40,10 +40,7 @@ pub fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
         return Ok(SecretKey::from_bytes(*key));
     }
     let text = raw.trim_ascii();
-    if text.len() == 2 * KEY_LEN && text.iter().all(u8::is_ascii_hexdigit) {
-        for (k, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
-            *k = (hex_val(pair[0]) << 4) | hex_val(pair[1]);
-        }
+    if cipherstore::hex::decode_into(text, &mut key[..]) {
         return Ok(SecretKey::from_bytes(*key));
     }
     let mut decoded = Zeroizing::new(Vec::new());
@@ -57,14 +54,6 @@ pub fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
         "expected a 256-bit key: 32 raw bytes, 64 hex digits or 44 base64 characters (found {} bytes)",
         raw.len()
     )
-}
-
-fn hex_val(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        _ => c - b'A' + 10,
-    }
 }
 
 #[cfg(test)]

@@ -317,8 +317,8 @@ mod tests {
         for b in both() {
             let mut buf = [0u8; 16];
             let tag = Gcm::new(b, &key).unwrap().seal(&[0; 12], b"", &mut buf).unwrap();
-            assert_eq!(hex(&buf), "cea7403d4d606b6e074ec5d3baf39d18");
-            assert_eq!(hex(&tag), "d0d1c8a799996bf0265b98b5d48ab919");
+            assert_eq!(crate::hex::encode(&buf), "cea7403d4d606b6e074ec5d3baf39d18");
+            assert_eq!(crate::hex::encode(&tag), "d0d1c8a799996bf0265b98b5d48ab919");
         }
     }
 
@@ -348,11 +348,11 @@ mod tests {
     fn hashes_match_known_answers() {
         for b in both() {
             assert_eq!(
-                hex(&Hasher::digest(HashKind::Sha256, b, &[b"a", b"bc"])),
+                crate::hex::encode(&Hasher::digest(HashKind::Sha256, b, &[b"a", b"bc"])),
                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
             );
             assert_eq!(
-                hex(&Hasher::digest(HashKind::Blake3, b, &[b""])),
+                crate::hex::encode(&Hasher::digest(HashKind::Blake3, b, &[b""])),
                 "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
             );
         }
@@ -366,7 +366,7 @@ mod tests {
         let mut okm = [0u8; 42];
         hkdf_sha256(&ikm, &salt, &[&info], &mut okm).unwrap();
         assert_eq!(
-            hex(&okm),
+            crate::hex::encode(&okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
         );
     }
@@ -376,9 +376,5 @@ mod tests {
         assert_eq!("Portable".parse::<Backend>(), Ok(Backend::Portable));
         assert_eq!("accelerated".parse::<Backend>(), Ok(Backend::Accelerated));
         assert!("fast".parse::<Backend>().is_err());
-    }
-
-    pub(crate) fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

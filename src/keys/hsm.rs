@@ -385,7 +385,7 @@ impl Hsm {
     pub fn wrap(&self, root_id: &[u8], key: &SecretKey) -> Result<Vec<u8>, KeysError> {
         let r = self.recovering(|| {
             let s = self.session()?;
-            let missing = || KeysError::KeyNotInHsm(root_id.iter().map(|b| format!("{b:02x}")).collect());
+            let missing = || KeysError::KeyNotInHsm(crate::hex::encode(root_id));
             self.with_root(&s, root_id, missing, |root| {
                 let mut template = Self::session_key_template();
                 template.push(Attribute::Value(key.expose().to_vec()));

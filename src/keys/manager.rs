@@ -341,7 +341,7 @@ impl KeyManager {
                     let name = b.bucket.clone();
                     self.change(|s| {
                         if let Some(x) = s.buckets.iter_mut().find(|x| x.bucket == name && x.key == rec.id) {
-                            x.wrapped = hex_encode(&wrapped);
+                            x.wrapped = crate::hex::encode(&wrapped);
                             x.version = current;
                         }
                         Ok(())
@@ -472,7 +472,7 @@ impl KeyManager {
             bucket: bucket.to_owned(),
             key: rec.id.clone(),
             version,
-            wrapped: hex_encode(&wrapped),
+            wrapped: crate::hex::encode(&wrapped),
             created: now_unix(),
         };
         self.change(|s| {
@@ -539,17 +539,9 @@ impl KeyManager {
     }
 }
 
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn hex_decode(s: &str) -> Result<Vec<u8>, KeysError> {
-    let bad = || KeysError::State { path: "state.json".into(), reason: "a wrapped key is not hex".into() };
-    if !s.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
-        .collect()
+    crate::hex::decode(s).ok_or_else(|| KeysError::State {
+        path: "state.json".into(),
+        reason: "a wrapped key is not hex".into(),
+    })
 }

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use super::error::PipelineError;
 use super::progress::Progress;
 use super::units::{UnitRef, open_each, seal_each, stored_slices};
-use crate::engine::format::{FIXED_HEADER_LEN, Header};
+use crate::engine::format::{FIXED_HEADER_LEN, Header, SALT_LEN};
 use crate::engine::{Backend, CustomerKey, Error, Opener, SealSpec, Sealer};
 
 /// Plaintext bytes per batch.
@@ -201,16 +201,25 @@ fn write_all_vectored(output: &mut dyn Write, slices: &mut [IoSlice<'_>]) -> Res
     Ok(())
 }
 
+/// What [`encrypt_stream`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sealed {
+    /// Plaintext bytes.
+    pub plaintext_len: u64,
+    /// The object's random header salt: names these stored bytes, so metadata that records
+    /// it tells them from another object's (FORMAT.md §3.6).
+    pub salt: [u8; SALT_LEN],
+}
+
 /// Encrypts `input` into `output` as one object. `expected_len`, when given, is written
-/// into the header and checked against what the input delivers. Returns the plaintext
-/// length.
+/// into the header and checked against what the input delivers.
 pub fn encrypt_stream<R: Read + Send>(
     mut input: R,
     output: &mut dyn Write,
     spec: &SealSpec,
     expected_len: Option<u64>,
     progress: &dyn Progress,
-) -> Result<u64, PipelineError> {
+) -> Result<Sealed, PipelineError> {
     let sealer = Sealer::new(spec, expected_len)?;
     let overhead = sealer.overhead();
     output.write_all(sealer.header_bytes()).map_err(PipelineError::io("cannot write the output"))?;
@@ -240,7 +249,7 @@ pub fn encrypt_stream<R: Read + Send>(
         return Err(PipelineError::InputChanged { expected, got: total });
     }
     output.flush().map_err(PipelineError::io("cannot write the output"))?;
-    Ok(total)
+    Ok(Sealed { plaintext_len: total, salt: sealer.header().salt })
 }
 
 /// Passes `input` to `output` unchanged through the same reader and writer stages as

@@ -87,6 +87,8 @@ pub struct Encrypted<W> {
     pub size: u64,
     /// Digests of the plaintext.
     pub digests: Computed,
+    /// The engine header's salt (none for the benchmark's passthrough).
+    pub salt: Option<super::body_salt::Salt>,
 }
 
 /// Encrypts a request body into `writer`. `expected` digests are verified (BadDigest on a
@@ -232,23 +234,27 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     written
 }
 
-/// Commits an encrypted object with `meta` (its size and the tag for `key` filled in).
+/// Commits an encrypted object with `meta` (its size, salt and the tag for `key` filled in).
 pub async fn commit_object(
     encrypted: Encrypted<Box<dyn ObjectWriter>>,
     mut meta: ObjectMeta,
     key: Option<&CustomerKey>,
 ) -> S3Result<ObjectMeta> {
     meta.size = encrypted.size;
+    if let Some(salt) = &encrypted.salt {
+        super::body_salt::record(&mut meta, salt);
+    }
     super::meta_tag::seal(&mut meta, key)?;
     commit(encrypted.writer, meta, |w, m| w.commit(m)).await
 }
 
-/// Commits an encrypted part with `meta` (its size filled in).
+/// Commits an encrypted part with `meta` (its size and salt filled in).
 pub async fn commit_part(
     encrypted: Encrypted<Box<dyn PartWriter>>,
     mut meta: PartMeta,
 ) -> S3Result<PartMeta> {
     meta.size = encrypted.size;
+    meta.salt = encrypted.salt.map(|s| crate::hex::encode(&s)).unwrap_or_default();
     commit(encrypted.writer, meta, |w, m| w.commit(m)).await
 }
 
@@ -274,14 +280,15 @@ async fn seal<W: Write + Send + 'static>(
 ) -> S3Result<Encrypted<W>> {
     tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader { rx, current: Bytes::new(), digests };
-        let size = match &spec {
+        let (size, salt) = match &spec {
             Sealing::Engine(spec) => {
-                stream::encrypt_stream(&mut reader, &mut writer, spec, content_length, &())?
+                let sealed = stream::encrypt_stream(&mut reader, &mut writer, spec, content_length, &())?;
+                (sealed.plaintext_len, Some(sealed.salt))
             }
             #[cfg(feature = "bench-plaintext")]
-            Sealing::Passthrough => stream::copy_stream(&mut reader, &mut writer, content_length)?,
+            Sealing::Passthrough => (stream::copy_stream(&mut reader, &mut writer, content_length)?, None),
         };
-        Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish() })
+        Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish(), salt })
     })
     .await
     .map_err(|e| error::internal(&e))?

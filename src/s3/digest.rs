@@ -138,7 +138,7 @@ pub struct Computed {
 impl Computed {
     /// The MD5 as an ETag (32 hex digits).
     pub fn md5_hex(&self) -> Option<String> {
-        self.md5.map(|m| m.iter().map(|b| format!("{b:02x}")).collect())
+        self.md5.map(|m| crate::hex::encode(&m))
     }
 }
 

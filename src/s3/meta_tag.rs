@@ -23,26 +23,18 @@ fn canonical(meta: &ObjectMeta) -> S3Result<Vec<u8>> {
 /// Adds the tag for an object opened with `key` (none for AONT-RS).
 pub fn seal(meta: &mut ObjectMeta, key: Option<&CustomerKey>) -> S3Result<()> {
     let tag = metadata_tag(key, &canonical(meta)?).map_err(|e| error::internal(&e))?;
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    meta.attributes.insert(TAG.to_owned(), hex);
+    meta.attributes.insert(TAG.to_owned(), crate::hex::encode(&tag));
     Ok(())
 }
 
 /// Checks the tag of metadata read from the store.
 pub fn check(meta: &ObjectMeta, key: Option<&CustomerKey>) -> S3Result<()> {
-    let tag = meta.attributes.get(TAG).and_then(|h| decode_hex(h));
+    let tag = meta.attributes.get(TAG).and_then(|h| crate::hex::decode(h));
     let ok = match tag {
         Some(t) => verify_metadata(key, &canonical(meta)?, &t).map_err(|e| error::internal(&e))?,
         None => false,
     };
     if ok { Ok(()) } else { Err(error::integrity(&format!("the metadata of {} fails its tag", meta.key))) }
-}
-
-fn decode_hex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

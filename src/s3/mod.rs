@@ -1,7 +1,8 @@
 //! The S3 API (via the `s3s` crate: routing, DTOs, SigV4) over the store and the
 //! pipeline. One file per operation family: [`bucket`], [`object`], [`copy`], [`list`],
 //! [`multipart`], [`encryption`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
-//! aws:kms); reading stored objects in [`read`] (with [`manifest`] for multipart objects);
+//! aws:kms); reading stored objects in [`read`] (with [`manifest`] for multipart objects,
+//! [`meta_tag`] for the metadata's tag and [`body_salt`] tying bytes to metadata);
 //! bodies move between async HTTP and the synchronous pipeline in [`body`], with their
 //! digests checked by [`digest`]; [`conditions`] evaluates If-* headers. The process
 //! around it (listeners, TLS, users, configuration, metrics) is [`crate::serve`]. This layer never calls a cipher: it chooses protection and keys and hands bytes
@@ -10,6 +11,7 @@
 //! Every operation not listed in the [`S3`] impl below answers NotImplemented.
 
 pub mod body;
+pub mod body_salt;
 pub mod bucket;
 pub mod conditions;
 pub mod copy;

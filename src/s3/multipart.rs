@@ -142,7 +142,7 @@ pub(super) async fn upload_part(
             .await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let checksum = encrypted.digests.checksum.clone();
-    let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
+    let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix(), salt: String::new() };
     kp::still_usable(s, &input.bucket, &upload.object.attributes)?;
     let part = body::commit_part(encrypted, part).await?;
     let mut response = S3Response::new(UploadPartOutput {
@@ -210,7 +210,7 @@ pub(super) async fn upload_part_copy(
     let spec = part_spec(s, &upload, &read, number);
     let encrypted = body::reencrypt(source, first, last, writer, spec, read.sse_c_md5.is_none()).await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
-    let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix() };
+    let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix(), salt: String::new() };
     kp::still_usable(s, &input.bucket, &upload.object.attributes)?;
     let part = body::commit_part(encrypted, part).await?;
     let result = CopyPartResult {
@@ -232,13 +232,9 @@ pub(super) async fn upload_part_copy(
 fn multipart_etag(read: &ReadKey, parts: &[PartMeta]) -> String {
     let mut md5 = Md5::new();
     for p in parts {
-        let bytes: Option<Vec<u8>> = (0..p.etag.len())
-            .step_by(2)
-            .map(|i| p.etag.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect();
-        md5.update(bytes.unwrap_or_default());
+        md5.update(crate::hex::decode(&p.etag).unwrap_or_default());
     }
-    let digest: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = crate::hex::encode(&md5.finalize());
     format!("{}-{}", etag_for(read, Some(digest)), parts.len())
 }
 
@@ -441,8 +437,14 @@ mod tests {
     #[test]
     fn multipart_etag_is_md5_of_part_md5s() {
         let read = ReadKey { key: None, sse_c_md5: None, kp_root: None };
-        let part =
-            |etag: &str| PartMeta { number: 1, size: 0, stored: 0, etag: etag.into(), last_modified: 0 };
+        let part = |etag: &str| PartMeta {
+            number: 1,
+            size: 0,
+            stored: 0,
+            etag: etag.into(),
+            last_modified: 0,
+            salt: String::new(),
+        };
         // MD5("") and MD5("a") as parts.
         let parts = [part("d41d8cd98f00b204e9800998ecf8427e"), part("0cc175b9c0f1b6a831c399e269772661")];
         let mut md5 = Md5::new();
@@ -452,7 +454,7 @@ mod tests {
         md5.update([
             0x0c, 0xc1, 0x75, 0xb9, 0xc0, 0xf1, 0xb6, 0xa8, 0x31, 0xc3, 0x99, 0xe2, 0x69, 0x77, 0x26, 0x61,
         ]);
-        let want: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let want = crate::hex::encode(&md5.finalize());
         assert_eq!(multipart_etag(&read, &parts), format!("{want}-2"));
     }
 }

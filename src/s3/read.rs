@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use s3s::S3Result;
 
+use super::body_salt::{self, Salt};
 use super::{CipherS3, error, kp, manifest, meta_tag, sse};
 use crate::engine::format::{FIXED_HEADER_LEN, Header};
 use crate::engine::{Backend, CustomerKey, Layout, Opener, Protection};
@@ -92,6 +93,8 @@ struct Span {
     plain: Range<u64>,
     /// Its stored bytes within the object's stored bytes.
     stored: Range<u64>,
+    /// The salt its header must carry, when the metadata records one.
+    salt: Option<Salt>,
 }
 
 /// Whether `meta`'s bytes were stored unencrypted by a benchmark build.
@@ -111,11 +114,13 @@ pub(super) struct PlainSource {
     spans: Vec<Span>,
 }
 
-/// Reads the header of the engine object stored at `stored` and opens it as part `number`.
+/// Reads the header of the engine object stored at `stored` and opens it as part `number`;
+/// its salt must be `salt` when one is recorded.
 fn open_at(
     body: &dyn ObjectReader,
     stored: &Range<u64>,
     number: u32,
+    salt: Option<&Salt>,
     key: Option<&CustomerKey>,
     backend: Backend,
 ) -> Result<(Opener, Layout), PipelineError> {
@@ -136,6 +141,7 @@ fn open_at(
     };
     let total = Header::total_len(&read(FIXED_HEADER_LEN)?)?;
     let opener = Opener::with_part(&read(total)?, key, number, backend)?;
+    body_salt::check(&opener.header().salt, salt)?;
     let layout = opener.layout(stored.end - stored.start)?;
     Ok((opener, layout))
 }
@@ -147,7 +153,7 @@ fn open_span(
     key: Option<&CustomerKey>,
     backend: Backend,
 ) -> Result<(Opener, Layout), PipelineError> {
-    let (opener, layout) = open_at(body, &span.stored, span.number, key, backend)?;
+    let (opener, layout) = open_at(body, &span.stored, span.number, span.salt.as_ref(), key, backend)?;
     if layout.plaintext_len() != span.plain.end - span.plain.start {
         // The part's header disagrees with the object's part manifest.
         return Err(crate::engine::Error::Corrupted { unit: 0 }.into());
@@ -163,12 +169,14 @@ impl PlainSource {
         let raw = passthrough(&object.meta);
         let mut first = None;
         let spans = match manifest::parse(&object.meta).map_err(error::pipeline)? {
-            None if raw => vec![Span { number: 0, plain: 0..stored_len, stored: 0..stored_len }],
+            None if raw => vec![Span { number: 0, plain: 0..stored_len, stored: 0..stored_len, salt: None }],
             None => {
                 // One engine object: its plaintext length is in its header.
                 let stored = 0..stored_len;
-                let opened = open_at(body, &stored, 0, key.as_ref(), s.backend).map_err(open_error)?;
-                let span = Span { number: 0, plain: 0..opened.1.plaintext_len(), stored };
+                let salt = body_salt::recorded(&object.meta).map_err(error::pipeline)?;
+                let opened =
+                    open_at(body, &stored, 0, salt.as_ref(), key.as_ref(), s.backend).map_err(open_error)?;
+                let span = Span { number: 0, plain: 0..opened.1.plaintext_len(), stored, salt };
                 first = Some(opened);
                 vec![span]
             }
@@ -180,6 +188,7 @@ impl PlainSource {
                         number: p.number,
                         plain: plain..plain + p.size,
                         stored: stored..stored + p.stored,
+                        salt: p.salt,
                     });
                     plain += p.size;
                     stored += p.stored;

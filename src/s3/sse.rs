@@ -85,7 +85,7 @@ pub fn for_read(meta: &ObjectMeta, sent: Option<SseC>) -> S3Result<Option<SseC>>
 pub fn random_etag() -> String {
     let mut b = [0u8; 16];
     crate::engine::primitives::fill_random(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hex::encode(&b)
 }
 
 #[cfg(test)]

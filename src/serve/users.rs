@@ -36,7 +36,7 @@ pub fn ensure(path: &Path) -> anyhow::Result<()> {
     }
     let mut rnd = [0u8; 30];
     crate::engine::primitives::fill_random(&mut rnd);
-    let hexs: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let hexs = crate::hex::encode(&rnd);
     let line = format!(
         "# access-key secret-key, one user per line\ndev{} {}\n",
         &hexs[..12].to_uppercase(),

@@ -11,7 +11,7 @@ pub const MAX_KEY_LEN: usize = 1024;
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(bytes)
 }
 
 /// Bytes of a lower-case hex string (`None` if it is not one).
@@ -19,7 +19,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+    crate::hex::decode(s)
 }
 
 /// The path components of `key` (directories, then the file stem).

@@ -171,6 +171,10 @@ pub struct PartMeta {
     pub etag: String,
     /// Unix seconds.
     pub last_modified: u64,
+    /// The salt of the part's engine header (hex; empty if unknown), recorded in the
+    /// object's part manifest to tie the part's bytes to it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub salt: String,
 }
 
 /// A part being written: invisible until [`PartWriter::commit`], which replaces an
@@ -185,7 +189,7 @@ pub trait PartWriter: Write + Send {
 pub fn new_upload_id() -> String {
     let mut b = [0u8; 16];
     crate::engine::primitives::fill_random(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hex::encode(&b)
 }
 
 /// Checks the shape of an upload id (so it can name a directory safely).
