@@ -1,8 +1,8 @@
 //! Entry points that fuzzing (`fuzz/`, `scripts/fuzz`) and its regression tests
 //! (`tests/fuzz_regressions.rs`) feed arbitrary bytes to: the format header parser, the
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
-//! header rules, and stored metadata (part manifest, metadata tag). Each returns for any
-//! input; a panic is a bug.
+//! header rules, stored metadata (part manifest, metadata tag) and the aws-chunked framing
+//! follower. Each returns for any input; a panic is a bug.
 
 use bytes::Bytes;
 
@@ -10,6 +10,7 @@ use crate::engine::format::Header;
 use crate::engine::{Backend, CustomerKey, Opener, SecretKey};
 use crate::pipeline::{random, stream};
 use crate::s3::{manifest, meta_tag, sse};
+use crate::serve::chunk_framing::Framing;
 use crate::store::ObjectMeta;
 
 /// The key the decoders are tried with besides none.
@@ -81,4 +82,20 @@ pub fn part_manifest(data: &[u8]) {
         let _ = meta_tag::check(&parsed, None);
         let _ = meta_tag::check(&parsed, Some(&key()));
     }
+}
+
+/// An aws-chunked request body through the framing follower, whole and in pieces of the
+/// first byte's size: the verdict must not depend on how the body arrives.
+pub fn chunk_framing(data: &[u8]) {
+    let Some((&split, body)) = data.split_first() else {
+        return;
+    };
+    let mut whole = Framing::default();
+    whole.feed(body);
+    let mut pieces = Framing::default();
+    for piece in body.chunks(usize::from(split).max(1)) {
+        pieces.feed(piece);
+    }
+    assert_eq!(whole, pieces, "the framing state depends on how the body was split");
+    let _ = whole.finish();
 }

@@ -139,6 +139,9 @@ def module_faults(binary, shim):
 def main():
     binary = sys.argv[1]
     shim = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(binary), "examples", "libpkcs11_fault.so")
+    if not os.path.exists(shim):
+        print(f"{shim} is missing: cargo build --release --example pkcs11_fault", file=sys.stderr)
+        return 1
     with Server(binary, cache_ttl=str(TTL)) as srv:
         check = srv.check
         s3 = srv.boto3("alice")

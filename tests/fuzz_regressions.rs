@@ -8,11 +8,12 @@ use cipherstore::fuzz_entry;
 
 type Entry = fn(&[u8]);
 
-const TARGETS: [(&str, Entry); 4] = [
+const TARGETS: [(&str, Entry); 5] = [
     ("format_header", fuzz_entry::format_header),
     ("decrypt", fuzz_entry::decrypt),
     ("sse_headers", fuzz_entry::sse_headers),
     ("part_manifest", fuzz_entry::part_manifest),
+    ("chunk_framing", fuzz_entry::chunk_framing),
 ];
 
 fn files(dir: &Path) -> Vec<Vec<u8>> {

@@ -44,6 +44,9 @@ enum Fed {
     TooLarge,
     /// Nothing arrived for the idle limit.
     Idle,
+    /// The body failed to decode or verify (aws-chunked framing, a chunk signature, the
+    /// signed SHA-256) or the connection broke: the client's fault, answered as this.
+    Refused(s3s::S3Error),
 }
 
 /// A `Read` over body chunks arriving from the async side, digesting what passes.
@@ -113,8 +116,8 @@ pub async fn encrypt<W: Write + Send + 'static>(
             let chunk = match tokio::time::timeout(limits.idle, body.next()).await {
                 Ok(Some(Ok(c))) => c,
                 Ok(Some(Err(e))) => {
-                    let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
-                    return Fed::Done;
+                    let _ = tx.send(Err(io::Error::other("the request body failed"))).await;
+                    return Fed::Refused(refused_body(e.as_ref()));
                 }
                 Ok(None) => break,
                 Err(_) => {
@@ -156,9 +159,10 @@ pub async fn encrypt<W: Write + Send + 'static>(
                 limits.idle.as_secs()
             ));
         }
+        Fed::Refused(e) => return Err(e),
         Fed::Done => {}
     }
-    let encrypted = encrypted?;
+    let encrypted = encrypted?.map_err(error::pipeline)?;
     expected.verify(&encrypted.digests)?;
     Ok(encrypted)
 }
@@ -231,7 +235,7 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     let digests = Expected::default().digests(md5);
     let written = seal(rx, writer, spec, Some(last - first), digests).await;
     reader.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
-    written
+    written?.map_err(error::pipeline)
 }
 
 /// Commits an encrypted object with `meta` (its size, salt and the tag for `key` filled in).
@@ -270,14 +274,15 @@ async fn commit<W: Send + 'static, M: Send + 'static>(
         .map_err(error::store)
 }
 
-/// Encrypts what arrives on `rx` into `writer`.
+/// Encrypts what arrives on `rx` into `writer`. A pipeline error is returned unmapped: when
+/// the feed stopped it, the feed's reason is the answer (and nothing is logged as internal).
 async fn seal<W: Write + Send + 'static>(
     rx: mpsc::Receiver<io::Result<Bytes>>,
     mut writer: W,
     spec: Sealing,
     content_length: Option<u64>,
     digests: Digests,
-) -> S3Result<Encrypted<W>> {
+) -> S3Result<Result<Encrypted<W>, PipelineError>> {
     tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader { rx, current: Bytes::new(), digests };
         let (size, salt) = match &spec {
@@ -291,6 +296,27 @@ async fn seal<W: Write + Send + 'static>(
         Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish(), salt })
     })
     .await
-    .map_err(|e| error::internal(&e))?
-    .map_err(error::pipeline)
+    .map_err(|e| error::internal(&e))
+}
+
+/// The S3 error for a request body that failed while arriving. s3s does not export its
+/// body errors' types (aws-chunked decoding, the signed-SHA-256 check), so they are told
+/// apart by their text, pinned by `tests/e2e_auth_framing.py`; anything else is a body that
+/// stopped arriving. Never a 500: none of it is the server's fault.
+fn refused_body(e: &(dyn std::error::Error + 'static)) -> s3s::S3Error {
+    let text = e.to_string();
+    let has = |s: &str| text.contains(s);
+    if has("SignatureMismatch") {
+        s3s::s3_error!(SignatureDoesNotMatch, "an aws-chunked chunk signature does not match")
+    } else if has("Sha256Mismatch") {
+        let code = s3s::S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into());
+        let mut err = s3s::S3Error::with_message(code, "the body does not match x-amz-content-sha256");
+        err.set_status_code(http::StatusCode::BAD_REQUEST);
+        err
+    } else if has("FormatError") || has("TooLarge") || has("TooManyTrailerHeaders") || has("InvalidChecksum")
+    {
+        s3s::s3_error!(InvalidRequest, "malformed aws-chunked body")
+    } else {
+        s3s::s3_error!(IncompleteBody, "the request body ended early or broke off")
+    }
 }

@@ -21,6 +21,8 @@ pub struct Expected {
     declared: Checksum,
     trailer: Option<s3s::TrailingHeaders>,
     enabled: [bool; 5],
+    /// Checksums `x-amz-trailer` announced: the trailer must bring them.
+    announced: [bool; 5],
 }
 
 fn fields(c: &Checksum) -> [&Option<String>; 5] {
@@ -52,6 +54,7 @@ impl Expected {
         trailer: Option<s3s::TrailingHeaders>,
     ) -> Self {
         let mut enabled = fields(&declared).map(Option::is_some);
+        let mut trailed = [false; 5];
         let announced: Vec<String> = headers
             .get_all("x-amz-trailer")
             .iter()
@@ -61,12 +64,12 @@ impl Expected {
             .collect();
         for (i, name) in NAMES.iter().enumerate() {
             let header = format!("x-amz-checksum-{name}");
-            if announced.contains(&header) || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name))
-            {
+            trailed[i] = announced.contains(&header);
+            if trailed[i] || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name)) {
                 enabled[i] = true;
             }
         }
-        Self { content_md5, declared, trailer, enabled }
+        Self { content_md5, declared, trailer, enabled, announced: trailed }
     }
 
     /// Whether the MD5 must be computed to check `Content-MD5`.
@@ -105,6 +108,12 @@ impl Expected {
                 let h = trailers.as_ref()?.get(format!("x-amz-checksum-{name}"))?;
                 h.to_str().ok().map(str::to_owned)
             });
+            if want.is_none() && self.announced[i] {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "x-amz-trailer announced x-amz-checksum-{name}, but the body's trailer did not bring it"
+                ));
+            }
             let got = fields(&computed.checksum)[i];
             if let (Some(want), Some(got)) = (want, got)
                 && want.trim() != got

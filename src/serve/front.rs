@@ -12,6 +12,8 @@ use hyper::body::Incoming;
 use s3s::service::S3Service;
 use s3s::{Body, HttpError, HttpResponse, S3Error, S3ErrorCode};
 
+use super::chunk_framing::CheckedBody;
+
 use super::metrics::Metrics;
 use crate::keys::KeyManager;
 
@@ -75,7 +77,15 @@ impl Front {
             );
             e.to_http_response().map_err(|e| HttpError::new(Box::new(e)))
         } else {
-            self.s3.call(req.map(Body::from)).await
+            let streaming = req
+                .headers()
+                .get("x-amz-content-sha256")
+                .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+            if streaming {
+                self.s3.call(req.map(|b| Body::http_body(CheckedBody::new(b)))).await
+            } else {
+                self.s3.call(req.map(Body::from)).await
+            }
         };
         let elapsed = start.elapsed();
         let (status, bytes_out) = match &response {

@@ -1,8 +1,10 @@
 //! The `cipherstore serve` process around the S3 layer: configuration ([`config`]: file,
 //! environment, flags), users ([`users`]), TLS ([`tls`]), the HTTP front with `/health`,
-//! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), structured logs, and
+//! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), the aws-chunked framing
+//! check on streamed bodies ([`chunk_framing`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
+pub mod chunk_framing;
 pub mod config;
 pub mod front;
 pub mod metrics;
@@ -18,7 +20,6 @@ use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -136,10 +137,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.users.is_none() {
         users::ensure(&users_path)?;
     }
-    let mut auth = SimpleAuth::new();
-    for (ak, sk) in users::load(&users_path)? {
-        auth.register(ak, sk.into());
-    }
+    let auth = users::Users::from_file(&users_path)?;
     let tls_files = match &config.tls {
         Some(t) => t.clone(),
         None => tls::self_signed(&config.data_dir)?,

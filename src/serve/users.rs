@@ -1,9 +1,35 @@
 //! The users file: `ACCESS_KEY SECRET_KEY` per line, `#` comments. On first start without
-//! one, a file with a single random development user is created (mode 0600).
+//! one, a file with a single random development user is created (mode 0600). [`Users`]
+//! answers s3s's secret-key look-ups from it.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
+use s3s::auth::{S3Auth, SecretKey};
+
+/// The secret keys by access key, for SigV4 and SigV2 checks.
+pub struct Users(HashMap<String, SecretKey>);
+
+impl Users {
+    /// Reads the users file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        Ok(Self(load(path)?.into_iter().map(|(ak, sk)| (ak, SecretKey::from(sk))).collect()))
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Users {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
+        // The code AWS answers an unknown access key with (clients and tools key on it).
+        self.0.get(access_key).cloned().ok_or_else(|| {
+            s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS access key Id you provided does not exist in our records."
+            )
+        })
+    }
+}
 
 /// Users as (access key, secret key).
 pub fn load(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
