@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Crash consistency: the server is killed with SIGKILL while 32 clients PUT objects
-(single and multipart, every protection mode), at several points in time, then restarted
-on the same data. Every PUT that was acknowledged reads back byte for byte; every object
+(single and multipart, every protection mode), at several points in time and twice aimed
+at the commit step (as soon as a temporary file carries its metadata trailer: flush and
+rename still to come), then restarted on the same data. Every PUT that was acknowledged reads back byte for byte; every object
 that is listed reads back whole and equal to what its client sent (nothing half-written
 is visible); leftover temporary files are gone after start-up; multipart uploads left in
 progress list cleanly, take more parts, and complete or abort.
@@ -70,6 +71,31 @@ def client(srv, n, rnd, stop, acked, intended):
             time.sleep(0.05)
 
 
+MAGIC = b"CSMETA01"  # the end of a stored object's metadata trailer (docs/FORMAT.md)
+
+
+def kill_in_commit(srv, tmp, seconds):
+    """SIGKILLs the server as soon as a temporary file ends with its metadata trailer (the
+    commit step: fsync and rename pending); returns that file's name, or None if none was
+    seen within `seconds` (the server is killed then anyway)."""
+    deadline = time.monotonic() + seconds
+    hit = None
+    while hit is None and time.monotonic() < deadline:
+        for p in tmp.iterdir():
+            try:
+                with open(p, "rb") as f:
+                    f.seek(-len(MAGIC), os.SEEK_END)
+                    if f.read() == MAGIC:
+                        hit = p.name
+                        break
+            except OSError:
+                continue  # renamed away meanwhile, or shorter than the trailer
+        else:
+            time.sleep(0.0005)
+    srv.process.send_signal(signal.SIGKILL)
+    return hit
+
+
 def rnd_size(n, i):
     return [3 * KiB, 200 * KiB, 2 * MiB + 17, 9 * MiB][(n + i) % 4]
 
@@ -85,26 +111,34 @@ def main():
         s3.put_bucket_encryption(Bucket=BUCKET["SSE-KP"], ServerSideEncryptionConfiguration={"Rules": [
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
         acked, intended = {}, {}
-        # Kill points: early (bodies in flight), later (commits of many small objects too).
-        for rnd, delay in enumerate([0.4, 1.3, 2.5, 4.0]):
+        # Kill points: early (bodies in flight), later (commits of many small objects too),
+        # then aimed at the commit step.
+        tmp = srv.data / "d" / "store" / "tmp"
+        commit_hits = []
+        for rnd, delay in enumerate([0.4, 1.3, 2.5, 4.0, "commit", "commit"]):
             stop = threading.Event()
             threads = [threading.Thread(target=client, args=(srv, n, rnd, stop, acked, intended), daemon=True)
                        for n in range(CLIENTS)]
             for t in threads:
                 t.start()
-            time.sleep(delay)
-            srv.process.send_signal(signal.SIGKILL)
+            if delay == "commit":
+                time.sleep(1.0)
+                commit_hits.append(kill_in_commit(srv, tmp, 20))
+            else:
+                time.sleep(delay)
+                srv.process.send_signal(signal.SIGKILL)
             srv.process.wait()
             stop.set()
             for t in threads:
                 t.join(timeout=60)
             srv.log_file.close()
-            tmp = srv.data / "d" / "store" / "tmp"
             leftovers = list(tmp.iterdir())
             srv.__enter__()
-            print(f"round {rnd}: killed after {delay} s with {len(leftovers)} temporary files left", flush=True)
+            when = f"in the commit of {commit_hits[-1]}" if delay == "commit" else f"after {delay} s"
+            print(f"round {rnd}: killed {when} with {len(leftovers)} temporary files left", flush=True)
             check(f"round {rnd}: temporary files removed at start-up", not list(tmp.iterdir()),
                   f"{len(leftovers)} before, {sorted(p.name for p in tmp.iterdir())} after")
+        check("the commit step was hit by the aimed kills", any(commit_hits), str(commit_hits))
         check("some PUTs were acknowledged", len(acked) > 50, str(len(acked)))
         print(f"{len(acked)} acknowledged PUTs, {len(intended)} attempted", flush=True)
         s3 = srv.boto3("alice")

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Secrets and file modes after a run that touches every protection mode: no customer
-key, HSM PIN or user secret appears (raw, hex or base64) in any log or in any file under
+key, SSE-C object data key or key-encryption key (recovered here from each stored header
+with the customer key, as docs/FORMAT.md §3.3 derives them), HSM PIN or user secret
+appears (raw, hex or base64) in any log or in any file under
 the data directory, key directory or HSM directory (other than the files that hold the
 PIN and the users by design), with the server logging at debug level; and every file the
 server created is 0600, every directory 0700.
@@ -14,6 +16,11 @@ import os
 import stat
 import sys
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from independent_decoder import FIXED, Rejected, parse_header
 from s3harness import Server, USERS
 
 MiB = 1 << 20
@@ -24,6 +31,29 @@ def forms(secret):
     out = {secret, secret.hex().encode(), secret.hex().upper().encode(), base64.b64encode(secret),
            base64.urlsafe_b64encode(secret)}
     return {f for f in out if len(f) >= 8}
+
+
+def sse_c_keys(store, customer_keys, contexts):
+    """The (data key, key-encryption key) of every SSE-C object whose file starts with an
+    SSE-C header that one of `customer_keys` opens under one of `contexts`."""
+    found = []
+    for path in store.rglob("*"):
+        if not path.is_file():
+            continue
+        try:
+            h = parse_header(path.read_bytes())
+        except (Rejected, Exception):  # noqa: BLE001 - not an object file
+            continue
+        if h["mode"] != 2:
+            continue
+        for key in customer_keys:
+            for context in contexts:
+                okm = HKDF(hashes.SHA256(), 64, h["salt"], b"cipherstore/v1/sse-c" + context).derive(key)
+                kek, commit = okm[:32], okm[32:]
+                if h["envelope"][:32] == commit:
+                    dk = AESGCM(kek).decrypt(b"\0" * 12, h["envelope"][32:], h["raw"][:FIXED])
+                    found.append((f"{path.name}", dk, kek))
+    return found
 
 
 def main():
@@ -75,6 +105,13 @@ def main():
         so_pin = (srv.data / "hsm" / "so.pin").read_bytes().strip()
     # The server has stopped; scan everything it and the tools left.
     secrets = {f"customer key {i}": forms(k) for i, k in enumerate(keys)}
+    contexts = [f"{b}/{k}".encode() for b in ("sec-plain", "sec-kp") for k in ("ssec", "copy", "mp")]
+    data_keys = sse_c_keys(srv.data / "d" / "store", keys, contexts)
+    check("the data keys of all six SSE-C objects recovered from their headers", len(data_keys) == 6,
+          str([n for n, _, _ in data_keys]))
+    for n, (name, dk, kek) in enumerate(data_keys):
+        secrets[f"data key of SSE-C object {n}"] = forms(dk)
+        secrets[f"key-encryption key of SSE-C object {n}"] = forms(kek)
     secrets["HSM user PIN"] = {pin}
     secrets["HSM SO PIN"] = {so_pin}
     for user, (_, secret) in USERS.items():

@@ -519,17 +519,35 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             assert_eq!(get(&f.s3, "kms", "mp", None).await.unwrap(), parts.concat());
             assert_eq!(get(&f.s3, "kms", "o", None).await.unwrap(), body);
 
-            // The bucket key reaches no file: not the store, not the key state (it holds
-            // the key wrapped), not the audit log, not the token's own files.
+            // Neither the bucket key nor any object's data key (derived from it and the
+            // object's salt, found here from each stored header) reaches a file: not the
+            // store, not the key state (it holds the bucket key wrapped), not the audit
+            // log, not the token's own files.
             let bucket_key = manager.bucket_key("kms").unwrap();
-            let raw = bucket_key.expose().to_vec();
-            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+            let mut secrets = vec![("the bucket key".to_owned(), bucket_key.expose().to_vec())];
+            for entry in walk(f.dir.path()) {
+                let bytes = std::fs::read(&entry).unwrap();
+                let Ok((header, _)) = cipherstore::engine::format::Header::parse(&bytes) else { continue };
+                for object in ["o", "mp"] {
+                    let ck = cipherstore::engine::CustomerKey {
+                        key: bucket_key.clone(),
+                        context: format!("kms/{object}").into_bytes(),
+                    };
+                    if let Ok(dk) = ck.open_kp(&header.salt, &header.envelope) {
+                        secrets.push((format!("the data key of {object}"), dk.expose().to_vec()));
+                    }
+                }
+            }
+            assert_eq!(secrets.len(), 3, "the data keys of o and mp's first part were not all found");
             let mut scanned = 0;
             for entry in walk(f.dir.path()).into_iter().chain(walk(&token.dir)) {
                 let bytes = std::fs::read(&entry).unwrap();
-                for form in [&raw[..], hex.as_bytes(), hex.to_uppercase().as_bytes(), b64.as_bytes()] {
-                    assert!(!bytes.windows(form.len()).any(|w| w == form), "the bucket key is in {entry:?}");
+                for (name, raw) in &secrets {
+                    let hex = cipherstore::hex::encode(raw);
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+                    for form in [&raw[..], hex.as_bytes(), hex.to_uppercase().as_bytes(), b64.as_bytes()] {
+                        assert!(!bytes.windows(form.len()).any(|w| w == form), "{name} is in {entry:?}");
+                    }
                 }
                 scanned += 1;
             }
