@@ -1,8 +1,13 @@
 //! Entry points that fuzzing (`fuzz/`, `scripts/fuzz`) and its regression tests
 //! (`tests/fuzz_regressions.rs`) feed arbitrary bytes to: the format header parser, the
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
-//! header rules, stored metadata (part manifest, metadata tag) and the aws-chunked framing
-//! follower. Each returns for any input; a panic is a bug.
+//! header rules, stored metadata (part manifest, metadata tag), the aws-chunked framing
+//! follower, and aws-chunked request bodies through the whole S3 service ([`aws_chunked`]).
+//! Each returns for any input; a panic is a bug.
+
+mod aws_chunked;
+
+pub use aws_chunked::{aws_chunked, cleanup as aws_chunked_cleanup};
 
 use bytes::Bytes;
 

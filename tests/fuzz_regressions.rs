@@ -38,6 +38,31 @@ fn saved_fuzz_inputs_replay_without_panics() {
     }
 }
 
+/// aws-chunked bodies through the S3 service: saved inputs, and frozen vectors as bodies
+/// in both modes. One test owns the service's store, so it can remove it at the end.
+#[test]
+fn aws_chunked_bodies_replay_without_a_server_error() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut inputs = files(&root.join("fuzz_regressions/aws_chunked"));
+    assert!(inputs.len() >= 4, "only {} saved aws_chunked inputs", inputs.len());
+    for v in files(&root.join("vectors")).iter().take(3) {
+        for mode in [0u8, 1, 3] {
+            inputs.push([&[mode, 0x10, 0][..], &v[..v.len().min(4096)]].concat());
+        }
+    }
+    let dir = root.join("fuzz_regressions/aws_chunked");
+    let status = |name: &str| fuzz_entry::aws_chunked(&std::fs::read(dir.join(name)).unwrap());
+    // The seeds reach the decoder: a valid body is stored, the broken ones are refused.
+    assert_eq!(status("unsigned-with-trailer"), 200);
+    assert_eq!(status("signed-bad-signature"), 403);
+    assert_eq!(status("missing-final-chunk"), 400);
+    assert_eq!(status("oversize-chunk"), 400);
+    for input in &inputs {
+        fuzz_entry::aws_chunked(input);
+    }
+    fuzz_entry::aws_chunked_cleanup();
+}
+
 #[test]
 fn frozen_vectors_whole_and_cut_short_replay_without_panics() {
     let vectors = files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"));
