@@ -71,15 +71,7 @@ pub fn sse_headers(data: &[u8]) {
 
 /// Stored object metadata: JSON as the store reads it, its part manifest, its tag.
 pub fn part_manifest(data: &[u8]) {
-    let mut meta = ObjectMeta {
-        key: "key".into(),
-        size: 0,
-        etag: String::new(),
-        last_modified: 0,
-        content_type: None,
-        user: Default::default(),
-        attributes: Default::default(),
-    };
+    let mut meta = ObjectMeta { key: "key".into(), ..Default::default() };
     meta.attributes.insert(manifest::PARTS.to_owned(), String::from_utf8_lossy(data).into_owned());
     let _ = manifest::parse(&meta);
     if let Ok(parsed) = serde_json::from_slice::<ObjectMeta>(data) {

@@ -14,8 +14,8 @@ use s3s::{S3Error, S3Result};
 use tokio::sync::mpsc;
 
 use super::digest::{Computed, Digests, Expected};
-use super::error;
 use super::read::PlainSource;
+use super::{CipherS3, error, kp};
 use crate::engine::{CustomerKey, SealSpec};
 use crate::pipeline::{PipelineError, stream};
 use crate::store::{ObjectMeta, ObjectWriter, PartMeta, PartWriter};
@@ -238,12 +238,16 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     written?.map_err(error::pipeline)
 }
 
-/// Commits an encrypted object with `meta` (its size, salt and the tag for `key` filled in).
+/// Commits an encrypted object into `bucket` with `meta` (its size, salt and the tag for
+/// `key` filled in), once an SSE-KP root key is found still usable ([`kp::still_usable`]).
 pub async fn commit_object(
+    s: &CipherS3,
+    bucket: &str,
     encrypted: Encrypted<Box<dyn ObjectWriter>>,
     mut meta: ObjectMeta,
     key: Option<&CustomerKey>,
 ) -> S3Result<ObjectMeta> {
+    kp::still_usable(s, bucket, &meta.attributes)?;
     meta.size = encrypted.size;
     if let Some(salt) = &encrypted.salt {
         super::body_salt::record(&mut meta, salt);
@@ -252,11 +256,17 @@ pub async fn commit_object(
     commit(encrypted.writer, meta, |w, m| w.commit(m)).await
 }
 
-/// Commits an encrypted part with `meta` (its size and salt filled in).
+/// Commits an encrypted part of an upload into `bucket` whose object will carry
+/// `attributes`, with `meta` (its size and salt filled in), once an SSE-KP root key is
+/// found still usable ([`kp::still_usable`]).
 pub async fn commit_part(
+    s: &CipherS3,
+    bucket: &str,
+    attributes: &std::collections::BTreeMap<String, String>,
     encrypted: Encrypted<Box<dyn PartWriter>>,
     mut meta: PartMeta,
 ) -> S3Result<PartMeta> {
+    kp::still_usable(s, bucket, attributes)?;
     meta.size = encrypted.size;
     meta.salt = encrypted.salt.map(|s| crate::hex::encode(&s)).unwrap_or_default();
     commit(encrypted.writer, meta, |w, m| w.commit(m)).await

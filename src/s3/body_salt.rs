@@ -50,15 +50,7 @@ mod tests {
 
     #[test]
     fn recorded_salts_are_checked_and_damage_refused() {
-        let mut meta = ObjectMeta {
-            key: "k".into(),
-            size: 0,
-            etag: String::new(),
-            last_modified: 0,
-            content_type: None,
-            user: Default::default(),
-            attributes: Default::default(),
-        };
+        let mut meta = ObjectMeta { key: "k".into(), ..Default::default() };
         assert_eq!(recorded(&meta).unwrap(), None);
         let salt = [7u8; SALT_LEN];
         record(&mut meta, &salt);

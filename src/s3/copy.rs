@@ -98,8 +98,7 @@ pub(super) async fn copy_object(
     if md5_etag {
         meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
     }
-    kp::still_usable(s, &input.bucket, &meta.attributes)?;
-    let meta = body::commit_object(encrypted, meta, tag_key.as_ref()).await?;
+    let meta = body::commit_object(s, &input.bucket, encrypted, meta, tag_key.as_ref()).await?;
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(object::last_modified(&meta)),

@@ -143,8 +143,7 @@ pub(super) async fn upload_part(
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let checksum = encrypted.digests.checksum.clone();
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix(), salt: String::new() };
-    kp::still_usable(s, &input.bucket, &upload.object.attributes)?;
-    let part = body::commit_part(encrypted, part).await?;
+    let part = body::commit_part(s, &input.bucket, &upload.object.attributes, encrypted, part).await?;
     let mut response = S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
         checksum_crc32: checksum.checksum_crc32,
@@ -211,8 +210,7 @@ pub(super) async fn upload_part_copy(
     let encrypted = body::reencrypt(source, first, last, writer, spec, read.sse_c_md5.is_none()).await?;
     let etag = etag_for(&read, encrypted.digests.md5_hex());
     let part = PartMeta { number, size: 0, stored: 0, etag, last_modified: now_unix(), salt: String::new() };
-    kp::still_usable(s, &input.bucket, &upload.object.attributes)?;
-    let part = body::commit_part(encrypted, part).await?;
+    let part = body::commit_part(s, &input.bucket, &upload.object.attributes, encrypted, part).await?;
     let result = CopyPartResult {
         e_tag: Some(ETag::Strong(part.etag.clone())),
         last_modified: Some(object::last_modified_at(part.last_modified)),

@@ -88,8 +88,7 @@ pub(super) async fn put_object(
         meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
     }
     let checksum = encrypted.digests.checksum.clone();
-    kp::still_usable(s, &input.bucket, &meta.attributes)?;
-    let meta = body::commit_object(encrypted, meta, tag_key.as_ref()).await?;
+    let meta = body::commit_object(s, &input.bucket, encrypted, meta, tag_key.as_ref()).await?;
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(meta.etag)),
         checksum_crc32: checksum.checksum_crc32,

@@ -85,7 +85,7 @@ pub struct BucketMeta {
 }
 
 /// An object's metadata, stored with its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
     /// Key.
     pub key: String,
