@@ -211,13 +211,21 @@ def main():
         with token_away(srv):
             time.sleep(TTL + 1)
             error_code(read_a)
-        time.sleep(1.5)
-        try:
-            read_a()
-            check("stale PIN file: refused", False)
-        except s3.exceptions.ClientError as e:
-            check("stale PIN file: 503", e.response["ResponseMetadata"]["HTTPStatusCode"] == 503)
+        # Back, but the PIN file is stale: every try is refused until a login is attempted
+        # (after the re-initialisation back-off) and the token refuses the PIN.
+        statuses = []
+        deadline = time.monotonic() + 30
+        while "refused the PIN" not in srv.log_path.read_text() and time.monotonic() < deadline:
+            try:
+                read_a()
+                statuses.append(200)
+            except s3.exceptions.ClientError as e:
+                statuses.append(e.response["ResponseMetadata"]["HTTPStatusCode"])
+            time.sleep(0.5)
         check("stale PIN file: the log says the PIN was refused", "refused the PIN" in srv.log_path.read_text())
+        check("stale PIN file: every read meanwhile 503", set(statuses) <= {503}, str(statuses))
+        code = error_code(read_a)
+        check("stale PIN file: still 503 after the refusal", code in ("ServiceUnavailable", "503"), str(code))
         check("no PIN in the log", pin1 not in srv.log_path.read_text() and pin3 not in srv.log_path.read_text())
         pin_file.write_text(pin3 + "\n")
         check("PIN file corrected: recovers without a restart", wait_for(read_a) == b"kept")

@@ -6,8 +6,9 @@
 //!
 //! Recovery: when a wrap or unwrap fails the way a lost token fails (a PKCS#11 error, or a
 //! root key the token no longer shows), the module is re-initialised (at most once a
-//! second), the dead sessions are forgotten and the next call logs in again, reading the PIN
-//! file afresh, then the operation is tried once more. A PIN the token refused is not tried
+//! second, backing off while that does not help), the dead sessions are forgotten and the
+//! next call logs in again, reading the PIN file afresh, then the operation is tried once
+//! more. A PIN the token refused is not tried
 //! again (that would lock a real HSM's token): the PIN file must change first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,7 +248,10 @@ impl Hsm {
 
     fn count<T>(&self, counter: &AtomicU64, r: Result<T, KeysError>) -> Result<T, KeysError> {
         match &r {
-            Ok(_) => counter.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => {
+                self.module.succeeded();
+                counter.fetch_add(1, Ordering::Relaxed)
+            }
             Err(_) => self.counters.failures.fetch_add(1, Ordering::Relaxed),
         };
         r

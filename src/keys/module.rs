@@ -7,6 +7,7 @@
 //! tells sessions opened before it (dead, to be forgotten) from those opened after.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,15 @@ use cryptoki::error::{Error as CkError, RvError};
 use super::error::KeysError;
 
 /// Re-initialisations of one module are at least this far apart, so a token that stays
-/// away costs one `C_Finalize`/`C_Initialize` a second, not one per request.
+/// away costs one `C_Finalize`/`C_Initialize` a second, not one per request. While they
+/// keep not helping (no operation succeeds in between) the interval doubles, up to
+/// [`MAX_REINIT_INTERVAL`]: a key missing for good, or an HSM down for long, is not
+/// hammered.
 pub const MIN_REINIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest interval between re-initialisations: how long recovery may lag behind an
+/// HSM that comes back after a long outage.
+pub const MAX_REINIT_INTERVAL: Duration = Duration::from_secs(16);
 
 /// The modules loaded so far, by path. `C_Initialize` may run only once per process and
 /// module until `C_Finalize`, so every token of a module shares one context.
@@ -28,6 +36,8 @@ pub struct Module {
     path: PathBuf,
     ctx: Pkcs11,
     generation: RwLock<Generation>,
+    /// Re-initialisations since an operation last succeeded.
+    futile: AtomicU32,
 }
 
 /// How many times the module was re-initialised, and when last.
@@ -55,6 +65,7 @@ pub fn load(path: &Path) -> Result<Arc<Module>, KeysError> {
         path: path.to_owned(),
         ctx,
         generation: RwLock::new(Generation { number: 0, last: None }),
+        futile: AtomicU32::new(0),
     });
     modules.push(module.clone());
     Ok(module)
@@ -78,17 +89,33 @@ impl Module {
         self.generation.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records that an operation succeeded: the module works, re-initialisations may again
+    /// come as often as [`MIN_REINIT_INTERVAL`].
+    pub fn succeeded(&self) {
+        if self.futile.load(Ordering::Relaxed) != 0 {
+            self.futile.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The interval due before the next re-initialisation ([`backoff`]).
+    pub fn reinit_interval(&self) -> Duration {
+        backoff(self.futile.load(Ordering::Relaxed))
+    }
+
     /// Re-initialises the module unless somebody did since generation `seen` or the last
-    /// time is less than [`MIN_REINIT_INTERVAL`] ago. Waits for calls in flight; the caller
-    /// must not hold [`Module::enter`].
+    /// time is more recent than [`Module::reinit_interval`]. Waits for calls in flight; the
+    /// caller must not hold [`Module::enter`].
     pub fn reinitialize(&self, seen: u64) -> Result<Reinit, KeysError> {
         let mut generation = self.generation.write().unwrap_or_else(PoisonError::into_inner);
         if generation.number != seen {
             return Ok(Reinit::AlreadyDone);
         }
-        if generation.last.is_some_and(|t| t.elapsed() < MIN_REINIT_INTERVAL) {
+        let interval = self.reinit_interval();
+        if generation.last.is_some_and(|t| t.elapsed() < interval) {
             return Ok(Reinit::TooSoon);
         }
+        // Counted as futile until an operation succeeds ([`Module::succeeded`]).
+        self.futile.fetch_add(1, Ordering::Relaxed);
         generation.number += 1;
         generation.last = Some(Instant::now());
         // A failing C_Finalize (the module already lost its state) does not stop the
@@ -116,4 +143,22 @@ pub enum Reinit {
     AlreadyDone,
     /// The last re-initialisation is too recent; nothing done.
     TooSoon,
+}
+
+/// The interval before the next re-initialisation after `futile` ones that did not help:
+/// [`MIN_REINIT_INTERVAL`] doubled for each, capped at [`MAX_REINIT_INTERVAL`].
+pub fn backoff(futile: u32) -> Duration {
+    MIN_REINIT_INTERVAL.saturating_mul(1 << futile.min(16)).min(MAX_REINIT_INTERVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reinitialisations_back_off_while_futile() {
+        let secs: Vec<u64> = (0..7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 16, 16]);
+        assert_eq!(backoff(u32::MAX), MAX_REINIT_INTERVAL);
+    }
 }
