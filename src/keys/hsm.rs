@@ -8,8 +8,8 @@
 //! root key the token no longer shows), the module is re-initialised (at most once a
 //! second, backing off while that does not help), the dead sessions are forgotten and the
 //! next call logs in again, reading the PIN file afresh, then the operation is tried once
-//! more. A PIN the token refused is not tried
-//! again (that would lock a real HSM's token): the PIN file must change first.
+//! more. A PIN the token refused is not tried again (that would lock a real HSM's
+//! token): the PIN file must change first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
