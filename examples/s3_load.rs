@@ -14,12 +14,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail, ensure};
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::digest;
 use base64::Engine;
 use bytes::Bytes;
+use cipherstore::sigv4::{Signer, amz_date};
 use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Empty, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
@@ -72,77 +73,6 @@ enum Op {
     Put,
     Get,
     Head,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-/// `YYYYMMDDTHHMMSSZ` for now.
-fn amz_date() -> anyhow::Result<String> {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)?;
-    Ok(format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
-}
-
-/// Signs requests with SigV4 over an unsigned payload.
-struct Signer {
-    access_key: String,
-    secret_key: String,
-    region: String,
-    host: String,
-}
-
-impl Signer {
-    /// The headers to send for `method path` with extra `x-amz-*` headers (lower-case
-    /// names), `Authorization` included.
-    fn headers(
-        &self,
-        method: &str,
-        path: &str,
-        extra: &[(String, String)],
-    ) -> anyhow::Result<Vec<(String, String)>> {
-        let date = amz_date()?;
-        let mut headers = vec![
-            ("host".to_owned(), self.host.clone()),
-            ("x-amz-content-sha256".to_owned(), "UNSIGNED-PAYLOAD".to_owned()),
-            ("x-amz-date".to_owned(), date.clone()),
-        ];
-        headers.extend(extra.iter().cloned());
-        headers.sort();
-        let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-        let signed = signed.join(";");
-        let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
-        let canonical = format!("{method}\n{path}\n\n{canonical_headers}\n{signed}\nUNSIGNED-PAYLOAD");
-        let scope = format!("{}/{}/s3/aws4_request", &date[..8], self.region);
-        let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
-        let mut key = format!("AWS4{}", self.secret_key).into_bytes();
-        for part in [&date[..8], self.region.as_str(), "s3", "aws4_request"] {
-            key = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), part.as_bytes()).as_ref().to_vec();
-        }
-        let signature =
-            hex(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), to_sign.as_bytes()).as_ref());
-        headers.push((
-            "authorization".to_owned(),
-            format!(
-                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-                self.access_key
-            ),
-        ));
-        Ok(headers)
-    }
 }
 
 /// The largest block an object's bytes repeat.
@@ -239,7 +169,8 @@ impl Client {
     ) -> anyhow::Result<()> {
         let extra = if path.matches('/').count() > 1 { self.sse_c.as_slice() } else { &[] };
         let mut req = hyper::Request::builder().method(method).uri(path);
-        for (k, v) in self.signer.headers(method, path, extra)? {
+        let date = amz_date(cipherstore::keys::audit::now_unix());
+        for (k, v) in self.signer.headers(method, path, &date, "UNSIGNED-PAYLOAD", extra) {
             req = req.header(k, v);
         }
         let body: Body = match body {

@@ -11,16 +11,16 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use aws_lc_rs::{digest, hmac};
 use bytes::Bytes;
 use s3s::Body;
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::engine::Backend;
-use crate::keys::audit::{now_unix, rfc3339};
+use crate::keys::audit::now_unix;
 use crate::s3::CipherS3;
 use crate::serve::chunk_framing::CheckedBody;
 use crate::serve::users::Users;
+use crate::sigv4::{Signer, amz_date};
 use crate::store::fs::FsStore;
 
 const ACCESS: &str = "fuzz-user";
@@ -42,44 +42,22 @@ pub fn cleanup() {
     let _ = std::fs::remove_dir_all(dir());
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    crate::hex::encode(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-fn hmac_sha256(key: &[u8], data: &str) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes()).as_ref().to_vec()
-}
-
 /// A SigV4-signed request (path-style, no query) with `headers` signed.
 fn signed(
     method: &str,
     path: &str,
     payload_hash: &str,
-    mut headers: Vec<(String, String)>,
+    headers: &[(String, String)],
     body: Body,
 ) -> http::Request<Body> {
-    let stamp = rfc3339(now_unix()).replace(['-', ':'], "");
-    let date = &stamp[..8];
-    headers.push(("host".into(), "localhost".into()));
-    headers.push(("x-amz-date".into(), stamp.clone()));
-    headers.push(("x-amz-content-sha256".into(), payload_hash.into()));
-    headers.sort();
-    let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let canonical = format!("{method}\n{path}\n\n{canonical_headers}\n{}\n{payload_hash}", names.join(";"));
-    let scope = format!("{date}/{REGION}/s3/aws4_request");
-    let to_sign = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
-    let mut key = hmac_sha256(format!("AWS4{SECRET}").as_bytes(), date);
-    for part in [REGION, "s3", "aws4_request"] {
-        key = hmac_sha256(&key, part);
-    }
-    let signature = crate::hex::encode(&hmac_sha256(&key, &to_sign));
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={ACCESS}/{scope}, SignedHeaders={}, Signature={signature}",
-        names.join(";")
-    );
-    let mut builder = http::Request::builder().method(method).uri(path).header("authorization", auth);
-    for (k, v) in &headers {
+    let signer = Signer {
+        access_key: ACCESS.into(),
+        secret_key: SECRET.into(),
+        region: REGION.into(),
+        host: "localhost".into(),
+    };
+    let mut builder = http::Request::builder().method(method).uri(path);
+    for (k, v) in signer.headers(method, path, &amz_date(now_unix()), payload_hash, headers) {
         builder = builder.header(k, v);
     }
     // Only this module's fixed header names and values: the builder cannot fail.
@@ -101,7 +79,7 @@ fn harness() -> Option<&'static Harness> {
             builder.set_auth(Users::from_file(&users).ok()?);
             let service = builder.build();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            let create = signed("PUT", "/fuzz", "UNSIGNED-PAYLOAD", vec![], Body::empty());
+            let create = signed("PUT", "/fuzz", "UNSIGNED-PAYLOAD", &[], Body::empty());
             let made = runtime.block_on(service.call(create)).ok()?;
             made.status().is_success().then_some(Harness { runtime, service })
         })
@@ -130,7 +108,8 @@ pub fn aws_chunked(data: &[u8]) -> u16 {
     }
     let payload =
         if unsigned { "STREAMING-UNSIGNED-PAYLOAD-TRAILER" } else { "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" };
-    let req = signed("PUT", "/fuzz/k", payload, headers, Body::http_body(CheckedBody::new(Body::from(body))));
+    let req =
+        signed("PUT", "/fuzz/k", payload, &headers, Body::http_body(CheckedBody::new(Body::from(body))));
     let response = h.runtime.block_on(h.service.call(req));
     match response {
         Ok(r) => {
