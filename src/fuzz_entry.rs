@@ -1,7 +1,8 @@
 //! Entry points that fuzzing (`fuzz/`, `scripts/fuzz`) and its regression tests
 //! (`tests/fuzz_regressions.rs`) feed arbitrary bytes to: the format header parser, the
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
-//! header rules, stored metadata (part manifest, metadata tag), the aws-chunked framing
+//! header rules, stored records (object records of both versions with their tags, bucket,
+//! upload and part records), the aws-chunked framing
 //! follower, and aws-chunked request bodies through the whole S3 service ([`aws_chunked`]).
 //! Each returns for any input; a panic is a bug.
 
@@ -13,10 +14,10 @@ use bytes::Bytes;
 
 use crate::engine::format::Header;
 use crate::engine::{Backend, CustomerKey, Opener, SecretKey};
+use crate::object::{BucketRecord, PartRecord, UploadRecord, codec};
 use crate::pipeline::{random, stream};
-use crate::s3::{manifest, meta_tag, sse};
+use crate::s3::sse;
 use crate::serve::chunk_framing::Framing;
-use crate::store::ObjectMeta;
 
 /// The key the decoders are tried with besides none.
 fn key() -> CustomerKey {
@@ -69,16 +70,18 @@ pub fn sse_headers(data: &[u8]) {
     let _ = sse::parse([&fields[0], &fields[1], &fields[2]], "bucket", "key");
 }
 
-/// Stored object metadata: JSON as the store reads it, its part manifest, its tag.
-pub fn part_manifest(data: &[u8]) {
-    let mut meta = ObjectMeta { key: "key".into(), ..Default::default() };
-    meta.attributes.insert(manifest::PARTS.to_owned(), String::from_utf8_lossy(data).into_owned());
-    let _ = manifest::parse(&meta);
-    if let Ok(parsed) = serde_json::from_slice::<ObjectMeta>(data) {
-        let _ = manifest::parse(&parsed);
-        let _ = meta_tag::check(&parsed, None);
-        let _ = meta_tag::check(&parsed, Some(&key()));
+/// Stored records as a store returns them: an object record (either version; its part
+/// manifest and its tag, with and without a key), a bucket, an upload and a part record.
+pub fn stored_record(data: &[u8]) {
+    for key in [None, Some(key())] {
+        if let Ok(record) = codec::open(data, "key") {
+            let _ = record.unchecked().parts().map(<[_]>::len);
+            let _ = record.verify(key.as_ref());
+        }
     }
+    let _ = BucketRecord::decode(data);
+    let _ = UploadRecord::decode(data);
+    let _ = PartRecord::decode(data);
 }
 
 /// An aws-chunked request body through the framing follower, whole and in pieces of the

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod fuzz_entry;
 pub mod hex;
 pub mod keys;
+pub mod object;
 pub mod pipeline;
 pub mod s3;
 pub mod serve;

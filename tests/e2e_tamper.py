@@ -26,16 +26,26 @@ MAGIC = b"CSMETA01"
 
 
 def split(raw):
-    """(body, metadata dict) of an object file: body, JSON metadata, u32 length, magic."""
+    """(body, record bytes) of an object file: body, record, u32 length, magic."""
     assert raw[-8:] == MAGIC, "no trailer"
     (meta_len,) = struct.unpack("<I", raw[-TRAILER:-8])
     body_end = len(raw) - TRAILER - meta_len
-    return raw[:body_end], json.loads(raw[body_end:len(raw) - TRAILER])
+    return raw[:body_end], raw[body_end:len(raw) - TRAILER]
 
 
-def join(body, meta):
-    js = json.dumps(meta, separators=(",", ":")).encode()
-    return body + js + struct.pack("<I", len(js)) + MAGIC
+def join(body, record):
+    """An object file of `body` and `record` (bytes as stored, or a dict to serialise)."""
+    if isinstance(record, dict):
+        record = json.dumps(record, separators=(",", ":")).encode()
+    return body + record + struct.pack("<I", len(record)) + MAGIC
+
+
+def edit(record, change):
+    """The sealed record (FORMAT.md §6: {"v":2,"record":{...},"tag":...}) with `change`
+    applied to its inner record, the tag left as it was."""
+    sealed = json.loads(record)
+    change(sealed["record"])
+    return sealed
 
 
 def object_files(root, bucket):
@@ -43,7 +53,7 @@ def object_files(root, bucket):
     out = {}
     for p in (root / "buckets" / bucket / "objects").rglob("*"):
         if p.is_file():
-            out[split(p.read_bytes())[1]["key"]] = p
+            out[json.loads(split(p.read_bytes())[1])["record"]["key"]] = p
     return out
 
 
@@ -57,9 +67,11 @@ def tampers(a_raw, b_raw):
     """(name, altered bytes of A's file) for every alteration; B is another object."""
     body, meta = split(a_raw)
     b_body, b_meta = split(b_raw)
-    edited_user = dict(meta, user=dict(meta.get("user", {}), color="blue"))
-    edited_size = dict(meta, size=meta["size"] - 1)
-    edited_type = dict(meta, content_type="text/html")
+    edited_user = edit(meta, lambda r: r.setdefault("user", {}).update(color="blue"))
+    edited_size = edit(meta, lambda r: r.update(size=r["size"] - 1))
+    edited_type = edit(meta, lambda r: r.setdefault("headers", {}).update(content_type="text/html"))
+    untagged = {k: v for k, v in json.loads(meta).items() if k != "tag"}
+    b_record = json.loads(b_meta)
     return [
         ("flip a ciphertext byte", join(flip(body, len(body) // 2), meta)),
         ("flip a header byte", join(flip(body, 9), meta)),
@@ -70,7 +82,8 @@ def tampers(a_raw, b_raw):
         ("edit user metadata", join(body, edited_user)),
         ("edit the size", join(body, edited_size)),
         ("edit the content type", join(body, edited_type)),
-        ("drop the metadata tag", join(body, dict(meta, attributes={k: v for k, v in meta["attributes"].items() if k != "meta-tag"}))),
+        ("drop the metadata tag", join(body, untagged)),
+        ("another object's tag on this record", join(body, dict(json.loads(meta), tag=b_record["tag"]))),
         ("swap the whole file with another object's", b_raw),
         ("another object's body under this metadata", join(b_body, meta)),
         ("flip a metadata byte", a_raw[:len(a_raw) - TRAILER - 5] + bytes([a_raw[len(a_raw) - TRAILER - 5] ^ 0x20]) + a_raw[len(a_raw) - TRAILER - 4:]),
@@ -132,7 +145,7 @@ def main():
                     check(f"{mode} {a}: {name}: never altered bytes", got is None or got == objects[a])
                     if got is None:
                         failures += 1
-                    if name.startswith(("edit", "drop", "swap the whole")):
+                    if name.startswith(("edit", "drop", "swap the whole", "another object's tag")):
                         head_failed = False
                         try:
                             s3.head_object(Bucket=bucket, Key=a, **extra)

@@ -12,7 +12,7 @@ const TARGETS: [(&str, Entry); 5] = [
     ("format_header", fuzz_entry::format_header),
     ("decrypt", fuzz_entry::decrypt),
     ("sse_headers", fuzz_entry::sse_headers),
-    ("part_manifest", fuzz_entry::part_manifest),
+    ("stored_record", fuzz_entry::stored_record),
     ("chunk_framing", fuzz_entry::chunk_framing),
 ];
 

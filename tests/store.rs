@@ -1,34 +1,32 @@
 //! The filesystem store: listings agree with a simple model for any keys (hostile ones
 //! included), writes are all-or-nothing, leftovers of a crash are cleaned at start-up, and
-//! buckets follow S3's rules.
+//! buckets follow S3's rules. Records are opaque bytes to the store: what was committed
+//! comes back unchanged.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use cipherstore::store::fs::FsStore;
-use cipherstore::store::{BucketMeta, ObjectMeta, SequentialReader, Store, StoreError};
+use cipherstore::store::{Named, SequentialReader, Store, StoreError};
 use proptest::prelude::*;
 
-fn bucket(name: &str) -> BucketMeta {
-    BucketMeta { name: name.into(), owner: "alice".into(), created: 1, attributes: BTreeMap::new() }
+/// A record for `name` (the store never looks inside).
+fn record(name: &str, size: usize) -> Vec<u8> {
+    format!("{{\"record of\":{name:?},\"size\":{size}}}").into_bytes()
 }
 
-fn meta(size: u64) -> ObjectMeta {
-    ObjectMeta {
-        key: String::new(),
-        size,
-        etag: format!("{size:032x}"),
-        last_modified: 2,
-        content_type: Some("application/octet-stream".into()),
-        user: BTreeMap::from([("colour".into(), "blue".into())]),
-        attributes: BTreeMap::from([("protection".into(), "aont".into())]),
-    }
+fn create_bucket(s: &FsStore, name: &str) -> Result<(), StoreError> {
+    s.create_bucket(name, &record(name, 0))
 }
 
 fn put(s: &FsStore, b: &str, key: &str, body: &[u8]) {
     let mut w = s.put(b, key).unwrap();
     w.write_all(body).unwrap();
-    w.commit(meta(body.len() as u64)).unwrap();
+    w.commit(&record(key, body.len())).unwrap();
+}
+
+fn names(listed: Vec<Named>) -> Vec<String> {
+    listed.into_iter().map(|n| n.name).collect()
 }
 
 fn read(s: &FsStore, b: &str, key: &str) -> Vec<u8> {
@@ -43,7 +41,7 @@ fn read(s: &FsStore, b: &str, key: &str) -> Vec<u8> {
 fn hostile_keys_stay_inside_the_bucket_and_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    s.create_bucket(&bucket("data")).unwrap();
+    create_bucket(&s, "data").unwrap();
     let keys =
         ["../../escape", "a//b", "/", ".", "..", "ключ/数据", "\u{0}nul", "x".repeat(1024).as_str(), "a"]
             .map(str::to_owned);
@@ -52,14 +50,16 @@ fn hostile_keys_stay_inside_the_bucket_and_round_trip() {
     }
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(read(&s, "data", k), vec![i as u8; 100], "{k:?}");
-        assert_eq!(s.head("data", k).unwrap().key, *k);
+        assert_eq!(s.head("data", k).unwrap(), record(k, 100));
     }
     // Nothing outside the data directory, and every path component inside is hex.
     for entry in walk(dir.path()) {
         assert!(entry.starts_with(dir.path()));
     }
     assert!(!dir.path().parent().unwrap().join("escape").exists());
-    let listed: Vec<String> = s.list("data", "", None, 100).unwrap().into_iter().map(|m| m.key).collect();
+    let listed = s.list("data", "", None, 100).unwrap();
+    assert!(listed.iter().all(|n| n.record == record(&n.name, 100)));
+    let listed = names(listed);
     let mut want = keys.to_vec();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(listed, want);
@@ -83,7 +83,7 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn unfinished_writes_leave_nothing_and_crash_leftovers_are_cleaned() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    s.create_bucket(&bucket("data")).unwrap();
+    create_bucket(&s, "data").unwrap();
     put(&s, "data", "k", b"old");
     {
         let mut w = s.put("data", "k").unwrap();
@@ -104,13 +104,14 @@ fn unfinished_writes_leave_nothing_and_crash_leftovers_are_cleaned() {
 fn buckets_follow_s3_rules() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    assert!(matches!(s.create_bucket(&bucket("Bad_Name")), Err(StoreError::InvalidBucketName(_))));
+    assert!(matches!(create_bucket(&s, "Bad_Name"), Err(StoreError::InvalidBucketName(_))));
     assert!(matches!(s.bucket("../etc"), Err(StoreError::InvalidBucketName(_))));
-    s.create_bucket(&bucket("one")).unwrap();
-    assert!(matches!(s.create_bucket(&bucket("one")), Err(StoreError::BucketExists(_))));
-    s.create_bucket(&bucket("two")).unwrap();
-    let names: Vec<String> = s.list_buckets().unwrap().into_iter().map(|b| b.name).collect();
-    assert_eq!(names, ["one", "two"]);
+    create_bucket(&s, "one").unwrap();
+    assert!(matches!(create_bucket(&s, "one"), Err(StoreError::BucketExists(_))));
+    create_bucket(&s, "two").unwrap();
+    let buckets = s.list_buckets().unwrap();
+    assert!(buckets.iter().all(|b| b.record == record(&b.name, 0)));
+    assert_eq!(names(buckets), ["one", "two"]);
     put(&s, "one", "x", b"1");
     assert!(matches!(s.delete_bucket("one"), Err(StoreError::BucketNotEmpty(_))));
     assert!(s.delete("one", "x").unwrap());
@@ -118,17 +119,16 @@ fn buckets_follow_s3_rules() {
     s.delete_bucket("one").unwrap();
     assert!(matches!(s.bucket("one"), Err(StoreError::NoSuchBucket(_))));
     assert!(matches!(s.put("one", "x"), Err(StoreError::NoSuchBucket(_))));
-    let mut b = s.bucket("two").unwrap();
-    b.attributes.insert("sse".into(), "kp".into());
-    s.update_bucket(&b).unwrap();
-    assert_eq!(s.bucket("two").unwrap(), b);
+    s.update_bucket("two", b"changed").unwrap();
+    assert_eq!(s.bucket("two").unwrap(), b"changed");
+    assert!(matches!(s.update_bucket("one", b"x"), Err(StoreError::NoSuchBucket(_))));
 }
 
 #[test]
 fn concurrent_writers_of_one_key_never_expose_a_partial_object() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    s.create_bucket(&bucket("race")).unwrap();
+    create_bucket(&s, "race").unwrap();
     put(&s, "race", "k", &[0u8; 300_000]);
     std::thread::scope(|scope| {
         for t in 1..=3u8 {
@@ -168,7 +168,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = FsStore::open(dir.path()).unwrap();
-        s.create_bucket(&bucket("model")).unwrap();
+        create_bucket(&s, "model").unwrap();
         let mut model = BTreeMap::new();
         // Half the keys start with a long stem so they cross the 64-byte path components.
         let stems = ["", &"a".repeat(62), &"a".repeat(64), &"ab".repeat(33)];
@@ -191,80 +191,66 @@ proptest! {
             .take(limit)
             .cloned()
             .collect();
-        let got: Vec<String> =
-            s.list("model", &prefix, after.as_deref(), limit).unwrap().into_iter().map(|m| m.key).collect();
+        let got = names(s.list("model", &prefix, after.as_deref(), limit).unwrap());
         prop_assert_eq!(got, want);
     }
 }
 
 #[test]
 fn multipart_uploads_are_all_or_nothing() {
-    use cipherstore::store::{PartMeta, UploadMeta, new_upload_id};
+    use cipherstore::store::{StoredPart, new_upload_id};
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    s.create_bucket(&bucket("mpu")).unwrap();
-    let upload = UploadMeta {
-        upload_id: new_upload_id(),
-        initiated: 3,
-        object: ObjectMeta { key: "k".into(), ..meta(0) },
-    };
-    s.create_upload("mpu", &upload).unwrap();
-    assert_eq!(s.upload("mpu", &upload.upload_id).unwrap(), upload);
+    create_bucket(&s, "mpu").unwrap();
+    let upload_id = new_upload_id();
+    s.create_upload("mpu", &upload_id, b"upload record").unwrap();
+    assert_eq!(s.upload("mpu", &upload_id).unwrap(), b"upload record");
     assert!(matches!(s.upload("mpu", "../../bucket"), Err(StoreError::NoSuchUpload(_))));
+    assert!(matches!(s.create_upload("mpu", "../x", b"r"), Err(StoreError::NoSuchUpload(_))));
     let part = |n: u32, body: &[u8]| {
-        let mut w = s.put_part("mpu", &upload.upload_id, n).unwrap();
+        let mut w = s.put_part("mpu", &upload_id, n).unwrap();
         w.write_all(body).unwrap();
         w
     };
-    let pm = |n: u32, size: u64| PartMeta {
-        number: n,
-        size,
-        stored: 0,
-        etag: format!("e{n}"),
-        last_modified: 4,
-        salt: format!("{n:032x}"),
-    };
-    // A part is invisible until committed.
+    let pm = |n: u32, size: usize| record(&format!("part {n}"), size);
+    // A part is invisible until committed; committing reports its stored length.
     let pending = part(1, b"first");
-    assert!(s.list_parts("mpu", &upload.upload_id).unwrap().is_empty());
-    pending.commit(pm(1, 5)).unwrap();
-    part(2, b"second").commit(pm(2, 6)).unwrap();
-    part(2, b"SECOND!").commit(pm(2, 7)).unwrap();
-    let parts = s.list_parts("mpu", &upload.upload_id).unwrap();
-    assert_eq!(parts.iter().map(|p| (p.number, p.stored)).collect::<Vec<_>>(), vec![(1, 5), (2, 7)]);
-    assert_eq!(parts[1].salt, format!("{:032x}", 2), "a part's salt is kept with it");
-    assert_eq!(s.list_uploads("mpu").unwrap(), vec![upload.clone()]);
+    assert!(s.list_parts("mpu", &upload_id).unwrap().is_empty());
+    assert_eq!(pending.commit(&pm(1, 5)).unwrap(), 5);
+    part(2, b"second").commit(&pm(2, 6)).unwrap();
+    part(2, b"SECOND!").commit(&pm(2, 7)).unwrap();
+    let parts = s.list_parts("mpu", &upload_id).unwrap();
+    assert_eq!(
+        parts,
+        vec![
+            StoredPart { number: 1, stored: 5, record: pm(1, 5) },
+            StoredPart { number: 2, stored: 7, record: pm(2, 7) }
+        ]
+    );
+    assert_eq!(
+        s.list_uploads("mpu").unwrap(),
+        vec![Named { name: upload_id.clone(), record: b"upload record".to_vec() }]
+    );
     // Nothing under the key until complete; then the parts' bytes in order.
     assert!(matches!(s.get("mpu", "k"), Err(StoreError::NoSuchKey { .. })));
     let late = part(3, b"late");
-    let done = s
-        .complete_upload("mpu", &upload.upload_id, &[1, 2], ObjectMeta { key: "k".into(), ..meta(12) })
-        .unwrap();
-    assert_eq!(done.size, 12);
+    s.complete_upload("mpu", &upload_id, "k", &[1, 2], &record("k", 12)).unwrap();
     assert_eq!(read(&s, "mpu", "k"), b"firstSECOND!");
+    assert_eq!(s.head("mpu", "k").unwrap(), record("k", 12));
     assert!(s.list_uploads("mpu").unwrap().is_empty());
     // A part finishing after completion finds its upload gone.
-    assert!(matches!(late.commit(pm(3, 4)), Err(StoreError::NoSuchUpload(_))));
+    assert!(matches!(late.commit(&pm(3, 4)), Err(StoreError::NoSuchUpload(_))));
     // Abort discards everything.
-    let other = UploadMeta { upload_id: new_upload_id(), ..upload };
-    s.create_upload("mpu", &other).unwrap();
-    part_into(&s, &other.upload_id, 1, b"x");
-    s.abort_upload("mpu", &other.upload_id).unwrap();
-    assert!(matches!(s.list_parts("mpu", &other.upload_id), Err(StoreError::NoSuchUpload(_))));
+    let other = new_upload_id();
+    s.create_upload("mpu", &other, b"other upload").unwrap();
+    part_into(&s, &other, 1, b"x");
+    s.abort_upload("mpu", &other).unwrap();
+    assert!(matches!(s.list_parts("mpu", &other), Err(StoreError::NoSuchUpload(_))));
     assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temporary leftovers");
 }
 
 fn part_into(s: &FsStore, id: &str, n: u32, body: &[u8]) {
-    use cipherstore::store::PartMeta;
     let mut w = s.put_part("mpu", id, n).unwrap();
     w.write_all(body).unwrap();
-    w.commit(PartMeta {
-        number: n,
-        size: body.len() as u64,
-        stored: 0,
-        etag: String::new(),
-        last_modified: 0,
-        salt: String::new(),
-    })
-    .unwrap();
+    w.commit(&record("part", body.len())).unwrap();
 }

@@ -18,8 +18,9 @@ const METADATA_INFO: &[u8] = b"cipherstore/v1/metadata";
 /// Tag length in bytes.
 pub const TAG_LEN: usize = 32;
 
-/// The tag of `bytes` (canonical metadata) for an object opened with `key`.
-pub fn metadata_tag(key: Option<&CustomerKey>, bytes: &[u8]) -> Result<[u8; TAG_LEN], Error> {
+/// The tag of the concatenation of `pieces` (a record's bytes, after a domain label) for
+/// an object opened with `key`.
+pub fn metadata_tag(key: Option<&CustomerKey>, pieces: &[&[u8]]) -> Result<[u8; TAG_LEN], Error> {
     let mut tag = [0u8; TAG_LEN];
     match key {
         Some(k) => {
@@ -27,16 +28,22 @@ pub fn metadata_tag(key: Option<&CustomerKey>, bytes: &[u8]) -> Result<[u8; TAG_
             hkdf_sha256(k.key.expose(), &[], &[METADATA_INFO, &k.context], mac_key.as_mut())
                 .map_err(|_| Error::Internal)?;
             let key = hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_ref());
-            tag.copy_from_slice(hmac::sign(&key, bytes).as_ref());
+            let mut ctx = hmac::Context::with_key(&key);
+            pieces.iter().for_each(|p| ctx.update(p));
+            tag.copy_from_slice(ctx.sign().as_ref());
         }
-        None => tag.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref()),
+        None => {
+            let mut ctx = digest::Context::new(&digest::SHA256);
+            pieces.iter().for_each(|p| ctx.update(p));
+            tag.copy_from_slice(ctx.finish().as_ref());
+        }
     }
     Ok(tag)
 }
 
-/// Checks `tag` against `bytes` in constant time.
-pub fn verify_metadata(key: Option<&CustomerKey>, bytes: &[u8], tag: &[u8]) -> Result<bool, Error> {
-    Ok(bool::from(metadata_tag(key, bytes)?.as_slice().ct_eq(tag)))
+/// Checks `tag` against the concatenation of `pieces` in constant time.
+pub fn verify_metadata(key: Option<&CustomerKey>, pieces: &[&[u8]], tag: &[u8]) -> Result<bool, Error> {
+    Ok(bool::from(metadata_tag(key, pieces)?.as_slice().ct_eq(tag)))
 }
 
 #[cfg(test)]
@@ -49,15 +56,15 @@ mod tests {
         let k = CustomerKey { key: SecretKey::from_bytes([7; 32]), context: b"b/o".to_vec() };
         let other_ctx = CustomerKey { key: SecretKey::from_bytes([7; 32]), context: b"b/p".to_vec() };
         let other_key = CustomerKey { key: SecretKey::from_bytes([8; 32]), context: b"b/o".to_vec() };
-        let t = metadata_tag(Some(&k), b"meta").unwrap();
-        assert!(verify_metadata(Some(&k), b"meta", &t).unwrap());
-        assert!(!verify_metadata(Some(&k), b"metb", &t).unwrap());
-        assert!(!verify_metadata(Some(&other_ctx), b"meta", &t).unwrap());
-        assert!(!verify_metadata(Some(&other_key), b"meta", &t).unwrap());
-        assert!(!verify_metadata(None, b"meta", &t).unwrap());
-        assert!(!verify_metadata(Some(&k), b"meta", &t[..31]).unwrap());
-        let plain = metadata_tag(None, b"meta").unwrap();
-        assert!(verify_metadata(None, b"meta", &plain).unwrap());
-        assert!(!verify_metadata(None, b"meta ", &plain).unwrap());
+        let t = metadata_tag(Some(&k), &[b"meta"]).unwrap();
+        assert!(verify_metadata(Some(&k), &[b"meta"], &t).unwrap());
+        assert!(!verify_metadata(Some(&k), &[b"metb"], &t).unwrap());
+        assert!(!verify_metadata(Some(&other_ctx), &[b"meta"], &t).unwrap());
+        assert!(!verify_metadata(Some(&other_key), &[b"meta"], &t).unwrap());
+        assert!(!verify_metadata(None, &[b"meta"], &t).unwrap());
+        assert!(!verify_metadata(Some(&k), &[b"meta"], &t[..31]).unwrap());
+        let plain = metadata_tag(None, &[b"meta"]).unwrap();
+        assert!(verify_metadata(None, &[b"meta"], &plain).unwrap());
+        assert!(!verify_metadata(None, &[b"meta "], &plain).unwrap());
     }
 }

@@ -14,11 +14,11 @@ use s3s::{S3Error, S3Result};
 use tokio::sync::mpsc;
 
 use super::digest::{Computed, Digests, Expected};
-use super::read::PlainSource;
 use super::{CipherS3, error, kp};
 use crate::engine::{CustomerKey, SealSpec};
+use crate::object::{ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
 use crate::pipeline::{PipelineError, stream};
-use crate::store::{ObjectMeta, ObjectWriter, PartMeta, PartWriter};
+use crate::store::{ObjectWriter, PartWriter};
 
 /// Batches of body bytes waiting for the pipeline.
 const DEPTH: usize = 8;
@@ -91,7 +91,7 @@ pub struct Encrypted<W> {
     /// Digests of the plaintext.
     pub digests: Computed,
     /// The engine header's salt (none for the benchmark's passthrough).
-    pub salt: Option<super::body_salt::Salt>,
+    pub salt: Option<Salt>,
 }
 
 /// Encrypts a request body into `writer`. `expected` digests are verified (BadDigest on a
@@ -238,50 +238,42 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     written?.map_err(error::pipeline)
 }
 
-/// Commits an encrypted object into `bucket` with `meta` (its size, salt and the tag for
-/// `key` filled in), once an SSE-KP root key is found still usable ([`kp::still_usable`]).
+/// Commits the object encrypted into `writer` into `bucket` with `record`, sealed with
+/// the tag for `key`, once an SSE-KP root key is found still usable
+/// ([`kp::still_usable`]).
 pub async fn commit_object(
     s: &CipherS3,
     bucket: &str,
-    encrypted: Encrypted<Box<dyn ObjectWriter>>,
-    mut meta: ObjectMeta,
-    key: Option<&CustomerKey>,
-) -> S3Result<ObjectMeta> {
-    kp::still_usable(s, bucket, &meta.attributes)?;
-    meta.size = encrypted.size;
-    if let Some(salt) = &encrypted.salt {
-        super::body_salt::record(&mut meta, salt);
-    }
-    super::meta_tag::seal(&mut meta, key)?;
-    commit(encrypted.writer, meta, |w, m| w.commit(m)).await
+    writer: Box<dyn ObjectWriter>,
+    record: ObjectRecord,
+    key: Option<CustomerKey>,
+) -> S3Result<ObjectRecord> {
+    kp::still_usable(s, bucket, &record.protection)?;
+    blocking(move || Objects::commit(writer, &record, key.as_ref()).map(|()| record)).await
 }
 
-/// Commits an encrypted part of an upload into `bucket` whose object will carry
-/// `attributes`, with `meta` (its size and salt filled in), once an SSE-KP root key is
+/// Commits an encrypted part of an upload into `bucket` whose object is protected by
+/// `protection`, with `record` (its size and salt filled in), once an SSE-KP root key is
 /// found still usable ([`kp::still_usable`]).
 pub async fn commit_part(
     s: &CipherS3,
     bucket: &str,
-    attributes: &std::collections::BTreeMap<String, String>,
+    protection: &Protection,
     encrypted: Encrypted<Box<dyn PartWriter>>,
-    mut meta: PartMeta,
-) -> S3Result<PartMeta> {
-    kp::still_usable(s, bucket, attributes)?;
-    meta.size = encrypted.size;
-    meta.salt = encrypted.salt.map(|s| crate::hex::encode(&s)).unwrap_or_default();
-    commit(encrypted.writer, meta, |w, m| w.commit(m)).await
+    mut record: PartRecord,
+) -> S3Result<Part> {
+    kp::still_usable(s, bucket, protection)?;
+    record.size = encrypted.size;
+    record.salt = encrypted.salt;
+    let writer = encrypted.writer;
+    blocking(move || Objects::commit_part(writer, record)).await
 }
 
-/// Runs a store commit (flush, rename) on a blocking task.
-async fn commit<W: Send + 'static, M: Send + 'static>(
-    writer: W,
-    meta: M,
-    commit: fn(W, M) -> Result<M, crate::store::StoreError>,
-) -> S3Result<M> {
-    tokio::task::spawn_blocking(move || commit(writer, meta))
-        .await
-        .map_err(|e| error::internal(&e))?
-        .map_err(error::store)
+/// Runs a blocking object layer call (a store commit: flush, rename) on a blocking task.
+pub(super) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, crate::object::ObjectError> + Send + 'static,
+) -> S3Result<T> {
+    tokio::task::spawn_blocking(call).await.map_err(|e| error::internal(&e))?.map_err(error::object)
 }
 
 /// Encrypts what arrives on `rx` into `writer`. A pipeline error is returned unmapped: when

@@ -8,7 +8,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{CipherS3, error, kp};
 use crate::keys::audit::now_unix;
-use crate::store::{BucketMeta, StoreError};
+use crate::object::{BucketRecord, KmsBinding, ObjectError, Origin};
+use crate::store::StoreError;
 
 pub(super) async fn list_buckets(
     s: &CipherS3,
@@ -16,9 +17,9 @@ pub(super) async fn list_buckets(
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let caller = CipherS3::caller(&req)?;
     let buckets = s
-        .store
+        .objects
         .list_buckets()
-        .map_err(error::store)?
+        .map_err(error::object)?
         .into_iter()
         .filter(|b| b.owner == caller)
         .map(|b| Bucket {
@@ -42,31 +43,34 @@ pub(super) async fn create_bucket(
     let caller = CipherS3::caller(&req)?;
     let root = kp::requested(&req.headers)?;
     let name = req.input.bucket;
-    let mut attributes = std::collections::BTreeMap::new();
-    if let Some(crn) = &root {
+    let kms = match &root {
         // The root key must exist before the bucket does.
-        let view = kp::manager(s)?.show(crn).map_err(kp::error)?;
-        attributes.insert(kp::BUCKET_ROOT.to_owned(), view.crn);
-    }
-    let meta = BucketMeta { name: name.clone(), owner: caller.clone(), created: now_unix(), attributes };
-    match s.store.create_bucket(&meta) {
+        Some(crn) => Some(KmsBinding {
+            root: kp::manager(s)?.show(crn).map_err(kp::error)?.crn,
+            origin: Origin::Create,
+            default: true,
+        }),
+        None => None,
+    };
+    let meta = BucketRecord { name: name.clone(), owner: caller.clone(), created: now_unix(), kms };
+    match s.objects.create_bucket(&meta) {
         Ok(()) => {
-            if let Some(crn) = kp::bucket_root(&meta)
+            if let Some(crn) = meta.root()
                 && let Err(e) = kp::manager(s)?.create_bucket_key(&name, crn)
             {
                 // Nothing half made: no bucket without its key.
-                let _ = s.store.delete_bucket(&name);
+                let _ = s.objects.delete_bucket(&name);
                 return Err(kp::error(e));
             }
             Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
         }
-        Err(StoreError::BucketExists(_)) => match s.store.bucket(&name) {
+        Err(ObjectError::Store(StoreError::BucketExists(_))) => match s.objects.bucket(&name) {
             Ok(b) if b.owner == caller => {
                 Err(s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}"))
             }
             _ => Err(s3_error!(BucketAlreadyExists, "bucket {name} belongs to another user")),
         },
-        Err(e) => Err(error::store(e)),
+        Err(e) => Err(error::object(e)),
     }
 }
 
@@ -77,7 +81,7 @@ pub(super) async fn head_bucket(
     let caller = CipherS3::caller(&req)?;
     let meta = s.owned_bucket(&req.input.bucket, &caller)?;
     let mut response = S3Response::new(HeadBucketOutput::default());
-    if let Some(crn) = kp::bucket_root(&meta) {
+    if let Some(crn) = meta.root() {
         kp::name_key(&mut response.headers, crn);
     }
     Ok(response)
@@ -89,8 +93,8 @@ pub(super) async fn delete_bucket(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let caller = CipherS3::caller(&req)?;
     let meta = s.owned_bucket(&req.input.bucket, &caller)?;
-    s.store.delete_bucket(&req.input.bucket).map_err(error::store)?;
-    if kp::bucket_root(&meta).is_some()
+    s.objects.delete_bucket(&req.input.bucket).map_err(error::object)?;
+    if meta.root().is_some()
         && let Some(m) = s.keys.as_deref()
     {
         m.remove_bucket_key(&req.input.bucket).map_err(kp::error)?;

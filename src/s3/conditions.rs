@@ -7,7 +7,7 @@
 use s3s::dto::{ETag, ETagCondition, Timestamp};
 use s3s::{S3Result, s3_error};
 
-use crate::store::ObjectMeta;
+use crate::object::ObjectRecord;
 
 /// The conditions a request carries.
 #[derive(Default)]
@@ -35,7 +35,7 @@ fn unix(t: &Timestamp) -> i64 {
 
 impl Conditions<'_> {
     /// Checks the conditions against the current object; `copy_source` turns 304 into 412.
-    pub fn check(&self, meta: &ObjectMeta, copy_source: bool) -> S3Result<()> {
+    pub fn check(&self, meta: &ObjectRecord, copy_source: bool) -> S3Result<()> {
         let modified = i64::try_from(meta.last_modified).unwrap_or(i64::MAX);
         if let Some(c) = self.if_match {
             if !matches(c, &meta.etag) {
@@ -60,7 +60,7 @@ impl Conditions<'_> {
 }
 
 /// The ETag of an object as a strong ETag value.
-pub fn etag(meta: &ObjectMeta) -> ETag {
+pub fn etag(meta: &ObjectRecord) -> ETag {
     ETag::Strong(meta.etag.clone())
 }
 
@@ -69,15 +69,16 @@ mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
-    fn meta() -> ObjectMeta {
-        ObjectMeta {
+    fn meta() -> ObjectRecord {
+        ObjectRecord {
             key: "k".into(),
             size: 1,
             etag: "abc".into(),
             last_modified: 1_000,
-            content_type: None,
+            protection: crate::object::Protection::Aont,
+            layout: crate::object::Layout::Single { salt: None },
+            headers: Default::default(),
             user: Default::default(),
-            attributes: Default::default(),
         }
     }
 

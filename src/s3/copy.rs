@@ -4,17 +4,15 @@
 //! so the target never shares keys with the source. Metadata is copied, or replaced with
 //! `x-amz-metadata-directive: REPLACE`.
 
-use std::collections::BTreeMap;
-
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
-use super::read::{PlainSource, ReadKey};
+use super::read_key::ReadKey;
 use super::{CipherS3, body, error, kp, object, sse};
 use crate::engine::SealSpec;
 use crate::keys::audit::now_unix;
-use crate::store::ObjectMeta;
+use crate::object::{Headers, Layout, ObjectRecord, PlainSource, etag};
 
 /// The bucket and key a copy reads from.
 pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String)> {
@@ -44,8 +42,7 @@ pub(super) async fn copy_object(
     )?;
 
     // The source, opened with the key it needs.
-    let source = s.store.get(&src_bucket, &src_key).map_err(error::store)?;
-    let source_meta = source.meta.clone();
+    let source = s.objects.get(&src_bucket, &src_key).map_err(error::object)?;
     let sent = [
         &input.copy_source_sse_customer_algorithm,
         &input.copy_source_sse_customer_key,
@@ -57,9 +54,9 @@ pub(super) async fn copy_object(
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     }
-    .check(&source_meta, true)?;
-    let read = ReadKey::resolve_stored(s, &src_bucket, &src_key, &source_meta, sent)?;
-    let source = PlainSource::open(s, source, read.key)?;
+    .check(source.record.unchecked(), true)?;
+    let (read, source_meta) = ReadKey::resolve_stored(s, &src_bucket, &src_key, source.record, sent)?;
+    let source = PlainSource::open(source.body, &source_meta, read.key, s.backend).map_err(error::object)?;
 
     // The target's protection and metadata.
     let target_key = sse::parse(
@@ -68,37 +65,33 @@ pub(super) async fn copy_object(
         &input.key,
     )?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let (content_type, user) = if replace {
+    let (headers, user) = if replace {
         (
-            input.content_type.map(|c| c.to_string()),
+            Headers { content_type: input.content_type.map(|c| c.to_string()) },
             input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         )
     } else {
-        (source_meta.content_type.clone(), source_meta.user.clone())
+        (source_meta.headers, source_meta.user)
     };
-    let mut attributes = BTreeMap::new();
-    let (protection, etag, key_md5) =
-        object::protection(s, &input.bucket, &input.key, &target_bucket, target_key, kms, &mut attributes)?;
-    let meta = ObjectMeta {
-        key: input.key.clone(),
-        size: 0,
-        etag,
-        last_modified: now_unix(),
-        content_type,
-        user,
-        attributes,
-    };
-    let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
+    let (sealing, recorded) =
+        object::protection(s, &input.bucket, &input.key, &target_bucket, target_key, kms)?;
+    let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let size = source.size();
-    let md5_etag = meta.etag.is_empty();
-    let tag_key = protection.key().cloned();
-    let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
-    let encrypted = body::reencrypt(source, 0, size, writer, spec, md5_etag).await?;
-    let mut meta = meta;
-    if md5_etag {
-        meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
-    }
-    let meta = body::commit_object(s, &input.bucket, encrypted, meta, tag_key.as_ref()).await?;
+    let tag_key = sealing.key().cloned();
+    let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
+    let encrypted = body::reencrypt(source, 0, size, writer, spec, etag::needs_md5(&recorded)).await?;
+    let record = ObjectRecord {
+        key: input.key.clone(),
+        size: encrypted.size,
+        etag: etag::of(&recorded, encrypted.digests.md5_hex()),
+        last_modified: now_unix(),
+        protection: recorded,
+        layout: Layout::Single { salt: encrypted.salt },
+        headers,
+        user,
+    };
+    let meta = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
+    let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(object::last_modified(&meta)),
@@ -110,7 +103,7 @@ pub(super) async fn copy_object(
         sse_customer_key_md5: key_md5,
         ..Default::default()
     });
-    if let Some(crn) = meta.attributes.get(kp::BUCKET_ROOT) {
+    if let Some(crn) = meta.protection.kp_root() {
         kp::name_key(&mut response.headers, crn);
     }
     Ok(response)

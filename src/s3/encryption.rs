@@ -9,6 +9,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{CipherS3, error, kp};
+use crate::object::{KmsBinding, Origin};
 
 pub(super) async fn put(
     s: &CipherS3,
@@ -35,9 +36,13 @@ pub(super) async fn put(
     };
     let manager = kp::manager(s)?;
     let view = manager.show(key_id).map_err(kp::error)?;
-    match kp::bucket_root(&bucket) {
-        Some(root) if root == view.crn => {}
-        Some(root) => {
+    let created_key = match &mut bucket.kms {
+        Some(kms) if kms.root == view.crn => {
+            kms.default = true;
+            false
+        }
+        Some(kms) => {
+            let root = &kms.root;
             return Err(s3_error!(
                 InvalidArgument,
                 "the bucket's objects are protected by root key {root}; its bucket key cannot move to another root (rotate the root key instead)"
@@ -45,17 +50,20 @@ pub(super) async fn put(
         }
         None => {
             manager.create_bucket_key(&bucket.name, &view.crn).map_err(kp::error)?;
-            bucket.attributes.insert(kp::BUCKET_ROOT.to_owned(), view.crn.clone());
-            bucket.attributes.insert(kp::ORIGIN.to_owned(), "put-bucket-encryption".to_owned());
+            bucket.kms = Some(KmsBinding {
+                root: view.crn.clone(),
+                origin: Origin::PutBucketEncryption,
+                default: true,
+            });
+            true
         }
-    }
-    bucket.attributes.remove(kp::DEFAULT);
-    if let Err(e) = s.store.update_bucket(&bucket) {
-        if bucket.attributes.get(kp::ORIGIN).is_some_and(|o| o == "put-bucket-encryption") {
+    };
+    if let Err(e) = s.objects.update_bucket(&bucket) {
+        if created_key {
             // Nothing half made: no bucket key the bucket does not know of.
             let _ = manager.remove_bucket_key(&bucket.name);
         }
-        return Err(error::store(e));
+        return Err(error::object(e));
     }
     Ok(S3Response::new(PutBucketEncryptionOutput::default()))
 }
@@ -66,7 +74,7 @@ pub(super) async fn get(
 ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
     let caller = CipherS3::caller(&req)?;
     let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
-    let Some(root) = kp::default_root(&bucket) else {
+    let Some(root) = bucket.default_root() else {
         return Err(s3_error!(
             ServerSideEncryptionConfigurationNotFoundError,
             "the bucket has no default root key (objects get the default AONT-RS protection)"
@@ -90,15 +98,15 @@ pub(super) async fn delete(
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
     let caller = CipherS3::caller(&req)?;
     let mut bucket = s.owned_bucket(&req.input.bucket, &caller)?;
-    if kp::bound_at_creation(&bucket) {
+    if bucket.bound_at_creation() {
         return Err(s3_error!(
             InvalidRequest,
             "this bucket was created with SSE-KP: its root key binding cannot be removed"
         ));
     }
-    if kp::bucket_root(&bucket).is_some() {
-        bucket.attributes.insert(kp::DEFAULT.to_owned(), "false".to_owned());
-        s.store.update_bucket(&bucket).map_err(error::store)?;
+    if let Some(kms) = &mut bucket.kms {
+        kms.default = false;
+        s.objects.update_bucket(&bucket).map_err(error::object)?;
     }
     Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
 }

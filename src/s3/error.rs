@@ -1,4 +1,4 @@
-//! Turning store and pipeline errors into S3 errors: clients see the S3 code they expect,
+//! Turning object layer, store and pipeline errors into S3 errors: clients see the S3 code they expect,
 //! and internal details (paths, OS errors) go to the log, not the response.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,8 +6,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 use crate::engine;
+use crate::object::ObjectError;
 use crate::pipeline::PipelineError;
 use crate::store::StoreError;
+
+/// An object layer error as an S3 error.
+pub fn object(e: ObjectError) -> S3Error {
+    match e {
+        ObjectError::Store(e) => store(e),
+        ObjectError::Pipeline(e) => pipeline(e),
+        ObjectError::Keys(e) => super::kp::error(e),
+        integrity_failure @ ObjectError::Integrity(_) => integrity(&integrity_failure),
+        other @ ObjectError::Encode(_) => internal(&other),
+    }
+}
 
 /// A store error as an S3 error.
 pub fn store(e: StoreError) -> S3Error {

@@ -11,7 +11,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use super::CipherS3;
 use crate::engine::CustomerKey;
 use crate::keys::{KeyManager, KeysError};
-use crate::store::BucketMeta;
+use crate::object::{BucketRecord, Protection};
 
 /// Request header naming the algorithm (AES256).
 pub const ALGORITHM: &str = "ibm-sse-kp-encryption-algorithm";
@@ -21,12 +21,6 @@ pub const ROOT_KEY: &str = "ibm-sse-kp-customer-root-key-crn";
 pub const ENABLED: &str = "ibm-sse-kp-enabled";
 /// Response header: the bucket's root key.
 pub const CRK_ID: &str = "ibm-sse-kp-crk-id";
-/// Bucket attribute holding the root key CRN.
-pub const BUCKET_ROOT: &str = "sse-kp-root";
-/// Bucket attribute: how the bucket got its root key (`create` or `put-bucket-encryption`).
-pub const ORIGIN: &str = "sse-kp-origin";
-/// Bucket attribute: `false` once DeleteBucketEncryption turned the default off.
-pub const DEFAULT: &str = "sse-kp-default";
 /// AWS response header naming the protection.
 pub const AWS_SSE: &str = "x-amz-server-side-encryption";
 /// AWS response header naming the KMS key.
@@ -81,28 +75,11 @@ pub fn requested(headers: &HeaderMap) -> S3Result<Option<String>> {
     }
 }
 
-/// The root key CRN of an SSE-KP bucket.
-pub fn bucket_root(bucket: &BucketMeta) -> Option<&str> {
-    bucket.attributes.get(BUCKET_ROOT).map(String::as_str)
-}
-
-/// The root key new objects of `bucket` get when the request names none: the bucket's
-/// root key unless DeleteBucketEncryption turned that default off.
-pub fn default_root(bucket: &BucketMeta) -> Option<&str> {
-    let on = bucket.attributes.get(DEFAULT).is_none_or(|v| v != "false");
-    bucket_root(bucket).filter(|_| on)
-}
-
-/// Whether the root key was bound at creation (IBM SSE-KP), which nothing can undo.
-pub fn bound_at_creation(bucket: &BucketMeta) -> bool {
-    bucket_root(bucket).is_some() && bucket.attributes.get(ORIGIN).is_none_or(|o| o == "create")
-}
-
 /// The root key an AWS-style request (`x-amz-server-side-encryption: aws:kms` with an
 /// optional key id) asks for: the bucket's own. `None` if the request asks for nothing.
 pub fn requested_root(
     s: &CipherS3,
-    bucket: &BucketMeta,
+    bucket: &BucketRecord,
     sse: Option<&s3s::dto::ServerSideEncryption>,
     key_id: Option<&str>,
 ) -> S3Result<Option<String>> {
@@ -125,7 +102,7 @@ pub fn requested_root(
         }
         other => return Err(s3_error!(InvalidArgument, "unsupported server-side encryption {other:?}")),
     }
-    let Some(root) = bucket_root(bucket) else {
+    let Some(root) = bucket.root() else {
         return Err(s3_error!(
             InvalidArgument,
             "the bucket has no root key: bind one with PutBucketEncryption (aws:kms and a KMSMasterKeyID) first"
@@ -154,12 +131,8 @@ pub fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Resu
 /// Checks, just before an SSE-KP write commits, that its root key is still usable: a key
 /// suspended or deleted while the body streamed refuses the write (403), and nothing is
 /// committed. Costs a cache lookup while the key stays enabled.
-pub fn still_usable(
-    s: &CipherS3,
-    bucket: &str,
-    attributes: &std::collections::BTreeMap<String, String>,
-) -> S3Result<()> {
-    if attributes.contains_key(BUCKET_ROOT) {
+pub fn still_usable(s: &CipherS3, bucket: &str, protection: &Protection) -> S3Result<()> {
+    if protection.kp_root().is_some() {
         manager(s)?.bucket_key(bucket).map_err(error)?;
     }
     Ok(())

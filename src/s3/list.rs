@@ -14,7 +14,7 @@ const PAGE: usize = 1000;
 
 /// One listing entry: an object, or a common prefix standing for many.
 enum Entry {
-    Object(crate::store::ObjectMeta),
+    Object(crate::object::ObjectRecord),
     Prefix(String),
 }
 
@@ -31,7 +31,7 @@ fn collect(
 ) -> S3Result<(Vec<Entry>, bool)> {
     let mut entries: Vec<Entry> = Vec::new();
     loop {
-        let page = s.store.list(bucket, prefix, cursor.as_deref(), PAGE).map_err(error::store)?;
+        let page = s.objects.list(bucket, prefix, cursor.as_deref(), PAGE).map_err(error::object)?;
         let exhausted = page.len() < PAGE;
         for meta in page {
             cursor = Some(meta.key.clone());

@@ -1,17 +1,18 @@
 //! The S3 API (via the `s3s` crate: routing, DTOs, SigV4) over the store and the
 //! pipeline. One file per operation family: [`bucket`], [`object`], [`copy`], [`list`],
 //! [`multipart`], [`encryption`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
-//! aws:kms); reading stored objects in [`read`] (with [`manifest`] for multipart objects,
-//! [`meta_tag`] for the metadata's tag and [`body_salt`] tying bytes to metadata);
-//! bodies move between async HTTP and the synchronous pipeline in [`body`], with their
-//! digests checked by [`digest`]; [`conditions`] evaluates If-* headers. The process
-//! around it (listeners, TLS, users, configuration, metrics) is [`crate::serve`]. This layer never calls a cipher: it chooses protection and keys and hands bytes
-//! to the pipeline and the engine.
+//! aws:kms); which key opens a stored object in [`read_key`]; bodies move between async
+//! HTTP and the synchronous pipeline in [`body`], with their digests checked by
+//! [`digest`]; [`conditions`] evaluates If-* headers. What an object is (its typed record,
+//! the tag, the part manifest, the plaintext view by range) is [`crate::object`]'s; the
+//! process around this layer (listeners, TLS, users, configuration, metrics) is
+//! [`crate::serve`]. This layer never calls a cipher and never parses a stored record: it
+//! turns headers into typed requests, chooses protection and keys, and hands bytes to the
+//! pipeline.
 //!
 //! Every operation not listed in the [`S3`] impl below answers NotImplemented.
 
 pub mod body;
-pub mod body_salt;
 pub mod bucket;
 pub mod conditions;
 pub mod copy;
@@ -20,11 +21,9 @@ pub mod encryption;
 pub mod error;
 pub mod kp;
 pub mod list;
-pub mod manifest;
-pub mod meta_tag;
 pub mod multipart;
 pub mod object;
-pub mod read;
+pub mod read_key;
 pub mod sse;
 
 use std::sync::Arc;
@@ -34,11 +33,12 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use crate::engine::{Backend, SealSpec};
 use crate::keys::KeyManager;
-use crate::store::{BucketMeta, Store};
+use crate::object::{BucketRecord, Objects, Protection};
+use crate::store::Store;
 
 /// The S3 service state shared by every request.
 pub struct CipherS3 {
-    store: Arc<dyn Store>,
+    objects: Objects,
     backend: Backend,
     keys: Option<Arc<KeyManager>>,
     max_object: u64,
@@ -52,7 +52,7 @@ impl CipherS3 {
     /// A service over `store`; `keys` enables SSE-KP.
     pub fn new(store: Arc<dyn Store>, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
         Self {
-            store,
+            objects: Objects::new(store),
             backend,
             keys,
             max_object: object::MAX_PUT,
@@ -70,18 +70,14 @@ impl CipherS3 {
         false
     }
 
-    /// How bytes recorded with `attributes` are sealed: by the engine under `spec`, or
-    /// (benchmark builds only) passed through.
-    fn sealing(
-        &self,
-        spec: SealSpec,
-        attributes: &std::collections::BTreeMap<String, String>,
-    ) -> body::Sealing {
+    /// How bytes recorded as protected by `protection` are sealed: by the engine under
+    /// `spec`, or (benchmark builds only) passed through.
+    fn sealing(&self, spec: SealSpec, protection: &Protection) -> body::Sealing {
         #[cfg(feature = "bench-plaintext")]
-        if attributes.get(sse::PROTECTION).is_some_and(|p| p == "plaintext") {
+        if *protection == Protection::Plaintext {
             return body::Sealing::Passthrough;
         }
-        let _ = attributes;
+        let _ = protection;
         body::Sealing::Engine(spec)
     }
 
@@ -123,9 +119,9 @@ impl CipherS3 {
         }
     }
 
-    /// The bucket's metadata, if the caller owns it.
-    fn owned_bucket(&self, bucket: &str, caller: &str) -> S3Result<BucketMeta> {
-        let meta = self.store.bucket(bucket).map_err(error::store)?;
+    /// The bucket's record, if the caller owns it.
+    fn owned_bucket(&self, bucket: &str, caller: &str) -> S3Result<BucketRecord> {
+        let meta = self.objects.bucket(bucket).map_err(error::object)?;
         if meta.owner != caller {
             return Err(s3_error!(AccessDenied, "the bucket belongs to another user"));
         }

@@ -2,7 +2,6 @@
 //! DeleteObject, DeleteObjects, and the choice of protection for new objects. The ETag is
 //! the MD5 of the plaintext (random for SSE-C).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use s3s::dto::*;
@@ -10,16 +9,16 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
-use super::read::{PlainSource, ReadKey};
+use super::read_key::ReadKey;
 use super::{CipherS3, body, error, kp, sse};
-use crate::engine::{Protection, SealSpec};
+use crate::engine::SealSpec;
 use crate::keys::audit::now_unix;
-use crate::store::ObjectMeta;
+use crate::object::{BucketRecord, Headers, Layout, ObjectRecord, PlainSource, Protection, etag};
 
 /// Largest object accepted in one PUT (S3's limit).
 pub const MAX_PUT: u64 = 5 << 30;
 
-pub(super) fn last_modified(meta: &ObjectMeta) -> Timestamp {
+pub(super) fn last_modified(meta: &ObjectRecord) -> Timestamp {
     last_modified_at(meta.last_modified)
 }
 
@@ -28,7 +27,7 @@ pub(super) fn last_modified_at(secs: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
+fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
@@ -65,32 +64,29 @@ pub(super) async fn put_object(
         trailing_headers,
     );
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-    let writer = s.store.put(&input.bucket, &input.key).map_err(error::store)?;
-    let mut attributes = BTreeMap::new();
-    let (protection, etag, key_md5) =
-        protection(s, &input.bucket, &input.key, &bucket, sse_c, kms, &mut attributes)?;
-    let kp_root = attributes.get(kp::BUCKET_ROOT).cloned();
-    let meta = ObjectMeta {
+    let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
+    let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
+    let headers = Headers { content_type: input.content_type.map(|c| c.to_string()) };
+    let user = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
+    let tag_key = sealing.key().cloned();
+    let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
+    let md5 = etag::needs_md5(&recorded);
+    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
+    let record = ObjectRecord {
         key: input.key.clone(),
-        size: 0,
-        etag,
+        size: encrypted.size,
+        etag: etag::of(&recorded, encrypted.digests.md5_hex()),
         last_modified: now_unix(),
-        content_type: input.content_type.map(|c| c.to_string()),
-        user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
-        attributes,
+        protection: recorded,
+        layout: Layout::Single { salt: encrypted.salt },
+        headers,
+        user,
     };
-    let tag_key = protection.key().cloned();
-    let spec = s.sealing(SealSpec::new(protection, s.backend), &meta.attributes);
-    let md5_etag = meta.etag.is_empty();
-    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5_etag).await?;
-    let mut meta = meta;
-    if md5_etag {
-        meta.etag = encrypted.digests.md5_hex().unwrap_or_default();
-    }
-    let checksum = encrypted.digests.checksum.clone();
-    let meta = body::commit_object(s, &input.bucket, encrypted, meta, tag_key.as_ref()).await?;
+    let checksum = encrypted.digests.checksum;
+    let record = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
+    let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(PutObjectOutput {
-        e_tag: Some(ETag::Strong(meta.etag)),
+        e_tag: Some(ETag::Strong(record.etag.clone())),
         checksum_crc32: checksum.checksum_crc32,
         checksum_crc32c: checksum.checksum_crc32c,
         checksum_crc64nvme: checksum.checksum_crc64nvme,
@@ -100,46 +96,38 @@ pub(super) async fn put_object(
         sse_customer_key_md5: key_md5,
         ..Default::default()
     });
-    if let Some(crn) = kp_root {
-        kp::name_key(&mut response.headers, &crn);
+    if let Some(crn) = record.protection.kp_root() {
+        kp::name_key(&mut response.headers, crn);
     }
     Ok(response)
 }
 
 /// The protection of a new object in `bucket`: SSE-C if the request carries a key, else
 /// the root key asked for with aws:kms (`kms`, see [`kp::requested_root`]) or the bucket's
-/// default root key (SSE-KP), else AONT-RS. Records it in `attributes`; returns the
-/// protection, a preset ETag (random for SSE-C, else empty: the MD5 is computed) and the
-/// SSE-C key MD5 to echo.
+/// default root key (SSE-KP), else AONT-RS. Returns how the engine seals it and how its
+/// record names it.
 pub(super) fn protection(
     s: &CipherS3,
     bucket_name: &str,
     object: &str,
-    bucket: &crate::store::BucketMeta,
+    bucket: &BucketRecord,
     sse_c: Option<sse::SseC>,
     kms: Option<String>,
-    attributes: &mut BTreeMap<String, String>,
-) -> S3Result<(Protection, String, Option<String>)> {
+) -> S3Result<(crate::engine::Protection, Protection)> {
     if sse_c.is_some() && kms.is_some() {
         return Err(s3_error!(InvalidArgument, "choose SSE-C or aws:kms, not both"));
     }
-    let root = kms.or_else(|| kp::default_root(bucket).map(str::to_owned));
+    let root = kms.or_else(|| bucket.default_root().map(str::to_owned));
     Ok(match (sse_c, root) {
-        (Some(k), _) => {
-            attributes.insert(sse::PROTECTION.to_owned(), "sse-c".to_owned());
-            attributes.insert(sse::KEY_MD5.to_owned(), k.md5.clone());
-            (Protection::SseC(k.key), sse::random_etag(), Some(k.md5))
-        }
+        (Some(k), _) => (crate::engine::Protection::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
         (None, Some(crn)) => {
             let (key, crn) = kp::object_key(s, bucket_name, object, &crn)?;
-            attributes.insert(sse::PROTECTION.to_owned(), "sse-kp".to_owned());
-            attributes.insert(kp::BUCKET_ROOT.to_owned(), crn.clone());
-            (Protection::SseKp { key, crn }, String::new(), None)
+            let recorded = Protection::SseKp { root: crn.clone() };
+            (crate::engine::Protection::SseKp { key, crn }, recorded)
         }
         (None, None) => {
-            let mode = if s.plaintext_mode() { "plaintext" } else { "aont" };
-            attributes.insert(sse::PROTECTION.to_owned(), mode.to_owned());
-            (Protection::Aont, String::new(), None)
+            let recorded = if s.plaintext_mode() { Protection::Plaintext } else { Protection::Aont };
+            (crate::engine::Protection::Aont, recorded)
         }
     })
 }
@@ -151,11 +139,10 @@ pub(super) async fn get_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let object = s.store.get(&input.bucket, &input.key).map_err(error::store)?;
-    let meta = object.meta.clone();
-    // The key first: nothing in the metadata is trusted before its tag checks.
+    let object = s.objects.get(&input.bucket, &input.key).map_err(error::object)?;
+    // The key first: nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve_stored(s, &input.bucket, &input.key, &meta, sent)?;
+    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -163,7 +150,7 @@ pub(super) async fn get_object(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(&meta, false)?;
-    let source = PlainSource::open(s, object, read.key.clone())?;
+    let source = PlainSource::open(object.body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
     let size = source.size();
     let parts_count = source.parts_count();
     let (first, last, content_range) = match (&input.range, input.part_number) {
@@ -198,10 +185,10 @@ pub(super) async fn get_object(
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),
-        content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
+        content_type: meta.headers.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
         sse_customer_algorithm: read.sse_c_algorithm(),
-        sse_customer_key_md5: read.sse_c_md5.clone(),
+        sse_customer_key_md5: read.sse_c_md5(),
         ..Default::default()
     };
     let mut response = S3Response::new(output);
@@ -216,11 +203,11 @@ pub(super) async fn head_object(
     let caller = CipherS3::caller(&req)?;
     let input = &req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let meta = s.store.head(&input.bucket, &input.key).map_err(error::store)?;
+    let record = s.objects.head(&input.bucket, &input.key).map_err(error::object)?;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
-    // refuses HEAD too; and nothing in the metadata is trusted before its tag checks.
+    // refuses HEAD too; and nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve_stored(s, &input.bucket, &input.key, &meta, sent)?;
+    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, record, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -230,12 +217,12 @@ pub(super) async fn head_object(
     .check(&meta, false)?;
     let mut response = S3Response::new(HeadObjectOutput {
         sse_customer_algorithm: read.sse_c_algorithm(),
-        sse_customer_key_md5: read.sse_c_md5.clone(),
+        sse_customer_key_md5: read.sse_c_md5(),
         content_length: Some(meta.size as i64),
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),
-        content_type: meta.content_type.clone().and_then(|c| c.parse().ok()),
+        content_type: meta.headers.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
         ..Default::default()
     });
@@ -249,7 +236,7 @@ pub(super) async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     s.owned_bucket(&req.input.bucket, &caller)?;
-    s.store.delete(&req.input.bucket, &req.input.key).map_err(error::store)?;
+    s.objects.delete(&req.input.bucket, &req.input.key).map_err(error::object)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -271,14 +258,14 @@ pub(super) async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in objects {
-        match s.store.delete(&input.bucket, &o.key) {
+        match s.objects.delete(&input.bucket, &o.key) {
             Ok(_) => {
                 if !quiet {
                     deleted.push(DeletedObject { key: Some(o.key), ..Default::default() });
                 }
             }
             Err(e) => {
-                let err = error::store(e);
+                let err = error::object(e);
                 errors.push(Error {
                     code: Some(err.code().as_str().to_owned()),
                     key: Some(o.key),

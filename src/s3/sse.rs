@@ -12,12 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::engine::key::KEY_LEN;
 use crate::engine::{CustomerKey, SecretKey};
-use crate::store::ObjectMeta;
-
-/// Attribute naming an object's protection mode.
-pub const PROTECTION: &str = "protection";
-/// Attribute holding an SSE-C object's key MD5 (base64).
-pub const KEY_MD5: &str = "sse-c-key-md5";
+use crate::object::Protection;
 
 /// A validated SSE-C key and its MD5 (base64).
 pub struct SseC {
@@ -59,10 +54,10 @@ pub fn parse(headers: [&Option<String>; 3], bucket: &str, object: &str) -> S3Res
     Ok(Some(SseC { key: CustomerKey { key: secret, context }, md5: computed }))
 }
 
-/// The key needed to read `meta`'s object, checked against what the request sent.
-pub fn for_read(meta: &ObjectMeta, sent: Option<SseC>) -> S3Result<Option<SseC>> {
-    let stored_md5 = meta.attributes.get(KEY_MD5);
-    match (stored_md5, sent) {
+/// The SSE-C key needed to read an object protected by `protection`, checked against
+/// what the request sent.
+pub fn for_read(protection: &Protection, sent: Option<SseC>) -> S3Result<Option<SseC>> {
+    match (protection.sse_c_md5(), sent) {
         (None, None) => Ok(None),
         (None, Some(_)) => {
             Err(s3_error!(InvalidRequest, "the object was not stored with a customer key (SSE-C)"))
@@ -79,13 +74,6 @@ pub fn for_read(meta: &ObjectMeta, sent: Option<SseC>) -> S3Result<Option<SseC>>
             }
         }
     }
-}
-
-/// A random 32-hex-digit ETag (SSE-C objects must not reveal the plaintext's MD5).
-pub fn random_etag() -> String {
-    let mut b = [0u8; 16];
-    crate::engine::primitives::fill_random(&mut b);
-    crate::hex::encode(&b)
 }
 
 #[cfg(test)]
@@ -122,6 +110,5 @@ mod tests {
             code(parse([&Some(a.clone()), &Some(k.clone()), &Some(other_md5)], "b", "o")).as_deref(),
             Some("InvalidArgument")
         );
-        assert_eq!(random_etag().len(), 32);
     }
 }

@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! tmp/                               writes in progress (emptied at start-up)
-//! buckets/<bucket>/bucket.json       bucket metadata
+//! buckets/<bucket>/bucket.json       bucket record
 //! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
 //! buckets/<bucket>/uploads/<id>/…          multipart uploads in progress (uploads.rs)
 //! ```
 //!
-//! An object file is the object's bytes, then its metadata as JSON, then the JSON's
-//! length (u32 little-endian) and the magic `CSMETA01`, so metadata and data appear
-//! together with one rename: a write goes to `tmp/`, is flushed, renamed into place and
+//! An object file is the object's bytes, then its record (as the object layer encoded it),
+//! then the record's length (u32 little-endian) and the magic `CSMETA01`, so record and
+//! data appear together with one rename: a write goes to `tmp/`, is flushed, renamed into place and
 //! the directory flushed. Directories are created 0700, files 0600.
 
 mod uploads;
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use super::keypath::{self, CHUNK};
 use super::{
-    BucketMeta, ObjectMeta, ObjectReader, ObjectWriter, PartMeta, PartWriter, Store, StoreError,
-    StoredObject, UploadMeta, check_bucket_name, check_key,
+    Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
+    check_bucket_name, check_key,
 };
 
 const MAGIC: &[u8; 8] = b"CSMETA01";
@@ -110,15 +110,13 @@ impl FsStore {
             .map_err(StoreError::io("cannot create a temporary file"))
     }
 
-    fn read_bucket_meta(dir: &Path) -> Result<BucketMeta, StoreError> {
+    fn read_bucket_record(dir: &Path) -> Result<Vec<u8>, StoreError> {
         let path = dir.join("bucket.json");
-        let bytes = fs::read(&path).map_err(StoreError::io(format!("cannot read {}", path.display())))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { path: path.display().to_string(), reason: e.to_string() })
+        fs::read(&path).map_err(StoreError::io(format!("cannot read {}", path.display())))
     }
 
-    /// Reads the metadata trailer of an object file; returns it and the body length.
-    fn read_meta<M: serde::de::DeserializeOwned>(file: &File, path: &Path) -> Result<(M, u64), StoreError> {
+    /// Reads the record trailer of an object or part file; returns it and the body length.
+    fn read_record(file: &File, path: &Path) -> Result<(Vec<u8>, u64), StoreError> {
         let corrupt =
             |reason: &str| StoreError::Corrupt { path: path.display().to_string(), reason: reason.into() };
         let len = file.metadata().map_err(StoreError::io(format!("cannot stat {}", path.display())))?.len();
@@ -139,8 +137,7 @@ impl FsStore {
         let mut json = vec![0u8; meta_len as usize];
         file.read_exact_at(&mut json, body_len)
             .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
-        let meta = serde_json::from_slice(&json).map_err(|e| corrupt(&e.to_string()))?;
-        Ok((meta, body_len))
+        Ok((json, body_len))
     }
 
     /// Collects objects under `dir` (whose components so far spell `hex`) in key order.
@@ -151,7 +148,7 @@ impl FsStore {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-        out: &mut Vec<ObjectMeta>,
+        out: &mut Vec<Named>,
     ) -> Result<(), StoreError> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
@@ -195,7 +192,14 @@ impl FsStore {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
                 };
-                out.push(Self::read_meta::<ObjectMeta>(&file, &path)?.0);
+                let name =
+                    keypath::unhex(&full).and_then(|k| String::from_utf8(k).ok()).ok_or_else(|| {
+                        StoreError::Corrupt {
+                            path: path.display().to_string(),
+                            reason: "not a key's file name".into(),
+                        }
+                    })?;
+                out.push(Named { name, record: Self::read_record(&file, &path)?.0 });
             } else if stem.len() == CHUNK {
                 self.walk(&dir.join(&stem), &full, prefix, after, limit, out)?;
             }
@@ -239,7 +243,6 @@ struct FsWriter {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
     objects: PathBuf,
-    key: String,
 }
 
 /// `Write` for a writer whose bytes go to its `tmp` temporary file (flushed at commit).
@@ -263,30 +266,27 @@ use write_to_tmp;
 write_to_tmp!(FsWriter);
 
 impl ObjectWriter for FsWriter {
-    fn commit(self: Box<Self>, mut meta: ObjectMeta) -> Result<ObjectMeta, StoreError> {
-        let FsWriter { tmp, target, objects, key } = *self;
-        meta.key = key;
-        place(tmp, &meta, &target, Some(&objects))?;
-        Ok(meta)
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+        let FsWriter { tmp, target, objects } = *self;
+        place(tmp, record, &target, Some(&objects))
     }
 }
 
-/// Appends `meta` as the trailer to `tmp`, flushes it and renames it to `target`, creating
-/// `target`'s parent directories if `create_under` is given (else the parent must exist).
-fn place<M: serde::Serialize>(
+/// Appends `record` as the trailer to `tmp`, flushes it and renames it to `target`,
+/// creating `target`'s parent directories if `create_under` is given (else the parent must
+/// exist).
+fn place(
     tmp: tempfile::NamedTempFile,
-    meta: &M,
+    json: &[u8],
     target: &Path,
     create_under: Option<&Path>,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_vec(meta)
-        .map_err(|e| StoreError::Corrupt { path: target.display().to_string(), reason: e.to_string() })?;
     let len = u32::try_from(json.len())
         .ok()
         .filter(|l| *l <= MAX_META)
         .ok_or(StoreError::InvalidKey("object metadata is larger than 1 MiB"))?;
     let mut f = tmp.as_file();
-    f.write_all(&json).map_err(StoreError::io("cannot write object metadata"))?;
+    f.write_all(json).map_err(StoreError::io("cannot write object metadata"))?;
     f.write_all(&len.to_le_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
     f.write_all(MAGIC).map_err(StoreError::io("cannot write object metadata"))?;
     f.sync_all().map_err(StoreError::io("cannot flush the object"))?;
@@ -314,16 +314,14 @@ fn place<M: serde::Serialize>(
 }
 
 impl Store for FsStore {
-    fn create_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError> {
-        let dir = self.bucket_dir(&meta.name)?;
+    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        let dir = self.bucket_dir(name)?;
         if dir.exists() {
-            return Err(StoreError::BucketExists(meta.name.clone()));
+            return Err(StoreError::BucketExists(name.to_owned()));
         }
         let staging = self.staging_dir("bucket-")?;
         mkdirs(&staging.path().join("objects"))?;
-        let json = serde_json::to_vec_pretty(meta)
-            .map_err(|e| StoreError::Corrupt { path: meta.name.clone(), reason: e.to_string() })?;
-        crate::durable::write_atomic(&staging.path().join("bucket.json"), &json)
+        crate::durable::write_atomic(&staging.path().join("bucket.json"), record)
             .map_err(StoreError::io("cannot write bucket metadata"))?;
         let staged = staging.keep();
         match fs::rename(&staged, &dir) {
@@ -334,7 +332,7 @@ impl Store for FsStore {
             Err(e) => {
                 let _ = fs::remove_dir_all(&staged);
                 if dir.exists() {
-                    Err(StoreError::BucketExists(meta.name.clone()))
+                    Err(StoreError::BucketExists(name.to_owned()))
                 } else {
                     Err(StoreError::io("cannot create the bucket")(e))
                 }
@@ -342,15 +340,13 @@ impl Store for FsStore {
         }
     }
 
-    fn bucket(&self, name: &str) -> Result<BucketMeta, StoreError> {
-        Self::read_bucket_meta(&self.existing_bucket(name)?)
+    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        Self::read_bucket_record(&self.existing_bucket(name)?)
     }
 
-    fn update_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError> {
-        let dir = self.existing_bucket(&meta.name)?;
-        let json = serde_json::to_vec_pretty(meta)
-            .map_err(|e| StoreError::Corrupt { path: meta.name.clone(), reason: e.to_string() })?;
-        crate::durable::write_atomic(&dir.join("bucket.json"), &json)
+    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        let dir = self.existing_bucket(name)?;
+        crate::durable::write_atomic(&dir.join("bucket.json"), record)
             .map_err(StoreError::io("cannot write bucket metadata"))
     }
 
@@ -367,12 +363,15 @@ impl Store for FsStore {
         fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove the deleted bucket"))
     }
 
-    fn list_buckets(&self) -> Result<Vec<BucketMeta>, StoreError> {
+    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
         let mut out = Vec::new();
         for entry in fs::read_dir(self.root.join("buckets")).map_err(StoreError::io("cannot list buckets"))? {
-            let dir = entry.map_err(StoreError::io("cannot list buckets"))?.path();
-            if dir.join("bucket.json").is_file() {
-                out.push(Self::read_bucket_meta(&dir)?);
+            let entry = entry.map_err(StoreError::io("cannot list buckets"))?;
+            let dir = entry.path();
+            if let Some(name) = entry.file_name().to_str().filter(|n| check_bucket_name(n).is_ok())
+                && dir.join("bucket.json").is_file()
+            {
+                out.push(Named { name: name.to_owned(), record: Self::read_bucket_record(&dir)? });
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -382,7 +381,7 @@ impl Store for FsStore {
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let target = self.object_path(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
-        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, key: key.to_owned() }))
+        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects }))
     }
 
     fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
@@ -394,14 +393,8 @@ impl Store for FsStore {
             }
             Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
         };
-        let (meta, len) = Self::read_meta::<ObjectMeta>(&file, &path)?;
-        if meta.key != key {
-            return Err(StoreError::Corrupt {
-                path: path.display().to_string(),
-                reason: "metadata names another key".into(),
-            });
-        }
-        Ok(StoredObject { meta, body: Box::new(FsReader { file, len }) })
+        let (record, len) = Self::read_record(&file, &path)?;
+        Ok(StoredObject { record, body: Box::new(FsReader { file, len }) })
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
@@ -426,7 +419,7 @@ impl Store for FsStore {
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<ObjectMeta>, StoreError> {
+    ) -> Result<Vec<Named>, StoreError> {
         let objects = self.existing_bucket(bucket)?.join("objects");
         let prefix = keypath::hex(prefix.as_bytes());
         let after = start_after.map(|a| keypath::hex(a.as_bytes()));
@@ -437,10 +430,10 @@ impl Store for FsStore {
         Ok(out)
     }
 
-    fn create_upload(&self, bucket: &str, upload: &UploadMeta) -> Result<(), StoreError> {
-        self.fs_create_upload(bucket, upload)
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.fs_create_upload(bucket, upload_id, record)
     }
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError> {
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
         self.fs_upload(bucket, upload_id)
     }
     fn put_part(
@@ -451,10 +444,10 @@ impl Store for FsStore {
     ) -> Result<Box<dyn PartWriter>, StoreError> {
         self.fs_put_part(bucket, upload_id, number)
     }
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<PartMeta>, StoreError> {
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
         self.fs_list_parts(bucket, upload_id)
     }
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadMeta>, StoreError> {
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
         self.fs_list_uploads(bucket)
     }
     fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
@@ -464,9 +457,10 @@ impl Store for FsStore {
         &self,
         bucket: &str,
         upload_id: &str,
+        key: &str,
         parts: &[u32],
-        meta: ObjectMeta,
-    ) -> Result<ObjectMeta, StoreError> {
-        self.fs_complete_upload(bucket, upload_id, parts, meta)
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        self.fs_complete_upload(bucket, upload_id, key, parts, record)
     }
 }

@@ -1,16 +1,14 @@
-//! Where ciphertext and its metadata live. The store never sees plaintext or keys: it is
-//! handed engine objects (header and units) and the metadata the S3 layer keeps beside
-//! them. [`Store`] is the interface a second backend (an upstream S3 cluster) will also
-//! implement; [`fs::FsStore`] is the embedded filesystem backend. Metadata travels with
+//! Where ciphertext and its records live. The store never sees plaintext or keys: it is
+//! handed engine objects (header and units) and the records the object layer
+//! ([`crate::object`]) keeps beside them, as bytes it does not interpret. [`Store`] is the
+//! interface a second backend (an upstream S3 cluster with records in etcd) will also
+//! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
 //! each object, not in process memory, so several service instances can share a backend.
 
 pub mod fs;
 pub mod keypath;
 
-use std::collections::BTreeMap;
 use std::io::Write;
-
-use serde::{Deserialize, Serialize};
 
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]
@@ -70,42 +68,6 @@ impl StoreError {
     }
 }
 
-/// A bucket's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketMeta {
-    /// Name.
-    pub name: String,
-    /// Owning access key.
-    pub owner: String,
-    /// Unix seconds.
-    pub created: u64,
-    /// What the layer above keeps with the bucket (encryption settings, wrapped bucket key…).
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-}
-
-/// An object's metadata, stored with its bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectMeta {
-    /// Key.
-    pub key: String,
-    /// Plaintext length.
-    pub size: u64,
-    /// ETag as S3 reports it (without quotes).
-    pub etag: String,
-    /// Unix seconds.
-    pub last_modified: u64,
-    /// Content-Type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    /// `x-amz-meta-*` user metadata.
-    #[serde(default)]
-    pub user: BTreeMap<String, String>,
-    /// What the layer above keeps with the object (protection mode, key ids…).
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-}
-
 /// Random access to a stored object's bytes.
 pub trait ObjectReader: Send + Sync {
     /// Stored length of the object's bytes.
@@ -142,47 +104,18 @@ impl std::io::Read for SequentialReader<'_> {
 /// An object being written: visible to nobody until [`ObjectWriter::commit`]; dropped
 /// without it, it leaves nothing.
 pub trait ObjectWriter: Write + Send {
-    /// Makes the object visible under its key, replacing any previous one, durably.
-    fn commit(self: Box<Self>, meta: ObjectMeta) -> Result<ObjectMeta, StoreError>;
-}
-
-/// A multipart upload in progress: its id and the metadata its object will get.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadMeta {
-    /// Upload id (32 lower-case hex digits).
-    pub upload_id: String,
-    /// Unix seconds when the upload began.
-    pub initiated: u64,
-    /// The object to be: key, Content-Type, user metadata and attributes (protection).
-    pub object: ObjectMeta,
-}
-
-/// One uploaded part of a multipart upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartMeta {
-    /// Part number, 1 to 10,000.
-    pub number: u32,
-    /// Plaintext length.
-    pub size: u64,
-    /// Stored (encrypted) length; filled in by the store.
-    #[serde(default)]
-    pub stored: u64,
-    /// ETag as S3 reports it (without quotes).
-    pub etag: String,
-    /// Unix seconds.
-    pub last_modified: u64,
-    /// The salt of the part's engine header (hex; empty if unknown), recorded in the
-    /// object's part manifest to tie the part's bytes to it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub salt: String,
+    /// Makes the object visible under its key with `record`, replacing any previous one,
+    /// durably.
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError>;
 }
 
 /// A part being written: invisible until [`PartWriter::commit`], which replaces an
 /// earlier part of the same number.
 pub trait PartWriter: Write + Send {
-    /// Makes the part visible in its upload, durably. Fails with
-    /// [`StoreError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
-    fn commit(self: Box<Self>, meta: PartMeta) -> Result<PartMeta, StoreError>;
+    /// Makes the part visible in its upload with `record`, durably; returns its stored
+    /// length. Fails with [`StoreError::NoSuchUpload`] if the upload was completed or
+    /// aborted meanwhile.
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError>;
 }
 
 /// Generates a fresh upload id.
@@ -201,69 +134,91 @@ pub fn check_upload_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
-/// A stored object: its metadata and its bytes.
+/// A stored object: its record and its bytes.
 pub struct StoredObject {
-    /// Metadata.
-    pub meta: ObjectMeta,
+    /// The record, as committed.
+    pub record: Vec<u8>,
     /// Bytes.
     pub body: Box<dyn ObjectReader>,
 }
 
-/// Buckets of objects, as the S3 layer needs them.
+/// A named record: an object's in a listing, a bucket's, an upload's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The object key, bucket name or upload id.
+    pub name: String,
+    /// The record, as committed.
+    pub record: Vec<u8>,
+}
+
+/// An uploaded part as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// Part number.
+    pub number: u32,
+    /// Stored length of its bytes.
+    pub stored: u64,
+    /// Its record, as committed.
+    pub record: Vec<u8>,
+}
+
+/// Buckets of objects: stored bytes and the records kept with them, which a store keeps
+/// and returns as they were given (it never interprets them; [`crate::object`] does).
 pub trait Store: Send + Sync {
     /// Creates a bucket; [`StoreError::BucketExists`] if it exists.
-    fn create_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError>;
-    /// A bucket's metadata.
-    fn bucket(&self, name: &str) -> Result<BucketMeta, StoreError>;
-    /// Replaces a bucket's metadata.
-    fn update_bucket(&self, meta: &BucketMeta) -> Result<(), StoreError>;
+    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// A bucket's record.
+    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+    /// Replaces a bucket's record.
+    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
     /// Deletes an empty bucket.
     fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
-    /// Every bucket, by name.
-    fn list_buckets(&self) -> Result<Vec<BucketMeta>, StoreError>;
+    /// Every bucket's record, by name.
+    fn list_buckets(&self) -> Result<Vec<Named>, StoreError>;
     /// Starts writing `key` in `bucket`.
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
     /// Opens an object.
     fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError>;
-    /// An object's metadata.
-    fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
-        Ok(self.get(bucket, key)?.meta)
+    /// An object's record.
+    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(bucket, key)?.record)
     }
     /// Deletes an object; `false` if there was none.
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
-    /// Up to `limit` objects whose keys start with `prefix` and sort after `start_after`,
-    /// in byte order of their keys.
+    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
+    /// `start_after`, in byte order of their keys.
     fn list(
         &self,
         bucket: &str,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<ObjectMeta>, StoreError>;
+    ) -> Result<Vec<Named>, StoreError>;
 
-    /// Starts a multipart upload of `upload.object.key` in `bucket`.
-    fn create_upload(&self, bucket: &str, upload: &UploadMeta) -> Result<(), StoreError>;
-    /// An upload in progress.
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError>;
+    /// Starts a multipart upload in `bucket` with `record`.
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// An upload's record.
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError>;
     /// Starts writing part `number` of an upload.
     fn put_part(&self, bucket: &str, upload_id: &str, number: u32)
     -> Result<Box<dyn PartWriter>, StoreError>;
     /// The parts uploaded so far, by number.
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<PartMeta>, StoreError>;
-    /// Every upload in progress in `bucket`, by key then start time.
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadMeta>, StoreError>;
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError>;
+    /// Every upload in progress in `bucket`, by id.
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError>;
     /// Discards an upload and its parts.
     fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
-    /// Makes the object `meta.key` out of `parts` (stored bytes laid end to end, in this
-    /// order) with `meta`, replacing any object under that key, then discards the upload. All or
-    /// nothing: on failure the upload is left as it was.
+    /// Makes the object `key` out of `parts` (stored bytes laid end to end, in this order)
+    /// with `record`, replacing any object under that key, then discards the upload. All
+    /// or nothing: on failure the upload is left as it was.
     fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
+        key: &str,
         parts: &[u32],
-        meta: ObjectMeta,
-    ) -> Result<ObjectMeta, StoreError>;
+        record: &[u8],
+    ) -> Result<(), StoreError>;
 }
 
 /// Checks S3's bucket naming rules.

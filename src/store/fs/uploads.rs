@@ -1,8 +1,8 @@
 //! Multipart uploads in the filesystem backend. Layout under a bucket:
 //!
 //! ```text
-//! uploads/<upload-id>/upload.json     the upload (UploadMeta)
-//! uploads/<upload-id>/<number>.o      one file per part: stored bytes, PartMeta trailer
+//! uploads/<upload-id>/upload.json     the upload's record
+//! uploads/<upload-id>/<number>.o      one file per part: stored bytes, record trailer
 //! ```
 //!
 //! Parts are written like objects (temp file, flush, rename). Completing copies the chosen
@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{FsStore, place, sync_dir};
-use crate::store::{ObjectMeta, PartMeta, PartWriter, StoreError, UploadMeta, check_key, check_upload_id};
+use crate::store::{Named, PartWriter, StoreError, StoredPart, check_key, check_upload_id};
 
 const UPLOAD_FILE: &str = "upload.json";
 /// Bytes copied at a time when completing.
@@ -30,22 +30,20 @@ fn part_name(number: u32) -> String {
 struct FsPartWriter {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
-    number: u32,
     upload_id: String,
 }
 
 super::write_to_tmp!(FsPartWriter);
 
 impl PartWriter for FsPartWriter {
-    fn commit(self: Box<Self>, mut meta: PartMeta) -> Result<PartMeta, StoreError> {
-        let FsPartWriter { tmp, target, number, upload_id } = *self;
-        meta.number = number;
-        meta.stored = tmp.as_file().metadata().map_err(StoreError::io("cannot stat a part"))?.len();
-        match place(tmp, &meta, &target, None) {
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
+        let FsPartWriter { tmp, target, upload_id } = *self;
+        let stored = tmp.as_file().metadata().map_err(StoreError::io("cannot stat a part"))?.len();
+        match place(tmp, record, &target, None) {
             Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Err(StoreError::NoSuchUpload(upload_id))
             }
-            other => other.map(|()| meta),
+            other => other.map(|()| stored),
         }
     }
 }
@@ -65,11 +63,9 @@ impl FsStore {
         }
     }
 
-    fn read_upload(dir: &Path) -> Result<UploadMeta, StoreError> {
+    fn read_upload(dir: &Path) -> Result<Vec<u8>, StoreError> {
         let path = dir.join(UPLOAD_FILE);
-        let bytes = fs::read(&path).map_err(StoreError::io(format!("cannot read {}", path.display())))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { path: path.display().to_string(), reason: e.to_string() })
+        fs::read(&path).map_err(StoreError::io(format!("cannot read {}", path.display())))
     }
 
     /// Removes a directory tree at once (rename into tmp/), then at leisure.
@@ -82,18 +78,20 @@ impl FsStore {
         fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove a discarded upload"))
     }
 
-    pub(super) fn fs_create_upload(&self, bucket: &str, upload: &UploadMeta) -> Result<(), StoreError> {
-        check_key(&upload.object.key)?;
-        check_upload_id(&upload.upload_id)?;
+    pub(super) fn fs_create_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        check_upload_id(upload_id)?;
         let uploads = self.uploads_dir(bucket)?;
         super::mkdirs(&uploads)?;
         let staging = self.staging_dir("upload-")?;
-        let json = serde_json::to_vec_pretty(upload)
-            .map_err(|e| StoreError::Corrupt { path: upload.upload_id.clone(), reason: e.to_string() })?;
-        crate::durable::write_atomic(&staging.path().join(UPLOAD_FILE), &json)
-            .map_err(StoreError::io("cannot write upload metadata"))?;
+        crate::durable::write_atomic(&staging.path().join(UPLOAD_FILE), record)
+            .map_err(StoreError::io("cannot write the upload record"))?;
         let staged = staging.keep();
-        if let Err(e) = fs::rename(&staged, uploads.join(&upload.upload_id)) {
+        if let Err(e) = fs::rename(&staged, uploads.join(upload_id)) {
             let _ = fs::remove_dir_all(&staged);
             return Err(StoreError::io("cannot create the upload")(e));
         }
@@ -101,7 +99,7 @@ impl FsStore {
         Ok(())
     }
 
-    pub(super) fn fs_upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError> {
+    pub(super) fn fs_upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
         Self::read_upload(&self.upload_dir(bucket, upload_id)?)
     }
 
@@ -115,12 +113,11 @@ impl FsStore {
         Ok(Box::new(FsPartWriter {
             tmp: self.temp()?,
             target: dir.join(part_name(number)),
-            number,
             upload_id: upload_id.to_owned(),
         }))
     }
 
-    pub(super) fn fs_list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<PartMeta>, StoreError> {
+    pub(super) fn fs_list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
         let dir = self.upload_dir(bucket, upload_id)?;
         let mut parts = Vec::new();
         for entry in fs::read_dir(&dir).map_err(StoreError::io("cannot list parts"))? {
@@ -135,15 +132,14 @@ impl FsStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
             };
-            let (mut meta, stored) = Self::read_meta::<PartMeta>(&file, &path)?;
-            meta.stored = stored;
-            parts.push(meta);
+            let (record, stored) = Self::read_record(&file, &path)?;
+            parts.push(StoredPart { number, stored, record });
         }
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
 
-    pub(super) fn fs_list_uploads(&self, bucket: &str) -> Result<Vec<UploadMeta>, StoreError> {
+    pub(super) fn fs_list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
         let uploads = self.uploads_dir(bucket)?;
         let entries = match fs::read_dir(&uploads) {
             Ok(e) => e,
@@ -152,12 +148,15 @@ impl FsStore {
         };
         let mut out = Vec::new();
         for entry in entries {
-            let dir = entry.map_err(StoreError::io("cannot list uploads"))?.path();
-            if dir.join(UPLOAD_FILE).is_file() {
-                out.push(Self::read_upload(&dir)?);
+            let entry = entry.map_err(StoreError::io("cannot list uploads"))?;
+            let dir = entry.path();
+            if let Some(id) = entry.file_name().to_str().filter(|id| check_upload_id(id).is_ok())
+                && dir.join(UPLOAD_FILE).is_file()
+            {
+                out.push(Named { name: id.to_owned(), record: Self::read_upload(&dir)? });
             }
         }
-        out.sort_by(|a, b| a.object.key.cmp(&b.object.key).then(a.initiated.cmp(&b.initiated)));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
@@ -170,18 +169,20 @@ impl FsStore {
         &self,
         bucket: &str,
         upload_id: &str,
+        key: &str,
         parts: &[u32],
-        meta: ObjectMeta,
-    ) -> Result<ObjectMeta, StoreError> {
+        record: &[u8],
+    ) -> Result<(), StoreError> {
         use crate::store::Store as _;
+        check_key(key)?;
         let dir = self.upload_dir(bucket, upload_id)?;
-        let mut writer = self.put(bucket, &meta.key)?;
+        let mut writer = self.put(bucket, key)?;
         let mut buf = vec![0u8; COPY_BUF];
         for &number in parts {
             let path = dir.join(part_name(number));
             let file =
                 File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
-            let (_, stored) = Self::read_meta::<PartMeta>(&file, &path)?;
+            let (_, stored) = Self::read_record(&file, &path)?;
             let mut offset = 0u64;
             while offset < stored {
                 let n = buf.len().min((stored - offset) as usize);
@@ -191,8 +192,7 @@ impl FsStore {
                 offset += n as u64;
             }
         }
-        let meta = writer.commit(meta)?;
-        self.discard_dir(&dir)?;
-        Ok(meta)
+        writer.commit(record)?;
+        self.discard_dir(&dir)
     }
 }

@@ -1,0 +1,26 @@
+//! The object layer's errors: the store's, the pipeline's and the key layer's as they
+//! come, and records that are damaged or fail their tag (integrity failures).
+
+use crate::keys::KeysError;
+use crate::pipeline::PipelineError;
+use crate::store::StoreError;
+
+/// Errors from the object layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Moving or decrypting bytes failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A key could not be had (suspended, deleted, HSM unavailable…).
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// A stored record is damaged, names another object, or fails its tag.
+    #[error("integrity failure: {0}")]
+    Integrity(String),
+    /// A record could not be encoded (a bug, not bad input).
+    #[error("cannot encode a record: {0}")]
+    Encode(String),
+}

@@ -1,0 +1,24 @@
+//! What an object is: the layer between the S3 API ([`crate::s3`]) and where bytes and
+//! records live ([`crate::store`]). It owns the typed records (object: [`record`],
+//! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
+//! tagged ([`codec`], and [`legacy`] for records written before the typed form), the ETag
+//! rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
+//! checks each stored header against the salt its record holds). [`Objects`] reads and
+//! writes records through any store. It knows nothing of HTTP.
+
+pub mod bucket;
+pub mod codec;
+pub mod error;
+pub mod etag;
+mod legacy;
+pub mod objects;
+pub mod plain;
+pub mod record;
+pub mod upload;
+
+pub use bucket::{BucketRecord, KmsBinding, Origin};
+pub use error::ObjectError;
+pub use objects::{Fetched, Objects};
+pub use plain::PlainSource;
+pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
+pub use upload::{Part, PartRecord, UploadRecord};

@@ -1,0 +1,204 @@
+//! [`Objects`]: the records of buckets, objects and uploads, typed, over any [`Store`].
+//! Writes encode (and for objects, seal) a record and hand it to the store with the
+//! bytes; reads decode what the store returns and check that it describes what was asked
+//! for (a record filed under another key or part number is an integrity failure).
+
+use std::sync::Arc;
+
+use super::bucket::BucketRecord;
+use super::codec::{self, Unverified};
+use super::error::ObjectError;
+use super::record::ObjectRecord;
+use super::upload::{Part, PartRecord, UploadRecord};
+use crate::engine::CustomerKey;
+use crate::store::{ObjectReader, ObjectWriter, PartWriter, Store};
+
+/// Typed records over a store.
+#[derive(Clone)]
+pub struct Objects {
+    store: Arc<dyn Store>,
+}
+
+/// An object as read back: its record (tag not yet checked) and its stored bytes.
+pub struct Fetched {
+    /// The record.
+    pub record: Unverified,
+    /// The stored bytes.
+    pub body: Box<dyn ObjectReader>,
+}
+
+fn names_other(what: &str, wanted: &str, found: &str) -> ObjectError {
+    ObjectError::Integrity(format!("the record filed as {what} {wanted:?} names {found:?}"))
+}
+
+impl Objects {
+    /// Records over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
+        Ok(self.store.create_bucket(&bucket.name, &bucket.encode()?)?)
+    }
+
+    /// A bucket's record.
+    pub fn bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
+        let record = BucketRecord::decode(&self.store.bucket(name)?)?;
+        if record.name != name {
+            return Err(names_other("bucket", name, &record.name));
+        }
+        Ok(record)
+    }
+
+    /// Replaces a bucket's record.
+    pub fn update_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
+        Ok(self.store.update_bucket(&bucket.name, &bucket.encode()?)?)
+    }
+
+    /// Deletes an empty bucket.
+    pub fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
+        Ok(self.store.delete_bucket(name)?)
+    }
+
+    /// Every bucket, by name.
+    pub fn list_buckets(&self) -> Result<Vec<BucketRecord>, ObjectError> {
+        self.store.list_buckets()?.iter().map(|b| BucketRecord::decode(&b.record)).collect()
+    }
+
+    /// Starts writing `key` in `bucket`; [`Objects::commit`] makes it visible.
+    pub fn writer(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, ObjectError> {
+        Ok(self.store.put(bucket, key)?)
+    }
+
+    /// Makes the object written to `writer` visible with `record`, sealed with the tag for
+    /// `key` (the object's key; none for AONT-RS). Blocking: it flushes to the store.
+    pub fn commit(
+        writer: Box<dyn ObjectWriter>,
+        record: &ObjectRecord,
+        key: Option<&CustomerKey>,
+    ) -> Result<(), ObjectError> {
+        Ok(writer.commit(&codec::seal(record, key)?)?)
+    }
+
+    /// Opens an object.
+    pub fn get(&self, bucket: &str, key: &str) -> Result<Fetched, ObjectError> {
+        let stored = self.store.get(bucket, key)?;
+        Ok(Fetched { record: Self::open_record(&stored.record, key)?, body: stored.body })
+    }
+
+    /// An object's record.
+    pub fn head(&self, bucket: &str, key: &str) -> Result<Unverified, ObjectError> {
+        Self::open_record(&self.store.head(bucket, key)?, key)
+    }
+
+    fn open_record(bytes: &[u8], key: &str) -> Result<Unverified, ObjectError> {
+        let record = codec::open(bytes, key)?;
+        if record.unchecked().key != key {
+            return Err(names_other("object", key, &record.unchecked().key));
+        }
+        Ok(record)
+    }
+
+    /// Deletes an object; `false` if there was none.
+    pub fn delete(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
+        Ok(self.store.delete(bucket, key)?)
+    }
+
+    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
+    /// `start_after`, in byte order of their keys. Their tags are not checked (listings
+    /// need no key).
+    pub fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>, ObjectError> {
+        self.store
+            .list(bucket, prefix, start_after, limit)?
+            .iter()
+            .map(|o| Ok(Self::open_record(&o.record, &o.name)?.unchecked().clone()))
+            .collect()
+    }
+
+    /// Starts a multipart upload.
+    pub fn create_upload(&self, bucket: &str, upload: &UploadRecord) -> Result<(), ObjectError> {
+        crate::store::check_key(&upload.key)?;
+        Ok(self.store.create_upload(bucket, &upload.upload_id, &upload.encode()?)?)
+    }
+
+    /// An upload in progress.
+    pub fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadRecord, ObjectError> {
+        let record = UploadRecord::decode(&self.store.upload(bucket, upload_id)?)?;
+        if record.upload_id != upload_id {
+            return Err(names_other("upload", upload_id, &record.upload_id));
+        }
+        Ok(record)
+    }
+
+    /// Starts writing part `number` of an upload; [`Objects::commit_part`] makes it visible.
+    pub fn part_writer(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<Box<dyn PartWriter>, ObjectError> {
+        Ok(self.store.put_part(bucket, upload_id, number)?)
+    }
+
+    /// Makes the part written to `writer` visible with `record`. Blocking.
+    pub fn commit_part(writer: Box<dyn PartWriter>, record: PartRecord) -> Result<Part, ObjectError> {
+        let stored = writer.commit(&record.encode()?)?;
+        Ok(Part { record, stored })
+    }
+
+    /// The parts uploaded so far, by number.
+    pub fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, ObjectError> {
+        self.store
+            .list_parts(bucket, upload_id)?
+            .into_iter()
+            .map(|p| {
+                let record = PartRecord::decode(&p.record)?;
+                if record.number != p.number {
+                    return Err(names_other("part", &p.number.to_string(), &record.number.to_string()));
+                }
+                Ok(Part { record, stored: p.stored })
+            })
+            .collect()
+    }
+
+    /// Every upload in progress in `bucket`, by key, then start time.
+    pub fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadRecord>, ObjectError> {
+        let mut out = Vec::new();
+        for u in self.store.list_uploads(bucket)? {
+            let record = UploadRecord::decode(&u.record)?;
+            if record.upload_id != u.name {
+                return Err(names_other("upload", &u.name, &record.upload_id));
+            }
+            out.push(record);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.initiated.cmp(&b.initiated)));
+        Ok(out)
+    }
+
+    /// Discards an upload and its parts.
+    pub fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), ObjectError> {
+        Ok(self.store.abort_upload(bucket, upload_id)?)
+    }
+
+    /// Makes the object `record` describes out of the upload's `parts` (their stored bytes
+    /// end to end, in this order), sealed with the tag for `key`, and discards the upload.
+    /// Blocking.
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[u32],
+        record: &ObjectRecord,
+        key: Option<&CustomerKey>,
+    ) -> Result<(), ObjectError> {
+        let sealed = codec::seal(record, key)?;
+        Ok(self.store.complete_upload(bucket, upload_id, &record.key, parts, &sealed)?)
+    }
+}

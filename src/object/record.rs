@@ -1,0 +1,157 @@
+//! The object record: everything cipherstore keeps about an object besides its stored
+//! bytes, as types. How it is protected ([`Protection`], with that mode's parameters), its
+//! plaintext size and ETag, how its bytes are laid out ([`Layout`]: one engine object and
+//! its header salt, or parts with their manifest), the standard HTTP headers it was stored
+//! with ([`Headers`]) and its user metadata. [`super::codec`] turns a record into the bytes
+//! a store keeps (sealed with the metadata tag) and back, reading records written before
+//! this type existed too.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::format::SALT_LEN;
+
+/// The random salt of a stored engine header (FORMAT.md §1), recorded so that stored bytes
+/// are tied to their record (§3.7).
+pub type Salt = [u8; SALT_LEN];
+
+/// How an object's bytes are protected, with what a reader needs to find its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Protection {
+    /// AONT-RS packages: keyless, the default.
+    Aont,
+    /// SSE-C: a customer key sent with every request; only its MD5 is kept.
+    SseC {
+        /// Base64 MD5 of the customer key, as S3 echoes it.
+        key_md5: String,
+    },
+    /// SSE-KP (and aws:kms): a bucket key wrapped by an HSM root key.
+    SseKp {
+        /// The root key's CRN.
+        root: String,
+    },
+    /// Stored unencrypted by a `bench-plaintext` build (the benchmark baseline only).
+    Plaintext,
+}
+
+impl Protection {
+    /// The SSE-C key MD5, for SSE-C objects.
+    pub fn sse_c_md5(&self) -> Option<&str> {
+        match self {
+            Self::SseC { key_md5 } => Some(key_md5),
+            _ => None,
+        }
+    }
+
+    /// The root key CRN, for SSE-KP objects.
+    pub fn kp_root(&self) -> Option<&str> {
+        match self {
+            Self::SseKp { root } => Some(root),
+            _ => None,
+        }
+    }
+}
+
+/// The standard HTTP headers an object was stored with and is served with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headers {
+    /// Content-Type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// One part of a multipart object, in object order: the part manifest (FORMAT.md §3.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartEntry {
+    /// Part number as uploaded (bound into its STREAM chunks).
+    pub number: u32,
+    /// Plaintext length.
+    pub size: u64,
+    /// Stored length.
+    pub stored: u64,
+    /// The salt its header must carry; absent in objects written before salts were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "salt_hex")]
+    pub salt: Option<Salt>,
+}
+
+/// How an object's stored bytes are made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// One engine object (a single PUT or a copy).
+    Single {
+        /// The salt its header must carry; absent in objects written before salts were kept.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "salt_hex")]
+        salt: Option<Salt>,
+    },
+    /// Engine objects laid end to end, one per part (CompleteMultipartUpload).
+    Parts(Vec<PartEntry>),
+}
+
+/// What an object is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// The object's key.
+    pub key: String,
+    /// Plaintext length.
+    pub size: u64,
+    /// ETag as S3 reports it, without quotes.
+    pub etag: String,
+    /// Unix seconds.
+    pub last_modified: u64,
+    /// How its bytes are protected.
+    pub protection: Protection,
+    /// How its stored bytes are laid out.
+    pub layout: Layout,
+    /// Standard headers.
+    #[serde(default)]
+    pub headers: Headers,
+    /// `x-amz-meta-*` user metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user: BTreeMap<String, String>,
+}
+
+impl ObjectRecord {
+    /// The parts of a multipart object, `None` for a single one.
+    pub fn parts(&self) -> Option<&[PartEntry]> {
+        match &self.layout {
+            Layout::Parts(p) => Some(p),
+            Layout::Single { .. } => None,
+        }
+    }
+
+    /// Checks what a record must satisfy whatever wrote it: the parts' plaintext lengths
+    /// add up to the size, and a multipart object has parts.
+    pub(crate) fn consistent(&self) -> bool {
+        match &self.layout {
+            Layout::Single { .. } => true,
+            Layout::Parts(parts) => {
+                !parts.is_empty()
+                    && parts.iter().try_fold(0u64, |acc, p| acc.checked_add(p.size)) == Some(self.size)
+            }
+        }
+    }
+}
+
+/// Salts as 32 hex digits in records.
+pub(crate) mod salt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Salt;
+
+    pub fn serialize<S: Serializer>(salt: &Option<Salt>, s: S) -> Result<S::Ok, S::Error> {
+        match salt {
+            Some(salt) => s.serialize_str(&crate::hex::encode(salt)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Salt>, D::Error> {
+        // Version 1 part records wrote an empty string for "no salt".
+        let text: Option<String> = Option::deserialize(d)?.filter(|t: &String| !t.is_empty());
+        text.map(|t| crate::hex::decode_array(&t).ok_or_else(|| serde::de::Error::custom("malformed salt")))
+            .transpose()
+    }
+}
