@@ -169,7 +169,7 @@ impl Client {
     ) -> anyhow::Result<()> {
         let extra = if path.matches('/').count() > 1 { self.sse_c.as_slice() } else { &[] };
         let mut req = hyper::Request::builder().method(method).uri(path);
-        let date = amz_date(cipherstore::keys::audit::now_unix());
+        let date = amz_date(cipherstore::clock::now_unix());
         for (k, v) in self.signer.headers(method, path, &date, "UNSIGNED-PAYLOAD", extra) {
             req = req.header(k, v);
         }

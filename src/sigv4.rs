@@ -19,7 +19,7 @@ pub struct Signer {
 
 /// `YYYYMMDDTHHMMSSZ` for Unix seconds, as `x-amz-date` wants it.
 pub fn amz_date(unix: u64) -> String {
-    crate::keys::audit::rfc3339(unix).replace(['-', ':'], "")
+    crate::clock::rfc3339(unix).replace(['-', ':'], "")
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {

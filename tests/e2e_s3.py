@@ -9,6 +9,7 @@ no plaintext or customer key reaches the data directory.
 """
 
 import base64
+import datetime
 import hashlib
 import os
 import sys
@@ -56,6 +57,36 @@ def main():
         check("unsatisfiable range", error_code(lambda: alice.get_object(Bucket="photos", Key="dir/big.bin",
                                                                           Range=f"bytes={len(blob)}-")) == "InvalidRange")
         check("HEAD size", alice.head_object(Bucket="photos", Key="dir/big.bin")["ContentLength"] == len(blob))
+
+        # Standard headers: stored with the object, returned by GET and HEAD, carried by
+        # copies (replaced with REPLACE) and multipart uploads.
+        expires = datetime.datetime(2037, 10, 21, 7, 28, tzinfo=datetime.timezone.utc)
+        std = {"CacheControl": "max-age=3600", "ContentDisposition": 'attachment; filename="r.txt"',
+               "ContentEncoding": "gzip", "ContentLanguage": "de-CH", "Expires": expires,
+               "WebsiteRedirectLocation": "/elsewhere.html"}
+
+        def std_headers_of(resp):
+            return {k: resp.get(k) for k in std}
+
+        alice.put_object(Bucket="photos", Key="std", Body=b"headers", ContentType="text/plain", **std)
+        got = alice.get_object(Bucket="photos", Key="std")
+        check("standard headers on GET", std_headers_of(got) == std and got["ContentType"] == "text/plain",
+              str(std_headers_of(got)))
+        got["Body"].read()
+        check("standard headers on HEAD", std_headers_of(alice.head_object(Bucket="photos", Key="std")) == std)
+        alice.copy_object(Bucket="photos", Key="std-copy", CopySource={"Bucket": "photos", "Key": "std"})
+        check("copy carries standard headers", std_headers_of(alice.head_object(Bucket="photos", Key="std-copy")) == std)
+        alice.copy_object(Bucket="photos", Key="std-replaced", CopySource={"Bucket": "photos", "Key": "std"},
+                          MetadataDirective="REPLACE", CacheControl="no-store")
+        replaced = alice.head_object(Bucket="photos", Key="std-replaced")
+        check("copy with REPLACE replaces standard headers", replaced.get("CacheControl") == "no-store"
+              and replaced.get("ContentDisposition") is None and replaced.get("Expires") is None)
+        uid = alice.create_multipart_upload(Bucket="photos", Key="std-mp", **std)["UploadId"]
+        etag = alice.upload_part(Bucket="photos", Key="std-mp", UploadId=uid, PartNumber=1, Body=b"part")["ETag"]
+        alice.complete_multipart_upload(Bucket="photos", Key="std-mp", UploadId=uid,
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        check("multipart carries standard headers", std_headers_of(alice.head_object(Bucket="photos", Key="std-mp")) == std)
+        alice.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": k} for k in ("std", "std-copy", "std-replaced", "std-mp")]})
         empty = alice.put_object(Bucket="photos", Key="empty", Body=b"")
         check("empty object", alice.get_object(Bucket="photos", Key="empty")["Body"].read() == b""
               and empty["ETag"].strip('"') == hashlib.md5(b"").hexdigest())

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use s3s::Body;
 use s3s::service::{S3Service, S3ServiceBuilder};
 
+use crate::clock::now_unix;
 use crate::engine::Backend;
-use crate::keys::audit::now_unix;
 use crate::s3::CipherS3;
 use crate::serve::chunk_framing::CheckedBody;
 use crate::serve::users::Users;

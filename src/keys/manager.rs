@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::audit::{AuditEvent, AuditLog, now_unix, rfc3339};
+use super::audit::{AuditEvent, AuditLog};
 use super::cache::BucketKeyCache;
 use super::error::KeysError;
 use super::hsm::Hsm;
 use super::id::{KeyId, key_check_value};
 use super::state::{BucketBinding, KeyRecord, KeyState, KeyVersion, Origin, State, StateFile};
+use crate::clock::{now_unix, rfc3339};
 use crate::engine::SecretKey;
 
 /// Default bucket key cache lifetime.

@@ -144,7 +144,12 @@ mod tests {
             last_modified: 1,
             protection: Protection::SseC { key_md5: "md5".into() },
             layout: Layout::Single { salt: Some([9; 16]) },
-            headers: Headers { content_type: Some("text/plain".into()) },
+            headers: Headers {
+                content_type: Some("text/plain".into()),
+                cache_control: Some("no-cache".into()),
+                expires: Some("Thu, 01 Jan 2037 00:00:00 GMT".into()),
+                ..Headers::default()
+            },
             user: [("a".to_owned(), "b".to_owned())].into(),
         }
     }

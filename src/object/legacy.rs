@@ -63,7 +63,7 @@ impl ObjectMetaV1 {
             last_modified: self.last_modified,
             protection,
             layout,
-            headers: Headers { content_type: self.content_type.clone() },
+            headers: Headers { content_type: self.content_type.clone(), ..Headers::default() },
             user: self.user.clone(),
         })
     }

@@ -18,7 +18,7 @@ pub mod upload;
 
 pub use bucket::{BucketRecord, KmsBinding, Origin};
 pub use error::ObjectError;
-pub use objects::{Fetched, Objects};
+pub use objects::Objects;
 pub use plain::PlainSource;
 pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
 pub use upload::{Part, PartRecord, UploadRecord};

@@ -27,6 +27,19 @@ pub struct Fetched {
     pub body: Box<dyn ObjectReader>,
 }
 
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Key.
+    pub key: String,
+    /// Plaintext length.
+    pub size: u64,
+    /// ETag, without quotes.
+    pub etag: String,
+    /// Unix seconds.
+    pub last_modified: u64,
+}
+
 fn names_other(what: &str, wanted: &str, found: &str) -> ObjectError {
     ObjectError::Integrity(format!("the record filed as {what} {wanted:?} names {found:?}"))
 }
@@ -105,20 +118,24 @@ impl Objects {
         Ok(self.store.delete(bucket, key)?)
     }
 
-    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
-    /// `start_after`, in byte order of their keys. Their tags are not checked (listings
-    /// need no key).
+    /// Up to `limit` objects whose keys start with `prefix` and sort after `start_after`,
+    /// in byte order of their keys, as their records describe them. Their tags are not
+    /// checked (listings need no key).
     pub fn list(
         &self,
         bucket: &str,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<ObjectRecord>, ObjectError> {
+    ) -> Result<Vec<Listed>, ObjectError> {
         self.store
             .list(bucket, prefix, start_after, limit)?
-            .iter()
-            .map(|o| Ok(Self::open_record(&o.record, &o.name)?.unchecked().clone()))
+            .into_iter()
+            .map(|o| {
+                let record = Self::open_record(&o.record, &o.name)?;
+                let r = record.unchecked();
+                Ok(Listed { key: o.name, size: r.size, etag: r.etag.clone(), last_modified: r.last_modified })
+            })
             .collect()
     }
 

@@ -54,12 +54,30 @@ impl Protection {
     }
 }
 
-/// The standard HTTP headers an object was stored with and is served with.
+/// The standard HTTP headers an object was stored with and is served with, as sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Headers {
     /// Content-Type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// Cache-Control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// Content-Disposition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    /// Content-Encoding (without the transport's `aws-chunked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// Content-Language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    /// Expires, as an HTTP date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// `x-amz-website-redirect-location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website_redirect_location: Option<String>,
 }
 
 /// One part of a multipart object, in object order: the part manifest (FORMAT.md §3.5).

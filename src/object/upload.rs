@@ -120,7 +120,7 @@ mod tests {
             initiated: 7,
             key: "k".into(),
             protection: Protection::SseC { key_md5: "m".into() },
-            headers: Headers { content_type: Some("a/b".into()) },
+            headers: Headers { content_type: Some("a/b".into()), ..Headers::default() },
             user: [("x".to_owned(), "y".to_owned())].into(),
         };
         assert_eq!(UploadRecord::decode(&u.encode().unwrap()).unwrap(), u);

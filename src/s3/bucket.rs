@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{CipherS3, error, kp};
-use crate::keys::audit::now_unix;
+use crate::clock::now_unix;
 use crate::object::{BucketRecord, KmsBinding, ObjectError, Origin};
 use crate::store::StoreError;
 

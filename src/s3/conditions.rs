@@ -4,7 +4,7 @@
 //! is 412 PreconditionFailed; a matching If-None-Match or an unchanged If-Modified-Since is
 //! 304 NotModified (412 for copy sources, which cannot be "not modified").
 
-use s3s::dto::{ETag, ETagCondition, Timestamp};
+use s3s::dto::{ETagCondition, Timestamp};
 use s3s::{S3Result, s3_error};
 
 use crate::object::ObjectRecord;
@@ -59,14 +59,10 @@ impl Conditions<'_> {
     }
 }
 
-/// The ETag of an object as a strong ETag value.
-pub fn etag(meta: &ObjectRecord) -> ETag {
-    ETag::Strong(meta.etag.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use s3s::dto::ETag;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn meta() -> ObjectRecord {

@@ -9,10 +9,10 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, kp, object, sse};
+use super::{CipherS3, body, error, headers, kp, object, sse};
+use crate::clock::now_unix;
 use crate::engine::SealSpec;
-use crate::keys::audit::now_unix;
-use crate::object::{Headers, Layout, ObjectRecord, PlainSource, etag};
+use crate::object::{Layout, ObjectRecord, PlainSource, etag};
 
 /// The bucket and key a copy reads from.
 pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String)> {
@@ -66,10 +66,7 @@ pub(super) async fn copy_object(
     )?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let (headers, user) = if replace {
-        (
-            Headers { content_type: input.content_type.map(|c| c.to_string()) },
-            input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
-        )
+        (headers::from_input!(input), input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default())
     } else {
         (source_meta.headers, source_meta.user)
     };

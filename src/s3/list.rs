@@ -14,7 +14,7 @@ const PAGE: usize = 1000;
 
 /// One listing entry: an object, or a common prefix standing for many.
 enum Entry {
-    Object(crate::object::ObjectRecord),
+    Object(crate::object::objects::Listed),
     Prefix(String),
 }
 

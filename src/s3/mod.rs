@@ -12,19 +12,20 @@
 //!
 //! Every operation not listed in the [`S3`] impl below answers NotImplemented.
 
-pub mod body;
-pub mod bucket;
-pub mod conditions;
-pub mod copy;
-pub mod digest;
-pub mod encryption;
-pub mod error;
-pub mod kp;
-pub mod list;
-pub mod multipart;
-pub mod object;
-pub mod read_key;
-pub mod sse;
+pub(crate) mod body;
+pub(crate) mod bucket;
+pub(crate) mod conditions;
+pub(crate) mod copy;
+pub(crate) mod digest;
+pub(crate) mod encryption;
+pub(crate) mod error;
+pub(crate) mod headers;
+pub(crate) mod kp;
+pub(crate) mod list;
+pub(crate) mod multipart;
+pub(crate) mod object;
+pub(crate) mod read_key;
+pub(crate) mod sse;
 
 use std::sync::Arc;
 

@@ -16,12 +16,10 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, copy, error, kp, object, sse};
+use super::{CipherS3, body, copy, error, headers, kp, object, sse};
+use crate::clock::now_unix;
 use crate::engine::SealSpec;
-use crate::keys::audit::now_unix;
-use crate::object::{
-    Headers, Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, UploadRecord, etag,
-};
+use crate::object::{Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, UploadRecord, etag};
 use crate::store::new_upload_id;
 
 /// Smallest part, except the last (S3's rule).
@@ -71,7 +69,7 @@ pub(super) async fn create(
         initiated: now_unix(),
         key: input.key.clone(),
         protection,
-        headers: Headers { content_type: input.content_type.map(|c| c.to_string()) },
+        headers: headers::from_input!(input),
         user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
     };
     s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;

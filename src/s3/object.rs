@@ -10,10 +10,10 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, kp, sse};
+use super::{CipherS3, body, error, headers, kp, sse};
+use crate::clock::now_unix;
 use crate::engine::SealSpec;
-use crate::keys::audit::now_unix;
-use crate::object::{BucketRecord, Headers, Layout, ObjectRecord, PlainSource, Protection, etag};
+use crate::object::{BucketRecord, Layout, ObjectRecord, PlainSource, Protection, etag};
 
 /// Largest object accepted in one PUT (S3's limit).
 pub const MAX_PUT: u64 = 5 << 30;
@@ -66,7 +66,7 @@ pub(super) async fn put_object(
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
-    let headers = Headers { content_type: input.content_type.map(|c| c.to_string()) };
+    let headers = headers::from_input!(input);
     let user = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
     let tag_key = sealing.key().cloned();
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
@@ -177,7 +177,7 @@ pub(super) async fn get_object(
         (None, None) => (0, size, None),
     };
     let blob = body::get_body(source, first, last)?;
-    let output = GetObjectOutput {
+    let mut output = GetObjectOutput {
         body: Some(blob),
         content_length: Some((last - first) as i64),
         content_range,
@@ -185,12 +185,12 @@ pub(super) async fn get_object(
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),
-        content_type: meta.headers.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
         ..Default::default()
     };
+    headers::into_output!(output, &meta.headers);
     let mut response = S3Response::new(output);
     read.name_key(&mut response.headers);
     Ok(response)
@@ -215,17 +215,18 @@ pub(super) async fn head_object(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(&meta, false)?;
-    let mut response = S3Response::new(HeadObjectOutput {
+    let mut output = HeadObjectOutput {
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
         content_length: Some(meta.size as i64),
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),
-        content_type: meta.headers.content_type.clone().and_then(|c| c.parse().ok()),
         metadata: user_metadata(&meta),
         ..Default::default()
-    });
+    };
+    headers::into_output!(output, &meta.headers);
+    let mut response = S3Response::new(output);
     read.name_key(&mut response.headers);
     Ok(response)
 }

@@ -1,0 +1,88 @@
+//! The standard headers an object is stored and served with (Content-Type, Cache-Control,
+//! Content-Disposition, Content-Encoding, Content-Language, Expires,
+//! `x-amz-website-redirect-location`): from a request (PutObject, CreateMultipartUpload,
+//! CopyObject with REPLACE) into the record's [`Headers`], and from there into GetObject
+//! and HeadObject responses. The operations' input and output types share these field
+//! names, hence macros.
+
+use s3s::dto::{Timestamp, TimestampFormat};
+
+use crate::object::Headers;
+
+/// `aws-chunked` names the transport framing of a body, not the object's encoding: it is
+/// dropped from Content-Encoding (and the header with it when nothing else is left).
+pub(crate) fn content_encoding(sent: Option<String>) -> Option<String> {
+    let kept: Vec<&str> = sent
+        .as_deref()?
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+/// An Expires timestamp as an HTTP date.
+pub(crate) fn expires_text(t: Option<Timestamp>) -> Option<String> {
+    let mut out = Vec::new();
+    t?.format(TimestampFormat::HttpDate, &mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
+/// A stored Expires back as a timestamp (as stored by [`expires_text`]).
+pub(crate) fn expires(h: &Headers) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, h.expires.as_deref()?).ok()
+}
+
+/// The [`Headers`] a request input carries.
+macro_rules! from_input {
+    ($input:expr) => {
+        crate::object::Headers {
+            content_type: $input.content_type.map(|c| c.to_string()),
+            cache_control: $input.cache_control,
+            content_disposition: $input.content_disposition,
+            content_encoding: crate::s3::headers::content_encoding($input.content_encoding),
+            content_language: $input.content_language,
+            expires: crate::s3::headers::expires_text($input.expires),
+            website_redirect_location: $input.website_redirect_location,
+        }
+    };
+}
+pub(crate) use from_input;
+
+/// Sets a response output's standard headers from [`Headers`].
+macro_rules! into_output {
+    ($output:expr, $headers:expr) => {{
+        let h: &crate::object::Headers = $headers;
+        $output.content_type = h.content_type.as_ref().and_then(|c| c.parse().ok());
+        $output.cache_control = h.cache_control.clone();
+        $output.content_disposition = h.content_disposition.clone();
+        $output.content_encoding = h.content_encoding.clone();
+        $output.content_language = h.content_language.clone();
+        $output.expires = crate::s3::headers::expires(h);
+        $output.website_redirect_location = h.website_redirect_location.clone();
+    }};
+}
+pub(crate) use into_output;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_not_the_objects_encoding_and_expires_round_trips() {
+        let enc = |s: &str| content_encoding(Some(s.to_owned()));
+        assert_eq!(enc("aws-chunked"), None);
+        assert_eq!(enc("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(enc("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(enc("br").as_deref(), Some("br"));
+        assert_eq!(content_encoding(None), None);
+        let t = Timestamp::parse(TimestampFormat::HttpDate, "Wed, 21 Oct 2037 07:28:00 GMT").unwrap();
+        let text = expires_text(Some(t)).unwrap();
+        assert_eq!(text, "Wed, 21 Oct 2037 07:28:00 GMT");
+        let h = Headers { expires: Some(text), ..Headers::default() };
+        assert_eq!(
+            expires(&h).and_then(|t| expires_text(Some(t))).as_deref(),
+            Some("Wed, 21 Oct 2037 07:28:00 GMT")
+        );
+    }
+}
