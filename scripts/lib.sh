@@ -23,13 +23,14 @@ need_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# need_rust: the project builds with the machine's stable toolchain (1.95).
+# need_rust: the project builds with the machine's stable toolchain (1.95), a C compiler
+# (aws-lc) and protoc (etcd-client's gRPC definitions).
 need_rust() {
   if ! command -v cargo >/dev/null; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
   fi
   command -v cargo >/dev/null || { echo "cargo (Rust 1.95) is required: https://rustup.rs" >&2; return 1; }
-  need_apt gcc libc6-dev make pkg-config
+  need_apt gcc libc6-dev make pkg-config protobuf-compiler
 }
 
 # python_venv: .venv with the pinned Python tools (scripts/requirements.txt); prints its python.

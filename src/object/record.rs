@@ -132,14 +132,6 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
-    /// The parts of a multipart object, `None` for a single one.
-    pub fn parts(&self) -> Option<&[PartEntry]> {
-        match &self.layout {
-            Layout::Parts(p) => Some(p),
-            Layout::Single { .. } => None,
-        }
-    }
-
     /// Checks what a record must satisfy whatever wrote it: the parts' plaintext lengths
     /// add up to the size, and a multipart object has parts.
     pub(crate) fn consistent(&self) -> bool {

@@ -5,8 +5,10 @@
 //! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
 //! each object, not in process memory, so several service instances can share a backend.
 
+pub mod etcd;
 pub mod fs;
 pub mod keypath;
+pub mod kv;
 
 use std::io::Write;
 

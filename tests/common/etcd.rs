@@ -1,0 +1,127 @@
+//! Real etcd clusters on loopback for the tests: `members` processes of Debian's
+//! `etcd-server` (installed by scripts/test), each with its own data directory and free
+//! ports, stopped by PID when dropped. A member can be stopped and started again.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cipherstore::store::etcd::{EtcdConfig, EtcdKv};
+use cipherstore::store::kv::Kv;
+
+pub struct Etcd {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+    cluster: String,
+}
+
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    process: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Etcd {
+    /// Starts a cluster of `members` and waits until it answers.
+    pub async fn start(members: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let members: Vec<Member> = (0..members)
+            .map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), process: None })
+            .collect();
+        let cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut etcd = Self { dir, members, cluster };
+        for i in 0..etcd.members.len() {
+            etcd.spawn(i);
+        }
+        etcd.wait_ready().await;
+        etcd
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.members[i].name)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let data = self.data_dir(i);
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("{}.log", self.members[i].name))).unwrap();
+        let m = &self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client);
+        let peer = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new("etcd")
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(&data)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.cluster, "--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "cipherstore-test", "--log-level", "warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start etcd ({e}): install etcd-server (scripts/test does)"));
+        self.members[i].process = Some(child);
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect()
+    }
+
+    /// A client configuration for the whole cluster under `namespace`.
+    pub fn config(&self, namespace: &str) -> EtcdConfig {
+        let mut c = EtcdConfig::new(self.endpoints());
+        c.namespace = namespace.as_bytes().to_vec();
+        c.request_timeout = Duration::from_secs(2);
+        c.connect_timeout = Duration::from_secs(2);
+        c
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(kv) = EtcdKv::connect(&self.config("/ready/")).await
+                && kv.range(b"", &[0], 1).await.is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become ready; logs in {}",
+                self.dir.path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops member `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.members[i].process.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data and waits until the cluster answers.
+    pub async fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_ready().await;
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The cluster store's metadata service on real etcd (docs/SCALE-OUT.md §2): ordered
+//! ranges with limits, compare-and-swap transactions that lose no update under
+//! concurrency, watches, namespaces kept apart, and a three-member cluster that goes on
+//! after losing one member and refuses cleanly, with nothing half-written, without quorum.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cipherstore::store::etcd::EtcdKv;
+use cipherstore::store::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
+use common::etcd::Etcd;
+
+fn put(k: &str, v: &str) -> Op {
+    Op::Put(k.as_bytes().to_vec(), v.as_bytes().to_vec())
+}
+
+fn txn(compares: Vec<Compare>, ops: Vec<Op>) -> Txn {
+    Txn { compares, ops }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_transactions_and_watches() {
+    let etcd = Etcd::start(1).await;
+    let kv = EtcdKv::connect(&etcd.config("/t1/")).await.unwrap();
+    let other = EtcdKv::connect(&etcd.config("/t2/")).await.unwrap();
+    let mut watch = kv.watch(b"o/", 0).await.unwrap();
+
+    // Keys come back in byte order, limited, with `more` telling what is left.
+    let keys = ["o/b\0z", "o/b\0a", "o/b\0a/1", "o/c\0x", "b/b"];
+    let rev = kv.txn(txn(vec![], keys.iter().map(|k| put(k, k)).collect())).await.unwrap().unwrap();
+    let page = kv.range(b"o/b\0", &prefix_end(b"o/b\0"), 2).await.unwrap();
+    let got: Vec<&[u8]> = page.entries.iter().map(|e| e.key.as_slice()).collect();
+    assert_eq!(got, [&b"o/b\0a"[..], b"o/b\0a/1"]);
+    assert!(page.more);
+    assert!(page.entries.iter().all(|e| e.mod_revision == rev && e.value == e.key));
+    let rest = kv.range(b"o/b\0a/1\0", &prefix_end(b"o/b\0"), 10).await.unwrap();
+    assert_eq!(rest.entries.len(), 1);
+    assert!(!rest.more);
+    assert_eq!(kv.range(b"", &[0], 100).await.unwrap().entries.len(), 5, "everything in the namespace");
+    assert!(other.range(b"", &[0], 100).await.unwrap().entries.is_empty(), "namespaces are apart");
+
+    // Compare-and-swap: a stale revision or a present key refuses the whole transaction.
+    let entry = kv.get(b"o/b\0a").await.unwrap().unwrap();
+    let stale =
+        txn(vec![Compare::Revision(b"o/b\0a".to_vec(), entry.mod_revision - 1)], vec![put("o/b\0a", "x")]);
+    assert_eq!(kv.txn(stale).await.unwrap(), None);
+    let absent = txn(vec![Compare::Absent(b"o/b\0a".to_vec())], vec![put("o/b\0new", "x")]);
+    assert_eq!(kv.txn(absent).await.unwrap(), None);
+    assert!(kv.get(b"o/b\0new").await.unwrap().is_none(), "a refused transaction changes nothing");
+    let swap = txn(
+        vec![Compare::Revision(b"o/b\0a".to_vec(), entry.mod_revision), Compare::Present(b"b/b".to_vec())],
+        vec![put("o/b\0a", "v2"), Op::Delete(b"o/c\0x".to_vec())],
+    );
+    let rev2 = kv.txn(swap).await.unwrap().unwrap();
+    assert!(rev2 > rev);
+    assert_eq!(kv.get(b"o/b\0a").await.unwrap().unwrap().value, b"v2");
+    assert!(kv.get(b"o/c\0x").await.unwrap().is_none());
+    kv.txn(txn(vec![], vec![Op::DeleteRange(b"o/b\0".to_vec(), prefix_end(b"o/b\0"))])).await.unwrap();
+    assert!(kv.range(b"o/", &prefix_end(b"o/"), 10).await.unwrap().entries.is_empty());
+
+    // The watch saw every change under o/, in order, with namespace-free keys.
+    let mut seen = Vec::new();
+    while seen.len() < 4 + 2 + 3 {
+        let event =
+            tokio::time::timeout(Duration::from_secs(5), watch.next()).await.unwrap().unwrap().unwrap();
+        seen.push(event);
+    }
+    assert!(matches!(&seen[0], Event::Put(e) if e.key.starts_with(b"o/")));
+    assert!(seen.iter().all(|e| match e {
+        Event::Put(e) => e.key.starts_with(b"o/"),
+        Event::Delete(k, _) => k.starts_with(b"o/"),
+    }));
+    assert!(matches!(&seen[4], Event::Put(e) if e.key == b"o/b\0a" && e.value == b"v2"));
+    assert!(matches!(&seen[5], Event::Delete(k, r) if k == b"o/c\0x" && *r == rev2));
+    assert_eq!(seen.iter().filter(|e| matches!(e, Event::Delete(..))).count(), 4);
+
+    // A watch resumes after a revision: it replays what it missed.
+    let mut resumed = kv.watch(b"o/", rev).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), resumed.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(first, Event::Put(e) if e.key == b"o/b\0a" && e.mod_revision == rev2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_compare_and_swap_loses_no_update() {
+    let etcd = Etcd::start(1).await;
+    let kv = Arc::new(EtcdKv::connect(&etcd.config("/cas/")).await.unwrap());
+    kv.txn(txn(vec![], vec![put("counter", "0")])).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let kv = kv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut retries = 0;
+            for _ in 0..25 {
+                loop {
+                    let e = kv.get(b"counter").await.unwrap().unwrap();
+                    let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
+                    let next = txn(
+                        vec![Compare::Revision(b"counter".to_vec(), e.mod_revision)],
+                        vec![put("counter", &(n + 1).to_string())],
+                    );
+                    if kv.txn(next).await.unwrap().is_some() {
+                        break;
+                    }
+                    retries += 1;
+                }
+            }
+            retries
+        }));
+    }
+    let mut retries = 0;
+    for t in tasks {
+        retries += t.await.unwrap();
+    }
+    let value = kv.get(b"counter").await.unwrap().unwrap().value;
+    assert_eq!(value, b"100", "every increment kept ({retries} compare failures retried)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_survive_one_loss_and_refuse_cleanly_without_quorum() {
+    let mut etcd = Etcd::start(3).await;
+    let kv = EtcdKv::connect(&etcd.config("/q/")).await.unwrap();
+    kv.txn(txn(vec![], vec![put("before", "1")])).await.unwrap();
+
+    etcd.kill(0);
+    // One member of three gone: reads and writes go on (the client moves to the others).
+    let mut ok = false;
+    for _ in 0..20 {
+        if kv.txn(txn(vec![], vec![put("one-lost", "1")])).await.is_ok_and(|r| r.is_some()) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ok, "writes go on with two of three members");
+    assert_eq!(kv.get(b"before").await.unwrap().unwrap().value, b"1");
+
+    etcd.kill(1);
+    // Quorum lost: a clean error within the request timeout, never a hang.
+    let started = Instant::now();
+    let refused = kv.txn(txn(vec![], vec![put("no-quorum/a", "1"), put("no-quorum/b", "1")])).await;
+    assert!(matches!(refused, Err(KvError::Unavailable(_))), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused in {:?}", started.elapsed());
+    assert!(matches!(kv.get(b"before").await, Err(KvError::Unavailable(_))), "no stale reads either");
+
+    // Quorum back: service resumes without a new client, and the refused write is absent.
+    etcd.restart(1).await;
+    let mut back = false;
+    for _ in 0..40 {
+        if kv.get(b"before").await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(back, "the same client reads again once quorum is back");
+    // The refused transaction was not acknowledged, so it may or may not have committed
+    // (its proposal can outlive the timeout, as with any store): but all or nothing.
+    let a = kv.get(b"no-quorum/a").await.unwrap().is_some();
+    let b = kv.get(b"no-quorum/b").await.unwrap().is_some();
+    assert_eq!(a, b, "nothing half-written");
+    assert!(kv.txn(txn(vec![], vec![put("after", "1")])).await.unwrap().is_some());
+}
