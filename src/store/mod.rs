@@ -5,6 +5,7 @@
 //! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
 //! each object, not in process memory, so several service instances can share a backend.
 
+pub mod blobs;
 pub mod etcd;
 pub mod fs;
 pub mod keypath;

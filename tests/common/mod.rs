@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod ceph;
 pub mod etcd;
 pub mod hsm;
 
