@@ -34,6 +34,7 @@ pub fn store(e: StoreError) -> S3Error {
         StoreError::InvalidBucketName(b) => s3_error!(InvalidBucketName, "invalid bucket name {b}"),
         StoreError::InvalidKey(why) => s3_error!(KeyTooLongError, "{why}"),
         corrupt @ StoreError::Corrupt { .. } => integrity(&corrupt),
+        StoreError::Unavailable(_) => unavailable(&e),
         StoreError::Io { source, .. } if out_of_space(source) => storage_full(&e),
         other => internal(&other),
     }
@@ -81,6 +82,16 @@ fn storage_full(e: &dyn std::fmt::Display) -> S3Error {
         "the store is out of space; nothing was written",
     );
     err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    err
+}
+
+/// 503 ServiceUnavailable with Retry-After: the store's backends cannot answer now.
+fn unavailable(e: &dyn std::fmt::Display) -> S3Error {
+    tracing::warn!(error = %e, "the store is unavailable");
+    let mut err = s3_error!(ServiceUnavailable, "the storage backend is unavailable; retry later");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+    err.set_headers(headers);
     err
 }
 

@@ -6,6 +6,7 @@
 //! each object, not in process memory, so several service instances can share a backend.
 
 pub mod blobs;
+pub mod cluster;
 pub mod etcd;
 pub mod fs;
 pub mod keypath;
@@ -52,6 +53,10 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A service the store depends on (blob cluster, metadata service) cannot be reached
+    /// or cannot answer now: retry later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// The filesystem failed.
     #[error("{what}: {source}")]
     Io {

@@ -1,0 +1,765 @@
+//! The cluster store: blobs on an S3-compatible cluster ([`Blobs`]), records in a
+//! metadata service ([`Kv`], etcd), following docs/SCALE-OUT.md. A write streams its
+//! ciphertext to a fresh blob, then commits its record in one transaction that also moves
+//! the blob references; a blob is deleted only after no record names it, and blobs no
+//! record names (a gateway killed between the two) are removed by [`ClusterStore::sweep`].
+//! Concurrent writers of one key each commit a whole object; the last commit wins.
+//!
+//! [`Store`] is synchronous; this store bridges to its async clients on the runtime it was
+//! created in (from a runtime worker through `block_in_place`).
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use super::blobs::{BlobError, BlobWriter, Blobs, PART};
+use super::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
+use super::{
+    Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
+    check_bucket_name, check_key, check_upload_id,
+};
+
+/// Tries of a commit whose compare failed because another writer committed first.
+const COMMIT_TRIES: usize = 16;
+/// Keys read per page when a listing or a check must see every key of a range.
+const PAGE: usize = 1000;
+
+/// Where an entry's bytes are: its blobs, end to end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BlobRef {
+    name: String,
+    len: u64,
+}
+
+/// An object's or part's metadata entry: its blobs and its record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Located {
+    blobs: Vec<BlobRef>,
+    /// The object layer's record (base64: the store does not interpret it).
+    record: String,
+}
+
+impl Located {
+    fn new(blobs: Vec<BlobRef>, record: &[u8]) -> Self {
+        Self { blobs, record: base64::engine::general_purpose::STANDARD.encode(record) }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| corrupt("an entry", &e))
+    }
+
+    fn decode(what: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| corrupt(what, &e))
+    }
+
+    fn record(&self, what: &str) -> Result<Vec<u8>, StoreError> {
+        base64::engine::general_purpose::STANDARD.decode(&self.record).map_err(|e| corrupt(what, &e))
+    }
+
+    fn stored(&self) -> u64 {
+        self.blobs.iter().map(|b| b.len).sum()
+    }
+}
+
+fn corrupt(what: &str, why: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { path: what.to_owned(), reason: why.to_string() }
+}
+
+fn kv_error(e: KvError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn blob_error(e: BlobError) -> StoreError {
+    match e {
+        BlobError::NotFound(name) => corrupt(&name, &"a blob a record names is missing"),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+// Metadata keys (docs/SCALE-OUT.md §1). Bucket names hold no NUL, so NUL ends them.
+fn bucket_key(b: &str) -> Vec<u8> {
+    [b"b/", b.as_bytes()].concat()
+}
+fn seq_key(b: &str) -> Vec<u8> {
+    [b"s/", b.as_bytes()].concat()
+}
+fn objects_of(b: &str) -> Vec<u8> {
+    [b"o/", b.as_bytes(), b"\0"].concat()
+}
+fn object_key(b: &str, key: &str) -> Vec<u8> {
+    [objects_of(b).as_slice(), key.as_bytes()].concat()
+}
+fn uploads_of(b: &str) -> Vec<u8> {
+    [b"u/", b.as_bytes(), b"\0"].concat()
+}
+fn upload_key(b: &str, id: &str) -> Vec<u8> {
+    [uploads_of(b).as_slice(), id.as_bytes()].concat()
+}
+fn parts_of(b: &str, id: &str) -> Vec<u8> {
+    [b"p/", b.as_bytes(), b"\0", id.as_bytes(), b"\0"].concat()
+}
+fn part_key(b: &str, id: &str, number: u32) -> Vec<u8> {
+    [parts_of(b, id).as_slice(), format!("{number:05}").as_bytes()].concat()
+}
+fn ref_key(blob: &str) -> Vec<u8> {
+    [b"r/", blob.as_bytes()].concat()
+}
+
+/// A fresh blob name under `dir` (`d` objects, `p` parts): random, saying nothing.
+fn new_blob(dir: &str) -> String {
+    format!("{dir}/{}", super::new_upload_id())
+}
+
+struct Inner {
+    kv: Arc<dyn Kv>,
+    blobs: Blobs,
+    handle: Handle,
+}
+
+/// Blobs on a cluster, records in a metadata service.
+#[derive(Clone)]
+pub struct ClusterStore {
+    inner: Arc<Inner>,
+}
+
+impl Inner {
+    /// Runs `f` on the store's runtime and waits for it, from any thread.
+    fn wait<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.handle.block_on(f)),
+            // A single-threaded runtime cannot lend its thread: wait on another one.
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| self.handle.block_on(f)).join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }),
+            Err(_) => self.handle.block_on(f),
+        }
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        self.kv.get(key).await.map_err(kv_error)
+    }
+
+    /// Every entry of `[start, end)`.
+    async fn all(&self, start: &[u8], end: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        let mut out: Vec<Entry> = Vec::new();
+        let mut from = start.to_vec();
+        loop {
+            let page = self.kv.range(&from, end, PAGE).await.map_err(kv_error)?;
+            if let Some(last) = page.entries.last() {
+                from = [last.key.as_slice(), b"\0"].concat();
+            }
+            out.extend(page.entries);
+            if !page.more {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool, StoreError> {
+        Ok(self.get(&bucket_key(bucket)).await?.is_some())
+    }
+
+    async fn require_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        check_bucket_name(bucket)?;
+        if self.bucket_exists(bucket).await? {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchBucket(bucket.to_owned()))
+        }
+    }
+
+    async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<bool, StoreError> {
+        Ok(self.kv.txn(Txn { compares, ops }).await.map_err(kv_error)?.is_some())
+    }
+
+    /// Deletes blobs no record names any more (best effort: the sweep finds what is left).
+    async fn discard(&self, blobs: &[BlobRef]) {
+        for b in blobs {
+            if let Err(e) = self.blobs.delete(&b.name).await {
+                tracing::warn!(blob = %b.name, error = %e, "an unreferenced blob is left for the sweep");
+            }
+        }
+    }
+
+    /// Commits `entry` under `key` (replacing what is there, last commit wins) once `guard`
+    /// holds: the new blobs' references are set, the replaced entry's removed, the bucket's
+    /// sequence bumped. Returns the replaced entry. `missing` is the error when `guard`
+    /// fails for good.
+    async fn commit(
+        &self,
+        bucket: &str,
+        key: Vec<u8>,
+        entry: &Located,
+        guard: Compare,
+        missing: impl Fn() -> StoreError,
+    ) -> Result<Option<Located>, StoreError> {
+        let value = entry.encode()?;
+        for _ in 0..COMMIT_TRIES {
+            let old = self.get(&key).await?;
+            let old_entry = old.as_ref().map(|e| Located::decode("an entry", &e.value)).transpose()?;
+            let mut compares = vec![guard.clone()];
+            compares.push(match &old {
+                Some(e) => Compare::Revision(key.clone(), e.mod_revision),
+                None => Compare::Absent(key.clone()),
+            });
+            let mut ops = vec![Op::Put(key.clone(), value.clone()), Op::Put(seq_key(bucket), Vec::new())];
+            ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), key.clone())));
+            if let Some(o) = &old_entry {
+                ops.extend(o.blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+            }
+            if self.txn(compares, ops).await? {
+                return Ok(old_entry);
+            }
+            if !self.guard_holds(&guard).await? {
+                return Err(missing());
+            }
+        }
+        Err(StoreError::Unavailable(format!("{COMMIT_TRIES} concurrent commits in a row; retry")))
+    }
+
+    async fn guard_holds(&self, guard: &Compare) -> Result<bool, StoreError> {
+        Ok(match guard {
+            Compare::Present(k) => self.get(k).await?.is_some(),
+            Compare::Absent(k) => self.get(k).await?.is_none(),
+            Compare::Revision(k, r) => self.get(k).await?.is_some_and(|e| e.mod_revision == *r),
+        })
+    }
+}
+
+impl ClusterStore {
+    /// A store over `kv` and `blobs`, bridging to them on the current runtime.
+    pub fn new(kv: Arc<dyn Kv>, blobs: Blobs) -> Result<Self, StoreError> {
+        let handle = Handle::try_current()
+            .map_err(|_| StoreError::Unavailable("the cluster store needs a tokio runtime".into()))?;
+        Ok(Self { inner: Arc::new(Inner { kv, blobs, handle }) })
+    }
+
+    /// Deletes the blobs under `d/` and `p/` that no record names and that are older than
+    /// `grace` (longer than any write takes): what gateways killed mid-write left. Returns
+    /// how many it deleted.
+    pub fn sweep(&self, grace: Duration) -> Result<usize, StoreError> {
+        let inner = self.inner.clone();
+        self.inner.wait(async move {
+            let cutoff = crate::clock::now_unix().saturating_sub(grace.as_secs());
+            let mut removed = 0;
+            for dir in ["d", "p"] {
+                for blob in inner.blobs.list(dir).await.map_err(blob_error)? {
+                    if blob.modified <= cutoff && inner.get(&ref_key(&blob.name)).await?.is_none() {
+                        inner.blobs.delete(&blob.name).await.map_err(blob_error)?;
+                        removed += 1;
+                    }
+                }
+            }
+            Ok(removed)
+        })
+    }
+
+    fn writer(&self, bucket: &str, dir: &str, target: Target) -> ClusterWriter {
+        ClusterWriter {
+            inner: self.inner.clone(),
+            bucket: bucket.to_owned(),
+            blob: new_blob(dir),
+            target,
+            buffer: Vec::new(),
+            stream: None,
+        }
+    }
+}
+
+/// What a writer commits into.
+enum Target {
+    Object(String),
+    Part(String, u32),
+}
+
+/// An object or part being written: buffered while small (one backend request at
+/// commit), streamed as a backend multipart upload once larger than a part.
+struct ClusterWriter {
+    inner: Arc<Inner>,
+    bucket: String,
+    blob: String,
+    target: Target,
+    buffer: Vec<u8>,
+    stream: Option<BlobWriter>,
+}
+
+impl Write for ClusterWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let inner = self.inner.clone();
+        if self.stream.is_none() && self.buffer.len() + buf.len() <= PART {
+            self.buffer.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
+        let blob = self.blob.clone();
+        let pending = std::mem::take(&mut self.buffer);
+        let mut stream = self.stream.take();
+        let result = inner.wait(async {
+            let w = match &mut stream {
+                Some(w) => w,
+                None => stream.insert(inner.blobs.writer(&blob).await?),
+            };
+            if !pending.is_empty() {
+                w.write(&pending).await?;
+            }
+            w.write(buf).await
+        });
+        self.stream = stream;
+        result.map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ClusterWriter {
+    /// Makes the bytes durable as one blob; returns its reference.
+    async fn finish(&mut self) -> Result<BlobRef, StoreError> {
+        let len = match self.stream.take() {
+            Some(w) => w.finish().await.map_err(blob_error)?,
+            None => {
+                let bytes = Bytes::from(std::mem::take(&mut self.buffer));
+                let len = bytes.len() as u64;
+                self.inner.blobs.put(&self.blob, bytes).await.map_err(blob_error)?;
+                len
+            }
+        };
+        Ok(BlobRef { name: self.blob.clone(), len })
+    }
+
+    /// Writes the blob, then commits `record` for it; on failure the blob goes.
+    fn commit_entry(mut self, record: &[u8]) -> Result<u64, StoreError> {
+        let inner = self.inner.clone();
+        let record = record.to_vec();
+        inner.clone().wait(async move {
+            let blob = self.finish().await?;
+            let stored = blob.len;
+            let entry = Located::new(vec![blob.clone()], &record);
+            let bucket = self.bucket.clone();
+            let committed = match &self.target {
+                Target::Object(key) => {
+                    inner
+                        .commit(
+                            &bucket,
+                            object_key(&bucket, key),
+                            &entry,
+                            Compare::Present(bucket_key(&bucket)),
+                            || StoreError::NoSuchBucket(bucket.clone()),
+                        )
+                        .await
+                }
+                Target::Part(id, number) => {
+                    let guard = Compare::Present(upload_key(&bucket, id));
+                    inner
+                        .commit(&bucket, part_key(&bucket, id, *number), &entry, guard, || {
+                            StoreError::NoSuchUpload(id.clone())
+                        })
+                        .await
+                }
+            };
+            match committed {
+                Ok(replaced) => {
+                    if let Some(old) = replaced {
+                        inner.discard(&old.blobs).await;
+                    }
+                    Ok(stored)
+                }
+                Err(e) => {
+                    inner.discard(&[blob]).await;
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+impl Drop for ClusterWriter {
+    fn drop(&mut self) {
+        // Never committed: the upload in progress is aborted (whole blobs never appear).
+        if let Some(w) = self.stream.take() {
+            self.inner.handle.spawn(async move {
+                let _ = w.abort().await;
+            });
+        }
+    }
+}
+
+impl ObjectWriter for ClusterWriter {
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+        self.commit_entry(record).map(|_| ())
+    }
+}
+
+impl PartWriter for ClusterWriter {
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
+        self.commit_entry(record)
+    }
+}
+
+/// An object's bytes: its blobs end to end, read by range.
+struct ClusterReader {
+    inner: Arc<Inner>,
+    /// Each blob and its first byte's offset in the object.
+    blobs: Vec<(BlobRef, u64)>,
+    len: u64,
+}
+
+impl ObjectReader for ClusterReader {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if offset >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let Some((blob, start)) = self.blobs.iter().rev().find(|(_, start)| *start <= offset) else {
+            return Ok(0);
+        };
+        let from = offset - start;
+        let to = blob.len.min(from + buf.len() as u64);
+        let bytes = self
+            .inner
+            .wait(self.inner.blobs.get_range(&blob.name, from..to))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+impl Store for ClusterStore {
+    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_bucket_name(name)?;
+        let key = bucket_key(name);
+        let ops = vec![Op::Put(key.clone(), record.to_vec()), Op::Put(seq_key(name), Vec::new())];
+        if self.inner.wait(self.inner.txn(vec![Compare::Absent(key)], ops))? {
+            Ok(())
+        } else {
+            Err(StoreError::BucketExists(name.to_owned()))
+        }
+    }
+
+    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        check_bucket_name(name)?;
+        match self.inner.wait(self.inner.get(&bucket_key(name)))? {
+            Some(e) => Ok(e.value),
+            None => Err(StoreError::NoSuchBucket(name.to_owned())),
+        }
+    }
+
+    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_bucket_name(name)?;
+        let key = bucket_key(name);
+        let ops = vec![Op::Put(key.clone(), record.to_vec())];
+        if self.inner.wait(self.inner.txn(vec![Compare::Present(key)], ops))? {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchBucket(name.to_owned()))
+        }
+    }
+
+    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        check_bucket_name(name)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            for _ in 0..COMMIT_TRIES {
+                let Some(seq) = inner.get(&seq_key(name)).await? else {
+                    return Err(StoreError::NoSuchBucket(name.to_owned()));
+                };
+                for prefix in [objects_of(name), uploads_of(name)] {
+                    let page = inner.kv.range(&prefix, &prefix_end(&prefix), 1).await.map_err(kv_error)?;
+                    if !page.entries.is_empty() {
+                        return Err(StoreError::BucketNotEmpty(name.to_owned()));
+                    }
+                }
+                let ops = vec![Op::Delete(bucket_key(name)), Op::Delete(seq_key(name))];
+                if inner.txn(vec![Compare::Revision(seq_key(name), seq.mod_revision)], ops).await? {
+                    return Ok(());
+                }
+            }
+            Err(StoreError::Unavailable("the bucket kept changing; retry".into()))
+        })
+    }
+
+    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
+        let entries = self.inner.wait(self.inner.all(b"b/", &prefix_end(b"b/")))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Named { name: String::from_utf8_lossy(&e.key[2..]).into_owned(), record: e.value })
+            .collect())
+    }
+
+    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        check_key(key)?;
+        self.inner.wait(self.inner.require_bucket(bucket))?;
+        Ok(Box::new(self.writer(bucket, "d", Target::Object(key.to_owned()))))
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+        check_key(key)?;
+        let inner = &self.inner;
+        let entry = inner.wait(async {
+            match inner.get(&object_key(bucket, key)).await? {
+                Some(e) => Ok(e),
+                None => {
+                    inner.require_bucket(bucket).await?;
+                    Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() })
+                }
+            }
+        })?;
+        let located = Located::decode(key, &entry.value)?;
+        let mut start = 0;
+        let blobs = located
+            .blobs
+            .iter()
+            .map(|b| {
+                let at = start;
+                start += b.len;
+                (b.clone(), at)
+            })
+            .collect();
+        let reader = ClusterReader { inner: self.inner.clone(), blobs, len: located.stored() };
+        Ok(StoredObject { record: located.record(key)?, body: Box::new(reader) })
+    }
+
+    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(bucket, key)?.record)
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let k = object_key(bucket, key);
+            for _ in 0..COMMIT_TRIES {
+                let Some(e) = inner.get(&k).await? else { return Ok(false) };
+                let located = Located::decode(key, &e.value)?;
+                let mut ops = vec![Op::Delete(k.clone()), Op::Put(seq_key(bucket), Vec::new())];
+                ops.extend(located.blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
+                    inner.discard(&located.blobs).await;
+                    return Ok(true);
+                }
+            }
+            Err(StoreError::Unavailable("the object kept changing; retry".into()))
+        })
+    }
+
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Named>, StoreError> {
+        let base = objects_of(bucket);
+        let first = object_key(bucket, prefix);
+        let start = match start_after {
+            Some(a) if a.as_bytes() >= prefix.as_bytes() => {
+                [object_key(bucket, a).as_slice(), b"\0"].concat()
+            }
+            _ => first.clone(),
+        };
+        let end = prefix_end(&first);
+        let inner = &self.inner;
+        let entries = inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            Ok(inner.kv.range(&start, &end, limit).await.map_err(kv_error)?.entries)
+        })?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let name =
+                    String::from_utf8(e.key[base.len()..].to_vec()).map_err(|e| corrupt("a key", &e))?;
+                let record = Located::decode(&name, &e.value)?.record(&name)?;
+                Ok(Named { name, record })
+            })
+            .collect()
+    }
+
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_upload_id(upload_id)?;
+        check_bucket_name(bucket)?;
+        let ops = vec![Op::Put(upload_key(bucket, upload_id), record.to_vec())];
+        if self.inner.wait(self.inner.txn(vec![Compare::Present(bucket_key(bucket))], ops))? {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchBucket(bucket.to_owned()))
+        }
+    }
+
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+        check_upload_id(upload_id)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            match inner.get(&upload_key(bucket, upload_id)).await? {
+                Some(e) => Ok(e.value),
+                None => Err(StoreError::NoSuchUpload(upload_id.to_owned())),
+            }
+        })
+    }
+
+    fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
+        self.upload(bucket, upload_id)?;
+        Ok(Box::new(self.writer(bucket, "p", Target::Part(upload_id.to_owned(), number))))
+    }
+
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        self.upload(bucket, upload_id)?;
+        let prefix = parts_of(bucket, upload_id);
+        let entries = self.inner.wait(self.inner.all(&prefix, &prefix_end(&prefix)))?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let number = std::str::from_utf8(&e.key[prefix.len()..])
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| corrupt("a part key", &"not a part number"))?;
+                let located = Located::decode("a part", &e.value)?;
+                Ok(StoredPart { number, stored: located.stored(), record: located.record("a part")? })
+            })
+            .collect()
+    }
+
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+        let prefix = uploads_of(bucket);
+        let inner = &self.inner;
+        let entries = inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            inner.all(&prefix, &prefix_end(&prefix)).await
+        })?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Named {
+                name: String::from_utf8_lossy(&e.key[prefix.len()..]).into_owned(),
+                record: e.value,
+            })
+            .collect())
+    }
+
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        check_upload_id(upload_id)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let upload = upload_key(bucket, upload_id);
+            let prefix = parts_of(bucket, upload_id);
+            for _ in 0..COMMIT_TRIES {
+                let Some(u) = inner.get(&upload).await? else {
+                    return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
+                };
+                let parts = inner.all(&prefix, &prefix_end(&prefix)).await?;
+                let mut blobs = Vec::new();
+                let mut compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
+                for p in &parts {
+                    compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
+                    blobs.extend(Located::decode("a part", &p.value)?.blobs);
+                }
+                let mut ops =
+                    vec![Op::Delete(upload.clone()), Op::DeleteRange(prefix.clone(), prefix_end(&prefix))];
+                ops.extend(blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                if inner.txn(compares, ops).await? {
+                    inner.discard(&blobs).await;
+                    return Ok(());
+                }
+            }
+            Err(StoreError::Unavailable("the upload kept changing; retry".into()))
+        })
+    }
+
+    fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        key: &str,
+        parts: &[u32],
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        check_upload_id(upload_id)?;
+        check_key(key)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let upload = upload_key(bucket, upload_id);
+            let prefix = parts_of(bucket, upload_id);
+            let target = object_key(bucket, key);
+            for _ in 0..COMMIT_TRIES {
+                let Some(u) = inner.get(&upload).await? else {
+                    return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
+                };
+                let uploaded = inner.all(&prefix, &prefix_end(&prefix)).await?;
+                let mut compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
+                let mut chosen = Vec::new();
+                let mut unchosen = Vec::new();
+                for p in &uploaded {
+                    let located = Located::decode("a part", &p.value)?;
+                    let number: Option<u32> =
+                        std::str::from_utf8(&p.key[prefix.len()..]).ok().and_then(|n| n.parse().ok());
+                    if number.is_some_and(|n| parts.contains(&n)) {
+                        compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
+                        chosen.push((number, located));
+                    } else {
+                        unchosen.extend(located.blobs);
+                    }
+                }
+                let mut blobs = Vec::with_capacity(parts.len());
+                for n in parts {
+                    let located = chosen
+                        .iter()
+                        .find(|(number, _)| *number == Some(*n))
+                        .map(|(_, l)| l)
+                        .ok_or_else(|| StoreError::NoSuchUpload(upload_id.to_owned()))?;
+                    blobs.extend(located.blobs.iter().cloned());
+                }
+                let old = inner.get(&target).await?;
+                let old_entry = old.as_ref().map(|e| Located::decode(key, &e.value)).transpose()?;
+                compares.push(match &old {
+                    Some(e) => Compare::Revision(target.clone(), e.mod_revision),
+                    None => Compare::Absent(target.clone()),
+                });
+                let entry = Located::new(blobs, record);
+                let mut ops = vec![
+                    Op::Put(target.clone(), entry.encode()?),
+                    Op::Put(seq_key(bucket), Vec::new()),
+                    Op::Delete(upload.clone()),
+                    Op::DeleteRange(prefix.clone(), prefix_end(&prefix)),
+                ];
+                ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())));
+                ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                if let Some(o) = &old_entry {
+                    ops.extend(o.blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                }
+                if inner.txn(compares, ops).await? {
+                    inner.discard(&unchosen).await;
+                    if let Some(o) = old_entry {
+                        inner.discard(&o.blobs).await;
+                    }
+                    return Ok(());
+                }
+            }
+            Err(StoreError::Unavailable("the upload kept changing; retry".into()))
+        })
+    }
+}

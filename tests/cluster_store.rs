@@ -1,0 +1,298 @@
+//! The cluster store (docs/SCALE-OUT.md) on real etcd and a real Ceph RGW: buckets,
+//! objects small (one backend PUT) and large (streamed multipart), ranged reads across
+//! blobs, ordered listings, overwrites that free the replaced blob, concurrent writers that
+//! leave one whole object, unfinished writes that leave nothing, orphans swept, multipart
+//! uploads completed without copying, two stores (gateways) sharing one cluster — also
+//! through the S3 operations — and 503-class errors when etcd has no quorum.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cipherstore::engine::Backend;
+use cipherstore::s3::CipherS3;
+use cipherstore::store::blobs::{Blobs, PART};
+use cipherstore::store::cluster::ClusterStore;
+use cipherstore::store::etcd::EtcdKv;
+use cipherstore::store::{SequentialReader, Store, StoreError};
+use common::ceph::Ceph;
+use common::etcd::Etcd;
+use common::plaintext;
+use futures_util::StreamExt;
+use s3s::auth::Credentials;
+use s3s::dto::*;
+use s3s::{Body, S3, S3Request};
+
+async fn store(etcd: &Etcd, ceph: &Ceph) -> ClusterStore {
+    let kv = EtcdKv::connect(&etcd.config("/cipherstore/test/")).await.unwrap();
+    ClusterStore::new(Arc::new(kv), Blobs::new(&ceph.blob_config()).unwrap()).unwrap()
+}
+
+fn put(s: &dyn Store, b: &str, key: &str, body: &[u8]) {
+    let mut w = s.put(b, key).unwrap();
+    for chunk in body.chunks(1 << 20) {
+        w.write_all(chunk).unwrap();
+    }
+    w.commit(format!("record of {key}").as_bytes()).unwrap();
+}
+
+fn read(s: &dyn Store, b: &str, key: &str) -> Vec<u8> {
+    let o = s.get(b, key).unwrap();
+    let mut out = Vec::new();
+    SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut out).unwrap();
+    assert_eq!(out.len() as u64, o.body.len());
+    out
+}
+
+fn names(listed: Vec<cipherstore::store::Named>) -> Vec<String> {
+    listed.into_iter().map(|n| n.name).collect()
+}
+
+async fn blob_names(ceph: &Ceph) -> Vec<String> {
+    let blobs = Blobs::new(&ceph.blob_config()).unwrap();
+    let mut out: Vec<String> = blobs.list("").await.unwrap().into_iter().map(|b| b.name).collect();
+    out.sort();
+    out
+}
+
+async fn get(s3: &CipherS3, key: &str) -> Vec<u8> {
+    let input = GetObjectInput { bucket: "photos".into(), key: key.into(), ..Default::default() };
+    let mut out = Vec::new();
+    let mut body = s3.get_object(req(input)).await.unwrap().output.body.unwrap();
+    while let Some(c) = body.next().await {
+        out.extend_from_slice(&c.unwrap());
+    }
+    out
+}
+
+fn req<T>(input: T) -> S3Request<T> {
+    S3Request {
+        input,
+        method: http::Method::PUT,
+        uri: http::Uri::from_static("/"),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: Some(Credentials { access_key: "alice".into(), secret_key: "secret".into() }),
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_store_on_etcd_and_ceph() {
+    let ceph = Ceph::start();
+    let mut etcd = Etcd::start(3).await;
+    let s = store(&etcd, &ceph).await;
+
+    // Buckets.
+    s.create_bucket("data", b"bucket record").unwrap();
+    assert!(matches!(s.create_bucket("data", b"again"), Err(StoreError::BucketExists(_))));
+    assert!(matches!(s.create_bucket("Bad_Name", b"x"), Err(StoreError::InvalidBucketName(_))));
+    assert_eq!(s.bucket("data").unwrap(), b"bucket record");
+    s.update_bucket("data", b"changed").unwrap();
+    assert_eq!(s.bucket("data").unwrap(), b"changed");
+    assert!(matches!(s.bucket("none"), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.put("none", "k"), Err(StoreError::NoSuchBucket(_))));
+    s.create_bucket("other", b"o").unwrap();
+    assert_eq!(names(s.list_buckets().unwrap()), ["data", "other"]);
+
+    // Objects: small ones (buffered, one backend PUT) and large ones (streamed in parts),
+    // hostile keys; bytes and records come back as written, ranges across blob parts.
+    let big = plaintext(2 * PART + 777, 3);
+    let keys = ["a", "dir/b", "dir/c", "\u{0}nul", "ключ/数据", "../../escape"];
+    for (i, k) in keys.iter().enumerate() {
+        put(&s, "data", k, &[i as u8; 1000]);
+    }
+    put(&s, "data", "big", &big);
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(read(&s, "data", k), vec![i as u8; 1000], "{k:?}");
+        assert_eq!(s.head("data", k).unwrap(), format!("record of {k}").as_bytes());
+    }
+    assert!(read(&s, "data", "big") == big);
+    let o = s.get("data", "big").unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = o.body.read_at(&mut buf, PART as u64 - 10).unwrap();
+    assert_eq!(&buf[..n], &big[PART - 10..PART - 10 + n]);
+    assert!(matches!(s.get("data", "none"), Err(StoreError::NoSuchKey { .. })));
+    let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).chain(["big".to_string()]).collect();
+    want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(names(s.list("data", "", None, 100).unwrap()), want);
+    assert_eq!(names(s.list("data", "dir/", None, 100).unwrap()), ["dir/b", "dir/c"]);
+    assert_eq!(names(s.list("data", "dir/", Some("dir/b"), 100).unwrap()), ["dir/c"]);
+    assert_eq!(names(s.list("data", "", Some("a"), 2).unwrap()), ["big", "dir/b"]);
+    assert!(s.list("data", "", None, 0).unwrap().is_empty());
+    assert!(s.list("other", "", None, 10).unwrap().is_empty());
+    let blobs_before = blob_names(&ceph).await.len();
+    assert_eq!(blobs_before, keys.len() + 1, "one blob per object");
+
+    // Overwrites free the replaced blob; deletes free theirs.
+    put(&s, "data", "a", b"new a");
+    assert_eq!(read(&s, "data", "a"), b"new a");
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before, "the replaced blob is gone");
+    assert!(s.delete("data", "dir/c").unwrap());
+    assert!(!s.delete("data", "dir/c").unwrap());
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before - 1);
+
+    // Unfinished writes leave nothing visible (a streamed one is aborted at the backend).
+    {
+        let mut w = s.put("data", "never").unwrap();
+        w.write_all(&big[..PART + 10]).unwrap();
+    }
+    {
+        let mut w = s.put("data", "never-small").unwrap();
+        w.write_all(b"small").unwrap();
+    }
+    assert!(matches!(s.get("data", "never"), Err(StoreError::NoSuchKey { .. })));
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before - 1, "no blob appeared");
+
+    // Concurrent writers of one key: each commit replaces a whole object, one survives.
+    std::thread::scope(|scope| {
+        for t in 1..=3u8 {
+            let s = &s;
+            scope.spawn(move || {
+                for _ in 0..4 {
+                    put(s, "data", "race", &vec![t; 300_000]);
+                }
+            });
+        }
+        let s = &s;
+        scope.spawn(move || {
+            for _ in 0..20 {
+                if let Ok(o) = s.get("data", "race") {
+                    let mut body = Vec::new();
+                    if SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut body).is_ok() {
+                        assert_eq!(body.len(), 300_000);
+                        assert!(body.iter().all(|&b| b == body[0]), "mixed object");
+                    }
+                }
+            }
+        });
+    });
+    let race = read(&s, "data", "race");
+    assert!(race.iter().all(|&b| b == race[0]) && race.len() == 300_000);
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before, "exactly one blob left for the raced key");
+
+    // A gateway killed between its blob and its commit leaves an orphan: the sweep removes
+    // it (and only it).
+    let raw = Blobs::new(&ceph.blob_config()).unwrap();
+    raw.put("d/00000000000000000000000000orphan", Bytes::from_static(b"orphan")).await.unwrap();
+    assert_eq!(s.sweep(Duration::from_secs(3600)).unwrap(), 0, "too young to sweep");
+    assert_eq!(s.sweep(Duration::ZERO).unwrap(), 1);
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before);
+    assert!(read(&s, "data", "big") == big, "referenced blobs are kept");
+
+    // Multipart: parts are blobs; completing lays them end to end without copying.
+    let id = cipherstore::store::new_upload_id();
+    s.create_upload("data", &id, b"upload record").unwrap();
+    assert_eq!(s.upload("data", &id).unwrap(), b"upload record");
+    let part = |n: u32, body: &[u8]| {
+        let mut w = s.put_part("data", &id, n).unwrap();
+        w.write_all(body).unwrap();
+        w.commit(format!("part {n}").as_bytes()).unwrap()
+    };
+    let p1 = plaintext(PART + 5, 4);
+    assert_eq!(part(1, &p1), p1.len() as u64);
+    part(2, b"first two");
+    part(2, b"second two");
+    part(3, b"never chosen");
+    let listed = s.list_parts("data", &id).unwrap();
+    assert_eq!(
+        listed.iter().map(|p| (p.number, p.stored)).collect::<Vec<_>>(),
+        [(1, p1.len() as u64), (2, 10), (3, 12)]
+    );
+    assert_eq!(listed[1].record, b"part 2");
+    assert_eq!(names(s.list_uploads("data").unwrap()), std::slice::from_ref(&id));
+    s.complete_upload("data", &id, "mp", &[1, 2], b"mp record").unwrap();
+    assert!(read(&s, "data", "mp") == [p1.as_slice(), b"second two"].concat());
+    assert_eq!(s.head("data", "mp").unwrap(), b"mp record");
+    assert!(matches!(s.upload("data", &id), Err(StoreError::NoSuchUpload(_))));
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2, "the object's two part blobs, nothing else");
+    let other = cipherstore::store::new_upload_id();
+    s.create_upload("data", &other, b"u").unwrap();
+    s.put_part("data", &other, 1).unwrap();
+    let mut w = s.put_part("data", &other, 1).unwrap();
+    w.write_all(b"x").unwrap();
+    w.commit(b"p").unwrap();
+    s.abort_upload("data", &other).unwrap();
+    assert!(s.list_uploads("data").unwrap().is_empty());
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2);
+
+    // A second gateway sees everything the first wrote, and writes for it.
+    let b = store(&etcd, &ceph).await;
+    assert!(read(&b, "data", "mp") == [p1.as_slice(), b"second two"].concat());
+    put(&b, "data", "from-b", b"written by B");
+    assert_eq!(read(&s, "data", "from-b"), b"written by B");
+
+    // The same through the S3 operations, encrypted: PUT on A, GET and list on B;
+    // multipart created on A, parts on A and B, completed on B.
+    let a3 = CipherS3::new(Arc::new(s.clone()), Backend::Accelerated, None);
+    let b3 = CipherS3::new(Arc::new(b.clone()), Backend::Accelerated, None);
+    a3.create_bucket(req(CreateBucketInput { bucket: "photos".into(), ..Default::default() })).await.unwrap();
+    let marker = b"CLUSTER-PLAINTEXT-MARKER".repeat(20_000);
+    let blob = |bytes: &[u8]| Some(StreamingBlob::from(Body::from(Bytes::copy_from_slice(bytes))));
+    let put_in = PutObjectInput {
+        bucket: "photos".into(),
+        key: "p".into(),
+        body: blob(&marker),
+        ..Default::default()
+    };
+    a3.put_object(req(put_in)).await.unwrap();
+    assert!(get(&b3, "p").await == marker, "PUT on A, GET on B");
+    let list = b3.list_objects_v2(req(ListObjectsV2Input { bucket: "photos".into(), ..Default::default() }));
+    let listed = list.await.unwrap().output.contents.unwrap();
+    assert_eq!(listed[0].size, Some(marker.len() as i64));
+    let create =
+        CreateMultipartUploadInput { bucket: "photos".into(), key: "m".into(), ..Default::default() };
+    let upload_id = a3.create_multipart_upload(req(create)).await.unwrap().output.upload_id.unwrap();
+    let p1 = plaintext(5 << 20, 5);
+    let mut done = Vec::new();
+    for (n, (s3, body)) in [(&a3, p1.as_slice()), (&b3, b"last part".as_slice())].into_iter().enumerate() {
+        let input = UploadPartInput {
+            bucket: "photos".into(),
+            key: "m".into(),
+            upload_id: upload_id.clone(),
+            part_number: n as i32 + 1,
+            body: blob(body),
+            content_length: Some(body.len() as i64),
+            ..Default::default()
+        };
+        let etag = s3.upload_part(req(input)).await.unwrap().output.e_tag;
+        done.push(CompletedPart { e_tag: etag, part_number: Some(n as i32 + 1), ..Default::default() });
+    }
+    let complete = CompleteMultipartUploadInput {
+        bucket: "photos".into(),
+        key: "m".into(),
+        upload_id,
+        multipart_upload: Some(CompletedMultipartUpload { parts: Some(done) }),
+        ..Default::default()
+    };
+    b3.complete_multipart_upload(req(complete)).await.unwrap();
+    assert!(get(&a3, "m").await == [p1.as_slice(), b"last part"].concat(), "multipart across gateways");
+    // Only ciphertext reached the backend.
+    for name in blob_names(&ceph).await {
+        let bytes = raw.get_range(&name, 0..raw.len(&name).await.unwrap()).await.unwrap();
+        assert!(!bytes.windows(24).any(|w| w == b"CLUSTER-PLAINTEXT-MARKER"), "plaintext in blob {name}");
+    }
+
+    // Buckets with objects stay; empty ones go.
+    assert!(matches!(s.delete_bucket("data"), Err(StoreError::BucketNotEmpty(_))));
+    s.delete_bucket("other").unwrap();
+    assert!(matches!(s.bucket("other"), Err(StoreError::NoSuchBucket(_))));
+
+    // etcd without quorum: the store is unavailable (503 to clients), not broken.
+    etcd.kill(0);
+    etcd.kill(1);
+    assert!(matches!(s.bucket("data"), Err(StoreError::Unavailable(_))));
+    let code = a3
+        .head_object(req(HeadObjectInput { bucket: "photos".into(), key: "p".into(), ..Default::default() }))
+        .await
+        .err()
+        .map(|e| e.code().as_str().to_owned());
+    assert_eq!(code.as_deref(), Some("ServiceUnavailable"));
+    etcd.restart(1).await;
+    assert!(get(&b3, "p").await == marker, "served again once quorum is back");
+}
