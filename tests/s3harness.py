@@ -1,6 +1,8 @@
 """Shared harness for the S3 end-to-end tests: starts `cipherstore serve` on a free
 loopback port over HTTPS with two users (alice, bob) and a SoftHSM2 token of its own,
-and offers checks that count and report failures.
+and offers checks that count and report failures. With CIPHERSTORE_E2E_CLUSTER set to a
+directory `scripts/cluster up` made, the server is a gateway of that cluster store (blobs
+on its Ceph, records in its etcd, under a namespace of the server's own).
 
     with Server(binary) as srv:
         alice = srv.boto3("alice")
@@ -50,6 +52,14 @@ class Server:
         self.env["CIPHERSTORE_KEY_CACHE_TTL"] = cache_ttl
         self.args = ["serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data / "d"),
                      "--users", str(users), *extra_args]
+        cluster = os.environ.get("CIPHERSTORE_E2E_CLUSTER")
+        if cluster:
+            # The cluster's store section, with a namespace of this server's own.
+            store = (pathlib.Path(cluster) / "gateway.toml").read_text()
+            namespace = f"/cipherstore/e2e-{os.getpid()}-{self.port}/"
+            store = "\n".join(f'namespace = "{namespace}"' if line.startswith("namespace") else line
+                              for line in store.splitlines()) + "\n"
+            config = (config or "") + "\n" + store
         if config is not None:
             (self.data / "config.toml").write_text(config)
             self.args += ["--config", str(self.data / "config.toml")]

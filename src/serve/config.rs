@@ -28,6 +28,18 @@
 //! max_object_size = 5368709120     # bytes, single PUT and each part
 //! header_timeout_secs = 30         # TLS handshake, then each request's headers
 //! body_idle_timeout_secs = 60      # longest silence inside a request body
+//!
+//! [store]
+//! kind = "cluster"                 # "fs" (default): DATA/store; "cluster": docs/SCALE-OUT.md
+//! [store.backend]                  # blobs, on any S3-compatible service
+//! endpoint = "http://127.0.0.1:7480"
+//! bucket = "cipherstore-blobs"
+//! region = "us-east-1"
+//! credentials_file = "/etc/cipherstore/backend"   # one line: ACCESS_KEY SECRET_KEY
+//! ca_file = "/etc/cipherstore/backend-ca.pem"     # optional
+//! [store.etcd]                     # records
+//! endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379", "http://127.0.0.1:32379"]
+//! namespace = "/cipherstore/prod/"
 //! ```
 
 use std::net::SocketAddr;
@@ -59,6 +71,90 @@ pub struct FileConfig {
     keys: KeysSection,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    store: StoreSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    kind: Option<StoreKind>,
+    backend: Option<BackendSection>,
+    etcd: Option<EtcdSection>,
+}
+
+/// Which store `serve` keeps objects in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded filesystem store under the data directory.
+    #[default]
+    Fs,
+    /// Blobs on an S3-compatible cluster, records in etcd.
+    Cluster,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendSection {
+    endpoint: String,
+    bucket: String,
+    region: Option<String>,
+    credentials_file: PathBuf,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EtcdSection {
+    endpoints: Vec<String>,
+    namespace: Option<String>,
+}
+
+/// Where `serve` keeps objects, resolved.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// `DATA/store`.
+    Fs,
+    /// The cluster store.
+    Cluster {
+        /// The blob service.
+        backend: Box<crate::store::blobs::BlobConfig>,
+        /// The etcd cluster.
+        etcd: crate::store::etcd::EtcdConfig,
+    },
+}
+
+impl StoreSection {
+    fn resolve(self) -> anyhow::Result<StoreSettings> {
+        match self.kind.unwrap_or_default() {
+            StoreKind::Fs => {
+                anyhow::ensure!(
+                    self.backend.is_none() && self.etcd.is_none(),
+                    "[store.backend] and [store.etcd] need store.kind = \"cluster\""
+                );
+                Ok(StoreSettings::Fs)
+            }
+            StoreKind::Cluster => {
+                let (Some(b), Some(e)) = (self.backend, self.etcd) else {
+                    anyhow::bail!("store.kind = \"cluster\" needs [store.backend] and [store.etcd]");
+                };
+                anyhow::ensure!(!e.endpoints.is_empty(), "store.etcd.endpoints lists no member");
+                let (ak, sk) = crate::store::blobs::BlobConfig::read_credentials(&b.credentials_file)?;
+                let mut backend = crate::store::blobs::BlobConfig::new(&b.endpoint, &b.bucket, &ak, &sk);
+                if let Some(r) = b.region {
+                    backend.region = r;
+                }
+                backend.ca_file = b.ca_file;
+                let mut etcd = crate::store::etcd::EtcdConfig::new(e.endpoints);
+                if let Some(ns) = e.namespace {
+                    anyhow::ensure!(ns.ends_with('/'), "store.etcd.namespace must end with '/'");
+                    etcd.namespace = ns.into_bytes();
+                }
+                Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +244,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Primitive backend.
     pub backend: crate::engine::Backend,
+    /// Where objects are kept.
+    pub store: StoreSettings,
 }
 
 /// Environment variables `serve` reads (besides the HSM ones in [`crate::keys::config`]).
@@ -244,6 +342,7 @@ impl ServeConfig {
             log: env("CIPHERSTORE_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
             log_format: file.log_format.unwrap_or_default(),
             backend,
+            store: file.store.resolve()?,
         })
     }
 }
@@ -265,5 +364,28 @@ mod tests {
         let typo = FileConfig::parse("lisen = \"0.0.0.0:1\"").unwrap_err().to_string();
         assert!(typo.contains("lisen"), "{typo}");
         assert!(FileConfig::parse("[hsm]\npin = \"1234\"").is_err(), "a PIN in the file is refused");
+    }
+
+    #[test]
+    fn cluster_store_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("backend");
+        std::fs::write(&creds, "AK SK\n").unwrap();
+        let text = format!(
+            "[store]\nkind = \"cluster\"\n[store.backend]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"b\"\ncredentials_file = {creds:?}\n[store.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nnamespace = \"/cs/\"\n"
+        );
+        match FileConfig::parse(&text).unwrap().store.resolve().unwrap() {
+            StoreSettings::Cluster { backend, etcd } => {
+                assert_eq!((backend.access_key.as_str(), backend.secret_key.as_str()), ("AK", "SK"));
+                assert_eq!(etcd.namespace, b"/cs/");
+                assert!(!format!("{backend:?}").contains("SK\""), "the secret stays out of Debug");
+            }
+            StoreSettings::Fs => panic!("cluster settings read as fs"),
+        }
+        let no_etcd = FileConfig::parse("[store]\nkind = \"cluster\"").unwrap().store.resolve();
+        assert!(no_etcd.unwrap_err().to_string().contains("[store.etcd]"));
+        std::fs::write(&creds, "only-one-field\n").unwrap();
+        assert!(FileConfig::parse(&text).unwrap().store.resolve().is_err());
+        assert!(FileConfig::parse("[store]\nkind = \"s3\"").is_err());
     }
 }

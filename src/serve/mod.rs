@@ -24,11 +24,15 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::ServeConfig;
+pub use config::{ServeConfig, StoreSettings};
 use front::Front;
 
 use crate::keys::{Hsm, KeyManager, ManagerOptions};
 use crate::s3::CipherS3;
+use crate::store::Store;
+use crate::store::blobs::Blobs;
+use crate::store::cluster::ClusterStore;
+use crate::store::etcd::EtcdKv;
 use crate::store::fs::FsStore;
 
 /// How long requests in flight may run on at shutdown.
@@ -126,13 +130,39 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
+/// Opens the store the configuration names; returns it and a line saying what it is.
+async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    match &config.store {
+        StoreSettings::Fs => {
+            let dir = config.data_dir.join("store");
+            let (store, cleaned) = FsStore::open(&dir).context("cannot open the store")?;
+            if cleaned > 0 {
+                tracing::info!(cleaned, "removed unfinished writes left by an earlier run");
+            }
+            Ok((Arc::new(store), format!("filesystem, {}", dir.display())))
+        }
+        StoreSettings::Cluster { backend, etcd } => {
+            let kv = EtcdKv::connect(etcd)
+                .await
+                .with_context(|| format!("cannot reach etcd at {}", etcd.endpoints.join(", ")))?;
+            let blobs = Blobs::new(backend)?;
+            let store = ClusterStore::new(Arc::new(kv), blobs)?;
+            let line = format!(
+                "cluster: blobs in {} bucket {}, records in etcd {} under {}",
+                backend.endpoint,
+                backend.bucket,
+                etcd.endpoints.join(","),
+                String::from_utf8_lossy(&etcd.namespace)
+            );
+            Ok((Arc::new(store), line))
+        }
+    }
+}
+
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let (store, cleaned) = FsStore::open(&config.data_dir.join("store")).context("cannot open the store")?;
-    if cleaned > 0 {
-        tracing::info!(cleaned, "removed unfinished writes left by an earlier run");
-    }
+    let (store, store_line) = open_store(&config).await?;
     let users_path: PathBuf = config.users.clone().unwrap_or_else(|| config.data_dir.join("users"));
     if config.users.is_none() {
         users::ensure(&users_path)?;
@@ -153,11 +183,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         println!("  plain HTTP:     http://{a} (SSE-C refused there)");
     }
     println!("  data directory: {}", config.data_dir.display());
+    println!("  store:          {store_line}");
     println!("  users file:     {}", users_path.display());
     println!("  CA certificate: {}", tls_files.cert.display());
     println!("  health, metrics: GET /health, GET /metrics (unsigned)");
     let keys = open_keys(&config)?;
-    let mut s3 = CipherS3::new(Arc::new(store), config.backend, keys.clone());
+    let mut s3 = CipherS3::new(store, config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
     let mut builder = S3ServiceBuilder::new(s3);
