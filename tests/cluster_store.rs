@@ -221,6 +221,20 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(s.list_uploads("data").unwrap().is_empty());
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2);
 
+    // Many parts complete in one transaction (etcd started with room for them).
+    let many = cipherstore::store::new_upload_id();
+    s.create_upload("data", &many, b"u").unwrap();
+    let numbers: Vec<u32> = (1..=300).collect();
+    for &n in &numbers {
+        let mut w = s.put_part("data", &many, n).unwrap();
+        w.write_all(format!("<{n:03}>").as_bytes()).unwrap();
+        w.commit(b"p").unwrap();
+    }
+    s.complete_upload("data", &many, "many", &numbers, b"many record").unwrap();
+    let want: String = numbers.iter().map(|n| format!("<{n:03}>")).collect();
+    assert_eq!(read(&s, "data", "many"), want.as_bytes(), "300 parts end to end");
+    assert!(s.delete("data", "many").unwrap());
+
     // A second gateway sees everything the first wrote, and writes for it.
     let b = store(&etcd, &ceph).await;
     assert!(read(&b, "data", "mp") == [p1.as_slice(), b"second two"].concat());

@@ -65,6 +65,9 @@ impl Etcd {
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.cluster, "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "cipherstore-test", "--log-level", "warn"])
+            // As docs/CONFIGURATION.md asks of the cluster store's etcd: completing a
+            // multipart upload is one transaction over all its parts.
+            .args(["--max-txn-ops", "25000", "--max-request-bytes", "4194304"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
