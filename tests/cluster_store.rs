@@ -22,7 +22,6 @@ use common::ceph::Ceph;
 use common::etcd::Etcd;
 use common::plaintext;
 use futures_util::StreamExt;
-use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request};
 
@@ -69,17 +68,7 @@ async fn get(s3: &CipherS3, key: &str) -> Vec<u8> {
 }
 
 fn req<T>(input: T) -> S3Request<T> {
-    S3Request {
-        input,
-        method: http::Method::PUT,
-        uri: http::Uri::from_static("/"),
-        headers: http::HeaderMap::new(),
-        extensions: http::Extensions::new(),
-        credentials: Some(Credentials { access_key: "alice".into(), secret_key: "secret".into() }),
-        region: None,
-        service: None,
-        trailing_headers: None,
-    }
+    common::s3_request(input, "alice")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,7 +16,6 @@ use common::hsm::with_token;
 use common::plaintext;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
-use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request, S3Result};
 
@@ -34,17 +33,7 @@ fn fixture(keys: Option<Arc<cipherstore::keys::KeyManager>>) -> Fixture {
 }
 
 fn req<T>(input: T, user: &str) -> S3Request<T> {
-    S3Request {
-        input,
-        method: http::Method::PUT,
-        uri: http::Uri::from_static("/"),
-        headers: http::HeaderMap::new(),
-        extensions: http::Extensions::new(),
-        credentials: Some(Credentials { access_key: user.into(), secret_key: "secret".into() }),
-        region: None,
-        service: None,
-        trailing_headers: None,
-    }
+    common::s3_request(input, user)
 }
 
 fn blob(bytes: &[u8]) -> Option<StreamingBlob> {

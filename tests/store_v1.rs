@@ -4,6 +4,8 @@
 //! Content-Type and user metadata; listings; SSE-C rules; uploads begun then can be
 //! completed now; and a version 1 record that is edited fails its tag.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +16,6 @@ use cipherstore::s3::CipherS3;
 use cipherstore::store::fs::FsStore;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
-use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request, S3Result};
 use sha2::Sha256;
@@ -23,17 +24,7 @@ const OWNER: &str = "alice-key";
 const BUCKET: &str = "legacy";
 
 fn req<T>(input: T) -> S3Request<T> {
-    S3Request {
-        input,
-        method: http::Method::GET,
-        uri: http::Uri::from_static("/"),
-        headers: http::HeaderMap::new(),
-        extensions: http::Extensions::new(),
-        credentials: Some(Credentials { access_key: OWNER.into(), secret_key: "secret".into() }),
-        region: None,
-        service: None,
-        trailing_headers: None,
-    }
+    common::s3_request(input, OWNER)
 }
 
 /// The bytes the fixture's writer put: SHA-256(seed) repeated, cut to `n`.

@@ -59,3 +59,18 @@ pub fn decrypt(object: &[u8], key: Option<&CustomerKey>, backend: Backend) -> Re
     stream::decrypt_stream(Cursor::new(object.to_vec()), &mut out, key, backend, &())?;
     Ok(out)
 }
+
+/// An S3 request as s3s hands it to the service after authentication, from `user`.
+pub fn s3_request<T>(input: T, user: &str) -> s3s::S3Request<T> {
+    s3s::S3Request {
+        input,
+        method: http::Method::PUT,
+        uri: http::Uri::from_static("/"),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: Some(s3s::auth::Credentials { access_key: user.into(), secret_key: "secret".into() }),
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
