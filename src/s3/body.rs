@@ -94,6 +94,29 @@ pub struct Encrypted<W> {
     pub salt: Option<Salt>,
 }
 
+impl<W> Encrypted<W> {
+    /// The record of a single object `key` made of these bytes, protected as `protection`
+    /// records it, written now.
+    pub(super) fn record(
+        &self,
+        key: String,
+        protection: Protection,
+        headers: crate::object::Headers,
+        user: std::collections::BTreeMap<String, String>,
+    ) -> ObjectRecord {
+        ObjectRecord {
+            key,
+            size: self.size,
+            etag: crate::object::etag::of(&protection, self.digests.md5_hex()),
+            last_modified: crate::clock::now_unix(),
+            protection,
+            layout: crate::object::Layout::Single { salt: self.salt },
+            headers,
+            user,
+        }
+    }
+}
+
 /// Encrypts a request body into `writer`. `expected` digests are verified (BadDigest on a
 /// mismatch); the MD5 is computed if `md5` (for the ETag) or `Content-MD5` needs it.
 pub async fn encrypt<W: Write + Send + 'static>(

@@ -10,9 +10,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::read_key::ReadKey;
 use super::{CipherS3, body, error, headers, kp, object, sse};
-use crate::clock::now_unix;
 use crate::engine::SealSpec;
-use crate::object::{Layout, ObjectRecord, PlainSource, etag};
+use crate::object::{PlainSource, etag};
 
 /// The bucket and key a copy reads from.
 pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String)> {
@@ -77,16 +76,7 @@ pub(super) async fn copy_object(
     let tag_key = sealing.key().cloned();
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
     let encrypted = body::reencrypt(source, 0, size, writer, spec, etag::needs_md5(&recorded)).await?;
-    let record = ObjectRecord {
-        key: input.key.clone(),
-        size: encrypted.size,
-        etag: etag::of(&recorded, encrypted.digests.md5_hex()),
-        last_modified: now_unix(),
-        protection: recorded,
-        layout: Layout::Single { salt: encrypted.salt },
-        headers,
-        user,
-    };
+    let record = encrypted.record(input.key.clone(), recorded, headers, user);
     let meta = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {

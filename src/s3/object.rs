@@ -11,9 +11,8 @@ use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
 use super::{CipherS3, body, error, headers, kp, sse};
-use crate::clock::now_unix;
 use crate::engine::SealSpec;
-use crate::object::{BucketRecord, Layout, ObjectRecord, PlainSource, Protection, etag};
+use crate::object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
 
 /// Largest object accepted in one PUT (S3's limit).
 pub const MAX_PUT: u64 = 5 << 30;
@@ -72,16 +71,7 @@ pub(super) async fn put_object(
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
     let md5 = etag::needs_md5(&recorded);
     let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
-    let record = ObjectRecord {
-        key: input.key.clone(),
-        size: encrypted.size,
-        etag: etag::of(&recorded, encrypted.digests.md5_hex()),
-        last_modified: now_unix(),
-        protection: recorded,
-        layout: Layout::Single { salt: encrypted.salt },
-        headers,
-        user,
-    };
+    let record = encrypted.record(input.key.clone(), recorded, headers, user);
     let checksum = encrypted.digests.checksum;
     let record = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);

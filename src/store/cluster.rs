@@ -534,10 +534,6 @@ impl Store for ClusterStore {
         Ok(StoredObject { record: located.record(key)?, body: Box::new(reader) })
     }
 
-    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(self.get(bucket, key)?.record)
-    }
-
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         check_key(key)?;
         let inner = &self.inner;
