@@ -19,12 +19,17 @@ Examples:
   cipherstore encrypt x.bin -o x.cso --mode sse-kp --bucket photos
   cipherstore keys rotate prod-root                # bucket keys rewrapped, data untouched
   cipherstore keys delete prod-root --force        # crypto-shredding
-  cipherstore keys audit";
+  cipherstore keys audit
+  cipherstore keys --config gateway.toml disable prod-root   # every gateway of a cluster";
 
 /// Where key state lives and how to name this instance.
 #[derive(clap::Args, Debug)]
 #[command(after_help = KEYS_EXAMPLES)]
 pub struct KeysArgs {
+    /// The gateways' configuration file (`serve --config`): use the key state, HSM and
+    /// instance they use — with `[store] kind = "cluster"`, the state shared in etcd.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     /// Directory for key state and the audit log [env: CIPHERSTORE_KEYS_DIR; default: ./data/keys].
     #[arg(long, value_name = "DIR", global = true)]
     keys_dir: Option<PathBuf>,
@@ -141,8 +146,42 @@ pub fn bucket_key(keys_dir: Option<&Path>, bucket: &str) -> anyhow::Result<(Cust
     Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, m.bucket_root(bucket)?))
 }
 
-fn manager(args: &KeysArgs) -> anyhow::Result<KeyManager> {
-    open_manager(args.keys_dir.as_deref(), args.instance.as_deref())
+/// A key manager, and the runtime its metadata client runs on when the state is shared.
+struct Opened {
+    manager: KeyManager,
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+fn manager(args: &KeysArgs) -> anyhow::Result<Opened> {
+    let Some(file) = &args.config else {
+        let manager = open_manager(args.keys_dir.as_deref(), args.instance.as_deref())?;
+        return Ok(Opened { manager, _runtime: None });
+    };
+    use cipherstore::serve::{self, config};
+    let flags = config::Flags { config: Some(file.clone()), ..config::Flags::default() };
+    let mut config = config::ServeConfig::resolve(flags, cipherstore::engine::Backend::default())?;
+    if let Some(dir) = &args.keys_dir {
+        config.keys_dir = Some(dir.clone());
+    }
+    if let Some(i) = &args.instance {
+        config.instance = Some(i.clone());
+    }
+    anyhow::ensure!(
+        config.hsm.is_configured(),
+        "no HSM: set CIPHERSTORE_HSM_TOKEN (or CIPHERSTORE_HSM_URI) and a PIN, or [hsm] in {}",
+        file.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let manager = runtime.block_on(async {
+        let kv = serve::connect_kv(&config).await?;
+        serve::open_keys(&config, kv).await
+    })?;
+    let manager = manager.context("no HSM configured")?;
+    Ok(Opened { manager, _runtime: Some(runtime) })
 }
 
 fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
@@ -168,7 +207,8 @@ fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
 
 /// Runs a `keys` subcommand.
 pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
-    let m = manager(args)?;
+    let opened = manager(args)?;
+    let m = &opened.manager;
     let json = args.json;
     match &args.command {
         KeysCommand::Create { name } => print_view(&m.create(name)?, json),

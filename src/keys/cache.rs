@@ -65,6 +65,15 @@ impl BucketKeyCache {
         before - entries.len()
     }
 
+    /// Keeps the entries `keep(bucket, root)` accepts and wipes the others; returns how
+    /// many it wiped.
+    pub fn retain(&self, mut keep: impl FnMut(&str, &KeyId) -> bool) -> usize {
+        let mut entries = self.entries();
+        let before = entries.len();
+        entries.retain(|bucket, e| keep(bucket, &e.root));
+        before - entries.len()
+    }
+
     /// Wipes the entry of one bucket.
     pub fn purge_bucket(&self, bucket: &str) {
         self.entries().remove(bucket);

@@ -77,6 +77,10 @@ pub enum KeysError {
         #[source]
         source: std::io::Error,
     },
+    /// The shared key state cannot be reached (the metadata service has no quorum or
+    /// does not answer): retry later.
+    #[error("the key state is unavailable: {0}")]
+    Unavailable(String),
     /// The key state file is damaged.
     #[error("key state {path} is damaged: {reason}")]
     State {

@@ -1,12 +1,13 @@
 //! The key manager: the Key Protect lifecycle (create, import, list, show, rotate,
 //! disable, enable, delete, restore) and the envelope hierarchy (root key → bucket key),
-//! tying the HSM, the persistent state, the bucket key cache and the audit trail together.
+//! tying the HSM, the persistent state ([`StateStore`]: a file, or etcd shared by gateways),
+//! the bucket key cache and the audit trail together.
 //! This is the library API the CLI (`cipherstore keys …`) and the S3 service call.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -15,7 +16,8 @@ use super::cache::BucketKeyCache;
 use super::error::KeysError;
 use super::hsm::Hsm;
 use super::id::{KeyId, key_check_value};
-use super::state::{BucketBinding, KeyRecord, KeyState, KeyVersion, Origin, State, StateFile};
+use super::state::{BucketBinding, KeyRecord, KeyState, KeyVersion, Origin, State, StateStore};
+use super::state_file::FileState;
 use crate::clock::{now_unix, rfc3339};
 use crate::engine::SecretKey;
 
@@ -29,7 +31,8 @@ pub const BUCKET_KEY_EVENT: &str = "cipherstore.bucket-key-state.update";
 /// Options of a [`KeyManager`].
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
-    /// Directory of `state.json`, `state.lock` and `audit.jsonl`.
+    /// Directory of `audit.jsonl`, and of `state.json` and `state.lock` when the state is
+    /// kept in files.
     pub dir: PathBuf,
     /// Instance name in CRNs.
     pub instance: String,
@@ -89,31 +92,50 @@ pub struct KeyView {
     pub buckets: Vec<String>,
 }
 
-/// The lifecycle and hierarchy over one HSM token and one keys directory.
+/// The lifecycle and hierarchy over one HSM token and one key state.
 pub struct KeyManager {
     hsm: Hsm,
-    file: StateFile,
+    state: Box<dyn StateStore>,
     audit: AuditLog,
     instance: String,
     cache: BucketKeyCache,
-    /// Last state read, and the file time it was read at.
-    state: Mutex<(State, Option<SystemTime>)>,
+    /// The state store's generation the cache was last reconciled with.
+    reconciled: AtomicU64,
 }
 
 impl KeyManager {
-    /// Opens the keys directory over a logged-in token.
+    /// Opens the keys directory (state in `state.json`) over a logged-in token.
     pub fn open(hsm: Hsm, options: &ManagerOptions) -> Result<Self, KeysError> {
-        let file = StateFile::open(&options.dir)?;
-        let state = file.load()?;
-        let modified = file.modified();
+        let state = FileState::open(&options.dir)?;
+        Self::with_state(hsm, options, Box::new(state))
+    }
+
+    /// A manager over a logged-in token and the given state store (the audit log stays in
+    /// `options.dir`).
+    pub fn with_state(
+        hsm: Hsm,
+        options: &ManagerOptions,
+        state: Box<dyn StateStore>,
+    ) -> Result<Self, KeysError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&options.dir)
+            .map_err(KeysError::io(format!("cannot create the keys directory {}", options.dir.display())))?;
         Ok(Self {
             hsm,
             audit: AuditLog::new(options.dir.join("audit.jsonl")),
-            file,
+            reconciled: AtomicU64::new(state.generation()),
+            state,
             instance: options.instance.clone(),
             cache: BucketKeyCache::new(options.cache_ttl),
-            state: Mutex::new((state, modified)),
         })
+    }
+
+    /// Where the key state is, for messages.
+    pub fn state_location(&self) -> String {
+        self.state.describe()
     }
 
     /// The HSM underneath.
@@ -144,24 +166,45 @@ impl KeyManager {
         id.crn(&self.instance)
     }
 
-    /// A fresh copy of the state, re-read if another process changed the file.
+    /// The state as committed now.
     fn snapshot(&self) -> Result<State, KeysError> {
-        let mut cached = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let modified = self.file.modified();
-        if modified != cached.1 {
-            *cached = (self.file.load()?, modified);
-        }
-        Ok(cached.0.clone())
+        self.state.fresh()
     }
 
-    /// Runs `change` on the current state under the lock, saves it, refreshes the copy.
+    /// Runs `change` on the committed state under the writers' lock and saves the result.
     fn change<T>(&self, change: impl FnOnce(&mut State) -> Result<T, KeysError>) -> Result<T, KeysError> {
-        let lock = self.file.lock()?;
-        let mut state = self.file.load()?;
-        let out = change(&mut state)?;
-        self.file.save(&state, &lock)?;
-        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = (state, self.file.modified());
-        Ok(out)
+        let mut change = Some(change);
+        let mut out = None;
+        self.state.change(&mut |state| {
+            let f = change.take().ok_or_else(|| KeysError::Refused("a key state change ran twice".into()))?;
+            out = Some(f(state)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| KeysError::Refused("a key state change did not run".into()))
+    }
+
+    /// Drops cached bucket keys that a change made elsewhere (noticed by the state store)
+    /// no longer allows: their root key not active any more, or their bucket unbound.
+    fn reconcile(&self) {
+        let generation = self.state.generation();
+        if self.reconciled.swap(generation, Ordering::AcqRel) == generation {
+            return;
+        }
+        match self.state.cached() {
+            Ok(state) => {
+                let dropped = self.cache.retain(|bucket, root| {
+                    state.buckets.iter().any(|b| b.bucket == bucket && &b.key == root)
+                        && state.keys.iter().any(|k| &k.id == root && k.state == KeyState::Active)
+                });
+                if dropped > 0 {
+                    tracing::info!(dropped, "bucket keys dropped after a key state change made elsewhere");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the key state; dropping every cached bucket key");
+                self.cache.retain(|_, _| false);
+            }
+        }
     }
 
     fn event(
@@ -490,6 +533,7 @@ impl KeyManager {
     /// The unwrapped bucket key of `bucket`: from the cache, or unwrapped in the HSM (one
     /// call) if the root key is active.
     pub fn bucket_key(&self, bucket: &str) -> Result<SecretKey, KeysError> {
+        self.reconcile();
         if let Some(k) = self.cache.get(bucket) {
             return Ok(k);
         }
@@ -503,10 +547,10 @@ impl KeyManager {
         self.require_active(rec, "key.unwrap")?;
         let wrapped = hex_decode(&binding.wrapped)?;
         let key = match self.hsm.unwrap(&rec.id.object(binding.version).id, &wrapped, &self.crn(&rec.id)) {
-            // Deleted by another process since the snapshot, or an HSM fault: the state
-            // file, read again, tells which.
+            // Deleted by another process since the snapshot, or an HSM fault: the state,
+            // read again, tells which.
             Err(KeysError::KeyNotInHsm(name)) => {
-                let fresh = self.file.load()?;
+                let fresh = self.snapshot()?;
                 return Err(match fresh.find(binding.key.as_str()) {
                     Ok(r) if r.state == KeyState::Destroyed => KeysError::KeyDestroyed(self.crn(&r.id)),
                     _ => KeysError::KeyNotInHsm(name),
@@ -518,15 +562,15 @@ impl KeyManager {
         Ok(key)
     }
 
-    /// The root key (CRN) protecting `bucket`.
+    /// The root key (CRN) protecting `bucket` (a binding's root never changes, so the
+    /// state as last seen answers, or else the committed one).
     pub fn bucket_root(&self, bucket: &str) -> Result<String, KeysError> {
-        let state = self.snapshot()?;
-        let b = state
-            .buckets
-            .iter()
-            .find(|b| b.bucket == bucket)
-            .ok_or_else(|| KeysError::BucketNotFound(bucket.into()))?;
-        Ok(self.crn(&b.key))
+        let root =
+            |state: &State| state.buckets.iter().find(|b| b.bucket == bucket).map(|b| self.crn(&b.key));
+        if let Some(crn) = root(&self.state.cached()?) {
+            return Ok(crn);
+        }
+        root(&self.snapshot()?).ok_or_else(|| KeysError::BucketNotFound(bucket.into()))
     }
 
     /// Forgets the bucket key of a deleted bucket.

@@ -1,7 +1,8 @@
 //! Key custody: root keys inside a PKCS#11 HSM used only to wrap and unwrap ([`hsm`]) through
 //! a module loaded once per process and re-initialised after HSM failures ([`module`]),
 //! configured by module path, token and PIN source ([`config`]); the Key Protect lifecycle
-//! and the root key → bucket key hierarchy ([`manager`]) over persistent state ([`state`]),
+//! and the root key → bucket key hierarchy ([`manager`]) over persistent state ([`state`]:
+//! a file, [`state_file`], or the metadata service gateways share, [`state_kv`]),
 //! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]). Per-object
 //! keys are derived from bucket keys by the engine, which owns each object's salt.
 
@@ -14,6 +15,8 @@ pub mod id;
 pub mod manager;
 pub mod module;
 pub mod state;
+pub mod state_file;
+pub mod state_kv;
 
 pub use config::HsmConfig;
 pub use error::KeysError;

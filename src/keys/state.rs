@@ -1,10 +1,7 @@
-//! Persistent key state (`state.json` in the keys directory): root key records with their
-//! versions, states and key check values, and the bucket keys each root key wraps. Written
-//! atomically; changes from several processes are serialised by an exclusive lock on
-//! `state.lock`, under which the state is re-read before it is changed.
-
-use std::fs::File;
-use std::path::{Path, PathBuf};
+//! The key state: root key records with their versions, states and key check values, and
+//! the bucket keys each root key wraps; and [`StateStore`], where it is kept — a file in
+//! the keys directory ([`super::state_file`]) or a metadata service shared by every
+//! gateway ([`super::state_kv`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -120,65 +117,21 @@ impl State {
     }
 }
 
-/// The state file and its lock.
-#[derive(Debug, Clone)]
-pub struct StateFile {
-    path: PathBuf,
-    lock: PathBuf,
-}
-
-/// Holds the exclusive state lock until dropped.
-pub struct StateLock(#[allow(dead_code)] File);
-
-impl StateFile {
-    /// `state.json` and `state.lock` in `dir` (created 0700 if missing).
-    pub fn open(dir: &Path) -> Result<Self, KeysError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(KeysError::io(format!("cannot create the keys directory {}", dir.display())))?;
-        Ok(Self { path: dir.join("state.json"), lock: dir.join("state.lock") })
-    }
-
-    /// Takes the exclusive lock (blocking).
-    pub fn lock(&self) -> Result<StateLock, KeysError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock)
-            .map_err(KeysError::io("cannot open the key state lock"))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| KeysError::io("cannot lock the key state")(e.into()))?;
-        Ok(StateLock(f))
-    }
-
-    /// Reads the state (empty if the file does not exist yet).
-    pub fn load(&self) -> Result<State, KeysError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| KeysError::State {
-                path: self.path.display().to_string(),
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(KeysError::io(format!("cannot read {}", self.path.display()))(e)),
-        }
-    }
-
-    /// Replaces the state atomically; call with the lock held.
-    pub fn save(&self, state: &State, _lock: &StateLock) -> Result<(), KeysError> {
-        let bytes = serde_json::to_vec_pretty(state)
-            .map_err(|e| KeysError::State { path: self.path.display().to_string(), reason: e.to_string() })?;
-        crate::durable::write_atomic(&self.path, &bytes)
-            .map_err(KeysError::io(format!("cannot write {}", self.path.display())))
-    }
-
-    /// Modification time, to notice changes made by other processes.
-    pub fn modified(&self) -> Option<std::time::SystemTime> {
-        std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()
-    }
+/// Where the key state is kept, and how changes to it are serialised across processes
+/// and gateways.
+pub trait StateStore: Send + Sync {
+    /// The state as committed now.
+    fn fresh(&self) -> Result<State, KeysError>;
+    /// The state as last seen, without a round trip: may lag a change made elsewhere by
+    /// the time its notification takes.
+    fn cached(&self) -> Result<State, KeysError>;
+    /// Runs `change` on the committed state while holding the lock every writer takes,
+    /// then commits the result and returns it. Nothing is saved if `change` fails.
+    fn change(&self, change: &mut dyn FnMut(&mut State) -> Result<(), KeysError>)
+    -> Result<State, KeysError>;
+    /// A count that moves whenever a change made elsewhere has been noticed; constant
+    /// where changes are not notified (then caches rely on their time-to-live alone).
+    fn generation(&self) -> u64;
+    /// Where the state is, for messages.
+    fn describe(&self) -> String;
 }

@@ -52,9 +52,13 @@ pub fn error(e: KeysError) -> S3Error {
         | KeysError::TokenNotFound(_)
         | KeysError::BadPin(_)
         | KeysError::PinLocked(_)
-        | KeysError::KeyNotInHsm(_) => {
-            tracing::error!(error = %e, "HSM failure");
-            let mut err = s3_error!(ServiceUnavailable, "the key service (HSM) is unavailable; retry later");
+        | KeysError::KeyNotInHsm(_)
+        | KeysError::Unavailable(_) => {
+            tracing::error!(error = %e, "key service failure");
+            let mut err = s3_error!(
+                ServiceUnavailable,
+                "the key service (HSM or key state) is unavailable; retry later"
+            );
             let mut headers = HeaderMap::new();
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
             err.set_headers(headers);

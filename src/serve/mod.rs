@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 pub use config::{ServeConfig, StoreSettings};
 use front::Front;
 
+use crate::keys::state_kv::KvState;
 use crate::keys::{Hsm, KeyManager, ManagerOptions};
 use crate::s3::CipherS3;
 use crate::store::Store;
@@ -34,6 +35,7 @@ use crate::store::blobs::Blobs;
 use crate::store::cluster::ClusterStore;
 use crate::store::etcd::EtcdKv;
 use crate::store::fs::FsStore;
+use crate::store::kv::Kv;
 
 /// How long requests in flight may run on at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,11 +55,12 @@ pub fn init_logging(filter: &str, format: config::LogFormat) -> anyhow::Result<(
     result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
-/// The key manager when an HSM is configured; a configured HSM that cannot be opened
-/// stops start-up with its one-line error.
-fn open_keys(config: &ServeConfig) -> anyhow::Result<Option<Arc<KeyManager>>> {
+/// The key manager when an HSM is configured (`None` otherwise); a configured HSM that
+/// cannot be opened is an error. With a metadata service (`kv`, the cluster store's), the
+/// key state is the one every gateway shares; otherwise `state.json` in the keys
+/// directory. `cipherstore keys --config` opens the same one.
+pub async fn open_keys(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<Option<KeyManager>> {
     if !config.hsm.is_configured() {
-        println!("  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)");
         return Ok(None);
     }
     let dir = config.keys_dir.clone().unwrap_or_else(|| config.data_dir.join("keys"));
@@ -69,8 +72,27 @@ fn open_keys(config: &ServeConfig) -> anyhow::Result<Option<Arc<KeyManager>>> {
         options.cache_ttl = ttl;
     }
     let hsm = Hsm::open(&config.hsm.resolve()?)?;
-    println!("  SSE-KP:         on (HSM token {:?}, keys in {})", hsm.token(), dir.display());
-    Ok(Some(Arc::new(KeyManager::open(hsm, &options)?)))
+    let manager = match kv {
+        Some(kv) => {
+            let state = KvState::open(kv).await.context("cannot read the shared key state")?;
+            KeyManager::with_state(hsm, &options, Box::new(state))?
+        }
+        None => KeyManager::open(hsm, &options)?,
+    };
+    Ok(Some(manager))
+}
+
+/// The cluster store's metadata service, if the configuration names one.
+pub async fn connect_kv(config: &ServeConfig) -> anyhow::Result<Option<Arc<dyn Kv>>> {
+    match &config.store {
+        StoreSettings::Fs => Ok(None),
+        StoreSettings::Cluster { etcd, .. } => {
+            let kv = EtcdKv::connect(etcd)
+                .await
+                .with_context(|| format!("cannot reach etcd at {}", etcd.endpoints.join(", ")))?;
+            Ok(Some(Arc::new(kv)))
+        }
+    }
 }
 
 /// Accepts connections on `listener` until `stop` fires; `tls` absent means plain HTTP.
@@ -130,8 +152,9 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
-/// Opens the store the configuration names; returns it and a line saying what it is.
-async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, String)> {
+/// Opens the store the configuration names (a cluster store over `kv`); returns it and a
+/// line saying what it is.
+fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<(Arc<dyn Store>, String)> {
     match &config.store {
         StoreSettings::Fs => {
             let dir = config.data_dir.join("store");
@@ -142,11 +165,9 @@ async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, Str
             Ok((Arc::new(store), format!("filesystem, {}", dir.display())))
         }
         StoreSettings::Cluster { backend, etcd } => {
-            let kv = EtcdKv::connect(etcd)
-                .await
-                .with_context(|| format!("cannot reach etcd at {}", etcd.endpoints.join(", ")))?;
+            let kv = kv.context("the cluster store needs its metadata service")?;
             let blobs = Blobs::new(backend)?;
-            let store = ClusterStore::new(Arc::new(kv), blobs)?;
+            let store = ClusterStore::new(kv, blobs)?;
             let line = format!(
                 "cluster: blobs in {} bucket {}, records in etcd {} under {}",
                 backend.endpoint,
@@ -162,7 +183,8 @@ async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, Str
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let (store, store_line) = open_store(&config).await?;
+    let kv = connect_kv(&config).await?;
+    let (store, store_line) = open_store(&config, kv.clone())?;
     let users_path: PathBuf = config.users.clone().unwrap_or_else(|| config.data_dir.join("users"));
     if config.users.is_none() {
         users::ensure(&users_path)?;
@@ -187,7 +209,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("  users file:     {}", users_path.display());
     println!("  CA certificate: {}", tls_files.cert.display());
     println!("  health, metrics: GET /health, GET /metrics (unsigned)");
-    let keys = open_keys(&config)?;
+    let keys = open_keys(&config, kv).await?.map(Arc::new);
+    match &keys {
+        Some(k) => println!(
+            "  SSE-KP:         on (HSM token {:?}, key state in {})",
+            k.hsm().token(),
+            k.state_location()
+        ),
+        None => println!(
+            "  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)"
+        ),
+    }
     let mut s3 = CipherS3::new(store, config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);

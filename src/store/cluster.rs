@@ -16,9 +16,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::blobs::{BlobError, BlobWriter, Blobs, PART};
+use super::bridge::Bridge;
 use super::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
 use super::{
     Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
@@ -119,7 +119,7 @@ fn new_blob(dir: &str) -> String {
 struct Inner {
     kv: Arc<dyn Kv>,
     blobs: Blobs,
-    handle: Handle,
+    bridge: Bridge,
 }
 
 /// Blobs on a cluster, records in a metadata service.
@@ -135,14 +135,7 @@ impl Inner {
         F: Future + Send,
         F::Output: Send,
     {
-        match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.handle.block_on(f)),
-            // A single-threaded runtime cannot lend its thread: wait on another one.
-            Ok(_) => std::thread::scope(|s| {
-                s.spawn(|| self.handle.block_on(f)).join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-            }),
-            Err(_) => self.handle.block_on(f),
-        }
+        self.bridge.wait(f)
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
@@ -239,9 +232,9 @@ impl Inner {
 impl ClusterStore {
     /// A store over `kv` and `blobs`, bridging to them on the current runtime.
     pub fn new(kv: Arc<dyn Kv>, blobs: Blobs) -> Result<Self, StoreError> {
-        let handle = Handle::try_current()
-            .map_err(|_| StoreError::Unavailable("the cluster store needs a tokio runtime".into()))?;
-        Ok(Self { inner: Arc::new(Inner { kv, blobs, handle }) })
+        let bridge = Bridge::current()
+            .ok_or_else(|| StoreError::Unavailable("the cluster store needs a tokio runtime".into()))?;
+        Ok(Self { inner: Arc::new(Inner { kv, blobs, bridge }) })
     }
 
     /// Deletes the blobs under `d/` and `p/` that no record names and that are older than
@@ -388,7 +381,7 @@ impl Drop for ClusterWriter {
     fn drop(&mut self) {
         // Never committed: the upload in progress is aborted (whole blobs never appear).
         if let Some(w) = self.stream.take() {
-            self.inner.handle.spawn(async move {
+            self.inner.bridge.handle().spawn(async move {
                 let _ = w.abort().await;
             });
         }

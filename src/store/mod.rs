@@ -6,6 +6,7 @@
 //! each object, not in process memory, so several service instances can share a backend.
 
 pub mod blobs;
+pub mod bridge;
 pub mod cluster;
 pub mod etcd;
 pub mod fs;
