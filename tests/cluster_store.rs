@@ -118,12 +118,19 @@ async fn cluster_store_on_etcd_and_ceph() {
     let blobs_before = blob_names(&ceph).await.len();
     assert_eq!(blobs_before, keys.len() + 1, "one blob per object");
 
-    // Overwrites free the replaced blob; deletes free theirs.
+    // Overwrites and deletes retire the replaced blobs: a GET that began before reads on,
+    // whole; the sweep deletes them once their grace is over.
+    let reading = s.get("data", "a").unwrap();
     put(&s, "data", "a", b"new a");
     assert_eq!(read(&s, "data", "a"), b"new a");
-    assert_eq!(blob_names(&ceph).await.len(), blobs_before, "the replaced blob is gone");
+    let mut old = Vec::new();
+    SequentialReader::new(reading.body.as_ref(), 0).read_to_end(&mut old).unwrap();
+    assert_eq!(old, vec![0u8; 1000], "a GET begun before the overwrite reads the old object whole");
     assert!(s.delete("data", "dir/c").unwrap());
     assert!(!s.delete("data", "dir/c").unwrap());
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before + 1, "two retired blobs, one new");
+    assert_eq!(s.sweep(Duration::from_secs(3600)).unwrap(), 0, "retired blobs keep their grace");
+    assert_eq!(s.sweep(Duration::ZERO).unwrap(), 2);
     assert_eq!(blob_names(&ceph).await.len(), blobs_before - 1);
 
     // Unfinished writes leave nothing visible (a streamed one is aborted at the backend).
@@ -163,6 +170,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     });
     let race = read(&s, "data", "race");
     assert!(race.iter().all(|&b| b == race[0]) && race.len() == 300_000);
+    assert_eq!(s.sweep(Duration::ZERO).unwrap(), 11, "every replaced blob was retired");
     assert_eq!(blob_names(&ceph).await.len(), blobs_before, "exactly one blob left for the raced key");
 
     // A gateway killed between its blob and its commit leaves an orphan: the sweep removes

@@ -5,6 +5,7 @@ mod crypt;
 mod keyfile;
 mod keys;
 mod progress;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -113,6 +114,9 @@ enum Command {
     /// restore, audit. The HSM comes from CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN
     /// (or CIPHERSTORE_HSM_URI) and CIPHERSTORE_HSM_PIN_FILE (or CIPHERSTORE_HSM_PIN).
     Keys(keys::KeysArgs),
+    /// Remove the blobs of a cluster store that no record names (left by gateways killed
+    /// mid-write); gateways also do this in the background.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Protection modes the file CLI writes.
@@ -291,6 +295,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(serve::serve(config))
         }
         Command::Keys(a) => keys::run(&a),
+        Command::Sweep(a) => sweep::run(&a),
     }
 }
 

@@ -63,8 +63,18 @@ pub fn pipeline(e: PipelineError) -> S3Error {
             | engine::Error::KeyNotExpected,
         ) => integrity(&e),
         PipelineError::Io { ref source, .. } if out_of_space(source) => storage_full(&e),
+        PipelineError::Io { ref source, .. } if store_error(source).is_some() => match store_error(source) {
+            Some(inner @ StoreError::Unavailable(_)) => unavailable(inner),
+            Some(inner) => integrity(inner),
+            None => internal(&e),
+        },
         other => internal(&other),
     }
+}
+
+/// The store error a store's reader carried inside an I/O error.
+fn store_error(e: &std::io::Error) -> Option<&StoreError> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<StoreError>())
 }
 
 /// Whether an I/O error says the filesystem (or the user's quota) is full.

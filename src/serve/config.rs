@@ -31,6 +31,8 @@
 //!
 //! [store]
 //! kind = "cluster"                 # "fs" (default): DATA/store; "cluster": docs/SCALE-OUT.md
+//! sweep_interval_secs = 3600       # cluster: sweep orphan blobs this often (0: never)
+//! sweep_grace_secs = 3600          # cluster: leave blobs younger than this (at least 600)
 //! [store.backend]                  # blobs, on any S3-compatible service
 //! endpoint = "http://127.0.0.1:7480"
 //! bucket = "cipherstore-blobs"
@@ -79,6 +81,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     kind: Option<StoreKind>,
+    sweep_interval_secs: Option<u64>,
+    sweep_grace_secs: Option<u64>,
     backend: Option<BackendSection>,
     etcd: Option<EtcdSection>,
 }
@@ -122,16 +126,33 @@ pub enum StoreSettings {
         backend: Box<crate::store::blobs::BlobConfig>,
         /// The etcd cluster.
         etcd: crate::store::etcd::EtcdConfig,
+        /// The background sweep.
+        sweep: SweepSettings,
     },
 }
+
+/// When a gateway sweeps blobs no record names (docs/SCALE-OUT.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// Between sweeps; `None`: never in the background (`cipherstore sweep` only).
+    pub interval: Option<std::time::Duration>,
+    /// Blobs younger than this are left alone: they may belong to writes in flight.
+    pub grace: std::time::Duration,
+}
+
+/// Default time between background sweeps, and default grace: an hour each.
+pub const DEFAULT_SWEEP_SECS: u64 = 3600;
 
 impl StoreSection {
     fn resolve(self) -> anyhow::Result<StoreSettings> {
         match self.kind.unwrap_or_default() {
             StoreKind::Fs => {
                 anyhow::ensure!(
-                    self.backend.is_none() && self.etcd.is_none(),
-                    "[store.backend] and [store.etcd] need store.kind = \"cluster\""
+                    self.backend.is_none()
+                        && self.etcd.is_none()
+                        && self.sweep_interval_secs.is_none()
+                        && self.sweep_grace_secs.is_none(),
+                    "[store.backend], [store.etcd] and the store.sweep_* settings need store.kind = \"cluster\""
                 );
                 Ok(StoreSettings::Fs)
             }
@@ -151,7 +172,17 @@ impl StoreSection {
                     anyhow::ensure!(ns.ends_with('/'), "store.etcd.namespace must end with '/'");
                     etcd.namespace = ns.into_bytes();
                 }
-                Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd })
+                let grace = self.sweep_grace_secs.unwrap_or(DEFAULT_SWEEP_SECS);
+                anyhow::ensure!(
+                    grace >= 600,
+                    "store.sweep_grace_secs must be at least 600: younger blobs may belong to writes in flight"
+                );
+                let interval = match self.sweep_interval_secs.unwrap_or(DEFAULT_SWEEP_SECS) {
+                    0 => None,
+                    secs => Some(std::time::Duration::from_secs(secs)),
+                };
+                let sweep = SweepSettings { interval, grace: std::time::Duration::from_secs(grace) };
+                Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd, sweep })
             }
         }
     }
@@ -375,9 +406,11 @@ mod tests {
             "[store]\nkind = \"cluster\"\n[store.backend]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"b\"\ncredentials_file = {creds:?}\n[store.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nnamespace = \"/cs/\"\n"
         );
         match FileConfig::parse(&text).unwrap().store.resolve().unwrap() {
-            StoreSettings::Cluster { backend, etcd } => {
+            StoreSettings::Cluster { backend, etcd, sweep } => {
                 assert_eq!((backend.access_key.as_str(), backend.secret_key.as_str()), ("AK", "SK"));
                 assert_eq!(etcd.namespace, b"/cs/");
+                let hour = Some(std::time::Duration::from_secs(DEFAULT_SWEEP_SECS));
+                assert_eq!((sweep.interval, sweep.grace.as_secs()), (hour, DEFAULT_SWEEP_SECS));
                 assert!(!format!("{backend:?}").contains("SK\""), "the secret stays out of Debug");
             }
             StoreSettings::Fs => panic!("cluster settings read as fs"),
@@ -387,5 +420,18 @@ mod tests {
         std::fs::write(&creds, "only-one-field\n").unwrap();
         assert!(FileConfig::parse(&text).unwrap().store.resolve().is_err());
         assert!(FileConfig::parse("[store]\nkind = \"s3\"").is_err());
+        std::fs::write(&creds, "AK SK\n").unwrap();
+        let never = text.replace("[store]\n", "[store]\nsweep_interval_secs = 0\nsweep_grace_secs = 7200\n");
+        match FileConfig::parse(&never).unwrap().store.resolve() {
+            Ok(StoreSettings::Cluster { sweep, .. }) => {
+                assert_eq!((sweep.interval, sweep.grace.as_secs()), (None, 7200));
+            }
+            other => panic!("sweep settings not read: {other:?}"),
+        }
+        let hasty = text.replace("[store]\n", "[store]\nsweep_grace_secs = 5\n");
+        let refused = FileConfig::parse(&hasty).unwrap().store.resolve().unwrap_err().to_string();
+        assert!(refused.contains("at least 600"), "{refused}");
+        let fs = FileConfig::parse("[store]\nsweep_interval_secs = 60").unwrap().store.resolve();
+        assert!(fs.is_err(), "sweeping needs the cluster store");
     }
 }

@@ -1,13 +1,15 @@
 //! The `cipherstore serve` process around the S3 layer: configuration ([`config`]: file,
 //! environment, flags), users ([`users`]), TLS ([`tls`]), the HTTP front with `/health`,
 //! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), the aws-chunked framing
-//! check on streamed bodies ([`chunk_framing`]), structured logs, and
+//! check on streamed bodies ([`chunk_framing`]), a cluster gateway's background sweep
+//! ([`sweeper`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
 pub mod chunk_framing;
 pub mod config;
 pub mod front;
 pub mod metrics;
+pub mod sweeper;
 pub mod tls;
 pub mod users;
 
@@ -153,7 +155,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
 }
 
 /// Opens the store the configuration names (a cluster store over `kv`); returns it and a
-/// line saying what it is.
+/// line saying what it is, and starts a cluster store's background sweep.
 fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<(Arc<dyn Store>, String)> {
     match &config.store {
         StoreSettings::Fs => {
@@ -164,10 +166,11 @@ fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<(
             }
             Ok((Arc::new(store), format!("filesystem, {}", dir.display())))
         }
-        StoreSettings::Cluster { backend, etcd } => {
+        StoreSettings::Cluster { backend, etcd, sweep } => {
             let kv = kv.context("the cluster store needs its metadata service")?;
             let blobs = Blobs::new(backend)?;
             let store = ClusterStore::new(kv, blobs)?;
+            sweeper::spawn(store.clone(), *sweep);
             let line = format!(
                 "cluster: blobs in {} bucket {}, records in etcd {} under {}",
                 backend.endpoint,

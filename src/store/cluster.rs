@@ -110,6 +110,24 @@ fn part_key(b: &str, id: &str, number: u32) -> Vec<u8> {
 fn ref_key(blob: &str) -> Vec<u8> {
     [b"r/", blob.as_bytes()].concat()
 }
+/// A retired blob: no record names it any more, but a GET that began before may still be
+/// reading it, so it is deleted only after the sweep's grace (docs/SCALE-OUT.md §4).
+fn retired_key(at: u64, blob: &str) -> Vec<u8> {
+    format!("g/{at:012}/{blob}").into_bytes()
+}
+const RETIRED: &[u8] = b"g/";
+
+/// The operations that retire `blobs` now: each `r/` key points at its `g/` entry.
+fn retire(blobs: &[BlobRef]) -> Vec<Op> {
+    let now = crate::clock::now_unix();
+    blobs
+        .iter()
+        .flat_map(|b| {
+            let g = retired_key(now, &b.name);
+            [Op::Put(ref_key(&b.name), g.clone()), Op::Put(g, b.len.to_string().into_bytes())]
+        })
+        .collect()
+}
 
 /// A fresh blob name under `dir` (`d` objects, `p` parts): random, saying nothing.
 fn new_blob(dir: &str) -> String {
@@ -120,6 +138,21 @@ struct Inner {
     kv: Arc<dyn Kv>,
     blobs: Blobs,
     bridge: Bridge,
+}
+
+/// What a sweep found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Blobs looked at.
+    pub checked: usize,
+    /// Blobs no record named, deleted: retired ones and orphans.
+    pub removed: usize,
+    /// Of these, blobs retired by overwrites and deletes whose grace was over.
+    pub retired: usize,
+    /// Of these, blobs no entry ever named (a gateway killed between bytes and commit).
+    pub orphans: usize,
+    /// Their bytes.
+    pub removed_bytes: u64,
 }
 
 /// Blobs on a cluster, records in a metadata service.
@@ -185,15 +218,17 @@ impl Inner {
     }
 
     /// Commits `entry` under `key` (replacing what is there, last commit wins) once `guard`
-    /// holds: the new blobs' references are set, the replaced entry's removed, the bucket's
-    /// sequence bumped. Returns the replaced entry. `missing` is the error when `guard`
-    /// fails for good.
+    /// holds: the new blobs' references are set, the replaced entry's blobs retired (an
+    /// object's: readers may be on them) or unreferenced (a part's: never read before its
+    /// upload completes), the bucket's sequence bumped. Returns the replaced entry if its
+    /// blobs are to be deleted now. `missing` is the error when `guard` fails for good.
     async fn commit(
         &self,
         bucket: &str,
         key: Vec<u8>,
         entry: &Located,
         guard: Compare,
+        readable: bool,
         missing: impl Fn() -> StoreError,
     ) -> Result<Option<Located>, StoreError> {
         let value = entry.encode()?;
@@ -207,11 +242,13 @@ impl Inner {
             });
             let mut ops = vec![Op::Put(key.clone(), value.clone()), Op::Put(seq_key(bucket), Vec::new())];
             ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), key.clone())));
-            if let Some(o) = &old_entry {
-                ops.extend(o.blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+            match &old_entry {
+                Some(o) if readable => ops.extend(retire(&o.blobs)),
+                Some(o) => ops.extend(o.blobs.iter().map(|b| Op::Delete(ref_key(&b.name)))),
+                None => {}
             }
             if self.txn(compares, ops).await? {
-                return Ok(old_entry);
+                return Ok(old_entry.filter(|_| !readable));
             }
             if !self.guard_holds(&guard).await? {
                 return Err(missing());
@@ -241,20 +278,62 @@ impl ClusterStore {
     /// `grace` (longer than any write takes): what gateways killed mid-write left. Returns
     /// how many it deleted.
     pub fn sweep(&self, grace: Duration) -> Result<usize, StoreError> {
-        let inner = self.inner.clone();
-        self.inner.wait(async move {
-            let cutoff = crate::clock::now_unix().saturating_sub(grace.as_secs());
-            let mut removed = 0;
-            for dir in ["d", "p"] {
-                for blob in inner.blobs.list(dir).await.map_err(blob_error)? {
-                    if blob.modified <= cutoff && inner.get(&ref_key(&blob.name)).await?.is_none() {
+        let store = self.clone();
+        let report = self.inner.wait(async move { store.sweep_paced(grace, Duration::ZERO, false).await })?;
+        Ok(report.removed)
+    }
+
+    /// [`ClusterStore::sweep`], waiting `pause` after each blob it checks (a background
+    /// sweep on a busy cluster), with what it found; `dry_run` deletes nothing (the report
+    /// counts what it would delete).
+    pub async fn sweep_paced(
+        &self,
+        grace: Duration,
+        pause: Duration,
+        dry_run: bool,
+    ) -> Result<SweepReport, StoreError> {
+        let inner = &self.inner;
+        let cutoff = crate::clock::now_unix().saturating_sub(grace.as_secs());
+        let mut report = SweepReport::default();
+        // Retired blobs whose grace is over, oldest first: the blob, then its entries.
+        let until = retired_key(cutoff + 1, "");
+        for e in inner.all(RETIRED, &until).await? {
+            let Some(name) =
+                std::str::from_utf8(&e.key[RETIRED.len()..]).ok().and_then(|k| k.split_once('/'))
+            else {
+                continue;
+            };
+            let name = name.1.to_owned();
+            report.checked += 1;
+            report.retired += 1;
+            report.removed += 1;
+            if !dry_run {
+                inner.blobs.delete(&name).await.map_err(blob_error)?;
+                inner.txn(vec![], vec![Op::Delete(ref_key(&name)), Op::Delete(e.key.clone())]).await?;
+            }
+            report.removed_bytes +=
+                std::str::from_utf8(&e.value).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        for dir in ["d", "p"] {
+            for blob in inner.blobs.list(dir).await.map_err(blob_error)? {
+                report.checked += 1;
+                if blob.modified <= cutoff && inner.get(&ref_key(&blob.name)).await?.is_none() {
+                    report.orphans += 1;
+                    if !dry_run {
                         inner.blobs.delete(&blob.name).await.map_err(blob_error)?;
-                        removed += 1;
                     }
+                    report.removed += 1;
+                    report.removed_bytes += blob.len;
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
                 }
             }
-            Ok(removed)
-        })
+        }
+        Ok(report)
     }
 
     fn writer(&self, bucket: &str, dir: &str, target: Target) -> ClusterWriter {
@@ -348,6 +427,7 @@ impl ClusterWriter {
                             object_key(&bucket, key),
                             &entry,
                             Compare::Present(bucket_key(&bucket)),
+                            true,
                             || StoreError::NoSuchBucket(bucket.clone()),
                         )
                         .await
@@ -355,7 +435,7 @@ impl ClusterWriter {
                 Target::Part(id, number) => {
                     let guard = Compare::Present(upload_key(&bucket, id));
                     inner
-                        .commit(&bucket, part_key(&bucket, id, *number), &entry, guard, || {
+                        .commit(&bucket, part_key(&bucket, id, *number), &entry, guard, false, || {
                             StoreError::NoSuchUpload(id.clone())
                         })
                         .await
@@ -425,7 +505,9 @@ impl ObjectReader for ClusterReader {
         let bytes = self
             .inner
             .wait(self.inner.blobs.get_range(&blob.name, from..to))
-            .map_err(|e| io::Error::other(e.to_string()))?;
+            // The store error travels inside: the S3 layer answers 503 for an unreachable
+            // backend, and names a missing blob as damage.
+            .map_err(|e| io::Error::other(blob_error(e)))?;
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
         Ok(n)
@@ -537,9 +619,8 @@ impl Store for ClusterStore {
                 let Some(e) = inner.get(&k).await? else { return Ok(false) };
                 let located = Located::decode(key, &e.value)?;
                 let mut ops = vec![Op::Delete(k.clone()), Op::Put(seq_key(bucket), Vec::new())];
-                ops.extend(located.blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                ops.extend(retire(&located.blobs));
                 if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
-                    inner.discard(&located.blobs).await;
                     return Ok(true);
                 }
             }
@@ -738,13 +819,10 @@ impl Store for ClusterStore {
                 ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())));
                 ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
                 if let Some(o) = &old_entry {
-                    ops.extend(o.blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                    ops.extend(retire(&o.blobs));
                 }
                 if inner.txn(compares, ops).await? {
                     inner.discard(&unchosen).await;
-                    if let Some(o) = old_entry {
-                        inner.discard(&o.blobs).await;
-                    }
                     return Ok(());
                 }
             }

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Faults of a cluster store (scripts/cluster), through its gateways, as clients see them:
+
+- a gateway SIGKILLed in the middle of a PUT that overwrites a key, and of a multipart
+  part: nothing partial is visible, the key still reads its acknowledged bytes whole, the
+  restarted gateway serves on; a blob without a record (what a gateway killed between its
+  bytes and its commit leaves) is removed by `cipherstore sweep`, which leaves every
+  object whole;
+- radosgw stopped: GET and PUT get 503 with Retry-After after bounded retries, HEAD and
+  List still answer from etcd; radosgw back: served again without restarting a gateway;
+- one etcd member killed: reads and writes go on; two killed (quorum lost): 503, and the
+  write refused meanwhile is absent or whole, never half; members back: served again.
+
+    e2e_cluster_faults.py PATH_TO_CIPHERSTORE_BINARY CLUSTER_DIR CLUSTER_ENV_FILE
+"""
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+passed = failed = 0
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"ok   {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}", flush=True)
+
+
+def status_of(fn):
+    """(HTTP status, Retry-After) of a call that fails, (200, None) if it succeeds."""
+    try:
+        fn()
+        return 200, None
+    except ClientError as e:
+        meta = e.response.get("ResponseMetadata", {})
+        return meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("retry-after")
+
+
+def main():
+    binary, cluster, env_file = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+    env = dict(line.split("=", 1) for line in pathlib.Path(env_file).read_text().split() if "=" in line)
+    cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, read_timeout=120,
+                 connect_timeout=10)
+
+    def client(endpoint, ak=env["AK"], sk=env["SK"], verify=env["CA"]):
+        return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
+                            region_name="us-east-1", verify=verify, config=cfg)
+
+    a, b = client(env["ENDPOINT_A"]), client(env["ENDPOINT_B"])
+    backend = client(env["BACKEND_ENDPOINT"], env["BACKEND_AK"], env["BACKEND_SK"], verify=False)
+    blob_bucket = env["BACKEND_BUCKET"]
+
+    def ctl(action, name):
+        subprocess.run([str(ROOT / "scripts/cluster"), action, name, str(cluster)], check=True,
+                       env={**os.environ, "CIPHERSTORE_BIN": binary}, stdout=subprocess.DEVNULL)
+
+    def blobs():
+        pages = backend.get_paginator("list_objects_v2").paginate(Bucket=blob_bucket)
+        return {o["Key"] for p in pages for o in p.get("Contents", [])}
+
+    acknowledged = {}  # key -> sha256 of what a PUT was acknowledged for
+
+    def put(c, key, body):
+        c.put_object(Bucket="faults", Key=key, Body=body)
+        acknowledged[key] = hashlib.sha256(body).hexdigest()
+
+    def all_whole(c):
+        for key, digest in acknowledged.items():
+            got = c.get_object(Bucket="faults", Key=key)["Body"].read()
+            if hashlib.sha256(got).hexdigest() != digest:
+                return key
+        return None
+
+    a.create_bucket(Bucket="faults")
+    for i in range(5):
+        put(a, f"small-{i}", os.urandom(1000 + i))
+    put(a, "victim", b"the acknowledged bytes of victim " * 1000)
+
+    # 1. Gateway B killed mid-PUT (an overwrite of `victim`, streamed) and mid-part.
+    with tempfile.NamedTemporaryFile() as big:
+        big.write(os.urandom(1 << 20) * 384)  # 384 MiB: long enough to be cut
+        big.flush()
+        outcome = {}
+
+        def overwrite():
+            try:
+                with open(big.name, "rb") as f:
+                    b.put_object(Bucket="faults", Key="victim", Body=f)
+                outcome["put"] = "acknowledged"
+            except Exception as e:  # noqa: BLE001 - the connection dies with the gateway
+                outcome["put"] = type(e).__name__
+
+        upload = b.create_multipart_upload(Bucket="faults", Key="parted")["UploadId"]
+        first = os.urandom(5 << 20)
+        etag1 = b.upload_part(Bucket="faults", Key="parted", UploadId=upload, PartNumber=1, Body=first)["ETag"]
+
+        def part_two():
+            try:
+                with open(big.name, "rb") as f:
+                    b.upload_part(Bucket="faults", Key="parted", UploadId=upload, PartNumber=2, Body=f)
+                outcome["part"] = "acknowledged"
+            except Exception as e:  # noqa: BLE001
+                outcome["part"] = type(e).__name__
+
+        threads = [threading.Thread(target=overwrite), threading.Thread(target=part_two)]
+        for t in threads:
+            t.start()
+        time.sleep(2.5)
+        ctl("kill", "gateway-b")
+        for t in threads:
+            t.join(timeout=120)
+    check("PUT and part cut by the gateway's death", outcome.get("put") != "acknowledged"
+          and outcome.get("part") != "acknowledged", str(outcome))
+    check("after the kill, the overwritten key reads its acknowledged bytes whole (through A)",
+          all_whole(a) is None)
+    keys = [o["Key"] for o in a.list_objects_v2(Bucket="faults").get("Contents", [])]
+    check("nothing partial listed", sorted(keys) == sorted(acknowledged), str(keys))
+    parts = a.list_parts(Bucket="faults", Key="parted", UploadId=upload).get("Parts", [])
+    check("the cut part is not listed; the acknowledged one is", [p["PartNumber"] for p in parts] == [1],
+          str(parts))
+    ctl("start", "gateway-b")
+    done = b.complete_multipart_upload(Bucket="faults", Key="parted", UploadId=upload,
+                                       MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag1}]})
+    acknowledged["parted"] = hashlib.sha256(first).hexdigest()
+    check("restarted gateway completes the upload from its acknowledged part", "ETag" in done)
+    check("every acknowledged object whole through the restarted gateway", all_whole(b) is None)
+
+    # A blob without a record, as a gateway killed between bytes and commit leaves.
+    orphan = "d/" + os.urandom(16).hex()
+    backend.put_object(Bucket=blob_bucket, Key=orphan, Body=os.urandom(4096))
+    before = blobs()
+    sweep = [binary, "sweep", "--config", str(cluster / "gateway.toml"), "--grace", "0"]
+    dry = subprocess.run(sweep + ["--dry-run"], capture_output=True, text=True)
+    check("sweep --dry-run counts the orphan and removes nothing",
+          dry.returncode == 0 and "would remove 1 " in dry.stdout and blobs() == before, dry.stdout + dry.stderr)
+    real = subprocess.run(sweep, capture_output=True, text=True)
+    check("sweep removes exactly the orphan", real.returncode == 0 and "removed 1 " in real.stdout
+          and blobs() == before - {orphan}, real.stdout + real.stderr)
+    check("every acknowledged object whole after the sweep", all_whole(a) is None)
+
+    # 2. radosgw stopped: 503 + Retry-After for what needs bytes; metadata still answers.
+    ctl("kill", "rgw")
+    t0 = time.monotonic()
+    get_status = status_of(lambda: a.get_object(Bucket="faults", Key="small-1")["Body"].read())
+    took = time.monotonic() - t0
+    check("radosgw down: GET gets 503 with Retry-After, after bounded retries",
+          get_status[0] == 503 and get_status[1] is not None and took < 60, f"{get_status} in {took:.1f} s")
+    put_status = status_of(lambda: b.put_object(Bucket="faults", Key="during-rgw", Body=b"x" * 100))
+    check("radosgw down: PUT gets 503 with Retry-After", put_status[0] == 503 and put_status[1] is not None,
+          str(put_status))
+    check("radosgw down: HEAD still answers (from etcd)",
+          a.head_object(Bucket="faults", Key="victim")["ContentLength"] == 33000)
+    check("radosgw down: List still answers (from etcd)",
+          len(b.list_objects_v2(Bucket="faults").get("Contents", [])) == len(acknowledged))
+    ctl("start", "rgw")
+    served = False
+    deadline = time.monotonic() + 60
+    while not served and time.monotonic() < deadline:
+        served = status_of(lambda: a.get_object(Bucket="faults", Key="small-1")["Body"].read())[0] == 200
+        if not served:
+            time.sleep(1)
+    check("radosgw back: served again without restarting a gateway", served)
+    put(b, "after-rgw", b"written after radosgw came back")
+    check("every acknowledged object whole after radosgw's outage", all_whole(a) is None)
+
+    # 3. etcd: one member lost, service goes on; quorum lost, 503, nothing half-written.
+    ctl("kill", "etcd-1")
+    put(a, "one-member-down", os.urandom(3000))
+    check("one etcd member down: writes and reads go on",
+          all_whole(b) is None and b.head_object(Bucket="faults", Key="one-member-down")["ContentLength"] == 3000)
+    ctl("kill", "etcd-2")
+    body = os.urandom(5000)
+    put_status = status_of(lambda: a.put_object(Bucket="faults", Key="no-quorum", Body=body))
+    get_status = status_of(lambda: b.get_object(Bucket="faults", Key="small-2")["Body"].read())
+    check("quorum lost: PUT and GET get 503", put_status[0] == 503 and get_status[0] == 503,
+          f"{put_status} {get_status}")
+    ctl("start", "etcd-1")
+    ctl("start", "etcd-2")
+    served = False
+    deadline = time.monotonic() + 60
+    while not served and time.monotonic() < deadline:
+        served = status_of(lambda: b.get_object(Bucket="faults", Key="small-2")["Body"].read())[0] == 200
+        if not served:
+            time.sleep(1)
+    check("quorum back: served again without restarting a gateway", served)
+    st = status_of(lambda: a.head_object(Bucket="faults", Key="no-quorum"))
+    if st[0] == 200:
+        whole = a.get_object(Bucket="faults", Key="no-quorum")["Body"].read() == body
+        check("the write refused without quorum is whole (it committed before the answer)", whole)
+    else:
+        check("the write refused without quorum is absent", st[0] == 404, str(st))
+    check("every acknowledged object whole after the etcd outage", all_whole(a) is None and all_whole(b) is None)
+
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
