@@ -91,6 +91,7 @@ impl Metrics {
                 self.refused_plain_sse_c.load(Ordering::Relaxed),
             ),
         ];
+        counters.extend(crate::store::requests::all().map(|k| (k.name, k.help, k.get())));
         if let Some(k) = keys {
             counters.extend([
                 ("cipherstore_hsm_wraps_total", "Bucket keys wrapped by the HSM.", k.hsm_wraps),

@@ -20,6 +20,8 @@ use object_store::{
 };
 use zeroize::Zeroizing;
 
+use super::requests;
+
 /// Where the blobs go and how to reach it.
 #[derive(Clone)]
 pub struct BlobConfig {
@@ -179,6 +181,7 @@ impl Blobs {
 
     /// Writes `bytes` as blob `name`, replacing any blob of that name.
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<(), BlobError> {
+        requests::BLOB_PUT.add(1);
         self.store.put(&Path::from(name), PutPayload::from(bytes)).await.map_err(error)?;
         Ok(())
     }
@@ -186,12 +189,14 @@ impl Blobs {
     /// Writes `bytes` as blob `name` only if there is none ([`BlobError::Exists`]).
     pub async fn create(&self, name: &str, bytes: Bytes) -> Result<(), BlobError> {
         let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        requests::BLOB_PUT.add(1);
         self.store.put_opts(&Path::from(name), PutPayload::from(bytes), options).await.map_err(error)?;
         Ok(())
     }
 
     /// Starts a streamed write of blob `name` (a backend multipart upload).
     pub async fn writer(&self, name: &str) -> Result<BlobWriter, BlobError> {
+        requests::BLOB_MULTIPART.add(1);
         let upload = self.store.put_multipart(&Path::from(name)).await.map_err(error)?;
         Ok(BlobWriter { inner: WriteMultipart::new_with_chunk_size(upload, PART), written: 0 })
     }
@@ -201,16 +206,19 @@ impl Blobs {
         if range.start == range.end {
             return Ok(Bytes::new());
         }
+        requests::BLOB_GET.add(1);
         self.store.get_range(&Path::from(name), range).await.map_err(error)
     }
 
     /// Blob `name`'s length.
     pub async fn len(&self, name: &str) -> Result<u64, BlobError> {
+        requests::BLOB_HEAD.add(1);
         Ok(self.store.head(&Path::from(name)).await.map_err(error)?.size)
     }
 
     /// Deletes blob `name` (nothing if there is none).
     pub async fn delete(&self, name: &str) -> Result<(), BlobError> {
+        requests::BLOB_DELETE.add(1);
         match self.store.delete(&Path::from(name)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(error(e)),
@@ -220,6 +228,7 @@ impl Blobs {
     /// Every blob whose name starts with `prefix` (a `/`-separated directory, or empty).
     pub async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, BlobError> {
         let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
+        requests::BLOB_LIST.add(1);
         let mut listing = self.store.list(prefix.as_ref());
         let mut out = Vec::new();
         while let Some(meta) = listing.next().await {
@@ -257,6 +266,8 @@ impl BlobWriter {
 
     /// Sends what is left and completes the blob, durably; returns its length.
     pub async fn finish(self) -> Result<u64, BlobError> {
+        // Its parts and the completion (the start was counted when it began).
+        requests::BLOB_MULTIPART.add(self.written.div_ceil(PART as u64).max(1) + 1);
         self.inner.finish().await.map_err(error)?;
         Ok(self.written)
     }

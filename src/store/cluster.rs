@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blobs::{BlobError, BlobWriter, Blobs, PART};
 use super::bridge::Bridge;
+use super::bucket_cache::{BucketCache, Lookup};
 use super::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
 use super::{
     Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
@@ -138,6 +139,7 @@ struct Inner {
     kv: Arc<dyn Kv>,
     blobs: Blobs,
     bridge: Bridge,
+    buckets: Arc<BucketCache>,
 }
 
 /// What a sweep found.
@@ -191,8 +193,18 @@ impl Inner {
         }
     }
 
+    /// Bucket `name`'s record, from the cache when it can tell, else from etcd.
+    async fn bucket_record(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.buckets.lookup(name) {
+            Lookup::Present(record) => Ok(Some(record)),
+            // Absence is read again: a bucket just created through another gateway may
+            // not have reached this one's watch yet.
+            Lookup::Absent | Lookup::Unknown => Ok(self.get(&bucket_key(name)).await?.map(|e| e.value)),
+        }
+    }
+
     async fn bucket_exists(&self, bucket: &str) -> Result<bool, StoreError> {
-        Ok(self.get(&bucket_key(bucket)).await?.is_some())
+        Ok(self.bucket_record(bucket).await?.is_some())
     }
 
     async fn require_bucket(&self, bucket: &str) -> Result<(), StoreError> {
@@ -205,7 +217,12 @@ impl Inner {
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<bool, StoreError> {
-        Ok(self.kv.txn(Txn { compares, ops }).await.map_err(kv_error)?.is_some())
+        Ok(self.txn_at(compares, ops).await?.is_some())
+    }
+
+    /// [`Inner::txn`], with the revision it committed at.
+    async fn txn_at(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<Option<i64>, StoreError> {
+        self.kv.txn(Txn { compares, ops }).await.map_err(kv_error)
     }
 
     /// Deletes blobs no record names any more (best effort: the sweep finds what is left).
@@ -232,8 +249,10 @@ impl Inner {
         missing: impl Fn() -> StoreError,
     ) -> Result<Option<Located>, StoreError> {
         let value = entry.encode()?;
-        for _ in 0..COMMIT_TRIES {
-            let old = self.get(&key).await?;
+        for attempt in 0..COMMIT_TRIES {
+            // First try as a new key (what ingest mostly writes): one round trip. If the
+            // key is there, the compare fails and the next try reads what it replaces.
+            let old = if attempt == 0 { None } else { self.get(&key).await? };
             let old_entry = old.as_ref().map(|e| Located::decode("an entry", &e.value)).transpose()?;
             let mut compares = vec![guard.clone()];
             compares.push(match &old {
@@ -250,7 +269,7 @@ impl Inner {
             if self.txn(compares, ops).await? {
                 return Ok(old_entry.filter(|_| !readable));
             }
-            if !self.guard_holds(&guard).await? {
+            if attempt > 0 && !self.guard_holds(&guard).await? {
                 return Err(missing());
             }
         }
@@ -271,7 +290,8 @@ impl ClusterStore {
     pub fn new(kv: Arc<dyn Kv>, blobs: Blobs) -> Result<Self, StoreError> {
         let bridge = Bridge::current()
             .ok_or_else(|| StoreError::Unavailable("the cluster store needs a tokio runtime".into()))?;
-        Ok(Self { inner: Arc::new(Inner { kv, blobs, bridge }) })
+        let buckets = BucketCache::start(kv.clone(), bridge.handle());
+        Ok(Self { inner: Arc::new(Inner { kv, blobs, bridge, buckets }) })
     }
 
     /// Deletes the blobs under `d/` and `p/` that no record names and that are older than
@@ -481,11 +501,45 @@ impl PartWriter for ClusterWriter {
 }
 
 /// An object's bytes: its blobs end to end, read by range.
+/// The first read-ahead window of a GET: a small object in one backend request.
+const FIRST_WINDOW: u64 = 256 << 10;
+/// The largest read-ahead window (windows double while reads stay sequential).
+const MAX_WINDOW: u64 = 8 << 20;
+
+/// A fetch of the next window, started while the current one is consumed.
+struct Ahead {
+    /// Object offset it starts at.
+    start: u64,
+    task: tokio::task::JoinHandle<Result<Bytes, BlobError>>,
+}
+
+/// Bytes read ahead from one blob.
+#[derive(Default)]
+struct Window {
+    /// Object offset of `bytes[0]`.
+    start: u64,
+    bytes: Bytes,
+    /// Size of the next fetch if reads stay sequential.
+    next: u64,
+    ahead: Option<Ahead>,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        if let Some(a) = self.ahead.take() {
+            a.task.abort();
+        }
+    }
+}
+
 struct ClusterReader {
     inner: Arc<Inner>,
     /// Each blob and its first byte's offset in the object.
     blobs: Vec<(BlobRef, u64)>,
     len: u64,
+    /// Sequential reads are served from one ranged backend GET per window, not one per
+    /// call: a 4 KiB object costs one request, a large one a request per 8 MiB.
+    window: std::sync::Mutex<Window>,
 }
 
 impl ObjectReader for ClusterReader {
@@ -497,20 +551,62 @@ impl ObjectReader for ClusterReader {
         if offset >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let Some((blob, start)) = self.blobs.iter().rev().find(|(_, start)| *start <= offset) else {
-            return Ok(0);
-        };
-        let from = offset - start;
-        let to = blob.len.min(from + buf.len() as u64);
-        let bytes = self
-            .inner
-            .wait(self.inner.blobs.get_range(&blob.name, from..to))
+        let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let end = w.start + w.bytes.len() as u64;
+        if !(w.start..end).contains(&offset) {
+            // Sequential: the window grows and the next one is fetched while this one is
+            // read; a jump starts small again.
+            let sequential = offset == end && !w.bytes.is_empty();
+            let size = if sequential { w.next } else { FIRST_WINDOW };
+            let ahead = w.ahead.take().filter(|a| a.start == offset);
+            if let Some(stale) = w.ahead.take() {
+                stale.task.abort();
+            }
+            let fetched = match ahead {
+                Some(a) => {
+                    self.inner.wait(a.task).unwrap_or_else(|e| Err(BlobError::Unavailable(e.to_string())))
+                }
+                None => match self.fetch(offset, size.max(buf.len() as u64)) {
+                    Some(f) => self.inner.wait(f),
+                    None => return Ok(0),
+                },
+            };
             // The store error travels inside: the S3 layer answers 503 for an unreachable
             // backend, and names a missing blob as damage.
-            .map_err(|e| io::Error::other(blob_error(e)))?;
-        let n = bytes.len().min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
+            let bytes = fetched.map_err(|e| io::Error::other(blob_error(e)))?;
+            if bytes.is_empty() {
+                return Ok(0);
+            }
+            let next = (size * 2).min(MAX_WINDOW);
+            let after = offset + bytes.len() as u64;
+            *w = Window { start: offset, bytes, next, ahead: None };
+            if sequential && after < self.len {
+                w.ahead = self
+                    .fetch(after, next)
+                    .map(|f| Ahead { start: after, task: self.inner.bridge.handle().spawn(f) });
+            }
+        }
+        let at = usize::try_from(offset - w.start).unwrap_or(usize::MAX);
+        let available = w.bytes.get(at..).unwrap_or_default();
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
         Ok(n)
+    }
+}
+
+impl ClusterReader {
+    /// A fetch of up to `size` bytes at object offset `offset`, within one blob.
+    fn fetch(
+        &self,
+        offset: u64,
+        size: u64,
+    ) -> Option<impl Future<Output = Result<Bytes, BlobError>> + Send + 'static> {
+        let (blob, start) = self.blobs.iter().rev().find(|(_, start)| *start <= offset)?;
+        let from = offset - start;
+        let to = blob.len.min(from + size);
+        let inner = self.inner.clone();
+        let name = blob.name.clone();
+        Some(async move { inner.blobs.get_range(&name, from..to).await })
     }
 }
 
@@ -519,17 +615,19 @@ impl Store for ClusterStore {
         check_bucket_name(name)?;
         let key = bucket_key(name);
         let ops = vec![Op::Put(key.clone(), record.to_vec()), Op::Put(seq_key(name), Vec::new())];
-        if self.inner.wait(self.inner.txn(vec![Compare::Absent(key)], ops))? {
-            Ok(())
-        } else {
-            Err(StoreError::BucketExists(name.to_owned()))
+        match self.inner.wait(self.inner.txn_at(vec![Compare::Absent(key)], ops))? {
+            Some(revision) => {
+                self.inner.buckets.note(name, revision, Some(record.to_vec()));
+                Ok(())
+            }
+            None => Err(StoreError::BucketExists(name.to_owned())),
         }
     }
 
     fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         check_bucket_name(name)?;
-        match self.inner.wait(self.inner.get(&bucket_key(name)))? {
-            Some(e) => Ok(e.value),
+        match self.inner.wait(self.inner.bucket_record(name))? {
+            Some(record) => Ok(record),
             None => Err(StoreError::NoSuchBucket(name.to_owned())),
         }
     }
@@ -538,10 +636,12 @@ impl Store for ClusterStore {
         check_bucket_name(name)?;
         let key = bucket_key(name);
         let ops = vec![Op::Put(key.clone(), record.to_vec())];
-        if self.inner.wait(self.inner.txn(vec![Compare::Present(key)], ops))? {
-            Ok(())
-        } else {
-            Err(StoreError::NoSuchBucket(name.to_owned()))
+        match self.inner.wait(self.inner.txn_at(vec![Compare::Present(key)], ops))? {
+            Some(revision) => {
+                self.inner.buckets.note(name, revision, Some(record.to_vec()));
+                Ok(())
+            }
+            None => Err(StoreError::NoSuchBucket(name.to_owned())),
         }
     }
 
@@ -560,7 +660,9 @@ impl Store for ClusterStore {
                     }
                 }
                 let ops = vec![Op::Delete(bucket_key(name)), Op::Delete(seq_key(name))];
-                if inner.txn(vec![Compare::Revision(seq_key(name), seq.mod_revision)], ops).await? {
+                let compares = vec![Compare::Revision(seq_key(name), seq.mod_revision)];
+                if let Some(revision) = inner.txn_at(compares, ops).await? {
+                    inner.buckets.note(name, revision, None);
                     return Ok(());
                 }
             }
@@ -605,7 +707,12 @@ impl Store for ClusterStore {
                 (b.clone(), at)
             })
             .collect();
-        let reader = ClusterReader { inner: self.inner.clone(), blobs, len: located.stored() };
+        let reader = ClusterReader {
+            inner: self.inner.clone(),
+            blobs,
+            len: located.stored(),
+            window: Default::default(),
+        };
         Ok(StoredObject { record: located.record(key)?, body: Box::new(reader) })
     }
 

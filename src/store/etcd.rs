@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tonic::Code;
 
 use super::kv::{Compare, Entry, Event, Kv, KvError, Op, Page, Txn, Watch, prefix_end};
+use super::requests;
 
 /// How an etcd cluster is reached.
 #[derive(Debug, Clone)]
@@ -139,6 +140,7 @@ impl Kv for EtcdKv {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let options = GetOptions::new().with_range(self.end(end)).with_limit(limit);
         let key = self.key(start);
+        requests::KV_RANGE.add(1);
         let response = retrying(true, || {
             let (key, options) = (key.clone(), options.clone());
             let mut kv = self.client.kv_client();
@@ -174,6 +176,7 @@ impl Kv for EtcdKv {
             })
             .collect();
         let request = etcd_client::Txn::new().when(compares).and_then(ops);
+        requests::KV_TXN.add(1);
         let response = retrying(false, || {
             let request = request.clone();
             let mut kv = self.client.kv_client();

@@ -7,11 +7,13 @@
 
 pub mod blobs;
 pub mod bridge;
+pub mod bucket_cache;
 pub mod cluster;
 pub mod etcd;
 pub mod fs;
 pub mod keypath;
 pub mod kv;
+pub mod requests;
 
 use std::io::Write;
 
