@@ -61,7 +61,7 @@ class Target:
         cmd = [self.load, "--endpoint", self.endpoint, "--ca", self.ca, "--access-key", self.ak,
                "--secret-key", self.sk, "--bucket", bucket, "--prefix", prefix, "--count", str(count),
                "--size", str(size), "--concurrency", str(concurrency), *self.extra, op]
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
         if r.returncode != 0:
             raise RuntimeError(f"{self.name}: {op} {prefix} failed: {r.stderr[-1500:]}")
         return json.loads(r.stdout)["seconds"]
@@ -146,9 +146,16 @@ def main():
     ca = env["CA"]
     etcd = env["ETCD_ENDPOINTS"].split(",")
 
+    def rgw_gc():
+        # radosgw frees deleted objects' data in the background hours later: free it now,
+        # or the memstore OSD fills up over the runs.
+        subprocess.run(["radosgw-admin", "gc", "process", "--include-all"], check=True, capture_output=True,
+                       env={**os.environ, "CEPH_CONF": str(cluster / "ceph" / "ceph.conf")})
+
     def sweep():
         subprocess.run([a.bin, "sweep", "--config", str(cluster / "gateway.toml"), "--grace", "0"],
                        check=True, capture_output=True)
+        rgw_gc()
 
     rgw = Target("radosgw (plaintext)", env["BACKEND_TLS_ENDPOINT"], a.rgw_ca, env["BACKEND_AK"],
                  env["BACKEND_SK"], a.load)
@@ -158,7 +165,7 @@ def main():
 
     log(f"radosgw directly over HTTPS: {a.size_mib} MiB, {a.small} x 4 KiB at {a.concurrency} connections")
     rgw.s3.create_bucket(Bucket="bench-raw")
-    results[rgw.name] = measure(rgw, "bench-raw", a.size_mib, a.small, a.runs, a.concurrency, lambda: None)
+    results[rgw.name] = measure(rgw, "bench-raw", a.size_mib, a.small, a.runs, a.concurrency, rgw_gc)
 
     db_per_object = None
     for mode in ["default", "SSE-C", "SSE-KP"]:

@@ -162,3 +162,31 @@ async fn three_members_survive_one_loss_and_refuse_cleanly_without_quorum() {
     assert_eq!(a, b, "nothing half-written");
     assert!(kv.txn(txn(vec![], vec![put("after", "1")])).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates() {
+    let etcd = Etcd::start_tls(1).await;
+    let kv = EtcdKv::connect(&etcd.config("/tls/")).await.unwrap();
+    let rev = kv.txn(txn(vec![], vec![put("o/k", "v")])).await.unwrap();
+    assert!(rev.is_some());
+    assert_eq!(kv.get(b"o/k").await.unwrap().unwrap().value, b"v");
+    // Without the client certificate the member refuses the connection.
+    let mut anonymous = etcd.config("/tls/");
+    if let Some(tls) = anonymous.tls.as_mut() {
+        tls.client = None;
+    }
+    let refused = match EtcdKv::connect(&anonymous).await {
+        Ok(kv) => kv.get(b"o/k").await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a client without a certificate was served");
+    // Plain HTTP to a TLS member gets nowhere either.
+    let mut plain = etcd.config("/tls/");
+    plain.tls = None;
+    plain.endpoints = plain.endpoints.iter().map(|e| e.replace("https://", "http://")).collect();
+    let refused = match EtcdKv::connect(&plain).await {
+        Ok(kv) => kv.get(b"o/k").await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "plain HTTP was served by a TLS member");
+}

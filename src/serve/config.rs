@@ -42,6 +42,9 @@
 //! [store.etcd]                     # records
 //! endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379", "http://127.0.0.1:32379"]
 //! namespace = "/cipherstore/prod/"
+//! ca_file = "/etc/cipherstore/etcd-ca.pem"       # with https:// endpoints
+//! cert_file = "/etc/cipherstore/etcd-client.pem"  # if etcd asks for client certificates
+//! key_file = "/etc/cipherstore/etcd-client.key"
 //! ```
 
 use std::net::SocketAddr;
@@ -113,6 +116,9 @@ struct BackendSection {
 struct EtcdSection {
     endpoints: Vec<String>,
     namespace: Option<String>,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 /// Where `serve` keeps objects, resolved.
@@ -167,7 +173,26 @@ impl StoreSection {
                     backend.region = r;
                 }
                 backend.ca_file = b.ca_file;
+                let https = e.endpoints.iter().any(|u| u.starts_with("https://"));
+                anyhow::ensure!(
+                    e.endpoints.iter().all(|u| u.starts_with("https://") == https),
+                    "store.etcd.endpoints mixes http:// and https://"
+                );
+                let client = match (e.cert_file, e.key_file) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    _ => anyhow::bail!("store.etcd.cert_file and key_file go together"),
+                };
+                let tls = match (https, e.ca_file) {
+                    (true, Some(ca_file)) => Some(crate::store::etcd::EtcdTls { ca_file, client }),
+                    (true, None) => anyhow::bail!("https:// etcd endpoints need store.etcd.ca_file"),
+                    (false, None) if client.is_none() => None,
+                    (false, _) => {
+                        anyhow::bail!("store.etcd.ca_file, cert_file and key_file need https:// endpoints")
+                    }
+                };
                 let mut etcd = crate::store::etcd::EtcdConfig::new(e.endpoints);
+                etcd.tls = tls;
                 if let Some(ns) = e.namespace {
                     anyhow::ensure!(ns.ends_with('/'), "store.etcd.namespace must end with '/'");
                     etcd.namespace = ns.into_bytes();
@@ -433,5 +458,24 @@ mod tests {
         assert!(refused.contains("at least 600"), "{refused}");
         let fs = FileConfig::parse("[store]\nsweep_interval_secs = 60").unwrap().store.resolve();
         assert!(fs.is_err(), "sweeping needs the cluster store");
+        let https = text.replace("http://127.0.0.1:2379", "https://127.0.0.1:2379");
+        let needs_ca = FileConfig::parse(&https).unwrap().store.resolve().unwrap_err().to_string();
+        assert!(needs_ca.contains("ca_file"), "{needs_ca}");
+        let with_tls = https.replace(
+            "namespace = \"/cs/\"",
+            "namespace = \"/cs/\"\nca_file = \"/ca.pem\"\ncert_file = \"/c.pem\"\nkey_file = \"/c.key\"",
+        );
+        match FileConfig::parse(&with_tls).unwrap().store.resolve() {
+            Ok(StoreSettings::Cluster { etcd, .. }) => {
+                let tls = etcd.tls.expect("TLS settings read");
+                assert_eq!(tls.ca_file, PathBuf::from("/ca.pem"));
+                assert_eq!(tls.client, Some((PathBuf::from("/c.pem"), PathBuf::from("/c.key"))));
+            }
+            other => panic!("TLS settings not read: {other:?}"),
+        }
+        let half = with_tls.replace("key_file = \"/c.key\"", "");
+        assert!(FileConfig::parse(&half).unwrap().store.resolve().is_err(), "a certificate needs its key");
+        let plain_ca = text.replace("namespace = \"/cs/\"", "namespace = \"/cs/\"\nca_file = \"/ca.pem\"");
+        assert!(FileConfig::parse(&plain_ca).unwrap().store.resolve().is_err(), "a CA needs https://");
     }
 }

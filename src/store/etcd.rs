@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, TxnOp,
-    WatchOptions,
+    Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, EventType,
+    GetOptions, Identity, TlsOptions, TxnOp, WatchOptions,
 };
 use tokio::sync::mpsc;
 use tonic::Code;
@@ -28,6 +28,32 @@ pub struct EtcdConfig {
     pub request_timeout: Duration,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,
+    /// TLS to the members (`https://` endpoints): a CA, and a client certificate if the
+    /// members ask for one.
+    pub tls: Option<EtcdTls>,
+}
+
+/// PEM files of etcd over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA the members' certificates chain to.
+    pub ca_file: std::path::PathBuf,
+    /// This gateway's client certificate and key (etcd's `--client-cert-auth`).
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl EtcdTls {
+    fn options(&self) -> Result<TlsOptions, KvError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| KvError::Refused(format!("cannot read {}: {e}", p.display())))
+        };
+        let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&self.ca_file)?));
+        if let Some((cert, key)) = &self.client {
+            let key = zeroize::Zeroizing::new(read(key)?);
+            options = options.identity(Identity::from_pem(read(cert)?, key.as_slice()));
+        }
+        Ok(options)
+    }
 }
 
 impl EtcdConfig {
@@ -38,6 +64,7 @@ impl EtcdConfig {
             namespace: b"/cipherstore/default/".to_vec(),
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
+            tls: None,
         }
     }
 }
@@ -112,6 +139,10 @@ impl EtcdKv {
             .with_timeout(config.request_timeout)
             .with_connect_timeout(config.connect_timeout)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let options = match &config.tls {
+            Some(tls) => options.with_tls(tls.options()?),
+            None => options,
+        };
         let client = Client::connect(&config.endpoints, Some(options)).await.map_err(error)?;
         Ok(Self { client, namespace: config.namespace.clone() })
     }

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cipherstore::store::etcd::{EtcdConfig, EtcdKv};
+use cipherstore::store::etcd::{EtcdConfig, EtcdKv, EtcdTls};
 use cipherstore::store::kv::Kv;
 
 pub struct Etcd {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     cluster: String,
+    /// Serving clients over TLS with client certificates required.
+    tls: Option<EtcdTls>,
 }
 
 struct Member {
@@ -30,7 +32,38 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts a cluster of `members` and waits until it answers.
     pub async fn start(members: usize) -> Self {
+        Self::start_with(members, false).await
+    }
+
+    /// Starts a cluster whose members serve clients over TLS only and require a client
+    /// certificate; [`Etcd::config`] carries the CA and a client certificate.
+    pub async fn start_tls(members: usize) -> Self {
+        Self::start_with(members, true).await
+    }
+
+    /// The files of a test CA, a member certificate for 127.0.0.1 and a client certificate.
+    fn make_certs(dir: &std::path::Path) -> EtcdTls {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        for name in ["server", "client"] {
+            let key = KeyPair::generate().unwrap();
+            let cert =
+                CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        EtcdTls {
+            ca_file: dir.join("ca.pem"),
+            client: Some((dir.join("client.pem"), dir.join("client.key"))),
+        }
+    }
+
+    async fn start_with(members: usize, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let tls = tls.then(|| Self::make_certs(dir.path()));
         let members: Vec<Member> = (0..members)
             .map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), process: None })
             .collect();
@@ -39,7 +72,7 @@ impl Etcd {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut etcd = Self { dir, members, cluster };
+        let mut etcd = Self { dir, members, cluster, tls };
         for i in 0..etcd.members.len() {
             etcd.spawn(i);
         }
@@ -56,9 +89,16 @@ impl Etcd {
         let log =
             std::fs::File::create(self.dir.path().join(format!("{}.log", self.members[i].name))).unwrap();
         let m = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
-        let child = Command::new("etcd")
+        let mut etcd = Command::new("etcd");
+        if self.tls.is_some() {
+            let d = self.dir.path();
+            etcd.arg("--cert-file").arg(d.join("server.pem")).arg("--key-file").arg(d.join("server.key"));
+            etcd.arg("--trusted-ca-file").arg(d.join("ca.pem")).arg("--client-cert-auth");
+        }
+        let child = etcd
             .args(["--name", &m.name, "--data-dir"])
             .arg(&data)
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -77,7 +117,8 @@ impl Etcd {
 
     /// Every member's client URL.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect()
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.members.iter().map(|m| format!("{scheme}://127.0.0.1:{}", m.client)).collect()
     }
 
     /// A client configuration for the whole cluster under `namespace`.
@@ -86,6 +127,7 @@ impl Etcd {
         c.namespace = namespace.as_bytes().to_vec();
         c.request_timeout = Duration::from_secs(2);
         c.connect_timeout = Duration::from_secs(2);
+        c.tls = self.tls.clone();
         c
     }
 
