@@ -51,6 +51,16 @@ fn unavailable(e: KvError) -> KeysError {
     KeysError::Unavailable(e.to_string())
 }
 
+/// The committed state (empty if none was ever written) and the revision it was read at.
+async fn read(kv: &dyn Kv) -> Result<(State, i64), KeysError> {
+    let page = kv.range(STATE, &prefix_end(STATE), 1).await.map_err(unavailable)?;
+    let state = match page.entries.iter().find(|e| e.key == STATE) {
+        Some(e) => parse(&e.value)?,
+        None => State::default(),
+    };
+    Ok((state, page.revision))
+}
+
 fn parse(bytes: &[u8]) -> Result<State, KeysError> {
     serde_json::from_slice(bytes).map_err(|e| KeysError::State {
         path: "k/state in the metadata service".into(),
@@ -119,14 +129,9 @@ impl KvState {
     pub async fn open(kv: Arc<dyn Kv>) -> Result<Self, KeysError> {
         let bridge = Bridge::current()
             .ok_or_else(|| KeysError::Unavailable("the shared key state needs a tokio runtime".into()))?;
-        let page = kv.range(STATE, &prefix_end(STATE), 1).await.map_err(unavailable)?;
-        let state = match page.entries.iter().find(|e| e.key == STATE) {
-            Some(e) => parse(&e.value)?,
-            None => State::default(),
-        };
-        let seen =
-            Arc::new(Seen { state: Mutex::new((state, page.revision)), generation: AtomicU64::new(0) });
-        let watcher = tokio::spawn(follow(kv.clone(), Arc::downgrade(&seen), page.revision));
+        let (state, revision) = read(kv.as_ref()).await?;
+        let seen = Arc::new(Seen { state: Mutex::new((state, revision)), generation: AtomicU64::new(0) });
+        let watcher = tokio::spawn(follow(kv.clone(), Arc::downgrade(&seen), revision));
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let owner = format!("{}:{}", host.trim(), std::process::id());
         Ok(Self { kv, bridge, seen, owner, watcher })
@@ -182,13 +187,8 @@ impl KvState {
 impl StateStore for KvState {
     fn fresh(&self) -> Result<State, KeysError> {
         let kv = self.kv.clone();
-        let page =
-            self.wait(async move { kv.range(STATE, &prefix_end(STATE), 1).await }).map_err(unavailable)?;
-        let state = match page.entries.iter().find(|e| e.key == STATE) {
-            Some(e) => parse(&e.value)?,
-            None => State::default(),
-        };
-        self.seen.offer(state.clone(), page.revision);
+        let (state, revision) = self.wait(async move { read(kv.as_ref()).await })?;
+        self.seen.offer(state.clone(), revision);
         Ok(state)
     }
 
@@ -257,16 +257,9 @@ async fn follow(kv: Arc<dyn Kv>, seen: Weak<Seen>, mut revision: i64) {
                         }
                         Ok(_) => {}
                         Err(KvError::Compacted(_)) => {
-                            if let Ok(page) = kv.range(STATE, &prefix_end(STATE), 1).await {
-                                if let Some(state) = page
-                                    .entries
-                                    .iter()
-                                    .find(|e| e.key == STATE)
-                                    .and_then(|e| parse(&e.value).ok())
-                                {
-                                    seen.offer(state, page.revision);
-                                }
-                                revision = page.revision;
+                            if let Ok((state, at)) = read(kv.as_ref()).await {
+                                seen.offer(state, at);
+                                revision = at;
                             }
                             break;
                         }
