@@ -237,6 +237,26 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(read(&b, "data", "mp") == [p1.as_slice(), b"second two"].concat());
     put(&b, "data", "from-b", b"written by B");
     assert_eq!(read(&s, "data", "from-b"), b"written by B");
+    // Bucket records are cached per gateway: a change through A reaches B's cache through
+    // its watch; a bucket B has never seen is found in etcd at once; a bucket deleted
+    // through A is gone for B too.
+    assert_eq!(b.bucket("data").unwrap(), b"changed", "B has the record");
+    s.update_bucket("data", b"changed through A").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.bucket("data").unwrap() != b"changed through A" {
+        assert!(std::time::Instant::now() < deadline, "B's bucket cache did not follow A's change");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.create_bucket("fresh", b"f").unwrap();
+    assert_eq!(b.bucket("fresh").unwrap(), b"f", "a bucket made through A is usable through B at once");
+    s.delete_bucket("fresh").unwrap();
+    assert!(matches!(s.bucket("fresh"), Err(StoreError::NoSuchBucket(_))), "A notes its own delete");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.bucket("fresh").is_ok() {
+        assert!(std::time::Instant::now() < deadline, "B still serves a deleted bucket's record");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(matches!(b.put("fresh", "k"), Err(StoreError::NoSuchBucket(_))));
 
     // The same through the S3 operations, encrypted: PUT on A, GET and list on B;
     // multipart created on A, parts on A and B, completed on B.

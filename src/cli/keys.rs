@@ -157,9 +157,8 @@ fn manager(args: &KeysArgs) -> anyhow::Result<Opened> {
         let manager = open_manager(args.keys_dir.as_deref(), args.instance.as_deref())?;
         return Ok(Opened { manager, _runtime: None });
     };
-    use cipherstore::serve::{self, config};
-    let flags = config::Flags { config: Some(file.clone()), ..config::Flags::default() };
-    let mut config = config::ServeConfig::resolve(flags, cipherstore::engine::Backend::default())?;
+    use cipherstore::serve;
+    let mut config = super::gateway::settings(file)?;
     if let Some(dir) = &args.keys_dir {
         config.keys_dir = Some(dir.clone());
     }
@@ -171,11 +170,7 @@ fn manager(args: &KeysArgs) -> anyhow::Result<Opened> {
         "no HSM: set CIPHERSTORE_HSM_TOKEN (or CIPHERSTORE_HSM_URI) and a PIN, or [hsm] in {}",
         file.display()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::gateway::runtime()?;
     let manager = runtime.block_on(async {
         let kv = serve::connect_kv(&config).await?;
         serve::open_keys(&config, kv).await

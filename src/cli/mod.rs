@@ -2,6 +2,7 @@
 
 mod bench;
 mod crypt;
+mod gateway;
 mod keyfile;
 mod keys;
 mod progress;

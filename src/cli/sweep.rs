@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use cipherstore::serve::{self, StoreSettings, config};
+use cipherstore::serve::{self, StoreSettings};
 use cipherstore::store::blobs::Blobs;
 use cipherstore::store::cluster::ClusterStore;
 
@@ -36,8 +36,7 @@ pub struct SweepArgs {
 
 /// Runs one sweep and prints what it found.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
-    let flags = config::Flags { config: Some(args.config.clone()), ..config::Flags::default() };
-    let config = config::ServeConfig::resolve(flags, cipherstore::engine::Backend::default())?;
+    let config = super::gateway::settings(&args.config)?;
     let StoreSettings::Cluster { backend, .. } = &config.store else {
         anyhow::bail!(
             "{} does not name a cluster store: the fs store cleans up unfinished writes itself at start",
@@ -50,11 +49,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             args.grace
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::gateway::runtime()?;
     let report = runtime.block_on(async {
         let kv = serve::connect_kv(&config).await?.context("the cluster store needs etcd")?;
         let store = ClusterStore::new(kv, Blobs::new(backend)?)?;
