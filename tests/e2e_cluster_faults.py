@@ -25,7 +25,7 @@ import time
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 passed = failed = 0
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -42,13 +42,16 @@ def check(name, cond, detail=""):
 
 
 def status_of(fn):
-    """(HTTP status, Retry-After) of a call that fails, (200, None) if it succeeds."""
+    """(HTTP status, Retry-After) of a call that fails, (200, None) if it succeeds, and
+    ("closed", None) if the connection closed first (see the quorum check below)."""
     try:
         fn()
         return 200, None
     except ClientError as e:
         meta = e.response.get("ResponseMetadata", {})
         return meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("retry-after")
+    except ConnectionClosedError:
+        return "closed", None
 
 
 def main():
@@ -187,8 +190,11 @@ def main():
     body = os.urandom(5000)
     put_status = status_of(lambda: a.put_object(Bucket="faults", Key="no-quorum", Body=body))
     get_status = status_of(lambda: b.get_object(Bucket="faults", Key="small-2")["Body"].read())
-    check("quorum lost: PUT and GET get 503", put_status[0] == 503 and get_status[0] == 503,
-          f"{put_status} {get_status}")
+    # A PUT refused before its body was read (the bucket lookup failed after etcd's
+    # request timeout, longer than the client waits for 100-continue) may see the
+    # connection close under it instead of the 503: refused either way.
+    check("quorum lost: PUT refused (503 or connection closed) and GET 503",
+          put_status[0] in (503, "closed") and get_status[0] == 503, f"{put_status} {get_status}")
     ctl("start", "etcd-1")
     ctl("start", "etcd-2")
     served = False

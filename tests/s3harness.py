@@ -74,7 +74,10 @@ class Server:
             print(f"test data kept in {self.data}", flush=True)
 
     def keyctl(self, *args):
-        return subprocess.run([self.binary, "keys", *args], env=self.env, capture_output=True, text=True,
+        # With a configuration file, the CLI reads it as the server does: a cluster
+        # gateway's key state is in etcd, not in the keys directory.
+        config = ["--config", str(self.data / "config.toml")] if (self.data / "config.toml").exists() else []
+        return subprocess.run([self.binary, "keys", *config, *args], env=self.env, capture_output=True, text=True,
                               check=True).stdout
 
     def create_root(self, name):

@@ -430,7 +430,8 @@ impl ClusterWriter {
         Ok(BlobRef { name: self.blob.clone(), len })
     }
 
-    /// Writes the blob, then commits `record` for it; on failure the blob goes.
+    /// Writes the blob, then commits `record` for it; if the commit is refused, the blob
+    /// goes (if its outcome is unknown, the sweep decides).
     fn commit_entry(mut self, record: &[u8]) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
         let record = record.to_vec();
@@ -468,6 +469,10 @@ impl ClusterWriter {
                     }
                     Ok(stored)
                 }
+                // Refused for good (the bucket or upload is gone): the blob goes. If etcd
+                // did not answer, the commit may still have happened: the blob stays,
+                // and the sweep removes it only if no record names it.
+                Err(e @ StoreError::Unavailable(_)) => Err(e),
                 Err(e) => {
                     inner.discard(&[blob]).await;
                     Err(e)
