@@ -54,6 +54,16 @@ def status_of(fn):
         return "closed", None
 
 
+def served_again(client, key, seconds=60):
+    """Whether a GET of `key` succeeds within `seconds`, trying once a second."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if status_of(lambda: client.get_object(Bucket="faults", Key=key)["Body"].read())[0] == 200:
+            return True
+        time.sleep(1)
+    return False
+
+
 def main():
     binary, cluster, env_file = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
     env = dict(line.split("=", 1) for line in pathlib.Path(env_file).read_text().split() if "=" in line)
@@ -171,13 +181,7 @@ def main():
     check("radosgw down: List still answers (from etcd)",
           len(b.list_objects_v2(Bucket="faults").get("Contents", [])) == len(acknowledged))
     ctl("start", "rgw")
-    served = False
-    deadline = time.monotonic() + 60
-    while not served and time.monotonic() < deadline:
-        served = status_of(lambda: a.get_object(Bucket="faults", Key="small-1")["Body"].read())[0] == 200
-        if not served:
-            time.sleep(1)
-    check("radosgw back: served again without restarting a gateway", served)
+    check("radosgw back: served again without restarting a gateway", served_again(a, "small-1"))
     put(b, "after-rgw", b"written after radosgw came back")
     check("every acknowledged object whole after radosgw's outage", all_whole(a) is None)
 
@@ -197,13 +201,7 @@ def main():
           put_status[0] in (503, "closed") and get_status[0] == 503, f"{put_status} {get_status}")
     ctl("start", "etcd-1")
     ctl("start", "etcd-2")
-    served = False
-    deadline = time.monotonic() + 60
-    while not served and time.monotonic() < deadline:
-        served = status_of(lambda: b.get_object(Bucket="faults", Key="small-2")["Body"].read())[0] == 200
-        if not served:
-            time.sleep(1)
-    check("quorum back: served again without restarting a gateway", served)
+    check("quorum back: served again without restarting a gateway", served_again(b, "small-2"))
     st = status_of(lambda: a.head_object(Bucket="faults", Key="no-quorum"))
     if st[0] == 200:
         whole = a.get_object(Bucket="faults", Key="no-quorum")["Body"].read() == body
