@@ -40,13 +40,20 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// Two gateways' key managers over one token and one fresh etcd, after the runtime and
+/// etcd they need (bound in this order, they are dropped before them).
+fn two_gateways(token: &Token) -> (tokio::runtime::Runtime, Etcd, KeyManager, KeyManager) {
+    let rt = runtime();
+    let etcd = rt.block_on(Etcd::start(1));
+    let a = gateway(&rt, &etcd, token, "a");
+    let b = gateway(&rt, &etcd, token, "b");
+    (rt, etcd, a, b)
+}
+
 #[test]
 fn gateways_share_keys_and_refuse_a_disabled_key_at_once() {
     with_token("gateways_share_keys_and_refuse_a_disabled_key_at_once", |token| {
-        let rt = runtime();
-        let etcd = rt.block_on(Etcd::start(1));
-        let a = gateway(&rt, &etcd, token, "a");
-        let b = gateway(&rt, &etcd, token, "b");
+        let (_rt, _etcd, a, b) = two_gateways(token);
 
         // Made through A, seen and used through B.
         let root = a.create("shared-root").unwrap();
@@ -84,10 +91,7 @@ fn gateways_share_keys_and_refuse_a_disabled_key_at_once() {
 #[test]
 fn concurrent_lifecycle_changes_through_two_gateways_lose_nothing() {
     with_token("concurrent_lifecycle_changes_through_two_gateways_lose_nothing", |token| {
-        let rt = runtime();
-        let etcd = rt.block_on(Etcd::start(1));
-        let a = gateway(&rt, &etcd, token, "a");
-        let b = gateway(&rt, &etcd, token, "b");
+        let (_rt, _etcd, a, b) = two_gateways(token);
         a.create("rotated").unwrap();
         std::thread::scope(|s| {
             for (m, side) in [(&a, "a"), (&b, "b")] {
