@@ -39,6 +39,7 @@
 //! region = "us-east-1"
 //! credentials_file = "/etc/cipherstore/backend"   # one line: ACCESS_KEY SECRET_KEY
 //! ca_file = "/etc/cipherstore/backend-ca.pem"     # optional
+//! sign_payload = false             # true: the backend checks each body's SHA-256
 //! [store.etcd]                     # records
 //! endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379", "http://127.0.0.1:32379"]
 //! namespace = "/cipherstore/prod/"
@@ -109,6 +110,7 @@ struct BackendSection {
     region: Option<String>,
     credentials_file: PathBuf,
     ca_file: Option<PathBuf>,
+    sign_payload: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +175,7 @@ impl StoreSection {
                     backend.region = r;
                 }
                 backend.ca_file = b.ca_file;
+                backend.sign_payload = b.sign_payload.unwrap_or(false);
                 let https = e.endpoints.iter().any(|u| u.starts_with("https://"));
                 anyhow::ensure!(
                     e.endpoints.iter().all(|u| u.starts_with("https://") == https),
@@ -433,6 +436,7 @@ mod tests {
         match FileConfig::parse(&text).unwrap().store.resolve().unwrap() {
             StoreSettings::Cluster { backend, etcd, sweep } => {
                 assert_eq!((backend.access_key.as_str(), backend.secret_key.as_str()), ("AK", "SK"));
+                assert!(!backend.sign_payload, "bodies unsigned unless asked");
                 assert_eq!(etcd.namespace, b"/cs/");
                 let hour = Some(std::time::Duration::from_secs(DEFAULT_SWEEP_SECS));
                 assert_eq!((sweep.interval, sweep.grace.as_secs()), (hour, DEFAULT_SWEEP_SECS));
@@ -452,6 +456,11 @@ mod tests {
                 assert_eq!((sweep.interval, sweep.grace.as_secs()), (None, 7200));
             }
             other => panic!("sweep settings not read: {other:?}"),
+        }
+        let signed = text.replace("bucket = \"b\"\n", "bucket = \"b\"\nsign_payload = true\n");
+        match FileConfig::parse(&signed).unwrap().store.resolve() {
+            Ok(StoreSettings::Cluster { backend, .. }) => assert!(backend.sign_payload),
+            other => panic!("sign_payload not read: {other:?}"),
         }
         let hasty = text.replace("[store]\n", "[store]\nsweep_grace_secs = 5\n");
         let refused = FileConfig::parse(&hasty).unwrap().store.resolve().unwrap_err().to_string();
