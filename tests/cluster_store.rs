@@ -17,7 +17,7 @@ use cipherstore::s3::CipherS3;
 use cipherstore::store::blobs::{Blobs, PART};
 use cipherstore::store::cluster::ClusterStore;
 use cipherstore::store::etcd::EtcdKv;
-use cipherstore::store::{SequentialReader, Store, StoreError};
+use cipherstore::store::{SequentialReader, Store, StoreError, requests};
 use common::ceph::Ceph;
 use common::etcd::Etcd;
 use common::plaintext;
@@ -101,11 +101,39 @@ async fn cluster_store_on_etcd_and_ceph() {
         assert_eq!(read(&s, "data", k), vec![i as u8; 1000], "{k:?}");
         assert_eq!(s.head("data", k).unwrap(), format!("record of {k}").as_bytes());
     }
+    // A whole read: one ranged GET for the first window, then one streamed GET.
+    let gets = requests::BLOB_GET.get();
     assert!(read(&s, "data", "big") == big);
+    assert_eq!(requests::BLOB_GET.get() - gets, 2, "a large sequential read is streamed");
     let o = s.get("data", "big").unwrap();
     let mut buf = vec![0u8; 64];
     let n = o.body.read_at(&mut buf, PART as u64 - 10).unwrap();
     assert_eq!(&buf[..n], &big[PART - 10..PART - 10 + n]);
+    // A planned range is streamed to its end, not beyond; reads that jump (back, ahead,
+    // into the window) are served exactly, the stream given up only when left.
+    let planned = PART as u64 / 2..PART as u64 * 2;
+    o.body.will_read(planned.clone());
+    let mut at = planned.start;
+    let mut chunk = vec![0u8; 100_003];
+    for round in 0.. {
+        if at >= planned.end {
+            break;
+        }
+        let want = chunk.len().min((planned.end - at) as usize);
+        let n = o.body.read_at(&mut chunk[..want], at).unwrap();
+        assert!(n > 0 && chunk[..n] == big[at as usize..at as usize + n], "at {at}");
+        at += n as u64;
+        if round % 5 == 4 {
+            // An aside: a small read elsewhere, then back where the stream is.
+            let n = o.body.read_at(&mut buf, 5).unwrap();
+            assert_eq!(&buf[..n], &big[5..5 + n]);
+        }
+    }
+    for offset in [0, 3 * PART as u64 / 2, big.len() as u64 - 1, PART as u64 - 10] {
+        let n = o.body.read_at(&mut buf, offset).unwrap();
+        assert!(n > 0 && buf[..n] == big[offset as usize..offset as usize + n], "at {offset}");
+    }
+    assert_eq!(o.body.read_at(&mut buf, big.len() as u64).unwrap(), 0, "nothing past the end");
     assert!(matches!(s.get("data", "none"), Err(StoreError::NoSuchKey { .. })));
     let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).chain(["big".to_string()]).collect();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));

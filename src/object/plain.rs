@@ -206,6 +206,8 @@ impl PlainSource {
             };
             let from = first.max(span.plain.start) - span.plain.start;
             let to = last.min(span.plain.end).max(span.plain.start) - span.plain.start;
+            let stored = random::stored_range(layout, from, to.max(from))?;
+            body.will_read(base + stored.start..base + stored.end);
             random::decrypt_range(&read_at, opener, layout, from, to.max(from), sink)?;
             if first == last {
                 break;

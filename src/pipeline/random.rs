@@ -14,6 +14,19 @@ use crate::engine::{Layout, Opener};
 /// Plaintext bytes decrypted per batch (whole units, at least one).
 const BATCH_BYTES: usize = 4 << 20;
 
+/// The units holding plaintext bytes `[first, last)` (even an empty read authenticates
+/// the single, empty unit).
+fn units_for(layout: &Layout, first: u64, last: u64) -> Result<std::ops::Range<u64>, PipelineError> {
+    Ok(if last > first { layout.units_for_range(first, last - 1)?.0 } else { 0..1 })
+}
+
+/// The stored bytes [`decrypt_range`] reads for plaintext bytes `[first, last)`.
+pub fn stored_range(layout: &Layout, first: u64, last: u64) -> Result<std::ops::Range<u64>, PipelineError> {
+    let units = units_for(layout, first, last)?;
+    let end = units.end.saturating_sub(1).max(units.start);
+    Ok(layout.stored_offset(units.start)..layout.stored_offset(end) + layout.stored_unit_len(end) as u64)
+}
+
 /// Decrypts plaintext bytes `[first, last)` of an object whose stored bytes `read_at`
 /// returns, passing them to `sink` in order, each batch in a buffer of its own (no copy
 /// after decryption). Each unit's data is read straight into place and its trailer aside.
@@ -26,12 +39,7 @@ pub fn decrypt_range(
     last: u64,
     sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
-    let units = if last > first {
-        layout.units_for_range(first, last - 1)?.0
-    } else {
-        // Even an empty read authenticates the (single, empty) unit.
-        0..1
-    };
+    let units = units_for(layout, first, last)?;
     let per = (BATCH_BYTES / layout.unit_size()).max(1) as u64;
     let overhead = layout.overhead();
     let mut trailers = Vec::new();

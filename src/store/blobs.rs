@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    RetryConfig, WriteMultipart,
+    BackoffConfig, Certificate, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 use zeroize::Zeroizing;
 
@@ -215,6 +215,19 @@ impl Blobs {
         }
         requests::BLOB_GET.add(1);
         self.store.get_range(&Path::from(name), range).await.map_err(error)
+    }
+
+    /// Bytes `range` of blob `name` as they arrive, in one request (the body is read as the
+    /// stream is polled, so a slow reader holds the backend back instead of filling memory).
+    pub async fn stream(
+        &self,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        requests::BLOB_GET.add(1);
+        let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
+        let got = self.store.get_opts(&Path::from(name), options).await.map_err(error)?;
+        Ok(got.into_stream().map(|chunk| chunk.map_err(error)).boxed())
     }
 
     /// Blob `name`'s length.

@@ -17,13 +17,14 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::blob_read::{BlobReader, Piece};
 use super::blobs::{BlobError, BlobWriter, Blobs, PART};
 use super::bridge::Bridge;
 use super::bucket_cache::{BucketCache, Lookup};
 use super::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
 use super::{
-    Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
-    check_bucket_name, check_key, check_upload_id,
+    Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart, check_bucket_name,
+    check_key, check_upload_id,
 };
 
 /// Tries of a commit whose compare failed because another writer committed first.
@@ -76,7 +77,7 @@ fn kv_error(e: KvError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn blob_error(e: BlobError) -> StoreError {
+pub(super) fn blob_error(e: BlobError) -> StoreError {
     match e {
         BlobError::NotFound(name) => corrupt(&name, &"a blob a record names is missing"),
         other => StoreError::Unavailable(other.to_string()),
@@ -505,116 +506,6 @@ impl PartWriter for ClusterWriter {
     }
 }
 
-/// An object's bytes: its blobs end to end, read by range.
-/// The first read-ahead window of a GET: a small object in one backend request.
-const FIRST_WINDOW: u64 = 256 << 10;
-/// The largest read-ahead window (windows double while reads stay sequential).
-const MAX_WINDOW: u64 = 8 << 20;
-
-/// A fetch of the next window, started while the current one is consumed.
-struct Ahead {
-    /// Object offset it starts at.
-    start: u64,
-    task: tokio::task::JoinHandle<Result<Bytes, BlobError>>,
-}
-
-/// Bytes read ahead from one blob.
-#[derive(Default)]
-struct Window {
-    /// Object offset of `bytes[0]`.
-    start: u64,
-    bytes: Bytes,
-    /// Size of the next fetch if reads stay sequential.
-    next: u64,
-    ahead: Option<Ahead>,
-}
-
-impl Drop for Window {
-    fn drop(&mut self) {
-        if let Some(a) = self.ahead.take() {
-            a.task.abort();
-        }
-    }
-}
-
-struct ClusterReader {
-    inner: Arc<Inner>,
-    /// Each blob and its first byte's offset in the object.
-    blobs: Vec<(BlobRef, u64)>,
-    len: u64,
-    /// Sequential reads are served from one ranged backend GET per window, not one per
-    /// call: a 4 KiB object costs one request, a large one a request per 8 MiB.
-    window: std::sync::Mutex<Window>,
-}
-
-impl ObjectReader for ClusterReader {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        if offset >= self.len || buf.is_empty() {
-            return Ok(0);
-        }
-        let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let end = w.start + w.bytes.len() as u64;
-        if !(w.start..end).contains(&offset) {
-            // Sequential: the window grows and the next one is fetched while this one is
-            // read; a jump starts small again.
-            let sequential = offset == end && !w.bytes.is_empty();
-            let size = if sequential { w.next } else { FIRST_WINDOW };
-            let ahead = w.ahead.take().filter(|a| a.start == offset);
-            if let Some(stale) = w.ahead.take() {
-                stale.task.abort();
-            }
-            let fetched = match ahead {
-                Some(a) => {
-                    self.inner.wait(a.task).unwrap_or_else(|e| Err(BlobError::Unavailable(e.to_string())))
-                }
-                None => match self.fetch(offset, size.max(buf.len() as u64)) {
-                    Some(f) => self.inner.wait(f),
-                    None => return Ok(0),
-                },
-            };
-            // The store error travels inside: the S3 layer answers 503 for an unreachable
-            // backend, and names a missing blob as damage.
-            let bytes = fetched.map_err(|e| io::Error::other(blob_error(e)))?;
-            if bytes.is_empty() {
-                return Ok(0);
-            }
-            let next = (size * 2).min(MAX_WINDOW);
-            let after = offset + bytes.len() as u64;
-            *w = Window { start: offset, bytes, next, ahead: None };
-            if sequential && after < self.len {
-                w.ahead = self
-                    .fetch(after, next)
-                    .map(|f| Ahead { start: after, task: self.inner.bridge.handle().spawn(f) });
-            }
-        }
-        let at = usize::try_from(offset - w.start).unwrap_or(usize::MAX);
-        let available = w.bytes.get(at..).unwrap_or_default();
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        Ok(n)
-    }
-}
-
-impl ClusterReader {
-    /// A fetch of up to `size` bytes at object offset `offset`, within one blob.
-    fn fetch(
-        &self,
-        offset: u64,
-        size: u64,
-    ) -> Option<impl Future<Output = Result<Bytes, BlobError>> + Send + 'static> {
-        let (blob, start) = self.blobs.iter().rev().find(|(_, start)| *start <= offset)?;
-        let from = offset - start;
-        let to = blob.len.min(from + size);
-        let inner = self.inner.clone();
-        let name = blob.name.clone();
-        Some(async move { inner.blobs.get_range(&name, from..to).await })
-    }
-}
-
 impl Store for ClusterStore {
     fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         check_bucket_name(name)?;
@@ -703,21 +594,16 @@ impl Store for ClusterStore {
         })?;
         let located = Located::decode(key, &entry.value)?;
         let mut start = 0;
-        let blobs = located
+        let pieces = located
             .blobs
             .iter()
             .map(|b| {
-                let at = start;
+                let piece = Piece { name: b.name.clone(), start, len: b.len };
                 start += b.len;
-                (b.clone(), at)
+                piece
             })
             .collect();
-        let reader = ClusterReader {
-            inner: self.inner.clone(),
-            blobs,
-            len: located.stored(),
-            window: Default::default(),
-        };
+        let reader = BlobReader::new(self.inner.blobs.clone(), self.inner.bridge.clone(), pieces);
         Ok(StoredObject { record: located.record(key)?, body: Box::new(reader) })
     }
 

@@ -5,6 +5,7 @@
 //! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
 //! each object, not in process memory, so several service instances can share a backend.
 
+pub(crate) mod blob_read;
 pub mod blobs;
 pub mod bridge;
 pub mod bucket_cache;
@@ -87,6 +88,9 @@ pub trait ObjectReader: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// A hint: the caller is about to read `range` in order. A store that reads over a
+    /// network may fetch it in one request; reads outside it still work.
+    fn will_read(&self, _range: std::ops::Range<u64>) {}
     /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
 }
