@@ -15,8 +15,9 @@ use bytes::Bytes;
 use cipherstore::engine::Backend;
 use cipherstore::s3::CipherS3;
 use cipherstore::store::blobs::{Blobs, PART};
-use cipherstore::store::cluster::ClusterStore;
+use cipherstore::store::cluster::{ClusterStore, DEFAULT_INLINE_MAX, MAX_INLINE};
 use cipherstore::store::etcd::EtcdKv;
+use cipherstore::store::kv::Kv;
 use cipherstore::store::{SequentialReader, Store, StoreError, requests};
 use common::ceph::Ceph;
 use common::etcd::Etcd;
@@ -25,9 +26,11 @@ use futures_util::StreamExt;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request};
 
-async fn store(etcd: &Etcd, ceph: &Ceph) -> ClusterStore {
+/// A store whose objects of at most `inline_max` stored bytes live in their entries.
+async fn store(etcd: &Etcd, ceph: &Ceph, inline_max: usize) -> ClusterStore {
     let kv = EtcdKv::connect(&etcd.config("/cipherstore/test/")).await.unwrap();
-    ClusterStore::new(Arc::new(kv), Blobs::new(&ceph.blob_config()).unwrap()).unwrap()
+    let s = ClusterStore::new(Arc::new(kv), Blobs::new(&ceph.blob_config()).unwrap()).unwrap();
+    s.with_inline_max(inline_max).unwrap()
 }
 
 fn put(s: &dyn Store, b: &str, key: &str, body: &[u8]) {
@@ -75,7 +78,8 @@ fn req<T>(input: T) -> S3Request<T> {
 async fn cluster_store_on_etcd_and_ceph() {
     let ceph = Ceph::start();
     let mut etcd = Etcd::start(3).await;
-    let s = store(&etcd, &ceph).await;
+    // Every object in a blob here; small objects kept in their entries are checked below.
+    let s = store(&etcd, &ceph, 0).await;
 
     // Buckets.
     s.create_bucket("data", b"bucket record").unwrap();
@@ -210,6 +214,39 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(blob_names(&ceph).await.len(), blobs_before);
     assert!(read(&s, "data", "big") == big, "referenced blobs are kept");
 
+    // Small objects kept in their entries (the default): no blob, one range read per GET;
+    // a bigger object takes a blob. Overwrites between the two forms, deletes and listings
+    // see one object; a GET begun before an overwrite reads the bytes it began with.
+    let inl = store(&etcd, &ceph, DEFAULT_INLINE_MAX).await;
+    let (puts, gets) = (requests::BLOB_PUT.get(), requests::BLOB_GET.get());
+    let small = plaintext(DEFAULT_INLINE_MAX, 4);
+    put(&inl, "data", "small", &small);
+    put(&inl, "data", "tiny", b"");
+    let o = inl.get("data", "small").unwrap();
+    assert_eq!((o.body.len(), o.record.as_slice()), (small.len() as u64, &b"record of small"[..]));
+    assert!(read(&inl, "data", "small") == small && read(&s, "data", "tiny").is_empty());
+    let mut buf = [0u8; 10];
+    assert_eq!(o.body.read_at(&mut buf, 100).unwrap(), 10);
+    assert_eq!(buf, small[100..110]);
+    assert_eq!(o.body.read_at(&mut buf, small.len() as u64).unwrap(), 0);
+    assert_eq!((requests::BLOB_PUT.get(), requests::BLOB_GET.get()), (puts, gets), "no blob written or read");
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before);
+    let listed = inl.list("data", "s", None, 10).unwrap();
+    assert_eq!(names(listed), ["small"]);
+    put(&inl, "data", "small", &big[..DEFAULT_INLINE_MAX + 1]);
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before + 1, "one byte more: a blob");
+    let mut old = Vec::new();
+    SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut old).unwrap();
+    assert!(old == small, "a GET begun before the overwrite reads what it began with");
+    assert!(read(&inl, "data", "small") == big[..DEFAULT_INLINE_MAX + 1]);
+    put(&inl, "data", "small", b"small again");
+    assert_eq!(read(&s, "data", "small"), b"small again", "read through a store that does not inline");
+    assert!(inl.delete("data", "small").unwrap() && inl.delete("data", "tiny").unwrap());
+    assert!(matches!(inl.get("data", "small"), Err(StoreError::NoSuchKey { .. })));
+    assert_eq!(inl.sweep(Duration::ZERO).unwrap(), 1, "the blob-sized version was retired, then swept");
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before);
+    assert!(store(&etcd, &ceph, 0).await.with_inline_max(MAX_INLINE + 1).is_err());
+
     // Multipart: parts are blobs; completing lays them end to end without copying.
     let id = cipherstore::store::new_upload_id();
     s.create_upload("data", &id, b"upload record").unwrap();
@@ -261,7 +298,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(s.delete("data", "many").unwrap());
 
     // A second gateway sees everything the first wrote, and writes for it.
-    let b = store(&etcd, &ceph).await;
+    let b = store(&etcd, &ceph, 0).await;
     assert!(read(&b, "data", "mp") == [p1.as_slice(), b"second two"].concat());
     put(&b, "data", "from-b", b"written by B");
     assert_eq!(read(&s, "data", "from-b"), b"written by B");
@@ -331,10 +368,27 @@ async fn cluster_store_on_etcd_and_ceph() {
     };
     b3.complete_multipart_upload(req(complete)).await.unwrap();
     assert!(get(&a3, "m").await == [p1.as_slice(), b"last part"].concat(), "multipart across gateways");
-    // Only ciphertext reached the backend.
+    // A small object kept in its entry, written through a gateway that inlines, read
+    // through one that does not.
+    let i3 = CipherS3::new(Arc::new(inl.clone()), Backend::Accelerated, None);
+    let put_in = PutObjectInput {
+        bucket: "photos".into(),
+        key: "s".into(),
+        body: blob(&marker[..2400]),
+        ..Default::default()
+    };
+    i3.put_object(req(put_in)).await.unwrap();
+    assert!(get(&b3, "s").await == marker[..2400], "an inline object read on another gateway");
+    // Only ciphertext reached the backend, and etcd.
     for name in blob_names(&ceph).await {
         let bytes = raw.get_range(&name, 0..raw.len(&name).await.unwrap()).await.unwrap();
         assert!(!bytes.windows(24).any(|w| w == b"CLUSTER-PLAINTEXT-MARKER"), "plaintext in blob {name}");
+    }
+    let kv = EtcdKv::connect(&etcd.config("/cipherstore/test/")).await.unwrap();
+    let all = kv.range(b"\0", &[0xff], 100_000).await.unwrap();
+    assert!(all.entries.iter().any(|e| e.value.len() > 2400), "the small object is in etcd");
+    for e in &all.entries {
+        assert!(!e.value.windows(24).any(|w| w == b"CLUSTER-PLAINTEXT-MARKER"), "plaintext in etcd");
     }
 
     // Buckets with objects stay; empty ones go.

@@ -166,22 +166,29 @@ def main():
           and blobs() == before - {orphan}, real.stdout + real.stderr)
     check("every acknowledged object whole after the sweep", all_whole(a) is None)
 
-    # 2. radosgw stopped: 503 + Retry-After for what needs bytes; metadata still answers.
+    # 2. radosgw stopped: 503 + Retry-After for what needs blobs; metadata, and small objects
+    # kept in their records (up to store.inline_max_bytes), still answer.
     ctl("kill", "rgw")
     t0 = time.monotonic()
-    get_status = status_of(lambda: a.get_object(Bucket="faults", Key="small-1")["Body"].read())
+    get_status = status_of(lambda: a.get_object(Bucket="faults", Key="victim")["Body"].read())
     took = time.monotonic() - t0
     check("radosgw down: GET gets 503 with Retry-After, after bounded retries",
           get_status[0] == 503 and get_status[1] is not None and took < 60, f"{get_status} in {took:.1f} s")
-    put_status = status_of(lambda: b.put_object(Bucket="faults", Key="during-rgw", Body=b"x" * 100))
+    put_status = status_of(lambda: b.put_object(Bucket="faults", Key="during-rgw", Body=b"x" * 20_000))
     check("radosgw down: PUT gets 503 with Retry-After", put_status[0] == 503 and put_status[1] is not None,
           str(put_status))
+    check("radosgw down: a small object (in its record) is still served",
+          hashlib.sha256(a.get_object(Bucket="faults", Key="small-1")["Body"].read()).hexdigest()
+          == acknowledged["small-1"])
+    put(b, "small-during-rgw", b"kept in its record" * 10)
+    check("radosgw down: a small PUT is still accepted, and read back",
+          b.get_object(Bucket="faults", Key="small-during-rgw")["Body"].read() == b"kept in its record" * 10)
     check("radosgw down: HEAD still answers (from etcd)",
           a.head_object(Bucket="faults", Key="victim")["ContentLength"] == 33000)
     check("radosgw down: List still answers (from etcd)",
           len(b.list_objects_v2(Bucket="faults").get("Contents", [])) == len(acknowledged))
     ctl("start", "rgw")
-    check("radosgw back: served again without restarting a gateway", served_again(a, "small-1"))
+    check("radosgw back: served again without restarting a gateway", served_again(a, "victim"))
     put(b, "after-rgw", b"written after radosgw came back")
     check("every acknowledged object whole after radosgw's outage", all_whole(a) is None)
 

@@ -4,19 +4,21 @@ objects in every protection mode, multipart uploads whose parts go to both, copi
 gateways, deletes; a root key disabled through the key CLI (state in etcd) is refused by
 both gateways within seconds, long before the bucket key cache TTL, and served again once
 enabled; and nothing readable
-reaches the blob cluster (every blob read with the backend's own credentials holds no
-plaintext marker and no customer key).
+reaches the blob cluster or etcd (every blob read with the backend's own credentials, and
+every etcd value, where small objects live, holds no plaintext marker and no customer key).
 
     e2e_gateways.py PATH_TO_CIPHERSTORE_BINARY CLUSTER_DIR CLUSTER_ENV_FILE
 """
 
 import base64
 import hashlib
+import json
 import os
 import pathlib
 import subprocess
 import sys
 import time
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -136,6 +138,17 @@ def main():
         if marker in data or any(f in data for f in forms):
             leaks.append(k)
     check("no plaintext and no customer key in any blob", leaks == [], str(leaks))
+    # Small objects live in their etcd records (store.inline_max_bytes): read every value
+    # through etcd's own JSON gateway, as its operator could.
+    endpoint = env["ETCD_ENDPOINTS"].split(",")[0]
+    everything = json.dumps({"key": base64.b64encode(b"\0").decode(), "range_end": base64.b64encode(b"\0").decode()})
+    with urllib.request.urlopen(f"{endpoint}/v3/kv/range", data=everything.encode(), timeout=30) as r:
+        kvs = json.load(r).get("kvs", [])
+    values = [base64.b64decode(kv.get("value", "")) for kv in kvs]
+    check("the small SSE-KP object's ciphertext is in etcd", any(len(v) > len(marker) * 10 for v in values),
+          f"{len(values)} values")
+    check("no plaintext and no customer key in any etcd value",
+          not any(marker in v or any(f in v for f in forms) for v in values))
 
     before = len(blobs)
     b.delete_object(Bucket="shared", Key="copy")

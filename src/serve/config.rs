@@ -33,6 +33,7 @@
 //! kind = "cluster"                 # "fs" (default): DATA/store; "cluster": docs/SCALE-OUT.md
 //! sweep_interval_secs = 3600       # cluster: sweep orphan blobs this often (0: never)
 //! sweep_grace_secs = 3600          # cluster: leave blobs younger than this (at least 600)
+//! inline_max_bytes = 8192          # cluster: smaller objects live in their etcd record
 //! [store.backend]                  # blobs, on any S3-compatible service
 //! endpoint = "http://127.0.0.1:7480"
 //! bucket = "cipherstore-blobs"
@@ -87,6 +88,7 @@ struct StoreSection {
     kind: Option<StoreKind>,
     sweep_interval_secs: Option<u64>,
     sweep_grace_secs: Option<u64>,
+    inline_max_bytes: Option<usize>,
     backend: Option<BackendSection>,
     etcd: Option<EtcdSection>,
 }
@@ -136,6 +138,8 @@ pub enum StoreSettings {
         etcd: crate::store::etcd::EtcdConfig,
         /// The background sweep.
         sweep: SweepSettings,
+        /// Objects of at most this many stored bytes are kept in their records.
+        inline_max: usize,
     },
 }
 
@@ -158,6 +162,7 @@ impl StoreSection {
                 anyhow::ensure!(
                     self.backend.is_none()
                         && self.etcd.is_none()
+                        && self.inline_max_bytes.is_none()
                         && self.sweep_interval_secs.is_none()
                         && self.sweep_grace_secs.is_none(),
                     "[store.backend], [store.etcd] and the store.sweep_* settings need store.kind = \"cluster\""
@@ -210,7 +215,13 @@ impl StoreSection {
                     secs => Some(std::time::Duration::from_secs(secs)),
                 };
                 let sweep = SweepSettings { interval, grace: std::time::Duration::from_secs(grace) };
-                Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd, sweep })
+                let inline_max = self.inline_max_bytes.unwrap_or(crate::store::cluster::DEFAULT_INLINE_MAX);
+                anyhow::ensure!(
+                    inline_max <= crate::store::cluster::MAX_INLINE,
+                    "store.inline_max_bytes must be at most {}: etcd requests stay small",
+                    crate::store::cluster::MAX_INLINE
+                );
+                Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd, sweep, inline_max })
             }
         }
     }
@@ -434,7 +445,8 @@ mod tests {
             "[store]\nkind = \"cluster\"\n[store.backend]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"b\"\ncredentials_file = {creds:?}\n[store.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nnamespace = \"/cs/\"\n"
         );
         match FileConfig::parse(&text).unwrap().store.resolve().unwrap() {
-            StoreSettings::Cluster { backend, etcd, sweep } => {
+            StoreSettings::Cluster { backend, etcd, sweep, inline_max } => {
+                assert_eq!(inline_max, crate::store::cluster::DEFAULT_INLINE_MAX);
                 assert_eq!((backend.access_key.as_str(), backend.secret_key.as_str()), ("AK", "SK"));
                 assert!(!backend.sign_payload, "bodies unsigned unless asked");
                 assert_eq!(etcd.namespace, b"/cs/");
@@ -457,6 +469,14 @@ mod tests {
             }
             other => panic!("sweep settings not read: {other:?}"),
         }
+        let off = text.replace("[store]\n", "[store]\ninline_max_bytes = 0\n");
+        match FileConfig::parse(&off).unwrap().store.resolve() {
+            Ok(StoreSettings::Cluster { inline_max, .. }) => assert_eq!(inline_max, 0),
+            other => panic!("inline_max_bytes not read: {other:?}"),
+        }
+        let huge = text.replace("[store]\n", "[store]\ninline_max_bytes = 10000000\n");
+        let refused = FileConfig::parse(&huge).unwrap().store.resolve().unwrap_err().to_string();
+        assert!(refused.contains("inline_max_bytes"), "{refused}");
         let signed = text.replace("bucket = \"b\"\n", "bucket = \"b\"\nsign_payload = true\n");
         match FileConfig::parse(&signed).unwrap().store.resolve() {
             Ok(StoreSettings::Cluster { backend, .. }) => assert!(backend.sign_payload),

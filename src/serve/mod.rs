@@ -166,10 +166,10 @@ fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<(
             }
             Ok((Arc::new(store), format!("filesystem, {}", dir.display())))
         }
-        StoreSettings::Cluster { backend, etcd, sweep } => {
+        StoreSettings::Cluster { backend, etcd, sweep, inline_max } => {
             let kv = kv.context("the cluster store needs its metadata service")?;
             let blobs = Blobs::new(backend)?;
-            let store = ClusterStore::new(kv, blobs)?;
+            let store = ClusterStore::new(kv, blobs)?.with_inline_max(*inline_max)?;
             sweeper::spawn(store.clone(), *sweep);
             let line = format!(
                 "cluster: blobs in {} bucket {}, records in etcd {} under {}",

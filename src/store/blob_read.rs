@@ -1,5 +1,6 @@
-//! Reading a cluster object's bytes (its blobs laid end to end) by range, for the
-//! synchronous decryption pipeline: a small or scattered read is one ranged backend GET of
+//! Reading a cluster object's bytes by range, for the synchronous decryption pipeline:
+//! a small object's from its entry ([`Inline`]), a larger one's from its blobs laid end
+//! to end ([`BlobReader`]), where a small or scattered read is one ranged backend GET of
 //! a window (a whole 4 KiB object is one request), and a long sequential read is one
 //! streamed backend GET whose body flows in while earlier bytes are being decrypted, so a
 //! 1 GiB object costs two backend requests and no per-window round trip.
@@ -24,6 +25,28 @@ pub(crate) const WINDOW: u64 = 256 << 10;
 /// Chunks of a streamed read held between the backend and the reader (with the socket's
 /// own buffers, a few MiB: enough to keep the backend sending while a batch decrypts).
 const STREAM_CHUNKS: usize = 64;
+
+/// A small object's bytes, kept in its entry.
+pub(crate) struct Inline(Bytes);
+
+impl Inline {
+    pub(crate) fn new(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+}
+
+impl ObjectReader for Inline {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX).min(self.0.len());
+        let n = (self.0.len() - at).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[at..at + n]);
+        Ok(n)
+    }
+}
 
 /// One blob of an object.
 pub(crate) struct Piece {

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::blob_read::{BlobReader, Piece};
+use super::blob_read::{BlobReader, Inline, Piece};
 use super::blobs::{BlobError, BlobWriter, Blobs, PART};
 use super::bridge::Bridge;
 use super::bucket_cache::{BucketCache, Lookup};
@@ -31,6 +31,11 @@ use super::{
 const COMMIT_TRIES: usize = 16;
 /// Keys read per page when a listing or a check must see every key of a range.
 const PAGE: usize = 1000;
+/// Objects of at most this many stored bytes are kept in their entries by default: one
+/// etcd transaction per PUT and one range read per GET, no blob (docs/SCALE-OUT.md §1).
+pub const DEFAULT_INLINE_MAX: usize = 8 << 10;
+/// The most [`ClusterStore::with_inline_max`] accepts (etcd requests stay small).
+pub const MAX_INLINE: usize = 64 << 10;
 
 /// Where an entry's bytes are: its blobs, end to end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,25 +44,55 @@ struct BlobRef {
     len: u64,
 }
 
-/// An object's or part's metadata entry: its blobs and its record.
+/// An object's or part's metadata entry: its blobs and its record, or, for a small
+/// object, its bytes themselves (`inline`, docs/SCALE-OUT.md §1).
+///
+/// Encoded as the JSON of this struct; an entry with inline bytes as [`INLINE_TAG`], the
+/// JSON's length (u32, big-endian), the JSON, then the bytes as they are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Located {
     blobs: Vec<BlobRef>,
     /// The object layer's record (base64: the store does not interpret it).
     record: String,
+    #[serde(skip)]
+    inline: Option<Bytes>,
 }
+
+/// The first byte of an entry with inline bytes (a JSON entry starts with `{`).
+const INLINE_TAG: u8 = 1;
 
 impl Located {
     fn new(blobs: Vec<BlobRef>, record: &[u8]) -> Self {
-        Self { blobs, record: base64::engine::general_purpose::STANDARD.encode(record) }
+        Self { blobs, record: base64::engine::general_purpose::STANDARD.encode(record), inline: None }
     }
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self).map_err(|e| corrupt("an entry", &e))
+        let json = serde_json::to_vec(self).map_err(|e| corrupt("an entry", &e))?;
+        let Some(bytes) = &self.inline else { return Ok(json) };
+        let len = u32::try_from(json.len()).map_err(|e| corrupt("an entry", &e))?;
+        let mut out = Vec::with_capacity(5 + json.len() + bytes.len());
+        out.push(INLINE_TAG);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(bytes);
+        Ok(out)
     }
 
     fn decode(what: &str, bytes: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| corrupt(what, &e))
+        match bytes.split_first() {
+            Some((&INLINE_TAG, rest)) => {
+                let (len, rest) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt(what, &"cut short"))?;
+                let len = u32::from_be_bytes(*len) as usize;
+                let (json, inline) = rest.split_at_checked(len).ok_or_else(|| corrupt(what, &"cut short"))?;
+                let mut entry: Self = serde_json::from_slice(json).map_err(|e| corrupt(what, &e))?;
+                if !entry.blobs.is_empty() {
+                    return Err(corrupt(what, &"both blobs and inline bytes"));
+                }
+                entry.inline = Some(Bytes::copy_from_slice(inline));
+                Ok(entry)
+            }
+            _ => serde_json::from_slice(bytes).map_err(|e| corrupt(what, &e)),
+        }
     }
 
     fn record(&self, what: &str) -> Result<Vec<u8>, StoreError> {
@@ -65,7 +100,7 @@ impl Located {
     }
 
     fn stored(&self) -> u64 {
-        self.blobs.iter().map(|b| b.len).sum()
+        self.inline.as_ref().map_or(0, |b| b.len() as u64) + self.blobs.iter().map(|b| b.len).sum::<u64>()
     }
 }
 
@@ -141,6 +176,8 @@ struct Inner {
     blobs: Blobs,
     bridge: Bridge,
     buckets: Arc<BucketCache>,
+    /// Objects of at most this many stored bytes go in their entry, not in a blob.
+    inline_max: usize,
 }
 
 /// What a sweep found.
@@ -292,7 +329,21 @@ impl ClusterStore {
         let bridge = Bridge::current()
             .ok_or_else(|| StoreError::Unavailable("the cluster store needs a tokio runtime".into()))?;
         let buckets = BucketCache::start(kv.clone(), bridge.handle());
-        Ok(Self { inner: Arc::new(Inner { kv, blobs, bridge, buckets }) })
+        let inline_max = DEFAULT_INLINE_MAX;
+        Ok(Self { inner: Arc::new(Inner { kv, blobs, bridge, buckets, inline_max }) })
+    }
+
+    /// Keeps objects of at most `bytes` stored bytes in their entries (0: every object in
+    /// a blob; at most [`MAX_INLINE`]).
+    pub fn with_inline_max(self, bytes: usize) -> Result<Self, StoreError> {
+        if bytes > MAX_INLINE {
+            return Err(StoreError::Unavailable(format!(
+                "objects kept in their records must be at most {MAX_INLINE} bytes, not {bytes}"
+            )));
+        }
+        let inner = Arc::try_unwrap(self.inner)
+            .map_err(|_| StoreError::Unavailable("the store is in use already".into()))?;
+        Ok(Self { inner: Arc::new(Inner { inline_max: bytes, ..inner }) })
     }
 
     /// Deletes the blobs under `d/` and `p/` that no record names and that are older than
@@ -417,10 +468,18 @@ impl Write for ClusterWriter {
 }
 
 impl ClusterWriter {
-    /// Makes the bytes durable as one blob; returns its reference.
-    async fn finish(&mut self) -> Result<BlobRef, StoreError> {
+    /// Makes the bytes durable as one blob and returns its entry, or, for a small object,
+    /// returns them for its entry.
+    async fn finish(&mut self, record: &[u8]) -> Result<Located, StoreError> {
         let len = match self.stream.take() {
             Some(w) => w.finish().await.map_err(blob_error)?,
+            None if matches!(self.target, Target::Object(_))
+                && self.buffer.len() <= self.inner.inline_max =>
+            {
+                let mut entry = Located::new(Vec::new(), record);
+                entry.inline = Some(Bytes::from(std::mem::take(&mut self.buffer)));
+                return Ok(entry);
+            }
             None => {
                 let bytes = Bytes::from(std::mem::take(&mut self.buffer));
                 let len = bytes.len() as u64;
@@ -428,18 +487,17 @@ impl ClusterWriter {
                 len
             }
         };
-        Ok(BlobRef { name: self.blob.clone(), len })
+        Ok(Located::new(vec![BlobRef { name: self.blob.clone(), len }], record))
     }
 
-    /// Writes the blob, then commits `record` for it; if the commit is refused, the blob
-    /// goes (if its outcome is unknown, the sweep decides).
+    /// Writes the blob (unless the bytes go inline), then commits `record` for it; if the
+    /// commit is refused, the blob goes (if its outcome is unknown, the sweep decides).
     fn commit_entry(mut self, record: &[u8]) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
         let record = record.to_vec();
         inner.clone().wait(async move {
-            let blob = self.finish().await?;
-            let stored = blob.len;
-            let entry = Located::new(vec![blob.clone()], &record);
+            let entry = self.finish(&record).await?;
+            let stored = entry.stored();
             let bucket = self.bucket.clone();
             let committed = match &self.target {
                 Target::Object(key) => {
@@ -475,7 +533,7 @@ impl ClusterWriter {
                 // and the sweep removes it only if no record names it.
                 Err(e @ StoreError::Unavailable(_)) => Err(e),
                 Err(e) => {
-                    inner.discard(&[blob]).await;
+                    inner.discard(&entry.blobs).await;
                     Err(e)
                 }
             }
@@ -593,6 +651,10 @@ impl Store for ClusterStore {
             }
         })?;
         let located = Located::decode(key, &entry.value)?;
+        if let Some(bytes) = &located.inline {
+            let body = Box::new(Inline::new(bytes.clone()));
+            return Ok(StoredObject { record: located.record(key)?, body });
+        }
         let mut start = 0;
         let pieces = located
             .blobs
