@@ -2,7 +2,9 @@
 """Driver of scripts/bench-cluster: a running scripts/cluster (radosgw also on HTTPS) is
 driven with one load generator (examples/s3_load: one client thread, SigV4, every GET
 checked byte for byte) against radosgw directly (plaintext, the baseline) and against
-gateway A in each protection mode; then two gateways against one. From the gateways'
+gateway A in each protection mode, and against a third gateway that keeps every object in
+a blob (store.inline_max_bytes = 0: the 4 KiB phases only); then two gateways against
+one. From the gateways'
 /metrics it reports blob backend requests and etcd round trips per operation, and from
 etcd's own metrics the database bytes per object. Prints Markdown; ratios are to the
 radosgw baseline measured in the same run."""
@@ -86,43 +88,62 @@ def per_op(before, after, names, ops):
 
 
 def measure(t, bucket, size_mib, small, runs, concurrency, sweep):
-    """Best throughput over `runs`, and per-operation backend costs from the last run."""
+    """Best throughput over `runs`, and per-operation backend costs from the last run; the
+    large-object phases are skipped when `size_mib` is 0."""
     best = {"put": 1e9, "get": 1e9, "sput": 1e9, "sget": 1e9}
     costs = {}
     for run in range(runs):
+        c = [t.counters() if t.metrics_urls else {}]
+
+        def phase(key, *args):
+            best[key] = min(best[key], t.run(bucket, *args))
+            c.append(t.counters() if t.metrics_urls else {})
+
+        if size_mib:
+            phase("put", "put", "big", 1, size_mib * MiB)
+            phase("get", "get", "big", 1, size_mib * MiB)
+        phase("sput", "put", "small", small, 4096, concurrency)
+        phase("sget", "get", "small", small, 4096, concurrency)
         if t.metrics_urls:
-            c0 = t.counters()
-        best["put"] = min(best["put"], t.run(bucket, "put", "big", 1, size_mib * MiB))
-        if t.metrics_urls:
-            c1 = t.counters()
-        best["get"] = min(best["get"], t.run(bucket, "get", "big", 1, size_mib * MiB))
-        if t.metrics_urls:
-            c2 = t.counters()
-        best["sput"] = min(best["sput"], t.run(bucket, "put", "small", small, 4096, concurrency))
-        if t.metrics_urls:
-            c3 = t.counters()
-        best["sget"] = min(best["sget"], t.run(bucket, "get", "small", small, 4096, concurrency))
-        if t.metrics_urls:
-            c4 = t.counters()
             t.run(bucket, "head", "small", small, 4096, concurrency)
-            c5 = t.counters()
+            c.append(t.counters())
             pages = 0
             for _ in t.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="small/",
                                                                      PaginationConfig={"PageSize": 1000}):
                 pages += 1
-            c6 = t.counters()
-            costs = {
-                f"{size_mib} MiB PUT": (per_op(c0, c1, BLOB, 1), per_op(c0, c1, ETCD, 1)),
-                f"{size_mib} MiB GET": (per_op(c1, c2, BLOB, 1), per_op(c1, c2, ETCD, 1)),
-                "4 KiB PUT": (per_op(c2, c3, BLOB, small), per_op(c2, c3, ETCD, small)),
-                "4 KiB GET": (per_op(c3, c4, BLOB, small), per_op(c3, c4, ETCD, small)),
-                "HEAD": (per_op(c4, c5, BLOB, small), per_op(c4, c5, ETCD, small)),
-                "List page (1000 keys)": (per_op(c5, c6, BLOB, pages), per_op(c5, c6, ETCD, pages)),
-            }
+            c.append(t.counters())
+            ops = ([(f"{size_mib} MiB PUT", 1), (f"{size_mib} MiB GET", 1)] if size_mib else []) + [
+                ("4 KiB PUT", small), ("4 KiB GET", small), ("HEAD", small), ("List page (1000 keys)", pages)]
+            costs = {name: (per_op(c[i], c[i + 1], BLOB, n), per_op(c[i], c[i + 1], ETCD, n))
+                     for i, (name, n) in enumerate(ops)}
         t.empty(bucket)
         sweep()
-    return {"put": size_mib / best["put"], "get": size_mib / best["get"],
-            "sput": small / best["sput"], "sget": small / best["sget"], "costs": costs}
+    rate = lambda k, amount: amount / best[k] if best[k] < 1e9 else None  # noqa: E731
+    return {"put": rate("put", size_mib), "get": rate("get", size_mib),
+            "sput": rate("sput", small), "sget": rate("sget", small), "costs": costs}
+
+
+def blobs_only_gateway(cluster, binary, port):
+    """A third gateway of the cluster whose objects all go to blobs (inline_max_bytes = 0)."""
+    config = cluster / "gateway-blobs-only.toml"
+    config.write_text((cluster / "gateway.toml").read_text().replace("[store]\n", "[store]\ninline_max_bytes = 0\n", 1))
+    tls = cluster / "gw-a" / "tls"
+    cmd = (f'source "{cluster}/keys.env" && exec "{binary}" serve --config "{config}" --listen 127.0.0.1:{port} '
+           f'--data-dir "{cluster}/gw-blobs-only" --users "{cluster}/users" '
+           f'--tls-cert "{tls}/cert.pem" --tls-key "{tls}/key.pem"')
+    log_file = open(cluster / "log" / "gateway-blobs-only.log", "ab")
+    proc = subprocess.Popen(["bash", "-c", cmd], stdout=log_file, stderr=log_file)
+    ctx = ssl.create_default_context(cafile=str(tls / "cert.pem"))
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=ctx, timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the blobs-only gateway exited: see {cluster}/log/gateway-blobs-only.log")
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("the blobs-only gateway did not answer within 60 s")
 
 
 def etcd_db_bytes(endpoints):
@@ -186,6 +207,22 @@ def main():
             sweep()
         results[t.name] = measure(t, bucket, a.size_mib, a.small, a.runs, a.concurrency, sweep)
 
+    port = int(env["ENDPOINT_B"].rsplit(":", 1)[1]) + 1
+    log(f"a third gateway keeping every object in a blob (inline_max_bytes = 0), port {port}: 4 KiB phases")
+    proc = blobs_only_gateway(cluster, a.bin, port)
+    try:
+        t = gw("gateway, default, every object in a blob", f"https://127.0.0.1:{port}", [f"https://127.0.0.1:{port}/metrics"])
+        t.s3.create_bucket(Bucket="bench-blobs")
+        db0 = etcd_db_bytes(etcd)
+        t.run("bench-blobs", "put", "sizing", a.small, 4096, a.concurrency)
+        db_per_blob_object = (etcd_db_bytes(etcd) - db0) / a.small
+        t.empty("bench-blobs")
+        sweep()
+        results[t.name] = measure(t, "bench-blobs", 0, a.small, a.runs, a.concurrency, sweep)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
     log("two gateways against one: 4 KiB PUT and GET, default mode, same total connections")
     one = gw("one gateway", env["ENDPOINT_A"], [url_a])
     one.s3.create_bucket(Bucket="bench-scale")
@@ -214,6 +251,8 @@ def main():
     print("|---|---|---|---|---|")
     for name, r in results.items():
         def cell(k, fmt):
+            if r[k] is None:
+                return "—"
             v = format(r[k], fmt)
             return v if r is base else f"{v} ({r[k] / base[k]:.2f}x)"
         print(f"| {name} | {cell('put', '.0f')} | {cell('get', '.0f')} | {cell('sput', '.0f')} | {cell('sget', '.0f')} |")
@@ -222,7 +261,8 @@ def main():
     print("| operation | " + " | ".join(f"{n}: blob / etcd" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for op in results[names[0]]["costs"]:
-        cells = [f"{results[n]['costs'][op][0]:.2f} / {results[n]['costs'][op][1]:.2f}" for n in names]
+        cells = [f"{results[n]['costs'][op][0]:.2f} / {results[n]['costs'][op][1]:.2f}"
+                 if op in results[n]["costs"] else "—" for n in names]
         print(f"| {op} | " + " | ".join(cells) + " |")
     print("\nTwo gateways against one (default mode, 4 KiB, same total connections):\n")
     print("| operation | one gateway ops/s | two gateways ops/s | ratio |")
@@ -231,7 +271,8 @@ def main():
         print(f"| {op.upper()} | {v1:.0f} | {v2:.0f} | {v2 / v1:.2f}x |")
     d = results["gateway, default"]
     etcd_rt = d["costs"]["4 KiB PUT"][1] * d["sput"]
-    print(f"\netcd: {db_per_object:.0f} bytes of database per 4 KiB object (default mode); at the 4 KiB PUT rate "
+    print(f"\netcd: {db_per_object:.0f} bytes of database per 4 KiB object kept in its record, "
+          f"{db_per_blob_object:.0f} per object in a blob (default mode); at the 4 KiB PUT rate "
           f"the gateway drove {etcd_rt:.0f} etcd round trips/s.")
 
 
