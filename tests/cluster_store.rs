@@ -246,6 +246,28 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(inl.sweep(Duration::ZERO).unwrap(), 1, "the blob-sized version was retired, then swept");
     assert_eq!(blob_names(&ceph).await.len(), blobs_before);
     assert!(store(&etcd, &ceph, 0).await.with_inline_max(MAX_INLINE + 1).is_err());
+    // A listing page of 1,000 entries at the largest inline size (about 17 MB from etcd).
+    let widest = store(&etcd, &ceph, MAX_INLINE).await;
+    let body = plaintext(MAX_INLINE, 6);
+    s.create_bucket("inline", b"i").unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (st, body) = (widest.clone(), body.clone());
+            tokio::task::spawn_blocking(move || {
+                for i in (w..1001).step_by(8) {
+                    put(&st, "inline", &format!("k{i:04}"), &body);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(blob_names(&ceph).await.len(), blobs_before, "all kept in their entries");
+    let page = widest.list("inline", "", None, 1000).unwrap();
+    assert_eq!((page.len(), page[999].name.as_str()), (1000, "k0999"));
+    assert_eq!(names(widest.list("inline", "", Some("k0999"), 1000).unwrap()), ["k1000"]);
+    assert!(read(&s, "inline", "k0500") == body);
 
     // Multipart: parts are blobs; completing lays them end to end without copying.
     let id = cipherstore::store::new_upload_id();

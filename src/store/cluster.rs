@@ -34,8 +34,9 @@ const PAGE: usize = 1000;
 /// Objects of at most this many stored bytes are kept in their entries by default: one
 /// etcd transaction per PUT and one range read per GET, no blob (docs/SCALE-OUT.md §1).
 pub const DEFAULT_INLINE_MAX: usize = 8 << 10;
-/// The most [`ClusterStore::with_inline_max`] accepts (etcd requests stay small).
-pub const MAX_INLINE: usize = 64 << 10;
+/// The most [`ClusterStore::with_inline_max`] accepts: etcd requests stay small, and a
+/// listing page of 1,000 entries (which carries their inline bytes) stays under 20 MB.
+pub const MAX_INLINE: usize = 16 << 10;
 
 /// Where an entry's bytes are: its blobs, end to end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

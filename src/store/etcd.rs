@@ -165,6 +165,10 @@ impl EtcdKv {
     }
 }
 
+/// The largest answer taken from etcd: a page of 1,000 object entries carries the stored
+/// bytes of those kept inline (up to 16 KiB each), far beyond gRPC's default 4 MiB.
+const MAX_RESPONSE: usize = 256 << 20;
+
 #[async_trait::async_trait]
 impl Kv for EtcdKv {
     async fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Page, KvError> {
@@ -174,7 +178,7 @@ impl Kv for EtcdKv {
         requests::KV_RANGE.add(1);
         let response = retrying(true, || {
             let (key, options) = (key.clone(), options.clone());
-            let mut kv = self.client.kv_client();
+            let mut kv = self.client.kv_client().max_decoding_message_size(MAX_RESPONSE);
             async move { kv.get(key, Some(options)).await }
         })
         .await?;
@@ -222,8 +226,13 @@ impl Kv for EtcdKv {
         if after > 0 {
             options = options.with_start_revision(after + 1);
         }
-        let mut stream =
-            self.client.watch_client().watch(self.key(prefix), Some(options)).await.map_err(error)?;
+        let mut stream = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_RESPONSE)
+            .watch(self.key(prefix), Some(options))
+            .await
+            .map_err(error)?;
         let (tx, rx) = mpsc::channel(256);
         let namespace = self.namespace.clone();
         let task = tokio::spawn(async move {
