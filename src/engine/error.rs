@@ -58,6 +58,9 @@ pub enum Error {
         /// Object length.
         len: u64,
     },
+    /// Sealed metadata failed to open: altered, or sealed under another key or label.
+    #[error("the sealed metadata failed authentication: it was altered, or belongs to another key or record")]
+    MetadataCorrupted,
     /// A caller passed a value outside the format's limits.
     #[error("invalid parameter: {0}")]
     InvalidParameter(&'static str),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod key;
 pub mod primitives;
+pub mod sealed_meta;
 pub mod stream;
 
 pub use codec::{Opener, Protection, SealSpec, Sealer};

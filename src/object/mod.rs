@@ -1,7 +1,7 @@
 //! What an object is: the layer between the S3 API ([`crate::s3`]) and where bytes and
 //! records live ([`crate::store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
-//! tagged ([`codec`], and [`legacy`] for records written before the typed form), the ETag
+//! tagged ([`codec`], with headers and user metadata sealed by [`private`], and [`legacy`] for records written before the typed form), the ETag
 //! rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
 //! checks each stored header against the salt its record holds). [`Objects`] reads and
 //! writes records through any store. It knows nothing of HTTP.
@@ -13,6 +13,7 @@ pub mod etag;
 mod legacy;
 pub mod objects;
 pub mod plain;
+pub mod private;
 pub mod record;
 pub mod upload;
 
@@ -20,5 +21,6 @@ pub use bucket::{BucketRecord, KmsBinding, Origin};
 pub use error::ObjectError;
 pub use objects::Objects;
 pub use plain::PlainSource;
+pub use private::Private;
 pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
 pub use upload::{Part, PartRecord, UploadRecord};

@@ -80,6 +80,13 @@ pub struct Headers {
     pub website_redirect_location: Option<String>,
 }
 
+impl Headers {
+    /// None of the headers is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// One part of a multipart object, in object order: the part manifest (FORMAT.md §3.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartEntry {
@@ -123,10 +130,10 @@ pub struct ObjectRecord {
     pub protection: Protection,
     /// How its stored bytes are laid out.
     pub layout: Layout,
-    /// Standard headers.
-    #[serde(default)]
+    /// Standard headers (sealed in stored records, FORMAT.md §6.1).
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
     pub headers: Headers,
-    /// `x-amz-meta-*` user metadata.
+    /// `x-amz-meta-*` user metadata (sealed in stored records, FORMAT.md §6.1).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
 }

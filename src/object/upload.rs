@@ -9,10 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
 use super::legacy::UploadMetaV1;
+use super::private::{Private, upload_label};
 use super::record::{Headers, Protection, Salt, salt_hex};
+use crate::engine::CustomerKey;
+
+/// The format version of upload records written now.
+const VERSION: u32 = 3;
 
 /// A multipart upload in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRecord {
     /// Upload id (32 lower-case hex digits).
     pub upload_id: String,
@@ -22,27 +27,84 @@ pub struct UploadRecord {
     pub key: String,
     /// The protection every part and the object get.
     pub protection: Protection,
-    /// The object's standard headers.
+    /// The object's headers and user metadata: read with [`UploadRecord::metadata`].
+    metadata: Metadata,
+}
+
+/// An upload's headers and user metadata as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Metadata {
+    /// Sealed (version 3; `None` when there were none).
+    Sealed(Option<String>),
+    /// In clear (records written before version 3).
+    Clear(Private),
+}
+
+/// The stored form of every version but 1.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
     #[serde(default)]
-    pub headers: Headers,
-    /// The object's user metadata.
+    v: u32,
+    upload_id: String,
+    initiated: u64,
+    key: String,
+    protection: Protection,
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    headers: Headers,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub user: BTreeMap<String, String>,
+    user: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
 }
 
 impl UploadRecord {
-    /// The bytes a store keeps.
-    pub fn encode(&self) -> Result<Vec<u8>, ObjectError> {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            v: u32,
-            #[serde(flatten)]
-            record: &'a UploadRecord,
-        }
-        serde_json::to_vec(&Out { v: 2, record: self }).map_err(|e| ObjectError::Encode(e.to_string()))
+    /// A new upload of `key` whose object gets `private` headers and metadata, sealed for
+    /// an object opened with `sealing` (the object's key; none for AONT-RS).
+    pub fn new(
+        upload_id: String,
+        initiated: u64,
+        key: String,
+        protection: Protection,
+        private: &Private,
+        sealing: Option<&CustomerKey>,
+    ) -> Result<Self, ObjectError> {
+        let sealed = private.seal(sealing, &upload_label(&upload_id))?;
+        Ok(Self { upload_id, initiated, key, protection, metadata: Metadata::Sealed(sealed) })
     }
 
-    /// Reads stored bytes of either version.
+    /// The object's headers and user metadata, opened with `key` (the object's key; none
+    /// for AONT-RS).
+    pub fn metadata(&self, key: Option<&CustomerKey>) -> Result<Private, ObjectError> {
+        match &self.metadata {
+            Metadata::Sealed(sealed) => {
+                let what = format!("upload {}", self.upload_id);
+                Private::open(sealed.as_deref(), key, &upload_label(&self.upload_id), &what)
+            }
+            Metadata::Clear(private) => Ok(private.clone()),
+        }
+    }
+
+    /// The bytes a store keeps.
+    pub fn encode(&self) -> Result<Vec<u8>, ObjectError> {
+        let (v, private, sealed) = match &self.metadata {
+            Metadata::Sealed(sealed) => (VERSION, Private::default(), sealed.clone()),
+            Metadata::Clear(private) => (2, private.clone(), None),
+        };
+        let stored = Stored {
+            v,
+            upload_id: self.upload_id.clone(),
+            initiated: self.initiated,
+            key: self.key.clone(),
+            protection: self.protection.clone(),
+            headers: private.headers,
+            user: private.user,
+            sealed,
+        };
+        serde_json::to_vec(&stored).map_err(|e| ObjectError::Encode(e.to_string()))
+    }
+
+    /// Reads stored bytes of any version.
     pub fn decode(bytes: &[u8]) -> Result<Self, ObjectError> {
         #[derive(Deserialize)]
         struct Probe {
@@ -51,22 +113,36 @@ impl UploadRecord {
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("an upload record {why}"));
         let parse_error = |e: serde_json::Error| damaged(&format_args!("does not parse: {e}"));
-        match serde_json::from_slice::<Probe>(bytes).map_err(parse_error)?.v {
+        let stored: Stored = match serde_json::from_slice::<Probe>(bytes).map_err(parse_error)?.v {
             0 => {
                 let v1: UploadMetaV1 = serde_json::from_slice(bytes).map_err(parse_error)?;
                 let object = v1.object.record().map_err(|why| damaged(&why))?;
-                Ok(Self {
+                return Ok(Self {
                     upload_id: v1.upload_id,
                     initiated: v1.initiated,
                     key: object.key,
                     protection: object.protection,
-                    headers: object.headers,
-                    user: object.user,
-                })
+                    metadata: Metadata::Clear(Private { headers: object.headers, user: object.user }),
+                });
             }
-            2 => serde_json::from_slice(bytes).map_err(parse_error),
-            v => Err(damaged(&format_args!("has unknown format version {v}"))),
-        }
+            2 | VERSION => serde_json::from_slice(bytes).map_err(parse_error)?,
+            v => return Err(damaged(&format_args!("has unknown format version {v}"))),
+        };
+        let private = Private { headers: stored.headers, user: stored.user };
+        let metadata = match (stored.v, stored.sealed) {
+            (2, None) => Metadata::Clear(private),
+            (VERSION, sealed) if private.is_empty() && sealed.as_deref() != Some("") => {
+                Metadata::Sealed(sealed)
+            }
+            _ => return Err(damaged(&"mixes sealed and clear metadata")),
+        };
+        Ok(Self {
+            upload_id: stored.upload_id,
+            initiated: stored.initiated,
+            key: stored.key,
+            protection: stored.protection,
+            metadata,
+        })
     }
 }
 
@@ -114,22 +190,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upload_and_part_records_round_trip_and_version_1_reads() {
-        let u = UploadRecord {
-            upload_id: "0".repeat(32),
-            initiated: 7,
-            key: "k".into(),
-            protection: Protection::SseC { key_md5: "m".into() },
+    fn upload_and_part_records_round_trip_and_older_versions_read() {
+        use crate::engine::SecretKey;
+        let private = Private {
             headers: Headers { content_type: Some("a/b".into()), ..Headers::default() },
             user: [("x".to_owned(), "y".to_owned())].into(),
         };
-        assert_eq!(UploadRecord::decode(&u.encode().unwrap()).unwrap(), u);
+        let key = CustomerKey { key: SecretKey::from_bytes([5; 32]), context: b"b/k".to_vec() };
+        let new = |sealing: Option<&CustomerKey>, private: &Private| {
+            UploadRecord::new(
+                "0".repeat(32),
+                7,
+                "k".into(),
+                Protection::SseC { key_md5: "m".into() },
+                private,
+                sealing,
+            )
+            .unwrap()
+        };
+        for k in [None, Some(&key)] {
+            let u = new(k, &private);
+            let bytes = u.encode().unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains("a/b"), "headers in clear");
+            let back = UploadRecord::decode(&bytes).unwrap();
+            assert_eq!(back, u);
+            assert_eq!(back.metadata(k).unwrap(), private);
+            let other = CustomerKey { key: SecretKey::from_bytes([6; 32]), context: b"b/k".to_vec() };
+            assert!(back.metadata(Some(&other)).is_err());
+            let empty = new(k, &Private::default());
+            assert_eq!(
+                UploadRecord::decode(&empty.encode().unwrap()).unwrap().metadata(k).unwrap(),
+                Private::default()
+            );
+        }
+        // Another upload's sealed metadata does not open under this one's id.
+        let a = String::from_utf8(new(Some(&key), &private).encode().unwrap()).unwrap();
+        let moved = a.replace(&"0".repeat(32), &"1".repeat(32));
+        assert!(UploadRecord::decode(moved.as_bytes()).unwrap().metadata(Some(&key)).is_err());
+
+        let v2 = format!(
+            r#"{{"v":2,"upload_id":"{}","initiated":7,"key":"k","protection":{{"mode":"sse-c","key_md5":"m"}},"headers":{{"content_type":"a/b"}},"user":{{"x":"y"}}}}"#,
+            "0".repeat(32)
+        );
+        let read = UploadRecord::decode(v2.as_bytes()).unwrap();
+        assert_eq!((read.key.as_str(), read.metadata(None).unwrap()), ("k", private.clone()));
+        assert_eq!(
+            UploadRecord::decode(&read.encode().unwrap()).unwrap(),
+            read,
+            "a version 2 record re-encodes as itself"
+        );
         let v1 = format!(
             r#"{{"upload_id":"{}","initiated":7,"object":{{"key":"k","size":0,"etag":"","last_modified":0,"content_type":"a/b","user":{{"x":"y"}},"attributes":{{"protection":"sse-c","sse-c-key-md5":"m"}}}}}}"#,
             "0".repeat(32)
         );
-        assert_eq!(UploadRecord::decode(v1.as_bytes()).unwrap(), u);
-        assert!(UploadRecord::decode(b"{\"v\":9}").is_err());
+        assert_eq!(UploadRecord::decode(v1.as_bytes()).unwrap(), read);
+        for bad in [
+            "{\"v\":9}".to_owned(),
+            v2.replace("\"v\":2", "\"v\":3"),
+            v2.replace("\"user\"", "\"sealed\":\"AA==\",\"user\""),
+            a.replace("\"sealed\"", "\"user\":{},\"sealed\"")
+                .replace("\"user\":{},", "\"user\":{\"x\":\"y\"},"),
+        ] {
+            assert!(UploadRecord::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
 
         let p = PartRecord { number: 2, size: 9, etag: "e".into(), last_modified: 3, salt: Some([1; 16]) };
         assert_eq!(PartRecord::decode(&p.encode().unwrap()).unwrap(), p);

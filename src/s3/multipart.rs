@@ -19,7 +19,9 @@ use super::read_key::ReadKey;
 use super::{CipherS3, body, copy, error, headers, kp, object, sse};
 use crate::clock::now_unix;
 use crate::engine::SealSpec;
-use crate::object::{Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, UploadRecord, etag};
+use crate::object::{
+    Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, Private, UploadRecord, etag,
+};
 use crate::store::new_upload_id;
 
 /// Smallest part, except the last (S3's rule).
@@ -63,15 +65,20 @@ pub(super) async fn create(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id.as_deref(),
     )?;
-    let (_, protection) = object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
-    let upload = UploadRecord {
-        upload_id: new_upload_id(),
-        initiated: now_unix(),
-        key: input.key.clone(),
-        protection,
+    let (sealing, protection) = object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
+    let private = Private {
         headers: headers::from_input!(input),
         user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
     };
+    let upload = UploadRecord::new(
+        new_upload_id(),
+        now_unix(),
+        input.key.clone(),
+        protection,
+        &private,
+        sealing.key(),
+    )
+    .map_err(error::object)?;
     s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(CreateMultipartUploadOutput {
@@ -271,6 +278,7 @@ pub(super) async fn complete(
             salt: p.record.salt,
         })
         .collect();
+    let private = upload.metadata(read.key.as_ref()).map_err(error::object)?;
     let record = ObjectRecord {
         key: upload.key,
         size: manifest.iter().map(|p| p.size).sum(),
@@ -278,8 +286,8 @@ pub(super) async fn complete(
         last_modified: now_unix(),
         protection: upload.protection,
         layout: Layout::Parts(manifest),
-        headers: upload.headers,
-        user: upload.user,
+        headers: private.headers,
+        user: private.user,
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
