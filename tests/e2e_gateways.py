@@ -5,7 +5,8 @@ gateways, deletes; a root key disabled through the key CLI (state in etcd) is re
 both gateways within seconds, long before the bucket key cache TTL, and served again once
 enabled; and nothing readable
 reaches the blob cluster or etcd (every blob read with the backend's own credentials, and
-every etcd value, where small objects live, holds no plaintext marker and no customer key).
+every etcd value, where small objects live, holds no plaintext marker and no customer key;
+headers and user metadata, which carry the marker too, travel sealed).
 
     e2e_gateways.py PATH_TO_CIPHERSTORE_BINARY CLUSTER_DIR CLUSTER_ENV_FILE
 """
@@ -63,23 +64,40 @@ def main():
     ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
             "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
 
+    # Headers and user metadata travel sealed: they carry the marker too.
+    meta = {"colour": marker.decode()}
+    ctype = "application/x-" + marker.decode().lower()
+
+    def etcd_values():
+        """Every value in etcd, read through etcd's own JSON gateway, as its operator could."""
+        endpoint = env["ETCD_ENDPOINTS"].split(",")[0]
+        everything = json.dumps({"key": base64.b64encode(b"\0").decode(),
+                                 "range_end": base64.b64encode(b"\0").decode()})
+        with urllib.request.urlopen(f"{endpoint}/v3/kv/range", data=everything.encode(), timeout=30) as r:
+            kvs = json.load(r).get("kvs", [])
+        return [base64.b64decode(kv.get("value", "")) for kv in kvs]
+
     a.create_bucket(Bucket="shared")
-    put = a.put_object(Bucket="shared", Key="big", Body=big, Metadata={"colour": "blue"})
+    put = a.put_object(Bucket="shared", Key="big", Body=big, Metadata=meta, ContentType=ctype)
     got = b.get_object(Bucket="shared", Key="big")
-    check("PUT on A, GET on B", got["Body"].read() == big and got["Metadata"] == {"colour": "blue"})
+    check("PUT on A, GET on B (with its metadata and Content-Type)",
+          got["Body"].read() == big and got["Metadata"] == meta and got["ContentType"] == ctype)
     check("same ETag on both", got["ETag"] == put["ETag"] == b.head_object(Bucket="shared", Key="big")["ETag"])
     listed = b.list_objects_v2(Bucket="shared").get("Contents", [])
     check("listing on B", [(o["Key"], o["Size"]) for o in listed] == [("big", len(big))])
     r = b.get_object(Bucket="shared", Key="big", Range="bytes=5000000-5000099")
     check("range GET on B", r["Body"].read() == big[5000000:5000100])
 
-    a.put_object(Bucket="shared", Key="secret", Body=marker * 1000, **ssec)
-    check("SSE-C: PUT on A, GET on B with the key",
-          b.get_object(Bucket="shared", Key="secret", **ssec)["Body"].read() == marker * 1000)
+    a.put_object(Bucket="shared", Key="secret", Body=marker * 1000, Metadata=meta, **ssec)
+    got = b.get_object(Bucket="shared", Key="secret", **ssec)
+    check("SSE-C: PUT on A, GET on B with the key", got["Body"].read() == marker * 1000 and got["Metadata"] == meta)
     check("SSE-C: B refuses a read without the key",
           error_code(lambda: b.get_object(Bucket="shared", Key="secret")) == "InvalidRequest")
 
-    uid = a.create_multipart_upload(Bucket="shared", Key="mp")["UploadId"]
+    uid = a.create_multipart_upload(Bucket="shared", Key="mp", Metadata=meta, ContentType=ctype)["UploadId"]
+    values = etcd_values()
+    check("the upload's record is in etcd, its metadata sealed",
+          any(uid.encode() in v for v in values) and not any(marker in v or marker.lower() in v for v in values))
     p1, p2 = marker * 220_000, b"last part from B"
     e1 = a.upload_part(Bucket="shared", Key="mp", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
     e2 = b.upload_part(Bucket="shared", Key="mp", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
@@ -87,8 +105,9 @@ def main():
                                            b.list_parts(Bucket="shared", Key="mp", UploadId=uid)["Parts"]] == [1, 2])
     b.complete_multipart_upload(Bucket="shared", Key="mp", UploadId=uid, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
-    check("multipart created on A, parts on A and B, completed on B",
-          a.get_object(Bucket="shared", Key="mp")["Body"].read() == p1 + p2)
+    got = a.get_object(Bucket="shared", Key="mp")
+    check("multipart created on A, parts on A and B, completed on B (metadata kept)",
+          got["Body"].read() == p1 + p2 and got["Metadata"] == meta and got["ContentType"] == ctype)
 
     b.copy_object(Bucket="shared", Key="copy", CopySource={"Bucket": "shared", "Key": "big"})
     check("copy on B of A's object, read on A", a.get_object(Bucket="shared", Key="copy")["Body"].read() == big)
@@ -98,10 +117,11 @@ def main():
     a.create_bucket(Bucket="vault")
     a.put_bucket_encryption(Bucket="vault", ServerSideEncryptionConfiguration={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
-    b.put_object(Bucket="vault", Key="ledger", Body=marker * 10)
+    b.put_object(Bucket="vault", Key="ledger", Body=marker * 10, Metadata=meta, ContentType=ctype)
     got = a.get_object(Bucket="vault", Key="ledger")
     check("SSE-KP bucket bound on A, written on B, read on A",
-          got["Body"].read() == marker * 10 and got.get("ServerSideEncryption") == "aws:kms")
+          got["Body"].read() == marker * 10 and got.get("ServerSideEncryption") == "aws:kms"
+          and got["Metadata"] == meta and got["ContentType"] == ctype)
     # The gateways follow the key state in etcd: a change is noticed within moments, not
     # after the bucket key cache TTL (scripts/test sets it to 300 s).
     ttl = int(keys_env.get("CIPHERSTORE_KEY_CACHE_TTL", "60"))
@@ -138,17 +158,13 @@ def main():
         if marker in data or any(f in data for f in forms):
             leaks.append(k)
     check("no plaintext and no customer key in any blob", leaks == [], str(leaks))
-    # Small objects live in their etcd records (store.inline_max_bytes): read every value
-    # through etcd's own JSON gateway, as its operator could.
-    endpoint = env["ETCD_ENDPOINTS"].split(",")[0]
-    everything = json.dumps({"key": base64.b64encode(b"\0").decode(), "range_end": base64.b64encode(b"\0").decode()})
-    with urllib.request.urlopen(f"{endpoint}/v3/kv/range", data=everything.encode(), timeout=30) as r:
-        kvs = json.load(r).get("kvs", [])
-    values = [base64.b64decode(kv.get("value", "")) for kv in kvs]
+    # Small objects live in their etcd records (store.inline_max_bytes), beside every
+    # object's sealed metadata.
+    values = etcd_values()
     check("the small SSE-KP object's ciphertext is in etcd", any(len(v) > len(marker) * 10 for v in values),
           f"{len(values)} values")
-    check("no plaintext and no customer key in any etcd value",
-          not any(marker in v or any(f in v for f in forms) for v in values))
+    check("no plaintext, metadata or customer key in any etcd value",
+          not any(marker in v or marker.lower() in v or any(f in v for f in forms) for v in values))
 
     before = len(blobs)
     b.delete_object(Bucket="shared", Key="copy")

@@ -18,9 +18,12 @@ import struct
 import sys
 import urllib.request
 
+from independent_decoder import open_sealed_metadata
 from s3harness import Server
 
 MiB = 1 << 20
+USER_METADATA = {"color": "tamper-marker-value"}
+CONTENT_TYPE = "application/x-tamper-marker"
 TRAILER = 12
 MAGIC = b"CSMETA01"
 
@@ -70,6 +73,9 @@ def tampers(a_raw, b_raw):
     edited_user = edit(meta, lambda r: r.setdefault("user", {}).update(color="blue"))
     edited_size = edit(meta, lambda r: r.update(size=r["size"] - 1))
     edited_type = edit(meta, lambda r: r.setdefault("headers", {}).update(content_type="text/html"))
+    sealed = json.loads(meta)["sealed"]
+    flipped_sealed = dict(json.loads(meta), sealed=("B" if sealed[0] == "A" else "A") + sealed[1:])
+    b_sealed = dict(json.loads(meta), sealed=json.loads(b_meta)["sealed"])
     untagged = {k: v for k, v in json.loads(meta).items() if k != "tag"}
     b_record = json.loads(b_meta)
     return [
@@ -82,6 +88,8 @@ def tampers(a_raw, b_raw):
         ("edit user metadata", join(body, edited_user)),
         ("edit the size", join(body, edited_size)),
         ("edit the content type", join(body, edited_type)),
+        ("edit the sealed metadata (one base64 digit)", join(body, flipped_sealed)),
+        ("edit: another object's sealed metadata on this record", join(body, b_sealed)),
         ("drop the metadata tag", join(body, untagged)),
         ("another object's tag on this record", join(body, dict(json.loads(meta), tag=b_record["tag"]))),
         ("swap the whole file with another object's", b_raw),
@@ -119,18 +127,34 @@ def main():
             # Same sizes for A and B, so a swapped body is not betrayed by its length alone.
             objects = {"a": os.urandom(3 * MiB + 5), "b": os.urandom(3 * MiB + 5)}
             for key, data in objects.items():
-                s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"color": "red"},
-                              ContentType="application/octet-stream", **extra)
+                s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=USER_METADATA,
+                              ContentType=CONTENT_TYPE, **extra)
             # A multipart object and a second one of the same shape.
             for key in ("mp-a", "mp-b"):
                 parts = [os.urandom(5 * MiB), os.urandom(MiB)]
-                uid = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+                uid = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=USER_METADATA,
+                                                 ContentType=CONTENT_TYPE, **extra)["UploadId"]
                 done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1,
                                                                         Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
                 s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": done}, **extra)
                 objects[key] = b"".join(parts)
             files = object_files(root, bucket)
             check(f"{mode}: four object files found", len(files) == 4, str(sorted(files)))
+            # Headers and user metadata are sealed (FORMAT.md §3.8): not in clear in any
+            # file, served as sent, and opened by the independent decoder where it holds the key.
+            for key, path in sorted(files.items()):
+                raw = path.read_bytes()
+                check(f"{mode} {key}: no metadata in clear in its file",
+                      b"marker" not in raw and b"tamper" not in split(raw)[1], split(raw)[1][:200].decode(errors="replace"))
+                head = s3.head_object(Bucket=bucket, Key=key, **extra)
+                check(f"{mode} {key}: HEAD serves the sealed metadata",
+                      head["Metadata"] == USER_METADATA and head["ContentType"] == CONTENT_TYPE, str(head["Metadata"]))
+                decoder_key = {"default": None, "SSE-C": ssec_key}.get(mode, "none")
+                if decoder_key != "none":
+                    opened = open_sealed_metadata(json.loads(split(raw)[1])["sealed"], key=decoder_key,
+                                                  context=f"{bucket}/{key}".encode())
+                    check(f"{mode} {key}: the independent decoder opens its sealed metadata",
+                          opened == {"headers": {"content_type": CONTENT_TYPE}, "user": USER_METADATA}, str(opened))
             for a, b in (("a", "b"), ("mp-a", "mp-b")):
                 path = files[a]
                 original = path.read_bytes()
