@@ -5,7 +5,9 @@
 //! (engine STREAM seal/open and chunk sizes), `aont` (engine AONT-RS with each cipher/hash
 //! pair, the paper's AES-256-CTR + SHA-256 among them), `aont_segment` (segment sizes),
 //! `primitives` (CTR and hash implementations), `threads` (rayon 1 vs 2 threads, and two
-//! independent threads as the machine's own scaling reference).
+//! independent threads as the machine's own scaling reference), `metadata` (what a
+//! record costs per request: the metadata tag alone, as version 2 records had, against
+//! tag plus sealed headers and user metadata, FORMAT.md §3.8, and a 4 KiB SSE-C object).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -211,9 +213,50 @@ fn threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// Per-record costs of a small object's PUT and GET: tag, tag + sealed metadata (keyed and
+/// keyless), against sealing and opening its 4 KiB of data.
+fn metadata(c: &mut Criterion) {
+    use cipherstore::engine::binding::{metadata_tag, verify_metadata};
+    use cipherstore::engine::sealed_meta;
+    let key = CustomerKey {
+        key: SecretKey::from_bytes([7; 32]),
+        context: b"bucket/photos/2026/img-0001.jpg".to_vec(),
+    };
+    let record = br#"{"key":"photos/2026/img-0001.jpg","size":4096,"etag":"0123456789abcdef0123456789abcdef","last_modified":1796000000,"protection":{"mode":"sse-c","key_md5":"AAAAAAAAAAAAAAAAAAAAAA=="},"layout":{"single":{"salt":"00112233445566778899aabbccddeeff"}}}"#;
+    let private = br#"{"headers":{"content_type":"image/jpeg","cache_control":"max-age=3600"},"user":{"camera":"x100","owner":"alice"}}"#;
+    let label: &[u8] = b"cipherstore/v3/object-metadata\n";
+    let mut g = c.benchmark_group("metadata");
+    for (name, k) in [("keyed", Some(&key)), ("keyless", None)] {
+        g.bench_function(format!("{name}/tag-only/write+read"), |b| {
+            b.iter(|| {
+                let tag = metadata_tag(k, &[black_box(record), private]).unwrap();
+                assert!(verify_metadata(k, &[record, private], &tag).unwrap());
+            })
+        });
+        g.bench_function(format!("{name}/tag+sealed/write+read"), |b| {
+            b.iter(|| {
+                let sealed = sealed_meta::seal(k, label, black_box(private)).unwrap();
+                let tag = metadata_tag(k, &[record, &sealed]).unwrap();
+                assert!(verify_metadata(k, &[record, &sealed], &tag).unwrap());
+                black_box(sealed_meta::open(k, label, &sealed).unwrap());
+            })
+        });
+    }
+    let plain = vec![7u8; 4096];
+    let spec = sse_c_spec(DEFAULT_CHUNK_SIZE);
+    g.bench_function("keyed/4KiB-object/seal+open", |b| {
+        b.iter(|| {
+            let (sealer, object) = sealed(&spec, black_box(&plain));
+            let opener = Opener::new(sealer.header_bytes(), spec.protection.key(), spec.backend).unwrap();
+            object.clone().open(&opener, false).unwrap();
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = baseline, stream, aont, aont_segment, primitives, threads
+    targets = baseline, stream, aont, aont_segment, primitives, threads, metadata
 }
 criterion_main!(benches);
