@@ -70,8 +70,9 @@ pub fn sse_headers(data: &[u8]) {
     let _ = sse::parse([&fields[0], &fields[1], &fields[2]], "bucket", "key");
 }
 
-/// Stored records as a store returns them: an object record (either version; its part
-/// manifest and its tag, with and without a key), a bucket, an upload and a part record.
+/// Stored records as a store returns them: an object record (any version; its part
+/// manifest, its tag and sealed metadata, with and without a key), a bucket, an upload
+/// (and its sealed metadata) and a part record.
 pub fn stored_record(data: &[u8]) {
     for key in [None, Some(key())] {
         if let Ok(record) = codec::open(data, "key") {
@@ -80,7 +81,11 @@ pub fn stored_record(data: &[u8]) {
         }
     }
     let _ = BucketRecord::decode(data);
-    let _ = UploadRecord::decode(data);
+    if let Ok(upload) = UploadRecord::decode(data) {
+        for key in [None, Some(key())] {
+            let _ = upload.metadata(key.as_ref());
+        }
+    }
     let _ = PartRecord::decode(data);
 }
 

@@ -250,6 +250,22 @@ mod tests {
         }
     }
 
+    /// Records sealed by an independent implementation (Python's `cryptography`, from
+    /// FORMAT.md §3.6 and §3.8 alone; kept as fuzzing seeds too) open here.
+    #[test]
+    fn records_sealed_by_an_independent_implementation_open() {
+        let key = CustomerKey { key: SecretKey::from_bytes([1; 32]), context: b"b/k".to_vec() };
+        let seeds = [
+            (include_str!("../../tests/fuzz_regressions/stored_record/v3-python-keyless.json"), None),
+            (include_str!("../../tests/fuzz_regressions/stored_record/v3-python-keyed.json"), Some(&key)),
+        ];
+        for (stored, k) in seeds {
+            let record = open(stored.as_bytes(), "k").unwrap().verify(k).unwrap();
+            assert_eq!(record.headers.content_type.as_deref(), Some("text/x-python"));
+            assert_eq!(record.user, [("made-by".to_owned(), "independent".to_owned())].into());
+        }
+    }
+
     /// A record as the version 2 writer stored it (metadata in clear, tag over its JSON).
     #[test]
     fn version_2_records_still_read() {
