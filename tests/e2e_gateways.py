@@ -5,8 +5,10 @@ gateways, deletes; a root key disabled through the key CLI (state in etcd) is re
 both gateways within seconds, long before the bucket key cache TTL, and served again once
 enabled; and nothing readable
 reaches the blob cluster or etcd (every blob read with the backend's own credentials, and
-every etcd value, where small objects live, holds no plaintext marker and no customer key;
-headers and user metadata, which carry the marker too, travel sealed).
+every etcd value, where small objects live, holds no plaintext marker, no customer key and
+no bucket key — unwrapped by the test from etcd under a root key whose material it
+imported, and proven real by decoding an object with it; headers and user metadata, which
+carry the marker too, travel sealed). No log holds either key.
 
     e2e_gateways.py PATH_TO_CIPHERSTORE_BINARY CLUSTER_DIR CLUSTER_ENV_FILE
 """
@@ -24,6 +26,9 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
+
+import independent_decoder
 from s3harness import error_code
 
 passed = failed = 0
@@ -68,14 +73,17 @@ def main():
     meta = {"colour": marker.decode()}
     ctype = "application/x-" + marker.decode().lower()
 
-    def etcd_values():
-        """Every value in etcd, read through etcd's own JSON gateway, as its operator could."""
+    def etcd_kvs():
+        """Every (key, value) in etcd, read through etcd's own JSON gateway, as its operator could."""
         endpoint = env["ETCD_ENDPOINTS"].split(",")[0]
         everything = json.dumps({"key": base64.b64encode(b"\0").decode(),
                                  "range_end": base64.b64encode(b"\0").decode()})
         with urllib.request.urlopen(f"{endpoint}/v3/kv/range", data=everything.encode(), timeout=30) as r:
             kvs = json.load(r).get("kvs", [])
-        return [base64.b64decode(kv.get("value", "")) for kv in kvs]
+        return [(base64.b64decode(kv["key"]), base64.b64decode(kv.get("value", ""))) for kv in kvs]
+
+    def etcd_values():
+        return [v for _, v in etcd_kvs()]
 
     a.create_bucket(Bucket="shared")
     put = a.put_object(Bucket="shared", Key="big", Body=big, Metadata=meta, ContentType=ctype)
@@ -146,25 +154,61 @@ def main():
             time.sleep(0.5)
     check("enabled again: served again", served)
 
+    # A root key whose material the test holds (imported), so that the test can unwrap the
+    # bucket key from etcd itself (RFC 5649), prove it is the real one by decoding an object
+    # and opening its sealed metadata with the independent decoder, then look for it everywhere.
+    material = os.urandom(32)
+    material_file = cluster / "imported-root.key"
+    material_file.write_bytes(material)
+    material_file.chmod(0o600)
+    imported = json.loads(keys("import", "gateway-imported", "--material-file", str(material_file), "--json").stdout)
+    a.create_bucket(Bucket="escrow")
+    a.put_bucket_encryption(Bucket="escrow", ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": imported["crn"]}}]})
+    doc = marker * 40_000  # about 1.4 MiB: one blob
+    b.put_object(Bucket="escrow", Key="doc", Body=doc, Metadata=meta, ContentType=ctype)
+    state = next(json.loads(v) for k, v in etcd_kvs() if k.endswith(b"/k/state"))
+    binding = next(x for x in state["buckets"] if x["bucket"] == "escrow")
+    bucket_key = aes_key_unwrap_with_padding(material, bytes.fromhex(binding["wrapped"]))
+    material_file.unlink()
+    decoded = []
+    for page in backend.get_paginator("list_objects_v2").paginate(Bucket=env["BACKEND_BUCKET"]):
+        for o in page.get("Contents", []):
+            data = backend.get_object(Bucket=env["BACKEND_BUCKET"], Key=o["Key"])["Body"].read()
+            try:
+                decoded.append(independent_decoder.decode(data, bucket_key, b"escrow/doc") == doc)
+            except independent_decoder.Rejected:
+                pass
+    check("the bucket key unwrapped from etcd decodes the SSE-KP object's blob (independent decoder)",
+          decoded == [True], str(decoded))
+    entry = next(v for k, v in etcd_kvs() if k.endswith(b"o/escrow\0doc"))
+    record = json.loads(base64.b64decode(json.loads(entry)["record"]))
+    opened = independent_decoder.open_sealed_metadata(record["sealed"], key=bucket_key, context=b"escrow/doc")
+    check("its sealed metadata opens with the bucket key (independent decoder)",
+          opened == {"headers": {"content_type": ctype}, "user": meta}, str(opened))
+
     # Nothing readable at the backend.
     blobs = [o["Key"] for page in backend.get_paginator("list_objects_v2").paginate(Bucket=env["BACKEND_BUCKET"])
              for o in page.get("Contents", [])]
     check("blobs under random names only", blobs and all(k.split("/")[0] in ("d", "p") and len(k) == 34 for k in blobs),
           str(blobs[:5]))
-    forms = [ckey, base64.b64encode(ckey), ckey.hex().encode()]
+    forms = [f for k in (ckey, bucket_key) for f in (k, base64.b64encode(k), k.hex().encode(), k.hex().upper().encode())]
     leaks = []
     for k in blobs:
         data = backend.get_object(Bucket=env["BACKEND_BUCKET"], Key=k)["Body"].read()
         if marker in data or any(f in data for f in forms):
             leaks.append(k)
-    check("no plaintext and no customer key in any blob", leaks == [], str(leaks))
+    check("no plaintext, no customer key and no bucket key in any blob", leaks == [], str(leaks))
     # Small objects live in their etcd records (store.inline_max_bytes), beside every
     # object's sealed metadata.
     values = etcd_values()
     check("the small SSE-KP object's ciphertext is in etcd", any(len(v) > len(marker) * 10 for v in values),
           f"{len(values)} values")
-    check("no plaintext, metadata or customer key in any etcd value",
+    check("no plaintext, metadata, customer key or bucket key in any etcd value",
           not any(marker in v or marker.lower() in v or any(f in v for f in forms) for v in values))
+    logs = [p for d in ("log", "ceph/log") for p in (cluster / d).rglob("*") if p.is_file()]
+    check("no customer key or bucket key in any gateway, etcd or Ceph log",
+          len(logs) >= 8 and not any(f in p.read_bytes() for p in logs for f in forms), str(len(logs)))
 
     before = len(blobs)
     b.delete_object(Bucket="shared", Key="copy")
