@@ -36,7 +36,11 @@ def main():
         alice.create_bucket(Bucket="photos")
         check("owner lists bucket", [b["Name"] for b in alice.list_buckets()["Buckets"]] == ["photos"])
         check("other user does not see it", bob.list_buckets()["Buckets"] == [])
-        check("recreate own bucket", error_code(lambda: alice.create_bucket(Bucket="photos")) == "BucketAlreadyOwnedByYou")
+        check("recreate own bucket: 200 in us-east-1 (AWS's legacy rule)",
+              error_code(lambda: alice.create_bucket(Bucket="photos")) is None)
+        check("recreate own bucket elsewhere: BucketAlreadyOwnedByYou",
+              error_code(lambda: alice.create_bucket(Bucket="photos", CreateBucketConfiguration={
+                  "LocationConstraint": "eu-de"})) == "BucketAlreadyOwnedByYou")
         check("take another's bucket", error_code(lambda: bob.create_bucket(Bucket="photos")) == "BucketAlreadyExists")
         check("invalid bucket name", error_code(lambda: alice.create_bucket(Bucket="Bad_Name")) in ("InvalidBucketName",))
 

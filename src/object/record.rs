@@ -139,6 +139,27 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// How many parts it was uploaded in (0 for an object written whole).
+    pub fn parts_count(&self) -> usize {
+        match &self.layout {
+            Layout::Single { .. } => 0,
+            Layout::Parts(parts) => parts.len(),
+        }
+    }
+
+    /// The plaintext range of its `n`th part (1-based position, as S3's `partNumber`); an
+    /// object written whole is part 1.
+    pub fn part_range(&self, n: usize) -> Option<std::ops::Range<u64>> {
+        match &self.layout {
+            Layout::Single { .. } => (n == 1).then_some(0..self.size),
+            Layout::Parts(parts) => {
+                let index = n.checked_sub(1).filter(|i| *i < parts.len())?;
+                let start: u64 = parts[..index].iter().map(|p| p.size).sum();
+                Some(start..start + parts[index].size)
+            }
+        }
+    }
+
     /// Checks what a record must satisfy whatever wrote it: the parts' plaintext lengths
     /// add up to the size, and a multipart object has parts.
     pub(crate) fn consistent(&self) -> bool {
@@ -170,5 +191,30 @@ pub(crate) mod salt_hex {
         let text: Option<String> = Option::deserialize(d)?.filter(|t: &String| !t.is_empty());
         text.map(|t| crate::hex::decode_array(&t).ok_or_else(|| serde::de::Error::custom("malformed salt")))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_ranges_follow_the_manifest() {
+        let part = |number, size| PartEntry { number, size, stored: size + 40, salt: None };
+        let mut r = ObjectRecord {
+            key: "k".into(),
+            size: 10,
+            etag: "e".into(),
+            last_modified: 0,
+            protection: Protection::Aont,
+            layout: Layout::Parts(vec![part(1, 6), part(3, 4)]),
+            headers: Headers::default(),
+            user: BTreeMap::new(),
+        };
+        assert_eq!(r.parts_count(), 2);
+        assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));
+        assert_eq!((r.part_range(0), r.part_range(3)), (None, None));
+        r.layout = Layout::Single { salt: None };
+        assert_eq!((r.parts_count(), r.part_range(1), r.part_range(2)), (0, Some(0..10), None));
     }
 }

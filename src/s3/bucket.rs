@@ -42,6 +42,14 @@ pub(super) async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let caller = CipherS3::caller(&req)?;
     let root = kp::requested(&req.headers)?;
+    // AWS's legacy rule: re-creating a bucket you own is 200 in us-east-1 (no location
+    // constraint), 409 BucketAlreadyOwnedByYou elsewhere.
+    let us_east_1 = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .is_none_or(|l| l.as_str().is_empty() || l.as_str() == "us-east-1");
     let name = req.input.bucket;
     let kms = match &root {
         // The root key must exist before the bucket does.
@@ -65,6 +73,9 @@ pub(super) async fn create_bucket(
             Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
         }
         Err(ObjectError::Store(StoreError::BucketExists(_))) => match s.objects.bucket(&name) {
+            Ok(b) if b.owner == caller && us_east_1 => {
+                Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+            }
             Ok(b) if b.owner == caller => {
                 Err(s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}"))
             }

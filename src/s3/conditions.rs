@@ -2,10 +2,12 @@
 //! If-Unmodified-Since on GetObject and HeadObject, and their `x-amz-copy-source-if-*`
 //! twins on copies. Evaluated in the RFC's order: a failed If-Match or If-Unmodified-Since
 //! is 412 PreconditionFailed; a matching If-None-Match or an unchanged If-Modified-Since is
-//! 304 NotModified (412 for copy sources, which cannot be "not modified").
+//! 304 NotModified (412 for copy sources, which cannot be "not modified"). A 304 carries
+//! the object's ETag and Last-Modified, as RFC 9110 §15.4.5 asks and AWS sends.
 
-use s3s::dto::{ETagCondition, Timestamp};
-use s3s::{S3Result, s3_error};
+use http::{HeaderMap, HeaderValue};
+use s3s::dto::{ETagCondition, Timestamp, TimestampFormat};
+use s3s::{S3Error, S3Result, s3_error};
 
 use crate::object::ObjectRecord;
 
@@ -33,6 +35,23 @@ fn unix(t: &Timestamp) -> i64 {
     time::OffsetDateTime::from(t.clone()).unix_timestamp()
 }
 
+/// 304 Not Modified with the validators of the object it is about.
+fn not_modified_error(meta: &ObjectRecord) -> S3Error {
+    let mut e = s3_error!(NotModified);
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+        headers.insert(http::header::ETAG, v);
+    }
+    let mut date = Vec::new();
+    if super::object::last_modified(meta).format(TimestampFormat::HttpDate, &mut date).is_ok()
+        && let Ok(v) = HeaderValue::from_bytes(&date)
+    {
+        headers.insert(http::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(headers);
+    e
+}
+
 impl Conditions<'_> {
     /// Checks the conditions against the current object; `copy_source` turns 304 into 412.
     pub fn check(&self, meta: &ObjectRecord, copy_source: bool) -> S3Result<()> {
@@ -53,7 +72,7 @@ impl Conditions<'_> {
         };
         match (not_modified, copy_source) {
             (false, _) => Ok(()),
-            (true, false) => Err(s3_error!(NotModified)),
+            (true, false) => Err(not_modified_error(meta)),
             (true, true) => Err(s3_error!(PreconditionFailed, "the copy source's conditions were not met")),
         }
     }
@@ -80,6 +99,17 @@ mod tests {
 
     fn at(secs: u64) -> Timestamp {
         Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn not_modified_carries_etag_and_last_modified() {
+        let same = ETagCondition::ETag(ETag::Strong("abc".into()));
+        let e = Conditions { if_none_match: Some(&same), ..Default::default() }
+            .check(&meta(), false)
+            .unwrap_err();
+        let h = e.headers().unwrap();
+        assert_eq!(h.get("etag").unwrap(), "\"abc\"");
+        assert_eq!(h.get("last-modified").unwrap(), "Thu, 01 Jan 1970 00:16:40 GMT");
     }
 
     #[test]

@@ -64,8 +64,21 @@ pub(super) async fn copy_object(
         &input.key,
     )?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    // AWS refuses a copy onto itself that changes nothing (metadata, storage class,
+    // website redirect or encryption): it would only cost a rewrite.
+    let changes = replace
+        || target_key.is_some()
+        || input.server_side_encryption.is_some()
+        || input.storage_class.is_some()
+        || input.website_redirect_location.is_some();
+    if src_bucket == input.bucket && src_key == input.key && !changes {
+        return Err(s3_error!(
+            InvalidRequest,
+            "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes"
+        ));
+    }
     let (headers, user) = if replace {
-        (headers::from_input!(input), input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default())
+        (headers::from_input!(input), headers::user_metadata(input.metadata)?)
     } else {
         (source_meta.headers, source_meta.user)
     };

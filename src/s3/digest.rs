@@ -2,7 +2,8 @@
 //! flexible checksums (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256), expected either in
 //! headers or in the trailer of an `aws-chunked` body. They are computed as the body
 //! streams through and verified before anything is committed: a mismatch rejects the
-//! upload with BadDigest and leaves nothing behind.
+//! upload with BadDigest and leaves nothing behind. A `Content-MD5` that is not the base64
+//! of 16 bytes (or is empty) is refused before the body is read: 400 InvalidDigest.
 
 use base64::Engine as _;
 use md5::{Digest, Md5};
@@ -17,7 +18,7 @@ const NAMES: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 /// What the client said the body's digests are, or will be (trailers).
 #[derive(Default)]
 pub struct Expected {
-    content_md5: Option<String>,
+    content_md5: Option<[u8; 16]>,
     declared: Checksum,
     trailer: Option<s3s::TrailingHeaders>,
     enabled: [bool; 5],
@@ -43,6 +44,15 @@ pub fn declared(values: [&Option<String>; 5]) -> Checksum {
     }
 }
 
+/// A `Content-MD5` header's 16 bytes; anything else is 400 InvalidDigest.
+fn parse_content_md5(sent: &str) -> S3Result<[u8; 16]> {
+    base64::engine::general_purpose::STANDARD
+        .decode(sent.trim())
+        .ok()
+        .and_then(|d| <[u8; 16]>::try_from(d).ok())
+        .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 must be the base64 of the body's 16-byte MD5"))
+}
+
 impl Expected {
     /// From the request: `Content-MD5`, the `x-amz-checksum-*` headers (`declared`), the
     /// SDK's algorithm, and the trailers announced by `x-amz-trailer`.
@@ -52,7 +62,12 @@ impl Expected {
         algorithm: Option<&ChecksumAlgorithm>,
         headers: &http::HeaderMap,
         trailer: Option<s3s::TrailingHeaders>,
-    ) -> Self {
+    ) -> S3Result<Self> {
+        // An empty header reaches the input as none: the header itself tells.
+        let sent = content_md5.or_else(|| {
+            headers.get("content-md5").map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
+        });
+        let content_md5 = sent.map(|sent| parse_content_md5(&sent)).transpose()?;
         let mut enabled = fields(&declared).map(Option::is_some);
         let mut trailed = [false; 5];
         let announced: Vec<String> = headers
@@ -69,7 +84,7 @@ impl Expected {
                 enabled[i] = true;
             }
         }
-        Self { content_md5, declared, trailer, enabled, announced: trailed }
+        Ok(Self { content_md5, declared, trailer, enabled, announced: trailed })
     }
 
     /// Whether the MD5 must be computed to check `Content-MD5`.
@@ -93,14 +108,13 @@ impl Expected {
     /// Checks what was computed against what was declared (headers, then trailers, which
     /// are complete once the body has been read to its end).
     pub fn verify(&self, computed: &Computed) -> S3Result<()> {
-        if let (Some(want), Some(got)) = (&self.content_md5, &computed.md5) {
-            let got = base64::engine::general_purpose::STANDARD.encode(got);
-            if want.trim() != got {
-                return Err(s3_error!(
-                    BadDigest,
-                    "the Content-MD5 you specified did not match what was received"
-                ));
-            }
+        if let (Some(want), Some(got)) = (&self.content_md5, &computed.md5)
+            && want != got
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "the Content-MD5 you specified did not match what was received"
+            ));
         }
         let trailers = self.trailer.as_ref().and_then(|t| t.read(Clone::clone));
         for (i, name) in NAMES.iter().enumerate() {
@@ -182,7 +196,7 @@ mod tests {
         let headers = http::HeaderMap::new();
         // CRC32 of "hello world", base64 of big-endian 0x0d4a1185.
         let mut declared = Checksum { checksum_crc32: Some("DUoRhQ==".into()), ..Default::default() };
-        let ok = Expected::new(Some(md5.clone()), declared.clone(), None, &headers, None);
+        let ok = Expected::new(Some(md5.clone()), declared.clone(), None, &headers, None).unwrap();
         let mut d = ok.digests(false);
         d.update(&body[..5]);
         d.update(&body[5..]);
@@ -196,8 +210,23 @@ mod tests {
         assert_eq!(err.code().as_str(), "BadDigest");
 
         declared.checksum_crc32 = Some("AAAAAA==".into());
-        let wrong = Expected::new(None, declared, None, &headers, None);
+        let wrong = Expected::new(None, declared, None, &headers, None).unwrap();
         let err = wrong.verify(&computed).unwrap_err();
         assert_eq!(err.code().as_str(), "BadDigest");
+
+        for malformed in
+            ["", "  ", "not base64!", "AAAA", &base64::engine::general_purpose::STANDARD.encode([0u8; 17])]
+        {
+            let e = Expected::new(Some(malformed.to_owned()), Checksum::default(), None, &headers, None);
+            assert_eq!(
+                e.err().map(|e| e.code().as_str().to_owned()).as_deref(),
+                Some("InvalidDigest"),
+                "{malformed:?}"
+            );
+        }
+        let mut empty = http::HeaderMap::new();
+        empty.insert("content-md5", http::HeaderValue::from_static(""));
+        let e = Expected::new(None, Checksum::default(), None, &empty, None);
+        assert_eq!(e.err().map(|e| e.code().as_str().to_owned()).as_deref(), Some("InvalidDigest"));
     }
 }

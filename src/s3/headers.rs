@@ -3,11 +3,31 @@
 //! `x-amz-website-redirect-location`): from a request (PutObject, CreateMultipartUpload,
 //! CopyObject with REPLACE) into the record's [`Headers`], and from there into GetObject
 //! and HeadObject responses. The operations' input and output types share these field
-//! names, hence macros.
+//! names, hence macros. Also the user metadata a request carries, within AWS's limit.
 
-use s3s::dto::{Timestamp, TimestampFormat};
+use std::collections::BTreeMap;
+
+use s3s::dto::{Metadata, Timestamp, TimestampFormat};
+use s3s::{S3Result, s3_error};
 
 use crate::object::Headers;
+
+/// AWS's limit on user metadata: the UTF-8 bytes of every key and value, added up.
+pub(crate) const MAX_USER_METADATA: usize = 2048;
+
+/// The `x-amz-meta-*` metadata a request carries; over [`MAX_USER_METADATA`] bytes is 400
+/// MetadataTooLarge, as AWS answers.
+pub(crate) fn user_metadata(sent: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
+    let user: BTreeMap<String, String> = sent.map(|m| m.into_iter().collect()).unwrap_or_default();
+    let size: usize = user.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_METADATA {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "the user metadata has {size} bytes (keys and values); at most {MAX_USER_METADATA} are allowed"
+        ));
+    }
+    Ok(user)
+}
 
 /// `aws-chunked` names the transport framing of a body, not the object's encoding: it is
 /// dropped from Content-Encoding (and the header with it when nothing else is left).
@@ -67,6 +87,14 @@ pub(crate) use into_output;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_metadata_up_to_aws_limit() {
+        let m = |v: usize| Some([("k".to_owned(), "v".repeat(v))].into_iter().collect::<Metadata>());
+        assert_eq!(user_metadata(m(MAX_USER_METADATA - 1)).unwrap().len(), 1);
+        assert_eq!(user_metadata(m(MAX_USER_METADATA)).unwrap_err().code().as_str(), "MetadataTooLarge");
+        assert!(user_metadata(None).unwrap().is_empty());
+    }
 
     #[test]
     fn aws_chunked_is_not_the_objects_encoding_and_expires_round_trips() {

@@ -1,5 +1,7 @@
-//! ListObjects (v1, markers) and ListObjectsV2 (continuation tokens, start-after): prefix,
-//! delimiter (common prefixes) and max-keys, built on the store's ordered listing.
+//! ListObjects (v1, markers), ListObjectsV2 (continuation tokens, start-after) and
+//! ListObjectVersions (every object as its one `null` version: buckets are not versioned):
+//! prefix, delimiter (common prefixes), max-keys (0 answers an empty, complete page, as
+//! AWS does), `encoding-type=url` and owners, built on the store's ordered listing.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,7 +21,7 @@ enum Entry {
 }
 
 /// Entries after `cursor` (skipping keys under `skip_prefix`), folded by `delimiter`, at
-/// most `max`; and whether more follow.
+/// most `max`; and whether more follow (never for `max` 0).
 fn collect(
     s: &CipherS3,
     bucket: &str,
@@ -30,6 +32,9 @@ fn collect(
     max: usize,
 ) -> S3Result<(Vec<Entry>, bool)> {
     let mut entries: Vec<Entry> = Vec::new();
+    if max == 0 {
+        return Ok((entries, false));
+    }
     loop {
         let page = s.objects.list(bucket, prefix, cursor.as_deref(), PAGE).map_err(error::object)?;
         let exhausted = page.len() < PAGE;
@@ -69,21 +74,75 @@ fn last_name(entries: &[Entry]) -> Option<&str> {
     })
 }
 
-/// Splits entries into S3 objects and common prefixes.
-fn split(entries: Vec<Entry>) -> (Vec<Object>, Vec<CommonPrefix>) {
+/// How names are written in a listing: as they are, or URL-encoded (`encoding-type=url`:
+/// every byte but unreserved characters and `/` as `%XX`, which both `unquote` and
+/// `unquote_plus` read back).
+#[derive(Clone, Copy)]
+struct Names {
+    url: bool,
+}
+
+impl Names {
+    fn new(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
+        match encoding_type.map(EncodingType::as_str) {
+            None => Ok(Self { url: false }),
+            Some(e) if e.eq_ignore_ascii_case(EncodingType::URL) => Ok(Self { url: true }),
+            Some(e) => {
+                Err(s3_error!(InvalidArgument, "invalid encoding-type {e:?}: the only one is \"url\""))
+            }
+        }
+    }
+
+    fn write(self, name: String) -> String {
+        if !self.url {
+            return name;
+        }
+        let mut out = String::with_capacity(name.len());
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    fn write_opt(self, name: Option<String>) -> Option<String> {
+        name.map(|n| self.write(n))
+    }
+
+    /// The `EncodingType` a response echoes.
+    fn echo(self) -> Option<EncodingType> {
+        self.url.then(|| EncodingType::from_static(EncodingType::URL))
+    }
+}
+
+/// The owner listings name (the bucket's: only its owner writes objects into it).
+fn owner(id: &str) -> Owner {
+    Owner { display_name: Some(id.to_owned()), id: Some(id.to_owned()) }
+}
+
+fn timestamp(secs: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Splits entries into S3 objects and common prefixes, naming `owner` on each object.
+fn split(entries: Vec<Entry>, names: Names, owner: Option<&Owner>) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut contents = Vec::new();
     let mut prefixes = Vec::new();
     for e in entries {
         match e {
             Entry::Object(m) => contents.push(Object {
-                key: Some(m.key),
+                key: Some(names.write(m.key)),
                 size: Some(m.size as i64),
                 e_tag: Some(ETag::Strong(m.etag)),
-                last_modified: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(m.last_modified))),
+                last_modified: Some(timestamp(m.last_modified)),
                 storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                owner: owner.cloned(),
                 ..Default::default()
             }),
-            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(p) }),
+            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(names.write(p)) }),
         }
     }
     (contents, prefixes)
@@ -117,24 +176,27 @@ pub(super) async fn list_objects(
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let names = Names::new(input.encoding_type.as_ref())?;
     let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     let marker = input.marker.clone().filter(|m| !m.is_empty());
     let skip = skip_after(marker.as_ref(), delimiter.as_deref());
-    let (entries, truncated) =
-        collect(s, &input.bucket, &prefix, delimiter.as_deref(), marker.clone(), skip, max)?;
+    let (entries, truncated) = collect(s, &input.bucket, &prefix, delimiter.as_deref(), marker, skip, max)?;
+    // NextMarker whenever truncated (AWS sends it only with a delimiter; clients take it
+    // when present, else the last key, which is the same name).
     let next_marker = truncated.then(|| last_name(&entries).map(str::to_owned)).flatten();
-    let (contents, prefixes) = split(entries);
+    let (contents, prefixes) = split(entries, names, Some(&owner(&bucket.owner)));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(prefix),
-        marker,
-        delimiter,
+        prefix: Some(names.write(prefix)),
+        marker: Some(names.write(input.marker.unwrap_or_default())),
+        delimiter: names.write_opt(delimiter),
         max_keys: Some(max as i32),
         is_truncated: Some(truncated),
-        next_marker,
+        next_marker: names.write_opt(next_marker),
         contents: Some(contents),
         common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        encoding_type: names.echo(),
         ..Default::default()
     }))
 }
@@ -145,7 +207,8 @@ pub(super) async fn list_objects_v2(
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let names = Names::new(input.encoding_type.as_ref())?;
     let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     // The token is the hex of the last key or common prefix returned.
     let token = match &input.continuation_token {
@@ -160,20 +223,104 @@ pub(super) async fn list_objects_v2(
     let cursor = token.or_else(|| input.start_after.clone());
     let (entries, truncated) = collect(s, &input.bucket, &prefix, delimiter.as_deref(), cursor, skip, max)?;
     let next = truncated.then(|| last_name(&entries).map(|n| hex(n.as_bytes()))).flatten();
-    let (contents, prefixes) = split(entries);
+    let owner = input.fetch_owner.unwrap_or(false).then(|| owner(&bucket.owner));
+    let (contents, prefixes) = split(entries, names, owner.as_ref());
     let key_count = (contents.len() + prefixes.len()) as i32;
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
-        prefix: Some(prefix),
-        delimiter,
+        prefix: Some(names.write(prefix)),
+        delimiter: names.write_opt(delimiter),
         max_keys: Some(max as i32),
         key_count: Some(key_count),
         is_truncated: Some(truncated),
         continuation_token: input.continuation_token,
         next_continuation_token: next,
-        start_after: input.start_after,
+        start_after: names.write_opt(input.start_after),
         contents: Some(contents),
         common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        encoding_type: names.echo(),
         ..Default::default()
     }))
+}
+
+/// ListObjectVersions: buckets are not versioned, so every object is listed as its one
+/// version, `null`, the latest. `version-id-marker` needs `key-marker` and can only be
+/// `null`; resuming after (key, `null`) resumes after the key.
+pub(super) async fn list_object_versions(
+    s: &CipherS3,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let names = Names::new(input.encoding_type.as_ref())?;
+    let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
+    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    match (input.version_id_marker.as_deref().filter(|v| !v.is_empty()), &key_marker) {
+        (Some(_), None) => {
+            return Err(s3_error!(InvalidArgument, "a version-id-marker needs a key-marker"));
+        }
+        (Some(v), Some(_)) if v != "null" => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "invalid version-id-marker {v:?}: this bucket's only version is null"
+            ));
+        }
+        _ => {}
+    }
+    let skip = skip_after(key_marker.as_ref(), delimiter.as_deref());
+    let (entries, truncated) =
+        collect(s, &input.bucket, &prefix, delimiter.as_deref(), key_marker, skip, max)?;
+    let next_key = truncated.then(|| last_name(&entries).map(str::to_owned)).flatten();
+    let owner = owner(&bucket.owner);
+    let mut versions = Vec::new();
+    let mut prefixes = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Object(m) => versions.push(ObjectVersion {
+                key: Some(names.write(m.key)),
+                version_id: Some("null".to_owned()),
+                is_latest: Some(true),
+                size: Some(m.size as i64),
+                e_tag: Some(ETag::Strong(m.etag)),
+                last_modified: Some(timestamp(m.last_modified)),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                owner: Some(owner.clone()),
+                ..Default::default()
+            }),
+            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(names.write(p)) }),
+        }
+    }
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(names.write(prefix)),
+        delimiter: names.write_opt(delimiter),
+        key_marker: Some(names.write(input.key_marker.unwrap_or_default())),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+        max_keys: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_version_id_marker: next_key.as_ref().map(|_| "null".to_owned()),
+        next_key_marker: names.write_opt(next_key),
+        versions: (!versions.is_empty()).then_some(versions),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        encoding_type: names.echo(),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_reads_back_with_unquote_and_unquote_plus() {
+        let names = Names::new(Some(&EncodingType::from_static(EncodingType::URL))).unwrap();
+        assert_eq!(names.write("a b/c+d%é\u{1}".to_owned()), "a%20b/c%2Bd%25%C3%A9%01");
+        assert_eq!(names.write("Az09-_.~/".to_owned()), "Az09-_.~/");
+        let plain = Names::new(None).unwrap();
+        assert_eq!(plain.write("a b".to_owned()), "a b");
+        assert!(Names::new(Some(&EncodingType::from("base64".to_owned()))).is_err());
+    }
 }

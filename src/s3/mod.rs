@@ -237,6 +237,13 @@ impl S3 for CipherS3 {
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         encryption::delete(self, req).await
     }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        list::list_object_versions(self, req).await
+    }
+
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,

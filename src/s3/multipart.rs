@@ -66,10 +66,8 @@ pub(super) async fn create(
         input.ssekms_key_id.as_deref(),
     )?;
     let (sealing, protection) = object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
-    let private = Private {
-        headers: headers::from_input!(input),
-        user: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
-    };
+    let private =
+        Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
     let upload = UploadRecord::new(
         new_upload_id(),
         now_unix(),
@@ -136,7 +134,7 @@ pub(super) async fn upload_part(
         input.checksum_algorithm.as_ref(),
         &headers,
         trailing_headers,
-    );
+    )?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
     let spec = part_spec(s, &read, number);

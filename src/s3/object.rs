@@ -61,12 +61,12 @@ pub(super) async fn put_object(
         input.checksum_algorithm.as_ref(),
         &headers,
         trailing_headers,
-    );
+    )?;
+    let user = super::headers::user_metadata(input.metadata)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
     let headers = headers::from_input!(input);
-    let user = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
     let tag_key = sealing.key().cloned();
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
     let md5 = etag::needs_md5(&recorded);
@@ -155,12 +155,8 @@ pub(super) async fn get_object(
             (span.start, span.end, Some(header))
         }
         (None, Some(n)) => {
-            let span = usize::try_from(n).ok().and_then(|n| source.part_range(n)).ok_or_else(|| {
-                let code = s3s::S3ErrorCode::Custom("InvalidPartNumber".into());
-                let mut e = s3s::S3Error::with_message(code, format!("the object has no part {n}"));
-                e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-                e
-            })?;
+            let span =
+                usize::try_from(n).ok().and_then(|n| source.part_range(n)).ok_or_else(|| no_part(n))?;
             let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
             (span.start, span.end, Some(header))
         }
@@ -186,6 +182,14 @@ pub(super) async fn get_object(
     Ok(response)
 }
 
+/// 416 InvalidPartNumber: the object has no part `n`.
+fn no_part(n: i32) -> s3s::S3Error {
+    let code = s3s::S3ErrorCode::Custom("InvalidPartNumber".into());
+    let mut e = s3s::S3Error::with_message(code, format!("the object has no part {n}"));
+    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    e
+}
+
 pub(super) async fn head_object(
     s: &CipherS3,
     req: S3Request<HeadObjectInput>,
@@ -205,10 +209,23 @@ pub(super) async fn head_object(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(&meta, false)?;
+    // With partNumber: that part's length and range, and how many parts there are.
+    let (length, content_range, parts_count) = match input.part_number {
+        None => (meta.size, None, None),
+        Some(n) => {
+            let span = usize::try_from(n).ok().and_then(|n| meta.part_range(n)).ok_or_else(|| no_part(n))?;
+            let size = meta.size;
+            let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
+            let count = meta.parts_count();
+            (span.end - span.start, Some(header), (count > 0).then_some(count as i32))
+        }
+    };
     let mut output = HeadObjectOutput {
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
-        content_length: Some(meta.size as i64),
+        content_length: Some(length as i64),
+        content_range,
+        parts_count,
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""S3 details SDKs and tools rely on, answered as AWS documents them (issue 15), with boto3
+and the aws cli, in every protection mode where they apply:
+
+- conditional GETs: 304 carries ETag and Last-Modified;
+- Content-MD5 that is not the base64 of 16 bytes → 400 InvalidDigest (a mismatch stays
+  BadDigest); user metadata over 2 KiB → 400 MetadataTooLarge, exactly 2 KiB accepted;
+- CopyObject onto itself changing nothing → 400 InvalidRequest (with REPLACE, or a new
+  SSE-C key, it is allowed);
+- CreateBucket of a bucket you own → 200 without a location constraint (us-east-1),
+  409 BucketAlreadyOwnedByYou with one; another user's → 409 BucketAlreadyExists;
+- listings: `encoding-type=url` (explicit: names stay encoded; boto3's automatic one:
+  decoded back), max-keys=0 (empty, complete), Marker echoed ("" when absent), Owner in
+  V1, in V2 only with fetch-owner, ListObjectVersions on an unversioned bucket (every
+  object as version "null", paging by key-marker and version-id-marker);
+- HEAD and GET with partNumber: that part, `x-amz-mp-parts-count`, 416 InvalidPartNumber
+  beyond the last part.
+
+    e2e_compat.py PATH_TO_CIPHERSTORE_BINARY
+"""
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import botocore
+
+from s3harness import Server, error_code
+
+MiB = 1 << 20
+
+
+def status_of(fn):
+    """(HTTP status, S3 error code or None, response headers) of a boto3 call."""
+    try:
+        r = fn()
+        return r["ResponseMetadata"]["HTTPStatusCode"], None, r["ResponseMetadata"]["HTTPHeaders"]
+    except botocore.exceptions.ClientError as e:
+        return e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"].get("Code"), \
+            e.response["ResponseMetadata"]["HTTPHeaders"]
+
+
+def main():
+    binary = sys.argv[1]
+    aws = str(pathlib.Path(sys.executable).parent / "aws")
+    with Server(binary) as srv:
+        check = srv.check
+        s3, bob = srv.boto3("alice"), srv.boto3("bob")
+        crn = srv.create_root("compat-root")
+        ckey = os.urandom(32)
+        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
+                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
+        modes = {"default": ("compat-default", {}), "SSE-C": ("compat-ssec", ssec), "SSE-KP": ("compat-kp", {})}
+        for bucket, _ in modes.values():
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_encryption(Bucket="compat-kp", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+
+        for mode, (bucket, extra) in modes.items():
+            put = s3.put_object(Bucket=bucket, Key="obj", Body=b"hello", **extra)
+            status, code, headers = status_of(lambda: s3.get_object(Bucket=bucket, Key="obj", IfNoneMatch=put["ETag"],
+                                                                    **extra))
+            check(f"{mode}: If-None-Match → 304 with ETag and Last-Modified",
+                  status == 304 and headers.get("etag") == put["ETag"] and "last-modified" in headers, str(headers))
+            status, _, headers = status_of(lambda: s3.head_object(Bucket=bucket, Key="obj",
+                                                                  IfModifiedSince="2100-01-01T00:00:00Z", **extra))
+            check(f"{mode}: HEAD If-Modified-Since in the future → 304 with validators",
+                  status == 304 and headers.get("etag") == put["ETag"], str(status))
+
+            # Content-MD5 and metadata limits.
+            for bad in ("", "not base64!", base64.b64encode(b"x" * 15).decode()):
+                check(f"{mode}: Content-MD5 {bad!r} → InvalidDigest",
+                      error_code(lambda: s3.put_object(Bucket=bucket, Key="md5", Body=b"abc", ContentMD5=bad,
+                                                       **extra)) == "InvalidDigest")
+            other_md5 = base64.b64encode(hashlib.md5(b"abd").digest()).decode()
+            check(f"{mode}: a mismatching Content-MD5 stays BadDigest",
+                  error_code(lambda: s3.put_object(Bucket=bucket, Key="md5", Body=b"abc", ContentMD5=other_md5,
+                                                   **extra)) == "BadDigest")
+            check(f"{mode}: nothing stored after refused digests",
+                  error_code(lambda: s3.head_object(Bucket=bucket, Key="md5", **extra)) in ("404", "NoSuchKey"))
+            at_limit = {"k": "v" * 2047}
+            s3.put_object(Bucket=bucket, Key="meta", Body=b"m", Metadata=at_limit, **extra)
+            check(f"{mode}: 2 KiB of user metadata accepted and returned",
+                  s3.head_object(Bucket=bucket, Key="meta", **extra)["Metadata"] == at_limit)
+            check(f"{mode}: user metadata over 2 KiB → MetadataTooLarge",
+                  error_code(lambda: s3.put_object(Bucket=bucket, Key="meta2", Body=b"m",
+                                                   Metadata={"k": "v" * 2048}, **extra)) == "MetadataTooLarge")
+            check(f"{mode}: CreateMultipartUpload with too much metadata → MetadataTooLarge",
+                  error_code(lambda: s3.create_multipart_upload(Bucket=bucket, Key="meta3",
+                                                                Metadata={"a": "b" * 3000}, **extra))
+                  == "MetadataTooLarge")
+
+            # CopyObject onto itself.
+            copy_extra = {f"CopySource{k}": v for k, v in extra.items()}
+            self_copy = error_code(lambda: s3.copy_object(Bucket=bucket, Key="obj",
+                                                          CopySource={"Bucket": bucket, "Key": "obj"},
+                                                          **copy_extra, **extra))
+            if mode == "SSE-C":
+                # SSE-C headers on the target are encryption attributes: how keys are rotated.
+                check(f"{mode}: copy onto itself with SSE-C headers is allowed", self_copy is None, str(self_copy))
+            else:
+                check(f"{mode}: copy onto itself changing nothing → InvalidRequest", self_copy == "InvalidRequest",
+                      str(self_copy))
+            s3.copy_object(Bucket=bucket, Key="obj", CopySource={"Bucket": bucket, "Key": "obj"},
+                           MetadataDirective="REPLACE", Metadata={"new": "yes"}, **copy_extra, **extra)
+            check(f"{mode}: copy onto itself with REPLACE changes the metadata",
+                  s3.head_object(Bucket=bucket, Key="obj", **extra)["Metadata"] == {"new": "yes"})
+            check(f"{mode}: copy onto itself with metadata too large → MetadataTooLarge",
+                  error_code(lambda: s3.copy_object(Bucket=bucket, Key="obj", CopySource={"Bucket": bucket, "Key": "obj"},
+                                                    MetadataDirective="REPLACE", Metadata={"x": "y" * 2100},
+                                                    **copy_extra, **extra)) == "MetadataTooLarge")
+
+            # partNumber on a multipart object and on a single one.
+            parts = [os.urandom(5 * MiB), b"tail"]
+            uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", **extra)["UploadId"]
+            done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=n + 1,
+                                                                    Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
+            s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": done}, **extra)
+            head = s3.head_object(Bucket=bucket, Key="mp", PartNumber=2, **extra)
+            check(f"{mode}: HEAD partNumber=2 → that part's length and the parts count",
+                  head["ContentLength"] == 4 and head.get("PartsCount") == 2
+                  and head["ResponseMetadata"]["HTTPHeaders"].get("content-range") == f"bytes {5 * MiB}-{5 * MiB + 3}/{5 * MiB + 4}",
+                  str({k: head.get(k) for k in ("ContentLength", "PartsCount")}))
+            got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=1, **extra)
+            check(f"{mode}: GET partNumber=1 → the first part and the parts count",
+                  got["Body"].read() == parts[0] and got.get("PartsCount") == 2)
+            for call in ("head_object", "get_object"):
+                status, code, _ = status_of(lambda: getattr(s3, call)(Bucket=bucket, Key="mp", PartNumber=3, **extra))
+                check(f"{mode}: {call} partNumber beyond the last part → 416",
+                      status == 416 and (code in ("InvalidPartNumber", "416")), f"{status} {code}")
+            head = s3.head_object(Bucket=bucket, Key="meta", PartNumber=1, **extra)
+            check(f"{mode}: HEAD partNumber=1 of an object written whole: all of it, no parts count",
+                  head["ContentLength"] == 1 and "PartsCount" not in head)
+
+        # CreateBucket of a bucket one owns, and of another user's.
+        status, code, _ = status_of(lambda: s3.create_bucket(Bucket="compat-default"))
+        check("CreateBucket of one's own bucket in us-east-1 → 200", status == 200 and code is None, f"{status} {code}")
+        check("CreateBucket of one's own bucket with a location constraint → BucketAlreadyOwnedByYou",
+              error_code(lambda: s3.create_bucket(Bucket="compat-default", CreateBucketConfiguration={
+                  "LocationConstraint": "eu-west-1"})) == "BucketAlreadyOwnedByYou")
+        check("CreateBucket of another user's bucket → BucketAlreadyExists",
+              error_code(lambda: bob.create_bucket(Bucket="compat-default")) == "BucketAlreadyExists")
+
+        # Listings.
+        bucket = "compat-list"
+        s3.create_bucket(Bucket=bucket)
+        names = ["a b/c+d", "dir/x%y", "dir/z", "plain", "sp ace/é"]
+        for k in names:
+            s3.put_object(Bucket=bucket, Key=k, Body=b"1")
+        auto = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+        check("boto3's automatic encoding-type=url decodes back to the keys", auto == sorted(names), str(auto))
+        explicit = s3.list_objects_v2(Bucket=bucket, EncodingType="url", Delimiter="/", Prefix="")
+        check("explicit encoding-type=url: keys and prefixes stay URL-encoded",
+              [o["Key"] for o in explicit["Contents"]] == ["plain"]
+              and [p["Prefix"] for p in explicit["CommonPrefixes"]] == ["a%20b/", "dir/", "sp%20ace/"]
+              and explicit.get("EncodingType") == "url", json.dumps(explicit.get("CommonPrefixes")))
+        v1 = s3.list_objects(Bucket=bucket, EncodingType="url", Prefix="dir/")
+        check("V1 with encoding-type=url", [o["Key"] for o in v1["Contents"]] == ["dir/x%25y", "dir/z"], str(v1["Contents"]))
+        check("encoding-type other than url → InvalidArgument",
+              error_code(lambda: s3.list_objects_v2(Bucket=bucket, EncodingType="base64")) == "InvalidArgument")
+        for name, call in (("V1", lambda: s3.list_objects(Bucket=bucket, MaxKeys=0)),
+                           ("V2", lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys=0))):
+            r = call()
+            check(f"{name} max-keys=0: empty and complete",
+                  not r.get("Contents") and r["IsTruncated"] is False and not r.get("NextContinuationToken")
+                  and not r.get("NextMarker"), str({k: r.get(k) for k in ("IsTruncated", "KeyCount")}))
+        v1 = s3.list_objects(Bucket=bucket)
+        check("V1 echoes Marker as sent: empty when absent", v1.get("Marker") == "", repr(v1.get("Marker")))
+        check("V1 names each object's Owner",
+              all(o.get("Owner", {}).get("ID") == "alice-key" for o in v1["Contents"]), str(v1["Contents"][0]))
+        v1 = s3.list_objects(Bucket=bucket, Marker="dir/z")
+        check("V1 echoes a Marker sent", v1.get("Marker") == "dir/z" and v1["Contents"][0]["Key"] == "plain")
+        v2 = s3.list_objects_v2(Bucket=bucket)
+        check("V2 without fetch-owner: no Owner", all("Owner" not in o for o in v2["Contents"]))
+        v2 = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)
+        check("V2 with fetch-owner: Owner", all(o.get("Owner", {}).get("ID") == "alice-key" for o in v2["Contents"]))
+
+        versions = s3.list_object_versions(Bucket=bucket)
+        check("ListObjectVersions on an unversioned bucket: every object once, version null, latest",
+              [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions["Versions"]]
+              == [(k, "null", True) for k in sorted(names)] and not versions.get("DeleteMarkers"),
+              str(versions.get("Versions", [])[:1]))
+        seen, kw = [], {}
+        while True:
+            page = s3.list_object_versions(Bucket=bucket, MaxKeys=2, **kw)
+            seen += [v["Key"] for v in page.get("Versions", [])]
+            if not page["IsTruncated"]:
+                break
+            kw = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+        check("ListObjectVersions pages by key-marker and version-id-marker", seen == sorted(names), str(seen))
+        paged = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Delimiter="/",
+                                                                  PaginationConfig={"PageSize": 1})
+        prefixes = [p["Prefix"] for page in paged for p in page.get("CommonPrefixes", [])]
+        check("ListObjectVersions folds common prefixes across pages", prefixes == ["a b/", "dir/", "sp ace/"],
+              str(prefixes))
+        check("version-id-marker without key-marker → InvalidArgument",
+              error_code(lambda: s3.list_object_versions(Bucket=bucket, VersionIdMarker="null")) == "InvalidArgument")
+
+        # The same through the aws cli.
+        env = srv.client_env("alice")
+
+        def cli(*args):
+            r = subprocess.run([aws, "--endpoint-url", srv.endpoint, "s3api", *args, "--output", "json"],
+                               env=env, capture_output=True, text=True, timeout=120)
+            return r.returncode, (json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else r.stderr)
+
+        rc, out = cli("list-object-versions", "--bucket", bucket, "--prefix", "dir/")
+        check("aws s3api list-object-versions", rc == 0 and [(v["Key"], v["VersionId"]) for v in out["Versions"]]
+              == [("dir/x%y", "null"), ("dir/z", "null")], str(out)[:300])
+        rc, out = cli("list-objects", "--bucket", bucket, "--prefix", "sp")
+        check("aws s3api list-objects decodes its URL-encoded keys",
+              rc == 0 and [o["Key"] for o in out["Contents"]] == ["sp ace/é"], str(out)[:300])
+        rc, out = cli("head-object", "--bucket", "compat-default", "--key", "mp", "--part-number", "1")
+        check("aws s3api head-object --part-number", rc == 0 and out.get("PartsCount") == 2
+              and out.get("ContentLength") == 5 * MiB, str(out)[:300])
+        rc, out = cli("put-object", "--bucket", "compat-default", "--key", "m", "--metadata", "k=" + "v" * 2100)
+        check("aws s3api put-object with too much metadata → MetadataTooLarge", rc != 0 and "MetadataTooLarge" in out,
+              str(out)[:300])
+    return srv.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
