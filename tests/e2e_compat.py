@@ -14,7 +14,9 @@ and the aws cli, in every protection mode where they apply:
   V1, in V2 only with fetch-owner, ListObjectVersions on an unversioned bucket (every
   object as version "null", paging by key-marker and version-id-marker);
 - HEAD and GET with partNumber: that part, `x-amz-mp-parts-count`, 416 InvalidPartNumber
-  beyond the last part.
+  beyond the last part;
+- CompleteMultipartUpload retried after it succeeded (same id and parts): 200 with the same
+  ETag, after a restart too; with other parts or another id: NoSuchUpload.
 
     e2e_compat.py PATH_TO_CIPHERSTORE_BINARY
 """
@@ -60,6 +62,7 @@ def main():
         s3.put_bucket_encryption(Bucket="compat-kp", ServerSideEncryptionConfiguration={"Rules": [
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
 
+        completed = {}
         for mode, (bucket, extra) in modes.items():
             put = s3.put_object(Bucket=bucket, Key="obj", Body=b"hello", **extra)
             status, code, headers = status_of(lambda: s3.get_object(Bucket=bucket, Key="obj", IfNoneMatch=put["ETag"],
@@ -119,7 +122,21 @@ def main():
             uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", **extra)["UploadId"]
             done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=n + 1,
                                                                     Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
-            s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": done}, **extra)
+            first = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": done},
+                                                 **extra)
+            again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": done},
+                                                 **extra)
+            check(f"{mode}: CompleteMultipartUpload retried after success → 200, same ETag",
+                  again["ETag"] == first["ETag"], f"{again['ETag']} {first['ETag']}")
+            check(f"{mode}: a retry naming other parts → NoSuchUpload",
+                  error_code(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid,
+                                                                  MultipartUpload={"Parts": done[:1]}, **extra))
+                  == "NoSuchUpload")
+            check(f"{mode}: another upload id → NoSuchUpload",
+                  error_code(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId="0" * 32,
+                                                                  MultipartUpload={"Parts": done}, **extra))
+                  == "NoSuchUpload")
+            completed[mode] = (bucket, uid, done, first["ETag"], extra)
             head = s3.head_object(Bucket=bucket, Key="mp", PartNumber=2, **extra)
             check(f"{mode}: HEAD partNumber=2 → that part's length and the parts count",
                   head["ContentLength"] == 4 and head.get("PartsCount") == 2
@@ -135,6 +152,15 @@ def main():
             head = s3.head_object(Bucket=bucket, Key="meta", PartNumber=1, **extra)
             check(f"{mode}: HEAD partNumber=1 of an object written whole: all of it, no parts count",
                   head["ContentLength"] == 1 and "PartsCount" not in head)
+
+        # A retried completion is recognised after a restart too (it is in the record).
+        srv.__exit__(None, None, None)
+        srv.__enter__()
+        s3, bob = srv.boto3("alice"), srv.boto3("bob")
+        for mode, (bucket, uid, done, etag, extra) in completed.items():
+            again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": done},
+                                                 **extra)
+            check(f"{mode}: CompleteMultipartUpload retried after a restart → same ETag", again["ETag"] == etag)
 
         # CreateBucket of a bucket one owns, and of another user's.
         status, code, _ = status_of(lambda: s3.create_bucket(Bucket="compat-default"))

@@ -197,6 +197,7 @@ mod tests {
                 ..Headers::default()
             },
             user: [("a".to_owned(), "b".to_owned())].into(),
+            upload_id: None,
         }
     }
 

@@ -65,6 +65,7 @@ impl ObjectMetaV1 {
             layout,
             headers: Headers { content_type: self.content_type.clone(), ..Headers::default() },
             user: self.user.clone(),
+            upload_id: None,
         })
     }
 

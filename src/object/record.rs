@@ -136,6 +136,10 @@ pub struct ObjectRecord {
     /// `x-amz-meta-*` user metadata (sealed in stored records, FORMAT.md §6.1).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
+    /// The multipart upload that made it, so that a CompleteMultipartUpload retried after
+    /// it succeeded is answered as the first was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 impl ObjectRecord {
@@ -210,6 +214,7 @@ mod tests {
             layout: Layout::Parts(vec![part(1, 6), part(3, 4)]),
             headers: Headers::default(),
             user: BTreeMap::new(),
+            upload_id: None,
         };
         assert_eq!(r.parts_count(), 2);
         assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));

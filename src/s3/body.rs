@@ -113,6 +113,7 @@ impl<W> Encrypted<W> {
             layout: crate::object::Layout::Single { salt: self.salt },
             headers,
             user,
+            upload_id: None,
         }
     }
 }

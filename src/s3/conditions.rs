@@ -94,6 +94,7 @@ mod tests {
             layout: crate::object::Layout::Single { salt: None },
             headers: Default::default(),
             user: Default::default(),
+            upload_id: None,
         }
     }
 

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
@@ -233,7 +233,11 @@ pub(super) async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let upload = match upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id) {
+        Ok(upload) => upload,
+        Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return completed_before(s, input, e),
+        Err(e) => return Err(e),
+    };
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
@@ -286,6 +290,7 @@ pub(super) async fn complete(
         layout: Layout::Parts(manifest),
         headers: private.headers,
         user: private.user,
+        upload_id: Some(input.upload_id.clone()),
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
@@ -295,6 +300,48 @@ pub(super) async fn complete(
         objects.complete_upload(&bucket, &id, &numbers, &record, key.as_ref()).map(|()| record)
     })
     .await?;
+    let mut response = S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        e_tag: Some(ETag::Strong(record.etag)),
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+/// A CompleteMultipartUpload whose upload is gone: if the object at its key was made by
+/// this very upload from the same parts (a client retrying after a lost response, even
+/// after a restart), it is answered as the first was; otherwise `gone` (NoSuchUpload).
+fn completed_before(
+    s: &CipherS3,
+    input: CompleteMultipartUploadInput,
+    gone: S3Error,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let Ok(stored) = s.objects.head(&input.bucket, &input.key) else { return Err(gone) };
+    if stored.unchecked().upload_id.as_deref() != Some(input.upload_id.as_str()) {
+        return Err(gone);
+    }
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let (read, record) = ReadKey::resolve_stored(s, &input.bucket, &input.key, stored, sent)?;
+    let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let numbers: Vec<Option<i32>> = requested.iter().map(|p| p.part_number).collect();
+    let same_parts = match &record.layout {
+        Layout::Parts(manifest) => {
+            numbers.iter().copied().eq(manifest.iter().map(|p| i32::try_from(p.number).ok()))
+        }
+        Layout::Single { .. } => false,
+    };
+    // Where the ETag derives from the parts' (not SSE-C), the ETags sent must give it.
+    let etags: Option<Vec<String>> =
+        requested.iter().map(|p| p.e_tag.as_ref().map(|e| e.value().to_owned())).collect();
+    let same_etags = !etag::needs_md5(&record.protection)
+        || etags.is_some_and(|e| {
+            etag::multipart(&record.protection, e.iter().map(String::as_str)) == record.etag
+        });
+    if !(same_parts && same_etags) {
+        return Err(gone);
+    }
     let mut response = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
