@@ -70,7 +70,12 @@ impl EtcdConfig {
 }
 
 /// Tries per request (members are picked in turn, so a dead one is passed over).
-pub const ATTEMPTS: usize = 3;
+pub const ATTEMPTS: usize = 4;
+
+/// Pause before each retry: a leader election after a member returns takes a moment, and
+/// retries sent at once would all meet it. About 0.7 s in all.
+const BACKOFF: [Duration; ATTEMPTS - 1] =
+    [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(450)];
 
 /// Why a request failed, and whether trying again is safe.
 struct Failure {
@@ -109,8 +114,9 @@ fn failure(e: etcd_client::Error) -> Failure {
     Failure { error, unsent }
 }
 
-/// Runs `request` until it succeeds, fails for good, or [`ATTEMPTS`] are spent; `idempotent`
-/// requests are retried after any unavailability, others only when they were not sent.
+/// Runs `request` until it succeeds, fails for good, or [`ATTEMPTS`] are spent, pausing
+/// ([`BACKOFF`]) between tries; `idempotent` requests are retried after any unavailability,
+/// others only when they were not sent.
 async fn retrying<T, F, Fut>(idempotent: bool, mut request: F) -> Result<T, KvError>
 where
     F: FnMut() -> Fut,
@@ -127,6 +133,7 @@ where
                 if !retry || attempt >= ATTEMPTS {
                     return Err(f.error);
                 }
+                tokio::time::sleep(BACKOFF[attempt - 1]).await;
             }
         }
     }
