@@ -300,14 +300,24 @@ pub(super) async fn complete(
         objects.complete_upload(&bucket, &id, &numbers, &record, key.as_ref()).map(|()| record)
     })
     .await?;
+    Ok(completed(input.bucket, input.key, record.etag, &read))
+}
+
+/// The answer to a CompleteMultipartUpload that made (or had made) the object.
+fn completed(
+    bucket: String,
+    key: String,
+    etag: String,
+    read: &ReadKey,
+) -> S3Response<CompleteMultipartUploadOutput> {
     let mut response = S3Response::new(CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket),
-        key: Some(input.key),
-        e_tag: Some(ETag::Strong(record.etag)),
+        bucket: Some(bucket),
+        key: Some(key),
+        e_tag: Some(ETag::Strong(etag)),
         ..Default::default()
     });
     read.name_key(&mut response.headers);
-    Ok(response)
+    response
 }
 
 /// A CompleteMultipartUpload whose upload is gone: if the object at its key was made by
@@ -342,14 +352,7 @@ fn completed_before(
     if !(same_parts && same_etags) {
         return Err(gone);
     }
-    let mut response = S3Response::new(CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket),
-        key: Some(input.key),
-        e_tag: Some(ETag::Strong(record.etag)),
-        ..Default::default()
-    });
-    read.name_key(&mut response.headers);
-    Ok(response)
+    Ok(completed(input.bucket, input.key, record.etag, &read))
 }
 
 pub(super) async fn abort(
