@@ -85,9 +85,11 @@ fn tagged_v3<'a>(record: &'a [u8], sealed: Option<&'a str>) -> [&'a [u8]; 4] {
 /// The bytes to store for `record`, its headers and user metadata sealed and the whole
 /// tagged for an object opened with `key` (none for AONT-RS).
 pub fn seal(record: &ObjectRecord, key: Option<&CustomerKey>) -> Result<Vec<u8>, ObjectError> {
-    let private = Private { headers: record.headers.clone(), user: record.user.clone() };
+    // One copy of the record: its headers and user metadata move into the sealed part.
+    let mut public = record.clone();
+    let private =
+        Private { headers: std::mem::take(&mut public.headers), user: std::mem::take(&mut public.user) };
     let sealed = private.seal(key, OBJECT_LABEL)?;
-    let public = ObjectRecord { headers: Default::default(), user: Default::default(), ..record.clone() };
     let json = serde_json::to_string(&public).map_err(|e| ObjectError::Encode(e.to_string()))?;
     let tag = metadata_tag(key, &tagged_v3(json.as_bytes(), sealed.as_deref()))
         .map_err(|e| ObjectError::Encode(e.to_string()))?;
