@@ -89,7 +89,7 @@ fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
     let mut first = 0;
     for i in 0..10_000 {
         let key = CustomerKey {
-            key: m.bucket_key("bench-bucket").expect("bucket key"),
+            key: m.bucket_key("bench-bucket", crn).expect("bucket key"),
             context: b"bench-bucket".to_vec(),
         };
         let spec = SealSpec::new(Protection::SseKp { key, crn: crn.to_owned() }, Backend::Accelerated);

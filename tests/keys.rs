@@ -89,21 +89,21 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
         let m = t.manager(Duration::from_secs(60));
         let root = m.create("primary").unwrap();
         m.create_bucket_key("photos", &root.crn).unwrap();
-        let before = m.bucket_key("photos").unwrap();
+        let before = m.bucket_key("photos", &root.crn).unwrap();
 
         // Rotate: new version, bucket key rewrapped, the same bucket key (no data rewritten).
         let rotated = m.rotate("primary", None).unwrap();
         assert_eq!(rotated.version, 2);
         let fresh = t.manager(Duration::from_secs(60));
-        assert_eq!(fresh.bucket_key("photos").unwrap(), before, "old data must stay readable");
+        assert_eq!(fresh.bucket_key("photos", &root.crn).unwrap(), before, "old data must stay readable");
         assert_eq!(fresh.metrics().hsm_unwraps, 1);
 
         // Disable refuses at once through this manager; enable restores.
         m.disable(&root.id).unwrap();
-        assert!(matches!(m.bucket_key("photos"), Err(KeysError::KeySuspended(_))));
+        assert!(matches!(m.bucket_key("photos", &root.crn), Err(KeysError::KeySuspended(_))));
         assert!(matches!(m.create_bucket_key("more", "primary"), Err(KeysError::KeySuspended(_))));
         m.enable(&root.id).unwrap();
-        assert_eq!(m.bucket_key("photos").unwrap(), before);
+        assert_eq!(m.bucket_key("photos", &root.crn).unwrap(), before);
 
         // Delete: refused while a bucket uses it, named; forced: data unreadable.
         match m.delete("primary", false) {
@@ -111,9 +111,12 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
             other => panic!("expected KeyInUse, got {other:?}"),
         }
         m.delete("primary", true).unwrap();
-        assert!(matches!(m.bucket_key("photos"), Err(KeysError::KeyDestroyed(_))));
+        assert!(matches!(m.bucket_key("photos", &root.crn), Err(KeysError::KeyDestroyed(_))));
         let other = t.manager(Duration::from_secs(60));
-        assert!(other.bucket_key("photos").is_err(), "a new process must not read a shredded bucket");
+        assert!(
+            other.bucket_key("photos", &root.crn).is_err(),
+            "a new process must not read a shredded bucket"
+        );
         let restored = m.restore("primary", &key(1));
         assert!(
             matches!(restored, Err(KeysError::Refused(ref why)) if why.contains("only imported")),
@@ -127,22 +130,26 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
             Some(cipherstore::keys::id::key_check_value(&key(42)).as_str())
         );
         m.create_bucket_key("ledger", "byok").unwrap();
-        let ledger = m.bucket_key("ledger").unwrap();
+        let ledger = m.bucket_key("ledger", "byok").unwrap();
         // Another manager with no bucket key cache, holding the old object's handle.
         let watcher = t.manager(Duration::ZERO);
-        assert_eq!(watcher.bucket_key("ledger").unwrap(), ledger);
+        assert_eq!(watcher.bucket_key("ledger", "byok").unwrap(), ledger);
         m.delete("byok", true).unwrap();
-        assert!(m.bucket_key("ledger").is_err());
-        assert!(matches!(watcher.bucket_key("ledger"), Err(KeysError::KeyDestroyed(_))));
+        assert!(m.bucket_key("ledger", "byok").is_err());
+        assert!(matches!(watcher.bucket_key("ledger", "byok"), Err(KeysError::KeyDestroyed(_))));
         assert!(
             matches!(m.restore("byok", &key(43)), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
         );
         m.restore("byok", &key(42)).unwrap();
-        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger").unwrap(), ledger);
-        assert_eq!(watcher.bucket_key("ledger").unwrap(), ledger, "a stale object handle is looked up again");
+        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger", "byok").unwrap(), ledger);
+        assert_eq!(
+            watcher.bucket_key("ledger", "byok").unwrap(),
+            ledger,
+            "a stale object handle is looked up again"
+        );
         assert!(m.rotate("byok", None).is_err(), "imported keys rotate with new material");
         m.rotate("byok", Some(&key(44))).unwrap();
-        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger").unwrap(), ledger);
+        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger", "byok").unwrap(), ledger);
 
         // The audit trail has every change and refusal, and no key material.
         let events = m.audit_log().read_all().unwrap();
@@ -262,7 +269,8 @@ fn ten_thousand_objects_in_one_bucket_make_one_hsm_call() {
         let mut after_first = 0;
         let mut sample = None;
         for i in 0..10_000 {
-            let key = CustomerKey { key: m.bucket_key("bulk").unwrap(), context: b"bulk".to_vec() };
+            let key =
+                CustomerKey { key: m.bucket_key("bulk", &root.crn).unwrap(), context: b"bulk".to_vec() };
             let spec = SealSpec::new(Protection::SseKp { key, crn: root.crn.clone() }, Backend::Accelerated);
             let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
             let mut object = InMemory::new(&sealer.layout(plain.len() as u64).unwrap(), &plain);

@@ -139,11 +139,13 @@ pub fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> anyhow::
     Ok(KeyManager::open(hsm, &options)?)
 }
 
-/// The bucket key of `bucket` bound to its name, and its root key's CRN (SSE-KP).
+/// The bucket key of `bucket` under the root key it was first bound to, bound to the
+/// bucket's name, and that root key's CRN (SSE-KP).
 pub fn bucket_key(keys_dir: Option<&Path>, bucket: &str) -> anyhow::Result<(CustomerKey, String)> {
     let m = open_manager(keys_dir, None)?;
-    let key = m.bucket_key(bucket).with_context(|| format!("bucket {bucket}"))?;
-    Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, m.bucket_root(bucket)?))
+    let root = m.bucket_root(bucket).with_context(|| format!("bucket {bucket}"))?;
+    let key = m.bucket_key(bucket, &root).with_context(|| format!("bucket {bucket}"))?;
+    Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, root))
 }
 
 /// A key manager, and the runtime its metadata client runs on when the state is shared.
@@ -246,19 +248,17 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
         }
         KeysCommand::BindBucket { bucket, key } => {
             let b = m.create_bucket_key(bucket, key)?;
-            println!("bucket {} bound to {} (root version {})", b.bucket, m.bucket_root(bucket)?, b.version);
+            println!("bucket {} bound to {} (root version {})", b.bucket, m.show(key)?.crn, b.version);
             Ok(())
         }
         KeysCommand::CheckBucket { bucket } => {
-            m.bucket_key(bucket).with_context(|| format!("bucket {bucket}"))?;
+            let root = m.bucket_root(bucket).with_context(|| format!("bucket {bucket}"))?;
+            m.bucket_key(bucket, &root).with_context(|| format!("bucket {bucket}"))?;
             let metrics = m.metrics();
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"bucket": bucket, "root": m.bucket_root(bucket)?, "metrics": metrics})
-                );
+                println!("{}", serde_json::json!({"bucket": bucket, "root": root, "metrics": metrics}));
             } else {
-                println!("bucket {bucket}: key unwraps under {}", m.bucket_root(bucket)?);
+                println!("bucket {bucket}: key unwraps under {root}");
                 println!(
                     "hsm unwraps {}, cache hits {}, misses {}",
                     metrics.hsm_unwraps, metrics.cache_hits, metrics.cache_misses

@@ -62,11 +62,11 @@ pub enum KeysError {
     /// The operation does not apply to the key in its current state.
     #[error("{0}")]
     Refused(String),
-    /// No bucket key for this bucket.
+    /// No bucket key for this bucket (under the root key asked for).
     #[error("bucket {0:?} has no bucket key")]
     BucketNotFound(String),
-    /// The bucket already has a key.
-    #[error("bucket {0:?} already has a bucket key")]
+    /// The bucket already has a key under this root key.
+    #[error("bucket {0:?} already has a bucket key under this root key")]
     BucketExists(String),
     /// Reading or writing key state or the audit log failed.
     #[error("{what}: {source}")]

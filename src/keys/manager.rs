@@ -1,5 +1,7 @@
 //! The key manager: the Key Protect lifecycle (create, import, list, show, rotate,
-//! disable, enable, delete, restore) and the envelope hierarchy (root key → bucket key),
+//! disable, enable, delete, restore), the instance default root key (SSE-S3, and aws:kms
+//! without a key id), and the envelope hierarchy (root key → one bucket key per bucket and
+//! root key pair),
 //! tying the HSM, the persistent state ([`StateStore`]: a file, or etcd shared by gateways),
 //! the bucket key cache and the audit trail together.
 //! This is the library API the CLI (`cipherstore keys …`) and the S3 service call.
@@ -27,6 +29,10 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const RESTORE_WINDOW_SECS: u64 = 30 * 86_400;
 /// The bucket key state change event name, after Activity Tracker's.
 pub const BUCKET_KEY_EVENT: &str = "cipherstore.bucket-key-state.update";
+/// Name of the instance default root key: created in the HSM on first use by SSE-S3 (and
+/// aws:kms without a key id); a key of this name created or imported beforehand is used
+/// instead.
+pub const DEFAULT_KEY_NAME: &str = "cipherstore-default";
 
 /// Options of a [`KeyManager`].
 #[derive(Debug, Clone)]
@@ -501,11 +507,13 @@ impl KeyManager {
     }
 
     /// Creates the bucket key of `bucket` under root key `key`: random, wrapped by the
-    /// key's current version, stored, and cached unwrapped.
+    /// key's current version, stored, and cached unwrapped. A bucket has one bucket key per
+    /// root key protecting objects in it; [`KeysError::BucketExists`] if this pair has one.
     pub fn create_bucket_key(&self, bucket: &str, key: &str) -> Result<BucketBinding, KeysError> {
         let state = self.snapshot()?;
         let rec = state.find(key)?.clone();
-        if state.buckets.iter().any(|b| b.bucket == bucket) {
+        let bound = |s: &State| s.buckets.iter().any(|b| b.bucket == bucket && b.key == rec.id);
+        if bound(&state) {
             return Err(KeysError::BucketExists(bucket.to_owned()));
         }
         self.require_active(&rec, "key.wrap")?;
@@ -520,7 +528,7 @@ impl KeyManager {
             created: now_unix(),
         };
         self.change(|s| {
-            if s.buckets.iter().any(|b| b.bucket == bucket) {
+            if bound(s) {
                 return Err(KeysError::BucketExists(bucket.to_owned()));
             }
             s.buckets.push(binding.clone());
@@ -530,18 +538,22 @@ impl KeyManager {
         Ok(binding)
     }
 
-    /// The unwrapped bucket key of `bucket`: from the cache, or unwrapped in the HSM (one
-    /// call) if the root key is active.
-    pub fn bucket_key(&self, bucket: &str) -> Result<SecretKey, KeysError> {
+    /// The unwrapped bucket key of `bucket` under root key `root` (id, CRN or name): from
+    /// the cache, or unwrapped in the HSM (one call) if the root key is active.
+    pub fn bucket_key(&self, bucket: &str, root: &str) -> Result<SecretKey, KeysError> {
         self.reconcile();
-        if let Some(k) = self.cache.get(bucket) {
+        let id = match KeyId::parse(root) {
+            Some(id) => id,
+            None => self.state.cached()?.find(root)?.id.clone(),
+        };
+        if let Some(k) = self.cache.get(bucket, &id) {
             return Ok(k);
         }
         let state = self.snapshot()?;
         let binding = state
             .buckets
             .iter()
-            .find(|b| b.bucket == bucket)
+            .find(|b| b.bucket == bucket && b.key == id)
             .ok_or_else(|| KeysError::BucketNotFound(bucket.into()))?;
         let rec = state.find(binding.key.as_str())?;
         self.require_active(rec, "key.unwrap")?;
@@ -562,8 +574,46 @@ impl KeyManager {
         Ok(key)
     }
 
-    /// The root key (CRN) protecting `bucket` (a binding's root never changes, so the
-    /// state as last seen answers, or else the committed one).
+    /// The bucket key of `bucket` under `root` for a write: the pair's key, created
+    /// (wrapped in one HSM call) on its first use. Gateways racing to create the same
+    /// pair's key agree on the one committed first.
+    pub fn bucket_key_for_write(&self, bucket: &str, root: &str) -> Result<SecretKey, KeysError> {
+        match self.bucket_key(bucket, root) {
+            Err(KeysError::BucketNotFound(_)) => {}
+            other => return other,
+        }
+        match self.create_bucket_key(bucket, root) {
+            Ok(_) | Err(KeysError::BucketExists(_)) => self.bucket_key(bucket, root),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The instance default root key's CRN ([`DEFAULT_KEY_NAME`]), generated in the HSM on
+    /// first use. Its state is not checked here: a suspended or deleted default key refuses
+    /// the bucket keys it wraps, as any root key does.
+    pub fn default_key(&self) -> Result<String, KeysError> {
+        let find = |s: &State| s.keys.iter().find(|k| k.name == DEFAULT_KEY_NAME).map(|k| self.crn(&k.id));
+        if let Some(crn) = find(&self.state.cached()?) {
+            return Ok(crn);
+        }
+        let created = self.change(|state| {
+            if state.keys.iter().any(|k| k.name == DEFAULT_KEY_NAME) {
+                return Ok(None);
+            }
+            let rec = Self::new_record(KeyId::random(), DEFAULT_KEY_NAME, Origin::Generated, None);
+            self.hsm.generate_root(&rec.id.object(1))?;
+            state.keys.push(rec.clone());
+            Ok(Some(rec))
+        })?;
+        if let Some(rec) = &created {
+            let why = "instance default key, for SSE-S3 and aws:kms without a key id".to_owned();
+            self.record(self.event("key.create", rec, "success", Some(why), vec![]))?;
+        }
+        find(&self.snapshot()?).ok_or_else(|| KeysError::KeyNotFound(DEFAULT_KEY_NAME.into()))
+    }
+
+    /// The root key (CRN) `bucket` was first bound to (the state as last seen answers, or
+    /// else the committed one): the only one for a bucket bound at creation.
     pub fn bucket_root(&self, bucket: &str) -> Result<String, KeysError> {
         let root =
             |state: &State| state.buckets.iter().find(|b| b.bucket == bucket).map(|b| self.crn(&b.key));
@@ -573,12 +623,15 @@ impl KeyManager {
         root(&self.snapshot()?).ok_or_else(|| KeysError::BucketNotFound(bucket.into()))
     }
 
-    /// Forgets the bucket key of a deleted bucket.
+    /// Forgets every bucket key of a deleted bucket (a state change only if it has any).
     pub fn remove_bucket_key(&self, bucket: &str) -> Result<(), KeysError> {
-        self.change(|s| {
-            s.buckets.retain(|b| b.bucket != bucket);
-            Ok(())
-        })?;
+        let has = |s: &State| s.buckets.iter().any(|b| b.bucket == bucket);
+        if has(&self.snapshot()?) {
+            self.change(|s| {
+                s.buckets.retain(|b| b.bucket != bucket);
+                Ok(())
+            })?;
+        }
         self.cache.purge_bucket(bucket);
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! The bucket record: owner, creation time and the bucket's root key binding (SSE-KP or
-//! aws:kms), as the bytes a store keeps (`{"v":2,…}` JSON) and back, reading version 1
+//! The bucket record: owner, creation time, the bucket's root key binding (SSE-KP or
+//! aws:kms) and its default encryption (that root key, or SSE-S3), as the bytes a store keeps (`{"v":2,…}` JSON) and back, reading version 1
 //! records (an `attributes` map of strings) too. The wrapped bucket key itself lives with
 //! the key lifecycle state ([`crate::keys`]).
 
@@ -44,6 +44,10 @@ pub struct BucketRecord {
     /// The root key binding, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms: Option<KmsBinding>,
+    /// New objects get SSE-S3 when the request names no protection (PutBucketEncryption
+    /// with AES256).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sse_s3: bool,
 }
 
 impl BucketRecord {
@@ -55,6 +59,12 @@ impl BucketRecord {
     /// The root key new objects get when the request names none.
     pub fn default_root(&self) -> Option<&str> {
         self.kms.as_ref().filter(|k| k.default).map(|k| k.root.as_str())
+    }
+
+    /// The root key aws:kms without a key id means here: an SSE-KP bucket's own, else the
+    /// bucket's default root key.
+    pub fn kms_default(&self) -> Option<&str> {
+        if self.bound_at_creation() { self.root() } else { self.default_root() }
     }
 
     /// Whether the root key was bound at creation (IBM SSE-KP), which nothing can undo.
@@ -85,6 +95,8 @@ impl BucketRecord {
             #[serde(default)]
             kms: Option<KmsBinding>,
             #[serde(default)]
+            sse_s3: bool,
+            #[serde(default)]
             attributes: BTreeMap<String, String>,
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("a bucket record {why}"));
@@ -106,7 +118,7 @@ impl BucketRecord {
             2 => wire.kms,
             v => return Err(damaged(&format_args!("has unknown format version {v}"))),
         };
-        Ok(Self { name: wire.name, owner: wire.owner, created: wire.created, kms })
+        Ok(Self { name: wire.name, owner: wire.owner, created: wire.created, kms, sse_s3: wire.sse_s3 })
     }
 }
 
@@ -117,8 +129,12 @@ mod tests {
     #[test]
     fn bucket_records_round_trip_and_version_1_reads() {
         let kms = KmsBinding { root: "crn:x".into(), origin: Origin::PutBucketEncryption, default: false };
-        let b = BucketRecord { name: "b".into(), owner: "o".into(), created: 5, kms: Some(kms) };
+        let b =
+            BucketRecord { name: "b".into(), owner: "o".into(), created: 5, kms: Some(kms), sse_s3: false };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
+        let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };
+        assert_eq!(BucketRecord::decode(&s3.encode().unwrap()).unwrap(), s3);
+        assert!(!String::from_utf8(b.encode().unwrap()).unwrap().contains("sse_s3"), "absent when off");
         let v1 = br#"{"name":"b","owner":"o","created":5,"attributes":{"sse-kp-root":"crn:x","sse-kp-origin":"put-bucket-encryption","sse-kp-default":"false"}}"#;
         assert_eq!(BucketRecord::decode(v1).unwrap(), b);
         let v1 = br#"{"name":"b","owner":"o","created":5,"attributes":{"sse-kp-root":"crn:x"}}"#;

@@ -47,7 +47,9 @@ impl ObjectMetaV1 {
         let attr = |name: &str| self.attributes.get(name);
         let protection = match (attr(PROTECTION).map(String::as_str), attr(KEY_MD5), attr(ROOT)) {
             (Some("sse-c") | None, Some(md5), None) => Protection::SseC { key_md5: md5.clone() },
-            (Some("sse-kp") | None, None, Some(root)) => Protection::SseKp { root: root.clone() },
+            (Some("sse-kp") | None, None, Some(root)) => {
+                Protection::SseKp { root: root.clone(), sse_s3: false }
+            }
             (Some("aont") | None, None, None) => Protection::Aont,
             (Some("plaintext"), None, None) => Protection::Plaintext,
             _ => return Err("its protection attributes disagree"),
@@ -150,7 +152,7 @@ mod tests {
         );
         assert_eq!(
             with(&[(PROTECTION, "sse-kp"), (ROOT, "crn")]).record().unwrap().protection,
-            Protection::SseKp { root: "crn".into() }
+            Protection::SseKp { root: "crn".into(), sse_s3: false }
         );
         assert!(with(&[(PROTECTION, "aont"), (KEY_MD5, "m")]).record().is_err());
         assert!(with(&[(PROTECTION, "sse-c")]).record().is_err());

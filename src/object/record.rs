@@ -27,10 +27,15 @@ pub enum Protection {
         /// Base64 MD5 of the customer key, as S3 echoes it.
         key_md5: String,
     },
-    /// SSE-KP (and aws:kms): a bucket key wrapped by an HSM root key.
+    /// SSE-KP, aws:kms and SSE-S3: a bucket key (one per bucket and root key) wrapped by
+    /// an HSM root key.
     SseKp {
         /// The root key's CRN.
         root: String,
+        /// Asked for as SSE-S3 (`AES256`, under the instance default key): answered as
+        /// such.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sse_s3: bool,
     },
     /// Stored unencrypted by a `bench-plaintext` build (the benchmark baseline only).
     Plaintext,
@@ -48,7 +53,7 @@ impl Protection {
     /// The root key CRN, for SSE-KP objects.
     pub fn kp_root(&self) -> Option<&str> {
         match self {
-            Self::SseKp { root } => Some(root),
+            Self::SseKp { root, .. } => Some(root),
             _ => None,
         }
     }

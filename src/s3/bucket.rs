@@ -60,7 +60,8 @@ pub(super) async fn create_bucket(
         }),
         None => None,
     };
-    let meta = BucketRecord { name: name.clone(), owner: caller.clone(), created: now_unix(), kms };
+    let meta =
+        BucketRecord { name: name.clone(), owner: caller.clone(), created: now_unix(), kms, sse_s3: false };
     match s.objects.create_bucket(&meta) {
         Ok(()) => {
             if let Some(crn) = meta.root()
@@ -105,10 +106,9 @@ pub(super) async fn delete_bucket(
     let caller = CipherS3::caller(&req)?;
     let meta = s.owned_bucket(&req.input.bucket, &caller)?;
     s.objects.delete_bucket(&req.input.bucket).map_err(error::object)?;
-    if meta.root().is_some()
-        && let Some(m) = s.keys.as_deref()
-    {
-        m.remove_bucket_key(&req.input.bucket).map_err(kp::error)?;
+    // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
+    if let Some(m) = s.keys.as_deref() {
+        m.remove_bucket_key(&meta.name).map_err(kp::error)?;
     }
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }

@@ -33,7 +33,7 @@ pub(super) async fn copy_object(
     let (src_bucket, src_key) = source_of(&input.copy_source)?;
     s.owned_bucket(&src_bucket, &caller)?;
     let target_bucket = s.owned_bucket(&input.bucket, &caller)?;
-    let kms = kp::requested_root(
+    let kms = kp::requested_sse(
         s,
         &target_bucket,
         input.server_side_encryption.as_ref(),
@@ -103,8 +103,6 @@ pub(super) async fn copy_object(
         sse_customer_key_md5: key_md5,
         ..Default::default()
     });
-    if let Some(crn) = meta.protection.kp_root() {
-        kp::name_key(&mut response.headers, crn);
-    }
+    kp::name_protection(&mut response.headers, &meta.protection);
     Ok(response)
 }

@@ -1,9 +1,10 @@
 //! Bucket encryption defaults: PutBucketEncryption, GetBucketEncryption,
-//! DeleteBucketEncryption, the AWS face of SSE-KP. `aws:kms` with a KMSMasterKeyID (a root
-//! key id, name or CRN) binds a bucket that has no root key yet: a bucket key is created
-//! and wrapped by that root, and new objects are encrypted under it. Delete turns the
-//! default off for new objects; objects already written keep their key. A bucket bound at
-//! creation (IBM SSE-KP headers) keeps its binding for life.
+//! DeleteBucketEncryption. `aws:kms` with a KMSMasterKeyID (a root key id, name, CRN or
+//! KMS ARN; without one, the instance default key) makes that root key the bucket's
+//! default: its bucket key for the pair is made (or found) at once and new objects that
+//! ask for nothing are encrypted under it. `AES256` makes SSE-S3 the default. Changing or
+//! deleting the default affects new objects only; objects already written keep their
+//! keys. A bucket bound at creation (IBM SSE-KP headers) keeps its root key for life.
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -25,46 +26,30 @@ pub(super) async fn put(
     let Some(default) = &rule.apply_server_side_encryption_by_default else {
         return Err(s3_error!(MalformedXML, "the rule needs ApplyServerSideEncryptionByDefault"));
     };
-    if default.sse_algorithm.as_str() != ServerSideEncryption::AWS_KMS {
-        return Err(s3_error!(
-            InvalidArgument,
-            "only aws:kms rules with a KMSMasterKeyID (root key id or CRN) are offered; SSE-S3 (AES256) is not, as the default protection already applies"
-        ));
-    }
-    let Some(key_id) = default.kms_master_key_id.as_deref() else {
-        return Err(s3_error!(InvalidArgument, "aws:kms needs a KMSMasterKeyID (root key id or CRN)"));
+    // The same resolution as an object's request: the key must exist and the bucket's
+    // SSE-KP binding allow it.
+    let algorithm = &default.sse_algorithm;
+    let key_id = default.kms_master_key_id.as_deref();
+    let asked = ServerSideEncryption::from(algorithm.as_str().to_owned());
+    let Some(requested) = kp::requested_sse(s, &bucket, Some(&asked), key_id)? else {
+        return Err(s3_error!(MalformedXML, "the rule needs an SSEAlgorithm"));
     };
-    let manager = kp::manager(s)?;
-    let view = manager.show(key_id).map_err(kp::error)?;
-    let created_key = match &mut bucket.kms {
-        Some(kms) if kms.root == view.crn => {
-            kms.default = true;
-            false
+    if requested.sse_s3 {
+        bucket.sse_s3 = true;
+        if let Some(kms) = &mut bucket.kms {
+            kms.default = false;
         }
-        Some(kms) => {
-            let root = &kms.root;
-            return Err(s3_error!(
-                InvalidArgument,
-                "the bucket's objects are protected by root key {root}; its bucket key cannot move to another root (rotate the root key instead)"
-            ));
-        }
-        None => {
-            manager.create_bucket_key(&bucket.name, &view.crn).map_err(kp::error)?;
-            bucket.kms = Some(KmsBinding {
-                root: view.crn.clone(),
-                origin: Origin::PutBucketEncryption,
-                default: true,
-            });
-            true
-        }
-    };
-    if let Err(e) = s.objects.update_bucket(&bucket) {
-        if created_key {
-            // Nothing half made: no bucket key the bucket does not know of.
-            let _ = manager.remove_bucket_key(&bucket.name);
-        }
-        return Err(error::object(e));
+    } else {
+        // The pair's bucket key is made now, so a suspended or unusable key is refused
+        // here rather than at the first PUT.
+        kp::manager(s)?.bucket_key_for_write(&bucket.name, &requested.root).map_err(kp::error)?;
+        bucket.sse_s3 = false;
+        bucket.kms = Some(match bucket.kms.take() {
+            Some(kms) if kms.origin == Origin::Create => KmsBinding { default: true, ..kms },
+            _ => KmsBinding { root: requested.root, origin: Origin::PutBucketEncryption, default: true },
+        });
     }
+    s.objects.update_bucket(&bucket).map_err(error::object)?;
     Ok(S3Response::new(PutBucketEncryptionOutput::default()))
 }
 
@@ -74,17 +59,24 @@ pub(super) async fn get(
 ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
     let caller = CipherS3::caller(&req)?;
     let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
-    let Some(root) = bucket.default_root() else {
+    let default = if bucket.sse_s3 {
+        ServerSideEncryptionByDefault {
+            sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AES256),
+            kms_master_key_id: None,
+        }
+    } else if let Some(root) = bucket.default_root() {
+        ServerSideEncryptionByDefault {
+            sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS),
+            kms_master_key_id: Some(root.to_owned()),
+        }
+    } else {
         return Err(s3_error!(
             ServerSideEncryptionConfigurationNotFoundError,
-            "the bucket has no default root key (objects get the default AONT-RS protection)"
+            "the bucket has no default encryption (objects get the default AONT-RS protection)"
         ));
     };
     let rule = ServerSideEncryptionRule {
-        apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
-            sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS),
-            kms_master_key_id: Some(root.to_owned()),
-        }),
+        apply_server_side_encryption_by_default: Some(default),
         bucket_key_enabled: Some(true),
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
@@ -104,8 +96,11 @@ pub(super) async fn delete(
             "this bucket was created with SSE-KP: its root key binding cannot be removed"
         ));
     }
+    let mut changed = std::mem::take(&mut bucket.sse_s3);
     if let Some(kms) = &mut bucket.kms {
-        kms.default = false;
+        changed |= std::mem::take(&mut kms.default);
+    }
+    if changed {
         s.objects.update_bucket(&bucket).map_err(error::object)?;
     }
     Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))

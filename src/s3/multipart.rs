@@ -59,12 +59,8 @@ pub(super) async fn create(
         &input.bucket,
         &input.key,
     )?;
-    let kms = kp::requested_root(
-        s,
-        &bucket,
-        input.server_side_encryption.as_ref(),
-        input.ssekms_key_id.as_deref(),
-    )?;
+    let kms =
+        kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let (sealing, protection) = object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
     let private =
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
@@ -87,9 +83,7 @@ pub(super) async fn create(
         sse_customer_key_md5: key_md5,
         ..Default::default()
     });
-    if let Some(crn) = upload.protection.kp_root() {
-        kp::name_key(&mut response.headers, crn);
-    }
+    kp::name_protection(&mut response.headers, &upload.protection);
     Ok(response)
 }
 

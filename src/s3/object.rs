@@ -37,12 +37,8 @@ pub(super) async fn put_object(
     let caller = CipherS3::caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
     let bucket = s.owned_bucket(&input.bucket, &caller)?;
-    let kms = kp::requested_root(
-        s,
-        &bucket,
-        input.server_side_encryption.as_ref(),
-        input.ssekms_key_id.as_deref(),
-    )?;
+    let kms =
+        kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let sse_c = sse::parse(
         [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
@@ -86,34 +82,38 @@ pub(super) async fn put_object(
         sse_customer_key_md5: key_md5,
         ..Default::default()
     });
-    if let Some(crn) = record.protection.kp_root() {
-        kp::name_key(&mut response.headers, crn);
-    }
+    kp::name_protection(&mut response.headers, &record.protection);
     Ok(response)
 }
 
 /// The protection of a new object in `bucket`: SSE-C if the request carries a key, else
-/// the root key asked for with aws:kms (`kms`, see [`kp::requested_root`]) or the bucket's
-/// default root key (SSE-KP), else AONT-RS. Returns how the engine seals it and how its
-/// record names it.
+/// the root key asked for with aws:kms or AES256 (`kms`, see [`kp::requested_sse`]) or
+/// the bucket's default (SSE-S3 or a root key), else AONT-RS. Returns how the engine seals
+/// it and how its record names it.
 pub(super) fn protection(
     s: &CipherS3,
     bucket_name: &str,
     object: &str,
     bucket: &BucketRecord,
     sse_c: Option<sse::SseC>,
-    kms: Option<String>,
+    kms: Option<kp::Requested>,
 ) -> S3Result<(crate::engine::Protection, Protection)> {
     if sse_c.is_some() && kms.is_some() {
-        return Err(s3_error!(InvalidArgument, "choose SSE-C or aws:kms, not both"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "choose SSE-C or server-side encryption (aws:kms, AES256), not both"
+        ));
     }
-    let root = kms.or_else(|| bucket.default_root().map(str::to_owned));
+    let root = match (&sse_c, kms) {
+        (None, None) => kp::bucket_default(s, bucket)?,
+        (_, kms) => kms,
+    };
     Ok(match (sse_c, root) {
         (Some(k), _) => (crate::engine::Protection::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
-        (None, Some(crn)) => {
-            let (key, crn) = kp::object_key(s, bucket_name, object, &crn)?;
-            let recorded = Protection::SseKp { root: crn.clone() };
-            (crate::engine::Protection::SseKp { key, crn }, recorded)
+        (None, Some(kp::Requested { root, sse_s3 })) => {
+            let key = kp::new_object_key(s, bucket_name, object, &root)?;
+            let recorded = Protection::SseKp { root: root.clone(), sse_s3 };
+            (crate::engine::Protection::SseKp { key, crn: root }, recorded)
         }
         (None, None) => {
             let recorded = if s.plaintext_mode() { Protection::Plaintext } else { Protection::Aont };

@@ -31,7 +31,7 @@ impl ReadKey {
         let sent = sse::parse(sent, bucket, object)?;
         let key = match (sse::for_read(protection, sent)?, protection) {
             (Some(k), _) => Some(k.key),
-            (None, Protection::SseKp { root }) => Some(kp::object_key(s, bucket, object, root)?.0),
+            (None, Protection::SseKp { root, .. }) => Some(kp::object_key(s, bucket, object, root)?),
             (None, _) => None,
         };
         Ok(Self { key, protection: protection.clone() })
@@ -55,7 +55,7 @@ impl ReadKey {
     pub(super) fn sealing(&self) -> crate::engine::Protection {
         match (&self.key, &self.protection) {
             (Some(k), Protection::SseC { .. }) => crate::engine::Protection::SseC(k.clone()),
-            (Some(k), Protection::SseKp { root }) => {
+            (Some(k), Protection::SseKp { root, .. }) => {
                 crate::engine::Protection::SseKp { key: k.clone(), crn: root.clone() }
             }
             _ => crate::engine::Protection::Aont,
@@ -72,10 +72,9 @@ impl ReadKey {
         self.protection.sse_c_md5().map(|_| "AES256".to_owned())
     }
 
-    /// Adds the SSE-KP response headers.
+    /// Adds the response headers naming a root key's protection (SSE-KP, aws:kms,
+    /// SSE-S3).
     pub(super) fn name_key(&self, headers: &mut http::HeaderMap) {
-        if let Some(crn) = self.protection.kp_root() {
-            kp::name_key(headers, crn);
-        }
+        kp::name_protection(headers, &self.protection);
     }
 }
