@@ -97,6 +97,57 @@ def main():
                                                                 Metadata={"a": "b" * 3000}, **extra))
                   == "MetadataTooLarge")
 
+            # Checksums the client sent, returned with x-amz-checksum-mode: ENABLED (whole
+            # object only), carried by copies; botocore checks the body against them.
+            for alg in ("CRC32", "SHA256"):
+                body = os.urandom(3000)
+                sent = s3.put_object(Bucket=bucket, Key=f"sum-{alg}", Body=body, ChecksumAlgorithm=alg,
+                                     **extra).get(f"Checksum{alg}")
+                g = s3.get_object(Bucket=bucket, Key=f"sum-{alg}", ChecksumMode="ENABLED", **extra)
+                check(f"{mode}: {alg} stored and returned with checksum-mode ENABLED",
+                      sent and g.get(f"Checksum{alg}") == sent and g.get("ChecksumType") == "FULL_OBJECT"
+                      and g["Body"].read() == body, str({k: v for k, v in g.items() if k.startswith("Checksum")}))
+                h = s3.head_object(Bucket=bucket, Key=f"sum-{alg}", ChecksumMode="ENABLED", **extra)
+                check(f"{mode}: HEAD returns the {alg} checksum", h.get(f"Checksum{alg}") == sent, str(h))
+                g = s3.get_object(Bucket=bucket, Key=f"sum-{alg}", Range="bytes=0-9", ChecksumMode="ENABLED", **extra)
+                check(f"{mode}: no full-object {alg} on a range", f"Checksum{alg}" not in g and g["Body"].read() == body[:10])
+                h = s3.head_object(Bucket=bucket, Key=f"sum-{alg}", **extra)
+                check(f"{mode}: no {alg} unless asked", f"Checksum{alg}" not in h)
+            copy_extra = {f"CopySource{k}": v for k, v in extra.items()}
+            s3.copy_object(Bucket=bucket, Key="sum-copy", CopySource={"Bucket": bucket, "Key": "sum-SHA256"},
+                           MetadataDirective="REPLACE", ContentType="x/y", **extra, **copy_extra)
+            h = s3.head_object(Bucket=bucket, Key="sum-copy", ChecksumMode="ENABLED", **extra)
+            check(f"{mode}: a copy keeps its source's checksum", h.get("ChecksumSHA256") == sent, str(h))
+
+            # Storage classes: instant ones recorded and answered, archive ones refused.
+            s3.put_object(Bucket=bucket, Key="cls", Body=b"c", StorageClass="STANDARD_IA", **extra)
+            check(f"{mode}: StorageClass STANDARD_IA answered on HEAD",
+                  s3.head_object(Bucket=bucket, Key="cls", **extra).get("StorageClass") == "STANDARD_IA")
+            g = s3.get_object(Bucket=bucket, Key="cls", **extra)
+            check(f"{mode}: and on GET", g.get("StorageClass") == "STANDARD_IA" and g["Body"].read() == b"c")
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix="cls")["Contents"]
+            check(f"{mode}: and in listings", [o["StorageClass"] for o in listed] == ["STANDARD_IA"], str(listed))
+            s3.put_object(Bucket=bucket, Key="cls-std", Body=b"c", StorageClass="STANDARD", **extra)
+            check(f"{mode}: STANDARD is not echoed (as AWS)",
+                  "StorageClass" not in s3.head_object(Bucket=bucket, Key="cls-std", **extra))
+            for archive in ("GLACIER", "DEEP_ARCHIVE", "NO_SUCH_CLASS"):
+                check(f"{mode}: StorageClass {archive} → InvalidStorageClass",
+                      error_code(lambda: s3.put_object(Bucket=bucket, Key="cls2", Body=b"c", StorageClass=archive,
+                                                       **extra)) == "InvalidStorageClass")
+            s3.copy_object(Bucket=bucket, Key="cls-copy", CopySource={"Bucket": bucket, "Key": "cls"},
+                           StorageClass="ONEZONE_IA", **extra, **copy_extra)
+            check(f"{mode}: CopyObject sets the storage class asked",
+                  s3.head_object(Bucket=bucket, Key="cls-copy", **extra).get("StorageClass") == "ONEZONE_IA")
+            s3.copy_object(Bucket=bucket, Key="cls-copy2", CopySource={"Bucket": bucket, "Key": "cls"}, **extra, **copy_extra)
+            check(f"{mode}: CopyObject without one gives STANDARD (as AWS)",
+                  "StorageClass" not in s3.head_object(Bucket=bucket, Key="cls-copy2", **extra))
+            up = s3.create_multipart_upload(Bucket=bucket, Key="cls-mp", StorageClass="INTELLIGENT_TIERING", **extra)
+            part = s3.upload_part(Bucket=bucket, Key="cls-mp", UploadId=up["UploadId"], PartNumber=1, Body=b"p", **extra)
+            s3.complete_multipart_upload(Bucket=bucket, Key="cls-mp", UploadId=up["UploadId"], MultipartUpload={
+                "Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}, **extra)
+            check(f"{mode}: a multipart upload keeps its storage class",
+                  s3.head_object(Bucket=bucket, Key="cls-mp", **extra).get("StorageClass") == "INTELLIGENT_TIERING")
+
             # CopyObject onto itself.
             copy_extra = {f"CopySource{k}": v for k, v in extra.items()}
             self_copy = error_code(lambda: s3.copy_object(Bucket=bucket, Key="obj",

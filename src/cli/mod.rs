@@ -114,6 +114,8 @@ enum Command {
     /// Manage root keys in the HSM: create, import, rotate, disable, enable, delete,
     /// restore, audit. The HSM comes from CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN
     /// (or CIPHERSTORE_HSM_URI) and CIPHERSTORE_HSM_PIN_FILE (or CIPHERSTORE_HSM_PIN).
+    /// The key named `cipherstore-default` protects SSE-S3 objects (and aws:kms without a
+    /// key id); the server generates it on first use unless one was created or imported.
     Keys(keys::KeysArgs),
     /// Remove the blobs of a cluster store that no record names (left by gateways killed
     /// mid-write); gateways also do this in the background.

@@ -68,6 +68,7 @@ impl ObjectMetaV1 {
             headers: Headers { content_type: self.content_type.clone(), ..Headers::default() },
             user: self.user.clone(),
             upload_id: None,
+            storage_class: None,
         })
     }
 

@@ -38,6 +38,8 @@ pub struct Listed {
     pub etag: String,
     /// Unix seconds.
     pub last_modified: u64,
+    /// Storage class, when not STANDARD.
+    pub storage_class: Option<String>,
 }
 
 fn names_other(what: &str, wanted: &str, found: &str) -> ObjectError {
@@ -134,7 +136,13 @@ impl Objects {
             .map(|o| {
                 let record = Self::open_record(&o.record, &o.name)?;
                 let r = record.unchecked();
-                Ok(Listed { key: o.name, size: r.size, etag: r.etag.clone(), last_modified: r.last_modified })
+                Ok(Listed {
+                    key: o.name,
+                    size: r.size,
+                    etag: r.etag.clone(),
+                    last_modified: r.last_modified,
+                    storage_class: r.storage_class.clone(),
+                })
             })
             .collect()
     }

@@ -83,6 +83,12 @@ pub struct Headers {
     /// `x-amz-website-redirect-location`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub website_redirect_location: Option<String>,
+    /// The full-object checksums the client sent and the body matched, by algorithm
+    /// (`crc32`, `crc32c`, `crc64nvme`, `sha1`, `sha256`; base64), served with
+    /// `x-amz-checksum-mode: ENABLED`. Sealed with the rest: a checksum of the plaintext
+    /// tells about it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
 
 impl Headers {
@@ -145,6 +151,10 @@ pub struct ObjectRecord {
     /// it succeeded is answered as the first was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The storage class asked for, when not STANDARD (every class is stored alike; it is
+    /// recorded to be answered, in clear, as listings show it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
 }
 
 impl ObjectRecord {
@@ -220,6 +230,7 @@ mod tests {
             headers: Headers::default(),
             user: BTreeMap::new(),
             upload_id: None,
+            storage_class: None,
         };
         assert_eq!(r.parts_count(), 2);
         assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));

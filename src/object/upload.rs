@@ -27,6 +27,8 @@ pub struct UploadRecord {
     pub key: String,
     /// The protection every part and the object get.
     pub protection: Protection,
+    /// The object's storage class, when not STANDARD.
+    pub storage_class: Option<String>,
     /// The object's headers and user metadata: read with [`UploadRecord::metadata`].
     metadata: Metadata,
 }
@@ -56,6 +58,8 @@ struct Stored {
     user: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sealed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    storage_class: Option<String>,
 }
 
 impl UploadRecord {
@@ -70,7 +74,14 @@ impl UploadRecord {
         sealing: Option<&CustomerKey>,
     ) -> Result<Self, ObjectError> {
         let sealed = private.seal(sealing, &upload_label(&upload_id))?;
-        Ok(Self { upload_id, initiated, key, protection, metadata: Metadata::Sealed(sealed) })
+        Ok(Self {
+            upload_id,
+            initiated,
+            key,
+            protection,
+            storage_class: None,
+            metadata: Metadata::Sealed(sealed),
+        })
     }
 
     /// The object's headers and user metadata, opened with `key` (the object's key; none
@@ -100,6 +111,7 @@ impl UploadRecord {
             headers: private.headers,
             user: private.user,
             sealed,
+            storage_class: self.storage_class.clone(),
         };
         serde_json::to_vec(&stored).map_err(|e| ObjectError::Encode(e.to_string()))
     }
@@ -122,6 +134,7 @@ impl UploadRecord {
                     initiated: v1.initiated,
                     key: object.key,
                     protection: object.protection,
+                    storage_class: None,
                     metadata: Metadata::Clear(Private { headers: object.headers, user: object.user }),
                 });
             }
@@ -141,6 +154,7 @@ impl UploadRecord {
             initiated: stored.initiated,
             key: stored.key,
             protection: stored.protection,
+            storage_class: stored.storage_class,
             metadata,
         })
     }

@@ -114,6 +114,7 @@ impl<W> Encrypted<W> {
             headers,
             user,
             upload_id: None,
+            storage_class: None,
         }
     }
 }

@@ -95,6 +95,7 @@ mod tests {
             headers: Default::default(),
             user: Default::default(),
             upload_id: None,
+            storage_class: None,
         }
     }
 

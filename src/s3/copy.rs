@@ -77,8 +77,13 @@ pub(super) async fn copy_object(
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes"
         ));
     }
+    // The copy has the source's plaintext, so its checksums too; its storage class is
+    // what this request asks (STANDARD if nothing, as AWS).
+    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let (headers, user) = if replace {
-        (headers::from_input!(input), headers::user_metadata(input.metadata)?)
+        let mut headers = headers::from_input!(input);
+        headers.checksums = source_meta.headers.checksums;
+        (headers, headers::user_metadata(input.metadata)?)
     } else {
         (source_meta.headers, source_meta.user)
     };
@@ -89,7 +94,8 @@ pub(super) async fn copy_object(
     let tag_key = sealing.key().cloned();
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
     let encrypted = body::reencrypt(source, 0, size, writer, spec, etag::needs_md5(&recorded)).await?;
-    let record = encrypted.record(input.key.clone(), recorded, headers, user);
+    let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
+    record.storage_class = storage_class;
     let meta = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {

@@ -53,6 +53,67 @@ pub(crate) fn expires(h: &Headers) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, h.expires.as_deref()?).ok()
 }
 
+/// Storage classes whose objects are readable at once, as every object here is: accepted,
+/// recorded and answered. STANDARD is the default and not recorded.
+const INSTANT_CLASSES: [&str; 5] =
+    ["REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"];
+
+/// The storage class a request asks for, to record: `None` for STANDARD (or nothing);
+/// the classes of [`INSTANT_CLASSES`] as named; archive classes, whose objects AWS serves
+/// only once restored, and unknown names: 400 InvalidStorageClass.
+pub(crate) fn storage_class(sent: Option<&s3s::dto::StorageClass>) -> S3Result<Option<String>> {
+    let Some(class) = sent.map(s3s::dto::StorageClass::as_str) else { return Ok(None) };
+    if class == "STANDARD" {
+        return Ok(None);
+    }
+    if INSTANT_CLASSES.contains(&class) {
+        return Ok(Some(class.to_owned()));
+    }
+    let why = if ["GLACIER", "DEEP_ARCHIVE"].contains(&class) {
+        "archive classes are not offered: every object is stored for immediate reads"
+    } else {
+        "not a storage class this service offers"
+    };
+    Err(s3_error!(
+        InvalidStorageClass,
+        "{class}: {why} (STANDARD, {} are accepted)",
+        INSTANT_CLASSES.join(", ")
+    ))
+}
+
+/// The checksums of a body to keep with its object, by algorithm name (those computed and
+/// verified against what the client sent).
+pub(crate) fn checksums(c: &s3s::dto::Checksum) -> BTreeMap<String, String> {
+    let fields = [
+        ("crc32", &c.checksum_crc32),
+        ("crc32c", &c.checksum_crc32c),
+        ("crc64nvme", &c.checksum_crc64nvme),
+        ("sha1", &c.checksum_sha1),
+        ("sha256", &c.checksum_sha256),
+    ];
+    fields.into_iter().filter_map(|(name, v)| Some((name.to_owned(), v.clone()?))).collect()
+}
+
+/// Sets a GetObject or HeadObject output's checksum fields from an object's stored
+/// checksums, when the request asked (`x-amz-checksum-mode: ENABLED`) for the whole object.
+macro_rules! checksums_into_output {
+    ($output:expr, $headers:expr, $mode:expr, $whole:expr) => {{
+        let h: &crate::object::Headers = $headers;
+        let asked = $mode.is_some_and(|m: &s3s::dto::ChecksumMode| m.as_str() == "ENABLED");
+        if asked && $whole && !h.checksums.is_empty() {
+            let get = |name: &str| h.checksums.get(name).cloned();
+            $output.checksum_crc32 = get("crc32");
+            $output.checksum_crc32c = get("crc32c");
+            $output.checksum_crc64nvme = get("crc64nvme");
+            $output.checksum_sha1 = get("sha1");
+            $output.checksum_sha256 = get("sha256");
+            $output.checksum_type =
+                Some(s3s::dto::ChecksumType::from_static(s3s::dto::ChecksumType::FULL_OBJECT));
+        }
+    }};
+}
+pub(crate) use checksums_into_output;
+
 /// The [`Headers`] a request input carries.
 macro_rules! from_input {
     ($input:expr) => {
@@ -64,6 +125,7 @@ macro_rules! from_input {
             content_language: $input.content_language,
             expires: crate::s3::headers::expires_text($input.expires),
             website_redirect_location: $input.website_redirect_location,
+            checksums: std::collections::BTreeMap::new(),
         }
     };
 }

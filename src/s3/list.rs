@@ -138,7 +138,9 @@ fn split(entries: Vec<Entry>, names: Names, owner: Option<&Owner>) -> (Vec<Objec
                 size: Some(m.size as i64),
                 e_tag: Some(ETag::Strong(m.etag)),
                 last_modified: Some(timestamp(m.last_modified)),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from(
+                    m.storage_class.unwrap_or_else(|| ObjectStorageClass::STANDARD.to_owned()),
+                )),
                 owner: owner.cloned(),
                 ..Default::default()
             }),

@@ -64,7 +64,8 @@ pub(super) async fn create(
     let (sealing, protection) = object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
     let private =
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
-    let upload = UploadRecord::new(
+    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    let mut upload = UploadRecord::new(
         new_upload_id(),
         now_unix(),
         input.key.clone(),
@@ -73,6 +74,7 @@ pub(super) async fn create(
         sealing.key(),
     )
     .map_err(error::object)?;
+    upload.storage_class = storage_class;
     s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(CreateMultipartUploadOutput {
@@ -285,6 +287,7 @@ pub(super) async fn complete(
         headers: private.headers,
         user: private.user,
         upload_id: Some(input.upload_id.clone()),
+        storage_class: upload.storage_class,
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();

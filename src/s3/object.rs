@@ -59,6 +59,7 @@ pub(super) async fn put_object(
         trailing_headers,
     )?;
     let user = super::headers::user_metadata(input.metadata)?;
+    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
@@ -67,7 +68,10 @@ pub(super) async fn put_object(
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
     let md5 = etag::needs_md5(&recorded);
     let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
-    let record = encrypted.record(input.key.clone(), recorded, headers, user);
+    let mut headers = headers;
+    headers.checksums = headers::checksums(&encrypted.digests.checksum);
+    let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
+    record.storage_class = storage_class;
     let checksum = encrypted.digests.checksum;
     let record = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
@@ -162,6 +166,7 @@ pub(super) async fn get_object(
         }
         (None, None) => (0, size, None),
     };
+    let whole = input.range.is_none() && input.part_number.is_none();
     let blob = body::get_body(source, first, last)?;
     let mut output = GetObjectOutput {
         body: Some(blob),
@@ -174,9 +179,11 @@ pub(super) async fn get_object(
         metadata: user_metadata(&meta),
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
+        storage_class: meta.storage_class.clone().map(StorageClass::from),
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
+    headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
     let mut response = S3Response::new(output);
     read.name_key(&mut response.headers);
     Ok(response)
@@ -230,9 +237,12 @@ pub(super) async fn head_object(
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(last_modified(&meta)),
         metadata: user_metadata(&meta),
+        storage_class: meta.storage_class.clone().map(StorageClass::from),
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
+    let whole = input.part_number.is_none();
+    headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
     let mut response = S3Response::new(output);
     read.name_key(&mut response.headers);
     Ok(response)
