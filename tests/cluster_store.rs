@@ -241,6 +241,23 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(read(&inl, "data", "small") == big[..DEFAULT_INLINE_MAX + 1]);
     put(&inl, "data", "small", b"small again");
     assert_eq!(read(&s, "data", "small"), b"small again", "read through a store that does not inline");
+    // A tag set beside an object: set and replaced without touching the entry's bytes or
+    // record (inline or in a blob), gone with an overwrite or a delete.
+    assert!(matches!(inl.set_tags("data", "absent", Some(b"t")), Err(StoreError::NoSuchKey { .. })));
+    for (store, key) in [(&inl, "small"), (&s, "big")] {
+        let record = store.head("data", key).unwrap();
+        store.set_tags("data", key, Some(b"tags one")).unwrap();
+        store.set_tags("data", key, Some(b"tags two")).unwrap();
+        let o = store.get("data", key).unwrap();
+        assert_eq!(o.tags.as_deref(), Some(&b"tags two"[..]), "{key}");
+        assert_eq!(o.record, record, "{key}: the record is kept");
+    }
+    assert_eq!(read(&s, "data", "small"), b"small again");
+    assert!(read(&s, "data", "big") == big, "the blob is kept");
+    put(&inl, "data", "small", b"overwritten");
+    assert_eq!(inl.get("data", "small").unwrap().tags, None, "an overwrite starts without tags");
+    s.set_tags("data", "big", None).unwrap();
+    assert_eq!(s.get("data", "big").unwrap().tags, None);
     assert!(inl.delete("data", "small").unwrap() && inl.delete("data", "tiny").unwrap());
     assert!(matches!(inl.get("data", "small"), Err(StoreError::NoSuchKey { .. })));
     assert_eq!(inl.sweep(Duration::ZERO).unwrap(), 1, "the blob-sized version was retired, then swept");

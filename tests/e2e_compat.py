@@ -148,6 +148,63 @@ def main():
             check(f"{mode}: a multipart upload keeps its storage class",
                   s3.head_object(Bucket=bucket, Key="cls-mp", **extra).get("StorageClass") == "INTELLIGENT_TIERING")
 
+            # Object tagging: x-amz-tagging on writes, Put/Get/DeleteObjectTagging (no key
+            # needed, as AWS), the count on GET/HEAD, AWS's limits, copies and overwrites.
+            def tagset(key):
+                return [(t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]]
+            s3.put_object(Bucket=bucket, Key="tagged", Body=b"tagged", Tagging="project=blue%20sky&team=a%2Fb", **extra)
+            check(f"{mode}: x-amz-tagging on PUT, read back without the object's key",
+                  tagset("tagged") == [("project", "blue sky"), ("team", "a/b")], str(tagset("tagged")))
+            g = s3.get_object(Bucket=bucket, Key="tagged", **extra)
+            check(f"{mode}: GET x-amz-tagging-count", g.get("TagCount") == 2 and g["Body"].read() == b"tagged", str(g.get("TagCount")))
+            h = s3.head_object(Bucket=bucket, Key="tagged", **extra)
+            check(f"{mode}: HEAD x-amz-tagging-count", h["ResponseMetadata"]["HTTPHeaders"].get("x-amz-tagging-count") == "2")
+            s3.put_object_tagging(Bucket=bucket, Key="tagged", Tagging={"TagSet": [{"Key": "x", "Value": "1"}]})
+            check(f"{mode}: PutObjectTagging replaces the set", tagset("tagged") == [("x", "1")])
+            g = s3.get_object(Bucket=bucket, Key="tagged", **extra)
+            check(f"{mode}: the bytes are untouched and the count follows",
+                  g.get("TagCount") == 1 and g["Body"].read() == b"tagged" and g["ETag"] == h["ETag"])
+            s3.copy_object(Bucket=bucket, Key="tag-copy", CopySource={"Bucket": bucket, "Key": "tagged"},
+                           **extra, **copy_extra)
+            check(f"{mode}: CopyObject copies the source's current tags", tagset("tag-copy") == [("x", "1")])
+            s3.copy_object(Bucket=bucket, Key="tag-copy", CopySource={"Bucket": bucket, "Key": "tagged"},
+                           TaggingDirective="REPLACE", Tagging="a=b", **extra, **copy_extra)
+            check(f"{mode}: CopyObject with REPLACE takes the request's", tagset("tag-copy") == [("a", "b")])
+            s3.delete_object_tagging(Bucket=bucket, Key="tagged")
+            check(f"{mode}: DeleteObjectTagging", tagset("tagged") == [] and
+                  "TagCount" not in s3.get_object(Bucket=bucket, Key="tagged", **extra))
+            s3.put_object_tagging(Bucket=bucket, Key="tag-copy", Tagging={"TagSet": [{"Key": "old", "Value": "1"}]})
+            s3.put_object(Bucket=bucket, Key="tag-copy", Body=b"new", **extra)
+            check(f"{mode}: an object written over starts with its own tags", tagset("tag-copy") == [])
+            up = s3.create_multipart_upload(Bucket=bucket, Key="tag-mp", Tagging="m=p", **extra)
+            part = s3.upload_part(Bucket=bucket, Key="tag-mp", UploadId=up["UploadId"], PartNumber=1, Body=b"p", **extra)
+            s3.complete_multipart_upload(Bucket=bucket, Key="tag-mp", UploadId=up["UploadId"], MultipartUpload={
+                "Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}, **extra)
+            check(f"{mode}: CreateMultipartUpload x-amz-tagging", tagset("tag-mp") == [("m", "p")])
+            s3.put_object_tagging(Bucket=bucket, Key="tag-mp", Tagging={"TagSet": [{"Key": "kept", "Value": "yes"}]})
+            eleven = "&".join(f"k{i}=v" for i in range(11))
+            check(f"{mode}: 11 tags on PUT → BadRequest", error_code(lambda: s3.put_object(
+                Bucket=bucket, Key="tag-bad", Body=b"x", Tagging=eleven, **extra)) == "BadRequest")
+            check(f"{mode}: 11 tags in PutObjectTagging → BadRequest", error_code(lambda: s3.put_object_tagging(
+                Bucket=bucket, Key="tagged", Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]}))
+                  == "BadRequest")
+            for bad in ({"Key": "aws:x", "Value": "v"}, {"Key": "k" * 129, "Value": "v"}, {"Key": "k", "Value": "v" * 257},
+                        {"Key": "k|", "Value": "v"}):
+                check(f"{mode}: tag {bad['Key'][:10]}={bad['Value'][:10]} → InvalidTag", error_code(lambda: s3.put_object_tagging(
+                    Bucket=bucket, Key="tagged", Tagging={"TagSet": [bad]})) == "InvalidTag")
+            check(f"{mode}: duplicate tag keys → InvalidTag", error_code(lambda: s3.put_object(
+                Bucket=bucket, Key="tag-bad", Body=b"x", Tagging="a=1&a=2", **extra)) == "InvalidTag")
+            check(f"{mode}: nothing stored by refused tags",
+                  error_code(lambda: s3.head_object(Bucket=bucket, Key="tag-bad", **extra)) in ("404", "NoSuchKey"))
+            check(f"{mode}: GetObjectTagging of a missing key → NoSuchKey",
+                  error_code(lambda: s3.get_object_tagging(Bucket=bucket, Key="nope")) == "NoSuchKey")
+            check(f"{mode}: PutObjectTagging of a missing key → NoSuchKey", error_code(lambda: s3.put_object_tagging(
+                Bucket=bucket, Key="nope", Tagging={"TagSet": []})) == "NoSuchKey")
+            check(f"{mode}: another user's GetObjectTagging → AccessDenied",
+                  error_code(lambda: bob.get_object_tagging(Bucket=bucket, Key="tagged")) == "AccessDenied")
+            check(f"{mode}: a version other than null → NoSuchVersion", error_code(lambda: s3.get_object_tagging(
+                Bucket=bucket, Key="tagged", VersionId="3HL4kqtJlcpXroDTDmJ")) == "NoSuchVersion")
+
             # CopyObject onto itself.
             copy_extra = {f"CopySource{k}": v for k, v in extra.items()}
             self_copy = error_code(lambda: s3.copy_object(Bucket=bucket, Key="obj",
@@ -212,6 +269,8 @@ def main():
             again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": done},
                                                  **extra)
             check(f"{mode}: CompleteMultipartUpload retried after a restart → same ETag", again["ETag"] == etag)
+            kept = [(t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key="tag-mp")["TagSet"]]
+            check(f"{mode}: tags set by PutObjectTagging survive a restart", kept == [("kept", "yes")], str(kept))
 
         # CreateBucket of a bucket one owns, and of another user's.
         status, code, _ = status_of(lambda: s3.create_bucket(Bucket="compat-default"))
@@ -294,6 +353,11 @@ def main():
         rc, out = cli("head-object", "--bucket", "compat-default", "--key", "mp", "--part-number", "1")
         check("aws s3api head-object --part-number", rc == 0 and out.get("PartsCount") == 2
               and out.get("ContentLength") == 5 * MiB, str(out)[:300])
+        rc, out = cli("put-object-tagging", "--bucket", "compat-default", "--key", "tagged",
+                      "--tagging", "TagSet=[{Key=cli,Value=set}]")
+        rc2, out2 = cli("get-object-tagging", "--bucket", "compat-default", "--key", "tagged")
+        check("aws s3api put-object-tagging and get-object-tagging", rc == 0 and rc2 == 0
+              and out2.get("TagSet") == [{"Key": "cli", "Value": "set"}], str(out2)[:300])
         rc, out = cli("put-object", "--bucket", "compat-default", "--key", "m", "--metadata", "k=" + "v" * 2100)
         check("aws s3api put-object with too much metadata → MetadataTooLarge", rc != 0 and "MetadataTooLarge" in out,
               str(out)[:300])

@@ -101,6 +101,28 @@ fn unfinished_writes_leave_nothing_and_crash_leftovers_are_cleaned() {
 }
 
 #[test]
+fn tag_sets_sit_beside_objects_and_go_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    create_bucket(&s, "tags").unwrap();
+    assert!(matches!(s.set_tags("tags", "absent", Some(b"t")), Err(StoreError::NoSuchKey { .. })));
+    put(&s, "tags", "dir/o", b"bytes");
+    assert_eq!(s.get("tags", "dir/o").unwrap().tags, None);
+    s.set_tags("tags", "dir/o", Some(b"one")).unwrap();
+    s.set_tags("tags", "dir/o", Some(b"two")).unwrap();
+    let o = s.get("tags", "dir/o").unwrap();
+    assert_eq!(o.tags.as_deref(), Some(&b"two"[..]));
+    assert_eq!((read(&s, "tags", "dir/o"), o.record), (b"bytes".to_vec(), record("dir/o", 5)));
+    assert_eq!(names(s.list("tags", "", None, 10).unwrap()), ["dir/o"], "a tag set is not an object");
+    s.set_tags("tags", "dir/o", None).unwrap();
+    assert_eq!(s.get("tags", "dir/o").unwrap().tags, None);
+    s.set_tags("tags", "dir/o", Some(b"three")).unwrap();
+    assert!(s.delete("tags", "dir/o").unwrap());
+    assert!(walk(dir.path()).iter().all(|p| !p.to_string_lossy().contains("/objects/")), "nothing left behind");
+    s.delete_bucket("tags").unwrap();
+}
+
+#[test]
 fn buckets_follow_s3_rules() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();

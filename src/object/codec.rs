@@ -201,6 +201,7 @@ mod tests {
             user: [("a".to_owned(), "b".to_owned())].into(),
             upload_id: None,
             storage_class: None,
+            tags: Default::default(),
         }
     }
 

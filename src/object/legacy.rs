@@ -1,4 +1,4 @@
-//! Records as cipherstore wrote them before the typed record (FORMAT.md §6.3, "version 1
+//! Records as cipherstore wrote them before the typed record (FORMAT.md §6.4, "version 1
 //! records"): metadata JSON whose protection, salt, part manifest and tag were strings in
 //! an `attributes` map. Stores written then are read as they are; nothing is rewritten.
 //! Their metadata tag covers this JSON re-serialised without the `meta-tag` attribute,
@@ -69,6 +69,7 @@ impl ObjectMetaV1 {
             user: self.user.clone(),
             upload_id: None,
             storage_class: None,
+            tags: Default::default(),
         })
     }
 

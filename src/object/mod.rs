@@ -1,8 +1,9 @@
 //! What an object is: the layer between the S3 API ([`crate::s3`]) and where bytes and
 //! records live ([`crate::store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
-//! tagged ([`codec`], with headers and user metadata sealed by [`private`], and [`legacy`] for records written before the typed form), the ETag
-//! rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
+//! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
+//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), the
+//! ETag rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
 //! checks each stored header against the salt its record holds). [`Objects`] reads and
 //! writes records through any store. It knows nothing of HTTP.
 
@@ -15,6 +16,7 @@ pub mod objects;
 pub mod plain;
 pub mod private;
 pub mod record;
+pub mod tags;
 pub mod upload;
 
 pub use bucket::{BucketRecord, KmsBinding, Origin};
@@ -23,4 +25,5 @@ pub use objects::Objects;
 pub use plain::PlainSource;
 pub use private::Private;
 pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
+pub use tags::{TagError, TagSet};
 pub use upload::{Part, PartRecord, UploadRecord};

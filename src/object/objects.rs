@@ -9,6 +9,7 @@ use super::bucket::BucketRecord;
 use super::codec::{self, Unverified};
 use super::error::ObjectError;
 use super::record::ObjectRecord;
+use super::tags::{self, TagSet};
 use super::upload::{Part, PartRecord, UploadRecord};
 use crate::engine::CustomerKey;
 use crate::store::{ObjectReader, ObjectWriter, PartWriter, Store};
@@ -19,12 +20,23 @@ pub struct Objects {
     store: Arc<dyn Store>,
 }
 
-/// An object as read back: its record (tag not yet checked) and its stored bytes.
+/// An object as read back: its record (tag not yet checked), its stored bytes, and the
+/// tags set on it after it was written.
 pub struct Fetched {
     /// The record.
     pub record: Unverified,
     /// The stored bytes.
     pub body: Box<dyn ObjectReader>,
+    /// Tags PutObjectTagging or DeleteObjectTagging set on this object (they replace the
+    /// record's own); `None` if none were.
+    pub tags: Option<TagSet>,
+}
+
+impl Fetched {
+    /// The object's tags now: those set since, else those it was written with.
+    pub fn tags(&self) -> &TagSet {
+        self.tags.as_ref().unwrap_or(&self.record.unchecked().tags)
+    }
 }
 
 /// An object as a listing shows it.
@@ -96,10 +108,23 @@ impl Objects {
         Ok(writer.commit(&codec::seal(record, key)?)?)
     }
 
-    /// Opens an object.
+    /// Opens an object (its bytes are read only as asked: this is HEAD's way too).
     pub fn get(&self, bucket: &str, key: &str) -> Result<Fetched, ObjectError> {
         let stored = self.store.get(bucket, key)?;
-        Ok(Fetched { record: Self::open_record(&stored.record, key)?, body: stored.body })
+        let tags = match &stored.tags {
+            Some(kept) => tags::read_beside(&stored.record, kept)?,
+            None => None,
+        };
+        Ok(Fetched { record: Self::open_record(&stored.record, key)?, body: stored.body, tags })
+    }
+
+    /// Sets the tags of the object `key` as it is now (PutObjectTagging; an empty set is
+    /// DeleteObjectTagging). An object that replaces it later starts with its own tags.
+    pub fn set_tags(&self, bucket: &str, key: &str, tags: &TagSet) -> Result<(), ObjectError> {
+        let stored = self.store.get(bucket, key)?;
+        Self::open_record(&stored.record, key)?;
+        let kept = tags::beside(&stored.record, tags)?;
+        Ok(self.store.set_tags(bucket, key, Some(&kept))?)
     }
 
     /// An object's record.

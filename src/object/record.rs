@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::tags::TagSet;
 use crate::engine::format::SALT_LEN;
 
 /// The random salt of a stored engine header (FORMAT.md §1), recorded so that stored bytes
@@ -155,6 +156,11 @@ pub struct ObjectRecord {
     /// recorded to be answered, in clear, as listings show it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// The tags it was written with (`x-amz-tagging`), in clear: S3 serves tags without
+    /// the object's key. PutObjectTagging keeps later ones beside the object
+    /// ([`super::tags::beside`]).
+    #[serde(default, skip_serializing_if = "TagSet::is_empty")]
+    pub tags: TagSet,
 }
 
 impl ObjectRecord {
@@ -231,6 +237,7 @@ mod tests {
             user: BTreeMap::new(),
             upload_id: None,
             storage_class: None,
+            tags: Default::default(),
         };
         assert_eq!(r.parts_count(), 2);
         assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));

@@ -11,6 +11,7 @@ use super::error::ObjectError;
 use super::legacy::UploadMetaV1;
 use super::private::{Private, upload_label};
 use super::record::{Headers, Protection, Salt, salt_hex};
+use super::tags::TagSet;
 use crate::engine::CustomerKey;
 
 /// The format version of upload records written now.
@@ -29,6 +30,8 @@ pub struct UploadRecord {
     pub protection: Protection,
     /// The object's storage class, when not STANDARD.
     pub storage_class: Option<String>,
+    /// The object's tags (`x-amz-tagging`), in clear as an object record's.
+    pub tags: TagSet,
     /// The object's headers and user metadata: read with [`UploadRecord::metadata`].
     metadata: Metadata,
 }
@@ -60,6 +63,8 @@ struct Stored {
     sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     storage_class: Option<String>,
+    #[serde(default, skip_serializing_if = "TagSet::is_empty")]
+    tags: TagSet,
 }
 
 impl UploadRecord {
@@ -80,6 +85,7 @@ impl UploadRecord {
             key,
             protection,
             storage_class: None,
+            tags: TagSet::default(),
             metadata: Metadata::Sealed(sealed),
         })
     }
@@ -112,6 +118,7 @@ impl UploadRecord {
             user: private.user,
             sealed,
             storage_class: self.storage_class.clone(),
+            tags: self.tags.clone(),
         };
         serde_json::to_vec(&stored).map_err(|e| ObjectError::Encode(e.to_string()))
     }
@@ -135,6 +142,7 @@ impl UploadRecord {
                     key: object.key,
                     protection: object.protection,
                     storage_class: None,
+                    tags: TagSet::default(),
                     metadata: Metadata::Clear(Private { headers: object.headers, user: object.user }),
                 });
             }
@@ -155,6 +163,7 @@ impl UploadRecord {
             key: stored.key,
             protection: stored.protection,
             storage_class: stored.storage_class,
+            tags: stored.tags,
             metadata,
         })
     }

@@ -115,6 +115,7 @@ impl<W> Encrypted<W> {
             user,
             upload_id: None,
             storage_class: None,
+            tags: Default::default(),
         }
     }
 }

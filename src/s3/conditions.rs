@@ -96,6 +96,7 @@ mod tests {
             user: Default::default(),
             upload_id: None,
             storage_class: None,
+            tags: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, object, sse};
+use super::{CipherS3, body, error, headers, kp, object, sse, tagging};
 use crate::engine::SealSpec;
 use crate::object::{PlainSource, etag};
 
@@ -54,6 +54,7 @@ pub(super) async fn copy_object(
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     }
     .check(source.record.unchecked(), true)?;
+    let source_tags = source.tags().clone();
     let (read, source_meta) = ReadKey::resolve_stored(s, &src_bucket, &src_key, source.record, sent)?;
     let source = PlainSource::open(source.body, &source_meta, read.key, s.backend).map_err(error::object)?;
 
@@ -70,7 +71,8 @@ pub(super) async fn copy_object(
         || target_key.is_some()
         || input.server_side_encryption.is_some()
         || input.storage_class.is_some()
-        || input.website_redirect_location.is_some();
+        || input.website_redirect_location.is_some()
+        || input.tagging_directive.is_some();
     if src_bucket == input.bucket && src_key == input.key && !changes {
         return Err(s3_error!(
             InvalidRequest,
@@ -80,6 +82,12 @@ pub(super) async fn copy_object(
     // The copy has the source's plaintext, so its checksums too; its storage class is
     // what this request asks (STANDARD if nothing, as AWS).
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    // Tags: the source's (COPY, the default) or the request's (REPLACE), as AWS.
+    let tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
+        None | Some(TaggingDirective::COPY) => source_tags,
+        Some(TaggingDirective::REPLACE) => tagging::from_header(input.tagging.as_deref())?,
+        Some(other) => return Err(s3_error!(InvalidArgument, "unknown x-amz-tagging-directive {other:?}")),
+    };
     let (headers, user) = if replace {
         let mut headers = headers::from_input!(input);
         headers.checksums = source_meta.headers.checksums;
@@ -96,6 +104,7 @@ pub(super) async fn copy_object(
     let encrypted = body::reencrypt(source, 0, size, writer, spec, etag::needs_md5(&recorded)).await?;
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
+    record.tags = tags;
     let meta = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {

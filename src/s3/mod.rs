@@ -1,6 +1,6 @@
 //! The S3 API (via the `s3s` crate: routing, DTOs, SigV4) over the store and the
 //! pipeline. One file per operation family: [`bucket`], [`object`], [`copy`], [`list`],
-//! [`multipart`], [`encryption`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
+//! [`multipart`], [`encryption`], [`tagging`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
 //! aws:kms); which key opens a stored object in [`read_key`]; bodies move between async
 //! HTTP and the synchronous pipeline in [`body`], with their digests checked by
 //! [`digest`]; [`conditions`] evaluates If-* headers. What an object is (its typed record,
@@ -26,6 +26,7 @@ pub(crate) mod multipart;
 pub(crate) mod object;
 pub(crate) mod read_key;
 pub(crate) mod sse;
+pub(crate) mod tagging;
 
 use std::sync::Arc;
 
@@ -249,5 +250,26 @@ impl S3 for CipherS3 {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         list::list_objects_v2(self, req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        tagging::put(self, req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        tagging::get(self, req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        tagging::delete(self, req).await
     }
 }

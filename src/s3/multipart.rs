@@ -16,7 +16,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, copy, error, headers, kp, object, sse};
+use super::{CipherS3, body, copy, error, headers, kp, object, sse, tagging};
 use crate::clock::now_unix;
 use crate::engine::SealSpec;
 use crate::object::{
@@ -65,6 +65,7 @@ pub(super) async fn create(
     let private =
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
     let mut upload = UploadRecord::new(
         new_upload_id(),
         now_unix(),
@@ -75,6 +76,7 @@ pub(super) async fn create(
     )
     .map_err(error::object)?;
     upload.storage_class = storage_class;
+    upload.tags = tags;
     s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(CreateMultipartUploadOutput {
@@ -288,6 +290,7 @@ pub(super) async fn complete(
         user: private.user,
         upload_id: Some(input.upload_id.clone()),
         storage_class: upload.storage_class,
+        tags: upload.tags,
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();

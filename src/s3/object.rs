@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, sse};
+use super::{CipherS3, body, error, headers, kp, sse, tagging};
 use crate::engine::SealSpec;
 use crate::object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
 
@@ -60,6 +60,7 @@ pub(super) async fn put_object(
     )?;
     let user = super::headers::user_metadata(input.metadata)?;
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
@@ -72,6 +73,7 @@ pub(super) async fn put_object(
     headers.checksums = headers::checksums(&encrypted.digests.checksum);
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
+    record.tags = tags;
     let checksum = encrypted.digests.checksum;
     let record = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
@@ -134,6 +136,7 @@ pub(super) async fn get_object(
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
     let object = s.objects.get(&input.bucket, &input.key).map_err(error::object)?;
+    let tag_count = tagging::count(object.tags());
     // The key first: nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
@@ -180,6 +183,7 @@ pub(super) async fn get_object(
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
+        tag_count,
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
@@ -204,11 +208,12 @@ pub(super) async fn head_object(
     let caller = CipherS3::caller(&req)?;
     let input = &req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let record = s.objects.head(&input.bucket, &input.key).map_err(error::object)?;
+    let object = s.objects.get(&input.bucket, &input.key).map_err(error::object)?;
+    let tag_count = tagging::count(object.tags());
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too; and nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, record, sent)?;
+    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -244,6 +249,10 @@ pub(super) async fn head_object(
     let whole = input.part_number.is_none();
     headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
     let mut response = S3Response::new(output);
+    // HeadObjectOutput has no field for it; AWS sends it on HEAD as on GET.
+    if let Some(n) = tag_count {
+        response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
     read.name_key(&mut response.headers);
     Ok(response)
 }

@@ -55,6 +55,10 @@ struct Located {
     blobs: Vec<BlobRef>,
     /// The object layer's record (base64: the store does not interpret it).
     record: String,
+    /// The object's tag set, if one was set (base64, as the object layer gave it): an
+    /// object's new entry has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tags: Option<String>,
     #[serde(skip)]
     inline: Option<Bytes>,
 }
@@ -64,7 +68,12 @@ const INLINE_TAG: u8 = 1;
 
 impl Located {
     fn new(blobs: Vec<BlobRef>, record: &[u8]) -> Self {
-        Self { blobs, record: base64::engine::general_purpose::STANDARD.encode(record), inline: None }
+        Self {
+            blobs,
+            record: base64::engine::general_purpose::STANDARD.encode(record),
+            tags: None,
+            inline: None,
+        }
     }
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
@@ -98,6 +107,11 @@ impl Located {
 
     fn record(&self, what: &str) -> Result<Vec<u8>, StoreError> {
         base64::engine::general_purpose::STANDARD.decode(&self.record).map_err(|e| corrupt(what, &e))
+    }
+
+    fn tags(&self, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.tags.as_ref().map(|t| b64.decode(t).map_err(|e| corrupt(what, &e))).transpose()
     }
 
     fn stored(&self) -> u64 {
@@ -654,7 +668,7 @@ impl Store for ClusterStore {
         let located = Located::decode(key, &entry.value)?;
         if let Some(bytes) = &located.inline {
             let body = Box::new(Inline::new(bytes.clone()));
-            return Ok(StoredObject { record: located.record(key)?, body });
+            return Ok(StoredObject { record: located.record(key)?, body, tags: located.tags(key)? });
         }
         let mut start = 0;
         let pieces = located
@@ -667,7 +681,7 @@ impl Store for ClusterStore {
             })
             .collect();
         let reader = BlobReader::new(self.inner.blobs.clone(), self.inner.bridge.clone(), pieces);
-        Ok(StoredObject { record: located.record(key)?, body: Box::new(reader) })
+        Ok(StoredObject { record: located.record(key)?, body: Box::new(reader), tags: located.tags(key)? })
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
@@ -683,6 +697,31 @@ impl Store for ClusterStore {
                 ops.extend(retire(&located.blobs));
                 if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
                     return Ok(true);
+                }
+            }
+            Err(StoreError::Unavailable("the object kept changing; retry".into()))
+        })
+    }
+
+    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
+        check_key(key)?;
+        let inner = &self.inner;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let tags = tags.map(|t| b64.encode(t));
+        inner.wait(async {
+            let k = object_key(bucket, key);
+            for _ in 0..COMMIT_TRIES {
+                let Some(e) = inner.get(&k).await? else {
+                    inner.require_bucket(bucket).await?;
+                    return Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() });
+                };
+                // The same entry (blobs, record, inline bytes), with the new tag set: only
+                // if nothing committed under the key meanwhile.
+                let mut located = Located::decode(key, &e.value)?;
+                located.tags = tags.clone();
+                let ops = vec![Op::Put(k.clone(), located.encode()?)];
+                if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
+                    return Ok(());
                 }
             }
             Err(StoreError::Unavailable("the object kept changing; retry".into()))

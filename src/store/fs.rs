@@ -4,6 +4,7 @@
 //! tmp/                               writes in progress (emptied at start-up)
 //! buckets/<bucket>/bucket.json       bucket record
 //! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
+//! buckets/<bucket>/objects/<c1>/…/<cn>.t   its tag set, if one was set (PutObjectTagging)
 //! buckets/<bucket>/uploads/<id>/…          multipart uploads in progress (uploads.rs)
 //! ```
 //!
@@ -29,6 +30,8 @@ const MAGIC: &[u8; 8] = b"CSMETA01";
 const TRAILER: usize = 12;
 const MAX_META: u32 = 1 << 20;
 const SUFFIX: &str = ".o";
+/// The suffix of the file holding an object's tag set, beside its object file.
+const TAGS_SUFFIX: &str = "t";
 
 /// Objects in a directory tree.
 pub struct FsStore {
@@ -394,11 +397,48 @@ impl Store for FsStore {
             Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
         };
         let (record, len) = Self::read_record(&file, &path)?;
-        Ok(StoredObject { record, body: Box::new(FsReader { file, len }) })
+        let tags_path = path.with_extension(TAGS_SUFFIX);
+        let tags = match fs::read(&tags_path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io(format!("cannot read {}", tags_path.display()))(e)),
+        };
+        Ok(StoredObject { record, body: Box::new(FsReader { file, len }), tags })
+    }
+
+    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
+        let path = self.object_path(bucket, key)?;
+        let tags_path = path.with_extension(TAGS_SUFFIX);
+        let Some(tags) = tags else {
+            return match fs::remove_file(&tags_path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::io(format!("cannot delete {}", tags_path.display()))(e)),
+            };
+        };
+        let mut tmp = self.temp()?;
+        tmp.as_file_mut().write_all(tags).map_err(StoreError::io("cannot write a tag set"))?;
+        tmp.as_file().sync_all().map_err(StoreError::io("cannot flush a tag set"))?;
+        // The object must be there when its tag set lands (a delete racing this may leave
+        // a tag set behind; it names the record it belongs to, so it is never applied to
+        // another object, and the next delete of the key removes it).
+        if !path.exists() {
+            return Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() });
+        }
+        tmp.persist(&tags_path).map_err(|e| StoreError::io("cannot move a tag set into place")(e.error))?;
+        if let Some(parent) = tags_path.parent() {
+            sync_dir(parent);
+        }
+        Ok(())
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         let path = self.object_path(bucket, key)?;
+        match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
+        }
         match fs::remove_file(&path) {
             Ok(()) => {
                 let objects = self.existing_bucket(bucket)?.join("objects");

@@ -149,12 +149,15 @@ pub fn check_upload_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
-/// A stored object: its record and its bytes.
+/// A stored object: its record, its bytes, and the tag set kept beside it.
 pub struct StoredObject {
     /// The record, as committed.
     pub record: Vec<u8>,
     /// Bytes.
     pub body: Box<dyn ObjectReader>,
+    /// The tag set last given to [`Store::set_tags`] for it, as given; the object layer
+    /// tells whether it still belongs to this object (it may predate an overwrite).
+    pub tags: Option<Vec<u8>>,
 }
 
 /// A named record: an object's in a listing, a bucket's, an upload's.
@@ -198,8 +201,12 @@ pub trait Store: Send + Sync {
     fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.get(bucket, key)?.record)
     }
-    /// Deletes an object; `false` if there was none.
+    /// Deletes an object (and the tag set beside it); `false` if there was none.
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Keeps `tags` (bytes the object layer encoded; `None`: nothing) beside the object
+    /// `key`, replacing what was there; [`StoreError::NoSuchKey`] if there is no object.
+    /// The object's record and bytes are left as they are.
+    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError>;
     /// The records of up to `limit` objects whose keys start with `prefix` and sort after
     /// `start_after`, in byte order of their keys.
     fn list(
