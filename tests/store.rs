@@ -118,7 +118,10 @@ fn tag_sets_sit_beside_objects_and_go_with_them() {
     assert_eq!(s.get("tags", "dir/o").unwrap().tags, None);
     s.set_tags("tags", "dir/o", Some(b"three")).unwrap();
     assert!(s.delete("tags", "dir/o").unwrap());
-    assert!(walk(dir.path()).iter().all(|p| !p.to_string_lossy().contains("/objects/")), "nothing left behind");
+    assert!(
+        walk(dir.path()).iter().all(|p| !p.to_string_lossy().contains("/objects/")),
+        "nothing left behind"
+    );
     s.delete_bucket("tags").unwrap();
 }
 
