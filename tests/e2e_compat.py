@@ -205,6 +205,23 @@ def main():
             check(f"{mode}: a version other than null → NoSuchVersion", error_code(lambda: s3.get_object_tagging(
                 Bucket=bucket, Key="tagged", VersionId="3HL4kqtJlcpXroDTDmJ")) == "NoSuchVersion")
 
+            # A Range AWS ignores (not one byte range): the whole object, 200, as AWS and
+            # RFC 9110; a valid range beyond the end stays 416.
+            whole = os.urandom(5000)
+            s3.put_object(Bucket=bucket, Key="ranges", Body=whole, **extra)
+            for ignored in ("bytes=3-2", "bytes=0-1,5-6", "bytes=a-b", "items=0-10", "bytes="):
+                g = s3.get_object(Bucket=bucket, Key="ranges", Range=ignored, ResponseContentType="x/ignored", **extra)
+                check(f"{mode}: GET Range {ignored!r} → 200 with the whole object",
+                      g["ResponseMetadata"]["HTTPStatusCode"] == 200 and g["Body"].read() == whole
+                      and "ContentRange" not in g and g["ContentType"] == "x/ignored", str(g["ResponseMetadata"]))
+            h = s3.head_object(Bucket=bucket, Key="ranges", Range="bytes=9-1", **extra)
+            check(f"{mode}: HEAD with an ignored Range → 200, whole length",
+                  h["ResponseMetadata"]["HTTPStatusCode"] == 200 and h["ContentLength"] == 5000)
+            check(f"{mode}: a valid Range beyond the end stays 416 InvalidRange", error_code(
+                lambda: s3.get_object(Bucket=bucket, Key="ranges", Range="bytes=6000-", **extra)) == "InvalidRange")
+            check(f"{mode}: an ignored Range does not bypass ownership", error_code(
+                lambda: bob.get_object(Bucket=bucket, Key="ranges", Range="bytes=3-2", **extra)) == "AccessDenied")
+
             # CopyObject onto itself.
             copy_extra = {f"CopySource{k}": v for k, v in extra.items()}
             self_copy = error_code(lambda: s3.copy_object(Bucket=bucket, Key="obj",
@@ -335,6 +352,16 @@ def main():
               str(prefixes))
         check("version-id-marker without key-marker → InvalidArgument",
               error_code(lambda: s3.list_object_versions(Bucket=bucket, VersionIdMarker="null")) == "InvalidArgument")
+
+        # An ignored Range on a presigned GET, and on an anonymous one.
+        import requests
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": "compat-default", "Key": "ranges"}, ExpiresIn=300)
+        r = requests.get(url, headers={"Range": "bytes=0-1,5-6"}, verify=str(srv.ca), timeout=30)
+        check("presigned GET with an ignored Range → 200, whole object", r.status_code == 200 and len(r.content) == 5000,
+              f"{r.status_code} {r.text[:200]}")
+        r = requests.get(f"{srv.endpoint}/compat-default/ranges", headers={"Range": "bytes=3-2"}, verify=str(srv.ca),
+                         timeout=30)
+        check("anonymous GET with an ignored Range → 403", r.status_code == 403, f"{r.status_code} {r.text[:200]}")
 
         # The same through the aws cli.
         env = srv.client_env("alice")

@@ -1,6 +1,8 @@
 //! Digests of request bodies that S3 asks for: the MD5 (ETag, `Content-MD5`) and the
-//! flexible checksums (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256), expected either in
-//! headers or in the trailer of an `aws-chunked` body. They are computed as the body
+//! flexible checksums (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256, and those of
+//! [`super::more_checksums`]: SHA-512, MD5, XXHASH64, XXHASH3, XXHASH128), expected either
+//! in headers or in the trailer of an `aws-chunked` body; an algorithm none of these is
+//! refused (400), never accepted unchecked. They are computed as the body
 //! streams through and verified before anything is committed: a mismatch rejects the
 //! upload with BadDigest and leaves nothing behind. A `Content-MD5` that is not the base64
 //! of 16 bytes (or is empty) is refused before the body is read: 400 InvalidDigest.
@@ -11,6 +13,8 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
 use s3s::dto::{Checksum, ChecksumAlgorithm};
 use s3s::{S3Result, s3_error};
+
+use super::more_checksums::{self, Hashers};
 
 /// Checksum algorithms, in the order of [`Checksum`]'s fields.
 const NAMES: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
@@ -24,6 +28,11 @@ pub struct Expected {
     enabled: [bool; 5],
     /// Checksums `x-amz-trailer` announced: the trailer must bring them.
     announced: [bool; 5],
+    /// The same three for [`more_checksums::NAMES`], whose declared values come from the
+    /// headers themselves.
+    more_declared: [Option<String>; 5],
+    more_enabled: [bool; 5],
+    more_announced: [bool; 5],
 }
 
 fn fields(c: &Checksum) -> [&Option<String>; 5] {
@@ -84,7 +93,47 @@ impl Expected {
                 enabled[i] = true;
             }
         }
-        Ok(Self { content_md5, declared, trailer, enabled, announced: trailed })
+        let mut more_declared: [Option<String>; 5] = Default::default();
+        let mut more_enabled = [false; 5];
+        let mut more_announced = [false; 5];
+        for (i, name) in more_checksums::NAMES.iter().enumerate() {
+            let header = format!("x-amz-checksum-{name}");
+            more_declared[i] = headers.get(&header).map(|v| v.to_str().unwrap_or_default().to_owned());
+            more_announced[i] = announced.contains(&header);
+            more_enabled[i] = more_declared[i].is_some()
+                || more_announced[i]
+                || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name));
+        }
+        // Nothing a client asked to be checked goes unchecked: an algorithm named (by s3s's
+        // reading, or in the SDK's own header), a checksum header or an announced trailer
+        // of an algorithm not known here is refused.
+        let known = |name: &str| NAMES.contains(&name) || more_checksums::NAMES.contains(&name);
+        let sdk = headers.get("x-amz-sdk-checksum-algorithm").map(|v| v.to_str().unwrap_or("?").to_owned());
+        for named in algorithm.map(|a| a.as_str().to_owned()).into_iter().chain(sdk) {
+            if !known(&named.to_ascii_lowercase()) {
+                return Err(s3_error!(InvalidRequest, "checksum algorithm {named:?} is not supported"));
+            }
+        }
+        let not_checksums = ["mode", "type", "algorithm"];
+        let sent = headers.keys().filter_map(|h| h.as_str().strip_prefix("x-amz-checksum-"));
+        if let Some(unknown) = announced
+            .iter()
+            .filter_map(|h| h.strip_prefix("x-amz-checksum-"))
+            .chain(sent)
+            .find(|name| !known(name) && !not_checksums.contains(name))
+        {
+            return Err(s3_error!(InvalidRequest, "checksum x-amz-checksum-{unknown} is not supported"));
+        }
+        Ok(Self {
+            content_md5,
+            declared,
+            trailer,
+            enabled,
+            announced: trailed,
+            more_declared,
+            more_enabled,
+            more_announced,
+        })
     }
 
     /// Whether the MD5 must be computed to check `Content-MD5`.
@@ -102,7 +151,11 @@ impl Expected {
             sha1: e[3].then(Sha1::new),
             sha256: e[4].then(Sha256::new),
         });
-        Digests { md5: (md5 || self.needs_md5()).then(Md5::new), hasher }
+        Digests {
+            md5: (md5 || self.needs_md5()).then(Md5::new),
+            hasher,
+            more: Hashers::new(self.more_enabled),
+        }
     }
 
     /// Checks what was computed against what was declared (headers, then trailers, which
@@ -128,25 +181,44 @@ impl Expected {
                     "x-amz-trailer announced x-amz-checksum-{name}, but the body's trailer did not bring it"
                 ));
             }
-            let got = fields(&computed.checksum)[i];
-            if let (Some(want), Some(got)) = (want, got)
-                && want.trim() != got
-            {
+            check(name, want, fields(&computed.checksum)[i].as_deref())?;
+        }
+        for (i, name) in more_checksums::NAMES.iter().enumerate() {
+            let want = self.more_declared[i].clone().or_else(|| {
+                let h = trailers.as_ref()?.get(format!("x-amz-checksum-{name}"))?;
+                h.to_str().ok().map(str::to_owned)
+            });
+            if want.is_none() && self.more_announced[i] {
                 return Err(s3_error!(
-                    BadDigest,
-                    "the {} checksum you specified did not match what was received",
-                    name.to_ascii_uppercase()
+                    InvalidRequest,
+                    "x-amz-trailer announced x-amz-checksum-{name}, but the body's trailer did not bring it"
                 ));
             }
+            check(name, want, computed.more[i].as_deref())?;
         }
         Ok(())
     }
+}
+
+/// BadDigest if a checksum the client declared (`want`) is not what the body gave.
+fn check(name: &str, want: Option<String>, got: Option<&str>) -> S3Result<()> {
+    if let (Some(want), Some(got)) = (want, got)
+        && want.trim() != got
+    {
+        return Err(s3_error!(
+            BadDigest,
+            "the {} checksum you specified did not match what was received",
+            name.to_ascii_uppercase()
+        ));
+    }
+    Ok(())
 }
 
 /// Digests running over a body.
 pub struct Digests {
     md5: Option<Md5>,
     hasher: Option<ChecksumHasher>,
+    more: Option<Hashers>,
 }
 
 /// Digests of a whole body.
@@ -156,6 +228,8 @@ pub struct Computed {
     pub md5: Option<[u8; 16]>,
     /// The checksums that were enabled (base64).
     pub checksum: Checksum,
+    /// Those of [`more_checksums::NAMES`] that were enabled (base64).
+    pub more: [Option<String>; 5],
 }
 
 impl Computed {
@@ -174,6 +248,9 @@ impl Digests {
         if let Some(h) = &mut self.hasher {
             h.update(data);
         }
+        if let Some(h) = &mut self.more {
+            h.update(data);
+        }
     }
 
     /// The results.
@@ -181,6 +258,7 @@ impl Digests {
         Computed {
             md5: self.md5.map(|m| m.finalize().into()),
             checksum: self.hasher.map(ChecksumHasher::finalize).unwrap_or_default(),
+            more: self.more.map(Hashers::finish).unwrap_or_default(),
         }
     }
 }

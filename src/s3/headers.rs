@@ -83,7 +83,8 @@ pub(crate) fn storage_class(sent: Option<&s3s::dto::StorageClass>) -> S3Result<O
 
 /// The checksums of a body to keep with its object, by algorithm name (those computed and
 /// verified against what the client sent).
-pub(crate) fn checksums(c: &s3s::dto::Checksum) -> BTreeMap<String, String> {
+pub(crate) fn checksums(computed: &super::digest::Computed) -> BTreeMap<String, String> {
+    let c = &computed.checksum;
     let fields = [
         ("crc32", &c.checksum_crc32),
         ("crc32c", &c.checksum_crc32c),
@@ -91,16 +92,35 @@ pub(crate) fn checksums(c: &s3s::dto::Checksum) -> BTreeMap<String, String> {
         ("sha1", &c.checksum_sha1),
         ("sha256", &c.checksum_sha256),
     ];
-    fields.into_iter().filter_map(|(name, v)| Some((name.to_owned(), v.clone()?))).collect()
+    let more = super::more_checksums::NAMES.into_iter().zip(&computed.more);
+    fields.into_iter().chain(more).filter_map(|(name, v)| Some((name.to_owned(), v.clone()?))).collect()
+}
+
+/// Adds the `x-amz-checksum-<name>` headers of the algorithms `s3s` does not model
+/// ([`super::more_checksums`]) from `values` (by name) to a response.
+pub(crate) fn more_checksum_headers<'a>(
+    headers: &mut http::HeaderMap,
+    values: impl Fn(&str) -> Option<&'a str>,
+) {
+    for name in super::more_checksums::NAMES {
+        if let Some(v) = values(name)
+            && let (Ok(n), Ok(v)) =
+                (http::HeaderName::try_from(format!("x-amz-checksum-{name}")), http::HeaderValue::from_str(v))
+        {
+            headers.insert(n, v);
+        }
+    }
 }
 
 /// Sets a GetObject or HeadObject output's checksum fields from an object's stored
-/// checksums, when the request asked (`x-amz-checksum-mode: ENABLED`) for the whole object.
+/// checksums, when the request asked (`x-amz-checksum-mode: ENABLED`) for the whole object;
+/// true if it did (then [`more_checksum_headers`] adds the others).
 macro_rules! checksums_into_output {
     ($output:expr, $headers:expr, $mode:expr, $whole:expr) => {{
         let h: &crate::object::Headers = $headers;
         let asked = $mode.is_some_and(|m: &s3s::dto::ChecksumMode| m.as_str() == "ENABLED");
-        if asked && $whole && !h.checksums.is_empty() {
+        let answer = asked && $whole && !h.checksums.is_empty();
+        if answer {
             let get = |name: &str| h.checksums.get(name).cloned();
             $output.checksum_crc32 = get("crc32");
             $output.checksum_crc32c = get("crc32c");
@@ -110,6 +130,7 @@ macro_rules! checksums_into_output {
             $output.checksum_type =
                 Some(s3s::dto::ChecksumType::from_static(s3s::dto::ChecksumType::FULL_OBJECT));
         }
+        answer
     }};
 }
 pub(crate) use checksums_into_output;

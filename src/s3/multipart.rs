@@ -140,6 +140,7 @@ pub(super) async fn upload_part(
     let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
     let part = part_record(&read, number, encrypted.digests.md5_hex());
     let checksum = encrypted.digests.checksum.clone();
+    let more = encrypted.digests.more.clone();
     let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
     let mut response = S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.record.etag)),
@@ -153,6 +154,10 @@ pub(super) async fn upload_part(
         ..Default::default()
     });
     read.name_key(&mut response.headers);
+    let names = super::more_checksums::NAMES;
+    headers::more_checksum_headers(&mut response.headers, |n| {
+        names.iter().position(|x| *x == n).and_then(|i| more[i].as_deref())
+    });
     Ok(response)
 }
 

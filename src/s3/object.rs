@@ -70,7 +70,7 @@ pub(super) async fn put_object(
     let md5 = etag::needs_md5(&recorded);
     let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
     let mut headers = headers;
-    headers.checksums = headers::checksums(&encrypted.digests.checksum);
+    headers.checksums = headers::checksums(&encrypted.digests);
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
     record.tags = tags;
@@ -89,6 +89,9 @@ pub(super) async fn put_object(
         ..Default::default()
     });
     kp::name_protection(&mut response.headers, &record.protection);
+    headers::more_checksum_headers(&mut response.headers, |n| {
+        record.headers.checksums.get(n).map(String::as_str)
+    });
     Ok(response)
 }
 
@@ -187,8 +190,13 @@ pub(super) async fn get_object(
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
-    headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
+    let answer = headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
     let mut response = S3Response::new(output);
+    if answer {
+        headers::more_checksum_headers(&mut response.headers, |n| {
+            meta.headers.checksums.get(n).map(String::as_str)
+        });
+    }
     read.name_key(&mut response.headers);
     Ok(response)
 }
@@ -247,8 +255,13 @@ pub(super) async fn head_object(
     };
     headers::into_output!(output, &meta.headers);
     let whole = input.part_number.is_none();
-    headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
+    let answer = headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
     let mut response = S3Response::new(output);
+    if answer {
+        headers::more_checksum_headers(&mut response.headers, |n| {
+            meta.headers.checksums.get(n).map(String::as_str)
+        });
+    }
     // HeadObjectOutput has no field for it; AWS sends it on HEAD as on GET.
     if let Some(n) = tag_count {
         response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));

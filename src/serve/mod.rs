@@ -32,6 +32,7 @@ use front::Front;
 use crate::keys::state_kv::KvState;
 use crate::keys::{Hsm, KeyManager, ManagerOptions};
 use crate::s3::CipherS3;
+use crate::s3::lenient_range::LenientRange;
 use crate::store::Store;
 use crate::store::blobs::Blobs;
 use crate::store::cluster::ClusterStore;
@@ -226,8 +227,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let mut s3 = CipherS3::new(store, config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
+    // Requests whose Range AWS ignores are served again, once authenticated, by an inner
+    // service without the header (s3s::route; cipherstore::s3::lenient_range).
+    let inner = S3ServiceBuilder::new(s3.clone()).build();
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth);
+    builder.set_route(LenientRange::new(inner));
     let service = builder.build();
     let metrics = Arc::new(metrics::Metrics::default());
     let front = Front { s3: service, metrics, keys, plain: false };
