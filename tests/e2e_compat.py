@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """S3 details SDKs and tools rely on, answered as AWS documents them (issue 15), with boto3
-and the aws cli, in every protection mode where they apply:
+and the aws cli, in every protection mode where they apply (default, SSE-C, SSE-KP and
+SSE-S3 buckets):
 
 - conditional GETs: 304 carries ETag and Last-Modified;
 - Content-MD5 that is not the base64 of 16 bytes → 400 InvalidDigest (a mismatch stays
@@ -17,6 +18,12 @@ and the aws cli, in every protection mode where they apply:
   beyond the last part;
 - CompleteMultipartUpload retried after it succeeded (same id and parts): 200 with the same
   ETag, after a restart too; with other parts or another id: NoSuchUpload.
+- full-object checksums returned with `x-amz-checksum-mode: ENABLED` (not on ranges),
+  carried by copies; storage classes recorded and answered, archive ones refused;
+- object tagging: `x-amz-tagging`, Put/Get/DeleteObjectTagging, the count on GET/HEAD,
+  AWS's limits, copies (directive), overwrites, a restart; through the aws cli too;
+- a Range AWS ignores (`bytes=3-2`, several ranges): the whole object with 200, also
+  presigned; anonymous still 403.
 
     e2e_compat.py PATH_TO_CIPHERSTORE_BINARY
 """
@@ -56,11 +63,14 @@ def main():
         ckey = os.urandom(32)
         ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
                 "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
-        modes = {"default": ("compat-default", {}), "SSE-C": ("compat-ssec", ssec), "SSE-KP": ("compat-kp", {})}
+        modes = {"default": ("compat-default", {}), "SSE-C": ("compat-ssec", ssec), "SSE-KP": ("compat-kp", {}),
+                 "SSE-S3": ("compat-sses3", {})}
         for bucket, _ in modes.values():
             s3.create_bucket(Bucket=bucket)
         s3.put_bucket_encryption(Bucket="compat-kp", ServerSideEncryptionConfiguration={"Rules": [
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+        s3.put_bucket_encryption(Bucket="compat-sses3", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
 
         completed = {}
         for mode, (bucket, extra) in modes.items():
