@@ -16,6 +16,7 @@ import pathlib
 import ssl
 import struct
 import sys
+import zlib
 import urllib.request
 
 from independent_decoder import open_sealed_metadata
@@ -153,8 +154,13 @@ def main():
                 if decoder_key != "none":
                     opened = open_sealed_metadata(json.loads(split(raw)[1])["sealed"], key=decoder_key,
                                                   context=f"{bucket}/{key}".encode())
+                    # A single PUT keeps the CRC32 the SDK sent with it (sealed, as the headers).
+                    headers = {"content_type": CONTENT_TYPE}
+                    if key in ("a", "b"):
+                        crc = base64.b64encode(zlib.crc32(objects[key]).to_bytes(4, "big")).decode()
+                        headers["checksums"] = {"crc32": crc}
                     check(f"{mode} {key}: the independent decoder opens its sealed metadata",
-                          opened == {"headers": {"content_type": CONTENT_TYPE}, "user": USER_METADATA}, str(opened))
+                          opened == {"headers": headers, "user": USER_METADATA}, str(opened))
             for a, b in (("a", "b"), ("mp-a", "mp-b")):
                 path = files[a]
                 original = path.read_bytes()
