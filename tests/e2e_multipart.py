@@ -181,6 +181,47 @@ def main():
                                   ChecksumAlgorithm=alg)
             check(f"{alg} on a part", p.get(f"Checksum{alg}") == r.get(f"Checksum{alg}"), str(p.get(f"Checksum{alg}")))
             alice.abort_multipart_upload(Bucket="mpu", Key=f"sum-part-{alg}", UploadId=uid)
+        # Multipart: each part's checksum is kept (sealed) and checked against the list
+        # CompleteMultipartUpload sends; the object gets S3's composite checksum.
+        ckey2 = os.urandom(32)
+        ssec2 = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey2).decode(),
+                 "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey2).digest()).decode()}
+        for label, extra in (("default", {}), ("SSE-C", ssec2)):
+            mp_parts = [os.urandom(5 * MiB), marker * 7]
+            uid = alice.create_multipart_upload(Bucket="mpu", Key=f"composite-{label}", ChecksumAlgorithm="SHA256",
+                                                **extra)["UploadId"]
+            done = []
+            for i, p in enumerate(mp_parts, 1):
+                r = alice.upload_part(Bucket="mpu", Key=f"composite-{label}", UploadId=uid, PartNumber=i, Body=p,
+                                      ChecksumAlgorithm="SHA256", **extra)
+                done.append({"ETag": r["ETag"], "PartNumber": i, "ChecksumSHA256": r["ChecksumSHA256"]})
+            want = base64.b64encode(hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in mp_parts)).digest()).decode() + "-2"
+            bad = [dict(done[0], ChecksumSHA256=base64.b64encode(hashlib.sha256(b"x").digest()).decode()), done[1]]
+            check(f"{label}: a part checksum listed wrong at completion → InvalidPart", error_code(
+                lambda: alice.complete_multipart_upload(Bucket="mpu", Key=f"composite-{label}", UploadId=uid,
+                                                        MultipartUpload={"Parts": bad}, **extra)) == "InvalidPart")
+            r = alice.complete_multipart_upload(Bucket="mpu", Key=f"composite-{label}", UploadId=uid,
+                                                MultipartUpload={"Parts": done}, **extra)
+            check(f"{label}: CompleteMultipartUpload answers the composite SHA256",
+                  r.get("ChecksumSHA256") == want and r.get("ChecksumType") == "COMPOSITE", f"{r.get('ChecksumSHA256')} {want}")
+            h = alice.head_object(Bucket="mpu", Key=f"composite-{label}", ChecksumMode="ENABLED", **extra)
+            check(f"{label}: HEAD returns it with checksum mode", h.get("ChecksumSHA256") == want
+                  and h.get("ChecksumType") == "COMPOSITE", str({k: v for k, v in h.items() if "Checksum" in k}))
+            g = alice.get_object(Bucket="mpu", Key=f"composite-{label}", ChecksumMode="ENABLED", **extra)
+            check(f"{label}: GET returns it and the bytes", g.get("ChecksumSHA256") == want
+                  and g["Body"].read() == b"".join(mp_parts))
+            again = alice.complete_multipart_upload(Bucket="mpu", Key=f"composite-{label}", UploadId=uid,
+                                                    MultipartUpload={"Parts": done}, **extra)
+            check(f"{label}: a retried completion answers it too", again.get("ChecksumSHA256") == want)
+        # What boto3's upload_file does by default: CRC32 on every part, composite.
+        from boto3.s3.transfer import TransferConfig
+        src = srv.data / "upload-file.bin"
+        src.write_bytes(os.urandom(12 * MiB))
+        alice.upload_file(str(src), "mpu", "uploaded", Config=TransferConfig(multipart_threshold=5 * MiB,
+                                                                             multipart_chunksize=5 * MiB))
+        h = alice.head_object(Bucket="mpu", Key="uploaded", ChecksumMode="ENABLED")
+        check("upload_file: the composite CRC32 of its three parts", h.get("ChecksumCRC32", "").endswith("-3")
+              and h.get("ChecksumType") == "COMPOSITE", str({k: v for k, v in h.items() if "Checksum" in k}))
         sha512 = base64.b64encode(hashlib.sha512(body).digest()).decode()
         r = alice.put_object(Bucket="mpu", Key="sum-sha512-header", Body=body, ChecksumSHA512=sha512)
         check("SHA512 in a header, computed here independently", r.get("ChecksumSHA512") == sha512, str(r.get("ChecksumSHA512")))

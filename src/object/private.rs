@@ -25,6 +25,11 @@ pub(crate) fn upload_label(upload_id: &str) -> Vec<u8> {
     [UPLOAD_LABEL, upload_id.as_bytes()].concat()
 }
 
+/// The label of part `number` of upload `upload_id` (its checksums are sealed under it).
+pub(crate) fn part_label(upload_id: &str, number: u32) -> Vec<u8> {
+    [UPLOAD_LABEL, upload_id.as_bytes(), b"/part/", number.to_string().as_bytes()].concat()
+}
+
 /// What an object is served with that the store must not read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

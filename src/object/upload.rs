@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
 use super::legacy::UploadMetaV1;
-use super::private::{Private, upload_label};
+use super::private::{Private, part_label, upload_label};
 use super::record::{Headers, Protection, Salt, salt_hex};
 use super::tags::TagSet;
 use crate::engine::CustomerKey;
@@ -183,9 +183,38 @@ pub struct PartRecord {
     /// The salt of the part's engine header (absent in parts written before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "salt_hex")]
     pub salt: Option<Salt>,
+    /// The checksums the part's upload carried and its bytes matched, sealed as an
+    /// object's metadata is (FORMAT.md §3.8), under the part's label: a checksum of the
+    /// plaintext tells about it. Absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl PartRecord {
+    /// Keeps `checksums` (by algorithm name, base64), sealed for part `number` of upload
+    /// `upload_id` under `key` (the object's key; none for AONT-RS).
+    pub fn seal_checksums(
+        &mut self,
+        upload_id: &str,
+        checksums: BTreeMap<String, String>,
+        key: Option<&CustomerKey>,
+    ) -> Result<(), ObjectError> {
+        let private = Private { headers: Headers { checksums, ..Headers::default() }, user: BTreeMap::new() };
+        self.sealed = private.seal(key, &part_label(upload_id, self.number))?;
+        Ok(())
+    }
+
+    /// The checksums [`Self::seal_checksums`] kept, opened with `key`.
+    pub fn checksums(
+        &self,
+        upload_id: &str,
+        key: Option<&CustomerKey>,
+    ) -> Result<BTreeMap<String, String>, ObjectError> {
+        let what = format!("part {} of upload {upload_id}", self.number);
+        let label = part_label(upload_id, self.number);
+        Ok(Private::open(self.sealed.as_deref(), key, &label, &what)?.headers.checksums)
+    }
+
     /// The bytes a store keeps (the same shape in both versions: version 1 also held the
     /// stored length, which is ignored, and an empty string for no salt).
     pub fn encode(&self) -> Result<Vec<u8>, ObjectError> {
@@ -277,9 +306,30 @@ mod tests {
             assert!(UploadRecord::decode(bad.as_bytes()).is_err(), "{bad}");
         }
 
-        let p = PartRecord { number: 2, size: 9, etag: "e".into(), last_modified: 3, salt: Some([1; 16]) };
+        let mut p = PartRecord {
+            number: 2,
+            size: 9,
+            etag: "e".into(),
+            last_modified: 3,
+            salt: Some([1; 16]),
+            sealed: None,
+        };
         assert_eq!(PartRecord::decode(&p.encode().unwrap()).unwrap(), p);
         let v1 = br#"{"number":2,"size":9,"stored":99,"etag":"e","last_modified":3,"salt":""}"#;
-        assert_eq!(PartRecord::decode(v1).unwrap(), PartRecord { salt: None, ..p });
+        assert_eq!(PartRecord::decode(v1).unwrap(), PartRecord { salt: None, ..p.clone() });
+        // Checksums sealed for their part: in no clear form, opened for that part only.
+        let sums: BTreeMap<String, String> = [("crc32".to_owned(), "c3VtIQ==".to_owned())].into();
+        for k in [None, Some(&key)] {
+            p.seal_checksums("u1", sums.clone(), k).unwrap();
+            let stored = String::from_utf8(p.encode().unwrap()).unwrap();
+            assert!(!stored.contains("c3VtIQ"), "{stored}");
+            let back = PartRecord::decode(stored.as_bytes()).unwrap();
+            assert_eq!(back.checksums("u1", k).unwrap(), sums);
+            assert!(back.checksums("u2", k).is_err(), "another upload's label");
+            let moved = PartRecord { number: 3, ..back.clone() };
+            assert!(moved.checksums("u1", k).is_err(), "another part's label");
+        }
+        p.seal_checksums("u1", BTreeMap::new(), None).unwrap();
+        assert_eq!((p.sealed.as_deref(), p.checksums("u1", None).unwrap()), (None, BTreeMap::new()));
     }
 }

@@ -7,6 +7,8 @@
 //! upload with BadDigest and leaves nothing behind. A `Content-MD5` that is not the base64
 //! of 16 bytes (or is empty) is refused before the body is read: 400 InvalidDigest.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
@@ -200,6 +202,46 @@ impl Expected {
     }
 }
 
+/// The checksum `name` (lower case, as in `x-amz-checksum-<name>`) of `data`, base64;
+/// `None` for a name not known here.
+pub fn checksum_of(name: &str, data: &[u8]) -> Option<String> {
+    if let Some(i) = NAMES.iter().position(|n| *n == name) {
+        let mut hasher = ChecksumHasher {
+            crc32: (i == 0).then(Crc32::new),
+            crc32c: (i == 1).then(Crc32c::new),
+            crc64nvme: (i == 2).then(Crc64Nvme::new),
+            sha1: (i == 3).then(Sha1::new),
+            sha256: (i == 4).then(Sha256::new),
+        };
+        hasher.update(data);
+        return fields(&hasher.finalize())[i].clone();
+    }
+    let i = more_checksums::NAMES.iter().position(|n| *n == name)?;
+    let mut enabled = [false; 5];
+    enabled[i] = true;
+    let mut hashers = Hashers::new(enabled)?;
+    hashers.update(data);
+    hashers.finish()[i].take()
+}
+
+/// The composite checksums of a multipart object, as S3 makes them: for each algorithm
+/// every part has, the checksum of the parts' checksums (decoded, end to end), then `-`
+/// and the number of parts.
+pub fn composite(parts: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Some(first) = parts.first() else { return BTreeMap::new() };
+    first
+        .keys()
+        .filter_map(|name| {
+            let mut joined = Vec::new();
+            for p in parts {
+                joined.extend(b64.decode(p.get(name)?).ok()?);
+            }
+            Some((name.clone(), format!("{}-{}", checksum_of(name, &joined)?, parts.len())))
+        })
+        .collect()
+}
+
 /// BadDigest if a checksum the client declared (`want`) is not what the body gave.
 fn check(name: &str, want: Option<String>, got: Option<&str>) -> S3Result<()> {
     if let (Some(want), Some(got)) = (want, got)
@@ -266,6 +308,30 @@ impl Digests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn composite_checksums_are_checksums_of_the_parts_checksums() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let part = |data: &[u8]| -> BTreeMap<String, String> {
+            ["crc32", "sha256", "xxhash64"]
+                .iter()
+                .map(|n| ((*n).to_owned(), checksum_of(n, data).unwrap()))
+                .collect()
+        };
+        let parts = [part(b"one"), part(b"two")];
+        let got = composite(&parts);
+        let mut joined = b64.decode(&parts[0]["sha256"]).unwrap();
+        joined.extend(b64.decode(&parts[1]["sha256"]).unwrap());
+        use sha2::Digest as _;
+        assert_eq!(got["sha256"], format!("{}-2", b64.encode(sha2::Sha256::digest(&joined))));
+        assert_eq!(got.len(), 3);
+        assert_eq!(checksum_of("crc32", b"hello world").as_deref(), Some("DUoRhQ=="));
+        assert_eq!(checksum_of("blake9", b"x"), None);
+        // An algorithm one part lacks is no composite.
+        let partial = [part(b"one"), [("crc32".to_owned(), checksum_of("crc32", b"two").unwrap())].into()];
+        assert_eq!(composite(&partial).keys().collect::<Vec<_>>(), ["crc32"]);
+        assert!(composite(&[]).is_empty());
+    }
 
     #[test]
     fn digests_are_checked_against_headers() {

@@ -127,8 +127,13 @@ macro_rules! checksums_into_output {
             $output.checksum_crc64nvme = get("crc64nvme");
             $output.checksum_sha1 = get("sha1");
             $output.checksum_sha256 = get("sha256");
-            $output.checksum_type =
-                Some(s3s::dto::ChecksumType::from_static(s3s::dto::ChecksumType::FULL_OBJECT));
+            // A multipart object's are composite (`…-N`), as S3's.
+            let composite = h.checksums.values().any(|v| v.contains('-'));
+            $output.checksum_type = Some(s3s::dto::ChecksumType::from_static(if composite {
+                s3s::dto::ChecksumType::COMPOSITE
+            } else {
+                s3s::dto::ChecksumType::FULL_OBJECT
+            }));
         }
         answer
     }};

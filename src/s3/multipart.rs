@@ -106,6 +106,7 @@ fn part_record(read: &ReadKey, number: u32, md5: Option<String>) -> PartRecord {
         etag: etag::of(&read.protection, md5),
         last_modified: now_unix(),
         salt: None,
+        sealed: None,
     }
 }
 
@@ -138,7 +139,9 @@ pub(super) async fn upload_part(
     let spec = part_spec(s, &read, number);
     let md5 = etag::needs_md5(&read.protection);
     let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
-    let part = part_record(&read, number, encrypted.digests.md5_hex());
+    let mut part = part_record(&read, number, encrypted.digests.md5_hex());
+    part.seal_checksums(&upload.upload_id, headers::checksums(&encrypted.digests), read.key.as_ref())
+        .map_err(error::object)?;
     let checksum = encrypted.digests.checksum.clone();
     let more = encrypted.digests.more.clone();
     let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
@@ -274,6 +277,32 @@ pub(super) async fn complete(
             small.record.size
         ));
     }
+    // The parts' checksums: those the request lists must be the parts' own; the object
+    // keeps the composite of those every part has.
+    let mut sums = Vec::with_capacity(chosen.len());
+    for (r, p) in requested.iter().zip(&chosen) {
+        let kept = p.record.checksums(&input.upload_id, read.key.as_ref()).map_err(error::object)?;
+        let listed = [
+            ("crc32", &r.checksum_crc32),
+            ("crc32c", &r.checksum_crc32c),
+            ("crc64nvme", &r.checksum_crc64nvme),
+            ("sha1", &r.checksum_sha1),
+            ("sha256", &r.checksum_sha256),
+        ];
+        for (name, sent) in listed {
+            if let (Some(sent), Some(own)) = (sent, kept.get(name))
+                && sent.trim() != own
+            {
+                let n = p.record.number;
+                return Err(s3_error!(
+                    InvalidPart,
+                    "the {name} checksum listed for part {n} is not the part's"
+                ));
+            }
+        }
+        sums.push(kept);
+    }
+    let checksums = digest::composite(&sums);
     let manifest: Vec<PartEntry> = chosen
         .iter()
         .map(|p| PartEntry {
@@ -283,7 +312,8 @@ pub(super) async fn complete(
             salt: p.record.salt,
         })
         .collect();
-    let private = upload.metadata(read.key.as_ref()).map_err(error::object)?;
+    let mut private = upload.metadata(read.key.as_ref()).map_err(error::object)?;
+    private.headers.checksums = checksums;
     let record = ObjectRecord {
         key: upload.key,
         size: manifest.iter().map(|p| p.size).sum(),
@@ -305,23 +335,32 @@ pub(super) async fn complete(
         objects.complete_upload(&bucket, &id, &numbers, &record, key.as_ref()).map(|()| record)
     })
     .await?;
-    Ok(completed(input.bucket, input.key, record.etag, &read))
+    Ok(completed(input.bucket, input.key, &record, &read))
 }
 
 /// The answer to a CompleteMultipartUpload that made (or had made) the object.
 fn completed(
     bucket: String,
     key: String,
-    etag: String,
+    record: &ObjectRecord,
     read: &ReadKey,
 ) -> S3Response<CompleteMultipartUploadOutput> {
+    let sums = &record.headers.checksums;
+    let get = |name: &str| sums.get(name).cloned();
     let mut response = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(bucket),
         key: Some(key),
-        e_tag: Some(ETag::Strong(etag)),
+        e_tag: Some(ETag::Strong(record.etag.clone())),
+        checksum_crc32: get("crc32"),
+        checksum_crc32c: get("crc32c"),
+        checksum_crc64nvme: get("crc64nvme"),
+        checksum_sha1: get("sha1"),
+        checksum_sha256: get("sha256"),
+        checksum_type: (!sums.is_empty()).then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
         ..Default::default()
     });
     read.name_key(&mut response.headers);
+    headers::more_checksum_headers(&mut response.headers, |n| sums.get(n).map(String::as_str));
     response
 }
 
@@ -357,7 +396,7 @@ fn completed_before(
     if !(same_parts && same_etags) {
         return Err(gone);
     }
-    Ok(completed(input.bucket, input.key, record.etag, &read))
+    Ok(completed(input.bucket, input.key, &record, &read))
 }
 
 pub(super) async fn abort(
