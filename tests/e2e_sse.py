@@ -3,7 +3,7 @@
 it, with boto3 and aws cli: SSE-S3 (`AES256`, the instance default root key made on first
 use) on PUT, Copy, multipart and as a bucket default; SSE-KMS (`aws:kms`) per object in
 any bucket, with key ids as CRNs, names, `alias/…` and KMS ARNs, or none; the precedence
-of an IBM SSE-KP bucket; refusals with AWS's error codes; at most one HSM call per
+of an IBM SSE-KP bucket (boto3 and ibm_boto3); refusals with AWS's error codes; at most one HSM call per
 (bucket, root key) pair after warm-up; the key lifecycle (rotation, suspension, deletion
 refused while buckets use a key, naming them); and a server without an HSM, which refuses
 these requests with a 400 naming the missing setting.
@@ -26,12 +26,14 @@ MiB = 1 << 20
 
 
 def error_of(fn):
-    """(code, message) of a refused boto3 call, or None."""
-    import botocore
+    """(code, message) of a call refused by the server (boto3 or ibm_boto3), or None."""
     try:
         fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"], e.response["Error"].get("Message", "")
+    except Exception as e:  # botocore's and ibm_botocore's ClientError alike
+        response = getattr(e, "response", None)
+        if not isinstance(response, dict) or "Error" not in response:
+            raise
+        return response["Error"]["Code"], response["Error"].get("Message", "")
     return None
 
 
@@ -213,6 +215,23 @@ def main():
         got = error_of(lambda: alice.put_bucket_encryption(Bucket="kp-bound", ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}))
         check("SSE-KP bucket refuses an SSE-S3 default", got and got[0] == "InvalidArgument", str(got))
+
+        # The same precedence through IBM's own SDK.
+        import ibm_boto3
+        from ibm_botocore.client import Config as IbmConfig
+        from s3harness import USERS
+        ak, sk = USERS["alice"]
+        ibm = ibm_boto3.client("s3", endpoint_url=srv.endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
+                               region_name="us-east-1", verify=str(srv.ca),
+                               config=IbmConfig(signature_version="s3v4", s3={"addressing_style": "path"}))
+        ibm.create_bucket(Bucket="kp-ibm", IBMSSEKPEncryptionAlgorithm="AES256", IBMSSEKPCustomerRootKeyCrn=crn2)
+        r = ibm.put_object(Bucket="kp-ibm", Key="plain", Body=marker)
+        check("ibm_boto3: an SSE-KP bucket's objects are under its key", r.get("SSEKMSKeyId") == crn2, str(r))
+        got = error_of(lambda: ibm.put_object(Bucket="kp-ibm", Key="bad", Body=b"x", ServerSideEncryption="AES256"))
+        check("ibm_boto3: SSE-S3 in an SSE-KP bucket is 400", got and got[0] == "InvalidArgument", str(got))
+        got = error_of(lambda: ibm.put_object(Bucket="kp-ibm", Key="bad", Body=b"x", ServerSideEncryption="aws:kms",
+                                              SSEKMSKeyId=crn))
+        check("ibm_boto3: another key in an SSE-KP bucket is 400", got and got[0] == "InvalidArgument", str(got))
 
         # At most one HSM call per (bucket, root key) pair after warm-up: every pair is warm
         # now, so 60 more writes and reads across five pairs make none.
