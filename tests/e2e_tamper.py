@@ -127,6 +127,7 @@ def main():
         for mode, (bucket, extra) in modes.items():
             # Same sizes for A and B, so a swapped body is not betrayed by its length alone.
             objects = {"a": os.urandom(3 * MiB + 5), "b": os.urandom(3 * MiB + 5)}
+            part_lists = {}
             for key, data in objects.items():
                 s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=USER_METADATA,
                               ContentType=CONTENT_TYPE, **extra)
@@ -139,6 +140,7 @@ def main():
                                                                         Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
                 s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": done}, **extra)
                 objects[key] = b"".join(parts)
+                part_lists[key] = parts
             files = object_files(root, bucket)
             check(f"{mode}: four object files found", len(files) == 4, str(sorted(files)))
             # Headers and user metadata are sealed (FORMAT.md §3.8): not in clear in any
@@ -154,11 +156,16 @@ def main():
                 if decoder_key != "none":
                     opened = open_sealed_metadata(json.loads(split(raw)[1])["sealed"], key=decoder_key,
                                                   context=f"{bucket}/{key}".encode())
-                    # A single PUT keeps the CRC32 the SDK sent with it (sealed, as the headers).
-                    headers = {"content_type": CONTENT_TYPE}
-                    if key in ("a", "b"):
-                        crc = base64.b64encode(zlib.crc32(objects[key]).to_bytes(4, "big")).decode()
-                        headers["checksums"] = {"crc32": crc}
+                    # A single PUT keeps the CRC32 the SDK sent with it (sealed, as the headers);
+                    # a multipart object the composite of its parts' CRC32s.
+                    def crc32(data):
+                        return zlib.crc32(data).to_bytes(4, "big")
+                    if key in part_lists:
+                        joined = b"".join(crc32(p) for p in part_lists[key])
+                        crc = base64.b64encode(crc32(joined)).decode() + f"-{len(part_lists[key])}"
+                    else:
+                        crc = base64.b64encode(crc32(objects[key])).decode()
+                    headers = {"content_type": CONTENT_TYPE, "checksums": {"crc32": crc}}
                     check(f"{mode} {key}: the independent decoder opens its sealed metadata",
                           opened == {"headers": headers, "user": USER_METADATA}, str(opened))
             for a, b in (("a", "b"), ("mp-a", "mp-b")):
