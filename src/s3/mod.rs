@@ -20,6 +20,7 @@ pub(crate) mod copy;
 pub(crate) mod digest;
 pub(crate) mod encryption;
 pub(crate) mod error;
+pub(crate) mod full_object;
 pub(crate) mod headers;
 pub(crate) mod kp;
 pub mod lenient_range;

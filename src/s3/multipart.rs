@@ -16,7 +16,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, copy, error, headers, kp, object, sse, tagging};
+use super::{CipherS3, body, copy, error, full_object, headers, kp, object, sse, tagging};
 use crate::clock::now_unix;
 use crate::engine::SealSpec;
 use crate::object::{
@@ -238,7 +238,7 @@ pub(super) async fn complete(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let caller = CipherS3::caller(&req)?;
-    let input = req.input;
+    let mut input = req.input;
     let upload = match upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id) {
         Ok(upload) => upload,
         Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return completed_before(s, input, e),
@@ -246,7 +246,7 @@ pub(super) async fn complete(
     };
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
-    let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let requested = input.multipart_upload.take().and_then(|m| m.parts).unwrap_or_default();
     if requested.is_empty() {
         return Err(s3_error!(MalformedXML, "the request names no parts"));
     }
@@ -302,7 +302,7 @@ pub(super) async fn complete(
         }
         sums.push(kept);
     }
-    let checksums = digest::composite(&sums);
+    let checksums = object_checksums(&input, &chosen, &sums)?;
     let manifest: Vec<PartEntry> = chosen
         .iter()
         .map(|p| PartEntry {
@@ -338,6 +338,68 @@ pub(super) async fn complete(
     Ok(completed(input.bucket, input.key, &record, &read))
 }
 
+/// The checksums a multipart object keeps, from its parts' (`sums`, in the order of
+/// `parts`): S3's composite ones (`…-N`), but full-object CRCs (combined from the parts')
+/// where the request asks for them (`x-amz-checksum-type: FULL_OBJECT`) or sends one to be
+/// checked. A value the request sends that the parts do not give is BadDigest; one that
+/// cannot be checked (the parts lack that checksum, or a full-object SHA) is refused.
+fn object_checksums(
+    input: &CompleteMultipartUploadInput,
+    parts: &[&Part],
+    sums: &[BTreeMap<String, String>],
+) -> S3Result<BTreeMap<String, String>> {
+    let mut out = digest::composite(sums);
+    let full_asked = input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT);
+    let sent = [
+        ("crc32", &input.checksum_crc32),
+        ("crc32c", &input.checksum_crc32c),
+        ("crc64nvme", &input.checksum_crc64nvme),
+        ("sha1", &input.checksum_sha1),
+        ("sha256", &input.checksum_sha256),
+    ];
+    let full = |name: &str| {
+        let each = sums.iter().map(|s| s.get(name).map(String::as_str));
+        let lens = parts.iter().map(|p| p.record.size);
+        let pairs: Option<Vec<(&str, u64)>> = each.zip(lens).map(|(c, l)| c.map(|c| (c, l))).collect();
+        pairs.and_then(|p| full_object::combine(name, p))
+    };
+    if full_asked {
+        for name in full_object::NAMES {
+            if let Some(v) = full(name) {
+                out.insert(name.to_owned(), v);
+            }
+        }
+    }
+    for (name, value) in sent {
+        let Some(value) = value.as_deref().map(str::trim) else { continue };
+        let ours = if value.contains('-') {
+            out.get(name).filter(|v| v.contains('-')).cloned()
+        } else if full_object::NAMES.contains(&name) {
+            full(name)
+        } else {
+            return Err(s3_error!(
+                InvalidRequest,
+                "a full-object {name} checksum of a multipart upload is not defined (S3 offers CRC32, CRC32C and CRC64NVME)"
+            ));
+        };
+        let Some(ours) = ours else {
+            return Err(s3_error!(
+                InvalidRequest,
+                "the {name} checksum sent cannot be checked: not every part was uploaded with one"
+            ));
+        };
+        if ours != value {
+            return Err(s3_error!(
+                BadDigest,
+                "the {} checksum you specified did not match the object's",
+                name.to_ascii_uppercase()
+            ));
+        }
+        out.insert(name.to_owned(), ours);
+    }
+    Ok(out)
+}
+
 /// The answer to a CompleteMultipartUpload that made (or had made) the object.
 fn completed(
     bucket: String,
@@ -356,7 +418,14 @@ fn completed(
         checksum_crc64nvme: get("crc64nvme"),
         checksum_sha1: get("sha1"),
         checksum_sha256: get("sha256"),
-        checksum_type: (!sums.is_empty()).then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_type: (!sums.is_empty()).then(|| {
+            let composite = sums.values().any(|v| v.contains('-'));
+            ChecksumType::from_static(if composite {
+                ChecksumType::COMPOSITE
+            } else {
+                ChecksumType::FULL_OBJECT
+            })
+        }),
         ..Default::default()
     });
     read.name_key(&mut response.headers);
