@@ -37,6 +37,22 @@ pub struct Expected {
     more_announced: [bool; 5],
 }
 
+/// The five checksum fields `s3s` models, as (name, field) pairs in [`NAMES`] order, of
+/// any request or response type that has them (Checksum, CompletedPart,
+/// CompleteMultipartUploadInput, …).
+macro_rules! named_fields {
+    ($x:expr) => {
+        [
+            ("crc32", &$x.checksum_crc32),
+            ("crc32c", &$x.checksum_crc32c),
+            ("crc64nvme", &$x.checksum_crc64nvme),
+            ("sha1", &$x.checksum_sha1),
+            ("sha256", &$x.checksum_sha256),
+        ]
+    };
+}
+pub(crate) use named_fields;
+
 fn fields(c: &Checksum) -> [&Option<String>; 5] {
     [&c.checksum_crc32, &c.checksum_crc32c, &c.checksum_crc64nvme, &c.checksum_sha1, &c.checksum_sha256]
 }

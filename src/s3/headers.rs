@@ -84,14 +84,7 @@ pub(crate) fn storage_class(sent: Option<&s3s::dto::StorageClass>) -> S3Result<O
 /// The checksums of a body to keep with its object, by algorithm name (those computed and
 /// verified against what the client sent).
 pub(crate) fn checksums(computed: &super::digest::Computed) -> BTreeMap<String, String> {
-    let c = &computed.checksum;
-    let fields = [
-        ("crc32", &c.checksum_crc32),
-        ("crc32c", &c.checksum_crc32c),
-        ("crc64nvme", &c.checksum_crc64nvme),
-        ("sha1", &c.checksum_sha1),
-        ("sha256", &c.checksum_sha256),
-    ];
+    let fields = super::digest::named_fields!(computed.checksum);
     let more = super::more_checksums::NAMES.into_iter().zip(&computed.more);
     fields.into_iter().chain(more).filter_map(|(name, v)| Some((name.to_owned(), v.clone()?))).collect()
 }

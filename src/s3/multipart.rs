@@ -282,14 +282,7 @@ pub(super) async fn complete(
     let mut sums = Vec::with_capacity(chosen.len());
     for (r, p) in requested.iter().zip(&chosen) {
         let kept = p.record.checksums(&input.upload_id, read.key.as_ref()).map_err(error::object)?;
-        let listed = [
-            ("crc32", &r.checksum_crc32),
-            ("crc32c", &r.checksum_crc32c),
-            ("crc64nvme", &r.checksum_crc64nvme),
-            ("sha1", &r.checksum_sha1),
-            ("sha256", &r.checksum_sha256),
-        ];
-        for (name, sent) in listed {
+        for (name, sent) in digest::named_fields!(r) {
             if let (Some(sent), Some(own)) = (sent, kept.get(name))
                 && sent.trim() != own
             {
@@ -350,13 +343,7 @@ fn object_checksums(
 ) -> S3Result<BTreeMap<String, String>> {
     let mut out = digest::composite(sums);
     let full_asked = input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT);
-    let sent = [
-        ("crc32", &input.checksum_crc32),
-        ("crc32c", &input.checksum_crc32c),
-        ("crc64nvme", &input.checksum_crc64nvme),
-        ("sha1", &input.checksum_sha1),
-        ("sha256", &input.checksum_sha256),
-    ];
+    let sent = digest::named_fields!(input);
     let full = |name: &str| {
         let each = sums.iter().map(|s| s.get(name).map(String::as_str));
         let lens = parts.iter().map(|p| p.record.size);
