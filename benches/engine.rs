@@ -254,9 +254,21 @@ fn metadata(c: &mut Criterion) {
     g.finish();
 }
 
+/// MD5 (the ETag's hash, one serial stream per upload): aws-lc's assembly as used by the
+/// service vs RustCrypto's md-5.
+fn md5(c: &mut Criterion) {
+    use md5::Digest;
+    let data = plaintext();
+    let mut g = c.benchmark_group("md5");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("aws-lc", |b| b.iter(|| cipherstore::engine::md5::Md5::digest(black_box(&data))));
+    g.bench_function("md-5", |b| b.iter(|| md5::Md5::digest(black_box(&data))));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = baseline, stream, aont, aont_segment, primitives, threads, metadata
+    targets = baseline, stream, aont, aont_segment, primitives, threads, metadata, md5
 }
 criterion_main!(benches);

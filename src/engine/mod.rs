@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod format;
 pub mod key;
+pub mod md5;
 pub mod primitives;
 pub mod sealed_meta;
 pub mod stream;

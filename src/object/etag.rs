@@ -2,7 +2,7 @@
 //! parts' MD5s and `-N` for a multipart one; random 32 hex digits for SSE-C objects, whose
 //! ETags must not reveal an MD5 of the plaintext.
 
-use md5::{Digest, Md5};
+use crate::engine::md5::Md5;
 
 use super::record::Protection;
 
@@ -32,7 +32,7 @@ pub fn multipart<'a>(protection: &Protection, parts: impl ExactSizeIterator<Item
     let count = parts.len();
     let mut md5 = Md5::new();
     for etag in parts {
-        md5.update(crate::hex::decode(etag).unwrap_or_default());
+        md5.update(&crate::hex::decode(etag).unwrap_or_default());
     }
     format!("{}-{count}", of(protection, Some(crate::hex::encode(&md5.finalize()))))
 }
@@ -47,7 +47,7 @@ mod tests {
         let parts = ["d41d8cd98f00b204e9800998ecf8427e", "0cc175b9c0f1b6a831c399e269772661"];
         let mut md5 = Md5::new();
         for p in parts {
-            md5.update(crate::hex::decode(p).unwrap());
+            md5.update(&crate::hex::decode(p).unwrap());
         }
         let want = crate::hex::encode(&md5.finalize());
         assert_eq!(multipart(&Protection::Aont, parts.into_iter()), format!("{want}-2"));

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::engine::md5::Md5;
 use base64::Engine as _;
-use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
 use s3s::dto::{Checksum, ChecksumAlgorithm};
@@ -314,7 +314,7 @@ impl Digests {
     /// The results.
     pub fn finish(self) -> Computed {
         Computed {
-            md5: self.md5.map(|m| m.finalize().into()),
+            md5: self.md5.map(Md5::finalize),
             checksum: self.hasher.map(ChecksumHasher::finalize).unwrap_or_default(),
             more: self.more.map(Hashers::finish).unwrap_or_default(),
         }

@@ -5,8 +5,9 @@
 //! [`super::digest`] runs these beside the ones `s3s` knows.
 
 use base64::Engine as _;
-use md5::{Digest, Md5};
-use sha2::Sha512;
+use sha2::{Digest, Sha512};
+
+use crate::engine::md5::Md5;
 use xxhash_rust::xxh3::Xxh3Default;
 use xxhash_rust::xxh64::Xxh64;
 

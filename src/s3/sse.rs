@@ -4,8 +4,8 @@
 //! for an object stored without them are 400. The key is used and dropped, never stored:
 //! only its MD5 is kept, to answer and to tell a wrong key quickly.
 
+use crate::engine::md5::Md5;
 use base64::Engine as _;
-use md5::{Digest, Md5};
 use s3s::{S3Result, s3_error};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
