@@ -126,6 +126,33 @@ fn tag_sets_sit_beside_objects_and_go_with_them() {
 }
 
 #[test]
+fn tag_sets_are_found_after_a_restart_and_in_buckets_older_than_the_untagged_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    create_bucket(&s, "fresh").unwrap();
+    create_bucket(&s, "older").unwrap();
+    put(&s, "fresh", "o", b"1");
+    put(&s, "older", "o", b"2");
+    // A bucket made before the marker existed: no `untagged` file, tag sets looked for.
+    std::fs::remove_file(dir.path().join("buckets/older/untagged")).unwrap();
+    std::fs::write(dir.path().join("buckets/older/bucket.json"), record("older", 1)).unwrap();
+    drop(s);
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    assert_eq!(s.bucket("older").unwrap(), record("older", 1), "read from disk after a restart");
+    assert_eq!(s.get("fresh", "o").unwrap().tags, None);
+    s.set_tags("fresh", "o", Some(b"f")).unwrap();
+    s.set_tags("older", "o", Some(b"o")).unwrap();
+    assert!(!dir.path().join("buckets/fresh/untagged").exists(), "the first tag set removes the marker");
+    drop(s);
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    assert_eq!(s.get("fresh", "o").unwrap().tags.as_deref(), Some(&b"f"[..]));
+    assert_eq!(s.get("older", "o").unwrap().tags.as_deref(), Some(&b"o"[..]));
+    // A record changed after the first tag set keeps tag sets visible.
+    s.update_bucket("fresh", b"changed").unwrap();
+    assert_eq!(s.get("fresh", "o").unwrap().tags.as_deref(), Some(&b"f"[..]));
+}
+
+#[test]
 fn buckets_follow_s3_rules() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
@@ -147,6 +174,12 @@ fn buckets_follow_s3_rules() {
     s.update_bucket("two", b"changed").unwrap();
     assert_eq!(s.bucket("two").unwrap(), b"changed");
     assert!(matches!(s.update_bucket("one", b"x"), Err(StoreError::NoSuchBucket(_))));
+    // A bucket deleted and made again is the new one, from memory as from disk.
+    s.delete_bucket("two").unwrap();
+    assert!(matches!(s.get("two", "x"), Err(StoreError::NoSuchBucket(_))));
+    create_bucket(&s, "two").unwrap();
+    assert_eq!(s.bucket("two").unwrap(), record("two", 0));
+    assert!(matches!(s.get("two", "x"), Err(StoreError::NoSuchKey { .. })));
 }
 
 #[test]

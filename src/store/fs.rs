@@ -3,6 +3,7 @@
 //! ```text
 //! tmp/                               writes in progress (emptied at start-up)
 //! buckets/<bucket>/bucket.json       bucket record
+//! buckets/<bucket>/untagged          present while no object of the bucket ever had a tag set
 //! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
 //! buckets/<bucket>/objects/<c1>/…/<cn>.t   its tag set, if one was set (PutObjectTagging)
 //! buckets/<bucket>/uploads/<id>/…          multipart uploads in progress (uploads.rs)
@@ -12,13 +13,21 @@
 //! then the record's length (u32 little-endian) and the magic `CSMETA01`, so record and
 //! data appear together with one rename: a write goes to `tmp/`, is flushed, renamed into place and
 //! the directory flushed. Directories are created 0700, files 0600.
+//!
+//! Bucket records are kept in memory once read (known.rs): the data directory belongs to
+//! one process. Buckets made before `untagged` existed have no such file and are looked
+//! through for tag sets as before.
 
+mod known;
 mod uploads;
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use known::{Bucket, Known};
 
 use super::keypath::{self, CHUNK};
 use super::{
@@ -32,10 +41,13 @@ const MAX_META: u32 = 1 << 20;
 const SUFFIX: &str = ".o";
 /// The suffix of the file holding an object's tag set, beside its object file.
 const TAGS_SUFFIX: &str = "t";
+/// The file whose presence says that no object of its bucket ever had a tag set.
+const UNTAGGED: &str = "untagged";
 
 /// Objects in a directory tree.
 pub struct FsStore {
     root: PathBuf,
+    known: Known,
 }
 
 fn mkdirs(path: &Path) -> Result<(), StoreError> {
@@ -66,7 +78,7 @@ impl FsStore {
             r.map_err(StoreError::io(format!("cannot remove leftover {}", path.display())))?;
             removed += 1;
         }
-        Ok((Self { root: root.to_owned() }, removed))
+        Ok((Self { root: root.to_owned(), known: Known::default() }, removed))
     }
 
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
@@ -85,25 +97,64 @@ impl FsStore {
         Ok(dir)
     }
 
-    fn existing_bucket(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+    /// An existing bucket's directory and what is known of it (from memory once read).
+    fn known_bucket(&self, bucket: &str) -> Result<(PathBuf, Arc<Bucket>), StoreError> {
         let dir = self.bucket_dir(bucket)?;
-        if dir.join("bucket.json").is_file() {
-            Ok(dir)
-        } else {
-            Err(StoreError::NoSuchBucket(bucket.to_owned()))
+        if let Some(known) = self.known.get(bucket) {
+            return Ok((dir, known));
         }
+        let generation = self.known.generation();
+        let path = dir.join("bucket.json");
+        let record = match fs::read(&path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchBucket(bucket.to_owned()));
+            }
+            Err(e) => return Err(StoreError::io(format!("cannot read {}", path.display()))(e)),
+        };
+        let known = Arc::new(Bucket::new(record, dir.join(UNTAGGED).exists()));
+        self.known.keep(bucket, known.clone(), generation);
+        Ok((dir, known))
+    }
+
+    fn existing_bucket(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+        Ok(self.known_bucket(bucket)?.0)
     }
 
     fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
+        Ok(self.object_in(bucket, key)?.0)
+    }
+
+    /// The path of object `key`'s file and what is known of its bucket.
+    fn object_in(&self, bucket: &str, key: &str) -> Result<(PathBuf, Arc<Bucket>), StoreError> {
         check_key(key)?;
-        let mut path = self.existing_bucket(bucket)?.join("objects");
+        let (dir, known) = self.known_bucket(bucket)?;
+        let mut path = dir.join("objects");
         let parts = keypath::components(key);
         let (last, dirs) = parts.split_last().ok_or(StoreError::InvalidKey("the key is empty"))?;
         for d in dirs {
             path.push(d);
         }
         path.push(format!("{last}{SUFFIX}"));
-        Ok(path)
+        Ok((path, known))
+    }
+
+    /// Removes the bucket's `untagged` file (durably) before its first tag set is written,
+    /// so that GET looks for tag sets from then on, in this process and after a restart.
+    fn mark_tagged(&self, bucket: &str, known: &Bucket) -> Result<(), StoreError> {
+        // Under the change lock, so that an UpdateBucket does not carry the old flag over.
+        let _change = self.known.change();
+        let dir = self.bucket_dir(bucket)?;
+        match fs::remove_file(dir.join(UNTAGGED)) {
+            Ok(()) => sync_dir(&dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(format!("cannot update {}", dir.display()))(e)),
+        }
+        known.mark_tagged();
+        if let Some(current) = self.known.get(bucket) {
+            current.mark_tagged();
+        }
+        Ok(())
     }
 
     fn temp(&self) -> Result<tempfile::NamedTempFile, StoreError> {
@@ -319,17 +370,21 @@ fn place(
 impl Store for FsStore {
     fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         let dir = self.bucket_dir(name)?;
+        let _change = self.known.change();
         if dir.exists() {
             return Err(StoreError::BucketExists(name.to_owned()));
         }
         let staging = self.staging_dir("bucket-")?;
         mkdirs(&staging.path().join("objects"))?;
+        crate::durable::write_atomic(&staging.path().join(UNTAGGED), b"")
+            .map_err(StoreError::io("cannot write bucket metadata"))?;
         crate::durable::write_atomic(&staging.path().join("bucket.json"), record)
             .map_err(StoreError::io("cannot write bucket metadata"))?;
         let staged = staging.keep();
         match fs::rename(&staged, &dir) {
             Ok(()) => {
                 sync_dir(&self.root.join("buckets"));
+                self.known.set(name, Arc::new(Bucket::new(record.to_vec(), true)));
                 Ok(())
             }
             Err(e) => {
@@ -344,16 +399,27 @@ impl Store for FsStore {
     }
 
     fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        Self::read_bucket_record(&self.existing_bucket(name)?)
+        Ok(self.known_bucket(name)?.1.record.clone())
     }
 
     fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        let dir = self.existing_bucket(name)?;
-        crate::durable::write_atomic(&dir.join("bucket.json"), record)
-            .map_err(StoreError::io("cannot write bucket metadata"))
+        let _change = self.known.change();
+        let (dir, known) = self.known_bucket(name)?;
+        match crate::durable::write_atomic(&dir.join("bucket.json"), record) {
+            Ok(()) => {
+                self.known.set(name, Arc::new(Bucket::new(record.to_vec(), known.untagged())));
+                Ok(())
+            }
+            Err(e) => {
+                // Old or new record: read it again next time.
+                self.known.forget(name);
+                Err(StoreError::io("cannot write bucket metadata")(e))
+            }
+        }
     }
 
     fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        let _change = self.known.change();
         let dir = self.existing_bucket(name)?;
         if !self.list(name, "", None, 1)?.is_empty() {
             return Err(StoreError::BucketNotEmpty(name.to_owned()));
@@ -361,7 +427,9 @@ impl Store for FsStore {
         // Vanish at once, then clean up at leisure.
         let graveyard = self.staging_dir("deleted-")?.keep();
         let target = graveyard.join("bucket");
-        fs::rename(&dir, &target).map_err(StoreError::io("cannot delete the bucket"))?;
+        let renamed = fs::rename(&dir, &target);
+        self.known.forget(name);
+        renamed.map_err(StoreError::io("cannot delete the bucket"))?;
         sync_dir(&self.root.join("buckets"));
         fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove the deleted bucket"))
     }
@@ -388,7 +456,7 @@ impl Store for FsStore {
     }
 
     fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
-        let path = self.object_path(bucket, key)?;
+        let (path, known) = self.object_in(bucket, key)?;
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -398,24 +466,33 @@ impl Store for FsStore {
         };
         let (record, len) = Self::read_record(&file, &path)?;
         let tags_path = path.with_extension(TAGS_SUFFIX);
-        let tags = match fs::read(&tags_path) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StoreError::io(format!("cannot read {}", tags_path.display()))(e)),
+        let tags = match known.untagged() {
+            true => None,
+            false => match fs::read(&tags_path) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StoreError::io(format!("cannot read {}", tags_path.display()))(e)),
+            },
         };
         Ok(StoredObject { record, body: Box::new(FsReader { file, len }), tags })
     }
 
     fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
-        let path = self.object_path(bucket, key)?;
+        let (path, known) = self.object_in(bucket, key)?;
         let tags_path = path.with_extension(TAGS_SUFFIX);
         let Some(tags) = tags else {
+            if known.untagged() {
+                return Ok(());
+            }
             return match fs::remove_file(&tags_path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(StoreError::io(format!("cannot delete {}", tags_path.display()))(e)),
             };
         };
+        if known.untagged() {
+            self.mark_tagged(bucket, &known)?;
+        }
         let mut tmp = self.temp()?;
         tmp.as_file_mut().write_all(tags).map_err(StoreError::io("cannot write a tag set"))?;
         tmp.as_file().sync_all().map_err(StoreError::io("cannot flush a tag set"))?;
@@ -433,11 +510,14 @@ impl Store for FsStore {
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        let path = self.object_path(bucket, key)?;
-        match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
+        let (path, known) = self.object_in(bucket, key)?;
+        match known.untagged() {
+            true => {}
+            false => match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
+            },
         }
         match fs::remove_file(&path) {
             Ok(()) => {
