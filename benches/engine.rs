@@ -255,14 +255,38 @@ fn metadata(c: &mut Criterion) {
 }
 
 /// MD5 (the ETag's hash, one serial stream per upload): aws-lc's assembly as used by the
-/// service vs RustCrypto's md-5.
+/// service vs RustCrypto's md-5; then sixteen streams, one after another against the
+/// sixteen lanes of `engine::md5::x16`, and sixteen threads hashing at once (what sixteen
+/// concurrent uploads do) with the shared lanes against md-5.
 fn md5(c: &mut Criterion) {
+    use cipherstore::engine::md5::{Md5, x16};
     use md5::Digest;
     let data = plaintext();
     let mut g = c.benchmark_group("md5");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("aws-lc", |b| b.iter(|| cipherstore::engine::md5::Md5::digest(black_box(&data))));
+    g.bench_function("aws-lc", |b| b.iter(|| Md5::digest(black_box(&data))));
     g.bench_function("md-5", |b| b.iter(|| md5::Md5::digest(black_box(&data))));
+    let streams: Vec<&[u8]> = data.chunks_exact(data.len() / x16::LANES).collect();
+    g.bench_function("16 streams/aws-lc one after another", |b| {
+        b.iter(|| streams.iter().map(|s| Md5::digest(black_box(s))).collect::<Vec<_>>())
+    });
+    if x16::available() {
+        g.bench_function("16 streams/x16 lanes", |b| {
+            b.iter(|| {
+                let mut states = [[0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]; x16::LANES];
+                assert!(x16::compress(&mut states, black_box(&streams)));
+                states
+            })
+        });
+    }
+    let threads = |hash: fn(&[u8]) -> [u8; 16]| {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = streams.iter().map(|st| s.spawn(move || hash(st))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        })
+    };
+    g.bench_function("16 threads/shared lanes", |b| b.iter(|| threads(Md5::digest)));
+    g.bench_function("16 threads/md-5", |b| b.iter(|| threads(|d| md5::Md5::digest(d).into())));
     g.finish();
 }
 
