@@ -32,6 +32,8 @@ log_format = "json"
 
 [limits]
 max_object_size = {6 * MiB}
+# Two 4 MiB batches: eight uploads at once must share them.
+stream_buffers_mib = 8
 """
     with Server(binary, config=config) as srv:
         check = srv.check
@@ -68,7 +70,21 @@ max_object_size = {6 * MiB}
         code = error_code(lambda: plain.get_object(Bucket="ops", Key="s", SSECustomerAlgorithm="AES256", SSECustomerKey=ckey))
         check("SSE-C GET over plain HTTP is 400", code == "InvalidRequest", str(code))
 
+        # Eight 5 MiB uploads at once through an 8 MiB budget: all complete, exact, and every
+        # batch's memory is given back.
+        import concurrent.futures
+        import hashlib
+        bodies = {f"wide/{i}": os.urandom(5 * MiB) for i in range(8)}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            etags = dict(zip(bodies, pool.map(lambda kv: alice.put_object(Bucket="ops", Key=kv[0], Body=kv[1])["ETag"],
+                                              bodies.items())))
+        check("concurrent uploads through a small buffer budget all land",
+              all(etags[k].strip('"') == hashlib.md5(b).hexdigest() for k, b in bodies.items()))
+        check("and read back exact", all(alice.get_object(Bucket="ops", Key=k)["Body"].read() == b for k, b in bodies.items()))
+
         metrics = urllib.request.urlopen(f"{srv.endpoint}/metrics", context=ctx).read().decode()
+        check("metrics show the buffer budget", f"cipherstore_stream_buffer_limit_bytes {8 * MiB}" in metrics)
+        check("no buffer held once uploads are done", "cipherstore_stream_buffer_bytes 0" in metrics)
         check("metrics count requests", 'cipherstore_requests_total{method="PUT",status="200"}' in metrics, metrics[:500])
         check("metrics count refused SSE-C", "cipherstore_plain_http_sse_c_refused_total 2" in metrics)
         check("metrics have a latency histogram", "cipherstore_request_duration_seconds_count" in metrics)
@@ -88,6 +104,10 @@ max_object_size = {6 * MiB}
     r = subprocess.run([binary, "serve", "--config", str(bad), "--data-dir", str(srv.data / "x")],
                        capture_output=True, text=True, timeout=30)
     check("mistyped config refused", r.returncode != 0 and "lisen" in r.stderr, r.stderr)
+    bad.write_text('[limits]\nstream_buffers_mib = 1\n')
+    r = subprocess.run([binary, "serve", "--config", str(bad), "--data-dir", str(srv.data / "x")],
+                       capture_output=True, text=True, timeout=30)
+    check("a buffer budget below one batch refused", r.returncode != 0 and "stream_buffers_mib" in r.stderr, r.stderr)
     return srv.summary()
 
 

@@ -4,6 +4,7 @@
 //! with back-pressure ([`stream`]). Memory stays bounded whatever the input size. The
 //! pipeline never chooses keys or algorithms: it is handed a `Sealer` or an `Opener`.
 
+pub mod budget;
 pub mod error;
 pub mod file;
 pub mod progress;

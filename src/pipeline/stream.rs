@@ -2,13 +2,16 @@
 //! `bytes` buffers with whole units, a worker seals or opens each batch across the rayon
 //! pool, and the caller's thread writes the results in order. Bounded crossbeam channels
 //! between the stages give back-pressure, so at most `2 · CHANNEL_DEPTH + 3` batches are
-//! alive at once, whatever the input size.
+//! alive at once, whatever the input size. Batches of plaintext being sealed are sized to
+//! what the input announced and taken from the process-wide [`super::budget`], which
+//! bounds them across all concurrent requests.
 
 use std::io::{BufRead, BufReader, IoSlice, Read, Write};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use super::budget::{self, Grant};
 use super::error::PipelineError;
 use super::progress::Progress;
 use super::units::{UnitRef, open_each, seal_each, stored_slices};
@@ -29,6 +32,9 @@ struct Batch {
     units: Vec<UnitRef>,
     data: BytesMut,
     trailers: BytesMut,
+    /// The memory it holds, returned to the budget when the batch is dropped (plaintext
+    /// batches read from a stream only).
+    _grant: Option<Grant<'static>>,
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -58,25 +64,47 @@ enum Cut {
     Stored { unit: usize, overhead: usize },
 }
 
-/// Reader stage: cuts the input into batches of units and sends them on.
-fn read_units(input: impl Read, cut: Cut, tx: Sender<Batch>) -> Result<u64, PipelineError> {
-    let (unit, overhead, read_size) = match cut {
-        Cut::Plain { unit, overhead } => (unit, overhead, unit),
-        Cut::Stored { unit, overhead } => (unit, overhead, unit + overhead),
+/// Reader stage: cuts the input into batches of units and sends them on. `expected` is
+/// the length the input announced (plaintext only): batches are sized to it, never
+/// trusted with it (more or fewer bytes are read as they come and reported by the caller).
+fn read_units(
+    input: impl Read,
+    cut: Cut,
+    expected: Option<u64>,
+    tx: Sender<Batch>,
+) -> Result<u64, PipelineError> {
+    let (unit, overhead, read_size, plain) = match cut {
+        Cut::Plain { unit, overhead } => (unit, overhead, unit, true),
+        Cut::Stored { unit, overhead } => (unit, overhead, unit + overhead, false),
     };
     let mut r = BufReader::with_capacity(256 << 10, input);
     let per_batch = (BATCH_BYTES / unit).max(1);
     let mut index = 0u64;
     let mut total = 0u64;
     loop {
-        let mut data = BytesMut::with_capacity(per_batch * unit + overhead);
+        // Bytes still announced, plus one to see the end without another read.
+        let left = expected.filter(|_| plain).map(|e| e.saturating_sub(total).saturating_add(1));
+        let room = left
+            .map_or(per_batch * unit, |l| (per_batch * unit).min(usize::try_from(l).unwrap_or(usize::MAX)));
+        let grant = plain.then(|| budget::global().take(room + per_batch * overhead));
+        let mut data = BytesMut::with_capacity(room + overhead);
         let mut trailers = BytesMut::with_capacity(per_batch * overhead);
         let mut units = Vec::with_capacity(per_batch);
         let mut finished = false;
         while units.len() < per_batch {
             let start = data.len();
-            data.resize(start + read_size, 0);
-            let n = read_full(&mut r, &mut data[start..])?;
+            let want = match expected.filter(|_| plain) {
+                Some(e) => read_size
+                    .min(usize::try_from(e.saturating_sub(total).saturating_add(1)).unwrap_or(usize::MAX)),
+                None => read_size,
+            };
+            data.resize(start + want, 0);
+            let mut n = read_full(&mut r, &mut data[start..])?;
+            if n == want && want < read_size {
+                // More than announced: read the rest of the unit as it comes.
+                data.resize(start + read_size, 0);
+                n += read_full(&mut r, &mut data[start + n..])?;
+            }
             let is_final = n < read_size || at_eof(&mut r)?;
             let len = match cut {
                 Cut::Plain { .. } => {
@@ -104,7 +132,7 @@ fn read_units(input: impl Read, cut: Cut, tx: Sender<Batch>) -> Result<u64, Pipe
                 break;
             }
         }
-        if tx.send(Batch { units, data, trailers }).is_err() || finished {
+        if tx.send(Batch { units, data, trailers, _grant: grant }).is_err() || finished {
             // A closed channel means a later stage stopped; it reports why.
             return Ok(total);
         }
@@ -116,13 +144,14 @@ fn read_units(input: impl Read, cut: Cut, tx: Sender<Batch>) -> Result<u64, Pipe
 fn run<R: Read + Send>(
     input: R,
     cut: Cut,
+    expected: Option<u64>,
     work: &(dyn Fn(&mut Batch) -> Result<(), PipelineError> + Sync),
     write: &mut dyn FnMut(&Batch) -> Result<(), PipelineError>,
 ) -> Result<u64, PipelineError> {
     let (tx_read, rx_read): (Sender<Batch>, Receiver<Batch>) = bounded(CHANNEL_DEPTH);
     let (tx_done, rx_done): (Sender<Batch>, Receiver<Batch>) = bounded(CHANNEL_DEPTH);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_units(input, cut, tx_read));
+        let reader = s.spawn(move || read_units(input, cut, expected, tx_read));
         let worker = s.spawn(move || {
             for mut batch in rx_read {
                 work(&mut batch)?;
@@ -168,8 +197,12 @@ fn run_inline(
             is_final: i + 1 == count,
         })
         .collect();
-    let mut batch =
-        Batch { units, data: BytesMut::from(input), trailers: BytesMut::zeroed(count * overhead) };
+    let mut batch = Batch {
+        units,
+        data: BytesMut::from(input),
+        trailers: BytesMut::zeroed(count * overhead),
+        _grant: None,
+    };
     work(&mut batch)?;
     write(&batch)?;
     Ok(input.len() as u64)
@@ -243,7 +276,7 @@ pub fn encrypt_stream<R: Read + Send>(
             };
             run_inline(&buf, sealer.unit_size(), overhead, &sequential, &mut write)?
         }
-        None => run(input, cut, &work, &mut write)?,
+        None => run(input, cut, expected_len, &work, &mut write)?,
     };
     if let Some(expected) = expected_len.filter(|&e| e != total) {
         return Err(PipelineError::InputChanged { expected, got: total });
@@ -272,7 +305,7 @@ pub fn copy_stream<R: Read + Send>(
             let mut write = |b: &Batch| -> Result<(), PipelineError> {
                 output.write_all(&b.data).map_err(PipelineError::io("cannot write the output"))
             };
-            run(input, Cut::Plain { unit: BATCH_BYTES, overhead: 0 }, &work, &mut write)?
+            run(input, Cut::Plain { unit: BATCH_BYTES, overhead: 0 }, expected_len, &work, &mut write)?
         }
     };
     if let Some(expected) = expected_len.filter(|&e| e != total) {
@@ -320,10 +353,46 @@ pub fn decrypt_stream<R: Read + Send>(
         progress.advance(b.data.len() as u64);
         Ok(())
     };
-    run(input, Cut::Stored { unit, overhead }, &work, &mut write)?;
+    run(input, Cut::Stored { unit, overhead }, None, &work, &mut write)?;
     if let Some(expected) = opener.header().plaintext_len.filter(|&l| l != plain_total) {
         return Err(Error::Truncated { expected, found: plain_total }.into());
     }
     output.flush().map_err(PipelineError::io("cannot write the output"))?;
     Ok(plain_total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Protection;
+
+    /// Streams longer than the inline limit, with the length announced right, too short
+    /// or too long, or not at all: the bytes round-trip when it is right or absent, and a
+    /// wrong one is reported, never trusted.
+    #[test]
+    fn announced_lengths_size_batches_but_are_never_trusted() {
+        let unit = 64 << 10;
+        let spec =
+            SealSpec { unit_size: unit as u32, ..SealSpec::new(Protection::Aont, Backend::Accelerated) };
+        for len in [INLINE_MAX as usize + 1, 3 * unit * 16, 3 * unit * 16 + 1, BATCH_BYTES * 2 + 7] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            for announced in [None, Some(len as u64)] {
+                let mut sealed = Vec::new();
+                let out = encrypt_stream(plain.as_slice(), &mut sealed, &spec, announced, &()).unwrap();
+                assert_eq!(out.plaintext_len, len as u64);
+                let mut back = Vec::new();
+                decrypt_stream(sealed.as_slice(), &mut back, None, Backend::Accelerated, &()).unwrap();
+                assert!(back == plain, "{len} bytes, announced {announced:?}");
+            }
+            for wrong in [len as u64 - 1, len as u64 + 1] {
+                let mut sealed = Vec::new();
+                let e = encrypt_stream(plain.as_slice(), &mut sealed, &spec, Some(wrong), &());
+                assert!(
+                    matches!(e, Err(PipelineError::InputChanged { .. }) | Err(PipelineError::Engine(_))),
+                    "{len} bytes announced as {wrong}: {:?}",
+                    e.map(|s| s.plaintext_len)
+                );
+            }
+        }
+    }
 }

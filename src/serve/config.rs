@@ -28,6 +28,7 @@
 //! max_object_size = 5368709120     # bytes, single PUT and each part
 //! header_timeout_secs = 30         # TLS handshake, then each request's headers
 //! body_idle_timeout_secs = 60      # longest silence inside a request body
+//! stream_buffers_mib = 64          # memory all uploads' batches may hold at once (4 to 4096)
 //!
 //! [store]
 //! kind = "cluster"                 # "fs" (default): DATA/store; "cluster": docs/SCALE-OUT.md
@@ -248,6 +249,7 @@ struct LimitsSection {
     max_object_size: Option<u64>,
     header_timeout_secs: Option<u64>,
     body_idle_timeout_secs: Option<u64>,
+    stream_buffers_mib: Option<u64>,
 }
 
 /// Log line format.
@@ -308,6 +310,9 @@ pub struct ServeConfig {
     pub header_timeout: std::time::Duration,
     /// Longest silence inside a request body (RequestTimeout after it).
     pub body_idle_timeout: std::time::Duration,
+    /// Bytes the batches of all uploads being sealed may hold at once (back-pressure
+    /// beyond it; `pipeline::budget`).
+    pub stream_buffers: usize,
     /// Tracing filter (`info`, `cipherstore=debug`, …).
     pub log: String,
     /// Log format.
@@ -396,6 +401,12 @@ impl ServeConfig {
         };
         let header_timeout = secs(file.limits.header_timeout_secs, 30, "header_timeout_secs")?;
         let body_idle_timeout = secs(file.limits.body_idle_timeout_secs, 60, "body_idle_timeout_secs")?;
+        let default_mib = (crate::pipeline::budget::DEFAULT_BYTES >> 20) as u64;
+        let stream_mib = file.limits.stream_buffers_mib.unwrap_or(default_mib);
+        anyhow::ensure!(
+            (4..=4096).contains(&stream_mib),
+            "limits.stream_buffers_mib must be 4 to 4096 (MiB; one upload's batch is up to 4 MiB)"
+        );
         Ok(Self {
             listen,
             http_listen,
@@ -409,6 +420,7 @@ impl ServeConfig {
             max_object_size,
             header_timeout,
             body_idle_timeout,
+            stream_buffers: (stream_mib as usize) << 20,
             log: env("CIPHERSTORE_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
             log_format: file.log_format.unwrap_or_default(),
             backend,

@@ -111,6 +111,18 @@ impl Metrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {value}");
         }
+        let budget = crate::pipeline::budget::global();
+        for (name, help, value) in [
+            (
+                "cipherstore_stream_buffer_bytes",
+                "Bytes held by the batches of uploads being sealed.",
+                budget.held(),
+            ),
+            ("cipherstore_stream_buffer_limit_bytes", "limits.stream_buffers_mib, in bytes.", budget.limit()),
+        ] {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
 }

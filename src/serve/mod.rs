@@ -227,6 +227,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let mut s3 = CipherS3::new(store, config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
+    crate::pipeline::budget::global().set_limit(config.stream_buffers);
     // Requests whose Range AWS ignores are served again, once authenticated, by an inner
     // service without the header (s3s::route; cipherstore::s3::lenient_range).
     let inner = S3ServiceBuilder::new(s3.clone()).build();
