@@ -28,6 +28,15 @@ def log(msg):
     print(f"==> {msg}", file=sys.stderr, flush=True)
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time the process has used so far."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def peak_rss_mib(pid):
     try:
         for line in open(f"/proc/{pid}/status"):
@@ -48,13 +57,16 @@ class Target:
         self.bind = None
 
     def run(self, bucket, op, prefix="obj", count=1, size=4096, concurrency=1):
-        """Runs one load-generator pass; returns its wall time in seconds."""
+        """Runs one load-generator pass; returns its wall time in seconds. The server's CPU
+        time during the pass is left in `self.cpu`."""
+        before = cpu_seconds(self.pid)
         cmd = [self.load, "--endpoint", self.endpoint, "--ca", str(self.ca), "--access-key", AK, "--secret-key", SK,
                "--bucket", bucket, "--prefix", prefix, "--count", str(count), "--size", str(size),
                "--concurrency", str(concurrency), *self.extra, op]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"{self.name}: {op} {prefix} failed: {r.stderr[-1500:]}")
+        self.cpu = cpu_seconds(self.pid) - before
         return json.loads(r.stdout)["seconds"] if op != "mkbucket" else 0.0
 
     def hsm_calls(self):
@@ -82,25 +94,35 @@ def workload(t, a):
     objects PUT then GET by `a.concurrency` clients. Every GET is verified by the load
     generator. Returns MiB/s for the large phases, ops/s for the small ones."""
     best = {k: 1e9 for k, _, _ in PHASES}
+    cpu = {k: 1e9 for k, _, _ in PHASES}
     hsm = None
+
+    def phase(key, *args):
+        seconds = t.run(bucket, *args)
+        best[key] = min(best[key], seconds)
+        cpu[key] = min(cpu[key], t.cpu)
     for run in range(a.runs):
         bucket = f"bench{run}"
         t.run(bucket, "mkbucket")
         if t.bind:
             t.bind(bucket)
-        best["put"] = min(best["put"], t.run(bucket, "put", "big", 1, a.size_mib * MiB))
-        best["get"] = min(best["get"], t.run(bucket, "get", "big", 1, a.size_mib * MiB))
+        phase("put", "put", "big", 1, a.size_mib * MiB)
+        phase("get", "get", "big", 1, a.size_mib * MiB)
         n, size = a.wide_clients, a.wide_mib * MiB
-        best["wput"] = min(best["wput"], t.run(bucket, "put", "wide", n, size, n))
-        best["wget"] = min(best["wget"], t.run(bucket, "get", "wide", n, size, n))
+        phase("wput", "put", "wide", n, size, n)
+        phase("wget", "get", "wide", n, size, n)
         before = t.hsm_calls()
-        best["sput"] = min(best["sput"], t.run(bucket, "put", "small", a.small, 4096, a.concurrency))
-        best["sget"] = min(best["sget"], t.run(bucket, "get", "small", a.small, 4096, a.concurrency))
+        phase("sput", "put", "small", a.small, 4096, a.concurrency)
+        phase("sget", "get", "small", a.small, 4096, a.concurrency)
         after = t.hsm_calls()
         if before is not None and run > 0:
             hsm = after - before if hsm is None else max(hsm, after - before)
     wide = a.wide_clients * a.wide_mib
+    # Server CPU: seconds per GiB for the large phases, per 10,000 requests for the small.
+    per = {"put": a.size_mib / 1024, "get": a.size_mib / 1024, "wput": wide / 1024, "wget": wide / 1024,
+           "sput": a.small / 10000, "sget": a.small / 10000}
     return {
+        "cpu": {k: cpu[k] / per[k] for k in per},
         "put": a.size_mib / best["put"], "get": a.size_mib / best["get"],
         "wput": wide / best["wput"], "wget": wide / best["wget"],
         "sput": a.small / best["sput"], "sget": a.small / best["sget"], "hsm": hsm,
@@ -286,6 +308,22 @@ def report(a, results, rss, big_rss):
         for name, r in results.items():
             if name != label:
                 print(f"| {name} | " + " | ".join(f"{r[k] / base[k]:.2f}x" for k, _, _ in PHASES) + " |")
+    print("\nServer CPU (user + system, all threads; least over the runs): seconds per GiB for the large phases, "
+          "per 10,000 requests for the 4 KiB ones\n")
+    print("| server | " + " | ".join(what for _, what, _ in PHASES) + " |")
+    print("|---" * (len(PHASES) + 1) + "|")
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{r['cpu'][k]:.2f}" for k, _, _ in PHASES) + " |")
+    # 10 Gbit/s is 1.164 GiB/s, or 305,176 requests/s of 4 KiB.
+    gib_per_s, ops_per_s = 10e9 / 8 / (1 << 30), 10e9 / 8 / 4096
+    print("\nServer cores for 10 Gbit/s (multiply by 10 for 100 Gbit/s), from the CPU figures above: "
+          "ingest as the wide phase, reads as the wide GET, and 4 KiB objects\n")
+    print("| server | PUT | GET | 4 KiB PUT | 4 KiB GET |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        c = r["cpu"]
+        print(f"| {name} | {c['wput'] * gib_per_s:.1f} | {c['wget'] * gib_per_s:.1f} | "
+              f"{c['sput'] / 10000 * ops_per_s:.1f} | {c['sget'] / 10000 * ops_per_s:.1f} |")
     kp, dflt, ssec = results["SSE-KP"], results["default"], results["SSE-C"]
     print(f"\nMD5-bound PUTs vs SSE-C's (no MD5): default {dflt['put'] / ssec['put']:.2f}x single, "
           f"{dflt['wput'] / ssec['wput']:.2f}x wide; SSE-KP {kp['put'] / ssec['put']:.2f}x single, "
