@@ -59,13 +59,18 @@ class Target:
     def run(self, bucket, op, prefix="obj", count=1, size=4096, concurrency=1):
         """Runs one load-generator pass; returns its wall time in seconds. The server's CPU
         time during the pass is left in `self.cpu`."""
-        before = cpu_seconds(self.pid)
         cmd = [self.load, "--endpoint", self.endpoint, "--ca", str(self.ca), "--access-key", AK, "--secret-key", SK,
                "--bucket", bucket, "--prefix", prefix, "--count", str(count), "--size", str(size),
                "--concurrency", str(concurrency), *self.extra, op]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"{self.name}: {op} {prefix} failed: {r.stderr[-1500:]}")
+        env = dict(os.environ, RUST_BACKTRACE="0")
+        for attempt in range(2):
+            before = cpu_seconds(self.pid)
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if r.returncode == 0:
+                break
+            log(f"{self.name}: {op} {prefix} failed{', retrying once' if attempt == 0 else ''}: {r.stderr.strip()[-600:]}")
+        else:
+            raise RuntimeError(f"{self.name}: {op} {prefix} failed twice: {r.stderr.strip()[-600:]}")
         self.cpu = cpu_seconds(self.pid) - before
         return json.loads(r.stdout)["seconds"] if op != "mkbucket" else 0.0
 
@@ -253,7 +258,7 @@ def main():
     rclone = str(pathlib.Path(sys.executable).parent / "rclone")
     base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     work = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-bench-s3-", dir=base))
-    results, rss = {}, {}
+    results, rss, failed = {}, {}, {}
     big_rss = None
     try:
         for mode in MODES:
@@ -272,6 +277,10 @@ def main():
             try:
                 results[name] = workload(t, a)
                 rss[name] = peak_rss_mib(peer.pid)
+            except RuntimeError as e:
+                # A peer that fails a phase is reported as failed; the run goes on.
+                log(f"{name} left out of this run: {e}")
+                failed[name] = str(e).splitlines()[0][:300]
             finally:
                 stop(peer)
                 for d in work.glob(f"{name.split()[0].lower()}-*"):
@@ -289,11 +298,11 @@ def main():
                 shutil.rmtree(srv.data, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(a, results, rss, big_rss)
+    report(a, results, rss, big_rss, failed)
 
 
-def report(a, results, rss, big_rss):
-    plain, weed, rcl = results["plaintext"], results["SeaweedFS"], results["rclone serve s3"]
+def report(a, results, rss, big_rss, failed):
+    plain = results["plaintext"]
     print(f"\nexamples/s3_load as the client for every server, best of {a.runs}: one {a.size_mib} MiB object "
           f"(1 client); wide: {a.wide_clients} clients x {a.wide_mib} MiB; {a.small} x 4 KiB at "
           f"{a.concurrency} clients\n")
@@ -301,7 +310,12 @@ def report(a, results, rss, big_rss):
     print("|---" * (len(PHASES) + 2) + "|")
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[k]:.0f}" for k, _, _ in PHASES) + f" | {rss[name]:.0f} |")
-    for label, base in (("plaintext", plain), ("SeaweedFS", weed), ("rclone serve s3", rcl)):
+    for name, why in failed.items():
+        print(f"| {name} | failed: {why} |")
+    for label in ("plaintext", "SeaweedFS", "rclone serve s3"):
+        if label not in results:
+            continue
+        base = results[label]
         print(f"\nRatios to {label} (same run):\n")
         print("| server | " + " | ".join(what for _, what, _ in PHASES) + " |")
         print("|---" * (len(PHASES) + 1) + "|")
