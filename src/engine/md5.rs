@@ -30,14 +30,9 @@ pub struct Md5 {
     hashed: u64,
     /// Bytes not hashed yet (fewer than [`CHUNK`]).
     pending: Vec<u8>,
-    /// Its place among the streams sharing the lanes, from its first whole chunk on.
-    member: Option<lanes::Member>,
-}
-
-impl Clone for Md5 {
-    fn clone(&self) -> Self {
-        Self { state: self.state, hashed: self.hashed, pending: self.pending.clone(), member: None }
-    }
+    /// Its chunks in the lanes, from its first whole chunk on; `state` is current only
+    /// once it is finished.
+    stream: Option<lanes::Stream>,
 }
 
 impl Default for Md5 {
@@ -69,7 +64,7 @@ pub(crate) fn scalar_blocks(state: &mut [u32; 4], blocks: &[u8]) {
 impl Md5 {
     /// A hasher over no bytes yet.
     pub fn new() -> Self {
-        Self { state: INIT, hashed: 0, pending: Vec::new(), member: None }
+        Self { state: INIT, hashed: 0, pending: Vec::new(), stream: None }
     }
 
     /// Adds bytes.
@@ -82,17 +77,24 @@ impl Md5 {
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.pending.len() == CHUNK {
-                let chunk = std::mem::take(&mut self.pending);
-                let member = self.member.get_or_insert_with(lanes::Member::join);
-                self.pending = lanes::hash(&mut self.state, chunk, member);
-                self.pending.clear();
+                if x16::available() {
+                    let chunk = std::mem::take(&mut self.pending);
+                    let state = self.state;
+                    self.pending = self.stream.get_or_insert_with(|| lanes::Stream::open(state)).push(chunk);
+                } else {
+                    scalar_blocks(&mut self.state, &self.pending);
+                    self.pending.clear();
+                }
                 self.hashed += CHUNK as u64;
             }
         }
     }
 
     /// The digest of everything added.
-    pub fn finalize(self) -> [u8; LEN] {
+    pub fn finalize(mut self) -> [u8; LEN] {
+        if let Some(stream) = self.stream.take() {
+            self.state = stream.finish();
+        }
         let whole = self.pending.len() / 64 * 64;
         let mut state = self.state;
         scalar_blocks(&mut state, &self.pending[..whole]);

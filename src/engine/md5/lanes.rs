@@ -1,155 +1,194 @@
 //! Gathers the MD5 work of concurrent uploads into the sixteen lanes of [`super::x16`].
 //!
-//! Every upload hashes its body in chunks of [`CHUNK`] bytes. A thread with a chunk to
-//! hash queues it; if no other thread is hashing, it takes up to sixteen queued chunks
-//! (its own and those queued by others meanwhile) and hashes them together, then hands
-//! each its result. Otherwise it waits, and either finds its chunk hashed or takes its
-//! turn; while a whole batch more is queued, further threads hash beside the first, up
-//! to one per core. A batch waits for a chunk from every stream being hashed (each
-//! [`Member`]), up to sixteen, but never longer than [`GATHER`] past its oldest chunk, so
-//! a stream whose body stalls does not hold the others up. No thread of its own: the uploads' threads do the work, one at a time, so it
-//! costs nothing when idle and needs no shutdown. A chunk alone in the queue (one upload
-//! running) is hashed by aws-lc's single-stream assembly instead: a lone stream gains
-//! nothing from the lanes.
+//! Each upload is a [`Stream`]: it queues its body in chunks of [`CHUNK`] bytes and goes
+//! on reading; it waits only when it has [`BACKLOG`] chunks queued, and at the end for its
+//! result. Chunks are hashed in rounds, one chunk of each of up to sixteen streams at a
+//! time (a stream's chunks in order: each continues from the previous one's state). A
+//! round is run by a thread that queues a chunk when every open stream has one waiting
+//! (up to sixteen), or when its own backlog is full, or when it needs its result; up to
+//! one round per core at once. So concurrent uploads fill the lanes without waiting for
+//! each other, and a lone upload's chunks are hashed as they come by aws-lc's
+//! single-stream assembly (a lone stream gains nothing from the lanes). No thread of its
+//! own: it costs nothing when idle and needs no shutdown.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::x16::{self, LANES};
 
-/// Bytes per queued chunk (whole 64-byte blocks): the lanes run in lockstep over chunks
-/// of one size, and at 64 KiB the hand-over costs well under 1% of the hashing.
+/// Bytes per queued chunk (whole 64-byte blocks): lanes run in lockstep over chunks of one
+/// size, and at 64 KiB handing a chunk over costs well under 1% of hashing it.
 pub const CHUNK: usize = 64 << 10;
 
-/// How long queued chunks wait for the other streams' before they are hashed anyway:
-/// about half of what one 64 KiB chunk takes to hash alone (85 µs here). A stream
-/// whose body arrives faster than the others' is slowed by at most that per chunk.
-const GATHER: Duration = Duration::from_micros(50);
+/// Chunks a stream may have queued before it waits (and hashes a round itself).
+const BACKLOG: usize = 4;
 
-/// One chunk to hash.
-struct Job {
-    ticket: u64,
+/// What the lanes hold of one stream.
+struct Open {
     state: [u32; 4],
-    data: Vec<u8>,
-    queued: Instant,
+    queued: VecDeque<Vec<u8>>,
+    /// A round is hashing this stream's oldest chunk now.
+    busy: bool,
 }
 
 #[derive(Default)]
-struct Queue {
-    /// Streams hashing through the lanes now (live [`Member`]s).
-    streams: usize,
-    waiting: Vec<Job>,
-    done: Vec<Job>,
-    /// Threads hashing a batch now.
-    hashing: usize,
+struct Shared {
+    open: HashMap<u64, Open>,
     next: u64,
+    /// Rounds being hashed now.
+    rounds: usize,
+    /// Chunk buffers handed back for reuse.
+    spare: Vec<Vec<u8>>,
 }
 
 #[derive(Default)]
 struct Lanes {
-    queue: Mutex<Queue>,
-    turn: Condvar,
+    shared: Mutex<Shared>,
+    changed: Condvar,
 }
-
-static SHARED: std::sync::OnceLock<Lanes> = std::sync::OnceLock::new();
 
 fn lanes() -> &'static Lanes {
-    SHARED.get_or_init(Lanes::default)
+    static LANES_SHARED: OnceLock<Lanes> = OnceLock::new();
+    LANES_SHARED.get_or_init(Lanes::default)
 }
 
-/// How many threads may hash batches at once.
+/// How many rounds may be hashed at once.
 fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// A stream's share of the lanes: while it lives, batches wait (briefly) for its chunks.
-pub struct Member(());
-
-impl Member {
-    /// Joins the streams hashed together.
-    pub fn join() -> Self {
-        lock(&lanes().queue).streams += 1;
-        Self(())
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let lanes = lanes();
-        let mut q = lock(&lanes.queue);
-        q.streams = q.streams.saturating_sub(1);
-        drop(q);
-        // Batches waiting for this stream's chunk need not wait any more.
-        lanes.turn.notify_all();
-    }
-}
-
-fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Hashes `data` (whole 64-byte blocks) into `state`, together with the chunks other
-/// threads are hashing at the same time; the caller is a [`Member`]. Returns `data`, for
-/// reuse.
-pub fn hash(state: &mut [u32; 4], data: Vec<u8>, _member: &Member) -> Vec<u8> {
-    if !x16::available() {
-        super::scalar_blocks(state, &data);
-        return data;
+/// One upload's MD5 while its whole chunks go through the lanes. Dropping it without
+/// [`Stream::finish`] discards its queued chunks.
+pub struct Stream {
+    id: u64,
+}
+
+impl Stream {
+    /// Opens a stream whose chaining value is `state` so far.
+    pub fn open(state: [u32; 4]) -> Self {
+        let mut s = lock(&lanes().shared);
+        let id = s.next;
+        s.next += 1;
+        s.open.insert(id, Open { state, queued: VecDeque::new(), busy: false });
+        Self { id }
     }
-    let lanes = lanes();
-    let cores = cores();
-    let mut q = lock(&lanes.queue);
-    let ticket = q.next;
-    q.next += 1;
-    q.waiting.push(Job { ticket, state: *state, data, queued: Instant::now() });
-    loop {
-        if let Some(at) = q.done.iter().position(|j| j.ticket == ticket) {
-            let job = q.done.swap_remove(at);
-            *state = job.state;
-            return job.data;
+
+    /// Queues `chunk` (whole 64-byte blocks) after the stream's earlier ones. Returns an
+    /// empty buffer (with room for a chunk, when one was spare) for the next.
+    pub fn push(&self, chunk: Vec<u8>) -> Vec<u8> {
+        let lanes = lanes();
+        let mut s = lock(&lanes.shared);
+        if let Some(open) = s.open.get_mut(&self.id) {
+            open.queued.push_back(chunk);
         }
-        let queued = q.waiting.len();
-        let oldest = q.waiting.first().map(|j| j.queued);
-        let full = queued >= q.streams.clamp(1, LANES);
-        let due = oldest.is_some_and(|t| t.elapsed() >= GATHER);
-        if queued > 0 && (full || due) && (q.hashing == 0 || (queued >= LANES && q.hashing < cores)) {
-            q.hashing += 1;
-            let take = q.waiting.len().min(LANES);
-            let mut batch: Vec<Job> = q.waiting.drain(..take).collect();
-            drop(q);
-            run(&mut batch);
-            q = lock(&lanes.queue);
-            q.done.append(&mut batch);
-            q.hashing -= 1;
-            lanes.turn.notify_all();
-            continue;
-        }
-        q = match oldest {
-            // Wake when the batch is due, unless a chunk or a result comes first.
-            Some(t) if !due => {
-                let left = GATHER.saturating_sub(t.elapsed());
-                lanes.turn.wait_timeout(q, left).unwrap_or_else(PoisonError::into_inner).0
+        loop {
+            let backlog = s.open.get(&self.id).map_or(0, |o| o.queued.len());
+            let (ready, open) = ready(&s);
+            let all_in = ready >= open.min(LANES);
+            if backlog <= BACKLOG && !(all_in && s.rounds < cores()) {
+                break;
             }
-            _ => lanes.turn.wait(q).unwrap_or_else(PoisonError::into_inner),
-        };
+            if ready > 0 && s.rounds < cores() {
+                s = round(lanes, s);
+            } else {
+                // Over the backlog with nothing this thread may hash: another round is
+                // hashing this stream's chunk.
+                s = lanes.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        s.spare.pop().unwrap_or_default()
+    }
+
+    /// The chaining value after every queued chunk, once they are hashed.
+    pub fn finish(self) -> [u32; 4] {
+        let lanes = lanes();
+        let mut s = lock(&lanes.shared);
+        loop {
+            match s.open.get(&self.id) {
+                Some(o) if o.queued.is_empty() && !o.busy => break,
+                None => break,
+                Some(o) if !o.busy && s.rounds < cores() => s = round(lanes, s),
+                Some(_) => s = lanes.changed.wait(s).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+        let state = s.open.remove(&self.id).map_or([0; 4], |o| o.state);
+        drop(s);
+        std::mem::forget(self);
+        lanes.changed.notify_all();
+        state
     }
 }
 
-/// Hashes a batch: in the lanes when there are several chunks of one size, else one by one.
-fn run(batch: &mut [Job]) {
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let lanes = lanes();
+        let mut s = lock(&lanes.shared);
+        // A round hashing its chunk writes back into nothing; the rest goes now.
+        s.open.remove(&self.id);
+        drop(s);
+        lanes.changed.notify_all();
+    }
+}
+
+/// Streams with a chunk waiting and no round on them, and streams open.
+fn ready(s: &Shared) -> (usize, usize) {
+    let ready = s.open.values().filter(|o| !o.busy && !o.queued.is_empty()).count();
+    (ready, s.open.len())
+}
+
+/// Hashes one round: the oldest chunk of up to sixteen ready streams. Called with the lock
+/// held; hashes without it.
+fn round<'a>(lanes: &'a Lanes, mut s: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+    let mut batch: Vec<(u64, [u32; 4], Vec<u8>)> = Vec::with_capacity(LANES);
+    for (id, open) in s.open.iter_mut() {
+        if batch.len() == LANES {
+            break;
+        }
+        if !open.busy
+            && let Some(chunk) = open.queued.pop_front()
+        {
+            open.busy = true;
+            batch.push((*id, open.state, chunk));
+        }
+    }
+    s.rounds += 1;
+    drop(s);
+    hash(&mut batch);
+    let mut s = lock(&lanes.shared);
+    s.rounds -= 1;
+    for (id, state, mut chunk) in batch {
+        if let Some(open) = s.open.get_mut(&id) {
+            open.state = state;
+            open.busy = false;
+        }
+        if s.spare.len() < 4 * LANES {
+            chunk.clear();
+            s.spare.push(chunk);
+        }
+    }
+    lanes.changed.notify_all();
+    s
+}
+
+/// Hashes a round: in the lanes when there are several chunks of one size, else one by one.
+fn hash(batch: &mut [(u64, [u32; 4], Vec<u8>)]) {
     if batch.len() > 1 {
-        let mut states: Vec<[u32; 4]> = batch.iter().map(|j| j.state).collect();
-        let data: Vec<&[u8]> = batch.iter().map(|j| j.data.as_slice()).collect();
+        let mut states: Vec<[u32; 4]> = batch.iter().map(|b| b.1).collect();
+        let data: Vec<&[u8]> = batch.iter().map(|b| b.2.as_slice()).collect();
         if x16::compress(&mut states, &data) {
-            for (job, state) in batch.iter_mut().zip(states) {
-                job.state = state;
+            for (b, state) in batch.iter_mut().zip(states) {
+                b.1 = state;
             }
             return;
         }
     }
-    for job in batch.iter_mut() {
-        super::scalar_blocks(&mut job.state, &job.data);
+    for b in batch.iter_mut() {
+        super::scalar_blocks(&mut b.1, &b.2);
     }
 }
 
@@ -158,27 +197,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn concurrent_chunks_come_back_to_their_owners() {
+    fn concurrent_streams_get_their_own_chained_states() {
         const INIT: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
         let threads: Vec<_> = (0..24u8)
             .map(|t| {
                 std::thread::spawn(move || {
-                    let member = Member::join();
-                    let mut state = INIT;
+                    let stream = Stream::open(INIT);
                     let mut want = INIT;
                     let mut buf = Vec::new();
-                    for round in 0..6u8 {
+                    for round in 0..(3 + t % 7) {
                         buf.clear();
                         buf.extend((0..CHUNK).map(|i| (i as u8) ^ t ^ round.wrapping_mul(17)));
                         super::super::scalar_blocks(&mut want, &buf);
-                        buf = hash(&mut state, std::mem::take(&mut buf), &member);
+                        buf = stream.push(std::mem::take(&mut buf));
                     }
-                    assert_eq!(state, want, "thread {t}");
+                    assert_eq!(stream.finish(), want, "thread {t}");
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
+        // A stream dropped unfinished leaves nothing behind.
+        let dropped = Stream::open(INIT);
+        let _ = dropped.push(vec![0; CHUNK]);
+        drop(dropped);
+        assert!(lock(&lanes().shared).open.values().all(|o| o.queued.is_empty() || o.busy));
     }
 }
