@@ -14,7 +14,7 @@ pub mod x16;
 
 use aws_lc_sys::{MD5_CTX, MD5_Final, MD5_Update};
 
-pub use lanes::CHUNK;
+pub use lanes::{CHUNK, rounds};
 
 /// Length of an MD5 digest.
 pub const LEN: usize = 16;

@@ -92,6 +92,15 @@ impl Metrics {
             ),
         ];
         counters.extend(crate::store::requests::all().map(|k| (k.name, k.help, k.get())));
+        let (rounds, chunks) = crate::engine::md5::rounds();
+        counters.extend([
+            (
+                "cipherstore_md5_rounds_total",
+                "Rounds of the multi-buffer MD5 (up to 16 uploads' chunks each).",
+                rounds,
+            ),
+            ("cipherstore_md5_round_chunks_total", "64 KiB chunks those rounds hashed.", chunks),
+        ]);
         if let Some(k) = keys {
             counters.extend([
                 ("cipherstore_hsm_wraps_total", "Bucket keys wrapped by the HSM.", k.hsm_wraps),

@@ -12,6 +12,7 @@
 //! own: it costs nothing when idle and needs no shutdown.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::x16::{self, LANES};
@@ -22,6 +23,15 @@ pub const CHUNK: usize = 64 << 10;
 
 /// Chunks a stream may have queued before it waits (and hashes a round itself).
 const BACKLOG: usize = 4;
+
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+static CHUNKS: AtomicU64 = AtomicU64::new(0);
+
+/// Rounds hashed so far and the chunks they held (chunks / rounds: how full the lanes
+/// run), for `/metrics`.
+pub fn rounds() -> (u64, u64) {
+    (ROUNDS.load(Ordering::Relaxed), CHUNKS.load(Ordering::Relaxed))
+}
 
 /// What the lanes hold of one stream.
 struct Open {
@@ -158,6 +168,8 @@ fn round<'a>(lanes: &'a Lanes, mut s: MutexGuard<'a, Shared>) -> MutexGuard<'a, 
     }
     s.rounds += 1;
     drop(s);
+    ROUNDS.fetch_add(1, Ordering::Relaxed);
+    CHUNKS.fetch_add(batch.len() as u64, Ordering::Relaxed);
     hash(&mut batch);
     let mut s = lock(&lanes.shared);
     s.rounds -= 1;
