@@ -8,11 +8,16 @@
 //!
 //! Only sealing takes from it: its batches are freed as fast as the store takes them.
 //! Batches of GETs are freed as fast as clients read, which the server does not control.
+//!
+//! A batch is taken before its bytes arrive, so an upload whose client sends slowly holds
+//! its share while it trickles (silence is bounded by `limits.body_idle_timeout_secs`).
+//! The default (256 MiB: 64 uploads with a whole batch each) keeps that from delaying
+//! other uploads until more than 64 are in flight.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 
 /// The limit unless the configuration sets one (`[limits] stream_buffers_mib`).
-pub const DEFAULT_BYTES: usize = 64 << 20;
+pub const DEFAULT_BYTES: usize = 256 << 20;
 
 struct Held {
     limit: usize,
