@@ -81,11 +81,15 @@ fn read_units(
     let per_batch = (BATCH_BYTES / unit).max(1);
     let mut index = 0u64;
     let mut total = 0u64;
+    // At most `cap` bytes, and no more than the plaintext still announced after `total`,
+    // plus one to see the end without another read.
+    let announced = expected.filter(|_| plain);
+    let fit = |cap: usize, total: u64| match announced {
+        Some(e) => cap.min(usize::try_from(e.saturating_sub(total).saturating_add(1)).unwrap_or(usize::MAX)),
+        None => cap,
+    };
     loop {
-        // Bytes still announced, plus one to see the end without another read.
-        let left = expected.filter(|_| plain).map(|e| e.saturating_sub(total).saturating_add(1));
-        let room = left
-            .map_or(per_batch * unit, |l| (per_batch * unit).min(usize::try_from(l).unwrap_or(usize::MAX)));
+        let room = fit(per_batch * unit, total);
         let grant = plain.then(|| budget::global().take(room + per_batch * overhead));
         let mut data = BytesMut::with_capacity(room + overhead);
         let mut trailers = BytesMut::with_capacity(per_batch * overhead);
@@ -93,11 +97,7 @@ fn read_units(
         let mut finished = false;
         while units.len() < per_batch {
             let start = data.len();
-            let want = match expected.filter(|_| plain) {
-                Some(e) => read_size
-                    .min(usize::try_from(e.saturating_sub(total).saturating_add(1)).unwrap_or(usize::MAX)),
-                None => read_size,
-            };
+            let want = fit(read_size, total);
             data.resize(start + want, 0);
             let mut n = read_full(&mut r, &mut data[start..])?;
             if n == want && want < read_size {
