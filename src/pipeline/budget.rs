@@ -1,23 +1,18 @@
-//! The memory that streamed bodies being sealed (PUTs, parts) may hold in batch buffers,
-//! shared by every request of the process. A reader that would go over it waits until
-//! batches of other requests have been written: the body it has not read waits in the
-//! kernel's socket buffers and TCP slows its client. So many concurrent uploads cost a
-//! bounded amount of memory instead of seven batches each. Every grant is returned once
-//! its batch is written, so a waiting reader always gets its turn (a batch larger than
-//! the whole budget waits for all of it).
+//! The memory that batch buffers of streamed bodies may hold, shared by every request of
+//! the process: uploads being sealed (PUTs, parts) and range reads being sent (GETs, until
+//! the client has been sent each batch). A batch takes as many whole units as the budget
+//! has left, never waiting: beyond the limit, every request goes on in batches of one unit
+//! (which may take it over the limit by that much each). So many requests at once cost a
+//! bounded amount of memory instead of seven 4 MiB batches each, and no request waits for
+//! another's client: a stalled reader holds only the batches it already has.
 //!
-//! Only sealing takes from it: its batches are freed as fast as the store takes them.
-//! Batches of GETs are freed as fast as clients read, which the server does not control.
-//!
-//! A batch is taken before its bytes arrive, so an upload whose client sends slowly holds
-//! its share while it trickles (silence is bounded by `limits.body_idle_timeout_secs`).
-//! The default (256 MiB: 64 uploads with a whole batch each) keeps that from delaying
-//! other uploads until more than 64 are in flight.
+//! Back-pressure comes from the pipeline's bounded channels: a reader with a full channel
+//! stops reading, its body waits in the kernel's socket buffers, and TCP slows its client.
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 /// The limit unless the configuration sets one (`[limits] stream_buffers_mib`).
-pub const DEFAULT_BYTES: usize = 256 << 20;
+pub const DEFAULT_BYTES: usize = 128 << 20;
 
 struct Held {
     limit: usize,
@@ -27,7 +22,6 @@ struct Held {
 /// Bytes that batches may hold at once.
 pub struct Budget {
     held: Mutex<Held>,
-    freed: Condvar,
 }
 
 static GLOBAL: Budget = Budget::new(DEFAULT_BYTES);
@@ -40,13 +34,12 @@ pub fn global() -> &'static Budget {
 impl Budget {
     /// A budget of `limit` bytes.
     pub const fn new(limit: usize) -> Self {
-        Self { held: Mutex::new(Held { limit, held: 0 }), freed: Condvar::new() }
+        Self { held: Mutex::new(Held { limit, held: 0 }) }
     }
 
     /// Sets the limit (at start-up; batches already held are not affected).
     pub fn set_limit(&self, bytes: usize) {
         self.held.lock().unwrap_or_else(PoisonError::into_inner).limit = bytes.max(1);
-        self.freed.notify_all();
     }
 
     /// The limit.
@@ -59,18 +52,15 @@ impl Budget {
         self.held.lock().unwrap_or_else(PoisonError::into_inner).held
     }
 
-    /// Takes `bytes` (at most the whole budget) for a new batch, waiting while that would
-    /// exceed the limit.
-    pub fn take(&self, bytes: usize) -> Grant<'_> {
+    /// Takes up to `want` bytes for a new batch, without waiting: what is left of the
+    /// limit, but never less than `floor` (one unit), which may go over it. A batch never
+    /// waits for other requests' batches, whose release may hang on how fast a client
+    /// reads; beyond the limit every request goes on in batches of one unit.
+    pub fn take_some(&self, want: usize, floor: usize) -> Grant<'_> {
         let mut h = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let bytes = bytes.min(h.limit);
-            if h.held + bytes <= h.limit {
-                h.held += bytes;
-                return Grant { budget: self, bytes };
-            }
-            h = self.freed.wait(h).unwrap_or_else(PoisonError::into_inner);
-        }
+        let bytes = want.min(h.limit.saturating_sub(h.held).max(floor));
+        h.held += bytes;
+        Grant { budget: self, bytes }
     }
 }
 
@@ -80,13 +70,19 @@ pub struct Grant<'a> {
     bytes: usize,
 }
 
+impl Grant<'_> {
+    /// Bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 impl Drop for Grant<'_> {
     fn drop(&mut self) {
         if self.bytes > 0 {
             let mut h = self.budget.held.lock().unwrap_or_else(PoisonError::into_inner);
             h.held = h.held.saturating_sub(self.bytes);
             drop(h);
-            self.budget.freed.notify_all();
         }
     }
 }
@@ -94,39 +90,27 @@ impl Drop for Grant<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
-    fn holders_never_exceed_the_limit_and_all_finish() {
-        let budget: &'static Budget = Box::leak(Box::new(Budget::new(10)));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let peak = peak.clone();
-                std::thread::spawn(move || {
-                    for _ in 0..50 {
-                        let g = budget.take(4);
-                        peak.fetch_max(budget.held(), Ordering::SeqCst);
-                        std::thread::yield_now();
-                        drop(g);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert!(peak.load(Ordering::SeqCst) <= 10);
+    fn grants_shrink_to_what_is_left_and_never_below_the_floor() {
+        let budget = Budget::new(10);
+        let a = budget.take_some(6, 1);
+        assert_eq!((a.bytes(), budget.held()), (6, 6));
+        // What is left, though more was wanted.
+        let b = budget.take_some(6, 1);
+        assert_eq!((b.bytes(), budget.held()), (4, 10));
+        // Nothing left: the floor, over the limit.
+        let c = budget.take_some(6, 2);
+        assert_eq!((c.bytes(), budget.held()), (2, 12));
+        drop((a, c));
+        assert_eq!(budget.held(), 4);
+        // Never more than wanted.
+        let d = budget.take_some(3, 5);
+        assert_eq!(d.bytes(), 3);
+        drop((b, d));
         assert_eq!(budget.held(), 0);
-        // Larger than the whole budget: the whole budget, once nothing else is held.
-        let big = budget.take(25);
-        assert_eq!(budget.held(), 10);
-        drop(big);
         budget.set_limit(40);
-        let (a, b) = (budget.take(25), budget.take(15));
-        assert_eq!((budget.held(), budget.limit()), (40, 40));
-        drop((a, b));
-        assert_eq!(budget.held(), 0);
+        assert_eq!(budget.take_some(100, 1).bytes(), 40);
+        assert_eq!((budget.held(), budget.limit()), (0, 40));
     }
 }

@@ -7,6 +7,7 @@
 pub mod budget;
 pub mod error;
 pub mod file;
+pub mod pool;
 pub mod progress;
 pub mod random;
 pub mod stream;

@@ -5,9 +5,11 @@
 
 use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
+use super::budget;
 use super::error::PipelineError;
+use super::pool::Buf;
 use super::units::{open_each, units_of};
 use crate::engine::{Layout, Opener};
 
@@ -44,10 +46,18 @@ pub fn decrypt_range(
     let overhead = layout.overhead();
     let mut trailers = Vec::new();
     let mut u = units.start;
+    let stored_unit = layout.unit_size() + overhead;
     while u < units.end {
-        let end = (u + per).min(units.end);
+        // As many units as the budget grants (at least one): a batch lives until the
+        // client has been sent it.
+        let wanted = (units.end - u).min(per);
+        let grant = budget::global().take_some(stored_unit.saturating_mul(wanted as usize), stored_unit);
+        let end = u + ((grant.bytes() / stored_unit) as u64).clamp(1, wanted);
         let refs = units_of(layout, u..end);
-        let mut data = BytesMut::zeroed(refs.iter().map(|r| r.len).sum());
+        let len = refs.iter().map(|r| r.len).sum();
+        let mut data = Buf::with_capacity(len);
+        data.resize(len);
+        data.hold(grant);
         trailers.resize(refs.len() * overhead, 0);
         let mut off = 0;
         for (i, r) in refs.iter().enumerate() {
@@ -60,7 +70,7 @@ pub fn decrypt_range(
         let p0 = layout.plain_offset(u);
         let (from, to) = (p0.max(first), (p0 + data.len() as u64).min(last));
         if from < to {
-            sink(data.freeze().slice((from - p0) as usize..(to - p0) as usize))?;
+            sink(data.into_bytes().slice((from - p0) as usize..(to - p0) as usize))?;
         }
         u = end;
     }

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::budget::{self, Grant};
 use super::error::PipelineError;
+use super::pool::Buf;
 use super::progress::Progress;
 use super::units::{UnitRef, open_each, seal_each, stored_slices};
 use crate::engine::format::{FIXED_HEADER_LEN, Header, SALT_LEN};
@@ -30,7 +31,7 @@ const INLINE_MAX: u64 = 1 << 20;
 /// Whole units in working form (see [`super::units`]).
 struct Batch {
     units: Vec<UnitRef>,
-    data: BytesMut,
+    data: Buf,
     trailers: BytesMut,
     /// The memory it holds, returned to the budget when the batch is dropped (plaintext
     /// batches read from a stream only).
@@ -89,20 +90,26 @@ fn read_units(
         None => cap,
     };
     loop {
-        let room = fit(per_batch * unit, total);
-        let grant = plain.then(|| budget::global().take(room + per_batch * overhead));
-        let mut data = BytesMut::with_capacity(room + overhead);
+        let mut room = fit(per_batch * unit, total);
+        // Sealing takes its batch from the budget: as many whole units as it grants.
+        let mut batch_units = per_batch;
+        let grant = plain.then(|| budget::global().take_some(room + per_batch * overhead, unit + overhead));
+        if let Some(g) = &grant {
+            batch_units = (g.bytes() / (unit + overhead)).clamp(1, per_batch);
+            room = room.min(batch_units * unit);
+        }
+        let mut data = Buf::with_capacity(room + overhead);
         let mut trailers = BytesMut::with_capacity(per_batch * overhead);
-        let mut units = Vec::with_capacity(per_batch);
+        let mut units = Vec::with_capacity(batch_units);
         let mut finished = false;
-        while units.len() < per_batch {
+        while units.len() < batch_units {
             let start = data.len();
             let want = fit(read_size, total);
-            data.resize(start + want, 0);
+            data.resize(start + want);
             let mut n = read_full(&mut r, &mut data[start..])?;
             if n == want && want < read_size {
                 // More than announced: read the rest of the unit as it comes.
-                data.resize(start + read_size, 0);
+                data.resize(start + read_size);
                 n += read_full(&mut r, &mut data[start + n..])?;
             }
             let is_final = n < read_size || at_eof(&mut r)?;
@@ -182,7 +189,7 @@ fn run<R: Read + Send>(
 /// (most S3 PUTs) skip the reader and worker threads and the 4 MiB batch buffers, which
 /// cost more than sealing a few KiB.
 fn run_inline(
-    input: &[u8],
+    input: Buf,
     unit: usize,
     overhead: usize,
     work: &(dyn Fn(&mut Batch) -> Result<(), PipelineError> + Sync),
@@ -197,22 +204,20 @@ fn run_inline(
             is_final: i + 1 == count,
         })
         .collect();
-    let mut batch = Batch {
-        units,
-        data: BytesMut::from(input),
-        trailers: BytesMut::zeroed(count * overhead),
-        _grant: None,
-    };
+    let mut batch = Batch { units, data: input, trailers: BytesMut::zeroed(count * overhead), _grant: None };
     work(&mut batch)?;
     write(&batch)?;
-    Ok(input.len() as u64)
+    Ok(batch.data.len() as u64)
 }
 
 /// Reads a small input whose length `len` was announced, whole, plus one byte more if
 /// there is one, so that a longer input is still caught by the length check.
-fn read_announced(input: &mut impl Read, len: u64) -> Result<Vec<u8>, PipelineError> {
-    let mut buf = Vec::with_capacity(len as usize);
-    input.take(len + 1).read_to_end(&mut buf).map_err(PipelineError::io("cannot read the input"))?;
+fn read_announced(input: &mut impl Read, len: u64) -> Result<Buf, PipelineError> {
+    let want = usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1);
+    let mut buf = Buf::with_capacity(want);
+    buf.resize(want);
+    let n = read_full(input, &mut buf)?;
+    buf.truncate(n);
     Ok(buf)
 }
 
@@ -274,7 +279,7 @@ pub fn encrypt_stream<R: Read + Send>(
             let sequential = |b: &mut Batch| -> Result<(), PipelineError> {
                 Ok(seal_each(&sealer, &b.units, &mut b.data, &mut b.trailers, false)?)
             };
-            run_inline(&buf, sealer.unit_size(), overhead, &sequential, &mut write)?
+            run_inline(buf, sealer.unit_size(), overhead, &sequential, &mut write)?
         }
         None => run(input, cut, expected_len, &work, &mut write)?,
     };

@@ -17,11 +17,13 @@ use super::digest::{Computed, Digests, Expected};
 use super::{CipherS3, error, kp};
 use crate::engine::{CustomerKey, SealSpec};
 use crate::object::{ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
+use crate::pipeline::pool::Buf;
 use crate::pipeline::{PipelineError, stream};
 use crate::store::{ObjectWriter, PartWriter};
 
-/// Batches of body bytes waiting for the pipeline.
-const DEPTH: usize = 8;
+/// Batches of body bytes waiting for the pipeline (1 MiB per upload, from the pool of
+/// batch buffers).
+const DEPTH: usize = 4;
 /// Body bytes gathered before a hand-off to the pipeline.
 const BATCH: usize = 256 << 10;
 /// How long a request body may send nothing, by default.
@@ -137,7 +139,12 @@ pub async fn encrypt<W: Write + Send + 'static>(
         let mut received = 0u64;
         // Small frames (HTTP/2 DATA frames are often 16 KiB) are gathered into batches, so
         // the hand-off to the blocking side costs per batch, not per frame.
-        let mut batch = BytesMut::new();
+        // Room for a batch, or for what is still announced when that is less (a small
+        // body takes a small buffer).
+        let room = |received: u64| {
+            content_length.map_or(BATCH, |l| l.saturating_sub(received).clamp(1, BATCH as u64) as usize)
+        };
+        let mut batch = Buf::with_capacity(room(0));
         loop {
             let chunk = match tokio::time::timeout(limits.idle, body.next()).await {
                 Ok(Some(Ok(c))) => c,
@@ -163,12 +170,17 @@ pub async fn encrypt<W: Write + Send + 'static>(
                 continue;
             }
             batch.extend_from_slice(&chunk);
-            if batch.len() >= BATCH && tx.send(Ok(batch.split().freeze())).await.is_err() {
+            if batch.len() >= BATCH
+                && tx
+                    .send(Ok(std::mem::replace(&mut batch, Buf::with_capacity(room(received))).into_bytes()))
+                    .await
+                    .is_err()
+            {
                 return Fed::Done;
             }
         }
         if !batch.is_empty() {
-            let _ = tx.send(Ok(batch.freeze())).await;
+            let _ = tx.send(Ok(batch.into_bytes())).await;
         }
         Fed::Done
     };

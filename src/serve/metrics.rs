@@ -124,10 +124,15 @@ impl Metrics {
         for (name, help, value) in [
             (
                 "cipherstore_stream_buffer_bytes",
-                "Bytes held by the batches of uploads being sealed.",
+                "Bytes held by the batches of uploads being sealed and downloads being sent.",
                 budget.held(),
             ),
             ("cipherstore_stream_buffer_limit_bytes", "limits.stream_buffers_mib, in bytes.", budget.limit()),
+            (
+                "cipherstore_batch_buffers_idle_bytes",
+                "Batch buffers kept mapped for reuse (unmapped after a second unused).",
+                crate::pipeline::pool::idle_bytes(),
+            ),
         ] {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {value}");

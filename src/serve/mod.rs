@@ -228,6 +228,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
     crate::pipeline::budget::global().set_limit(config.stream_buffers);
+    // Batch buffers left unused go back to the kernel even when no request comes.
+    tokio::spawn(async {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            crate::pipeline::pool::trim();
+        }
+    });
     // Requests whose Range AWS ignores are served again, once authenticated, by an inner
     // service without the header (s3s::route; cipherstore::s3::lenient_range).
     let inner = S3ServiceBuilder::new(s3.clone()).build();
