@@ -121,14 +121,6 @@ impl Buf {
         self.grant = Some(grant);
     }
 
-    /// A buffer holding a copy of `bytes`.
-    pub fn copy_of(bytes: &[u8]) -> Self {
-        let mut b = Self::with_capacity(bytes.len());
-        b.resize(bytes.len());
-        b.copy_from_slice(bytes);
-        b
-    }
-
     /// Bytes it can hold without moving.
     pub fn capacity(&self) -> usize {
         match &self.storage {
@@ -238,7 +230,8 @@ mod tests {
         for (len, capacity) in
             [(MAPPED_MIN, MAPPED_MIN), (MAPPED_MIN + 1, 2 * MAPPED_MIN), ((4 << 20) + 64, 8 << 20)]
         {
-            let b = Buf::copy_of(&vec![7u8; len]);
+            let mut b = Buf::with_capacity(len);
+            b.extend_from_slice(&vec![7u8; len]);
             assert_eq!(b.capacity(), capacity);
             drop(b);
             assert_eq!(Buf::with_capacity(len).capacity(), capacity);
