@@ -136,6 +136,7 @@ impl Buf {
             let mut bigger = Self::with_capacity(len.max(2 * self.capacity()));
             bigger.resize(self.len);
             bigger.copy_from_slice(self);
+            bigger.grant = self.grant.take();
             *self = bigger;
         }
         if let Storage::Heap(v) = &mut self.storage {

@@ -47,11 +47,12 @@ pub fn decrypt_range(
     let mut trailers = Vec::new();
     let mut u = units.start;
     let stored_unit = layout.unit_size() + overhead;
+    let member = budget::global().join();
     while u < units.end {
         // As many units as the budget grants (at least one): a batch lives until the
         // client has been sent it.
         let wanted = (units.end - u).min(per);
-        let grant = budget::global().take_some(stored_unit.saturating_mul(wanted as usize), stored_unit);
+        let grant = member.take(stored_unit.saturating_mul(wanted as usize), stored_unit);
         let end = u + ((grant.bytes() / stored_unit) as u64).clamp(1, wanted);
         let refs = units_of(layout, u..end);
         let len = refs.iter().map(|r| r.len).sum();

@@ -1,17 +1,17 @@
-//! Streams of unknown length (stdin now, network bodies later): a reader thread fills
-//! `bytes` buffers with whole units, a worker seals or opens each batch across the rayon
+//! Streams of unknown length (stdin, network bodies): a reader thread fills pooled
+//! buffers with whole units, a worker seals or opens each batch across the rayon
 //! pool, and the caller's thread writes the results in order. Bounded crossbeam channels
 //! between the stages give back-pressure, so at most `2 · CHANNEL_DEPTH + 3` batches are
 //! alive at once, whatever the input size. Batches of plaintext being sealed are sized to
-//! what the input announced and taken from the process-wide [`super::budget`], which
-//! bounds them across all concurrent requests.
+//! what the input announced and to this stream's share of the process-wide
+//! [`super::budget`] among all concurrent requests.
 
 use std::io::{BufRead, BufReader, IoSlice, Read, Write};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::budget::{self, Grant};
+use super::budget;
 use super::error::PipelineError;
 use super::pool::Buf;
 use super::progress::Progress;
@@ -31,11 +31,9 @@ const INLINE_MAX: u64 = 1 << 20;
 /// Whole units in working form (see [`super::units`]).
 struct Batch {
     units: Vec<UnitRef>,
+    /// Unit data; plaintext batches read from a stream hold their budget grant in it.
     data: Buf,
     trailers: BytesMut,
-    /// The memory it holds, returned to the budget when the batch is dropped (plaintext
-    /// batches read from a stream only).
-    _grant: Option<Grant<'static>>,
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -85,20 +83,25 @@ fn read_units(
     // At most `cap` bytes, and no more than the plaintext still announced after `total`,
     // plus one to see the end without another read.
     let announced = expected.filter(|_| plain);
+    // Sealing takes its batches from the budget, as a member for as long as it reads.
+    let member = plain.then(|| budget::global().join());
     let fit = |cap: usize, total: u64| match announced {
         Some(e) => cap.min(usize::try_from(e.saturating_sub(total).saturating_add(1)).unwrap_or(usize::MAX)),
         None => cap,
     };
     loop {
         let mut room = fit(per_batch * unit, total);
-        // Sealing takes its batch from the budget: as many whole units as it grants.
+        // As many whole units as the budget grants.
         let mut batch_units = per_batch;
-        let grant = plain.then(|| budget::global().take_some(room + per_batch * overhead, unit + overhead));
+        let grant = member.as_ref().map(|m| m.take(room + per_batch * overhead, unit + overhead));
         if let Some(g) = &grant {
             batch_units = (g.bytes() / (unit + overhead)).clamp(1, per_batch);
             room = room.min(batch_units * unit);
         }
         let mut data = Buf::with_capacity(room + overhead);
+        if let Some(g) = grant {
+            data.hold(g);
+        }
         let mut trailers = BytesMut::with_capacity(per_batch * overhead);
         let mut units = Vec::with_capacity(batch_units);
         let mut finished = false;
@@ -139,7 +142,7 @@ fn read_units(
                 break;
             }
         }
-        if tx.send(Batch { units, data, trailers, _grant: grant }).is_err() || finished {
+        if tx.send(Batch { units, data, trailers }).is_err() || finished {
             // A closed channel means a later stage stopped; it reports why.
             return Ok(total);
         }
@@ -204,7 +207,7 @@ fn run_inline(
             is_final: i + 1 == count,
         })
         .collect();
-    let mut batch = Batch { units, data: input, trailers: BytesMut::zeroed(count * overhead), _grant: None };
+    let mut batch = Batch { units, data: input, trailers: BytesMut::zeroed(count * overhead) };
     work(&mut batch)?;
     write(&batch)?;
     Ok(batch.data.len() as u64)

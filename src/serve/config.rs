@@ -28,7 +28,7 @@
 //! max_object_size = 5368709120     # bytes, single PUT and each part
 //! header_timeout_secs = 30         # TLS handshake, then each request's headers
 //! body_idle_timeout_secs = 60      # longest silence inside a request body
-//! stream_buffers_mib = 128         # memory all uploads' and downloads' batches may hold at once (4 to 4096)
+//! stream_buffers_mib = 64          # memory all uploads' and downloads' batches may hold at once (4 to 4096)
 //!
 //! [store]
 //! kind = "cluster"                 # "fs" (default): DATA/store; "cluster": docs/SCALE-OUT.md

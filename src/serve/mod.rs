@@ -42,6 +42,10 @@ use crate::store::kv::Kv;
 
 /// How long requests in flight may run on at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most a connection's read buffer grows to (hyper's default is about 400 KiB). Every
+/// open connection keeps its buffer, so 64 clients held ~40 MiB at the default; a
+/// body arrives in TLS records of 16 KiB anyway.
+const READ_BUFFER_MAX: usize = 64 << 10;
 
 /// Starts structured logging to stderr. `s3s` is capped at `warn`: its debug output
 /// prints request headers, which carry SSE-C keys.
@@ -110,7 +114,7 @@ async fn accept_loop(
     timeout: Duration,
 ) {
     let mut http = ConnBuilder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new()).header_read_timeout(timeout);
+    http.http1().timer(TokioTimer::new()).header_read_timeout(timeout).max_buf_size(READ_BUFFER_MAX);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
