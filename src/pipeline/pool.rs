@@ -41,8 +41,32 @@ const KEEP: Duration = Duration::from_secs(1);
 /// Most bytes of idle maps kept at once, whatever the load was.
 const MAX_IDLE_BYTES: usize = 32 << 20;
 
-/// Idle maps by size class, most recently used last.
-static IDLE: Mutex<[Vec<(MmapMut, Instant)>; CLASSES]> = Mutex::new([const { Vec::new() }; CLASSES]);
+/// Idle maps by size class, most recently used last, and their bytes together.
+struct Idle {
+    classes: [Vec<(MmapMut, Instant)>; CLASSES],
+    bytes: usize,
+}
+
+static IDLE: Mutex<Idle> = Mutex::new(Idle { classes: [const { Vec::new() }; CLASSES], bytes: 0 });
+
+impl Idle {
+    /// Moves the `count` oldest maps of `class` into `out`, keeping the byte count.
+    fn take(&mut self, class: usize, count: usize, out: &mut Vec<MmapMut>) {
+        for (m, _) in self.classes[class].drain(..count) {
+            self.bytes -= m.len();
+            out.push(m);
+        }
+    }
+
+    /// Takes out the oldest maps of the largest classes while over [`MAX_IDLE_BYTES`].
+    fn over_cap(&mut self, out: &mut Vec<MmapMut>) {
+        for c in (0..CLASSES).rev() {
+            while self.bytes > MAX_IDLE_BYTES && !self.classes[c].is_empty() {
+                self.take(c, 1, out);
+            }
+        }
+    }
+}
 
 /// A growable byte buffer from the pool.
 pub struct Buf {
@@ -69,33 +93,32 @@ fn map(len: usize) -> Option<MmapMut> {
     let Some(c) = class(len) else {
         return MmapMut::map_anon(len).ok();
     };
-    let kept = IDLE.lock().unwrap_or_else(PoisonError::into_inner)[c].pop();
+    let kept = {
+        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = idle.classes[c].pop();
+        if let Some((m, _)) = &kept {
+            idle.bytes -= m.len();
+        }
+        kept
+    };
     match kept {
         Some((map, _)) => Some(map),
         None => MmapMut::map_anon(MAPPED_MIN << c).ok(),
     }
 }
 
-/// Unmaps idle maps unused for [`KEEP`], and the oldest beyond [`MAX_IDLE_BYTES`]. Called
-/// as buffers come back, and by the server once a second so an idle server gives its
-/// memory back.
+/// Unmaps idle maps unused for [`KEEP`], and the oldest beyond [`MAX_IDLE_BYTES`]. The
+/// server calls it once a second, so an idle server gives its memory back; buffers
+/// coming back only enforce the cap.
 pub fn trim() {
     let now = Instant::now();
     let mut gone = Vec::new();
     let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-    for kept in idle.iter_mut() {
-        let stale = kept.iter().take_while(|(_, at)| now.duration_since(*at) >= KEEP).count();
-        gone.extend(kept.drain(..stale));
+    for c in 0..CLASSES {
+        let stale = idle.classes[c].iter().take_while(|(_, at)| now.duration_since(*at) >= KEEP).count();
+        idle.take(c, stale, &mut gone);
     }
-    // Over the cap: the largest classes' oldest maps go first.
-    let mut total: usize = idle.iter().flatten().map(|(m, _)| m.len()).sum();
-    for kept in idle.iter_mut().rev() {
-        while total > MAX_IDLE_BYTES && !kept.is_empty() {
-            let (m, at) = kept.remove(0);
-            total -= m.len();
-            gone.push((m, at));
-        }
-    }
+    idle.over_cap(&mut gone);
     drop(idle);
     // Unmapped here, outside the lock.
     drop(gone);
@@ -103,7 +126,7 @@ pub fn trim() {
 
 /// Bytes of idle maps kept now, for `/metrics`.
 pub fn idle_bytes() -> usize {
-    IDLE.lock().unwrap_or_else(PoisonError::into_inner).iter().flatten().map(|(m, _)| m.len()).sum()
+    IDLE.lock().unwrap_or_else(PoisonError::into_inner).bytes
 }
 
 impl Buf {
@@ -159,10 +182,11 @@ impl Buf {
         }
     }
 
-    /// Its bytes as [`Bytes`] without a copy; a map goes back to the pool once every
-    /// clone is dropped.
+    /// Its bytes as [`Bytes`] without a copy; a map goes back to the pool, and a grant to
+    /// the budget, once every clone is dropped.
     pub fn into_bytes(mut self) -> Bytes {
-        if let Storage::Heap(v) = &mut self.storage {
+        // A heap buffer holding no grant becomes `Bytes` without another allocation.
+        if let (Storage::Heap(v), None) = (&mut self.storage, &self.grant) {
             let mut v = std::mem::take(v);
             v.truncate(self.len);
             return Bytes::from(v);
@@ -202,8 +226,15 @@ impl Drop for Buf {
             && let Some(c) = class(m.len())
             && m.len() == MAPPED_MIN << c
         {
-            IDLE.lock().unwrap_or_else(PoisonError::into_inner)[c].push((m, Instant::now()));
-            trim();
+            // Only the cap is enforced here; maps idle too long go in the server's
+            // once-a-second trim.
+            let mut gone = Vec::new();
+            let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.bytes += m.len();
+            idle.classes[c].push((m, Instant::now()));
+            idle.over_cap(&mut gone);
+            drop(idle);
+            drop(gone);
         }
     }
 }
@@ -211,6 +242,28 @@ impl Drop for Buf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::budget::Budget;
+
+    #[test]
+    fn a_grant_lives_as_long_as_the_buffer_or_its_bytes() {
+        static BUDGET: Budget = Budget::new(1 << 20);
+        let member = BUDGET.join();
+        for len in [16, MAPPED_MIN] {
+            let mut b = Buf::with_capacity(len);
+            b.resize(len);
+            b.hold(member.take(len, 1));
+            assert_eq!(BUDGET.held(), len);
+            // Grown into new storage, it keeps its grant.
+            b.resize(2 * len + 1);
+            assert_eq!(BUDGET.held(), len);
+            let bytes = b.into_bytes();
+            let clone = bytes.slice(1..3);
+            drop(bytes);
+            assert_eq!(BUDGET.held(), len, "{len}");
+            drop(clone);
+            assert_eq!(BUDGET.held(), 0);
+        }
+    }
 
     #[test]
     fn buffers_grow_keep_their_bytes_and_go_back_to_the_pool() {
