@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::budget;
 use super::error::PipelineError;
-use super::pool::Buf;
+use super::pool::{Buf, MAPPED_MIN};
 use super::units::{open_each, units_of};
 use crate::engine::{Layout, Opener};
 
@@ -47,18 +47,24 @@ pub fn decrypt_range(
     let mut trailers = Vec::new();
     let mut u = units.start;
     let stored_unit = layout.unit_size() + overhead;
-    let member = budget::global().join();
+    // Reads shorter than a pooled map (most small GETs) are one heap batch, outside the
+    // budget: it bounds the large batches that many requests could hold at once.
+    let stored = stored_unit.saturating_mul(usize::try_from(units.end - units.start).unwrap_or(usize::MAX));
+    let member = (stored >= MAPPED_MIN).then(|| budget::global().join());
     while u < units.end {
         // As many units as the budget grants (at least one): a batch lives until the
         // client has been sent it.
         let wanted = (units.end - u).min(per);
-        let grant = member.take(stored_unit.saturating_mul(wanted as usize), stored_unit);
-        let end = u + ((grant.bytes() / stored_unit) as u64).clamp(1, wanted);
+        let grant = member.as_ref().map(|m| m.take(stored_unit.saturating_mul(wanted as usize), stored_unit));
+        let granted = grant.as_ref().map_or(wanted, |g| (g.bytes() / stored_unit) as u64);
+        let end = u + granted.clamp(1, wanted);
         let refs = units_of(layout, u..end);
         let len = refs.iter().map(|r| r.len).sum();
         let mut data = Buf::with_capacity(len);
         data.resize(len);
-        data.hold(grant);
+        if let Some(g) = grant {
+            data.hold(g);
+        }
         trailers.resize(refs.len() * overhead, 0);
         let mut off = 0;
         for (i, r) in refs.iter().enumerate() {

@@ -7,7 +7,7 @@
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3Result};
@@ -217,14 +217,20 @@ pub(super) fn get_body(source: PlainSource, first: u64, last: u64) -> S3Result<S
     if last - first > INLINE_GET_MAX {
         return Ok(get(source, first, last));
     }
-    let mut plain = BytesMut::with_capacity((last - first) as usize);
+    // Usually one batch, passed on as it is; several (a range over parts) are joined.
+    let mut batches: Vec<Bytes> = Vec::with_capacity(1);
     source
         .decrypt(first, last, &mut |bytes: Bytes| {
-            plain.extend_from_slice(&bytes);
+            batches.push(bytes);
             Ok(())
         })
         .map_err(error::pipeline)?;
-    Ok(StreamingBlob::from(s3s::Body::from(plain.freeze())))
+    let plain = match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.swap_remove(0),
+        _ => Bytes::from(batches.concat()),
+    };
+    Ok(StreamingBlob::from(s3s::Body::from(plain)))
 }
 
 /// Streams plaintext `[first, last)` of `source`, decrypting on a blocking task; an
