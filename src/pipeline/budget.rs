@@ -1,6 +1,7 @@
 //! The memory that batch buffers of streamed bodies may hold, shared by every request of
 //! the process: uploads being sealed (PUTs, parts) and range reads being sent (GETs, until
-//! the client has been sent each batch). A request joins the budget for as long as it
+//! the client has been sent each batch; reads shorter than a pooled map, most small GETs,
+//! are left out). A request joins the budget for as long as it
 //! streams, and each of its batches takes whole units, never waiting:
 //!
 //! - at most its fair share, the limit divided among the requests streaming now, for the
