@@ -24,13 +24,14 @@ need_apt() {
 }
 
 # need_rust: the project builds with the machine's stable toolchain (1.95), a C compiler
-# (aws-lc) and protoc (etcd-client's gRPC definitions).
+# (aws-lc) and protoc with the well-known types (etcd-client's gRPC definitions; Debian
+# ships descriptor.proto in libprotobuf-dev, a recommendation apt skips here).
 need_rust() {
   if ! command -v cargo >/dev/null; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
   fi
   command -v cargo >/dev/null || { echo "cargo (Rust 1.95) is required: https://rustup.rs" >&2; return 1; }
-  need_apt gcc libc6-dev make pkg-config protobuf-compiler
+  need_apt gcc libc6-dev make pkg-config protobuf-compiler libprotobuf-dev
 }
 
 # python_venv: .venv with the pinned Python tools (scripts/requirements.txt); prints its python.

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod bridge;
 pub mod bucket_cache;
 pub mod cluster;
+pub mod dispersal;
 pub mod etcd;
 pub mod fs;
 pub mod keypath;

@@ -1,0 +1,280 @@
+//! The Reed-Solomon code and the stripe geometry of dispersal (docs/FORMAT.md §7): how a
+//! piece's stored bytes are cut into stripes (its engine header, then each unit), how a
+//! stripe becomes `k` data shards and `n − k` parity shards, where shard `j` of slice `i`
+//! lies in slice file `i`, and the check that makes a damaged shard count as missing.
+
+use std::sync::Arc;
+
+use reed_solomon_erasure::galois_8::ReedSolomon;
+
+use crate::engine::format::{FIXED_HEADER_LEN, Header, MAGIC};
+
+/// Bytes of the check that follows every shard in a slice file.
+pub const CHECK_LEN: usize = 16;
+/// Stripe length for bytes that are not an engine object (benchmark plaintext builds).
+pub const PLAIN_STRIPE: u64 = 1 << 20;
+/// The widest configuration accepted (GF(2^8) allows 256 slices; wider is not useful).
+pub const MAX_WIDTH: usize = 64;
+
+/// Errors of the code.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// `k` and `n` do not make a code.
+    #[error("dispersal needs 1 ≤ threshold < width ≤ {MAX_WIDTH}; got threshold {k}, width {n}")]
+    Shape {
+        /// Threshold.
+        k: usize,
+        /// Width.
+        n: usize,
+    },
+    /// Fewer than `k` good shards of a stripe were found.
+    #[error("only {found} of the {k} slices needed could be read")]
+    TooFew {
+        /// Good shards found.
+        found: usize,
+        /// Needed.
+        k: usize,
+    },
+    /// The Reed-Solomon library refused its input.
+    #[error("Reed-Solomon coding failed: {0:?}")]
+    Library(reed_solomon_erasure::Error),
+}
+
+/// A (k, n) code: `k` data shards, `n − k` parity shards per stripe.
+#[derive(Clone)]
+pub struct Code {
+    k: usize,
+    n: usize,
+    rs: Arc<ReedSolomon>,
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Code({} of {})", self.k, self.n)
+    }
+}
+
+impl Code {
+    /// The code with threshold `k` and width `n`.
+    pub fn new(k: usize, n: usize) -> Result<Self, CodeError> {
+        if k == 0 || k >= n || n > MAX_WIDTH {
+            return Err(CodeError::Shape { k, n });
+        }
+        let rs = ReedSolomon::new(k, n - k).map_err(CodeError::Library)?;
+        Ok(Self { k, n, rs: Arc::new(rs) })
+    }
+
+    /// Threshold: shards that rebuild a stripe.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Width: shards per stripe.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Shard length for a stripe of `len` bytes.
+    pub fn shard_len(&self, len: u64) -> usize {
+        usize::try_from(len.div_ceil(self.k as u64)).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// Codes `stripe` into `n` shards of [`Code::shard_len`] bytes each (the last data
+    /// shard zero-padded), written into `shards` (resized as needed).
+    pub fn encode(&self, stripe: &[u8], shards: &mut Vec<Vec<u8>>) -> Result<(), CodeError> {
+        let len = self.shard_len(stripe.len() as u64);
+        shards.resize_with(self.n, Vec::new);
+        for (i, shard) in shards.iter_mut().enumerate() {
+            shard.clear();
+            if i < self.k {
+                let from = (i * len).min(stripe.len());
+                let to = ((i + 1) * len).min(stripe.len());
+                shard.extend_from_slice(&stripe[from..to]);
+            }
+            shard.resize(len, 0);
+        }
+        let (data, parity) = shards.split_at_mut(self.k);
+        self.rs.encode_sep(data, parity).map_err(CodeError::Library)
+    }
+
+    /// Rebuilds the missing data shards of a stripe from any `k` present shards (by slice
+    /// index; `None`: missing). Parity shards are not rebuilt unless `all`.
+    pub fn rebuild(&self, shards: &mut [Option<Vec<u8>>], all: bool) -> Result<(), CodeError> {
+        let found = shards.iter().filter(|s| s.is_some()).count();
+        if found < self.k {
+            return Err(CodeError::TooFew { found, k: self.k });
+        }
+        if all { self.rs.reconstruct(shards) } else { self.rs.reconstruct_data(shards) }
+            .map_err(CodeError::Library)
+    }
+}
+
+/// How a piece's stored bytes are cut into stripes: the first stripe is the engine header
+/// (`first` bytes; 0: none), then stripes of `unit` bytes, the last one possibly shorter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Length of the first stripe (the header), or 0.
+    pub first: u64,
+    /// Length of every later stripe but the last.
+    pub unit: u64,
+    /// Stored bytes of the piece.
+    pub len: u64,
+}
+
+impl Geometry {
+    /// The `(first, unit)` stripe lengths for stored bytes that start with `head`: an
+    /// engine object's header, then its units; any other bytes in [`PLAIN_STRIPE`]
+    /// stripes. `None` while more bytes are needed to tell (`complete`: there are no more).
+    pub fn decide(head: &[u8], complete: bool) -> Option<(u64, u64)> {
+        let plain = Some((0, PLAIN_STRIPE));
+        let prefix = head.len().min(MAGIC.len());
+        if head[..prefix] != MAGIC[..prefix] {
+            return plain;
+        }
+        if head.len() < FIXED_HEADER_LEN {
+            return if complete { plain } else { None };
+        }
+        let Ok(total) = Header::total_len(&head[..FIXED_HEADER_LEN]) else { return plain };
+        if head.len() < total {
+            return if complete { plain } else { None };
+        }
+        match Header::parse(&head[..total]) {
+            Ok((header, len)) => Some((len as u64, u64::from(header.unit_size) + header.mode.overhead() as u64)),
+            Err(_) => plain,
+        }
+    }
+
+    /// Number of stripes.
+    pub fn stripes(&self) -> u64 {
+        let first = self.first.min(self.len);
+        u64::from(first > 0) + (self.len - first).div_ceil(self.unit.max(1))
+    }
+
+    /// Stored-byte range of stripe `j`.
+    pub fn stripe(&self, j: u64) -> std::ops::Range<u64> {
+        let first = self.first.min(self.len);
+        if first > 0 && j == 0 {
+            return 0..first;
+        }
+        let j = j - u64::from(first > 0);
+        let start = first + j * self.unit;
+        start..(start + self.unit).min(self.len)
+    }
+
+    /// The stripe holding stored byte `offset` (< `len`).
+    pub fn stripe_of(&self, offset: u64) -> u64 {
+        let first = self.first.min(self.len);
+        if offset < first {
+            0
+        } else {
+            u64::from(first > 0) + (offset - first) / self.unit.max(1)
+        }
+    }
+
+    /// Where stripe `j`'s shard lies in a slice file: offset and shard length (its check
+    /// follows it).
+    pub fn shard_at(&self, code: &Code, j: u64) -> (u64, usize) {
+        let first = self.first.min(self.len);
+        let stripe = self.stripe(j);
+        let len = code.shard_len(stripe.end - stripe.start);
+        let head = if first > 0 { (code.shard_len(first) + CHECK_LEN) as u64 } else { 0 };
+        let full = (code.shard_len(self.unit) + CHECK_LEN) as u64;
+        let offset = if first > 0 && j == 0 { 0 } else { head + (j - u64::from(first > 0)) * full };
+        (offset, len)
+    }
+
+    /// Length of every slice file.
+    pub fn slice_len(&self, code: &Code) -> u64 {
+        match self.stripes() {
+            0 => 0,
+            s => {
+                let (at, len) = self.shard_at(code, s - 1);
+                at + (len + CHECK_LEN) as u64
+            }
+        }
+    }
+}
+
+/// The check of shard `stripe` of slice `slice` of blob `blob`: the first 16 bytes of a
+/// BLAKE3 derived-key hash, so a shard that changed, moved to another stripe, slice or
+/// blob, or was cut short counts as missing.
+pub fn check(blob: &str, slice: usize, stripe: u64, shard: &[u8]) -> [u8; CHECK_LEN] {
+    let mut h = blake3::Hasher::new_derive_key("cipherstore 2026 dispersal shard check v1");
+    h.update(&(blob.len() as u64).to_le_bytes());
+    h.update(blob.as_bytes());
+    h.update(&(slice as u64).to_le_bytes());
+    h.update(&stripe.to_le_bytes());
+    h.update(shard);
+    let mut out = [0u8; CHECK_LEN];
+    out.copy_from_slice(&h.finalize().as_bytes()[..CHECK_LEN]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_k_shards_rebuild_a_stripe() {
+        let code = Code::new(3, 5).unwrap();
+        let stripe: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut shards = Vec::new();
+        code.encode(&stripe, &mut shards).unwrap();
+        assert_eq!(shards.len(), 5);
+        assert!(shards.iter().all(|s| s.len() == 334));
+        assert_eq!(shards[0][..], stripe[..334]);
+        for lost in [[0, 1], [0, 4], [2, 3], [3, 4], [1, 2]] {
+            let mut got: Vec<Option<Vec<u8>>> = shards.iter().cloned().map(Some).collect();
+            for l in lost {
+                got[l] = None;
+            }
+            code.rebuild(&mut got, false).unwrap();
+            let joined: Vec<u8> = got[..3].iter().flat_map(|s| s.clone().unwrap()).collect();
+            assert_eq!(joined[..1000], stripe[..], "lost {lost:?}");
+        }
+        let mut three_gone: Vec<Option<Vec<u8>>> = shards.iter().cloned().map(Some).collect();
+        three_gone[0] = None;
+        three_gone[1] = None;
+        three_gone[4] = None;
+        assert!(matches!(code.rebuild(&mut three_gone, false), Err(CodeError::TooFew { found: 2, k: 3 })));
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        for (k, n) in [(0, 3), (3, 3), (4, 3), (2, MAX_WIDTH + 1)] {
+            assert!(Code::new(k, n).is_err(), "{k} of {n}");
+        }
+        assert!(Code::new(10, 16).is_ok());
+    }
+
+    #[test]
+    fn geometry_maps_stripes_to_shards() {
+        let code = Code::new(3, 5).unwrap();
+        let g = Geometry { first: 46, unit: 1000, len: 46 + 2500 };
+        assert_eq!(g.stripes(), 4);
+        assert_eq!(g.stripe(0), 0..46);
+        assert_eq!(g.stripe(1), 46..1046);
+        assert_eq!(g.stripe(3), 2046..2546);
+        assert_eq!(g.stripe_of(45), 0);
+        assert_eq!(g.stripe_of(46), 1);
+        assert_eq!(g.stripe_of(2545), 3);
+        assert_eq!(g.shard_at(&code, 0), (0, 16));
+        assert_eq!(g.shard_at(&code, 1), (32, 334));
+        assert_eq!(g.shard_at(&code, 3), (32 + 2 * 350, 167));
+        assert_eq!(g.slice_len(&code), 32 + 2 * 350 + 167 + 16);
+        let plain = Geometry { first: 0, unit: 100, len: 250 };
+        assert_eq!(plain.stripes(), 3);
+        assert_eq!(plain.stripe(2), 200..250);
+        assert_eq!(plain.shard_at(&code, 2), (2 * 50, 17));
+        assert_eq!(Geometry { first: 0, unit: 100, len: 0 }.stripes(), 0);
+    }
+
+    #[test]
+    fn checks_bind_position() {
+        let a = check("b", 0, 0, b"x");
+        assert_ne!(a, check("b", 1, 0, b"x"));
+        assert_ne!(a, check("b", 0, 1, b"x"));
+        assert_ne!(a, check("c", 0, 0, b"x"));
+        assert_ne!(a, check("b", 0, 0, b"y"));
+    }
+}

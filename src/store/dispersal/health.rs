@@ -1,0 +1,79 @@
+//! What dispersal has seen of its targets: whether each answered its last request (a
+//! target going down is logged once, and coming back once), and counts for `/metrics` —
+//! slices a write could not place, damaged slices read around, reads that had to rebuild.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Per-target state and counters.
+#[derive(Debug)]
+pub struct Health {
+    up: Vec<AtomicBool>,
+    failures: Vec<AtomicU64>,
+    bad: Vec<AtomicU64>,
+    degraded: AtomicU64,
+}
+
+/// A snapshot for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    /// Per target: whether its last request succeeded.
+    pub up: Vec<bool>,
+    /// Per target: requests that failed (writes that left its slice missing, reads that
+    /// found it unreadable).
+    pub failures: Vec<u64>,
+    /// Per target: shards whose check failed.
+    pub bad: Vec<u64>,
+    /// Stripes read by rebuilding from parity.
+    pub degraded_reads: u64,
+}
+
+impl Health {
+    /// All `n` targets presumed up.
+    pub fn new(n: usize) -> Self {
+        Self {
+            up: (0..n).map(|_| AtomicBool::new(true)).collect(),
+            failures: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            bad: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            degraded: AtomicU64::new(0),
+        }
+    }
+
+    /// Target `i` failed a request.
+    pub fn failed(&self, i: usize, error: &std::io::Error) {
+        if let Some(c) = self.failures.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.up.get(i).is_some_and(|u| u.swap(false, Ordering::Relaxed)) {
+            tracing::warn!(target_index = i, %error, "a dispersal target is failing; its slices are read around and written as missing");
+        }
+    }
+
+    /// Target `i` answered a request.
+    pub fn ok(&self, i: usize) {
+        if self.up.get(i).is_some_and(|u| !u.swap(true, Ordering::Relaxed)) {
+            tracing::info!(target_index = i, "a dispersal target is answering again");
+        }
+    }
+
+    /// A shard of target `i` failed its check.
+    pub fn bad_slice(&self, i: usize) {
+        if let Some(c) = self.bad.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A stripe was rebuilt to be read.
+    pub fn degraded_read(&self) {
+        self.degraded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn report(&self) -> HealthReport {
+        HealthReport {
+            up: self.up.iter().map(|u| u.load(Ordering::Relaxed)).collect(),
+            failures: self.failures.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            bad: self.bad.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            degraded_reads: self.degraded.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Dispersal (docs/FORMAT.md §7, docs/ARCHITECTURE.md): a [`Store`] that keeps every
+//! object's and part's stored bytes as `n` Reed-Solomon slices on `n` independent targets,
+//! any `k` of which rebuild them, and keeps records in another store (the embedded
+//! filesystem store, or etcd through the cluster store) with a manifest in front of each.
+//! This is IBM COS's model: an AONT-RS package split so that no `k − 1` targets hold enough
+//! of it to undo the transform, which makes the keyless default confidential, and any
+//! `n − k` targets may be lost.
+//!
+//! - [`code`]: the Reed-Solomon code, stripes and shard checks;
+//! - [`manifest`]: where a record's slices are, carried in front of the record;
+//! - [`targets`]: the slice directories;
+//! - [`writer`], [`reader`]: dispersing and gathering bytes;
+//! - [`health`]: targets up or down, counters for `/metrics`.
+//!
+//! Buckets, uploads, listings and tag sets are the record store's. Records written before
+//! dispersal was turned on carry no manifest, and their bytes are read from the record
+//! store as before.
+
+pub mod code;
+pub mod health;
+pub mod manifest;
+mod reader;
+pub mod targets;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use code::Code;
+use health::Health;
+use manifest::{Manifest, unwrap, wrap};
+use targets::Targets;
+use writer::{DispersingWriter, ObjectDispersal, Sink};
+
+use super::{Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart};
+
+/// What the writers and readers of one store share.
+pub(crate) struct Shared {
+    pub(crate) code: Code,
+    pub(crate) write_threshold: usize,
+    pub(crate) targets: Targets,
+    pub(crate) health: Health,
+}
+
+impl Shared {
+    /// Removes the slices of every piece of `manifest`.
+    fn remove(&self, manifest: &Manifest) {
+        for piece in &manifest.pieces {
+            self.targets.remove(&piece.blob);
+        }
+    }
+}
+
+/// How to disperse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispersalConfig {
+    /// `k`: slices that rebuild an object.
+    pub threshold: usize,
+    /// `w`: slices that must be durable for a write to succeed (`k ≤ w ≤ n`).
+    pub write_threshold: usize,
+    /// The `n` target directories, slice `i` in `targets[i]`.
+    pub targets: Vec<std::path::PathBuf>,
+}
+
+/// Errors of a dispersal configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum DispersalError {
+    /// Threshold, width and write threshold do not fit together.
+    #[error("{0}")]
+    Shape(String),
+    /// The code could not be made.
+    #[error(transparent)]
+    Code(#[from] code::CodeError),
+}
+
+/// A store whose bytes are dispersed over `n` targets and whose records live in `inner`.
+pub struct DispersedStore {
+    inner: Arc<dyn Store>,
+    shared: Arc<Shared>,
+}
+
+impl DispersedStore {
+    /// Disperses over `config`'s targets, keeping records in `inner`.
+    pub fn new(inner: Arc<dyn Store>, config: &DispersalConfig) -> Result<Self, DispersalError> {
+        let n = config.targets.len();
+        let (k, w) = (config.threshold, config.write_threshold);
+        if !(1 <= k && k <= w && w <= n) || k == n {
+            return Err(DispersalError::Shape(format!(
+                "dispersal needs 1 ≤ threshold ({k}) ≤ write_threshold ({w}) ≤ width ({n} targets), and threshold < width"
+            )));
+        }
+        let code = Code::new(k, n)?;
+        let shared = Shared {
+            code,
+            write_threshold: w,
+            targets: Targets::new(config.targets.clone()),
+            health: Health::new(n),
+        };
+        Ok(Self { inner, shared: Arc::new(shared) })
+    }
+
+    /// The targets' health, for `/metrics`.
+    pub fn health(&self) -> health::HealthReport {
+        self.shared.health.report()
+    }
+
+    /// The manifest in front of a stored record, if any.
+    fn manifest_of(record: &[u8]) -> Option<Manifest> {
+        unwrap(record).ok().flatten().map(|(m, _)| m)
+    }
+
+    /// The record as the object layer wrote it.
+    fn plain(record: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match unwrap(&record)? {
+            Some((_, inner)) => Ok(inner.to_vec()),
+            None => Ok(record),
+        }
+    }
+
+    /// The current object's manifest, to remove its slices once it is replaced.
+    fn current(&self, bucket: &str, key: &str) -> Option<Manifest> {
+        self.inner.head(bucket, key).ok().as_deref().and_then(Self::manifest_of)
+    }
+}
+
+impl Store for DispersedStore {
+    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.create_bucket(name, record)
+    }
+
+    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.bucket(name)
+    }
+
+    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.update_bucket(name, record)
+    }
+
+    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete_bucket(name)
+    }
+
+    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
+        self.inner.list_buckets()
+    }
+
+    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let sink = Sink::Object(self.inner.put(bucket, key)?);
+        let replaces = self.current(bucket, key);
+        let writer = DispersingWriter::new(self.shared.clone(), sink);
+        Ok(Box::new(ObjectDispersal { writer, replaces }))
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+        let stored = self.inner.get(bucket, key)?;
+        let Some((manifest, record)) = unwrap(&stored.record)? else { return Ok(stored) };
+        let record = record.to_vec();
+        let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
+            .map_err(|e| StoreError::Corrupt { path: format!("{bucket}/{key}"), reason: e.to_string() })?;
+        Ok(StoredObject { record, body: Box::new(reader), tags: stored.tags })
+    }
+
+    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Self::plain(self.inner.head(bucket, key)?)
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let old = self.current(bucket, key);
+        let deleted = self.inner.delete(bucket, key)?;
+        if let Some(old) = old {
+            self.shared.remove(&old);
+        }
+        Ok(deleted)
+    }
+
+    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
+        self.inner.set_tags(bucket, key, tags)
+    }
+
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Named>, StoreError> {
+        let mut page = self.inner.list(bucket, prefix, start_after, limit)?;
+        for named in &mut page {
+            named.record = Self::plain(std::mem::take(&mut named.record))?;
+        }
+        Ok(page)
+    }
+
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.create_upload(bucket, upload_id, record)
+    }
+
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.upload(bucket, upload_id)
+    }
+
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>, StoreError> {
+        // A part it replaces keeps its slices: a completion may already have read its
+        // manifest. The sweep removes slices no record names.
+        let sink = Sink::Part(self.inner.put_part(bucket, upload_id, number)?);
+        Ok(Box::new(DispersingWriter::new(self.shared.clone(), sink)))
+    }
+
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        let mut parts = self.inner.list_parts(bucket, upload_id)?;
+        for part in &mut parts {
+            if let Some((manifest, record)) = unwrap(&part.record)? {
+                part.stored = manifest.len();
+                part.record = record.to_vec();
+            }
+        }
+        Ok(parts)
+    }
+
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+        self.inner.list_uploads(bucket)
+    }
+
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        let parts = self.inner.list_parts(bucket, upload_id)?;
+        self.inner.abort_upload(bucket, upload_id)?;
+        for part in parts {
+            if let Some(m) = Self::manifest_of(&part.record) {
+                self.shared.remove(&m);
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        key: &str,
+        parts: &[u32],
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        let stored = self.inner.list_parts(bucket, upload_id)?;
+        let mut by_number: HashMap<u32, Manifest> = HashMap::new();
+        for part in &stored {
+            if let Some(m) = Self::manifest_of(&part.record) {
+                by_number.insert(part.number, m);
+            }
+        }
+        let mut manifest = Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: Vec::new() };
+        for number in parts {
+            let Some(m) = by_number.get(number) else {
+                return Err(StoreError::Corrupt {
+                    path: format!("upload {upload_id} part {number}"),
+                    reason: "the part has no dispersal manifest (written before dispersal was on?)".to_owned(),
+                });
+            };
+            if (m.k, m.n) != (manifest.k, manifest.n) {
+                return Err(StoreError::Corrupt {
+                    path: format!("upload {upload_id} part {number}"),
+                    reason: "the part was dispersed with another threshold or width; upload it again".to_owned(),
+                });
+            }
+            manifest.pieces.extend(m.pieces.iter().cloned());
+        }
+        let replaces = self.current(bucket, key);
+        self.inner.complete_upload(bucket, upload_id, key, parts, &wrap(&manifest, record)?)?;
+        if let Some(old) = replaces {
+            self.shared.remove(&old);
+        }
+        // Parts uploaded but left out of the object went with the upload.
+        for (number, m) in &by_number {
+            if !parts.contains(number) {
+                self.shared.remove(m);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Writing a dispersed object or part: bytes are cut into stripes as they arrive (the
+//! engine header first, then each unit, docs/FORMAT.md §7.1), each stripe is coded into
+//! `n` shards, and shard `i` with its check is appended to slice file `i`. A slice whose
+//! target fails is dropped and the write goes on; the write fails once fewer than the write
+//! threshold remain. At commit the slices are flushed, then the record (with the manifest
+//! naming the slices that made it) is committed to the record store; nothing is visible
+//! before, and a write that does not commit leaves no slice behind.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use super::Shared;
+use super::code::{Geometry, check};
+use super::manifest::{Manifest, Piece, wrap};
+use crate::store::{ObjectWriter, PartWriter, StoreError};
+
+/// What the record is committed into.
+pub(super) enum Sink {
+    Object(Box<dyn ObjectWriter>),
+    Part(Box<dyn PartWriter>),
+}
+
+/// One slice file being written.
+struct SliceOut {
+    file: File,
+    digest: blake3::Hasher,
+}
+
+/// An object or part being dispersed.
+pub(super) struct DispersingWriter {
+    shared: Arc<Shared>,
+    blob: String,
+    sink: Option<Sink>,
+    slices: Vec<Option<SliceOut>>,
+    /// Bytes seen before the geometry was decided.
+    head: Vec<u8>,
+    geometry: Option<(u64, u64)>,
+    stripe: Vec<u8>,
+    stripe_index: u64,
+    written: u64,
+    shards: Vec<Vec<u8>>,
+    committed: bool,
+}
+
+impl DispersingWriter {
+    pub(super) fn new(shared: Arc<Shared>, sink: Sink) -> Self {
+        let blob = crate::store::new_upload_id();
+        let slices = (0..shared.code.n())
+            .map(|i| match shared.targets.create(i, &blob) {
+                Ok(file) => Some(SliceOut { file, digest: blake3::Hasher::new() }),
+                Err(e) => {
+                    shared.health.failed(i, &e);
+                    None
+                }
+            })
+            .collect();
+        Self {
+            shared,
+            blob,
+            sink: Some(sink),
+            slices,
+            head: Vec::new(),
+            geometry: None,
+            stripe: Vec::new(),
+            stripe_index: 0,
+            written: 0,
+            shards: Vec::new(),
+            committed: false,
+        }
+    }
+
+    fn good(&self) -> usize {
+        self.slices.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn too_few(&self) -> io::Error {
+        io::Error::other(format!(
+            "only {} of {} dispersal targets took the write; {} are needed (write_threshold)",
+            self.good(),
+            self.shared.code.n(),
+            self.shared.write_threshold
+        ))
+    }
+
+    /// Length of the stripe being filled.
+    fn stripe_len(&self, (first, unit): (u64, u64)) -> usize {
+        let len = if first > 0 && self.stripe_index == 0 { first } else { unit };
+        usize::try_from(len).unwrap_or(usize::MAX)
+    }
+
+    /// Codes the stripe held and appends its shards to the slice files.
+    fn flush_stripe(&mut self) -> io::Result<()> {
+        self.shared.code.encode(&self.stripe, &mut self.shards).map_err(io::Error::other)?;
+        for (i, shard) in self.shards.iter_mut().enumerate() {
+            let Some(out) = &mut self.slices[i] else { continue };
+            let c = check(&self.blob, i, self.stripe_index, shard);
+            shard.extend_from_slice(&c);
+            match out.file.write_all(shard) {
+                Ok(()) => {
+                    out.digest.update(shard);
+                }
+                Err(e) => {
+                    self.shared.health.failed(i, &e);
+                    self.slices[i] = None;
+                }
+            }
+        }
+        self.stripe.clear();
+        self.stripe_index += 1;
+        if self.good() < self.shared.write_threshold {
+            return Err(self.too_few());
+        }
+        Ok(())
+    }
+
+    /// Takes bytes once the geometry is known.
+    fn take(&mut self, mut buf: &[u8], geometry: (u64, u64)) -> io::Result<()> {
+        while !buf.is_empty() {
+            let want = self.stripe_len(geometry) - self.stripe.len();
+            let n = want.min(buf.len());
+            self.stripe.extend_from_slice(&buf[..n]);
+            buf = &buf[n..];
+            if self.stripe.len() == self.stripe_len(geometry) {
+                self.flush_stripe()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the geometry from the bytes seen so far (`complete`: there are no more).
+    fn decide(&mut self, complete: bool) -> io::Result<()> {
+        if self.geometry.is_some() {
+            return Ok(());
+        }
+        let Some(g) = Geometry::decide(&self.head, complete) else { return Ok(()) };
+        self.geometry = Some(g);
+        let head = std::mem::take(&mut self.head);
+        self.take(&head, g)
+    }
+
+    /// Flushes the last stripe and the slice files; returns the piece.
+    fn finish(&mut self) -> Result<Piece, StoreError> {
+        let unavailable = |e: io::Error| StoreError::Unavailable(e.to_string());
+        self.decide(true).map_err(unavailable)?;
+        let (first, unit) = self.geometry.unwrap_or((0, super::code::PLAIN_STRIPE));
+        if !self.stripe.is_empty() {
+            self.flush_stripe().map_err(unavailable)?;
+        }
+        let mut digests = Vec::with_capacity(self.slices.len());
+        for i in 0..self.slices.len() {
+            let digest = match self.slices[i].take() {
+                Some(out) => match out.file.sync_data().and_then(|()| self.shared.targets.sync_dir(i, &self.blob)) {
+                    Ok(()) => Some(out.digest.finalize().to_hex().to_string()),
+                    Err(e) => {
+                        self.shared.health.failed(i, &e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            digests.push(digest);
+        }
+        let piece = Piece { blob: self.blob.clone(), len: self.written, first, unit, slices: digests };
+        if piece.present() < self.shared.write_threshold {
+            return Err(StoreError::Unavailable(format!(
+                "only {} of {} dispersal targets took the write; {} are needed (write_threshold)",
+                piece.present(),
+                self.shared.code.n(),
+                self.shared.write_threshold
+            )));
+        }
+        for (i, s) in piece.slices.iter().enumerate() {
+            if s.is_some() {
+                self.shared.health.ok(i);
+            }
+        }
+        Ok(piece)
+    }
+
+    fn commit_into(mut self, record: &[u8]) -> Result<(u64, Piece), StoreError> {
+        let piece = self.finish()?;
+        let manifest = Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: vec![piece.clone()] };
+        let wrapped = wrap(&manifest, record)?;
+        let result = match self.sink.take() {
+            Some(Sink::Object(w)) => w.commit(&wrapped).map(|()| piece.len),
+            Some(Sink::Part(w)) => w.commit(&wrapped).map(|_| piece.len),
+            None => Err(StoreError::Unavailable("the write was already committed".to_owned())),
+        };
+        // Committed or not, the record store has decided: on failure the slices go.
+        self.committed = result.is_ok();
+        result.map(|len| (len, piece))
+    }
+}
+
+impl Write for DispersingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.good() < self.shared.write_threshold {
+            return Err(self.too_few());
+        }
+        self.written += buf.len() as u64;
+        match self.geometry {
+            Some(g) => self.take(buf, g)?,
+            None => {
+                self.head.extend_from_slice(buf);
+                self.decide(false)?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for DispersingWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.slices.clear();
+            self.shared.targets.remove(&self.blob);
+        }
+    }
+}
+
+/// An object write: on commit, the slices of the object it replaced go.
+pub(super) struct ObjectDispersal {
+    pub(super) writer: DispersingWriter,
+    pub(super) replaces: Option<Manifest>,
+}
+
+impl Write for ObjectDispersal {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ObjectWriter for ObjectDispersal {
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+        let Self { writer, replaces } = *self;
+        let shared = writer.shared.clone();
+        writer.commit_into(record)?;
+        if let Some(old) = replaces {
+            shared.remove(&old);
+        }
+        Ok(())
+    }
+}
+
+impl PartWriter for DispersingWriter {
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
+        self.commit_into(record).map(|(len, _)| len)
+    }
+}
