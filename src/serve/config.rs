@@ -48,6 +48,11 @@
 //! ca_file = "/etc/cipherstore/etcd-ca.pem"       # with https:// endpoints
 //! cert_file = "/etc/cipherstore/etcd-client.pem"  # if etcd asks for client certificates
 //! key_file = "/etc/cipherstore/etcd-client.key"
+//! [store.dispersal]                # bytes as k-of-n slices, records in the store above
+//! width = 5                        # n: one slice per target; must equal the targets listed
+//! threshold = 3                    # k: any k slices rebuild an object; k - 1 reveal nothing
+//! write_threshold = 4              # w: a write succeeds once w slices are durable (k <= w <= n)
+//! targets = ["/srv/d0/cs", "/srv/d1/cs", "/srv/d2/cs", "/srv/d3/cs", "/srv/d4/cs"]
 //! ```
 
 use std::net::SocketAddr;
@@ -92,6 +97,57 @@ struct StoreSection {
     inline_max_bytes: Option<usize>,
     backend: Option<BackendSection>,
     etcd: Option<EtcdSection>,
+    dispersal: Option<DispersalSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DispersalSection {
+    width: usize,
+    threshold: usize,
+    write_threshold: Option<usize>,
+    targets: Vec<PathBuf>,
+}
+
+impl DispersalSection {
+    fn resolve(self) -> anyhow::Result<crate::store::dispersal::DispersalConfig> {
+        let (n, k) = (self.width, self.threshold);
+        anyhow::ensure!(
+            self.targets.len() == n,
+            "store.dispersal.width is {n} but {} targets are listed: one target per slice",
+            self.targets.len()
+        );
+        anyhow::ensure!(
+            1 <= k && k < n && n <= crate::store::dispersal::code::MAX_WIDTH,
+            "store.dispersal needs 1 <= threshold < width <= {}; got threshold {k}, width {n}",
+            crate::store::dispersal::code::MAX_WIDTH
+        );
+        let w = self.write_threshold.unwrap_or_else(|| default_write_threshold(k, n));
+        anyhow::ensure!(
+            k <= w && w <= n,
+            "store.dispersal.write_threshold must be between threshold ({k}) and width ({n}); got {w}"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.targets {
+            anyhow::ensure!(
+                t.is_absolute(),
+                "store.dispersal.targets must be absolute paths: {}",
+                t.display()
+            );
+            anyhow::ensure!(seen.insert(t.clone()), "store.dispersal.targets lists {} twice", t.display());
+        }
+        Ok(crate::store::dispersal::DispersalConfig {
+            threshold: k,
+            write_threshold: w,
+            targets: self.targets,
+        })
+    }
+}
+
+/// The write threshold when none is given: half-way from `k` to `n`, rounded up, so a
+/// write survives `n - w` targets down while each object keeps `w - k` slices of margin.
+pub fn default_write_threshold(k: usize, n: usize) -> usize {
+    k + (n - k).div_ceil(2)
 }
 
 /// Which store `serve` keeps objects in.
@@ -321,6 +377,8 @@ pub struct ServeConfig {
     pub backend: crate::engine::Backend,
     /// Where objects are kept.
     pub store: StoreSettings,
+    /// Bytes dispersed over targets, records kept in `store` (`[store.dispersal]`).
+    pub dispersal: Option<crate::store::dispersal::DispersalConfig>,
 }
 
 /// Environment variables `serve` reads (besides the HSM ones in [`crate::keys::config`]).
@@ -365,7 +423,7 @@ where
 impl ServeConfig {
     /// Resolves defaults < file < environment < flags.
     pub fn resolve(flags: Flags, backend: crate::engine::Backend) -> anyhow::Result<Self> {
-        let file = match &flags.config {
+        let mut file = match &flags.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
@@ -424,6 +482,7 @@ impl ServeConfig {
             log: env("CIPHERSTORE_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
             log_format: file.log_format.unwrap_or_default(),
             backend,
+            dispersal: file.store.dispersal.take().map(DispersalSection::resolve).transpose()?,
             store: file.store.resolve()?,
         })
     }
@@ -446,6 +505,30 @@ mod tests {
         let typo = FileConfig::parse("lisen = \"0.0.0.0:1\"").unwrap_err().to_string();
         assert!(typo.contains("lisen"), "{typo}");
         assert!(FileConfig::parse("[hsm]\npin = \"1234\"").is_err(), "a PIN in the file is refused");
+    }
+
+    #[test]
+    fn dispersal_settings_are_checked() {
+        let base = "[store.dispersal]\nwidth = 5\nthreshold = 3\ntargets = [\"/t/0\", \"/t/1\", \"/t/2\", \"/t/3\", \"/t/4\"]\n";
+        let d = FileConfig::parse(base).unwrap().store.dispersal.unwrap().resolve().unwrap();
+        assert_eq!((d.threshold, d.write_threshold, d.targets.len()), (3, 4, 5));
+        assert_eq!(default_write_threshold(10, 16), 13);
+        let refused = |text: &str, says: &str| {
+            let e =
+                FileConfig::parse(text).unwrap().store.dispersal.unwrap().resolve().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        };
+        refused(&base.replace("width = 5", "width = 6"), "6 but 5 targets");
+        refused(&base.replace("threshold = 3", "threshold = 5"), "threshold < width");
+        refused(&base.replace("threshold = 3", "threshold = 0"), "threshold < width");
+        refused(
+            &base.replace("threshold = 3", "threshold = 3\nwrite_threshold = 2"),
+            "between threshold (3) and width (5)",
+        );
+        refused(&base.replace("threshold = 3", "threshold = 3\nwrite_threshold = 6"), "between threshold");
+        refused(&base.replace("/t/4", "/t/3"), "twice");
+        refused(&base.replace("/t/4", "t/4"), "absolute");
+        assert!(FileConfig::parse(&base.replace("width", "widht")).is_err());
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::keys::KeyMetrics;
+use crate::store::dispersal::health::Health;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
@@ -23,9 +26,15 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     refused_plain_sse_c: AtomicU64,
+    dispersal: Option<Arc<Health>>,
 }
 
 impl Metrics {
+    /// Counters that also report the dispersal targets' health, if there are targets.
+    pub fn with_dispersal(dispersal: Option<Arc<Health>>) -> Self {
+        Self { dispersal, ..Self::default() }
+    }
+
     /// Records one finished request.
     pub fn record(&self, method: &str, status: u16, elapsed: Duration, bytes_in: u64, bytes_out: u64) {
         if let Ok(mut m) = self.requests.lock() {
@@ -137,8 +146,44 @@ impl Metrics {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(h) = &self.dispersal {
+            render_dispersal(&mut out, &h.report());
+        }
         out
     }
+}
+
+/// The dispersal targets' gauges and counters, one series per target.
+fn render_dispersal(out: &mut String, r: &crate::store::dispersal::health::HealthReport) {
+    let per_target: [(&str, &str, &str, Vec<u64>); 3] = [
+        (
+            "cipherstore_dispersal_target_up",
+            "gauge",
+            "Whether the dispersal target answered its last request (1) or failed it (0).",
+            r.up.iter().map(|&u| u64::from(u)).collect(),
+        ),
+        (
+            "cipherstore_dispersal_target_failures_total",
+            "counter",
+            "Requests to the target that failed: slices a write left missing, reads that found it unreadable.",
+            r.failures.clone(),
+        ),
+        (
+            "cipherstore_dispersal_bad_shards_total",
+            "counter",
+            "Shards of the target whose check failed on read (read around, rebuilt by `cipherstore rebuild`).",
+            r.bad.clone(),
+        ),
+    ];
+    for (name, kind, help, values) in per_target {
+        header(out, name, kind, help);
+        for (i, v) in values.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{target=\"{i}\"}} {v}");
+        }
+    }
+    let name = "cipherstore_dispersal_degraded_stripes_total";
+    header(out, name, "counter", "Stripes read by rebuilding them from parity slices.");
+    let _ = writeln!(out, "{name} {}", r.degraded_reads);
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -161,5 +206,24 @@ mod tests {
         assert!(text.contains("cipherstore_bytes_received_total 100"), "{text}");
         assert!(text.contains("cipherstore_bytes_sent_total 50"), "{text}");
         assert!(!text.contains("hsm"), "no key metrics without a key manager");
+        assert!(!text.contains("dispersal"), "no dispersal metrics without targets");
+    }
+
+    #[test]
+    fn exposition_reports_dispersal_targets() {
+        let health = Arc::new(Health::new(3));
+        health.failed(1, &std::io::Error::other("gone"));
+        health.bad_slice(2);
+        health.degraded_read();
+        let text = Metrics::with_dispersal(Some(health)).render(None);
+        for line in [
+            "cipherstore_dispersal_target_up{target=\"0\"} 1",
+            "cipherstore_dispersal_target_up{target=\"1\"} 0",
+            "cipherstore_dispersal_target_failures_total{target=\"1\"} 1",
+            "cipherstore_dispersal_bad_shards_total{target=\"2\"} 1",
+            "cipherstore_dispersal_degraded_stripes_total 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

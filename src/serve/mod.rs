@@ -36,6 +36,8 @@ use crate::s3::lenient_range::LenientRange;
 use crate::store::Store;
 use crate::store::blobs::Blobs;
 use crate::store::cluster::ClusterStore;
+use crate::store::dispersal::DispersedStore;
+use crate::store::dispersal::health::Health;
 use crate::store::etcd::EtcdKv;
 use crate::store::fs::FsStore;
 use crate::store::kv::Kv;
@@ -159,9 +161,36 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
-/// Opens the store the configuration names (a cluster store over `kv`); returns it and a
-/// line saying what it is, and starts a cluster store's background sweep.
-fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<(Arc<dyn Store>, String)> {
+/// Opens the store the configuration names (a cluster store over `kv`), dispersed over
+/// targets if configured; returns it, a line saying what it is and the dispersal targets'
+/// health, and starts a cluster store's background sweep.
+fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<OpenedStore> {
+    let (store, line) = open_record_store(config, kv)?;
+    let Some(d) = &config.dispersal else { return Ok((store, line, None)) };
+    for (i, t) in d.targets.iter().enumerate() {
+        if !t.is_dir() {
+            tracing::warn!(target_index = i, path = %t.display(), "a dispersal target directory is missing; its slices will be written as missing until it is back");
+        }
+    }
+    let dispersed = DispersedStore::new(store, d)?;
+    let health = dispersed.health();
+    let line = format!(
+        "dispersed: {} of {} slices rebuild an object (writes need {}), over {}; records: {line}",
+        d.threshold,
+        d.targets.len(),
+        d.write_threshold,
+        d.targets.iter().map(|t| t.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok((Arc::new(dispersed), line, Some(health)))
+}
+
+/// A store, what it is, and its dispersal targets' health.
+type OpenedStore = (Arc<dyn Store>, String, Option<Arc<Health>>);
+
+fn open_record_store(
+    config: &ServeConfig,
+    kv: Option<Arc<dyn Kv>>,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
     match &config.store {
         StoreSettings::Fs => {
             let dir = config.data_dir.join("store");
@@ -192,7 +221,7 @@ fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<(
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let kv = connect_kv(&config).await?;
-    let (store, store_line) = open_store(&config, kv.clone())?;
+    let (store, store_line, dispersal) = open_store(&config, kv.clone())?;
     let users_path: PathBuf = config.users.clone().unwrap_or_else(|| config.data_dir.join("users"));
     if config.users.is_none() {
         users::ensure(&users_path)?;
@@ -247,7 +276,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     builder.set_auth(auth);
     builder.set_route(LenientRange::new(inner));
     let service = builder.build();
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::with_dispersal(dispersal));
     let front = Front { s3: service, metrics, keys, plain: false };
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

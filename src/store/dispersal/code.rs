@@ -139,7 +139,9 @@ impl Geometry {
             return if complete { plain } else { None };
         }
         match Header::parse(&head[..total]) {
-            Ok((header, len)) => Some((len as u64, u64::from(header.unit_size) + header.mode.overhead() as u64)),
+            Ok((header, len)) => {
+                Some((len as u64, u64::from(header.unit_size) + header.mode.overhead() as u64))
+            }
             Err(_) => plain,
         }
     }
@@ -164,11 +166,7 @@ impl Geometry {
     /// The stripe holding stored byte `offset` (< `len`).
     pub fn stripe_of(&self, offset: u64) -> u64 {
         let first = self.first.min(self.len);
-        if offset < first {
-            0
-        } else {
-            u64::from(first > 0) + (offset - first) / self.unit.max(1)
-        }
+        if offset < first { 0 } else { u64::from(first > 0) + (offset - first) / self.unit.max(1) }
     }
 
     /// Where stripe `j`'s shard lies in a slice file: offset and shard length (its check

@@ -39,7 +39,7 @@ pub(crate) struct Shared {
     pub(crate) code: Code,
     pub(crate) write_threshold: usize,
     pub(crate) targets: Targets,
-    pub(crate) health: Health,
+    pub(crate) health: Arc<Health>,
 }
 
 impl Shared {
@@ -94,14 +94,14 @@ impl DispersedStore {
             code,
             write_threshold: w,
             targets: Targets::new(config.targets.clone()),
-            health: Health::new(n),
+            health: Arc::new(Health::new(n)),
         };
         Ok(Self { inner, shared: Arc::new(shared) })
     }
 
     /// The targets' health, for `/metrics`.
-    pub fn health(&self) -> health::HealthReport {
-        self.shared.health.report()
+    pub fn health(&self) -> Arc<Health> {
+        self.shared.health.clone()
     }
 
     /// The manifest in front of a stored record, if any.
@@ -199,7 +199,12 @@ impl Store for DispersedStore {
         self.inner.upload(bucket, upload_id)
     }
 
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>, StoreError> {
+    fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
         // A part it replaces keeps its slices: a completion may already have read its
         // manifest. The sweep removes slices no record names.
         let sink = Sink::Part(self.inner.put_part(bucket, upload_id, number)?);
@@ -252,13 +257,15 @@ impl Store for DispersedStore {
             let Some(m) = by_number.get(number) else {
                 return Err(StoreError::Corrupt {
                     path: format!("upload {upload_id} part {number}"),
-                    reason: "the part has no dispersal manifest (written before dispersal was on?)".to_owned(),
+                    reason: "the part has no dispersal manifest (written before dispersal was on?)"
+                        .to_owned(),
                 });
             };
             if (m.k, m.n) != (manifest.k, manifest.n) {
                 return Err(StoreError::Corrupt {
                     path: format!("upload {upload_id} part {number}"),
-                    reason: "the part was dispersed with another threshold or width; upload it again".to_owned(),
+                    reason: "the part was dispersed with another threshold or width; upload it again"
+                        .to_owned(),
                 });
             }
             manifest.pieces.extend(m.pieces.iter().cloned());

@@ -46,7 +46,10 @@ impl Targets {
         match fs::metadata(&self.dirs[i]) {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(io::Error::other(format!("target {} is not a directory", self.dirs[i].display()))),
-            Err(e) => Err(io::Error::new(e.kind(), format!("target {} is unavailable: {e}", self.dirs[i].display()))),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("target {} is unavailable: {e}", self.dirs[i].display()),
+            )),
         }
     }
 

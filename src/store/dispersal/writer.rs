@@ -150,13 +150,15 @@ impl DispersingWriter {
         let mut digests = Vec::with_capacity(self.slices.len());
         for i in 0..self.slices.len() {
             let digest = match self.slices[i].take() {
-                Some(out) => match out.file.sync_data().and_then(|()| self.shared.targets.sync_dir(i, &self.blob)) {
-                    Ok(()) => Some(out.digest.finalize().to_hex().to_string()),
-                    Err(e) => {
-                        self.shared.health.failed(i, &e);
-                        None
+                Some(out) => {
+                    match out.file.sync_data().and_then(|()| self.shared.targets.sync_dir(i, &self.blob)) {
+                        Ok(()) => Some(out.digest.finalize().to_hex().to_string()),
+                        Err(e) => {
+                            self.shared.health.failed(i, &e);
+                            None
+                        }
                     }
-                },
+                }
                 None => None,
             };
             digests.push(digest);
@@ -180,7 +182,8 @@ impl DispersingWriter {
 
     fn commit_into(mut self, record: &[u8]) -> Result<(u64, Piece), StoreError> {
         let piece = self.finish()?;
-        let manifest = Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: vec![piece.clone()] };
+        let manifest =
+            Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: vec![piece.clone()] };
         let wrapped = wrap(&manifest, record)?;
         let result = match self.sink.take() {
             Some(Sink::Object(w)) => w.commit(&wrapped).map(|()| piece.len),

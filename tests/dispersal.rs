@@ -1,0 +1,228 @@
+//! The dispersal store at the store interface: real engine objects (AONT-RS with 4 KiB
+//! segments, so small objects have many stripes) dispersed over target directories, with
+//! records in the embedded filesystem store; round trips, lost and damaged targets, the
+//! write threshold, multipart, and slices removed with their objects.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cipherstore::engine::{Backend, Protection, SealSpec, Sealer};
+use cipherstore::store::dispersal::{DispersalConfig, DispersedStore};
+use cipherstore::store::fs::FsStore;
+use cipherstore::store::{ObjectReader, Store, StoreError};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    targets: Vec<PathBuf>,
+    inner: Arc<FsStore>,
+    store: DispersedStore,
+}
+
+fn fixture(k: usize, n: usize, w: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let targets: Vec<PathBuf> = (0..n).map(|i| dir.path().join(format!("t{i}"))).collect();
+    for t in &targets {
+        std::fs::create_dir(t).unwrap();
+    }
+    let (inner, _) = FsStore::open(&dir.path().join("records")).unwrap();
+    let inner = Arc::new(inner);
+    let config = DispersalConfig { threshold: k, write_threshold: w, targets: targets.clone() };
+    let store = DispersedStore::new(inner.clone(), &config).unwrap();
+    store.create_bucket("bkt", b"{}").unwrap();
+    Fixture { _dir: dir, targets, inner, store }
+}
+
+/// An AONT-RS object of `plain` with 4 KiB segments, as stored bytes.
+fn sealed(plain: &[u8]) -> Vec<u8> {
+    let mut spec = SealSpec::new(Protection::Aont, Backend::Accelerated);
+    spec.unit_size = 4096;
+    let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
+    let mut out = sealer.header_bytes().to_vec();
+    let chunks: Vec<&[u8]> = if plain.is_empty() { vec![&[]] } else { plain.chunks(4096).collect() };
+    let last = chunks.len() - 1;
+    for (i, c) in chunks.iter().enumerate() {
+        let mut data = c.to_vec();
+        let mut trailer = vec![0u8; sealer.overhead()];
+        sealer.seal_unit(i as u64, i == last, &mut data, &mut trailer).unwrap();
+        out.extend_from_slice(&data);
+        out.extend_from_slice(&trailer);
+    }
+    out
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn put(s: &dyn Store, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut w = s.put("bkt", key)?;
+    // In uneven writes, as a body arrives.
+    for c in bytes.chunks(1000) {
+        w.write_all(c).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
+    w.commit(format!("record of {key}").as_bytes())
+}
+
+fn read_all(r: &dyn ObjectReader) -> std::io::Result<Vec<u8>> {
+    let mut out = vec![0u8; r.len() as usize];
+    let mut at = 0;
+    while at < out.len() {
+        let n = r.read_at(&mut out[at..], at as u64)?;
+        assert!(n > 0, "short read at {at}");
+        at += n;
+    }
+    Ok(out)
+}
+
+fn slice_files(f: &Fixture) -> Vec<Vec<PathBuf>> {
+    f.targets
+        .iter()
+        .map(|t| {
+            let mut files = Vec::new();
+            if !t.is_dir() {
+                return files;
+            }
+            for d in std::fs::read_dir(t).unwrap() {
+                for e in std::fs::read_dir(d.unwrap().path()).unwrap() {
+                    files.push(e.unwrap().path());
+                }
+            }
+            files.sort();
+            files
+        })
+        .collect()
+}
+
+#[test]
+fn objects_round_trip_whole_and_by_range_at_every_shape() {
+    for (k, n) in [(3, 5), (10, 16)] {
+        let f = fixture(k, n, n);
+        for (i, len) in [0usize, 1, 4095, 4096, 4097, 50_000].into_iter().enumerate() {
+            let stored = sealed(&pattern(len, i as u8));
+            let key = format!("k{len}");
+            put(&f.store, &key, &stored).unwrap();
+            let got = f.store.get("bkt", &key).unwrap();
+            assert_eq!(
+                got.record,
+                format!("record of {key}").as_bytes(),
+                "the object layer's record comes back as given"
+            );
+            assert_eq!(read_all(got.body.as_ref()).unwrap(), stored, "{k} of {n}, {len} bytes");
+            // Ranges that start and end inside stripes.
+            for (a, b) in [(0, 1), (45, 47), (100, 5000), (stored.len() - 3, stored.len())] {
+                if b <= stored.len() && a < b {
+                    let mut buf = vec![0u8; b - a];
+                    assert_eq!(got.body.read_at(&mut buf, a as u64).unwrap(), b - a);
+                    assert_eq!(buf, stored[a..b], "range {a}..{b}");
+                }
+            }
+            assert_eq!(f.store.head("bkt", &key).unwrap(), format!("record of {key}").as_bytes());
+        }
+        let files = slice_files(&f);
+        assert!(files.iter().all(|t| t.len() == 6), "one slice per object on every target: {files:?}");
+        let listed = f.store.list("bkt", "", None, 100).unwrap();
+        assert_eq!(listed.len(), 6);
+        assert!(listed.iter().all(|x| x.record == format!("record of {}", x.name).as_bytes()));
+    }
+}
+
+#[test]
+fn up_to_n_minus_k_lost_or_damaged_targets_still_read_exactly() {
+    let f = fixture(3, 5, 5);
+    let stored = sealed(&pattern(40_000, 7));
+    put(&f.store, "o", &stored).unwrap();
+    let files = slice_files(&f);
+    // Target 0 gone entirely, target 2's slice has a flipped byte deep inside.
+    std::fs::remove_dir_all(&f.targets[0]).unwrap();
+    let mut bytes = std::fs::read(&files[2][0]).unwrap();
+    bytes[10_000] ^= 1;
+    std::fs::write(&files[2][0], &bytes).unwrap();
+    let got = f.store.get("bkt", "o").unwrap();
+    assert_eq!(read_all(got.body.as_ref()).unwrap(), stored, "two of five lost: exact");
+    // Target 4's slice truncated as well: three lost, fewer than k remain for some stripes.
+    let bytes = std::fs::read(&files[4][0]).unwrap();
+    std::fs::write(&files[4][0], &bytes[..bytes.len() / 2]).unwrap();
+    let got = f.store.get("bkt", "o").unwrap();
+    let err = read_all(got.body.as_ref()).unwrap_err().to_string();
+    assert!(err.contains("only 2 of the 3 slices needed"), "{err}");
+}
+
+#[test]
+fn writes_need_the_write_threshold_and_leave_nothing_when_refused() {
+    let f = fixture(3, 5, 4);
+    std::fs::remove_dir(&f.targets[1]).unwrap();
+    let stored = sealed(&pattern(9000, 1));
+    put(&f.store, "one-down", &stored).unwrap();
+    assert_eq!(read_all(f.store.get("bkt", "one-down").unwrap().body.as_ref()).unwrap(), stored);
+    std::fs::remove_dir_all(&f.targets[3]).unwrap();
+    let err = put(&f.store, "two-down", &stored).unwrap_err().to_string();
+    assert!(err.contains("only 3 of 5 dispersal targets took the write; 4 are needed"), "{err}");
+    assert!(matches!(f.store.get("bkt", "two-down"), Err(StoreError::NoSuchKey { .. })));
+    let left: usize = slice_files(&f).iter().map(Vec::len).sum();
+    assert_eq!(left, 3, "the refused write left no slice: only one-down's three remain");
+    // one-down has lost slice 3 as well now: still readable from 0, 2 and 4.
+    assert_eq!(read_all(f.store.get("bkt", "one-down").unwrap().body.as_ref()).unwrap(), stored);
+    // The target comes back: writes go to all five again.
+    std::fs::create_dir(&f.targets[1]).unwrap();
+    std::fs::create_dir(&f.targets[3]).unwrap();
+    put(&f.store, "all-back", &stored).unwrap();
+    assert_eq!(read_all(f.store.get("bkt", "all-back").unwrap().body.as_ref()).unwrap(), stored);
+}
+
+#[test]
+fn multipart_objects_are_their_parts_slices_and_aborts_remove_them() {
+    let f = fixture(3, 5, 5);
+    let s: &dyn Store = &f.store;
+    s.create_upload("bkt", &"a".repeat(32), b"upload").unwrap();
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| sealed(&pattern(10_000 + i * 3000, i as u8))).collect();
+    for (i, p) in parts.iter().enumerate() {
+        let mut w = s.put_part("bkt", &"a".repeat(32), i as u32 + 1).unwrap();
+        w.write_all(p).unwrap();
+        assert_eq!(w.commit(b"part").unwrap(), p.len() as u64, "a part's stored length is its bytes'");
+    }
+    let listed = s.list_parts("bkt", &"a".repeat(32)).unwrap();
+    assert_eq!(
+        listed.iter().map(|p| p.stored).collect::<Vec<_>>(),
+        parts.iter().map(|p| p.len() as u64).collect::<Vec<_>>()
+    );
+    assert!(listed.iter().all(|p| p.record == b"part"));
+    // Parts 1 and 3 make the object; part 2's slices go with the upload.
+    s.complete_upload("bkt", &"a".repeat(32), "mp", &[1, 3], b"object").unwrap();
+    let got = s.get("bkt", "mp").unwrap();
+    assert_eq!(got.record, b"object");
+    assert_eq!(read_all(got.body.as_ref()).unwrap(), [parts[0].clone(), parts[2].clone()].concat());
+    assert!(slice_files(&f).iter().all(|t| t.len() == 2), "part 2's slices were removed");
+    s.create_upload("bkt", &"c".repeat(32), b"upload").unwrap();
+    let mut w = s.put_part("bkt", &"c".repeat(32), 1).unwrap();
+    w.write_all(&parts[0]).unwrap();
+    w.commit(b"part").unwrap();
+    assert!(slice_files(&f).iter().all(|t| t.len() == 3));
+    s.abort_upload("bkt", &"c".repeat(32)).unwrap();
+    assert!(slice_files(&f).iter().all(|t| t.len() == 2), "an abort removes its parts' slices");
+}
+
+#[test]
+fn deletes_and_overwrites_remove_slices_and_old_records_still_read() {
+    let f = fixture(3, 5, 5);
+    put(&f.store, "x", &sealed(&pattern(5000, 1))).unwrap();
+    let again = sealed(&pattern(6000, 2));
+    put(&f.store, "x", &again).unwrap();
+    assert!(slice_files(&f).iter().all(|t| t.len() == 1), "an overwrite removes the old slices");
+    assert_eq!(read_all(f.store.get("bkt", "x").unwrap().body.as_ref()).unwrap(), again);
+    assert!(f.store.delete("bkt", "x").unwrap());
+    assert!(slice_files(&f).iter().all(|t| t.is_empty()), "a delete removes the slices");
+    // An object written before dispersal was turned on reads from the record store.
+    let old = sealed(&pattern(3000, 3));
+    let mut w = f.inner.put("bkt", "before").unwrap();
+    w.write_all(&old).unwrap();
+    w.commit(b"old record").unwrap();
+    let got = f.store.get("bkt", "before").unwrap();
+    assert_eq!(got.record, b"old record");
+    assert_eq!(read_all(got.body.as_ref()).unwrap(), old);
+    // An unfinished write leaves nothing.
+    let mut w = f.store.put("bkt", "dropped").unwrap();
+    w.write_all(&again).unwrap();
+    drop(w);
+    assert!(slice_files(&f).iter().all(|t| t.is_empty()));
+}
