@@ -2,7 +2,10 @@
 loopback port over HTTPS with two users (alice, bob) and a SoftHSM2 token of its own,
 and offers checks that count and report failures. With CIPHERSTORE_E2E_CLUSTER set to a
 directory `scripts/cluster up` made, the server is a gateway of that cluster store (blobs
-on its Ceph, records in its etcd, under a namespace of the server's own).
+on its Ceph, records in its etcd, under a namespace of the server's own). With
+CIPHERSTORE_E2E_DISPERSAL set to "k/n" (or `dispersal=(k, n, w)`), object bytes are
+dispersed over n target directories of the server's own (`srv.targets`), any k of which
+rebuild them.
 
     with Server(binary) as srv:
         alice = srv.boto3("alice")
@@ -30,7 +33,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None):
+    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None, dispersal=None):
         self.binary = binary
         self.passed = 0
         self.failed = 0
@@ -60,6 +63,19 @@ class Server:
             store = "\n".join(f'namespace = "{namespace}"' if line.startswith("namespace") else line
                               for line in store.splitlines()) + "\n"
             config = (config or "") + "\n" + store
+        if dispersal is None and os.environ.get("CIPHERSTORE_E2E_DISPERSAL"):
+            k, n = map(int, os.environ["CIPHERSTORE_E2E_DISPERSAL"].split("/"))
+            dispersal = (k, n, None)
+        self.targets = []
+        if dispersal is not None:
+            k, n, w = dispersal
+            self.targets = [self.data / "targets" / str(i) for i in range(n)]
+            for t in self.targets:
+                t.mkdir(parents=True)
+            section = (f"\n[store.dispersal]\nwidth = {n}\nthreshold = {k}\n"
+                       + (f"write_threshold = {w}\n" if w else "")
+                       + "targets = [" + ", ".join(json.dumps(str(t)) for t in self.targets) + "]\n")
+            config = (config or "") + section
         if config is not None:
             (self.data / "config.toml").write_text(config)
             self.args += ["--config", str(self.data / "config.toml")]

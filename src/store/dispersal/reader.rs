@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::Shared;
 use super::code::{CHECK_LEN, Code, CodeError, Geometry, check};
 use super::manifest::{Manifest, Piece};
-use crate::store::ObjectReader;
+use crate::store::{ObjectReader, StoreError};
 
 struct Placed {
     start: u64,
@@ -111,9 +111,10 @@ impl DispersedReader {
             }
         }
         if found < k {
-            return Err(io::Error::other(format!(
+            // Carried as the store's own error, so the S3 layer answers 503 and logs this.
+            return Err(io::Error::other(StoreError::Unavailable(format!(
                 "a dispersed object cannot be read: only {found} of the {k} slices needed are available (threshold {k} of width {n})"
-            )));
+            ))));
         }
         if shards[..k].iter().any(Option::is_none) {
             self.shared.health.degraded_read();
