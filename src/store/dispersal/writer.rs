@@ -74,13 +74,15 @@ impl DispersingWriter {
         self.slices.iter().filter(|s| s.is_some()).count()
     }
 
+    /// The write cannot succeed: carried as the store's own error, so the S3 layer answers
+    /// 503 and logs why.
     fn too_few(&self) -> io::Error {
-        io::Error::other(format!(
+        io::Error::other(StoreError::Unavailable(format!(
             "only {} of {} dispersal targets took the write; {} are needed (write_threshold)",
             self.good(),
             self.shared.code.n(),
             self.shared.write_threshold
-        ))
+        )))
     }
 
     /// Length of the stripe being filled.
