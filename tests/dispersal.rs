@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cipherstore::engine::{Backend, Protection, SealSpec, Sealer};
+use cipherstore::store::dispersal::rebuild::{RebuildOptions, RebuildReport};
 use cipherstore::store::dispersal::{DispersalConfig, DispersedStore};
 use cipherstore::store::fs::FsStore;
 use cipherstore::store::{ObjectReader, Store, StoreError};
@@ -27,7 +28,13 @@ fn fixture(k: usize, n: usize, w: usize) -> Fixture {
     }
     let (inner, _) = FsStore::open(&dir.path().join("records")).unwrap();
     let inner = Arc::new(inner);
-    let config = DispersalConfig { threshold: k, write_threshold: w, targets: targets.clone() };
+    let config = DispersalConfig {
+        threshold: k,
+        write_threshold: w,
+        targets: targets.clone(),
+        scrub_interval: None,
+        scrub_rate: 0,
+    };
     let store = DispersedStore::new(inner.clone(), &config).unwrap();
     store.create_bucket("bkt", b"{}").unwrap();
     Fixture { _dir: dir, targets, inner, store }
@@ -225,4 +232,85 @@ fn deletes_and_overwrites_remove_slices_and_old_records_still_read() {
     w.write_all(&again).unwrap();
     drop(w);
     assert!(slice_files(&f).iter().all(|t| t.is_empty()));
+}
+
+fn rebuild(f: &Fixture, verify: bool, dry_run: bool) -> RebuildReport {
+    let options =
+        RebuildOptions { verify, dry_run, rate: None, sweep_grace: Some(std::time::Duration::ZERO) };
+    let seen = std::cell::Cell::new(0);
+    let r = f.store.rebuild(&options, &|done, total| {
+        assert!(done <= total);
+        seen.set(done);
+    });
+    let r = r.unwrap();
+    assert_eq!(seen.get(), r.pieces, "progress reached every piece");
+    r
+}
+
+#[test]
+fn rebuild_restores_full_width_and_a_second_finds_nothing() {
+    let f = fixture(3, 5, 4);
+    let objects: Vec<Vec<u8>> = (0..4).map(|i| sealed(&pattern(7000 * (i + 1), i as u8))).collect();
+    for (i, o) in objects.iter().enumerate() {
+        put(&f.store, &format!("o{i}"), o).unwrap();
+    }
+    // One object written while target 4 was down (its manifest lists that slice missing).
+    std::fs::rename(&f.targets[4], f.targets[4].with_extension("away")).unwrap();
+    let late = sealed(&pattern(12_345, 9));
+    put(&f.store, "late", &late).unwrap();
+    std::fs::rename(f.targets[4].with_extension("away"), &f.targets[4]).unwrap();
+    // Target 1 replaced by an empty directory; one slice on target 2 damaged in place.
+    std::fs::remove_dir_all(&f.targets[1]).unwrap();
+    std::fs::create_dir(&f.targets[1]).unwrap();
+    let victim = slice_files(&f)[2][0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[100] ^= 0xFF;
+    std::fs::write(&victim, &bytes).unwrap();
+    // An orphan: a slice file no record names.
+    std::fs::create_dir_all(f.targets[0].join("ff")).unwrap();
+    std::fs::write(f.targets[0].join("ff").join("ff00000000000000000000000000000000.0"), b"orphan").unwrap();
+
+    let quick = rebuild(&f, false, true);
+    assert_eq!(quick.pieces, 5);
+    assert_eq!(quick.missing, vec![0, 5, 0, 0, 1], "a quick look sees what is gone, not what is damaged");
+    assert_eq!(quick.damaged, vec![0; 5]);
+    assert_eq!(quick.orphans, 1);
+    assert!(
+        f.targets[0].join("ff").join("ff00000000000000000000000000000000.0").exists(),
+        "a dry run removes nothing"
+    );
+    assert!(slice_files(&f)[1].is_empty(), "a dry run rebuilds nothing");
+
+    let full = rebuild(&f, true, false);
+    assert_eq!(full.missing, vec![0, 5, 0, 0, 1]);
+    assert_eq!(full.damaged, vec![0, 0, 1, 0, 0], "a verifying rebuild finds the damaged slice");
+    assert_eq!(full.rebuilt, vec![0, 5, 1, 0, 1]);
+    assert_eq!(full.below_width, 5);
+    assert_eq!(full.at_threshold, 2, "the late object and the damaged one had three slices left");
+    assert!(full.lost.is_empty() && full.errors.is_empty(), "{full:?}");
+    assert_eq!(full.orphans, 1);
+    assert!(!f.targets[0].join("ff").join("ff00000000000000000000000000000000.0").exists());
+
+    let again = rebuild(&f, true, false);
+    assert_eq!(again.below_width, 0, "a second rebuild finds nothing to do: {again:?}");
+    assert_eq!(again.rebuilt, vec![0; 5]);
+    assert_eq!(again.orphans, 0);
+    // Every object now reads from any three targets, including the rebuilt ones.
+    std::fs::remove_dir_all(&f.targets[0]).unwrap();
+    std::fs::remove_dir_all(&f.targets[3]).unwrap();
+    for (i, o) in objects.iter().enumerate() {
+        assert_eq!(&read_all(f.store.get("bkt", &format!("o{i}")).unwrap().body.as_ref()).unwrap(), o);
+    }
+    assert_eq!(
+        read_all(f.store.get("bkt", "late").unwrap().body.as_ref()).unwrap(),
+        late,
+        "the slice the write missed was restored"
+    );
+    // With two gone and one more damaged, pieces are reported lost, not rebuilt wrongly.
+    for p in &slice_files(&f)[1] {
+        std::fs::write(p, b"").unwrap();
+    }
+    let lost = rebuild(&f, false, false);
+    assert_eq!(lost.lost.len(), 5, "{lost:?}");
+    assert!(lost.lost[0].contains("2 of 3 slices needed"), "{:?}", lost.lost);
 }

@@ -6,6 +6,7 @@ mod gateway;
 mod keyfile;
 mod keys;
 mod progress;
+mod rebuild;
 mod sweep;
 
 use std::path::PathBuf;
@@ -120,6 +121,9 @@ enum Command {
     /// Remove the blobs of a cluster store that no record names (left by gateways killed
     /// mid-write); gateways also do this in the background.
     Sweep(sweep::SweepArgs),
+    /// Check every dispersed object's slices and re-create missing or damaged ones from
+    /// any `threshold` good ones ([store.dispersal]); sweep slices no record names.
+    Rebuild(rebuild::RebuildArgs),
 }
 
 /// Protection modes the file CLI writes.
@@ -299,6 +303,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(a) => keys::run(&a),
         Command::Sweep(a) => sweep::run(&a),
+        Command::Rebuild(a) => rebuild::run(&a),
     }
 }
 

@@ -53,6 +53,8 @@
 //! threshold = 3                    # k: any k slices rebuild an object; k - 1 reveal nothing
 //! write_threshold = 4              # w: a write succeeds once w slices are durable (k <= w <= n)
 //! targets = ["/srv/d0/cs", "/srv/d1/cs", "/srv/d2/cs", "/srv/d3/cs", "/srv/d4/cs"]
+//! scrub_interval_secs = 86400      # check and rebuild every slice this often (0: never)
+//! scrub_rate_mib = 32              # a scrub reads at most this many MiB/s
 //! ```
 
 use std::net::SocketAddr;
@@ -107,6 +109,8 @@ struct DispersalSection {
     threshold: usize,
     write_threshold: Option<usize>,
     targets: Vec<PathBuf>,
+    scrub_interval_secs: Option<u64>,
+    scrub_rate_mib: Option<u64>,
 }
 
 impl DispersalSection {
@@ -136,13 +140,26 @@ impl DispersalSection {
             );
             anyhow::ensure!(seen.insert(t.clone()), "store.dispersal.targets lists {} twice", t.display());
         }
+        let scrub_interval = match self.scrub_interval_secs.unwrap_or(DEFAULT_SCRUB_SECS) {
+            0 => None,
+            secs => Some(std::time::Duration::from_secs(secs)),
+        };
+        let rate = self.scrub_rate_mib.unwrap_or(DEFAULT_SCRUB_MIB);
+        anyhow::ensure!(rate >= 1, "store.dispersal.scrub_rate_mib must be at least 1");
         Ok(crate::store::dispersal::DispersalConfig {
             threshold: k,
             write_threshold: w,
             targets: self.targets,
+            scrub_interval,
+            scrub_rate: rate << 20,
         })
     }
 }
+
+/// Default time between background scrubs of dispersed slices: a day.
+pub const DEFAULT_SCRUB_SECS: u64 = 86_400;
+/// Default read rate of a background scrub, MiB/s.
+pub const DEFAULT_SCRUB_MIB: u64 = 32;
 
 /// The write threshold when none is given: half-way from `k` to `n`, rounded up, so a
 /// write survives `n - w` targets down while each object keeps `w - k` slices of margin.

@@ -155,7 +155,7 @@ impl Metrics {
 
 /// The dispersal targets' gauges and counters, one series per target.
 fn render_dispersal(out: &mut String, r: &crate::store::dispersal::health::HealthReport) {
-    let per_target: [(&str, &str, &str, Vec<u64>); 3] = [
+    let per_target: [(&str, &str, &str, Vec<u64>); 4] = [
         (
             "cipherstore_dispersal_target_up",
             "gauge",
@@ -174,6 +174,12 @@ fn render_dispersal(out: &mut String, r: &crate::store::dispersal::health::Healt
             "Shards of the target whose check failed on read (read around, rebuilt by `cipherstore rebuild`).",
             r.bad.clone(),
         ),
+        (
+            "cipherstore_dispersal_rebuilt_slices_total",
+            "counter",
+            "Slices of the target re-created by background scrubs.",
+            r.rebuilt.clone(),
+        ),
     ];
     for (name, kind, help, values) in per_target {
         header(out, name, kind, help);
@@ -181,9 +187,36 @@ fn render_dispersal(out: &mut String, r: &crate::store::dispersal::health::Healt
             let _ = writeln!(out, "{name}{{target=\"{i}\"}} {v}");
         }
     }
-    let name = "cipherstore_dispersal_degraded_stripes_total";
-    header(out, name, "counter", "Stripes read by rebuilding them from parity slices.");
-    let _ = writeln!(out, "{name} {}", r.degraded_reads);
+    for (name, kind, help, value) in [
+        (
+            "cipherstore_dispersal_degraded_stripes_total",
+            "counter",
+            "Stripes read by rebuilding them from parity slices.",
+            r.degraded_reads,
+        ),
+        ("cipherstore_dispersal_scrubs_total", "counter", "Background scrubs finished.", r.scrubs),
+        (
+            "cipherstore_dispersal_pieces_below_width",
+            "gauge",
+            "At the last scrub: objects and parts that had fewer slices than the width (before it rebuilt them).",
+            r.below_width,
+        ),
+        (
+            "cipherstore_dispersal_pieces_at_threshold",
+            "gauge",
+            "At the last scrub: objects and parts with exactly threshold slices left (one more loss loses them).",
+            r.at_threshold,
+        ),
+        (
+            "cipherstore_dispersal_pieces_lost",
+            "gauge",
+            "At the last scrub: objects and parts with fewer slices than the threshold (unreadable).",
+            r.lost,
+        ),
+    ] {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

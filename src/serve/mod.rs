@@ -9,6 +9,7 @@ pub mod chunk_framing;
 pub mod config;
 pub mod front;
 pub mod metrics;
+pub mod scrubber;
 pub mod sweeper;
 pub mod tls;
 pub mod users;
@@ -164,7 +165,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
 /// Opens the store the configuration names (a cluster store over `kv`), dispersed over
 /// targets if configured; returns it, a line saying what it is and the dispersal targets'
 /// health, and starts a cluster store's background sweep.
-fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<OpenedStore> {
+pub fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<OpenedStore> {
     let (store, line) = open_record_store(config, kv)?;
     let Some(d) = &config.dispersal else { return Ok((store, line, None)) };
     for (i, t) in d.targets.iter().enumerate() {
@@ -172,8 +173,11 @@ fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<O
             tracing::warn!(target_index = i, path = %t.display(), "a dispersal target directory is missing; its slices will be written as missing until it is back");
         }
     }
-    let dispersed = DispersedStore::new(store, d)?;
+    let dispersed = Arc::new(DispersedStore::new(store, d)?);
     let health = dispersed.health();
+    if let Some(every) = d.scrub_interval {
+        scrubber::spawn(dispersed.clone(), every, d.scrub_rate)?;
+    }
     let line = format!(
         "dispersed: {} of {} slices rebuild an object (writes need {}), over {}; records: {line}",
         d.threshold,
@@ -181,11 +185,11 @@ fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<O
         d.write_threshold,
         d.targets.iter().map(|t| t.display().to_string()).collect::<Vec<_>>().join(", ")
     );
-    Ok((Arc::new(dispersed), line, Some(health)))
+    Ok((dispersed, line, Some(health)))
 }
 
 /// A store, what it is, and its dispersal targets' health.
-type OpenedStore = (Arc<dyn Store>, String, Option<Arc<Health>>);
+pub type OpenedStore = (Arc<dyn Store>, String, Option<Arc<Health>>);
 
 fn open_record_store(
     config: &ServeConfig,

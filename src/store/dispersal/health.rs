@@ -1,6 +1,7 @@
 //! What dispersal has seen of its targets: whether each answered its last request (a
 //! target going down is logged once, and coming back once), and counts for `/metrics` —
-//! slices a write could not place, damaged slices read around, reads that had to rebuild.
+//! slices a write could not place, damaged slices read around, reads that had to rebuild,
+//! and what the last scrub found and restored.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -11,6 +12,11 @@ pub struct Health {
     failures: Vec<AtomicU64>,
     bad: Vec<AtomicU64>,
     degraded: AtomicU64,
+    rebuilt: Vec<AtomicU64>,
+    below_width: AtomicU64,
+    at_threshold: AtomicU64,
+    lost: AtomicU64,
+    scrubs: AtomicU64,
 }
 
 /// A snapshot for `/metrics`.
@@ -25,6 +31,16 @@ pub struct HealthReport {
     pub bad: Vec<u64>,
     /// Stripes read by rebuilding from parity.
     pub degraded_reads: u64,
+    /// Per target: slices re-created by scrubs.
+    pub rebuilt: Vec<u64>,
+    /// At the last scrub: pieces below full width, at the threshold, and lost.
+    pub below_width: u64,
+    /// See `below_width`.
+    pub at_threshold: u64,
+    /// See `below_width`.
+    pub lost: u64,
+    /// Scrubs finished since start-up.
+    pub scrubs: u64,
 }
 
 impl Health {
@@ -35,6 +51,11 @@ impl Health {
             failures: (0..n).map(|_| AtomicU64::new(0)).collect(),
             bad: (0..n).map(|_| AtomicU64::new(0)).collect(),
             degraded: AtomicU64::new(0),
+            rebuilt: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            below_width: AtomicU64::new(0),
+            at_threshold: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            scrubs: AtomicU64::new(0),
         }
     }
 
@@ -67,6 +88,17 @@ impl Health {
         self.degraded.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A scrub finished with `report`.
+    pub fn scrubbed(&self, report: &super::rebuild::RebuildReport) {
+        for (c, n) in self.rebuilt.iter().zip(&report.rebuilt) {
+            c.fetch_add(*n, Ordering::Relaxed);
+        }
+        self.below_width.store(report.below_width, Ordering::Relaxed);
+        self.at_threshold.store(report.at_threshold, Ordering::Relaxed);
+        self.lost.store(report.lost.len() as u64, Ordering::Relaxed);
+        self.scrubs.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts now.
     pub fn report(&self) -> HealthReport {
         HealthReport {
@@ -74,6 +106,11 @@ impl Health {
             failures: self.failures.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
             bad: self.bad.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
             degraded_reads: self.degraded.load(Ordering::Relaxed),
+            rebuilt: self.rebuilt.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            below_width: self.below_width.load(Ordering::Relaxed),
+            at_threshold: self.at_threshold.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            scrubs: self.scrubs.load(Ordering::Relaxed),
         }
     }
 }

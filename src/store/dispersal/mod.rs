@@ -20,6 +20,7 @@ pub mod code;
 pub mod health;
 pub mod manifest;
 mod reader;
+pub mod rebuild;
 pub mod targets;
 mod writer;
 
@@ -60,6 +61,10 @@ pub struct DispersalConfig {
     pub write_threshold: usize,
     /// The `n` target directories, slice `i` in `targets[i]`.
     pub targets: Vec<std::path::PathBuf>,
+    /// Time between background scrubs in `serve` (`None`: never).
+    pub scrub_interval: Option<std::time::Duration>,
+    /// Bytes per second a background scrub reads at most.
+    pub scrub_rate: u64,
 }
 
 /// Errors of a dispersal configuration.

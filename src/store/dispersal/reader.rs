@@ -1,6 +1,6 @@
 //! Reading a dispersed object by range (docs/FORMAT.md §7.2): a read maps its offset to a
-//! piece and a stripe, fetches that stripe's shards (data slices first, then parity, never
-//! a slice the manifest lists as lost), drops any shard whose check fails or whose file
+//! piece and a stripe, fetches that stripe's shards (data slices first, then parity, then
+//! slices the write could not place that a rebuild may have restored), drops any shard whose check fails or whose file
 //! cannot be read, and rebuilds the stripe from any `k` good ones. A stripe with fewer than
 //! `k` good shards fails the read with a clear error; no unchecked byte is ever returned.
 //! The last stripe decoded is kept, so the pipeline's unit-sized reads decode each once.
@@ -61,7 +61,7 @@ impl DispersedReader {
     /// Reads shard `j` of slice `i` of piece `p` and checks it.
     fn shard(&self, state: &mut State, p: usize, i: usize, j: u64) -> Option<Vec<u8>> {
         let placed = &self.pieces[p];
-        if placed.piece.slices[i].is_none() || self.shared.targets.len() <= i {
+        if self.shared.targets.len() <= i {
             return None;
         }
         if state.files[i].is_none() {
@@ -101,7 +101,11 @@ impl DispersedReader {
         let (k, n) = (self.code.k(), self.code.n());
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
         let mut found = 0;
-        for i in 0..n {
+        // Slices the write placed first (data, then parity), then any a write missed that a
+        // rebuild has since restored (their shard checks vouch for them).
+        let slices = &self.pieces[p].piece.slices;
+        let order = (0..n).filter(|&i| slices[i].is_some()).chain((0..n).filter(|&i| slices[i].is_none()));
+        for i in order {
             if found == k {
                 break;
             }

@@ -1,0 +1,354 @@
+//! Rebuild and scrub (`cipherstore rebuild`, and the background scrubber in `serve`): walks
+//! every record that carries a manifest (objects, and parts of uploads in progress), checks
+//! each slice of each piece — present, of the right length, and, when verifying, every
+//! byte against the digest the manifest holds (or, for a slice the write missed, against
+//! its shard checks) — and re-creates missing or damaged slices from `k` good ones under a
+//! temporary name, renamed into place once complete. Slice files no record names (left by
+//! writes that never committed, or by replaced parts) are swept once older than a grace.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::code::{CHECK_LEN, Code, check};
+use super::manifest::{Piece, unwrap};
+use super::{DispersedStore, Shared};
+use crate::store::StoreError;
+
+/// How to rebuild.
+#[derive(Debug, Clone)]
+pub struct RebuildOptions {
+    /// Read every slice in full and check it (a scrub); otherwise only presence and length.
+    pub verify: bool,
+    /// Find and count, change nothing.
+    pub dry_run: bool,
+    /// Bytes read per second at most (`None`: as fast as the targets go).
+    pub rate: Option<u64>,
+    /// Slice files no record names are removed once older than this (`None`: never).
+    pub sweep_grace: Option<Duration>,
+}
+
+/// What a rebuild found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Pieces (single objects and parts) checked.
+    pub pieces: u64,
+    /// Slice bytes read.
+    pub bytes_read: u64,
+    /// Per target: slices missing or of the wrong length.
+    pub missing: Vec<u64>,
+    /// Per target: slices present whose bytes failed their digest or checks.
+    pub damaged: Vec<u64>,
+    /// Per target: slices re-created.
+    pub rebuilt: Vec<u64>,
+    /// Pieces that had fewer than `n` good slices.
+    pub below_width: u64,
+    /// Pieces that had exactly `k` good slices: one more loss would have lost them.
+    pub at_threshold: u64,
+    /// Pieces with fewer than `k` good slices: their objects cannot be read.
+    pub lost: Vec<String>,
+    /// Slice files no record names, removed (or, in a dry run, found).
+    pub orphans: u64,
+    /// Errors that stopped a piece's rebuild (the piece stays as it was).
+    pub errors: Vec<String>,
+}
+
+/// A piece and what names it.
+struct Found {
+    what: String,
+    code: Code,
+    piece: Piece,
+}
+
+/// The state of one slice of a piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SliceState {
+    Good,
+    Missing,
+    Damaged,
+}
+
+impl DispersedStore {
+    /// Every piece the records name, with what names it.
+    fn pieces(&self) -> Result<Vec<Found>, StoreError> {
+        let mut out = Vec::new();
+        let mut add = |what: String, record: &[u8]| -> Result<(), StoreError> {
+            if let Some((m, _)) = unwrap(record)? {
+                let code = if (m.k, m.n) == (self.shared.code.k(), self.shared.code.n()) {
+                    self.shared.code.clone()
+                } else {
+                    Code::new(m.k, m.n)
+                        .map_err(|e| StoreError::Corrupt { path: what.clone(), reason: e.to_string() })?
+                };
+                for piece in m.pieces {
+                    out.push(Found { what: what.clone(), code: code.clone(), piece });
+                }
+            }
+            Ok(())
+        };
+        for bucket in self.inner.list_buckets()? {
+            let b = &bucket.name;
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.inner.list(b, "", after.as_deref(), 1000)?;
+                for named in &page {
+                    add(format!("{b}/{}", named.name), &named.record)?;
+                }
+                match page.last() {
+                    Some(last) if page.len() == 1000 => after = Some(last.name.clone()),
+                    _ => break,
+                }
+            }
+            for upload in self.inner.list_uploads(b)? {
+                for part in self.inner.list_parts(b, &upload.name)? {
+                    add(format!("{b} upload {} part {}", upload.name, part.number), &part.record)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every piece and re-creates what is missing or damaged; `progress` is told
+    /// (pieces done, pieces in all) as it goes.
+    pub fn rebuild(
+        &self,
+        options: &RebuildOptions,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<RebuildReport, StoreError> {
+        let n = self.shared.code.n();
+        let mut report = RebuildReport {
+            missing: vec![0; n],
+            damaged: vec![0; n],
+            rebuilt: vec![0; n],
+            ..RebuildReport::default()
+        };
+        let started = Instant::now();
+        let found = self.pieces()?;
+        let total = found.len() as u64;
+        let mut named = HashSet::new();
+        for (done, f) in found.iter().enumerate() {
+            named.insert(f.piece.blob.clone());
+            report.pieces += 1;
+            if let Err(e) = rebuild_piece(&self.shared, f, options, &mut report, started) {
+                report.errors.push(format!("{}: {e}", f.what));
+            }
+            progress(done as u64 + 1, total);
+        }
+        if let Some(grace) = options.sweep_grace {
+            report.orphans = sweep(&self.shared, &named, grace, options.dry_run);
+        }
+        Ok(report)
+    }
+}
+
+/// Waits as long as needed to keep reads under `rate` bytes per second.
+fn pace(options: &RebuildOptions, report: &RebuildReport, started: Instant) {
+    if let Some(rate) = options.rate.filter(|&r| r > 0) {
+        let due = Duration::from_secs_f64(report.bytes_read as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// Whether slice `i` of `f`'s piece is whole and, when verifying, intact.
+fn state_of(
+    shared: &Shared,
+    f: &Found,
+    i: usize,
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+    started: Instant,
+) -> SliceState {
+    let g = f.piece.geometry();
+    let Ok(mut file) = shared.targets.open(i, &f.piece.blob) else { return SliceState::Missing };
+    match file.metadata() {
+        Ok(m) if m.len() == g.slice_len(&f.code) => {}
+        _ => return SliceState::Missing,
+    }
+    if !options.verify {
+        return SliceState::Good;
+    }
+    match &f.piece.slices[i] {
+        Some(digest) => {
+            let mut h = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        h.update(&buf[..k]);
+                        report.bytes_read += k as u64;
+                        pace(options, report, started);
+                    }
+                    Err(_) => return SliceState::Damaged,
+                }
+            }
+            let ok = bool::from(subtle::ConstantTimeEq::ct_eq(
+                h.finalize().to_hex().as_bytes(),
+                digest.as_bytes(),
+            ));
+            if ok { SliceState::Good } else { SliceState::Damaged }
+        }
+        None => {
+            for j in 0..g.stripes() {
+                if read_shard(&file, f, i, j).is_none() {
+                    return SliceState::Damaged;
+                }
+                report.bytes_read += (g.shard_at(&f.code, j).1 + CHECK_LEN) as u64;
+                pace(options, report, started);
+            }
+            SliceState::Good
+        }
+    }
+}
+
+/// Shard `j` of slice `i`, if its check holds.
+fn read_shard(file: &File, f: &Found, i: usize, j: u64) -> Option<Vec<u8>> {
+    let (at, len) = f.piece.geometry().shard_at(&f.code, j);
+    let mut buf = vec![0u8; len + CHECK_LEN];
+    file.read_exact_at(&mut buf, at).ok()?;
+    let (shard, tail) = buf.split_at(len);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&check(&f.piece.blob, i, j, shard)[..], tail)) {
+        return None;
+    }
+    buf.truncate(len);
+    Some(buf)
+}
+
+fn rebuild_piece(
+    shared: &Shared,
+    f: &Found,
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+    started: Instant,
+) -> io::Result<()> {
+    let (k, n) = (f.code.k(), f.code.n());
+    if shared.targets.len() != n {
+        return Err(io::Error::other(format!(
+            "dispersed over {n} slices, but {} targets are configured",
+            shared.targets.len()
+        )));
+    }
+    let states: Vec<SliceState> = (0..n).map(|i| state_of(shared, f, i, options, report, started)).collect();
+    for (i, s) in states.iter().enumerate() {
+        match s {
+            SliceState::Missing => report.missing[i] += 1,
+            SliceState::Damaged => report.damaged[i] += 1,
+            SliceState::Good => {}
+        }
+    }
+    let good: Vec<usize> = (0..n).filter(|&i| states[i] == SliceState::Good).collect();
+    if good.len() == n {
+        return Ok(());
+    }
+    report.below_width += 1;
+    if good.len() == k {
+        report.at_threshold += 1;
+    }
+    if good.len() < k {
+        report.lost.push(format!("{} (blob {}: {} of {k} slices needed)", f.what, f.piece.blob, good.len()));
+        return Ok(());
+    }
+    if options.dry_run {
+        return Ok(());
+    }
+    let bad: Vec<usize> = (0..n).filter(|&i| states[i] != SliceState::Good).collect();
+    let files: Vec<Option<File>> = (0..n)
+        .map(
+            |i| if states[i] == SliceState::Good { shared.targets.open(i, &f.piece.blob).ok() } else { None },
+        )
+        .collect();
+    let mut outs = Vec::new();
+    for &i in &bad {
+        let (file, tmp) = shared.targets.create_temp(i, &f.piece.blob)?;
+        outs.push((i, file, tmp, blake3::Hasher::new()));
+    }
+    let result = (|| -> io::Result<()> {
+        let g = f.piece.geometry();
+        for j in 0..g.stripes() {
+            let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
+            let mut have = 0;
+            for &i in &good {
+                if have == k {
+                    break;
+                }
+                if let Some(file) = &files[i] {
+                    if let Some(s) = read_shard(file, f, i, j) {
+                        report.bytes_read += s.len() as u64;
+                        shards[i] = Some(s);
+                        have += 1;
+                    }
+                }
+            }
+            f.code.rebuild(&mut shards, true).map_err(io::Error::other)?;
+            for (i, file, _, hash) in &mut outs {
+                let Some(shard) = &shards[*i] else {
+                    return Err(io::Error::other("a rebuilt shard is missing"));
+                };
+                let c = check(&f.piece.blob, *i, j, shard);
+                file.write_all(shard)?;
+                file.write_all(&c)?;
+                hash.update(shard);
+                hash.update(&c);
+            }
+            pace(options, report, started);
+        }
+        for (i, file, tmp, hash) in &outs {
+            file.sync_data()?;
+            let digest = hash.finalize().to_hex().to_string();
+            if let Some(want) = &f.piece.slices[*i] {
+                if *want != digest {
+                    return Err(io::Error::other(format!(
+                        "slice {i} rebuilt with another digest than recorded"
+                    )));
+                }
+            }
+            shared.targets.place(*i, &f.piece.blob, tmp)?;
+            report.rebuilt[*i] += 1;
+            shared.health.ok(*i);
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for (_, _, tmp, _) in &outs {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
+/// Removes slice files (and unfinished rebuilds) no record names, older than `grace`.
+fn sweep(shared: &Shared, named: &HashSet<String>, grace: Duration, dry_run: bool) -> u64 {
+    let mut removed = 0;
+    let now = SystemTime::now();
+    for i in 0..shared.targets.len() {
+        let Ok(fanout) = std::fs::read_dir(shared.targets.dir(i)) else { continue };
+        for dir in fanout.flatten() {
+            let Ok(files) = std::fs::read_dir(dir.path()) else { continue };
+            for file in files.flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let blob = name.split('.').next().unwrap_or_default().to_owned();
+                // A rebuild's temporary file outlives it only if it stopped half-way.
+                if named.contains(&blob) && !name.ends_with(".rebuild") {
+                    continue;
+                }
+                let old = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .is_some_and(|age| age >= grace);
+                if old {
+                    removed += 1;
+                    if !dry_run {
+                        let _ = std::fs::remove_file(file.path());
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
