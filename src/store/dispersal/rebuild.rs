@@ -275,12 +275,10 @@ fn rebuild_piece(
                 if have == k {
                     break;
                 }
-                if let Some(file) = &files[i] {
-                    if let Some(s) = read_shard(file, f, i, j) {
-                        report.bytes_read += s.len() as u64;
-                        shards[i] = Some(s);
-                        have += 1;
-                    }
+                if let Some(s) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j)) {
+                    report.bytes_read += s.len() as u64;
+                    shards[i] = Some(s);
+                    have += 1;
                 }
             }
             f.code.rebuild(&mut shards, true).map_err(io::Error::other)?;
@@ -299,12 +297,8 @@ fn rebuild_piece(
         for (i, file, tmp, hash) in &outs {
             file.sync_data()?;
             let digest = hash.finalize().to_hex().to_string();
-            if let Some(want) = &f.piece.slices[*i] {
-                if *want != digest {
-                    return Err(io::Error::other(format!(
-                        "slice {i} rebuilt with another digest than recorded"
-                    )));
-                }
+            if f.piece.slices[*i].as_ref().is_some_and(|want| *want != digest) {
+                return Err(io::Error::other(format!("slice {i} rebuilt with another digest than recorded")));
             }
             shared.targets.place(*i, &f.piece.blob, tmp)?;
             report.rebuilt[*i] += 1;
