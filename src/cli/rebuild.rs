@@ -72,7 +72,7 @@ pub fn run(args: &RebuildArgs) -> anyhow::Result<()> {
     let options = RebuildOptions {
         verify: !args.quick,
         dry_run: args.dry_run,
-        rate: (args.rate_mib > 0).then(|| args.rate_mib << 20),
+        rate: (args.rate_mib > 0).then_some(args.rate_mib << 20),
         sweep_grace: Some(Duration::from_secs(args.grace)),
     };
     let bar = (std::io::stderr().is_terminal()).then(|| {
