@@ -15,7 +15,9 @@ import os
 import pathlib
 import shutil
 import ssl
+import subprocess
 import sys
+import time
 import urllib.request
 
 import botocore.exceptions
@@ -170,6 +172,38 @@ def main():
         degraded = srv.metric("cipherstore_dispersal_degraded_stripes_total")
         check("/metrics: stripes were rebuilt from parity", degraded is not None and degraded > 0, str(degraded))
 
+        # Target 0 replaced by an empty directory: a rebuild refills it and re-creates the
+        # damaged slices of target 3; a second rebuild finds nothing to do.
+        srv.targets[0].mkdir()
+        pieces = len(objects) + 2
+        out = rebuild(srv, "--quick", "--dry-run")
+        check("rebuild --quick --dry-run: target 0's slices are missing, nothing changed",
+              out.returncode == 0 and f"missing per target:  {pieces} 0 0 0 0" in out.stdout
+              and not any(srv.targets[0].rglob("*.0")), out.stdout + out.stderr)
+        out = rebuild(srv)
+        damaged = sum(1 for p in files[3] if len(p.read_bytes()) > 40)
+        check("rebuild: every missing and damaged slice re-created",
+              out.returncode == 0 and f"rebuilt per target:  {pieces} 0 0 {damaged} 0" in out.stdout
+              and f"{pieces} below full width" in out.stdout, out.stdout + out.stderr)
+        out = rebuild(srv)
+        check("a second rebuild finds nothing to do", out.returncode == 0 and "nothing to do" in out.stdout,
+              out.stdout + out.stderr)
+        shutil.rmtree(srv.targets[1])
+        shutil.rmtree(srv.targets[2])
+        read_back("after the rebuild, the rebuilt targets 0 and 3 with target 4 read everything exactly")
+        srv.targets[1].mkdir()
+        srv.targets[2].mkdir()
+        out = rebuild(srv, "--quick")
+        check("rebuild --quick refills targets 1 and 2",
+              out.returncode == 0 and f"rebuilt per target:  0 {pieces} {pieces} 0 0" in out.stdout, out.stdout + out.stderr)
+        files = slice_files(srv)
+        shutil.rmtree(srv.targets[0])
+        for p in files[3]:
+            b = bytearray(p.read_bytes())
+            if len(b) > 40:
+                b[len(b) // 2] ^= 0x5A
+                p.write_bytes(bytes(b))
+
         # A third lost: reads fail cleanly, never with wrong bytes. A small object is
         # decrypted before the response head (503); a large one streams, so a stripe that
         # cannot be rebuilt past the first cuts the body short, as any S3 server does.
@@ -214,11 +248,49 @@ def main():
         n_before = sum(len(f) for f in slice_files(srv))
         alice.delete_object(Bucket="disp", Key="refused")
         check("a delete removes the object's slices", sum(len(f) for f in slice_files(srv)) == n_before - N)
+    scrub = scrub_in_the_background(binary)
+    srv.passed += scrub.passed
+    srv.failed += scrub.failed
     log = srv.log
     check("the log says a target failed", "a dispersal target is failing" in log)
     check("the log says a target came back", "a dispersal target is answering again" in log)
     check("the server line says it disperses", "dispersed: 3 of 5 slices rebuild an object (writes need 4)" in log)
     sys.exit(srv.summary())
+
+
+def rebuild(srv, *args):
+    """Runs `cipherstore rebuild` against the running server's configuration."""
+    return subprocess.run([srv.binary, "rebuild", "--config", str(srv.data / "config.toml"),
+                           "--data-dir", str(srv.data / "d"), "--grace", "3600", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def scrub_in_the_background(binary):
+    """A server that scrubs every second restores a target replaced by an empty one."""
+    with Server(binary, dispersal=(2, 3, 3, "scrub_interval_secs = 1", "scrub_rate_mib = 64")) as srv:
+        alice = srv.boto3("alice")
+        alice.create_bucket(Bucket="scrubbed")
+        bodies = {f"o{i}": os.urandom(10_000 * (i + 1)) for i in range(5)}
+        for key, body in bodies.items():
+            alice.put_object(Bucket="scrubbed", Key=key, Body=body)
+        shutil.rmtree(srv.targets[1])
+        srv.targets[1].mkdir()
+        deadline = time.time() + 30
+        rebuilt = 0
+        while time.time() < deadline:
+            text = metrics_text(srv)
+            rebuilt = sum(float(line.split()[1]) for line in text.splitlines()
+                          if line.startswith('cipherstore_dispersal_rebuilt_slices_total{target="1"}'))
+            if rebuilt >= 5:
+                break
+            time.sleep(0.5)
+        srv.check("the background scrub re-created the five slices of the emptied target", rebuilt == 5, str(rebuilt))
+        srv.check("the scrub's slices are on the target", len([p for p in srv.targets[1].rglob("*") if p.is_file()]) == 5)
+        shutil.rmtree(srv.targets[0])
+        srv.check("and read back without the other target",
+                  all(alice.get_object(Bucket="scrubbed", Key=k)["Body"].read() == b for k, b in bodies.items()))
+        srv.targets[0].mkdir()
+    return srv
 
 
 def engine_decode_parts(manifest, targets):

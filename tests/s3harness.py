@@ -68,13 +68,14 @@ class Server:
             dispersal = (k, n, None)
         self.targets = []
         if dispersal is not None:
-            k, n, w = dispersal
+            k, n, w, *more = dispersal
             self.targets = [self.data / "targets" / str(i) for i in range(n)]
             for t in self.targets:
                 t.mkdir(parents=True)
             section = (f"\n[store.dispersal]\nwidth = {n}\nthreshold = {k}\n"
                        + (f"write_threshold = {w}\n" if w else "")
-                       + "targets = [" + ", ".join(json.dumps(str(t)) for t in self.targets) + "]\n")
+                       + "targets = [" + ", ".join(json.dumps(str(t)) for t in self.targets) + "]\n"
+                       + "".join(line + "\n" for line in more))
             config = (config or "") + section
         if config is not None:
             (self.data / "config.toml").write_text(config)
