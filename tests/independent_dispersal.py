@@ -2,7 +2,7 @@
 its slice files, written from docs/FORMAT.md §7 alone with no cipherstore code. The
 Reed-Solomon decoding is pyfinite's RSCode (Emin Martinian's pure-Python implementation
 of the systematic Vandermonde code over GF(2^8), x^8+x^4+x^3+x^2+1), not ours; shard
-checks use the `blake3` package.
+checks use the `xxhash` and `blake3` packages.
 
     python tests/independent_dispersal.py RECORD_FILE TARGET_DIR... [--use 2,3,4]
 
@@ -16,6 +16,7 @@ import struct
 import sys
 
 import blake3
+import xxhash
 from pyfinite import rs_code
 
 MAGIC = b"CSDISP01"
@@ -71,7 +72,7 @@ def check(blob, slice_index, stripe, shard):
     h = blake3.blake3(derive_key_context=CHECK_CONTEXT)
     h.update(struct.pack("<Q", len(blob)) + blob.encode())
     h.update(struct.pack("<QQ", slice_index, stripe))
-    h.update(shard)
+    h.update(xxhash.xxh3_128_digest(shard))
     return h.digest()[:CHECK_LEN]
 
 

@@ -1,18 +1,18 @@
 //! Rebuild and scrub (`cipherstore rebuild`, and the background scrubber in `serve`): walks
 //! every record that carries a manifest (objects, and parts of uploads in progress), checks
 //! each slice of each piece — present, of the right length, and, when verifying, every
-//! byte against the digest the manifest holds (or, for a slice the write missed, against
-//! its shard checks) — and re-creates missing or damaged slices from `k` good ones under a
+//! shard against its check and the checks against the digest the manifest holds — and
+//! re-creates missing or damaged slices from `k` good ones under a
 //! temporary name, renamed into place once complete. Slice files no record names (left by
 //! writes that never committed, or by replaced parts) are swept once older than a grace.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::code::{CHECK_LEN, Code, check};
+use super::code::{CHECK_LEN, Code, SliceDigest, check};
 use super::manifest::{Piece, unwrap};
 use super::{DispersedStore, Shared};
 use crate::store::StoreError;
@@ -163,7 +163,7 @@ fn state_of(
     started: Instant,
 ) -> SliceState {
     let g = f.piece.geometry();
-    let Ok(mut file) = shared.targets.open(i, &f.piece.blob) else { return SliceState::Missing };
+    let Ok(file) = shared.targets.open(i, &f.piece.blob) else { return SliceState::Missing };
     match file.metadata() {
         Ok(m) if m.len() == g.slice_len(&f.code) => {}
         _ => return SliceState::Missing,
@@ -171,51 +171,36 @@ fn state_of(
     if !options.verify {
         return SliceState::Good;
     }
+    // Every shard against its check; the checks, in order, against the recorded digest.
+    let mut digest = SliceDigest::default();
+    for j in 0..g.stripes() {
+        let Some((_, c)) = read_shard(&file, f, i, j) else { return SliceState::Damaged };
+        digest.update(&c);
+        report.bytes_read += (g.shard_at(&f.code, j).1 + CHECK_LEN) as u64;
+        pace(options, report, started);
+    }
     match &f.piece.slices[i] {
-        Some(digest) => {
-            let mut h = blake3::Hasher::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                match file.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(k) => {
-                        h.update(&buf[..k]);
-                        report.bytes_read += k as u64;
-                        pace(options, report, started);
-                    }
-                    Err(_) => return SliceState::Damaged,
-                }
-            }
-            let ok = bool::from(subtle::ConstantTimeEq::ct_eq(
-                h.finalize().to_hex().as_bytes(),
-                digest.as_bytes(),
-            ));
-            if ok { SliceState::Good } else { SliceState::Damaged }
+        Some(want)
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(digest.finish().as_bytes(), want.as_bytes())) =>
+        {
+            SliceState::Damaged
         }
-        None => {
-            for j in 0..g.stripes() {
-                if read_shard(&file, f, i, j).is_none() {
-                    return SliceState::Damaged;
-                }
-                report.bytes_read += (g.shard_at(&f.code, j).1 + CHECK_LEN) as u64;
-                pace(options, report, started);
-            }
-            SliceState::Good
-        }
+        _ => SliceState::Good,
     }
 }
 
-/// Shard `j` of slice `i`, if its check holds.
-fn read_shard(file: &File, f: &Found, i: usize, j: u64) -> Option<Vec<u8>> {
+/// Shard `j` of slice `i` and its check, if the check holds.
+fn read_shard(file: &File, f: &Found, i: usize, j: u64) -> Option<(Vec<u8>, [u8; CHECK_LEN])> {
     let (at, len) = f.piece.geometry().shard_at(&f.code, j);
     let mut buf = vec![0u8; len + CHECK_LEN];
     file.read_exact_at(&mut buf, at).ok()?;
     let (shard, tail) = buf.split_at(len);
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&check(&f.piece.blob, i, j, shard)[..], tail)) {
+    let c = check(&f.piece.blob, i, j, shard);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&c[..], tail)) {
         return None;
     }
     buf.truncate(len);
-    Some(buf)
+    Some((buf, c))
 }
 
 fn rebuild_piece(
@@ -264,7 +249,7 @@ fn rebuild_piece(
     let mut outs = Vec::new();
     for &i in &bad {
         let (file, tmp) = shared.targets.create_temp(i, &f.piece.blob)?;
-        outs.push((i, file, tmp, blake3::Hasher::new()));
+        outs.push((i, file, tmp, SliceDigest::default()));
     }
     let result = (|| -> io::Result<()> {
         let g = f.piece.geometry();
@@ -275,7 +260,7 @@ fn rebuild_piece(
                 if have == k {
                     break;
                 }
-                if let Some(s) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j)) {
+                if let Some((s, _)) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j)) {
                     report.bytes_read += s.len() as u64;
                     shards[i] = Some(s);
                     have += 1;
@@ -289,14 +274,13 @@ fn rebuild_piece(
                 let c = check(&f.piece.blob, *i, j, shard);
                 file.write_all(shard)?;
                 file.write_all(&c)?;
-                hash.update(shard);
                 hash.update(&c);
             }
             pace(options, report, started);
         }
         for (i, file, tmp, hash) in &outs {
             file.sync_data()?;
-            let digest = hash.finalize().to_hex().to_string();
+            let digest = hash.finish();
             if f.piece.slices[*i].as_ref().is_some_and(|want| *want != digest) {
                 return Err(io::Error::other(format!("slice {i} rebuilt with another digest than recorded")));
             }

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::Shared;
-use super::code::{Geometry, check};
+use super::code::{Geometry, SliceDigest, check};
 use super::manifest::{Manifest, Piece, wrap};
 use crate::store::{ObjectWriter, PartWriter, StoreError};
 
@@ -24,7 +24,7 @@ pub(super) enum Sink {
 /// One slice file being written.
 struct SliceOut {
     file: File,
-    digest: blake3::Hasher,
+    digest: SliceDigest,
 }
 
 /// An object or part being dispersed.
@@ -39,7 +39,7 @@ pub(super) struct DispersingWriter {
     stripe: Vec<u8>,
     stripe_index: u64,
     written: u64,
-    shards: Vec<Vec<u8>>,
+    parity: Vec<Vec<u8>>,
     committed: bool,
 }
 
@@ -48,7 +48,7 @@ impl DispersingWriter {
         let blob = crate::store::new_upload_id();
         let slices = (0..shared.code.n())
             .map(|i| match shared.targets.create(i, &blob) {
-                Ok(file) => Some(SliceOut { file, digest: blake3::Hasher::new() }),
+                Ok(file) => Some(SliceOut { file, digest: SliceDigest::default() }),
                 Err(e) => {
                     shared.health.failed(i, &e);
                     None
@@ -65,7 +65,7 @@ impl DispersingWriter {
             stripe: Vec::new(),
             stripe_index: 0,
             written: 0,
-            shards: Vec::new(),
+            parity: Vec::new(),
             committed: false,
         }
     }
@@ -93,15 +93,14 @@ impl DispersingWriter {
 
     /// Codes the stripe held and appends its shards to the slice files.
     fn flush_stripe(&mut self) -> io::Result<()> {
-        self.shared.code.encode(&self.stripe, &mut self.shards).map_err(io::Error::other)?;
-        for (i, shard) in self.shards.iter_mut().enumerate() {
+        let code = &self.shared.code;
+        let len = code.encode(&mut self.stripe, &mut self.parity).map_err(io::Error::other)?;
+        for i in 0..code.n() {
             let Some(out) = &mut self.slices[i] else { continue };
+            let shard = code.shard(i, len, &self.stripe, &self.parity);
             let c = check(&self.blob, i, self.stripe_index, shard);
-            shard.extend_from_slice(&c);
-            match out.file.write_all(shard) {
-                Ok(()) => {
-                    out.digest.update(shard);
-                }
+            match write_both(&mut out.file, shard, &c) {
+                Ok(()) => out.digest.update(&c),
                 Err(e) => {
                     self.shared.health.failed(i, &e);
                     self.slices[i] = None;
@@ -154,7 +153,7 @@ impl DispersingWriter {
             let digest = match self.slices[i].take() {
                 Some(out) => {
                     match out.file.sync_data().and_then(|()| self.shared.targets.sync_dir(i, &self.blob)) {
-                        Ok(()) => Some(out.digest.finalize().to_hex().to_string()),
+                        Ok(()) => Some(out.digest.finish()),
                         Err(e) => {
                             self.shared.health.failed(i, &e);
                             None
@@ -195,6 +194,17 @@ impl DispersingWriter {
         // Committed or not, the record store has decided: on failure the slices go.
         self.committed = result.is_ok();
         result.map(|len| (len, piece))
+    }
+}
+
+/// Writes `a` then `b`, in one system call when the file takes both.
+fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let n = file.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])?;
+    if n < a.len() {
+        file.write_all(&a[n..])?;
+        file.write_all(b)
+    } else {
+        file.write_all(&b[n - a.len()..])
     }
 }
 
