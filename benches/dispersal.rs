@@ -152,5 +152,20 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
-criterion_group! { name = benches; config = config(); targets = bench_rs, bench_aont_rs }
+fn bench_checks(c: &mut Criterion) {
+    let shard: Vec<u8> = stripe()[..STRIPE / 3].to_vec();
+    let mut g = c.benchmark_group("shard_check");
+    g.throughput(Throughput::Bytes(shard.len() as u64));
+    g.bench_function("ours", |b| {
+        b.iter(|| check("0123456789abcdef0123456789abcdef", 1, 2, black_box(&shard)))
+    });
+    g.bench_function("xxh3-128", |b| b.iter(|| xxhash_rust::xxh3::xxh3_128(black_box(&shard))));
+    g.bench_function("crc64nvme", |b| {
+        b.iter(|| crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, black_box(&shard)))
+    });
+    g.bench_function("blake3", |b| b.iter(|| blake3::hash(black_box(&shard))));
+    g.finish();
+}
+
+criterion_group! { name = benches; config = config(); targets = bench_rs, bench_aont_rs, bench_checks }
 criterion_main!(benches);

@@ -314,3 +314,28 @@ fn rebuild_restores_full_width_and_a_second_finds_nothing() {
     assert_eq!(lost.lost.len(), 5, "{lost:?}");
     assert!(lost.lost[0].contains("2 of 3 slices needed"), "{:?}", lost.lost);
 }
+
+#[test]
+fn a_target_lost_during_a_write_is_recorded_missing_and_read_around() {
+    let f = fixture(3, 5, 4);
+    let stored = sealed(&pattern(30_000, 4));
+    let mut w = f.store.put("bkt", "during").unwrap();
+    w.write_all(&stored[..10_000]).unwrap();
+    // The target goes away mid-write: its open slice file is written on, unlinked, and
+    // its directory cannot be flushed at commit.
+    std::fs::remove_dir_all(&f.targets[2]).unwrap();
+    w.write_all(&stored[10_000..]).unwrap();
+    w.commit(b"record").unwrap();
+    assert_eq!(read_all(f.store.get("bkt", "during").unwrap().body.as_ref()).unwrap(), stored);
+    std::fs::create_dir(&f.targets[2]).unwrap();
+    let r = rebuild(&f, true, false);
+    assert_eq!(r.missing, vec![0, 0, 1, 0, 0]);
+    assert_eq!(r.rebuilt, vec![0, 0, 1, 0, 0], "{r:?}");
+    std::fs::remove_dir_all(&f.targets[0]).unwrap();
+    std::fs::remove_dir_all(&f.targets[1]).unwrap();
+    assert_eq!(
+        read_all(f.store.get("bkt", "during").unwrap().body.as_ref()).unwrap(),
+        stored,
+        "the restored slice serves reads"
+    );
+}
