@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::Shared;
-use super::code::{Geometry, SliceDigest, check};
+use super::code::{Geometry, SliceDigest};
 use super::manifest::{Manifest, Piece, wrap};
 use crate::store::{ObjectWriter, PartWriter, StoreError};
 
@@ -94,13 +94,14 @@ impl DispersingWriter {
     /// Codes the stripe held and appends its shards to the slice files.
     fn flush_stripe(&mut self) -> io::Result<()> {
         let code = &self.shared.code;
-        let len = code.encode(&mut self.stripe, &mut self.parity).map_err(io::Error::other)?;
-        for i in 0..code.n() {
+        let (len, checks) = code
+            .encode_checked(&mut self.stripe, &mut self.parity, &self.blob, self.stripe_index)
+            .map_err(io::Error::other)?;
+        for (i, c) in checks.iter().enumerate() {
             let Some(out) = &mut self.slices[i] else { continue };
             let shard = code.shard(i, len, &self.stripe, &self.parity);
-            let c = check(&self.blob, i, self.stripe_index, shard);
-            match write_both(&mut out.file, shard, &c) {
-                Ok(()) => out.digest.update(&c),
+            match write_both(&mut out.file, shard, c) {
+                Ok(()) => out.digest.update(c),
                 Err(e) => {
                     self.shared.health.failed(i, &e);
                     self.slices[i] = None;
