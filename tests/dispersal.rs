@@ -262,7 +262,12 @@ fn rebuild_restores_full_width_and_a_second_finds_nothing() {
     // Target 1 replaced by an empty directory; one slice on target 2 damaged in place.
     std::fs::remove_dir_all(&f.targets[1]).unwrap();
     std::fs::create_dir(&f.targets[1]).unwrap();
-    let victim = slice_files(&f)[2][0].clone();
+    // The victim must not be the late object's slice: that piece has already lost two
+    // (targets 1 and 4), and a third loss would make it unrecoverable, not rebuildable.
+    // Blob ids are random, so pick a slice on target 2 whose blob also has one on 4.
+    let stem = |p: &PathBuf| p.file_stem().map(|s| s.to_owned());
+    let on_4: Vec<_> = slice_files(&f)[4].iter().map(stem).collect();
+    let victim = slice_files(&f)[2].iter().find(|p| on_4.contains(&stem(p))).unwrap().clone();
     let mut bytes = std::fs::read(&victim).unwrap();
     bytes[100] ^= 0xFF;
     std::fs::write(&victim, &bytes).unwrap();
