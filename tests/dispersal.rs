@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use cipherstore::engine::{Backend, Protection, SealSpec, Sealer};
 use cipherstore::store::dispersal::rebuild::{RebuildOptions, RebuildReport};
+use cipherstore::store::dispersal::targets::TargetConfig;
 use cipherstore::store::dispersal::{DispersalConfig, DispersedStore};
 use cipherstore::store::fs::FsStore;
 use cipherstore::store::{ObjectReader, Store, StoreError};
@@ -31,7 +32,7 @@ fn fixture(k: usize, n: usize, w: usize) -> Fixture {
     let config = DispersalConfig {
         threshold: k,
         write_threshold: w,
-        targets: targets.clone(),
+        targets: targets.iter().cloned().map(TargetConfig::Dir).collect(),
         scrub_interval: None,
         scrub_rate: 0,
     };

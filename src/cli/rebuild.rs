@@ -68,6 +68,8 @@ pub fn run(args: &RebuildArgs) -> anyhow::Result<()> {
         let without = serve::config::ServeConfig { dispersal: None, ..config.clone() };
         anyhow::Ok(serve::open_store(&without, kv)?.0)
     })?;
+    // S3 targets' clients run on the runtime.
+    let _entered = runtime.enter();
     let store = DispersedStore::new(inner, &dispersal)?;
     let options = RebuildOptions {
         verify: !args.quick,

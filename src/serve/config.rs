@@ -42,6 +42,7 @@
 //! credentials_file = "/etc/cipherstore/backend"   # one line: ACCESS_KEY SECRET_KEY
 //! ca_file = "/etc/cipherstore/backend-ca.pem"     # optional
 //! sign_payload = false             # true: the backend checks each body's SHA-256
+//! timeout_secs = 60                # longest wait for one request
 //! [store.etcd]                     # records
 //! endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379", "http://127.0.0.1:32379"]
 //! namespace = "/cipherstore/prod/"
@@ -53,6 +54,9 @@
 //! threshold = 3                    # k: any k slices rebuild an object; k - 1 reveal nothing
 //! write_threshold = 4              # w: a write succeeds once w slices are durable (k <= w <= n)
 //! targets = ["/srv/d0/cs", "/srv/d1/cs", "/srv/d2/cs", "/srv/d3/cs", "/srv/d4/cs"]
+//! # A target may also be a bucket on an S3 service, written like [store.backend] above:
+//! # { endpoint = "https://s3-b.example.com", bucket = "slices", credentials_file = "/etc/cs/b",
+//! #   ca_file = "/etc/cs/b-ca.pem", timeout_secs = 30 }   (timeout_secs: per request)
 //! scrub_interval_secs = 86400      # check and rebuild every slice this often (0: never)
 //! scrub_rate_mib = 32              # a scrub reads at most this many MiB/s
 //! ```
@@ -64,6 +68,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::keys::config::HsmSettings;
+use crate::store::dispersal::targets::TargetConfig;
 
 /// Largest object in one PUT, and largest part (S3's limit).
 pub const DEFAULT_MAX_OBJECT: u64 = 5 << 30;
@@ -108,10 +113,25 @@ struct DispersalSection {
     width: usize,
     threshold: usize,
     write_threshold: Option<usize>,
-    targets: Vec<PathBuf>,
+    targets: Vec<TargetSection>,
     scrub_interval_secs: Option<u64>,
     scrub_rate_mib: Option<u64>,
 }
+
+/// One dispersal target: a directory, or a bucket on an S3 service.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TargetSection {
+    Dir(PathBuf),
+    S3(BackendSection),
+}
+
+/// Retries of a dispersal S3 target's request: few and quick, as a slow target is read
+/// around and a failed slice write is recorded missing, where the cluster store's single
+/// backend must be waited for.
+const TARGET_RETRIES: usize = 1;
+/// Default longest wait for one request of a dispersal S3 target.
+const DEFAULT_TARGET_TIMEOUT_SECS: u64 = 30;
 
 impl DispersalSection {
     fn resolve(self) -> anyhow::Result<crate::store::dispersal::DispersalConfig> {
@@ -132,13 +152,29 @@ impl DispersalSection {
             "store.dispersal.write_threshold must be between threshold ({k}) and width ({n}); got {w}"
         );
         let mut seen = std::collections::HashSet::new();
-        for t in &self.targets {
-            anyhow::ensure!(
-                t.is_absolute(),
-                "store.dispersal.targets must be absolute paths: {}",
-                t.display()
-            );
-            anyhow::ensure!(seen.insert(t.clone()), "store.dispersal.targets lists {} twice", t.display());
+        let mut targets = Vec::with_capacity(n);
+        for t in self.targets {
+            let target = match t {
+                TargetSection::Dir(p) => {
+                    anyhow::ensure!(
+                        p.is_absolute(),
+                        "store.dispersal.targets must be absolute paths: {}",
+                        p.display()
+                    );
+                    TargetConfig::Dir(p)
+                }
+                TargetSection::S3(b) => {
+                    let secs = b.timeout_secs.unwrap_or(DEFAULT_TARGET_TIMEOUT_SECS);
+                    anyhow::ensure!(secs >= 1, "store.dispersal.targets: timeout_secs must be at least 1");
+                    let mut c = b.resolve()?;
+                    c.max_retries = TARGET_RETRIES;
+                    c.retry_timeout = std::time::Duration::from_secs(2);
+                    c.request_timeout = std::time::Duration::from_secs(secs);
+                    TargetConfig::S3(Box::new(c))
+                }
+            };
+            anyhow::ensure!(seen.insert(target.to_string()), "store.dispersal.targets lists {target} twice");
+            targets.push(target);
         }
         let scrub_interval = match self.scrub_interval_secs.unwrap_or(DEFAULT_SCRUB_SECS) {
             0 => None,
@@ -149,7 +185,7 @@ impl DispersalSection {
         Ok(crate::store::dispersal::DispersalConfig {
             threshold: k,
             write_threshold: w,
-            targets: self.targets,
+            targets,
             scrub_interval,
             scrub_rate: rate << 20,
         })
@@ -187,6 +223,24 @@ struct BackendSection {
     credentials_file: PathBuf,
     ca_file: Option<PathBuf>,
     sign_payload: Option<bool>,
+    timeout_secs: Option<u64>,
+}
+
+impl BackendSection {
+    fn resolve(self) -> anyhow::Result<crate::store::blobs::BlobConfig> {
+        let (ak, sk) = crate::store::blobs::BlobConfig::read_credentials(&self.credentials_file)?;
+        let mut c = crate::store::blobs::BlobConfig::new(&self.endpoint, &self.bucket, &ak, &sk);
+        if let Some(r) = self.region {
+            c.region = r;
+        }
+        c.ca_file = self.ca_file;
+        c.sign_payload = self.sign_payload.unwrap_or(false);
+        if let Some(secs) = self.timeout_secs {
+            anyhow::ensure!(secs >= 1, "timeout_secs must be at least 1");
+            c.request_timeout = std::time::Duration::from_secs(secs);
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,13 +302,7 @@ impl StoreSection {
                     anyhow::bail!("store.kind = \"cluster\" needs [store.backend] and [store.etcd]");
                 };
                 anyhow::ensure!(!e.endpoints.is_empty(), "store.etcd.endpoints lists no member");
-                let (ak, sk) = crate::store::blobs::BlobConfig::read_credentials(&b.credentials_file)?;
-                let mut backend = crate::store::blobs::BlobConfig::new(&b.endpoint, &b.bucket, &ak, &sk);
-                if let Some(r) = b.region {
-                    backend.region = r;
-                }
-                backend.ca_file = b.ca_file;
-                backend.sign_payload = b.sign_payload.unwrap_or(false);
+                let backend = b.resolve()?;
                 let https = e.endpoints.iter().any(|u| u.starts_with("https://"));
                 anyhow::ensure!(
                     e.endpoints.iter().all(|u| u.starts_with("https://") == https),

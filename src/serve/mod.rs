@@ -39,6 +39,7 @@ use crate::store::blobs::Blobs;
 use crate::store::cluster::ClusterStore;
 use crate::store::dispersal::DispersedStore;
 use crate::store::dispersal::health::Health;
+use crate::store::dispersal::targets::TargetConfig;
 use crate::store::etcd::EtcdKv;
 use crate::store::fs::FsStore;
 use crate::store::kv::Kv;
@@ -169,8 +170,10 @@ pub fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Resu
     let (store, line) = open_record_store(config, kv)?;
     let Some(d) = &config.dispersal else { return Ok((store, line, None)) };
     for (i, t) in d.targets.iter().enumerate() {
-        if !t.is_dir() {
-            tracing::warn!(target_index = i, path = %t.display(), "a dispersal target directory is missing; its slices will be written as missing until it is back");
+        if let TargetConfig::Dir(dir) = t
+            && !dir.is_dir()
+        {
+            tracing::warn!(target_index = i, path = %dir.display(), "a dispersal target directory is missing; its slices will be written as missing until it is back");
         }
     }
     let dispersed = Arc::new(DispersedStore::new(store, d)?);
@@ -183,7 +186,7 @@ pub fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Resu
         d.threshold,
         d.targets.len(),
         d.write_threshold,
-        d.targets.iter().map(|t| t.display().to_string()).collect::<Vec<_>>().join(", ")
+        d.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     );
     Ok((dispersed, line, Some(health)))
 }

@@ -69,6 +69,11 @@ impl Health {
         }
     }
 
+    /// Whether target `i` answered its last request.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.up.get(i).is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
     /// Target `i` answered a request.
     pub fn ok(&self, i: usize) {
         if self.up.get(i).is_some_and(|u| !u.swap(true, Ordering::Relaxed)) {

@@ -8,7 +8,7 @@
 //!
 //! - [`code`]: the Reed-Solomon code, stripes and shard checks;
 //! - [`manifest`]: where a record's slices are, carried in front of the record;
-//! - [`targets`]: the slice directories;
+//! - [`targets`]: the slice targets (directories, S3 buckets);
 //! - [`writer`], [`reader`]: dispersing and gathering bytes;
 //! - [`health`]: targets up or down, counters for `/metrics`.
 //!
@@ -53,14 +53,14 @@ impl Shared {
 }
 
 /// How to disperse.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DispersalConfig {
     /// `k`: slices that rebuild an object.
     pub threshold: usize,
     /// `w`: slices that must be durable for a write to succeed (`k ≤ w ≤ n`).
     pub write_threshold: usize,
-    /// The `n` target directories, slice `i` in `targets[i]`.
-    pub targets: Vec<std::path::PathBuf>,
+    /// The `n` targets (directories or S3 buckets), slice `i` in `targets[i]`.
+    pub targets: Vec<targets::TargetConfig>,
     /// Time between background scrubs in `serve` (`None`: never).
     pub scrub_interval: Option<std::time::Duration>,
     /// Bytes per second a background scrub reads at most.
@@ -76,6 +76,9 @@ pub enum DispersalError {
     /// The code could not be made.
     #[error(transparent)]
     Code(#[from] code::CodeError),
+    /// A target could not be set up.
+    #[error(transparent)]
+    Target(#[from] targets::TargetError),
 }
 
 /// A store whose bytes are dispersed over `n` targets and whose records live in `inner`.
@@ -85,7 +88,8 @@ pub struct DispersedStore {
 }
 
 impl DispersedStore {
-    /// Disperses over `config`'s targets, keeping records in `inner`.
+    /// Disperses over `config`'s targets, keeping records in `inner`. S3 targets need a
+    /// Tokio runtime to be current (their clients run on it).
     pub fn new(inner: Arc<dyn Store>, config: &DispersalConfig) -> Result<Self, DispersalError> {
         let n = config.targets.len();
         let (k, w) = (config.threshold, config.write_threshold);
@@ -98,7 +102,7 @@ impl DispersedStore {
         let shared = Shared {
             code,
             write_threshold: w,
-            targets: Targets::new(config.targets.clone()),
+            targets: Targets::connect(&config.targets)?,
             health: Arc::new(Health::new(n)),
         };
         Ok(Self { inner, shared: Arc::new(shared) })

@@ -1,18 +1,19 @@
 //! Reading a dispersed object by range (docs/FORMAT.md §7.2): a read maps its offset to a
-//! piece and a stripe, fetches that stripe's shards (data slices first, then parity, then
-//! slices the write could not place that a rebuild may have restored), drops any shard whose check fails or whose file
-//! cannot be read, and rebuilds the stripe from any `k` good ones. A stripe with fewer than
+//! piece and a stripe, fetches `k` of that stripe's shards at once (data slices first, then
+//! parity, targets that failed lately last, then slices the write could not place that a
+//! rebuild may have restored), drops any shard whose check fails or that cannot be read
+//! (an S3 target's request times out after its `timeout_secs`), fetches the next in line
+//! for each, and rebuilds the stripe from any `k` good ones. A stripe with fewer than
 //! `k` good shards fails the read with a clear error; no unchecked byte is ever returned.
 //! The last stripe decoded is kept, so the pipeline's unit-sized reads decode each once.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Shared;
 use super::code::{CHECK_LEN, Code, CodeError, Geometry, check};
 use super::manifest::{Manifest, Piece};
+use super::targets::SliceHandle;
 use crate::store::{ObjectReader, StoreError};
 
 struct Placed {
@@ -21,11 +22,11 @@ struct Placed {
     geometry: Geometry,
 }
 
-/// Slice files of the piece being read, opened once; `Err` once found unreadable or bad.
+/// Slices of the piece being read, opened once; `Err` once found unreadable or bad.
 #[derive(Default)]
 struct State {
     piece: Option<usize>,
-    files: Vec<Option<Result<File, ()>>>,
+    files: Vec<Option<Result<SliceHandle, ()>>>,
     cached: Option<(usize, u64, Vec<u8>)>,
 }
 
@@ -58,38 +59,73 @@ impl DispersedReader {
         Ok(Self { shared, code, pieces, len: start, state: Mutex::new(State::default()) })
     }
 
-    /// Reads shard `j` of slice `i` of piece `p` and checks it.
-    fn shard(&self, state: &mut State, p: usize, i: usize, j: u64) -> Option<Vec<u8>> {
+    /// Reads shard `j` of each slice in `slices` of piece `p` (all at once where targets
+    /// allow) and checks them; each good shard goes into `shards`. Returns how many.
+    fn shards(
+        &self,
+        state: &mut State,
+        p: usize,
+        slices: &[usize],
+        j: u64,
+        shards: &mut [Option<Vec<u8>>],
+    ) -> usize {
         let placed = &self.pieces[p];
-        if self.shared.targets.len() <= i {
-            return None;
+        let mut wanted = Vec::with_capacity(slices.len());
+        for &i in slices {
+            if self.shared.targets.len() <= i {
+                continue;
+            }
+            if state.files[i].is_none() {
+                state.files[i] = Some(self.shared.targets.open(i, &placed.piece.blob).map_err(|e| {
+                    self.shared.health.failed(i, &e);
+                }));
+            }
+            if matches!(state.files[i], Some(Ok(_))) {
+                wanted.push(i);
+            }
         }
-        if state.files[i].is_none() {
-            state.files[i] = Some(self.shared.targets.open(i, &placed.piece.blob).map_err(|e| {
-                self.shared.health.failed(i, &e);
-            }));
-        }
-        let Some(Ok(file)) = &state.files[i] else { return None };
         let (at, len) = placed.geometry.shard_at(&self.code, j);
-        let mut buf = vec![0u8; len + CHECK_LEN];
-        let good = match file.read_exact_at(&mut buf, at) {
-            Ok(()) => {
-                let (shard, tail) = buf.split_at(len);
-                bool::from(subtle::ConstantTimeEq::ct_eq(&check(&placed.piece.blob, i, j, shard)[..], tail))
+        let reads: Vec<(&SliceHandle, u64, usize)> = wanted
+            .iter()
+            .filter_map(|&i| match &state.files[i] {
+                Some(Ok(h)) => Some((h, at, len + CHECK_LEN)),
+                _ => None,
+            })
+            .collect();
+        let results = self.shared.targets.read_all(&reads);
+        let mut found = 0;
+        for (&i, result) in wanted.iter().zip(results) {
+            let good = match result {
+                Ok(mut buf) => {
+                    let (shard, tail) = buf.split_at(len);
+                    let ok = bool::from(subtle::ConstantTimeEq::ct_eq(
+                        &check(&placed.piece.blob, i, j, shard)[..],
+                        tail,
+                    ));
+                    ok.then(|| {
+                        buf.truncate(len);
+                        buf
+                    })
+                }
+                Err(e) => {
+                    self.shared.health.failed(i, &e);
+                    None
+                }
+            };
+            match good {
+                Some(buf) => {
+                    self.shared.health.ok(i);
+                    shards[i] = Some(buf);
+                    found += 1;
+                }
+                None => {
+                    self.shared.health.bad_slice(i);
+                    tracing::warn!(target_index = i, blob = %placed.piece.blob, stripe = j, "a dispersed slice is damaged, short or unreachable; reading around it");
+                    state.files[i] = Some(Err(()));
+                }
             }
-            Err(e) => {
-                self.shared.health.failed(i, &e);
-                false
-            }
-        };
-        if !good {
-            self.shared.health.bad_slice(i);
-            tracing::warn!(target_index = i, blob = %placed.piece.blob, stripe = j, "a dispersed slice is damaged or short; reading around it");
-            state.files[i] = Some(Err(()));
-            return None;
         }
-        buf.truncate(len);
-        Some(buf)
+        found
     }
 
     /// Stripe `j` of piece `p`, rebuilt if need be.
@@ -100,19 +136,21 @@ impl DispersedReader {
         }
         let (k, n) = (self.code.k(), self.code.n());
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
-        let mut found = 0;
-        // Slices the write placed first (data, then parity), then any a write missed that a
-        // rebuild has since restored (their shard checks vouch for them).
+        // Slices the write placed on targets that answer first (data, then parity), then
+        // placed ones on targets that failed lately, then any a write missed that a rebuild
+        // has since restored (their shard checks vouch for them). The first `k` are read
+        // at once; each failure brings in the next in line.
         let slices = &self.pieces[p].piece.slices;
-        let order = (0..n).filter(|&i| slices[i].is_some()).chain((0..n).filter(|&i| slices[i].is_none()));
-        for i in order {
-            if found == k {
-                break;
-            }
-            if let Some(s) = self.shard(state, p, i, j) {
-                shards[i] = Some(s);
-                found += 1;
-            }
+        let health = &self.shared.health;
+        let mut order: Vec<usize> = (0..n).filter(|&i| slices[i].is_some() && health.is_up(i)).collect();
+        order.extend((0..n).filter(|&i| slices[i].is_some() && !health.is_up(i)));
+        order.extend((0..n).filter(|&i| slices[i].is_none()));
+        let mut found = 0;
+        let mut next = 0;
+        while found < k && next < order.len() {
+            let take = (k - found).min(order.len() - next);
+            found += self.shards(state, p, &order[next..next + take], j, &mut shards);
+            next += take;
         }
         if found < k {
             // Carried as the store's own error, so the S3 layer answers 503 and logs this.

@@ -2,18 +2,18 @@
 //! every record that carries a manifest (objects, and parts of uploads in progress), checks
 //! each slice of each piece — present, of the right length, and, when verifying, every
 //! shard against its check and the checks against the digest the manifest holds — and
-//! re-creates missing or damaged slices from `k` good ones under a
-//! temporary name, renamed into place once complete. Slice files no record names (left by
+//! re-creates missing or damaged slices from `k` good ones, visible only once complete (a
+//! directory target's under a temporary name renamed into place, an S3 target's as one
+//! upload). Slices no record names (left by
 //! writes that never committed, or by replaced parts) are swept once older than a grace.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::time::{Duration, Instant, SystemTime};
+use std::io;
+use std::time::{Duration, Instant};
 
 use super::code::{CHECK_LEN, Code, SliceDigest, check};
 use super::manifest::{Piece, unwrap};
+use super::targets::{SliceHandle, SliceWriter};
 use super::{DispersedStore, Shared};
 use crate::store::StoreError;
 
@@ -164,8 +164,8 @@ fn state_of(
 ) -> SliceState {
     let g = f.piece.geometry();
     let Ok(file) = shared.targets.open(i, &f.piece.blob) else { return SliceState::Missing };
-    match file.metadata() {
-        Ok(m) if m.len() == g.slice_len(&f.code) => {}
+    match file.len() {
+        Ok(len) if len == g.slice_len(&f.code) => {}
         _ => return SliceState::Missing,
     }
     if !options.verify {
@@ -190,10 +190,9 @@ fn state_of(
 }
 
 /// Shard `j` of slice `i` and its check, if the check holds.
-fn read_shard(file: &File, f: &Found, i: usize, j: u64) -> Option<(Vec<u8>, [u8; CHECK_LEN])> {
+fn read_shard(file: &SliceHandle, f: &Found, i: usize, j: u64) -> Option<(Vec<u8>, [u8; CHECK_LEN])> {
     let (at, len) = f.piece.geometry().shard_at(&f.code, j);
-    let mut buf = vec![0u8; len + CHECK_LEN];
-    file.read_exact_at(&mut buf, at).ok()?;
+    let mut buf = file.read_at(at, len + CHECK_LEN).ok()?;
     let (shard, tail) = buf.split_at(len);
     let c = check(&f.piece.blob, i, j, shard);
     if !bool::from(subtle::ConstantTimeEq::ct_eq(&c[..], tail)) {
@@ -241,89 +240,79 @@ fn rebuild_piece(
         return Ok(());
     }
     let bad: Vec<usize> = (0..n).filter(|&i| states[i] != SliceState::Good).collect();
-    let files: Vec<Option<File>> = (0..n)
+    let files: Vec<Option<SliceHandle>> = (0..n)
         .map(
             |i| if states[i] == SliceState::Good { shared.targets.open(i, &f.piece.blob).ok() } else { None },
         )
         .collect();
-    let mut outs = Vec::new();
+    // Dropped before finishing (on any error below), the new slices leave nothing.
+    let mut outs: Vec<(usize, SliceWriter, SliceDigest)> = Vec::new();
     for &i in &bad {
-        let (file, tmp) = shared.targets.create_temp(i, &f.piece.blob)?;
-        outs.push((i, file, tmp, SliceDigest::default()));
+        outs.push((i, shared.targets.create_rebuilt(i, &f.piece.blob)?, SliceDigest::default()));
     }
-    let result = (|| -> io::Result<()> {
-        let g = f.piece.geometry();
-        for j in 0..g.stripes() {
-            let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
-            let mut have = 0;
-            for &i in &good {
-                if have == k {
-                    break;
-                }
-                if let Some((s, _)) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j)) {
-                    report.bytes_read += s.len() as u64;
-                    shards[i] = Some(s);
-                    have += 1;
-                }
+    let g = f.piece.geometry();
+    for j in 0..g.stripes() {
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut have = 0;
+        for &i in &good {
+            if have == k {
+                break;
             }
-            f.code.rebuild(&mut shards, true).map_err(io::Error::other)?;
-            for (i, file, _, hash) in &mut outs {
-                let Some(shard) = &shards[*i] else {
-                    return Err(io::Error::other("a rebuilt shard is missing"));
-                };
-                let c = check(&f.piece.blob, *i, j, shard);
-                file.write_all(shard)?;
-                file.write_all(&c)?;
-                hash.update(&c);
+            if let Some((s, _)) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j)) {
+                report.bytes_read += s.len() as u64;
+                shards[i] = Some(s);
+                have += 1;
             }
-            pace(options, report, started);
         }
-        for (i, file, tmp, hash) in &outs {
-            file.sync_data()?;
-            let digest = hash.finish();
-            if f.piece.slices[*i].as_ref().is_some_and(|want| *want != digest) {
-                return Err(io::Error::other(format!("slice {i} rebuilt with another digest than recorded")));
-            }
-            shared.targets.place(*i, &f.piece.blob, tmp)?;
-            report.rebuilt[*i] += 1;
-            shared.health.ok(*i);
+        f.code.rebuild(&mut shards, true).map_err(io::Error::other)?;
+        for (i, out, hash) in &mut outs {
+            let Some(shard) = &shards[*i] else {
+                return Err(io::Error::other("a rebuilt shard is missing"));
+            };
+            let c = check(&f.piece.blob, *i, j, shard);
+            out.append(shard, &c)?;
+            hash.update(&c);
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        for (_, _, tmp, _) in &outs {
-            let _ = std::fs::remove_file(tmp);
+        pace(options, report, started);
+    }
+    for (i, _, hash) in &outs {
+        if f.piece.slices[*i].as_ref().is_some_and(|want| *want != hash.finish()) {
+            return Err(io::Error::other(format!("slice {i} rebuilt with another digest than recorded")));
         }
     }
-    result
+    let (indexes, writers): (Vec<usize>, Vec<SliceWriter>) = outs.into_iter().map(|(i, w, _)| (i, w)).unzip();
+    let mut failed = None;
+    for (i, result) in indexes.into_iter().zip(shared.targets.finish_all(writers)) {
+        match result {
+            Ok(()) => {
+                report.rebuilt[i] += 1;
+                shared.health.ok(i);
+            }
+            Err(e) => {
+                shared.health.failed(i, &e);
+                failed = Some(io::Error::new(e.kind(), format!("slice {i} could not be stored: {e}")));
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
-/// Removes slice files (and unfinished rebuilds) no record names, older than `grace`.
+/// Removes slices (and unfinished rebuilds) no record names, older than `grace`.
 fn sweep(shared: &Shared, named: &HashSet<String>, grace: Duration, dry_run: bool) -> u64 {
     let mut removed = 0;
-    let now = SystemTime::now();
     for i in 0..shared.targets.len() {
-        let Ok(fanout) = std::fs::read_dir(shared.targets.dir(i)) else { continue };
-        for dir in fanout.flatten() {
-            let Ok(files) = std::fs::read_dir(dir.path()) else { continue };
-            for file in files.flatten() {
-                let name = file.file_name().to_string_lossy().into_owned();
-                let blob = name.split('.').next().unwrap_or_default().to_owned();
-                // A rebuild's temporary file outlives it only if it stopped half-way.
-                if named.contains(&blob) && !name.ends_with(".rebuild") {
-                    continue;
-                }
-                let old = file
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .is_some_and(|age| age >= grace);
-                if old {
-                    removed += 1;
-                    if !dry_run {
-                        let _ = std::fs::remove_file(file.path());
-                    }
+        let Ok(entries) = shared.targets.entries(i) else { continue };
+        for (name, age) in entries {
+            let file = name.rsplit('/').next().unwrap_or_default();
+            let blob = file.split('.').next().unwrap_or_default();
+            // A rebuild's temporary file outlives it only if it stopped half-way.
+            if named.contains(blob) && !file.ends_with(".rebuild") {
+                continue;
+            }
+            if age >= grace {
+                removed += 1;
+                if !dry_run {
+                    let _ = shared.targets.remove_slice(i, &name);
                 }
             }
         }

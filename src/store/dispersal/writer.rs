@@ -1,18 +1,18 @@
 //! Writing a dispersed object or part: bytes are cut into stripes as they arrive (the
 //! engine header first, then each unit, docs/FORMAT.md §7.1), each stripe is coded into
-//! `n` shards, and shard `i` with its check is appended to slice file `i`. A slice whose
+//! `n` shards, and shard `i` with its check is appended to slice `i`. A slice whose
 //! target fails is dropped and the write goes on; the write fails once fewer than the write
-//! threshold remain. At commit the slices are flushed, then the record (with the manifest
+//! threshold remain. At commit the slices are made durable (S3 targets all at once), then the record (with the manifest
 //! naming the slices that made it) is committed to the record store; nothing is visible
 //! before, and a write that does not commit leaves no slice behind.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::Shared;
 use super::code::{Geometry, SliceDigest};
 use super::manifest::{Manifest, Piece, wrap};
+use super::targets::SliceWriter;
 use crate::store::{ObjectWriter, PartWriter, StoreError};
 
 /// What the record is committed into.
@@ -21,9 +21,9 @@ pub(super) enum Sink {
     Part(Box<dyn PartWriter>),
 }
 
-/// One slice file being written.
+/// One slice being written.
 struct SliceOut {
-    file: File,
+    out: SliceWriter,
     digest: SliceDigest,
 }
 
@@ -48,7 +48,7 @@ impl DispersingWriter {
         let blob = crate::store::new_upload_id();
         let slices = (0..shared.code.n())
             .map(|i| match shared.targets.create(i, &blob) {
-                Ok(file) => Some(SliceOut { file, digest: SliceDigest::default() }),
+                Ok(out) => Some(SliceOut { out, digest: SliceDigest::default() }),
                 Err(e) => {
                     shared.health.failed(i, &e);
                     None
@@ -98,10 +98,10 @@ impl DispersingWriter {
             .encode_checked(&mut self.stripe, &mut self.parity, &self.blob, self.stripe_index)
             .map_err(io::Error::other)?;
         for (i, c) in checks.iter().enumerate() {
-            let Some(out) = &mut self.slices[i] else { continue };
+            let Some(slice) = &mut self.slices[i] else { continue };
             let shard = code.shard(i, len, &self.stripe, &self.parity);
-            match write_both(&mut out.file, shard, c) {
-                Ok(()) => out.digest.update(c),
+            match slice.out.append(shard, c) {
+                Ok(()) => slice.digest.update(c),
                 Err(e) => {
                     self.shared.health.failed(i, &e);
                     self.slices[i] = None;
@@ -149,22 +149,22 @@ impl DispersingWriter {
         if !self.stripe.is_empty() {
             self.flush_stripe().map_err(unavailable)?;
         }
-        let mut digests = Vec::with_capacity(self.slices.len());
-        for i in 0..self.slices.len() {
-            let digest = match self.slices[i].take() {
-                Some(out) => {
-                    match out.file.sync_data().and_then(|()| self.shared.targets.sync_dir(i, &self.blob)) {
-                        Ok(()) => Some(out.digest.finish()),
-                        Err(e) => {
-                            self.shared.health.failed(i, &e);
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
-            digests.push(digest);
+        let (open, digests): (Vec<(usize, SliceWriter)>, Vec<SliceDigest>) = self
+            .slices
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.take().map(|s| ((i, s.out), s.digest)))
+            .unzip();
+        let (indexes, writers): (Vec<usize>, Vec<SliceWriter>) = open.into_iter().unzip();
+        let mut digests_by_slice = vec![None; self.shared.code.n()];
+        let results = self.shared.targets.finish_all(writers);
+        for ((i, result), digest) in indexes.into_iter().zip(results).zip(digests) {
+            match result {
+                Ok(()) => digests_by_slice[i] = Some(digest.finish()),
+                Err(e) => self.shared.health.failed(i, &e),
+            }
         }
+        let digests = digests_by_slice;
         let piece = Piece { blob: self.blob.clone(), len: self.written, first, unit, slices: digests };
         if piece.present() < self.shared.write_threshold {
             return Err(StoreError::Unavailable(format!(
@@ -195,17 +195,6 @@ impl DispersingWriter {
         // Committed or not, the record store has decided: on failure the slices go.
         self.committed = result.is_ok();
         result.map(|len| (len, piece))
-    }
-}
-
-/// Writes `a` then `b`, in one system call when the file takes both.
-fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
-    let n = file.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])?;
-    if n < a.len() {
-        file.write_all(&a[n..])?;
-        file.write_all(b)
-    } else {
-        file.write_all(&b[n - a.len()..])
     }
 }
 
