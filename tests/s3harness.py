@@ -4,7 +4,8 @@ and offers checks that count and report failures. With CIPHERSTORE_E2E_CLUSTER s
 directory `scripts/cluster up` made, the server is a gateway of that cluster store (blobs
 on its Ceph, records in its etcd, under a namespace of the server's own). With
 CIPHERSTORE_E2E_DISPERSAL set to "k/n" (or `dispersal=(k, n, w)`), object bytes are
-dispersed over n target directories of the server's own (`srv.targets`), any k of which
+dispersed over n target directories of the server's own (`srv.targets`; or S3 buckets
+given as `remote_targets`), any k of which
 rebuild them.
 
     with Server(binary) as srv:
@@ -33,7 +34,8 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None, dispersal=None):
+    def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None, dispersal=None,
+                 remote_targets=None):
         self.binary = binary
         self.passed = 0
         self.failed = 0
@@ -69,12 +71,17 @@ class Server:
         self.targets = []
         if dispersal is not None:
             k, n, w, *more = dispersal
-            self.targets = [self.data / "targets" / str(i) for i in range(n)]
-            for t in self.targets:
-                t.mkdir(parents=True)
+            # remote_targets: {i: (TOML inline table, the directory its slices land in)}
+            # for targets that are S3 buckets; the others are directories of our own.
+            remote = remote_targets or {}
+            self.targets = [remote[i][1] if i in remote else self.data / "targets" / str(i) for i in range(n)]
+            for i, t in enumerate(self.targets):
+                if i not in remote:
+                    t.mkdir(parents=True)
+            listed = [remote[i][0] if i in remote else json.dumps(str(t)) for i, t in enumerate(self.targets)]
             section = (f"\n[store.dispersal]\nwidth = {n}\nthreshold = {k}\n"
                        + (f"write_threshold = {w}\n" if w else "")
-                       + "targets = [" + ", ".join(json.dumps(str(t)) for t in self.targets) + "]\n"
+                       + "targets = [" + ", ".join(listed) + "]\n"
                        + "".join(line + "\n" for line in more))
             config = (config or "") + section
         if config is not None:

@@ -208,6 +208,13 @@ impl Blobs {
         Ok(BlobWriter { inner: WriteMultipart::new_with_chunk_size(upload, PART), written: 0 })
     }
 
+    /// All of blob `name`.
+    pub async fn get(&self, name: &str) -> Result<Bytes, BlobError> {
+        requests::BLOB_GET.add(1);
+        let got = self.store.get(&Path::from(name)).await.map_err(error)?;
+        got.bytes().await.map_err(error)
+    }
+
     /// Bytes `range` of blob `name`.
     pub async fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes, BlobError> {
         if range.start == range.end {

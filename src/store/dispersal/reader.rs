@@ -76,9 +76,14 @@ impl DispersedReader {
                 continue;
             }
             if state.files[i].is_none() {
-                state.files[i] = Some(self.shared.targets.open(i, &placed.piece.blob).map_err(|e| {
-                    self.shared.health.failed(i, &e);
-                }));
+                state.files[i] = Some(
+                    self.shared
+                        .targets
+                        .open(i, &placed.piece.blob, placed.geometry.slice_len(&self.code))
+                        .map_err(|e| {
+                            self.shared.health.failed(i, &e);
+                        }),
+                );
             }
             if matches!(state.files[i], Some(Ok(_))) {
                 wanted.push(i);
@@ -102,25 +107,27 @@ impl DispersedReader {
                         &check(&placed.piece.blob, i, j, shard)[..],
                         tail,
                     ));
-                    ok.then(|| {
+                    self.shared.health.ok(i);
+                    if ok {
                         buf.truncate(len);
-                        buf
-                    })
+                        Ok(buf)
+                    } else {
+                        Err("its check fails".to_owned())
+                    }
                 }
                 Err(e) => {
                     self.shared.health.failed(i, &e);
-                    None
+                    Err(e.to_string())
                 }
             };
             match good {
-                Some(buf) => {
-                    self.shared.health.ok(i);
+                Ok(buf) => {
                     shards[i] = Some(buf);
                     found += 1;
                 }
-                None => {
+                Err(why) => {
                     self.shared.health.bad_slice(i);
-                    tracing::warn!(target_index = i, blob = %placed.piece.blob, stripe = j, "a dispersed slice is damaged, short or unreachable; reading around it");
+                    tracing::warn!(target_index = i, blob = %placed.piece.blob, stripe = j, error = %why, "a dispersed slice is damaged, short or unreachable; reading around it");
                     state.files[i] = Some(Err(()));
                 }
             }

@@ -163,7 +163,9 @@ fn state_of(
     started: Instant,
 ) -> SliceState {
     let g = f.piece.geometry();
-    let Ok(file) = shared.targets.open(i, &f.piece.blob) else { return SliceState::Missing };
+    let Ok(file) = shared.targets.open(i, &f.piece.blob, g.slice_len(&f.code)) else {
+        return SliceState::Missing;
+    };
     match file.len() {
         Ok(len) if len == g.slice_len(&f.code) => {}
         _ => return SliceState::Missing,
@@ -174,7 +176,16 @@ fn state_of(
     // Every shard against its check; the checks, in order, against the recorded digest.
     let mut digest = SliceDigest::default();
     for j in 0..g.stripes() {
-        let Some((_, c)) = read_shard(&file, f, i, j) else { return SliceState::Damaged };
+        let c = match read_shard(&file, f, i, j) {
+            Ok(Some((_, c))) => c,
+            Ok(None) => return SliceState::Damaged,
+            Err(e) => {
+                // Unreadable is not damaged: the target (or its network) may be down.
+                shared.health.failed(i, &e);
+                tracing::warn!(target_index = i, blob = %f.piece.blob, error = %e, "a slice cannot be read; counted missing");
+                return SliceState::Missing;
+            }
+        };
         digest.update(&c);
         report.bytes_read += (g.shard_at(&f.code, j).1 + CHECK_LEN) as u64;
         pace(options, report, started);
@@ -189,17 +200,22 @@ fn state_of(
     }
 }
 
-/// Shard `j` of slice `i` and its check, if the check holds.
-fn read_shard(file: &SliceHandle, f: &Found, i: usize, j: u64) -> Option<(Vec<u8>, [u8; CHECK_LEN])> {
+/// Shard `j` of slice `i` and its check; `None` if the check fails.
+fn read_shard(
+    file: &SliceHandle,
+    f: &Found,
+    i: usize,
+    j: u64,
+) -> io::Result<Option<(Vec<u8>, [u8; CHECK_LEN])>> {
     let (at, len) = f.piece.geometry().shard_at(&f.code, j);
-    let mut buf = file.read_at(at, len + CHECK_LEN).ok()?;
+    let mut buf = file.read_at(at, len + CHECK_LEN)?;
     let (shard, tail) = buf.split_at(len);
     let c = check(&f.piece.blob, i, j, shard);
     if !bool::from(subtle::ConstantTimeEq::ct_eq(&c[..], tail)) {
-        return None;
+        return Ok(None);
     }
     buf.truncate(len);
-    Some((buf, c))
+    Ok(Some((buf, c)))
 }
 
 fn rebuild_piece(
@@ -241,9 +257,13 @@ fn rebuild_piece(
     }
     let bad: Vec<usize> = (0..n).filter(|&i| states[i] != SliceState::Good).collect();
     let files: Vec<Option<SliceHandle>> = (0..n)
-        .map(
-            |i| if states[i] == SliceState::Good { shared.targets.open(i, &f.piece.blob).ok() } else { None },
-        )
+        .map(|i| {
+            if states[i] == SliceState::Good {
+                shared.targets.open(i, &f.piece.blob, f.piece.geometry().slice_len(&f.code)).ok()
+            } else {
+                None
+            }
+        })
         .collect();
     // Dropped before finishing (on any error below), the new slices leave nothing.
     let mut outs: Vec<(usize, SliceWriter, SliceDigest)> = Vec::new();
@@ -258,7 +278,8 @@ fn rebuild_piece(
             if have == k {
                 break;
             }
-            if let Some((s, _)) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j)) {
+            if let Some((s, _)) = files[i].as_ref().and_then(|file| read_shard(file, f, i, j).ok().flatten())
+            {
                 report.bytes_read += s.len() as u64;
                 shards[i] = Some(s);
                 have += 1;

@@ -201,12 +201,12 @@ impl Targets {
         }
     }
 
-    /// Opens slice `i` of `blob` for reading (for an S3 target no request is made until
-    /// the first read).
-    pub fn open(&self, i: usize, blob: &str) -> io::Result<SliceHandle> {
+    /// Opens slice `i` of `blob`, `len` bytes long when whole, for reading (for an S3
+    /// target no request is made until the first read).
+    pub fn open(&self, i: usize, blob: &str, len: u64) -> io::Result<SliceHandle> {
         match &self.targets[i] {
             Target::Dir(dir) => Ok(SliceHandle::File(File::open(Self::file_path(dir, i, blob))?)),
-            Target::S3(t) => Ok(SliceHandle::S3 { target: t.clone(), name: slice_name(i, blob) }),
+            Target::S3(t) => Ok(SliceHandle::S3 { target: t.clone(), name: slice_name(i, blob), len }),
         }
     }
 
@@ -410,6 +410,8 @@ pub enum SliceHandle {
         target: S3Target,
         /// The object's name.
         name: String,
+        /// Its length when whole.
+        len: u64,
     },
 }
 
@@ -428,8 +430,15 @@ impl SliceHandle {
     async fn read(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
         match self {
             Self::File(_) => self.read_file(at, len),
-            Self::S3 { target, name } => {
-                let got = target.blobs.get_range(name, at..at + len as u64).await.map_err(blob_io)?;
+            Self::S3 { target, name, len: whole } => {
+                // A range covering the whole object may be answered with all of it (200, not
+                // 206), as RFC 9110 allows and some services do: ask for it whole then.
+                let got = if at == 0 && len as u64 >= *whole {
+                    target.blobs.get(name).await
+                } else {
+                    target.blobs.get_range(name, at..at + len as u64).await
+                }
+                .map_err(blob_io)?;
                 if got.len() != len {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -453,7 +462,7 @@ impl SliceHandle {
     pub fn len(&self) -> io::Result<u64> {
         match self {
             Self::File(file) => Ok(file.metadata()?.len()),
-            Self::S3 { target, name } => target.bridge.wait(target.blobs.len(name)).map_err(blob_io),
+            Self::S3 { target, name, .. } => target.bridge.wait(target.blobs.len(name)).map_err(blob_io),
         }
     }
 }
