@@ -278,10 +278,24 @@ def wide_code_independently(binary):
                   all(len(f) == 1 for f in slice_files(srv)))
         got = engine_decode(gather(manifest, targets, list(range(6, 16)), verify_parity=True))
         srv.check("10 of 16: the independent decoder rebuilds the object from slices 6..15 (all six parity)", got == body)
+        # The other modes at this width: SSE-C and SSE-KP, one unit and several.
+        ckey = os.urandom(32)
+        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
+                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
+        crn = srv.create_root("wide")
+        modes = {"sse-c": (ssec, ssec), "sse-kp": ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}, {})}
+        others = {}
+        for mode, (put_extra, get_extra) in modes.items():
+            for size in (5_000, 2 * (1 << 20) + 3):
+                others[f"{mode}/{size}"] = (plain(size, mode), get_extra)
+                alice.put_object(Bucket="wide", Key=f"{mode}/{size}", Body=plain(size, mode), **put_extra)
         for t in srv.targets[:6]:
             shutil.rmtree(t)
         srv.check("10 of 16: six targets gone, the server reads it exactly",
                   alice.get_object(Bucket="wide", Key="o")["Body"].read() == body)
+        srv.check("10 of 16: six targets gone, SSE-C and SSE-KP objects read back exactly",
+                  all(alice.get_object(Bucket="wide", Key=k, **extra)["Body"].read() == b
+                      for k, (b, extra) in others.items()))
         for t in srv.targets[:6]:
             t.mkdir()
     return srv

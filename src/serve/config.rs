@@ -597,6 +597,53 @@ mod tests {
     }
 
     #[test]
+    fn dispersal_targets_may_be_s3_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("slices");
+        std::fs::write(&creds, "AK SECRET-KEY\n").unwrap();
+        let s3 = |bucket: &str, extra: &str| {
+            format!(
+                "{{ endpoint = \"https://127.0.0.1:9000\", bucket = \"{bucket}\", credentials_file = {creds:?}{extra} }}"
+            )
+        };
+        let text = |t1: &str, t3: &str| {
+            format!(
+                "[store.dispersal]\nwidth = 5\nthreshold = 3\ntargets = [\"/t/0\", {t1}, \"/t/2\", {t3}, \"/t/4\"]\n"
+            )
+        };
+        let d = FileConfig::parse(&text(&s3("a", ", timeout_secs = 5"), &s3("b", "")))
+            .unwrap()
+            .store
+            .dispersal
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let TargetConfig::S3(a) = &d.targets[1] else {
+            panic!("target 1 is an S3 bucket: {:?}", d.targets[1])
+        };
+        assert_eq!((a.bucket.as_str(), a.request_timeout.as_secs(), a.max_retries), ("a", 5, TARGET_RETRIES));
+        let TargetConfig::S3(b) = &d.targets[3] else { panic!("target 3 is an S3 bucket") };
+        assert_eq!(b.request_timeout.as_secs(), DEFAULT_TARGET_TIMEOUT_SECS);
+        assert!(matches!(&d.targets[0], TargetConfig::Dir(p) if p == Path::new("/t/0")));
+        assert_eq!(d.targets[3].to_string(), "https://127.0.0.1:9000 bucket b");
+        assert!(!format!("{d:?}").contains("SECRET-KEY"), "no secret in the configuration's debug text");
+        let refused = |text: &str, says: &str| {
+            let e =
+                FileConfig::parse(text).unwrap().store.dispersal.unwrap().resolve().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        };
+        refused(&text(&s3("a", ""), &s3("a", "")), "twice");
+        refused(&text(&s3("a", ", timeout_secs = 0"), &s3("b", "")), "at least 1");
+        let missing =
+            text(&s3("a", ""), &s3("b", "")).replace(&format!("{creds:?}"), "\"/nonexistent/creds\"");
+        refused(&missing, "cannot read the backend credentials file");
+        assert!(
+            FileConfig::parse(&text(&s3("a", ", colour = 1"), &s3("b", ""))).is_err(),
+            "unknown keys refused"
+        );
+    }
+
+    #[test]
     fn cluster_store_settings_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let creds = dir.path().join("backend");

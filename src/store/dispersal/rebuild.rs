@@ -166,7 +166,7 @@ fn state_of(
     let Ok(file) = shared.targets.open(i, &f.piece.blob, g.slice_len(&f.code)) else {
         return SliceState::Missing;
     };
-    match file.len() {
+    match file.stored_len() {
         Ok(len) if len == g.slice_len(&f.code) => {}
         _ => return SliceState::Missing,
     }

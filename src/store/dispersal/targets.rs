@@ -458,8 +458,8 @@ impl SliceHandle {
         }
     }
 
-    /// The slice's length.
-    pub fn len(&self) -> io::Result<u64> {
+    /// The slice's length as stored (a HEAD request on an S3 target).
+    pub fn stored_len(&self) -> io::Result<u64> {
         match self {
             Self::File(file) => Ok(file.metadata()?.len()),
             Self::S3 { target, name, .. } => target.bridge.wait(target.blobs.len(name)).map_err(blob_io),
