@@ -7,9 +7,11 @@
 use base64::Engine as _;
 use sha2::{Digest, Sha512};
 
+use std::hash::Hasher as _;
+
+use twox_hash::{XxHash3_64, XxHash3_128, XxHash64};
+
 use crate::engine::md5::Md5;
-use xxhash_rust::xxh3::Xxh3Default;
-use xxhash_rust::xxh64::Xxh64;
 
 /// Their names, as in `x-amz-checksum-<name>`, in the order of every array here.
 pub const NAMES: [&str; 5] = ["sha512", "md5", "xxhash64", "xxhash3", "xxhash128"];
@@ -18,15 +20,9 @@ pub const NAMES: [&str; 5] = ["sha512", "md5", "xxhash64", "xxhash3", "xxhash128
 enum Running {
     Sha512(Box<Sha512>),
     Md5(Box<Md5>),
-    Xxhash64(Box<Xxh64>),
-    /// XXH3 keeps one state for its 64- and 128-bit results.
-    Xxhash3(Box<Xxh3Default>, Width),
-}
-
-#[derive(Clone, Copy)]
-enum Width {
-    Bits64,
-    Bits128,
+    Xxhash64(Box<XxHash64>),
+    Xxhash3(Box<XxHash3_64>),
+    Xxhash128(Box<XxHash3_128>),
 }
 
 /// The enabled algorithms' running states.
@@ -43,9 +39,9 @@ impl Hashers {
                 let r = match i {
                     0 => Running::Sha512(Box::default()),
                     1 => Running::Md5(Box::default()),
-                    2 => Running::Xxhash64(Box::new(Xxh64::new(0))),
-                    3 => Running::Xxhash3(Box::new(Xxh3Default::new()), Width::Bits64),
-                    _ => Running::Xxhash3(Box::new(Xxh3Default::new()), Width::Bits128),
+                    2 => Running::Xxhash64(Box::new(XxHash64::with_seed(0))),
+                    3 => Running::Xxhash3(Box::new(XxHash3_64::new())),
+                    _ => Running::Xxhash128(Box::new(XxHash3_128::new())),
                 };
                 (i, r)
             })
@@ -59,8 +55,9 @@ impl Hashers {
             match r {
                 Running::Sha512(h) => h.update(data),
                 Running::Md5(h) => h.update(data),
-                Running::Xxhash64(h) => h.update(data),
-                Running::Xxhash3(h, _) => h.update(data),
+                Running::Xxhash64(h) => h.write(data),
+                Running::Xxhash3(h) => h.write(data),
+                Running::Xxhash128(h) => h.write(data),
             }
         }
     }
@@ -73,9 +70,9 @@ impl Hashers {
             let bytes = match r {
                 Running::Sha512(h) => h.finalize().to_vec(),
                 Running::Md5(h) => h.finalize().to_vec(),
-                Running::Xxhash64(h) => h.digest().to_be_bytes().to_vec(),
-                Running::Xxhash3(h, Width::Bits64) => h.digest().to_be_bytes().to_vec(),
-                Running::Xxhash3(h, Width::Bits128) => h.digest128().to_be_bytes().to_vec(),
+                Running::Xxhash64(h) => h.finish().to_be_bytes().to_vec(),
+                Running::Xxhash3(h) => h.finish().to_be_bytes().to_vec(),
+                Running::Xxhash128(h) => h.finish_128().to_be_bytes().to_vec(),
             };
             out[i] = Some(b64.encode(bytes));
         }
@@ -96,20 +93,32 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD;
         assert_eq!(got[0].as_deref(), Some(b64.encode(Sha512::digest(b"hello world")).as_str()));
         assert_eq!(got[1].as_deref(), Some("XrY7u+Ae7tCTyyK7j1rNww=="));
-        // Reference values of xxHash's one-shot functions, big-endian as S3 sends them.
-        let one_shot = [
-            xxhash_rust::xxh64::xxh64(b"hello world", 0).to_be_bytes().to_vec(),
-            xxhash_rust::xxh3::xxh3_64(b"hello world").to_be_bytes().to_vec(),
-            xxhash_rust::xxh3::xxh3_128(b"hello world").to_be_bytes().to_vec(),
+        // Reference values (the xxHash C library's, through Python's `xxhash`), big-endian
+        // as S3 sends them.
+        let want: [&[u8]; 3] = [
+            &0x45ab_6734_b21e_6968_u64.to_be_bytes(),
+            &0xd447_b1ea_40e6_988b_u64.to_be_bytes(),
+            &0xdf8d_09e9_3f87_4900_a99b_8775_cc15_b6c7_u128.to_be_bytes(),
         ];
-        for (i, want) in one_shot.iter().enumerate() {
+        for (i, want) in want.iter().enumerate() {
             assert_eq!(got[2 + i].as_deref(), Some(b64.encode(want).as_str()), "{}", NAMES[2 + i]);
         }
+        assert_eq!(XxHash64::oneshot(0, b""), 0xef46_db37_51d8_e999, "xxh64 of nothing, as published");
+        assert_eq!(XxHash3_64::oneshot(b""), 0x2d06_8005_38d3_94c2, "xxh3-64 of nothing, as published");
         assert_eq!(
-            xxhash_rust::xxh64::xxh64(b"", 0),
-            0xef46_db37_51d8_e999,
-            "xxh64 of nothing, as published"
+            XxHash3_128::oneshot(b""),
+            0x99aa_06d3_0147_98d8_6001_c324_468d_497f,
+            "xxh3-128 of nothing, as published"
         );
+        // Across the 240-byte and stripe boundaries of XXH3's long input, in odd pieces.
+        let long: Vec<u8> = (0..100_000u32).map(|i| (i * 31 + 7) as u8).collect();
+        let mut h = Hashers::new([false, false, true, true, true]).unwrap();
+        for piece in long.chunks(977) {
+            h.update(piece);
+        }
+        let got = h.finish();
+        assert_eq!(got[4].as_deref(), Some(b64.encode(XxHash3_128::oneshot(&long).to_be_bytes()).as_str()));
+        assert_eq!(got[3].as_deref(), Some(b64.encode(XxHash3_64::oneshot(&long).to_be_bytes()).as_str()));
         assert!(Hashers::new([false; 5]).is_none());
     }
 }

@@ -79,20 +79,64 @@ impl Code {
         usize::try_from(len.div_ceil(self.k as u64)).unwrap_or(usize::MAX).max(1)
     }
 
-    /// Codes `stripe` in place: zero-pads it to `k` shards of [`Code::shard_len`] bytes
-    /// (data shard `i` is then `stripe[i·len .. (i+1)·len]`) and computes the `n − k`
-    /// parity shards into `parity`. Returns the shard length. The data shards are not
-    /// copied: that copy cost a fifth of the encode.
-    pub fn encode(&self, stripe: &mut Vec<u8>, parity: &mut Vec<Vec<u8>>) -> Result<usize, CodeError> {
-        let len = self.shard_len(stripe.len() as u64);
-        stripe.resize(len * self.k, 0);
+    /// The `k` data shards of a stripe whose bytes are `pieces`, in order (a stored unit
+    /// and its trailer, say). A shard that lies within one piece is borrowed; the others
+    /// (across two pieces, or running into the zero padding past the end) are copied into
+    /// `pad`. Returns the shard length and the shards. Borrowing spared the writer
+    /// gathering each stripe: two thirds of that copy at 3 of 5.
+    pub fn data_shards<'a>(&self, pieces: &[&'a [u8]], pad: &'a mut Vec<u8>) -> (usize, Vec<&'a [u8]>) {
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        let len = self.shard_len(total as u64);
+        let mut starts = Vec::with_capacity(pieces.len());
+        let mut at = 0;
+        for p in pieces {
+            starts.push(at);
+            at += p.len();
+        }
+        // The piece holding bytes [s, s + len) whole, and the offset in it.
+        let within = |s: usize| {
+            (0..pieces.len())
+                .find(|&p| starts[p] <= s && s + len <= starts[p] + pieces[p].len())
+                .map(|p| (p, s - starts[p]))
+        };
+        let copied: Vec<usize> = (0..self.k).filter(|&i| within(i * len).is_none()).collect();
+        pad.clear();
+        pad.resize(copied.len() * len, 0);
+        for (slot, &i) in copied.iter().enumerate() {
+            let (from, to) = (i * len, ((i + 1) * len).min(total));
+            for (p, piece) in pieces.iter().enumerate() {
+                let (a, b) = (from.max(starts[p]), to.min(starts[p] + piece.len()));
+                if a < b {
+                    pad[slot * len + a - from..slot * len + b - from]
+                        .copy_from_slice(&piece[a - starts[p]..b - starts[p]]);
+                }
+            }
+        }
+        let pad: &'a Vec<u8> = pad;
+        let shards = (0..self.k)
+            .map(|i| match within(i * len) {
+                Some((p, off)) => &pieces[p][off..off + len],
+                None => {
+                    let slot = copied.iter().position(|&c| c == i).unwrap_or(0);
+                    &pad[slot * len..(slot + 1) * len]
+                }
+            })
+            .collect();
+        (len, shards)
+    }
+
+    fn parity_buffers(&self, len: usize, parity: &mut Vec<Vec<u8>>) {
         parity.resize_with(self.n - self.k, Vec::new);
         for p in parity.iter_mut() {
             p.resize(len, 0);
         }
-        let data: Vec<&[u8]> = stripe.chunks(len).collect();
-        self.rs.encode_sep(&data, parity).map_err(CodeError::Library)?;
-        Ok(len)
+    }
+
+    /// Computes the `n − k` parity shards of the data shards `data` (each `len` bytes, as
+    /// [`Code::data_shards`] gives them) into `parity`.
+    pub fn encode(&self, data: &[&[u8]], len: usize, parity: &mut Vec<Vec<u8>>) -> Result<(), CodeError> {
+        self.parity_buffers(len, parity);
+        self.rs.encode_sep(data, parity).map_err(CodeError::Library)
     }
 
     /// [`Code::encode`], with every shard's [`check`] computed in the same pass: the coding
@@ -100,38 +144,33 @@ impl Code {
     /// still in cache (a third less CPU than coding, then hashing each shard whole).
     pub fn encode_checked(
         &self,
-        stripe: &mut Vec<u8>,
+        data: &[&[u8]],
+        len: usize,
         parity: &mut Vec<Vec<u8>>,
         blob: &str,
         index: u64,
-    ) -> Result<(usize, Vec<[u8; CHECK_LEN]>), CodeError> {
+    ) -> Result<Vec<[u8; CHECK_LEN]>, CodeError> {
         const BLOCK: usize = 32 << 10;
-        let len = self.shard_len(stripe.len() as u64);
-        stripe.resize(len * self.k, 0);
-        parity.resize_with(self.n - self.k, Vec::new);
-        for p in parity.iter_mut() {
-            p.resize(len, 0);
-        }
-        let mut hashers: Vec<xxhash_rust::xxh3::Xxh3Default> =
-            (0..self.n).map(|_| xxhash_rust::xxh3::Xxh3Default::new()).collect();
+        self.parity_buffers(len, parity);
+        let mut hashers: Vec<twox_hash::XxHash3_128> =
+            (0..self.n).map(|_| twox_hash::XxHash3_128::new()).collect();
         let mut col = 0;
         while col < len {
             let end = (col + BLOCK).min(len);
-            let data: Vec<&[u8]> = stripe.chunks(len).map(|s| &s[col..end]).collect();
+            let cols: Vec<&[u8]> = data.iter().map(|s| &s[col..end]).collect();
             let mut out: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[col..end]).collect();
-            self.rs.encode_sep(&data, &mut out).map_err(CodeError::Library)?;
-            for (h, block) in hashers.iter_mut().zip(data.iter().copied().chain(out.iter().map(|b| &b[..]))) {
-                h.update(block);
+            self.rs.encode_sep(&cols, &mut out).map_err(CodeError::Library)?;
+            for (h, block) in hashers.iter_mut().zip(cols.iter().copied().chain(out.iter().map(|b| &b[..]))) {
+                h.write(block);
             }
             col = end;
         }
-        let checks = hashers.iter().enumerate().map(|(i, h)| bind(blob, i, index, h.digest128())).collect();
-        Ok((len, checks))
+        Ok(hashers.iter().enumerate().map(|(i, h)| bind(blob, i, index, h.finish_128())).collect())
     }
 
-    /// Shard `i` of a stripe [`Code::encode`] coded.
-    pub fn shard<'a>(&self, i: usize, len: usize, stripe: &'a [u8], parity: &'a [Vec<u8>]) -> &'a [u8] {
-        if i < self.k { &stripe[i * len..(i + 1) * len] } else { &parity[i - self.k] }
+    /// Shard `i` of a coded stripe: data shard or parity shard.
+    pub fn shard<'a>(&self, i: usize, data: &[&'a [u8]], parity: &'a [Vec<u8>]) -> &'a [u8] {
+        if i < self.k { data[i] } else { &parity[i - self.k] }
     }
 
     /// Rebuilds the missing data shards of a stripe from any `k` present shards (by slice
@@ -237,7 +276,7 @@ impl Geometry {
 /// as missing. It guards against damage, not an adversary: one who rewrites a shard with a
 /// matching check still fails the engine's authentication of every unit it touches.
 pub fn check(blob: &str, slice: usize, stripe: u64, shard: &[u8]) -> [u8; CHECK_LEN] {
-    bind(blob, slice, stripe, xxhash_rust::xxh3::xxh3_128(shard))
+    bind(blob, slice, stripe, twox_hash::XxHash3_128::oneshot(shard))
 }
 
 /// A shard's check from its XXH3-128 digest.
@@ -279,13 +318,14 @@ mod tests {
     fn any_k_shards_rebuild_a_stripe() {
         let code = Code::new(3, 5).unwrap();
         let stripe: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
-        let (mut padded, mut parity) = (stripe.clone(), Vec::new());
-        let len = code.encode(&mut padded, &mut parity).unwrap();
+        let (mut pad, mut parity) = (Vec::new(), Vec::new());
+        let (len, data) = code.data_shards(&[&stripe], &mut pad);
         assert_eq!(len, 334);
-        assert_eq!(padded[1000..], [0, 0], "the stripe is zero-padded to k shards");
-        let shards: Vec<Vec<u8>> = (0..5).map(|i| code.shard(i, len, &padded, &parity).to_vec()).collect();
+        code.encode(&data, len, &mut parity).unwrap();
+        let shards: Vec<Vec<u8>> = (0..5).map(|i| code.shard(i, &data, &parity).to_vec()).collect();
         assert!(shards.iter().all(|s| s.len() == 334));
         assert_eq!(shards[0][..], stripe[..334]);
+        assert_eq!(shards[2][332..], [0, 0], "the stripe is zero-padded to k shards");
         for lost in [[0, 1], [0, 4], [2, 3], [3, 4], [1, 2]] {
             let mut got: Vec<Option<Vec<u8>>> = shards.iter().cloned().map(Some).collect();
             for l in lost {
@@ -303,17 +343,45 @@ mod tests {
     }
 
     #[test]
+    fn shards_are_the_same_however_the_stripe_is_cut() {
+        for (k, n) in [(3, 5), (10, 16), (1, 2)] {
+            let code = Code::new(k, n).unwrap();
+            for size in [0usize, 1, 2, 47, 1000, 100_003] {
+                let stripe: Vec<u8> = (0..size).map(|i| (i * 13 + 5) as u8).collect();
+                let mut whole = stripe.clone();
+                whole.resize(code.shard_len(size as u64) * k, 0);
+                let len = code.shard_len(size as u64);
+                let want: Vec<&[u8]> = whole.chunks(len).collect();
+                for cuts in
+                    [vec![], vec![size / 2], vec![size.saturating_sub(48)], vec![1.min(size), size / 3, size]]
+                {
+                    let mut pieces: Vec<&[u8]> = Vec::new();
+                    let mut at = 0;
+                    for c in cuts.iter().copied().chain([size]) {
+                        pieces.push(&stripe[at..c.max(at)]);
+                        at = c.max(at);
+                    }
+                    let mut pad = Vec::new();
+                    let (got_len, got) = code.data_shards(&pieces, &mut pad);
+                    assert_eq!((got_len, &got), (len, &want), "{k} of {n}, size {size}, cuts {cuts:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn coding_with_checks_matches_coding_then_checking() {
         let code = Code::new(3, 5).unwrap();
         for size in [1usize, 1000, 100_000, (1 << 20) + 48] {
             let stripe: Vec<u8> = (0..size).map(|i| (i * 13 + 5) as u8).collect();
-            let (mut a, mut pa) = (stripe.clone(), Vec::new());
-            let len = code.encode(&mut a, &mut pa).unwrap();
-            let (mut b, mut pb) = (stripe.clone(), Vec::new());
-            let (len_b, checks) = code.encode_checked(&mut b, &mut pb, "blob", 7).unwrap();
-            assert_eq!((len, &a, &pa), (len_b, &b, &pb));
+            let mut pad = Vec::new();
+            let (len, data) = code.data_shards(&[&stripe[..size / 2], &stripe[size / 2..]], &mut pad);
+            let (mut pa, mut pb) = (Vec::new(), Vec::new());
+            code.encode(&data, len, &mut pa).unwrap();
+            let checks = code.encode_checked(&data, len, &mut pb, "blob", 7).unwrap();
+            assert_eq!(pa, pb);
             for (i, c) in checks.iter().enumerate() {
-                assert_eq!(*c, check("blob", i, 7, code.shard(i, len, &a, &pa)), "size {size} shard {i}");
+                assert_eq!(*c, check("blob", i, 7, code.shard(i, &data, &pa)), "size {size} shard {i}");
             }
         }
     }

@@ -36,10 +36,14 @@ pub(super) struct DispersingWriter {
     /// Bytes seen before the geometry was decided.
     head: Vec<u8>,
     geometry: Option<(u64, u64)>,
+    /// A stripe being gathered from writes that did not hold it whole.
     stripe: Vec<u8>,
     stripe_index: u64,
     written: u64,
     parity: Vec<Vec<u8>>,
+    /// Data shards that could not be borrowed from the bytes written (see
+    /// [`Code::data_shards`](super::code::Code::data_shards)).
+    pad: Vec<u8>,
     committed: bool,
 }
 
@@ -66,6 +70,7 @@ impl DispersingWriter {
             stripe_index: 0,
             written: 0,
             parity: Vec::new(),
+            pad: Vec::new(),
             committed: false,
         }
     }
@@ -91,16 +96,18 @@ impl DispersingWriter {
         usize::try_from(len).unwrap_or(usize::MAX)
     }
 
-    /// Codes the stripe held and appends its shards to the slice files.
-    fn flush_stripe(&mut self) -> io::Result<()> {
-        let code = &self.shared.code;
-        let (len, checks) = code
-            .encode_checked(&mut self.stripe, &mut self.parity, &self.blob, self.stripe_index)
+    /// Codes one stripe, whose bytes are `pieces` in order, and appends its shards to the
+    /// slices.
+    fn code_stripe(&mut self, pieces: &[&[u8]]) -> io::Result<()> {
+        let code = self.shared.code.clone();
+        let mut pad = std::mem::take(&mut self.pad);
+        let (len, data) = code.data_shards(pieces, &mut pad);
+        let checks = code
+            .encode_checked(&data, len, &mut self.parity, &self.blob, self.stripe_index)
             .map_err(io::Error::other)?;
         for (i, c) in checks.iter().enumerate() {
             let Some(slice) = &mut self.slices[i] else { continue };
-            let shard = code.shard(i, len, &self.stripe, &self.parity);
-            match slice.out.append(shard, c) {
+            match slice.out.append(code.shard(i, &data, &self.parity), c) {
                 Ok(()) => slice.digest.update(c),
                 Err(e) => {
                     self.shared.health.failed(i, &e);
@@ -108,7 +115,8 @@ impl DispersingWriter {
                 }
             }
         }
-        self.stripe.clear();
+        drop(data);
+        self.pad = pad;
         self.stripe_index += 1;
         if self.good() < self.shared.write_threshold {
             return Err(self.too_few());
@@ -116,14 +124,47 @@ impl DispersingWriter {
         Ok(())
     }
 
-    /// Takes bytes once the geometry is known.
-    fn take(&mut self, mut buf: &[u8], geometry: (u64, u64)) -> io::Result<()> {
-        while !buf.is_empty() {
-            let want = self.stripe_len(geometry) - self.stripe.len();
-            let n = want.min(buf.len());
-            self.stripe.extend_from_slice(&buf[..n]);
-            buf = &buf[n..];
-            if self.stripe.len() == self.stripe_len(geometry) {
+    /// Codes the stripe gathered so far.
+    fn flush_stripe(&mut self) -> io::Result<()> {
+        let stripe = std::mem::take(&mut self.stripe);
+        self.code_stripe(&[&stripe])?;
+        self.stripe = stripe;
+        self.stripe.clear();
+        Ok(())
+    }
+
+    /// Takes bytes (`bufs`, in order) once the geometry is known. A stripe the buffers
+    /// hold whole is coded from them in place; the rest is gathered.
+    fn take(&mut self, bufs: &[&[u8]], geometry: (u64, u64)) -> io::Result<()> {
+        let mut rest: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+        while let Some(first) = rest.first().copied() {
+            let full = self.stripe_len(geometry);
+            if self.stripe.is_empty() && rest.iter().map(|b| b.len()).sum::<usize>() >= full {
+                let mut pieces = Vec::with_capacity(2);
+                let (mut need, mut used) = (full, 0);
+                while need > 0 {
+                    let b = rest[used];
+                    let n = need.min(b.len());
+                    pieces.push(&b[..n]);
+                    need -= n;
+                    if n == b.len() {
+                        used += 1;
+                    } else {
+                        rest[used] = &b[n..];
+                    }
+                }
+                self.code_stripe(&pieces)?;
+                rest.drain(..used);
+                continue;
+            }
+            let n = (full - self.stripe.len()).min(first.len());
+            self.stripe.extend_from_slice(&first[..n]);
+            if n == first.len() {
+                rest.remove(0);
+            } else {
+                rest[0] = &first[n..];
+            }
+            if self.stripe.len() == full {
                 self.flush_stripe()?;
             }
         }
@@ -138,7 +179,7 @@ impl DispersingWriter {
         let Some(g) = Geometry::decide(&self.head, complete) else { return Ok(()) };
         self.geometry = Some(g);
         let head = std::mem::take(&mut self.head);
-        self.take(&head, g)
+        self.take(&[&head], g)
     }
 
     /// Flushes the last stripe and the slice files; returns the piece.
@@ -198,20 +239,36 @@ impl DispersingWriter {
     }
 }
 
-impl Write for DispersingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl DispersingWriter {
+    fn write_all_of(&mut self, bufs: &[&[u8]]) -> io::Result<usize> {
         if self.good() < self.shared.write_threshold {
             return Err(self.too_few());
         }
-        self.written += buf.len() as u64;
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        self.written += total as u64;
         match self.geometry {
-            Some(g) => self.take(buf, g)?,
+            Some(g) => self.take(bufs, g)?,
             None => {
-                self.head.extend_from_slice(buf);
+                for b in bufs {
+                    self.head.extend_from_slice(b);
+                }
                 self.decide(false)?;
             }
         }
-        Ok(buf.len())
+        Ok(total)
+    }
+}
+
+impl Write for DispersingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all_of(&[buf])
+    }
+
+    /// Takes every buffer: a stored unit and its trailer, written together, are coded
+    /// without being gathered first.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let bufs: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
+        self.write_all_of(&bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -237,6 +294,10 @@ pub(super) struct ObjectDispersal {
 impl Write for ObjectDispersal {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.writer.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.writer.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
