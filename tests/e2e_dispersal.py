@@ -40,6 +40,16 @@ def plain(size, seed):
     return bytes(block[:size])
 
 
+def modes(crn):
+    """Per protection mode: what a PUT sends and what a GET sends (SSE-C with a fresh key,
+    SSE-KP under root key `crn`)."""
+    ckey = os.urandom(32)
+    ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
+            "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
+    return {"default": ({}, {}), "sse-c": (ssec, ssec),
+            "sse-kp": ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}, {})}
+
+
 def slice_files(srv):
     return [sorted(p for p in t.rglob("*") if p.is_file()) for t in srv.targets]
 
@@ -66,15 +76,10 @@ def main():
         alice = srv.boto3("alice")
         crn = srv.create_root("dispersed")
         alice.create_bucket(Bucket="disp")
-        ckey = os.urandom(32)
-        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
-                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
-        # Per mode: what a PUT sends, what a GET sends.
-        modes = {"default": ({}, {}), "sse-c": (ssec, ssec),
-                 "sse-kp": ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}, {})}
+        by_mode = modes(crn)
         sizes = [0, 1, 20_000, 3 * (1 << 20) + 7]
         objects = {}
-        for mode, (put_extra, get_extra) in modes.items():
+        for mode, (put_extra, get_extra) in by_mode.items():
             for size in sizes:
                 key = f"{mode}/{size}"
                 body = plain(size, key)
@@ -82,7 +87,7 @@ def main():
                 objects[key] = (body, get_extra)
         # Multipart (default and SSE-C): a 5 MiB part and a short one.
         for mode in ["default", "sse-c"]:
-            extra = modes[mode][0]
+            extra = by_mode[mode][0]
             key = f"{mode}/multipart"
             body = plain(5 * (1 << 20) + 12_345, key)
             up = alice.create_multipart_upload(Bucket="disp", Key=key, **extra)
@@ -279,13 +284,10 @@ def wide_code_independently(binary):
         got = engine_decode(gather(manifest, targets, list(range(6, 16)), verify_parity=True))
         srv.check("10 of 16: the independent decoder rebuilds the object from slices 6..15 (all six parity)", got == body)
         # The other modes at this width: SSE-C and SSE-KP, one unit and several.
-        ckey = os.urandom(32)
-        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
-                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
-        crn = srv.create_root("wide")
-        modes = {"sse-c": (ssec, ssec), "sse-kp": ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}, {})}
         others = {}
-        for mode, (put_extra, get_extra) in modes.items():
+        for mode, (put_extra, get_extra) in modes(srv.create_root("wide")).items():
+            if mode == "default":
+                continue
             for size in (5_000, 2 * (1 << 20) + 3):
                 others[f"{mode}/{size}"] = (plain(size, mode), get_extra)
                 alice.put_object(Bucket="wide", Key=f"{mode}/{size}", Body=plain(size, mode), **put_extra)

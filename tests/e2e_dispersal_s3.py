@@ -15,8 +15,6 @@ rightly refuses.)
     python tests/e2e_dispersal_s3.py target/release/cipherstore .venv-seaweedfs/bin/weed
 """
 
-import base64
-import hashlib
 import http.client
 import json
 import os
@@ -34,7 +32,7 @@ import urllib.parse
 import boto3
 import botocore.config
 
-from e2e_dispersal import MARKER, metrics_text, object_file, plain, rebuild, slice_files
+from e2e_dispersal import MARKER, metrics_text, modes, object_file, plain, rebuild, slice_files
 from independent_decoder import decode as engine_decode
 from independent_dispersal import gather
 from s3harness import Server, error_code, free_port
@@ -174,15 +172,9 @@ def run(binary, services, work):
     with Server(binary, dispersal=(K, N, W), remote_targets=remote) as srv:
         check = srv.check
         alice = srv.boto3("alice")
-        crn = srv.create_root("dispersed-s3")
         alice.create_bucket(Bucket="disp")
-        ckey = os.urandom(32)
-        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
-                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
-        modes = {"default": ({}, {}), "sse-c": (ssec, ssec),
-                 "sse-kp": ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}, {})}
         objects = {}
-        for mode, (put_extra, get_extra) in modes.items():
+        for mode, (put_extra, get_extra) in modes(srv.create_root("dispersed-s3")).items():
             # 30 MiB: each slice is over 8 MiB, so it goes to its target as a multipart upload.
             for size in [0, 20_000, 3 * (1 << 20) + 7, 30 << 20]:
                 key = f"{mode}/{size}"
