@@ -30,18 +30,18 @@ fn bench_rs(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("rs/{k}+{m}"));
         g.throughput(Throughput::Bytes(STRIPE as u64));
         let code = Code::new(k, k + m).unwrap();
-        let (mut pad, mut parity) = (Vec::new(), Vec::new());
+        let mut parity = Vec::new();
         g.bench_function("ours/encode", |b| {
             b.iter(|| {
-                // As the writer does: data shards borrowed (the padded last one copied).
-                let (len, shards) = code.data_shards(&[black_box(&data)], &mut pad);
-                code.encode(&shards, len, &mut parity).unwrap()
+                // As the writer does: data shards borrowed (the padding gathered per block).
+                let shards = code.data_shards(&[black_box(&data)]);
+                code.encode(&shards, &mut parity).unwrap()
             })
         });
-        let (len, data_shards) = code.data_shards(&[&data], &mut pad);
-        code.encode(&data_shards, len, &mut parity).unwrap();
+        let data_shards = code.data_shards(&[&data]);
+        code.encode(&data_shards, &mut parity).unwrap();
         let shards: Vec<Vec<u8>> =
-            (0..k + m).map(|i| code.shard(i, &data_shards, &parity).to_vec()).collect();
+            (0..k + m).map(|i| code.shard(i, &data_shards, &parity).concat()).collect();
         let lose = m.min(k);
         g.bench_function(format!("ours/rebuild-{lose}-lost"), |b| {
             b.iter(|| {
@@ -113,19 +113,19 @@ fn bench_aont_rs(c: &mut Criterion) {
         g.bench_function(format!("{name}/aont"), |b| {
             b.iter(|| black_box(&mut object).seal(&sealer, false).unwrap())
         });
-        let (mut parity, mut pad) = (Vec::new(), Vec::new());
+        let mut parity = Vec::new();
         let overhead = sealer.overhead();
         // As the dispersing writer does: each stored unit and its trailer (written
-        // together) coded as one stripe, data shards borrowed where they lie within one of
-        // the two, and each shard's check computed (the file writes are left out).
+        // together) coded as one stripe, data shards borrowed where they lie (blocks across
+        // the two gathered), and each shard's check computed (the file writes are left out).
         let mut disperse = |object: &InMemory| {
             let mut at = 0;
             for (i, u) in object.units.iter().enumerate() {
                 let pieces =
                     [&object.data[at..at + u.len], &object.trailers[i * overhead..(i + 1) * overhead]];
-                let (len, shards) = code.data_shards(&pieces, &mut pad);
+                let shards = code.data_shards(&pieces);
                 let blob = "0123456789abcdef0123456789abcdef";
-                black_box(code.encode_checked(&shards, len, &mut parity, blob, i as u64).unwrap());
+                black_box(code.encode_checked(&shards, &mut parity, blob, i as u64).unwrap());
                 at += u.len;
             }
         };

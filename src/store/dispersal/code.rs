@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
+use super::gf::Parity;
 use crate::engine::format::{FIXED_HEADER_LEN, Header, MAGIC};
 
 /// Bytes of the check that follows every shard in a slice file.
@@ -46,6 +47,8 @@ pub struct Code {
     k: usize,
     n: usize,
     rs: Arc<ReedSolomon>,
+    /// The same parity rows, for the one-pass kernel.
+    parity: Arc<Parity>,
 }
 
 impl std::fmt::Debug for Code {
@@ -61,7 +64,18 @@ impl Code {
             return Err(CodeError::Shape { k, n });
         }
         let rs = ReedSolomon::new(k, n - k).map_err(CodeError::Library)?;
-        Ok(Self { k, n, rs: Arc::new(rs) })
+        // The library's parity rows, read off it: parity of the unit stripes, data shard
+        // `d` one byte of 1 and the others 0, is column `d` of the rows.
+        let mut rows = vec![vec![0u8; k]; n - k];
+        for d in 0..k {
+            let unit: Vec<[u8; 1]> = (0..k).map(|i| [u8::from(i == d)]).collect();
+            let mut out = vec![[0u8; 1]; n - k];
+            rs.encode_sep(&unit, &mut out).map_err(CodeError::Library)?;
+            for (row, o) in rows.iter_mut().zip(&out) {
+                row[d] = o[0];
+            }
+        }
+        Ok(Self { k, n, rs: Arc::new(rs), parity: Arc::new(Parity::new(&rows)) })
     }
 
     /// Threshold: shards that rebuild a stripe.
@@ -80,49 +94,33 @@ impl Code {
     }
 
     /// The `k` data shards of a stripe whose bytes are `pieces`, in order (a stored unit
-    /// and its trailer, say). A shard that lies within one piece is borrowed; the others
-    /// (across two pieces, or running into the zero padding past the end) are copied into
-    /// `pad`. Returns the shard length and the shards. Borrowing spared the writer
-    /// gathering each stripe: two thirds of that copy at 3 of 5.
-    pub fn data_shards<'a>(&self, pieces: &[&'a [u8]], pad: &'a mut Vec<u8>) -> (usize, Vec<&'a [u8]>) {
+    /// and its trailer, say), zero-padded to `k` equal shards. Nothing is copied: each
+    /// shard is the parts of the pieces it covers, plus the padding. Coding reads them
+    /// block by block and gathers only a block that spans two parts; before, the shard
+    /// across a unit and its trailer was copied whole (a sixth of dispersal's CPU).
+    pub fn data_shards<'a>(&self, pieces: &[&'a [u8]]) -> DataShards<'a> {
         let total: usize = pieces.iter().map(|p| p.len()).sum();
         let len = self.shard_len(total as u64);
-        let mut starts = Vec::with_capacity(pieces.len());
-        let mut at = 0;
-        for p in pieces {
-            starts.push(at);
-            at += p.len();
-        }
-        // The piece holding bytes [s, s + len) whole, and the offset in it.
-        let within = |s: usize| {
-            (0..pieces.len())
-                .find(|&p| starts[p] <= s && s + len <= starts[p] + pieces[p].len())
-                .map(|p| (p, s - starts[p]))
-        };
-        let copied: Vec<usize> = (0..self.k).filter(|&i| within(i * len).is_none()).collect();
-        pad.clear();
-        pad.resize(copied.len() * len, 0);
-        for (slot, &i) in copied.iter().enumerate() {
-            let (from, to) = (i * len, ((i + 1) * len).min(total));
-            for (p, piece) in pieces.iter().enumerate() {
-                let (a, b) = (from.max(starts[p]), to.min(starts[p] + piece.len()));
-                if a < b {
-                    pad[slot * len + a - from..slot * len + b - from]
-                        .copy_from_slice(&piece[a - starts[p]..b - starts[p]]);
+        let mut parts = vec![Vec::new(); self.k];
+        let (mut shard, mut room) = (0, len);
+        for piece in pieces {
+            let mut rest = *piece;
+            while !rest.is_empty() && shard < self.k {
+                let n = room.min(rest.len());
+                parts[shard].push(&rest[..n]);
+                rest = &rest[n..];
+                room -= n;
+                if room == 0 {
+                    (shard, room) = (shard + 1, len);
                 }
             }
         }
-        let pad: &'a Vec<u8> = pad;
-        let shards = (0..self.k)
-            .map(|i| match within(i * len) {
-                Some((p, off)) => &pieces[p][off..off + len],
-                None => {
-                    let slot = copied.iter().position(|&c| c == i).unwrap_or(0);
-                    &pad[slot * len..(slot + 1) * len]
-                }
-            })
-            .collect();
-        (len, shards)
+        // The padding (fewer than `k` bytes: `len` is `total / k` rounded up).
+        while shard < self.k {
+            parts[shard].push(&ZEROS[..room.min(ZEROS.len())]);
+            (shard, room) = (shard + 1, len);
+        }
+        DataShards { len, parts }
     }
 
     fn parity_buffers(&self, len: usize, parity: &mut Vec<Vec<u8>>) {
@@ -132,11 +130,9 @@ impl Code {
         }
     }
 
-    /// Computes the `n − k` parity shards of the data shards `data` (each `len` bytes, as
-    /// [`Code::data_shards`] gives them) into `parity`.
-    pub fn encode(&self, data: &[&[u8]], len: usize, parity: &mut Vec<Vec<u8>>) -> Result<(), CodeError> {
-        self.parity_buffers(len, parity);
-        self.rs.encode_sep(data, parity).map_err(CodeError::Library)
+    /// Computes the `n − k` parity shards of `data` into `parity`.
+    pub fn encode(&self, data: &DataShards<'_>, parity: &mut Vec<Vec<u8>>) -> Result<(), CodeError> {
+        self.code_blocks(data, parity, |_, _| {})
     }
 
     /// [`Code::encode`], with every shard's [`check`] computed in the same pass: the coding
@@ -144,33 +140,50 @@ impl Code {
     /// still in cache (a third less CPU than coding, then hashing each shard whole).
     pub fn encode_checked(
         &self,
-        data: &[&[u8]],
-        len: usize,
+        data: &DataShards<'_>,
         parity: &mut Vec<Vec<u8>>,
         blob: &str,
         index: u64,
     ) -> Result<Vec<[u8; CHECK_LEN]>, CodeError> {
-        const BLOCK: usize = 32 << 10;
-        self.parity_buffers(len, parity);
         let mut hashers: Vec<twox_hash::XxHash3_128> =
             (0..self.n).map(|_| twox_hash::XxHash3_128::new()).collect();
-        let mut col = 0;
-        while col < len {
-            let end = (col + BLOCK).min(len);
-            let cols: Vec<&[u8]> = data.iter().map(|s| &s[col..end]).collect();
-            let mut out: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[col..end]).collect();
-            self.rs.encode_sep(&cols, &mut out).map_err(CodeError::Library)?;
-            for (h, block) in hashers.iter_mut().zip(cols.iter().copied().chain(out.iter().map(|b| &b[..]))) {
-                h.write(block);
-            }
-            col = end;
-        }
+        self.code_blocks(data, parity, |i, block| hashers[i].write(block))?;
         Ok(hashers.iter().enumerate().map(|(i, h)| bind(blob, i, index, h.finish_128())).collect())
     }
 
-    /// Shard `i` of a coded stripe: data shard or parity shard.
-    pub fn shard<'a>(&self, i: usize, data: &[&'a [u8]], parity: &'a [Vec<u8>]) -> &'a [u8] {
-        if i < self.k { data[i] } else { &parity[i - self.k] }
+    /// Codes `data` one column block at a time, handing every shard's block (data, then
+    /// parity) to `each` in order.
+    fn code_blocks(
+        &self,
+        data: &DataShards<'_>,
+        parity: &mut Vec<Vec<u8>>,
+        mut each: impl FnMut(usize, &[u8]),
+    ) -> Result<(), CodeError> {
+        const BLOCK: usize = 32 << 10;
+        let len = data.len;
+        self.parity_buffers(len, parity);
+        let mut gathered = vec![Vec::new(); self.k];
+        let mut col = 0;
+        while col < len {
+            let end = (col + BLOCK).min(len);
+            let cols: Vec<&[u8]> =
+                data.parts.iter().zip(gathered.iter_mut()).map(|(p, g)| block_of(p, col, end, g)).collect();
+            let mut out: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[col..end]).collect();
+            if !self.parity.encode(&cols, &mut out) {
+                self.rs.encode_sep(&cols, &mut out).map_err(CodeError::Library)?;
+            }
+            for (i, block) in cols.iter().copied().chain(out.iter().map(|b| &b[..])).enumerate() {
+                each(i, block);
+            }
+            col = end;
+        }
+        Ok(())
+    }
+
+    /// Shard `i` of a coded stripe, as the parts that make it up in order: a data shard's
+    /// parts, or the parity shard.
+    pub fn shard<'a>(&self, i: usize, data: &DataShards<'a>, parity: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
+        if i < self.k { data.parts[i].clone() } else { vec![&parity[i - self.k][..]] }
     }
 
     /// Rebuilds the missing data shards of a stripe from any `k` present shards (by slice
@@ -183,6 +196,56 @@ impl Code {
         if all { self.rs.reconstruct(shards) } else { self.rs.reconstruct_data(shards) }
             .map_err(CodeError::Library)
     }
+}
+
+/// Zero bytes for a stripe's padding (fewer than `k` ≤ [`MAX_WIDTH`] bytes).
+static ZEROS: [u8; MAX_WIDTH] = [0; MAX_WIDTH];
+
+/// The data shards of one stripe (see [`Code::data_shards`]): each the parts, borrowed
+/// from the stripe's pieces, that make it up in order.
+#[derive(Debug)]
+pub struct DataShards<'a> {
+    len: usize,
+    parts: Vec<Vec<&'a [u8]>>,
+}
+
+impl DataShards<'_> {
+    /// Length of each shard.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the shards are empty (never: a shard is at least one byte).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Data shard `i`, copied into one buffer.
+    pub fn to_vec(&self, i: usize) -> Vec<u8> {
+        self.parts[i].concat()
+    }
+}
+
+/// Bytes `from..to` of a shard made of `parts`: borrowed when one part holds them all,
+/// else gathered into `gathered`.
+fn block_of<'a>(parts: &[&'a [u8]], from: usize, to: usize, gathered: &'a mut Vec<u8>) -> &'a [u8] {
+    let mut at = 0;
+    for part in parts {
+        if from >= at && to <= at + part.len() {
+            return &part[from - at..to - at];
+        }
+        at += part.len();
+    }
+    gathered.clear();
+    let mut at = 0;
+    for part in parts {
+        let (a, b) = (from.max(at), to.min(at + part.len()));
+        if a < b {
+            gathered.extend_from_slice(&part[a - at..b - at]);
+        }
+        at += part.len();
+    }
+    gathered
 }
 
 /// How a piece's stored bytes are cut into stripes: the first stripe is the engine header
@@ -318,11 +381,11 @@ mod tests {
     fn any_k_shards_rebuild_a_stripe() {
         let code = Code::new(3, 5).unwrap();
         let stripe: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
-        let (mut pad, mut parity) = (Vec::new(), Vec::new());
-        let (len, data) = code.data_shards(&[&stripe], &mut pad);
-        assert_eq!(len, 334);
-        code.encode(&data, len, &mut parity).unwrap();
-        let shards: Vec<Vec<u8>> = (0..5).map(|i| code.shard(i, &data, &parity).to_vec()).collect();
+        let mut parity = Vec::new();
+        let data = code.data_shards(&[&stripe]);
+        assert_eq!(data.len(), 334);
+        code.encode(&data, &mut parity).unwrap();
+        let shards: Vec<Vec<u8>> = (0..5).map(|i| code.shard(i, &data, &parity).concat()).collect();
         assert!(shards.iter().all(|s| s.len() == 334));
         assert_eq!(shards[0][..], stripe[..334]);
         assert_eq!(shards[2][332..], [0, 0], "the stripe is zero-padded to k shards");
@@ -351,7 +414,7 @@ mod tests {
                 let mut whole = stripe.clone();
                 whole.resize(code.shard_len(size as u64) * k, 0);
                 let len = code.shard_len(size as u64);
-                let want: Vec<&[u8]> = whole.chunks(len).collect();
+                let want: Vec<Vec<u8>> = whole.chunks(len).map(<[u8]>::to_vec).collect();
                 for cuts in
                     [vec![], vec![size / 2], vec![size.saturating_sub(48)], vec![1.min(size), size / 3, size]]
                 {
@@ -361,9 +424,16 @@ mod tests {
                         pieces.push(&stripe[at..c.max(at)]);
                         at = c.max(at);
                     }
-                    let mut pad = Vec::new();
-                    let (got_len, got) = code.data_shards(&pieces, &mut pad);
-                    assert_eq!((got_len, &got), (len, &want), "{k} of {n}, size {size}, cuts {cuts:?}");
+                    let data = code.data_shards(&pieces);
+                    let got: Vec<Vec<u8>> = (0..k).map(|i| data.to_vec(i)).collect();
+                    assert_eq!((data.len(), &got), (len, &want), "{k} of {n}, size {size}, cuts {cuts:?}");
+                    // Every column block, borrowed or gathered, is the same bytes.
+                    for (i, parts) in data.parts.iter().enumerate() {
+                        for (from, to) in [(0, len), (0, len / 2), (len / 3, len), (len / 2, len / 2 + 1)] {
+                            let mut gathered = Vec::new();
+                            assert_eq!(block_of(parts, from, to, &mut gathered), &want[i][from..to]);
+                        }
+                    }
                 }
             }
         }
@@ -374,14 +444,46 @@ mod tests {
         let code = Code::new(3, 5).unwrap();
         for size in [1usize, 1000, 100_000, (1 << 20) + 48] {
             let stripe: Vec<u8> = (0..size).map(|i| (i * 13 + 5) as u8).collect();
-            let mut pad = Vec::new();
-            let (len, data) = code.data_shards(&[&stripe[..size / 2], &stripe[size / 2..]], &mut pad);
+            let whole = code.data_shards(&[&stripe]);
+            let data = code.data_shards(&[&stripe[..size / 2], &stripe[size / 2..]]);
             let (mut pa, mut pb) = (Vec::new(), Vec::new());
-            code.encode(&data, len, &mut pa).unwrap();
-            let checks = code.encode_checked(&data, len, &mut pb, "blob", 7).unwrap();
+            // Parity from whole shards in one call, against parity block by block from cut ones.
+            let owned: Vec<Vec<u8>> = (0..3).map(|i| whole.to_vec(i)).collect();
+            pa.resize(2, vec![0; whole.len()]);
+            code.rs.encode_sep(&owned, &mut pa).unwrap();
+            let checks = code.encode_checked(&data, &mut pb, "blob", 7).unwrap();
             assert_eq!(pa, pb);
             for (i, c) in checks.iter().enumerate() {
-                assert_eq!(*c, check("blob", i, 7, code.shard(i, &data, &pa)), "size {size} shard {i}");
+                assert_eq!(
+                    *c,
+                    check("blob", i, 7, &code.shard(i, &data, &pa).concat()),
+                    "size {size} shard {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernel_codes_what_the_library_codes() {
+        assert!(
+            super::super::gf::available() || !cfg!(target_arch = "x86_64"),
+            "x86-64 machines here have AVX2"
+        );
+        for (k, n) in [(3, 5), (10, 16), (1, 2), (4, 13), (20, 64)] {
+            let code = Code::new(k, n).unwrap();
+            for len in [1usize, 31, 32, 33, 95, 1000, (32 << 10) + 7] {
+                let data: Vec<Vec<u8>> = (0..k)
+                    .map(|d| (0..len).map(|i| ((i * 131 + d * 71 + 17) ^ (i >> 3)) as u8).collect())
+                    .collect();
+                let cols: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+                let mut want = vec![vec![0u8; len]; n - k];
+                code.rs.encode_sep(&cols, &mut want).unwrap();
+                let mut got = vec![vec![0xAAu8; len]; n - k];
+                let mut out: Vec<&mut [u8]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+                assert_eq!(code.parity.encode(&cols, &mut out), super::super::gf::available());
+                if super::super::gf::available() {
+                    assert!(got == want, "{k} of {n}, {len} bytes");
+                }
             }
         }
     }

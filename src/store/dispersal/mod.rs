@@ -17,6 +17,7 @@
 //! store as before.
 
 pub mod code;
+mod gf;
 pub mod health;
 pub mod manifest;
 mod reader;

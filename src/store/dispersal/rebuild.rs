@@ -291,7 +291,7 @@ fn rebuild_piece(
                 return Err(io::Error::other("a rebuilt shard is missing"));
             };
             let c = check(&f.piece.blob, *i, j, shard);
-            out.append(shard, &c)?;
+            out.append(&[shard], &c)?;
             hash.update(&c);
         }
         pace(options, report, started);

@@ -310,13 +310,15 @@ pub enum SliceWriter {
 }
 
 impl SliceWriter {
-    /// Appends `a` then `b`.
-    pub fn append(&mut self, a: &[u8], b: &[u8]) -> io::Result<()> {
+    /// Appends `parts` (a shard) then `check`.
+    pub fn append(&mut self, parts: &[&[u8]], check: &[u8]) -> io::Result<()> {
         match self {
-            Self::Dir { file, .. } => write_both(file, a, b),
+            Self::Dir { file, .. } => write_parts(file, parts, check),
             Self::S3 { target, name, buf, upload } => {
-                buf.extend_from_slice(a);
-                buf.extend_from_slice(b);
+                for part in parts {
+                    buf.extend_from_slice(part);
+                }
+                buf.extend_from_slice(check);
                 if buf.len() < PART {
                     return Ok(());
                 }
@@ -390,14 +392,18 @@ impl Drop for SliceWriter {
 }
 
 /// Writes `a` then `b`, in one system call when the file takes both.
-fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
-    let n = file.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])?;
-    if n < a.len() {
-        file.write_all(&a[n..])?;
-        file.write_all(b)
-    } else {
-        file.write_all(&b[n - a.len()..])
+fn write_parts(file: &mut File, parts: &[&[u8]], check: &[u8]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> =
+        parts.iter().chain([&check]).filter(|p| !p.is_empty()).map(|p| io::IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = file.write_vectored(rest)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut rest, n);
     }
+    Ok(())
 }
 
 /// A slice open for reading.

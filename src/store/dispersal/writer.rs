@@ -41,9 +41,6 @@ pub(super) struct DispersingWriter {
     stripe_index: u64,
     written: u64,
     parity: Vec<Vec<u8>>,
-    /// Data shards that could not be borrowed from the bytes written (see
-    /// [`Code::data_shards`](super::code::Code::data_shards)).
-    pad: Vec<u8>,
     committed: bool,
 }
 
@@ -70,7 +67,6 @@ impl DispersingWriter {
             stripe_index: 0,
             written: 0,
             parity: Vec::new(),
-            pad: Vec::new(),
             committed: false,
         }
     }
@@ -100,14 +96,13 @@ impl DispersingWriter {
     /// slices.
     fn code_stripe(&mut self, pieces: &[&[u8]]) -> io::Result<()> {
         let code = self.shared.code.clone();
-        let mut pad = std::mem::take(&mut self.pad);
-        let (len, data) = code.data_shards(pieces, &mut pad);
+        let data = code.data_shards(pieces);
         let checks = code
-            .encode_checked(&data, len, &mut self.parity, &self.blob, self.stripe_index)
+            .encode_checked(&data, &mut self.parity, &self.blob, self.stripe_index)
             .map_err(io::Error::other)?;
         for (i, c) in checks.iter().enumerate() {
             let Some(slice) = &mut self.slices[i] else { continue };
-            match slice.out.append(code.shard(i, &data, &self.parity), c) {
+            match slice.out.append(&code.shard(i, &data, &self.parity), c) {
                 Ok(()) => slice.digest.update(c),
                 Err(e) => {
                     self.shared.health.failed(i, &e);
@@ -115,8 +110,6 @@ impl DispersingWriter {
                 }
             }
         }
-        drop(data);
-        self.pad = pad;
         self.stripe_index += 1;
         if self.good() < self.shared.write_threshold {
             return Err(self.too_few());
