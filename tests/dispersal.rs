@@ -154,6 +154,15 @@ fn up_to_n_minus_k_lost_or_damaged_targets_still_read_exactly() {
     let got = f.store.get("bkt", "o").unwrap();
     let err = read_all(got.body.as_ref()).unwrap_err().to_string();
     assert!(err.contains("only 2 of the 3 slices needed"), "{err}");
+    // A target whose directory is gone is down; one that lacks a slice, or holds a short
+    // one, still answers: the slice is missing, not the target.
+    let health = f.store.health().report();
+    assert!(!health.up[0], "target 0's directory is gone");
+    assert!(health.up[4], "target 4 only holds a short slice");
+    std::fs::remove_file(&files[1][0]).unwrap();
+    let got = f.store.get("bkt", "o").unwrap();
+    assert!(read_all(got.body.as_ref()).is_err());
+    assert!(f.store.health().report().up[1], "target 1 only lacks a slice");
 }
 
 #[test]

@@ -303,7 +303,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(a) => keys::run(&a),
         Command::Sweep(a) => sweep::run(&a),
-        Command::Rebuild(a) => rebuild::run(&a),
+        Command::Rebuild(a) => rebuild::run(&a, cli.quiet),
     }
 }
 

@@ -51,8 +51,9 @@ pub struct RebuildArgs {
     grace: u64,
 }
 
-/// Runs one rebuild and prints what it found and did; exits 2 if objects are lost.
-pub fn run(args: &RebuildArgs) -> anyhow::Result<()> {
+/// Runs one rebuild and prints what it found and did (`quiet`: no progress bar); exits 2
+/// if objects are lost.
+pub fn run(args: &RebuildArgs, quiet: bool) -> anyhow::Result<()> {
     let flags = serve::config::Flags {
         config: Some(args.config.clone()),
         data_dir: args.data_dir.clone(),
@@ -77,7 +78,7 @@ pub fn run(args: &RebuildArgs) -> anyhow::Result<()> {
         rate: (args.rate_mib > 0).then_some(args.rate_mib << 20),
         sweep_grace: Some(Duration::from_secs(args.grace)),
     };
-    let bar = (std::io::stderr().is_terminal()).then(|| {
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("rebuild [{bar:30}] {pos}/{len} pieces, eta {eta}") {
             bar.set_style(style.progress_chars("=> "));

@@ -59,6 +59,16 @@ impl DispersedReader {
         Ok(Self { shared, code, pieces, len: start, state: Mutex::new(State::default()) })
     }
 
+    /// Tells the targets' health about a failed read of a slice on target `i`: a slice
+    /// that is missing or short is the slice's problem, not the target's.
+    fn note_failure(&self, i: usize, error: &io::Error) {
+        if self.shared.targets.only_the_slice(i, error) {
+            self.shared.health.ok(i);
+        } else {
+            self.shared.health.failed(i, error);
+        }
+    }
+
     /// Reads shard `j` of each slice in `slices` of piece `p` (all at once where targets
     /// allow) and checks them; each good shard goes into `shards`. Returns how many.
     fn shards(
@@ -80,9 +90,7 @@ impl DispersedReader {
                     self.shared
                         .targets
                         .open(i, &placed.piece.blob, placed.geometry.slice_len(&self.code))
-                        .map_err(|e| {
-                            self.shared.health.failed(i, &e);
-                        }),
+                        .map_err(|e| self.note_failure(i, &e)),
                 );
             }
             if matches!(state.files[i], Some(Ok(_))) {
@@ -116,7 +124,7 @@ impl DispersedReader {
                     }
                 }
                 Err(e) => {
-                    self.shared.health.failed(i, &e);
+                    self.note_failure(i, &e);
                     Err(e.to_string())
                 }
             };

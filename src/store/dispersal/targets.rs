@@ -119,6 +119,19 @@ impl Targets {
         &self.labels[i]
     }
 
+    /// Whether `error`, from reading a slice of target `i`, says the target answered but
+    /// lacks that slice (gone or short) rather than that the target itself is failing. A
+    /// directory target counts as answering while its directory is there.
+    pub fn only_the_slice(&self, i: usize, error: &io::Error) -> bool {
+        let absent = matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof);
+        absent
+            && match self.targets.get(i) {
+                Some(Target::Dir(dir)) => dir.is_dir(),
+                Some(Target::S3(_)) => true,
+                None => false,
+            }
+    }
+
     fn file_path(dir: &Path, i: usize, blob: &str) -> PathBuf {
         dir.join(slice_name(i, blob))
     }
@@ -187,14 +200,14 @@ impl Targets {
             SliceWriter::Dir { .. } => None,
         });
         match bridge {
-            None => writers.into_iter().map(|w| self.bridge_less_finish(w)).collect(),
+            None => writers.into_iter().map(Self::bridge_less_finish).collect(),
             Some(bridge) => {
                 bridge.wait(futures_util::future::join_all(writers.into_iter().map(SliceWriter::finish)))
             }
         }
     }
 
-    fn bridge_less_finish(&self, w: SliceWriter) -> io::Result<()> {
+    fn bridge_less_finish(w: SliceWriter) -> io::Result<()> {
         match w {
             SliceWriter::Dir { .. } => w.finish_dir(),
             SliceWriter::S3 { .. } => Err(io::Error::other("an S3 slice outside the runtime")),
