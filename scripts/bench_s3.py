@@ -17,6 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+import seaweed  # noqa: E402
 from s3harness import Server, USERS, free_port  # noqa: E402
 
 MiB = 1 << 20
@@ -207,22 +208,11 @@ def seaweedfs_peer(weed, work, load):
     data = work / "seaweedfs-data"
     data.mkdir()
     identities = work / "seaweedfs-s3.json"
-    identities.write_text(json.dumps({"identities": [{
-        "name": "bench", "credentials": [{"accessKey": AK, "secretKey": SK}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    # Every listener on its own free port: gRPC ports default to port + 10000.
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "https")}
-    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    seaweed.write_identities(identities, "bench", AK, SK)
+    ports = seaweed.ports()
     log_path = work / "seaweedfs.log"
-    peer = subprocess.Popen([
-        weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=200",
-        f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
-        f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
-        f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
-        "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}", f"-s3.port.https={ports['https']}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-s3.cert.file={cert}", f"-s3.key.file={key}", f"-s3.config={identities}"],
-        stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    peer = subprocess.Popen(seaweed.command(weed, data, ports, cert, key, identities, volumes=200),
+                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
     wait_for_port(ports["https"], peer, log_path)
     t = Target("SeaweedFS", f"https://127.0.0.1:{ports['https']}", cert, peer.pid, load)
     # The S3 gateway listens before the filer has joined; wait until a bucket can be made.

@@ -16,7 +16,6 @@ rightly refuses.)
 """
 
 import http.client
-import json
 import os
 import pathlib
 import shutil
@@ -35,7 +34,8 @@ import botocore.config
 from e2e_dispersal import MARKER, metrics_text, modes, object_file, plain, rebuild, slice_files
 from independent_decoder import decode as engine_decode
 from independent_dispersal import gather
-from s3harness import Server, error_code, free_port
+import seaweed
+from s3harness import Server, error_code
 
 K, N, W = 3, 5, 4
 REMOTE = (1, 3)
@@ -61,12 +61,8 @@ class Weed:
         self.credentials = work / f"{name}-credentials"
         self.credentials.write_text(f"{AK} {SK}\n")
         self.identities = work / f"{name}-s3.json"
-        self.identities.write_text(json.dumps({"identities": [{
-            "name": "cipherstore", "credentials": [{"accessKey": AK, "secretKey": SK}],
-            "actions": ["Admin", "Read", "Write", "List"]}]}))
-        # Every listener on its own port: gRPC ports would default to port + 10000.
-        self.ports = {p: free_port() for p in ("master", "volume", "filer", "s3", "https",
-                                                "master.grpc", "volume.grpc", "filer.grpc", "s3.grpc")}
+        seaweed.write_identities(self.identities, "cipherstore", AK, SK)
+        self.ports = seaweed.ports()
         self.log = work / f"{name}.log"
         self.proc = None
         self.start()
@@ -74,14 +70,8 @@ class Weed:
 
     def start(self):
         p = self.ports
-        self.proc = subprocess.Popen([
-            self.weed, "server", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=20",
-            f"-master.port={p['master']}", f"-master.port.grpc={p['master.grpc']}",
-            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume.grpc']}",
-            f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer.grpc']}",
-            "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3.grpc']}", f"-s3.port.https={p['https']}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.cert.file={self.cert}", f"-s3.key.file={self.key}", f"-s3.config={self.identities}"],
+        self.proc = subprocess.Popen(
+            seaweed.command(self.weed, self.data, p, self.cert, self.key, self.identities, volumes=20),
             stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
         # The S3 gateway listens before the filer has joined: wait until a listing answers.
         deadline = time.time() + 90
