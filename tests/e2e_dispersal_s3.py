@@ -123,11 +123,15 @@ class Weed:
                 f'credentials_file = "{self.credentials}", ca_file = "{self.cert}", timeout_secs = 3 }}')
 
 
-def target_up(srv, i):
+def target_metric(srv, name, i):
     for line in metrics_text(srv).splitlines():
-        if line.startswith(f'cipherstore_dispersal_target_up{{target="{i}"}}'):
+        if line.startswith(f'{name}{{target="{i}"}}'):
             return float(line.split()[1])
     return None
+
+
+def target_up(srv, i):
+    return target_metric(srv, "cipherstore_dispersal_target_up", i)
 
 
 def main():
@@ -213,6 +217,10 @@ def run(binary, services, work):
         targets = [str(t) for t in srv.targets]
         check("independent decoder: the S3 targets' slices (1, 3) with slice 4 rebuild the object",
               engine_decode(gather(manifest, targets, [1, 3, 4], verify_parity=True)) == objects["default/20000"][0])
+
+        read_s = [target_metric(srv, "cipherstore_dispersal_target_read_seconds", i) for i in range(5)]
+        check("/metrics: the shard read time of every data target (0-2, one on S3) is measured",
+              all(t and t > 0 for t in read_s[:3]), str(read_s))
 
         # A hung target: its requests time out (timeout_secs = 3) and reads go around it.
         os.kill(services[1].proc.pid, signal.SIGSTOP)

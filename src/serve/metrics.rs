@@ -187,6 +187,16 @@ fn render_dispersal(out: &mut String, r: &crate::store::dispersal::health::Healt
             let _ = writeln!(out, "{name}{{target=\"{i}\"}} {v}");
         }
     }
+    let name = "cipherstore_dispersal_target_read_seconds";
+    header(
+        out,
+        name,
+        "gauge",
+        "Moving average time of one shard read from the target (0: none yet); reads prefer fast targets.",
+    );
+    for (i, us) in r.read_us.iter().enumerate() {
+        let _ = writeln!(out, "{name}{{target=\"{i}\"}} {:.6}", *us as f64 / 1e6);
+    }
     for (name, kind, help, value) in [
         (
             "cipherstore_dispersal_degraded_stripes_total",
@@ -248,6 +258,7 @@ mod tests {
         health.failed(1, &std::io::Error::other("gone"));
         health.bad_slice(2);
         health.degraded_read();
+        health.read_took(0, Duration::from_micros(1500));
         let text = Metrics::with_dispersal(Some(health)).render(None);
         for line in [
             "cipherstore_dispersal_target_up{target=\"0\"} 1",
@@ -255,6 +266,8 @@ mod tests {
             "cipherstore_dispersal_target_failures_total{target=\"1\"} 1",
             "cipherstore_dispersal_bad_shards_total{target=\"2\"} 1",
             "cipherstore_dispersal_degraded_stripes_total 1",
+            "cipherstore_dispersal_target_read_seconds{target=\"0\"} 0.001500",
+            "cipherstore_dispersal_target_read_seconds{target=\"1\"} 0.000000",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -1,9 +1,11 @@
 //! What dispersal has seen of its targets: whether each answered its last request (a
 //! target going down is logged once, and coming back once), and counts for `/metrics` —
 //! slices a write could not place, damaged slices read around, reads that had to rebuild,
-//! and what the last scrub found and restored.
+//! and what the last scrub found and restored — and how fast each target has been reading
+//! lately, which orders the slices a read asks for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Per-target state and counters.
 #[derive(Debug)]
@@ -17,6 +19,8 @@ pub struct Health {
     at_threshold: AtomicU64,
     lost: AtomicU64,
     scrubs: AtomicU64,
+    /// Per target: moving average of a shard read's time, in µs (0: none seen yet).
+    read_us: Vec<AtomicU64>,
 }
 
 /// A snapshot for `/metrics`.
@@ -41,6 +45,8 @@ pub struct HealthReport {
     pub lost: u64,
     /// Scrubs finished since start-up.
     pub scrubs: u64,
+    /// Per target: moving average of a shard read's time in µs (0: none seen yet).
+    pub read_us: Vec<u64>,
 }
 
 impl Health {
@@ -56,7 +62,23 @@ impl Health {
             at_threshold: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             scrubs: AtomicU64::new(0),
+            read_us: (0..n).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// A shard read from target `i` took `took`: folded into its moving average (each new
+    /// read weighs an eighth, so a target that slows down shows it within a few stripes).
+    pub fn read_took(&self, i: usize, took: Duration) {
+        let Some(avg) = self.read_us.get(i) else { return };
+        let now = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = avg.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+            Some(if old == 0 { now } else { old.saturating_mul(7).saturating_add(now) / 8 })
+        });
+    }
+
+    /// Each target's moving average shard read time in µs (0: none seen yet).
+    pub fn read_latencies(&self) -> Vec<u64> {
+        self.read_us.iter().map(|a| a.load(Ordering::Relaxed)).collect()
     }
 
     /// Target `i` failed a request.
@@ -116,6 +138,7 @@ impl Health {
             at_threshold: self.at_threshold.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
             scrubs: self.scrubs.load(Ordering::Relaxed),
+            read_us: self.read_latencies(),
         }
     }
 }

@@ -107,9 +107,10 @@ impl DispersedReader {
             .collect();
         let results = self.shared.targets.read_all(&reads);
         let mut found = 0;
-        for (&i, result) in wanted.iter().zip(results) {
+        for (&i, (result, took)) in wanted.iter().zip(results) {
             let good = match result {
                 Ok(mut buf) => {
+                    self.shared.health.read_took(i, took);
                     let (shard, tail) = buf.split_at(len);
                     let ok = bool::from(subtle::ConstantTimeEq::ct_eq(
                         &check(&placed.piece.blob, i, j, shard)[..],
@@ -151,15 +152,11 @@ impl DispersedReader {
         }
         let (k, n) = (self.code.k(), self.code.n());
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
-        // Slices the write placed on targets that answer first (data, then parity), then
-        // placed ones on targets that failed lately, then any a write missed that a rebuild
-        // has since restored (their shard checks vouch for them). The first `k` are read
-        // at once; each failure brings in the next in line.
-        let slices = &self.pieces[p].piece.slices;
+        // The first `k` in line are read at once; each failure brings in the next.
+        let placed: Vec<bool> = self.pieces[p].piece.slices.iter().map(Option::is_some).collect();
         let health = &self.shared.health;
-        let mut order: Vec<usize> = (0..n).filter(|&i| slices[i].is_some() && health.is_up(i)).collect();
-        order.extend((0..n).filter(|&i| slices[i].is_some() && !health.is_up(i)));
-        order.extend((0..n).filter(|&i| slices[i].is_none()));
+        let up: Vec<bool> = (0..n).map(|i| health.is_up(i)).collect();
+        let order = read_order(k, &placed, &up, &health.read_latencies());
         let mut found = 0;
         let mut next = 0;
         while found < k && next < order.len() {
@@ -189,6 +186,35 @@ impl DispersedReader {
         }
         Ok(out)
     }
+}
+
+/// A data slice's target is passed over for parity when its shard reads average this many
+/// times the typical target's, and at least [`SLOW_BY`] more: decoding costs less.
+const SLOW_FACTOR: u64 = 4;
+/// See [`SLOW_FACTOR`] (µs).
+const SLOW_BY: u64 = 2_000;
+
+/// The order in which a stripe's slices are tried (`placed[i]`: the write put slice `i`;
+/// `up[i]`: target `i` answered its last request; `read_us[i]`: its moving average read
+/// time, 0 if none yet). First the placed slices on targets that answer: data slices
+/// (nothing to decode) unless their target is much slower than the typical one, then
+/// parity slices fastest first, then the slow data slices. Then placed slices on targets
+/// that failed lately, then any a write missed that a rebuild has since restored (their
+/// shard checks vouch for them).
+fn read_order(k: usize, placed: &[bool], up: &[bool], read_us: &[u64]) -> Vec<usize> {
+    let n = placed.len();
+    let answering: Vec<usize> = (0..n).filter(|&i| placed[i] && up[i]).collect();
+    let mut known: Vec<u64> = answering.iter().map(|&i| read_us[i]).filter(|&t| t > 0).collect();
+    known.sort_unstable();
+    let typical = known.get(known.len() / 2).copied().unwrap_or(0);
+    let slow = |i: usize| read_us[i] > typical.saturating_mul(SLOW_FACTOR) && read_us[i] > typical + SLOW_BY;
+    let mut order: Vec<usize> = answering.iter().copied().filter(|&i| i < k && !slow(i)).collect();
+    let mut rest: Vec<usize> = answering.iter().copied().filter(|&i| i >= k || slow(i)).collect();
+    rest.sort_by_key(|&i| (i < k, read_us[i]));
+    order.extend(rest);
+    order.extend((0..n).filter(|&i| placed[i] && !up[i]));
+    order.extend((0..n).filter(|&i| !placed[i]));
+    order
 }
 
 impl ObjectReader for DispersedReader {
@@ -221,5 +247,37 @@ impl ObjectReader for DispersedReader {
             done += n;
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_order;
+
+    #[test]
+    fn reads_go_to_data_slices_then_the_fastest_parity() {
+        let all = [true; 5];
+        // Nothing known yet: data slices, then parity in index order.
+        assert_eq!(read_order(3, &all, &all, &[0; 5]), [0, 1, 2, 3, 4]);
+        // Parity fastest first.
+        assert_eq!(read_order(3, &all, &all, &[100, 100, 100, 900, 200]), [0, 1, 2, 4, 3]);
+        // A data target far slower than the rest goes after the parity.
+        assert_eq!(read_order(3, &all, &all, &[100, 50_000, 100, 900, 200]), [0, 2, 4, 3, 1]);
+        // Slower, but by little in absolute terms: still read (a decode costs more).
+        assert_eq!(read_order(3, &all, &all, &[100, 900, 100, 100, 100]), [0, 1, 2, 3, 4]);
+        // Targets that failed lately come after those that answer; unplaced slices last.
+        let up = [true, false, true, true, true];
+        let placed = [true, true, true, true, false];
+        assert_eq!(read_order(3, &placed, &up, &[0; 5]), [0, 2, 3, 1, 4]);
+        // 10 of 16 with two data targets down: the fastest two parity slices are next.
+        let mut up = [true; 16];
+        up[3] = false;
+        up[7] = false;
+        let mut lat = [500u64; 16];
+        lat[14] = 90;
+        lat[11] = 120;
+        let order = read_order(10, &[true; 16], &up, &lat);
+        assert_eq!(&order[..10], [0, 1, 2, 4, 5, 6, 8, 9, 14, 11]);
+        assert_eq!(&order[14..], [3, 7]);
     }
 }

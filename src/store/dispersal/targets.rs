@@ -18,7 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -224,16 +224,27 @@ impl Targets {
     }
 
     /// Reads each `(slice, offset, length)` in full: from directories one after another,
-    /// from S3 targets all at once. Each read's result, in the order given.
-    pub fn read_all(&self, reads: &[(&SliceHandle, u64, usize)]) -> Vec<io::Result<Vec<u8>>> {
+    /// from S3 targets all at once. Each read's result and how long it took, in the order
+    /// given.
+    pub fn read_all(&self, reads: &[(&SliceHandle, u64, usize)]) -> Vec<(io::Result<Vec<u8>>, Duration)> {
         let bridge = reads.iter().find_map(|(h, _, _)| match h {
             SliceHandle::S3 { target, .. } => Some(target.bridge.clone()),
             SliceHandle::File(_) => None,
         });
         match bridge {
-            None => reads.iter().map(|(h, at, len)| h.read_file(*at, *len)).collect(),
-            Some(bridge) => bridge
-                .wait(futures_util::future::join_all(reads.iter().map(|(h, at, len)| h.read(*at, *len)))),
+            None => reads
+                .iter()
+                .map(|(h, at, len)| {
+                    let started = Instant::now();
+                    (h.read_file(*at, *len), started.elapsed())
+                })
+                .collect(),
+            Some(bridge) => {
+                bridge.wait(futures_util::future::join_all(reads.iter().map(|(h, at, len)| async move {
+                    let started = Instant::now();
+                    (h.read(*at, *len).await, started.elapsed())
+                })))
+            }
         }
     }
 
