@@ -7,6 +7,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// One stripe read in this many reads slow targets too ([`Health::probe`]).
+pub const PROBE_EVERY: u64 = 32;
+
 /// Per-target state and counters.
 #[derive(Debug)]
 pub struct Health {
@@ -21,6 +24,8 @@ pub struct Health {
     scrubs: AtomicU64,
     /// Per target: moving average of a shard read's time, in µs (0: none seen yet).
     read_us: Vec<AtomicU64>,
+    /// Stripes read, for [`Health::probe`].
+    stripes: AtomicU64,
 }
 
 /// A snapshot for `/metrics`.
@@ -63,7 +68,14 @@ impl Health {
             lost: AtomicU64::new(0),
             scrubs: AtomicU64::new(0),
             read_us: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            stripes: AtomicU64::new(0),
         }
+    }
+
+    /// Whether this stripe's read should try slow targets as usual, to measure them again:
+    /// one stripe in [`PROBE_EVERY`].
+    pub fn probe(&self) -> bool {
+        self.stripes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY)
     }
 
     /// A shard read from target `i` took `took`: folded into its moving average (each new

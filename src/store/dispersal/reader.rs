@@ -156,7 +156,7 @@ impl DispersedReader {
         let placed: Vec<bool> = self.pieces[p].piece.slices.iter().map(Option::is_some).collect();
         let health = &self.shared.health;
         let up: Vec<bool> = (0..n).map(|i| health.is_up(i)).collect();
-        let order = read_order(k, &placed, &up, &health.read_latencies());
+        let order = read_order(k, &placed, &up, &health.read_latencies(), health.probe());
         let mut found = 0;
         let mut next = 0;
         while found < k && next < order.len() {
@@ -200,14 +200,17 @@ const SLOW_BY: u64 = 2_000;
 /// (nothing to decode) unless their target is much slower than the typical one, then
 /// parity slices fastest first, then the slow data slices. Then placed slices on targets
 /// that failed lately, then any a write missed that a rebuild has since restored (their
-/// shard checks vouch for them).
-fn read_order(k: usize, placed: &[bool], up: &[bool], read_us: &[u64]) -> Vec<usize> {
+/// shard checks vouch for them). With `probe`, slow data slices are read as usual, so a
+/// target that has sped up again is seen to.
+fn read_order(k: usize, placed: &[bool], up: &[bool], read_us: &[u64], probe: bool) -> Vec<usize> {
     let n = placed.len();
     let answering: Vec<usize> = (0..n).filter(|&i| placed[i] && up[i]).collect();
     let mut known: Vec<u64> = answering.iter().map(|&i| read_us[i]).filter(|&t| t > 0).collect();
     known.sort_unstable();
     let typical = known.get(known.len() / 2).copied().unwrap_or(0);
-    let slow = |i: usize| read_us[i] > typical.saturating_mul(SLOW_FACTOR) && read_us[i] > typical + SLOW_BY;
+    let slow = |i: usize| {
+        !probe && read_us[i] > typical.saturating_mul(SLOW_FACTOR) && read_us[i] > typical + SLOW_BY
+    };
     let mut order: Vec<usize> = answering.iter().copied().filter(|&i| i < k && !slow(i)).collect();
     let mut rest: Vec<usize> = answering.iter().copied().filter(|&i| i >= k || slow(i)).collect();
     rest.sort_by_key(|&i| (i < k, read_us[i]));
@@ -258,17 +261,19 @@ mod tests {
     fn reads_go_to_data_slices_then_the_fastest_parity() {
         let all = [true; 5];
         // Nothing known yet: data slices, then parity in index order.
-        assert_eq!(read_order(3, &all, &all, &[0; 5]), [0, 1, 2, 3, 4]);
+        assert_eq!(read_order(3, &all, &all, &[0; 5], false), [0, 1, 2, 3, 4]);
         // Parity fastest first.
-        assert_eq!(read_order(3, &all, &all, &[100, 100, 100, 900, 200]), [0, 1, 2, 4, 3]);
+        assert_eq!(read_order(3, &all, &all, &[100, 100, 100, 900, 200], false), [0, 1, 2, 4, 3]);
         // A data target far slower than the rest goes after the parity.
-        assert_eq!(read_order(3, &all, &all, &[100, 50_000, 100, 900, 200]), [0, 2, 4, 3, 1]);
+        assert_eq!(read_order(3, &all, &all, &[100, 50_000, 100, 900, 200], false), [0, 2, 4, 3, 1]);
+        // ... except when probing, so a target that sped up again is seen to.
+        assert_eq!(read_order(3, &all, &all, &[100, 50_000, 100, 900, 200], true), [0, 1, 2, 4, 3]);
         // Slower, but by little in absolute terms: still read (a decode costs more).
-        assert_eq!(read_order(3, &all, &all, &[100, 900, 100, 100, 100]), [0, 1, 2, 3, 4]);
+        assert_eq!(read_order(3, &all, &all, &[100, 900, 100, 100, 100], false), [0, 1, 2, 3, 4]);
         // Targets that failed lately come after those that answer; unplaced slices last.
         let up = [true, false, true, true, true];
         let placed = [true, true, true, true, false];
-        assert_eq!(read_order(3, &placed, &up, &[0; 5]), [0, 2, 3, 1, 4]);
+        assert_eq!(read_order(3, &placed, &up, &[0; 5], false), [0, 2, 3, 1, 4]);
         // 10 of 16 with two data targets down: the fastest two parity slices are next.
         let mut up = [true; 16];
         up[3] = false;
@@ -276,7 +281,7 @@ mod tests {
         let mut lat = [500u64; 16];
         lat[14] = 90;
         lat[11] = 120;
-        let order = read_order(10, &[true; 16], &up, &lat);
+        let order = read_order(10, &[true; 16], &up, &lat, false);
         assert_eq!(&order[..10], [0, 1, 2, 4, 5, 6, 8, 9, 14, 11]);
         assert_eq!(&order[14..], [3, 7]);
     }
