@@ -13,7 +13,6 @@
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
-use std::sync::OnceLock;
 
 /// Parity columns kept in registers at once.
 const GROUP: usize = 4;
@@ -35,19 +34,16 @@ pub fn mul(mut a: u8, mut b: u8) -> u8 {
     product
 }
 
-/// Whether this CPU runs the kernel (AVX2), checked once.
+/// Whether this CPU runs the kernel (AVX2); std caches the detection.
 pub fn available() -> bool {
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx2")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Multiplication by one coefficient as two 16-entry tables: products with the low nibble
