@@ -307,7 +307,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     );
     assert_eq!(listed[1].record, b"part 2");
     assert_eq!(names(s.list_uploads("data").unwrap()), std::slice::from_ref(&id));
-    s.complete_upload("data", &id, "mp", &[1, 2], b"mp record").unwrap();
+    s.complete_upload("data", &id, "mp", &[1, 2], b"mp record", None).unwrap();
     assert!(read(&s, "data", "mp") == [p1.as_slice(), b"second two"].concat());
     assert_eq!(s.head("data", "mp").unwrap(), b"mp record");
     assert!(matches!(s.upload("data", &id), Err(StoreError::NoSuchUpload(_))));
@@ -331,7 +331,7 @@ async fn cluster_store_on_etcd_and_ceph() {
         w.write_all(format!("<{n:03}>").as_bytes()).unwrap();
         w.commit(b"p").unwrap();
     }
-    s.complete_upload("data", &many, "many", &numbers, b"many record").unwrap();
+    s.complete_upload("data", &many, "many", &numbers, b"many record", None).unwrap();
     let want: String = numbers.iter().map(|n| format!("<{n:03}>")).collect();
     assert_eq!(read(&s, "data", "many"), want.as_bytes(), "300 parts end to end");
     assert!(s.delete("data", "many").unwrap());

@@ -205,7 +205,7 @@ fn multipart_objects_are_their_parts_slices_and_aborts_remove_them() {
     );
     assert!(listed.iter().all(|p| p.record == b"part"));
     // Parts 1 and 3 make the object; part 2's slices go with the upload.
-    s.complete_upload("bkt", &"a".repeat(32), "mp", &[1, 3], b"object").unwrap();
+    s.complete_upload("bkt", &"a".repeat(32), "mp", &[1, 3], b"object", None).unwrap();
     let got = s.get("bkt", "mp").unwrap();
     assert_eq!(got.record, b"object");
     assert_eq!(read_all(got.body.as_ref()).unwrap(), [parts[0].clone(), parts[2].clone()].concat());

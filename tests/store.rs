@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
+mod common;
+
 use cipherstore::store::fs::FsStore;
 use cipherstore::store::{Named, SequentialReader, Store, StoreError};
 use proptest::prelude::*;
@@ -292,7 +294,7 @@ fn multipart_uploads_are_all_or_nothing() {
     // Nothing under the key until complete; then the parts' bytes in order.
     assert!(matches!(s.get("mpu", "k"), Err(StoreError::NoSuchKey { .. })));
     let late = part(3, b"late");
-    s.complete_upload("mpu", &upload_id, "k", &[1, 2], &record("k", 12)).unwrap();
+    s.complete_upload("mpu", &upload_id, "k", &[1, 2], &record("k", 12), None).unwrap();
     assert_eq!(read(&s, "mpu", "k"), b"firstSECOND!");
     assert_eq!(s.head("mpu", "k").unwrap(), record("k", 12));
     assert!(s.list_uploads("mpu").unwrap().is_empty());
@@ -311,4 +313,109 @@ fn part_into(s: &FsStore, id: &str, n: u32, body: &[u8]) {
     let mut w = s.put_part("mpu", id, n).unwrap();
     w.write_all(body).unwrap();
     w.commit(&record("part", body.len())).unwrap();
+}
+
+mod versions {
+    //! Versions in the filesystem store: against the model (tests/common/versions.rs),
+    //! under concurrent writers, across a crash inside a commit, and 100,000 versions of one
+    //! key paged through.
+
+    use std::io::Write;
+
+    use cipherstore::store::fs::FsStore;
+    use cipherstore::store::{Store, Version, VersionCursor, Wanted};
+    use proptest::prelude::*;
+
+    use super::common::versions::{self, KEYS, Step};
+
+    fn step() -> impl Strategy<Value = Step> {
+        let key = 0..KEYS.len();
+        prop_oneof![
+            3 => (key.clone(), any::<bool>(), any::<u8>()).prop_map(|(key, null, body)| Step::Put { key, null, body }),
+            1 => (key.clone(), any::<bool>()).prop_map(|(key, null)| Step::Mark { key, null }),
+            2 => (key, 0..8usize).prop_map(|(key, n)| Step::Remove { key, n }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn versions_follow_the_model(steps in proptest::collection::vec(step(), 1..16)) {
+            let dir = tempfile::tempdir().unwrap();
+            let (s, _) = FsStore::open(dir.path()).unwrap();
+            s.create_bucket("ver", b"{}").unwrap();
+            versions::run(&s, "ver", &steps);
+        }
+    }
+
+    #[test]
+    fn concurrent_versions_of_one_key_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = FsStore::open(dir.path()).unwrap();
+        s.create_bucket("ver", b"{}").unwrap();
+        versions::concurrent(&s, "ver", 8, 25);
+    }
+
+    #[test]
+    fn a_crash_between_keeping_the_current_version_and_replacing_it_shows_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = FsStore::open(dir.path()).unwrap();
+        s.create_bucket("ver", b"{}").unwrap();
+        let v1 = Version::new(false, false);
+        let mut w = s.put("ver", "k").unwrap();
+        w.write_all(b"one").unwrap();
+        w.commit_version(b"r1", &v1).unwrap();
+        // What a commit killed after its first step leaves: the current file also kept.
+        let objects = dir.path().join("buckets/ver/objects");
+        let current = objects.join(format!("{}.o", cipherstore::store::keypath::hex(b"k")));
+        let kept = current.with_extension("v");
+        std::fs::create_dir(&kept).unwrap();
+        std::fs::hard_link(&current, kept.join(format!("{}.o", v1.id))).unwrap();
+        let listed = s.list_versions("ver", "", None, 100).unwrap();
+        assert_eq!(listed.len(), 1, "the copy is not a second version");
+        // The next commit completes the change: both versions, once each.
+        let v2 = Version::new(false, false);
+        let mut w = s.put("ver", "k").unwrap();
+        w.write_all(b"two").unwrap();
+        w.commit_version(b"r2", &v2).unwrap();
+        let ids: Vec<String> =
+            s.list_versions("ver", "", None, 100).unwrap().into_iter().map(|l| l.version.id).collect();
+        assert_eq!(ids, vec![v2.id.clone(), v1.id.clone()]);
+        // Removing the current version promotes the other, not a stale copy of itself.
+        s.delete_version("ver", "k", &Wanted::Id(v2.id)).unwrap().unwrap();
+        assert_eq!(s.get("ver", "k").unwrap().version, Some(v1));
+    }
+
+    #[test]
+    fn a_hundred_thousand_versions_of_one_key_page_in_order() {
+        // On tmpfs where there is one: 100,000 flushed files.
+        let base = std::path::Path::new("/dev/shm");
+        let dir = if base.is_dir() { tempfile::tempdir_in(base) } else { tempfile::tempdir() }.unwrap();
+        let (s, _) = FsStore::open(dir.path()).unwrap();
+        s.create_bucket("ver", b"{}").unwrap();
+        const N: usize = 100_000;
+        let mut made = Vec::with_capacity(N);
+        for i in 0..N {
+            let v = Version::new(false, false);
+            let mut w = s.put("ver", "deep").unwrap();
+            w.write_all(&(i as u32).to_le_bytes()).unwrap();
+            w.commit_version(b"r", &v).unwrap();
+            made.push(v.id);
+        }
+        // Newest first: the reverse of the order they were made in.
+        made.reverse();
+        let mut seen = Vec::with_capacity(N);
+        let mut after: Option<VersionCursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = s.list_versions("ver", "", after.as_ref(), 1000).unwrap();
+            pages += 1;
+            let Some(last) = page.last() else { break };
+            after = Some(VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });
+            assert_eq!(page.iter().filter(|l| l.latest).count(), usize::from(pages == 1));
+            seen.extend(page.into_iter().map(|l| l.version.id));
+        }
+        assert_eq!(pages, N / 1000 + 1);
+        assert_eq!(seen, made);
+    }
 }

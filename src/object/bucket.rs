@@ -32,6 +32,32 @@ pub struct KmsBinding {
     pub default: bool,
 }
 
+/// What a bucket does with the versions of its objects (S3 versioning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Versioning {
+    /// Never turned on: a write replaces the object, a delete removes it.
+    #[default]
+    Off,
+    /// Every write makes a new version; a delete makes a delete marker.
+    Enabled,
+    /// Writes and deletes make the null version, replacing the one there was; the other
+    /// versions stay.
+    Suspended,
+}
+
+impl Versioning {
+    /// The version a write (or, `marker`, a delete) makes now; `None` when versioning was
+    /// never on.
+    pub fn new_version(self, marker: bool) -> Option<crate::store::Version> {
+        match self {
+            Self::Off => None,
+            Self::Enabled => Some(crate::store::Version::new(false, marker)),
+            Self::Suspended => Some(crate::store::Version::new(true, marker)),
+        }
+    }
+}
+
 /// What a bucket is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
@@ -48,6 +74,13 @@ pub struct BucketRecord {
     /// with AES256).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sse_s3: bool,
+    /// Its versioning state.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub versioning: Versioning,
+}
+
+fn is_off(v: &Versioning) -> bool {
+    *v == Versioning::Off
 }
 
 impl BucketRecord {
@@ -97,6 +130,8 @@ impl BucketRecord {
             #[serde(default)]
             sse_s3: bool,
             #[serde(default)]
+            versioning: Versioning,
+            #[serde(default)]
             attributes: BTreeMap<String, String>,
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("a bucket record {why}"));
@@ -118,7 +153,14 @@ impl BucketRecord {
             2 => wire.kms,
             v => return Err(damaged(&format_args!("has unknown format version {v}"))),
         };
-        Ok(Self { name: wire.name, owner: wire.owner, created: wire.created, kms, sse_s3: wire.sse_s3 })
+        Ok(Self {
+            name: wire.name,
+            owner: wire.owner,
+            created: wire.created,
+            kms,
+            sse_s3: wire.sse_s3,
+            versioning: wire.versioning,
+        })
     }
 }
 
@@ -129,12 +171,21 @@ mod tests {
     #[test]
     fn bucket_records_round_trip_and_version_1_reads() {
         let kms = KmsBinding { root: "crn:x".into(), origin: Origin::PutBucketEncryption, default: false };
-        let b =
-            BucketRecord { name: "b".into(), owner: "o".into(), created: 5, kms: Some(kms), sse_s3: false };
+        let b = BucketRecord {
+            name: "b".into(),
+            owner: "o".into(),
+            created: 5,
+            kms: Some(kms),
+            sse_s3: false,
+            versioning: Versioning::Off,
+        };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
         let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };
         assert_eq!(BucketRecord::decode(&s3.encode().unwrap()).unwrap(), s3);
         assert!(!String::from_utf8(b.encode().unwrap()).unwrap().contains("sse_s3"), "absent when off");
+        assert!(!String::from_utf8(b.encode().unwrap()).unwrap().contains("versioning"), "absent when off");
+        let versioned = BucketRecord { versioning: Versioning::Suspended, ..b.clone() };
+        assert_eq!(BucketRecord::decode(&versioned.encode().unwrap()).unwrap(), versioned);
         let v1 = br#"{"name":"b","owner":"o","created":5,"attributes":{"sse-kp-root":"crn:x","sse-kp-origin":"put-bucket-encryption","sse-kp-default":"false"}}"#;
         assert_eq!(BucketRecord::decode(v1).unwrap(), b);
         let v1 = br#"{"name":"b","owner":"o","created":5,"attributes":{"sse-kp-root":"crn:x"}}"#;

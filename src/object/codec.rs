@@ -202,6 +202,8 @@ mod tests {
             upload_id: None,
             storage_class: None,
             tags: Default::default(),
+            version_id: None,
+            delete_marker: false,
         }
     }
 

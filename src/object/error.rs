@@ -20,6 +20,9 @@ pub enum ObjectError {
     /// A stored record is damaged, names another object, or fails its tag.
     #[error("integrity failure: {0}")]
     Integrity(String),
+    /// A version id that cannot be one (S3's "Invalid version id specified").
+    #[error("invalid version id {0:?}")]
+    InvalidVersion(String),
     /// A record could not be encoded (a bug, not bad input).
     #[error("cannot encode a record: {0}")]
     Encode(String),

@@ -70,6 +70,8 @@ impl ObjectMetaV1 {
             upload_id: None,
             storage_class: None,
             tags: Default::default(),
+            version_id: None,
+            delete_marker: false,
         })
     }
 

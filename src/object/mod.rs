@@ -2,7 +2,7 @@
 //! records live ([`crate::store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
 //! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
-//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), the
+//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), versions and delete markers ([`versions`]), the
 //! ETag rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
 //! checks each stored header against the salt its record holds). [`Objects`] reads and
 //! writes records through any store. It knows nothing of HTTP.
@@ -18,8 +18,9 @@ pub mod private;
 pub mod record;
 pub mod tags;
 pub mod upload;
+pub mod versions;
 
-pub use bucket::{BucketRecord, KmsBinding, Origin};
+pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
 pub use error::ObjectError;
 pub use objects::Objects;
 pub use plain::PlainSource;

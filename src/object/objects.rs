@@ -5,19 +5,19 @@
 
 use std::sync::Arc;
 
-use super::bucket::BucketRecord;
+use super::bucket::{BucketRecord, Versioning};
 use super::codec::{self, Unverified};
 use super::error::ObjectError;
 use super::record::ObjectRecord;
 use super::tags::{self, TagSet};
 use super::upload::{Part, PartRecord, UploadRecord};
 use crate::engine::CustomerKey;
-use crate::store::{ObjectReader, ObjectWriter, PartWriter, Store};
+use crate::store::{ObjectReader, ObjectWriter, PartWriter, Store, Version};
 
 /// Typed records over a store.
 #[derive(Clone)]
 pub struct Objects {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
 }
 
 /// An object as read back: its record (tag not yet checked), its stored bytes, and the
@@ -30,6 +30,21 @@ pub struct Fetched {
     /// Tags PutObjectTagging or DeleteObjectTagging set on this object (they replace the
     /// record's own); `None` if none were.
     pub tags: Option<TagSet>,
+    /// The version it is, if it was written as one (`None`: the null version of a bucket
+    /// that never kept versions).
+    pub version: Option<Version>,
+}
+
+impl Fetched {
+    /// Whether it is a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        self.version.as_ref().is_some_and(|v| v.marker)
+    }
+
+    /// The version id S3 shows for it, if it was written as a version.
+    pub fn version_id(&self) -> Option<String> {
+        self.version.as_ref().map(|v| v.s3_id().to_owned())
+    }
 }
 
 impl Fetched {
@@ -99,23 +114,55 @@ impl Objects {
     }
 
     /// Makes the object written to `writer` visible with `record`, sealed with the tag for
-    /// `key` (the object's key; none for AONT-RS). Blocking: it flushes to the store.
+    /// `key` (the object's key; none for AONT-RS), as a new version if the bucket keeps
+    /// versions (`versioning`; the version id made now goes into `record`). Blocking: it
+    /// flushes to the store.
     pub fn commit(
         writer: Box<dyn ObjectWriter>,
-        record: &ObjectRecord,
+        record: &mut ObjectRecord,
         key: Option<&CustomerKey>,
+        versioning: Versioning,
     ) -> Result<(), ObjectError> {
-        Ok(writer.commit(&codec::seal(record, key)?)?)
+        let Some(version) = versioning.new_version(record.delete_marker) else {
+            return Ok(writer.commit(&codec::seal(record, key)?)?);
+        };
+        record.version_id = (!version.null).then(|| version.id.clone());
+        writer.commit_version(&codec::seal(record, key)?, &version)?;
+        Ok(())
     }
 
     /// Opens an object (its bytes are read only as asked: this is HEAD's way too).
     pub fn get(&self, bucket: &str, key: &str) -> Result<Fetched, ObjectError> {
-        let stored = self.store.get(bucket, key)?;
+        Self::fetched(self.store.get(bucket, key)?, key)
+    }
+
+    /// An object as the store gave it, its record checked to be that of `key` and of the
+    /// version the store filed it as.
+    pub(super) fn fetched(stored: crate::store::StoredObject, key: &str) -> Result<Fetched, ObjectError> {
         let tags = match &stored.tags {
             Some(kept) => tags::read_beside(&stored.record, kept)?,
             None => None,
         };
-        Ok(Fetched { record: Self::open_record(&stored.record, key)?, body: stored.body, tags })
+        let record = Self::open_record(&stored.record, key)?;
+        Self::check_version(&record, stored.version.as_ref())?;
+        Ok(Fetched { record, body: stored.body, tags, version: stored.version })
+    }
+
+    /// Checks that a record names the version it was filed as: one version's record (and
+    /// with it its bytes, which its salt names) cannot be served as another's.
+    pub(super) fn check_version(record: &Unverified, version: Option<&Version>) -> Result<(), ObjectError> {
+        let r = record.unchecked();
+        let filed = version.filter(|v| !v.null).map(|v| v.id.as_str());
+        let marker = version.is_some_and(|v| v.marker);
+        if r.version_id.as_deref() != filed || r.delete_marker != marker {
+            return Err(ObjectError::Integrity(format!(
+                "the record filed as version {:?} of {:?} names version {:?}",
+                version.map_or(crate::store::versions::NULL, Version::s3_id),
+                r.key,
+                r.version_id.as_deref().unwrap_or(crate::store::versions::NULL)
+            )));
+        }
+        Ok(())
     }
 
     /// Sets the tags of the object `key` as it is now (PutObjectTagging; an empty set is
@@ -132,17 +179,12 @@ impl Objects {
         Self::open_record(&self.store.head(bucket, key)?, key)
     }
 
-    fn open_record(bytes: &[u8], key: &str) -> Result<Unverified, ObjectError> {
+    pub(super) fn open_record(bytes: &[u8], key: &str) -> Result<Unverified, ObjectError> {
         let record = codec::open(bytes, key)?;
         if record.unchecked().key != key {
             return Err(names_other("object", key, &record.unchecked().key));
         }
         Ok(record)
-    }
-
-    /// Deletes an object; `false` if there was none.
-    pub fn delete(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
-        Ok(self.store.delete(bucket, key)?)
     }
 
     /// Up to `limit` objects whose keys start with `prefix` and sort after `start_after`,
@@ -245,10 +287,14 @@ impl Objects {
         bucket: &str,
         upload_id: &str,
         parts: &[u32],
-        record: &ObjectRecord,
+        record: &mut ObjectRecord,
         key: Option<&CustomerKey>,
+        versioning: Versioning,
     ) -> Result<(), ObjectError> {
+        let version = versioning.new_version(false);
+        record.version_id = version.as_ref().filter(|v| !v.null).map(|v| v.id.clone());
         let sealed = codec::seal(record, key)?;
-        Ok(self.store.complete_upload(bucket, upload_id, &record.key, parts, &sealed)?)
+        self.store.complete_upload(bucket, upload_id, &record.key, parts, &sealed, version.as_ref())?;
+        Ok(())
     }
 }

@@ -161,6 +161,13 @@ pub struct ObjectRecord {
     /// ([`super::tags::beside`]).
     #[serde(default, skip_serializing_if = "TagSet::is_empty")]
     pub tags: TagSet,
+    /// Its version id, if it is a version other than the null one. Covered by the tag
+    /// with the rest, so one version's record and bytes cannot be served as another's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// A delete marker: a version without bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
 }
 
 impl ObjectRecord {
@@ -238,6 +245,8 @@ mod tests {
             upload_id: None,
             storage_class: None,
             tags: Default::default(),
+            version_id: None,
+            delete_marker: false,
         };
         assert_eq!(r.parts_count(), 2);
         assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));

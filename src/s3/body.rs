@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::digest::{Computed, Digests, Expected};
 use super::{CipherS3, error, kp};
 use crate::engine::{CustomerKey, SealSpec};
-use crate::object::{ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
+use crate::object::{BucketRecord, ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
 use crate::pipeline::pool::Buf;
 use crate::pipeline::{PipelineError, stream};
 use crate::store::{ObjectWriter, PartWriter};
@@ -118,6 +118,8 @@ impl<W> Encrypted<W> {
             upload_id: None,
             storage_class: None,
             tags: Default::default(),
+            version_id: None,
+            delete_marker: false,
         }
     }
 }
@@ -287,13 +289,14 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
 /// ([`kp::still_usable`]).
 pub async fn commit_object(
     s: &CipherS3,
-    bucket: &str,
+    bucket: &BucketRecord,
     writer: Box<dyn ObjectWriter>,
-    record: ObjectRecord,
+    mut record: ObjectRecord,
     key: Option<CustomerKey>,
 ) -> S3Result<ObjectRecord> {
-    kp::still_usable(s, bucket, &record.protection)?;
-    blocking(move || Objects::commit(writer, &record, key.as_ref()).map(|()| record)).await
+    kp::still_usable(s, &bucket.name, &record.protection)?;
+    let versioning = bucket.versioning;
+    blocking(move || Objects::commit(writer, &mut record, key.as_ref(), versioning).map(|()| record)).await
 }
 
 /// Commits an encrypted part of an upload into `bucket` whose object is protected by

@@ -60,8 +60,14 @@ pub(super) async fn create_bucket(
         }),
         None => None,
     };
-    let meta =
-        BucketRecord { name: name.clone(), owner: caller.clone(), created: now_unix(), kms, sse_s3: false };
+    let meta = BucketRecord {
+        name: name.clone(),
+        owner: caller.clone(),
+        created: now_unix(),
+        kms,
+        sse_s3: false,
+        versioning: Default::default(),
+    };
     match s.objects.create_bucket(&meta) {
         Ok(()) => {
             if let Some(crn) = meta.root()

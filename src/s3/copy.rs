@@ -9,16 +9,15 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, object, sse, tagging};
+use super::{CipherS3, body, error, headers, kp, object, sse, tagging, versioning};
 use crate::engine::SealSpec;
 use crate::object::{PlainSource, etag};
 
-/// The bucket and key a copy reads from.
-pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String)> {
+/// The bucket, key and version (if named) a copy reads from.
+pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match source {
-        CopySource::Bucket { bucket, key, version_id: None } => Ok((bucket.to_string(), key.to_string())),
-        CopySource::Bucket { .. } => {
-            Err(s3_error!(NotImplemented, "versioned copy sources are not supported"))
+        CopySource::Bucket { bucket, key, version_id } => {
+            Ok((bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned)))
         }
         _ => Err(s3_error!(NotImplemented, "access point copy sources are not supported")),
     }
@@ -30,7 +29,7 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    let (src_bucket, src_key) = source_of(&input.copy_source)?;
+    let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
     s.owned_bucket(&src_bucket, &caller)?;
     let target_bucket = s.owned_bucket(&input.bucket, &caller)?;
     let kms = kp::requested_sse(
@@ -41,7 +40,8 @@ pub(super) async fn copy_object(
     )?;
 
     // The source, opened with the key it needs.
-    let source = s.objects.get(&src_bucket, &src_key).map_err(error::object)?;
+    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref())?;
+    let source_version = source.version_id();
     let sent = [
         &input.copy_source_sse_customer_algorithm,
         &input.copy_source_sse_customer_key,
@@ -73,7 +73,7 @@ pub(super) async fn copy_object(
         || input.storage_class.is_some()
         || input.website_redirect_location.is_some()
         || input.tagging_directive.is_some();
-    if src_bucket == input.bucket && src_key == input.key && !changes {
+    if src_bucket == input.bucket && src_key == input.key && src_version.is_none() && !changes {
         return Err(s3_error!(
             InvalidRequest,
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes"
@@ -105,7 +105,7 @@ pub(super) async fn copy_object(
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
     record.tags = tags;
-    let meta = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
+    let meta = body::commit_object(s, &target_bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(meta.etag.clone())),
@@ -116,6 +116,8 @@ pub(super) async fn copy_object(
         copy_object_result: Some(result),
         sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: key_md5,
+        version_id: versioning::version_id(target_bucket.versioning, meta.version_id.as_deref()),
+        copy_source_version_id: source_version,
         ..Default::default()
     });
     kp::name_protection(&mut response.headers, &meta.protection);

@@ -17,6 +17,7 @@ pub fn object(e: ObjectError) -> S3Error {
         ObjectError::Pipeline(e) => pipeline(e),
         ObjectError::Keys(e) => super::kp::error(e),
         integrity_failure @ ObjectError::Integrity(_) => integrity(&integrity_failure),
+        ObjectError::InvalidVersion(v) => s3_error!(InvalidArgument, "invalid version id {v:?}"),
         other @ ObjectError::Encode(_) => internal(&other),
     }
 }
@@ -28,6 +29,7 @@ pub fn store(e: StoreError) -> S3Error {
         StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
         StoreError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "bucket {b} is not empty"),
         StoreError::NoSuchKey { .. } => s3_error!(NoSuchKey, "the specified key does not exist"),
+        StoreError::NoSuchVersion { .. } => s3_error!(NoSuchVersion, "the specified version does not exist"),
         StoreError::NoSuchUpload(_) => {
             s3_error!(NoSuchUpload, "the specified multipart upload does not exist")
         }

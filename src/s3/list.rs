@@ -1,7 +1,7 @@
-//! ListObjects (v1, markers), ListObjectsV2 (continuation tokens, start-after) and
-//! ListObjectVersions (every object as its one `null` version: buckets are not versioned):
-//! prefix, delimiter (common prefixes), max-keys (0 answers an empty, complete page, as
-//! AWS does), `encoding-type=url` and owners, built on the store's ordered listing.
+//! ListObjects (v1, markers) and ListObjectsV2 (continuation tokens, start-after): prefix,
+//! delimiter (common prefixes), max-keys (0 answers an empty, complete page, as AWS does),
+//! `encoding-type=url` and owners, built on the store's ordered listing. The parameters
+//! and names are shared with ListObjectVersions ([`super::list_versions`]).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -78,12 +78,12 @@ fn last_name(entries: &[Entry]) -> Option<&str> {
 /// every byte but unreserved characters and `/` as `%XX`, which both `unquote` and
 /// `unquote_plus` read back).
 #[derive(Clone, Copy)]
-struct Names {
+pub(super) struct Names {
     url: bool,
 }
 
 impl Names {
-    fn new(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
+    pub(super) fn new(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
         match encoding_type.map(EncodingType::as_str) {
             None => Ok(Self { url: false }),
             Some(e) if e.eq_ignore_ascii_case(EncodingType::URL) => Ok(Self { url: true }),
@@ -93,7 +93,7 @@ impl Names {
         }
     }
 
-    fn write(self, name: String) -> String {
+    pub(super) fn write(self, name: String) -> String {
         if !self.url {
             return name;
         }
@@ -108,22 +108,22 @@ impl Names {
         out
     }
 
-    fn write_opt(self, name: Option<String>) -> Option<String> {
+    pub(super) fn write_opt(self, name: Option<String>) -> Option<String> {
         name.map(|n| self.write(n))
     }
 
     /// The `EncodingType` a response echoes.
-    fn echo(self) -> Option<EncodingType> {
+    pub(super) fn echo(self) -> Option<EncodingType> {
         self.url.then(|| EncodingType::from_static(EncodingType::URL))
     }
 }
 
 /// The owner listings name (the bucket's: only its owner writes objects into it).
-fn owner(id: &str) -> Owner {
+pub(super) fn owner(id: &str) -> Owner {
     Owner { display_name: Some(id.to_owned()), id: Some(id.to_owned()) }
 }
 
-fn timestamp(secs: u64) -> Timestamp {
+pub(super) fn timestamp(secs: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
@@ -151,14 +151,14 @@ fn split(entries: Vec<Entry>, names: Names, owner: Option<&Owner>) -> (Vec<Objec
 }
 
 /// The request parameters both listing versions share, normalised.
-struct Query {
-    prefix: String,
-    delimiter: Option<String>,
-    max: usize,
+pub(super) struct Query {
+    pub(super) prefix: String,
+    pub(super) delimiter: Option<String>,
+    pub(super) max: usize,
 }
 
 impl Query {
-    fn new(prefix: &Option<String>, delimiter: &Option<String>, max_keys: Option<i32>) -> Self {
+    pub(super) fn new(prefix: &Option<String>, delimiter: &Option<String>, max_keys: Option<i32>) -> Self {
         Self {
             prefix: prefix.clone().unwrap_or_default(),
             delimiter: delimiter.clone().filter(|d| !d.is_empty()),
@@ -168,7 +168,7 @@ impl Query {
 }
 
 /// Resuming after a common prefix skips every key under it.
-fn skip_after(token: Option<&String>, delimiter: Option<&str>) -> Option<String> {
+pub(super) fn skip_after(token: Option<&String>, delimiter: Option<&str>) -> Option<String> {
     token.filter(|t| delimiter.is_some_and(|d| t.ends_with(d))).cloned()
 }
 
@@ -239,73 +239,6 @@ pub(super) async fn list_objects_v2(
         next_continuation_token: next,
         start_after: names.write_opt(input.start_after),
         contents: Some(contents),
-        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
-        encoding_type: names.echo(),
-        ..Default::default()
-    }))
-}
-
-/// ListObjectVersions: buckets are not versioned, so every object is listed as its one
-/// version, `null`, the latest. `version-id-marker` needs `key-marker` and can only be
-/// `null`; resuming after (key, `null`) resumes after the key.
-pub(super) async fn list_object_versions(
-    s: &CipherS3,
-    req: S3Request<ListObjectVersionsInput>,
-) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
-    let names = Names::new(input.encoding_type.as_ref())?;
-    let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
-    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
-    match (input.version_id_marker.as_deref().filter(|v| !v.is_empty()), &key_marker) {
-        (Some(_), None) => {
-            return Err(s3_error!(InvalidArgument, "a version-id-marker needs a key-marker"));
-        }
-        (Some(v), Some(_)) if v != "null" => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "invalid version-id-marker {v:?}: this bucket's only version is null"
-            ));
-        }
-        _ => {}
-    }
-    let skip = skip_after(key_marker.as_ref(), delimiter.as_deref());
-    let (entries, truncated) =
-        collect(s, &input.bucket, &prefix, delimiter.as_deref(), key_marker, skip, max)?;
-    let next_key = truncated.then(|| last_name(&entries).map(str::to_owned)).flatten();
-    let owner = owner(&bucket.owner);
-    let mut versions = Vec::new();
-    let mut prefixes = Vec::new();
-    for e in entries {
-        match e {
-            Entry::Object(m) => versions.push(ObjectVersion {
-                key: Some(names.write(m.key)),
-                version_id: Some("null".to_owned()),
-                is_latest: Some(true),
-                size: Some(m.size as i64),
-                e_tag: Some(ETag::Strong(m.etag)),
-                last_modified: Some(timestamp(m.last_modified)),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
-                owner: Some(owner.clone()),
-                ..Default::default()
-            }),
-            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(names.write(p)) }),
-        }
-    }
-    Ok(S3Response::new(ListObjectVersionsOutput {
-        name: Some(input.bucket),
-        prefix: Some(names.write(prefix)),
-        delimiter: names.write_opt(delimiter),
-        key_marker: Some(names.write(input.key_marker.unwrap_or_default())),
-        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
-        max_keys: Some(max as i32),
-        is_truncated: Some(truncated),
-        next_version_id_marker: next_key.as_ref().map(|_| "null".to_owned()),
-        next_key_marker: names.write_opt(next_key),
-        versions: (!versions.is_empty()).then_some(versions),
         common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
         encoding_type: names.echo(),
         ..Default::default()

@@ -1,6 +1,6 @@
 //! The S3 API (via the `s3s` crate: routing, DTOs, SigV4) over the store and the
-//! pipeline. One file per operation family: [`bucket`], [`object`], [`copy`], [`list`],
-//! [`multipart`], [`encryption`], [`tagging`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
+//! pipeline. One file per operation family: [`bucket`], [`object`], [`copy`], [`list`], [`list_versions`],
+//! [`multipart`], [`encryption`], [`tagging`], [`versioning`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
 //! aws:kms); which key opens a stored object in [`read_key`]; bodies move between async
 //! HTTP and the synchronous pipeline in [`body`], with their digests checked by
 //! [`digest`]; [`conditions`] evaluates If-* headers; [`lenient_range`] serves GETs whose
@@ -25,12 +25,14 @@ pub(crate) mod headers;
 pub(crate) mod kp;
 pub mod lenient_range;
 pub(crate) mod list;
+pub(crate) mod list_versions;
 pub(crate) mod more_checksums;
 pub(crate) mod multipart;
 pub(crate) mod object;
 pub(crate) mod read_key;
 pub(crate) mod sse;
 pub(crate) mod tagging;
+pub(crate) mod versioning;
 
 use std::sync::Arc;
 
@@ -249,7 +251,21 @@ impl S3 for CipherS3 {
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        list::list_object_versions(self, req).await
+        list_versions::list_object_versions(self, req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        versioning::put(self, req).await
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        versioning::get(self, req).await
     }
 
     async fn list_objects_v2(

@@ -16,7 +16,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, copy, error, full_object, headers, kp, object, sse, tagging};
+use super::{CipherS3, body, copy, error, full_object, headers, kp, object, sse, tagging, versioning};
 use crate::clock::now_unix;
 use crate::engine::SealSpec;
 use crate::object::{
@@ -186,9 +186,9 @@ pub(super) async fn upload_part_copy(
     let input = req.input;
     let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
     let number = part_number(input.part_number)?;
-    let (src_bucket, src_key) = copy::source_of(&input.copy_source)?;
+    let (src_bucket, src_key, src_version) = copy::source_of(&input.copy_source)?;
     s.owned_bucket(&src_bucket, &caller)?;
-    let source = s.objects.get(&src_bucket, &src_key).map_err(error::object)?;
+    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref())?;
     Conditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -319,16 +319,23 @@ pub(super) async fn complete(
         upload_id: Some(input.upload_id.clone()),
         storage_class: upload.storage_class,
         tags: upload.tags,
+        version_id: None,
+        delete_marker: false,
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
+    let versioning = s.owned_bucket(&input.bucket, &caller)?.versioning;
     let (bucket, id) = (input.bucket.clone(), input.upload_id.clone());
     let key = read.key.clone();
+    let mut record = record;
     let record = body::blocking(move || {
-        objects.complete_upload(&bucket, &id, &numbers, &record, key.as_ref()).map(|()| record)
+        objects
+            .complete_upload(&bucket, &id, &numbers, &mut record, key.as_ref(), versioning)
+            .map(|()| record)
     })
     .await?;
-    Ok(completed(input.bucket, input.key, &record, &read))
+    let version_id = versioning::version_id(versioning, record.version_id.as_deref());
+    Ok(completed(input.bucket, input.key, &record, &read, version_id))
 }
 
 /// The checksums a multipart object keeps, from its parts' (`sums`, in the order of
@@ -393,6 +400,7 @@ fn completed(
     key: String,
     record: &ObjectRecord,
     read: &ReadKey,
+    version_id: Option<String>,
 ) -> S3Response<CompleteMultipartUploadOutput> {
     let sums = &record.headers.checksums;
     let get = |name: &str| sums.get(name).cloned();
@@ -413,6 +421,7 @@ fn completed(
                 ChecksumType::FULL_OBJECT
             })
         }),
+        version_id,
         ..Default::default()
     });
     read.name_key(&mut response.headers);
@@ -452,7 +461,7 @@ fn completed_before(
     if !(same_parts && same_etags) {
         return Err(gone);
     }
-    Ok(completed(input.bucket, input.key, &record, &read))
+    Ok(completed(input.bucket, input.key, &record, &read, record.version_id.clone()))
 }
 
 pub(super) async fn abort(

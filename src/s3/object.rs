@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, sse, tagging};
+use super::{CipherS3, body, error, headers, kp, sse, tagging, versioning};
 use crate::engine::SealSpec;
 use crate::object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
 
@@ -75,10 +75,11 @@ pub(super) async fn put_object(
     record.storage_class = storage_class;
     record.tags = tags;
     let checksum = encrypted.digests.checksum;
-    let record = body::commit_object(s, &input.bucket, encrypted.writer, record, tag_key).await?;
+    let record = body::commit_object(s, &bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(record.etag.clone())),
+        version_id: versioning::version_id(bucket.versioning, record.version_id.as_deref()),
         checksum_crc32: checksum.checksum_crc32,
         checksum_crc32c: checksum.checksum_crc32c,
         checksum_crc64nvme: checksum.checksum_crc64nvme,
@@ -138,7 +139,8 @@ pub(super) async fn get_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let object = s.objects.get(&input.bucket, &input.key).map_err(error::object)?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let version_id = object.version_id();
     let tag_count = tagging::count(object.tags());
     // The key first: nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
@@ -187,6 +189,7 @@ pub(super) async fn get_object(
         sse_customer_key_md5: read.sse_c_md5(),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         tag_count,
+        version_id,
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
@@ -216,7 +219,8 @@ pub(super) async fn head_object(
     let caller = CipherS3::caller(&req)?;
     let input = &req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let object = s.objects.get(&input.bucket, &input.key).map_err(error::object)?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let version_id = object.version_id();
     let tag_count = tagging::count(object.tags());
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too; and nothing in the record is trusted before its tag checks.
@@ -251,6 +255,7 @@ pub(super) async fn head_object(
         last_modified: Some(last_modified(&meta)),
         metadata: user_metadata(&meta),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
+        version_id,
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
@@ -275,9 +280,30 @@ pub(super) async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
-    s.owned_bucket(&req.input.bucket, &caller)?;
-    s.objects.delete(&req.input.bucket, &req.input.key).map_err(error::object)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
+    let input = req.input;
+    let deleted = delete_one(s, &bucket, input.key, input.version_id).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deleted.marker.then_some(true),
+        version_id: deleted.version_id,
+        ..Default::default()
+    }))
+}
+
+/// Deletes `key` (or, with `version_id`, that version of it) as `bucket` does.
+async fn delete_one(
+    s: &CipherS3,
+    bucket: &BucketRecord,
+    key: String,
+    version_id: Option<String>,
+) -> S3Result<crate::object::versions::Deleted> {
+    let objects = s.objects.clone();
+    let (name, versioning) = (bucket.name.clone(), bucket.versioning);
+    body::blocking(move || match version_id {
+        Some(v) => objects.delete_version(&name, &key, &v),
+        None => objects.delete_in(&name, &key, versioning),
+    })
+    .await
 }
 
 /// Most keys one DeleteObjects request may name.
@@ -289,7 +315,7 @@ pub(super) async fn delete_objects(
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE {
         return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));
@@ -298,19 +324,25 @@ pub(super) async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in objects {
-        match s.objects.delete(&input.bucket, &o.key) {
-            Ok(_) => {
+        let asked = o.version_id.clone();
+        match delete_one(s, &bucket, o.key.clone(), o.version_id).await {
+            Ok(d) => {
                 if !quiet {
-                    deleted.push(DeletedObject { key: Some(o.key), ..Default::default() });
+                    deleted.push(DeletedObject {
+                        key: Some(o.key),
+                        version_id: asked.clone(),
+                        delete_marker: d.marker.then_some(true),
+                        // A marker made now is named by its id; one removed, by the one asked.
+                        delete_marker_version_id: d.marker.then(|| d.version_id.clone()).flatten(),
+                    });
                 }
             }
-            Err(e) => {
-                let err = error::object(e);
+            Err(err) => {
                 errors.push(Error {
                     code: Some(err.code().as_str().to_owned()),
                     key: Some(o.key),
                     message: err.message().map(str::to_owned),
-                    ..Default::default()
+                    version_id: asked,
                 });
             }
         }

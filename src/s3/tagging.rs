@@ -7,7 +7,7 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error};
+use super::{CipherS3, error, versioning};
 use crate::object::{TagError, TagSet};
 
 /// A tag set refused, as AWS answers.
@@ -32,11 +32,22 @@ pub(super) fn count(tags: &TagSet) -> Option<i32> {
     (!tags.is_empty()).then(|| i32::try_from(tags.len()).unwrap_or(i32::MAX))
 }
 
-/// Objects are not versioned yet: only the `null` version (or none) can be named.
-fn unversioned(version: Option<&str>) -> S3Result<()> {
-    match version {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(s3_error!(NoSuchVersion, "the bucket is not versioned: only version null exists")),
+/// Checks that a tag change names the current version (by its id, or none); returns its
+/// version id, to answer. Tags of noncurrent versions are read, not changed.
+fn current_for_change(
+    s: &CipherS3,
+    bucket: &str,
+    key: &str,
+    asked: Option<&str>,
+) -> S3Result<Option<String>> {
+    let current = versioning::open(s, bucket, key, None)?.version_id();
+    match asked {
+        Some(v) if Some(v) != current.as_deref() && !(v == "null" && current.is_none()) => {
+            // Whether it exists decides the error.
+            versioning::open(s, bucket, key, Some(v))?;
+            Err(s3_error!(NotImplemented, "the tags of a noncurrent version cannot be changed"))
+        }
+        _ => Ok(current),
     }
 }
 
@@ -47,7 +58,7 @@ pub(super) async fn put(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    unversioned(input.version_id.as_deref())?;
+    let version_id = current_for_change(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let pairs = input
         .tagging
         .tag_set
@@ -56,7 +67,7 @@ pub(super) async fn put(
         .collect();
     let tags = TagSet::new(pairs).map_err(refused)?;
     s.objects.set_tags(&input.bucket, &input.key, &tags).map_err(error::object)?;
-    Ok(S3Response::new(PutObjectTaggingOutput { version_id: Some("null".into()) }))
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id: version_id.or_else(|| Some("null".into())) }))
 }
 
 pub(super) async fn get(
@@ -66,15 +77,15 @@ pub(super) async fn get(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    unversioned(input.version_id.as_deref())?;
-    let object = s.objects.get(&input.bucket, &input.key).map_err(error::object)?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let version_id = object.version_id().or_else(|| Some("null".into()));
     let tag_set = object
         .tags()
         .pairs()
         .iter()
         .map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) })
         .collect();
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: Some("null".into()) }))
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id }))
 }
 
 pub(super) async fn delete(
@@ -84,7 +95,7 @@ pub(super) async fn delete(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    unversioned(input.version_id.as_deref())?;
+    let version_id = current_for_change(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     s.objects.set_tags(&input.bucket, &input.key, &TagSet::default()).map_err(error::object)?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: Some("null".into()) }))
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: version_id.or_else(|| Some("null".into())) }))
 }

@@ -17,15 +17,17 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::blob_read::{BlobReader, Inline, Piece};
+use super::blob_read::Inline;
 use super::blobs::{BlobError, BlobWriter, Blobs, PART};
 use super::bridge::Bridge;
 use super::bucket_cache::{BucketCache, Lookup};
 use super::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
 use super::{
-    Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart, check_bucket_name,
-    check_key, check_upload_id,
+    ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart, Version,
+    VersionCursor, Wanted, check_bucket_name, check_key, check_upload_id,
 };
+
+mod versions;
 
 /// Tries of a commit whose compare failed because another writer committed first.
 const COMMIT_TRIES: usize = 16;
@@ -59,6 +61,10 @@ struct Located {
     /// object's new entry has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tags: Option<String>,
+    /// The version it was committed as (its id and flags, [`Version::flags`]); none for an
+    /// object written without versioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<(String, u8)>,
     #[serde(skip)]
     inline: Option<Bytes>,
 }
@@ -72,8 +78,23 @@ impl Located {
             blobs,
             record: base64::engine::general_purpose::STANDARD.encode(record),
             tags: None,
+            version: None,
             inline: None,
         }
+    }
+
+    /// Its version (the null version's if it was written without one).
+    fn version(&self, what: &str) -> Result<Version, StoreError> {
+        match &self.version {
+            None => Ok(Version::unversioned()),
+            Some((id, flags)) => {
+                Version::from_parts(id, *flags).ok_or_else(|| corrupt(what, &"malformed version"))
+            }
+        }
+    }
+
+    fn set_version(&mut self, v: &Version) {
+        self.version = Some((v.id.clone(), v.flags()));
     }
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
@@ -438,6 +459,8 @@ impl ClusterStore {
 /// What a writer commits into.
 enum Target {
     Object(String),
+    /// A new version of the key.
+    Version(String, Version),
     Part(String, u32),
 }
 
@@ -507,14 +530,28 @@ impl ClusterWriter {
 
     /// Writes the blob (unless the bytes go inline), then commits `record` for it; if the
     /// commit is refused, the blob goes (if its outcome is unknown, the sweep decides).
-    fn commit_entry(mut self, record: &[u8]) -> Result<u64, StoreError> {
+    fn commit_entry(mut self, record: &[u8]) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let inner = self.inner.clone();
         let record = record.to_vec();
         inner.clone().wait(async move {
-            let entry = self.finish(&record).await?;
+            let mut entry = self.finish(&record).await?;
             let stored = entry.stored();
             let bucket = self.bucket.clone();
+            if let Target::Version(key, v) = &self.target {
+                entry.set_version(v);
+                let removed = match inner.commit_version(&bucket, key, &entry, v).await {
+                    Ok(removed) => removed,
+                    Err(e @ StoreError::Unavailable(_)) => return Err(e),
+                    Err(e) => {
+                        inner.discard(&entry.blobs).await;
+                        return Err(e);
+                    }
+                };
+                return Ok((stored, removed.map(|r| r.record(key)).transpose()?));
+            }
             let committed = match &self.target {
+                // Committed above.
+                Target::Version(..) => Err(StoreError::InvalidKey("a version commits as a version")),
                 Target::Object(key) => {
                     inner
                         .commit(
@@ -541,7 +578,7 @@ impl ClusterWriter {
                     if let Some(old) = replaced {
                         inner.discard(&old.blobs).await;
                     }
-                    Ok(stored)
+                    Ok((stored, None))
                 }
                 // Refused for good (the bucket or upload is gone): the blob goes. If etcd
                 // did not answer, the commit may still have happened: the blob stays,
@@ -571,11 +608,24 @@ impl ObjectWriter for ClusterWriter {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
         self.commit_entry(record).map(|_| ())
     }
+
+    fn commit_version(
+        mut self: Box<Self>,
+        record: &[u8],
+        version: &Version,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = match &self.target {
+            Target::Object(key) => key.clone(),
+            _ => return Err(StoreError::InvalidKey("only an object is committed as a version")),
+        };
+        self.target = Target::Version(key, version.clone());
+        self.commit_entry(record).map(|(_, removed)| removed)
+    }
 }
 
 impl PartWriter for ClusterWriter {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
-        self.commit_entry(record)
+        self.commit_entry(record).map(|(stored, _)| stored)
     }
 }
 
@@ -665,23 +715,30 @@ impl Store for ClusterStore {
                 }
             }
         })?;
-        let located = Located::decode(key, &entry.value)?;
-        if let Some(bytes) = &located.inline {
-            let body = Box::new(Inline::new(bytes.clone()));
-            return Ok(StoredObject { record: located.record(key)?, body, tags: located.tags(key)? });
-        }
-        let mut start = 0;
-        let pieces = located
-            .blobs
-            .iter()
-            .map(|b| {
-                let piece = Piece { name: b.name.clone(), start, len: b.len };
-                start += b.len;
-                piece
-            })
-            .collect();
-        let reader = BlobReader::new(self.inner.blobs.clone(), self.inner.bridge.clone(), pieces);
-        Ok(StoredObject { record: located.record(key)?, body: Box::new(reader), tags: located.tags(key)? })
+        self.stored(key, Located::decode(key, &entry.value)?)
+    }
+
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
+        self.cl_get_version(bucket, key, wanted)
+    }
+
+    fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+        self.cl_delete_version(bucket, key, wanted)
+    }
+
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&VersionCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedVersion>, StoreError> {
+        self.cl_list_versions(bucket, prefix, after, limit)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
@@ -745,22 +802,28 @@ impl Store for ClusterStore {
         };
         let end = prefix_end(&first);
         let inner = &self.inner;
-        let entries = inner.wait(async {
+        inner.wait(async {
             inner.require_bucket(bucket).await?;
-            if limit == 0 {
-                return Ok(Vec::new());
+            let mut out = Vec::new();
+            let mut start = start;
+            while out.len() < limit {
+                let page = inner.kv.range(&start, &end, limit - out.len()).await.map_err(kv_error)?;
+                for e in &page.entries {
+                    let name =
+                        String::from_utf8(e.key[base.len()..].to_vec()).map_err(|e| corrupt("a key", &e))?;
+                    let located = Located::decode(&name, &e.value)?;
+                    // A delete marker is no object.
+                    if !located.version(&name)?.marker {
+                        out.push(Named { record: located.record(&name)?, name });
+                    }
+                }
+                match page.entries.last() {
+                    Some(last) if page.more => start = [last.key.as_slice(), b"\0"].concat(),
+                    _ => break,
+                }
             }
-            Ok(inner.kv.range(&start, &end, limit).await.map_err(kv_error)?.entries)
-        })?;
-        entries
-            .into_iter()
-            .map(|e| {
-                let name =
-                    String::from_utf8(e.key[base.len()..].to_vec()).map_err(|e| corrupt("a key", &e))?;
-                let record = Located::decode(&name, &e.value)?.record(&name)?;
-                Ok(Named { name, record })
-            })
-            .collect()
+            Ok(out)
+        })
     }
 
     fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
@@ -866,7 +929,8 @@ impl Store for ClusterStore {
         key: &str,
         parts: &[u32],
         record: &[u8],
-    ) -> Result<(), StoreError> {
+        version: Option<&Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         check_upload_id(upload_id)?;
         check_key(key)?;
         let inner = &self.inner;
@@ -874,7 +938,6 @@ impl Store for ClusterStore {
             inner.require_bucket(bucket).await?;
             let upload = upload_key(bucket, upload_id);
             let prefix = parts_of(bucket, upload_id);
-            let target = object_key(bucket, key);
             for _ in 0..COMMIT_TRIES {
                 let Some(u) = inner.get(&upload).await? else {
                     return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
@@ -903,27 +966,15 @@ impl Store for ClusterStore {
                         .ok_or_else(|| StoreError::NoSuchUpload(upload_id.to_owned()))?;
                     blobs.extend(located.blobs.iter().cloned());
                 }
-                let old = inner.get(&target).await?;
-                let old_entry = old.as_ref().map(|e| Located::decode(key, &e.value)).transpose()?;
-                compares.push(match &old {
-                    Some(e) => Compare::Revision(target.clone(), e.mod_revision),
-                    None => Compare::Absent(target.clone()),
-                });
                 let entry = Located::new(blobs, record);
-                let mut ops = vec![
-                    Op::Put(target.clone(), entry.encode()?),
-                    Op::Put(seq_key(bucket), Vec::new()),
-                    Op::Delete(upload.clone()),
-                    Op::DeleteRange(prefix.clone(), prefix_end(&prefix)),
-                ];
-                ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())));
+                let (placing, mut ops, removed) = inner.completing(bucket, key, entry, version).await?;
+                compares.extend(placing);
+                ops.push(Op::Delete(upload.clone()));
+                ops.push(Op::DeleteRange(prefix.clone(), prefix_end(&prefix)));
                 ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
-                if let Some(o) = &old_entry {
-                    ops.extend(retire(&o.blobs));
-                }
                 if inner.txn(compares, ops).await? {
                     inner.discard(&unchosen).await;
-                    return Ok(());
+                    return removed.map(|r| r.record(key)).transpose();
                 }
             }
             Err(StoreError::Unavailable("the upload kept changing; retry".into()))

@@ -6,13 +6,16 @@
 //! buckets/<bucket>/untagged          present while no object of the bucket ever had a tag set
 //! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
 //! buckets/<bucket>/objects/<c1>/…/<cn>.t   its tag set, if one was set (PutObjectTagging)
+//! buckets/<bucket>/objects/<c1>/…/<cn>.v/   its noncurrent versions (versions.rs)
 //! buckets/<bucket>/uploads/<id>/…          multipart uploads in progress (uploads.rs)
 //! ```
 //!
 //! An object file is the object's bytes, then its record (as the object layer encoded it),
 //! then the record's length (u32 little-endian) and the magic `CSMETA01`, so record and
 //! data appear together with one rename: a write goes to `tmp/`, is flushed, renamed into place and
-//! the directory flushed. Directories are created 0700, files 0600.
+//! the directory flushed. Directories are created 0700, files 0600. A file written as a
+//! version (its bucket keeps versions) has the version's id and flags (33 bytes) between
+//! its record and the length, and the magic `CSMETA02`.
 //!
 //! Bucket records are kept in memory once read (known.rs): the data directory belongs to
 //! one process. Buckets made before `untagged` existed have no such file and are looked
@@ -20,6 +23,7 @@
 
 mod known;
 mod uploads;
+mod versions;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -31,11 +35,15 @@ use known::{Bucket, Known};
 
 use super::keypath::{self, CHUNK};
 use super::{
-    Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
-    check_bucket_name, check_key,
+    ListedVersion, Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
+    StoredPart, Version, VersionCursor, Wanted, check_bucket_name, check_key,
 };
 
 const MAGIC: &[u8; 8] = b"CSMETA01";
+/// The magic of a file with a version block.
+const MAGIC_VERSIONED: &[u8; 8] = b"CSMETA02";
+/// A version block: the id, then the flags byte.
+const VERSION_BLOCK: usize = super::versions::ID_LEN + 1;
 const TRAILER: usize = 12;
 const MAX_META: u32 = 1 << 20;
 /// Object files up to this long are read whole with one read when opened, not in the
@@ -52,6 +60,7 @@ const UNTAGGED: &str = "untagged";
 pub struct FsStore {
     root: PathBuf,
     known: Known,
+    locks: Arc<versions::KeyLocks>,
 }
 
 fn mkdirs(path: &Path) -> Result<(), StoreError> {
@@ -82,7 +91,7 @@ impl FsStore {
             r.map_err(StoreError::io(format!("cannot remove leftover {}", path.display())))?;
             removed += 1;
         }
-        Ok((Self { root: root.to_owned(), known: Known::default() }, removed))
+        Ok((Self { root: root.to_owned(), known: Known::default(), locks: Arc::default() }, removed))
     }
 
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
@@ -173,50 +182,74 @@ impl FsStore {
         fs::read(&path).map_err(StoreError::io(format!("cannot read {}", path.display())))
     }
 
-    /// Reads the record trailer of an object or part file; returns it and the body length.
-    fn read_record(file: &File, path: &Path) -> Result<(Vec<u8>, u64), StoreError> {
+    /// Reads the record trailer of an object or part file; returns it, the body length
+    /// and the version it was written as, if any.
+    fn read_record(file: &File, path: &Path) -> Result<Trailer, StoreError> {
         let len = file.metadata().map_err(StoreError::io(format!("cannot stat {}", path.display())))?.len();
         Self::read_record_of(file, len, path)
     }
 
     /// [`Self::read_record`] of a file of `len` bytes.
-    fn read_record_of(file: &File, len: u64, path: &Path) -> Result<(Vec<u8>, u64), StoreError> {
+    fn read_record_of(file: &File, len: u64, path: &Path) -> Result<Trailer, StoreError> {
         let mut trailer = [0u8; TRAILER];
         if len >= TRAILER as u64 {
             file.read_exact_at(&mut trailer, len - TRAILER as u64)
                 .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
         }
-        let (body_len, meta_len) = Self::split_trailer(&trailer, len, path)?;
-        let mut json = vec![0u8; meta_len];
-        file.read_exact_at(&mut json, body_len)
+        let split = Self::split_trailer(&trailer, len, path)?;
+        let mut meta = vec![0u8; split.meta_len + if split.versioned { VERSION_BLOCK } else { 0 }];
+        file.read_exact_at(&mut meta, split.body_len)
             .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
-        Ok((json, body_len))
+        let version = match split.versioned {
+            true => Some(Self::version_block(&meta[split.meta_len..], path)?),
+            false => None,
+        };
+        meta.truncate(split.meta_len);
+        Ok(Trailer { record: meta, body_len: split.body_len, version })
     }
 
-    /// The body and record lengths a file of `len` bytes ending in `trailer` holds.
-    fn split_trailer(trailer: &[u8; TRAILER], len: u64, path: &Path) -> Result<(u64, usize), StoreError> {
+    /// The version a version block names.
+    fn version_block(block: &[u8], path: &Path) -> Result<Version, StoreError> {
+        let (id, flags) = block.split_at_checked(super::versions::ID_LEN).unwrap_or((block, &[]));
+        std::str::from_utf8(id)
+            .ok()
+            .zip(flags.first())
+            .and_then(|(id, flags)| Version::from_parts(id, *flags))
+            .ok_or_else(|| StoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: "malformed version block".into(),
+            })
+    }
+
+    /// Where the body, record and version block of a file of `len` bytes ending in
+    /// `trailer` are.
+    fn split_trailer(trailer: &[u8; TRAILER], len: u64, path: &Path) -> Result<Split, StoreError> {
         let corrupt =
             |reason: &str| StoreError::Corrupt { path: path.display().to_string(), reason: reason.into() };
         if len < TRAILER as u64 {
             return Err(corrupt("shorter than its trailer"));
         }
-        if &trailer[4..] != MAGIC {
-            return Err(corrupt("no metadata trailer"));
-        }
+        let versioned = match &trailer[4..] {
+            m if m == MAGIC => false,
+            m if m == MAGIC_VERSIONED => true,
+            _ => return Err(corrupt("no metadata trailer")),
+        };
         let meta_len = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        if meta_len > MAX_META || u64::from(meta_len) + TRAILER as u64 > len {
+        let block = if versioned { VERSION_BLOCK as u64 } else { 0 };
+        if meta_len > MAX_META || u64::from(meta_len) + block + TRAILER as u64 > len {
             return Err(corrupt("metadata length out of range"));
         }
-        Ok((len - TRAILER as u64 - u64::from(meta_len), meta_len as usize))
+        let body_len = len - TRAILER as u64 - block - u64::from(meta_len);
+        Ok(Split { body_len, meta_len: meta_len as usize, versioned })
     }
 
-    /// Opens an object file for reading: its record, and a reader of its body (held in
-    /// memory when the file is short, see [`READ_WHOLE_MAX`]).
-    fn open_object(file: File, path: &Path) -> Result<(Vec<u8>, FsReader), StoreError> {
+    /// Opens an object file for reading: its record, a reader of its body (held in
+    /// memory when the file is short, see [`READ_WHOLE_MAX`]), and its version.
+    fn open_object(file: File, path: &Path) -> Result<(Vec<u8>, FsReader, Option<Version>), StoreError> {
         let len = file.metadata().map_err(StoreError::io(format!("cannot stat {}", path.display())))?.len();
         if len > READ_WHOLE_MAX {
-            let (record, body_len) = Self::read_record_of(&file, len, path)?;
-            return Ok((record, FsReader::File { file, len: body_len }));
+            let t = Self::read_record_of(&file, len, path)?;
+            return Ok((t.record, FsReader::File { file, len: t.body_len }, t.version));
         }
         let mut whole = vec![0u8; len as usize];
         file.read_exact_at(&mut whole, 0)
@@ -225,27 +258,34 @@ impl FsStore {
         if let Some(end) = whole.len().checked_sub(TRAILER) {
             trailer.copy_from_slice(&whole[end..]);
         }
-        let (body_len, meta_len) = Self::split_trailer(&trailer, len, path)?;
+        let split = Self::split_trailer(&trailer, len, path)?;
         // Lengths checked against `len` above, which is whole.len().
-        let body_len = body_len as usize;
-        let record = whole[body_len..body_len + meta_len].to_vec();
+        let body_len = split.body_len as usize;
+        let meta_end = body_len + split.meta_len;
+        let record = whole[body_len..meta_end].to_vec();
+        let version = match split.versioned {
+            true => Some(Self::version_block(&whole[meta_end..meta_end + VERSION_BLOCK], path)?),
+            false => None,
+        };
         whole.truncate(body_len);
-        Ok((record, FsReader::Memory(whole)))
+        Ok((record, FsReader::Memory(whole), version))
     }
 
-    /// Collects objects under `dir` (whose components so far spell `hex`) in key order.
+    /// Visits the object files under `dir` (whose components so far spell `hex`) in key
+    /// order, from the first key after `after` (or, `inclusive`, from `after` itself), until
+    /// `visit` returns `false`; returns `false` then.
     fn walk(
         &self,
         dir: &Path,
         hex: &str,
         prefix: &str,
         after: Option<&str>,
-        limit: usize,
-        out: &mut Vec<Named>,
-    ) -> Result<(), StoreError> {
+        inclusive: bool,
+        visit: &mut dyn FnMut(String, PathBuf) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
             Err(e) => return Err(StoreError::io(format!("cannot list {}", dir.display()))(e)),
         };
         // (name as hex, is_file)
@@ -262,9 +302,6 @@ impl FsStore {
         // Keys sort by hex; a key ending here sorts before longer keys sharing its hex.
         names.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         for (stem, is_file) in names {
-            if out.len() >= limit {
-                return Ok(());
-            }
             let full = format!("{hex}{stem}");
             if !(full.starts_with(prefix) || (!is_file && prefix.starts_with(&full))) {
                 continue;
@@ -273,18 +310,13 @@ impl FsStore {
                 // A directory whose keys may still follow `after` is entered; a file is
                 // listed only if its key sorts strictly after it.
                 let subtree_may_follow = !is_file && after.starts_with(&full);
-                if (full.as_str() <= after) && !subtree_may_follow {
+                let listed = full.as_str() > after || (inclusive && full.as_str() == after);
+                if !listed && !subtree_may_follow {
                     continue;
                 }
             }
             if is_file {
                 let path = dir.join(format!("{stem}{SUFFIX}"));
-                let file = match File::open(&path) {
-                    Ok(f) => f,
-                    // Deleted while listing.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
-                };
                 let name =
                     keypath::unhex(&full).and_then(|k| String::from_utf8(k).ok()).ok_or_else(|| {
                         StoreError::Corrupt {
@@ -292,12 +324,25 @@ impl FsStore {
                             reason: "not a key's file name".into(),
                         }
                     })?;
-                out.push(Named { name, record: Self::read_record(&file, &path)?.0 });
-            } else if stem.len() == CHUNK {
-                self.walk(&dir.join(&stem), &full, prefix, after, limit, out)?;
+                if !visit(name, path)? {
+                    return Ok(false);
+                }
+            } else if stem.len() == CHUNK
+                && !self.walk(&dir.join(&stem), &full, prefix, after, inclusive, visit)?
+            {
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Opens a file a listing found; `None` if it was deleted meanwhile.
+    fn open_listed(path: &Path) -> Result<Option<File>, StoreError> {
+        match File::open(path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
+        }
     }
 
     /// Removes empty directories from `dir` up to (not including) `stop`.
@@ -312,6 +357,20 @@ impl FsStore {
             }
         }
     }
+}
+
+/// What a file's trailer holds.
+struct Trailer {
+    record: Vec<u8>,
+    body_len: u64,
+    version: Option<Version>,
+}
+
+/// Where a file's parts are.
+struct Split {
+    body_len: u64,
+    meta_len: usize,
+    versioned: bool,
 }
 
 /// The body of an object file being read.
@@ -351,6 +410,7 @@ struct FsWriter {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
     objects: PathBuf,
+    locks: Arc<versions::KeyLocks>,
 }
 
 /// `Write` for a writer whose bytes go to its `tmp` temporary file (flushed at commit).
@@ -375,17 +435,29 @@ write_to_tmp!(FsWriter);
 
 impl ObjectWriter for FsWriter {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
-        let FsWriter { tmp, target, objects } = *self;
-        place(tmp, record, &target, Some(&objects))
+        let FsWriter { tmp, target, objects, locks } = *self;
+        let _key = locks.lock(&target);
+        place(tmp, record, None, &target, Some(&objects))
+    }
+
+    fn commit_version(
+        self: Box<Self>,
+        record: &[u8],
+        version: &Version,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let FsWriter { tmp, target, objects, locks } = *self;
+        let _key = locks.lock(&target);
+        versions::install(tmp, record, version, &target, &objects)
     }
 }
 
-/// Appends `record` as the trailer to `tmp`, flushes it and renames it to `target`,
-/// creating `target`'s parent directories if `create_under` is given (else the parent must
-/// exist).
+/// Appends `record` (and `version`'s block) as the trailer to `tmp`, flushes it and
+/// renames it to `target`, creating `target`'s parent directories if `create_under` is
+/// given (else the parent must exist).
 fn place(
     tmp: tempfile::NamedTempFile,
     json: &[u8],
+    version: Option<&Version>,
     target: &Path,
     create_under: Option<&Path>,
 ) -> Result<(), StoreError> {
@@ -395,8 +467,13 @@ fn place(
         .ok_or(StoreError::InvalidKey("object metadata is larger than 1 MiB"))?;
     let mut f = tmp.as_file();
     f.write_all(json).map_err(StoreError::io("cannot write object metadata"))?;
+    if let Some(v) = version {
+        f.write_all(v.id.as_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
+        f.write_all(&[v.flags()]).map_err(StoreError::io("cannot write object metadata"))?;
+    }
     f.write_all(&len.to_le_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
-    f.write_all(MAGIC).map_err(StoreError::io("cannot write object metadata"))?;
+    let magic = if version.is_some() { MAGIC_VERSIONED } else { MAGIC };
+    f.write_all(magic).map_err(StoreError::io("cannot write object metadata"))?;
     f.sync_all().map_err(StoreError::io("cannot flush the object"))?;
     let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut tmp = tmp;
@@ -475,7 +552,7 @@ impl Store for FsStore {
     fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
         let _change = self.known.change();
         let dir = self.existing_bucket(name)?;
-        if !self.list(name, "", None, 1)?.is_empty() {
+        if !self.list_versions(name, "", None, 1)?.is_empty() {
             return Err(StoreError::BucketNotEmpty(name.to_owned()));
         }
         // Vanish at once, then clean up at leisure.
@@ -506,7 +583,7 @@ impl Store for FsStore {
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let target = self.object_path(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
-        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects }))
+        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, locks: self.locks.clone() }))
     }
 
     fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
@@ -518,7 +595,7 @@ impl Store for FsStore {
             }
             Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
         };
-        let (record, body) = Self::open_object(file, &path)?;
+        let (record, body, version) = Self::open_object(file, &path)?;
         let tags_path = path.with_extension(TAGS_SUFFIX);
         let tags = match known.untagged() {
             true => None,
@@ -528,7 +605,7 @@ impl Store for FsStore {
                 Err(e) => return Err(StoreError::io(format!("cannot read {}", tags_path.display()))(e)),
             },
         };
-        Ok(StoredObject { record, body: Box::new(body), tags })
+        Ok(StoredObject { record, body: Box::new(body), tags, version })
     }
 
     fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
@@ -565,6 +642,7 @@ impl Store for FsStore {
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         let (path, known) = self.object_in(bucket, key)?;
+        let _key = self.locks.lock(&path);
         match known.untagged() {
             true => {}
             false => match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
@@ -599,9 +677,39 @@ impl Store for FsStore {
         let after = start_after.map(|a| keypath::hex(a.as_bytes()));
         let mut out = Vec::new();
         if limit > 0 {
-            self.walk(&objects, "", &prefix, after.as_deref(), limit, &mut out)?;
+            self.walk(&objects, "", &prefix, after.as_deref(), false, &mut |name, path| {
+                let Some(file) = Self::open_listed(&path)? else { return Ok(true) };
+                let t = Self::read_record(&file, &path)?;
+                if !t.version.is_some_and(|v| v.marker) {
+                    out.push(Named { name, record: t.record });
+                }
+                Ok(out.len() < limit)
+            })?;
         }
         Ok(out)
+    }
+
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
+        self.fs_get_version(bucket, key, wanted)
+    }
+
+    fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+        self.fs_delete_version(bucket, key, wanted)
+    }
+
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&VersionCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedVersion>, StoreError> {
+        self.fs_list_versions(bucket, prefix, after, limit)
     }
 
     fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
@@ -634,7 +742,8 @@ impl Store for FsStore {
         key: &str,
         parts: &[u32],
         record: &[u8],
-    ) -> Result<(), StoreError> {
-        self.fs_complete_upload(bucket, upload_id, key, parts, record)
+        version: Option<&Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.fs_complete_upload(bucket, upload_id, key, parts, record, version)
     }
 }

@@ -16,8 +16,11 @@ pub mod fs;
 pub mod keypath;
 pub mod kv;
 pub mod requests;
+pub mod versions;
 
 use std::io::Write;
+
+pub use versions::{ListedVersion, Version, VersionCursor, Wanted};
 
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,16 @@ pub enum StoreError {
     /// The key is empty or too long.
     #[error("invalid object key: {0}")]
     InvalidKey(&'static str),
+    /// No version of the key with that id.
+    #[error("no version {version:?} of {key:?} in bucket {bucket:?}")]
+    NoSuchVersion {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The version id asked for.
+        version: String,
+    },
     /// No multipart upload with that id in the bucket.
     #[error("no multipart upload {0:?}")]
     NoSuchUpload(String),
@@ -123,6 +136,15 @@ pub trait ObjectWriter: Write + Send {
     /// Makes the object visible under its key with `record`, replacing any previous one,
     /// durably.
     fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError>;
+    /// Makes the object visible as `version` of its key (its bucket keeps versions),
+    /// durably: it becomes the key's current version and the version it replaces stays,
+    /// noncurrent; but a null version replaces the key's null version, wherever that is.
+    /// Returns the record of the version removed that way, if any (its bytes are gone).
+    fn commit_version(
+        self: Box<Self>,
+        record: &[u8],
+        version: &Version,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// A part being written: invisible until [`PartWriter::commit`], which replaces an
@@ -159,6 +181,9 @@ pub struct StoredObject {
     /// The tag set last given to [`Store::set_tags`] for it, as given; the object layer
     /// tells whether it still belongs to this object (it may predate an overwrite).
     pub tags: Option<Vec<u8>>,
+    /// Its version, if it was committed as one; `None`: written without versioning (it is
+    /// the key's null version).
+    pub version: Option<Version>,
 }
 
 /// A named record: an object's in a listing, a bucket's, an upload's.
@@ -202,14 +227,37 @@ pub trait Store: Send + Sync {
     fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.get(bucket, key)?.record)
     }
-    /// Deletes an object (and the tag set beside it); `false` if there was none.
+    /// Deletes an object (and the tag set beside it); `false` if there was none. Only for
+    /// buckets that never kept versions: it removes the current version and nothing else.
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Opens one version of a key (a delete marker has no bytes);
+    /// [`StoreError::NoSuchVersion`] if it has none such.
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError>;
+    /// Removes one version of a key for good, with its tag set; if it was the current
+    /// one, the newest of the others becomes current. Returns it and its record, or
+    /// `None` if the key has no such version.
+    fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<Option<(Version, Vec<u8>)>, StoreError>;
+    /// Up to `limit` versions of the keys that start with `prefix`, after `after`: keys
+    /// in byte order, each key's current version first, then the others newest first.
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&VersionCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedVersion>, StoreError>;
     /// Keeps `tags` (bytes the object layer encoded; `None`: nothing) beside the object
     /// `key`, replacing what was there; [`StoreError::NoSuchKey`] if there is no object.
     /// The object's record and bytes are left as they are.
     fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError>;
     /// The records of up to `limit` objects whose keys start with `prefix` and sort after
-    /// `start_after`, in byte order of their keys.
+    /// `start_after`, in byte order of their keys: each key's current version, unless it
+    /// is a delete marker.
     fn list(
         &self,
         bucket: &str,
@@ -232,8 +280,9 @@ pub trait Store: Send + Sync {
     /// Discards an upload and its parts.
     fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
     /// Makes the object `key` out of `parts` (stored bytes laid end to end, in this order)
-    /// with `record`, replacing any object under that key, then discards the upload. All
-    /// or nothing: on failure the upload is left as it was.
+    /// with `record`, replacing any object under that key (or, with `version`, as
+    /// [`ObjectWriter::commit_version`] places it, returning what it returns), then
+    /// discards the upload. All or nothing: on failure the upload is left as it was.
     fn complete_upload(
         &self,
         bucket: &str,
@@ -241,7 +290,8 @@ pub trait Store: Send + Sync {
         key: &str,
         parts: &[u32],
         record: &[u8],
-    ) -> Result<(), StoreError>;
+        version: Option<&Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Checks S3's bucket naming rules.

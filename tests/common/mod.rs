@@ -6,6 +6,7 @@
 pub mod ceph;
 pub mod etcd;
 pub mod hsm;
+pub mod versions;
 
 use std::io::Cursor;
 

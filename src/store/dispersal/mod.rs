@@ -34,7 +34,10 @@ use manifest::{Manifest, unwrap, wrap};
 use targets::Targets;
 use writer::{DispersingWriter, ObjectDispersal, Sink};
 
-use super::{Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart};
+use super::{
+    ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart, Version,
+    VersionCursor, Wanted,
+};
 
 /// What the writers and readers of one store share.
 pub(crate) struct Shared {
@@ -167,7 +170,45 @@ impl Store for DispersedStore {
         let record = record.to_vec();
         let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
             .map_err(|e| StoreError::Corrupt { path: format!("{bucket}/{key}"), reason: e.to_string() })?;
-        Ok(StoredObject { record, body: Box::new(reader), tags: stored.tags })
+        Ok(StoredObject { record, body: Box::new(reader), tags: stored.tags, version: stored.version })
+    }
+
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
+        let stored = self.inner.get_version(bucket, key, wanted)?;
+        let Some((manifest, record)) = unwrap(&stored.record)? else { return Ok(stored) };
+        let record = record.to_vec();
+        let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
+            .map_err(|e| StoreError::Corrupt { path: format!("{bucket}/{key}"), reason: e.to_string() })?;
+        Ok(StoredObject { record, body: Box::new(reader), tags: stored.tags, version: stored.version })
+    }
+
+    fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+        let Some((version, record)) = self.inner.delete_version(bucket, key, wanted)? else {
+            return Ok(None);
+        };
+        if let Some(m) = Self::manifest_of(&record) {
+            self.shared.remove(&m);
+        }
+        Ok(Some((version, Self::plain(record)?)))
+    }
+
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&VersionCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedVersion>, StoreError> {
+        let mut page = self.inner.list_versions(bucket, prefix, after, limit)?;
+        for listed in &mut page {
+            listed.record = Self::plain(std::mem::take(&mut listed.record))?;
+        }
+        Ok(page)
     }
 
     fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -254,7 +295,8 @@ impl Store for DispersedStore {
         key: &str,
         parts: &[u32],
         record: &[u8],
-    ) -> Result<(), StoreError> {
+        version: Option<&Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let stored = self.inner.list_parts(bucket, upload_id)?;
         let mut by_number: HashMap<u32, Manifest> = HashMap::new();
         for part in &stored {
@@ -280,9 +322,11 @@ impl Store for DispersedStore {
             }
             manifest.pieces.extend(m.pieces.iter().cloned());
         }
-        let replaces = self.current(bucket, key);
-        self.inner.complete_upload(bucket, upload_id, key, parts, &wrap(&manifest, record)?)?;
-        if let Some(old) = replaces {
+        // Without versions the object replaced goes; with them, only a null version replaced.
+        let replaces = if version.is_none() { self.current(bucket, key) } else { None };
+        let removed =
+            self.inner.complete_upload(bucket, upload_id, key, parts, &wrap(&manifest, record)?, version)?;
+        if let Some(old) = replaces.or_else(|| removed.as_deref().and_then(Self::manifest_of)) {
             self.shared.remove(&old);
         }
         // Parts uploaded but left out of the object went with the upload.
@@ -291,6 +335,6 @@ impl Store for DispersedStore {
                 self.shared.remove(m);
             }
         }
-        Ok(())
+        removed.map(Self::plain).transpose()
     }
 }

@@ -13,7 +13,7 @@ use super::Shared;
 use super::code::{Geometry, SliceDigest};
 use super::manifest::{Manifest, Piece, wrap};
 use super::targets::SliceWriter;
-use crate::store::{ObjectWriter, PartWriter, StoreError};
+use crate::store::{ObjectWriter, PartWriter, StoreError, Version};
 
 /// What the record is committed into.
 pub(super) enum Sink {
@@ -216,19 +216,38 @@ impl DispersingWriter {
         Ok(piece)
     }
 
-    fn commit_into(mut self, record: &[u8]) -> Result<(u64, Piece), StoreError> {
+    fn commit_into(self, record: &[u8]) -> Result<(u64, Piece), StoreError> {
+        self.commit_as(record, None).map(|(len, piece, _)| (len, piece))
+    }
+
+    /// [`Self::commit_into`] as `version` of an object; returns the record of the null
+    /// version it replaced for good, as stored.
+    pub(super) fn commit_version_into(
+        self,
+        record: &[u8],
+        version: &Version,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.commit_as(record, Some(version)).map(|(_, _, removed)| removed)
+    }
+
+    fn commit_as(
+        mut self,
+        record: &[u8],
+        version: Option<&Version>,
+    ) -> Result<(u64, Piece, Option<Vec<u8>>), StoreError> {
         let piece = self.finish()?;
         let manifest =
             Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: vec![piece.clone()] };
         let wrapped = wrap(&manifest, record)?;
-        let result = match self.sink.take() {
-            Some(Sink::Object(w)) => w.commit(&wrapped).map(|()| piece.len),
-            Some(Sink::Part(w)) => w.commit(&wrapped).map(|_| piece.len),
-            None => Err(StoreError::Unavailable("the write was already committed".to_owned())),
+        let result = match (self.sink.take(), version) {
+            (Some(Sink::Object(w)), None) => w.commit(&wrapped).map(|()| (piece.len, None)),
+            (Some(Sink::Object(w)), Some(v)) => w.commit_version(&wrapped, v).map(|r| (piece.len, r)),
+            (Some(Sink::Part(w)), _) => w.commit(&wrapped).map(|_| (piece.len, None)),
+            (None, _) => Err(StoreError::Unavailable("the write was already committed".to_owned())),
         };
         // Committed or not, the record store has decided: on failure the slices go.
         self.committed = result.is_ok();
-        result.map(|len| (len, piece))
+        result.map(|(len, removed)| (len, piece, removed))
     }
 }
 
@@ -307,6 +326,26 @@ impl ObjectWriter for ObjectDispersal {
             shared.remove(&old);
         }
         Ok(())
+    }
+
+    /// The version replaced stays (noncurrent) with its slices; only a null version
+    /// replaced for good loses them.
+    fn commit_version(
+        self: Box<Self>,
+        record: &[u8],
+        version: &Version,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let shared = self.writer.shared.clone();
+        let removed = self.writer.commit_version_into(record, version)?;
+        let Some(removed) = removed else { return Ok(None) };
+        match super::manifest::unwrap(&removed)? {
+            Some((m, plain)) => {
+                let plain = plain.to_vec();
+                shared.remove(&m);
+                Ok(Some(plain))
+            }
+            None => Ok(Some(removed)),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ impl PartWriter for FsPartWriter {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
         let FsPartWriter { tmp, target, upload_id } = *self;
         let stored = tmp.as_file().metadata().map_err(StoreError::io("cannot stat a part"))?.len();
-        match place(tmp, record, &target, None) {
+        match place(tmp, record, None, &target, None) {
             Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Err(StoreError::NoSuchUpload(upload_id))
             }
@@ -132,7 +132,8 @@ impl FsStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
             };
-            let (record, stored) = Self::read_record(&file, &path)?;
+            let t = Self::read_record(&file, &path)?;
+            let (record, stored) = (t.record, t.body_len);
             parts.push(StoredPart { number, stored, record });
         }
         parts.sort_by_key(|p| p.number);
@@ -172,7 +173,8 @@ impl FsStore {
         key: &str,
         parts: &[u32],
         record: &[u8],
-    ) -> Result<(), StoreError> {
+        version: Option<&crate::store::Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         use crate::store::Store as _;
         check_key(key)?;
         let dir = self.upload_dir(bucket, upload_id)?;
@@ -182,7 +184,7 @@ impl FsStore {
             let path = dir.join(part_name(number));
             let file =
                 File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
-            let (_, stored) = Self::read_record(&file, &path)?;
+            let stored = Self::read_record(&file, &path)?.body_len;
             let mut offset = 0u64;
             while offset < stored {
                 let n = buf.len().min((stored - offset) as usize);
@@ -192,7 +194,11 @@ impl FsStore {
                 offset += n as u64;
             }
         }
-        writer.commit(record)?;
-        self.discard_dir(&dir)
+        let removed = match version {
+            Some(v) => writer.commit_version(record, v)?,
+            None => writer.commit(record).map(|()| None)?,
+        };
+        self.discard_dir(&dir)?;
+        Ok(removed)
     }
 }
