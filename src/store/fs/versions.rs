@@ -330,7 +330,7 @@ impl FsStore {
                 }
                 _ => 0,
             };
-            if !resume_in.is_some_and(|(k, _)| k == key) {
+            if resume_in.is_none_or(|(k, _)| k != key) {
                 out.push(ListedVersion { key: key.clone(), version: current, latest: true, record });
             }
             for (v, p) in others.into_iter().skip(skip_others) {
