@@ -22,6 +22,7 @@ use cipherstore::store::{SequentialReader, Store, StoreError, requests};
 use common::ceph::Ceph;
 use common::etcd::Etcd;
 use common::plaintext;
+use common::versions::{self, Step};
 use futures_util::StreamExt;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request};
@@ -429,6 +430,58 @@ async fn cluster_store_on_etcd_and_ceph() {
     for e in &all.entries {
         assert!(!e.value.windows(24).any(|w| w == b"CLUSTER-PLAINTEXT-MARKER"), "plaintext in etcd");
     }
+
+    // Versions (tests/common/versions.rs): a fixed run against the model, inline and in
+    // blobs; concurrent writers of one key each keep their version; 2,500 versions of one
+    // key page in order, 1,000 at a time. A bucket holding only versions is not empty.
+    s.create_bucket("versions", b"v").unwrap();
+    let steps = [
+        Step::Put { key: 0, null: true, body: 1 },
+        Step::Put { key: 0, null: false, body: 2 },
+        Step::Put { key: 1, null: false, body: 3 },
+        Step::Mark { key: 0, null: false },
+        Step::Put { key: 0, null: true, body: 4 },
+        Step::Put { key: 2, null: true, body: 5 },
+        Step::Remove { key: 0, n: 0 },
+        Step::Mark { key: 1, null: true },
+        Step::Put { key: 1, null: true, body: 6 },
+        Step::Remove { key: 0, n: 1 },
+        Step::Remove { key: 1, n: 2 },
+        Step::Put { key: 2, null: false, body: 7 },
+        Step::Remove { key: 2, n: 0 },
+        Step::Remove { key: 2, n: 0 },
+        Step::Remove { key: 2, n: 0 },
+    ];
+    versions::run(&s, "versions", &steps);
+    let inline = store(&etcd, &ceph, DEFAULT_INLINE_MAX).await;
+    inline.create_bucket("versions-inline", b"v").unwrap();
+    versions::run(&inline, "versions-inline", &steps);
+    versions::concurrent(&inline, "versions-inline", 4, 10);
+    let mut made = Vec::new();
+    for i in 0..2500u32 {
+        let v = cipherstore::store::Version::new(false, false);
+        let mut w = inline.put("versions-inline", "deep").unwrap();
+        w.write_all(&i.to_le_bytes()).unwrap();
+        w.commit_version(b"r", &v).unwrap();
+        made.push(v.id);
+    }
+    made.reverse();
+    let mut seen = Vec::new();
+    let mut after: Option<cipherstore::store::VersionCursor> = None;
+    loop {
+        let page = inline.list_versions("versions-inline", "deep", after.as_ref(), 1000).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(cipherstore::store::VersionCursor {
+            key: last.key.clone(),
+            after_id: Some(last.version.id.clone()),
+        });
+        seen.extend(page.into_iter().map(|l| l.version.id));
+    }
+    assert_eq!(seen, made, "2,500 versions, newest first, in pages");
+    let delete_marker = cipherstore::store::Version::new(false, true);
+    let w = inline.put("versions", "only-a-marker").unwrap();
+    w.commit_version(b"m", &delete_marker).unwrap();
+    assert!(matches!(s.delete_bucket("versions"), Err(StoreError::BucketNotEmpty(_))));
 
     // Buckets with objects stay; empty ones go.
     assert!(matches!(s.delete_bucket("data"), Err(StoreError::BucketNotEmpty(_))));
