@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Tamper suite: stored object files are altered on disk (ciphertext flipped, truncated,
-extended; metadata edited; files and bodies swapped between two objects of one bucket),
+extended; metadata edited; files and bodies swapped between two objects of one bucket, and
+between two versions of one key, version block rewritten or not),
 in every protection mode, for single-PUT and multipart objects. Every read of an altered
 object must fail (never return bytes other than the original), the failure must be
 logged and counted in /metrics, and the object must read back intact once restored.
@@ -108,6 +109,49 @@ def integrity_failures(srv):
     return None
 
 
+def version_swaps(srv, s3, root, bucket, extra):
+    """In a bucket that keeps versions, one version's file put in another's place (even
+    with the version block of its trailer rewritten to match) is refused: the tagged
+    record names its own version id. Returns how many GETs were refused."""
+    check = srv.check
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    old, new = os.urandom(MiB + 3), os.urandom(MiB + 3)
+    v_old = s3.put_object(Bucket=bucket, Key="ver", Body=old, **extra)["VersionId"]
+    v_new = s3.put_object(Bucket=bucket, Key="ver", Body=new, **extra)["VersionId"]
+    current = root / "buckets" / bucket / "objects" / ("ver".encode().hex() + ".o")
+    kept = current.with_suffix(".v") / f"{v_old}.o"
+    old_raw, new_raw = kept.read_bytes(), current.read_bytes()
+    check(f"{bucket}: versioned files carry their version block",
+          old_raw[-8:] == b"CSMETA02" and old_raw[-45:-13] == v_old.encode(), old_raw[-45:].decode(errors="replace"))
+
+    def reversioned(raw, vid):
+        """`raw` with the id in its version block replaced (flags kept)."""
+        return raw[:-45] + vid.encode() + raw[-13:]
+
+    refused = 0
+    for name, path, raw, asked in (
+        ("the newer version's file as the older", kept, new_raw, v_old),
+        ("the newer version's file as the older, version block rewritten", kept, reversioned(new_raw, v_old), v_old),
+        ("the older version's file as the current", current, old_raw, v_new),
+        ("the older version's file as the current, version block rewritten", current, reversioned(old_raw, v_new), v_new),
+    ):
+        original = path.read_bytes()
+        path.write_bytes(raw)
+        got = None
+        try:
+            kw = {"VersionId": asked} if asked else {}
+            got = s3.get_object(Bucket=bucket, Key="ver", **kw, **extra)["Body"].read()
+        except Exception:  # noqa: BLE001 - any error or cut-off body is a refusal
+            pass
+        check(f"{bucket}: {name}: GET refused", got is None, f"returned {len(got)} bytes" if got is not None else "")
+        refused += got is None
+        path.write_bytes(original)
+    check(f"{bucket}: both versions served once restored",
+          s3.get_object(Bucket=bucket, Key="ver", VersionId=v_old, **extra)["Body"].read() == old
+          and s3.get_object(Bucket=bucket, Key="ver", **extra)["Body"].read() == new)
+    return refused
+
+
 def main():
     binary = sys.argv[1]
     with Server(binary) as srv:
@@ -192,6 +236,7 @@ def main():
                     path.write_bytes(original)
                     ok = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read() == objects[a]
                     check(f"{mode} {a}: restored after {name}", ok)
+            failures += version_swaps(srv, s3, root, bucket, extra)
         counted = integrity_failures(srv)
         check("integrity failures counted in /metrics", counted is not None and counted >= failures,
               f"{counted} counted, {failures} refused")

@@ -175,6 +175,9 @@ def scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw):
     # Errors.
     check(f"{say} a malformed version id: InvalidArgument",
           error_code(lambda: s3.get_object(Bucket=bucket, Key="mp", VersionId="../../x", **get_kw)) == "InvalidArgument")
+    check(f"{say} another service's version id: NoSuchVersion",
+          error_code(lambda: s3.get_object(Bucket=bucket, Key="mp", VersionId="3HL4kqtJlcpXroDTDmJ", **get_kw))
+          == "NoSuchVersion")
     check(f"{say} an absent version id: NoSuchVersion",
           error_code(lambda: s3.get_object(Bucket=bucket, Key="mp", VersionId="0" * 32, **get_kw)) == "NoSuchVersion")
     check(f"{say} a bucket holding versions is not empty",

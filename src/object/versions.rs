@@ -40,10 +40,23 @@ pub struct ListedVersion {
     pub storage_class: Option<String>,
 }
 
-/// Reads an S3 version id.
-pub fn wanted(version_id: &str) -> Result<Wanted, ObjectError> {
-    Wanted::parse(version_id)
-        .ok_or_else(|| ObjectError::InvalidVersion(version_id.chars().take(64).collect()))
+/// Reads an S3 version id of `key` in `bucket`. One shaped like a version id of any S3
+/// service (letters, digits, `.`, `_`, `-`) that cannot be one of ours names no version
+/// (NoSuchVersion); anything else is malformed (InvalidArgument).
+pub fn wanted(bucket: &str, key: &str, version_id: &str) -> Result<Wanted, ObjectError> {
+    if let Some(w) = Wanted::parse(version_id) {
+        return Ok(w);
+    }
+    let plausible = (1..=1024).contains(&version_id.len())
+        && version_id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    Err(match plausible {
+        true => ObjectError::Store(crate::store::StoreError::NoSuchVersion {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version: version_id.to_owned(),
+        }),
+        false => ObjectError::InvalidVersion(version_id.chars().take(64).collect()),
+    })
 }
 
 /// The record of a delete marker of `key` made now.
@@ -68,7 +81,7 @@ fn marker_record(key: &str) -> ObjectRecord {
 impl Objects {
     /// Opens one version of an object by its S3 version id.
     pub fn get_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<Fetched, ObjectError> {
-        let stored = self.store.get_version(bucket, key, &wanted(version_id)?)?;
+        let stored = self.store.get_version(bucket, key, &wanted(bucket, key, version_id)?)?;
         Self::fetched(stored, key)
     }
 
@@ -90,7 +103,14 @@ impl Objects {
     /// Removes one version of `key` for good (a version that is not there is no error,
     /// as in S3). Blocking.
     pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<Deleted, ObjectError> {
-        let removed = self.store.delete_version(bucket, key, &wanted(version_id)?)?;
+        let wanted = match wanted(bucket, key, version_id) {
+            // As S3: removing a version that is not there removes nothing, and succeeds.
+            Err(ObjectError::Store(crate::store::StoreError::NoSuchVersion { .. })) => {
+                return Ok(Deleted { version_id: Some(version_id.to_owned()), marker: false });
+            }
+            other => other?,
+        };
+        let removed = self.store.delete_version(bucket, key, &wanted)?;
         Ok(Deleted {
             version_id: Some(version_id.to_owned()),
             marker: removed.is_some_and(|(v, _)| v.marker),
@@ -112,7 +132,7 @@ impl Objects {
             (None, _) => None,
             (Some(key), None) => Some(VersionCursor { key: key.to_owned(), after_id: None }),
             (Some(key), Some(v)) => {
-                let after_id = match wanted(v)? {
+                let after_id = match wanted(bucket, key, v)? {
                     Wanted::Id(id) => Some(id),
                     // The null version's place among the others is its stored id.
                     Wanted::Null => match self.store.get_version(bucket, key, &Wanted::Null) {
@@ -157,7 +177,11 @@ mod tests {
         let sealed = codec::seal(&r, None).unwrap();
         let opened = codec::open(&sealed, "k").unwrap().verify(None).unwrap();
         assert!(opened.delete_marker && opened.size == 0 && opened.version_id.is_none());
-        assert!(matches!(wanted("../x"), Err(ObjectError::InvalidVersion(_))));
-        assert_eq!(wanted("null").unwrap(), Wanted::Null);
+        assert!(matches!(wanted("b", "k", "../x"), Err(ObjectError::InvalidVersion(_))));
+        assert!(matches!(
+            wanted("b", "k", "3HL4kqtJlcpXroDTDmJ"),
+            Err(ObjectError::Store(crate::store::StoreError::NoSuchVersion { .. }))
+        ));
+        assert_eq!(wanted("b", "k", "null").unwrap(), Wanted::Null);
     }
 }

@@ -238,7 +238,11 @@ impl FsStore {
                 }
             },
         };
-        Ok(StoredObject { record, body: Box::new(body), tags, version: version.or(named) })
+        // Where it is filed says which version it is (the object layer checks that its
+        // record agrees); the trailer whether it is a marker.
+        let marker = version.is_some_and(|v| v.marker);
+        let version = named.map(|v| Version { marker, ..v });
+        Ok(StoredObject { record, body: Box::new(body), tags, version })
     }
 
     pub(super) fn fs_delete_version(
