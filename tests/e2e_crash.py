@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Crash consistency: the server is killed with SIGKILL while 32 clients PUT objects
-(single and multipart, every protection mode), at several points in time and twice aimed
+(single and multipart, every protection mode) and 4 more PUT and DELETE four shared keys
+of a bucket that keeps versions, at several points in time and twice aimed
 at the commit step (as soon as a temporary file carries its metadata trailer: flush and
 rename still to come), then restarted on the same data. Every PUT that was acknowledged reads back byte for byte; every object
 that is listed reads back whole and equal to what its client sent (nothing half-written
 is visible); leftover temporary files are gone after start-up; multipart uploads left in
-progress list cleanly, take more parts, and complete or abort.
+progress list cleanly, take more parts, and complete or abort. In the versioned bucket
+every acknowledged version (and delete marker) is listed once, with its id, and reads back;
+each key has one latest version, and GET of the key serves it.
 
     e2e_crash.py PATH_TO_CIPHERSTORE_BINARY
 """
@@ -71,7 +74,67 @@ def client(srv, n, rnd, stop, acked, intended):
             time.sleep(0.05)
 
 
-MAGIC = b"CSMETA01"  # the end of a stored object's metadata trailer (docs/FORMAT.md)
+VERSIONED = "crash-versioned"
+VERSIONED_CLIENTS = 4
+
+
+def versioned_client(srv, n, rnd, stop, acked, intended):
+    """PUTs and DELETEs four keys shared with the other versioned clients; notes each
+    acknowledged version: (key, version id) → body digest, or None for a delete marker."""
+    s3 = srv.boto3("alice")
+    i = 0
+    while not stop.is_set():
+        key = f"shared/k{(n + i) % 4}"
+        i += 1
+        try:
+            if i % 5 == 0:
+                r = s3.delete_object(Bucket=VERSIONED, Key=key)
+                acked[(key, r["VersionId"])] = None
+            else:
+                data = content(f"{key} r{rnd} c{n} {i}", [3 * KiB, 200 * KiB][i % 2])
+                intended.add(hashlib.sha256(data).hexdigest())
+                r = s3.put_object(Bucket=VERSIONED, Key=key, Body=data)
+                acked[(key, r["VersionId"])] = hashlib.sha256(data).hexdigest()
+        except Exception:  # noqa: BLE001 - the server is being killed
+            if stop.is_set():
+                return
+            time.sleep(0.05)
+
+
+def check_versions(srv, s3, acked, intended):
+    """The versioned bucket after the crashes, against what its clients were told."""
+    check = srv.check
+    entries = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=VERSIONED, MaxKeys=100):
+        entries += [(v["Key"], v["VersionId"], v["IsLatest"], False) for v in page.get("Versions", [])]
+        entries += [(m["Key"], m["VersionId"], m["IsLatest"], True) for m in page.get("DeleteMarkers", [])]
+    ids = [(k, v) for k, v, _, _ in entries]
+    check("versions: no version is listed twice", len(ids) == len(set(ids)), f"{len(ids)} listed")
+    missing = [kv for kv in acked if kv not in set(ids)]
+    check("versions: every acknowledged version and marker is listed", not missing, str(missing[:5]))
+    kinds = {(k, v): m for k, v, _, m in entries}
+    wrong_kind = [kv for kv, d in acked.items() if kv in kinds and kinds[kv] != (d is None)]
+    check("versions: markers list as markers, versions as versions", not wrong_kind, str(wrong_kind[:5]))
+    bad = []
+    for k, v, _, marker in entries:
+        if marker:
+            continue
+        got = hashlib.sha256(s3.get_object(Bucket=VERSIONED, Key=k, VersionId=v)["Body"].read()).hexdigest()
+        if got != acked.get((k, v), got) or got not in intended:
+            bad.append((k, v))
+    check("versions: every listed version reads back as sent", not bad, str(bad[:5]))
+    for key in sorted({k for k, _, _, _ in entries}):
+        latest = [(v, m) for k, v, is_latest, m in entries if k == key and is_latest]
+        check(f"versions: {key} has one latest version", len(latest) == 1, str(latest))
+        if len(latest) == 1 and not latest[0][1]:
+            got = s3.get_object(Bucket=VERSIONED, Key=key)
+            check(f"versions: GET {key} serves its latest version", got["VersionId"] == latest[0][0])
+    print(f"versions: {len(acked)} acknowledged, {len(entries)} listed", flush=True)
+
+
+# The ends of a stored object's metadata trailer, without and with a version block
+# (docs/FORMAT.md).
+MAGICS = (b"CSMETA01", b"CSMETA02")
 
 
 def kill_in_commit(srv, tmp, seconds):
@@ -84,8 +147,8 @@ def kill_in_commit(srv, tmp, seconds):
         for p in tmp.iterdir():
             try:
                 with open(p, "rb") as f:
-                    f.seek(-len(MAGIC), os.SEEK_END)
-                    if f.read() == MAGIC:
+                    f.seek(-8, os.SEEK_END)
+                    if f.read() in MAGICS:
                         hit = p.name
                         break
             except OSError:
@@ -108,6 +171,9 @@ def main():
         crn = srv.create_root("crash-root")
         for b in BUCKET.values():
             s3.create_bucket(Bucket=b)
+        s3.create_bucket(Bucket=VERSIONED)
+        s3.put_bucket_versioning(Bucket=VERSIONED, VersioningConfiguration={"Status": "Enabled"})
+        versions_acked, versions_intended = {}, set()
         s3.put_bucket_encryption(Bucket=BUCKET["SSE-KP"], ServerSideEncryptionConfiguration={"Rules": [
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
         acked, intended = {}, {}
@@ -119,6 +185,9 @@ def main():
             stop = threading.Event()
             threads = [threading.Thread(target=client, args=(srv, n, rnd, stop, acked, intended), daemon=True)
                        for n in range(CLIENTS)]
+            threads += [threading.Thread(target=versioned_client, daemon=True,
+                                         args=(srv, n, rnd, stop, versions_acked, versions_intended))
+                        for n in range(VERSIONED_CLIENTS)]
             for t in threads:
                 t.start()
             if delay == "commit":
@@ -164,6 +233,7 @@ def main():
                     except Exception as e:  # noqa: BLE001
                         unreadable.append((o["Key"], str(e)[:200]))
         check("every listed object is whole", not unreadable, str(unreadable[:5]))
+        check_versions(srv, s3, versions_acked, versions_intended)
         check("listing shows every acknowledged object", listed >= len(acked), f"{listed} listed")
         # Uploads left in progress: listed, resumable, then completed or aborted.
         resumed = aborted = 0
