@@ -134,10 +134,6 @@ impl FsStore {
         Ok(self.known_bucket(bucket)?.0)
     }
 
-    fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
-        Ok(self.object_in(bucket, key)?.0)
-    }
-
     /// The path of object `key`'s file and what is known of its bucket.
     fn object_in(&self, bucket: &str, key: &str) -> Result<(PathBuf, Arc<Bucket>), StoreError> {
         check_key(key)?;
@@ -411,6 +407,8 @@ struct FsWriter {
     target: PathBuf,
     objects: PathBuf,
     locks: Arc<versions::KeyLocks>,
+    /// What is known of the bucket (whether its objects may have tag sets).
+    bucket: Arc<Bucket>,
 }
 
 /// `Write` for a writer whose bytes go to its `tmp` temporary file (flushed at commit).
@@ -435,7 +433,7 @@ write_to_tmp!(FsWriter);
 
 impl ObjectWriter for FsWriter {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
-        let FsWriter { tmp, target, objects, locks } = *self;
+        let FsWriter { tmp, target, objects, locks, .. } = *self;
         let _key = locks.lock(&target);
         place(tmp, record, None, &target, Some(&objects))
     }
@@ -445,9 +443,9 @@ impl ObjectWriter for FsWriter {
         record: &[u8],
         version: &Version,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let FsWriter { tmp, target, objects, locks } = *self;
+        let FsWriter { tmp, target, objects, locks, bucket } = *self;
         let _key = locks.lock(&target);
-        versions::install(tmp, record, version, &target, &objects)
+        versions::install(tmp, record, version, &target, &objects, !bucket.untagged())
     }
 }
 
@@ -581,9 +579,10 @@ impl Store for FsStore {
     }
 
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        let target = self.object_path(bucket, key)?;
+        let (target, known) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
-        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, locks: self.locks.clone() }))
+        let locks = self.locks.clone();
+        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, locks, bucket: known }))
     }
 
     fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {

@@ -90,6 +90,34 @@ fn read_version(path: &Path) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
     Ok(Some((t.version.unwrap_or_else(Version::unversioned), t.record)))
 }
 
+/// The version of an object file (the null version's if it has none) from one read of its
+/// end, or `None` if there is no such file.
+fn version_of(path: &Path) -> Result<Option<Version>, StoreError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
+    };
+    let len = file.metadata().map_err(StoreError::io(format!("cannot stat {}", path.display())))?.len();
+    let mut end = [0u8; super::VERSION_BLOCK + super::TRAILER];
+    let n = end.len().min(usize::try_from(len).unwrap_or(end.len()));
+    let at = len - n as u64;
+    let from = end.len() - n;
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut end[from..], at)
+        .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
+    let magic = &end[end.len() - 8..];
+    if magic == super::MAGIC {
+        return Ok(Some(Version::unversioned()));
+    }
+    if magic != super::MAGIC_VERSIONED || n < end.len() {
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: "no metadata trailer".into(),
+        });
+    }
+    FsStore::version_block(&end[..super::VERSION_BLOCK], path).map(Some)
+}
+
 /// The noncurrent versions in `dir`, newest first, by their file names.
 fn noncurrent(dir: &Path) -> Result<Vec<(Version, PathBuf)>, StoreError> {
     let entries = match fs::read_dir(dir) {
@@ -116,8 +144,8 @@ fn noncurrent(dir: &Path) -> Result<Vec<(Version, PathBuf)>, StoreError> {
 }
 
 /// Moves (by a hard link: the current file stays until it is replaced) the current
-/// version `v` of `target` into `dir`, with its tag set.
-fn keep_noncurrent(target: &Path, dir: &Path, v: &Version) -> Result<(), StoreError> {
+/// version `v` of `target` into `dir`, with its tag set if its bucket has any (`tagged`).
+fn keep_noncurrent(target: &Path, dir: &Path, v: &Version, tagged: bool) -> Result<(), StoreError> {
     super::mkdirs(dir)?;
     let to = archived(dir, v);
     match fs::hard_link(target, &to) {
@@ -129,6 +157,7 @@ fn keep_noncurrent(target: &Path, dir: &Path, v: &Version) -> Result<(), StoreEr
     let tags = target.with_extension(TAGS_SUFFIX);
     let tags_to = to.with_extension(TAGS_SUFFIX);
     match fs::hard_link(&tags, &tags_to) {
+        _ if !tagged => {}
         Err(e) if !not_found(&e) && e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(StoreError::io(format!("cannot keep {}", tags.display()))(e));
         }
@@ -153,30 +182,33 @@ fn drop_noncurrent(path: &Path) -> Result<(), StoreError> {
 /// Commits `tmp` as version `v` of the key whose object file is `target` (under the key's
 /// lock): the current version is kept as noncurrent, unless both are null versions; a
 /// noncurrent null version the new one replaces is removed. Returns the replaced null
-/// version's record.
+/// version's record. `tagged`: whether objects of the bucket may have tag sets.
 pub(super) fn install(
     tmp: tempfile::NamedTempFile,
     record: &[u8],
     v: &Version,
     target: &Path,
     objects: &Path,
+    tagged: bool,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let dir = versions_dir(target);
-    let current = read_version(target)?;
+    let current = version_of(target)?;
     let mut removed = None;
     match &current {
-        Some((c, record)) if c.null && v.null => removed = Some(record.clone()),
-        Some((c, _)) => keep_noncurrent(target, &dir, c)?,
+        Some(c) if c.null && v.null => removed = read_version(target)?.map(|(_, r)| r),
+        Some(c) => keep_noncurrent(target, &dir, c, tagged)?,
         None => {}
     }
     place(tmp, record, Some(v), target, Some(objects))?;
     // The tag set of the version replaced (kept with it, if it was kept).
-    remove(&target.with_extension(TAGS_SUFFIX))?;
+    if tagged {
+        remove(&target.with_extension(TAGS_SUFFIX))?;
+    }
     // Only a null version replaces one in the directory (a listing there costs a read of
     // every name).
     let others = if v.null { noncurrent(&dir)? } else { Vec::new() };
     for (old, path) in others {
-        let stale_copy = current.as_ref().is_some_and(|(c, _)| c.id == old.id && !(c.null && v.null));
+        let stale_copy = current.as_ref().is_some_and(|c| c.id == old.id && !(c.null && v.null));
         if v.null && old.null && !stale_copy {
             if removed.is_none() {
                 removed = read_version(&path)?.map(|(_, r)| r);
