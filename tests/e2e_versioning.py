@@ -78,6 +78,8 @@ def scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw):
 
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     check(f"{say} versioning Enabled", s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled")
+    check(f"{say} the object written before is the null version",
+          s3.get_object(Bucket=bucket, Key="k", **get_kw).get("VersionId") == "null")
     id1 = s3.put_object(Bucket=bucket, Key="k", Body=b"one", Tagging="v=1", **put_kw)["VersionId"]
     id2 = s3.put_object(Bucket=bucket, Key="k", Body=b"two", **put_kw)["VersionId"]
     check(f"{say} each PUT makes a new version id", id1 != id2 and "null" not in (id1, id2) and len(id1) == 32,

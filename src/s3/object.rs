@@ -138,9 +138,9 @@ pub(super) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
-    let version_id = object.version_id();
+    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
     let tag_count = tagging::count(object.tags());
     // The key first: nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
@@ -218,9 +218,9 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = &req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
-    let version_id = object.version_id();
+    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
     let tag_count = tagging::count(object.tags());
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too; and nothing in the record is trusted before its tag checks.

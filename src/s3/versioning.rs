@@ -52,9 +52,14 @@ pub(super) async fn get(
 }
 
 /// The `x-amz-version-id` a response about an object names: its version id (`null` for
-/// the null version) in a bucket that keeps or kept versions, none in one that never did.
+/// the null version) in a bucket that keeps or kept versions, none in one that never did
+/// (an object read back names the version it was written as, if any).
 pub(super) fn version_id(versioning: Versioning, record_version: Option<&str>) -> Option<String> {
-    (versioning != Versioning::Off).then(|| record_version.unwrap_or(crate::store::versions::NULL).to_owned())
+    match (versioning, record_version) {
+        (_, Some(v)) => Some(v.to_owned()),
+        (Versioning::Off, None) => None,
+        (_, None) => Some(crate::store::versions::NULL.to_owned()),
+    }
 }
 
 /// The answer to GET or HEAD of a delete marker: 404 NoSuchKey when it is the key's
