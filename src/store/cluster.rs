@@ -511,7 +511,7 @@ impl ClusterWriter {
     async fn finish(&mut self, record: &[u8]) -> Result<Located, StoreError> {
         let len = match self.stream.take() {
             Some(w) => w.finish().await.map_err(blob_error)?,
-            None if matches!(self.target, Target::Object(_))
+            None if matches!(self.target, Target::Object(_) | Target::Version(..))
                 && self.buffer.len() <= self.inner.inline_max =>
             {
                 let mut entry = Located::new(Vec::new(), record);

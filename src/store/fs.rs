@@ -433,8 +433,9 @@ write_to_tmp!(FsWriter);
 
 impl ObjectWriter for FsWriter {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
-        let FsWriter { tmp, target, objects, locks, .. } = *self;
-        let _key = locks.lock(&target);
+        // No key lock: in a bucket that never kept versions the last rename wins, and
+        // holding the lock over this flush would serialise writers of other keys.
+        let FsWriter { tmp, target, objects, .. } = *self;
         place(tmp, record, None, &target, Some(&objects))
     }
 
@@ -641,7 +642,6 @@ impl Store for FsStore {
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         let (path, known) = self.object_in(bucket, key)?;
-        let _key = self.locks.lock(&path);
         match known.untagged() {
             true => {}
             false => match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {

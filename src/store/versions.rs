@@ -89,6 +89,15 @@ pub enum Wanted {
 }
 
 impl Wanted {
+    /// The error for a key that has no such version.
+    pub fn missing(&self, bucket: &str, key: &str) -> super::StoreError {
+        let version = match self {
+            Self::Null => NULL.to_owned(),
+            Self::Id(id) => id.clone(),
+        };
+        super::StoreError::NoSuchVersion { bucket: bucket.to_owned(), key: key.to_owned(), version }
+    }
+
     /// Reads an S3 version id; `None` if it cannot be one of ours.
     pub fn parse(s3_id: &str) -> Option<Self> {
         match s3_id {

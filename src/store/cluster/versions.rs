@@ -18,7 +18,6 @@ use super::{
 };
 use crate::store::blob_read::{BlobReader, Piece};
 use crate::store::kv::{Compare, Entry, Op, prefix_end};
-use crate::store::versions::NULL;
 use crate::store::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key};
 
 fn versions_of(b: &str, key: &str) -> Vec<u8> {
@@ -239,14 +238,7 @@ impl ClusterStore {
             inner.find(bucket, key, wanted).await
         })?;
         let Some((_, _, located, v)) = found else {
-            return Err(StoreError::NoSuchVersion {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                version: match wanted {
-                    Wanted::Null => NULL.to_owned(),
-                    Wanted::Id(id) => id.clone(),
-                },
-            });
+            return Err(wanted.missing(bucket, key));
         };
         stored(inner, key, located, Some(v))
     }

@@ -28,8 +28,8 @@ use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::store::keypath;
 use crate::store::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
 
-/// Stripes of the per-key lock.
-const STRIPES: usize = 64;
+/// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
+const STRIPES: usize = 256;
 /// The suffix of a noncurrent null version's file.
 const NULL_SUFFIX: &str = "n";
 /// The suffix of any other noncurrent version's file.
@@ -228,14 +228,7 @@ impl FsStore {
     ) -> Result<StoredObject, StoreError> {
         use crate::store::Store as _;
         let (target, known) = self.object_in(bucket, key)?;
-        let no_such = || StoreError::NoSuchVersion {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version: match wanted {
-                Wanted::Null => crate::store::versions::NULL.to_owned(),
-                Wanted::Id(id) => id.clone(),
-            },
-        };
+        let no_such = || wanted.missing(bucket, key);
         let path = match read_version(&target)? {
             Some((c, _)) if c.is(wanted) => {
                 return self.get(bucket, key).map_err(|e| match e {
