@@ -244,21 +244,24 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(read(&s, "data", "small"), b"small again", "read through a store that does not inline");
     // A tag set beside an object: set and replaced without touching the entry's bytes or
     // record (inline or in a blob), gone with an overwrite or a delete.
-    assert!(matches!(inl.set_tags("data", "absent", Some(b"t")), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(
+        common::set_annex(&inl, "data", "absent", Some(b"t")),
+        Err(StoreError::NoSuchKey { .. })
+    ));
     for (store, key) in [(&inl, "small"), (&s, "big")] {
         let record = store.head("data", key).unwrap();
-        store.set_tags("data", key, Some(b"tags one")).unwrap();
-        store.set_tags("data", key, Some(b"tags two")).unwrap();
+        common::set_annex(store, "data", key, Some(b"tags one")).unwrap();
+        common::set_annex(store, "data", key, Some(b"tags two")).unwrap();
         let o = store.get("data", key).unwrap();
-        assert_eq!(o.tags.as_deref(), Some(&b"tags two"[..]), "{key}");
+        assert_eq!(o.annex.as_deref(), Some(&b"tags two"[..]), "{key}");
         assert_eq!(o.record, record, "{key}: the record is kept");
     }
     assert_eq!(read(&s, "data", "small"), b"small again");
     assert!(read(&s, "data", "big") == big, "the blob is kept");
     put(&inl, "data", "small", b"overwritten");
-    assert_eq!(inl.get("data", "small").unwrap().tags, None, "an overwrite starts without tags");
-    s.set_tags("data", "big", None).unwrap();
-    assert_eq!(s.get("data", "big").unwrap().tags, None);
+    assert_eq!(inl.get("data", "small").unwrap().annex, None, "an overwrite starts without tags");
+    common::set_annex(&s, "data", "big", None).unwrap();
+    assert_eq!(s.get("data", "big").unwrap().annex, None);
     assert!(inl.delete("data", "small").unwrap() && inl.delete("data", "tiny").unwrap());
     assert!(matches!(inl.get("data", "small"), Err(StoreError::NoSuchKey { .. })));
     assert_eq!(inl.sweep(Duration::ZERO).unwrap(), 1, "the blob-sized version was retired, then swept");
@@ -457,6 +460,8 @@ async fn cluster_store_on_etcd_and_ceph() {
     inline.create_bucket("versions-inline", b"v").unwrap();
     versions::run(&inline, "versions-inline", &steps);
     versions::concurrent(&inline, "versions-inline", 4, 10);
+    versions::annexes(&s, "versions");
+    versions::annexes(&inline, "versions-inline");
     let mut made = Vec::new();
     for i in 0..2500u32 {
         let v = cipherstore::store::Version::new(false, false);

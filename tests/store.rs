@@ -107,18 +107,18 @@ fn tag_sets_sit_beside_objects_and_go_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
     create_bucket(&s, "tags").unwrap();
-    assert!(matches!(s.set_tags("tags", "absent", Some(b"t")), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(common::set_annex(&s, "tags", "absent", Some(b"t")), Err(StoreError::NoSuchKey { .. })));
     put(&s, "tags", "dir/o", b"bytes");
-    assert_eq!(s.get("tags", "dir/o").unwrap().tags, None);
-    s.set_tags("tags", "dir/o", Some(b"one")).unwrap();
-    s.set_tags("tags", "dir/o", Some(b"two")).unwrap();
+    assert_eq!(s.get("tags", "dir/o").unwrap().annex, None);
+    common::set_annex(&s, "tags", "dir/o", Some(b"one")).unwrap();
+    common::set_annex(&s, "tags", "dir/o", Some(b"two")).unwrap();
     let o = s.get("tags", "dir/o").unwrap();
-    assert_eq!(o.tags.as_deref(), Some(&b"two"[..]));
+    assert_eq!(o.annex.as_deref(), Some(&b"two"[..]));
     assert_eq!((read(&s, "tags", "dir/o"), o.record), (b"bytes".to_vec(), record("dir/o", 5)));
     assert_eq!(names(s.list("tags", "", None, 10).unwrap()), ["dir/o"], "a tag set is not an object");
-    s.set_tags("tags", "dir/o", None).unwrap();
-    assert_eq!(s.get("tags", "dir/o").unwrap().tags, None);
-    s.set_tags("tags", "dir/o", Some(b"three")).unwrap();
+    common::set_annex(&s, "tags", "dir/o", None).unwrap();
+    assert_eq!(s.get("tags", "dir/o").unwrap().annex, None);
+    common::set_annex(&s, "tags", "dir/o", Some(b"three")).unwrap();
     assert!(s.delete("tags", "dir/o").unwrap());
     assert!(
         walk(dir.path()).iter().all(|p| !p.to_string_lossy().contains("/objects/")),
@@ -141,17 +141,17 @@ fn tag_sets_are_found_after_a_restart_and_in_buckets_older_than_the_untagged_mar
     drop(s);
     let (s, _) = FsStore::open(dir.path()).unwrap();
     assert_eq!(s.bucket("older").unwrap(), record("older", 1), "read from disk after a restart");
-    assert_eq!(s.get("fresh", "o").unwrap().tags, None);
-    s.set_tags("fresh", "o", Some(b"f")).unwrap();
-    s.set_tags("older", "o", Some(b"o")).unwrap();
+    assert_eq!(s.get("fresh", "o").unwrap().annex, None);
+    common::set_annex(&s, "fresh", "o", Some(b"f")).unwrap();
+    common::set_annex(&s, "older", "o", Some(b"o")).unwrap();
     assert!(!dir.path().join("buckets/fresh/untagged").exists(), "the first tag set removes the marker");
     drop(s);
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    assert_eq!(s.get("fresh", "o").unwrap().tags.as_deref(), Some(&b"f"[..]));
-    assert_eq!(s.get("older", "o").unwrap().tags.as_deref(), Some(&b"o"[..]));
+    assert_eq!(s.get("fresh", "o").unwrap().annex.as_deref(), Some(&b"f"[..]));
+    assert_eq!(s.get("older", "o").unwrap().annex.as_deref(), Some(&b"o"[..]));
     // A record changed after the first tag set keeps tag sets visible.
     s.update_bucket("fresh", b"changed").unwrap();
-    assert_eq!(s.get("fresh", "o").unwrap().tags.as_deref(), Some(&b"f"[..]));
+    assert_eq!(s.get("fresh", "o").unwrap().annex.as_deref(), Some(&b"f"[..]));
 }
 
 #[test]
@@ -349,6 +349,14 @@ mod versions {
     }
 
     #[test]
+    fn annexes_stay_with_their_versions_and_refusals_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = FsStore::open(dir.path()).unwrap();
+        s.create_bucket("ver", b"{}").unwrap();
+        versions::annexes(&s, "ver");
+    }
+
+    #[test]
     fn concurrent_versions_of_one_key_are_all_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = FsStore::open(dir.path()).unwrap();
@@ -382,7 +390,7 @@ mod versions {
             s.list_versions("ver", "", None, 100).unwrap().into_iter().map(|l| l.version.id).collect();
         assert_eq!(ids, vec![v2.id.clone(), v1.id.clone()]);
         // Removing the current version promotes the other, not a stale copy of itself.
-        s.delete_version("ver", "k", &Wanted::Id(v2.id)).unwrap().unwrap();
+        super::common::delete_version(&s, "ver", "k", &Wanted::Id(v2.id)).unwrap().unwrap();
         assert_eq!(s.get("ver", "k").unwrap().version, Some(v1));
     }
 

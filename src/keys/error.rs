@@ -51,6 +51,18 @@ pub enum KeysError {
     /// The key was destroyed (crypto-shredded).
     #[error("root key {0} was deleted: data under it can no longer be read or written")]
     KeyDestroyed(String),
+    /// The key protects buckets under S3 Object Lock: it can be neither deleted nor
+    /// disabled, `--force` or not.
+    #[error(
+        "root key {id} protects bucket(s) with Object Lock enabled: {}; it cannot be deleted or disabled while they exist (rotation still works)",
+        buckets.join(", ")
+    )]
+    Retained {
+        /// Key id.
+        id: String,
+        /// The buckets under Object Lock bound to it.
+        buckets: Vec<String>,
+    },
     /// The key still protects buckets.
     #[error("root key {id} still protects bucket(s) {}: pass --force to delete it anyway", buckets.join(", "))]
     KeyInUse {

@@ -416,8 +416,11 @@ impl KeyManager {
     }
 
     fn set_state(&self, key: &str, action: &str, to: KeyState) -> Result<KeyView, KeysError> {
-        let (rec, buckets) = self.change(|state| {
+        let changed = self.change(|state| {
             let buckets = state.buckets_of(&state.find(key)?.id);
+            if to == KeyState::Suspended {
+                self.refuse_retained(state, key)?;
+            }
             let r = state.find_mut(key)?;
             match (r.state, to) {
                 (KeyState::Destroyed, _) => return Err(KeysError::KeyDestroyed(r.id.crn(&self.instance))),
@@ -431,7 +434,8 @@ impl KeyManager {
             r.state = to;
             r.updated = now_unix();
             Ok((r.clone(), buckets))
-        })?;
+        });
+        let (rec, buckets) = self.audit_refusal(action, key, changed)?;
         self.cache.purge_root(&rec.id);
         self.record(self.event(action, &rec, "success", None, buckets))?;
         let state = self.snapshot()?;
@@ -442,12 +446,13 @@ impl KeyManager {
     /// it protects buckets unless `force`. Cached bucket keys under it are wiped now; other
     /// processes lose theirs within the cache TTL.
     pub fn delete(&self, key: &str, force: bool) -> Result<KeyView, KeysError> {
-        let (rec, buckets) = self.change(|state| {
+        let deleted = self.change(|state| {
             let r = state.find(key)?.clone();
             let buckets = state.buckets_of(&r.id);
             if r.state == KeyState::Destroyed {
                 return Err(KeysError::KeyDestroyed(self.crn(&r.id)));
             }
+            self.refuse_retained(state, key)?;
             if !buckets.is_empty() && !force {
                 return Err(KeysError::KeyInUse { id: self.crn(&r.id), buckets });
             }
@@ -459,7 +464,8 @@ impl KeyManager {
             m.destroyed_at = Some(now_unix());
             m.updated = now_unix();
             Ok((m.clone(), buckets))
-        })?;
+        });
+        let (rec, buckets) = self.audit_refusal("key.delete", key, deleted)?;
         self.cache.purge_root(&rec.id);
         self.record(self.event("key.delete", &rec, "success", None, buckets))?;
         let state = self.snapshot()?;
@@ -623,12 +629,62 @@ impl KeyManager {
         root(&self.snapshot()?).ok_or_else(|| KeysError::BucketNotFound(bucket.into()))
     }
 
+    /// Marks `bucket` as under S3 Object Lock: from now on the root keys bound to it (now
+    /// or later) can be neither deleted nor disabled. Audited.
+    pub fn retain_bucket(&self, bucket: &str) -> Result<(), KeysError> {
+        if self.snapshot()?.retained.iter().any(|b| b == bucket) {
+            return Ok(());
+        }
+        let roots = self.change(|s| {
+            if !s.retained.iter().any(|b| b == bucket) {
+                s.retained.push(bucket.to_owned());
+            }
+            Ok(s.buckets.iter().filter(|b| b.bucket == bucket).map(|b| b.key.clone()).collect::<Vec<_>>())
+        })?;
+        let state = self.snapshot()?;
+        for rec in state.keys.iter().filter(|k| roots.contains(&k.id)) {
+            let why = "bucket under Object Lock: the key can be neither deleted nor disabled".to_owned();
+            self.record(self.event("key.retain", rec, "success", Some(why), vec![bucket.to_owned()]))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a change that would delete or disable the root key `key` while it is bound
+    /// to a bucket under Object Lock.
+    fn refuse_retained(&self, state: &State, key: &str) -> Result<(), KeysError> {
+        let r = state.find(key)?;
+        let buckets = state.retained_of(&r.id);
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        Err(KeysError::Retained { id: self.crn(&r.id), buckets })
+    }
+
+    /// Records a refusal by Object Lock in the audit trail, then returns the outcome.
+    fn audit_refusal<T>(
+        &self,
+        action: &str,
+        key: &str,
+        outcome: Result<T, KeysError>,
+    ) -> Result<T, KeysError> {
+        if let Err(e @ KeysError::Retained { buckets, .. }) = &outcome {
+            let state = self.snapshot()?;
+            if let Ok(rec) = state.find(key) {
+                self.record(self.event(action, rec, "failure", Some(e.to_string()), buckets.clone()))?;
+            }
+        }
+        outcome
+    }
+
     /// Forgets every bucket key of a deleted bucket (a state change only if it has any).
     pub fn remove_bucket_key(&self, bucket: &str) -> Result<(), KeysError> {
         let has = |s: &State| s.buckets.iter().any(|b| b.bucket == bucket);
-        if has(&self.snapshot()?) {
+        let retained = |s: &State| s.retained.iter().any(|b| b == bucket);
+        let now = self.snapshot()?;
+        if has(&now) || retained(&now) {
             self.change(|s| {
                 s.buckets.retain(|b| b.bucket != bucket);
+                s.retained.retain(|b| b != bucket);
                 Ok(())
             })?;
         }

@@ -93,6 +93,10 @@ pub struct State {
     pub keys: Vec<KeyRecord>,
     /// Bucket keys.
     pub buckets: Vec<BucketBinding>,
+    /// Buckets with S3 Object Lock enabled: the root keys bound to them can be neither
+    /// deleted nor disabled (IBM's rule for buckets under retention).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<String>,
 }
 
 impl State {
@@ -114,6 +118,14 @@ impl State {
     /// Buckets whose keys `id` wraps.
     pub fn buckets_of(&self, id: &KeyId) -> Vec<String> {
         self.buckets.iter().filter(|b| &b.key == id).map(|b| b.bucket.clone()).collect()
+    }
+
+    /// The buckets bound to root key `id` that Object Lock retains.
+    pub fn retained_of(&self, id: &KeyId) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.buckets_of(id).into_iter().filter(|b| self.retained.contains(b)).collect();
+        out.dedup();
+        out
     }
 }
 

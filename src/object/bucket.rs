@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
 use super::legacy;
+use super::lock::BucketLock;
 
 /// How a bucket got its root key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,9 @@ pub struct BucketRecord {
     /// Its versioning state.
     #[serde(default, skip_serializing_if = "is_off")]
     pub versioning: Versioning,
+    /// Its Object Lock configuration, once enabled (for good; versioning stays enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<BucketLock>,
 }
 
 fn is_off(v: &Versioning) -> bool {
@@ -132,6 +136,8 @@ impl BucketRecord {
             #[serde(default)]
             versioning: Versioning,
             #[serde(default)]
+            object_lock: Option<BucketLock>,
+            #[serde(default)]
             attributes: BTreeMap<String, String>,
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("a bucket record {why}"));
@@ -160,6 +166,7 @@ impl BucketRecord {
             kms,
             sse_s3: wire.sse_s3,
             versioning: wire.versioning,
+            object_lock: wire.object_lock,
         })
     }
 }
@@ -167,6 +174,8 @@ impl BucketRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::object::lock::{DefaultRetention, Mode, Period};
 
     #[test]
     fn bucket_records_round_trip_and_version_1_reads() {
@@ -178,6 +187,7 @@ mod tests {
             kms: Some(kms),
             sse_s3: false,
             versioning: Versioning::Off,
+            object_lock: None,
         };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
         let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };
@@ -186,6 +196,13 @@ mod tests {
         assert!(!String::from_utf8(b.encode().unwrap()).unwrap().contains("versioning"), "absent when off");
         let versioned = BucketRecord { versioning: Versioning::Suspended, ..b.clone() };
         assert_eq!(BucketRecord::decode(&versioned.encode().unwrap()).unwrap(), versioned);
+        let default = DefaultRetention { mode: Mode::Governance, period: Period::Years(2) };
+        let locked = BucketRecord {
+            versioning: Versioning::Enabled,
+            object_lock: Some(BucketLock { default: Some(default) }),
+            ..b.clone()
+        };
+        assert_eq!(BucketRecord::decode(&locked.encode().unwrap()).unwrap(), locked);
         let v1 = br#"{"name":"b","owner":"o","created":5,"attributes":{"sse-kp-root":"crn:x","sse-kp-origin":"put-bucket-encryption","sse-kp-default":"false"}}"#;
         assert_eq!(BucketRecord::decode(v1).unwrap(), b);
         let v1 = br#"{"name":"b","owner":"o","created":5,"attributes":{"sse-kp-root":"crn:x"}}"#;

@@ -204,6 +204,7 @@ mod tests {
             tags: Default::default(),
             version_id: None,
             delete_marker: false,
+            lock: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The object layer's errors: the store's, the pipeline's and the key layer's as they
 //! come, and records that are damaged or fail their tag (integrity failures).
 
+use super::lock::LockRefusal;
 use crate::keys::KeysError;
 use crate::pipeline::PipelineError;
 use crate::store::StoreError;
@@ -23,6 +24,16 @@ pub enum ObjectError {
     /// A version id that cannot be one (S3's "Invalid version id specified").
     #[error("invalid version id {0:?}")]
     InvalidVersion(String),
+    /// Object Lock keeps the version as it is.
+    #[error(transparent)]
+    Locked(#[from] LockRefusal),
+    /// The version is a delete marker, which has no tags, retention or legal hold (`named`:
+    /// the request named it by its id).
+    #[error("the version is a delete marker")]
+    DeleteMarker {
+        /// Whether the request named it.
+        named: bool,
+    },
     /// A record could not be encoded (a bug, not bad input).
     #[error("cannot encode a record: {0}")]
     Encode(String),

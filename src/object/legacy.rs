@@ -72,6 +72,7 @@ impl ObjectMetaV1 {
             tags: Default::default(),
             version_id: None,
             delete_marker: false,
+            lock: Default::default(),
         })
     }
 

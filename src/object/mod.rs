@@ -2,16 +2,20 @@
 //! records live ([`crate::store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
 //! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
-//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), versions and delete markers ([`versions`]), the
+//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), what is kept beside a version
+//! after it was written ([`annex`]) and how it changes ([`amend`]), versions and delete markers ([`versions`]), the
 //! ETag rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
 //! checks each stored header against the salt its record holds). [`Objects`] reads and
 //! writes records through any store. It knows nothing of HTTP.
 
+pub mod amend;
+pub mod annex;
 pub mod bucket;
 pub mod codec;
 pub mod error;
 pub mod etag;
 mod legacy;
+pub mod lock;
 pub mod objects;
 pub mod plain;
 pub mod private;

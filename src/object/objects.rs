@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
+use super::annex::{self, Annex};
 use super::bucket::{BucketRecord, Versioning};
 use super::codec::{self, Unverified};
 use super::error::ObjectError;
+use super::lock::Lock;
 use super::record::ObjectRecord;
-use super::tags::{self, TagSet};
+use super::tags::TagSet;
 use super::upload::{Part, PartRecord, UploadRecord};
 use crate::engine::CustomerKey;
 use crate::store::{ObjectReader, ObjectWriter, PartWriter, Store, Version};
@@ -20,16 +22,16 @@ pub struct Objects {
     pub(super) store: Arc<dyn Store>,
 }
 
-/// An object as read back: its record (tag not yet checked), its stored bytes, and the
-/// tags set on it after it was written.
+/// An object as read back: its record (tag not yet checked), its stored bytes, and what
+/// was set on it after it was written (tags, retention, legal hold).
 pub struct Fetched {
     /// The record.
     pub record: Unverified,
     /// The stored bytes.
     pub body: Box<dyn ObjectReader>,
-    /// Tags PutObjectTagging or DeleteObjectTagging set on this object (they replace the
-    /// record's own); `None` if none were.
-    pub tags: Option<TagSet>,
+    /// What PutObjectTagging, DeleteObjectTagging, PutObjectRetention or
+    /// PutObjectLegalHold set on this version (it replaces the record's own).
+    pub annex: Annex,
     /// The version it is, if it was written as one (`None`: the null version of a bucket
     /// that never kept versions).
     pub version: Option<Version>,
@@ -50,7 +52,12 @@ impl Fetched {
 impl Fetched {
     /// The object's tags now: those set since, else those it was written with.
     pub fn tags(&self) -> &TagSet {
-        self.tags.as_ref().unwrap_or(&self.record.unchecked().tags)
+        self.annex.tags.as_ref().unwrap_or(&self.record.unchecked().tags)
+    }
+
+    /// Its Object Lock state now: as set since, else as it was written.
+    pub fn lock(&self) -> Lock {
+        self.annex.lock.unwrap_or(self.record.unchecked().lock)
     }
 }
 
@@ -139,13 +146,10 @@ impl Objects {
     /// An object as the store gave it, its record checked to be that of `key` and of the
     /// version the store filed it as.
     pub(super) fn fetched(stored: crate::store::StoredObject, key: &str) -> Result<Fetched, ObjectError> {
-        let tags = match &stored.tags {
-            Some(kept) => tags::read_beside(&stored.record, kept)?,
-            None => None,
-        };
+        let annex = annex::decode(&stored.record, stored.annex.as_deref())?;
         let record = Self::open_record(&stored.record, key)?;
         Self::check_version(&record, stored.version.as_ref())?;
-        Ok(Fetched { record, body: stored.body, tags, version: stored.version })
+        Ok(Fetched { record, body: stored.body, annex, version: stored.version })
     }
 
     /// Checks that a record names the version it was filed as: one version's record (and
@@ -163,15 +167,6 @@ impl Objects {
             )));
         }
         Ok(())
-    }
-
-    /// Sets the tags of the object `key` as it is now (PutObjectTagging; an empty set is
-    /// DeleteObjectTagging). An object that replaces it later starts with its own tags.
-    pub fn set_tags(&self, bucket: &str, key: &str, tags: &TagSet) -> Result<(), ObjectError> {
-        let stored = self.store.get(bucket, key)?;
-        Self::open_record(&stored.record, key)?;
-        let kept = tags::beside(&stored.record, tags)?;
-        Ok(self.store.set_tags(bucket, key, Some(&kept))?)
     }
 
     /// An object's record.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::lock::Lock;
 use super::tags::TagSet;
 use crate::engine::format::SALT_LEN;
 
@@ -168,6 +169,11 @@ pub struct ObjectRecord {
     /// A delete marker: a version without bytes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_marker: bool,
+    /// The Object Lock retention and legal hold it was written with (in clear, as S3
+    /// serves them without the object's key). PutObjectRetention and PutObjectLegalHold
+    /// keep later ones in its annex ([`super::annex`]).
+    #[serde(default, skip_serializing_if = "Lock::is_empty")]
+    pub lock: Lock,
 }
 
 impl ObjectRecord {
@@ -247,6 +253,7 @@ mod tests {
             tags: Default::default(),
             version_id: None,
             delete_marker: false,
+            lock: Default::default(),
         };
         assert_eq!(r.parts_count(), 2);
         assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));

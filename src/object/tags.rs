@@ -1,14 +1,9 @@
 //! Object tags (S3 tagging): a [`TagSet`] within AWS's limits, read from an
-//! `x-amz-tagging` header or given whole (PutObjectTagging); and the bytes a store keeps
-//! beside an object once its tags change after it was written ([`beside`], [`read_beside`]),
-//! bound to the record they were set on so that a tag set never outlives its object.
-//! Tags are not encrypted: S3 serves them without the object's key (GetObjectTagging
+//! `x-amz-tagging` header or given whole (PutObjectTagging). Tags set after a write are
+//! kept in the version's annex ([`super::annex`]). Tags are not encrypted: S3 serves them without the object's key (GetObjectTagging
 //! carries no SSE-C key), so they are kept in clear, as a listing's keys and sizes are.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use super::error::ObjectError;
 
 /// Most tags on one object (AWS's limit).
 pub const MAX_TAGS: usize = 10;
@@ -98,37 +93,6 @@ impl TagSet {
     }
 }
 
-/// The tag set kept beside an object (FORMAT.md §6.3): the tags and the SHA-256 of the
-/// record they were set on.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Beside {
-    v: u32,
-    record: String,
-    tags: TagSet,
-}
-
-fn identity(record: &[u8]) -> String {
-    crate::hex::encode(&Sha256::digest(record))
-}
-
-/// The bytes to keep beside the object whose stored record is `record`, for `tags`.
-pub fn beside(record: &[u8], tags: &TagSet) -> Result<Vec<u8>, ObjectError> {
-    let out = Beside { v: 1, record: identity(record), tags: tags.clone() };
-    serde_json::to_vec(&out).map_err(|e| ObjectError::Encode(e.to_string()))
-}
-
-/// The tags kept beside an object, if they were set on `record` (its stored bytes as now);
-/// `None` if they belong to an earlier object under the same key.
-pub fn read_beside(record: &[u8], bytes: &[u8]) -> Result<Option<TagSet>, ObjectError> {
-    let kept: Beside = serde_json::from_slice(bytes)
-        .map_err(|e| ObjectError::Integrity(format!("a tag set does not parse: {e}")))?;
-    if kept.v != 1 {
-        return Err(ObjectError::Integrity(format!("a tag set has unknown format version {}", kept.v)));
-    }
-    Ok((kept.record == identity(record)).then_some(kept.tags))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,15 +123,5 @@ mod tests {
         let want = [("project", "blue sky"), ("team", "a/b"), ("empty", "")];
         assert_eq!(t.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), want);
         assert!(TagSet::from_query("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_kept_tag_set_applies_to_its_record_only() {
-        let t = TagSet::new(pairs(2)).unwrap();
-        let kept = beside(b"record one", &t).unwrap();
-        assert_eq!(read_beside(b"record one", &kept).unwrap(), Some(t));
-        assert_eq!(read_beside(b"record two", &kept).unwrap(), None);
-        assert!(read_beside(b"record one", b"{").is_err());
-        assert!(read_beside(b"x", br#"{"v":2,"record":"","tags":[]}"#).is_err());
     }
 }

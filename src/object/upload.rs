@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
 use super::legacy::UploadMetaV1;
+use super::lock::Lock;
 use super::private::{Private, part_label, upload_label};
 use super::record::{Headers, Protection, Salt, salt_hex};
 use super::tags::TagSet;
@@ -32,6 +33,8 @@ pub struct UploadRecord {
     pub storage_class: Option<String>,
     /// The object's tags (`x-amz-tagging`), in clear as an object record's.
     pub tags: TagSet,
+    /// The object's Object Lock retention and legal hold, asked for at the upload's start.
+    pub lock: Lock,
     /// The object's headers and user metadata: read with [`UploadRecord::metadata`].
     metadata: Metadata,
 }
@@ -65,6 +68,8 @@ struct Stored {
     storage_class: Option<String>,
     #[serde(default, skip_serializing_if = "TagSet::is_empty")]
     tags: TagSet,
+    #[serde(default, skip_serializing_if = "Lock::is_empty")]
+    lock: Lock,
 }
 
 impl UploadRecord {
@@ -86,6 +91,7 @@ impl UploadRecord {
             protection,
             storage_class: None,
             tags: TagSet::default(),
+            lock: Lock::default(),
             metadata: Metadata::Sealed(sealed),
         })
     }
@@ -119,6 +125,7 @@ impl UploadRecord {
             sealed,
             storage_class: self.storage_class.clone(),
             tags: self.tags.clone(),
+            lock: self.lock,
         };
         serde_json::to_vec(&stored).map_err(|e| ObjectError::Encode(e.to_string()))
     }
@@ -143,6 +150,7 @@ impl UploadRecord {
                     protection: object.protection,
                     storage_class: None,
                     tags: TagSet::default(),
+                    lock: Lock::default(),
                     metadata: Metadata::Clear(Private { headers: object.headers, user: object.user }),
                 });
             }
@@ -164,6 +172,7 @@ impl UploadRecord {
             protection: stored.protection,
             storage_class: stored.storage_class,
             tags: stored.tags,
+            lock: stored.lock,
             metadata,
         })
     }

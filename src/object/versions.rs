@@ -75,6 +75,7 @@ fn marker_record(key: &str) -> ObjectRecord {
         tags: Default::default(),
         version_id: None,
         delete_marker: true,
+        lock: Default::default(),
     }
 }
 
@@ -98,23 +99,6 @@ impl Objects {
         Objects::commit(writer, &mut record, None, versioning)?;
         let version_id = record.version_id.unwrap_or_else(|| crate::store::versions::NULL.to_owned());
         Ok(Deleted { version_id: Some(version_id), marker: true })
-    }
-
-    /// Removes one version of `key` for good (a version that is not there is no error,
-    /// as in S3). Blocking.
-    pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<Deleted, ObjectError> {
-        let wanted = match wanted(bucket, key, version_id) {
-            // As S3: removing a version that is not there removes nothing, and succeeds.
-            Err(ObjectError::Store(crate::store::StoreError::NoSuchVersion { .. })) => {
-                return Ok(Deleted { version_id: Some(version_id.to_owned()), marker: false });
-            }
-            other => other?,
-        };
-        let removed = self.store.delete_version(bucket, key, &wanted)?;
-        Ok(Deleted {
-            version_id: Some(version_id.to_owned()),
-            marker: removed.is_some_and(|(v, _)| v.marker),
-        })
     }
 
     /// Up to `limit` versions of the keys under `prefix`, after the key `key_marker`

@@ -120,6 +120,7 @@ impl<W> Encrypted<W> {
             tags: Default::default(),
             version_id: None,
             delete_marker: false,
+            lock: Default::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error, kp};
+use super::{CipherS3, error, kp, object_lock};
 use crate::clock::now_unix;
 use crate::object::{BucketRecord, KmsBinding, ObjectError, Origin};
 use crate::store::StoreError;
@@ -60,14 +60,21 @@ pub(super) async fn create_bucket(
         }),
         None => None,
     };
-    let meta = BucketRecord {
+    let mut meta = BucketRecord {
         name: name.clone(),
         owner: caller.clone(),
         created: now_unix(),
         kms,
         sse_s3: false,
         versioning: Default::default(),
+        object_lock: None,
     };
+    let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
+    if locked {
+        // Versioning on and Object Lock named in the record from the start.
+        meta.versioning = crate::object::Versioning::Enabled;
+        meta.object_lock = Some(Default::default());
+    }
     match s.objects.create_bucket(&meta) {
         Ok(()) => {
             if let Some(crn) = meta.root()
@@ -76,6 +83,14 @@ pub(super) async fn create_bucket(
                 // Nothing half made: no bucket without its key.
                 let _ = s.objects.delete_bucket(&name);
                 return Err(kp::error(e));
+            }
+            if locked && let Err(e) = object_lock::enable(s, &mut meta, Default::default()) {
+                // Nor a bucket under Object Lock whose keys are not retained.
+                let _ = s.objects.delete_bucket(&name);
+                if let Some(m) = s.keys.as_deref() {
+                    let _ = m.remove_bucket_key(&name);
+                }
+                return Err(e);
             }
             Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
         }

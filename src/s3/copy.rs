@@ -9,7 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, object, sse, tagging, versioning};
+use super::{CipherS3, body, error, headers, kp, object, object_lock, sse, tagging, versioning};
 use crate::engine::SealSpec;
 use crate::object::{PlainSource, etag};
 
@@ -82,6 +82,13 @@ pub(super) async fn copy_object(
     // The copy has the source's plaintext, so its checksums too; its storage class is
     // what this request asks (STANDARD if nothing, as AWS).
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    // Object Lock: never the source's; the request's, else the target bucket's default.
+    let lock = object_lock::for_write(
+        &target_bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     // Tags: the source's (COPY, the default) or the request's (REPLACE), as AWS.
     let tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
         None | Some(TaggingDirective::COPY) => source_tags,
@@ -105,6 +112,7 @@ pub(super) async fn copy_object(
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
     record.tags = tags;
+    record.lock = lock;
     let meta = body::commit_object(s, &target_bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {

@@ -18,6 +18,18 @@ pub fn object(e: ObjectError) -> S3Error {
         ObjectError::Keys(e) => super::kp::error(e),
         integrity_failure @ ObjectError::Integrity(_) => integrity(&integrity_failure),
         ObjectError::InvalidVersion(v) => s3_error!(InvalidArgument, "invalid version id {v:?}"),
+        ObjectError::Locked(why) => s3_error!(AccessDenied, "{why}"),
+        ObjectError::DeleteMarker { named: true } => {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::MethodNotAllowed,
+                "the specified version is a delete marker",
+            );
+            e.set_status_code(http::StatusCode::METHOD_NOT_ALLOWED);
+            e
+        }
+        ObjectError::DeleteMarker { named: false } => {
+            s3_error!(NoSuchKey, "the specified key does not exist")
+        }
         other @ ObjectError::Encode(_) => internal(&other),
     }
 }

@@ -1,6 +1,6 @@
 //! The S3 API (via the `s3s` crate: routing, DTOs, SigV4) over the store and the
 //! pipeline. One file per operation family: [`bucket`], [`object`], [`copy`], [`list`], [`list_versions`],
-//! [`multipart`], [`encryption`], [`tagging`], [`versioning`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
+//! [`multipart`], [`encryption`], [`tagging`], [`versioning`], [`object_lock`]; protection rules in [`sse`] (SSE-C) and [`kp`] (SSE-KP,
 //! aws:kms); which key opens a stored object in [`read_key`]; bodies move between async
 //! HTTP and the synchronous pipeline in [`body`], with their digests checked by
 //! [`digest`]; [`conditions`] evaluates If-* headers; [`lenient_range`] serves GETs whose
@@ -29,6 +29,7 @@ pub(crate) mod list_versions;
 pub(crate) mod more_checksums;
 pub(crate) mod multipart;
 pub(crate) mod object;
+pub(crate) mod object_lock;
 pub(crate) mod read_key;
 pub(crate) mod sse;
 pub(crate) mod tagging;
@@ -294,5 +295,47 @@ impl S3 for CipherS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         tagging::delete(self, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        object_lock::put_configuration(self, req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        object_lock::get_configuration(self, req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        object_lock::put_retention(self, req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        object_lock::get_retention(self, req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        object_lock::put_legal_hold(self, req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        object_lock::get_legal_hold(self, req).await
     }
 }

@@ -16,7 +16,9 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, copy, error, full_object, headers, kp, object, sse, tagging, versioning};
+use super::{
+    CipherS3, body, copy, error, full_object, headers, kp, object, object_lock, sse, tagging, versioning,
+};
 use crate::clock::now_unix;
 use crate::engine::SealSpec;
 use crate::object::{
@@ -66,6 +68,12 @@ pub(super) async fn create(
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
+    let lock = object_lock::asked(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let mut upload = UploadRecord::new(
         new_upload_id(),
         now_unix(),
@@ -77,6 +85,7 @@ pub(super) async fn create(
     .map_err(error::object)?;
     upload.storage_class = storage_class;
     upload.tags = tags;
+    upload.lock = lock;
     s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(CreateMultipartUploadOutput {
@@ -321,13 +330,17 @@ pub(super) async fn complete(
         tags: upload.tags,
         version_id: None,
         delete_marker: false,
+        lock: upload.lock,
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
-    let versioning = s.owned_bucket(&input.bucket, &caller)?.versioning;
+    let target = s.owned_bucket(&input.bucket, &caller)?;
+    let versioning = target.versioning;
+    // The bucket's default retention counts from now, when the version is made.
+    let mut record = record;
+    record.lock = object_lock::with_default(&target, record.lock);
     let (bucket, id) = (input.bucket.clone(), input.upload_id.clone());
     let key = read.key.clone();
-    let mut record = record;
     let record = body::blocking(move || {
         objects
             .complete_upload(&bucket, &id, &numbers, &mut record, key.as_ref(), versioning)

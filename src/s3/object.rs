@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, sse, tagging, versioning};
+use super::{CipherS3, body, error, headers, kp, object_lock, sse, tagging, versioning};
 use crate::engine::SealSpec;
 use crate::object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
 
@@ -61,6 +61,12 @@ pub(super) async fn put_object(
     let user = super::headers::user_metadata(input.metadata)?;
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
+    let lock = object_lock::for_write(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
@@ -74,6 +80,7 @@ pub(super) async fn put_object(
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
     record.tags = tags;
+    record.lock = lock;
     let checksum = encrypted.digests.checksum;
     let record = body::commit_object(s, &bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
@@ -142,6 +149,8 @@ pub(super) async fn get_object(
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
     let tag_count = tagging::count(object.tags());
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+        object_lock::shown(&object.lock());
     // The key first: nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
@@ -190,6 +199,9 @@ pub(super) async fn get_object(
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         tag_count,
         version_id,
+        object_lock_mode,
+        object_lock_retain_until_date,
+        object_lock_legal_hold_status,
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
@@ -222,6 +234,8 @@ pub(super) async fn head_object(
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
     let tag_count = tagging::count(object.tags());
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+        object_lock::shown(&object.lock());
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too; and nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
@@ -256,6 +270,9 @@ pub(super) async fn head_object(
         metadata: user_metadata(&meta),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         version_id,
+        object_lock_mode,
+        object_lock_retain_until_date,
+        object_lock_legal_hold_status,
         ..Default::default()
     };
     headers::into_output!(output, &meta.headers);
@@ -282,7 +299,8 @@ pub(super) async fn delete_object(
     let caller = CipherS3::caller(&req)?;
     let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
     let input = req.input;
-    let deleted = delete_one(s, &bucket, input.key, input.version_id).await?;
+    let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
+    let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.marker.then_some(true),
         version_id: deleted.version_id,
@@ -290,17 +308,19 @@ pub(super) async fn delete_object(
     }))
 }
 
-/// Deletes `key` (or, with `version_id`, that version of it) as `bucket` does.
+/// Deletes `key` (or, with `version_id`, that version of it) as `bucket` does; Object
+/// Lock (`guard`) may keep a version.
 async fn delete_one(
     s: &CipherS3,
     bucket: &BucketRecord,
     key: String,
     version_id: Option<String>,
+    guard: Option<crate::object::amend::Guard>,
 ) -> S3Result<crate::object::versions::Deleted> {
     let objects = s.objects.clone();
     let (name, versioning) = (bucket.name.clone(), bucket.versioning);
     body::blocking(move || match version_id {
-        Some(v) => objects.delete_version(&name, &key, &v),
+        Some(v) => objects.delete_version(&name, &key, &v, guard),
         None => objects.delete_in(&name, &key, versioning),
     })
     .await
@@ -321,11 +341,12 @@ pub(super) async fn delete_objects(
         return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in objects {
         let asked = o.version_id.clone();
-        match delete_one(s, &bucket, o.key.clone(), o.version_id).await {
+        match delete_one(s, &bucket, o.key.clone(), o.version_id, guard).await {
             Ok(d) => {
                 if !quiet {
                     deleted.push(DeletedObject {

@@ -5,7 +5,7 @@
 //! are kept in clear ([`crate::object::tags`]).
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::{CipherS3, error, versioning};
 use crate::object::{TagError, TagSet};
@@ -32,25 +32,6 @@ pub(super) fn count(tags: &TagSet) -> Option<i32> {
     (!tags.is_empty()).then(|| i32::try_from(tags.len()).unwrap_or(i32::MAX))
 }
 
-/// Checks that a tag change names the current version (by its id, or none); returns its
-/// version id, to answer. Tags of noncurrent versions are read, not changed.
-fn current_for_change(
-    s: &CipherS3,
-    bucket: &str,
-    key: &str,
-    asked: Option<&str>,
-) -> S3Result<Option<String>> {
-    let current = versioning::open(s, bucket, key, None)?.version_id();
-    match asked {
-        Some(v) if Some(v) != current.as_deref() && !(v == "null" && current.is_none()) => {
-            // Whether it exists decides the error.
-            versioning::open(s, bucket, key, Some(v))?;
-            Err(s3_error!(NotImplemented, "the tags of a noncurrent version cannot be changed"))
-        }
-        _ => Ok(current),
-    }
-}
-
 pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutObjectTaggingInput>,
@@ -58,7 +39,6 @@ pub(super) async fn put(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let version_id = current_for_change(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let pairs = input
         .tagging
         .tag_set
@@ -66,7 +46,10 @@ pub(super) async fn put(
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
         .collect();
     let tags = TagSet::new(pairs).map_err(refused)?;
-    s.objects.set_tags(&input.bucket, &input.key, &tags).map_err(error::object)?;
+    let version_id = s
+        .objects
+        .set_tags(&input.bucket, &input.key, input.version_id.as_deref(), &tags)
+        .map_err(error::object)?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: version_id.or_else(|| Some("null".into())) }))
 }
 
@@ -95,7 +78,9 @@ pub(super) async fn delete(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     s.owned_bucket(&input.bucket, &caller)?;
-    let version_id = current_for_change(s, &input.bucket, &input.key, input.version_id.as_deref())?;
-    s.objects.set_tags(&input.bucket, &input.key, &TagSet::default()).map_err(error::object)?;
+    let version_id = s
+        .objects
+        .set_tags(&input.bucket, &input.key, input.version_id.as_deref(), &TagSet::default())
+        .map_err(error::object)?;
     Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: version_id.or_else(|| Some("null".into())) }))
 }

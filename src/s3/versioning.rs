@@ -30,6 +30,14 @@ pub(super) async fn put(
         // Nothing to change (AWS accepts an empty configuration).
         None => return Ok(S3Response::new(PutBucketVersioningOutput::default())),
     };
+    if bucket.object_lock.is_some() && wanted != Versioning::Enabled {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+        );
+        e.set_status_code(http::StatusCode::CONFLICT);
+        return Err(e);
+    }
     if bucket.versioning != wanted {
         bucket.versioning = wanted;
         s.objects.update_bucket(&bucket).map_err(error::object)?;

@@ -23,8 +23,8 @@ use super::bridge::Bridge;
 use super::bucket_cache::{BucketCache, Lookup};
 use super::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
 use super::{
-    ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart, Version,
-    VersionCursor, Wanted, check_bucket_name, check_key, check_upload_id,
+    Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
+    StoredPart, Version, VersionCursor, Wanted, check_bucket_name, check_key, check_upload_id,
 };
 
 mod versions;
@@ -57,8 +57,9 @@ struct Located {
     blobs: Vec<BlobRef>,
     /// The object layer's record (base64: the store does not interpret it).
     record: String,
-    /// The object's tag set, if one was set (base64, as the object layer gave it): an
-    /// object's new entry has none.
+    /// The object's annex (tags, retention, legal hold set after it was written), if it
+    /// has one (base64, as the object layer gave it; named `tags` since before retention
+    /// was kept here): an object's new entry has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tags: Option<String>,
     /// The version it was committed as (its id and flags, [`Version::flags`]); none for an
@@ -130,7 +131,7 @@ impl Located {
         base64::engine::general_purpose::STANDARD.decode(&self.record).map_err(|e| corrupt(what, &e))
     }
 
-    fn tags(&self, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn annex(&self, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let b64 = base64::engine::general_purpose::STANDARD;
         self.tags.as_ref().map(|t| b64.decode(t).map_err(|e| corrupt(what, &e))).transpose()
     }
@@ -727,8 +728,9 @@ impl Store for ClusterStore {
         bucket: &str,
         key: &str,
         wanted: &Wanted,
+        allow: Allow<'_>,
     ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
-        self.cl_delete_version(bucket, key, wanted)
+        self.cl_delete_version(bucket, key, wanted, allow)
     }
 
     fn list_versions(
@@ -760,29 +762,14 @@ impl Store for ClusterStore {
         })
     }
 
-    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
-        check_key(key)?;
-        let inner = &self.inner;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let tags = tags.map(|t| b64.encode(t));
-        inner.wait(async {
-            let k = object_key(bucket, key);
-            for _ in 0..COMMIT_TRIES {
-                let Some(e) = inner.get(&k).await? else {
-                    inner.require_bucket(bucket).await?;
-                    return Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() });
-                };
-                // The same entry (blobs, record, inline bytes), with the new tag set: only
-                // if nothing committed under the key meanwhile.
-                let mut located = Located::decode(key, &e.value)?;
-                located.tags = tags.clone();
-                let ops = vec![Op::Put(k.clone(), located.encode()?)];
-                if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
-                    return Ok(());
-                }
-            }
-            Err(StoreError::Unavailable("the object kept changing; retry".into()))
-        })
+    fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError> {
+        self.cl_set_annex(bucket, key, version, change)
     }
 
     fn list(

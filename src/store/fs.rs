@@ -3,9 +3,10 @@
 //! ```text
 //! tmp/                               writes in progress (emptied at start-up)
 //! buckets/<bucket>/bucket.json       bucket record
-//! buckets/<bucket>/untagged          present while no object of the bucket ever had a tag set
+//! buckets/<bucket>/untagged          present while no object of the bucket ever had an annex
 //! buckets/<bucket>/objects/<c1>/…/<cn>.o   one file per object (keypath.rs)
-//! buckets/<bucket>/objects/<c1>/…/<cn>.t   its tag set, if one was set (PutObjectTagging)
+//! buckets/<bucket>/objects/<c1>/…/<cn>.t   its annex (tags, retention, legal hold set after
+//!                                          it was written), if it has one
 //! buckets/<bucket>/objects/<c1>/…/<cn>.v/   its noncurrent versions (versions.rs)
 //! buckets/<bucket>/uploads/<id>/…          multipart uploads in progress (uploads.rs)
 //! ```
@@ -19,7 +20,7 @@
 //!
 //! Bucket records are kept in memory once read (known.rs): the data directory belongs to
 //! one process. Buckets made before `untagged` existed have no such file and are looked
-//! through for tag sets as before.
+//! through for annexes as before.
 
 mod known;
 mod uploads;
@@ -35,8 +36,8 @@ use known::{Bucket, Known};
 
 use super::keypath::{self, CHUNK};
 use super::{
-    ListedVersion, Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
-    StoredPart, Version, VersionCursor, Wanted, check_bucket_name, check_key,
+    Allow, AnnexChange, ListedVersion, Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError,
+    StoredObject, StoredPart, Version, VersionCursor, Wanted, check_bucket_name, check_key,
 };
 
 const MAGIC: &[u8; 8] = b"CSMETA01";
@@ -596,48 +597,18 @@ impl Store for FsStore {
             Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
         };
         let (record, body, version) = Self::open_object(file, &path)?;
-        let tags_path = path.with_extension(TAGS_SUFFIX);
-        let tags = match known.untagged() {
-            true => None,
-            false => match fs::read(&tags_path) {
-                Ok(t) => Some(t),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(StoreError::io(format!("cannot read {}", tags_path.display()))(e)),
-            },
-        };
-        Ok(StoredObject { record, body: Box::new(body), tags, version })
+        let annex = versions::read_annex(&path, known.untagged())?;
+        Ok(StoredObject { record, body: Box::new(body), annex, version })
     }
 
-    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
-        let (path, known) = self.object_in(bucket, key)?;
-        let tags_path = path.with_extension(TAGS_SUFFIX);
-        let Some(tags) = tags else {
-            if known.untagged() {
-                return Ok(());
-            }
-            return match fs::remove_file(&tags_path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(StoreError::io(format!("cannot delete {}", tags_path.display()))(e)),
-            };
-        };
-        if known.untagged() {
-            self.mark_tagged(bucket, &known)?;
-        }
-        let mut tmp = self.temp()?;
-        tmp.as_file_mut().write_all(tags).map_err(StoreError::io("cannot write a tag set"))?;
-        tmp.as_file().sync_all().map_err(StoreError::io("cannot flush a tag set"))?;
-        // The object must be there when its tag set lands (a delete racing this may leave
-        // a tag set behind; it names the record it belongs to, so it is never applied to
-        // another object, and the next delete of the key removes it).
-        if !path.exists() {
-            return Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() });
-        }
-        tmp.persist(&tags_path).map_err(|e| StoreError::io("cannot move a tag set into place")(e.error))?;
-        if let Some(parent) = tags_path.parent() {
-            sync_dir(parent);
-        }
-        Ok(())
+    fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError> {
+        self.fs_set_annex(bucket, key, version, change)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
@@ -697,8 +668,9 @@ impl Store for FsStore {
         bucket: &str,
         key: &str,
         wanted: &Wanted,
+        allow: Allow<'_>,
     ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
-        self.fs_delete_version(bucket, key, wanted)
+        self.fs_delete_version(bucket, key, wanted, allow)
     }
 
     fn list_versions(

@@ -60,6 +60,9 @@ pub enum StoreError {
         /// The version id asked for.
         version: String,
     },
+    /// The object layer refused a change ([`Allow`], [`AnnexChange`]); it knows why.
+    #[error("the change was refused")]
+    Refused,
     /// No multipart upload with that id in the bucket.
     #[error("no multipart upload {0:?}")]
     NoSuchUpload(String),
@@ -172,15 +175,25 @@ pub fn check_upload_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
-/// A stored object: its record, its bytes, and the tag set kept beside it.
+/// What [`Store::set_annex`] makes of a version's record and present annex: the annex to
+/// keep (`None`: none). An error leaves everything as it was and is returned as is.
+pub type AnnexChange<'a> =
+    &'a mut (dyn FnMut(&[u8], Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> + Send);
+
+/// Whether [`Store::delete_version`] may remove a version, given its record and annex; an
+/// error keeps it and is returned as is.
+pub type Allow<'a> = &'a mut (dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), StoreError> + Send);
+
+/// A stored object: its record, its bytes, and the annex kept beside it.
 pub struct StoredObject {
     /// The record, as committed.
     pub record: Vec<u8>,
     /// Bytes.
     pub body: Box<dyn ObjectReader>,
-    /// The tag set last given to [`Store::set_tags`] for it, as given; the object layer
-    /// tells whether it still belongs to this object (it may predate an overwrite).
-    pub tags: Option<Vec<u8>>,
+    /// The annex (tags, retention, legal hold) [`Store::set_annex`] last kept for it, as
+    /// given; the object layer tells whether it still belongs to this object (it may
+    /// predate an overwrite).
+    pub annex: Option<Vec<u8>>,
     /// Its version, if it was committed as one; `None`: written without versioning (it is
     /// the key's null version).
     pub version: Option<Version>,
@@ -233,14 +246,16 @@ pub trait Store: Send + Sync {
     /// Opens one version of a key (a delete marker has no bytes);
     /// [`StoreError::NoSuchVersion`] if it has none such.
     fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError>;
-    /// Removes one version of a key for good, with its tag set; if it was the current
-    /// one, the newest of the others becomes current. Returns it and its record, or
-    /// `None` if the key has no such version.
+    /// Removes one version of a key for good, with its annex, if `allow` (given its record
+    /// and annex, under the same lock or transaction as the removal) lets it; if it was
+    /// the current one, the newest of the others becomes current. Returns it and its
+    /// record, or `None` if the key has no such version.
     fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         wanted: &Wanted,
+        allow: Allow<'_>,
     ) -> Result<Option<(Version, Vec<u8>)>, StoreError>;
     /// Up to `limit` versions of the keys that start with `prefix`, after `after`: keys
     /// in byte order, each key's current version first, then the others newest first.
@@ -251,10 +266,18 @@ pub trait Store: Send + Sync {
         after: Option<&VersionCursor>,
         limit: usize,
     ) -> Result<Vec<ListedVersion>, StoreError>;
-    /// Keeps `tags` (bytes the object layer encoded; `None`: nothing) beside the object
-    /// `key`, replacing what was there; [`StoreError::NoSuchKey`] if there is no object.
-    /// The object's record and bytes are left as they are.
-    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Replaces the annex kept beside a version of `key` (the current one if `version` is
+    /// `None`) with what `change` makes of its record and present annex (`None`: keep
+    /// nothing), atomically with respect to other changes of that annex and to removals
+    /// of the version; [`StoreError::NoSuchKey`] or [`StoreError::NoSuchVersion`] if
+    /// there is no such object. The object's record and bytes are left as they are.
+    fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError>;
     /// The records of up to `limit` objects whose keys start with `prefix` and sort after
     /// `start_after`, in byte order of their keys: each key's current version, unless it
     /// is a delete marker.

@@ -75,3 +75,23 @@ pub fn s3_request<T>(input: T, user: &str) -> s3s::S3Request<T> {
         trailing_headers: None,
     }
 }
+
+/// Keeps `annex` (or nothing) beside the current version of `key`, whatever was there.
+pub fn set_annex(
+    s: &dyn cipherstore::store::Store,
+    bucket: &str,
+    key: &str,
+    annex: Option<&[u8]>,
+) -> Result<(), cipherstore::store::StoreError> {
+    s.set_annex(bucket, key, None, &mut |_, _| Ok(annex.map(<[u8]>::to_vec)))
+}
+
+/// Removes a version of `key`, whatever its annex says.
+pub fn delete_version(
+    s: &dyn cipherstore::store::Store,
+    bucket: &str,
+    key: &str,
+    wanted: &cipherstore::store::Wanted,
+) -> Result<Option<(cipherstore::store::Version, Vec<u8>)>, cipherstore::store::StoreError> {
+    s.delete_version(bucket, key, wanted, &mut |_, _| Ok(()))
+}

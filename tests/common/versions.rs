@@ -87,13 +87,13 @@ pub fn run(s: &dyn Store, bucket: &str, steps: &[Step]) {
             Step::Remove { key, n } => {
                 let listed = model[key].listed();
                 if listed.is_empty() {
-                    let gone = s.delete_version(bucket, KEYS[key], &Wanted::Null).unwrap();
+                    let gone = super::delete_version(s, bucket, KEYS[key], &Wanted::Null).unwrap();
                     assert_eq!(gone, None);
                     continue;
                 }
                 let (v, _, body) = &listed[n % listed.len()];
                 let wanted = if v.null { Wanted::Null } else { Wanted::Id(v.id.clone()) };
-                let (gone, record) = s.delete_version(bucket, KEYS[key], &wanted).unwrap().unwrap();
+                let (gone, record) = super::delete_version(s, bucket, KEYS[key], &wanted).unwrap().unwrap();
                 assert_eq!(&gone, v);
                 assert_eq!(record, record_of(KEYS[key], body));
                 model[key].remove(v);
@@ -194,4 +194,63 @@ pub fn concurrent(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: us
     bodies.sort();
     bodies.dedup();
     assert_eq!(bodies.len(), threads * each);
+}
+
+/// Annexes of any version, and removals an `allow` refuses: an annex set on a version
+/// stays with it when a later commit makes it noncurrent and when it is promoted back;
+/// a refused change or removal leaves everything as it was. `bucket` is made by the
+/// caller, empty.
+pub fn annexes(s: &dyn Store, bucket: &str) {
+    let key = KEYS[0];
+    let mut model = Key::default();
+    let v1 = Version::new(false, false);
+    commit(s, bucket, &mut model, key, v1.clone(), 1);
+    let id = |v: &Version| Wanted::Id(v.id.clone());
+    s.set_annex(bucket, key, Some(&id(&v1)), &mut |record, old| {
+        assert_eq!(record, record_of(key, &body_of(key, &v1, 1)), "the change sees the version's record");
+        assert_eq!(old, None);
+        Ok(Some(b"annex of v1".to_vec()))
+    })
+    .unwrap();
+    let v2 = Version::new(false, false);
+    commit(s, bucket, &mut model, key, v2.clone(), 2);
+    let annex_of = |v: &Version| s.get_version(bucket, key, &id(v)).unwrap().annex;
+    assert_eq!(annex_of(&v1).as_deref(), Some(&b"annex of v1"[..]), "kept when it became noncurrent");
+    assert_eq!(annex_of(&v2), None, "a new version starts without one");
+    // A noncurrent version's annex changes in place.
+    s.set_annex(bucket, key, Some(&id(&v1)), &mut |_, old| {
+        assert_eq!(old, Some(&b"annex of v1"[..]));
+        Ok(Some(b"v1 again".to_vec()))
+    })
+    .unwrap();
+    assert_eq!(annex_of(&v1).as_deref(), Some(&b"v1 again"[..]));
+    assert_eq!(s.get(bucket, key).unwrap().annex, None, "the current version's is its own");
+    // A refused change changes nothing.
+    let refused = s.set_annex(bucket, key, Some(&id(&v1)), &mut |_, _| Err(StoreError::Refused));
+    assert!(matches!(refused, Err(StoreError::Refused)));
+    assert_eq!(annex_of(&v1).as_deref(), Some(&b"v1 again"[..]));
+    let absent = Wanted::Id(Version::new(false, false).id);
+    let none = s.set_annex(bucket, key, Some(&absent), &mut |_, _| Ok(None));
+    assert!(matches!(none, Err(StoreError::NoSuchVersion { .. })), "{none:?}");
+    // A refused removal keeps the version; the judge sees its record and annex.
+    let kept = s.delete_version(bucket, key, &id(&v1), &mut |record, annex| {
+        assert_eq!(record, record_of(key, &body_of(key, &v1, 1)));
+        assert_eq!(annex, Some(&b"v1 again"[..]));
+        Err(StoreError::Refused)
+    });
+    assert!(matches!(kept, Err(StoreError::Refused)));
+    let kept = s.delete_version(bucket, key, &id(&v2), &mut |_, annex| {
+        assert_eq!(annex, None);
+        Err(StoreError::Refused)
+    });
+    assert!(matches!(kept, Err(StoreError::Refused)));
+    check(s, bucket, std::slice::from_ref(&model));
+    // Removing the current version promotes v1 with its annex.
+    super::delete_version(s, bucket, key, &id(&v2)).unwrap().unwrap();
+    model.remove(&v2);
+    let current = s.get(bucket, key).unwrap();
+    assert_eq!(current.version.as_ref().map(|v| v.id.clone()), Some(v1.id.clone()));
+    assert_eq!(current.annex.as_deref(), Some(&b"v1 again"[..]), "promoted with its annex");
+    super::delete_version(s, bucket, key, &id(&v1)).unwrap().unwrap();
+    assert!(matches!(s.get(bucket, key), Err(StoreError::NoSuchKey { .. })));
 }

@@ -18,7 +18,9 @@ use super::{
 };
 use crate::store::blob_read::{BlobReader, Piece};
 use crate::store::kv::{Compare, Entry, Op, prefix_end};
-use crate::store::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key};
+use crate::store::{
+    Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key,
+};
 
 fn versions_of(b: &str, key: &str) -> Vec<u8> {
     [b"v/", b.as_bytes(), b"\0", key.as_bytes(), b"\0"].concat()
@@ -197,9 +199,9 @@ fn stored(
     version: Option<Version>,
 ) -> Result<StoredObject, StoreError> {
     let record = located.record(key)?;
-    let tags = located.tags(key)?;
+    let annex = located.annex(key)?;
     if let Some(bytes) = &located.inline {
-        return Ok(StoredObject { record, body: Box::new(Inline::new(bytes.clone())), tags, version });
+        return Ok(StoredObject { record, body: Box::new(Inline::new(bytes.clone())), annex, version });
     }
     let mut start = 0;
     let pieces = located
@@ -212,7 +214,7 @@ fn stored(
         })
         .collect();
     let reader = BlobReader::new(inner.blobs.clone(), inner.bridge.clone(), pieces);
-    Ok(StoredObject { record, body: Box::new(reader), tags, version })
+    Ok(StoredObject { record, body: Box::new(reader), annex, version })
 }
 
 impl ClusterStore {
@@ -248,6 +250,7 @@ impl ClusterStore {
         bucket: &str,
         key: &str,
         wanted: &Wanted,
+        allow: Allow<'_>,
     ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
         check_key(key)?;
         let inner = &self.inner;
@@ -258,6 +261,9 @@ impl ClusterStore {
                 let Some((at, e, located, v)) = inner.find(bucket, key, wanted).await? else {
                     return Ok(None);
                 };
+                // The transaction compares this entry's revision: the annex judged is the
+                // one removed.
+                allow(&located.record(key)?, located.annex(key)?.as_deref())?;
                 let mut compares = vec![Compare::Revision(at.clone(), e.mod_revision)];
                 let mut ops = retire(&located.blobs);
                 ops.push(Op::Put(seq_key(bucket), Vec::new()));
@@ -288,6 +294,51 @@ impl ClusterStore {
                 }
                 if inner.txn(compares, ops).await? {
                     return Ok(Some((v, located.record(key)?)));
+                }
+            }
+            Err(StoreError::Unavailable("the object kept changing; retry".into()))
+        })
+    }
+
+    pub(super) fn cl_set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError> {
+        check_key(key)?;
+        let inner = &self.inner;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        inner.wait(async {
+            for _ in 0..COMMIT_TRIES {
+                let found = match version {
+                    Some(w) => inner.find(bucket, key, w).await?.map(|(at, e, located, _)| (at, e, located)),
+                    None => {
+                        let at = object_key(bucket, key);
+                        match inner.get(&at).await? {
+                            Some(e) => {
+                                let located = Located::decode(key, &e.value)?;
+                                Some((at, e, located))
+                            }
+                            None => None,
+                        }
+                    }
+                };
+                let Some((at, e, mut located)) = found else {
+                    inner.require_bucket(bucket).await?;
+                    return Err(match version {
+                        Some(w) => w.missing(bucket, key),
+                        None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
+                    });
+                };
+                // The same entry (blobs, record, inline bytes), with the new annex: only if
+                // nothing changed it meanwhile.
+                let annex = change(&located.record(key)?, located.annex(key)?.as_deref())?;
+                located.tags = annex.map(|a| base64::Engine::encode(&b64, a));
+                let ops = vec![Op::Put(at.clone(), located.encode()?)];
+                if inner.txn(vec![Compare::Revision(at, e.mod_revision)], ops).await? {
+                    return Ok(());
                 }
             }
             Err(StoreError::Unavailable("the object kept changing; retry".into()))

@@ -35,8 +35,8 @@ use targets::Targets;
 use writer::{DispersingWriter, ObjectDispersal, Sink};
 
 use super::{
-    ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart, Version,
-    VersionCursor, Wanted,
+    Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
+    StoredPart, Version, VersionCursor, Wanted,
 };
 
 /// What the writers and readers of one store share.
@@ -170,7 +170,7 @@ impl Store for DispersedStore {
         let record = record.to_vec();
         let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
             .map_err(|e| StoreError::Corrupt { path: format!("{bucket}/{key}"), reason: e.to_string() })?;
-        Ok(StoredObject { record, body: Box::new(reader), tags: stored.tags, version: stored.version })
+        Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
     fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
@@ -179,7 +179,7 @@ impl Store for DispersedStore {
         let record = record.to_vec();
         let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
             .map_err(|e| StoreError::Corrupt { path: format!("{bucket}/{key}"), reason: e.to_string() })?;
-        Ok(StoredObject { record, body: Box::new(reader), tags: stored.tags, version: stored.version })
+        Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
     fn delete_version(
@@ -187,8 +187,11 @@ impl Store for DispersedStore {
         bucket: &str,
         key: &str,
         wanted: &Wanted,
+        allow: Allow<'_>,
     ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
-        let Some((version, record)) = self.inner.delete_version(bucket, key, wanted)? else {
+        // The object layer judges the record it wrote, not the manifest around it.
+        let mut judge = |record: &[u8], annex: Option<&[u8]>| allow(&Self::plain(record.to_vec())?, annex);
+        let Some((version, record)) = self.inner.delete_version(bucket, key, wanted, &mut judge)? else {
             return Ok(None);
         };
         if let Some(m) = Self::manifest_of(&record) {
@@ -224,8 +227,17 @@ impl Store for DispersedStore {
         Ok(deleted)
     }
 
-    fn set_tags(&self, bucket: &str, key: &str, tags: Option<&[u8]>) -> Result<(), StoreError> {
-        self.inner.set_tags(bucket, key, tags)
+    fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError> {
+        // An annex is not dispersed: it is the record's neighbour, as small as a record. It
+        // binds the record the object layer wrote, not the manifest around it.
+        let mut plain = |record: &[u8], annex: Option<&[u8]>| change(&Self::plain(record.to_vec())?, annex);
+        self.inner.set_annex(bucket, key, version, &mut plain)
     }
 
     fn list(

@@ -5,7 +5,7 @@
 //! ```text
 //! <cn>.v/<id>.o     a noncurrent version (its id as file name)
 //! <cn>.n            … the null version: `<cn>.v/<id>.n`
-//! <cn>.v/<id>.t     its tag set, if one was set
+//! <cn>.v/<id>.t     its annex, if it has one
 //! ```
 //!
 //! A version's id and flags are in its file's trailer (`CSMETA02`); a file without them
@@ -26,7 +26,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::store::keypath;
-use crate::store::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
+use crate::store::{
+    Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted,
+};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
 const STRIPES: usize = 256;
@@ -116,6 +118,20 @@ fn version_of(path: &Path) -> Result<Option<Version>, StoreError> {
         });
     }
     FsStore::version_block(&end[..super::VERSION_BLOCK], path).map(Some)
+}
+
+/// The annex kept beside the object file `path`, if its bucket may have any (not
+/// `untagged`) and it has one.
+pub(super) fn read_annex(path: &Path, untagged: bool) -> Result<Option<Vec<u8>>, StoreError> {
+    if untagged {
+        return Ok(None);
+    }
+    let annex = path.with_extension(TAGS_SUFFIX);
+    match fs::read(&annex) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(StoreError::io(format!("cannot read {}", annex.display()))(e)),
+    }
 }
 
 /// The noncurrent versions in `dir`, newest first, by their file names.
@@ -253,21 +269,63 @@ impl FsStore {
             u8::from(path.extension().is_some_and(|e| e == NULL_SUFFIX)),
         );
         let (record, body, version) = Self::open_object(file, &path)?;
-        let tags = match known.untagged() {
-            true => None,
-            false => match fs::read(path.with_extension(TAGS_SUFFIX)) {
-                Ok(t) => Some(t),
-                Err(e) if not_found(&e) => None,
-                Err(e) => {
-                    return Err(StoreError::io(format!("cannot read the tags of {}", path.display()))(e));
-                }
-            },
-        };
+        let annex = read_annex(&path, known.untagged())?;
         // Where it is filed says which version it is (the object layer checks that its
         // record agrees); the trailer whether it is a marker.
         let marker = version.is_some_and(|v| v.marker);
         let version = named.map(|v| Version { marker, ..v });
-        Ok(StoredObject { record, body: Box::new(body), tags, version })
+        Ok(StoredObject { record, body: Box::new(body), annex, version })
+    }
+
+    /// [`crate::store::Store::set_annex`], under the key's lock.
+    pub(super) fn fs_set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError> {
+        let (target, known) = self.object_in(bucket, key)?;
+        let _key = self.locks.lock(&target);
+        let missing = || match version {
+            Some(w) => w.missing(bucket, key),
+            None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
+        };
+        let (path, record) = match (read_version(&target)?, version) {
+            (None, _) => return Err(missing()),
+            (Some((_, record)), None) => (target, record),
+            (Some((c, record)), Some(w)) if c.is(w) => (target, record),
+            (Some((c, _)), Some(w)) => {
+                let path = noncurrent(&versions_dir(&target))?
+                    .into_iter()
+                    .find(|(v, _)| v.is(w) && v.id != c.id)
+                    .map(|(_, path)| path)
+                    .ok_or_else(missing)?;
+                (path.clone(), read_version(&path)?.ok_or_else(missing)?.1)
+            }
+        };
+        let annex_path = path.with_extension(TAGS_SUFFIX);
+        let Some(annex) = change(&record, read_annex(&path, known.untagged())?.as_deref())? else {
+            return remove(&annex_path);
+        };
+        if known.untagged() {
+            self.mark_tagged(bucket, &known)?;
+        }
+        let mut tmp = self.temp()?;
+        std::io::Write::write_all(tmp.as_file_mut(), &annex)
+            .map_err(StoreError::io("cannot write an annex"))?;
+        tmp.as_file().sync_all().map_err(StoreError::io("cannot flush an annex"))?;
+        // Under the key's lock no versioned change moves the file; an unversioned delete
+        // racing this may leave an annex behind, which names the record it belongs to, so
+        // it never applies to another object, and the next delete of the key removes it.
+        if !path.exists() {
+            return Err(missing());
+        }
+        tmp.persist(&annex_path).map_err(|e| StoreError::io("cannot move an annex into place")(e.error))?;
+        if let Some(parent) = annex_path.parent() {
+            sync_dir(parent);
+        }
+        Ok(())
     }
 
     pub(super) fn fs_delete_version(
@@ -275,8 +333,9 @@ impl FsStore {
         bucket: &str,
         key: &str,
         wanted: &Wanted,
+        allow: Allow<'_>,
     ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
-        let (target, _) = self.object_in(bucket, key)?;
+        let (target, known) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let _key = self.locks.lock(&target);
         let dir = versions_dir(&target);
@@ -287,10 +346,12 @@ impl FsStore {
                 return Ok(None);
             };
             let Some((stored, record)) = read_version(&path)? else { return Ok(None) };
+            allow(&record, read_annex(&path, known.untagged())?.as_deref())?;
             drop_noncurrent(&path)?;
             // The name says id and nullness; the trailer whether it is a marker.
             return Ok(Some((Version { marker: stored.marker, ..v }, record)));
         }
+        allow(&record, read_annex(&target, known.untagged())?.as_deref())?;
         // The current version goes: the newest other one takes its place in one rename.
         let mut promoted = false;
         for (v, path) in others {
