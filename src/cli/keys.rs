@@ -73,7 +73,8 @@ enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         material_file: Option<PathBuf>,
     },
-    /// Suspend a key: wrap and unwrap are refused until it is enabled.
+    /// Suspend a key: wrap and unwrap are refused until it is enabled. Refused, and
+    /// audited, for keys bound to a bucket with S3 Object Lock.
     Disable {
         /// CRN, id or name.
         key: String,
@@ -83,11 +84,13 @@ enum KeysCommand {
         /// CRN, id or name.
         key: String,
     },
-    /// Delete a key (crypto-shredding): everything under it becomes unreadable.
+    /// Delete a key (crypto-shredding): everything under it becomes unreadable. Refused,
+    /// and audited, for keys bound to a bucket with S3 Object Lock.
     Delete {
         /// CRN, id or name.
         key: String,
-        /// Delete even if buckets still use it.
+        /// Delete even if buckets still use it (never a key of a bucket with S3 Object
+        /// Lock: those can be neither deleted nor disabled while the bucket exists).
         #[arg(long)]
         force: bool,
     },
