@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Driver of scripts/bench-versions: one cipherstore (data on tmpfs) per protection mode,
-two buckets in it, one keeping versions and one not, driven by the same load generator
-(examples/s3_load) in alternating passes: 4 KiB PUT ops/s (from the second run on, every
-PUT in the versioned bucket keeps the version it replaces) and GET ops/s, then
-ListObjectVersions pages/s over the versioned bucket. Prints a Markdown table of the
-figures and the versioned ÷ unversioned ratios of the same run."""
+three buckets in it: one keeping versions, one with Object Lock (versions, and a default
+GOVERNANCE retention of a day on every PUT) and one neither, driven by the same load
+generator (examples/s3_load) in rotating passes: 4 KiB PUT ops/s (from the second run on,
+every PUT in the versioned buckets keeps the version it replaces) and GET ops/s, then
+ListObjectVersions pages/s over the versioned bucket. Prints Markdown tables of the
+figures and the ratios to the unversioned bucket of the same run."""
 
 import argparse
 import os
@@ -36,15 +37,20 @@ def main():
             srv, t = cipherstore(a.bin, mode, work, a.load)
             try:
                 s3 = srv.boto3("alice")
-                for bucket in ("plain", "versioned"):
+                buckets = ("plain", "versioned", "locked")
+                for bucket in buckets:
                     t.run(bucket, "mkbucket")
                     if t.bind:
                         t.bind(bucket)
-                s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+                for bucket in ("versioned", "locked"):
+                    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+                s3.put_object_lock_configuration(Bucket="locked", ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
                 best = {}
                 for run in range(a.runs):
-                    # Alternate which bucket goes first, so drift favours neither.
-                    order = ("plain", "versioned") if run % 2 == 0 else ("versioned", "plain")
+                    # Rotate which bucket goes first, so drift favours none.
+                    order = buckets[run % 3:] + buckets[:run % 3]
                     for op in ("put", "get"):
                         for bucket in order:
                             seconds = t.run(bucket, op, "small", a.small, 4096, a.concurrency)
@@ -74,6 +80,13 @@ def main():
         pu, pv, gu, gv = f[("plain", "put")], f[("versioned", "put")], f[("plain", "get")], f[("versioned", "get")]
         print(f"| {mode} | {pu:.0f} | {pv:.0f} | {pv / pu:.2f}x | {gu:.0f} | {gv:.0f} | {gv / gu:.2f}x "
               f"| {pps:.1f} ({versions}) | {objects_pps:.1f} | {pps / objects_pps:.2f}x |")
+    print("\nObject Lock (versions, and a default GOVERNANCE retention of a day on every PUT), same runs\n")
+    print("| mode | PUT ops/s unversioned | PUT ops/s Object Lock | ratio | GET ops/s unversioned | GET ops/s Object Lock "
+          "| ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, f, *_ in rows:
+        pu, pl, gu, gl = f[("plain", "put")], f[("locked", "put")], f[("plain", "get")], f[("locked", "get")]
+        print(f"| {mode} | {pu:.0f} | {pl:.0f} | {pl / pu:.2f}x | {gu:.0f} | {gl:.0f} | {gl / gu:.2f}x |")
     return 0
 
 

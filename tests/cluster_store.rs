@@ -460,8 +460,11 @@ async fn cluster_store_on_etcd_and_ceph() {
     inline.create_bucket("versions-inline", b"v").unwrap();
     versions::run(&inline, "versions-inline", &steps);
     versions::concurrent(&inline, "versions-inline", 4, 10);
-    versions::annexes(&s, "versions");
-    versions::annexes(&inline, "versions-inline");
+    s.create_bucket("annexes", b"a").unwrap();
+    versions::annexes(&s, "annexes");
+    inline.create_bucket("annexes-inline", b"a").unwrap();
+    versions::annexes(&inline, "annexes-inline");
+    versions::annex_races(&inline, "annexes-inline", 4, 8);
     let mut made = Vec::new();
     for i in 0..2500u32 {
         let v = cipherstore::store::Version::new(false, false);

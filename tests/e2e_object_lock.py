@@ -268,6 +268,8 @@ def key_rule(srv, s3, crn):
         r = keys(*args)
         check(f"keys: `keys {' '.join(args[:1] + args[2:])}` of a key under Object Lock is refused, naming the bucket",
               r.returncode != 0 and "lock-kms" in r.stderr and "Object Lock" in r.stderr, r.stdout + r.stderr)
+    shown = json.loads(keys("show", crn, "--json").stdout)
+    check("keys: `keys show` lists the bucket as retained", shown.get("retained") == ["lock-kms"], str(shown))
     r = keys("rotate", crn)
     check("keys: rotation still works", r.returncode == 0, r.stderr)
     audit = [json.loads(line) for line in keys("audit").stdout.splitlines()]

@@ -183,6 +183,45 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
 }
 
 #[test]
+fn keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled() {
+    with_token("keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled", |t| {
+        let m = t.manager(Duration::from_secs(60));
+        let root = m.create("locked-root").unwrap();
+        m.create_bucket_key("vault", &root.crn).unwrap();
+        m.retain_bucket("vault").unwrap();
+        m.retain_bucket("vault").unwrap();
+        // A binding made after the bucket was retained is covered too.
+        let later = m.create("later-root").unwrap();
+        m.create_bucket_key("vault", &later.crn).unwrap();
+        for key in ["locked-root", "later-root"] {
+            for refused in [m.delete(key, true), m.delete(key, false), m.disable(key)] {
+                match refused {
+                    Err(KeysError::Retained { buckets, .. }) => assert_eq!(buckets, vec!["vault".to_owned()]),
+                    other => panic!("expected Retained, got {other:?}"),
+                }
+            }
+        }
+        assert_eq!(m.show("locked-root").unwrap().retained, vec!["vault".to_owned()]);
+        assert_eq!(m.rotate("locked-root", None).unwrap().version, 2, "rotation still works");
+        assert!(m.bucket_key("vault", &root.crn).is_ok(), "nothing was shredded or suspended");
+        let audit = m.audit_log().read_all().unwrap();
+        let failures: Vec<_> = audit.iter().filter(|e| e["outcome"] == "failure").collect();
+        assert_eq!(failures.len(), 6, "every refusal is audited");
+        assert!(
+            failures.iter().all(|e| e["buckets"] == serde_json::json!(["vault"]) && e["reason"].is_string())
+        );
+        let retained = audit.iter().filter(|e| e["action"] == "key.retain").count();
+        assert_eq!(retained, 1, "retained once, audited once");
+        // Another process sees the same state; once the bucket is gone the key deletes.
+        let other = t.manager(Duration::from_secs(60));
+        assert!(matches!(other.delete("locked-root", true), Err(KeysError::Retained { .. })));
+        m.remove_bucket_key("vault").unwrap();
+        m.delete("locked-root", true).unwrap();
+        m.disable("later-root").unwrap();
+    });
+}
+
+#[test]
 fn many_threads_share_the_session_pool() {
     with_token("many_threads_share_the_session_pool", |t| {
         let m = t.manager(Duration::from_secs(60));

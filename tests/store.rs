@@ -354,6 +354,7 @@ mod versions {
         let (s, _) = FsStore::open(dir.path()).unwrap();
         s.create_bucket("ver", b"{}").unwrap();
         versions::annexes(&s, "ver");
+        versions::annex_races(&s, "ver", 8, 25);
     }
 
     #[test]

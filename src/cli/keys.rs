@@ -202,6 +202,9 @@ fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
         println!("  kcv       {kcv}");
     }
     println!("  buckets   {}", if v.buckets.is_empty() { "-".to_owned() } else { v.buckets.join(", ") });
+    if !v.retained.is_empty() {
+        println!("  retained  {} (Object Lock: no delete, no disable)", v.retained.join(", "));
+    }
     Ok(())
 }
 

@@ -96,6 +96,10 @@ pub struct KeyView {
     pub destroyed_at: Option<String>,
     /// Buckets it protects.
     pub buckets: Vec<String>,
+    /// Those of them with S3 Object Lock: while any is listed, the key can be neither
+    /// deleted nor disabled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<String>,
 }
 
 /// The lifecycle and hierarchy over one HSM token and one key state.
@@ -249,6 +253,7 @@ impl KeyManager {
             created: rfc3339(rec.created),
             destroyed_at: rec.destroyed_at.map(rfc3339),
             buckets: state.buckets_of(&rec.id),
+            retained: state.retained_of(&rec.id),
         }
     }
 

@@ -52,9 +52,10 @@ const MAX_META: u32 = 1 << 20;
 /// ~13% of their CPU in those reads' copies, one page cache lookup each).
 const READ_WHOLE_MAX: u64 = 64 << 10;
 const SUFFIX: &str = ".o";
-/// The suffix of the file holding an object's tag set, beside its object file.
+/// The suffix of the file holding a version's annex (tags, retention, legal hold),
+/// beside its object file.
 const TAGS_SUFFIX: &str = "t";
-/// The file whose presence says that no object of its bucket ever had a tag set.
+/// The file whose presence says that no object of its bucket ever had an annex.
 const UNTAGGED: &str = "untagged";
 
 /// Objects in a directory tree.
@@ -149,8 +150,8 @@ impl FsStore {
         Ok((path, known))
     }
 
-    /// Removes the bucket's `untagged` file (durably) before its first tag set is written,
-    /// so that GET looks for tag sets from then on, in this process and after a restart.
+    /// Removes the bucket's `untagged` file (durably) before its first annex is written,
+    /// so that GET looks for annexes from then on, in this process and after a restart.
     fn mark_tagged(&self, bucket: &str, known: &Bucket) -> Result<(), StoreError> {
         // Under the change lock, so that an UpdateBucket does not carry the old flag over.
         let _change = self.known.change();
@@ -408,8 +409,6 @@ struct FsWriter {
     target: PathBuf,
     objects: PathBuf,
     locks: Arc<versions::KeyLocks>,
-    /// What is known of the bucket (whether its objects may have tag sets).
-    bucket: Arc<Bucket>,
 }
 
 /// `Write` for a writer whose bytes go to its `tmp` temporary file (flushed at commit).
@@ -445,9 +444,9 @@ impl ObjectWriter for FsWriter {
         record: &[u8],
         version: &Version,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let FsWriter { tmp, target, objects, locks, bucket } = *self;
+        let FsWriter { tmp, target, objects, locks } = *self;
         let _key = locks.lock(&target);
-        versions::install(tmp, record, version, &target, &objects, !bucket.untagged())
+        versions::install(tmp, record, version, &target, &objects)
     }
 }
 
@@ -581,10 +580,10 @@ impl Store for FsStore {
     }
 
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        let (target, known) = self.object_in(bucket, key)?;
+        let (target, _) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let locks = self.locks.clone();
-        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, locks, bucket: known }))
+        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, locks }))
     }
 
     fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {

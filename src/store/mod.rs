@@ -240,7 +240,7 @@ pub trait Store: Send + Sync {
     fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.get(bucket, key)?.record)
     }
-    /// Deletes an object (and the tag set beside it); `false` if there was none. Only for
+    /// Deletes an object (and the annex beside it); `false` if there was none. Only for
     /// buckets that never kept versions: it removes the current version and nothing else.
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
     /// Opens one version of a key (a delete marker has no bytes);

@@ -254,3 +254,39 @@ pub fn annexes(s: &dyn Store, bucket: &str) {
     super::delete_version(s, bucket, key, &id(&v1)).unwrap().unwrap();
     assert!(matches!(s.get(bucket, key), Err(StoreError::NoSuchKey { .. })));
 }
+
+/// `threads` writers change the annex of one version `each` times at once (a counter each
+/// change reads and increments) while another commits new versions of its key, moving it
+/// from current to noncurrent: no change is lost.
+pub fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: usize) {
+    let key = "raced";
+    let first = Version::new(false, false);
+    let mut w = s.put(bucket, key).unwrap();
+    w.write_all(b"first").unwrap();
+    w.commit_version(&record_of(key, b"first"), &first).unwrap();
+    let wanted = Wanted::Id(first.id.clone());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                for _ in 0..each {
+                    s.set_annex(bucket, key, Some(&wanted), &mut |_, old| {
+                        let n: usize = old.map_or(0, |o| String::from_utf8_lossy(o).parse().unwrap());
+                        Ok(Some((n + 1).to_string().into_bytes()))
+                    })
+                    .unwrap();
+                }
+            });
+        }
+        scope.spawn(|| {
+            for i in 0..each {
+                let body = format!("later {i}").into_bytes();
+                let mut w = s.put(bucket, key).unwrap();
+                w.write_all(&body).unwrap();
+                w.commit_version(&record_of(key, &body), &Version::new(false, false)).unwrap();
+            }
+        });
+    });
+    let annex = s.get_version(bucket, key, &wanted).unwrap().annex.unwrap();
+    assert_eq!(String::from_utf8(annex).unwrap(), (threads * each).to_string(), "no change lost");
+    assert_eq!(s.list_versions(bucket, key, None, 100_000).unwrap().len(), each + 1);
+}

@@ -12,7 +12,7 @@
 //! - [`writer`], [`reader`]: dispersing and gathering bytes;
 //! - [`health`]: targets up or down, counters for `/metrics`.
 //!
-//! Buckets, uploads, listings and tag sets are the record store's. Records written before
+//! Buckets, uploads, listings and annexes are the record store's. Records written before
 //! dispersal was turned on carry no manifest, and their bytes are read from the record
 //! store as before.
 

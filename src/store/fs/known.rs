@@ -1,6 +1,6 @@
 //! The embedded store's bucket records kept in memory, so that an object request finds
 //! its bucket without touching the disk (no stat, no read of `bucket.json`), and whether
-//! any object of the bucket may have a tag set beside it (else GET, HEAD and DELETE skip
+//! any object of the bucket may have an annex (tags, retention) beside it (else GET, HEAD and DELETE skip
 //! looking for one).
 //!
 //! The data directory belongs to one process (start-up empties its `tmp/`), so every
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 pub(super) struct Bucket {
     /// Its record, as the object layer encoded it.
     pub record: Vec<u8>,
-    /// Whether an object of it may have a tag set beside it. Only ever goes from false to
+    /// Whether an object of it may have an annex beside it. Only ever goes from false to
     /// true.
     untagged: AtomicBool,
 }
@@ -28,12 +28,12 @@ impl Bucket {
         Self { record, untagged: AtomicBool::new(untagged) }
     }
 
-    /// Whether no object of the bucket ever had a tag set (so there is none to look for).
+    /// Whether no object of the bucket ever had an annex (so there is none to look for).
     pub fn untagged(&self) -> bool {
         self.untagged.load(Ordering::Acquire)
     }
 
-    /// Notes that objects of the bucket may now have tag sets.
+    /// Notes that objects of the bucket may now have annexes.
     pub fn mark_tagged(&self) {
         self.untagged.store(false, Ordering::Release);
     }

@@ -160,8 +160,8 @@ fn noncurrent(dir: &Path) -> Result<Vec<(Version, PathBuf)>, StoreError> {
 }
 
 /// Moves (by a hard link: the current file stays until it is replaced) the current
-/// version `v` of `target` into `dir`, with its tag set if its bucket has any (`tagged`).
-fn keep_noncurrent(target: &Path, dir: &Path, v: &Version, tagged: bool) -> Result<(), StoreError> {
+/// version `v` of `target` into `dir`, with its annex if it has one.
+fn keep_noncurrent(target: &Path, dir: &Path, v: &Version) -> Result<(), StoreError> {
     super::mkdirs(dir)?;
     let to = archived(dir, v);
     match fs::hard_link(target, &to) {
@@ -173,7 +173,6 @@ fn keep_noncurrent(target: &Path, dir: &Path, v: &Version, tagged: bool) -> Resu
     let tags = target.with_extension(TAGS_SUFFIX);
     let tags_to = to.with_extension(TAGS_SUFFIX);
     match fs::hard_link(&tags, &tags_to) {
-        _ if !tagged => {}
         Err(e) if !not_found(&e) && e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(StoreError::io(format!("cannot keep {}", tags.display()))(e));
         }
@@ -183,7 +182,7 @@ fn keep_noncurrent(target: &Path, dir: &Path, v: &Version, tagged: bool) -> Resu
     Ok(())
 }
 
-/// Removes a noncurrent version's file and tag set, and its directory once empty.
+/// Removes a noncurrent version's file and annex, and its directory once empty.
 fn drop_noncurrent(path: &Path) -> Result<(), StoreError> {
     remove(&path.with_extension(TAGS_SUFFIX))?;
     remove(path)?;
@@ -198,28 +197,26 @@ fn drop_noncurrent(path: &Path) -> Result<(), StoreError> {
 /// Commits `tmp` as version `v` of the key whose object file is `target` (under the key's
 /// lock): the current version is kept as noncurrent, unless both are null versions; a
 /// noncurrent null version the new one replaces is removed. Returns the replaced null
-/// version's record. `tagged`: whether objects of the bucket may have tag sets.
+/// version's record. The annexes are moved whatever the bucket's `untagged` flag said when
+/// the write began: an annex written since (a retention) must not be left behind.
 pub(super) fn install(
     tmp: tempfile::NamedTempFile,
     record: &[u8],
     v: &Version,
     target: &Path,
     objects: &Path,
-    tagged: bool,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let dir = versions_dir(target);
     let current = version_of(target)?;
     let mut removed = None;
     match &current {
         Some(c) if c.null && v.null => removed = read_version(target)?.map(|(_, r)| r),
-        Some(c) => keep_noncurrent(target, &dir, c, tagged)?,
+        Some(c) => keep_noncurrent(target, &dir, c)?,
         None => {}
     }
     place(tmp, record, Some(v), target, Some(objects))?;
-    // The tag set of the version replaced (kept with it, if it was kept).
-    if tagged {
-        remove(&target.with_extension(TAGS_SUFFIX))?;
-    }
+    // The annex of the version replaced (kept with it, if it was kept).
+    remove(&target.with_extension(TAGS_SUFFIX))?;
     // Only a null version replaces one in the directory (a listing there costs a read of
     // every name).
     let others = if v.null { noncurrent(&dir)? } else { Vec::new() };
