@@ -39,6 +39,11 @@ use super::{
     StoredPart, Version, VersionCursor, Wanted,
 };
 
+/// The manifest of the current object of `key` in `inner`, if it is dispersed.
+fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
+    inner.head(bucket, key).ok().as_deref().and_then(DispersedStore::manifest_of)
+}
+
 /// What the writers and readers of one store share.
 pub(crate) struct Shared {
     pub(crate) code: Code,
@@ -132,7 +137,7 @@ impl DispersedStore {
 
     /// The current object's manifest, to remove its slices once it is replaced.
     fn current(&self, bucket: &str, key: &str) -> Option<Manifest> {
-        self.inner.head(bucket, key).ok().as_deref().and_then(Self::manifest_of)
+        current_in(self.inner.as_ref(), bucket, key)
     }
 }
 
@@ -159,8 +164,11 @@ impl Store for DispersedStore {
 
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let sink = Sink::Object(self.inner.put(bucket, key)?);
-        let replaces = self.current(bucket, key);
         let writer = DispersingWriter::new(self.shared.clone(), sink);
+        // Which object an unversioned commit replaces is looked up then; a versioned
+        // commit replaces none for good but the null version the store reports.
+        let (inner, bucket, key) = (self.inner.clone(), bucket.to_owned(), key.to_owned());
+        let replaces = Box::new(move || current_in(inner.as_ref(), &bucket, &key));
         Ok(Box::new(ObjectDispersal { writer, replaces }))
     }
 

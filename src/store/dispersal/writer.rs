@@ -297,10 +297,11 @@ impl Drop for DispersingWriter {
     }
 }
 
-/// An object write: on commit, the slices of the object it replaced go.
+/// An object write: on an unversioned commit, the slices of the object it replaced go.
 pub(super) struct ObjectDispersal {
     pub(super) writer: DispersingWriter,
-    pub(super) replaces: Option<Manifest>,
+    /// The manifest of the object an unversioned commit replaces, looked up only then.
+    pub(super) replaces: Box<dyn FnOnce() -> Option<Manifest> + Send>,
 }
 
 impl Write for ObjectDispersal {
@@ -321,8 +322,9 @@ impl ObjectWriter for ObjectDispersal {
     fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
         let Self { writer, replaces } = *self;
         let shared = writer.shared.clone();
+        let old = replaces();
         writer.commit_into(record)?;
-        if let Some(old) = replaces {
+        if let Some(old) = old {
             shared.remove(&old);
         }
         Ok(())

@@ -242,20 +242,23 @@ impl FsStore {
         use crate::store::Store as _;
         let (target, known) = self.object_in(bucket, key)?;
         let no_such = || wanted.missing(bucket, key);
-        let path = match read_version(&target)? {
-            Some((c, _)) if c.is(wanted) => {
-                return self.get(bucket, key).map_err(|e| match e {
-                    StoreError::NoSuchKey { .. } => no_such(),
-                    other => other,
-                });
-            }
-            Some(_) => noncurrent(&versions_dir(&target))?
-                .into_iter()
-                .find(|(v, _)| v.is(wanted))
-                .map(|(_, path)| path)
-                .ok_or_else(no_such)?,
+        // Which version is current: one read of the file's end (GET reads the rest).
+        match version_of(&target)? {
+            Some(c) if c.is(wanted) => match self.get(bucket, key) {
+                // Unless a commit made it noncurrent meanwhile (it is then in `.v/`: a
+                // commit keeps the current file there before it replaces it).
+                Ok(o) if o.version.clone().unwrap_or_else(Version::unversioned).is(wanted) => return Ok(o),
+                Ok(_) | Err(StoreError::NoSuchKey { .. }) => {}
+                Err(e) => return Err(e),
+            },
+            Some(_) => {}
             None => return Err(no_such()),
-        };
+        }
+        let path = noncurrent(&versions_dir(&target))?
+            .into_iter()
+            .find(|(v, _)| v.is(wanted))
+            .map(|(_, path)| path)
+            .ok_or_else(no_such)?;
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if not_found(&e) => return Err(no_such()),
