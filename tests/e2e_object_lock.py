@@ -16,18 +16,15 @@ CIPHERSTORE_E2E_CLUSTER.
     e2e_object_lock.py PATH_TO_CIPHERSTORE_BINARY
 """
 
-import base64
 import datetime
-import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
 
 import botocore
 
-from s3harness import Server, error_code
+from s3harness import Server, error_code, protection_modes
 
 MiB = 1 << 20
 
@@ -292,18 +289,7 @@ def main():
     with Server(binary) as srv:
         s3 = srv.boto3("alice")
         crn = srv.create_root("lock-root")
-        key = os.urandom(32)
-        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(key).decode(),
-                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode()}
-        copy_ssec = {"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": ssec["SSECustomerKey"],
-                     "CopySourceSSECustomerKeyMD5": ssec["SSECustomerKeyMD5"]}
-        kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}
-        modes = {
-            "default": ("lock-default", {}, {}, {}),
-            "SSE-C": ("lock-ssec", ssec, ssec, {**ssec, **copy_ssec}),
-            "SSE-KMS": ("lock-kms", kms, {}, kms),
-            "SSE-S3": ("lock-sses3", {"ServerSideEncryption": "AES256"}, {}, {"ServerSideEncryption": "AES256"}),
-        }
+        modes = protection_modes(crn, "lock")
         for mode, (bucket, put_kw, get_kw, copy_kw) in modes.items():
             scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw)
         without_lock(srv, s3)

@@ -12,15 +12,13 @@ filesystem store, or a cluster store gateway with CIPHERSTORE_E2E_CLUSTER.
     e2e_versioning.py PATH_TO_CIPHERSTORE_BINARY
 """
 
-import base64
 import concurrent.futures
-import hashlib
 import os
 import sys
 
 import botocore
 
-from s3harness import Server, error_code
+from s3harness import Server, error_code, protection_modes
 
 MiB = 1 << 20
 
@@ -235,18 +233,7 @@ def main():
     with Server(binary) as srv:
         s3 = srv.boto3("alice")
         crn = srv.create_root("versions-root")
-        key = os.urandom(32)
-        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(key).decode(),
-                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode()}
-        copy_ssec = {"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": ssec["SSECustomerKey"],
-                     "CopySourceSSECustomerKeyMD5": ssec["SSECustomerKeyMD5"]}
-        kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}
-        modes = {
-            "default": ("ver-default", {}, {}, {}),
-            "SSE-C": ("ver-ssec", ssec, ssec, {**ssec, **copy_ssec}),
-            "SSE-KMS": ("ver-kms", kms, {}, kms),
-            "SSE-S3": ("ver-sses3", {"ServerSideEncryption": "AES256"}, {}, {"ServerSideEncryption": "AES256"}),
-        }
+        modes = protection_modes(crn, "ver")
         for mode, (bucket, put_kw, get_kw, copy_kw) in modes.items():
             scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw)
         listings(srv, s3)

@@ -184,3 +184,24 @@ def error_code(fn):
     except botocore.exceptions.ClientError as e:
         return e.response["Error"]["Code"]
     return None
+
+
+def protection_modes(crn, prefix):
+    """The four protection modes as boto3 keyword arguments, each with a bucket of its own:
+    {mode: (bucket, PUT kwargs, GET kwargs, copy kwargs)} for default AONT-RS, SSE-C (a
+    random customer key), SSE-KMS under root key `crn`, and SSE-S3."""
+    import base64
+    import hashlib
+    key = os.urandom(32)
+    ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(key).decode(),
+            "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode()}
+    copy_ssec = {"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": ssec["SSECustomerKey"],
+                 "CopySourceSSECustomerKeyMD5": ssec["SSECustomerKeyMD5"]}
+    kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}
+    sse_s3 = {"ServerSideEncryption": "AES256"}
+    return {
+        "default": (f"{prefix}-default", {}, {}, {}),
+        "SSE-C": (f"{prefix}-ssec", ssec, ssec, {**ssec, **copy_ssec}),
+        "SSE-KMS": (f"{prefix}-kms", kms, {}, kms),
+        "SSE-S3": (f"{prefix}-sses3", sse_s3, {}, sse_s3),
+    }
