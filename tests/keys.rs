@@ -218,6 +218,14 @@ fn keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled() {
         m.remove_bucket_key("vault").unwrap();
         m.delete("locked-root", true).unwrap();
         m.disable("later-root").unwrap();
+        // The first write of an Object Lock bucket under a key marks it retained, should
+        // Object Lock have been enabled where no HSM was configured.
+        let third = m.create("third-root").unwrap();
+        m.bucket_key_for_write("late-vault", &third.crn, true).unwrap();
+        assert_eq!(m.show("third-root").unwrap().retained, vec!["late-vault".to_owned()]);
+        assert!(matches!(m.delete("third-root", true), Err(KeysError::Retained { .. })));
+        m.bucket_key_for_write("open", &third.crn, false).unwrap();
+        assert_eq!(m.show("third-root").unwrap().retained, vec!["late-vault".to_owned()], "not every bucket");
     });
 }
 

@@ -587,11 +587,21 @@ impl KeyManager {
 
     /// The bucket key of `bucket` under `root` for a write: the pair's key, created
     /// (wrapped in one HSM call) on its first use. Gateways racing to create the same
-    /// pair's key agree on the one committed first.
-    pub fn bucket_key_for_write(&self, bucket: &str, root: &str) -> Result<SecretKey, KeysError> {
+    /// pair's key agree on the one committed first. `retain`: the bucket has Object Lock,
+    /// so a pair made now also marks it retained ([`KeyManager::retain_bucket`]; it was
+    /// marked when Object Lock was enabled, unless this gateway had no HSM then).
+    pub fn bucket_key_for_write(
+        &self,
+        bucket: &str,
+        root: &str,
+        retain: bool,
+    ) -> Result<SecretKey, KeysError> {
         match self.bucket_key(bucket, root) {
             Err(KeysError::BucketNotFound(_)) => {}
             other => return other,
+        }
+        if retain {
+            self.retain_bucket(bucket)?;
         }
         match self.create_bucket_key(bucket, root) {
             Ok(_) | Err(KeysError::BucketExists(_)) => self.bucket_key(bucket, root),

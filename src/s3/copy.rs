@@ -102,8 +102,7 @@ pub(super) async fn copy_object(
     } else {
         (source_meta.headers, source_meta.user)
     };
-    let (sealing, recorded) =
-        object::protection(s, &input.bucket, &input.key, &target_bucket, target_key, kms)?;
+    let (sealing, recorded) = object::protection(s, &input.key, &target_bucket, target_key, kms)?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let size = source.size();
     let tag_key = sealing.key().cloned();

@@ -42,7 +42,8 @@ pub(super) async fn put(
     } else {
         // The pair's bucket key is made now, so a suspended or unusable key is refused
         // here rather than at the first PUT.
-        kp::manager(s)?.bucket_key_for_write(&bucket.name, &requested.root).map_err(kp::error)?;
+        let retain = bucket.object_lock.is_some();
+        kp::manager(s)?.bucket_key_for_write(&bucket.name, &requested.root, retain).map_err(kp::error)?;
         bucket.sse_s3 = false;
         bucket.kms = Some(match bucket.kms.take() {
             Some(kms) if kms.origin == Origin::Create => KmsBinding { default: true, ..kms },

@@ -214,8 +214,10 @@ pub fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Resu
 
 /// [`object_key`] for writing a new object: the pair's bucket key is created (one HSM
 /// wrap) on its first use.
-pub fn new_object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Result<CustomerKey> {
-    let key = manager(s)?.bucket_key_for_write(bucket, crn).map_err(error)?;
+pub fn new_object_key(s: &CipherS3, bucket: &BucketRecord, object: &str, crn: &str) -> S3Result<CustomerKey> {
+    let retain = bucket.object_lock.is_some();
+    let key = manager(s)?.bucket_key_for_write(&bucket.name, crn, retain).map_err(error)?;
+    let bucket = bucket.name.as_str();
     Ok(bind(key, bucket, object))
 }
 

@@ -63,7 +63,7 @@ pub(super) async fn create(
     )?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
-    let (sealing, protection) = object::protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
+    let (sealing, protection) = object::protection(s, &input.key, &bucket, sse_c, kms)?;
     let private =
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;

@@ -69,7 +69,7 @@ pub(super) async fn put_object(
     )?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
-    let (sealing, recorded) = protection(s, &input.bucket, &input.key, &bucket, sse_c, kms)?;
+    let (sealing, recorded) = protection(s, &input.key, &bucket, sse_c, kms)?;
     let headers = headers::from_input!(input);
     let tag_key = sealing.key().cloned();
     let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
@@ -109,7 +109,6 @@ pub(super) async fn put_object(
 /// it and how its record names it.
 pub(super) fn protection(
     s: &CipherS3,
-    bucket_name: &str,
     object: &str,
     bucket: &BucketRecord,
     sse_c: Option<sse::SseC>,
@@ -128,7 +127,7 @@ pub(super) fn protection(
     Ok(match (sse_c, root) {
         (Some(k), _) => (crate::engine::Protection::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
         (None, Some(kp::Requested { root, sse_s3 })) => {
-            let key = kp::new_object_key(s, bucket_name, object, &root)?;
+            let key = kp::new_object_key(s, bucket, object, &root)?;
             let recorded = Protection::SseKp { root: root.clone(), sse_s3 };
             (crate::engine::Protection::SseKp { key, crn: root }, recorded)
         }
