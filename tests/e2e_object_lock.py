@@ -138,9 +138,15 @@ def scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw):
     check(f"{say} a version without retention: NoSuchObjectLockConfiguration",
           status_of(lambda: s3.get_object_retention(Bucket=bucket, Key="held", VersionId=held))
           == (404, "NoSuchObjectLockConfiguration"))
+    check(f"{say} a version whose legal hold was never set: NoSuchObjectLockConfiguration",
+          status_of(lambda: s3.get_object_legal_hold(Bucket=bucket, Key="comp", VersionId=comp))
+          == (404, "NoSuchObjectLockConfiguration"))
     s3.put_object_legal_hold(Bucket=bucket, Key="held", VersionId=held, LegalHold={"Status": "OFF"})
-    check(f"{say} GetObjectLegalHold OFF",
+    check(f"{say} GetObjectLegalHold OFF once turned off",
           s3.get_object_legal_hold(Bucket=bucket, Key="held", VersionId=held)["LegalHold"] == {"Status": "OFF"})
+    check(f"{say} … and HEAD says OFF",
+          s3.head_object(Bucket=bucket, Key="held", VersionId=held, **get_kw).get("ObjectLockLegalHoldStatus")
+          == "OFF")
     s3.delete_object(Bucket=bucket, Key="held", VersionId=held)
     check(f"{say} once released, the version deletes",
           status_of(lambda: s3.head_object(Bucket=bucket, Key="held", VersionId=held, **get_kw))[0] == 404)

@@ -108,7 +108,7 @@ impl Objects {
     ) -> Result<Option<String>, ObjectError> {
         self.amend(bucket, key, version_id, |record, annex| {
             let mut state: Lock = annex.lock.unwrap_or(record.lock);
-            state.legal_hold = on;
+            state.legal_hold = Some(on);
             annex.lock = Some(state);
             Ok(())
         })

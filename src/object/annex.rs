@@ -88,8 +88,10 @@ mod tests {
     #[test]
     fn an_annex_applies_to_its_record_only() {
         let tags = TagSet::new(vec![("k".into(), "v".into())]).unwrap();
-        let lock =
-            Lock { retention: Some(Retention { mode: Mode::Compliance, until_ms: 9 }), legal_hold: true };
+        let lock = Lock {
+            retention: Some(Retention { mode: Mode::Compliance, until_ms: 9 }),
+            legal_hold: Some(true),
+        };
         let a = Annex { tags: Some(tags.clone()), lock: Some(lock) };
         let kept = encode(b"record one", &a).unwrap().unwrap();
         assert_eq!(decode(b"record one", Some(&kept)).unwrap(), a);

@@ -58,15 +58,21 @@ pub struct Lock {
     /// Its retention, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
-    /// Whether a legal hold is on (it holds until turned off, whatever the retention).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub legal_hold: bool,
+    /// The legal hold, if one was ever set: on (it holds until turned off, whatever the
+    /// retention) or off. S3 tells "off" from "never set" (GetObjectLegalHold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
 }
 
 impl Lock {
-    /// Neither a retention nor a legal hold.
+    /// Neither a retention nor a legal hold ever set.
     pub fn is_empty(&self) -> bool {
-        self.retention.is_none() && !self.legal_hold
+        self.retention.is_none() && self.legal_hold.is_none()
+    }
+
+    /// Whether a legal hold is on.
+    pub fn held(&self) -> bool {
+        self.legal_hold == Some(true)
     }
 }
 
@@ -141,7 +147,7 @@ pub enum LockRefusal {
 /// Whether a version locked by `lock` may be removed at `now_ms`; `bypass`: the request
 /// bypasses governance retention.
 pub fn may_remove(lock: &Lock, now_ms: u64, bypass: bool) -> Result<(), LockRefusal> {
-    if lock.legal_hold {
+    if lock.held() {
         return Err(LockRefusal::LegalHold);
     }
     match lock.retention {
@@ -185,16 +191,16 @@ mod tests {
 
     #[test]
     fn removal_waits_for_retention_and_legal_hold() {
-        let gov = Lock { retention: Some(r(Mode::Governance, NOW + 1)), legal_hold: false };
-        let comp = Lock { retention: Some(r(Mode::Compliance, NOW + 1)), legal_hold: false };
+        let gov = Lock { retention: Some(r(Mode::Governance, NOW + 1)), legal_hold: Some(false) };
+        let comp = Lock { retention: Some(r(Mode::Compliance, NOW + 1)), legal_hold: None };
         assert!(may_remove(&Lock::default(), NOW, false).is_ok());
         assert!(matches!(may_remove(&gov, NOW, false), Err(LockRefusal::Retained { .. })));
         assert!(may_remove(&gov, NOW, true).is_ok(), "governance yields to bypass");
         assert!(may_remove(&comp, NOW, true).is_err(), "compliance does not");
         assert!(may_remove(&comp, NOW + 1, false).is_ok(), "an expired retention holds nothing");
-        let held = Lock { retention: None, legal_hold: true };
+        let held = Lock { retention: None, legal_hold: Some(true) };
         assert_eq!(may_remove(&held, NOW, true), Err(LockRefusal::LegalHold));
-        let both = Lock { legal_hold: true, ..comp };
+        let both = Lock { legal_hold: Some(true), ..comp };
         assert_eq!(may_remove(&both, NOW + 5, true), Err(LockRefusal::LegalHold));
     }
 

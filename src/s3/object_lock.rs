@@ -28,6 +28,16 @@ fn not_enabled() -> S3Error {
     s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration")
 }
 
+/// 404 NoSuchObjectLockConfiguration: the version has no retention, or no legal hold was
+/// ever set on it.
+fn no_lock() -> S3Error {
+    custom(
+        "NoSuchObjectLockConfiguration",
+        http::StatusCode::NOT_FOUND,
+        "The specified object does not have a ObjectLock configuration",
+    )
+}
+
 fn millis(t: &Timestamp) -> u64 {
     let at = time::OffsetDateTime::from(t.clone());
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
@@ -87,7 +97,7 @@ pub(super) fn asked(
     }
     let now = crate::clock::now_unix_ms();
     let retention = retention(mode.map(ObjectLockMode::as_str), until, now)?;
-    let legal_hold = hold.map(|h| legal_hold(h.as_str())).transpose()?.unwrap_or(false);
+    let legal_hold = hold.map(|h| legal_hold(h.as_str())).transpose()?;
     Ok(Lock { retention, legal_hold })
 }
 
@@ -116,7 +126,12 @@ pub(super) fn shown(
 ) -> (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>) {
     let mode = lock.retention.map(|r| ObjectLockMode::from(r.mode.as_s3().to_owned()));
     let until = lock.retention.map(|r| timestamp(r.until_ms));
-    let hold = lock.legal_hold.then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON));
+    let hold = lock.legal_hold.map(|on| {
+        ObjectLockLegalHoldStatus::from_static(match on {
+            true => ObjectLockLegalHoldStatus::ON,
+            false => ObjectLockLegalHoldStatus::OFF,
+        })
+    });
     (mode, until, hold)
 }
 
@@ -244,13 +259,7 @@ pub(super) async fn get_retention(
     let input = req.input;
     locked_bucket(s, &input.bucket, &caller)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
-    let Some(r) = object.lock().retention else {
-        return Err(custom(
-            "NoSuchObjectLockConfiguration",
-            http::StatusCode::NOT_FOUND,
-            "The specified object does not have a ObjectLock configuration",
-        ));
-    };
+    let Some(r) = object.lock().retention else { return Err(no_lock()) };
     let retention = ObjectLockRetention {
         mode: Some(ObjectLockRetentionMode::from(r.mode.as_s3().to_owned())),
         retain_until_date: Some(timestamp(r.until_ms)),
@@ -282,8 +291,9 @@ pub(super) async fn get_legal_hold(
     locked_bucket(s, &input.bucket, &caller)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let status = match object.lock().legal_hold {
-        true => ObjectLockLegalHoldStatus::ON,
-        false => ObjectLockLegalHoldStatus::OFF,
+        Some(true) => ObjectLockLegalHoldStatus::ON,
+        Some(false) => ObjectLockLegalHoldStatus::OFF,
+        None => return Err(no_lock()),
     };
     let legal_hold =
         Some(ObjectLockLegalHold { status: Some(ObjectLockLegalHoldStatus::from_static(status)) });
