@@ -256,10 +256,11 @@ fn metadata(c: &mut Criterion) {
 
 /// MD5 (the ETag's hash, one serial stream per upload): aws-lc's assembly as used by the
 /// service vs RustCrypto's md-5; then sixteen streams, one after another against the
-/// sixteen lanes of `engine::md5::x16`, and sixteen threads hashing at once (what sixteen
+/// sixteen lanes of `engine::md5::x16` (AVX-512) and of `x8` (AVX2, two groups of eight),
+/// and sixteen threads hashing at once (what sixteen
 /// concurrent uploads do) with the shared lanes against md-5.
 fn md5(c: &mut Criterion) {
-    use cipherstore::engine::md5::{Md5, x16};
+    use cipherstore::engine::md5::{Md5, x8, x16};
     use md5::Digest;
     let data = plaintext();
     let mut g = c.benchmark_group("md5");
@@ -275,6 +276,15 @@ fn md5(c: &mut Criterion) {
             b.iter(|| {
                 let mut states = [[0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]; x16::LANES];
                 assert!(x16::compress(&mut states, black_box(&streams)));
+                states
+            })
+        });
+    }
+    if x8::available() {
+        g.bench_function("16 streams/x8 lanes (AVX2)", |b| {
+            b.iter(|| {
+                let mut states = [[0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]; x8::LANES];
+                assert!(x8::compress(&mut states, black_box(&streams)));
                 states
             })
         });

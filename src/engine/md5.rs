@@ -4,13 +4,15 @@
 //!
 //! - One stream: aws-lc's assembly (already linked for everything else aws-lc does).
 //! - Concurrent uploads: their 64 KiB chunks are gathered and hashed sixteen at a time in
-//!   the lanes of AVX-512 registers ([`lanes`], [`x16`]), where the CPU has it.
+//!   the lanes of AVX-512 registers ([`lanes`], [`x16`]), or of two groups of eight in
+//!   AVX2 registers ([`x8`]) on CPUs without AVX-512.
 //!
 //! `cargo bench --bench engine -- md5` measures both against RustCrypto's `md-5`, which the
 //! tests use as the reference.
 
 mod lanes;
 pub mod x16;
+pub mod x8;
 
 use aws_lc_sys::{MD5_CTX, MD5_Final, MD5_Update};
 
@@ -77,7 +79,7 @@ impl Md5 {
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.pending.len() == CHUNK {
-                if x16::available() {
+                if lanes::available() {
                     let chunk = std::mem::take(&mut self.pending);
                     let state = self.state;
                     self.pending = self.stream.get_or_insert_with(|| lanes::Stream::open(state)).push(chunk);

@@ -1,4 +1,6 @@
-//! Gathers the MD5 work of concurrent uploads into the sixteen lanes of [`super::x16`].
+//! Gathers the MD5 work of concurrent uploads into sixteen lanes: one AVX-512 register
+//! ([`super::x16`]) where the CPU has it, else two groups of eight in AVX2 registers
+//! ([`super::x8`]).
 //!
 //! Each upload is a [`Stream`]: it queues its body in chunks of [`CHUNK`] bytes and goes
 //! on reading. Chunks are hashed in rounds, one chunk of each of up to sixteen streams at
@@ -17,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::x16::{self, LANES};
+use super::x16::LANES;
+use super::{x8, x16};
 
 /// Bytes per queued chunk (whole 64-byte blocks): lanes run in lockstep over chunks of one
 /// size, and at 64 KiB handing a chunk over costs well under 1% of hashing it.
@@ -222,12 +225,18 @@ fn round<'a>(lanes: &'a Lanes, mut s: MutexGuard<'a, Shared>) -> MutexGuard<'a, 
     s
 }
 
+/// Whether this CPU has a multi-buffer kernel (AVX-512F or AVX2): without one, every
+/// chunk is hashed by the single-stream code as it comes, and nothing goes through here.
+pub fn available() -> bool {
+    x16::available() || x8::available()
+}
+
 /// Hashes a round: in the lanes when there are several chunks of one size, else one by one.
 fn hash(batch: &mut [(u64, [u32; 4], Vec<u8>)]) {
     if batch.len() > 1 {
         let mut states: Vec<[u32; 4]> = batch.iter().map(|b| b.1).collect();
         let data: Vec<&[u8]> = batch.iter().map(|b| b.2.as_slice()).collect();
-        if x16::compress(&mut states, &data) {
+        if x16::compress(&mut states, &data) || x8::compress(&mut states, &data) {
             for (b, state) in batch.iter_mut().zip(states) {
                 b.1 = state;
             }
