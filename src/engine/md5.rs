@@ -49,6 +49,16 @@ fn context(state: &[u32; 4], hashed: u64) -> MD5_CTX {
     MD5_CTX { h: *state, Nl: bits as u32, Nh: (bits >> 32) as u32, data: [0; 64], num: 0 }
 }
 
+/// The 64-byte blocks per stream when `states` and `data` fit a multi-buffer kernel of
+/// `lanes` lanes: one chaining value per stream, at most `lanes` streams, each the same
+/// whole number of blocks. `None` otherwise.
+fn blocks_per_stream(states: &[[u32; 4]], data: &[&[u8]], lanes: usize) -> Option<usize> {
+    let blocks = data.first().map_or(0, |d| d.len() / 64);
+    let shaped =
+        states.len() == data.len() && data.len() <= lanes && data.iter().all(|d| d.len() == blocks * 64);
+    shaped.then_some(blocks)
+}
+
 /// Hashes whole 64-byte blocks into `state` with aws-lc's single-stream code.
 pub(crate) fn scalar_blocks(state: &mut [u32; 4], blocks: &[u8]) {
     debug_assert_eq!(blocks.len() % 64, 0);

@@ -8,36 +8,29 @@
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
-use std::sync::OnceLock;
 
 /// Streams hashed at once.
 pub const LANES: usize = 16;
 
-/// Whether this CPU runs [`compress`] (AVX-512F), checked once.
+/// Whether this CPU runs [`compress`] (AVX-512F). std caches the detection.
 pub fn available() -> bool {
-    static AVX512: OnceLock<bool> = OnceLock::new();
-    *AVX512.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Compresses `data[i]` (whole 64-byte blocks, the same number for every stream) into
 /// `states[i]`, for up to [`LANES`] streams. Returns false, changing nothing, when this
 /// CPU cannot ([`available`]) or the input is not as described.
 pub fn compress(states: &mut [[u32; 4]], data: &[&[u8]]) -> bool {
-    let blocks = data.first().map_or(0, |d| d.len() / 64);
-    let shaped =
-        states.len() == data.len() && data.len() <= LANES && data.iter().all(|d| d.len() == blocks * 64);
-    if !shaped || !available() {
+    let Some(blocks) = super::blocks_per_stream(states, data, LANES).filter(|_| available()) else {
         return false;
-    }
+    };
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: `available()` confirmed that this CPU supports AVX-512F, the only

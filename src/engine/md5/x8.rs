@@ -34,12 +34,9 @@ pub fn available() -> bool {
 /// `states[i]`, for up to [`LANES`] streams. Returns false, changing nothing, when this
 /// CPU cannot ([`available`]) or the input is not as described.
 pub fn compress(states: &mut [[u32; 4]], data: &[&[u8]]) -> bool {
-    let blocks = data.first().map_or(0, |d| d.len() / 64);
-    let shaped =
-        states.len() == data.len() && data.len() <= LANES && data.iter().all(|d| d.len() == blocks * 64);
-    if !shaped || !available() {
+    let Some(blocks) = super::blocks_per_stream(states, data, LANES).filter(|_| available()) else {
         return false;
-    }
+    };
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: `available()` confirmed that this CPU supports AVX2, the only feature
