@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use cipherstore::engine::{Backend, CipherId, HashId, Protection, SealSpec, Sealer};
-use cipherstore::pipeline::units::InMemory;
-use cipherstore::store::dispersal::code::{Code, check};
+use engine::{Backend, CipherId, HashId, Protection, SealSpec, Sealer};
+use pipeline::units::InMemory;
+use store::dispersal::code::{Code, check};
 
 const STRIPE: usize = (1 << 20) + 48;
 const PLAIN: usize = 16 << 20;

@@ -14,12 +14,10 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use cipherstore::engine::codec::DEFAULT_CHUNK_SIZE;
-use cipherstore::engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor_at};
-use cipherstore::engine::{
-    Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey,
-};
-use cipherstore::pipeline::units::InMemory;
+use engine::codec::DEFAULT_CHUNK_SIZE;
+use engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor_at};
+use engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey};
+use pipeline::units::InMemory;
 
 const N: usize = 64 << 20;
 
@@ -216,8 +214,8 @@ fn threads(c: &mut Criterion) {
 /// Per-record costs of a small object's PUT and GET: tag, tag + sealed metadata (keyed and
 /// keyless), against sealing and opening its 4 KiB of data.
 fn metadata(c: &mut Criterion) {
-    use cipherstore::engine::binding::{metadata_tag, verify_metadata};
-    use cipherstore::engine::sealed_meta;
+    use engine::binding::{metadata_tag, verify_metadata};
+    use engine::sealed_meta;
     let key = CustomerKey {
         key: SecretKey::from_bytes([7; 32]),
         context: b"bucket/photos/2026/img-0001.jpg".to_vec(),
@@ -260,7 +258,7 @@ fn metadata(c: &mut Criterion) {
 /// and sixteen threads hashing at once (what sixteen
 /// concurrent uploads do) with the shared lanes against md-5.
 fn md5(c: &mut Criterion) {
-    use cipherstore::engine::md5::{Md5, x8, x16};
+    use engine::md5::{Md5, x8, x16};
     use md5::Digest;
     let data = plaintext();
     let mut g = c.benchmark_group("md5");

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 
-use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, Sealer, SecretKey};
-use cipherstore::keys::{Hsm, HsmConfig, KeyId, KeyManager, ManagerOptions};
-use cipherstore::pipeline::units::InMemory;
+use engine::{Backend, CustomerKey, Protection, SealSpec, Sealer, SecretKey};
+use keys::{Hsm, HsmConfig, KeyId, KeyManager, ManagerOptions};
+use pipeline::units::InMemory;
 
 const CHILD: &str = "CIPHERSTORE_BENCH_TOKEN_DIR";
 const LABEL: &str = "cipherstore-bench";

@@ -5,8 +5,8 @@
 
 use std::io::Cursor;
 
-use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
-use cipherstore::pipeline::stream::encrypt_stream;
+use engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
+use pipeline::stream::encrypt_stream;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -20,7 +20,6 @@ use anyhow::{Context, anyhow, bail, ensure};
 use aws_lc_rs::digest;
 use base64::Engine;
 use bytes::Bytes;
-use cipherstore::sigv4::{Signer, amz_date};
 use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Empty, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
@@ -31,6 +30,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tools::sigv4::{Signer, amz_date};
 
 #[derive(Parser)]
 #[command(about = "S3 load generator for scripts/bench-s3 (HTTPS, SigV4, verified GETs)")]
@@ -169,7 +169,7 @@ impl Client {
     ) -> anyhow::Result<()> {
         let extra = if path.matches('/').count() > 1 { self.sse_c.as_slice() } else { &[] };
         let mut req = hyper::Request::builder().method(method).uri(path);
-        let date = amz_date(cipherstore::clock::now_unix());
+        let date = amz_date(base::clock::now_unix());
         for (k, v) in self.signer.headers(method, path, &date, "UNSIGNED-PAYLOAD", extra) {
             req = req.header(k, v);
         }

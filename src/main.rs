@@ -2,6 +2,7 @@
 //! drives the pipeline and turns errors into one clear line and a non-zero exit.
 
 mod cli;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cipherstore::store::blobs::{BlobConfig, BlobError, Blobs, PART};
+use cluster::blobs::{BlobConfig, BlobError, Blobs, PART};
 use common::ceph::Ceph;
 use common::plaintext;
 

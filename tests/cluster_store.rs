@@ -12,20 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cipherstore::engine::Backend;
-use cipherstore::s3::CipherS3;
-use cipherstore::store::blobs::{Blobs, PART};
-use cipherstore::store::cluster::{ClusterStore, DEFAULT_INLINE_MAX, MAX_INLINE};
-use cipherstore::store::etcd::EtcdKv;
-use cipherstore::store::kv::Kv;
-use cipherstore::store::{SequentialReader, Store, StoreError, requests};
+use cluster::blobs::{Blobs, PART};
+use cluster::etcd::EtcdKv;
+use cluster::kv::Kv;
+use cluster::requests;
 use common::ceph::Ceph;
 use common::etcd::Etcd;
 use common::plaintext;
 use common::versions::{self, Step};
+use engine::Backend;
 use futures_util::StreamExt;
+use s3::CipherS3;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request};
+use store::cluster::{ClusterStore, DEFAULT_INLINE_MAX, MAX_INLINE};
+use store::{SequentialReader, Store, StoreError};
 
 /// A store whose objects of at most `inline_max` stored bytes live in their entries.
 async fn store(etcd: &Etcd, ceph: &Ceph, inline_max: usize) -> ClusterStore {
@@ -50,7 +51,7 @@ fn read(s: &dyn Store, b: &str, key: &str) -> Vec<u8> {
     out
 }
 
-fn names(listed: Vec<cipherstore::store::Named>) -> Vec<String> {
+fn names(listed: Vec<store::Named>) -> Vec<String> {
     listed.into_iter().map(|n| n.name).collect()
 }
 
@@ -291,7 +292,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(read(&s, "inline", "k0500") == body);
 
     // Multipart: parts are blobs; completing lays them end to end without copying.
-    let id = cipherstore::store::new_upload_id();
+    let id = store::new_upload_id();
     s.create_upload("data", &id, b"upload record").unwrap();
     assert_eq!(s.upload("data", &id).unwrap(), b"upload record");
     let part = |n: u32, body: &[u8]| {
@@ -316,7 +317,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(s.head("data", "mp").unwrap(), b"mp record");
     assert!(matches!(s.upload("data", &id), Err(StoreError::NoSuchUpload(_))));
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2, "the object's two part blobs, nothing else");
-    let other = cipherstore::store::new_upload_id();
+    let other = store::new_upload_id();
     s.create_upload("data", &other, b"u").unwrap();
     s.put_part("data", &other, 1).unwrap();
     let mut w = s.put_part("data", &other, 1).unwrap();
@@ -327,7 +328,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2);
 
     // Many parts complete in one transaction (etcd started with room for them).
-    let many = cipherstore::store::new_upload_id();
+    let many = store::new_upload_id();
     s.create_upload("data", &many, b"u").unwrap();
     let numbers: Vec<u32> = (1..=300).collect();
     for &n in &numbers {
@@ -467,7 +468,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     versions::annex_races(&inline, "annexes-inline", 4, 8);
     let mut made = Vec::new();
     for i in 0..2500u32 {
-        let v = cipherstore::store::Version::new(false, false);
+        let v = store::Version::new(false, false);
         let mut w = inline.put("versions-inline", "deep").unwrap();
         w.write_all(&i.to_le_bytes()).unwrap();
         w.commit_version(b"r", &v).unwrap();
@@ -475,18 +476,15 @@ async fn cluster_store_on_etcd_and_ceph() {
     }
     made.reverse();
     let mut seen = Vec::new();
-    let mut after: Option<cipherstore::store::VersionCursor> = None;
+    let mut after: Option<store::VersionCursor> = None;
     loop {
         let page = inline.list_versions("versions-inline", "deep", after.as_ref(), 1000).unwrap();
         let Some(last) = page.last() else { break };
-        after = Some(cipherstore::store::VersionCursor {
-            key: last.key.clone(),
-            after_id: Some(last.version.id.clone()),
-        });
+        after = Some(store::VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });
         seen.extend(page.into_iter().map(|l| l.version.id));
     }
     assert_eq!(seen, made, "2,500 versions, newest first, in pages");
-    let delete_marker = cipherstore::store::Version::new(false, true);
+    let delete_marker = store::Version::new(false, true);
     let w = inline.put("versions", "only-a-marker").unwrap();
     w.commit_version(b"m", &delete_marker).unwrap();
     assert!(matches!(s.delete_bucket("versions"), Err(StoreError::BucketNotEmpty(_))));

@@ -7,12 +7,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cipherstore::engine::{Backend, Protection, SealSpec, Sealer};
-use cipherstore::store::dispersal::rebuild::{RebuildOptions, RebuildReport};
-use cipherstore::store::dispersal::targets::TargetConfig;
-use cipherstore::store::dispersal::{DispersalConfig, DispersedStore};
-use cipherstore::store::fs::FsStore;
-use cipherstore::store::{ObjectReader, Store, StoreError};
+use engine::{Backend, Protection, SealSpec, Sealer};
+use store::dispersal::rebuild::{RebuildOptions, RebuildReport};
+use store::dispersal::targets::TargetConfig;
+use store::dispersal::{DispersalConfig, DispersedStore};
+use store::fs::FsStore;
+use store::{ObjectReader, Store, StoreError};
 
 struct Fixture {
     _dir: tempfile::TempDir,

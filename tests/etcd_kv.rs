@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cipherstore::store::etcd::EtcdKv;
-use cipherstore::store::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
+use cluster::etcd::EtcdKv;
+use cluster::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
 use common::etcd::Etcd;
 
 fn put(k: &str, v: &str) -> Op {

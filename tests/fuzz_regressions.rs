@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use cipherstore::fuzz_entry;
+use tools::fuzz_entry;
 
 type Entry = fn(&[u8]);
 

@@ -9,12 +9,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cipherstore::keys::state_kv::KvState;
-use cipherstore::keys::{Hsm, KeyManager, KeysError, ManagerOptions};
-use cipherstore::store::etcd::EtcdKv;
-use cipherstore::store::kv::{Kv, Op, Txn};
+use cluster::etcd::EtcdKv;
+use cluster::kv::{Kv, Op, Txn};
 use common::etcd::Etcd;
 use common::hsm::{Token, with_token};
+use keys::state_kv::KvState;
+use keys::{Hsm, KeyManager, KeysError, ManagerOptions};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

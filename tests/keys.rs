@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use cipherstore::engine::SecretKey;
-use cipherstore::keys::{Hsm, HsmConfig, KeysError};
+use engine::SecretKey;
+use keys::{Hsm, HsmConfig, KeysError};
 
 mod common;
 
@@ -25,8 +25,8 @@ fn root_keys_never_leave_the_hsm() {
         let m = t.manager(Duration::from_secs(60));
         let a = m.create("alpha").unwrap();
         let b = m.create("beta").unwrap();
-        let ida = cipherstore::keys::KeyId::parse(&a.id).unwrap().object(1).id;
-        let idb = cipherstore::keys::KeyId::parse(&b.id).unwrap().object(1).id;
+        let ida = keys::KeyId::parse(&a.id).unwrap().object(1).id;
+        let idb = keys::KeyId::parse(&b.id).unwrap().object(1).id;
         let attrs = m
             .hsm()
             .root_attributes(
@@ -68,8 +68,8 @@ fn root_keys_never_leave_the_hsm() {
 fn wrap_and_unwrap_round_trip_and_reject_wrong_keys_and_tampering() {
     with_token("wrap_and_unwrap_round_trip_and_reject_wrong_keys_and_tampering", |t| {
         let m = t.manager(Duration::from_secs(60));
-        let a = cipherstore::keys::KeyId::parse(&m.create("a").unwrap().id).unwrap().object(1).id;
-        let b = cipherstore::keys::KeyId::parse(&m.create("b").unwrap().id).unwrap().object(1).id;
+        let a = keys::KeyId::parse(&m.create("a").unwrap().id).unwrap().object(1).id;
+        let b = keys::KeyId::parse(&m.create("b").unwrap().id).unwrap().object(1).id;
         let hsm = m.hsm();
         let wrapped = hsm.wrap(&a, &key(9)).unwrap();
         assert_eq!(wrapped.len(), 40, "RFC 5649 wraps 32 bytes into 40");
@@ -125,10 +125,7 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
 
         // Imported keys: delete, then restore with the same material brings data back.
         let imported = m.import("byok", &key(42)).unwrap();
-        assert_eq!(
-            imported.versions[0].kcv.as_deref(),
-            Some(cipherstore::keys::id::key_check_value(&key(42)).as_str())
-        );
+        assert_eq!(imported.versions[0].kcv.as_deref(), Some(keys::id::key_check_value(&key(42)).as_str()));
         m.create_bucket_key("ledger", "byok").unwrap();
         let ledger = m.bucket_key("ledger", "byok").unwrap();
         // Another manager with no bucket key cache, holding the old object's handle.
@@ -233,7 +230,7 @@ fn keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled() {
 fn many_threads_share_the_session_pool() {
     with_token("many_threads_share_the_session_pool", |t| {
         let m = t.manager(Duration::from_secs(60));
-        let id = cipherstore::keys::KeyId::parse(&m.create("pool").unwrap().id).unwrap().object(1).id;
+        let id = keys::KeyId::parse(&m.create("pool").unwrap().id).unwrap().object(1).id;
         std::thread::scope(|s| {
             for i in 0..8u8 {
                 let (m, id) = (&m, &id);
@@ -305,8 +302,8 @@ fn bad_module_token_and_pin_each_give_one_clear_error() {
 #[test]
 fn ten_thousand_objects_in_one_bucket_make_one_hsm_call() {
     with_token("ten_thousand_objects_in_one_bucket_make_one_hsm_call", |t| {
-        use cipherstore::engine::{Backend, CustomerKey, Opener, Protection, SealSpec, Sealer};
-        use cipherstore::pipeline::units::InMemory;
+        use engine::{Backend, CustomerKey, Opener, Protection, SealSpec, Sealer};
+        use pipeline::units::InMemory;
         let setup = t.manager(Duration::from_secs(60));
         let root = setup.create("bulk-root").unwrap();
         setup.create_bucket_key("bulk", &root.crn).unwrap();

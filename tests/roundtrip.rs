@@ -6,10 +6,10 @@ mod common;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 
-use cipherstore::engine::codec::{DEFAULT_CHUNK_SIZE, DEFAULT_SEGMENT_SIZE};
-use cipherstore::engine::{Backend, CustomerKey, Opener, SealSpec};
-use cipherstore::pipeline::{ByteRange, file};
 use common::*;
+use engine::codec::{DEFAULT_CHUNK_SIZE, DEFAULT_SEGMENT_SIZE};
+use engine::{Backend, CustomerKey, Opener, SealSpec};
+use pipeline::{ByteRange, file};
 use proptest::prelude::*;
 
 fn file_encrypt(dir: &tempfile::TempDir, spec: &SealSpec, plain: &[u8]) -> std::path::PathBuf {

@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use cipherstore::engine::Backend;
-use cipherstore::s3::CipherS3;
-use cipherstore::store::fs::FsStore;
 use common::hsm::with_token;
 use common::plaintext;
+use engine::Backend;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
+use s3::CipherS3;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request, S3Result};
+use store::fs::FsStore;
 
 const MIB: usize = 1 << 20;
 
@@ -26,7 +26,7 @@ struct Fixture {
     dir: tempfile::TempDir,
 }
 
-fn fixture(keys: Option<Arc<cipherstore::keys::KeyManager>>) -> Fixture {
+fn fixture(keys: Option<Arc<keys::KeyManager>>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = FsStore::open(&dir.path().join("store")).unwrap();
     Fixture { s3: CipherS3::new(Arc::new(store), Backend::Accelerated, keys), dir }
@@ -517,9 +517,9 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             let mut secrets = vec![("the bucket key".to_owned(), bucket_key.expose().to_vec())];
             for entry in walk(f.dir.path()) {
                 let bytes = std::fs::read(&entry).unwrap();
-                let Ok((header, _)) = cipherstore::engine::format::Header::parse(&bytes) else { continue };
+                let Ok((header, _)) = engine::format::Header::parse(&bytes) else { continue };
                 for object in ["o", "mp"] {
-                    let ck = cipherstore::engine::CustomerKey {
+                    let ck = engine::CustomerKey {
                         key: bucket_key.clone(),
                         context: format!("kms/{object}").into_bytes(),
                     };
@@ -533,7 +533,7 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             for entry in walk(f.dir.path()).into_iter().chain(walk(&token.dir)) {
                 let bytes = std::fs::read(&entry).unwrap();
                 for (name, raw) in &secrets {
-                    let hex = cipherstore::hex::encode(raw);
+                    let hex = base::hex::encode(raw);
                     let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
                     for form in [&raw[..], hex.as_bytes(), hex.to_uppercase().as_bytes(), b64.as_bytes()] {
                         assert!(!bytes.windows(form.len()).any(|w| w == form), "{name} is in {entry:?}");

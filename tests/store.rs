@@ -8,9 +8,9 @@ use std::io::{Read, Write};
 
 mod common;
 
-use cipherstore::store::fs::FsStore;
-use cipherstore::store::{Named, SequentialReader, Store, StoreError};
 use proptest::prelude::*;
+use store::fs::FsStore;
+use store::{Named, SequentialReader, Store, StoreError};
 
 /// A record for `name` (the store never looks inside).
 fn record(name: &str, size: usize) -> Vec<u8> {
@@ -258,7 +258,7 @@ proptest! {
 
 #[test]
 fn multipart_uploads_are_all_or_nothing() {
-    use cipherstore::store::{StoredPart, new_upload_id};
+    use store::{StoredPart, new_upload_id};
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
     create_bucket(&s, "mpu").unwrap();
@@ -322,9 +322,9 @@ mod versions {
 
     use std::io::Write;
 
-    use cipherstore::store::fs::FsStore;
-    use cipherstore::store::{Store, Version, VersionCursor, Wanted};
     use proptest::prelude::*;
+    use store::fs::FsStore;
+    use store::{Store, Version, VersionCursor, Wanted};
 
     use super::common::versions::{self, KEYS, Step};
 
@@ -376,7 +376,7 @@ mod versions {
         w.commit_version(b"r1", &v1).unwrap();
         // What a commit killed after its first step leaves: the current file also kept.
         let objects = dir.path().join("buckets/ver/objects");
-        let current = objects.join(format!("{}.o", cipherstore::store::keypath::hex(b"k")));
+        let current = objects.join(format!("{}.o", store::keypath::hex(b"k")));
         let kept = current.with_extension("v");
         std::fs::create_dir(&kept).unwrap();
         std::fs::hard_link(&current, kept.join(format!("{}.o", v1.id))).unwrap();

@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use cipherstore::engine::Backend;
-use cipherstore::s3::CipherS3;
-use cipherstore::store::fs::FsStore;
+use engine::Backend;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
+use s3::CipherS3;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request, S3Result};
 use sha2::Sha256;
+use store::fs::FsStore;
 
 const OWNER: &str = "alice-key";
 const BUCKET: &str = "legacy";

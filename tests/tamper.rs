@@ -4,10 +4,10 @@
 
 mod common;
 
-use cipherstore::engine::format::Header;
-use cipherstore::engine::{Backend, CustomerKey, Error};
-use cipherstore::pipeline::PipelineError;
 use common::*;
+use engine::format::Header;
+use engine::{Backend, CustomerKey, Error};
+use pipeline::PipelineError;
 
 const UNIT: usize = 4096;
 const LEN: usize = 3 * UNIT + 100;
@@ -190,7 +190,7 @@ mod hostile {
         #[test]
         fn arbitrary_input_is_refused_without_panicking(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048), magic: bool) {
             if magic && bytes.len() >= 9 {
-                bytes[..8].copy_from_slice(&cipherstore::engine::format::MAGIC);
+                bytes[..8].copy_from_slice(&engine::format::MAGIC);
                 bytes[8] = 1;
             }
             let _ = Header::parse(&bytes);

@@ -7,8 +7,8 @@ mod common;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use cipherstore::engine::{Backend, CustomerKey, Opener, SecretKey};
-use cipherstore::pipeline::file;
+use engine::{Backend, CustomerKey, Opener, SecretKey};
+use pipeline::file;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")

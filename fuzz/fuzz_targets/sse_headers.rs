@@ -1,4 +1,4 @@
-//! Fuzz target: `cipherstore::fuzz_entry::sse_headers` must return for any input.
+//! Fuzz target: `tools::fuzz_entry::sse_headers` must return for any input.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cipherstore::fuzz_entry::sse_headers(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tools::fuzz_entry::sse_headers(data));

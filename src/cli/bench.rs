@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use cipherstore::engine::primitives::Gcm;
-use cipherstore::engine::{
-    Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey,
-};
-use cipherstore::pipeline::units::InMemory;
+use engine::primitives::Gcm;
+use engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey};
+use pipeline::units::InMemory;
 
 /// Options of `cipherstore bench`.
 #[derive(clap::Args, Debug)]

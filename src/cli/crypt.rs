@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use super::ModeArg;
 use super::keyfile::read_key;
 use super::progress::Bar;
-use cipherstore::durable::AtomicOutput;
-use cipherstore::engine::format::Header;
-use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec};
-use cipherstore::pipeline::{ByteRange, file, stream};
+use base::durable::AtomicOutput;
+use engine::format::Header;
+use engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec};
+use pipeline::{ByteRange, file, stream};
 
 /// Where bytes come from.
 enum Input {
@@ -240,9 +240,9 @@ pub fn inspect(input: &Path) -> anyhow::Result<()> {
     let bytes = file::read_header(&f).with_context(|| format!("cannot inspect {}", input.display()))?;
     let (h, hlen) = Header::parse(&bytes).with_context(|| format!("cannot inspect {}", input.display()))?;
     let mode = match h.mode {
-        cipherstore::engine::Mode::Aont => "AONT-RS (keyless package transform)",
-        cipherstore::engine::Mode::SseC => "SSE-C (chunked AES-256-GCM, customer key)",
-        cipherstore::engine::Mode::SseKp => "SSE-KP (chunked AES-256-GCM, HSM root key)",
+        engine::Mode::Aont => "AONT-RS (keyless package transform)",
+        engine::Mode::SseC => "SSE-C (chunked AES-256-GCM, customer key)",
+        engine::Mode::SseKp => "SSE-KP (chunked AES-256-GCM, HSM root key)",
     };
     let root = h.sse_kp_key().map(|c| format!("\nroot key         {c}")).unwrap_or_default();
     println!("format version   1");

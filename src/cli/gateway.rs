@@ -6,12 +6,12 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use cipherstore::serve::config::{Flags, ServeConfig};
+use crate::serve::config::{Flags, ServeConfig};
 
 /// The settings `cipherstore serve --config FILE` would run with (file, then environment).
 pub fn settings(file: &Path) -> anyhow::Result<ServeConfig> {
     let flags = Flags { config: Some(file.to_path_buf()), ..Flags::default() };
-    ServeConfig::resolve(flags, cipherstore::engine::Backend::default())
+    ServeConfig::resolve(flags, engine::Backend::default())
 }
 
 /// A one-worker runtime for the clients of one command.

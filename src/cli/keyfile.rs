@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use cipherstore::engine::SecretKey;
-use cipherstore::engine::key::KEY_LEN;
+use engine::SecretKey;
+use engine::key::KEY_LEN;
 
 /// Reads and decodes the key in `path`.
 pub fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
@@ -40,7 +40,7 @@ pub fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
         return Ok(SecretKey::from_bytes(*key));
     }
     let text = raw.trim_ascii();
-    if cipherstore::hex::decode_into(text, &mut key[..]) {
+    if base::hex::decode_into(text, &mut key[..]) {
         return Ok(SecretKey::from_bytes(*key));
     }
     let mut decoded = Zeroizing::new(Vec::new());

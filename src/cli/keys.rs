@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::keyfile::read_key;
-use cipherstore::engine::CustomerKey;
-use cipherstore::keys::{Hsm, HsmConfig, KeyManager, KeyView, ManagerOptions};
+use engine::CustomerKey;
+use keys::{Hsm, HsmConfig, KeyManager, KeyView, ManagerOptions};
 
 const KEYS_EXAMPLES: &str = "\
 Examples:
@@ -162,7 +162,7 @@ fn manager(args: &KeysArgs) -> anyhow::Result<Opened> {
         let manager = open_manager(args.keys_dir.as_deref(), args.instance.as_deref())?;
         return Ok(Opened { manager, _runtime: None });
     };
-    use cipherstore::serve;
+    use crate::serve;
     let mut config = super::gateway::settings(file)?;
     if let Some(dir) = &args.keys_dir {
         config.keys_dir = Some(dir.clone());

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use cipherstore::engine::cpu::CpuReport;
-use cipherstore::engine::{Backend, CipherId, CustomerKey, HashId};
+use engine::cpu::CpuReport;
+use engine::{Backend, CipherId, CustomerKey, HashId};
 
 /// Encrypting object storage: every stored byte goes through AONT-RS or chunked AES-256-GCM.
 ///
@@ -208,7 +208,7 @@ struct DecryptArgs {
     /// Decrypt only bytes START to END inclusive (`START-` for the rest); only the units
     /// holding them are read. Needs a file input.
     #[arg(long, value_name = "START-END", value_parser = parse_range)]
-    range: Option<cipherstore::pipeline::ByteRange>,
+    range: Option<pipeline::ByteRange>,
 }
 
 fn parse_size(s: &str) -> Result<u32, String> {
@@ -222,7 +222,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
     u32::try_from(n.saturating_mul(mult)).map_err(|_| "size too large".to_owned())
 }
 
-fn parse_range(s: &str) -> Result<cipherstore::pipeline::ByteRange, String> {
+fn parse_range(s: &str) -> Result<pipeline::ByteRange, String> {
     let bad = || format!("{s:?} is not a range like 0-1023 or 4096-");
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let start: u64 = a.trim().parse().map_err(|_| bad())?;
@@ -230,7 +230,7 @@ fn parse_range(s: &str) -> Result<cipherstore::pipeline::ByteRange, String> {
     if end < start {
         return Err(format!("range {s:?} ends before it starts"));
     }
-    Ok(cipherstore::pipeline::ByteRange { start, end })
+    Ok(pipeline::ByteRange { start, end })
 }
 
 /// Runs a parsed command line.
@@ -283,7 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(a) => bench::run(&a, backend),
         Command::Serve(a) => {
-            use cipherstore::serve::{self, config};
+            use crate::serve::{self, config};
             let flags = config::Flags {
                 config: a.config,
                 listen: a.listen,

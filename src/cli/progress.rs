@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cipherstore::pipeline::Progress;
+use pipeline::Progress;
 
 /// Progress shown on stderr (or nowhere).
 pub struct Bar(Option<ProgressBar>);

@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cipherstore::serve;
-use cipherstore::store::dispersal::DispersedStore;
-use cipherstore::store::dispersal::rebuild::{RebuildOptions, RebuildReport};
+use crate::serve;
+use store::dispersal::DispersedStore;
+use store::dispersal::rebuild::{RebuildOptions, RebuildReport};
 
 const REBUILD_EXAMPLES: &str = "\
 Examples:
@@ -59,7 +59,7 @@ pub fn run(args: &RebuildArgs, quiet: bool) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         ..serve::config::Flags::default()
     };
-    let config = serve::config::ServeConfig::resolve(flags, cipherstore::engine::Backend::default())?;
+    let config = serve::config::ServeConfig::resolve(flags, engine::Backend::default())?;
     let dispersal = config.dispersal.clone().with_context(|| {
         format!("{} has no [store.dispersal] section: nothing is dispersed", args.config.display())
     })?;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use cipherstore::serve::{self, StoreSettings};
-use cipherstore::store::blobs::Blobs;
-use cipherstore::store::cluster::ClusterStore;
+use crate::serve::{self, StoreSettings};
+use cluster::blobs::Blobs;
+use store::cluster::ClusterStore;
 
 const SWEEP_EXAMPLES: &str = "\
 Examples:

@@ -67,8 +67,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::keys::config::HsmSettings;
-use crate::store::dispersal::targets::TargetConfig;
+use keys::config::HsmSettings;
+use store::dispersal::targets::TargetConfig;
 
 /// Largest object in one PUT, and largest part (S3's limit).
 pub const DEFAULT_MAX_OBJECT: u64 = 5 << 30;
@@ -134,7 +134,7 @@ const TARGET_RETRIES: usize = 1;
 const DEFAULT_TARGET_TIMEOUT_SECS: u64 = 30;
 
 impl DispersalSection {
-    fn resolve(self) -> anyhow::Result<crate::store::dispersal::DispersalConfig> {
+    fn resolve(self) -> anyhow::Result<store::dispersal::DispersalConfig> {
         let (n, k) = (self.width, self.threshold);
         anyhow::ensure!(
             self.targets.len() == n,
@@ -142,9 +142,9 @@ impl DispersalSection {
             self.targets.len()
         );
         anyhow::ensure!(
-            1 <= k && k < n && n <= crate::store::dispersal::code::MAX_WIDTH,
+            1 <= k && k < n && n <= store::dispersal::code::MAX_WIDTH,
             "store.dispersal needs 1 <= threshold < width <= {}; got threshold {k}, width {n}",
-            crate::store::dispersal::code::MAX_WIDTH
+            store::dispersal::code::MAX_WIDTH
         );
         let w = self.write_threshold.unwrap_or_else(|| default_write_threshold(k, n));
         anyhow::ensure!(
@@ -182,7 +182,7 @@ impl DispersalSection {
         };
         let rate = self.scrub_rate_mib.unwrap_or(DEFAULT_SCRUB_MIB);
         anyhow::ensure!(rate >= 1, "store.dispersal.scrub_rate_mib must be at least 1");
-        Ok(crate::store::dispersal::DispersalConfig {
+        Ok(store::dispersal::DispersalConfig {
             threshold: k,
             write_threshold: w,
             targets,
@@ -227,9 +227,9 @@ struct BackendSection {
 }
 
 impl BackendSection {
-    fn resolve(self) -> anyhow::Result<crate::store::blobs::BlobConfig> {
-        let (ak, sk) = crate::store::blobs::BlobConfig::read_credentials(&self.credentials_file)?;
-        let mut c = crate::store::blobs::BlobConfig::new(&self.endpoint, &self.bucket, &ak, &sk);
+    fn resolve(self) -> anyhow::Result<cluster::blobs::BlobConfig> {
+        let (ak, sk) = cluster::blobs::BlobConfig::read_credentials(&self.credentials_file)?;
+        let mut c = cluster::blobs::BlobConfig::new(&self.endpoint, &self.bucket, &ak, &sk);
         if let Some(r) = self.region {
             c.region = r;
         }
@@ -261,9 +261,9 @@ pub enum StoreSettings {
     /// The cluster store.
     Cluster {
         /// The blob service.
-        backend: Box<crate::store::blobs::BlobConfig>,
+        backend: Box<cluster::blobs::BlobConfig>,
         /// The etcd cluster.
-        etcd: crate::store::etcd::EtcdConfig,
+        etcd: cluster::etcd::EtcdConfig,
         /// The background sweep.
         sweep: SweepSettings,
         /// Objects of at most this many stored bytes are kept in their records.
@@ -314,14 +314,14 @@ impl StoreSection {
                     _ => anyhow::bail!("store.etcd.cert_file and key_file go together"),
                 };
                 let tls = match (https, e.ca_file) {
-                    (true, Some(ca_file)) => Some(crate::store::etcd::EtcdTls { ca_file, client }),
+                    (true, Some(ca_file)) => Some(cluster::etcd::EtcdTls { ca_file, client }),
                     (true, None) => anyhow::bail!("https:// etcd endpoints need store.etcd.ca_file"),
                     (false, None) if client.is_none() => None,
                     (false, _) => {
                         anyhow::bail!("store.etcd.ca_file, cert_file and key_file need https:// endpoints")
                     }
                 };
-                let mut etcd = crate::store::etcd::EtcdConfig::new(e.endpoints);
+                let mut etcd = cluster::etcd::EtcdConfig::new(e.endpoints);
                 etcd.tls = tls;
                 if let Some(ns) = e.namespace {
                     anyhow::ensure!(ns.ends_with('/'), "store.etcd.namespace must end with '/'");
@@ -337,11 +337,11 @@ impl StoreSection {
                     secs => Some(std::time::Duration::from_secs(secs)),
                 };
                 let sweep = SweepSettings { interval, grace: std::time::Duration::from_secs(grace) };
-                let inline_max = self.inline_max_bytes.unwrap_or(crate::store::cluster::DEFAULT_INLINE_MAX);
+                let inline_max = self.inline_max_bytes.unwrap_or(store::cluster::DEFAULT_INLINE_MAX);
                 anyhow::ensure!(
-                    inline_max <= crate::store::cluster::MAX_INLINE,
+                    inline_max <= store::cluster::MAX_INLINE,
                     "store.inline_max_bytes must be at most {}: etcd requests stay small",
-                    crate::store::cluster::MAX_INLINE
+                    store::cluster::MAX_INLINE
                 );
                 Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd, sweep, inline_max })
             }
@@ -439,14 +439,14 @@ pub struct ServeConfig {
     /// Log format.
     pub log_format: LogFormat,
     /// Primitive backend.
-    pub backend: crate::engine::Backend,
+    pub backend: engine::Backend,
     /// Where objects are kept.
     pub store: StoreSettings,
     /// Bytes dispersed over targets, records kept in `store` (`[store.dispersal]`).
-    pub dispersal: Option<crate::store::dispersal::DispersalConfig>,
+    pub dispersal: Option<store::dispersal::DispersalConfig>,
 }
 
-/// Environment variables `serve` reads (besides the HSM ones in [`crate::keys::config`]).
+/// Environment variables `serve` reads (besides the HSM ones in [`keys::config`]).
 pub const ENV_VARS: [&str; 10] = [
     "CIPHERSTORE_LISTEN",
     "CIPHERSTORE_HTTP_LISTEN",
@@ -487,7 +487,7 @@ where
 
 impl ServeConfig {
     /// Resolves defaults < file < environment < flags.
-    pub fn resolve(flags: Flags, backend: crate::engine::Backend) -> anyhow::Result<Self> {
+    pub fn resolve(flags: Flags, backend: engine::Backend) -> anyhow::Result<Self> {
         let mut file = match &flags.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
@@ -524,7 +524,7 @@ impl ServeConfig {
         };
         let header_timeout = secs(file.limits.header_timeout_secs, 30, "header_timeout_secs")?;
         let body_idle_timeout = secs(file.limits.body_idle_timeout_secs, 60, "body_idle_timeout_secs")?;
-        let default_mib = (crate::pipeline::budget::DEFAULT_BYTES >> 20) as u64;
+        let default_mib = (pipeline::budget::DEFAULT_BYTES >> 20) as u64;
         let stream_mib = file.limits.stream_buffers_mib.unwrap_or(default_mib);
         anyhow::ensure!(
             (4..=4096).contains(&stream_mib),
@@ -653,7 +653,7 @@ mod tests {
         );
         match FileConfig::parse(&text).unwrap().store.resolve().unwrap() {
             StoreSettings::Cluster { backend, etcd, sweep, inline_max } => {
-                assert_eq!(inline_max, crate::store::cluster::DEFAULT_INLINE_MAX);
+                assert_eq!(inline_max, store::cluster::DEFAULT_INLINE_MAX);
                 assert_eq!((backend.access_key.as_str(), backend.secret_key.as_str()), ("AK", "SK"));
                 assert!(!backend.sign_payload, "bodies unsigned unless asked");
                 assert_eq!(etcd.namespace, b"/cs/");

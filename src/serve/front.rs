@@ -12,10 +12,10 @@ use hyper::body::Incoming;
 use s3s::service::S3Service;
 use s3s::{Body, HttpError, HttpResponse, S3Error, S3ErrorCode};
 
-use super::chunk_framing::CheckedBody;
+use s3::chunk_framing::CheckedBody;
 
 use super::metrics::Metrics;
-use crate::keys::KeyManager;
+use keys::KeyManager;
 
 /// One listener's view of the service.
 #[derive(Clone)]

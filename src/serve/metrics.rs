@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use crate::keys::KeyMetrics;
-use crate::store::dispersal::health::Health;
+use keys::KeyMetrics;
+use store::dispersal::health::Health;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
@@ -92,7 +92,7 @@ impl Metrics {
             (
                 "cipherstore_integrity_failures_total",
                 "Stored objects that failed authentication on read.",
-                crate::s3::error::integrity_failures(),
+                s3::integrity_failures(),
             ),
             (
                 "cipherstore_plain_http_sse_c_refused_total",
@@ -100,8 +100,8 @@ impl Metrics {
                 self.refused_plain_sse_c.load(Ordering::Relaxed),
             ),
         ];
-        counters.extend(crate::store::requests::all().map(|k| (k.name, k.help, k.get())));
-        let (rounds, chunks) = crate::engine::md5::rounds();
+        counters.extend(cluster::requests::all().map(|k| (k.name, k.help, k.get())));
+        let (rounds, chunks) = engine::md5::rounds();
         counters.extend([
             (
                 "cipherstore_md5_rounds_total",
@@ -129,7 +129,7 @@ impl Metrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {value}");
         }
-        let budget = crate::pipeline::budget::global();
+        let budget = pipeline::budget::global();
         for (name, help, value) in [
             (
                 "cipherstore_stream_buffer_bytes",
@@ -140,7 +140,7 @@ impl Metrics {
             (
                 "cipherstore_batch_buffers_idle_bytes",
                 "Batch buffers kept mapped for reuse (unmapped after a second unused).",
-                crate::pipeline::pool::idle_bytes(),
+                pipeline::pool::idle_bytes(),
             ),
         ] {
             header(&mut out, name, "gauge", help);
@@ -154,7 +154,7 @@ impl Metrics {
 }
 
 /// The dispersal targets' gauges and counters, one series per target.
-fn render_dispersal(out: &mut String, r: &crate::store::dispersal::health::HealthReport) {
+fn render_dispersal(out: &mut String, r: &store::dispersal::health::HealthReport) {
     let per_target: [(&str, &str, &str, Vec<u64>); 4] = [
         (
             "cipherstore_dispersal_target_up",

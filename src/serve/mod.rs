@@ -5,14 +5,12 @@
 //! ([`sweeper`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
-pub mod chunk_framing;
 pub mod config;
 pub mod front;
 pub mod metrics;
 pub mod scrubber;
 pub mod sweeper;
 pub mod tls;
-pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,19 +28,19 @@ use tokio_rustls::TlsAcceptor;
 pub use config::{ServeConfig, StoreSettings};
 use front::Front;
 
-use crate::keys::state_kv::KvState;
-use crate::keys::{Hsm, KeyManager, ManagerOptions};
-use crate::s3::CipherS3;
-use crate::s3::lenient_range::LenientRange;
-use crate::store::Store;
-use crate::store::blobs::Blobs;
-use crate::store::cluster::ClusterStore;
-use crate::store::dispersal::DispersedStore;
-use crate::store::dispersal::health::Health;
-use crate::store::dispersal::targets::TargetConfig;
-use crate::store::etcd::EtcdKv;
-use crate::store::fs::FsStore;
-use crate::store::kv::Kv;
+use cluster::blobs::Blobs;
+use cluster::etcd::EtcdKv;
+use cluster::kv::Kv;
+use keys::state_kv::KvState;
+use keys::{Hsm, KeyManager, ManagerOptions};
+use s3::CipherS3;
+use s3::lenient_range::LenientRange;
+use store::Store;
+use store::cluster::ClusterStore;
+use store::dispersal::DispersedStore;
+use store::dispersal::health::Health;
+use store::dispersal::targets::TargetConfig;
+use store::fs::FsStore;
 
 /// How long requests in flight may run on at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -231,9 +229,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (store, store_line, dispersal) = open_store(&config, kv.clone())?;
     let users_path: PathBuf = config.users.clone().unwrap_or_else(|| config.data_dir.join("users"));
     if config.users.is_none() {
-        users::ensure(&users_path)?;
+        iam::users::ensure(&users_path)?;
     }
-    let auth = users::Users::from_file(&users_path)?;
+    let auth = s3::auth::Auth::new(Arc::new(iam::users::Users::from_file(&users_path)?));
     let tls_files = match &config.tls {
         Some(t) => t.clone(),
         None => tls::self_signed(&config.data_dir)?,
@@ -267,17 +265,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let mut s3 = CipherS3::new(store, config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
-    crate::pipeline::budget::global().set_limit(config.stream_buffers);
+    pipeline::budget::global().set_limit(config.stream_buffers);
     // Batch buffers left unused go back to the kernel even when no request comes.
     tokio::spawn(async {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             every.tick().await;
-            crate::pipeline::pool::trim();
+            pipeline::pool::trim();
         }
     });
     // Requests whose Range AWS ignores are served again, once authenticated, by an inner
-    // service without the header (s3s::route; cipherstore::s3::lenient_range).
+    // service without the header (s3s::route; s3::lenient_range).
     let inner = S3ServiceBuilder::new(s3.clone()).build();
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth);

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::dispersal::DispersedStore;
-use crate::store::dispersal::rebuild::RebuildOptions;
+use store::dispersal::DispersedStore;
+use store::dispersal::rebuild::RebuildOptions;
 
 /// Slice files no record names are left this long: they may belong to writes in flight.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);

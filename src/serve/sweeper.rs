@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::config::SweepSettings;
-use crate::store::cluster::ClusterStore;
+use store::cluster::ClusterStore;
 
 /// Blobs a background sweep checks per second at most.
 pub const CHECKS_PER_SEC: u64 = 500;
@@ -20,7 +20,7 @@ pub fn spawn(store: ClusterStore, settings: SweepSettings) -> Option<tokio::task
 async fn run(store: ClusterStore, interval: Duration, grace: Duration) {
     let pause = Duration::from_micros(1_000_000 / CHECKS_PER_SEC);
     let mut b = [0u8; 8];
-    crate::engine::primitives::fill_random(&mut b);
+    engine::primitives::fill_random(&mut b);
     let millis = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut wait = Duration::from_millis(u64::from_le_bytes(b) % millis);
     loop {

@@ -31,9 +31,9 @@ pub fn self_signed(dir: &Path) -> anyhow::Result<TlsFiles> {
         .with_context(|| format!("cannot create {}", tls.display()))?;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     let certified = rcgen::generate_simple_self_signed(names).context("cannot generate a TLS certificate")?;
-    crate::durable::write_atomic(&files.key, certified.signing_key.serialize_pem().as_bytes())
+    base::durable::write_atomic(&files.key, certified.signing_key.serialize_pem().as_bytes())
         .context("cannot write the TLS key")?;
-    crate::durable::write_atomic(&files.cert, certified.cert.pem().as_bytes())
+    base::durable::write_atomic(&files.cert, certified.cert.pem().as_bytes())
         .context("cannot write the TLS certificate")?;
     Ok(files)
 }

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cipherstore::store::blobs::BlobConfig;
+use cluster::blobs::BlobConfig;
 
 pub struct Ceph {
     dir: tempfile::TempDir,

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cipherstore::store::etcd::{EtcdConfig, EtcdKv, EtcdTls};
-use cipherstore::store::kv::Kv;
+use cluster::etcd::{EtcdConfig, EtcdKv, EtcdTls};
+use cluster::kv::Kv;
 
 pub struct Etcd {
     dir: tempfile::TempDir,

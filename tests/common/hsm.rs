@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use cipherstore::keys::{Hsm, HsmConfig, KeyManager, ManagerOptions};
+use keys::{Hsm, HsmConfig, KeyManager, ManagerOptions};
 
 const CHILD: &str = "CIPHERSTORE_TEST_TOKEN_DIR";
 pub const LABEL: &str = "cipherstore-test";

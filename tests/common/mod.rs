@@ -10,8 +10,8 @@ pub mod versions;
 
 use std::io::Cursor;
 
-use cipherstore::engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
-use cipherstore::pipeline::{PipelineError, stream};
+use engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
+use pipeline::{PipelineError, stream};
 
 /// Deterministic, non-repeating-looking bytes.
 pub fn plaintext(len: usize, seed: u8) -> Vec<u8> {
@@ -78,20 +78,20 @@ pub fn s3_request<T>(input: T, user: &str) -> s3s::S3Request<T> {
 
 /// Keeps `annex` (or nothing) beside the current version of `key`, whatever was there.
 pub fn set_annex(
-    s: &dyn cipherstore::store::Store,
+    s: &dyn store::Store,
     bucket: &str,
     key: &str,
     annex: Option<&[u8]>,
-) -> Result<(), cipherstore::store::StoreError> {
+) -> Result<(), store::StoreError> {
     s.set_annex(bucket, key, None, &mut |_, _| Ok(annex.map(<[u8]>::to_vec)))
 }
 
 /// Removes a version of `key`, whatever its annex says.
 pub fn delete_version(
-    s: &dyn cipherstore::store::Store,
+    s: &dyn store::Store,
     bucket: &str,
     key: &str,
-    wanted: &cipherstore::store::Wanted,
-) -> Result<Option<(cipherstore::store::Version, Vec<u8>)>, cipherstore::store::StoreError> {
+    wanted: &store::Wanted,
+) -> Result<Option<(store::Version, Vec<u8>)>, store::StoreError> {
     s.delete_version(bucket, key, wanted, &mut |_, _| Ok(()))
 }

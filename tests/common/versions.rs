@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use cipherstore::store::{SequentialReader, Store, StoreError, Version, VersionCursor, Wanted};
+use store::{SequentialReader, Store, StoreError, Version, VersionCursor, Wanted};
 
 /// One step.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ fn record_of(key: &str, body: &[u8]) -> Vec<u8> {
     format!("record of {key} {}", String::from_utf8_lossy(body)).into_bytes()
 }
 
-fn read_all(o: &cipherstore::store::StoredObject) -> Vec<u8> {
+fn read_all(o: &store::StoredObject) -> Vec<u8> {
     let mut out = Vec::new();
     SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut out).unwrap();
     out

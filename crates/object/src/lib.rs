@@ -1,0 +1,34 @@
+//! What an object is: the layer between the S3 API ([`s3`]) and where bytes and
+//! records live ([`store`]). It owns the typed records (object: [`record`],
+//! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
+//! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
+//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), what is kept beside a version
+//! after it was written ([`annex`]) and how it changes ([`amend`]), versions and delete markers ([`versions`]), the
+//! ETag rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
+//! checks each stored header against the salt its record holds). [`Objects`] reads and
+//! writes records through any store. It knows nothing of HTTP.
+
+pub mod amend;
+pub mod annex;
+pub mod bucket;
+pub mod codec;
+pub mod error;
+pub mod etag;
+mod legacy;
+pub mod lock;
+pub mod objects;
+pub mod plain;
+pub mod private;
+pub mod record;
+pub mod tags;
+pub mod upload;
+pub mod versions;
+
+pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
+pub use error::ObjectError;
+pub use objects::Objects;
+pub use plain::PlainSource;
+pub use private::Private;
+pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
+pub use tags::{TagError, TagSet};
+pub use upload::{Part, PartRecord, UploadRecord};

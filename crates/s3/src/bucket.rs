@@ -1,0 +1,135 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket. A bucket
+//! belongs to the access key that created it; other users get AccessDenied.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{CipherS3, error, kp, object_lock};
+use base::clock::now_unix;
+use object::{BucketRecord, KmsBinding, ObjectError, Origin};
+use store::StoreError;
+
+pub(super) async fn list_buckets(
+    s: &CipherS3,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let buckets = s
+        .objects
+        .list_buckets()
+        .map_err(error::object)?
+        .into_iter()
+        .filter(|b| b.owner == caller)
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(b.created))),
+            ..Default::default()
+        })
+        .collect();
+    let owner = Owner { display_name: Some(caller.clone()), id: Some(caller) };
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn create_bucket(
+    s: &CipherS3,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let root = kp::requested(&req.headers)?;
+    // AWS's legacy rule: re-creating a bucket you own is 200 in us-east-1 (no location
+    // constraint), 409 BucketAlreadyOwnedByYou elsewhere.
+    let us_east_1 = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .is_none_or(|l| l.as_str().is_empty() || l.as_str() == "us-east-1");
+    let name = req.input.bucket;
+    let kms = match &root {
+        // The root key must exist before the bucket does.
+        Some(crn) => Some(KmsBinding {
+            root: kp::manager(s)?.show(crn).map_err(kp::error)?.crn,
+            origin: Origin::Create,
+            default: true,
+        }),
+        None => None,
+    };
+    let mut meta = BucketRecord {
+        name: name.clone(),
+        owner: caller.clone(),
+        created: now_unix(),
+        kms,
+        sse_s3: false,
+        versioning: Default::default(),
+        object_lock: None,
+    };
+    let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
+    if locked {
+        // Versioning on and Object Lock named in the record from the start.
+        meta.versioning = object::Versioning::Enabled;
+        meta.object_lock = Some(Default::default());
+    }
+    match s.objects.create_bucket(&meta) {
+        Ok(()) => {
+            if let Some(crn) = meta.root()
+                && let Err(e) = kp::manager(s)?.create_bucket_key(&name, crn)
+            {
+                // Nothing half made: no bucket without its key.
+                let _ = s.objects.delete_bucket(&name);
+                return Err(kp::error(e));
+            }
+            if locked && let Err(e) = object_lock::enable(s, &mut meta, Default::default()) {
+                // Nor a bucket under Object Lock whose keys are not retained.
+                let _ = s.objects.delete_bucket(&name);
+                if let Some(m) = s.keys.as_deref() {
+                    let _ = m.remove_bucket_key(&name);
+                }
+                return Err(e);
+            }
+            Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+        }
+        Err(ObjectError::Store(StoreError::BucketExists(_))) => match s.objects.bucket(&name) {
+            Ok(b) if b.owner == caller && us_east_1 => {
+                Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+            }
+            Ok(b) if b.owner == caller => {
+                Err(s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}"))
+            }
+            _ => Err(s3_error!(BucketAlreadyExists, "bucket {name} belongs to another user")),
+        },
+        Err(e) => Err(error::object(e)),
+    }
+}
+
+pub(super) async fn head_bucket(
+    s: &CipherS3,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let meta = s.owned_bucket(&req.input.bucket, &caller)?;
+    let mut response = S3Response::new(HeadBucketOutput::default());
+    if let Some(crn) = meta.root() {
+        kp::name_key(&mut response.headers, crn);
+    }
+    Ok(response)
+}
+
+pub(super) async fn delete_bucket(
+    s: &CipherS3,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let meta = s.owned_bucket(&req.input.bucket, &caller)?;
+    s.objects.delete_bucket(&req.input.bucket).map_err(error::object)?;
+    // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
+    if let Some(m) = s.keys.as_deref() {
+        m.remove_bucket_key(&meta.name).map_err(kp::error)?;
+    }
+    Ok(S3Response::new(DeleteBucketOutput::default()))
+}

@@ -1,0 +1,610 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+//!
+//! The upload records the object's protection when it starts (SSE-C key MD5, or the
+//! bucket's SSE-KP root key, or AONT-RS); each part is then sealed as its own engine
+//! object with the part number bound into its chunks, under the same protection, and
+//! stored apart. Completing lays the chosen parts' stored bytes end to end and records
+//! the part manifest in the object's record, so nothing is re-encrypted.
+//! ETag: MD5 of the part MD5s and `-N` (random for SSE-C, whose ETags never reveal an MD5).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::conditions::Conditions;
+use super::digest::{self, Expected};
+use super::read_key::ReadKey;
+use super::{
+    CipherS3, body, copy, error, full_object, headers, kp, object_lock, objects, sse, tagging, versioning,
+};
+use base::clock::now_unix;
+use engine::SealSpec;
+use object::{Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, Private, UploadRecord, etag};
+use store::new_upload_id;
+
+/// Smallest part, except the last (S3's rule).
+pub const MIN_PART: u64 = 5 << 20;
+/// Highest part number.
+pub const MAX_PART_NUMBER: i32 = 10_000;
+
+fn part_number(n: i32) -> S3Result<u32> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(s3_error!(InvalidArgument, "part numbers run from 1 to 10000"))
+    }
+}
+
+/// The upload `id` of `key` in `bucket`, which the caller must own.
+fn upload_of(s: &CipherS3, caller: &str, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
+    s.owned_bucket(bucket, caller)?;
+    let upload = s.objects.upload(bucket, id).map_err(error::object)?;
+    if upload.key != key {
+        return Err(s3_error!(NoSuchUpload, "the upload belongs to another key"));
+    }
+    Ok(upload)
+}
+
+pub(super) async fn create(
+    s: &CipherS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let sse_c = sse::parse(
+        [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
+        &input.bucket,
+        &input.key,
+    )?;
+    let kms =
+        kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
+    let (sealing, protection) = objects::protection(s, &input.key, &bucket, sse_c, kms)?;
+    let private =
+        Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
+    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
+    let lock = object_lock::asked(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    let mut upload = UploadRecord::new(
+        new_upload_id(),
+        now_unix(),
+        input.key.clone(),
+        protection,
+        &private,
+        sealing.key(),
+    )
+    .map_err(error::object)?;
+    upload.storage_class = storage_class;
+    upload.tags = tags;
+    upload.lock = lock;
+    s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;
+    let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
+    let mut response = S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload.upload_id),
+        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: key_md5,
+        ..Default::default()
+    });
+    kp::name_protection(&mut response.headers, &upload.protection);
+    Ok(response)
+}
+
+/// How a part of an upload is sealed: its protection, with the part number bound in.
+fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> body::Sealing {
+    let mut spec = SealSpec::new(read.sealing(), s.backend);
+    spec.part = number;
+    s.sealing(spec, &read.protection)
+}
+
+/// A part's record before its size and salt are known.
+fn part_record(read: &ReadKey, number: u32, md5: Option<String>) -> PartRecord {
+    PartRecord {
+        number,
+        size: 0,
+        etag: etag::of(&read.protection, md5),
+        last_modified: now_unix(),
+        salt: None,
+        sealed: None,
+    }
+}
+
+pub(super) async fn upload_part(
+    s: &CipherS3,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let S3Request { input, headers, trailing_headers, .. } = req;
+    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let number = part_number(input.part_number)?;
+    let length = s.check_length(input.content_length)?;
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
+    let expected = Expected::new(
+        input.content_md5.clone(),
+        digest::declared([
+            &input.checksum_crc32,
+            &input.checksum_crc32c,
+            &input.checksum_crc64nvme,
+            &input.checksum_sha1,
+            &input.checksum_sha256,
+        ]),
+        input.checksum_algorithm.as_ref(),
+        &headers,
+        trailing_headers,
+    )?;
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
+    let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
+    let spec = part_spec(s, &read, number);
+    let md5 = etag::needs_md5(&read.protection);
+    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
+    let mut part = part_record(&read, number, encrypted.digests.md5_hex());
+    part.seal_checksums(&upload.upload_id, headers::checksums(&encrypted.digests), read.key.as_ref())
+        .map_err(error::object)?;
+    let checksum = encrypted.digests.checksum.clone();
+    let more = encrypted.digests.more.clone();
+    let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
+    let mut response = S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(part.record.etag)),
+        checksum_crc32: checksum.checksum_crc32,
+        checksum_crc32c: checksum.checksum_crc32c,
+        checksum_crc64nvme: checksum.checksum_crc64nvme,
+        checksum_sha1: checksum.checksum_sha1,
+        checksum_sha256: checksum.checksum_sha256,
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5(),
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    let names = super::more_checksums::NAMES;
+    headers::more_checksum_headers(&mut response.headers, |n| {
+        names.iter().position(|x| *x == n).and_then(|i| more[i].as_deref())
+    });
+    Ok(response)
+}
+
+/// Parses `bytes=first-last` (inclusive) against a source of `size` bytes.
+fn copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
+    let bad =
+        || s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last within the source");
+    let (first, last) =
+        range.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let first: u64 = first.parse().map_err(|_| bad())?;
+    let last: u64 = last.parse().map_err(|_| bad())?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidRange, "the copy source range is outside the source object"));
+    }
+    Ok((first, last + 1))
+}
+
+pub(super) async fn upload_part_copy(
+    s: &CipherS3,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let number = part_number(input.part_number)?;
+    let (src_bucket, src_key, src_version) = copy::source_of(&input.copy_source)?;
+    s.owned_bucket(&src_bucket, &caller)?;
+    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref())?;
+    Conditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    }
+    .check(source.record.unchecked(), true)?;
+    let source_sent = [
+        &input.copy_source_sse_customer_algorithm,
+        &input.copy_source_sse_customer_key,
+        &input.copy_source_sse_customer_key_md5,
+    ];
+    let (source_read, source_meta) =
+        ReadKey::resolve_stored(s, &src_bucket, &src_key, source.record, source_sent)?;
+    let source =
+        PlainSource::open(source.body, &source_meta, source_read.key, s.backend).map_err(error::object)?;
+    let (first, last) = match &input.copy_source_range {
+        Some(r) => copy_range(r, source.size())?,
+        None => (0, source.size()),
+    };
+    s.check_length(i64::try_from(last - first).ok())?;
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
+    let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
+    let spec = part_spec(s, &read, number);
+    let md5 = etag::needs_md5(&read.protection);
+    let encrypted = body::reencrypt(source, first, last, writer, spec, md5).await?;
+    let part = part_record(&read, number, encrypted.digests.md5_hex());
+    let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
+    let result = CopyPartResult {
+        e_tag: Some(ETag::Strong(part.record.etag.clone())),
+        last_modified: Some(objects::last_modified_at(part.record.last_modified)),
+        ..Default::default()
+    };
+    let mut response = S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(result),
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5(),
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+pub(super) async fn complete(
+    s: &CipherS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let mut input = req.input;
+    let upload = match upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id) {
+        Ok(upload) => upload,
+        Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return completed_before(s, input, e),
+        Err(e) => return Err(e),
+    };
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
+    let requested = input.multipart_upload.take().and_then(|m| m.parts).unwrap_or_default();
+    if requested.is_empty() {
+        return Err(s3_error!(MalformedXML, "the request names no parts"));
+    }
+    let uploaded: BTreeMap<u32, Part> = s
+        .objects
+        .list_parts(&input.bucket, &input.upload_id)
+        .map_err(error::object)?
+        .into_iter()
+        .map(|p| (p.record.number, p))
+        .collect();
+    let mut chosen: Vec<&Part> = Vec::with_capacity(requested.len());
+    for r in &requested {
+        let number = part_number(r.part_number.unwrap_or(0))?;
+        if chosen.last().is_some_and(|p| p.record.number >= number) {
+            return Err(s3_error!(InvalidPartOrder, "parts must be listed in ascending order, each once"));
+        }
+        let part = uploaded
+            .get(&number)
+            .filter(|p| r.e_tag.as_ref().is_none_or(|e| e.value() == p.record.etag))
+            .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded or its ETag differs"))?;
+        chosen.push(part);
+    }
+    if let Some(small) = chosen.iter().rev().skip(1).find(|p| p.record.size < MIN_PART) {
+        return Err(s3_error!(
+            EntityTooSmall,
+            "part {} has {} bytes; every part but the last needs at least 5 MiB",
+            small.record.number,
+            small.record.size
+        ));
+    }
+    // The parts' checksums: those the request lists must be the parts' own; the object
+    // keeps the composite of those every part has.
+    let mut sums = Vec::with_capacity(chosen.len());
+    for (r, p) in requested.iter().zip(&chosen) {
+        let kept = p.record.checksums(&input.upload_id, read.key.as_ref()).map_err(error::object)?;
+        for (name, sent) in digest::named_fields!(r) {
+            if let (Some(sent), Some(own)) = (sent, kept.get(name))
+                && sent.trim() != own
+            {
+                let n = p.record.number;
+                return Err(s3_error!(
+                    InvalidPart,
+                    "the {name} checksum listed for part {n} is not the part's"
+                ));
+            }
+        }
+        sums.push(kept);
+    }
+    let checksums = object_checksums(&input, &chosen, &sums)?;
+    let manifest: Vec<PartEntry> = chosen
+        .iter()
+        .map(|p| PartEntry {
+            number: p.record.number,
+            size: p.record.size,
+            stored: p.stored,
+            salt: p.record.salt,
+        })
+        .collect();
+    let mut private = upload.metadata(read.key.as_ref()).map_err(error::object)?;
+    private.headers.checksums = checksums;
+    let record = ObjectRecord {
+        key: upload.key,
+        size: manifest.iter().map(|p| p.size).sum(),
+        etag: etag::multipart(&upload.protection, chosen.iter().map(|p| p.record.etag.as_str())),
+        last_modified: now_unix(),
+        protection: upload.protection,
+        layout: Layout::Parts(manifest),
+        headers: private.headers,
+        user: private.user,
+        upload_id: Some(input.upload_id.clone()),
+        storage_class: upload.storage_class,
+        tags: upload.tags,
+        version_id: None,
+        delete_marker: false,
+        lock: upload.lock,
+    };
+    let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
+    let objects = s.objects.clone();
+    let target = s.owned_bucket(&input.bucket, &caller)?;
+    let versioning = target.versioning;
+    // The bucket's default retention counts from now, when the version is made.
+    let mut record = record;
+    record.lock = object_lock::with_default(&target, record.lock);
+    let (bucket, id) = (input.bucket.clone(), input.upload_id.clone());
+    let key = read.key.clone();
+    let record = body::blocking(move || {
+        objects
+            .complete_upload(&bucket, &id, &numbers, &mut record, key.as_ref(), versioning)
+            .map(|()| record)
+    })
+    .await?;
+    let version_id = versioning::version_id(versioning, record.version_id.as_deref());
+    Ok(completed(input.bucket, input.key, &record, &read, version_id))
+}
+
+/// The checksums a multipart object keeps, from its parts' (`sums`, in the order of
+/// `parts`): S3's composite ones (`…-N`), but full-object CRCs (combined from the parts')
+/// where the request asks for them (`x-amz-checksum-type: FULL_OBJECT`) or sends one to be
+/// checked. A value the request sends that the parts do not give is BadDigest; one that
+/// cannot be checked (the parts lack that checksum, or a full-object SHA) is refused.
+fn object_checksums(
+    input: &CompleteMultipartUploadInput,
+    parts: &[&Part],
+    sums: &[BTreeMap<String, String>],
+) -> S3Result<BTreeMap<String, String>> {
+    let mut out = digest::composite(sums);
+    let full_asked = input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT);
+    let sent = digest::named_fields!(input);
+    let full = |name: &str| {
+        let each = sums.iter().map(|s| s.get(name).map(String::as_str));
+        let lens = parts.iter().map(|p| p.record.size);
+        let pairs: Option<Vec<(&str, u64)>> = each.zip(lens).map(|(c, l)| c.map(|c| (c, l))).collect();
+        pairs.and_then(|p| full_object::combine(name, p))
+    };
+    if full_asked {
+        for name in full_object::NAMES {
+            if let Some(v) = full(name) {
+                out.insert(name.to_owned(), v);
+            }
+        }
+    }
+    for (name, value) in sent {
+        let Some(value) = value.as_deref().map(str::trim) else { continue };
+        let ours = if value.contains('-') {
+            out.get(name).filter(|v| v.contains('-')).cloned()
+        } else if full_object::NAMES.contains(&name) {
+            full(name)
+        } else {
+            return Err(s3_error!(
+                InvalidRequest,
+                "a full-object {name} checksum of a multipart upload is not defined (S3 offers CRC32, CRC32C and CRC64NVME)"
+            ));
+        };
+        let Some(ours) = ours else {
+            return Err(s3_error!(
+                InvalidRequest,
+                "the {name} checksum sent cannot be checked: not every part was uploaded with one"
+            ));
+        };
+        if ours != value {
+            return Err(s3_error!(
+                BadDigest,
+                "the {} checksum you specified did not match the object's",
+                name.to_ascii_uppercase()
+            ));
+        }
+        out.insert(name.to_owned(), ours);
+    }
+    Ok(out)
+}
+
+/// The answer to a CompleteMultipartUpload that made (or had made) the object.
+fn completed(
+    bucket: String,
+    key: String,
+    record: &ObjectRecord,
+    read: &ReadKey,
+    version_id: Option<String>,
+) -> S3Response<CompleteMultipartUploadOutput> {
+    let sums = &record.headers.checksums;
+    let get = |name: &str| sums.get(name).cloned();
+    let mut response = S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(bucket),
+        key: Some(key),
+        e_tag: Some(ETag::Strong(record.etag.clone())),
+        checksum_crc32: get("crc32"),
+        checksum_crc32c: get("crc32c"),
+        checksum_crc64nvme: get("crc64nvme"),
+        checksum_sha1: get("sha1"),
+        checksum_sha256: get("sha256"),
+        checksum_type: (!sums.is_empty()).then(|| {
+            let composite = sums.values().any(|v| v.contains('-'));
+            ChecksumType::from_static(if composite {
+                ChecksumType::COMPOSITE
+            } else {
+                ChecksumType::FULL_OBJECT
+            })
+        }),
+        version_id,
+        ..Default::default()
+    });
+    read.name_key(&mut response.headers);
+    headers::more_checksum_headers(&mut response.headers, |n| sums.get(n).map(String::as_str));
+    response
+}
+
+/// A CompleteMultipartUpload whose upload is gone: if the object at its key was made by
+/// this very upload from the same parts (a client retrying after a lost response, even
+/// after a restart), it is answered as the first was; otherwise `gone` (NoSuchUpload).
+fn completed_before(
+    s: &CipherS3,
+    input: CompleteMultipartUploadInput,
+    gone: S3Error,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let Ok(stored) = s.objects.head(&input.bucket, &input.key) else { return Err(gone) };
+    if stored.unchecked().upload_id.as_deref() != Some(input.upload_id.as_str()) {
+        return Err(gone);
+    }
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let (read, record) = ReadKey::resolve_stored(s, &input.bucket, &input.key, stored, sent)?;
+    let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let numbers: Vec<Option<i32>> = requested.iter().map(|p| p.part_number).collect();
+    let same_parts = match &record.layout {
+        Layout::Parts(manifest) => {
+            numbers.iter().copied().eq(manifest.iter().map(|p| i32::try_from(p.number).ok()))
+        }
+        Layout::Single { .. } => false,
+    };
+    // Where the ETag derives from the parts' (not SSE-C), the ETags sent must give it.
+    let etags: Option<Vec<String>> =
+        requested.iter().map(|p| p.e_tag.as_ref().map(|e| e.value().to_owned())).collect();
+    let same_etags = !etag::needs_md5(&record.protection)
+        || etags.is_some_and(|e| {
+            etag::multipart(&record.protection, e.iter().map(String::as_str)) == record.etag
+        });
+    if !(same_parts && same_etags) {
+        return Err(gone);
+    }
+    Ok(completed(input.bucket, input.key, &record, &read, record.version_id.clone()))
+}
+
+pub(super) async fn abort(
+    s: &CipherS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    s.objects.abort_upload(&input.bucket, &input.upload_id).map_err(error::object)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(super) async fn list_parts(
+    s: &CipherS3,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+    let marker = input.part_number_marker.unwrap_or(0);
+    let all = s.objects.list_parts(&input.bucket, &input.upload_id).map_err(error::object)?;
+    let mut after: Vec<PartRecord> =
+        all.into_iter().map(|p| p.record).filter(|p| i64::from(p.number) > i64::from(marker)).collect();
+    let truncated = after.len() > max;
+    after.truncate(max);
+    let next = after.last().map(|p| p.number as i32);
+    let parts = after
+        .into_iter()
+        .map(|p| s3s::dto::Part {
+            e_tag: Some(ETag::Strong(p.etag)),
+            last_modified: Some(objects::last_modified_at(p.last_modified)),
+            part_number: Some(p.number as i32),
+            size: Some(p.size as i64),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        max_parts: Some(max as i32),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: if truncated { next } else { None },
+        is_truncated: Some(truncated),
+        parts: Some(parts),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_uploads(
+    s: &CipherS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    s.owned_bucket(&input.bucket, &caller)?;
+    let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let id_marker = input.upload_id_marker.clone();
+    let mut uploads = Vec::new();
+    let mut prefixes = BTreeSet::new();
+    let mut truncated = false;
+    let mut last: Option<(String, String)> = None;
+    for u in s.objects.list_uploads(&input.bucket).map_err(error::object)? {
+        let key = &u.key;
+        if !key.starts_with(&prefix) {
+            continue;
+        }
+        let after_marker = match &id_marker {
+            _ if key_marker.is_empty() => true,
+            Some(id) if key == &key_marker => u.upload_id.as_str() > id.as_str(),
+            _ => key.as_str() > key_marker.as_str(),
+        };
+        if !after_marker {
+            continue;
+        }
+        if uploads.len() + prefixes.len() >= max {
+            truncated = true;
+            break;
+        }
+        if let Some(d) = &delimiter
+            && let Some(i) = key[prefix.len()..].find(d.as_str())
+        {
+            prefixes.insert(key[..prefix.len() + i + d.len()].to_owned());
+            continue;
+        }
+        last = Some((key.clone(), u.upload_id.clone()));
+        uploads.push(MultipartUpload {
+            key: Some(key.clone()),
+            upload_id: Some(u.upload_id.clone()),
+            initiated: Some(objects::last_modified_at(u.initiated)),
+            ..Default::default()
+        });
+    }
+    let (next_key, next_id) = match (truncated, last) {
+        (true, Some((k, id))) => (Some(k), Some(id)),
+        _ => (None, None),
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_key_marker: next_key,
+        next_upload_id_marker: next_id,
+        uploads: Some(uploads),
+        common_prefixes: (!prefixes.is_empty())
+            .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_and_part_numbers_are_checked() {
+        assert_eq!(copy_range("bytes=0-9", 10).unwrap(), (0, 10));
+        assert_eq!(copy_range("bytes=5-5", 10).unwrap(), (5, 6));
+        for bad in ["bytes=0-10", "bytes=5-4", "0-9", "bytes=-5", "bytes=a-b"] {
+            assert!(copy_range(bad, 10).is_err(), "{bad}");
+        }
+        assert!(part_number(0).is_err());
+        assert!(part_number(10_001).is_err());
+        assert_eq!(part_number(10_000).unwrap(), 10_000);
+    }
+}

@@ -1,0 +1,375 @@
+//! Object operations: PutObject, GetObject (Range, partNumber, conditions), HeadObject,
+//! DeleteObject, DeleteObjects, and the choice of protection for new objects. The ETag is
+//! the MD5 of the plaintext (random for SSE-C).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::conditions::Conditions;
+use super::digest::{self, Expected};
+use super::read_key::ReadKey;
+use super::{CipherS3, body, error, headers, kp, object_lock, sse, tagging, versioning};
+use engine::SealSpec;
+use object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
+
+/// Largest object accepted in one PUT (S3's limit).
+pub const MAX_PUT: u64 = 5 << 30;
+
+pub(super) fn last_modified(meta: &ObjectRecord) -> Timestamp {
+    last_modified_at(meta.last_modified)
+}
+
+/// Unix seconds as an S3 timestamp.
+pub(super) fn last_modified_at(secs: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
+    (!meta.user.is_empty()).then(|| meta.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+pub(super) async fn put_object(
+    s: &CipherS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let S3Request { input, headers, trailing_headers, .. } = req;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let kms =
+        kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
+    let sse_c = sse::parse(
+        [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
+        &input.bucket,
+        &input.key,
+    )?;
+    let length = s.check_length(input.content_length)?;
+    let expected = Expected::new(
+        input.content_md5.clone(),
+        digest::declared([
+            &input.checksum_crc32,
+            &input.checksum_crc32c,
+            &input.checksum_crc64nvme,
+            &input.checksum_sha1,
+            &input.checksum_sha256,
+        ]),
+        input.checksum_algorithm.as_ref(),
+        &headers,
+        trailing_headers,
+    )?;
+    let user = super::headers::user_metadata(input.metadata)?;
+    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
+    let lock = object_lock::for_write(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
+    let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
+    let (sealing, recorded) = protection(s, &input.key, &bucket, sse_c, kms)?;
+    let headers = headers::from_input!(input);
+    let tag_key = sealing.key().cloned();
+    let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
+    let md5 = etag::needs_md5(&recorded);
+    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
+    let mut headers = headers;
+    headers.checksums = headers::checksums(&encrypted.digests);
+    let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
+    record.storage_class = storage_class;
+    record.tags = tags;
+    record.lock = lock;
+    let checksum = encrypted.digests.checksum;
+    let record = body::commit_object(s, &bucket, encrypted.writer, record, tag_key).await?;
+    let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
+    let mut response = S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(record.etag.clone())),
+        version_id: versioning::version_id(bucket.versioning, record.version_id.as_deref()),
+        checksum_crc32: checksum.checksum_crc32,
+        checksum_crc32c: checksum.checksum_crc32c,
+        checksum_crc64nvme: checksum.checksum_crc64nvme,
+        checksum_sha1: checksum.checksum_sha1,
+        checksum_sha256: checksum.checksum_sha256,
+        sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: key_md5,
+        ..Default::default()
+    });
+    kp::name_protection(&mut response.headers, &record.protection);
+    headers::more_checksum_headers(&mut response.headers, |n| {
+        record.headers.checksums.get(n).map(String::as_str)
+    });
+    Ok(response)
+}
+
+/// The protection of a new object in `bucket`: SSE-C if the request carries a key, else
+/// the root key asked for with aws:kms or AES256 (`kms`, see [`kp::requested_sse`]) or
+/// the bucket's default (SSE-S3 or a root key), else AONT-RS. Returns how the engine seals
+/// it and how its record names it.
+pub(super) fn protection(
+    s: &CipherS3,
+    object: &str,
+    bucket: &BucketRecord,
+    sse_c: Option<sse::SseC>,
+    kms: Option<kp::Requested>,
+) -> S3Result<(engine::Protection, Protection)> {
+    if sse_c.is_some() && kms.is_some() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "choose SSE-C or server-side encryption (aws:kms, AES256), not both"
+        ));
+    }
+    let root = match (&sse_c, kms) {
+        (None, None) => kp::bucket_default(s, bucket)?,
+        (_, kms) => kms,
+    };
+    Ok(match (sse_c, root) {
+        (Some(k), _) => (engine::Protection::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
+        (None, Some(kp::Requested { root, sse_s3 })) => {
+            let key = kp::new_object_key(s, bucket, object, &root)?;
+            let recorded = Protection::SseKp { root: root.clone(), sse_s3 };
+            (engine::Protection::SseKp { key, crn: root }, recorded)
+        }
+        (None, None) => {
+            let recorded = if s.plaintext_mode() { Protection::Plaintext } else { Protection::Aont };
+            (engine::Protection::Aont, recorded)
+        }
+    })
+}
+
+pub(super) async fn get_object(
+    s: &CipherS3,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
+    let tag_count = tagging::count(object.tags());
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+        object_lock::shown(&object.lock());
+    // The key first: nothing in the record is trusted before its tag checks.
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
+    Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    }
+    .check(&meta, false)?;
+    let source = PlainSource::open(object.body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
+    let size = source.size();
+    let parts_count = source.parts_count();
+    let (first, last, content_range) = match (&input.range, input.part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(InvalidRequest, "Range and partNumber cannot be combined"));
+        }
+        (Some(r), None) => {
+            let span = r
+                .check(size)
+                .map_err(|_| s3_error!(InvalidRange, "the requested range is not satisfiable"))?;
+            let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
+            (span.start, span.end, Some(header))
+        }
+        (None, Some(n)) => {
+            let span =
+                usize::try_from(n).ok().and_then(|n| source.part_range(n)).ok_or_else(|| no_part(n))?;
+            let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
+            (span.start, span.end, Some(header))
+        }
+        (None, None) => (0, size, None),
+    };
+    let whole = input.range.is_none() && input.part_number.is_none();
+    let blob = body::get_body(source, first, last)?;
+    let mut output = GetObjectOutput {
+        body: Some(blob),
+        content_length: Some((last - first) as i64),
+        content_range,
+        parts_count: (input.part_number.is_some() && parts_count > 0).then_some(parts_count as i32),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        last_modified: Some(last_modified(&meta)),
+        metadata: user_metadata(&meta),
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5(),
+        storage_class: meta.storage_class.clone().map(StorageClass::from),
+        tag_count,
+        version_id,
+        object_lock_mode,
+        object_lock_retain_until_date,
+        object_lock_legal_hold_status,
+        ..Default::default()
+    };
+    headers::into_output!(output, &meta.headers);
+    let answer = headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
+    let mut response = S3Response::new(output);
+    if answer {
+        headers::more_checksum_headers(&mut response.headers, |n| {
+            meta.headers.checksums.get(n).map(String::as_str)
+        });
+    }
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+/// 416 InvalidPartNumber: the object has no part `n`.
+fn no_part(n: i32) -> s3s::S3Error {
+    let code = s3s::S3ErrorCode::Custom("InvalidPartNumber".into());
+    let mut e = s3s::S3Error::with_message(code, format!("the object has no part {n}"));
+    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    e
+}
+
+pub(super) async fn head_object(
+    s: &CipherS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = &req.input;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
+    let tag_count = tagging::count(object.tags());
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+        object_lock::shown(&object.lock());
+    // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
+    // refuses HEAD too; and nothing in the record is trusted before its tag checks.
+    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
+    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
+    Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    }
+    .check(&meta, false)?;
+    // With partNumber: that part's length and range, and how many parts there are.
+    let (length, content_range, parts_count) = match input.part_number {
+        None => (meta.size, None, None),
+        Some(n) => {
+            let span = usize::try_from(n).ok().and_then(|n| meta.part_range(n)).ok_or_else(|| no_part(n))?;
+            let size = meta.size;
+            let header = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
+            let count = meta.parts_count();
+            (span.end - span.start, Some(header), (count > 0).then_some(count as i32))
+        }
+    };
+    let mut output = HeadObjectOutput {
+        sse_customer_algorithm: read.sse_c_algorithm(),
+        sse_customer_key_md5: read.sse_c_md5(),
+        content_length: Some(length as i64),
+        content_range,
+        parts_count,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        last_modified: Some(last_modified(&meta)),
+        metadata: user_metadata(&meta),
+        storage_class: meta.storage_class.clone().map(StorageClass::from),
+        version_id,
+        object_lock_mode,
+        object_lock_retain_until_date,
+        object_lock_legal_hold_status,
+        ..Default::default()
+    };
+    headers::into_output!(output, &meta.headers);
+    let whole = input.part_number.is_none();
+    let answer = headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
+    let mut response = S3Response::new(output);
+    if answer {
+        headers::more_checksum_headers(&mut response.headers, |n| {
+            meta.headers.checksums.get(n).map(String::as_str)
+        });
+    }
+    // HeadObjectOutput has no field for it; AWS sends it on HEAD as on GET.
+    if let Some(n) = tag_count {
+        response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    read.name_key(&mut response.headers);
+    Ok(response)
+}
+
+pub(super) async fn delete_object(
+    s: &CipherS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
+    let input = req.input;
+    let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
+    let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deleted.marker.then_some(true),
+        version_id: deleted.version_id,
+        ..Default::default()
+    }))
+}
+
+/// Deletes `key` (or, with `version_id`, that version of it) as `bucket` does; Object
+/// Lock (`guard`) may keep a version.
+async fn delete_one(
+    s: &CipherS3,
+    bucket: &BucketRecord,
+    key: String,
+    version_id: Option<String>,
+    guard: Option<object::amend::Guard>,
+) -> S3Result<object::versions::Deleted> {
+    let objects = s.objects.clone();
+    let (name, versioning) = (bucket.name.clone(), bucket.versioning);
+    body::blocking(move || match version_id {
+        Some(v) => objects.delete_version(&name, &key, &v, guard),
+        None => objects.delete_in(&name, &key, versioning),
+    })
+    .await
+}
+
+/// Most keys one DeleteObjects request may name.
+pub const MAX_DELETE: usize = 1000;
+
+pub(super) async fn delete_objects(
+    s: &CipherS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let caller = CipherS3::caller(&req)?;
+    let input = req.input;
+    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let objects = input.delete.objects;
+    if objects.len() > MAX_DELETE {
+        return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for o in objects {
+        let asked = o.version_id.clone();
+        match delete_one(s, &bucket, o.key.clone(), o.version_id, guard).await {
+            Ok(d) => {
+                if !quiet {
+                    deleted.push(DeletedObject {
+                        key: Some(o.key),
+                        version_id: asked.clone(),
+                        delete_marker: d.marker.then_some(true),
+                        // A marker made now is named by its id; one removed, by the one asked.
+                        delete_marker_version_id: d.marker.then(|| d.version_id.clone()).flatten(),
+                    });
+                }
+            }
+            Err(err) => {
+                errors.push(Error {
+                    code: Some(err.code().as_str().to_owned()),
+                    key: Some(o.key),
+                    message: err.message().map(str::to_owned),
+                    version_id: asked,
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}

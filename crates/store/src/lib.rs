@@ -1,0 +1,357 @@
+//! Where ciphertext and its records live. The store never sees plaintext or keys: it is
+//! handed engine objects (header and units) and the records the object layer
+//! ([`object`]) keeps beside them, as bytes it does not interpret. [`Store`] is the
+//! interface a second backend (an upstream S3 cluster with records in etcd) will also
+//! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
+//! each object, not in process memory, so several service instances can share a backend.
+
+pub mod cluster;
+pub mod dispersal;
+pub mod fs;
+pub mod keypath;
+pub mod versions;
+
+use std::io::Write;
+
+pub use versions::{ListedVersion, Version, VersionCursor, Wanted};
+
+/// Errors from a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No bucket of that name.
+    #[error("no bucket named {0:?}")]
+    NoSuchBucket(String),
+    /// The bucket exists already.
+    #[error("bucket {0:?} already exists")]
+    BucketExists(String),
+    /// The bucket still holds objects.
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    /// No object under that key.
+    #[error("no object {key:?} in bucket {bucket:?}")]
+    NoSuchKey {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// The bucket name breaks S3's naming rules.
+    #[error(
+        "invalid bucket name {0:?}: 3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
+    )]
+    InvalidBucketName(String),
+    /// The key is empty or too long.
+    #[error("invalid object key: {0}")]
+    InvalidKey(&'static str),
+    /// No version of the key with that id.
+    #[error("no version {version:?} of {key:?} in bucket {bucket:?}")]
+    NoSuchVersion {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The version id asked for.
+        version: String,
+    },
+    /// The object layer refused a change ([`Allow`], [`AnnexChange`]); it knows why.
+    #[error("the change was refused")]
+    Refused,
+    /// No multipart upload with that id in the bucket.
+    #[error("no multipart upload {0:?}")]
+    NoSuchUpload(String),
+    /// A stored file is damaged.
+    #[error("damaged store file {path}: {reason}")]
+    Corrupt {
+        /// File.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A service the store depends on (blob cluster, metadata service) cannot be reached
+    /// or cannot answer now: retry later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The filesystem failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
+}
+
+/// Random access to a stored object's bytes.
+pub trait ObjectReader: Send + Sync {
+    /// Stored length of the object's bytes.
+    fn len(&self) -> u64;
+    /// Whether there are no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A hint: the caller is about to read `range` in order. A store that reads over a
+    /// network may fetch it in one request; reads outside it still work.
+    fn will_read(&self, _range: std::ops::Range<u64>) {}
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+/// Sequential reading over an [`ObjectReader`], for the streaming pipeline.
+pub struct SequentialReader<'a> {
+    inner: &'a dyn ObjectReader,
+    pos: u64,
+}
+
+impl<'a> SequentialReader<'a> {
+    /// Reads from `offset` on.
+    pub fn new(inner: &'a dyn ObjectReader, offset: u64) -> Self {
+        Self { inner, pos: offset }
+    }
+}
+
+impl std::io::Read for SequentialReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// An object being written: visible to nobody until [`ObjectWriter::commit`]; dropped
+/// without it, it leaves nothing.
+pub trait ObjectWriter: Write + Send {
+    /// Makes the object visible under its key with `record`, replacing any previous one,
+    /// durably.
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError>;
+    /// Makes the object visible as `version` of its key (its bucket keeps versions),
+    /// durably: it becomes the key's current version and the version it replaces stays,
+    /// noncurrent; but a null version replaces the key's null version, wherever that is.
+    /// Returns the record of the version removed that way, if any (its bytes are gone).
+    fn commit_version(
+        self: Box<Self>,
+        record: &[u8],
+        version: &Version,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A part being written: invisible until [`PartWriter::commit`], which replaces an
+/// earlier part of the same number.
+pub trait PartWriter: Write + Send {
+    /// Makes the part visible in its upload with `record`, durably; returns its stored
+    /// length. Fails with [`StoreError::NoSuchUpload`] if the upload was completed or
+    /// aborted meanwhile.
+    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError>;
+}
+
+/// Generates a fresh upload id.
+pub fn new_upload_id() -> String {
+    let mut b = [0u8; 16];
+    engine::primitives::fill_random(&mut b);
+    base::hex::encode(&b)
+}
+
+/// Checks the shape of an upload id (so it can name a directory safely).
+pub fn check_upload_id(id: &str) -> Result<(), StoreError> {
+    if id.len() == 32 && id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        Ok(())
+    } else {
+        Err(StoreError::NoSuchUpload(id.chars().take(64).collect()))
+    }
+}
+
+/// What [`Store::set_annex`] makes of a version's record and present annex: the annex to
+/// keep (`None`: none). An error leaves everything as it was and is returned as is.
+pub type AnnexChange<'a> =
+    &'a mut (dyn FnMut(&[u8], Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> + Send);
+
+/// Whether [`Store::delete_version`] may remove a version, given its record and annex; an
+/// error keeps it and is returned as is.
+pub type Allow<'a> = &'a mut (dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), StoreError> + Send);
+
+/// A stored object: its record, its bytes, and the annex kept beside it.
+pub struct StoredObject {
+    /// The record, as committed.
+    pub record: Vec<u8>,
+    /// Bytes.
+    pub body: Box<dyn ObjectReader>,
+    /// The annex (tags, retention, legal hold) [`Store::set_annex`] last kept for it, as
+    /// given; the object layer tells whether it still belongs to this object (it may
+    /// predate an overwrite).
+    pub annex: Option<Vec<u8>>,
+    /// Its version, if it was committed as one; `None`: written without versioning (it is
+    /// the key's null version).
+    pub version: Option<Version>,
+}
+
+/// A named record: an object's in a listing, a bucket's, an upload's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The object key, bucket name or upload id.
+    pub name: String,
+    /// The record, as committed.
+    pub record: Vec<u8>,
+}
+
+/// An uploaded part as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// Part number.
+    pub number: u32,
+    /// Stored length of its bytes.
+    pub stored: u64,
+    /// Its record, as committed.
+    pub record: Vec<u8>,
+}
+
+/// Buckets of objects: stored bytes and the records kept with them, which a store keeps
+/// and returns as they were given (it never interprets them; [`object`] does).
+pub trait Store: Send + Sync {
+    /// Creates a bucket; [`StoreError::BucketExists`] if it exists.
+    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// A bucket's record.
+    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+    /// Replaces a bucket's record.
+    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// Deletes an empty bucket.
+    fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
+    /// Every bucket's record, by name.
+    fn list_buckets(&self) -> Result<Vec<Named>, StoreError>;
+    /// Starts writing `key` in `bucket`.
+    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    /// Opens an object.
+    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError>;
+    /// An object's record.
+    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(bucket, key)?.record)
+    }
+    /// Deletes an object (and the annex beside it); `false` if there was none. Only for
+    /// buckets that never kept versions: it removes the current version and nothing else.
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Opens one version of a key (a delete marker has no bytes);
+    /// [`StoreError::NoSuchVersion`] if it has none such.
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError>;
+    /// Removes one version of a key for good, with its annex, if `allow` (given its record
+    /// and annex, under the same lock or transaction as the removal) lets it; if it was
+    /// the current one, the newest of the others becomes current. Returns it and its
+    /// record, or `None` if the key has no such version.
+    fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+        allow: Allow<'_>,
+    ) -> Result<Option<(Version, Vec<u8>)>, StoreError>;
+    /// Up to `limit` versions of the keys that start with `prefix`, after `after`: keys
+    /// in byte order, each key's current version first, then the others newest first.
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&VersionCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedVersion>, StoreError>;
+    /// Replaces the annex kept beside a version of `key` (the current one if `version` is
+    /// `None`) with what `change` makes of its record and present annex (`None`: keep
+    /// nothing), atomically with respect to other changes of that annex and to removals
+    /// of the version; [`StoreError::NoSuchKey`] or [`StoreError::NoSuchVersion`] if
+    /// there is no such object. The object's record and bytes are left as they are.
+    fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<(), StoreError>;
+    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
+    /// `start_after`, in byte order of their keys: each key's current version, unless it
+    /// is a delete marker.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Named>, StoreError>;
+
+    /// Starts a multipart upload in `bucket` with `record`.
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// An upload's record.
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError>;
+    /// Starts writing part `number` of an upload.
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32)
+    -> Result<Box<dyn PartWriter>, StoreError>;
+    /// The parts uploaded so far, by number.
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError>;
+    /// Every upload in progress in `bucket`, by id.
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError>;
+    /// Discards an upload and its parts.
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
+    /// Makes the object `key` out of `parts` (stored bytes laid end to end, in this order)
+    /// with `record`, replacing any object under that key (or, with `version`, as
+    /// [`ObjectWriter::commit_version`] places it, returning what it returns), then
+    /// discards the upload. All or nothing: on failure the upload is left as it was.
+    fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        key: &str,
+        parts: &[u32],
+        record: &[u8],
+        version: Option<&Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Checks S3's bucket naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), StoreError> {
+    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
+    let b = name.as_bytes();
+    let ends_ok = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    if (3..=63).contains(&b.len())
+        && b.iter().all(|&c| ok_char(c))
+        && ends_ok(b.first())
+        && ends_ok(b.last())
+        && !name.contains("..")
+        && !ip_like
+    {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidBucketName(name.to_owned()))
+    }
+}
+
+/// Checks an object key's length.
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    match key.len() {
+        0 => Err(StoreError::InvalidKey("the key is empty")),
+        n if n > keypath::MAX_KEY_LEN => Err(StoreError::InvalidKey("the key is longer than 1024 bytes")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my-bucket.1", "a".repeat(63).as_str()] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "ABC", "-abc", "abc-", "a..b", "a_b", "192.168.1.1", "../x", "", &"a".repeat(64)] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_key("").is_err());
+        assert!(check_key(&"k".repeat(1025)).is_err());
+        assert!(check_key(&"k".repeat(1024)).is_ok());
+    }
+}

@@ -1,0 +1,106 @@
+//! Entry points that fuzzing (`fuzz/`, `scripts/fuzz`) and its regression tests
+//! (`tests/fuzz_regressions.rs`) feed arbitrary bytes to: the format header parser, the
+//! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
+//! header rules, stored records (object records of both versions with their tags, bucket,
+//! upload and part records), the aws-chunked framing
+//! follower, and aws-chunked request bodies through the whole S3 service ([`aws_chunked`]).
+//! Each returns for any input; a panic is a bug.
+
+mod aws_chunked;
+
+pub use aws_chunked::{aws_chunked, cleanup as aws_chunked_cleanup};
+
+use bytes::Bytes;
+
+use engine::format::Header;
+use engine::{Backend, CustomerKey, Opener, SecretKey};
+use object::{BucketRecord, PartRecord, UploadRecord, codec};
+use pipeline::{random, stream};
+use s3::chunk_framing::Framing;
+use s3::parse_sse_c;
+
+/// The key the decoders are tried with besides none.
+fn key() -> CustomerKey {
+    CustomerKey { key: SecretKey::from_bytes([0x42; 32]), context: b"bucket/key".to_vec() }
+}
+
+/// The header parser and the unit layout it implies.
+pub fn format_header(data: &[u8]) {
+    let _ = Header::total_len(data);
+    if let Ok((header, len)) = Header::parse(data) {
+        let _ = (header.unit_size, len);
+        for key in [None, Some(key())] {
+            if let Ok(opener) = Opener::new(data, key.as_ref(), Backend::Accelerated) {
+                for stored in [0, len as u64, data.len() as u64, u64::MAX / 2] {
+                    if let Ok(layout) = opener.layout(stored) {
+                        let _ = layout.units_for_range(0, u64::MAX / 4);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whole objects through the streaming decoder and the by-range decoder.
+pub fn decrypt(data: &[u8]) {
+    for key in [None, Some(key())] {
+        let mut out = Vec::new();
+        let _ = stream::decrypt_stream(data, &mut out, key.as_ref(), Backend::Accelerated, &());
+        let Ok(total) = Header::total_len(data) else { continue };
+        let Some(header) = data.get(..total) else { continue };
+        let Ok(opener) = Opener::with_part(header, key.as_ref(), 0, Backend::Accelerated) else { continue };
+        let Ok(layout) = opener.layout(data.len() as u64) else { continue };
+        let read_at = |buf: &mut [u8], off: u64| -> std::io::Result<usize> {
+            let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            Ok(n)
+        };
+        let len = layout.plaintext_len();
+        let mut sink = |_: Bytes| Ok(());
+        let _ = random::decrypt_range(&read_at, &opener, &layout, 0, len, &mut sink);
+        let _ = random::decrypt_range(&read_at, &opener, &layout, len / 3, len / 2 + 1, &mut sink);
+    }
+}
+
+/// SSE-C request headers (algorithm, key, key MD5), split from `data` at 0xff bytes.
+pub fn sse_headers(data: &[u8]) {
+    let mut parts = data.split(|&b| b == 0xff).map(|p| String::from_utf8_lossy(p).into_owned());
+    let fields: [Option<String>; 3] = [parts.next(), parts.next(), parts.next()];
+    let _ = parse_sse_c([&fields[0], &fields[1], &fields[2]], "bucket", "key");
+}
+
+/// Stored records as a store returns them: an object record (any version; its part
+/// manifest, its tag and sealed metadata, with and without a key), a bucket, an upload
+/// (and its sealed metadata) and a part record.
+pub fn stored_record(data: &[u8]) {
+    for key in [None, Some(key())] {
+        if let Ok(record) = codec::open(data, "key") {
+            let _ = record.unchecked().consistent();
+            let _ = record.verify(key.as_ref());
+        }
+    }
+    let _ = BucketRecord::decode(data);
+    if let Ok(upload) = UploadRecord::decode(data) {
+        for key in [None, Some(key())] {
+            let _ = upload.metadata(key.as_ref());
+        }
+    }
+    let _ = PartRecord::decode(data);
+}
+
+/// An aws-chunked request body through the framing follower, whole and in pieces of the
+/// first byte's size: the verdict must not depend on how the body arrives.
+pub fn chunk_framing(data: &[u8]) {
+    let Some((&split, body)) = data.split_first() else {
+        return;
+    };
+    let mut whole = Framing::default();
+    whole.feed(body);
+    let mut pieces = Framing::default();
+    for piece in body.chunks(usize::from(split).max(1)) {
+        pieces.feed(piece);
+    }
+    assert_eq!(whole, pieces, "the framing state depends on how the body was split");
+    let _ = whole.finish();
+}
