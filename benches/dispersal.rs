@@ -7,6 +7,7 @@
 //! FFT); `aont_rs` — 16 MiB of plaintext sealed as 1 MiB AONT-RS segments alone and then
 //! coded 3+2 with every shard's check (the CPU dispersal adds per byte), for the default
 //! suite and for the paper's AES-256-CTR + SHA-256 (Resch & Plank, FAST 2011).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::hint::black_box;
 use std::time::Duration;

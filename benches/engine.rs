@@ -8,6 +8,7 @@
 //! independent threads as the machine's own scaling reference), `metadata` (what a
 //! record costs per request: the metadata tag alone, as version 2 records had, against
 //! tag plus sealed headers and user metadata, FORMAT.md §3.8, and a 4 KiB SSE-C object).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! and two threads sharing the session pool), and the number of HSM calls made while
 //! encrypting 10,000 objects in one bucket. The bench creates its own token
 //! (hsm/create-token) and re-runs itself with SOFTHSM2_CONF pointing at it.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::hint::black_box;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! conditional and streamed multipart writes, ranged reads, listings and deletes, with
 //! bodies unsigned (the default) and signed (`sign_payload`); an aborted or unfinished streamed write leaves no blob; radosgw stopped gives a clean
 //! error after bounded retries, and the same client works again once it is back.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

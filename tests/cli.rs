@@ -1,5 +1,6 @@
 //! The `cipherstore` binary as a user runs it: round trips through files and pipes, byte
 //! ranges, clear errors with a non-zero exit and no partial output left behind.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

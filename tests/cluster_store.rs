@@ -4,6 +4,7 @@
 //! leave one whole object, unfinished writes that leave nothing, orphans swept, multipart
 //! uploads completed without copying, two stores (gateways) sharing one cluster — also
 //! through the S3 operations — and 503-class errors when etcd has no quorum.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

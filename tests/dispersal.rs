@@ -2,6 +2,7 @@
 //! segments, so small objects have many stripes) dispersed over target directories, with
 //! records in the embedded filesystem store; round trips, lost and damaged targets, the
 //! write threshold, multipart, and slices removed with their objects.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
 use std::path::PathBuf;

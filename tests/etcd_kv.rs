@@ -2,6 +2,7 @@
 //! ranges with limits, compare-and-swap transactions that lose no update under
 //! concurrency, watches, namespaces kept apart, and a three-member cluster that goes on
 //! after losing one member and refuses cleanly, with nothing half-written, without quorum.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

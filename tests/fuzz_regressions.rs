@@ -1,6 +1,7 @@
 //! Replays every saved fuzzing input (tests/fuzz_regressions/<target>/, crashes found by
 //! scripts/fuzz once fixed, and seeds) and every frozen vector, whole and cut short,
 //! through the fuzz entry points: each must return without panicking.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 

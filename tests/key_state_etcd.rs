@@ -3,6 +3,7 @@
 //! disabled or deleted through one is refused by the other at once, although its bucket
 //! key cache lives an hour (the watch, not the TTL); lifecycle changes made concurrently
 //! through both lose nothing; a lock left by a killed writer is taken over once it lapses.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

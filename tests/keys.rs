@@ -2,6 +2,7 @@
 //! process, so each test re-runs itself in a child process with its own token directory
 //! (made by hsm/create-token): tests run in parallel safely and never touch a global
 //! token store.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::process::Command;

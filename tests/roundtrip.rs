@@ -1,5 +1,6 @@
 //! Round trips through every pipeline path (file and stream, known and unknown length,
 //! both backends, whole objects and byte ranges) at the sizes where layouts change.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! job) over a filesystem store: multipart in every protection mode and its error rules,
 //! conditional reads, digest verification, size limits, ownership, bucket encryption with
 //! a real SoftHSM2 token, and integrity failures on damaged multipart objects.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

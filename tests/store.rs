@@ -2,6 +2,7 @@
 //! included), writes are all-or-nothing, leftovers of a crash are cleaned at start-up, and
 //! buckets follow S3's rules. Records are opaque bytes to the store: what was committed
 //! comes back unchanged.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -3,6 +3,7 @@
 //! unchanged through the current S3 layer: every object byte for byte with its ETag,
 //! Content-Type and user metadata; listings; SSE-C rules; uploads begun then can be
 //! completed now; and a version 1 record that is edited fails its tag.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Tampering with stored objects: every flipped byte, every cut, every extension, swapped,
 //! duplicated and spliced units, and wrong or missing keys are rejected, never decrypted
 //! to altered plaintext.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -15,7 +15,7 @@ use pipeline::units::InMemory;
 
 /// Options of `cipherstore bench`.
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {
+pub(super) struct BenchArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -98,7 +98,7 @@ fn seal_open(
 }
 
 /// Runs the measurements and prints the table.
-pub fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
+pub(super) fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     anyhow::ensure!(args.size > 0, "--size must be at least 1 MiB");
     let n = args.size << 20;
     let secs = args.seconds;

@@ -86,7 +86,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// What `cipherstore encrypt` was asked for.
-pub struct EncryptOptions {
+pub(super) struct EncryptOptions {
     /// Protection mode.
     pub mode: ModeArg,
     /// Customer key file (SSE-C).
@@ -104,7 +104,7 @@ pub struct EncryptOptions {
 }
 
 /// `cipherstore encrypt`.
-pub fn encrypt(
+pub(super) fn encrypt(
     input: &Path,
     output: &Path,
     options: &EncryptOptions,
@@ -167,7 +167,7 @@ pub fn encrypt(
 }
 
 /// `cipherstore decrypt`: `key` is the customer key (SSE-C) or the bucket key (SSE-KP).
-pub fn decrypt(
+pub(super) fn decrypt(
     input: &Path,
     output: &Path,
     key: Option<CustomerKey>,
@@ -234,7 +234,7 @@ pub fn decrypt(
 }
 
 /// `cipherstore inspect`.
-pub fn inspect(input: &Path) -> anyhow::Result<()> {
+pub(super) fn inspect(input: &Path) -> anyhow::Result<()> {
     let f = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let stored = f.metadata().with_context(|| format!("cannot read {}", input.display()))?.len();
     let bytes = file::read_header(&f).with_context(|| format!("cannot inspect {}", input.display()))?;

@@ -9,13 +9,13 @@ use anyhow::Context;
 use crate::serve::config::{Flags, ServeConfig};
 
 /// The settings `cipherstore serve --config FILE` would run with (file, then environment).
-pub fn settings(file: &Path) -> anyhow::Result<ServeConfig> {
+pub(super) fn settings(file: &Path) -> anyhow::Result<ServeConfig> {
     let flags = Flags { config: Some(file.to_path_buf()), ..Flags::default() };
     ServeConfig::resolve(flags, engine::Backend::default())
 }
 
 /// A one-worker runtime for the clients of one command.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

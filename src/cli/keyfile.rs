@@ -13,7 +13,7 @@ use engine::SecretKey;
 use engine::key::KEY_LEN;
 
 /// Reads and decodes the key in `path`.
-pub fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
+pub(super) fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open key file {}", path.display()))?;
     if let Ok(meta) = file.metadata()
@@ -33,7 +33,7 @@ pub fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// Decodes key file contents.
-pub fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
+pub(super) fn decode_key(raw: &[u8]) -> anyhow::Result<SecretKey> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     if raw.len() == KEY_LEN {
         key.copy_from_slice(raw);

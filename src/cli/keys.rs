@@ -25,7 +25,7 @@ Examples:
 /// Where key state lives and how to name this instance.
 #[derive(clap::Args, Debug)]
 #[command(after_help = KEYS_EXAMPLES)]
-pub struct KeysArgs {
+pub(super) struct KeysArgs {
     /// The gateways' configuration file (`serve --config`): use the key state, HSM and
     /// instance they use — with `[store] kind = "cluster"`, the state shared in etcd.
     #[arg(long, value_name = "FILE", global = true)]
@@ -121,7 +121,7 @@ enum KeysCommand {
 
 /// Opens the key manager: keys directory and instance from the arguments or the
 /// environment, the HSM from the environment.
-pub fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> anyhow::Result<KeyManager> {
+pub(super) fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> anyhow::Result<KeyManager> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let dir = keys_dir
         .map(Path::to_path_buf)
@@ -144,7 +144,7 @@ pub fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> anyhow::
 
 /// The bucket key of `bucket` under the root key it was first bound to, bound to the
 /// bucket's name, and that root key's CRN (SSE-KP).
-pub fn bucket_key(keys_dir: Option<&Path>, bucket: &str) -> anyhow::Result<(CustomerKey, String)> {
+pub(super) fn bucket_key(keys_dir: Option<&Path>, bucket: &str) -> anyhow::Result<(CustomerKey, String)> {
     let m = open_manager(keys_dir, None)?;
     let root = m.bucket_root(bucket).with_context(|| format!("bucket {bucket}"))?;
     let key = m.bucket_key(bucket, &root).with_context(|| format!("bucket {bucket}"))?;
@@ -209,7 +209,7 @@ fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
 }
 
 /// Runs a `keys` subcommand.
-pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
     let opened = manager(args)?;
     let m = &opened.manager;
     let json = args.json;

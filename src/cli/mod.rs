@@ -23,7 +23,7 @@ use engine::{Backend, CipherId, CustomerKey, HashId};
 /// writes stdout. Set CIPHERSTORE_BACKEND=portable to force the pure-Rust primitives.
 #[derive(Parser, Debug)]
 #[command(name = "cipherstore", version, about, long_about = None, after_help = EXAMPLES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Worker threads (default: one per CPU).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
@@ -128,7 +128,7 @@ enum Command {
 
 /// Protection modes the file CLI writes.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModeArg {
+pub(crate) enum ModeArg {
     /// AONT-RS package transform: keyless, tamper-evident; confidentiality needs dispersal.
     Aont,
     /// Chunked AES-256-GCM under a data key sealed by your key (--key-file).
@@ -173,7 +173,7 @@ struct EncryptArgs {
 
 /// AONT-RS ciphers.
 #[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum AontCipherArg {
+pub(crate) enum AontCipherArg {
     /// AES-256-CTR with a 16-byte canary.
     Ctr,
     /// AES-256-GCM.
@@ -182,7 +182,7 @@ pub enum AontCipherArg {
 
 /// AONT-RS hashes.
 #[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum AontHashArg {
+pub(crate) enum AontHashArg {
     /// SHA-256.
     Sha256,
     /// BLAKE3.
@@ -234,7 +234,7 @@ fn parse_range(s: &str) -> Result<pipeline::ByteRange, String> {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     let backend = Backend::from_env()?;
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");

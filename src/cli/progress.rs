@@ -7,11 +7,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipeline::Progress;
 
 /// Progress shown on stderr (or nowhere).
-pub struct Bar(Option<ProgressBar>);
+pub(super) struct Bar(Option<ProgressBar>);
 
 impl Bar {
     /// A bar for `total` bytes (`None`: unknown), hidden when `quiet` or not a terminal.
-    pub fn new(verb: &str, total: Option<u64>, quiet: bool) -> Self {
+    pub(super) fn new(verb: &str, total: Option<u64>, quiet: bool) -> Self {
         if quiet || !std::io::stderr().is_terminal() {
             return Self(None);
         }
@@ -32,12 +32,12 @@ impl Bar {
     }
 
     /// Whether anything is drawn.
-    pub fn visible(&self) -> bool {
+    pub(super) fn visible(&self) -> bool {
         self.0.is_some()
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }

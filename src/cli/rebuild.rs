@@ -29,7 +29,7 @@ threshold cannot be rebuilt: they are listed, and the command exits with status 
 /// Arguments of `cipherstore rebuild`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = REBUILD_EXAMPLES)]
-pub struct RebuildArgs {
+pub(super) struct RebuildArgs {
     /// The server's configuration file (with `[store.dispersal]`).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -53,7 +53,7 @@ pub struct RebuildArgs {
 
 /// Runs one rebuild and prints what it found and did (`quiet`: no progress bar); exits 2
 /// if objects are lost.
-pub fn run(args: &RebuildArgs, quiet: bool) -> anyhow::Result<()> {
+pub(super) fn run(args: &RebuildArgs, quiet: bool) -> anyhow::Result<()> {
     let flags = serve::config::Flags {
         config: Some(args.config.clone()),
         data_dir: args.data_dir.clone(),

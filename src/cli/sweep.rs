@@ -21,7 +21,7 @@ Examples:
 /// Arguments of `cipherstore sweep`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = SWEEP_EXAMPLES)]
-pub struct SweepArgs {
+pub(super) struct SweepArgs {
     /// The gateways' configuration file (`[store] kind = "cluster"`).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -35,7 +35,7 @@ pub struct SweepArgs {
 }
 
 /// Runs one sweep and prints what it found.
-pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let config = super::gateway::settings(&args.config)?;
     let StoreSettings::Cluster { backend, .. } = &config.store else {
         anyhow::bail!(

@@ -71,12 +71,12 @@ use keys::config::HsmSettings;
 use store::dispersal::targets::TargetConfig;
 
 /// Largest object in one PUT, and largest part (S3's limit).
-pub const DEFAULT_MAX_OBJECT: u64 = 5 << 30;
+pub(crate) const DEFAULT_MAX_OBJECT: u64 = 5 << 30;
 
 /// The configuration file, every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
@@ -193,20 +193,20 @@ impl DispersalSection {
 }
 
 /// Default time between background scrubs of dispersed slices: a day.
-pub const DEFAULT_SCRUB_SECS: u64 = 86_400;
+pub(crate) const DEFAULT_SCRUB_SECS: u64 = 86_400;
 /// Default read rate of a background scrub, MiB/s.
-pub const DEFAULT_SCRUB_MIB: u64 = 32;
+pub(crate) const DEFAULT_SCRUB_MIB: u64 = 32;
 
 /// The write threshold when none is given: half-way from `k` to `n`, rounded up, so a
 /// write survives `n - w` targets down while each object keeps `w - k` slices of margin.
-pub fn default_write_threshold(k: usize, n: usize) -> usize {
+pub(crate) fn default_write_threshold(k: usize, n: usize) -> usize {
     k + (n - k).div_ceil(2)
 }
 
 /// Which store `serve` keeps objects in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// The embedded filesystem store under the data directory.
     #[default]
     Fs,
@@ -255,7 +255,7 @@ struct EtcdSection {
 
 /// Where `serve` keeps objects, resolved.
 #[derive(Debug, Clone)]
-pub enum StoreSettings {
+pub(crate) enum StoreSettings {
     /// `DATA/store`.
     Fs,
     /// The cluster store.
@@ -273,7 +273,7 @@ pub enum StoreSettings {
 
 /// When a gateway sweeps blobs no record names (docs/SCALE-OUT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SweepSettings {
+pub(crate) struct SweepSettings {
     /// Between sweeps; `None`: never in the background (`cipherstore sweep` only).
     pub interval: Option<std::time::Duration>,
     /// Blobs younger than this are left alone: they may belong to writes in flight.
@@ -281,7 +281,7 @@ pub struct SweepSettings {
 }
 
 /// Default time between background sweeps, and default grace: an hour each.
-pub const DEFAULT_SWEEP_SECS: u64 = 3600;
+pub(crate) const DEFAULT_SWEEP_SECS: u64 = 3600;
 
 impl StoreSection {
     fn resolve(self) -> anyhow::Result<StoreSettings> {
@@ -376,7 +376,7 @@ struct LimitsSection {
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     #[default]
     Text,
@@ -386,7 +386,7 @@ pub enum LogFormat {
 
 /// Command-line flags of `serve` (each overrides the environment and the file).
 #[derive(Debug, Default, Clone)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// `--config`.
     pub config: Option<PathBuf>,
     /// `--listen`.
@@ -405,7 +405,7 @@ pub struct Flags {
 
 /// Everything `serve` runs with, resolved.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+pub(crate) struct ServeConfig {
     /// HTTPS address.
     pub listen: SocketAddr,
     /// Optional plain-HTTP address.
@@ -446,30 +446,16 @@ pub struct ServeConfig {
     pub dispersal: Option<store::dispersal::DispersalConfig>,
 }
 
-/// Environment variables `serve` reads (besides the HSM ones in [`keys::config`]).
-pub const ENV_VARS: [&str; 10] = [
-    "CIPHERSTORE_LISTEN",
-    "CIPHERSTORE_HTTP_LISTEN",
-    "CIPHERSTORE_DATA_DIR",
-    "CIPHERSTORE_USERS",
-    "CIPHERSTORE_TLS_CERT",
-    "CIPHERSTORE_TLS_KEY",
-    "CIPHERSTORE_KEYS_DIR",
-    "CIPHERSTORE_KEY_CACHE_TTL",
-    "CIPHERSTORE_INSTANCE",
-    "CIPHERSTORE_LOG",
-];
-
 impl FileConfig {
     /// Reads and checks a TOML file; unknown keys are errors, so typos do not pass silently.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
     /// Parses TOML text.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))
     }
 }
@@ -487,7 +473,7 @@ where
 
 impl ServeConfig {
     /// Resolves defaults < file < environment < flags.
-    pub fn resolve(flags: Flags, backend: engine::Backend) -> anyhow::Result<Self> {
+    pub(crate) fn resolve(flags: Flags, backend: engine::Backend) -> anyhow::Result<Self> {
         let mut file = match &flags.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),

@@ -19,7 +19,7 @@ use keys::KeyManager;
 
 /// One listener's view of the service.
 #[derive(Clone)]
-pub struct Front {
+pub(crate) struct Front {
     /// The S3 service.
     pub s3: S3Service,
     /// Shared counters.

@@ -18,7 +18,7 @@ const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 
 /// Counters shared by every connection.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
@@ -31,12 +31,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counters that also report the dispersal targets' health, if there are targets.
-    pub fn with_dispersal(dispersal: Option<Arc<Health>>) -> Self {
+    pub(crate) fn with_dispersal(dispersal: Option<Arc<Health>>) -> Self {
         Self { dispersal, ..Self::default() }
     }
 
     /// Records one finished request.
-    pub fn record(&self, method: &str, status: u16, elapsed: Duration, bytes_in: u64, bytes_out: u64) {
+    pub(crate) fn record(&self, method: &str, status: u16, elapsed: Duration, bytes_in: u64, bytes_out: u64) {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((method.to_owned(), status)).or_default() += 1;
         }
@@ -53,12 +53,12 @@ impl Metrics {
     }
 
     /// Counts an SSE-C request refused on plain HTTP.
-    pub fn refused_plain_sse_c(&self) {
+    pub(crate) fn refused_plain_sse_c(&self) {
         self.refused_plain_sse_c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text format of every counter.
-    pub fn render(&self, keys: Option<KeyMetrics>) -> String {
+    pub(crate) fn render(&self, keys: Option<KeyMetrics>) -> String {
         let mut out = String::new();
         header(&mut out, "cipherstore_requests_total", "counter", "HTTP requests by method and status.");
         if let Ok(m) = self.requests.lock() {

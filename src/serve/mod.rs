@@ -5,12 +5,12 @@
 //! ([`sweeper`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
-pub mod config;
-pub mod front;
-pub mod metrics;
-pub mod scrubber;
-pub mod sweeper;
-pub mod tls;
+pub(crate) mod config;
+pub(crate) mod front;
+pub(crate) mod metrics;
+pub(crate) mod scrubber;
+pub(crate) mod sweeper;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::{ServeConfig, StoreSettings};
+pub(crate) use config::{ServeConfig, StoreSettings};
 use front::Front;
 
 use cluster::blobs::Blobs;
@@ -51,7 +51,7 @@ const READ_BUFFER_MAX: usize = 64 << 10;
 
 /// Starts structured logging to stderr. `s3s` is capped at `warn`: its debug output
 /// prints request headers, which carry SSE-C keys.
-pub fn init_logging(filter: &str, format: config::LogFormat) -> anyhow::Result<()> {
+pub(crate) fn init_logging(filter: &str, format: config::LogFormat) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},s3s=warn"))
         .with_context(|| format!("invalid log filter {filter:?}"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -68,7 +68,10 @@ pub fn init_logging(filter: &str, format: config::LogFormat) -> anyhow::Result<(
 /// cannot be opened is an error. With a metadata service (`kv`, the cluster store's), the
 /// key state is the one every gateway shares; otherwise `state.json` in the keys
 /// directory. `cipherstore keys --config` opens the same one.
-pub async fn open_keys(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<Option<KeyManager>> {
+pub(crate) async fn open_keys(
+    config: &ServeConfig,
+    kv: Option<Arc<dyn Kv>>,
+) -> anyhow::Result<Option<KeyManager>> {
     if !config.hsm.is_configured() {
         return Ok(None);
     }
@@ -92,7 +95,7 @@ pub async fn open_keys(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow:
 }
 
 /// The cluster store's metadata service, if the configuration names one.
-pub async fn connect_kv(config: &ServeConfig) -> anyhow::Result<Option<Arc<dyn Kv>>> {
+pub(crate) async fn connect_kv(config: &ServeConfig) -> anyhow::Result<Option<Arc<dyn Kv>>> {
     match &config.store {
         StoreSettings::Fs => Ok(None),
         StoreSettings::Cluster { etcd, .. } => {
@@ -164,7 +167,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
 /// Opens the store the configuration names (a cluster store over `kv`), dispersed over
 /// targets if configured; returns it, a line saying what it is and the dispersal targets'
 /// health, and starts a cluster store's background sweep.
-pub fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<OpenedStore> {
+pub(crate) fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Result<OpenedStore> {
     let (store, line) = open_record_store(config, kv)?;
     let Some(d) = &config.dispersal else { return Ok((store, line, None)) };
     for (i, t) in d.targets.iter().enumerate() {
@@ -190,7 +193,7 @@ pub fn open_store(config: &ServeConfig, kv: Option<Arc<dyn Kv>>) -> anyhow::Resu
 }
 
 /// A store, what it is, and its dispersal targets' health.
-pub type OpenedStore = (Arc<dyn Store>, String, Option<Arc<Health>>);
+pub(crate) type OpenedStore = (Arc<dyn Store>, String, Option<Arc<Health>>);
 
 fn open_record_store(
     config: &ServeConfig,
@@ -223,7 +226,7 @@ fn open_record_store(
 }
 
 /// Runs the service until Ctrl-C or SIGTERM.
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let kv = connect_kv(&config).await?;
     let (store, store_line, dispersal) = open_store(&config, kv.clone())?;

@@ -10,10 +10,10 @@ use store::dispersal::DispersedStore;
 use store::dispersal::rebuild::RebuildOptions;
 
 /// Slice files no record names are left this long: they may belong to writes in flight.
-pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+pub(crate) const SWEEP_GRACE: Duration = Duration::from_secs(3600);
 
 /// Starts the scrub thread.
-pub fn spawn(store: Arc<DispersedStore>, every: Duration, rate: u64) -> anyhow::Result<()> {
+pub(crate) fn spawn(store: Arc<DispersedStore>, every: Duration, rate: u64) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dispersal-scrub".to_owned())
         .spawn(move || run(&store, every, rate))

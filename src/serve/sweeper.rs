@@ -9,10 +9,10 @@ use super::config::SweepSettings;
 use store::cluster::ClusterStore;
 
 /// Blobs a background sweep checks per second at most.
-pub const CHECKS_PER_SEC: u64 = 500;
+pub(crate) const CHECKS_PER_SEC: u64 = 500;
 
 /// Starts the background sweep if `settings` asks for one.
-pub fn spawn(store: ClusterStore, settings: SweepSettings) -> Option<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn(store: ClusterStore, settings: SweepSettings) -> Option<tokio::task::JoinHandle<()>> {
     let interval = settings.interval?;
     Some(tokio::spawn(run(store, interval, settings.grace)))
 }

@@ -12,7 +12,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Certificate and key files.
 #[derive(Debug, Clone)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     /// PEM certificate chain (also the CA file clients trust for a self-signed one).
     pub cert: PathBuf,
     /// PEM private key.
@@ -20,7 +20,7 @@ pub struct TlsFiles {
 }
 
 /// The files under `dir/tls/`, generating a self-signed pair if they do not exist.
-pub fn self_signed(dir: &Path) -> anyhow::Result<TlsFiles> {
+pub(crate) fn self_signed(dir: &Path) -> anyhow::Result<TlsFiles> {
     let tls = dir.join("tls");
     let files = TlsFiles { cert: tls.join("cert.pem"), key: tls.join("key.pem") };
     if files.cert.is_file() && files.key.is_file() {
@@ -39,7 +39,7 @@ pub fn self_signed(dir: &Path) -> anyhow::Result<TlsFiles> {
 }
 
 /// A rustls server configuration from PEM files.
-pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
+pub(crate) fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .with_context(|| format!("cannot read {}", files.cert.display()))?
         .collect::<Result<Vec<_>, _>>()

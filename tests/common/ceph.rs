@@ -9,7 +9,7 @@ use std::process::Command;
 
 use cluster::blobs::BlobConfig;
 
-pub struct Ceph {
+pub(crate) struct Ceph {
     dir: tempfile::TempDir,
     vars: HashMap<String, String>,
 }
@@ -24,7 +24,7 @@ fn script() -> PathBuf {
 
 impl Ceph {
     /// Starts the cluster (about 20 s).
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         // Two adjacent ports for the monitor (msgr v2 and v1).
         let mon = loop {
@@ -58,12 +58,12 @@ impl Ceph {
         ceph
     }
 
-    pub fn var(&self, name: &str) -> &str {
+    pub(crate) fn var(&self, name: &str) -> &str {
         &self.vars[name]
     }
 
     /// The blob configuration of the cluster's bucket.
-    pub fn blob_config(&self) -> BlobConfig {
+    pub(crate) fn blob_config(&self) -> BlobConfig {
         BlobConfig::new(
             self.var("BACKEND_ENDPOINT"),
             self.var("BACKEND_BUCKET"),
@@ -78,12 +78,12 @@ impl Ceph {
     }
 
     /// Stops radosgw only.
-    pub fn stop_rgw(&self) {
+    pub(crate) fn stop_rgw(&self) {
         self.run("stop-rgw");
     }
 
     /// Starts radosgw again and waits until it answers.
-    pub fn start_rgw(&self) {
+    pub(crate) fn start_rgw(&self) {
         self.run("start-rgw");
     }
 }

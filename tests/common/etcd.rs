@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use cluster::etcd::{EtcdConfig, EtcdKv, EtcdTls};
 use cluster::kv::Kv;
 
-pub struct Etcd {
+pub(crate) struct Etcd {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     cluster: String,
@@ -31,13 +31,13 @@ fn free_port() -> u16 {
 
 impl Etcd {
     /// Starts a cluster of `members` and waits until it answers.
-    pub async fn start(members: usize) -> Self {
+    pub(crate) async fn start(members: usize) -> Self {
         Self::start_with(members, false).await
     }
 
     /// Starts a cluster whose members serve clients over TLS only and require a client
     /// certificate; [`Etcd::config`] carries the CA and a client certificate.
-    pub async fn start_tls(members: usize) -> Self {
+    pub(crate) async fn start_tls(members: usize) -> Self {
         Self::start_with(members, true).await
     }
 
@@ -116,13 +116,13 @@ impl Etcd {
     }
 
     /// Every member's client URL.
-    pub fn endpoints(&self) -> Vec<String> {
+    pub(crate) fn endpoints(&self) -> Vec<String> {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         self.members.iter().map(|m| format!("{scheme}://127.0.0.1:{}", m.client)).collect()
     }
 
     /// A client configuration for the whole cluster under `namespace`.
-    pub fn config(&self, namespace: &str) -> EtcdConfig {
+    pub(crate) fn config(&self, namespace: &str) -> EtcdConfig {
         let mut c = EtcdConfig::new(self.endpoints());
         c.namespace = namespace.as_bytes().to_vec();
         c.request_timeout = Duration::from_secs(2);
@@ -149,7 +149,7 @@ impl Etcd {
     }
 
     /// Stops member `i` (SIGKILL).
-    pub fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut p) = self.members[i].process.take() {
             let _ = p.kill();
             let _ = p.wait();
@@ -157,7 +157,7 @@ impl Etcd {
     }
 
     /// Starts member `i` again on its data and waits until the cluster answers.
-    pub async fn restart(&mut self, i: usize) {
+    pub(crate) async fn restart(&mut self, i: usize) {
         self.spawn(i);
         self.wait_ready().await;
     }

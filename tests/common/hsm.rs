@@ -10,21 +10,21 @@ use std::time::Duration;
 use keys::{Hsm, HsmConfig, KeyManager, ManagerOptions};
 
 const CHILD: &str = "CIPHERSTORE_TEST_TOKEN_DIR";
-pub const LABEL: &str = "cipherstore-test";
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub(crate) const LABEL: &str = "cipherstore-test";
+pub(crate) const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
-pub struct Token {
+pub(crate) struct Token {
     pub dir: PathBuf,
 }
 
 impl Token {
-    pub fn pin(&self) -> String {
+    pub(crate) fn pin(&self) -> String {
         std::fs::read_to_string(self.dir.join("user.pin")).unwrap().trim().to_owned()
     }
-    pub fn config(&self) -> HsmConfig {
+    pub(crate) fn config(&self) -> HsmConfig {
         HsmConfig::new(Path::new(MODULE), LABEL, &self.pin())
     }
-    pub fn manager(&self, ttl: Duration) -> KeyManager {
+    pub(crate) fn manager(&self, ttl: Duration) -> KeyManager {
         let mut o = ManagerOptions::new(&self.dir.join("keys"));
         o.cache_ttl = ttl;
         KeyManager::open(Hsm::open(&self.config()).unwrap(), &o).unwrap()
@@ -32,7 +32,7 @@ impl Token {
 }
 
 /// Runs `body` in a child process of this test binary that has its own token.
-pub fn with_token(test: &str, body: impl FnOnce(&Token)) {
+pub(crate) fn with_token(test: &str, body: impl FnOnce(&Token)) {
     if let Ok(dir) = std::env::var(CHILD) {
         body(&Token { dir: dir.into() });
         return;

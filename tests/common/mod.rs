@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-pub mod ceph;
-pub mod etcd;
-pub mod hsm;
-pub mod versions;
+pub(crate) mod ceph;
+pub(crate) mod etcd;
+pub(crate) mod hsm;
+pub(crate) mod versions;
 
 use std::io::Cursor;
 
@@ -14,7 +14,7 @@ use engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
 use pipeline::{PipelineError, stream};
 
 /// Deterministic, non-repeating-looking bytes.
-pub fn plaintext(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn plaintext(len: usize, seed: u8) -> Vec<u8> {
     let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(12345);
     (0..len)
         .map(|_| {
@@ -26,19 +26,19 @@ pub fn plaintext(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-pub fn customer_key(b: u8) -> CustomerKey {
+pub(crate) fn customer_key(b: u8) -> CustomerKey {
     CustomerKey::new(SecretKey::from_bytes([b; 32]))
 }
 
-pub fn aont_spec(unit: u32) -> SealSpec {
+pub(crate) fn aont_spec(unit: u32) -> SealSpec {
     SealSpec { unit_size: unit, ..SealSpec::new(Protection::Aont, Backend::Accelerated) }
 }
 
-pub fn sse_c_spec(unit: u32, key: &CustomerKey) -> SealSpec {
+pub(crate) fn sse_c_spec(unit: u32, key: &CustomerKey) -> SealSpec {
     SealSpec { unit_size: unit, ..SealSpec::new(Protection::SseC(key.clone()), Backend::Accelerated) }
 }
 
-pub fn sse_kp_spec(unit: u32, bucket_key: &CustomerKey) -> SealSpec {
+pub(crate) fn sse_kp_spec(unit: u32, bucket_key: &CustomerKey) -> SealSpec {
     let crn = "crn:v1:cipherstore:test:key:11111111-1111-4111-8111-111111111111".to_owned();
     SealSpec {
         unit_size: unit,
@@ -47,7 +47,7 @@ pub fn sse_kp_spec(unit: u32, bucket_key: &CustomerKey) -> SealSpec {
 }
 
 /// Encrypts through the stream pipeline into memory.
-pub fn encrypt(spec: &SealSpec, plain: &[u8], len_known: bool) -> Vec<u8> {
+pub(crate) fn encrypt(spec: &SealSpec, plain: &[u8], len_known: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let len = len_known.then_some(plain.len() as u64);
     stream::encrypt_stream(Cursor::new(plain.to_vec()), &mut out, spec, len, &()).unwrap();
@@ -55,14 +55,18 @@ pub fn encrypt(spec: &SealSpec, plain: &[u8], len_known: bool) -> Vec<u8> {
 }
 
 /// Decrypts through the stream pipeline from memory.
-pub fn decrypt(object: &[u8], key: Option<&CustomerKey>, backend: Backend) -> Result<Vec<u8>, PipelineError> {
+pub(crate) fn decrypt(
+    object: &[u8],
+    key: Option<&CustomerKey>,
+    backend: Backend,
+) -> Result<Vec<u8>, PipelineError> {
     let mut out = Vec::new();
     stream::decrypt_stream(Cursor::new(object.to_vec()), &mut out, key, backend, &())?;
     Ok(out)
 }
 
 /// An S3 request as s3s hands it to the service after authentication, from `user`.
-pub fn s3_request<T>(input: T, user: &str) -> s3s::S3Request<T> {
+pub(crate) fn s3_request<T>(input: T, user: &str) -> s3s::S3Request<T> {
     s3s::S3Request {
         input,
         method: http::Method::PUT,
@@ -77,7 +81,7 @@ pub fn s3_request<T>(input: T, user: &str) -> s3s::S3Request<T> {
 }
 
 /// Keeps `annex` (or nothing) beside the current version of `key`, whatever was there.
-pub fn set_annex(
+pub(crate) fn set_annex(
     s: &dyn store::Store,
     bucket: &str,
     key: &str,
@@ -87,7 +91,7 @@ pub fn set_annex(
 }
 
 /// Removes a version of `key`, whatever its annex says.
-pub fn delete_version(
+pub(crate) fn delete_version(
     s: &dyn store::Store,
     bucket: &str,
     key: &str,

@@ -11,7 +11,7 @@ use store::{SequentialReader, Store, StoreError, Version, VersionCursor, Wanted}
 
 /// One step.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(crate) enum Step {
     /// Commit a new version (`null`: as a suspended bucket does) with this body.
     Put { key: usize, null: bool, body: u8 },
     /// Commit a delete marker.
@@ -21,7 +21,7 @@ pub enum Step {
 }
 
 /// Keys the steps use (a `/` to make listings fold).
-pub const KEYS: [&str; 3] = ["a", "a/b", "b"];
+pub(crate) const KEYS: [&str; 3] = ["a", "a/b", "b"];
 
 #[derive(Default, Debug)]
 struct Key {
@@ -74,7 +74,7 @@ fn read_all(o: &store::StoredObject) -> Vec<u8> {
 
 /// Runs `steps` on `bucket` (made by the caller, empty) and checks the store against the
 /// model after each.
-pub fn run(s: &dyn Store, bucket: &str, steps: &[Step]) {
+pub(crate) fn run(s: &dyn Store, bucket: &str, steps: &[Step]) {
     let mut model: Vec<Key> = KEYS.iter().map(|_| Key::default()).collect();
     for step in steps {
         match *step {
@@ -167,7 +167,7 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
 }
 
 /// `threads` writers commit `each` versions of one key at once: every version is kept.
-pub fn concurrent(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: usize) {
+pub(crate) fn concurrent(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: usize) {
     std::thread::scope(|scope| {
         for t in 0..threads {
             scope.spawn(move || {
@@ -200,7 +200,7 @@ pub fn concurrent(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: us
 /// stays with it when a later commit makes it noncurrent and when it is promoted back;
 /// a refused change or removal leaves everything as it was. `bucket` is made by the
 /// caller, empty.
-pub fn annexes(s: &dyn Store, bucket: &str) {
+pub(crate) fn annexes(s: &dyn Store, bucket: &str) {
     let key = KEYS[0];
     let mut model = Key::default();
     let v1 = Version::new(false, false);
@@ -258,7 +258,7 @@ pub fn annexes(s: &dyn Store, bucket: &str) {
 /// `threads` writers change the annex of one version `each` times at once (a counter each
 /// change reads and increments) while another commits new versions of its key, moving it
 /// from current to noncurrent: no change is lost.
-pub fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: usize) {
+pub(crate) fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: usize) {
     let key = "raced";
     let first = Version::new(false, false);
     let mut w = s.put(bucket, key).unwrap();

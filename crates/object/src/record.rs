@@ -217,14 +217,14 @@ pub(crate) mod salt_hex {
 
     use super::Salt;
 
-    pub fn serialize<S: Serializer>(salt: &Option<Salt>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(salt: &Option<Salt>, s: S) -> Result<S::Ok, S::Error> {
         match salt {
             Some(salt) => s.serialize_str(&base::hex::encode(salt)),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Salt>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Salt>, D::Error> {
         // Version 1 part records wrote an empty string for "no salt".
         let text: Option<String> = Option::deserialize(d)?.filter(|t: &String| !t.is_empty());
         text.map(|t| base::hex::decode_array(&t).ok_or_else(|| serde::de::Error::custom("malformed salt")))

@@ -27,11 +27,11 @@ const DEPTH: usize = 4;
 /// Body bytes gathered before a hand-off to the pipeline.
 const BATCH: usize = 256 << 10;
 /// How long a request body may send nothing, by default.
-pub const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(60);
 
 /// What a request body streams under.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Most bytes (EntityTooLarge beyond).
     pub max: u64,
     /// Longest wait for the next bytes (RequestTimeout beyond).
@@ -76,7 +76,7 @@ impl Read for ChannelReader {
 }
 
 /// How a body is sealed.
-pub enum Sealing {
+pub(crate) enum Sealing {
     /// By the engine.
     Engine(SealSpec),
     /// Stored as received: the benchmark baseline, compiled only with `bench-plaintext`.
@@ -85,7 +85,7 @@ pub enum Sealing {
 }
 
 /// A body encrypted into a writer, not yet committed.
-pub struct Encrypted<W> {
+pub(crate) struct Encrypted<W> {
     /// The writer holding the encrypted bytes.
     pub writer: W,
     /// Plaintext bytes.
@@ -127,7 +127,7 @@ impl<W> Encrypted<W> {
 
 /// Encrypts a request body into `writer`. `expected` digests are verified (BadDigest on a
 /// mismatch); the MD5 is computed if `md5` (for the ETag) or `Content-MD5` needs it.
-pub async fn encrypt<W: Write + Send + 'static>(
+pub(crate) async fn encrypt<W: Write + Send + 'static>(
     body: StreamingBlob,
     writer: W,
     spec: Sealing,
@@ -288,7 +288,7 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
 /// Commits the object encrypted into `writer` into `bucket` with `record`, sealed with
 /// the tag for `key`, once an SSE-KP root key is found still usable
 /// ([`kp::still_usable`]).
-pub async fn commit_object(
+pub(crate) async fn commit_object(
     s: &CipherS3,
     bucket: &BucketRecord,
     writer: Box<dyn ObjectWriter>,
@@ -303,7 +303,7 @@ pub async fn commit_object(
 /// Commits an encrypted part of an upload into `bucket` whose object is protected by
 /// `protection`, with `record` (its size and salt filled in), once an SSE-KP root key is
 /// found still usable ([`kp::still_usable`]).
-pub async fn commit_part(
+pub(crate) async fn commit_part(
     s: &CipherS3,
     bucket: &str,
     protection: &Protection,

@@ -13,7 +13,7 @@ use object::ObjectRecord;
 
 /// The conditions a request carries.
 #[derive(Default)]
-pub struct Conditions<'a> {
+pub(crate) struct Conditions<'a> {
     /// If-Match.
     pub if_match: Option<&'a ETagCondition>,
     /// If-None-Match.
@@ -54,7 +54,7 @@ fn not_modified_error(meta: &ObjectRecord) -> S3Error {
 
 impl Conditions<'_> {
     /// Checks the conditions against the current object; `copy_source` turns 304 into 412.
-    pub fn check(&self, meta: &ObjectRecord, copy_source: bool) -> S3Result<()> {
+    pub(crate) fn check(&self, meta: &ObjectRecord, copy_source: bool) -> S3Result<()> {
         let modified = i64::try_from(meta.last_modified).unwrap_or(i64::MAX);
         if let Some(c) = self.if_match {
             if !matches(c, &meta.etag) {

@@ -23,7 +23,7 @@ const NAMES: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 
 /// What the client said the body's digests are, or will be (trailers).
 #[derive(Default)]
-pub struct Expected {
+pub(crate) struct Expected {
     content_md5: Option<[u8; 16]>,
     declared: Checksum,
     trailer: Option<s3s::TrailingHeaders>,
@@ -59,7 +59,7 @@ fn fields(c: &Checksum) -> [&Option<String>; 5] {
 
 /// The checksums declared in headers, in the order CRC32, CRC32C, CRC64NVME, SHA-1,
 /// SHA-256.
-pub fn declared(values: [&Option<String>; 5]) -> Checksum {
+pub(crate) fn declared(values: [&Option<String>; 5]) -> Checksum {
     let [crc32, crc32c, crc64nvme, sha1, sha256] = values.map(Clone::clone);
     Checksum {
         checksum_crc32: crc32,
@@ -83,7 +83,7 @@ fn parse_content_md5(sent: &str) -> S3Result<[u8; 16]> {
 impl Expected {
     /// From the request: `Content-MD5`, the `x-amz-checksum-*` headers (`declared`), the
     /// SDK's algorithm, and the trailers announced by `x-amz-trailer`.
-    pub fn new(
+    pub(crate) fn new(
         content_md5: Option<String>,
         declared: Checksum,
         algorithm: Option<&ChecksumAlgorithm>,
@@ -155,12 +155,12 @@ impl Expected {
     }
 
     /// Whether the MD5 must be computed to check `Content-MD5`.
-    pub fn needs_md5(&self) -> bool {
+    pub(crate) fn needs_md5(&self) -> bool {
         self.content_md5.is_some()
     }
 
     /// The running digests for this body; `md5` also when the ETag needs it.
-    pub fn digests(&self, md5: bool) -> Digests {
+    pub(crate) fn digests(&self, md5: bool) -> Digests {
         let e = self.enabled;
         let hasher = e.iter().any(|x| *x).then(|| ChecksumHasher {
             crc32: e[0].then(Crc32::new),
@@ -178,7 +178,7 @@ impl Expected {
 
     /// Checks what was computed against what was declared (headers, then trailers, which
     /// are complete once the body has been read to its end).
-    pub fn verify(&self, computed: &Computed) -> S3Result<()> {
+    pub(crate) fn verify(&self, computed: &Computed) -> S3Result<()> {
         if let (Some(want), Some(got)) = (&self.content_md5, &computed.md5)
             && want != got
         {
@@ -220,7 +220,7 @@ impl Expected {
 
 /// The checksum `name` (lower case, as in `x-amz-checksum-<name>`) of `data`, base64;
 /// `None` for a name not known here.
-pub fn checksum_of(name: &str, data: &[u8]) -> Option<String> {
+pub(crate) fn checksum_of(name: &str, data: &[u8]) -> Option<String> {
     if let Some(i) = NAMES.iter().position(|n| *n == name) {
         let mut hasher = ChecksumHasher {
             crc32: (i == 0).then(Crc32::new),
@@ -243,7 +243,7 @@ pub fn checksum_of(name: &str, data: &[u8]) -> Option<String> {
 /// The composite checksums of a multipart object, as S3 makes them: for each algorithm
 /// every part has, the checksum of the parts' checksums (decoded, end to end), then `-`
 /// and the number of parts.
-pub fn composite(parts: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+pub(crate) fn composite(parts: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let Some(first) = parts.first() else { return BTreeMap::new() };
     first
@@ -273,7 +273,7 @@ fn check(name: &str, want: Option<String>, got: Option<&str>) -> S3Result<()> {
 }
 
 /// Digests running over a body.
-pub struct Digests {
+pub(crate) struct Digests {
     md5: Option<Md5>,
     hasher: Option<ChecksumHasher>,
     more: Option<Hashers>,
@@ -281,7 +281,7 @@ pub struct Digests {
 
 /// Digests of a whole body.
 #[derive(Default)]
-pub struct Computed {
+pub(crate) struct Computed {
     /// The MD5, if it was asked for.
     pub md5: Option<[u8; 16]>,
     /// The checksums that were enabled (base64).
@@ -292,14 +292,14 @@ pub struct Computed {
 
 impl Computed {
     /// The MD5 as an ETag (32 hex digits).
-    pub fn md5_hex(&self) -> Option<String> {
+    pub(crate) fn md5_hex(&self) -> Option<String> {
         self.md5.map(|m| base::hex::encode(&m))
     }
 }
 
 impl Digests {
     /// Adds bytes.
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         if let Some(m) = &mut self.md5 {
             m.update(data);
         }
@@ -312,7 +312,7 @@ impl Digests {
     }
 
     /// The results.
-    pub fn finish(self) -> Computed {
+    pub(crate) fn finish(self) -> Computed {
         Computed {
             md5: self.md5.map(Md5::finalize),
             checksum: self.hasher.map(ChecksumHasher::finalize).unwrap_or_default(),

@@ -5,13 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
-use engine;
 use object::ObjectError;
 use pipeline::PipelineError;
 use store::StoreError;
 
 /// An object layer error as an S3 error.
-pub fn object(e: ObjectError) -> S3Error {
+pub(crate) fn object(e: ObjectError) -> S3Error {
     match e {
         ObjectError::Store(e) => store(e),
         ObjectError::Pipeline(e) => pipeline(e),
@@ -35,7 +34,7 @@ pub fn object(e: ObjectError) -> S3Error {
 }
 
 /// A store error as an S3 error.
-pub fn store(e: StoreError) -> S3Error {
+pub(crate) fn store(e: StoreError) -> S3Error {
     match &e {
         StoreError::NoSuchBucket(b) => s3_error!(NoSuchBucket, "no bucket named {b}"),
         StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
@@ -55,7 +54,7 @@ pub fn store(e: StoreError) -> S3Error {
 }
 
 /// A pipeline error as an S3 error.
-pub fn pipeline(e: PipelineError) -> S3Error {
+pub(crate) fn pipeline(e: PipelineError) -> S3Error {
     match e {
         PipelineError::Engine(engine::Error::RangeNotSatisfiable { .. }) => {
             s3_error!(InvalidRange, "the requested range is not satisfiable")
@@ -121,7 +120,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> S3Error {
 
 /// A stored object that failed authentication or is damaged: counted, logged, and
 /// answered as a bare InternalError that says so.
-pub fn integrity(e: &dyn std::fmt::Display) -> S3Error {
+pub(crate) fn integrity(e: &dyn std::fmt::Display) -> S3Error {
     INTEGRITY_FAILURES.fetch_add(1, Ordering::Relaxed);
     tracing::error!(error = %e, "integrity failure on a stored object");
     s3_error!(InternalError, "the stored object failed its integrity check")
@@ -136,7 +135,7 @@ pub fn integrity_failures() -> u64 {
 }
 
 /// Logs the detail and answers a bare InternalError.
-pub fn internal(e: &dyn std::fmt::Display) -> S3Error {
+pub(crate) fn internal(e: &dyn std::fmt::Display) -> S3Error {
     tracing::error!(error = %e, "internal error");
     s3_error!(InternalError, "internal error")
 }

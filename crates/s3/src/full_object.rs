@@ -7,7 +7,7 @@ use base64::Engine as _;
 use crc_fast::CrcAlgorithm;
 
 /// The CRC algorithms that have full-object checksums, by name.
-pub const NAMES: [&str; 3] = ["crc32", "crc32c", "crc64nvme"];
+pub(crate) const NAMES: [&str; 3] = ["crc32", "crc32c", "crc64nvme"];
 
 fn algorithm(name: &str) -> Option<(CrcAlgorithm, usize)> {
     match name {
@@ -21,7 +21,7 @@ fn algorithm(name: &str) -> Option<(CrcAlgorithm, usize)> {
 /// The CRC `name` of the parts laid end to end, from each part's CRC (base64, as S3
 /// sends it) and plaintext length; `None` if `name` has no full-object form or a CRC is
 /// malformed.
-pub fn combine<'a>(name: &str, parts: impl IntoIterator<Item = (&'a str, u64)>) -> Option<String> {
+pub(crate) fn combine<'a>(name: &str, parts: impl IntoIterator<Item = (&'a str, u64)>) -> Option<String> {
     let (algorithm, width) = algorithm(name)?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut whole: Option<u64> = None;

@@ -16,22 +16,22 @@ use keys::{KeyManager, KeysError};
 use object::{BucketRecord, Protection};
 
 /// Request header naming the algorithm (AES256).
-pub const ALGORITHM: &str = "ibm-sse-kp-encryption-algorithm";
+pub(crate) const ALGORITHM: &str = "ibm-sse-kp-encryption-algorithm";
 /// Request header naming the root key.
-pub const ROOT_KEY: &str = "ibm-sse-kp-customer-root-key-crn";
+pub(crate) const ROOT_KEY: &str = "ibm-sse-kp-customer-root-key-crn";
 /// Response header: SSE-KP is on.
-pub const ENABLED: &str = "ibm-sse-kp-enabled";
+pub(crate) const ENABLED: &str = "ibm-sse-kp-enabled";
 /// Response header: the bucket's root key.
-pub const CRK_ID: &str = "ibm-sse-kp-crk-id";
+pub(crate) const CRK_ID: &str = "ibm-sse-kp-crk-id";
 /// AWS response header naming the protection.
-pub const AWS_SSE: &str = "x-amz-server-side-encryption";
+pub(crate) const AWS_SSE: &str = "x-amz-server-side-encryption";
 /// AWS response header naming the KMS key.
-pub const AWS_KEY_ID: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+pub(crate) const AWS_KEY_ID: &str = "x-amz-server-side-encryption-aws-kms-key-id";
 /// AWS response header: the object's key is a bucket key (as every aws:kms object's is).
-pub const AWS_BUCKET_KEY: &str = "x-amz-server-side-encryption-bucket-key-enabled";
+pub(crate) const AWS_BUCKET_KEY: &str = "x-amz-server-side-encryption-bucket-key-enabled";
 
 /// The key manager, or a clear refusal when the server runs without an HSM.
-pub fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
+pub(crate) fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
     s.keys.as_deref().ok_or_else(|| {
         s3_error!(
             NotImplemented,
@@ -41,7 +41,7 @@ pub fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
 }
 
 /// A key layer error as the S3 error a client should see.
-pub fn error(e: KeysError) -> S3Error {
+pub(crate) fn error(e: KeysError) -> S3Error {
     match e {
         KeysError::KeySuspended(k) => {
             S3Error::with_message(S3ErrorCode::AccessDenied, format!("root key {k} is suspended (disabled)"))
@@ -73,7 +73,7 @@ pub fn error(e: KeysError) -> S3Error {
 }
 
 /// Reads the SSE-KP request headers of CreateBucket: the root key CRN if SSE-KP is asked.
-pub fn requested(headers: &HeaderMap) -> S3Result<Option<String>> {
+pub(crate) fn requested(headers: &HeaderMap) -> S3Result<Option<String>> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match (get(ALGORITHM), get(ROOT_KEY)) {
         (None, None) => Ok(None),
@@ -86,7 +86,7 @@ pub fn requested(headers: &HeaderMap) -> S3Result<Option<String>> {
 /// What an AWS-style request asks for: `x-amz-server-side-encryption` (`aws:kms`,
 /// `AES256`) and an optional KMS key id, resolved to a root key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requested {
+pub(crate) struct Requested {
     /// The root key's CRN.
     pub root: String,
     /// SSE-S3 (`AES256`): the instance default root key, answered as `AES256`.
@@ -119,7 +119,7 @@ fn key_ref(id: &str) -> &str {
 /// KMS.NotFoundException); without one: the bucket's default root key, else the instance
 /// default key. AES256 (SSE-S3): the instance default key. An SSE-KP bucket accepts its
 /// own root key only, as IBM COS does.
-pub fn requested_sse(
+pub(crate) fn requested_sse(
     s: &CipherS3,
     bucket: &BucketRecord,
     sse: Option<&s3s::dto::ServerSideEncryption>,
@@ -197,7 +197,7 @@ pub fn requested_sse(
 
 /// The bucket's default for a new object that asks for no protection: SSE-S3 if
 /// PutBucketEncryption set AES256, else its default root key.
-pub fn bucket_default(s: &CipherS3, bucket: &BucketRecord) -> S3Result<Option<Requested>> {
+pub(crate) fn bucket_default(s: &CipherS3, bucket: &BucketRecord) -> S3Result<Option<Requested>> {
     if bucket.sse_s3 {
         let root = manager_for(s, "the bucket's SSE-S3 default")?.default_key().map_err(error)?;
         return Ok(Some(Requested { root, sse_s3: true }));
@@ -207,14 +207,19 @@ pub fn bucket_default(s: &CipherS3, bucket: &BucketRecord) -> S3Result<Option<Re
 
 /// The bucket key of (`bucket`, root key `crn`), bound to `bucket/object` (so an object's
 /// bytes open under its own name only), for reading an object stored under it.
-pub fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Result<CustomerKey> {
+pub(crate) fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Result<CustomerKey> {
     let key = manager(s)?.bucket_key(bucket, crn).map_err(error)?;
     Ok(bind(key, bucket, object))
 }
 
 /// [`object_key`] for writing a new object: the pair's bucket key is created (one HSM
 /// wrap) on its first use.
-pub fn new_object_key(s: &CipherS3, bucket: &BucketRecord, object: &str, crn: &str) -> S3Result<CustomerKey> {
+pub(crate) fn new_object_key(
+    s: &CipherS3,
+    bucket: &BucketRecord,
+    object: &str,
+    crn: &str,
+) -> S3Result<CustomerKey> {
     let retain = bucket.object_lock.is_some();
     let key = manager(s)?.bucket_key_for_write(&bucket.name, crn, retain).map_err(error)?;
     let bucket = bucket.name.as_str();
@@ -228,7 +233,7 @@ fn bind(key: engine::SecretKey, bucket: &str, object: &str) -> CustomerKey {
 /// Checks, just before an SSE-KP write commits, that its root key is still usable: a key
 /// suspended or deleted while the body streamed refuses the write (403), and nothing is
 /// committed. Costs a cache lookup while the key stays enabled.
-pub fn still_usable(s: &CipherS3, bucket: &str, protection: &Protection) -> S3Result<()> {
+pub(crate) fn still_usable(s: &CipherS3, bucket: &str, protection: &Protection) -> S3Result<()> {
     if let Some(root) = protection.kp_root() {
         manager(s)?.bucket_key(bucket, root).map_err(error)?;
     }
@@ -238,7 +243,7 @@ pub fn still_usable(s: &CipherS3, bucket: &str, protection: &Protection) -> S3Re
 /// Adds the response headers naming how an object is protected under a root key: SSE-S3
 /// as AWS names it (`AES256`), SSE-KP and aws:kms with the root key, IBM's and AWS's
 /// headers. Nothing for other protections (SSE-C is echoed by the operations' outputs).
-pub fn name_protection(headers: &mut HeaderMap, protection: &Protection) {
+pub(crate) fn name_protection(headers: &mut HeaderMap, protection: &Protection) {
     match protection {
         Protection::SseKp { sse_s3: true, .. } => {
             headers.insert(AWS_SSE, HeaderValue::from_static("AES256"));
@@ -252,7 +257,7 @@ pub fn name_protection(headers: &mut HeaderMap, protection: &Protection) {
 }
 
 /// Adds the response headers that name an SSE-KP root key, IBM's and AWS's.
-pub fn name_key(headers: &mut HeaderMap, crn: &str) {
+pub(crate) fn name_key(headers: &mut HeaderMap, crn: &str) {
     if let Ok(v) = HeaderValue::from_str(crn) {
         headers.insert(ENABLED, HeaderValue::from_static("true"));
         headers.insert(CRK_ID, v.clone());

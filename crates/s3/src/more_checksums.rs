@@ -14,7 +14,7 @@ use twox_hash::{XxHash3_64, XxHash3_128, XxHash64};
 use engine::md5::Md5;
 
 /// Their names, as in `x-amz-checksum-<name>`, in the order of every array here.
-pub const NAMES: [&str; 5] = ["sha512", "md5", "xxhash64", "xxhash3", "xxhash128"];
+pub(crate) const NAMES: [&str; 5] = ["sha512", "md5", "xxhash64", "xxhash3", "xxhash128"];
 
 /// One algorithm's running state.
 enum Running {
@@ -26,11 +26,11 @@ enum Running {
 }
 
 /// The enabled algorithms' running states.
-pub struct Hashers(Vec<(usize, Running)>);
+pub(crate) struct Hashers(Vec<(usize, Running)>);
 
 impl Hashers {
     /// States for the algorithms `enabled` (by [`NAMES`] index); `None` if none is.
-    pub fn new(enabled: [bool; 5]) -> Option<Self> {
+    pub(crate) fn new(enabled: [bool; 5]) -> Option<Self> {
         let running: Vec<(usize, Running)> = enabled
             .iter()
             .enumerate()
@@ -50,7 +50,7 @@ impl Hashers {
     }
 
     /// Adds bytes.
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         for (_, r) in &mut self.0 {
             match r {
                 Running::Sha512(h) => h.update(data),
@@ -63,7 +63,7 @@ impl Hashers {
     }
 
     /// The values (base64), by [`NAMES`] index; `None` for those not enabled.
-    pub fn finish(self) -> [Option<String>; 5] {
+    pub(crate) fn finish(self) -> [Option<String>; 5] {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut out: [Option<String>; 5] = Default::default();
         for (i, r) in self.0 {

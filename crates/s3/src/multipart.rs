@@ -25,9 +25,9 @@ use object::{Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, Pri
 use store::new_upload_id;
 
 /// Smallest part, except the last (S3's rule).
-pub const MIN_PART: u64 = 5 << 20;
+pub(crate) const MIN_PART: u64 = 5 << 20;
 /// Highest part number.
-pub const MAX_PART_NUMBER: i32 = 10_000;
+pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
 
 fn part_number(n: i32) -> S3Result<u32> {
     if (1..=MAX_PART_NUMBER).contains(&n) {

@@ -15,7 +15,7 @@ use engine::SealSpec;
 use object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
 
 /// Largest object accepted in one PUT (S3's limit).
-pub const MAX_PUT: u64 = 5 << 30;
+pub(crate) const MAX_PUT: u64 = 5 << 30;
 
 pub(super) fn last_modified(meta: &ObjectRecord) -> Timestamp {
     last_modified_at(meta.last_modified)
@@ -326,7 +326,7 @@ async fn delete_one(
 }
 
 /// Most keys one DeleteObjects request may name.
-pub const MAX_DELETE: usize = 1000;
+pub(crate) const MAX_DELETE: usize = 1000;
 
 pub(super) async fn delete_objects(
     s: &CipherS3,

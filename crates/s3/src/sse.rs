@@ -56,7 +56,7 @@ pub fn parse(headers: [&Option<String>; 3], bucket: &str, object: &str) -> S3Res
 
 /// The SSE-C key needed to read an object protected by `protection`, checked against
 /// what the request sent.
-pub fn for_read(protection: &Protection, sent: Option<SseC>) -> S3Result<Option<SseC>> {
+pub(crate) fn for_read(protection: &Protection, sent: Option<SseC>) -> S3Result<Option<SseC>> {
     match (protection.sse_c_md5(), sent) {
         (None, None) => Ok(None),
         (None, Some(_)) => {

@@ -92,13 +92,13 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// One upload's MD5 while its whole chunks go through the lanes. Dropping it without
 /// [`Stream::finish`] discards its queued chunks.
-pub struct Stream {
+pub(super) struct Stream {
     id: u64,
 }
 
 impl Stream {
     /// Opens a stream whose chaining value is `state` so far.
-    pub fn open(state: [u32; 4]) -> Self {
+    pub(super) fn open(state: [u32; 4]) -> Self {
         let mut s = lock(&lanes().shared);
         let id = s.next;
         s.next += 1;
@@ -108,7 +108,7 @@ impl Stream {
 
     /// Queues `chunk` (whole 64-byte blocks) after the stream's earlier ones. Returns an
     /// empty buffer (with room for a chunk, when one was spare) for the next.
-    pub fn push(&self, chunk: Vec<u8>) -> Vec<u8> {
+    pub(super) fn push(&self, chunk: Vec<u8>) -> Vec<u8> {
         let lanes = lanes();
         let mut s = lock(&lanes.shared);
         if let Some(open) = s.open.get_mut(&self.id) {
@@ -146,7 +146,7 @@ impl Stream {
     }
 
     /// The chaining value after every queued chunk, once they are hashed.
-    pub fn finish(self) -> [u32; 4] {
+    pub(super) fn finish(self) -> [u32; 4] {
         let lanes = lanes();
         let mut s = lock(&lanes.shared);
         loop {
@@ -227,7 +227,7 @@ fn round<'a>(lanes: &'a Lanes, mut s: MutexGuard<'a, Shared>) -> MutexGuard<'a, 
 
 /// Whether this CPU has a multi-buffer kernel (AVX-512F or AVX2): without one, every
 /// chunk is hashed by the single-stream code as it comes, and nothing goes through here.
-pub fn available() -> bool {
+pub(super) fn available() -> bool {
     x16::available() || x8::available()
 }
 

@@ -19,7 +19,7 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// What the cache knows of one bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub(super) enum Lookup {
     /// The bucket exists with this record.
     Present(Vec<u8>),
     /// No such bucket.
@@ -34,7 +34,7 @@ pub enum Lookup {
 type Records = HashMap<String, (i64, Option<Vec<u8>>)>;
 
 /// Bucket records as last seen.
-pub struct BucketCache {
+pub(super) struct BucketCache {
     map: RwLock<Option<Records>>,
     follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -53,7 +53,7 @@ fn name_of(key: &[u8]) -> Option<String> {
 
 impl BucketCache {
     /// Starts following `kv`'s bucket records on `handle`'s runtime.
-    pub fn start(kv: Arc<dyn Kv>, handle: &tokio::runtime::Handle) -> Arc<Self> {
+    pub(super) fn start(kv: Arc<dyn Kv>, handle: &tokio::runtime::Handle) -> Arc<Self> {
         let cache = Arc::new(Self { map: RwLock::new(None), follower: std::sync::Mutex::new(None) });
         let task = handle.spawn(follow(kv, Arc::downgrade(&cache)));
         *cache.follower.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
@@ -61,7 +61,7 @@ impl BucketCache {
     }
 
     /// What the cache knows of bucket `name`.
-    pub fn lookup(&self, name: &str) -> Lookup {
+    pub(super) fn lookup(&self, name: &str) -> Lookup {
         match self.map.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
             None => Lookup::Unknown,
             Some(m) => match m.get(name) {
@@ -76,7 +76,7 @@ impl BucketCache {
     }
 
     /// Notes a change to bucket `name` committed at `revision` (`None`: deleted).
-    pub fn note(&self, name: &str, revision: i64, record: Option<Vec<u8>>) {
+    pub(super) fn note(&self, name: &str, revision: i64, record: Option<Vec<u8>>) {
         let mut guard = self.map.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(map) = guard.as_mut() {
             let newer = map.get(name).is_none_or(|(held, _)| *held < revision);

@@ -18,7 +18,7 @@ use core::arch::x86_64::*;
 const GROUP: usize = 4;
 
 /// The product of `a` and `b` in GF(2^8) modulo 0x11D.
-pub fn mul(mut a: u8, mut b: u8) -> u8 {
+pub(super) fn mul(mut a: u8, mut b: u8) -> u8 {
     let mut product = 0;
     while b != 0 {
         if b & 1 == 1 {
@@ -35,7 +35,7 @@ pub fn mul(mut a: u8, mut b: u8) -> u8 {
 }
 
 /// Whether this CPU runs the kernel (AVX2); std caches the detection.
-pub fn available() -> bool {
+pub(super) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2")
@@ -70,7 +70,7 @@ impl Nibbles {
 }
 
 /// The parity rows of an encoding matrix, ready to multiply with.
-pub struct Parity {
+pub(super) struct Parity {
     k: usize,
     /// `tables[p * k + d]`: multiplication by the coefficient of data shard `d` in parity
     /// shard `p`.
@@ -79,7 +79,7 @@ pub struct Parity {
 
 impl Parity {
     /// The kernel for parity rows `rows` (`rows[p][d]`, each `k` long).
-    pub fn new(rows: &[Vec<u8>]) -> Self {
+    pub(super) fn new(rows: &[Vec<u8>]) -> Self {
         let k = rows.first().map_or(0, Vec::len);
         let tables = rows.iter().flat_map(|row| row.iter().map(|&c| Nibbles::of(c))).collect();
         Self { k, tables }
@@ -88,7 +88,7 @@ impl Parity {
     /// Parity shards `out` (each as long as every data shard in `data`) of `data`. Returns
     /// false, changing nothing, when this CPU cannot ([`available`]) or the shapes do not
     /// match the matrix.
-    pub fn encode(&self, data: &[&[u8]], out: &mut [&mut [u8]]) -> bool {
+    pub(super) fn encode(&self, data: &[&[u8]], out: &mut [&mut [u8]]) -> bool {
         let len = data.first().map_or(0, |d| d.len());
         let shaped = data.len() == self.k
             && out.len() * self.k == self.tables.len()

@@ -24,17 +24,17 @@ pub(super) struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(record: Vec<u8>, untagged: bool) -> Self {
+    pub(super) fn new(record: Vec<u8>, untagged: bool) -> Self {
         Self { record, untagged: AtomicBool::new(untagged) }
     }
 
     /// Whether no object of the bucket ever had an annex (so there is none to look for).
-    pub fn untagged(&self) -> bool {
+    pub(super) fn untagged(&self) -> bool {
         self.untagged.load(Ordering::Acquire)
     }
 
     /// Notes that objects of the bucket may now have annexes.
-    pub fn mark_tagged(&self) {
+    pub(super) fn mark_tagged(&self) {
         self.untagged.store(false, Ordering::Release);
     }
 }
@@ -49,17 +49,17 @@ pub(super) struct Known {
 
 impl Known {
     /// The bucket, if it is in memory.
-    pub fn get(&self, name: &str) -> Option<Arc<Bucket>> {
+    pub(super) fn get(&self, name: &str) -> Option<Arc<Bucket>> {
         self.map.read().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
     }
 
     /// Taken before reading a bucket from disk, for [`Known::keep`].
-    pub fn generation(&self) -> u64 {
+    pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// Keeps a bucket read from disk, unless a change happened since `generation` was taken.
-    pub fn keep(&self, name: &str, bucket: Arc<Bucket>, generation: u64) {
+    pub(super) fn keep(&self, name: &str, bucket: Arc<Bucket>, generation: u64) {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         if self.generation.load(Ordering::Acquire) == generation {
             map.insert(name.to_owned(), bucket);
@@ -67,12 +67,12 @@ impl Known {
     }
 
     /// Held while a bucket is created, changed or deleted: one change at a time.
-    pub fn change(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn change(&self) -> MutexGuard<'_, ()> {
         self.changes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The bucket as a change left it on disk (the caller holds [`Known::change`]).
-    pub fn set(&self, name: &str, bucket: Arc<Bucket>) {
+    pub(super) fn set(&self, name: &str, bucket: Arc<Bucket>) {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.insert(name.to_owned(), bucket);
@@ -80,7 +80,7 @@ impl Known {
 
     /// Forgets a bucket that was deleted or whose state on disk is not known (the caller
     /// holds [`Known::change`]).
-    pub fn forget(&self, name: &str) {
+    pub(super) fn forget(&self, name: &str) {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.remove(name);

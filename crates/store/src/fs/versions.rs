@@ -48,7 +48,7 @@ impl Default for KeyLocks {
 
 impl KeyLocks {
     /// Holds the lock of the key whose object file is `path`.
-    pub fn lock(&self, path: &Path) -> MutexGuard<'_, ()> {
+    pub(super) fn lock(&self, path: &Path) -> MutexGuard<'_, ()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         path.hash(&mut h);
         let stripe = &self.stripes[(h.finish() as usize) % STRIPES];
