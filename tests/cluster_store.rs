@@ -370,8 +370,8 @@ async fn cluster_store_on_etcd_and_ceph() {
 
     // The same through the S3 operations, encrypted: PUT on A, GET and list on B;
     // multipart created on A, parts on A and B, completed on B.
-    let a3 = CipherS3::new(Arc::new(s.clone()), Backend::Accelerated, None);
-    let b3 = CipherS3::new(Arc::new(b.clone()), Backend::Accelerated, None);
+    let a3 = CipherS3::new(object::Objects::new(Arc::new(s.clone())), Backend::Accelerated, None);
+    let b3 = CipherS3::new(object::Objects::new(Arc::new(b.clone())), Backend::Accelerated, None);
     a3.create_bucket(req(CreateBucketInput { bucket: "photos".into(), ..Default::default() })).await.unwrap();
     let marker = b"CLUSTER-PLAINTEXT-MARKER".repeat(20_000);
     let blob = |bytes: &[u8]| Some(StreamingBlob::from(Body::from(Bytes::copy_from_slice(bytes))));
@@ -415,7 +415,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(get(&a3, "m").await == [p1.as_slice(), b"last part"].concat(), "multipart across gateways");
     // A small object kept in its entry, written through a gateway that inlines, read
     // through one that does not.
-    let i3 = CipherS3::new(Arc::new(inl.clone()), Backend::Accelerated, None);
+    let i3 = CipherS3::new(object::Objects::new(Arc::new(inl.clone())), Backend::Accelerated, None);
     let put_in = PutObjectInput {
         bucket: "photos".into(),
         key: "s".into(),

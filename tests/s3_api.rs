@@ -30,7 +30,7 @@ struct Fixture {
 fn fixture(keys: Option<Arc<keys::KeyManager>>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = FsStore::open(&dir.path().join("store")).unwrap();
-    Fixture { s3: CipherS3::new(Arc::new(store), Backend::Accelerated, keys), dir }
+    Fixture { s3: CipherS3::new(object::Objects::new(Arc::new(store)), Backend::Accelerated, keys), dir }
 }
 
 fn req<T>(input: T, user: &str) -> S3Request<T> {

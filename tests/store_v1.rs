@@ -57,7 +57,7 @@ fn service(dir: &Path) -> CipherS3 {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1");
     copy_dir(&fixture, &dir.join("store"));
     let (store, _) = FsStore::open(&dir.join("store")).unwrap();
-    CipherS3::new(Arc::new(store), Backend::Accelerated, None)
+    CipherS3::new(object::Objects::new(Arc::new(store)), Backend::Accelerated, None)
 }
 
 async fn get(s3: &CipherS3, key: &str, sse: [Option<String>; 3]) -> S3Result<(GetObjectOutput, Vec<u8>)> {

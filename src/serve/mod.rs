@@ -265,7 +265,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)"
         ),
     }
-    let mut s3 = CipherS3::new(store, config.backend, keys.clone());
+    let mut s3 = CipherS3::new(object::Objects::new(store), config.backend, keys.clone());
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
     pipeline::budget::global().set_limit(config.stream_buffers);

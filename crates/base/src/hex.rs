@@ -31,6 +31,15 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
     s.chunks_exact(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
 }
 
+/// The bytes of a lower-case hex string, `None` if it is not one (as [`encode`] writes:
+/// one spelling per byte string, so hex names sort and compare as their bytes do).
+pub fn decode_lower(s: &str) -> Option<Vec<u8>> {
+    if !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    decode(s)
+}
+
 /// Decodes hex text straight into `out` (for secrets: no intermediate copy); false, with
 /// `out` partly written, unless `text` is exactly `2 * out.len()` hex digits.
 pub fn decode_into(text: &[u8], out: &mut [u8]) -> bool {

@@ -246,6 +246,11 @@ pub struct Part {
     pub stored: u64,
 }
 
+/// A new multipart upload id: random, unguessable, in the form the stores accept.
+pub fn new_upload_id() -> String {
+    store::new_upload_id()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,9 @@
 //! store keeps the versions ([`store::versions`]); this module checks that each
 //! record names the version it is filed as, and makes the records of delete markers.
 
+/// The version id S3 gives an object written while versioning was off or suspended.
+pub use store::versions::NULL;
+
 use super::bucket::Versioning;
 use super::error::ObjectError;
 use super::objects::{Fetched, Objects};
@@ -97,7 +100,7 @@ impl Objects {
         let writer = self.store.put(bucket, key)?;
         let mut record = marker_record(key);
         Objects::commit(writer, &mut record, None, versioning)?;
-        let version_id = record.version_id.unwrap_or_else(|| store::versions::NULL.to_owned());
+        let version_id = record.version_id.unwrap_or_else(|| NULL.to_owned());
         Ok(Deleted { version_id: Some(version_id), marker: true })
     }
 

@@ -17,9 +17,9 @@ use super::digest::{Computed, Digests, Expected};
 use super::{CipherS3, error, kp};
 use engine::{CustomerKey, SealSpec};
 use object::{BucketRecord, ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
+use object::{ObjectWriter, PartWriter};
 use pipeline::pool::Buf;
 use pipeline::{PipelineError, stream};
-use store::{ObjectWriter, PartWriter};
 
 /// Batches of body bytes waiting for the pipeline (1 MiB per upload, from the pool of
 /// batch buffers).

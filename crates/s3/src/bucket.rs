@@ -8,8 +8,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{CipherS3, error, kp, object_lock};
 use base::clock::now_unix;
+use object::StoreError;
 use object::{BucketRecord, KmsBinding, ObjectError, Origin};
-use store::StoreError;
 
 pub(super) async fn list_buckets(
     s: &CipherS3,

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 use object::ObjectError;
+use object::StoreError;
 use pipeline::PipelineError;
-use store::StoreError;
 
 /// An object layer error as an S3 error.
 pub(crate) fn object(e: ObjectError) -> S3Error {

@@ -48,7 +48,6 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use engine::{Backend, SealSpec};
 use keys::KeyManager;
 use object::{BucketRecord, Objects, Protection};
-use store::Store;
 
 /// The S3 service state shared by every request (cheap to clone: its parts are shared).
 #[derive(Clone)]
@@ -64,10 +63,10 @@ pub struct CipherS3 {
 }
 
 impl CipherS3 {
-    /// A service over `store`; `keys` enables SSE-KP.
-    pub fn new(store: Arc<dyn Store>, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
+    /// A service over `objects`; `keys` enables SSE-KP.
+    pub fn new(objects: Objects, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
         Self {
-            objects: Objects::new(store),
+            objects,
             backend,
             keys,
             max_object: objects::MAX_PUT,

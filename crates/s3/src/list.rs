@@ -9,7 +9,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{CipherS3, error};
-use store::keypath::{hex, unhex};
+use base::hex::{decode_lower as unhex, encode as hex};
 
 /// Objects fetched from the store per round.
 const PAGE: usize = 1000;

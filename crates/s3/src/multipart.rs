@@ -21,8 +21,10 @@ use super::{
 };
 use base::clock::now_unix;
 use engine::SealSpec;
-use object::{Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, Private, UploadRecord, etag};
-use store::new_upload_id;
+use object::{
+    Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, Private, UploadRecord, etag,
+    new_upload_id,
+};
 
 /// Smallest part, except the last (S3's rule).
 pub(crate) const MIN_PART: u64 = 5 << 20;

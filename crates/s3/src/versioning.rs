@@ -66,7 +66,7 @@ pub(super) fn version_id(versioning: Versioning, record_version: Option<&str>) -
     match (versioning, record_version) {
         (_, Some(v)) => Some(v.to_owned()),
         (Versioning::Off, None) => None,
-        (_, None) => Some(store::versions::NULL.to_owned()),
+        (_, None) => Some(object::versions::NULL.to_owned()),
     }
 }
 

@@ -16,10 +16,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Bytes of a lower-case hex string (`None` if it is not one).
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    base::hex::decode(s)
+    base::hex::decode_lower(s)
 }
 
 /// The path components of `key` (directories, then the file stem).

@@ -75,7 +75,8 @@ fn harness() -> Option<&'static Harness> {
             let users = root.join("users");
             std::fs::write(&users, format!("{ACCESS} {SECRET}\n")).ok()?;
             let (store, _) = FsStore::open(&root.join("store")).ok()?;
-            let s3 = CipherS3::new(std::sync::Arc::new(store), Backend::Accelerated, None);
+            let s3 =
+                CipherS3::new(object::Objects::new(std::sync::Arc::new(store)), Backend::Accelerated, None);
             let mut builder = S3ServiceBuilder::new(s3);
             builder.set_auth(Auth::new(std::sync::Arc::new(Users::from_file(&users).ok()?)));
             let service = builder.build();
