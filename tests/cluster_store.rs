@@ -27,7 +27,8 @@ use s3::CipherS3;
 use s3s::dto::*;
 use s3s::{Body, S3, S3Request};
 use store::cluster::{ClusterStore, DEFAULT_INLINE_MAX, MAX_INLINE};
-use store::{SequentialReader, Store, StoreError};
+use store::prelude::*;
+use store::{SequentialReader, StoreError};
 
 /// A store whose objects of at most `inline_max` stored bytes live in their entries.
 async fn store(etcd: &Etcd, ceph: &Ceph, inline_max: usize) -> ClusterStore {

@@ -13,6 +13,7 @@ use store::dispersal::rebuild::{RebuildOptions, RebuildReport};
 use store::dispersal::targets::TargetConfig;
 use store::dispersal::{DispersalConfig, DispersedStore};
 use store::fs::FsStore;
+use store::prelude::*;
 use store::{ObjectReader, Store, StoreError};
 
 struct Fixture {

@@ -11,7 +11,8 @@ mod common;
 
 use proptest::prelude::*;
 use store::fs::FsStore;
-use store::{Named, SequentialReader, Store, StoreError};
+use store::prelude::*;
+use store::{Named, SequentialReader, StoreError};
 
 /// A record for `name` (the store never looks inside).
 fn record(name: &str, size: usize) -> Vec<u8> {
@@ -325,7 +326,8 @@ mod versions {
 
     use proptest::prelude::*;
     use store::fs::FsStore;
-    use store::{Store, Version, VersionCursor, Wanted};
+    use store::prelude::*;
+    use store::{Version, VersionCursor, Wanted};
 
     use super::common::versions::{self, KEYS, Step};
 

@@ -18,9 +18,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
-    StoredPart, Version, VersionCursor, Wanted, check_bucket_name, check_key, check_upload_id,
+    Named, ObjectWriter, PartWriter, StoreError, StoredObject, StoredPart, Version, check_bucket_name,
+    check_key, check_upload_id,
 };
+use crate::{BucketStore, ObjectStore, UploadStore};
 use ::cluster::blobs::{BlobError, BlobWriter, Blobs, PART};
 use ::cluster::bridge::Bridge;
 use ::cluster::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
@@ -632,7 +633,7 @@ impl PartWriter for ClusterWriter {
     }
 }
 
-impl Store for ClusterStore {
+impl BucketStore for ClusterStore {
     fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         check_bucket_name(name)?;
         let key = bucket_key(name);
@@ -699,7 +700,9 @@ impl Store for ClusterStore {
             .map(|e| Named { name: String::from_utf8_lossy(&e.key[2..]).into_owned(), record: e.value })
             .collect())
     }
+}
 
+impl ObjectStore for ClusterStore {
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         check_key(key)?;
         self.inner.wait(self.inner.require_bucket(bucket))?;
@@ -721,30 +724,6 @@ impl Store for ClusterStore {
         self.stored(key, Located::decode(key, &entry.value)?)
     }
 
-    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
-        self.cl_get_version(bucket, key, wanted)
-    }
-
-    fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
-        self.cl_delete_version(bucket, key, wanted, allow)
-    }
-
-    fn list_versions(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        after: Option<&VersionCursor>,
-        limit: usize,
-    ) -> Result<Vec<ListedVersion>, StoreError> {
-        self.cl_list_versions(bucket, prefix, after, limit)
-    }
-
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         check_key(key)?;
         let inner = &self.inner;
@@ -762,16 +741,6 @@ impl Store for ClusterStore {
             }
             Err(StoreError::Unavailable("the object kept changing; retry".into()))
         })
-    }
-
-    fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<(), StoreError> {
-        self.cl_set_annex(bucket, key, version, change)
     }
 
     fn list(
@@ -814,7 +783,9 @@ impl Store for ClusterStore {
             Ok(out)
         })
     }
+}
 
+impl UploadStore for ClusterStore {
     fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
         check_upload_id(upload_id)?;
         check_bucket_name(bucket)?;

@@ -36,8 +36,7 @@ use known::{Bucket, Known};
 
 use super::keypath::{self, CHUNK};
 use super::{
-    Allow, AnnexChange, ListedVersion, Named, ObjectReader, ObjectWriter, PartWriter, Store, StoreError,
-    StoredObject, StoredPart, Version, VersionCursor, Wanted, check_bucket_name, check_key,
+    Named, ObjectReader, ObjectWriter, StoreError, StoredObject, Version, check_bucket_name, check_key,
 };
 
 const MAGIC: &[u8; 8] = b"CSMETA01";
@@ -427,6 +426,7 @@ macro_rules! write_to_tmp {
         }
     };
 }
+use crate::{BucketStore, ObjectStore, VersionStore};
 use write_to_tmp;
 
 write_to_tmp!(FsWriter);
@@ -497,7 +497,7 @@ fn place(
     Ok(())
 }
 
-impl Store for FsStore {
+impl BucketStore for FsStore {
     fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         let dir = self.bucket_dir(name)?;
         let _change = self.known.change();
@@ -578,7 +578,9 @@ impl Store for FsStore {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
+}
 
+impl ObjectStore for FsStore {
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let (target, _) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
@@ -598,16 +600,6 @@ impl Store for FsStore {
         let (record, body, version) = Self::open_object(file, &path)?;
         let annex = versions::read_annex(&path, known.untagged())?;
         Ok(StoredObject { record, body: Box::new(body), annex, version })
-    }
-
-    fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<(), StoreError> {
-        self.fs_set_annex(bucket, key, version, change)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
@@ -656,64 +648,5 @@ impl Store for FsStore {
             })?;
         }
         Ok(out)
-    }
-
-    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
-        self.fs_get_version(bucket, key, wanted)
-    }
-
-    fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
-        self.fs_delete_version(bucket, key, wanted, allow)
-    }
-
-    fn list_versions(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        after: Option<&VersionCursor>,
-        limit: usize,
-    ) -> Result<Vec<ListedVersion>, StoreError> {
-        self.fs_list_versions(bucket, prefix, after, limit)
-    }
-
-    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.fs_create_upload(bucket, upload_id, record)
-    }
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
-        self.fs_upload(bucket, upload_id)
-    }
-    fn put_part(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        number: u32,
-    ) -> Result<Box<dyn PartWriter>, StoreError> {
-        self.fs_put_part(bucket, upload_id, number)
-    }
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
-        self.fs_list_parts(bucket, upload_id)
-    }
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
-        self.fs_list_uploads(bucket)
-    }
-    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.fs_abort_upload(bucket, upload_id)
-    }
-    fn complete_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        key: &str,
-        parts: &[u32],
-        record: &[u8],
-        version: Option<&Version>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.fs_complete_upload(bucket, upload_id, key, parts, record, version)
     }
 }

@@ -11,6 +11,11 @@ pub mod fs;
 pub mod keypath;
 pub mod versions;
 
+/// The store traits, for code that calls a concrete store (`use store::prelude::*;`).
+pub mod prelude {
+    pub use crate::{BucketStore, ObjectStore, Store, UploadStore, VersionStore};
+}
+
 use std::io::Write;
 
 pub use versions::{ListedVersion, Version, VersionCursor, Wanted};
@@ -213,8 +218,16 @@ pub struct StoredPart {
 }
 
 /// Buckets of objects: stored bytes and the records kept with them, which a store keeps
-/// and returns as they were given (it never interprets them; [`object`] does).
-pub trait Store: Send + Sync {
+/// and returns as they were given (it never interprets them; [`object`] does). A store is
+/// the four concerns together, each a trait of its own ([`BucketStore`], [`ObjectStore`],
+/// [`VersionStore`], [`UploadStore`]) that a backend implements where the code for it
+/// lives; callers hold an `Arc<dyn Store>`.
+pub trait Store: BucketStore + ObjectStore + VersionStore + UploadStore {}
+
+impl<T: BucketStore + ObjectStore + VersionStore + UploadStore> Store for T {}
+
+/// Buckets and their records.
+pub trait BucketStore: Send + Sync {
     /// Creates a bucket; [`StoreError::BucketExists`] if it exists.
     fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
     /// A bucket's record.
@@ -225,6 +238,10 @@ pub trait Store: Send + Sync {
     fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
     /// Every bucket's record, by name.
     fn list_buckets(&self) -> Result<Vec<Named>, StoreError>;
+}
+
+/// Objects: the current version of each key, its bytes and record.
+pub trait ObjectStore: Send + Sync {
     /// Starts writing `key` in `bucket`.
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
     /// Opens an object.
@@ -236,6 +253,20 @@ pub trait Store: Send + Sync {
     /// Deletes an object (and the annex beside it); `false` if there was none. Only for
     /// buckets that never kept versions: it removes the current version and nothing else.
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
+    /// `start_after`, in byte order of their keys: each key's current version, unless it
+    /// is a delete marker.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Named>, StoreError>;
+}
+
+/// Versions of a key, and the annex kept beside each.
+pub trait VersionStore: Send + Sync {
     /// Opens one version of a key (a delete marker has no bytes);
     /// [`StoreError::NoSuchVersion`] if it has none such.
     fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError>;
@@ -271,17 +302,10 @@ pub trait Store: Send + Sync {
         version: Option<&Wanted>,
         change: AnnexChange<'_>,
     ) -> Result<(), StoreError>;
-    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
-    /// `start_after`, in byte order of their keys: each key's current version, unless it
-    /// is a delete marker.
-    fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Named>, StoreError>;
+}
 
+/// Multipart uploads: their records, parts, and the object they complete into.
+pub trait UploadStore: Send + Sync {
     /// Starts a multipart upload in `bucket` with `record`.
     fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError>;
     /// An upload's record.

@@ -17,6 +17,7 @@ use super::{
     COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, bucket_key, corrupt, kv_error, object_key,
     objects_of, ref_key, retire, seq_key,
 };
+use crate::VersionStore;
 use crate::{
     Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key,
 };
@@ -226,13 +227,10 @@ impl ClusterStore {
         };
         stored(&self.inner, key, located, version)
     }
+}
 
-    pub(super) fn cl_get_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-    ) -> Result<StoredObject, StoreError> {
+impl VersionStore for ClusterStore {
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
         check_key(key)?;
         let inner = &self.inner;
         let found = inner.wait(async {
@@ -245,7 +243,7 @@ impl ClusterStore {
         stored(inner, key, located, Some(v))
     }
 
-    pub(super) fn cl_delete_version(
+    fn delete_version(
         &self,
         bucket: &str,
         key: &str,
@@ -300,7 +298,7 @@ impl ClusterStore {
         })
     }
 
-    pub(super) fn cl_set_annex(
+    fn set_annex(
         &self,
         bucket: &str,
         key: &str,
@@ -345,7 +343,7 @@ impl ClusterStore {
         })
     }
 
-    pub(super) fn cl_list_versions(
+    fn list_versions(
         &self,
         bucket: &str,
         prefix: &str,

@@ -38,6 +38,7 @@ use super::{
     Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
     StoredPart, Version, VersionCursor, Wanted,
 };
+use crate::{BucketStore, ObjectStore, UploadStore, VersionStore};
 
 /// The manifest of the current object of `key` in `inner`, if it is dispersed.
 fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
@@ -141,7 +142,7 @@ impl DispersedStore {
     }
 }
 
-impl Store for DispersedStore {
+impl BucketStore for DispersedStore {
     fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         self.inner.create_bucket(name, record)
     }
@@ -161,7 +162,9 @@ impl Store for DispersedStore {
     fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
         self.inner.list_buckets()
     }
+}
 
+impl ObjectStore for DispersedStore {
     fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let sink = Sink::Object(self.inner.put(bucket, key)?);
         let writer = DispersingWriter::new(self.shared.clone(), sink);
@@ -181,6 +184,35 @@ impl Store for DispersedStore {
         Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
+    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Self::plain(self.inner.head(bucket, key)?)
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let old = self.current(bucket, key);
+        let deleted = self.inner.delete(bucket, key)?;
+        if let Some(old) = old {
+            self.shared.remove(&old);
+        }
+        Ok(deleted)
+    }
+
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Named>, StoreError> {
+        let mut page = self.inner.list(bucket, prefix, start_after, limit)?;
+        for named in &mut page {
+            named.record = Self::plain(std::mem::take(&mut named.record))?;
+        }
+        Ok(page)
+    }
+}
+
+impl VersionStore for DispersedStore {
     fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
         let stored = self.inner.get_version(bucket, key, wanted)?;
         let Some((manifest, record)) = unwrap(&stored.record)? else { return Ok(stored) };
@@ -222,19 +254,6 @@ impl Store for DispersedStore {
         Ok(page)
     }
 
-    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        Self::plain(self.inner.head(bucket, key)?)
-    }
-
-    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        let old = self.current(bucket, key);
-        let deleted = self.inner.delete(bucket, key)?;
-        if let Some(old) = old {
-            self.shared.remove(&old);
-        }
-        Ok(deleted)
-    }
-
     fn set_annex(
         &self,
         bucket: &str,
@@ -247,21 +266,9 @@ impl Store for DispersedStore {
         let mut plain = |record: &[u8], annex: Option<&[u8]>| change(&Self::plain(record.to_vec())?, annex);
         self.inner.set_annex(bucket, key, version, &mut plain)
     }
+}
 
-    fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Named>, StoreError> {
-        let mut page = self.inner.list(bucket, prefix, start_after, limit)?;
-        for named in &mut page {
-            named.record = Self::plain(std::mem::take(&mut named.record))?;
-        }
-        Ok(page)
-    }
-
+impl UploadStore for DispersedStore {
     fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
         self.inner.create_upload(bucket, upload_id, record)
     }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::{FsStore, place, sync_dir};
 use crate::{Named, PartWriter, StoreError, StoredPart, check_key, check_upload_id};
+use crate::{ObjectStore, UploadStore};
 
 const UPLOAD_FILE: &str = "upload.json";
 /// Bytes copied at a time when completing.
@@ -77,13 +78,10 @@ impl FsStore {
         }
         fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove a discarded upload"))
     }
+}
 
-    pub(super) fn fs_create_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        record: &[u8],
-    ) -> Result<(), StoreError> {
+impl UploadStore for FsStore {
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
         check_upload_id(upload_id)?;
         let uploads = self.uploads_dir(bucket)?;
         super::mkdirs(&uploads)?;
@@ -99,11 +97,11 @@ impl FsStore {
         Ok(())
     }
 
-    pub(super) fn fs_upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
         Self::read_upload(&self.upload_dir(bucket, upload_id)?)
     }
 
-    pub(super) fn fs_put_part(
+    fn put_part(
         &self,
         bucket: &str,
         upload_id: &str,
@@ -117,7 +115,7 @@ impl FsStore {
         }))
     }
 
-    pub(super) fn fs_list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
         let dir = self.upload_dir(bucket, upload_id)?;
         let mut parts = Vec::new();
         for entry in fs::read_dir(&dir).map_err(StoreError::io("cannot list parts"))? {
@@ -140,7 +138,7 @@ impl FsStore {
         Ok(parts)
     }
 
-    pub(super) fn fs_list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
         let uploads = self.uploads_dir(bucket)?;
         let entries = match fs::read_dir(&uploads) {
             Ok(e) => e,
@@ -161,12 +159,12 @@ impl FsStore {
         Ok(out)
     }
 
-    pub(super) fn fs_abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
         let dir = self.upload_dir(bucket, upload_id)?;
         self.discard_dir(&dir)
     }
 
-    pub(super) fn fs_complete_upload(
+    fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
@@ -175,7 +173,6 @@ impl FsStore {
         record: &[u8],
         version: Option<&crate::Version>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        use crate::Store as _;
         check_key(key)?;
         let dir = self.upload_dir(bucket, upload_id)?;
         let mut writer = self.put(bucket, key)?;

@@ -27,6 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::keypath;
 use crate::{Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
+use crate::{ObjectStore, VersionStore};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
 const STRIPES: usize = 256;
@@ -230,14 +231,8 @@ pub(super) fn install(
     Ok(removed)
 }
 
-impl FsStore {
-    pub(super) fn fs_get_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-    ) -> Result<StoredObject, StoreError> {
-        use crate::Store as _;
+impl VersionStore for FsStore {
+    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
         let (target, known) = self.object_in(bucket, key)?;
         let no_such = || wanted.missing(bucket, key);
         // Which version is current: one read of the file's end (GET reads the rest).
@@ -276,7 +271,7 @@ impl FsStore {
     }
 
     /// [`crate::Store::set_annex`], under the key's lock.
-    pub(super) fn fs_set_annex(
+    fn set_annex(
         &self,
         bucket: &str,
         key: &str,
@@ -326,7 +321,7 @@ impl FsStore {
         Ok(())
     }
 
-    pub(super) fn fs_delete_version(
+    fn delete_version(
         &self,
         bucket: &str,
         key: &str,
@@ -388,7 +383,7 @@ impl FsStore {
         Ok(Some((current, record)))
     }
 
-    pub(super) fn fs_list_versions(
+    fn list_versions(
         &self,
         bucket: &str,
         prefix: &str,
