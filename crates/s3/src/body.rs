@@ -14,7 +14,8 @@ use s3s::{S3Error, S3Result};
 use tokio::sync::mpsc;
 
 use super::digest::{Computed, Digests, Expected};
-use super::{CipherS3, error, kp};
+use super::service::CipherS3;
+use super::{error, kp};
 use engine::{CustomerKey, SealSpec};
 use object::{BucketRecord, ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
 use object::{ObjectWriter, PartWriter};
@@ -26,9 +27,6 @@ use pipeline::{PipelineError, stream};
 const DEPTH: usize = 4;
 /// Body bytes gathered before a hand-off to the pipeline.
 const BATCH: usize = 256 << 10;
-/// How long a request body may send nothing, by default.
-pub(crate) const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(60);
-
 /// What a request body streams under.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -369,4 +367,20 @@ fn refused_body(e: &(dyn std::error::Error + 'static)) -> s3s::S3Error {
     } else {
         s3s::s3_error!(IncompleteBody, "the request body ended early or broke off")
     }
+}
+
+/// How bytes recorded as protected by `protection` are sealed: by the engine under
+/// `spec`, or (benchmark builds only) passed through.
+pub(crate) fn sealing(spec: SealSpec, protection: &Protection) -> Sealing {
+    #[cfg(feature = "bench-plaintext")]
+    if *protection == Protection::Plaintext {
+        return Sealing::Passthrough;
+    }
+    let _ = protection;
+    Sealing::Engine(spec)
+}
+
+/// The limits a request body streams under.
+pub(crate) fn limits(s: &CipherS3) -> Limits {
+    Limits { max: s.max_object, idle: s.body_idle }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error, kp, object_lock};
+use super::service::CipherS3;
+use super::{error, kp, object_lock};
 use base::clock::now_unix;
 use object::StoreError;
 use object::{BucketRecord, KmsBinding, ObjectError, Origin};
@@ -54,7 +55,7 @@ pub(super) async fn create_bucket(
     let kms = match &root {
         // The root key must exist before the bucket does.
         Some(crn) => Some(KmsBinding {
-            root: kp::manager(s)?.show(crn).map_err(kp::error)?.crn,
+            root: kp::manager(s)?.show(crn).map_err(error::keys)?.crn,
             origin: Origin::Create,
             default: true,
         }),
@@ -82,7 +83,7 @@ pub(super) async fn create_bucket(
             {
                 // Nothing half made: no bucket without its key.
                 let _ = s.objects.delete_bucket(&name);
-                return Err(kp::error(e));
+                return Err(error::keys(e));
             }
             if locked && let Err(e) = object_lock::enable(s, &mut meta, Default::default()) {
                 // Nor a bucket under Object Lock whose keys are not retained.
@@ -129,7 +130,7 @@ pub(super) async fn delete_bucket(
     s.objects.delete_bucket(&req.input.bucket).map_err(error::object)?;
     // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
     if let Some(m) = s.keys.as_deref() {
-        m.remove_bucket_key(&meta.name).map_err(kp::error)?;
+        m.remove_bucket_key(&meta.name).map_err(error::keys)?;
     }
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }

@@ -43,7 +43,7 @@ fn not_modified_error(meta: &ObjectRecord) -> S3Error {
         headers.insert(http::header::ETAG, v);
     }
     let mut date = Vec::new();
-    if super::objects::last_modified(meta).format(TimestampFormat::HttpDate, &mut date).is_ok()
+    if super::headers::last_modified(meta).format(TimestampFormat::HttpDate, &mut date).is_ok()
         && let Ok(v) = HeaderValue::from_bytes(&date)
     {
         headers.insert(http::header::LAST_MODIFIED, v);

@@ -9,7 +9,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, object_lock, objects, sse, tagging, versioning};
+use super::service::CipherS3;
+use super::{body, error, headers, kp, object_lock, objects, sse, tagging, versioning};
 use engine::SealSpec;
 use object::{PlainSource, etag};
 
@@ -106,7 +107,7 @@ pub(super) async fn copy_object(
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let size = source.size();
     let tag_key = sealing.key().cloned();
-    let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
+    let spec = body::sealing(SealSpec::new(sealing, s.backend), &recorded);
     let encrypted = body::reencrypt(source, 0, size, writer, spec, etag::needs_md5(&recorded)).await?;
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
     record.storage_class = storage_class;
@@ -116,7 +117,7 @@ pub(super) async fn copy_object(
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(meta.etag.clone())),
-        last_modified: Some(objects::last_modified(&meta)),
+        last_modified: Some(headers::last_modified(&meta)),
         ..Default::default()
     };
     let mut response = S3Response::new(CopyObjectOutput {

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
+use http::{HeaderMap, HeaderValue};
+use keys::KeysError;
 use object::ObjectError;
 use object::StoreError;
 use pipeline::PipelineError;
@@ -14,7 +16,7 @@ pub(crate) fn object(e: ObjectError) -> S3Error {
     match e {
         ObjectError::Store(e) => store(e),
         ObjectError::Pipeline(e) => pipeline(e),
-        ObjectError::Keys(e) => super::kp::error(e),
+        ObjectError::Keys(e) => keys(e),
         integrity_failure @ ObjectError::Integrity(_) => integrity(&integrity_failure),
         ObjectError::InvalidVersion(v) => s3_error!(InvalidArgument, "invalid version id {v:?}"),
         ObjectError::Locked(why) => s3_error!(AccessDenied, "{why}"),
@@ -30,6 +32,38 @@ pub(crate) fn object(e: ObjectError) -> S3Error {
             s3_error!(NoSuchKey, "the specified key does not exist")
         }
         other @ ObjectError::Encode(_) => internal(&other),
+    }
+}
+
+/// A key layer error as the S3 error a client should see.
+pub(crate) fn keys(e: KeysError) -> S3Error {
+    match e {
+        KeysError::KeySuspended(k) => {
+            S3Error::with_message(S3ErrorCode::AccessDenied, format!("root key {k} is suspended (disabled)"))
+        }
+        KeysError::KeyDestroyed(k) => S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            format!("root key {k} was deleted: the data it protected can no longer be read or written"),
+        ),
+        KeysError::KeyNotFound(_) => s3_error!(InvalidArgument, "The Key CRN could not be found"),
+        KeysError::Hsm { .. }
+        | KeysError::Module { .. }
+        | KeysError::TokenNotFound(_)
+        | KeysError::BadPin(_)
+        | KeysError::PinLocked(_)
+        | KeysError::KeyNotInHsm(_)
+        | KeysError::Unavailable(_) => {
+            tracing::error!(error = %e, "key service failure");
+            let mut err = s3_error!(
+                ServiceUnavailable,
+                "the key service (HSM or key state) is unavailable; retry later"
+            );
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            err.set_headers(headers);
+            err
+        }
+        other => internal(&other),
     }
 }
 

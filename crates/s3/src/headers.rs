@@ -6,11 +6,12 @@
 //! names, hence macros. Also the user metadata a request carries, within AWS's limit.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
 
 use s3s::dto::{Metadata, Timestamp, TimestampFormat};
 use s3s::{S3Result, s3_error};
 
-use object::Headers;
+use object::{Headers, ObjectRecord};
 
 /// AWS's limit on user metadata: the UTF-8 bytes of every key and value, added up.
 pub(crate) const MAX_USER_METADATA: usize = 2048;
@@ -164,6 +165,16 @@ macro_rules! into_output {
     }};
 }
 pub(crate) use into_output;
+
+/// When a record's object was last modified, as an S3 timestamp (Last-Modified).
+pub(super) fn last_modified(meta: &ObjectRecord) -> Timestamp {
+    last_modified_at(meta.last_modified)
+}
+
+/// Unix seconds as an S3 timestamp.
+pub(super) fn last_modified_at(secs: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
+}
 
 #[cfg(test)]
 mod tests {

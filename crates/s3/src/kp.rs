@@ -10,7 +10,8 @@
 use http::{HeaderMap, HeaderValue};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
-use super::CipherS3;
+use super::error;
+use super::service::CipherS3;
 use engine::CustomerKey;
 use keys::{KeyManager, KeysError};
 use object::{BucketRecord, Protection};
@@ -38,38 +39,6 @@ pub(crate) fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
             "SSE-KP needs an HSM: start the server with CIPHERSTORE_HSM_TOKEN (or CIPHERSTORE_HSM_URI) and a PIN"
         )
     })
-}
-
-/// A key layer error as the S3 error a client should see.
-pub(crate) fn error(e: KeysError) -> S3Error {
-    match e {
-        KeysError::KeySuspended(k) => {
-            S3Error::with_message(S3ErrorCode::AccessDenied, format!("root key {k} is suspended (disabled)"))
-        }
-        KeysError::KeyDestroyed(k) => S3Error::with_message(
-            S3ErrorCode::AccessDenied,
-            format!("root key {k} was deleted: the data it protected can no longer be read or written"),
-        ),
-        KeysError::KeyNotFound(_) => s3_error!(InvalidArgument, "The Key CRN could not be found"),
-        KeysError::Hsm { .. }
-        | KeysError::Module { .. }
-        | KeysError::TokenNotFound(_)
-        | KeysError::BadPin(_)
-        | KeysError::PinLocked(_)
-        | KeysError::KeyNotInHsm(_)
-        | KeysError::Unavailable(_) => {
-            tracing::error!(error = %e, "key service failure");
-            let mut err = s3_error!(
-                ServiceUnavailable,
-                "the key service (HSM or key state) is unavailable; retry later"
-            );
-            let mut headers = HeaderMap::new();
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-            err.set_headers(headers);
-            err
-        }
-        other => super::error::internal(&other),
-    }
 }
 
 /// Reads the SSE-KP request headers of CreateBucket: the root key CRN if SSE-KP is asked.
@@ -151,7 +120,7 @@ pub(crate) fn requested_sse(
             if bucket.bound_at_creation() {
                 return Err(sse_kp_only("SSE-S3 (AES256)"));
             }
-            let root = manager_for(s, "SSE-S3 (AES256)")?.default_key().map_err(error)?;
+            let root = manager_for(s, "SSE-S3 (AES256)")?.default_key().map_err(error::keys)?;
             Requested { root, sse_s3: true }
         }
         "aws:kms" => {
@@ -167,11 +136,11 @@ pub(crate) fn requested_sse(
                         e.set_status_code(http::StatusCode::BAD_REQUEST);
                         return Err(e);
                     }
-                    Err(e) => return Err(error(e)),
+                    Err(e) => return Err(error::keys(e)),
                 },
                 None => match bucket.kms_default() {
                     Some(root) => root.to_owned(),
-                    None => m.default_key().map_err(error)?,
+                    None => m.default_key().map_err(error::keys)?,
                 },
             };
             if bucket.bound_at_creation() && bucket.root() != Some(root.as_str()) {
@@ -199,7 +168,7 @@ pub(crate) fn requested_sse(
 /// PutBucketEncryption set AES256, else its default root key.
 pub(crate) fn bucket_default(s: &CipherS3, bucket: &BucketRecord) -> S3Result<Option<Requested>> {
     if bucket.sse_s3 {
-        let root = manager_for(s, "the bucket's SSE-S3 default")?.default_key().map_err(error)?;
+        let root = manager_for(s, "the bucket's SSE-S3 default")?.default_key().map_err(error::keys)?;
         return Ok(Some(Requested { root, sse_s3: true }));
     }
     Ok(bucket.default_root().map(|root| Requested { root: root.to_owned(), sse_s3: false }))
@@ -208,7 +177,7 @@ pub(crate) fn bucket_default(s: &CipherS3, bucket: &BucketRecord) -> S3Result<Op
 /// The bucket key of (`bucket`, root key `crn`), bound to `bucket/object` (so an object's
 /// bytes open under its own name only), for reading an object stored under it.
 pub(crate) fn object_key(s: &CipherS3, bucket: &str, object: &str, crn: &str) -> S3Result<CustomerKey> {
-    let key = manager(s)?.bucket_key(bucket, crn).map_err(error)?;
+    let key = manager(s)?.bucket_key(bucket, crn).map_err(error::keys)?;
     Ok(bind(key, bucket, object))
 }
 
@@ -221,7 +190,7 @@ pub(crate) fn new_object_key(
     crn: &str,
 ) -> S3Result<CustomerKey> {
     let retain = bucket.object_lock.is_some();
-    let key = manager(s)?.bucket_key_for_write(&bucket.name, crn, retain).map_err(error)?;
+    let key = manager(s)?.bucket_key_for_write(&bucket.name, crn, retain).map_err(error::keys)?;
     let bucket = bucket.name.as_str();
     Ok(bind(key, bucket, object))
 }
@@ -235,7 +204,7 @@ fn bind(key: engine::SecretKey, bucket: &str, object: &str) -> CustomerKey {
 /// committed. Costs a cache lookup while the key stays enabled.
 pub(crate) fn still_usable(s: &CipherS3, bucket: &str, protection: &Protection) -> S3Result<()> {
     if let Some(root) = protection.kp_root() {
-        manager(s)?.bucket_key(bucket, root).map_err(error)?;
+        manager(s)?.bucket_key(bucket, root).map_err(error::keys)?;
     }
     Ok(())
 }

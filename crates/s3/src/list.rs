@@ -8,7 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error};
+use super::error;
+use super::service::CipherS3;
 use base::hex::{decode_lower as unhex, encode as hex};
 
 /// Objects fetched from the store per round.

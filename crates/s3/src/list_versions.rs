@@ -8,8 +8,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::error;
 use super::list::{Names, Query, owner, skip_after, timestamp};
-use super::{CipherS3, error};
+use super::service::CipherS3;
 use object::versions::ListedVersion;
 
 /// Versions fetched from the store per round.

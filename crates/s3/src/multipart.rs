@@ -104,7 +104,7 @@ pub(super) async fn create(
 fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> body::Sealing {
     let mut spec = SealSpec::new(read.sealing(), s.backend);
     spec.part = number;
-    s.sealing(spec, &read.protection)
+    body::sealing(spec, &read.protection)
 }
 
 /// A part's record before its size and salt are known.
@@ -147,7 +147,7 @@ pub(super) async fn upload_part(
     let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
     let spec = part_spec(s, &read, number);
     let md5 = etag::needs_md5(&read.protection);
-    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
+    let encrypted = body::encrypt(body, writer, spec, length, body::limits(s), expected, md5).await?;
     let mut part = part_record(&read, number, encrypted.digests.md5_hex());
     part.seal_checksums(&upload.upload_id, headers::checksums(&encrypted.digests), read.key.as_ref())
         .map_err(error::object)?;
@@ -229,7 +229,7 @@ pub(super) async fn upload_part_copy(
     let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
     let result = CopyPartResult {
         e_tag: Some(ETag::Strong(part.record.etag.clone())),
-        last_modified: Some(objects::last_modified_at(part.record.last_modified)),
+        last_modified: Some(headers::last_modified_at(part.record.last_modified)),
         ..Default::default()
     };
     let mut response = S3Response::new(UploadPartCopyOutput {
@@ -507,7 +507,7 @@ pub(super) async fn list_parts(
         .into_iter()
         .map(|p| s3s::dto::Part {
             e_tag: Some(ETag::Strong(p.etag)),
-            last_modified: Some(objects::last_modified_at(p.last_modified)),
+            last_modified: Some(headers::last_modified_at(p.last_modified)),
             part_number: Some(p.number as i32),
             size: Some(p.size as i64),
             ..Default::default()
@@ -569,7 +569,7 @@ pub(super) async fn list_uploads(
         uploads.push(MultipartUpload {
             key: Some(key.clone()),
             upload_id: Some(u.upload_id.clone()),
-            initiated: Some(objects::last_modified_at(u.initiated)),
+            initiated: Some(headers::last_modified_at(u.initiated)),
             ..Default::default()
         });
     }

@@ -12,7 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error, kp, versioning};
+use super::service::CipherS3;
+use super::{error, versioning};
 use object::amend::Guard;
 use object::lock::{self, BucketLock, Lock, Mode, Period, Retention};
 use object::{BucketRecord, Versioning};
@@ -144,7 +145,7 @@ pub(super) fn guard(bucket: &BucketRecord, bypass: Option<bool>) -> Option<Guard
 /// keys retained (before the record says so, so that no key is deleted meanwhile).
 pub(super) fn enable(s: &CipherS3, bucket: &mut BucketRecord, config: BucketLock) -> S3Result<()> {
     if let Some(m) = s.keys.as_deref() {
-        m.retain_bucket(&bucket.name).map_err(kp::error)?;
+        m.retain_bucket(&bucket.name).map_err(error::keys)?;
     }
     bucket.versioning = Versioning::Enabled;
     bucket.object_lock = Some(config);

@@ -2,29 +2,16 @@
 //! DeleteObject, DeleteObjects, and the choice of protection for new objects. The ETag is
 //! the MD5 of the plaintext (random for SSE-C).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
 use super::read_key::ReadKey;
-use super::{CipherS3, body, error, headers, kp, object_lock, sse, tagging, versioning};
+use super::service::CipherS3;
+use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
 use engine::SealSpec;
 use object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
-
-/// Largest object accepted in one PUT (S3's limit).
-pub(crate) const MAX_PUT: u64 = 5 << 30;
-
-pub(super) fn last_modified(meta: &ObjectRecord) -> Timestamp {
-    last_modified_at(meta.last_modified)
-}
-
-/// Unix seconds as an S3 timestamp.
-pub(super) fn last_modified_at(secs: u64) -> Timestamp {
-    Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
-}
 
 fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -72,9 +59,9 @@ pub(super) async fn put_object(
     let (sealing, recorded) = protection(s, &input.key, &bucket, sse_c, kms)?;
     let headers = headers::from_input!(input);
     let tag_key = sealing.key().cloned();
-    let spec = s.sealing(SealSpec::new(sealing, s.backend), &recorded);
+    let spec = body::sealing(SealSpec::new(sealing, s.backend), &recorded);
     let md5 = etag::needs_md5(&recorded);
-    let encrypted = body::encrypt(body, writer, spec, length, s.body_limits(), expected, md5).await?;
+    let encrypted = body::encrypt(body, writer, spec, length, body::limits(s), expected, md5).await?;
     let mut headers = headers;
     headers.checksums = headers::checksums(&encrypted.digests);
     let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
@@ -191,7 +178,7 @@ pub(super) async fn get_object(
         parts_count: (input.part_number.is_some() && parts_count > 0).then_some(parts_count as i32),
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
-        last_modified: Some(last_modified(&meta)),
+        last_modified: Some(headers::last_modified(&meta)),
         metadata: user_metadata(&meta),
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
@@ -265,7 +252,7 @@ pub(super) async fn head_object(
         parts_count,
         accept_ranges: Some("bytes".into()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
-        last_modified: Some(last_modified(&meta)),
+        last_modified: Some(headers::last_modified(&meta)),
         metadata: user_metadata(&meta),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         version_id,

@@ -5,7 +5,8 @@
 
 use s3s::S3Result;
 
-use super::{CipherS3, error, kp, sse};
+use super::service::CipherS3;
+use super::{error, kp, sse};
 use engine::CustomerKey;
 use object::codec::Unverified;
 use object::{ObjectRecord, Protection};

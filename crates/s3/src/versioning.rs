@@ -6,7 +6,8 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::{CipherS3, error};
+use super::error;
+use super::service::CipherS3;
 use object::Versioning;
 use object::objects::Fetched;
 
