@@ -88,7 +88,7 @@ pub(super) async fn create_bucket(
             if locked && let Err(e) = object_lock::enable(s, &mut meta, Default::default()) {
                 // Nor a bucket under Object Lock whose keys are not retained.
                 let _ = s.objects.delete_bucket(&name);
-                if let Some(m) = s.keys.as_deref() {
+                if let Some(m) = s.keys() {
                     let _ = m.remove_bucket_key(&name);
                 }
                 return Err(e);
@@ -129,7 +129,7 @@ pub(super) async fn delete_bucket(
     let meta = s.owned_bucket(&req.input.bucket, &caller)?;
     s.objects.delete_bucket(&req.input.bucket).map_err(error::object)?;
     // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
-    if let Some(m) = s.keys.as_deref() {
+    if let Some(m) = s.keys() {
         m.remove_bucket_key(&meta.name).map_err(error::keys)?;
     }
     Ok(S3Response::new(DeleteBucketOutput::default()))

@@ -8,7 +8,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
-use super::read_key::ReadKey;
+use super::read_key;
 use super::service::CipherS3;
 use super::{body, error, headers, kp, object_lock, objects, sse, tagging, versioning};
 use engine::SealSpec;
@@ -56,7 +56,7 @@ pub(super) async fn copy_object(
     }
     .check(source.record.unchecked(), true)?;
     let source_tags = source.tags().clone();
-    let (read, source_meta) = ReadKey::resolve_stored(s, &src_bucket, &src_key, source.record, sent)?;
+    let (read, source_meta) = read_key::resolve_stored(s, &src_bucket, &src_key, source.record, sent)?;
     let source = PlainSource::open(source.body, &source_meta, read.key, s.backend).map_err(error::object)?;
 
     // The target's protection and metadata.

@@ -7,8 +7,8 @@ use s3s::{S3Error, S3ErrorCode, s3_error};
 
 use http::{HeaderMap, HeaderValue};
 use keys::KeysError;
-use object::ObjectError;
 use object::StoreError;
+use object::{ObjectError, ProtectionError};
 use pipeline::PipelineError;
 
 /// An object layer error as an S3 error.
@@ -64,6 +64,29 @@ pub(crate) fn keys(e: KeysError) -> S3Error {
             err
         }
         other => internal(&other),
+    }
+}
+
+/// A protection that cannot be had as the S3 error a client should see.
+pub(crate) fn protection(e: ProtectionError) -> S3Error {
+    match e {
+        ProtectionError::Keys(e) => keys(e),
+        ProtectionError::NoKeyManager => S3Error::with_message(S3ErrorCode::NotImplemented, e.to_string()),
+        ProtectionError::KmsKeyNotFound(_) => {
+            let mut err =
+                S3Error::with_message(S3ErrorCode::Custom("KMS.NotFoundException".into()), e.to_string());
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err
+        }
+        ProtectionError::Both
+        | ProtectionError::KeyIdWithoutKms
+        | ProtectionError::KeyIdWithSseS3
+        | ProtectionError::SseKpBucket { .. }
+        | ProtectionError::NoHsm(_)
+        | ProtectionError::Dsse
+        | ProtectionError::Unsupported(_) => {
+            S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
-use super::read_key::ReadKey;
+use super::read_key::{self, Echo, ReadKey};
 use super::{
     CipherS3, body, copy, error, full_object, headers, kp, object_lock, objects, sse, tagging, versioning,
 };
@@ -129,7 +129,7 @@ pub(super) async fn upload_part(
     let number = part_number(input.part_number)?;
     let length = s.check_length(input.content_length)?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
+    let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let expected = Expected::new(
         input.content_md5.clone(),
         digest::declared([
@@ -211,7 +211,7 @@ pub(super) async fn upload_part_copy(
         &input.copy_source_sse_customer_key_md5,
     ];
     let (source_read, source_meta) =
-        ReadKey::resolve_stored(s, &src_bucket, &src_key, source.record, source_sent)?;
+        read_key::resolve_stored(s, &src_bucket, &src_key, source.record, source_sent)?;
     let source =
         PlainSource::open(source.body, &source_meta, source_read.key, s.backend).map_err(error::object)?;
     let (first, last) = match &input.copy_source_range {
@@ -220,7 +220,7 @@ pub(super) async fn upload_part_copy(
     };
     s.check_length(i64::try_from(last - first).ok())?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
+    let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
     let spec = part_spec(s, &read, number);
     let md5 = etag::needs_md5(&read.protection);
@@ -254,7 +254,7 @@ pub(super) async fn complete(
         Err(e) => return Err(e),
     };
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let read = ReadKey::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
+    let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let requested = input.multipart_upload.take().and_then(|m| m.parts).unwrap_or_default();
     if requested.is_empty() {
         return Err(s3_error!(MalformedXML, "the request names no parts"));
@@ -455,7 +455,7 @@ fn completed_before(
         return Err(gone);
     }
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let (read, record) = ReadKey::resolve_stored(s, &input.bucket, &input.key, stored, sent)?;
+    let (read, record) = read_key::resolve_stored(s, &input.bucket, &input.key, stored, sent)?;
     let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     let numbers: Vec<Option<i32>> = requested.iter().map(|p| p.part_number).collect();
     let same_parts = match &record.layout {

@@ -144,7 +144,7 @@ pub(super) fn guard(bucket: &BucketRecord, bypass: Option<bool>) -> Option<Guard
 /// Turns Object Lock on for a bucket being made or changed: versioning on, and its root
 /// keys retained (before the record says so, so that no key is deleted meanwhile).
 pub(super) fn enable(s: &CipherS3, bucket: &mut BucketRecord, config: BucketLock) -> S3Result<()> {
-    if let Some(m) = s.keys.as_deref() {
+    if let Some(m) = s.keys() {
         m.retain_bucket(&bucket.name).map_err(error::keys)?;
     }
     bucket.versioning = Versioning::Enabled;

@@ -7,11 +7,11 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::digest::{self, Expected};
-use super::read_key::ReadKey;
+use super::read_key::{self, Echo};
 use super::service::CipherS3;
 use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
 use engine::SealSpec;
-use object::{BucketRecord, ObjectRecord, PlainSource, Protection, etag};
+use object::{BucketRecord, ObjectRecord, PlainSource, Protection, Requested, SentKey, etag};
 
 fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -90,39 +90,16 @@ pub(super) async fn put_object(
     Ok(response)
 }
 
-/// The protection of a new object in `bucket`: SSE-C if the request carries a key, else
-/// the root key asked for with aws:kms or AES256 (`kms`, see [`kp::requested_sse`]) or
-/// the bucket's default (SSE-S3 or a root key), else AONT-RS. Returns how the engine seals
-/// it and how its record names it.
+/// The protection of a new object in `bucket` ([`object::Policy::for_new_object`]): how
+/// the engine seals it and how its record names it.
 pub(super) fn protection(
     s: &CipherS3,
     object: &str,
     bucket: &BucketRecord,
-    sse_c: Option<sse::SseC>,
-    kms: Option<kp::Requested>,
+    sse_c: Option<SentKey>,
+    kms: Option<Requested>,
 ) -> S3Result<(engine::Protection, Protection)> {
-    if sse_c.is_some() && kms.is_some() {
-        return Err(s3_error!(
-            InvalidArgument,
-            "choose SSE-C or server-side encryption (aws:kms, AES256), not both"
-        ));
-    }
-    let root = match (&sse_c, kms) {
-        (None, None) => kp::bucket_default(s, bucket)?,
-        (_, kms) => kms,
-    };
-    Ok(match (sse_c, root) {
-        (Some(k), _) => (engine::Protection::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
-        (None, Some(kp::Requested { root, sse_s3 })) => {
-            let key = kp::new_object_key(s, bucket, object, &root)?;
-            let recorded = Protection::SseKp { root: root.clone(), sse_s3 };
-            (engine::Protection::SseKp { key, crn: root }, recorded)
-        }
-        (None, None) => {
-            let recorded = if s.plaintext_mode() { Protection::Plaintext } else { Protection::Aont };
-            (engine::Protection::Aont, recorded)
-        }
-    })
+    s.policy.for_new_object(bucket, object, sse_c, kms).map_err(error::protection)
 }
 
 pub(super) async fn get_object(
@@ -139,7 +116,7 @@ pub(super) async fn get_object(
         object_lock::shown(&object.lock());
     // The key first: nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
+    let (read, meta) = read_key::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -225,7 +202,7 @@ pub(super) async fn head_object(
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too; and nothing in the record is trusted before its tag checks.
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let (read, meta) = ReadKey::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
+    let (read, meta) = read_key::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
     Conditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),

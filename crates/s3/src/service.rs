@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Result, s3_error};
 use super::{error, lenient_range};
 use engine::Backend;
 use keys::KeyManager;
-use object::{BucketRecord, Objects};
+use object::{BucketRecord, Objects, Policy};
 
 /// Largest object accepted in one PUT, and largest part (S3's limit).
 pub(crate) const MAX_PUT: u64 = 5 << 30;
@@ -23,34 +23,21 @@ const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(60);
 pub struct CipherS3 {
     pub(crate) objects: Objects,
     pub(crate) backend: Backend,
-    pub(crate) keys: Option<Arc<KeyManager>>,
+    /// Which protection new objects get and which key opens a stored one.
+    pub(crate) policy: Policy,
     pub(crate) max_object: u64,
     pub(crate) body_idle: std::time::Duration,
-    /// Benchmark baseline only: new default-protection objects are stored unencrypted.
-    #[cfg(feature = "bench-plaintext")]
-    pub(crate) plaintext: bool,
 }
 
 impl CipherS3 {
     /// A service over `objects`; `keys` enables SSE-KP.
     pub fn new(objects: Objects, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
-        Self {
-            objects,
-            backend,
-            keys,
-            max_object: MAX_PUT,
-            body_idle: DEFAULT_BODY_IDLE,
-            #[cfg(feature = "bench-plaintext")]
-            plaintext: std::env::var("CIPHERSTORE_BENCH_PLAINTEXT").is_ok_and(|v| v == "1"),
-        }
+        Self { objects, backend, policy: policy(keys), max_object: MAX_PUT, body_idle: DEFAULT_BODY_IDLE }
     }
 
-    /// Whether new default-protection objects skip the engine (benchmark builds only).
-    pub(crate) fn plaintext_mode(&self) -> bool {
-        #[cfg(feature = "bench-plaintext")]
-        return self.plaintext;
-        #[cfg(not(feature = "bench-plaintext"))]
-        false
+    /// The key manager, if the server has an HSM.
+    pub(crate) fn keys(&self) -> Option<&KeyManager> {
+        self.policy.keys()
     }
 
     /// Sets the largest single PUT and part (at most S3's 5 GiB).
@@ -96,4 +83,13 @@ impl CipherS3 {
         }
         Ok(meta)
     }
+}
+
+/// The protection policy over `keys`; benchmark builds store new default-protection
+/// objects unencrypted when CIPHERSTORE_BENCH_PLAINTEXT=1.
+fn policy(keys: Option<Arc<KeyManager>>) -> Policy {
+    let policy = Policy::new(keys);
+    #[cfg(feature = "bench-plaintext")]
+    let policy = policy.with_plaintext(std::env::var("CIPHERSTORE_BENCH_PLAINTEXT").is_ok_and(|v| v == "1"));
+    policy
 }

@@ -12,19 +12,11 @@ use zeroize::Zeroizing;
 
 use engine::key::KEY_LEN;
 use engine::{CustomerKey, SecretKey};
-use object::Protection;
-
-/// A validated SSE-C key and its MD5 (base64).
-pub struct SseC {
-    /// The key, bound to bucket and object.
-    pub key: CustomerKey,
-    /// Base64 MD5 of the key, as sent.
-    pub md5: String,
-}
+use object::{Protection, SentKey, binding};
 
 /// Validates the SSE-C headers (algorithm, key, key MD5) of a request for `bucket`/`key`;
 /// `None` if none was sent.
-pub fn parse(headers: [&Option<String>; 3], bucket: &str, object: &str) -> S3Result<Option<SseC>> {
+pub fn parse(headers: [&Option<String>; 3], bucket: &str, object: &str) -> S3Result<Option<SentKey>> {
     let [algorithm, key, key_md5] = headers.map(Option::as_ref);
     if algorithm.is_none() && key.is_none() && key_md5.is_none() {
         return Ok(None);
@@ -50,13 +42,12 @@ pub fn parse(headers: [&Option<String>; 3], bucket: &str, object: &str) -> S3Res
     bytes.copy_from_slice(&raw);
     let secret = SecretKey::from_bytes(bytes);
     zeroize::Zeroize::zeroize(&mut bytes);
-    let context = [bucket.as_bytes(), b"/", object.as_bytes()].concat();
-    Ok(Some(SseC { key: CustomerKey { key: secret, context }, md5: computed }))
+    Ok(Some(SentKey { key: CustomerKey { key: secret, context: binding(bucket, object) }, md5: computed }))
 }
 
 /// The SSE-C key needed to read an object protected by `protection`, checked against
 /// what the request sent.
-pub(crate) fn for_read(protection: &Protection, sent: Option<SseC>) -> S3Result<Option<SseC>> {
+pub(crate) fn for_read(protection: &Protection, sent: Option<SentKey>) -> S3Result<Option<SentKey>> {
     match (protection.sse_c_md5(), sent) {
         (None, None) => Ok(None),
         (None, Some(_)) => {
@@ -91,7 +82,7 @@ mod tests {
         let ok = parse([&Some(a.clone()), &Some(k.clone()), &Some(m.clone())], "b", "o").unwrap().unwrap();
         assert_eq!(ok.key.context, b"b/o");
         assert!(parse([&None, &None, &None], "b", "o").unwrap().is_none());
-        let code = |r: S3Result<Option<SseC>>| r.err().map(|e| e.code().as_str().to_owned());
+        let code = |r: S3Result<Option<SentKey>>| r.err().map(|e| e.code().as_str().to_owned());
         assert_eq!(
             code(parse([&Some("AES128".into()), &Some(k.clone()), &Some(m.clone())], "b", "o")).as_deref(),
             Some("InvalidEncryptionAlgorithmError")
