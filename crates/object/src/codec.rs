@@ -185,12 +185,6 @@ mod tests {
 
     fn record() -> ObjectRecord {
         ObjectRecord {
-            key: "k".into(),
-            size: 3,
-            etag: "e".into(),
-            last_modified: 1,
-            protection: Protection::SseC { key_md5: "md5".into() },
-            layout: Layout::Single { salt: Some([9; 16]) },
             headers: Headers {
                 content_type: Some("text/plain".into()),
                 cache_control: Some("no-cache".into()),
@@ -198,12 +192,14 @@ mod tests {
                 ..Headers::default()
             },
             user: [("a".to_owned(), "b".to_owned())].into(),
-            upload_id: None,
-            storage_class: None,
-            tags: Default::default(),
-            version_id: None,
-            delete_marker: false,
-            lock: Default::default(),
+            ..ObjectRecord::new(
+                "k".into(),
+                3,
+                "e".into(),
+                1,
+                Protection::SseC { key_md5: "md5".into() },
+                Layout::Single { salt: Some([9; 16]) },
+            )
         }
     }
 

@@ -59,20 +59,16 @@ impl ObjectMetaV1 {
             None => Layout::Single { salt: attr(SALT).map(|s| parse_salt(s)).transpose()? },
         };
         Ok(ObjectRecord {
-            key: self.key.clone(),
-            size: self.size,
-            etag: self.etag.clone(),
-            last_modified: self.last_modified,
-            protection,
-            layout,
             headers: Headers { content_type: self.content_type.clone(), ..Headers::default() },
             user: self.user.clone(),
-            upload_id: None,
-            storage_class: None,
-            tags: Default::default(),
-            version_id: None,
-            delete_marker: false,
-            lock: Default::default(),
+            ..ObjectRecord::new(
+                self.key.clone(),
+                self.size,
+                self.etag.clone(),
+                self.last_modified,
+                protection,
+                layout,
+            )
         })
     }
 

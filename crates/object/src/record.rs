@@ -177,6 +177,34 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// A record of the object `key`: what every record has, and nothing else yet (no
+    /// headers, user metadata, tags, lock, version; not a delete marker).
+    pub fn new(
+        key: String,
+        size: u64,
+        etag: String,
+        last_modified: u64,
+        protection: Protection,
+        layout: Layout,
+    ) -> Self {
+        Self {
+            key,
+            size,
+            etag,
+            last_modified,
+            protection,
+            layout,
+            headers: Headers::default(),
+            user: BTreeMap::new(),
+            upload_id: None,
+            storage_class: None,
+            tags: TagSet::default(),
+            version_id: None,
+            delete_marker: false,
+            lock: Lock::default(),
+        }
+    }
+
     /// How many parts it was uploaded in (0 for an object written whole).
     pub fn parts_count(&self) -> usize {
         match &self.layout {
@@ -239,22 +267,14 @@ mod tests {
     #[test]
     fn part_ranges_follow_the_manifest() {
         let part = |number, size| PartEntry { number, size, stored: size + 40, salt: None };
-        let mut r = ObjectRecord {
-            key: "k".into(),
-            size: 10,
-            etag: "e".into(),
-            last_modified: 0,
-            protection: Protection::Aont,
-            layout: Layout::Parts(vec![part(1, 6), part(3, 4)]),
-            headers: Headers::default(),
-            user: BTreeMap::new(),
-            upload_id: None,
-            storage_class: None,
-            tags: Default::default(),
-            version_id: None,
-            delete_marker: false,
-            lock: Default::default(),
-        };
+        let mut r = ObjectRecord::new(
+            "k".into(),
+            10,
+            "e".into(),
+            0,
+            Protection::Aont,
+            Layout::Parts(vec![part(1, 6), part(3, 4)]),
+        );
         assert_eq!(r.parts_count(), 2);
         assert_eq!((r.part_range(1), r.part_range(2)), (Some(0..6), Some(6..10)));
         assert_eq!((r.part_range(0), r.part_range(3)), (None, None));

@@ -9,7 +9,7 @@ pub use store::versions::NULL;
 use super::bucket::Versioning;
 use super::error::ObjectError;
 use super::objects::{Fetched, Objects};
-use super::record::{Headers, Layout, ObjectRecord, Protection};
+use super::record::{Layout, ObjectRecord, Protection};
 use store::{VersionCursor, Wanted};
 
 /// What a delete did.
@@ -65,20 +65,15 @@ pub fn wanted(bucket: &str, key: &str, version_id: &str) -> Result<Wanted, Objec
 /// The record of a delete marker of `key` made now.
 fn marker_record(key: &str) -> ObjectRecord {
     ObjectRecord {
-        key: key.to_owned(),
-        size: 0,
-        etag: String::new(),
-        last_modified: base::clock::now_unix(),
-        protection: Protection::Aont,
-        layout: Layout::Single { salt: None },
-        headers: Headers::default(),
-        user: Default::default(),
-        upload_id: None,
-        storage_class: None,
-        tags: Default::default(),
-        version_id: None,
         delete_marker: true,
-        lock: Default::default(),
+        ..ObjectRecord::new(
+            key.to_owned(),
+            0,
+            String::new(),
+            base::clock::now_unix(),
+            Protection::Aont,
+            Layout::Single { salt: None },
+        )
     }
 }
 

@@ -105,20 +105,16 @@ impl<W> Encrypted<W> {
         user: std::collections::BTreeMap<String, String>,
     ) -> ObjectRecord {
         ObjectRecord {
-            key,
-            size: self.size,
-            etag: object::etag::of(&protection, self.digests.md5_hex()),
-            last_modified: base::clock::now_unix(),
-            protection,
-            layout: object::Layout::Single { salt: self.salt },
             headers,
             user,
-            upload_id: None,
-            storage_class: None,
-            tags: Default::default(),
-            version_id: None,
-            delete_marker: false,
-            lock: Default::default(),
+            ..ObjectRecord::new(
+                key,
+                self.size,
+                object::etag::of(&protection, self.digests.md5_hex()),
+                base::clock::now_unix(),
+                protection,
+                object::Layout::Single { salt: self.salt },
+            )
         }
     }
 }

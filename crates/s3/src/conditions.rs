@@ -85,22 +85,14 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn meta() -> ObjectRecord {
-        ObjectRecord {
-            key: "k".into(),
-            size: 1,
-            etag: "abc".into(),
-            last_modified: 1_000,
-            protection: object::Protection::Aont,
-            layout: object::Layout::Single { salt: None },
-            headers: Default::default(),
-            user: Default::default(),
-            upload_id: None,
-            storage_class: None,
-            tags: Default::default(),
-            version_id: None,
-            delete_marker: false,
-            lock: Default::default(),
-        }
+        ObjectRecord::new(
+            "k".into(),
+            1,
+            "abc".into(),
+            1_000,
+            object::Protection::Aont,
+            object::Layout::Single { salt: None },
+        )
     }
 
     fn at(secs: u64) -> Timestamp {

@@ -317,20 +317,20 @@ pub(super) async fn complete(
     let mut private = upload.metadata(read.key.as_ref()).map_err(error::object)?;
     private.headers.checksums = checksums;
     let record = ObjectRecord {
-        key: upload.key,
-        size: manifest.iter().map(|p| p.size).sum(),
-        etag: etag::multipart(&upload.protection, chosen.iter().map(|p| p.record.etag.as_str())),
-        last_modified: now_unix(),
-        protection: upload.protection,
-        layout: Layout::Parts(manifest),
         headers: private.headers,
         user: private.user,
         upload_id: Some(input.upload_id.clone()),
         storage_class: upload.storage_class,
         tags: upload.tags,
-        version_id: None,
-        delete_marker: false,
         lock: upload.lock,
+        ..ObjectRecord::new(
+            upload.key,
+            manifest.iter().map(|p| p.size).sum(),
+            etag::multipart(&upload.protection, chosen.iter().map(|p| p.record.etag.as_str())),
+            now_unix(),
+            upload.protection,
+            Layout::Parts(manifest),
+        )
     };
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
