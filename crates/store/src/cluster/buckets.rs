@@ -1,0 +1,72 @@
+//! Buckets of the cluster store: records under `b/`, kept in memory by the bucket cache.
+
+use super::*;
+
+impl BucketStore for ClusterStore {
+    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_bucket_name(name)?;
+        let key = bucket_key(name);
+        let ops = vec![Op::Put(key.clone(), record.to_vec()), Op::Put(seq_key(name), Vec::new())];
+        match self.inner.wait(self.inner.txn_at(vec![Compare::Absent(key)], ops))? {
+            Some(revision) => {
+                self.inner.buckets.note(name, revision, Some(record.to_vec()));
+                Ok(())
+            }
+            None => Err(StoreError::BucketExists(name.to_owned())),
+        }
+    }
+
+    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        check_bucket_name(name)?;
+        match self.inner.wait(self.inner.bucket_record(name))? {
+            Some(record) => Ok(record),
+            None => Err(StoreError::NoSuchBucket(name.to_owned())),
+        }
+    }
+
+    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_bucket_name(name)?;
+        let key = bucket_key(name);
+        let ops = vec![Op::Put(key.clone(), record.to_vec())];
+        match self.inner.wait(self.inner.txn_at(vec![Compare::Present(key)], ops))? {
+            Some(revision) => {
+                self.inner.buckets.note(name, revision, Some(record.to_vec()));
+                Ok(())
+            }
+            None => Err(StoreError::NoSuchBucket(name.to_owned())),
+        }
+    }
+
+    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        check_bucket_name(name)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            for _ in 0..COMMIT_TRIES {
+                let Some(seq) = inner.get(&seq_key(name)).await? else {
+                    return Err(StoreError::NoSuchBucket(name.to_owned()));
+                };
+                for prefix in [objects_of(name), uploads_of(name)] {
+                    let page = inner.kv.range(&prefix, &prefix_end(&prefix), 1).await.map_err(kv_error)?;
+                    if !page.entries.is_empty() {
+                        return Err(StoreError::BucketNotEmpty(name.to_owned()));
+                    }
+                }
+                let ops = vec![Op::Delete(bucket_key(name)), Op::Delete(seq_key(name))];
+                let compares = vec![Compare::Revision(seq_key(name), seq.mod_revision)];
+                if let Some(revision) = inner.txn_at(compares, ops).await? {
+                    inner.buckets.note(name, revision, None);
+                    return Ok(());
+                }
+            }
+            Err(StoreError::Unavailable("the bucket kept changing; retry".into()))
+        })
+    }
+
+    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
+        let entries = self.inner.wait(self.inner.all(b"b/", &prefix_end(b"b/")))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Named { name: String::from_utf8_lossy(&e.key[2..]).into_owned(), record: e.value })
+            .collect())
+    }
+}

@@ -1,0 +1,87 @@
+//! Objects of the cluster store: the current version of each key, read from its entry or
+//! its blobs, listed in key order.
+
+use super::*;
+
+impl ObjectStore for ClusterStore {
+    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        check_key(key)?;
+        self.inner.wait(self.inner.require_bucket(bucket))?;
+        Ok(Box::new(self.writer(bucket, "d", Target::Object(key.to_owned()))))
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+        check_key(key)?;
+        let inner = &self.inner;
+        let entry = inner.wait(async {
+            match inner.get(&object_key(bucket, key)).await? {
+                Some(e) => Ok(e),
+                None => {
+                    inner.require_bucket(bucket).await?;
+                    Err(StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() })
+                }
+            }
+        })?;
+        self.stored(key, Located::decode(key, &entry.value)?)
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let k = object_key(bucket, key);
+            for _ in 0..COMMIT_TRIES {
+                let Some(e) = inner.get(&k).await? else { return Ok(false) };
+                let located = Located::decode(key, &e.value)?;
+                let mut ops = vec![Op::Delete(k.clone()), Op::Put(seq_key(bucket), Vec::new())];
+                ops.extend(retire(&located.blobs));
+                if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
+                    return Ok(true);
+                }
+            }
+            Err(StoreError::Unavailable("the object kept changing; retry".into()))
+        })
+    }
+
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Named>, StoreError> {
+        let base = objects_of(bucket);
+        let first = object_key(bucket, prefix);
+        let start = match start_after {
+            Some(a) if a.as_bytes() >= prefix.as_bytes() => {
+                [object_key(bucket, a).as_slice(), b"\0"].concat()
+            }
+            _ => first.clone(),
+        };
+        let end = prefix_end(&first);
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let mut out = Vec::new();
+            let mut start = start;
+            while out.len() < limit {
+                let page = inner.kv.range(&start, &end, limit - out.len()).await.map_err(kv_error)?;
+                for e in &page.entries {
+                    let name =
+                        String::from_utf8(e.key[base.len()..].to_vec()).map_err(|e| corrupt("a key", &e))?;
+                    let located = Located::decode(&name, &e.value)?;
+                    // A delete marker is no object.
+                    if !located.version(&name)?.marker {
+                        out.push(Named { record: located.record(&name)?, name });
+                    }
+                }
+                match page.entries.last() {
+                    Some(last) if page.more => start = [last.key.as_slice(), b"\0"].concat(),
+                    _ => break,
+                }
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! Multipart uploads of the cluster store: upload and part entries, completed by listing
+//! the part blobs (no copy).
+
+use super::*;
+
+impl UploadStore for ClusterStore {
+    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_upload_id(upload_id)?;
+        check_bucket_name(bucket)?;
+        let ops = vec![Op::Put(upload_key(bucket, upload_id), record.to_vec())];
+        if self.inner.wait(self.inner.txn(vec![Compare::Present(bucket_key(bucket))], ops))? {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchBucket(bucket.to_owned()))
+        }
+    }
+
+    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+        check_upload_id(upload_id)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            match inner.get(&upload_key(bucket, upload_id)).await? {
+                Some(e) => Ok(e.value),
+                None => Err(StoreError::NoSuchUpload(upload_id.to_owned())),
+            }
+        })
+    }
+
+    fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
+        self.upload(bucket, upload_id)?;
+        Ok(Box::new(self.writer(bucket, "p", Target::Part(upload_id.to_owned(), number))))
+    }
+
+    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        self.upload(bucket, upload_id)?;
+        let prefix = parts_of(bucket, upload_id);
+        let entries = self.inner.wait(self.inner.all(&prefix, &prefix_end(&prefix)))?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let number = std::str::from_utf8(&e.key[prefix.len()..])
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| corrupt("a part key", &"not a part number"))?;
+                let located = Located::decode("a part", &e.value)?;
+                Ok(StoredPart { number, stored: located.stored(), record: located.record("a part")? })
+            })
+            .collect()
+    }
+
+    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+        let prefix = uploads_of(bucket);
+        let inner = &self.inner;
+        let entries = inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            inner.all(&prefix, &prefix_end(&prefix)).await
+        })?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Named {
+                name: String::from_utf8_lossy(&e.key[prefix.len()..]).into_owned(),
+                record: e.value,
+            })
+            .collect())
+    }
+
+    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        check_upload_id(upload_id)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let upload = upload_key(bucket, upload_id);
+            let prefix = parts_of(bucket, upload_id);
+            for _ in 0..COMMIT_TRIES {
+                let Some(u) = inner.get(&upload).await? else {
+                    return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
+                };
+                let parts = inner.all(&prefix, &prefix_end(&prefix)).await?;
+                let mut blobs = Vec::new();
+                let mut compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
+                for p in &parts {
+                    compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
+                    blobs.extend(Located::decode("a part", &p.value)?.blobs);
+                }
+                let mut ops =
+                    vec![Op::Delete(upload.clone()), Op::DeleteRange(prefix.clone(), prefix_end(&prefix))];
+                ops.extend(blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                if inner.txn(compares, ops).await? {
+                    inner.discard(&blobs).await;
+                    return Ok(());
+                }
+            }
+            Err(StoreError::Unavailable("the upload kept changing; retry".into()))
+        })
+    }
+
+    fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        key: &str,
+        parts: &[u32],
+        record: &[u8],
+        version: Option<&Version>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        check_upload_id(upload_id)?;
+        check_key(key)?;
+        let inner = &self.inner;
+        inner.wait(async {
+            inner.require_bucket(bucket).await?;
+            let upload = upload_key(bucket, upload_id);
+            let prefix = parts_of(bucket, upload_id);
+            for _ in 0..COMMIT_TRIES {
+                let Some(u) = inner.get(&upload).await? else {
+                    return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
+                };
+                let uploaded = inner.all(&prefix, &prefix_end(&prefix)).await?;
+                let mut compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
+                let mut chosen = Vec::new();
+                let mut unchosen = Vec::new();
+                for p in &uploaded {
+                    let located = Located::decode("a part", &p.value)?;
+                    let number: Option<u32> =
+                        std::str::from_utf8(&p.key[prefix.len()..]).ok().and_then(|n| n.parse().ok());
+                    if number.is_some_and(|n| parts.contains(&n)) {
+                        compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
+                        chosen.push((number, located));
+                    } else {
+                        unchosen.extend(located.blobs);
+                    }
+                }
+                let mut blobs = Vec::with_capacity(parts.len());
+                for n in parts {
+                    let located = chosen
+                        .iter()
+                        .find(|(number, _)| *number == Some(*n))
+                        .map(|(_, l)| l)
+                        .ok_or_else(|| StoreError::NoSuchUpload(upload_id.to_owned()))?;
+                    blobs.extend(located.blobs.iter().cloned());
+                }
+                let entry = Located::new(blobs, record);
+                let (placing, mut ops, removed) = inner.completing(bucket, key, entry, version).await?;
+                compares.extend(placing);
+                ops.push(Op::Delete(upload.clone()));
+                ops.push(Op::DeleteRange(prefix.clone(), prefix_end(&prefix)));
+                ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
+                if inner.txn(compares, ops).await? {
+                    inner.discard(&unchosen).await;
+                    return removed.map(|r| r.record(key)).transpose();
+                }
+            }
+            Err(StoreError::Unavailable("the upload kept changing; retry".into()))
+        })
+    }
+}
