@@ -321,6 +321,28 @@ impl Digests {
     }
 }
 
+/// The [`Expected`] digests of a PutObject or UploadPart input (the fields both carry):
+/// Content-MD5, the declared flexible checksums and the checksum algorithm, from the
+/// request's headers and trailer.
+macro_rules! expected {
+    ($input:expr, $headers:expr, $trailing:expr) => {
+        $crate::digest::Expected::new(
+            $input.content_md5.clone(),
+            $crate::digest::declared([
+                &$input.checksum_crc32,
+                &$input.checksum_crc32c,
+                &$input.checksum_crc64nvme,
+                &$input.checksum_sha1,
+                &$input.checksum_sha256,
+            ]),
+            $input.checksum_algorithm.as_ref(),
+            $headers,
+            $trailing,
+        )
+    };
+}
+pub(crate) use expected;
+
 #[cfg(test)]
 mod tests {
     use super::*;

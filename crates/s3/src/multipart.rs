@@ -14,7 +14,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
-use super::digest::{self, Expected};
+use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::{
     CipherS3, body, copy, error, full_object, headers, kp, object_lock, objects, sse, tagging, versioning,
@@ -130,19 +130,7 @@ pub(super) async fn upload_part(
     let length = s.check_length(input.content_length)?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
-    let expected = Expected::new(
-        input.content_md5.clone(),
-        digest::declared([
-            &input.checksum_crc32,
-            &input.checksum_crc32c,
-            &input.checksum_crc64nvme,
-            &input.checksum_sha1,
-            &input.checksum_sha256,
-        ]),
-        input.checksum_algorithm.as_ref(),
-        &headers,
-        trailing_headers,
-    )?;
+    let expected = digest::expected!(input, &headers, trailing_headers)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
     let spec = part_spec(s, &read, number);

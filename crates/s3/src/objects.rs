@@ -6,8 +6,8 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
-use super::digest::{self, Expected};
-use super::read_key::{self, Echo};
+use super::digest;
+use super::read_key::{self, Echo, ReadKey};
 use super::service::CipherS3;
 use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
 use engine::SealSpec;
@@ -32,19 +32,7 @@ pub(super) async fn put_object(
         &input.key,
     )?;
     let length = s.check_length(input.content_length)?;
-    let expected = Expected::new(
-        input.content_md5.clone(),
-        digest::declared([
-            &input.checksum_crc32,
-            &input.checksum_crc32c,
-            &input.checksum_crc64nvme,
-            &input.checksum_sha1,
-            &input.checksum_sha256,
-        ]),
-        input.checksum_algorithm.as_ref(),
-        &headers,
-        trailing_headers,
-    )?;
+    let expected = digest::expected!(input, &headers, trailing_headers)?;
     let user = super::headers::user_metadata(input.metadata)?;
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
@@ -102,29 +90,67 @@ pub(super) fn protection(
     s.policy.for_new_object(bucket, object, sse_c, kms).map_err(error::protection)
 }
 
+/// What GET and HEAD ask of an object (the fields both operations' inputs carry).
+pub(super) struct ReadRequest<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    version_id: Option<&'a str>,
+    sse_c: [&'a Option<String>; 3],
+    conditions: Conditions<'a>,
+}
+
+/// The [`ReadRequest`] of a GetObject or HeadObject input.
+macro_rules! read_request {
+    ($input:expr) => {
+        ReadRequest {
+            bucket: &$input.bucket,
+            key: &$input.key,
+            version_id: $input.version_id.as_deref(),
+            sse_c: [&$input.sse_customer_algorithm, &$input.sse_customer_key, &$input.sse_customer_key_md5],
+            conditions: Conditions {
+                if_match: $input.if_match.as_ref(),
+                if_none_match: $input.if_none_match.as_ref(),
+                if_modified_since: $input.if_modified_since.as_ref(),
+                if_unmodified_since: $input.if_unmodified_since.as_ref(),
+            },
+        }
+    };
+}
+
+/// An object opened for GET or HEAD: its record verified under its key and its
+/// conditions met.
+struct Opened {
+    body: Box<dyn object::ObjectReader>,
+    read: ReadKey,
+    meta: ObjectRecord,
+    version_id: Option<String>,
+    tag_count: Option<i32>,
+    lock: (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>),
+}
+
+/// Opens the object (or version) a GET or HEAD names, for `caller`. The key first: nothing
+/// in the record is trusted before its tag checks under it.
+fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Result<Opened> {
+    let bucket = s.owned_bucket(req.bucket, caller)?;
+    let object = versioning::open(s, req.bucket, req.key, req.version_id)?;
+    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
+    let tag_count = tagging::count(object.tags());
+    let lock = object_lock::shown(&object.lock());
+    let (read, meta) = read_key::resolve_stored(s, req.bucket, req.key, object.record, req.sse_c)?;
+    req.conditions.check(&meta, false)?;
+    Ok(Opened { body: object.body, read, meta, version_id, tag_count, lock })
+}
+
 pub(super) async fn get_object(
     s: &CipherS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
-    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
-    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
-    let tag_count = tagging::count(object.tags());
-    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
-        object_lock::shown(&object.lock());
-    // The key first: nothing in the record is trusted before its tag checks.
-    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let (read, meta) = read_key::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
-    .check(&meta, false)?;
-    let source = PlainSource::open(object.body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
+    let Opened { body, read, meta, version_id, tag_count, lock } =
+        open_for_read(s, &caller, read_request!(input))?;
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
+    let source = PlainSource::open(body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
     let size = source.size();
     let parts_count = source.parts_count();
     let (first, last, content_range) = match (&input.range, input.part_number) {
@@ -193,23 +219,11 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = &req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
-    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
-    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
-    let tag_count = tagging::count(object.tags());
-    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
-        object_lock::shown(&object.lock());
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
-    // refuses HEAD too; and nothing in the record is trusted before its tag checks.
-    let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
-    let (read, meta) = read_key::resolve_stored(s, &input.bucket, &input.key, object.record, sent)?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
-    .check(&meta, false)?;
+    // refuses HEAD too.
+    let Opened { read, meta, version_id, tag_count, lock, .. } =
+        open_for_read(s, &caller, read_request!(input))?;
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     // With partNumber: that part's length and range, and how many parts there are.
     let (length, content_range, parts_count) = match input.part_number {
         None => (meta.size, None, None),
