@@ -1,7 +1,7 @@
 //! The `cipherstore serve` process around the S3 layer: configuration ([`config`]: file,
-//! environment, flags), users ([`users`]), TLS ([`tls`]), the HTTP front with `/health`,
+//! environment, flags), users (`iam::users`), TLS ([`tls`]), the HTTP front with `/health`,
 //! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), the aws-chunked framing
-//! check on streamed bodies ([`chunk_framing`]), a cluster gateway's background sweep
+//! check on streamed bodies (`s3::chunk_framing`), a cluster gateway's background sweep
 //! ([`sweeper`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 

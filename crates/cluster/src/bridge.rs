@@ -1,4 +1,4 @@
-//! Synchronous callers over async clients: the [`Store`](super::Store) trait and the key
+//! Synchronous callers over async clients: the store traits and the key
 //! manager are synchronous, while etcd and the blob backend are reached through async
 //! clients. A [`Bridge`] runs a future on the runtime it was made in and waits for it from
 //! any thread: a runtime worker (through `block_in_place`), a current-thread runtime (on a

@@ -1,6 +1,6 @@
 //! Where ciphertext and its records live. The store never sees plaintext or keys: it is
 //! handed engine objects (header and units) and the records the object layer
-//! ([`object`]) keeps beside them, as bytes it does not interpret. [`Store`] is the
+//! (the `object` crate) keeps beside them, as bytes it does not interpret. [`Store`] is the
 //! interface a second backend (an upstream S3 cluster with records in etcd) will also
 //! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
 //! each object, not in process memory, so several service instances can share a backend.
@@ -173,12 +173,12 @@ pub fn check_upload_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
-/// What [`Store::set_annex`] makes of a version's record and present annex: the annex to
+/// What [`VersionStore::set_annex`] makes of a version's record and present annex: the annex to
 /// keep (`None`: none). An error leaves everything as it was and is returned as is.
 pub type AnnexChange<'a> =
     &'a mut (dyn FnMut(&[u8], Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> + Send);
 
-/// Whether [`Store::delete_version`] may remove a version, given its record and annex; an
+/// Whether [`VersionStore::delete_version`] may remove a version, given its record and annex; an
 /// error keeps it and is returned as is.
 pub type Allow<'a> = &'a mut (dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), StoreError> + Send);
 
@@ -188,7 +188,7 @@ pub struct StoredObject {
     pub record: Vec<u8>,
     /// Bytes.
     pub body: Box<dyn ObjectReader>,
-    /// The annex (tags, retention, legal hold) [`Store::set_annex`] last kept for it, as
+    /// The annex (tags, retention, legal hold) [`VersionStore::set_annex`] last kept for it, as
     /// given; the object layer tells whether it still belongs to this object (it may
     /// predate an overwrite).
     pub annex: Option<Vec<u8>>,
@@ -218,7 +218,7 @@ pub struct StoredPart {
 }
 
 /// Buckets of objects: stored bytes and the records kept with them, which a store keeps
-/// and returns as they were given (it never interprets them; [`object`] does). A store is
+/// and returns as they were given (it never interprets them; the `object` crate does). A store is
 /// the four concerns together, each a trait of its own ([`BucketStore`], [`ObjectStore`],
 /// [`VersionStore`], [`UploadStore`]) that a backend implements where the code for it
 /// lives; callers hold an `Arc<dyn Store>`.

@@ -270,7 +270,7 @@ impl VersionStore for FsStore {
         Ok(StoredObject { record, body: Box::new(body), annex, version })
     }
 
-    /// [`crate::Store::set_annex`], under the key's lock.
+    /// [`crate::VersionStore::set_annex`], under the key's lock.
     fn set_annex(
         &self,
         bucket: &str,
