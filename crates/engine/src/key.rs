@@ -20,7 +20,7 @@ impl SecretKey {
     /// A fresh key from the operating system's CSPRNG.
     pub fn random() -> Self {
         let mut k = [0u8; KEY_LEN];
-        super::primitives::fill_random(&mut k);
+        super::random::fill_random(&mut k);
         let key = Self(k);
         k.zeroize();
         key

@@ -12,6 +12,7 @@ pub mod format;
 pub mod key;
 pub mod md5;
 pub mod primitives;
+mod random;
 pub mod sealed_meta;
 pub mod stream;
 

@@ -21,6 +21,7 @@ use sha2::Digest;
 use zeroize::Zeroize;
 
 use super::key::SecretKey;
+pub use super::random::fill_random;
 
 /// Environment variable that selects the backend (`accelerated` or `portable`).
 pub const BACKEND_ENV: &str = "CIPHERSTORE_BACKEND";
@@ -79,17 +80,6 @@ impl FromStr for Backend {
             "portable" => Ok(Self::Portable),
             _ => Err(UnknownBackend(s.to_owned())),
         }
-    }
-}
-
-/// Fills `out` from the operating system's CSPRNG (through aws-lc's DRBG).
-///
-/// A failing system RNG leaves no safe way to continue, so this aborts the process rather
-/// than hand out predictable keys.
-pub fn fill_random(out: &mut [u8]) {
-    if aws_lc_rs::rand::fill(out).is_err() {
-        eprintln!("cipherstore: the system random number generator failed; aborting");
-        std::process::abort();
     }
 }
 

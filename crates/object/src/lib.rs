@@ -1,4 +1,4 @@
-//! What an object is: the layer between the S3 API ([`s3`]) and where bytes and
+//! What an object is: the layer between the S3 API (the `s3` crate) and where bytes and
 //! records live ([`store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
 //! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
