@@ -12,6 +12,7 @@ pub mod amend;
 pub mod annex;
 pub mod bucket;
 pub mod codec;
+pub mod complete;
 pub mod error;
 pub mod etag;
 mod legacy;

@@ -8,6 +8,7 @@ use s3s::{S3Error, S3ErrorCode, s3_error};
 use http::{HeaderMap, HeaderValue};
 use keys::KeysError;
 use object::StoreError;
+use object::complete::PartsError;
 use object::{ObjectError, ProtectionError};
 use pipeline::PipelineError;
 
@@ -88,6 +89,17 @@ pub(crate) fn protection(e: ProtectionError) -> S3Error {
             S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
         }
     }
+}
+
+/// Parts a CompleteMultipartUpload cannot complete with, as S3 names the fault.
+pub(crate) fn parts(e: PartsError) -> S3Error {
+    let code = match e {
+        PartsError::NoParts => S3ErrorCode::MalformedXML,
+        PartsError::Order => S3ErrorCode::InvalidPartOrder,
+        PartsError::Missing(_) => S3ErrorCode::InvalidPart,
+        PartsError::TooSmall { .. } => S3ErrorCode::EntityTooSmall,
+    };
+    S3Error::with_message(code, e.to_string())
 }
 
 /// A store error as an S3 error.

@@ -22,12 +22,8 @@ use super::{
 use base::clock::now_unix;
 use engine::SealSpec;
 use object::{
-    Layout, ObjectRecord, Part, PartEntry, PartRecord, PlainSource, Private, UploadRecord, etag,
-    new_upload_id,
+    Layout, ObjectRecord, Part, PartRecord, PlainSource, Private, UploadRecord, complete, etag, new_upload_id,
 };
-
-/// Smallest part, except the last (S3's rule).
-pub(crate) const MIN_PART: u64 = 5 << 20;
 /// Highest part number.
 pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
 
@@ -244,9 +240,6 @@ pub(super) async fn complete(
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let requested = input.multipart_upload.take().and_then(|m| m.parts).unwrap_or_default();
-    if requested.is_empty() {
-        return Err(s3_error!(MalformedXML, "the request names no parts"));
-    }
     let uploaded: BTreeMap<u32, Part> = s
         .objects
         .list_parts(&input.bucket, &input.upload_id)
@@ -254,26 +247,11 @@ pub(super) async fn complete(
         .into_iter()
         .map(|p| (p.record.number, p))
         .collect();
-    let mut chosen: Vec<&Part> = Vec::with_capacity(requested.len());
-    for r in &requested {
-        let number = part_number(r.part_number.unwrap_or(0))?;
-        if chosen.last().is_some_and(|p| p.record.number >= number) {
-            return Err(s3_error!(InvalidPartOrder, "parts must be listed in ascending order, each once"));
-        }
-        let part = uploaded
-            .get(&number)
-            .filter(|p| r.e_tag.as_ref().is_none_or(|e| e.value() == p.record.etag))
-            .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded or its ETag differs"))?;
-        chosen.push(part);
-    }
-    if let Some(small) = chosen.iter().rev().skip(1).find(|p| p.record.size < MIN_PART) {
-        return Err(s3_error!(
-            EntityTooSmall,
-            "part {} has {} bytes; every part but the last needs at least 5 MiB",
-            small.record.number,
-            small.record.size
-        ));
-    }
+    let named = requested
+        .iter()
+        .map(|r| Ok((part_number(r.part_number.unwrap_or(0))?, r.e_tag.as_ref().map(|e| e.value()))))
+        .collect::<S3Result<Vec<_>>>()?;
+    let chosen = complete::choose(&uploaded, &named).map_err(error::parts)?;
     // The parts' checksums: those the request lists must be the parts' own; the object
     // keeps the composite of those every part has.
     let mut sums = Vec::with_capacity(chosen.len());
@@ -293,33 +271,9 @@ pub(super) async fn complete(
         sums.push(kept);
     }
     let checksums = object_checksums(&input, &chosen, &sums)?;
-    let manifest: Vec<PartEntry> = chosen
-        .iter()
-        .map(|p| PartEntry {
-            number: p.record.number,
-            size: p.record.size,
-            stored: p.stored,
-            salt: p.record.salt,
-        })
-        .collect();
     let mut private = upload.metadata(read.key.as_ref()).map_err(error::object)?;
     private.headers.checksums = checksums;
-    let record = ObjectRecord {
-        headers: private.headers,
-        user: private.user,
-        upload_id: Some(input.upload_id.clone()),
-        storage_class: upload.storage_class,
-        tags: upload.tags,
-        lock: upload.lock,
-        ..ObjectRecord::new(
-            upload.key,
-            manifest.iter().map(|p| p.size).sum(),
-            etag::multipart(&upload.protection, chosen.iter().map(|p| p.record.etag.as_str())),
-            now_unix(),
-            upload.protection,
-            Layout::Parts(manifest),
-        )
-    };
+    let record = complete::record(upload, &input.upload_id, &chosen, private, now_unix());
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
     let target = s.owned_bucket(&input.bucket, &caller)?;
