@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use engine::{Backend, CipherId, HashId, Protection, SealSpec, Sealer};
+use engine::{Backend, CipherId, HashId, SealSpec, Sealer, Sealing};
 use pipeline::units::InMemory;
 use store::dispersal::code::{Code, check};
 
@@ -106,7 +106,7 @@ fn bench_aont_rs(c: &mut Criterion) {
             aont_cipher: cipher,
             aont_hash: hash,
             unit_size: 1 << 20,
-            ..SealSpec::new(Protection::Aont, Backend::Accelerated)
+            ..SealSpec::new(Sealing::Aont, Backend::Accelerated)
         };
         let sealer = Sealer::new(&spec, Some(PLAIN as u64)).unwrap();
         let layout = sealer.layout(PLAIN as u64).unwrap();

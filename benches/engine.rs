@@ -17,7 +17,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use engine::codec::DEFAULT_CHUNK_SIZE;
 use engine::primitives::{CtrImpl, Gcm, HashKind, Hasher, ctr_xor_at};
-use engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey};
+use engine::{Backend, CipherId, CustomerKey, HashId, Opener, SealSpec, Sealer, Sealing, SecretKey};
 use pipeline::units::InMemory;
 
 const N: usize = 64 << 20;
@@ -34,10 +34,8 @@ fn sealed(spec: &SealSpec, plain: &[u8]) -> (Sealer, InMemory) {
 }
 
 fn sse_c_spec(unit: u32) -> SealSpec {
-    let mut s = SealSpec::new(
-        Protection::SseC(CustomerKey::new(SecretKey::from_bytes([7; 32]))),
-        Backend::Accelerated,
-    );
+    let mut s =
+        SealSpec::new(Sealing::SseC(CustomerKey::new(SecretKey::from_bytes([7; 32]))), Backend::Accelerated);
     s.unit_size = unit;
     s
 }
@@ -47,7 +45,7 @@ fn aont_spec(cipher: CipherId, hash: HashId, unit: u32, backend: Backend) -> Sea
         aont_cipher: cipher,
         aont_hash: hash,
         unit_size: unit,
-        ..SealSpec::new(Protection::Aont, backend)
+        ..SealSpec::new(Sealing::Aont, backend)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 
-use engine::{Backend, CustomerKey, Protection, SealSpec, Sealer, SecretKey};
+use engine::{Backend, CustomerKey, SealSpec, Sealer, Sealing, SecretKey};
 use keys::{Hsm, HsmConfig, KeyId, KeyManager, ManagerOptions};
 use pipeline::units::InMemory;
 
@@ -93,7 +93,7 @@ fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
             key: m.bucket_key("bench-bucket", crn).expect("bucket key"),
             context: b"bench-bucket".to_vec(),
         };
-        let spec = SealSpec::new(Protection::SseKp { key, crn: crn.to_owned() }, Backend::Accelerated);
+        let spec = SealSpec::new(Sealing::SseKp { key, crn: crn.to_owned() }, Backend::Accelerated);
         let sealer = Sealer::new(&spec, Some(plain.len() as u64)).expect("sealer");
         let mut o = InMemory::new(&sealer.layout(plain.len() as u64).expect("layout"), &plain);
         o.seal(&sealer, false).expect("seal");

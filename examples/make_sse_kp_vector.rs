@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
+use engine::{Backend, CustomerKey, SealSpec, Sealing, SecretKey};
 use pipeline::stream::encrypt_stream;
 
 fn main() -> anyhow::Result<()> {
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     }
     let key = CustomerKey { key: SecretKey::from_bytes(k), context: context.as_bytes().to_vec() };
     let crn = "crn:v1:cipherstore:vectors:key:00000000-0000-4000-8000-000000000000".to_owned();
-    let mut spec = SealSpec::new(Protection::SseKp { key, crn }, Backend::Accelerated);
+    let mut spec = SealSpec::new(Sealing::SseKp { key, crn }, Backend::Accelerated);
     spec.unit_size = 4096;
     let data = std::fs::read(plain)?;
     let mut bytes = Vec::new();

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::{Backend, Protection, SealSpec, Sealer};
+use engine::{Backend, SealSpec, Sealer, Sealing};
 use store::dispersal::rebuild::{RebuildOptions, RebuildReport};
 use store::dispersal::targets::TargetConfig;
 use store::dispersal::{DispersalConfig, DispersedStore};
@@ -45,7 +45,7 @@ fn fixture(k: usize, n: usize, w: usize) -> Fixture {
 
 /// An AONT-RS object of `plain` with 4 KiB segments, as stored bytes.
 fn sealed(plain: &[u8]) -> Vec<u8> {
-    let mut spec = SealSpec::new(Protection::Aont, Backend::Accelerated);
+    let mut spec = SealSpec::new(Sealing::Aont, Backend::Accelerated);
     spec.unit_size = 4096;
     let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
     let mut out = sealer.header_bytes().to_vec();

@@ -303,7 +303,7 @@ fn bad_module_token_and_pin_each_give_one_clear_error() {
 #[test]
 fn ten_thousand_objects_in_one_bucket_make_one_hsm_call() {
     with_token("ten_thousand_objects_in_one_bucket_make_one_hsm_call", |t| {
-        use engine::{Backend, CustomerKey, Opener, Protection, SealSpec, Sealer};
+        use engine::{Backend, CustomerKey, Opener, SealSpec, Sealer, Sealing};
         use pipeline::units::InMemory;
         let setup = t.manager(Duration::from_secs(60));
         let root = setup.create("bulk-root").unwrap();
@@ -316,7 +316,7 @@ fn ten_thousand_objects_in_one_bucket_make_one_hsm_call() {
         for i in 0..10_000 {
             let key =
                 CustomerKey { key: m.bucket_key("bulk", &root.crn).unwrap(), context: b"bulk".to_vec() };
-            let spec = SealSpec::new(Protection::SseKp { key, crn: root.crn.clone() }, Backend::Accelerated);
+            let spec = SealSpec::new(Sealing::SseKp { key, crn: root.crn.clone() }, Backend::Accelerated);
             let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
             let mut object = InMemory::new(&sealer.layout(plain.len() as u64).unwrap(), &plain);
             object.seal(&sealer, false).unwrap();

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use engine::primitives::Gcm;
-use engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec, Sealer, SecretKey};
+use engine::{Backend, CipherId, CustomerKey, HashId, Opener, SealSpec, Sealer, Sealing, SecretKey};
 use pipeline::units::InMemory;
 
 /// Options of `cipherstore bench`.
@@ -132,7 +132,7 @@ pub(super) fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     );
 
     let customer = CustomerKey::new(key.clone());
-    let sse_c = SealSpec::new(Protection::SseC(customer.clone()), backend);
+    let sse_c = SealSpec::new(Sealing::SseC(customer.clone()), backend);
     let (seal, open) = seal_open(&sse_c, Some(&customer), &plain, secs)?;
     push("STREAM seal (256 KiB chunks)", seal, Some(("aws-lc-rs GCM", raw_gcm)));
     push("STREAM open (256 KiB chunks)", open, Some(("aws-lc-rs GCM", raw_gcm)));
@@ -140,12 +140,12 @@ pub(super) fn run(args: &BenchArgs, backend: Backend) -> anyhow::Result<()> {
     let paper = SealSpec {
         aont_cipher: CipherId::Aes256Ctr,
         aont_hash: HashId::Sha256,
-        ..SealSpec::new(Protection::Aont, backend)
+        ..SealSpec::new(Sealing::Aont, backend)
     };
     let (paper_enc, paper_dec) = seal_open(&paper, None, &plain, secs)?;
     push("paper AONT encode (AES-256-CTR + SHA-256)", paper_enc, None);
     push("paper AONT decode (AES-256-CTR + SHA-256)", paper_dec, None);
-    let ours = SealSpec::new(Protection::Aont, backend);
+    let ours = SealSpec::new(Sealing::Aont, backend);
     let (enc, dec) = seal_open(&ours, None, &plain, secs)?;
     push("AONT-RS encode (default)", enc, Some(("paper AONT encode", paper_enc)));
     push("AONT-RS decode (default)", dec, Some(("paper AONT decode", paper_dec)));

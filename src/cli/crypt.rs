@@ -13,7 +13,7 @@ use super::keyfile::read_key;
 use super::progress::Bar;
 use base::durable::AtomicOutput;
 use engine::format::Header;
-use engine::{Backend, CipherId, CustomerKey, HashId, Opener, Protection, SealSpec};
+use engine::{Backend, CipherId, CustomerKey, HashId, Opener, SealSpec, Sealing};
 use pipeline::{ByteRange, file, stream};
 
 /// Where bytes come from.
@@ -115,15 +115,15 @@ pub(super) fn encrypt(
         bail!("--aont-cipher and --aont-hash apply to --mode aont only");
     }
     let protection = match (options.mode, options.key_file.as_deref(), options.bucket.as_deref()) {
-        (ModeArg::Aont, None, None) => Protection::Aont,
+        (ModeArg::Aont, None, None) => Sealing::Aont,
         (ModeArg::Aont, _, _) => {
             bail!("--key-file and --bucket are for --mode sse-c and sse-kp; AONT-RS needs no key")
         }
-        (ModeArg::SseC, Some(k), None) => Protection::SseC(CustomerKey::new(read_key(k)?)),
+        (ModeArg::SseC, Some(k), None) => Sealing::SseC(CustomerKey::new(read_key(k)?)),
         (ModeArg::SseC, _, _) => bail!("--mode sse-c needs --key-file FILE (a 256-bit key) and no --bucket"),
         (ModeArg::SseKp, None, Some(b)) => {
             let (key, crn) = super::keys::bucket_key(options.keys_dir.as_deref(), b)?;
-            Protection::SseKp { key, crn }
+            Sealing::SseKp { key, crn }
         }
         (ModeArg::SseKp, _, _) => {
             bail!("--mode sse-kp needs --bucket NAME (see `cipherstore keys bind-bucket`) and no --key-file")

@@ -10,7 +10,7 @@ pub(crate) mod versions;
 
 use std::io::Cursor;
 
-use engine::{Backend, CustomerKey, Protection, SealSpec, SecretKey};
+use engine::{Backend, CustomerKey, SealSpec, Sealing, SecretKey};
 use pipeline::{PipelineError, stream};
 
 /// Deterministic, non-repeating-looking bytes.
@@ -31,18 +31,18 @@ pub(crate) fn customer_key(b: u8) -> CustomerKey {
 }
 
 pub(crate) fn aont_spec(unit: u32) -> SealSpec {
-    SealSpec { unit_size: unit, ..SealSpec::new(Protection::Aont, Backend::Accelerated) }
+    SealSpec { unit_size: unit, ..SealSpec::new(Sealing::Aont, Backend::Accelerated) }
 }
 
 pub(crate) fn sse_c_spec(unit: u32, key: &CustomerKey) -> SealSpec {
-    SealSpec { unit_size: unit, ..SealSpec::new(Protection::SseC(key.clone()), Backend::Accelerated) }
+    SealSpec { unit_size: unit, ..SealSpec::new(Sealing::SseC(key.clone()), Backend::Accelerated) }
 }
 
 pub(crate) fn sse_kp_spec(unit: u32, bucket_key: &CustomerKey) -> SealSpec {
     let crn = "crn:v1:cipherstore:test:key:11111111-1111-4111-8111-111111111111".to_owned();
     SealSpec {
         unit_size: unit,
-        ..SealSpec::new(Protection::SseKp { key: bucket_key.clone(), crn }, Backend::Accelerated)
+        ..SealSpec::new(Sealing::SseKp { key: bucket_key.clone(), crn }, Backend::Accelerated)
     }
 }
 

@@ -5,7 +5,9 @@
 use super::aont::AontSuite;
 use super::envelope::CustomerKey;
 use super::error::Error;
-use super::format::{CipherId, FIXED_HEADER_LEN, HashId, Header, Layout, Mode, SALT_LEN, SSE_C_ENVELOPE_LEN};
+use super::format::{
+    CipherId, FIXED_HEADER_LEN, HashId, Header, Mode, SALT_LEN, SSE_C_ENVELOPE_LEN, UnitLayout,
+};
 use super::key::SecretKey;
 use super::primitives::{Backend, DIGEST_LEN, Gcm, fill_random};
 use super::stream::{self, AAD_LEN};
@@ -19,9 +21,11 @@ pub const DEFAULT_AONT_CIPHER: CipherId = CipherId::Aes256Gcm;
 /// Default AONT-RS hash.
 pub const DEFAULT_AONT_HASH: HashId = HashId::Blake3;
 
-/// How to protect a new object.
+/// How a new object's bytes are sealed, with the keys that do it: the engine's side of
+/// a protection mode (the object layer's `Protection` is the record's side, which names
+/// the mode but holds no key).
 #[derive(Clone, Debug)]
-pub enum Protection {
+pub enum Sealing {
     /// AONT-RS (keyless package transform).
     Aont,
     /// STREAM AEAD under a customer key.
@@ -35,7 +39,7 @@ pub enum Protection {
     },
 }
 
-impl Protection {
+impl Sealing {
     /// The key a reader must supply to open objects written this way.
     pub fn key(&self) -> Option<&CustomerKey> {
         match self {
@@ -49,7 +53,7 @@ impl Protection {
 #[derive(Clone, Debug)]
 pub struct SealSpec {
     /// Mode and keys.
-    pub protection: Protection,
+    pub protection: Sealing,
     /// Plaintext bytes per unit.
     pub unit_size: u32,
     /// AONT-RS cipher (ignored by STREAM modes).
@@ -64,10 +68,10 @@ pub struct SealSpec {
 
 impl SealSpec {
     /// The defaults for `protection`.
-    pub fn new(protection: Protection, backend: Backend) -> Self {
+    pub fn new(protection: Sealing, backend: Backend) -> Self {
         let unit_size = match protection {
-            Protection::Aont => DEFAULT_SEGMENT_SIZE,
-            Protection::SseC(_) | Protection::SseKp { .. } => DEFAULT_CHUNK_SIZE,
+            Sealing::Aont => DEFAULT_SEGMENT_SIZE,
+            Sealing::SseC(_) | Sealing::SseKp { .. } => DEFAULT_CHUNK_SIZE,
         };
         Self {
             protection,
@@ -110,15 +114,15 @@ impl Sealer {
         let mut salt = [0u8; SALT_LEN];
         fill_random(&mut salt);
         let (mode, cipher, hash) = match spec.protection {
-            Protection::Aont => (Mode::Aont, spec.aont_cipher, spec.aont_hash),
-            Protection::SseC(_) => (Mode::SseC, CipherId::Aes256Gcm, HashId::Sha256),
-            Protection::SseKp { .. } => (Mode::SseKp, CipherId::Aes256Gcm, HashId::Sha256),
+            Sealing::Aont => (Mode::Aont, spec.aont_cipher, spec.aont_hash),
+            Sealing::SseC(_) => (Mode::SseC, CipherId::Aes256Gcm, HashId::Sha256),
+            Sealing::SseKp { .. } => (Mode::SseKp, CipherId::Aes256Gcm, HashId::Sha256),
         };
         let mut kp_key = None;
         let envelope = match &spec.protection {
-            Protection::Aont => vec![],
-            Protection::SseC(_) => vec![0; SSE_C_ENVELOPE_LEN],
-            Protection::SseKp { key, crn } => {
+            Sealing::Aont => vec![],
+            Sealing::SseC(_) => vec![0; SSE_C_ENVELOPE_LEN],
+            Sealing::SseKp { key, crn } => {
                 let (envelope, dk) = key.seal_kp(&salt, crn)?;
                 kp_key = Some(dk);
                 envelope
@@ -128,14 +132,14 @@ impl Sealer {
             Header { mode, cipher, hash, unit_size: spec.unit_size, plaintext_len, salt, envelope };
         header.validate().map_err(|_| Error::InvalidParameter("unit size must be 4 KiB to 16 MiB"))?;
         let data_key = match &spec.protection {
-            Protection::Aont => None,
-            Protection::SseC(ck) => {
+            Sealing::Aont => None,
+            Sealing::SseC(ck) => {
                 let dk = SecretKey::random();
                 let fixed = header.encode();
                 header.envelope = ck.seal(&salt, &fixed[..FIXED_HEADER_LEN], &dk, spec.backend)?;
                 Some(dk)
             }
-            Protection::SseKp { .. } => kp_key,
+            Sealing::SseKp { .. } => kp_key,
         };
         let encoded = header.encode();
         let digest = header.digest(&encoded, spec.backend);
@@ -155,7 +159,7 @@ impl Sealer {
         &self.encoded
     }
     /// Body layout for `plaintext_len` bytes.
-    pub fn layout(&self, plaintext_len: u64) -> Result<Layout, Error> {
+    pub fn layout(&self, plaintext_len: u64) -> Result<UnitLayout, Error> {
         self.header.layout_for_plaintext(plaintext_len)
     }
     /// Plaintext bytes per unit.
@@ -247,7 +251,7 @@ impl Opener {
         self.header_len
     }
     /// Body layout for a stored object of `stored_len` bytes.
-    pub fn layout(&self, stored_len: u64) -> Result<Layout, Error> {
+    pub fn layout(&self, stored_len: u64) -> Result<UnitLayout, Error> {
         self.header.layout_for_stored(stored_len)
     }
 

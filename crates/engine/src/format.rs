@@ -274,13 +274,13 @@ impl Header {
     }
 
     /// The body layout for an object of `plaintext_len` bytes.
-    pub fn layout_for_plaintext(&self, plaintext_len: u64) -> Result<Layout, Error> {
-        Layout::new(self.encoded_len() as u64, self.unit_size, self.mode.overhead(), plaintext_len)
+    pub fn layout_for_plaintext(&self, plaintext_len: u64) -> Result<UnitLayout, Error> {
+        UnitLayout::new(self.encoded_len() as u64, self.unit_size, self.mode.overhead(), plaintext_len)
     }
 
     /// The body layout for a stored object of `stored_len` bytes, checked against the
     /// header's length when it has one.
-    pub fn layout_for_stored(&self, stored_len: u64) -> Result<Layout, Error> {
+    pub fn layout_for_stored(&self, stored_len: u64) -> Result<UnitLayout, Error> {
         let hlen = self.encoded_len() as u64;
         let unit = u64::from(self.unit_size);
         let overhead = self.mode.overhead() as u64;
@@ -325,7 +325,7 @@ fn le_array<const N: usize>(s: &[u8]) -> [u8; N] {
 
 /// Where each unit of an object lies, FORMAT.md §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
+pub struct UnitLayout {
     header_len: u64,
     unit_size: u64,
     overhead: u64,
@@ -333,7 +333,7 @@ pub struct Layout {
     units: u64,
 }
 
-impl Layout {
+impl UnitLayout {
     /// The layout of an object with this header length, unit size, overhead and length.
     pub fn new(header_len: u64, unit_size: u32, overhead: usize, plaintext_len: u64) -> Result<Self, Error> {
         let unit_size = u64::from(unit_size);

@@ -16,9 +16,9 @@ mod random;
 pub mod sealed_meta;
 pub mod stream;
 
-pub use codec::{Opener, Protection, SealSpec, Sealer};
+pub use codec::{Opener, SealSpec, Sealer, Sealing};
 pub use envelope::CustomerKey;
 pub use error::Error;
-pub use format::{CipherId, HashId, Header, Layout, Mode};
+pub use format::{CipherId, HashId, Header, Mode, UnitLayout};
 pub use key::SecretKey;
 pub use primitives::Backend;

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use super::error::ObjectError;
 use super::record::{self, ObjectRecord, Protection, Salt};
 use engine::format::{FIXED_HEADER_LEN, Header};
-use engine::{Backend, CustomerKey, Layout, Opener};
+use engine::{Backend, CustomerKey, Opener, UnitLayout};
 use pipeline::{PipelineError, random};
 use store::ObjectReader;
 
@@ -37,7 +37,7 @@ pub struct PlainSource {
     body: Box<dyn ObjectReader>,
     raw: bool,
     /// The first span, opened already by [`PlainSource::open`] (key unsealing is not free).
-    first: Option<(Opener, Layout)>,
+    first: Option<(Opener, UnitLayout)>,
     key: Option<CustomerKey>,
     backend: Backend,
     spans: Vec<Span>,
@@ -52,7 +52,7 @@ fn open_at(
     salt: Option<&Salt>,
     key: Option<&CustomerKey>,
     backend: Backend,
-) -> Result<(Opener, Layout), PipelineError> {
+) -> Result<(Opener, UnitLayout), PipelineError> {
     let read = |len: usize| -> Result<Vec<u8>, PipelineError> {
         let mut buf = vec![0u8; len.min((stored.end - stored.start) as usize)];
         let mut filled = 0;
@@ -84,7 +84,7 @@ fn open_span(
     span: &Span,
     key: Option<&CustomerKey>,
     backend: Backend,
-) -> Result<(Opener, Layout), PipelineError> {
+) -> Result<(Opener, UnitLayout), PipelineError> {
     let (opener, layout) = open_at(body, &span.stored, span.number, span.salt.as_ref(), key, backend)?;
     if layout.plaintext_len() != span.plain.end - span.plain.start {
         // The part's header disagrees with the object's part manifest.

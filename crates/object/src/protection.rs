@@ -221,7 +221,7 @@ impl Policy {
         object: &str,
         sse_c: Option<SentKey>,
         kms: Option<Requested>,
-    ) -> Result<(engine::Protection, Protection), ProtectionError> {
+    ) -> Result<(engine::Sealing, Protection), ProtectionError> {
         if sse_c.is_some() && kms.is_some() {
             return Err(ProtectionError::Both);
         }
@@ -230,15 +230,15 @@ impl Policy {
             (_, kms) => kms,
         };
         Ok(match (sse_c, root) {
-            (Some(k), _) => (engine::Protection::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
+            (Some(k), _) => (engine::Sealing::SseC(k.key), Protection::SseC { key_md5: k.md5 }),
             (None, Some(Requested { root, sse_s3 })) => {
                 let key = self.new_object_key(bucket, object, &root)?;
                 let recorded = Protection::SseKp { root: root.clone(), sse_s3 };
-                (engine::Protection::SseKp { key, crn: root }, recorded)
+                (engine::Sealing::SseKp { key, crn: root }, recorded)
             }
             (None, None) => {
                 let recorded = if self.plaintext { Protection::Plaintext } else { Protection::Aont };
-                (engine::Protection::Aont, recorded)
+                (engine::Sealing::Aont, recorded)
             }
         })
     }
@@ -306,13 +306,13 @@ impl ReadKey {
     }
 
     /// The engine protection that writes new bytes the way this key reads them (parts).
-    pub fn sealing(&self) -> engine::Protection {
+    pub fn sealing(&self) -> engine::Sealing {
         match (&self.key, &self.protection) {
-            (Some(k), Protection::SseC { .. }) => engine::Protection::SseC(k.clone()),
+            (Some(k), Protection::SseC { .. }) => engine::Sealing::SseC(k.clone()),
             (Some(k), Protection::SseKp { root, .. }) => {
-                engine::Protection::SseKp { key: k.clone(), crn: root.clone() }
+                engine::Sealing::SseKp { key: k.clone(), crn: root.clone() }
             }
-            _ => engine::Protection::Aont,
+            _ => engine::Sealing::Aont,
         }
     }
 }
@@ -346,7 +346,7 @@ mod tests {
         let policy = Policy::new(None);
         let b = bucket();
         let (sealing, recorded) = policy.for_new_object(&b, "o", None, None).unwrap();
-        assert!(matches!(sealing, engine::Protection::Aont));
+        assert!(matches!(sealing, engine::Sealing::Aont));
         assert_eq!(recorded, Protection::Aont);
         assert!(matches!(
             policy.requested(&b, Some(&ServerSide::SseS3), None),
@@ -384,12 +384,12 @@ mod tests {
         ));
         let (sealing, recorded) = policy.for_new_object(&b, "o", Some(sent()), None).unwrap();
         assert_eq!(recorded, Protection::SseC { key_md5: "md5".into() });
-        let engine::Protection::SseC(k) = sealing else { panic!("not SSE-C") };
+        let engine::Sealing::SseC(k) = sealing else { panic!("not SSE-C") };
         assert_eq!(k.context, b"b/o");
         let read = ReadKey::resolve(&policy, "b", "o", &recorded, Some(sent())).unwrap();
-        assert!(matches!(read.sealing(), engine::Protection::SseC(_)));
+        assert!(matches!(read.sealing(), engine::Sealing::SseC(_)));
         let aont = ReadKey::resolve(&policy, "b", "o", &Protection::Aont, None).unwrap();
-        assert!(aont.key.is_none() && matches!(aont.sealing(), engine::Protection::Aont));
+        assert!(aont.key.is_none() && matches!(aont.sealing(), engine::Sealing::Aont));
         let kp = Protection::SseKp { root: "r".into(), sse_s3: false };
         assert!(matches!(ReadKey::resolve(&policy, "b", "o", &kp, None), Err(ProtectionError::NoKeyManager)));
     }

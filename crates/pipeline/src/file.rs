@@ -16,7 +16,7 @@ use super::progress::Progress;
 use super::units::{UnitRef, open_each, seal_each, stored_slices, units_of};
 use super::{ByteRange, units_per_task};
 use engine::format::{FIXED_HEADER_LEN, Header};
-use engine::{Error, Layout, Opener, SealSpec, Sealer};
+use engine::{Error, Opener, SealSpec, Sealer, UnitLayout};
 
 /// Writes all of `slices` at `offset`, with as few `pwritev` calls as the kernel allows.
 fn write_all_vectored_at(
@@ -58,7 +58,7 @@ fn map_range(file: &File, offset: u64, len: usize) -> Result<Mmap, PipelineError
 }
 
 /// Task groups `(first unit, end unit)` covering `units`.
-fn tasks(layout: &Layout, units: std::ops::Range<u64>) -> Vec<(u64, u64)> {
+fn tasks(layout: &UnitLayout, units: std::ops::Range<u64>) -> Vec<(u64, u64)> {
     let per = units_per_task(layout.unit_size()) as u64;
     let end = units.end;
     (units.start..end).step_by(per as usize).map(|t| (t, (t + per).min(end))).collect()
@@ -184,7 +184,7 @@ pub fn decrypt_file(
 fn gather(
     map: &[u8],
     start: u64,
-    layout: &Layout,
+    layout: &UnitLayout,
     units: &[UnitRef],
     data: &mut Vec<u8>,
     trailers: &mut Vec<u8>,

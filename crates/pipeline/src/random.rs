@@ -11,19 +11,23 @@ use super::budget;
 use super::error::PipelineError;
 use super::pool::{Buf, MAPPED_MIN};
 use super::units::{open_each, units_of};
-use engine::{Layout, Opener};
+use engine::{Opener, UnitLayout};
 
 /// Plaintext bytes decrypted per batch (whole units, at least one).
 const BATCH_BYTES: usize = 4 << 20;
 
 /// The units holding plaintext bytes `[first, last)` (even an empty read authenticates
 /// the single, empty unit).
-fn units_for(layout: &Layout, first: u64, last: u64) -> Result<std::ops::Range<u64>, PipelineError> {
+fn units_for(layout: &UnitLayout, first: u64, last: u64) -> Result<std::ops::Range<u64>, PipelineError> {
     Ok(if last > first { layout.units_for_range(first, last - 1)?.0 } else { 0..1 })
 }
 
 /// The stored bytes [`decrypt_range`] reads for plaintext bytes `[first, last)`.
-pub fn stored_range(layout: &Layout, first: u64, last: u64) -> Result<std::ops::Range<u64>, PipelineError> {
+pub fn stored_range(
+    layout: &UnitLayout,
+    first: u64,
+    last: u64,
+) -> Result<std::ops::Range<u64>, PipelineError> {
     let units = units_for(layout, first, last)?;
     let end = units.end.saturating_sub(1).max(units.start);
     Ok(layout.stored_offset(units.start)..layout.stored_offset(end) + layout.stored_unit_len(end) as u64)
@@ -36,7 +40,7 @@ pub fn stored_range(layout: &Layout, first: u64, last: u64) -> Result<std::ops::
 pub fn decrypt_range(
     read_at: &dyn Fn(&mut [u8], u64) -> io::Result<usize>,
     opener: &Opener,
-    layout: &Layout,
+    layout: &UnitLayout,
     first: u64,
     last: u64,
     sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,

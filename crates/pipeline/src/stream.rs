@@ -372,7 +372,7 @@ pub fn decrypt_stream<R: Read + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::Protection;
+    use engine::Sealing;
 
     /// Streams longer than the inline limit, with the length announced right, too short
     /// or too long, or not at all: the bytes round-trip when it is right or absent, and a
@@ -380,8 +380,7 @@ mod tests {
     #[test]
     fn announced_lengths_size_batches_but_are_never_trusted() {
         let unit = 64 << 10;
-        let spec =
-            SealSpec { unit_size: unit as u32, ..SealSpec::new(Protection::Aont, Backend::Accelerated) };
+        let spec = SealSpec { unit_size: unit as u32, ..SealSpec::new(Sealing::Aont, Backend::Accelerated) };
         for len in [INLINE_MAX as usize + 1, 3 * unit * 16, 3 * unit * 16 + 1, BATCH_BYTES * 2 + 7] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             for announced in [None, Some(len as u64)] {

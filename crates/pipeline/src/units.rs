@@ -9,7 +9,7 @@ use std::io::IoSlice;
 
 use rayon::prelude::*;
 
-use engine::{Error, Layout, Opener, Sealer};
+use engine::{Error, Opener, Sealer, UnitLayout};
 
 /// One unit of a run: its index, data length and finality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct UnitRef {
 }
 
 /// The units `range` of `layout`.
-pub fn units_of(layout: &Layout, range: std::ops::Range<u64>) -> Vec<UnitRef> {
+pub fn units_of(layout: &UnitLayout, range: std::ops::Range<u64>) -> Vec<UnitRef> {
     range.map(|i| UnitRef { index: i, len: layout.plain_len(i), is_final: layout.is_final(i) }).collect()
 }
 
@@ -124,7 +124,7 @@ pub struct InMemory {
 
 impl InMemory {
     /// `plaintext` laid out for `layout`, trailers zeroed, ready for [`seal_each`].
-    pub fn new(layout: &Layout, plaintext: &[u8]) -> Self {
+    pub fn new(layout: &UnitLayout, plaintext: &[u8]) -> Self {
         let units = units_of(layout, 0..layout.units());
         Self { trailers: vec![0; units.len() * layout.overhead()], units, data: plaintext.to_vec() }
     }
@@ -149,11 +149,11 @@ impl InMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::{Backend, Protection, SealSpec};
+    use engine::{Backend, SealSpec, Sealing};
 
     #[test]
     fn sealed_runs_open_in_parallel_and_sequentially() {
-        let spec = SealSpec { unit_size: 4096, ..SealSpec::new(Protection::Aont, Backend::Accelerated) };
+        let spec = SealSpec { unit_size: 4096, ..SealSpec::new(Sealing::Aont, Backend::Accelerated) };
         let plain: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
         let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
         let layout = sealer.layout(plain.len() as u64).unwrap();

@@ -74,7 +74,7 @@ impl Read for ChannelReader {
 }
 
 /// How a body is sealed.
-pub(crate) enum Sealing {
+pub(crate) enum Seal {
     /// By the engine.
     Engine(SealSpec),
     /// Stored as received: the benchmark baseline, compiled only with `bench-plaintext`.
@@ -124,7 +124,7 @@ impl<W> Encrypted<W> {
 pub(crate) async fn encrypt<W: Write + Send + 'static>(
     body: StreamingBlob,
     writer: W,
-    spec: Sealing,
+    spec: Seal,
     content_length: Option<u64>,
     limits: Limits,
     expected: Expected,
@@ -258,7 +258,7 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     first: u64,
     last: u64,
     writer: W,
-    spec: Sealing,
+    spec: Seal,
     md5: bool,
 ) -> S3Result<Encrypted<W>> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
@@ -323,19 +323,19 @@ pub(super) async fn blocking<T: Send + 'static>(
 async fn seal<W: Write + Send + 'static>(
     rx: mpsc::Receiver<io::Result<Bytes>>,
     mut writer: W,
-    spec: Sealing,
+    spec: Seal,
     content_length: Option<u64>,
     digests: Digests,
 ) -> S3Result<Result<Encrypted<W>, PipelineError>> {
     tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader { rx, current: Bytes::new(), digests };
         let (size, salt) = match &spec {
-            Sealing::Engine(spec) => {
+            Seal::Engine(spec) => {
                 let sealed = stream::encrypt_stream(&mut reader, &mut writer, spec, content_length, &())?;
                 (sealed.plaintext_len, Some(sealed.salt))
             }
             #[cfg(feature = "bench-plaintext")]
-            Sealing::Passthrough => (stream::copy_stream(&mut reader, &mut writer, content_length)?, None),
+            Seal::Passthrough => (stream::copy_stream(&mut reader, &mut writer, content_length)?, None),
         };
         Ok::<_, PipelineError>(Encrypted { writer, size, digests: reader.digests.finish(), salt })
     })
@@ -367,13 +367,13 @@ fn refused_body(e: &(dyn std::error::Error + 'static)) -> s3s::S3Error {
 
 /// How bytes recorded as protected by `protection` are sealed: by the engine under
 /// `spec`, or (benchmark builds only) passed through.
-pub(crate) fn sealing(spec: SealSpec, protection: &Protection) -> Sealing {
+pub(crate) fn sealing(spec: SealSpec, protection: &Protection) -> Seal {
     #[cfg(feature = "bench-plaintext")]
     if *protection == Protection::Plaintext {
-        return Sealing::Passthrough;
+        return Seal::Passthrough;
     }
     let _ = protection;
-    Sealing::Engine(spec)
+    Seal::Engine(spec)
 }
 
 /// The limits a request body streams under.

@@ -97,7 +97,7 @@ pub(super) async fn create(
 }
 
 /// How a part of an upload is sealed: its protection, with the part number bound in.
-fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> body::Sealing {
+fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> body::Seal {
     let mut spec = SealSpec::new(read.sealing(), s.backend);
     spec.part = number;
     body::sealing(spec, &read.protection)

@@ -86,7 +86,7 @@ pub(super) fn protection(
     bucket: &BucketRecord,
     sse_c: Option<SentKey>,
     kms: Option<Requested>,
-) -> S3Result<(engine::Protection, Protection)> {
+) -> S3Result<(engine::Sealing, Protection)> {
     s.policy.for_new_object(bucket, object, sse_c, kms).map_err(error::protection)
 }
 
