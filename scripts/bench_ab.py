@@ -57,10 +57,18 @@ def main():
     ap.add_argument("--mode", default="default", choices=["default", "SSE-C", "SSE-KP", "plaintext"])
     ap.add_argument("--budget", type=int, help="limits.stream_buffers_mib for every server")
     a = ap.parse_args()
-    a.phases = [p for p in a.phases.split(",") if p]
-    unknown = [p for p in a.phases if p not in PHASES]
+    asked = [p for p in a.phases.split(",") if p]
+    unknown = [p for p in asked if p not in PHASES]
+    # Run in PHASES order whatever the order asked: each PUT before the GET that reads it.
+    a.phases = [p for p in PHASES if p in asked]
     if len(a.bins) < 2 or unknown or a.runs < 1:
         ap.error(f"two binaries or more, known phases and one run at least (unknown: {unknown})")
+    # A GET phase reads what its PUT phase wrote in the same server run.
+    orphans = [g for g, put in (("get", "put"), ("wget", "wput"), ("sget", "sput"))
+               if g in a.phases and put not in a.phases]
+    if orphans:
+        ap.error(f"GET phases read what their PUT phase wrote: add "
+                 f"{', '.join(g[:-3] + 'put' for g in orphans)} to --phases")
     for b in a.bins:
         if not pathlib.Path(b).is_file():
             ap.error(f"no binary at {b}")
