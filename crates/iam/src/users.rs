@@ -82,7 +82,8 @@ pub fn ensure(path: &Path) -> Result<(), UsersError> {
     }
     let mut rnd = [0u8; 30];
     engine::primitives::fill_random(&mut rnd);
-    let hexs = base::hex::encode(&rnd);
+    let hexs = Zeroizing::new(base::hex::encode(&rnd));
+    zeroize::Zeroize::zeroize(&mut rnd);
     let line = Zeroizing::new(format!(
         "# access-key secret-key, one user per line\ndev{} {}\n",
         &hexs[..12].to_uppercase(),

@@ -240,6 +240,14 @@ pub(super) async fn complete(
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let requested = input.multipart_upload.take().and_then(|m| m.parts).unwrap_or_default();
+    // The request is checked before the store is asked for the parts.
+    let named = requested
+        .iter()
+        .map(|r| Ok((part_number(r.part_number.unwrap_or(0))?, r.e_tag.as_ref().map(|e| e.value()))))
+        .collect::<S3Result<Vec<_>>>()?;
+    if named.is_empty() {
+        return Err(error::parts(complete::PartsError::NoParts));
+    }
     let uploaded: BTreeMap<u32, Part> = s
         .objects
         .list_parts(&input.bucket, &input.upload_id)
@@ -247,10 +255,6 @@ pub(super) async fn complete(
         .into_iter()
         .map(|p| (p.record.number, p))
         .collect();
-    let named = requested
-        .iter()
-        .map(|r| Ok((part_number(r.part_number.unwrap_or(0))?, r.e_tag.as_ref().map(|e| e.value()))))
-        .collect::<S3Result<Vec<_>>>()?;
     let chosen = complete::choose(&uploaded, &named).map_err(error::parts)?;
     // The parts' checksums: those the request lists must be the parts' own; the object
     // keeps the composite of those every part has.
