@@ -145,12 +145,12 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(matches!(s.get("data", "none"), Err(StoreError::NoSuchKey { .. })));
     let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).chain(["big".to_string()]).collect();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    assert_eq!(names(s.list("data", "", None, 100).unwrap()), want);
-    assert_eq!(names(s.list("data", "dir/", None, 100).unwrap()), ["dir/b", "dir/c"]);
-    assert_eq!(names(s.list("data", "dir/", Some("dir/b"), 100).unwrap()), ["dir/c"]);
-    assert_eq!(names(s.list("data", "", Some("a"), 2).unwrap()), ["big", "dir/b"]);
-    assert!(s.list("data", "", None, 0).unwrap().is_empty());
-    assert!(s.list("other", "", None, 10).unwrap().is_empty());
+    assert_eq!(names(s.list("data", Page::new("", None, 100)).unwrap()), want);
+    assert_eq!(names(s.list("data", Page::new("dir/", None, 100)).unwrap()), ["dir/b", "dir/c"]);
+    assert_eq!(names(s.list("data", Page::new("dir/", Some("dir/b"), 100)).unwrap()), ["dir/c"]);
+    assert_eq!(names(s.list("data", Page::new("", Some("a"), 2)).unwrap()), ["big", "dir/b"]);
+    assert!(s.list("data", Page::new("", None, 0)).unwrap().is_empty());
+    assert!(s.list("other", Page::new("", None, 10)).unwrap().is_empty());
     let blobs_before = blob_names(&ceph).await.len();
     assert_eq!(blobs_before, keys.len() + 1, "one blob per object");
 
@@ -235,7 +235,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(o.body.read_at(&mut buf, small.len() as u64).unwrap(), 0);
     assert_eq!((requests::BLOB_PUT.get(), requests::BLOB_GET.get()), (puts, gets), "no blob written or read");
     assert_eq!(blob_names(&ceph).await.len(), blobs_before);
-    let listed = inl.list("data", "s", None, 10).unwrap();
+    let listed = inl.list("data", Page::new("s", None, 10)).unwrap();
     assert_eq!(names(listed), ["small"]);
     put(&inl, "data", "small", &big[..DEFAULT_INLINE_MAX + 1]);
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 1, "one byte more: a blob");
@@ -288,9 +288,9 @@ async fn cluster_store_on_etcd_and_ceph() {
         w.await.unwrap();
     }
     assert_eq!(blob_names(&ceph).await.len(), blobs_before, "all kept in their entries");
-    let page = widest.list("inline", "", None, 1000).unwrap();
+    let page = widest.list("inline", Page::new("", None, 1000)).unwrap();
     assert_eq!((page.len(), page[999].name.as_str()), (1000, "k0999"));
-    assert_eq!(names(widest.list("inline", "", Some("k0999"), 1000).unwrap()), ["k1000"]);
+    assert_eq!(names(widest.list("inline", Page::new("", Some("k0999"), 1000)).unwrap()), ["k1000"]);
     assert!(read(&s, "inline", "k0500") == body);
 
     // Multipart: parts are blobs; completing lays them end to end without copying.
@@ -314,7 +314,11 @@ async fn cluster_store_on_etcd_and_ceph() {
     );
     assert_eq!(listed[1].record, b"part 2");
     assert_eq!(names(s.list_uploads("data").unwrap()), std::slice::from_ref(&id));
-    s.complete_upload("data", &id, "mp", &[1, 2], b"mp record", None).unwrap();
+    s.complete_upload(
+        "data",
+        Completion { upload_id: &id, key: "mp", parts: &[1, 2], record: b"mp record", version: None },
+    )
+    .unwrap();
     assert!(read(&s, "data", "mp") == [p1.as_slice(), b"second two"].concat());
     assert_eq!(s.head("data", "mp").unwrap(), b"mp record");
     assert!(matches!(s.upload("data", &id), Err(StoreError::NoSuchUpload(_))));
@@ -338,7 +342,11 @@ async fn cluster_store_on_etcd_and_ceph() {
         w.write_all(format!("<{n:03}>").as_bytes()).unwrap();
         w.commit(b"p").unwrap();
     }
-    s.complete_upload("data", &many, "many", &numbers, b"many record", None).unwrap();
+    s.complete_upload(
+        "data",
+        Completion { upload_id: &many, key: "many", parts: &numbers, record: b"many record", version: None },
+    )
+    .unwrap();
     let want: String = numbers.iter().map(|n| format!("<{n:03}>")).collect();
     assert_eq!(read(&s, "data", "many"), want.as_bytes(), "300 parts end to end");
     assert!(s.delete("data", "many").unwrap());
@@ -480,7 +488,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     let mut seen = Vec::new();
     let mut after: Option<store::VersionCursor> = None;
     loop {
-        let page = inline.list_versions("versions-inline", "deep", after.as_ref(), 1000).unwrap();
+        let page = inline.list_versions("versions-inline", Page::new("deep", after.as_ref(), 1000)).unwrap();
         let Some(last) = page.last() else { break };
         after = Some(store::VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });
         seen.extend(page.into_iter().map(|l| l.version.id));

@@ -131,7 +131,7 @@ fn objects_round_trip_whole_and_by_range_at_every_shape() {
         }
         let files = slice_files(&f);
         assert!(files.iter().all(|t| t.len() == 6), "one slice per object on every target: {files:?}");
-        let listed = f.store.list("bkt", "", None, 100).unwrap();
+        let listed = f.store.list("bkt", Page::new("", None, 100)).unwrap();
         assert_eq!(listed.len(), 6);
         assert!(listed.iter().all(|x| x.record == format!("record of {}", x.name).as_bytes()));
     }
@@ -207,7 +207,17 @@ fn multipart_objects_are_their_parts_slices_and_aborts_remove_them() {
     );
     assert!(listed.iter().all(|p| p.record == b"part"));
     // Parts 1 and 3 make the object; part 2's slices go with the upload.
-    s.complete_upload("bkt", &"a".repeat(32), "mp", &[1, 3], b"object", None).unwrap();
+    s.complete_upload(
+        "bkt",
+        Completion {
+            upload_id: &"a".repeat(32),
+            key: "mp",
+            parts: &[1, 3],
+            record: b"object",
+            version: None,
+        },
+    )
+    .unwrap();
     let got = s.get("bkt", "mp").unwrap();
     assert_eq!(got.record, b"object");
     assert_eq!(read_all(got.body.as_ref()).unwrap(), [parts[0].clone(), parts[2].clone()].concat());

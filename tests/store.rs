@@ -61,7 +61,7 @@ fn hostile_keys_stay_inside_the_bucket_and_round_trip() {
         assert!(entry.starts_with(dir.path()));
     }
     assert!(!dir.path().parent().unwrap().join("escape").exists());
-    let listed = s.list("data", "", None, 100).unwrap();
+    let listed = s.list("data", Page::new("", None, 100)).unwrap();
     assert!(listed.iter().all(|n| n.record == record(&n.name, 100)));
     let listed = names(listed);
     let mut want = keys.to_vec();
@@ -101,7 +101,7 @@ fn unfinished_writes_leave_nothing_and_crash_leftovers_are_cleaned() {
     let (s, removed) = FsStore::open(dir.path()).unwrap();
     assert_eq!(removed, 1);
     assert_eq!(read(&s, "data", "k"), b"old");
-    assert_eq!(s.list("data", "", None, 10).unwrap().len(), 1);
+    assert_eq!(s.list("data", Page::new("", None, 10)).unwrap().len(), 1);
 }
 
 #[test]
@@ -117,7 +117,11 @@ fn tag_sets_sit_beside_objects_and_go_with_them() {
     let o = s.get("tags", "dir/o").unwrap();
     assert_eq!(o.annex.as_deref(), Some(&b"two"[..]));
     assert_eq!((read(&s, "tags", "dir/o"), o.record), (b"bytes".to_vec(), record("dir/o", 5)));
-    assert_eq!(names(s.list("tags", "", None, 10).unwrap()), ["dir/o"], "a tag set is not an object");
+    assert_eq!(
+        names(s.list("tags", Page::new("", None, 10)).unwrap()),
+        ["dir/o"],
+        "a tag set is not an object"
+    );
     common::set_annex(&s, "tags", "dir/o", None).unwrap();
     assert_eq!(s.get("tags", "dir/o").unwrap().annex, None);
     common::set_annex(&s, "tags", "dir/o", Some(b"three")).unwrap();
@@ -253,7 +257,7 @@ proptest! {
             .take(limit)
             .cloned()
             .collect();
-        let got = names(s.list("model", &prefix, after.as_deref(), limit).unwrap());
+        let got = names(s.list("model", Page::new(&prefix, after.as_deref(), limit)).unwrap());
         prop_assert_eq!(got, want);
     }
 }
@@ -296,7 +300,17 @@ fn multipart_uploads_are_all_or_nothing() {
     // Nothing under the key until complete; then the parts' bytes in order.
     assert!(matches!(s.get("mpu", "k"), Err(StoreError::NoSuchKey { .. })));
     let late = part(3, b"late");
-    s.complete_upload("mpu", &upload_id, "k", &[1, 2], &record("k", 12), None).unwrap();
+    s.complete_upload(
+        "mpu",
+        Completion {
+            upload_id: &upload_id,
+            key: "k",
+            parts: &[1, 2],
+            record: &record("k", 12),
+            version: None,
+        },
+    )
+    .unwrap();
     assert_eq!(read(&s, "mpu", "k"), b"firstSECOND!");
     assert_eq!(s.head("mpu", "k").unwrap(), record("k", 12));
     assert!(s.list_uploads("mpu").unwrap().is_empty());
@@ -383,15 +397,19 @@ mod versions {
         let kept = current.with_extension("v");
         std::fs::create_dir(&kept).unwrap();
         std::fs::hard_link(&current, kept.join(format!("{}.o", v1.id))).unwrap();
-        let listed = s.list_versions("ver", "", None, 100).unwrap();
+        let listed = s.list_versions("ver", Page::new("", None, 100)).unwrap();
         assert_eq!(listed.len(), 1, "the copy is not a second version");
         // The next commit completes the change: both versions, once each.
         let v2 = Version::new(false, false);
         let mut w = s.put("ver", "k").unwrap();
         w.write_all(b"two").unwrap();
         w.commit_version(b"r2", &v2).unwrap();
-        let ids: Vec<String> =
-            s.list_versions("ver", "", None, 100).unwrap().into_iter().map(|l| l.version.id).collect();
+        let ids: Vec<String> = s
+            .list_versions("ver", Page::new("", None, 100))
+            .unwrap()
+            .into_iter()
+            .map(|l| l.version.id)
+            .collect();
         assert_eq!(ids, vec![v2.id.clone(), v1.id.clone()]);
         // Removing the current version promotes the other, not a stale copy of itself.
         super::common::delete_version(&s, "ver", "k", &Wanted::Id(v2.id)).unwrap().unwrap();
@@ -420,7 +438,7 @@ mod versions {
         let mut after: Option<VersionCursor> = None;
         let mut pages = 0;
         loop {
-            let page = s.list_versions("ver", "", after.as_ref(), 1000).unwrap();
+            let page = s.list_versions("ver", Page::new("", after.as_ref(), 1000)).unwrap();
             pages += 1;
             let Some(last) = page.last() else { break };
             after = Some(VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use store::{SequentialReader, Store, StoreError, Version, VersionCursor, Wanted};
+use store::{Page, SequentialReader, Store, StoreError, Version, VersionCursor, Wanted};
 
 /// One step.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
             expected.push((KEYS[i].to_owned(), v, latest, body));
         }
     }
-    let listed = s.list_versions(bucket, "", None, 10_000).unwrap();
+    let listed = s.list_versions(bucket, Page::new("", None, 10_000)).unwrap();
     let got: Vec<_> = listed.iter().map(|l| (l.key.clone(), l.version.clone(), l.latest)).collect();
     let want: Vec<_> = expected.iter().map(|(k, v, l, _)| (k.clone(), v.clone(), *l)).collect();
     assert_eq!(got, want, "version listing");
@@ -134,7 +134,7 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
     let mut paged = Vec::new();
     let mut after: Option<VersionCursor> = None;
     loop {
-        let page = s.list_versions(bucket, "", after.as_ref(), 2).unwrap();
+        let page = s.list_versions(bucket, Page::new("", after.as_ref(), 2)).unwrap();
         if let Some(last) = page.last() {
             after = Some(VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });
         }
@@ -160,7 +160,8 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
             None => assert!(matches!(s.get(bucket, KEYS[i]), Err(StoreError::NoSuchKey { .. }))),
         }
     }
-    let names: Vec<String> = s.list(bucket, "", None, 1000).unwrap().into_iter().map(|n| n.name).collect();
+    let names: Vec<String> =
+        s.list(bucket, Page::new("", None, 1000)).unwrap().into_iter().map(|n| n.name).collect();
     assert_eq!(names, objects, "object listing");
     let absent = Wanted::Id(Version::new(false, false).id);
     assert!(matches!(s.get_version(bucket, KEYS[0], &absent), Err(StoreError::NoSuchVersion { .. })));
@@ -181,7 +182,7 @@ pub(crate) fn concurrent(s: &(dyn Store + Sync), bucket: &str, threads: usize, e
             });
         }
     });
-    let listed = s.list_versions(bucket, "contended", None, 100_000).unwrap();
+    let listed = s.list_versions(bucket, Page::new("contended", None, 100_000)).unwrap();
     assert_eq!(listed.len(), threads * each, "every concurrent version is kept");
     assert_eq!(listed.iter().filter(|l| l.latest).count(), 1);
     let mut bodies: Vec<String> = listed
@@ -288,5 +289,5 @@ pub(crate) fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, 
     });
     let annex = s.get_version(bucket, key, &wanted).unwrap().annex.unwrap();
     assert_eq!(String::from_utf8(annex).unwrap(), (threads * each).to_string(), "no change lost");
-    assert_eq!(s.list_versions(bucket, key, None, 100_000).unwrap().len(), each + 1);
+    assert_eq!(s.list_versions(bucket, Page::new(key, None, 100_000)).unwrap().len(), each + 1);
 }

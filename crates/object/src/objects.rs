@@ -14,7 +14,7 @@ use super::record::ObjectRecord;
 use super::tags::TagSet;
 use super::upload::{Part, PartRecord, UploadRecord};
 use engine::CustomerKey;
-use store::{ObjectReader, ObjectWriter, PartWriter, Store, Version};
+use store::{Completion, ObjectReader, ObjectWriter, Page, PartWriter, Store, Version};
 
 /// Typed records over a store.
 #[derive(Clone)]
@@ -182,18 +182,12 @@ impl Objects {
         Ok(record)
     }
 
-    /// Up to `limit` objects whose keys start with `prefix` and sort after `start_after`,
-    /// in byte order of their keys, as their records describe them. Their tags are not
-    /// checked (listings need no key).
-    pub fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Listed>, ObjectError> {
+    /// One page of objects (keys that start with the page's prefix and sort after its
+    /// cursor), in byte order of their keys, as their records describe them. Their tags
+    /// are not checked (listings need no key).
+    pub fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Listed>, ObjectError> {
         self.store
-            .list(bucket, prefix, start_after, limit)?
+            .list(bucket, page)?
             .into_iter()
             .map(|o| {
                 let record = Self::open_record(&o.record, &o.name)?;
@@ -289,7 +283,9 @@ impl Objects {
         let version = versioning.new_version(false);
         record.version_id = version.as_ref().filter(|v| !v.null).map(|v| v.id.clone());
         let sealed = codec::seal(record, key)?;
-        self.store.complete_upload(bucket, upload_id, &record.key, parts, &sealed, version.as_ref())?;
+        let done =
+            Completion { upload_id, key: &record.key, parts, record: &sealed, version: version.as_ref() };
+        self.store.complete_upload(bucket, done)?;
         Ok(())
     }
 }

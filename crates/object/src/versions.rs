@@ -10,7 +10,7 @@ use super::bucket::Versioning;
 use super::error::ObjectError;
 use super::objects::{Fetched, Objects};
 use super::record::{Layout, ObjectRecord, Protection};
-use store::{VersionCursor, Wanted};
+use store::{Page, VersionCursor, Wanted};
 
 /// What a delete did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl Objects {
             }
         };
         self.store
-            .list_versions(bucket, prefix, after.as_ref(), limit)?
+            .list_versions(bucket, Page::new(prefix, after.as_ref(), limit))?
             .into_iter()
             .map(|v| {
                 let record = Self::open_record(&v.record, &v.key)?;

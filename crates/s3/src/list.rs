@@ -37,7 +37,10 @@ fn collect(
         return Ok((entries, false));
     }
     loop {
-        let page = s.objects.list(bucket, prefix, cursor.as_deref(), PAGE).map_err(error::object)?;
+        let page = s
+            .objects
+            .list(bucket, object::Page::new(prefix, cursor.as_deref(), PAGE))
+            .map_err(error::object)?;
         let exhausted = page.len() < PAGE;
         for meta in page {
             cursor = Some(meta.key.clone());

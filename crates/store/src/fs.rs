@@ -426,7 +426,7 @@ macro_rules! write_to_tmp {
         }
     };
 }
-use crate::{BucketStore, ObjectStore, VersionStore};
+use crate::{BucketStore, ObjectStore, Page, VersionStore};
 use write_to_tmp;
 
 write_to_tmp!(FsWriter);
@@ -551,7 +551,7 @@ impl BucketStore for FsStore {
     fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
         let _change = self.known.change();
         let dir = self.existing_bucket(name)?;
-        if !self.list_versions(name, "", None, 1)?.is_empty() {
+        if !self.list_versions(name, Page::new("", None, 1))?.is_empty() {
             return Err(StoreError::BucketNotEmpty(name.to_owned()));
         }
         // Vanish at once, then clean up at leisure.
@@ -626,13 +626,8 @@ impl ObjectStore for FsStore {
         }
     }
 
-    fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Named>, StoreError> {
+    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
+        let Page { prefix, after: start_after, limit } = page;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let prefix = keypath::hex(prefix.as_bytes());
         let after = start_after.map(|a| keypath::hex(a.as_bytes()));

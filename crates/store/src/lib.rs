@@ -11,9 +11,10 @@ pub mod fs;
 pub mod keypath;
 pub mod versions;
 
-/// The store traits, for code that calls a concrete store (`use store::prelude::*;`).
+/// The store traits and the requests their methods take, for code that calls a concrete
+/// store (`use store::prelude::*;`).
 pub mod prelude {
-    pub use crate::{BucketStore, ObjectStore, Store, UploadStore, VersionStore};
+    pub use crate::{BucketStore, Completion, ObjectStore, Page, Store, UploadStore, VersionStore};
 }
 
 use std::io::Write;
@@ -206,6 +207,52 @@ pub struct Named {
     pub record: Vec<u8>,
 }
 
+/// One page of a listing: the names that start with `prefix` and sort after the cursor
+/// `after` (an object key, or a [`VersionCursor`] for versions), at most `limit` of them.
+#[derive(Debug)]
+pub struct Page<'a, C: ?Sized = str> {
+    /// What every name listed starts with.
+    pub prefix: &'a str,
+    /// Where the previous page ended; `None`: from the start.
+    pub after: Option<&'a C>,
+    /// How many at the most.
+    pub limit: usize,
+}
+
+impl<C: ?Sized> Clone for Page<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C: ?Sized> Copy for Page<'_, C> {}
+
+impl<'a, C: ?Sized> Page<'a, C> {
+    /// The page of up to `limit` names that start with `prefix`, after `after`.
+    pub fn new(prefix: &'a str, after: Option<&'a C>, limit: usize) -> Self {
+        Page { prefix, after, limit }
+    }
+}
+
+/// What completes a multipart upload: the object it makes and the parts it is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    /// The upload.
+    pub upload_id: &'a str,
+    /// The key of the object it makes.
+    pub key: &'a str,
+    /// The parts, by number, in the order their bytes are laid end to end.
+    pub parts: &'a [u32],
+    /// The object's record.
+    pub record: &'a [u8],
+    /// Where the object goes among the key's versions; `None`: it replaces the key's
+    /// only version.
+    pub version: Option<&'a Version>,
+}
+
+/// A version removed for good, and its record.
+pub type Removed = Option<(Version, Vec<u8>)>;
+
 /// An uploaded part as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPart {
@@ -253,16 +300,10 @@ pub trait ObjectStore: Send + Sync {
     /// Deletes an object (and the annex beside it); `false` if there was none. Only for
     /// buckets that never kept versions: it removes the current version and nothing else.
     fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
-    /// The records of up to `limit` objects whose keys start with `prefix` and sort after
-    /// `start_after`, in byte order of their keys: each key's current version, unless it
-    /// is a delete marker.
-    fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Named>, StoreError>;
+    /// The records of one page of objects (keys that start with the page's prefix and sort
+    /// after its cursor), in byte order of their keys: each key's current version, unless
+    /// it is a delete marker.
+    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError>;
 }
 
 /// Versions of a key, and the annex kept beside each.
@@ -280,15 +321,14 @@ pub trait VersionStore: Send + Sync {
         key: &str,
         wanted: &Wanted,
         allow: Allow<'_>,
-    ) -> Result<Option<(Version, Vec<u8>)>, StoreError>;
-    /// Up to `limit` versions of the keys that start with `prefix`, after `after`: keys
-    /// in byte order, each key's current version first, then the others newest first.
+    ) -> Result<Removed, StoreError>;
+    /// One page of versions of the keys that start with the page's prefix, after its
+    /// cursor: keys in byte order, each key's current version first, then the others
+    /// newest first.
     fn list_versions(
         &self,
         bucket: &str,
-        prefix: &str,
-        after: Option<&VersionCursor>,
-        limit: usize,
+        page: Page<'_, VersionCursor>,
     ) -> Result<Vec<ListedVersion>, StoreError>;
     /// Replaces the annex kept beside a version of `key` (the current one if `version` is
     /// `None`) with what `change` makes of its record and present annex (`None`: keep
@@ -319,19 +359,12 @@ pub trait UploadStore: Send + Sync {
     fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError>;
     /// Discards an upload and its parts.
     fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
-    /// Makes the object `key` out of `parts` (stored bytes laid end to end, in this order)
-    /// with `record`, replacing any object under that key (or, with `version`, as
-    /// [`ObjectWriter::commit_version`] places it, returning what it returns), then
-    /// discards the upload. All or nothing: on failure the upload is left as it was.
-    fn complete_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        key: &str,
-        parts: &[u32],
-        record: &[u8],
-        version: Option<&Version>,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Makes the object [`Completion::key`] out of the upload's parts (stored bytes laid
+    /// end to end, in the completion's order) with its record, replacing any object under
+    /// that key (or, with a version, as [`ObjectWriter::commit_version`] places it,
+    /// returning what it returns), then discards the upload. All or nothing: on failure
+    /// the upload is left as it was.
+    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Checks S3's bucket naming rules.

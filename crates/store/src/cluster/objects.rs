@@ -44,13 +44,8 @@ impl ObjectStore for ClusterStore {
         })
     }
 
-    fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Named>, StoreError> {
+    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
+        let Page { prefix, after: start_after, limit } = page;
         let base = objects_of(bucket);
         let first = object_key(bucket, prefix);
         let start = match start_after {

@@ -100,15 +100,8 @@ impl UploadStore for ClusterStore {
         })
     }
 
-    fn complete_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        key: &str,
-        parts: &[u32],
-        record: &[u8],
-        version: Option<&Version>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        let Completion { upload_id, key, parts, record, version } = done;
         check_upload_id(upload_id)?;
         check_key(key)?;
         let inner = &self.inner;

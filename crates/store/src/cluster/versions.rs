@@ -17,10 +17,10 @@ use super::{
     COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, bucket_key, corrupt, kv_error, object_key,
     objects_of, ref_key, retire, seq_key,
 };
-use crate::VersionStore;
 use crate::{
     Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key,
 };
+use crate::{Page, Removed, VersionStore};
 use ::cluster::kv::{Compare, Entry, Op, prefix_end};
 
 fn versions_of(b: &str, key: &str) -> Vec<u8> {
@@ -249,7 +249,7 @@ impl VersionStore for ClusterStore {
         key: &str,
         wanted: &Wanted,
         allow: Allow<'_>,
-    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+    ) -> Result<Removed, StoreError> {
         check_key(key)?;
         let inner = &self.inner;
         inner.wait(async {
@@ -346,10 +346,9 @@ impl VersionStore for ClusterStore {
     fn list_versions(
         &self,
         bucket: &str,
-        prefix: &str,
-        after: Option<&VersionCursor>,
-        limit: usize,
+        page: Page<'_, VersionCursor>,
     ) -> Result<Vec<ListedVersion>, StoreError> {
+        let Page { prefix, after, limit } = page;
         let base = objects_of(bucket);
         let first = object_key(bucket, prefix);
         let end = prefix_end(&first);

@@ -36,9 +36,9 @@ use writer::{DispersingWriter, ObjectDispersal, Sink};
 
 use super::{
     Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
-    StoredPart, Version, VersionCursor, Wanted,
+    StoredPart, VersionCursor, Wanted,
 };
-use crate::{BucketStore, ObjectStore, UploadStore, VersionStore};
+use crate::{BucketStore, Completion, ObjectStore, Page, Removed, UploadStore, VersionStore};
 
 /// The manifest of the current object of `key` in `inner`, if it is dispersed.
 fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
@@ -197,14 +197,8 @@ impl ObjectStore for DispersedStore {
         Ok(deleted)
     }
 
-    fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Named>, StoreError> {
-        let mut page = self.inner.list(bucket, prefix, start_after, limit)?;
+    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
+        let mut page = self.inner.list(bucket, page)?;
         for named in &mut page {
             named.record = Self::plain(std::mem::take(&mut named.record))?;
         }
@@ -228,7 +222,7 @@ impl VersionStore for DispersedStore {
         key: &str,
         wanted: &Wanted,
         allow: Allow<'_>,
-    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+    ) -> Result<Removed, StoreError> {
         // The object layer judges the record it wrote, not the manifest around it.
         let mut judge = |record: &[u8], annex: Option<&[u8]>| allow(&Self::plain(record.to_vec())?, annex);
         let Some((version, record)) = self.inner.delete_version(bucket, key, wanted, &mut judge)? else {
@@ -243,11 +237,9 @@ impl VersionStore for DispersedStore {
     fn list_versions(
         &self,
         bucket: &str,
-        prefix: &str,
-        after: Option<&VersionCursor>,
-        limit: usize,
+        page: Page<'_, VersionCursor>,
     ) -> Result<Vec<ListedVersion>, StoreError> {
-        let mut page = self.inner.list_versions(bucket, prefix, after, limit)?;
+        let mut page = self.inner.list_versions(bucket, page)?;
         for listed in &mut page {
             listed.record = Self::plain(std::mem::take(&mut listed.record))?;
         }
@@ -315,15 +307,8 @@ impl UploadStore for DispersedStore {
         Ok(())
     }
 
-    fn complete_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        key: &str,
-        parts: &[u32],
-        record: &[u8],
-        version: Option<&Version>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        let Completion { upload_id, key, parts, record, version } = done;
         let stored = self.inner.list_parts(bucket, upload_id)?;
         let mut by_number: HashMap<u32, Manifest> = HashMap::new();
         for part in &stored {
@@ -352,7 +337,7 @@ impl UploadStore for DispersedStore {
         // Without versions the object replaced goes; with them, only a null version replaced.
         let replaces = if version.is_none() { self.current(bucket, key) } else { None };
         let removed =
-            self.inner.complete_upload(bucket, upload_id, key, parts, &wrap(&manifest, record)?, version)?;
+            self.inner.complete_upload(bucket, Completion { record: &wrap(&manifest, record)?, ..done })?;
         if let Some(old) = replaces.or_else(|| removed.as_deref().and_then(Self::manifest_of)) {
             self.shared.remove(&old);
         }

@@ -15,7 +15,7 @@ use super::code::{CHECK_LEN, Code, SliceDigest, check};
 use super::manifest::{Piece, unwrap};
 use super::targets::{SliceHandle, SliceWriter};
 use super::{DispersedStore, Shared};
-use crate::StoreError;
+use crate::{Page, StoreError};
 
 /// How to rebuild.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl DispersedStore {
             let b = &bucket.name;
             let mut after: Option<String> = None;
             loop {
-                let page = self.inner.list(b, "", after.as_deref(), 1000)?;
+                let page = self.inner.list(b, Page::new("", after.as_deref(), 1000))?;
                 for named in &page {
                     add(format!("{b}/{}", named.name), &named.record)?;
                 }

@@ -16,8 +16,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{FsStore, place, sync_dir};
+use crate::{Completion, ObjectStore, UploadStore};
 use crate::{Named, PartWriter, StoreError, StoredPart, check_key, check_upload_id};
-use crate::{ObjectStore, UploadStore};
 
 const UPLOAD_FILE: &str = "upload.json";
 /// Bytes copied at a time when completing.
@@ -164,15 +164,8 @@ impl UploadStore for FsStore {
         self.discard_dir(&dir)
     }
 
-    fn complete_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        key: &str,
-        parts: &[u32],
-        record: &[u8],
-        version: Option<&crate::Version>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        let Completion { upload_id, key, parts, record, version } = done;
         check_key(key)?;
         let dir = self.upload_dir(bucket, upload_id)?;
         let mut writer = self.put(bucket, key)?;

@@ -27,7 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::keypath;
 use crate::{Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
-use crate::{ObjectStore, VersionStore};
+use crate::{ObjectStore, Page, Removed, VersionStore};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
 const STRIPES: usize = 256;
@@ -327,7 +327,7 @@ impl VersionStore for FsStore {
         key: &str,
         wanted: &Wanted,
         allow: Allow<'_>,
-    ) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+    ) -> Result<Removed, StoreError> {
         let (target, known) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let _key = self.locks.lock(&target);
@@ -386,10 +386,9 @@ impl VersionStore for FsStore {
     fn list_versions(
         &self,
         bucket: &str,
-        prefix: &str,
-        after: Option<&VersionCursor>,
-        limit: usize,
+        page: Page<'_, VersionCursor>,
     ) -> Result<Vec<ListedVersion>, StoreError> {
+        let Page { prefix, after, limit } = page;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let hex_prefix = keypath::hex(prefix.as_bytes());
         let start = after.map(|a| keypath::hex(a.key.as_bytes()));
