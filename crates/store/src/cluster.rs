@@ -27,7 +27,7 @@ use super::{
     Named, ObjectWriter, PartWriter, StoreError, StoredObject, StoredPart, Version, check_bucket_name,
     check_key, check_upload_id,
 };
-use crate::{BucketStore, Completion, ObjectStore, Page, UploadStore};
+use crate::{BucketStore, Completion, ObjectStore, Page, Result, UploadStore};
 use ::cluster::blobs::{BlobError, BlobWriter, Blobs, PART};
 use ::cluster::bridge::Bridge;
 use ::cluster::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};

@@ -21,6 +21,9 @@ use std::io::Write;
 
 pub use versions::{ListedVersion, Version, VersionCursor, Wanted};
 
+/// What a store's operations return.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -315,13 +318,7 @@ pub trait VersionStore: Send + Sync {
     /// and annex, under the same lock or transaction as the removal) lets it; if it was
     /// the current one, the newest of the others becomes current. Returns it and its
     /// record, or `None` if the key has no such version.
-    fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed, StoreError>;
+    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed>;
     /// One page of versions of the keys that start with the page's prefix, after its
     /// cursor: keys in byte order, each key's current version first, then the others
     /// newest first.
@@ -330,18 +327,12 @@ pub trait VersionStore: Send + Sync {
         bucket: &str,
         page: Page<'_, VersionCursor>,
     ) -> Result<Vec<ListedVersion>, StoreError>;
-    /// Replaces the annex kept beside a version of `key` (the current one if `version` is
+    /// Replaces the annex kept beside a version of `key` (the current one if `at` is
     /// `None`) with what `change` makes of its record and present annex (`None`: keep
     /// nothing), atomically with respect to other changes of that annex and to removals
     /// of the version; [`StoreError::NoSuchKey`] or [`StoreError::NoSuchVersion`] if
     /// there is no such object. The object's record and bytes are left as they are.
-    fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<(), StoreError>;
+    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()>;
 }
 
 /// Multipart uploads: their records, parts, and the object they complete into.
@@ -351,8 +342,7 @@ pub trait UploadStore: Send + Sync {
     /// An upload's record.
     fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError>;
     /// Starts writing part `number` of an upload.
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32)
-    -> Result<Box<dyn PartWriter>, StoreError>;
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>>;
     /// The parts uploaded so far, by number.
     fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError>;
     /// Every upload in progress in `bucket`, by id.

@@ -27,12 +27,7 @@ impl UploadStore for ClusterStore {
         })
     }
 
-    fn put_part(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        number: u32,
-    ) -> Result<Box<dyn PartWriter>, StoreError> {
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
         self.upload(bucket, upload_id)?;
         Ok(Box::new(self.writer(bucket, "p", Target::Part(upload_id.to_owned(), number))))
     }

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key,
 };
-use crate::{Page, Removed, VersionStore};
+use crate::{Page, Removed, Result, VersionStore};
 use ::cluster::kv::{Compare, Entry, Op, prefix_end};
 
 fn versions_of(b: &str, key: &str) -> Vec<u8> {
@@ -243,13 +243,7 @@ impl VersionStore for ClusterStore {
         stored(inner, key, located, Some(v))
     }
 
-    fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed, StoreError> {
+    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed> {
         check_key(key)?;
         let inner = &self.inner;
         inner.wait(async {
@@ -298,19 +292,13 @@ impl VersionStore for ClusterStore {
         })
     }
 
-    fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<(), StoreError> {
+    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()> {
         check_key(key)?;
         let inner = &self.inner;
         let b64 = base64::engine::general_purpose::STANDARD;
         inner.wait(async {
             for _ in 0..COMMIT_TRIES {
-                let found = match version {
+                let found = match at {
                     Some(w) => inner.find(bucket, key, w).await?.map(|(at, e, located, _)| (at, e, located)),
                     None => {
                         let at = object_key(bucket, key);
@@ -325,7 +313,7 @@ impl VersionStore for ClusterStore {
                 };
                 let Some((at, e, mut located)) = found else {
                     inner.require_bucket(bucket).await?;
-                    return Err(match version {
+                    return Err(match at {
                         Some(w) => w.missing(bucket, key),
                         None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
                     });

@@ -38,7 +38,7 @@ use super::{
     Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
     StoredPart, VersionCursor, Wanted,
 };
-use crate::{BucketStore, Completion, ObjectStore, Page, Removed, UploadStore, VersionStore};
+use crate::{BucketStore, Completion, ObjectStore, Page, Removed, Result, UploadStore, VersionStore};
 
 /// The manifest of the current object of `key` in `inner`, if it is dispersed.
 fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
@@ -216,13 +216,7 @@ impl VersionStore for DispersedStore {
         Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
-    fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed, StoreError> {
+    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed> {
         // The object layer judges the record it wrote, not the manifest around it.
         let mut judge = |record: &[u8], annex: Option<&[u8]>| allow(&Self::plain(record.to_vec())?, annex);
         let Some((version, record)) = self.inner.delete_version(bucket, key, wanted, &mut judge)? else {
@@ -246,17 +240,11 @@ impl VersionStore for DispersedStore {
         Ok(page)
     }
 
-    fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<(), StoreError> {
+    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()> {
         // An annex is not dispersed: it is the record's neighbour, as small as a record. It
         // binds the record the object layer wrote, not the manifest around it.
         let mut plain = |record: &[u8], annex: Option<&[u8]>| change(&Self::plain(record.to_vec())?, annex);
-        self.inner.set_annex(bucket, key, version, &mut plain)
+        self.inner.set_annex(bucket, key, at, &mut plain)
     }
 }
 
@@ -269,12 +257,7 @@ impl UploadStore for DispersedStore {
         self.inner.upload(bucket, upload_id)
     }
 
-    fn put_part(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        number: u32,
-    ) -> Result<Box<dyn PartWriter>, StoreError> {
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
         // A part it replaces keeps its slices: a completion may already have read its
         // manifest. The sweep removes slices no record names.
         let sink = Sink::Part(self.inner.put_part(bucket, upload_id, number)?);

@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{FsStore, place, sync_dir};
-use crate::{Completion, ObjectStore, UploadStore};
+use crate::{Completion, ObjectStore, Result, UploadStore};
 use crate::{Named, PartWriter, StoreError, StoredPart, check_key, check_upload_id};
 
 const UPLOAD_FILE: &str = "upload.json";
@@ -101,12 +101,7 @@ impl UploadStore for FsStore {
         Self::read_upload(&self.upload_dir(bucket, upload_id)?)
     }
 
-    fn put_part(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        number: u32,
-    ) -> Result<Box<dyn PartWriter>, StoreError> {
+    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
         let dir = self.upload_dir(bucket, upload_id)?;
         Ok(Box::new(FsPartWriter {
             tmp: self.temp()?,

@@ -27,7 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::keypath;
 use crate::{Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
-use crate::{ObjectStore, Page, Removed, VersionStore};
+use crate::{ObjectStore, Page, Removed, Result, VersionStore};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
 const STRIPES: usize = 256;
@@ -271,20 +271,14 @@ impl VersionStore for FsStore {
     }
 
     /// [`crate::VersionStore::set_annex`], under the key's lock.
-    fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<(), StoreError> {
+    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()> {
         let (target, known) = self.object_in(bucket, key)?;
         let _key = self.locks.lock(&target);
-        let missing = || match version {
+        let missing = || match at {
             Some(w) => w.missing(bucket, key),
             None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
         };
-        let (path, record) = match (read_version(&target)?, version) {
+        let (path, record) = match (read_version(&target)?, at) {
             (None, _) => return Err(missing()),
             (Some((_, record)), None) => (target, record),
             (Some((c, record)), Some(w)) if c.is(w) => (target, record),
@@ -321,13 +315,7 @@ impl VersionStore for FsStore {
         Ok(())
     }
 
-    fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed, StoreError> {
+    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed> {
         let (target, known) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let _key = self.locks.lock(&target);
