@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use super::{error, kp, object_lock};
 use base::clock::now_unix;
 use object::StoreError;
@@ -112,8 +112,7 @@ pub(super) async fn head_bucket(
     s: &CipherS3,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let meta = s.owned_bucket(&req.input.bucket, &caller)?;
+    let Owned { bucket: meta, .. } = s.owned(req)?;
     let mut response = S3Response::new(HeadBucketOutput::default());
     if let Some(crn) = meta.root() {
         kp::name_key(&mut response.headers, crn);
@@ -125,9 +124,8 @@ pub(super) async fn delete_bucket(
     s: &CipherS3,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let meta = s.owned_bucket(&req.input.bucket, &caller)?;
-    s.objects.delete_bucket(&req.input.bucket).map_err(error::object)?;
+    let Owned { input, bucket: meta, .. } = s.owned(req)?;
+    s.objects.delete_bucket(&input.bucket).map_err(error::object)?;
     // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
     if let Some(m) = s.keys() {
         m.remove_bucket_key(&meta.name).map_err(error::keys)?;

@@ -24,6 +24,19 @@ pub(crate) struct Conditions<'a> {
     pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
+/// The [`Conditions`] a CopyObject or UploadPartCopy input puts on its source.
+macro_rules! copy_source {
+    ($input:expr) => {
+        $crate::conditions::Conditions {
+            if_match: $input.copy_source_if_match.as_ref(),
+            if_none_match: $input.copy_source_if_none_match.as_ref(),
+            if_modified_since: $input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+        }
+    };
+}
+pub(crate) use copy_source;
+
 fn matches(condition: &ETagCondition, etag: &str) -> bool {
     match condition {
         ETagCondition::Any => true,

@@ -7,7 +7,7 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::conditions::Conditions;
+use super::conditions;
 use super::read_key;
 use super::service::CipherS3;
 use super::{body, error, headers, kp, object_lock, objects, sse, tagging, versioning};
@@ -48,13 +48,7 @@ pub(super) async fn copy_object(
         &input.copy_source_sse_customer_key,
         &input.copy_source_sse_customer_key_md5,
     ];
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(source.record.unchecked(), true)?;
+    conditions::copy_source!(input).check(source.record.unchecked(), true)?;
     let source_tags = source.tags().clone();
     let (read, source_meta) = read_key::resolve_stored(s, &src_bucket, &src_key, source.record, sent)?;
     let source = PlainSource::open(source.body, &source_meta, read.key, s.backend).map_err(error::object)?;
@@ -84,12 +78,7 @@ pub(super) async fn copy_object(
     // what this request asks (STANDARD if nothing, as AWS).
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     // Object Lock: never the source's; the request's, else the target bucket's default.
-    let lock = object_lock::for_write(
-        &target_bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
+    let lock = object_lock::for_write(&target_bucket, object_lock::asked_of!(input))?;
     // Tags: the source's (COPY, the default) or the request's (REPLACE), as AWS.
     let tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
         None | Some(TaggingDirective::COPY) => source_tags,

@@ -9,7 +9,7 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use super::{error, kp};
 use object::{KmsBinding, Origin};
 
@@ -17,9 +17,7 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketEncryptionInput>,
 ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let mut bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, mut bucket, .. } = s.owned(req)?;
     let rules = input.server_side_encryption_configuration.rules;
     let [rule] = rules.as_slice() else {
         return Err(s3_error!(MalformedXML, "give exactly one encryption rule"));
@@ -59,8 +57,7 @@ pub(super) async fn get(
     s: &CipherS3,
     req: S3Request<GetBucketEncryptionInput>,
 ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
+    let Owned { bucket, .. } = s.owned(req)?;
     let default = if bucket.sse_s3 {
         ServerSideEncryptionByDefault {
             sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AES256),
@@ -90,8 +87,7 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteBucketEncryptionInput>,
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let mut bucket = s.owned_bucket(&req.input.bucket, &caller)?;
+    let Owned { mut bucket, .. } = s.owned(req)?;
     if bucket.bound_at_creation() {
         return Err(s3_error!(
             InvalidRequest,

@@ -9,7 +9,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::error;
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use base::hex::{decode_lower as unhex, encode as hex};
 
 /// Objects fetched from the store per round.
@@ -180,9 +180,7 @@ pub(super) async fn list_objects(
     s: &CipherS3,
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
     let names = Names::new(input.encoding_type.as_ref())?;
     let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     let marker = input.marker.clone().filter(|m| !m.is_empty());
@@ -211,9 +209,7 @@ pub(super) async fn list_objects_v2(
     s: &CipherS3,
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
     let names = Names::new(input.encoding_type.as_ref())?;
     let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     // The token is the hex of the last key or common prefix returned.

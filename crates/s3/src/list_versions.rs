@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::error;
 use super::list::{Names, Query, owner, skip_after, timestamp};
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use object::versions::ListedVersion;
 
 /// Versions fetched from the store per round.
@@ -76,9 +76,7 @@ pub(super) async fn list_object_versions(
     s: &CipherS3,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
     let names = Names::new(input.encoding_type.as_ref())?;
     let query = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());

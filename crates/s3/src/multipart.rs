@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::conditions::Conditions;
+use super::conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
+use super::service::Owned;
 use super::{
     CipherS3, body, copy, error, full_object, headers, kp, object_lock, objects, sse, tagging, versioning,
 };
@@ -36,8 +37,7 @@ fn part_number(n: i32) -> S3Result<u32> {
 }
 
 /// The upload `id` of `key` in `bucket`, which the caller must own.
-fn upload_of(s: &CipherS3, caller: &str, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
-    s.owned_bucket(bucket, caller)?;
+fn upload_of(s: &CipherS3, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
     let upload = s.objects.upload(bucket, id).map_err(error::object)?;
     if upload.key != key {
         return Err(s3_error!(NoSuchUpload, "the upload belongs to another key"));
@@ -49,9 +49,7 @@ pub(super) async fn create(
     s: &CipherS3,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
     let sse_c = sse::parse(
         [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
@@ -64,12 +62,7 @@ pub(super) async fn create(
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
-    let lock = object_lock::asked(
-        &bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
+    let lock = object_lock::asked(&bucket, object_lock::asked_of!(input))?;
     let mut upload = UploadRecord::new(
         new_upload_id(),
         now_unix(),
@@ -121,7 +114,8 @@ pub(super) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let caller = CipherS3::caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    s.owned_bucket(&input.bucket, &caller)?;
+    let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
     let number = part_number(input.part_number)?;
     let length = s.check_length(input.content_length)?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
@@ -175,20 +169,13 @@ pub(super) async fn upload_part_copy(
     s: &CipherS3,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let upload = upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let Owned { caller, input, .. } = s.owned(req)?;
+    let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
     let number = part_number(input.part_number)?;
     let (src_bucket, src_key, src_version) = copy::source_of(&input.copy_source)?;
     s.owned_bucket(&src_bucket, &caller)?;
     let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref())?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(source.record.unchecked(), true)?;
+    conditions::copy_source!(input).check(source.record.unchecked(), true)?;
     let source_sent = [
         &input.copy_source_sse_customer_algorithm,
         &input.copy_source_sse_customer_key,
@@ -230,9 +217,8 @@ pub(super) async fn complete(
     s: &CipherS3,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let mut input = req.input;
-    let upload = match upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id) {
+    let Owned { mut input, bucket: target, .. } = s.owned(req)?;
+    let upload = match upload_of(s, &input.bucket, &input.key, &input.upload_id) {
         Ok(upload) => upload,
         Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return completed_before(s, input, e),
         Err(e) => return Err(e),
@@ -280,7 +266,6 @@ pub(super) async fn complete(
     let record = complete::record(upload, &input.upload_id, &chosen, private, now_unix());
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
     let objects = s.objects.clone();
-    let target = s.owned_bucket(&input.bucket, &caller)?;
     let versioning = target.versioning;
     // The bucket's default retention counts from now, when the version is made.
     let mut record = record;
@@ -427,9 +412,8 @@ pub(super) async fn abort(
     s: &CipherS3,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let Owned { input, .. } = s.owned(req)?;
+    upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
     s.objects.abort_upload(&input.bucket, &input.upload_id).map_err(error::object)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
@@ -438,9 +422,8 @@ pub(super) async fn list_parts(
     s: &CipherS3,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    upload_of(s, &caller, &input.bucket, &input.key, &input.upload_id)?;
+    let Owned { input, .. } = s.owned(req)?;
+    upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = input.part_number_marker.unwrap_or(0);
     let all = s.objects.list_parts(&input.bucket, &input.upload_id).map_err(error::object)?;
@@ -476,9 +459,7 @@ pub(super) async fn list_uploads(
     s: &CipherS3,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, .. } = s.owned(req)?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());

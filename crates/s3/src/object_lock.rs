@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use super::{error, versioning};
 use object::amend::Guard;
 use object::lock::{self, BucketLock, Lock, Mode, Period, Retention};
@@ -83,12 +83,8 @@ fn legal_hold(status: &str) -> S3Result<bool> {
 
 /// The lock a write's `x-amz-object-lock-*` headers ask for (refused in a bucket without
 /// Object Lock); [`with_default`] completes it when the version is made.
-pub(super) fn asked(
-    bucket: &BucketRecord,
-    mode: Option<&ObjectLockMode>,
-    until: Option<&Timestamp>,
-    hold: Option<&ObjectLockLegalHoldStatus>,
-) -> S3Result<Lock> {
+pub(super) fn asked(bucket: &BucketRecord, request: Asked<'_>) -> S3Result<Lock> {
+    let Asked { mode, until, hold } = request;
     let any = mode.is_some() || until.is_some() || hold.is_some();
     if bucket.object_lock.is_none() {
         return match any {
@@ -112,14 +108,30 @@ pub(super) fn with_default(bucket: &BucketRecord, asked: Lock) -> Lock {
 
 /// The lock a new version gets from a write's `x-amz-object-lock-*` headers, else from the
 /// bucket's default retention.
-pub(super) fn for_write(
-    bucket: &BucketRecord,
-    mode: Option<&ObjectLockMode>,
-    until: Option<&Timestamp>,
-    hold: Option<&ObjectLockLegalHoldStatus>,
-) -> S3Result<Lock> {
-    Ok(with_default(bucket, asked(bucket, mode, until, hold)?))
+pub(super) fn for_write(bucket: &BucketRecord, request: Asked<'_>) -> S3Result<Lock> {
+    Ok(with_default(bucket, asked(bucket, request)?))
 }
+
+/// The Object Lock headers of a write (PutObject, CopyObject, CreateMultipartUpload):
+/// mode, retain-until date, legal hold.
+#[derive(Clone, Copy)]
+pub(crate) struct Asked<'a> {
+    pub(crate) mode: Option<&'a ObjectLockMode>,
+    pub(crate) until: Option<&'a Timestamp>,
+    pub(crate) hold: Option<&'a ObjectLockLegalHoldStatus>,
+}
+
+/// The [`Asked`] lock of a write's s3s input (the fields all three carry).
+macro_rules! asked_of {
+    ($input:expr) => {
+        $crate::object_lock::Asked {
+            mode: $input.object_lock_mode.as_ref(),
+            until: $input.object_lock_retain_until_date.as_ref(),
+            hold: $input.object_lock_legal_hold_status.as_ref(),
+        }
+    };
+}
+pub(crate) use asked_of;
 
 /// What GET and HEAD say of a version's lock: mode, retain-until date, legal hold.
 pub(super) fn shown(
@@ -174,9 +186,7 @@ pub(super) async fn put_configuration(
     s: &CipherS3,
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let mut bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, mut bucket, .. } = s.owned(req)?;
     let config = input.object_lock_configuration.unwrap_or_default();
     if config.object_lock_enabled.as_ref().map(ObjectLockEnabled::as_str) != Some(ObjectLockEnabled::ENABLED)
     {
@@ -202,8 +212,7 @@ pub(super) async fn get_configuration(
     s: &CipherS3,
     req: S3Request<GetObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
+    let Owned { bucket, .. } = s.owned(req)?;
     let Some(config) = bucket.object_lock else {
         return Err(custom(
             "ObjectLockConfigurationNotFoundError",
@@ -226,22 +235,20 @@ pub(super) async fn get_configuration(
     Ok(S3Response::new(GetObjectLockConfigurationOutput { object_lock_configuration }))
 }
 
-/// The bucket, which must have Object Lock.
-fn locked_bucket(s: &CipherS3, bucket: &str, caller: &str) -> S3Result<BucketRecord> {
-    let b = s.owned_bucket(bucket, caller)?;
-    if b.object_lock.is_none() {
-        return Err(not_enabled());
+/// Refuses a request on a bucket without Object Lock.
+fn require_lock(bucket: &BucketRecord) -> S3Result<()> {
+    match bucket.object_lock {
+        Some(_) => Ok(()),
+        None => Err(not_enabled()),
     }
-    Ok(b)
 }
 
 pub(super) async fn put_retention(
     s: &CipherS3,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    locked_bucket(s, &input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
+    require_lock(&bucket)?;
     let asked = input.retention.unwrap_or_default();
     let mode = asked.mode.as_ref().map(ObjectLockRetentionMode::as_str);
     let new = retention(mode, asked.retain_until_date.as_ref(), base::clock::now_unix_ms())?;
@@ -256,9 +263,8 @@ pub(super) async fn get_retention(
     s: &CipherS3,
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    locked_bucket(s, &input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
+    require_lock(&bucket)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let Some(r) = object.lock().retention else { return Err(no_lock()) };
     let retention = ObjectLockRetention {
@@ -272,9 +278,8 @@ pub(super) async fn put_legal_hold(
     s: &CipherS3,
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    locked_bucket(s, &input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
+    require_lock(&bucket)?;
     let status = input.legal_hold.and_then(|h| h.status);
     let on = legal_hold(status.as_ref().map(ObjectLockLegalHoldStatus::as_str).unwrap_or_default())?;
     s.objects
@@ -287,9 +292,8 @@ pub(super) async fn get_legal_hold(
     s: &CipherS3,
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    locked_bucket(s, &input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
+    require_lock(&bucket)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let status = match object.lock().legal_hold {
         Some(true) => ObjectLockLegalHoldStatus::ON,

@@ -8,7 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
 use engine::SealSpec;
 use object::{BucketRecord, ObjectRecord, PlainSource, Protection, Requested, SentKey, etag};
@@ -36,12 +36,7 @@ pub(super) async fn put_object(
     let user = super::headers::user_metadata(input.metadata)?;
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
-    let lock = object_lock::for_write(
-        &bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
+    let lock = object_lock::for_write(&bucket, object_lock::asked_of!(input))?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.key, &bucket, sse_c, kms)?;
@@ -115,6 +110,25 @@ macro_rules! read_request {
             },
         }
     };
+}
+
+/// The response of a GET or HEAD: `output` with the standard headers stored with the
+/// object and its checksums (those asked for with `mode`, of the `whole` object or one
+/// part), the checksum headers s3s has no field for, and the root key's name.
+macro_rules! read_response {
+    ($output:ident, $meta:expr, $mode:expr, $whole:expr, $read:expr) => {{
+        let meta: &ObjectRecord = $meta;
+        headers::into_output!($output, &meta.headers);
+        let answer = headers::checksums_into_output!($output, &meta.headers, $mode, $whole);
+        let mut response = S3Response::new($output);
+        if answer {
+            headers::more_checksum_headers(&mut response.headers, |n| {
+                meta.headers.checksums.get(n).map(String::as_str)
+            });
+        }
+        $read.name_key(&mut response.headers);
+        response
+    }};
 }
 
 /// An object opened for GET or HEAD: its record verified under its key and its
@@ -193,16 +207,7 @@ pub(super) async fn get_object(
         object_lock_legal_hold_status,
         ..Default::default()
     };
-    headers::into_output!(output, &meta.headers);
-    let answer = headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
-    let mut response = S3Response::new(output);
-    if answer {
-        headers::more_checksum_headers(&mut response.headers, |n| {
-            meta.headers.checksums.get(n).map(String::as_str)
-        });
-    }
-    read.name_key(&mut response.headers);
-    Ok(response)
+    Ok(read_response!(output, &meta, input.checksum_mode.as_ref(), whole, &read))
 }
 
 /// 416 InvalidPartNumber: the object has no part `n`.
@@ -252,20 +257,12 @@ pub(super) async fn head_object(
         object_lock_legal_hold_status,
         ..Default::default()
     };
-    headers::into_output!(output, &meta.headers);
     let whole = input.part_number.is_none();
-    let answer = headers::checksums_into_output!(output, &meta.headers, input.checksum_mode.as_ref(), whole);
-    let mut response = S3Response::new(output);
-    if answer {
-        headers::more_checksum_headers(&mut response.headers, |n| {
-            meta.headers.checksums.get(n).map(String::as_str)
-        });
-    }
+    let mut response = read_response!(output, &meta, input.checksum_mode.as_ref(), whole, &read);
     // HeadObjectOutput has no field for it; AWS sends it on HEAD as on GET.
     if let Some(n) = tag_count {
         response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
     }
-    read.name_key(&mut response.headers);
     Ok(response)
 }
 
@@ -273,9 +270,7 @@ pub(super) async fn delete_object(
     s: &CipherS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
-    let input = req.input;
+    let Owned { input, bucket, .. } = s.owned(req)?;
     let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
     let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -310,9 +305,7 @@ pub(super) async fn delete_objects(
     s: &CipherS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, bucket, .. } = s.owned(req)?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE {
         return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use s3s::dto::*;
 use s3s::{S3Request, S3Result, s3_error};
 
 use super::{error, lenient_range};
@@ -75,6 +76,15 @@ impl CipherS3 {
         }
     }
 
+    /// Who asks, what they ask and the bucket's record, for a request on a bucket the
+    /// caller owns; AccessDenied otherwise. Every bucket operation asks this first: the
+    /// one place that decides who may act on a bucket.
+    pub(crate) fn owned<T: OnBucket>(&self, req: S3Request<T>) -> S3Result<Owned<T>> {
+        let caller = Self::caller(&req)?;
+        let bucket = self.owned_bucket(req.input.bucket(), &caller)?;
+        Ok(Owned { caller, input: req.input, bucket })
+    }
+
     /// The bucket's record, if the caller owns it.
     pub(crate) fn owned_bucket(&self, bucket: &str, caller: &str) -> S3Result<BucketRecord> {
         let meta = self.objects.bucket(bucket).map_err(error::object)?;
@@ -84,6 +94,62 @@ impl CipherS3 {
         Ok(meta)
     }
 }
+
+/// A request on a bucket its caller owns, as [`CipherS3::owned`] admitted it.
+pub(crate) struct Owned<T> {
+    /// The caller's access key id.
+    pub(crate) caller: String,
+    /// What the request asks.
+    pub(crate) input: T,
+    /// The bucket's record.
+    pub(crate) bucket: BucketRecord,
+}
+
+/// An s3s input that names the bucket it acts on.
+pub(crate) trait OnBucket {
+    /// The bucket's name.
+    fn bucket(&self) -> &str;
+}
+
+macro_rules! on_bucket {
+    ($($input:ty),* $(,)?) => {
+        $(impl OnBucket for $input {
+            fn bucket(&self) -> &str {
+                &self.bucket
+            }
+        })*
+    };
+}
+
+on_bucket!(
+    AbortMultipartUploadInput,
+    CompleteMultipartUploadInput,
+    CreateMultipartUploadInput,
+    DeleteBucketEncryptionInput,
+    DeleteBucketInput,
+    DeleteObjectInput,
+    DeleteObjectTaggingInput,
+    DeleteObjectsInput,
+    GetBucketEncryptionInput,
+    GetBucketVersioningInput,
+    GetObjectLegalHoldInput,
+    GetObjectLockConfigurationInput,
+    GetObjectRetentionInput,
+    GetObjectTaggingInput,
+    HeadBucketInput,
+    ListMultipartUploadsInput,
+    ListObjectVersionsInput,
+    ListObjectsInput,
+    ListObjectsV2Input,
+    ListPartsInput,
+    PutBucketEncryptionInput,
+    PutBucketVersioningInput,
+    PutObjectLegalHoldInput,
+    PutObjectLockConfigurationInput,
+    PutObjectRetentionInput,
+    PutObjectTaggingInput,
+    UploadPartCopyInput,
+);
 
 /// The protection policy over `keys`; benchmark builds store new default-protection
 /// objects unencrypted when CIPHERSTORE_BENCH_PLAINTEXT=1.

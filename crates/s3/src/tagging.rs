@@ -7,7 +7,7 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use super::{error, versioning};
 use object::{TagError, TagSet};
 
@@ -37,9 +37,7 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, .. } = s.owned(req)?;
     let pairs = input
         .tagging
         .tag_set
@@ -58,9 +56,7 @@ pub(super) async fn get(
     s: &CipherS3,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, .. } = s.owned(req)?;
     let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
     let version_id = object.version_id().or_else(|| Some("null".into()));
     let tag_set = object
@@ -76,9 +72,7 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, .. } = s.owned(req)?;
     let version_id = s
         .objects
         .set_tags(&input.bucket, &input.key, input.version_id.as_deref(), &TagSet::default())

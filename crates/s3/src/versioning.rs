@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::error;
-use super::service::CipherS3;
+use super::service::{CipherS3, Owned};
 use object::Versioning;
 use object::objects::Fetched;
 
@@ -15,9 +15,7 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let input = req.input;
-    let mut bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let Owned { input, mut bucket, .. } = s.owned(req)?;
     let config = input.versioning_configuration;
     if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
         return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
@@ -50,8 +48,7 @@ pub(super) async fn get(
     s: &CipherS3,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let caller = CipherS3::caller(&req)?;
-    let bucket = s.owned_bucket(&req.input.bucket, &caller)?;
+    let Owned { bucket, .. } = s.owned(req)?;
     let status = match bucket.versioning {
         Versioning::Off => None,
         Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),

@@ -322,11 +322,7 @@ pub trait VersionStore: Send + Sync {
     /// One page of versions of the keys that start with the page's prefix, after its
     /// cursor: keys in byte order, each key's current version first, then the others
     /// newest first.
-    fn list_versions(
-        &self,
-        bucket: &str,
-        page: Page<'_, VersionCursor>,
-    ) -> Result<Vec<ListedVersion>, StoreError>;
+    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>>;
     /// Replaces the annex kept beside a version of `key` (the current one if `at` is
     /// `None`) with what `change` makes of its record and present annex (`None`: keep
     /// nothing), atomically with respect to other changes of that annex and to removals

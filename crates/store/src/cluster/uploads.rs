@@ -70,21 +70,14 @@ impl UploadStore for ClusterStore {
         let inner = &self.inner;
         inner.wait(async {
             inner.require_bucket(bucket).await?;
-            let upload = upload_key(bucket, upload_id);
-            let prefix = parts_of(bucket, upload_id);
             for _ in 0..COMMIT_TRIES {
-                let Some(u) = inner.get(&upload).await? else {
-                    return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
-                };
-                let parts = inner.all(&prefix, &prefix_end(&prefix)).await?;
+                let Standing { mut compares, parts, removal: mut ops, .. } =
+                    inner.standing(bucket, upload_id).await?;
                 let mut blobs = Vec::new();
-                let mut compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
                 for p in &parts {
                     compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
                     blobs.extend(Located::decode("a part", &p.value)?.blobs);
                 }
-                let mut ops =
-                    vec![Op::Delete(upload.clone()), Op::DeleteRange(prefix.clone(), prefix_end(&prefix))];
                 ops.extend(blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
                 if inner.txn(compares, ops).await? {
                     inner.discard(&blobs).await;
@@ -102,20 +95,15 @@ impl UploadStore for ClusterStore {
         let inner = &self.inner;
         inner.wait(async {
             inner.require_bucket(bucket).await?;
-            let upload = upload_key(bucket, upload_id);
-            let prefix = parts_of(bucket, upload_id);
             for _ in 0..COMMIT_TRIES {
-                let Some(u) = inner.get(&upload).await? else {
-                    return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
-                };
-                let uploaded = inner.all(&prefix, &prefix_end(&prefix)).await?;
-                let mut compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
+                let Standing { mut compares, parts: uploaded, prefix_len, removal } =
+                    inner.standing(bucket, upload_id).await?;
                 let mut chosen = Vec::new();
                 let mut unchosen = Vec::new();
                 for p in &uploaded {
                     let located = Located::decode("a part", &p.value)?;
                     let number: Option<u32> =
-                        std::str::from_utf8(&p.key[prefix.len()..]).ok().and_then(|n| n.parse().ok());
+                        std::str::from_utf8(&p.key[prefix_len..]).ok().and_then(|n| n.parse().ok());
                     if number.is_some_and(|n| parts.contains(&n)) {
                         compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
                         chosen.push((number, located));
@@ -135,8 +123,7 @@ impl UploadStore for ClusterStore {
                 let entry = Located::new(blobs, record);
                 let (placing, mut ops, removed) = inner.completing(bucket, key, entry, version).await?;
                 compares.extend(placing);
-                ops.push(Op::Delete(upload.clone()));
-                ops.push(Op::DeleteRange(prefix.clone(), prefix_end(&prefix)));
+                ops.extend(removal);
                 ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
                 if inner.txn(compares, ops).await? {
                     inner.discard(&unchosen).await;
@@ -145,5 +132,30 @@ impl UploadStore for ClusterStore {
             }
             Err(StoreError::Unavailable("the upload kept changing; retry".into()))
         })
+    }
+}
+
+/// An upload as it stands: the compare that holds while its entry is unchanged, its parts'
+/// entries, and the operations that remove the upload and every part entry.
+struct Standing {
+    compares: Vec<Compare>,
+    parts: Vec<Entry>,
+    /// Where a part's number starts in its entry's key.
+    prefix_len: usize,
+    removal: Vec<Op>,
+}
+
+impl Inner {
+    /// Reads an upload and its parts; [`StoreError::NoSuchUpload`] if there is none.
+    async fn standing(&self, bucket: &str, upload_id: &str) -> Result<Standing> {
+        let upload = upload_key(bucket, upload_id);
+        let prefix = parts_of(bucket, upload_id);
+        let Some(u) = self.get(&upload).await? else {
+            return Err(StoreError::NoSuchUpload(upload_id.to_owned()));
+        };
+        let parts = self.all(&prefix, &prefix_end(&prefix)).await?;
+        let compares = vec![Compare::Revision(upload.clone(), u.mod_revision)];
+        let removal = vec![Op::Delete(upload), Op::DeleteRange(prefix.clone(), prefix_end(&prefix))];
+        Ok(Standing { compares, parts, prefix_len: prefix.len(), removal })
     }
 }

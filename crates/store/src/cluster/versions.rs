@@ -331,11 +331,7 @@ impl VersionStore for ClusterStore {
         })
     }
 
-    fn list_versions(
-        &self,
-        bucket: &str,
-        page: Page<'_, VersionCursor>,
-    ) -> Result<Vec<ListedVersion>, StoreError> {
+    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
         let Page { prefix, after, limit } = page;
         let base = objects_of(bucket);
         let first = object_key(bucket, prefix);

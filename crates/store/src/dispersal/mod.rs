@@ -228,11 +228,7 @@ impl VersionStore for DispersedStore {
         Ok(Some((version, Self::plain(record)?)))
     }
 
-    fn list_versions(
-        &self,
-        bucket: &str,
-        page: Page<'_, VersionCursor>,
-    ) -> Result<Vec<ListedVersion>, StoreError> {
+    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
         let mut page = self.inner.list_versions(bucket, page)?;
         for listed in &mut page {
             listed.record = Self::plain(std::mem::take(&mut listed.record))?;

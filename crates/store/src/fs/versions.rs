@@ -371,11 +371,7 @@ impl VersionStore for FsStore {
         Ok(Some((current, record)))
     }
 
-    fn list_versions(
-        &self,
-        bucket: &str,
-        page: Page<'_, VersionCursor>,
-    ) -> Result<Vec<ListedVersion>, StoreError> {
+    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
         let Page { prefix, after, limit } = page;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let hex_prefix = keypath::hex(prefix.as_bytes());
