@@ -44,7 +44,7 @@ impl Objects {
                         "the record filed as version {id:?} of {key:?} names another"
                     )));
                 }
-                if r.delete_marker {
+                if r.is_delete_marker() {
                     return Err(ObjectError::DeleteMarker { named: wanted.is_some() });
                 }
                 let mut annex = annex::decode(record, kept)?;

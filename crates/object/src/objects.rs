@@ -130,7 +130,7 @@ impl Objects {
         key: Option<&CustomerKey>,
         versioning: Versioning,
     ) -> Result<(), ObjectError> {
-        let Some(version) = versioning.new_version(record.delete_marker) else {
+        let Some(version) = versioning.new_version(record.is_delete_marker()) else {
             return Ok(writer.commit(&codec::seal(record, key)?)?);
         };
         record.version_id = (!version.null).then(|| version.id.clone());
@@ -158,7 +158,7 @@ impl Objects {
         let r = record.unchecked();
         let filed = version.filter(|v| !v.null).map(|v| v.id.as_str());
         let marker = version.is_some_and(|v| v.marker);
-        if r.version_id.as_deref() != filed || r.delete_marker != marker {
+        if r.version_id.as_deref() != filed || r.is_delete_marker() != marker {
             return Err(ObjectError::Integrity(format!(
                 "the record filed as version {:?} of {:?} names version {:?}",
                 version.map_or(store::versions::NULL, Version::s3_id),

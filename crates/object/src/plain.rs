@@ -119,6 +119,8 @@ impl PlainSource {
                 first = Some(opened);
                 vec![span]
             }
+            // Callers refuse a marker before they open it; it has no bytes to read.
+            record::Layout::DeleteMarker => return Err(ObjectError::DeleteMarker { named: false }),
             record::Layout::Parts(parts) => {
                 let mut spans = Vec::with_capacity(parts.len());
                 let (mut plain, mut stored) = (0u64, 0u64);

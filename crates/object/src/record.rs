@@ -114,18 +114,70 @@ pub struct PartEntry {
     pub salt: Option<Salt>,
 }
 
-/// How an object's stored bytes are made.
+/// How an object's stored bytes are made. Kept in a record as its `layout` field and, for
+/// a delete marker, `delete_marker` beside it (FORMAT.md §6.1, §6.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "wire::Fields", into = "wire::Fields")]
 pub enum Layout {
     /// One engine object (a single PUT or a copy).
     Single {
         /// The salt its header must carry; absent in objects written before salts were kept.
-        #[serde(default, skip_serializing_if = "Option::is_none", with = "salt_hex")]
         salt: Option<Salt>,
     },
     /// Engine objects laid end to end, one per part (CompleteMultipartUpload).
     Parts(Vec<PartEntry>),
+    /// A delete marker: a version without bytes.
+    DeleteMarker,
+}
+
+/// [`Layout`] as records keep it.
+mod wire {
+    use serde::{Deserialize, Serialize};
+
+    use super::{Layout, PartEntry, Salt, salt_hex};
+
+    /// The `layout` and `delete_marker` fields of a record.
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Fields {
+        layout: Stored,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        delete_marker: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    enum Stored {
+        Single {
+            #[serde(default, skip_serializing_if = "Option::is_none", with = "salt_hex")]
+            salt: Option<Salt>,
+        },
+        Parts(Vec<PartEntry>),
+    }
+
+    impl From<Layout> for Fields {
+        fn from(layout: Layout) -> Self {
+            let (layout, delete_marker) = match layout {
+                Layout::Single { salt } => (Stored::Single { salt }, false),
+                Layout::Parts(parts) => (Stored::Parts(parts), false),
+                // A marker is kept as a single object without a salt (and without bytes).
+                Layout::DeleteMarker => (Stored::Single { salt: None }, true),
+            };
+            Fields { layout, delete_marker }
+        }
+    }
+
+    impl TryFrom<Fields> for Layout {
+        type Error = &'static str;
+
+        fn try_from(fields: Fields) -> Result<Self, Self::Error> {
+            match (fields.layout, fields.delete_marker) {
+                (Stored::Single { salt }, false) => Ok(Layout::Single { salt }),
+                (Stored::Parts(parts), false) => Ok(Layout::Parts(parts)),
+                (Stored::Single { salt: None }, true) => Ok(Layout::DeleteMarker),
+                (_, true) => Err("a delete marker with a salt or parts"),
+            }
+        }
+    }
 }
 
 /// What an object is.
@@ -141,7 +193,8 @@ pub struct ObjectRecord {
     pub last_modified: u64,
     /// How its bytes are protected.
     pub protection: Protection,
-    /// How its stored bytes are laid out.
+    /// How its stored bytes are laid out (a delete marker has none).
+    #[serde(flatten)]
     pub layout: Layout,
     /// Standard headers (sealed in stored records, FORMAT.md §6.1).
     #[serde(default, skip_serializing_if = "Headers::is_empty")]
@@ -166,9 +219,6 @@ pub struct ObjectRecord {
     /// with the rest, so one version's record and bytes cannot be served as another's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
-    /// A delete marker: a version without bytes.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub delete_marker: bool,
     /// The Object Lock retention and legal hold it was written with (in clear, as S3
     /// serves them without the object's key). PutObjectRetention and PutObjectLegalHold
     /// keep later ones in its annex ([`super::annex`]).
@@ -178,7 +228,7 @@ pub struct ObjectRecord {
 
 impl ObjectRecord {
     /// A record of the object `key`: what every record has, and nothing else yet (no
-    /// headers, user metadata, tags, lock, version; not a delete marker).
+    /// headers, user metadata, tags, lock, version).
     pub fn new(
         key: String,
         size: u64,
@@ -200,15 +250,19 @@ impl ObjectRecord {
             storage_class: None,
             tags: TagSet::default(),
             version_id: None,
-            delete_marker: false,
             lock: Lock::default(),
         }
     }
 
-    /// How many parts it was uploaded in (0 for an object written whole).
+    /// Whether it is a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        self.layout == Layout::DeleteMarker
+    }
+
+    /// How many parts it was uploaded in (0 for an object written whole, and a marker).
     pub fn parts_count(&self) -> usize {
         match &self.layout {
-            Layout::Single { .. } => 0,
+            Layout::Single { .. } | Layout::DeleteMarker => 0,
             Layout::Parts(parts) => parts.len(),
         }
     }
@@ -218,6 +272,7 @@ impl ObjectRecord {
     pub fn part_range(&self, n: usize) -> Option<std::ops::Range<u64>> {
         match &self.layout {
             Layout::Single { .. } => (n == 1).then_some(0..self.size),
+            Layout::DeleteMarker => None,
             Layout::Parts(parts) => {
                 let index = n.checked_sub(1).filter(|i| *i < parts.len())?;
                 let start: u64 = parts[..index].iter().map(|p| p.size).sum();
@@ -227,10 +282,11 @@ impl ObjectRecord {
     }
 
     /// Checks what a record must satisfy whatever wrote it: the parts' plaintext lengths
-    /// add up to the size, and a multipart object has parts.
+    /// add up to the size, a multipart object has parts, and a delete marker no bytes.
     pub fn consistent(&self) -> bool {
         match &self.layout {
             Layout::Single { .. } => true,
+            Layout::DeleteMarker => self.size == 0,
             Layout::Parts(parts) => {
                 !parts.is_empty()
                     && parts.iter().try_fold(0u64, |acc, p| acc.checked_add(p.size)) == Some(self.size)
@@ -280,5 +336,35 @@ mod tests {
         assert_eq!((r.part_range(0), r.part_range(3)), (None, None));
         r.layout = Layout::Single { salt: None };
         assert_eq!((r.parts_count(), r.part_range(1), r.part_range(2)), (0, Some(0..10), None));
+    }
+
+    #[test]
+    fn a_delete_marker_is_kept_as_before_the_variant() {
+        let marker =
+            ObjectRecord::new("k".into(), 0, String::new(), 7, Protection::Aont, Layout::DeleteMarker);
+        let json: serde_json::Value = serde_json::to_value(&marker).unwrap();
+        assert_eq!(json["layout"], serde_json::json!({"single": {}}));
+        assert_eq!(json["delete_marker"], serde_json::json!(true));
+        let back: ObjectRecord = serde_json::from_value(json).unwrap();
+        assert!(back.is_delete_marker() && back.consistent() && back.part_range(1).is_none());
+
+        // Records written before the variant, with the fields in their old order, and an
+        // object beside them.
+        let old = r#"{"key":"k","size":0,"etag":"","last_modified":7,"protection":{"mode":"aont"},
+            "layout":{"single":{}},"version_id":"00000000000000000000000000000001","delete_marker":true}"#;
+        let read: ObjectRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(read.layout, Layout::DeleteMarker);
+        let object = old.replace(r#","delete_marker":true"#, "");
+        let read: ObjectRecord = serde_json::from_str(&object).unwrap();
+        assert_eq!(read.layout, Layout::Single { salt: None });
+        let json = serde_json::to_value(&read).unwrap();
+        assert!(json.get("delete_marker").is_none(), "absent for an object");
+
+        // A marker with bytes is no record cipherstore writes.
+        let salted =
+            old.replace(r#"{"single":{}}"#, &format!(r#"{{"single":{{"salt":"{}"}}}}"#, "ab".repeat(16)));
+        assert!(serde_json::from_str::<ObjectRecord>(&salted).is_err());
+        let parts = old.replace(r#"{"single":{}}"#, r#"{"parts":[]}"#);
+        assert!(serde_json::from_str::<ObjectRecord>(&parts).is_err());
     }
 }

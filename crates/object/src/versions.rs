@@ -64,17 +64,8 @@ pub fn wanted(bucket: &str, key: &str, version_id: &str) -> Result<Wanted, Objec
 
 /// The record of a delete marker of `key` made now.
 fn marker_record(key: &str) -> ObjectRecord {
-    ObjectRecord {
-        delete_marker: true,
-        ..ObjectRecord::new(
-            key.to_owned(),
-            0,
-            String::new(),
-            base::clock::now_unix(),
-            Protection::Aont,
-            Layout::Single { salt: None },
-        )
-    }
+    let now = base::clock::now_unix();
+    ObjectRecord::new(key.to_owned(), 0, String::new(), now, Protection::Aont, Layout::DeleteMarker)
 }
 
 impl Objects {
@@ -158,7 +149,7 @@ mod tests {
         let r = marker_record("k");
         let sealed = codec::seal(&r, None).unwrap();
         let opened = codec::open(&sealed, "k").unwrap().verify(None).unwrap();
-        assert!(opened.delete_marker && opened.size == 0 && opened.version_id.is_none());
+        assert!(opened.is_delete_marker() && opened.size == 0 && opened.version_id.is_none());
         assert!(matches!(wanted("b", "k", "../x"), Err(ObjectError::InvalidVersion(_))));
         assert!(matches!(
             wanted("b", "k", "3HL4kqtJlcpXroDTDmJ"),

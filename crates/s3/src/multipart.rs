@@ -393,7 +393,7 @@ fn completed_before(
         Layout::Parts(manifest) => {
             numbers.iter().copied().eq(manifest.iter().map(|p| i32::try_from(p.number).ok()))
         }
-        Layout::Single { .. } => false,
+        Layout::Single { .. } | Layout::DeleteMarker => false,
     };
     // Where the ETag derives from the parts' (not SSE-C), the ETags sent must give it.
     let etags: Option<Vec<String>> =
