@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 
 use engine::{Backend, CustomerKey, SealSpec, Sealer, Sealing, SecretKey};
-use keys::{Hsm, HsmConfig, KeyId, KeyManager, ManagerOptions};
+use keys::{Hsm, HsmConfig, KeyId, KeyManager, KeyRef, ManagerOptions};
 use pipeline::units::InMemory;
 
 const CHILD: &str = "CIPHERSTORE_BENCH_TOKEN_DIR";
@@ -80,7 +80,7 @@ fn main() {
 /// Encrypts 10,000 small SSE-KP objects in one bucket with a cold bucket key cache and
 /// prints how many HSM calls the first object and the rest made.
 fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
-    setup.create_bucket_key("bench-bucket", crn).expect("bucket key");
+    setup.create_bucket_key("bench-bucket", &KeyRef::parse(crn)).expect("bucket key");
     let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
     let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
     let m =
@@ -90,7 +90,7 @@ fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
     let mut first = 0;
     for i in 0..10_000 {
         let key = CustomerKey {
-            key: m.bucket_key("bench-bucket", crn).expect("bucket key"),
+            key: m.bucket_key("bench-bucket", &KeyRef::parse(crn)).expect("bucket key"),
             context: b"bench-bucket".to_vec(),
         };
         let spec = SealSpec::new(Sealing::SseKp { key, crn: crn.to_owned() }, Backend::Accelerated);

@@ -15,7 +15,7 @@ use cluster::kv::{Kv, Op, Txn};
 use common::etcd::Etcd;
 use common::hsm::{Token, with_token};
 use keys::state_kv::KvState;
-use keys::{Hsm, KeyManager, KeysError, ManagerOptions};
+use keys::{Hsm, KeyManager, KeyRef, KeysError, ManagerOptions};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -58,40 +58,44 @@ fn gateways_share_keys_and_refuse_a_disabled_key_at_once() {
 
         // Made through A, seen and used through B.
         let root = a.create("shared-root").unwrap();
-        a.create_bucket_key("photos", &root.crn).unwrap();
-        assert_eq!(b.show("shared-root").unwrap().crn, root.crn);
+        a.create_bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap();
+        assert_eq!(b.show(&KeyRef::parse("shared-root")).unwrap().crn, root.crn);
         assert_eq!(b.bucket_root("photos").unwrap(), root.crn);
-        let key_b = b.bucket_key("photos", &root.crn).unwrap();
-        assert_eq!(key_b, a.bucket_key("photos", &root.crn).unwrap(), "one bucket key, unwrapped on both");
-        assert!(b.bucket_key("photos", &root.crn).is_ok(), "cached on B for an hour");
+        let key_b = b.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap();
+        assert_eq!(
+            key_b,
+            a.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap(),
+            "one bucket key, unwrapped on both"
+        );
+        assert!(b.bucket_key("photos", &KeyRef::parse(&root.crn)).is_ok(), "cached on B for an hour");
         let unwraps = b.metrics().hsm_unwraps;
 
         // Disabled through A: B refuses at once, though its cache entry would live an hour.
-        a.disable(&root.crn).unwrap();
+        a.disable(&KeyRef::parse(&root.crn)).unwrap();
         let took = within(Duration::from_secs(5), || {
-            matches!(b.bucket_key("photos", &root.crn), Err(KeysError::KeySuspended(_)))
+            matches!(b.bucket_key("photos", &KeyRef::parse(&root.crn)), Err(KeysError::KeySuspended(_)))
         });
         eprintln!("B refused the disabled key after {took:?}");
-        a.enable(&root.crn).unwrap();
-        within(Duration::from_secs(5), || b.bucket_key("photos", &root.crn).is_ok());
+        a.enable(&KeyRef::parse(&root.crn)).unwrap();
+        within(Duration::from_secs(5), || b.bucket_key("photos", &KeyRef::parse(&root.crn)).is_ok());
         assert!(b.metrics().hsm_unwraps > unwraps, "the dropped bucket key was unwrapped again");
 
         // Rotated through B: A's state follows; both still read the bucket.
-        let rotated = b.rotate("shared-root", None).unwrap();
+        let rotated = b.rotate(&KeyRef::parse("shared-root"), None).unwrap();
         assert_eq!(rotated.version, 2);
-        assert_eq!(a.show("shared-root").unwrap().version, 2, "A reads the committed state");
+        assert_eq!(a.show(&KeyRef::parse("shared-root")).unwrap().version, 2, "A reads the committed state");
         assert_eq!(
-            a.bucket_key("photos", &root.crn).unwrap(),
+            a.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap(),
             key_b,
             "rotation rewraps, the bucket key stays"
         );
 
         // Deleted through B (crypto-shredding): A refuses, as deleted.
-        b.delete("shared-root", true).unwrap();
+        b.delete(&KeyRef::parse("shared-root"), true).unwrap();
         within(Duration::from_secs(5), || {
-            matches!(a.bucket_key("photos", &root.crn), Err(KeysError::KeyDestroyed(_)))
+            matches!(a.bucket_key("photos", &KeyRef::parse(&root.crn)), Err(KeysError::KeyDestroyed(_)))
         });
-        assert!(b.bucket_key("photos", &root.crn).is_err());
+        assert!(b.bucket_key("photos", &KeyRef::parse(&root.crn)).is_err());
     });
 }
 
@@ -105,19 +109,19 @@ fn concurrent_lifecycle_changes_through_two_gateways_lose_nothing() {
                 s.spawn(move || {
                     for i in 0..6 {
                         m.create(&format!("{side}-{i}")).unwrap();
-                        m.rotate("rotated", None).unwrap();
+                        m.rotate(&KeyRef::parse("rotated"), None).unwrap();
                     }
                 });
             }
         });
         let keys = b.list().unwrap();
         assert_eq!(keys.len(), 13, "every key created on either side is there");
-        let rotated = a.show("rotated").unwrap();
+        let rotated = a.show(&KeyRef::parse("rotated")).unwrap();
         let versions: Vec<u32> = rotated.versions.iter().map(|v| v.version).collect();
         assert_eq!(versions, (1..=13).collect::<Vec<u32>>(), "12 rotations, each its own version");
         // Every version is in the HSM: a bucket bound now wraps under v13 and unwraps.
-        a.create_bucket_key("after", "rotated").unwrap();
-        assert!(b.bucket_key("after", "rotated").is_ok());
+        a.create_bucket_key("after", &KeyRef::parse("rotated")).unwrap();
+        assert!(b.bucket_key("after", &KeyRef::parse("rotated")).is_ok());
         // A name taken through one gateway is refused through the other.
         assert!(matches!(b.create("a-0"), Err(KeysError::Refused(_))));
     });

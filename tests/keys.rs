@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use engine::SecretKey;
-use keys::{Hsm, HsmConfig, KeysError};
+use keys::{Hsm, HsmConfig, KeyRef, KeysError};
 
 mod common;
 
@@ -89,36 +89,43 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
     with_token("the_whole_lifecycle_behaves_as_key_protect", |t| {
         let m = t.manager(Duration::from_secs(60));
         let root = m.create("primary").unwrap();
-        m.create_bucket_key("photos", &root.crn).unwrap();
-        let before = m.bucket_key("photos", &root.crn).unwrap();
+        m.create_bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap();
+        let before = m.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap();
 
         // Rotate: new version, bucket key rewrapped, the same bucket key (no data rewritten).
-        let rotated = m.rotate("primary", None).unwrap();
+        let rotated = m.rotate(&KeyRef::parse("primary"), None).unwrap();
         assert_eq!(rotated.version, 2);
         let fresh = t.manager(Duration::from_secs(60));
-        assert_eq!(fresh.bucket_key("photos", &root.crn).unwrap(), before, "old data must stay readable");
+        assert_eq!(
+            fresh.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap(),
+            before,
+            "old data must stay readable"
+        );
         assert_eq!(fresh.metrics().hsm_unwraps, 1);
 
         // Disable refuses at once through this manager; enable restores.
-        m.disable(&root.id).unwrap();
-        assert!(matches!(m.bucket_key("photos", &root.crn), Err(KeysError::KeySuspended(_))));
-        assert!(matches!(m.create_bucket_key("more", "primary"), Err(KeysError::KeySuspended(_))));
-        m.enable(&root.id).unwrap();
-        assert_eq!(m.bucket_key("photos", &root.crn).unwrap(), before);
+        m.disable(&KeyRef::parse(&root.id)).unwrap();
+        assert!(matches!(m.bucket_key("photos", &KeyRef::parse(&root.crn)), Err(KeysError::KeySuspended(_))));
+        assert!(matches!(
+            m.create_bucket_key("more", &KeyRef::parse("primary")),
+            Err(KeysError::KeySuspended(_))
+        ));
+        m.enable(&KeyRef::parse(&root.id)).unwrap();
+        assert_eq!(m.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap(), before);
 
         // Delete: refused while a bucket uses it, named; forced: data unreadable.
-        match m.delete("primary", false) {
+        match m.delete(&KeyRef::parse("primary"), false) {
             Err(KeysError::KeyInUse { buckets, .. }) => assert_eq!(buckets, vec!["photos".to_owned()]),
             other => panic!("expected KeyInUse, got {other:?}"),
         }
-        m.delete("primary", true).unwrap();
-        assert!(matches!(m.bucket_key("photos", &root.crn), Err(KeysError::KeyDestroyed(_))));
+        m.delete(&KeyRef::parse("primary"), true).unwrap();
+        assert!(matches!(m.bucket_key("photos", &KeyRef::parse(&root.crn)), Err(KeysError::KeyDestroyed(_))));
         let other = t.manager(Duration::from_secs(60));
         assert!(
-            other.bucket_key("photos", &root.crn).is_err(),
+            other.bucket_key("photos", &KeyRef::parse(&root.crn)).is_err(),
             "a new process must not read a shredded bucket"
         );
-        let restored = m.restore("primary", &key(1));
+        let restored = m.restore(&KeyRef::parse("primary"), &key(1));
         assert!(
             matches!(restored, Err(KeysError::Refused(ref why)) if why.contains("only imported")),
             "{restored:?}"
@@ -127,27 +134,36 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
         // Imported keys: delete, then restore with the same material brings data back.
         let imported = m.import("byok", &key(42)).unwrap();
         assert_eq!(imported.versions[0].kcv.as_deref(), Some(keys::id::key_check_value(&key(42)).as_str()));
-        m.create_bucket_key("ledger", "byok").unwrap();
-        let ledger = m.bucket_key("ledger", "byok").unwrap();
+        m.create_bucket_key("ledger", &KeyRef::parse("byok")).unwrap();
+        let ledger = m.bucket_key("ledger", &KeyRef::parse("byok")).unwrap();
         // Another manager with no bucket key cache, holding the old object's handle.
         let watcher = t.manager(Duration::ZERO);
-        assert_eq!(watcher.bucket_key("ledger", "byok").unwrap(), ledger);
-        m.delete("byok", true).unwrap();
-        assert!(m.bucket_key("ledger", "byok").is_err());
-        assert!(matches!(watcher.bucket_key("ledger", "byok"), Err(KeysError::KeyDestroyed(_))));
+        assert_eq!(watcher.bucket_key("ledger", &KeyRef::parse("byok")).unwrap(), ledger);
+        m.delete(&KeyRef::parse("byok"), true).unwrap();
+        assert!(m.bucket_key("ledger", &KeyRef::parse("byok")).is_err());
+        assert!(matches!(
+            watcher.bucket_key("ledger", &KeyRef::parse("byok")),
+            Err(KeysError::KeyDestroyed(_))
+        ));
         assert!(
-            matches!(m.restore("byok", &key(43)), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
+            matches!(m.restore(&KeyRef::parse("byok"), &key(43)), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
         );
-        m.restore("byok", &key(42)).unwrap();
-        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger", "byok").unwrap(), ledger);
+        m.restore(&KeyRef::parse("byok"), &key(42)).unwrap();
         assert_eq!(
-            watcher.bucket_key("ledger", "byok").unwrap(),
+            t.manager(Duration::from_secs(60)).bucket_key("ledger", &KeyRef::parse("byok")).unwrap(),
+            ledger
+        );
+        assert_eq!(
+            watcher.bucket_key("ledger", &KeyRef::parse("byok")).unwrap(),
             ledger,
             "a stale object handle is looked up again"
         );
-        assert!(m.rotate("byok", None).is_err(), "imported keys rotate with new material");
-        m.rotate("byok", Some(&key(44))).unwrap();
-        assert_eq!(t.manager(Duration::from_secs(60)).bucket_key("ledger", "byok").unwrap(), ledger);
+        assert!(m.rotate(&KeyRef::parse("byok"), None).is_err(), "imported keys rotate with new material");
+        m.rotate(&KeyRef::parse("byok"), Some(&key(44))).unwrap();
+        assert_eq!(
+            t.manager(Duration::from_secs(60)).bucket_key("ledger", &KeyRef::parse("byok")).unwrap(),
+            ledger
+        );
 
         // The audit trail has every change and refusal, and no key material.
         let events = m.audit_log().read_all().unwrap();
@@ -185,23 +201,30 @@ fn keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled() {
     with_token("keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled", |t| {
         let m = t.manager(Duration::from_secs(60));
         let root = m.create("locked-root").unwrap();
-        m.create_bucket_key("vault", &root.crn).unwrap();
+        m.create_bucket_key("vault", &KeyRef::parse(&root.crn)).unwrap();
         m.retain_bucket("vault").unwrap();
         m.retain_bucket("vault").unwrap();
         // A binding made after the bucket was retained is covered too.
         let later = m.create("later-root").unwrap();
-        m.create_bucket_key("vault", &later.crn).unwrap();
+        m.create_bucket_key("vault", &KeyRef::parse(&later.crn)).unwrap();
         for key in ["locked-root", "later-root"] {
-            for refused in [m.delete(key, true), m.delete(key, false), m.disable(key)] {
+            for refused in [
+                m.delete(&KeyRef::parse(key), true),
+                m.delete(&KeyRef::parse(key), false),
+                m.disable(&KeyRef::parse(key)),
+            ] {
                 match refused {
                     Err(KeysError::Retained { buckets, .. }) => assert_eq!(buckets, vec!["vault".to_owned()]),
                     other => panic!("expected Retained, got {other:?}"),
                 }
             }
         }
-        assert_eq!(m.show("locked-root").unwrap().retained, vec!["vault".to_owned()]);
-        assert_eq!(m.rotate("locked-root", None).unwrap().version, 2, "rotation still works");
-        assert!(m.bucket_key("vault", &root.crn).is_ok(), "nothing was shredded or suspended");
+        assert_eq!(m.show(&KeyRef::parse("locked-root")).unwrap().retained, vec!["vault".to_owned()]);
+        assert_eq!(m.rotate(&KeyRef::parse("locked-root"), None).unwrap().version, 2, "rotation still works");
+        assert!(
+            m.bucket_key("vault", &KeyRef::parse(&root.crn)).is_ok(),
+            "nothing was shredded or suspended"
+        );
         let audit = m.audit_log().read_all().unwrap();
         let failures: Vec<_> = audit.iter().filter(|e| e["outcome"] == "failure").collect();
         assert_eq!(failures.len(), 6, "every refusal is audited");
@@ -212,18 +235,22 @@ fn keys_of_buckets_under_object_lock_are_neither_deleted_nor_disabled() {
         assert_eq!(retained, 1, "retained once, audited once");
         // Another process sees the same state; once the bucket is gone the key deletes.
         let other = t.manager(Duration::from_secs(60));
-        assert!(matches!(other.delete("locked-root", true), Err(KeysError::Retained { .. })));
+        assert!(matches!(other.delete(&KeyRef::parse("locked-root"), true), Err(KeysError::Retained { .. })));
         m.remove_bucket_key("vault").unwrap();
-        m.delete("locked-root", true).unwrap();
-        m.disable("later-root").unwrap();
+        m.delete(&KeyRef::parse("locked-root"), true).unwrap();
+        m.disable(&KeyRef::parse("later-root")).unwrap();
         // The first write of an Object Lock bucket under a key marks it retained, should
         // Object Lock have been enabled where no HSM was configured.
         let third = m.create("third-root").unwrap();
-        m.bucket_key_for_write("late-vault", &third.crn, true).unwrap();
-        assert_eq!(m.show("third-root").unwrap().retained, vec!["late-vault".to_owned()]);
-        assert!(matches!(m.delete("third-root", true), Err(KeysError::Retained { .. })));
-        m.bucket_key_for_write("open", &third.crn, false).unwrap();
-        assert_eq!(m.show("third-root").unwrap().retained, vec!["late-vault".to_owned()], "not every bucket");
+        m.bucket_key_for_write("late-vault", &KeyRef::parse(&third.crn), true).unwrap();
+        assert_eq!(m.show(&KeyRef::parse("third-root")).unwrap().retained, vec!["late-vault".to_owned()]);
+        assert!(matches!(m.delete(&KeyRef::parse("third-root"), true), Err(KeysError::Retained { .. })));
+        m.bucket_key_for_write("open", &KeyRef::parse(&third.crn), false).unwrap();
+        assert_eq!(
+            m.show(&KeyRef::parse("third-root")).unwrap().retained,
+            vec!["late-vault".to_owned()],
+            "not every bucket"
+        );
     });
 }
 
@@ -307,15 +334,17 @@ fn ten_thousand_objects_in_one_bucket_make_one_hsm_call() {
         use pipeline::units::InMemory;
         let setup = t.manager(Duration::from_secs(60));
         let root = setup.create("bulk-root").unwrap();
-        setup.create_bucket_key("bulk", &root.crn).unwrap();
+        setup.create_bucket_key("bulk", &KeyRef::parse(&root.crn)).unwrap();
         // A manager with a cold cache, as after a restart.
         let m = t.manager(Duration::from_secs(60));
         let plain = vec![7u8; 1024];
         let mut after_first = 0;
         let mut sample = None;
         for i in 0..10_000 {
-            let key =
-                CustomerKey { key: m.bucket_key("bulk", &root.crn).unwrap(), context: b"bulk".to_vec() };
+            let key = CustomerKey {
+                key: m.bucket_key("bulk", &KeyRef::parse(&root.crn)).unwrap(),
+                context: b"bulk".to_vec(),
+            };
             let spec = SealSpec::new(Sealing::SseKp { key, crn: root.crn.clone() }, Backend::Accelerated);
             let sealer = Sealer::new(&spec, Some(plain.len() as u64)).unwrap();
             let mut object = InMemory::new(&sealer.layout(plain.len() as u64).unwrap(), &plain);

@@ -14,6 +14,7 @@ use common::hsm::with_token;
 use common::plaintext;
 use engine::Backend;
 use futures_util::StreamExt;
+use keys::KeyRef;
 use md5::{Digest, Md5};
 use s3::CipherS3;
 use s3s::dto::*;
@@ -426,7 +427,7 @@ fn a_root_key_suspended_while_a_body_streams_refuses_the_commit() {
             for (key, action) in [("suspended", "disable"), ("deleted", "delete")] {
                 // The key is usable when the upload starts.
                 if action == "delete" {
-                    manager.enable(&crn).unwrap();
+                    manager.enable(&KeyRef::parse(&crn)).unwrap();
                 }
                 let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
                 let stream =
@@ -444,9 +445,9 @@ fn a_root_key_suspended_while_a_body_streams_refuses_the_commit() {
                 let feed = async {
                     tx.send(Ok(Bytes::from(plaintext(MIB, 1)))).await.unwrap();
                     if action == "disable" {
-                        manager.disable(&crn).unwrap();
+                        manager.disable(&KeyRef::parse(&crn)).unwrap();
                     } else {
-                        manager.delete(&crn, true).unwrap();
+                        manager.delete(&KeyRef::parse(&crn), true).unwrap();
                     }
                     // The request may already have failed (the key is gone): then nobody reads.
                     let _ = tx.send(Ok(Bytes::from(plaintext(MIB, 2)))).await;
@@ -514,7 +515,7 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             // object's salt, found here from each stored header) reaches a file: not the
             // store, not the key state (it holds the bucket key wrapped), not the audit
             // log, not the token's own files.
-            let bucket_key = manager.bucket_key("kms", &crn).unwrap();
+            let bucket_key = manager.bucket_key("kms", &KeyRef::parse(&crn)).unwrap();
             let mut secrets = vec![("the bucket key".to_owned(), bucket_key.expose().to_vec())];
             for entry in walk(f.dir.path()) {
                 let bytes = std::fs::read(&entry).unwrap();
@@ -544,10 +545,10 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             }
             assert!(scanned > 5, "only {scanned} files scanned");
 
-            manager.disable(&crn).unwrap();
+            manager.disable(&KeyRef::parse(&crn)).unwrap();
             assert_eq!(code(get(&f.s3, "kms", "o", None).await), "AccessDenied");
             assert_eq!(code(get(&f.s3, "kms", "mp", None).await), "AccessDenied");
-            manager.enable(&crn).unwrap();
+            manager.enable(&KeyRef::parse(&crn)).unwrap();
             let del = DeleteBucketEncryptionInput { bucket: "kms".into(), ..Default::default() };
             f.s3.delete_bucket_encryption(req(del, "alice")).await.unwrap();
             let input = PutObjectInput {
@@ -559,7 +560,7 @@ fn bucket_encryption_maps_aws_kms_onto_root_keys() {
             let put = f.s3.put_object(req(input, "alice")).await.unwrap();
             assert!(put.headers.get("x-amz-server-side-encryption").is_none());
             assert_eq!(get(&f.s3, "kms", "o", None).await.unwrap(), body, "old objects keep their key");
-            manager.delete(&crn, true).unwrap();
+            manager.delete(&KeyRef::parse(&crn), true).unwrap();
             assert_eq!(code(get(&f.s3, "kms", "mp", None).await), "AccessDenied", "crypto-shredded");
         });
     });

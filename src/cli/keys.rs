@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::keyfile::read_key;
 use engine::CustomerKey;
-use keys::{Hsm, HsmConfig, KeyManager, KeyView, ManagerOptions};
+use keys::{Hsm, HsmConfig, KeyManager, KeyRef, KeyView, ManagerOptions};
 
 const KEYS_EXAMPLES: &str = "\
 Examples:
@@ -63,12 +63,14 @@ enum KeysCommand {
     /// Show one root key (by CRN, id or name).
     Show {
         /// CRN, id or name.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
     },
     /// Rotate: new key version; bucket keys are rewrapped, no data is rewritten.
     Rotate {
         /// CRN, id or name.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
         /// New material (imported keys only).
         #[arg(long, value_name = "FILE")]
         material_file: Option<PathBuf>,
@@ -77,18 +79,21 @@ enum KeysCommand {
     /// audited, for keys bound to a bucket with S3 Object Lock.
     Disable {
         /// CRN, id or name.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
     },
     /// Re-enable a suspended key.
     Enable {
         /// CRN, id or name.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
     },
     /// Delete a key (crypto-shredding): everything under it becomes unreadable. Refused,
     /// and audited, for keys bound to a bucket with S3 Object Lock.
     Delete {
         /// CRN, id or name.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
         /// Delete even if buckets still use it (never a key of a bucket with S3 Object
         /// Lock: those can be neither deleted nor disabled while the bucket exists).
         #[arg(long)]
@@ -97,7 +102,8 @@ enum KeysCommand {
     /// Restore a deleted imported key within 30 days by importing the same material.
     Restore {
         /// CRN, id or name.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
         /// The original material.
         #[arg(long, value_name = "FILE")]
         material_file: PathBuf,
@@ -110,7 +116,8 @@ enum KeysCommand {
         /// Bucket name.
         bucket: String,
         /// CRN, id or name of the root key.
-        key: String,
+        #[arg(value_parser = key_ref)]
+        key: KeyRef,
     },
     /// Check that a bucket's key unwraps, and show its root key and the HSM counters.
     CheckBucket {
@@ -142,12 +149,17 @@ pub(super) fn open_manager(keys_dir: Option<&Path>, instance: Option<&str>) -> a
     Ok(KeyManager::open(hsm, &options)?)
 }
 
+/// A root key as named on the command line: an id or CRN, else a name.
+fn key_ref(text: &str) -> Result<KeyRef, std::convert::Infallible> {
+    Ok(KeyRef::parse(text))
+}
+
 /// The bucket key of `bucket` under the root key it was first bound to, bound to the
 /// bucket's name, and that root key's CRN (SSE-KP).
 pub(super) fn bucket_key(keys_dir: Option<&Path>, bucket: &str) -> anyhow::Result<(CustomerKey, String)> {
     let m = open_manager(keys_dir, None)?;
     let root = m.bucket_root(bucket).with_context(|| format!("bucket {bucket}"))?;
-    let key = m.bucket_key(bucket, &root).with_context(|| format!("bucket {bucket}"))?;
+    let key = m.bucket_key(bucket, &KeyRef::parse(&root)).with_context(|| format!("bucket {bucket}"))?;
     Ok((CustomerKey { key, context: bucket.as_bytes().to_vec() }, root))
 }
 
@@ -259,7 +271,7 @@ pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
         }
         KeysCommand::CheckBucket { bucket } => {
             let root = m.bucket_root(bucket).with_context(|| format!("bucket {bucket}"))?;
-            m.bucket_key(bucket, &root).with_context(|| format!("bucket {bucket}"))?;
+            m.bucket_key(bucket, &KeyRef::parse(&root)).with_context(|| format!("bucket {bucket}"))?;
             let metrics = m.metrics();
             if json {
                 println!("{}", serde_json::json!({"bucket": bucket, "root": root, "metrics": metrics}));

@@ -58,6 +58,56 @@ impl std::fmt::Display for KeyId {
     }
 }
 
+/// How a request names a root key: by its id (a bare UUID, or a CRN that ends in one) or by
+/// its name. Reading one never fails: what is not an id is a name (no name looks like an
+/// id, [`crate::KeyManager::create`] refuses those).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    /// By id (given as the id or as a CRN).
+    Id(KeyId),
+    /// By name.
+    Name(String),
+}
+
+impl KeyRef {
+    /// The root key `text` names: an id or CRN, else a name.
+    pub fn parse(text: &str) -> Self {
+        KeyId::parse(text).map_or_else(|| Self::Name(text.to_owned()), Self::Id)
+    }
+
+    /// The root key a KMS key id names as AWS clients send one: a root key id, CRN or name,
+    /// also inside a KMS ARN (`arn:aws:kms:…:key/<id>`, `…:alias/<name>`) or as
+    /// `alias/<name>`.
+    pub fn from_kms(key_id: &str) -> Self {
+        let tail =
+            if key_id.starts_with("arn:") { key_id.rsplit(':').next().unwrap_or(key_id) } else { key_id };
+        Self::parse(tail.strip_prefix("key/").or_else(|| tail.strip_prefix("alias/")).unwrap_or(tail))
+    }
+
+    /// Whether it names the root key with this id and name.
+    pub fn names(&self, id: &KeyId, name: &str) -> bool {
+        match self {
+            Self::Id(wanted) => wanted == id,
+            Self::Name(wanted) => wanted == name,
+        }
+    }
+}
+
+impl From<&KeyId> for KeyRef {
+    fn from(id: &KeyId) -> Self {
+        Self::Id(id.clone())
+    }
+}
+
+impl std::fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "{id}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 /// Key check value of AES key material: the first 3 bytes of AES-256 of a zero block, in
 /// hex (the common KCV convention for AES keys).
 pub fn key_check_value(material: &SecretKey) -> String {
@@ -70,6 +120,22 @@ pub fn key_check_value(material: &SecretKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_references_as_aws_clients_send_them() {
+        let id = KeyId::random();
+        let name = |n: &str| KeyRef::Name(n.to_owned());
+        assert_eq!(KeyRef::from_kms(&format!("arn:aws:kms:us-east-1:1:key/{id}")), KeyRef::Id(id.clone()));
+        assert_eq!(KeyRef::from_kms("arn:aws:kms:us-east-1:1:key/abc"), name("abc"));
+        assert_eq!(KeyRef::from_kms("arn:aws:kms:us-east-1:1:alias/backup"), name("backup"));
+        assert_eq!(KeyRef::from_kms("alias/backup"), name("backup"));
+        assert_eq!(KeyRef::from_kms("crn:v1:x"), name("crn:v1:x"));
+        assert_eq!(KeyRef::parse(&id.crn("prod")), KeyRef::Id(id.clone()));
+        assert!(KeyRef::parse(&id.crn("prod")).names(&id, "anything"));
+        assert!(KeyRef::parse("backup").names(&KeyId::random(), "backup"));
+        assert!(!KeyRef::parse("backup").names(&id, "other"));
+        assert_eq!(KeyRef::parse("backup").to_string(), "backup");
+    }
 
     #[test]
     fn ids_round_trip_through_crns() {

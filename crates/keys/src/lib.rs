@@ -21,5 +21,5 @@ pub mod state_kv;
 pub use config::HsmConfig;
 pub use error::KeysError;
 pub use hsm::Hsm;
-pub use id::KeyId;
+pub use id::{KeyId, KeyRef};
 pub use manager::{KeyManager, KeyMetrics, KeyView, ManagerOptions};

@@ -17,7 +17,7 @@ use super::audit::{AuditEvent, AuditLog};
 use super::cache::BucketKeyCache;
 use super::error::KeysError;
 use super::hsm::Hsm;
-use super::id::{KeyId, key_check_value};
+use super::id::{KeyId, KeyRef, key_check_value};
 use super::state::{BucketBinding, KeyRecord, KeyState, KeyVersion, Origin, State, StateStore};
 use super::state_file::FileState;
 use base::clock::{now_unix, rfc3339};
@@ -318,7 +318,7 @@ impl KeyManager {
     }
 
     /// One root key by id, CRN or name.
-    pub fn show(&self, key: &str) -> Result<KeyView, KeysError> {
+    pub fn show(&self, key: &KeyRef) -> Result<KeyView, KeysError> {
         let state = self.snapshot()?;
         let rec = state.find(key)?;
         Ok(self.view(&state, rec))
@@ -338,7 +338,7 @@ impl KeyManager {
     /// Rotates a root key: a new version in the HSM (new `material` for imported keys),
     /// then every bucket key it protects is rewrapped under it. No data is rewritten; old
     /// versions stay in the HSM, so bucket keys not yet rewrapped still unwrap.
-    pub fn rotate(&self, key: &str, material: Option<&SecretKey>) -> Result<KeyView, KeysError> {
+    pub fn rotate(&self, key: &KeyRef, material: Option<&SecretKey>) -> Result<KeyView, KeysError> {
         let state = self.snapshot()?;
         self.require_active(state.find(key)?, "key.rotate")?;
         // The new version is made under the state lock, so concurrent rotations (from
@@ -411,16 +411,16 @@ impl KeyManager {
     }
 
     /// Suspends a key: wraps and unwraps are refused, cached bucket keys are wiped now.
-    pub fn disable(&self, key: &str) -> Result<KeyView, KeysError> {
+    pub fn disable(&self, key: &KeyRef) -> Result<KeyView, KeysError> {
         self.set_state(key, "key.disable", KeyState::Suspended)
     }
 
     /// Re-enables a suspended key.
-    pub fn enable(&self, key: &str) -> Result<KeyView, KeysError> {
+    pub fn enable(&self, key: &KeyRef) -> Result<KeyView, KeysError> {
         self.set_state(key, "key.enable", KeyState::Active)
     }
 
-    fn set_state(&self, key: &str, action: &str, to: KeyState) -> Result<KeyView, KeysError> {
+    fn set_state(&self, key: &KeyRef, action: &str, to: KeyState) -> Result<KeyView, KeysError> {
         let changed = self.change(|state| {
             let buckets = state.buckets_of(&state.find(key)?.id);
             if to == KeyState::Suspended {
@@ -450,7 +450,7 @@ impl KeyManager {
     /// Deletes a key (crypto-shredding): destroys every version in the HSM. Refused while
     /// it protects buckets unless `force`. Cached bucket keys under it are wiped now; other
     /// processes lose theirs within the cache TTL.
-    pub fn delete(&self, key: &str, force: bool) -> Result<KeyView, KeysError> {
+    pub fn delete(&self, key: &KeyRef, force: bool) -> Result<KeyView, KeysError> {
         let deleted = self.change(|state| {
             let r = state.find(key)?.clone();
             let buckets = state.buckets_of(&r.id);
@@ -479,7 +479,7 @@ impl KeyManager {
 
     /// Restores a deleted imported key within 30 days by re-importing the same material,
     /// checked against the recorded key check value.
-    pub fn restore(&self, key: &str, material: &SecretKey) -> Result<KeyView, KeysError> {
+    pub fn restore(&self, key: &KeyRef, material: &SecretKey) -> Result<KeyView, KeysError> {
         let state = self.snapshot()?;
         let rec = state.find(key)?.clone();
         let refuse = |why: String| -> Result<KeyView, KeysError> {
@@ -520,7 +520,7 @@ impl KeyManager {
     /// Creates the bucket key of `bucket` under root key `key`: random, wrapped by the
     /// key's current version, stored, and cached unwrapped. A bucket has one bucket key per
     /// root key protecting objects in it; [`KeysError::BucketExists`] if this pair has one.
-    pub fn create_bucket_key(&self, bucket: &str, key: &str) -> Result<BucketBinding, KeysError> {
+    pub fn create_bucket_key(&self, bucket: &str, key: &KeyRef) -> Result<BucketBinding, KeysError> {
         let state = self.snapshot()?;
         let rec = state.find(key)?.clone();
         let bound = |s: &State| s.buckets.iter().any(|b| b.bucket == bucket && b.key == rec.id);
@@ -551,11 +551,11 @@ impl KeyManager {
 
     /// The unwrapped bucket key of `bucket` under root key `root` (id, CRN or name): from
     /// the cache, or unwrapped in the HSM (one call) if the root key is active.
-    pub fn bucket_key(&self, bucket: &str, root: &str) -> Result<SecretKey, KeysError> {
+    pub fn bucket_key(&self, bucket: &str, root: &KeyRef) -> Result<SecretKey, KeysError> {
         self.reconcile();
-        let id = match KeyId::parse(root) {
-            Some(id) => id,
-            None => self.state.cached()?.find(root)?.id.clone(),
+        let id = match root {
+            KeyRef::Id(id) => id.clone(),
+            KeyRef::Name(_) => self.state.cached()?.find(root)?.id.clone(),
         };
         if let Some(k) = self.cache.get(bucket, &id) {
             return Ok(k);
@@ -566,7 +566,7 @@ impl KeyManager {
             .iter()
             .find(|b| b.bucket == bucket && b.key == id)
             .ok_or_else(|| KeysError::BucketNotFound(bucket.into()))?;
-        let rec = state.find(binding.key.as_str())?;
+        let rec = state.find(&KeyRef::from(&binding.key))?;
         self.require_active(rec, "key.unwrap")?;
         let wrapped = hex_decode(&binding.wrapped)?;
         let key = match self.hsm.unwrap(&rec.id.object(binding.version).id, &wrapped, &self.crn(&rec.id)) {
@@ -574,7 +574,7 @@ impl KeyManager {
             // read again, tells which.
             Err(KeysError::KeyNotInHsm(name)) => {
                 let fresh = self.snapshot()?;
-                return Err(match fresh.find(binding.key.as_str()) {
+                return Err(match fresh.find(&KeyRef::from(&binding.key)) {
                     Ok(r) if r.state == KeyState::Destroyed => KeysError::KeyDestroyed(self.crn(&r.id)),
                     _ => KeysError::KeyNotInHsm(name),
                 });
@@ -593,7 +593,7 @@ impl KeyManager {
     pub fn bucket_key_for_write(
         &self,
         bucket: &str,
-        root: &str,
+        root: &KeyRef,
         retain: bool,
     ) -> Result<SecretKey, KeysError> {
         match self.bucket_key(bucket, root) {
@@ -666,7 +666,7 @@ impl KeyManager {
 
     /// Refuses a change that would delete or disable the root key `key` while it is bound
     /// to a bucket under Object Lock.
-    fn refuse_retained(&self, state: &State, key: &str) -> Result<(), KeysError> {
+    fn refuse_retained(&self, state: &State, key: &KeyRef) -> Result<(), KeysError> {
         let r = state.find(key)?;
         let buckets = state.retained_of(&r.id);
         if buckets.is_empty() {
@@ -679,7 +679,7 @@ impl KeyManager {
     fn audit_refusal<T>(
         &self,
         action: &str,
-        key: &str,
+        key: &KeyRef,
         outcome: Result<T, KeysError>,
     ) -> Result<T, KeysError> {
         if let Err(e @ KeysError::Retained { buckets, .. }) = &outcome {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::KeysError;
-use super::id::KeyId;
+use super::id::{KeyId, KeyRef};
 
 /// Lifecycle state of a root key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,19 +100,20 @@ pub struct State {
 }
 
 impl State {
-    /// Finds a key by id, CRN or name.
-    pub fn find(&self, key: &str) -> Result<&KeyRecord, KeysError> {
-        let id = KeyId::parse(key);
+    /// Finds a key by id or name.
+    pub fn find(&self, key: &KeyRef) -> Result<&KeyRecord, KeysError> {
         self.keys
             .iter()
-            .find(|k| Some(&k.id) == id.as_ref() || k.name == key)
-            .ok_or_else(|| KeysError::KeyNotFound(key.to_owned()))
+            .find(|k| key.names(&k.id, &k.name))
+            .ok_or_else(|| KeysError::KeyNotFound(key.to_string()))
     }
 
     /// Mutable [`State::find`].
-    pub fn find_mut(&mut self, key: &str) -> Result<&mut KeyRecord, KeysError> {
-        let id = self.find(key)?.id.clone();
-        self.keys.iter_mut().find(|k| k.id == id).ok_or_else(|| KeysError::KeyNotFound(key.to_owned()))
+    pub fn find_mut(&mut self, key: &KeyRef) -> Result<&mut KeyRecord, KeysError> {
+        self.keys
+            .iter_mut()
+            .find(|k| key.names(&k.id, &k.name))
+            .ok_or_else(|| KeysError::KeyNotFound(key.to_string()))
     }
 
     /// Buckets whose keys `id` wraps.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use engine::{CustomerKey, SecretKey};
-use keys::{KeyManager, KeysError};
+use keys::{KeyManager, KeyRef, KeysError};
 
 use super::bucket::BucketRecord;
 use super::record::Protection;
@@ -99,14 +99,6 @@ pub fn binding(bucket: &str, object: &str) -> Vec<u8> {
     [bucket.as_bytes(), b"/", object.as_bytes()].concat()
 }
 
-/// A KMS key id as AWS clients send it, as the key manager finds it: a root key id, CRN
-/// or name, also inside a KMS ARN (`arn:aws:kms:…:key/<id>`, `…:alias/<name>`) or as
-/// `alias/<name>`.
-fn key_ref(id: &str) -> &str {
-    let tail = if id.starts_with("arn:") { id.rsplit(':').next().unwrap_or(id) } else { id };
-    tail.strip_prefix("key/").or_else(|| tail.strip_prefix("alias/")).unwrap_or(tail)
-}
-
 /// The protection policy of one service: its key manager (none without an HSM) and
 /// whether new default-protection objects are stored unencrypted (benchmark builds only).
 #[derive(Clone)]
@@ -178,7 +170,7 @@ impl Policy {
             ServerSide::Kms => {
                 let m = self.manager_for("SSE-KMS (aws:kms)")?;
                 let root = match key_id {
-                    Some(id) => match m.show(key_ref(id)) {
+                    Some(id) => match m.show(&KeyRef::from_kms(id)) {
                         Ok(view) => view.crn,
                         Err(KeysError::KeyNotFound(_)) => {
                             return Err(ProtectionError::KmsKeyNotFound(id.to_owned()));
@@ -246,7 +238,7 @@ impl Policy {
     /// The bucket key of (`bucket`, root key `crn`), bound to `bucket/object`, for reading
     /// an object stored under it.
     pub fn object_key(&self, bucket: &str, object: &str, crn: &str) -> Result<CustomerKey, ProtectionError> {
-        let key = self.manager()?.bucket_key(bucket, crn)?;
+        let key = self.manager()?.bucket_key(bucket, &KeyRef::parse(crn))?;
         Ok(bind(key, bucket, object))
     }
 
@@ -259,7 +251,7 @@ impl Policy {
         crn: &str,
     ) -> Result<CustomerKey, ProtectionError> {
         let retain = bucket.object_lock.is_some();
-        let key = self.manager()?.bucket_key_for_write(&bucket.name, crn, retain)?;
+        let key = self.manager()?.bucket_key_for_write(&bucket.name, &KeyRef::parse(crn), retain)?;
         Ok(bind(key, &bucket.name, object))
     }
 
@@ -268,7 +260,7 @@ impl Policy {
     /// nothing is committed. Costs a cache lookup while the key stays enabled.
     pub fn still_usable(&self, bucket: &str, protection: &Protection) -> Result<(), ProtectionError> {
         if let Some(root) = protection.kp_root() {
-            self.manager()?.bucket_key(bucket, root)?;
+            self.manager()?.bucket_key(bucket, &KeyRef::parse(root))?;
         }
         Ok(())
     }
@@ -331,14 +323,6 @@ mod tests {
             versioning: Default::default(),
             object_lock: None,
         }
-    }
-
-    #[test]
-    fn key_ids_as_aws_clients_send_them() {
-        assert_eq!(key_ref("arn:aws:kms:us-east-1:1:key/abc"), "abc");
-        assert_eq!(key_ref("arn:aws:kms:us-east-1:1:alias/name"), "name");
-        assert_eq!(key_ref("alias/name"), "name");
-        assert_eq!(key_ref("crn:v1:x"), "crn:v1:x");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::service::{CipherS3, Owned};
 use super::{error, kp, object_lock};
 use base::clock::now_unix;
+use keys::KeyRef;
 use object::StoreError;
 use object::{BucketRecord, KmsBinding, ObjectError, Origin};
 
@@ -55,7 +56,7 @@ pub(super) async fn create_bucket(
     let kms = match &root {
         // The root key must exist before the bucket does.
         Some(crn) => Some(KmsBinding {
-            root: kp::manager(s)?.show(crn).map_err(error::keys)?.crn,
+            root: kp::manager(s)?.show(&KeyRef::parse(crn)).map_err(error::keys)?.crn,
             origin: Origin::Create,
             default: true,
         }),
@@ -79,7 +80,7 @@ pub(super) async fn create_bucket(
     match s.objects.create_bucket(&meta) {
         Ok(()) => {
             if let Some(crn) = meta.root()
-                && let Err(e) = kp::manager(s)?.create_bucket_key(&name, crn)
+                && let Err(e) = kp::manager(s)?.create_bucket_key(&name, &KeyRef::parse(crn))
             {
                 // Nothing half made: no bucket without its key.
                 let _ = s.objects.delete_bucket(&name);

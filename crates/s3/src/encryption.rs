@@ -11,6 +11,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::service::{CipherS3, Owned};
 use super::{error, kp};
+use keys::KeyRef;
 use object::{KmsBinding, Origin};
 
 pub(super) async fn put(
@@ -42,7 +43,9 @@ pub(super) async fn put(
         // The pair's bucket key is made now, so a suspended or unusable key is refused
         // here rather than at the first PUT.
         let retain = bucket.object_lock.is_some();
-        kp::manager(s)?.bucket_key_for_write(&bucket.name, &requested.root, retain).map_err(error::keys)?;
+        kp::manager(s)?
+            .bucket_key_for_write(&bucket.name, &KeyRef::parse(&requested.root), retain)
+            .map_err(error::keys)?;
         bucket.sse_s3 = false;
         bucket.kms = Some(match bucket.kms.take() {
             Some(kms) if kms.origin == Origin::Create => KmsBinding { default: true, ..kms },
