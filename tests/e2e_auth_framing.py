@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 import zlib
 
-from s3harness import Server, USERS, error_code
+from cipherstore_harness import Server, USERS, error_code
 
 REGION = "us-east-1"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

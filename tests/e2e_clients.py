@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from s3harness import Server, USERS
+from cipherstore_harness import Server, USERS
 
 MiB = 1 << 20
 

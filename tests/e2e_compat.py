@@ -38,7 +38,7 @@ import sys
 
 import botocore
 
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 MiB = 1 << 20
 

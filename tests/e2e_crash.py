@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from s3harness import Server
+from cipherstore_harness import Server
 
 KiB, MiB = 1 << 10, 1 << 20
 CLIENTS = 32

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 MiB = 1 << 20
 SIZE_MIB = 24

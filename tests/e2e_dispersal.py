@@ -24,7 +24,7 @@ import botocore.exceptions
 
 from independent_decoder import decode as engine_decode
 from independent_dispersal import Code, fs_record, gather, shard_at, split_record, stripes
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 K, N, W = 3, 5, 4
 MARKER = b"CIPHERSTORE-PLAINTEXT-MARKER-"

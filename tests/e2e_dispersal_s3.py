@@ -34,8 +34,8 @@ import botocore.config
 from e2e_dispersal import MARKER, metrics_text, modes, object_file, plain, rebuild, slice_files
 from independent_decoder import decode as engine_decode
 from independent_dispersal import gather
-import seaweed
-from s3harness import Server, error_code
+from cipherstore_harness import seaweed
+from cipherstore_harness import Server, error_code
 
 K, N, W = 3, 5, 4
 REMOTE = (1, 3)

@@ -21,7 +21,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from s3harness import Server, USERS, error_code
+from cipherstore_harness import Server, USERS, error_code
 
 IDLE = 10_000
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # old TLS versions, on purpose

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 TTL = 2
 

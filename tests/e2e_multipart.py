@@ -13,7 +13,7 @@ import hashlib
 import os
 import sys
 
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 MiB = 1 << 20
 

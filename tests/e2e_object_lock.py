@@ -24,7 +24,7 @@ import time
 
 import botocore
 
-from s3harness import Server, error_code, protection_modes
+from cipherstore_harness import Server, error_code, protection_modes
 
 MiB = 1 << 20
 

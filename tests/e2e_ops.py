@@ -15,7 +15,7 @@ import subprocess
 import sys
 import urllib.request
 
-from s3harness import Server, error_code, free_port
+from cipherstore_harness import Server, error_code, free_port
 
 MiB = 1 << 20
 

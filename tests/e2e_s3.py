@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 
 def main():

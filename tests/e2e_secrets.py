@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from independent_decoder import FIXED, Rejected, parse_header
-from s3harness import Server, USERS
+from cipherstore_harness import Server, USERS
 
 MiB = 1 << 20
 

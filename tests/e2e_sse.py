@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from s3harness import Server, error_code
+from cipherstore_harness import Server, error_code
 
 MiB = 1 << 20
 
@@ -219,7 +219,7 @@ def main():
         # The same precedence through IBM's own SDK.
         import ibm_boto3
         from ibm_botocore.client import Config as IbmConfig
-        from s3harness import USERS
+        from cipherstore_harness import USERS
         ak, sk = USERS["alice"]
         ibm = ibm_boto3.client("s3", endpoint_url=srv.endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
                                region_name="us-east-1", verify=str(srv.ca),

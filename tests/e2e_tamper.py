@@ -21,7 +21,7 @@ import zlib
 import urllib.request
 
 from independent_decoder import open_sealed_metadata
-from s3harness import Server
+from cipherstore_harness import Server
 
 MiB = 1 << 20
 USER_METADATA = {"color": "tamper-marker-value"}

@@ -5,7 +5,7 @@ port + 10000), and one identity allowed everything."""
 
 import json
 
-from s3harness import free_port
+from .server import free_port
 
 LISTENERS = ("master", "volume", "filer", "s3", "https", "master.grpc", "volume.grpc", "filer.grpc", "s3.grpc")
 

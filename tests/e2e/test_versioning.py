@@ -1,24 +1,24 @@
-#!/usr/bin/env python3
-"""End-to-end check of S3 versioning with boto3, in every protection mode (default
+"""S3 versioning with boto3, in every protection mode (default
 AONT-RS, SSE-C, SSE-KMS under an HSM root key, SSE-S3): Put/GetBucketVersioning; version
 ids on PUT, copy and CompleteMultipartUpload; GET, HEAD, DELETE, copy and tagging by
 versionId; delete markers (404 with x-amz-delete-marker, 405 when named); the null
 version of objects written before versioning and in suspended buckets; ListObjectVersions
 with prefix, delimiter, key and version-id markers, max-keys and encoding-type;
 DeleteObjects with versions; concurrent PUTs of one key each keeping their version;
-buckets holding versions are not empty; malformed and absent version ids. Runs against the
-filesystem store, or a cluster store gateway with CIPHERSTORE_E2E_CLUSTER.
-
-    e2e_versioning.py PATH_TO_CIPHERSTORE_BINARY
+buckets holding versions are not empty; malformed and absent version ids. On the
+filesystem, dispersed and cluster stores.
 """
 
 import concurrent.futures
 import os
-import sys
 
 import botocore
+import pytest
 
-from s3harness import Server, error_code, protection_modes
+from cipherstore_harness import error_code, protection_modes
+
+STORES = ["fs", "dispersed-3of5", "cluster"]
+MODES = ["default", "SSE-C", "SSE-KMS", "SSE-S3"]
 
 MiB = 1 << 20
 
@@ -228,17 +228,20 @@ def listings(srv, s3):
           "hot" not in [o["Key"] for o in s3.list_objects_v2(Bucket="listing").get("Contents", [])])
 
 
-def main():
-    binary = sys.argv[1]
-    with Server(binary) as srv:
-        s3 = srv.boto3("alice")
-        crn = srv.create_root("versions-root")
-        modes = protection_modes(crn, "ver")
-        for mode, (bucket, put_kw, get_kw, copy_kw) in modes.items():
-            scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw)
-        listings(srv, s3)
-    return srv.summary()
+@pytest.fixture(scope="module")
+def s3(srv):
+    return srv.boto3("alice")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.fixture(scope="module")
+def modes(srv):
+    return protection_modes(srv.create_root("versions-root"), "ver")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_versions_in_each_protection_mode(srv, s3, modes, mode):
+    scenario(srv, s3, mode, *modes[mode])
+
+
+def test_listings_markers_and_concurrent_puts(srv, s3):
+    listings(srv, s3)

@@ -1,12 +1,12 @@
-"""Shared harness for the S3 end-to-end tests: starts `cipherstore serve` on a free
-loopback port over HTTPS with two users (alice, bob) and a SoftHSM2 token of its own,
-and offers checks that count and report failures. With CIPHERSTORE_E2E_CLUSTER set to a
-directory `scripts/cluster up` made, the server is a gateway of that cluster store (blobs
-on its Ceph, records in its etcd, under a namespace of the server's own). With
-CIPHERSTORE_E2E_DISPERSAL set to "k/n" (or `dispersal=(k, n, w)`), object bytes are
-dispersed over n target directories of the server's own (`srv.targets`; or S3 buckets
-given as `remote_targets`), any k of which
-rebuild them.
+"""`cipherstore serve` for the end-to-end suites: a free loopback port over HTTPS, two
+users (alice, bob), a SoftHSM2 token of its own, and checks that count and report
+failures. The store is the filesystem one, unless:
+- `cluster` (or CIPHERSTORE_E2E_CLUSTER) names a directory `scripts/cluster up` made: the
+  server is then a gateway of that cluster store (blobs on its Ceph, records in its etcd,
+  under a namespace of the server's own);
+- `dispersal=(k, n, w)` (or CIPHERSTORE_E2E_DISPERSAL="k/n"): object bytes are dispersed
+  over n target directories of the server's own (`srv.targets`; or S3 buckets given as
+  `remote_targets`), any k of which rebuild them.
 
     with Server(binary) as srv:
         alice = srv.boto3("alice")
@@ -23,7 +23,8 @@ import subprocess
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+# tests/harness/cipherstore_harness/server.py: the repository is three folders up.
+REPO = pathlib.Path(__file__).resolve().parents[3]
 USERS = {"alice": ("alice-key", "alice-secret-123"), "bob": ("bob-key", "bob-secret-4567")}
 
 
@@ -35,10 +36,12 @@ def free_port():
 
 class Server:
     def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None, dispersal=None,
-                 remote_targets=None):
-        self.binary = binary
+                 remote_targets=None, cluster=None):
+        self.binary = str(binary)
         self.passed = 0
         self.failed = 0
+        # What each failed check said, in order (pytest reports those of each test).
+        self.failures = []
         self.data = pathlib.Path(tempfile.mkdtemp(prefix="cipherstore-e2e-", dir=base))
         # Removed when the test process ends, unless a check failed here (kept for a look)
         # or CIPHERSTORE_KEEP_TEST_DATA is set.
@@ -57,7 +60,10 @@ class Server:
         self.env["CIPHERSTORE_KEY_CACHE_TTL"] = cache_ttl
         self.args = ["serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data / "d"),
                      "--users", str(users), *extra_args]
-        cluster = os.environ.get("CIPHERSTORE_E2E_CLUSTER")
+        # None: as the environment says; False: not a cluster gateway, whatever it says.
+        if cluster is None:
+            cluster = os.environ.get("CIPHERSTORE_E2E_CLUSTER")
+        self.cluster = cluster or None
         if cluster:
             # The cluster's store section, with a namespace of this server's own.
             store = (pathlib.Path(cluster) / "gateway.toml").read_text()
@@ -65,11 +71,12 @@ class Server:
             store = "\n".join(f'namespace = "{namespace}"' if line.startswith("namespace") else line
                               for line in store.splitlines()) + "\n"
             config = (config or "") + "\n" + store
+        # None: as the environment says; False: not dispersed, whatever it says.
         if dispersal is None and os.environ.get("CIPHERSTORE_E2E_DISPERSAL"):
             k, n = map(int, os.environ["CIPHERSTORE_E2E_DISPERSAL"].split("/"))
             dispersal = (k, n, None)
         self.targets = []
-        if dispersal is not None:
+        if dispersal:
             k, n, w, *more = dispersal
             # remote_targets: {i: (TOML inline table, the directory its slices land in)}
             # for targets that are S3 buckets; the others are directories of our own.
@@ -152,6 +159,7 @@ class Server:
             self.passed += 1
         else:
             self.failed += 1
+            self.failures.append(f"{name} {detail}".strip())
             print(f"FAIL {name} {detail}", flush=True)
 
     def boto3(self, user, module=None, **config):

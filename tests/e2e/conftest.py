@@ -1,0 +1,98 @@
+"""Fixtures of the end-to-end suites.
+
+A suite (one module) names the stores it runs on in `STORES` (default: the filesystem
+store) and, optionally, how its server is started in `SERVER` (keyword arguments of
+`cipherstore_harness.Server`). Each of its tests that takes `srv` gets the module's server
+on one of those stores: one server per module and store, started before the module's
+first test and stopped after its last, so tests of a module run in order on shared
+state. Tests are marked with their store (`-m "not cluster"`, `-m dispersed`). The
+cluster (Ceph RGW, three etcd members) is started once per session, or taken from
+CIPHERSTORE_E2E_CLUSTER.
+
+`srv.check(name, condition, detail)` records a failed condition and carries on, so one
+test reports every check that failed in it: the test fails if any did.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from cipherstore_harness import Server
+from cipherstore_harness.server import REPO
+
+# Store name: (Server keyword arguments, marks). `cluster: True` is replaced by the
+# session's cluster directory.
+STORES = {
+    "fs": ({}, [pytest.mark.fs]),
+    "dispersed-3of5": ({"dispersal": (3, 5, None)}, [pytest.mark.dispersed]),
+    "dispersed-10of16": ({"dispersal": (10, 16, None)}, [pytest.mark.dispersed]),
+    "cluster": ({"cluster": True}, [pytest.mark.cluster]),
+    "cluster-dispersed-3of5": ({"cluster": True, "dispersal": (3, 5, None)},
+                               [pytest.mark.cluster, pytest.mark.dispersed]),
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "store" in metafunc.fixturenames:
+        names = getattr(metafunc.module, "STORES", ["fs"])
+        params = [pytest.param(n, marks=STORES[n][1], id=n) for n in names]
+        metafunc.parametrize("store", params, scope="module")
+
+
+@pytest.fixture(scope="session")
+def binary():
+    path = pathlib.Path(os.environ.get("CIPHERSTORE_BIN") or REPO / "target/release/cipherstore")
+    if not path.exists():
+        pytest.exit(f"no cipherstore binary at {path}: run `cargo build --release` (or set CIPHERSTORE_BIN)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cluster_dir(binary):
+    """A running cluster store's directory: CIPHERSTORE_E2E_CLUSTER's, or one started now
+    by scripts/cluster (and stopped after the session)."""
+    given = os.environ.get("CIPHERSTORE_E2E_CLUSTER")
+    if given:
+        yield given
+        return
+    work = tempfile.mkdtemp(prefix="cipherstore-e2e-cluster-")
+    env = {**os.environ, "CIPHERSTORE_BIN": str(binary)}
+    subprocess.run([str(REPO / "scripts/cluster"), "up", work], env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield work
+    finally:
+        subprocess.run([str(REPO / "scripts/cluster"), "down", work], env=env, stdout=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def srv(request, binary, store):
+    """The module's server on `store`, running."""
+    options, _ = STORES[store]
+    kwargs = dict(getattr(request.module, "SERVER", {}))
+    kwargs["cluster"] = request.getfixturevalue("cluster_dir") if options.get("cluster") else False
+    kwargs["dispersal"] = options.get("dispersal", False)
+    server = Server(binary, **kwargs)
+    server.__enter__()
+    try:
+        yield server
+    finally:
+        before = len(server.failures)
+        server.__exit__(None, None, None)
+    if len(server.failures) > before:
+        pytest.fail("stopping the server: " + "\n".join(server.failures[before:]), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    srv = item.funcargs.get("srv")
+    before = len(srv.failures) if srv is not None else 0
+    result = yield
+    if srv is not None and len(srv.failures) > before:
+        failed = srv.failures[before:]
+        raise AssertionError(f"{len(failed)} check(s) failed:\n" + "\n".join(failed))
+    return result

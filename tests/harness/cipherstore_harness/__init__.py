@@ -1,0 +1,7 @@
+"""The harness of cipherstore's end-to-end suites and benchmarks: `Server` starts
+`cipherstore serve` on loopback (fs, dispersed or cluster store) with users alice and bob
+and a SoftHSM2 token of its own; `seaweed` runs SeaweedFS beside it."""
+
+from .server import USERS, Server, error_code, free_port, protection_modes
+
+__all__ = ["USERS", "Server", "error_code", "free_port", "protection_modes"]
