@@ -18,6 +18,7 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+import types
 
 import pytest
 
@@ -85,6 +86,12 @@ def srv(request, binary, store):
         server.__exit__(None, None, None)
     if len(server.failures) > before:
         pytest.fail("stopping the server: " + "\n".join(server.failures[before:]), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def ctx(srv):
+    """What a module's tests hand on to the ones after them (clients, names, objects)."""
+    return types.SimpleNamespace()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""End-to-end check of S3 Object Lock with boto3, in every protection mode (default
+"""S3 Object Lock with boto3, in every protection mode (default
 AONT-RS, SSE-C, SSE-KMS under an HSM root key, SSE-S3): CreateBucket with Object Lock
 (versioning on, not to be suspended); Put/GetObjectLockConfiguration with a default
 retention; retention and legal hold headers on PUT, copy and multipart uploads and on GET
@@ -10,21 +9,21 @@ retention has expired; tags of a locked version changed without losing its lock;
 AWS names them. Then IBM's key rule: the root keys bound to a bucket under Object Lock can
 be neither deleted (--force included) nor disabled, the refusal names the bucket and is
 audited, and rotation still works. Retention dates are seconds ahead, so the suite waits
-for real expiries. Runs against the filesystem store, or a cluster store gateway with
-CIPHERSTORE_E2E_CLUSTER.
-
-    e2e_object_lock.py PATH_TO_CIPHERSTORE_BINARY
+for real expiries. On the filesystem, dispersed and cluster stores.
 """
 
 import datetime
 import json
 import subprocess
-import sys
 import time
 
 import botocore
+import pytest
 
-from cipherstore_harness import Server, error_code, protection_modes
+from cipherstore_harness import error_code, protection_modes
+
+STORES = ["fs", "dispersed-3of5", "cluster"]
+MODES = ["default", "SSE-C", "SSE-KMS", "SSE-S3"]
 
 MiB = 1 << 20
 
@@ -290,18 +289,24 @@ def key_rule(srv, s3, crn):
     check("keys: a key of an unlocked bucket deletes with --force", r.returncode == 0, r.stderr)
 
 
-def main():
-    binary = sys.argv[1]
-    with Server(binary) as srv:
-        s3 = srv.boto3("alice")
-        crn = srv.create_root("lock-root")
-        modes = protection_modes(crn, "lock")
-        for mode, (bucket, put_kw, get_kw, copy_kw) in modes.items():
-            scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw)
-        without_lock(srv, s3)
-        key_rule(srv, s3, crn)
-    return srv.summary()
+@pytest.fixture(scope="module")
+def s3(srv):
+    return srv.boto3("alice")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.fixture(scope="module")
+def crn(srv):
+    return srv.create_root("lock-root")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_object_lock_in_each_protection_mode(srv, s3, crn, mode):
+    scenario(srv, s3, mode, *protection_modes(crn, "lock")[mode])
+
+
+def test_buckets_without_object_lock(srv, s3):
+    without_lock(srv, s3)
+
+
+def test_root_keys_of_locked_buckets_are_kept(srv, s3, crn):
+    key_rule(srv, s3, crn)
