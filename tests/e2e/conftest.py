@@ -89,7 +89,7 @@ def srv(request, binary, store):
 
 
 @pytest.fixture(scope="module")
-def ctx(srv):
+def suite(srv):
     """What a module's tests hand on to the ones after them (clients, names, objects)."""
     return types.SimpleNamespace()
 

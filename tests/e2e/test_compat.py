@@ -57,7 +57,7 @@ def status_of(fn):
 
 
 @pytest.fixture(scope="module")
-def ctx(srv):
+def suite(srv):
     """What every test of the module uses."""
     s3, bob = srv.boto3("alice"), srv.boto3("bob")
     crn = srv.create_root("compat-root")
@@ -78,9 +78,9 @@ def ctx(srv):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_each_protection_mode(srv, ctx, mode):
-    bob, check, completed, s3 = ctx.bob, srv.check, ctx.completed, ctx.s3
-    bucket, extra = ctx.modes[mode]
+def test_each_protection_mode(srv, suite, mode):
+    bob, check, completed, s3 = suite.bob, srv.check, suite.completed, suite.s3
+    bucket, extra = suite.modes[mode]
     put = s3.put_object(Bucket=bucket, Key="obj", Body=b"hello", **extra)
     status, code, headers = status_of(lambda: s3.get_object(Bucket=bucket, Key="obj", IfNoneMatch=put["ETag"],
                                                             **extra))
@@ -296,8 +296,8 @@ def test_each_protection_mode(srv, ctx, mode):
           head["ContentLength"] == 1 and "PartsCount" not in head)
 
 
-def test_a_retried_completion_after_a_restart(srv, ctx):
-    check, completed = srv.check, ctx.completed
+def test_a_retried_completion_after_a_restart(srv, suite):
+    check, completed = srv.check, suite.completed
     # A retried completion is recognised after a restart too (it is in the record).
     srv.__exit__(None, None, None)
     srv.__enter__()
@@ -308,11 +308,11 @@ def test_a_retried_completion_after_a_restart(srv, ctx):
         check(f"{mode}: CompleteMultipartUpload retried after a restart → same ETag", again["ETag"] == etag)
         kept = [(t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key="tag-mp")["TagSet"]]
         check(f"{mode}: tags set by PutObjectTagging survive a restart", kept == [("kept", "yes")], str(kept))
-    ctx.__dict__.update(bob=bob, s3=s3)
+    suite.__dict__.update(bob=bob, s3=s3)
 
 
-def test_create_bucket_owned_or_taken(srv, ctx):
-    bob, check, s3 = ctx.bob, srv.check, ctx.s3
+def test_create_bucket_owned_or_taken(srv, suite):
+    bob, check, s3 = suite.bob, srv.check, suite.s3
     # CreateBucket of a bucket one owns, and of another user's.
     status, code, _ = status_of(lambda: s3.create_bucket(Bucket="compat-default"))
     check("CreateBucket of one's own bucket in us-east-1 → 200", status == 200 and code is None, f"{status} {code}")
@@ -323,8 +323,8 @@ def test_create_bucket_owned_or_taken(srv, ctx):
           error_code(lambda: bob.create_bucket(Bucket="compat-default")) == "BucketAlreadyExists")
 
 
-def test_listings(srv, ctx):
-    check, s3 = srv.check, ctx.s3
+def test_listings(srv, suite):
+    check, s3 = srv.check, suite.s3
     # Listings.
     bucket = "compat-list"
     s3.create_bucket(Bucket=bucket)
@@ -379,11 +379,11 @@ def test_listings(srv, ctx):
           str(prefixes))
     check("version-id-marker without key-marker → InvalidArgument",
           error_code(lambda: s3.list_object_versions(Bucket=bucket, VersionIdMarker="null")) == "InvalidArgument")
-    ctx.__dict__.update(bucket=bucket)
+    suite.__dict__.update(bucket=bucket)
 
 
-def test_ignored_range_presigned_and_anonymous(srv, ctx):
-    check, s3 = srv.check, ctx.s3
+def test_ignored_range_presigned_and_anonymous(srv, suite):
+    check, s3 = srv.check, suite.s3
     # An ignored Range on a presigned GET, and on an anonymous one.
     import requests
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "compat-default", "Key": "ranges"}, ExpiresIn=300)
@@ -395,8 +395,8 @@ def test_ignored_range_presigned_and_anonymous(srv, ctx):
     check("anonymous GET with an ignored Range → 403", r.status_code == 403, f"{r.status_code} {r.text[:200]}")
 
 
-def test_listings_through_the_aws_cli(srv, ctx):
-    bucket, check = ctx.bucket, srv.check
+def test_listings_through_the_aws_cli(srv, suite):
+    bucket, check = suite.bucket, srv.check
     aws = str(pathlib.Path(sys.executable).parent / "aws")
     # The same through the aws cli.
     env = srv.client_env("alice")

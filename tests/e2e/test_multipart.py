@@ -35,7 +35,7 @@ def upload(s3, bucket, key, parts, create=None, **extra):
 
 
 @pytest.fixture(scope="module")
-def ctx(srv):
+def suite(srv):
     """What every test of the module uses."""
     alice, bob = srv.boto3("alice"), srv.boto3("bob")
     marker = b"MULTIPART-PLAINTEXT-" + os.urandom(6).hex().encode()
@@ -43,8 +43,8 @@ def ctx(srv):
     return types.SimpleNamespace(alice=alice, bob=bob, marker=marker)
 
 
-def test_default_protection_three_parts_the_last_one(srv, ctx):
-    alice, bob, check, marker = ctx.alice, ctx.bob, srv.check, ctx.marker
+def test_default_protection_three_parts_the_last_one(srv, suite):
+    alice, bob, check, marker = suite.alice, suite.bob, srv.check, suite.marker
     # Default protection, three parts, the last one short.
     parts = [os.urandom(5 * MiB), marker * (5 * MiB // len(marker) + 1), os.urandom(MiB + 17)]
     whole = b"".join(parts)
@@ -90,11 +90,11 @@ def test_default_protection_three_parts_the_last_one(srv, ctx):
     check("GET partNumber=2", r["Body"].read() == parts[1] and r.get("PartsCount") == 3, str(r.get("PartsCount")))
     check("upload gone after Complete", alice.list_multipart_uploads(Bucket="mpu").get("Uploads", []) == [])
     check("ListParts after Complete", error_code(lambda: alice.list_parts(Bucket="mpu", Key="big", UploadId=uid)) == "NoSuchUpload")
-    ctx.__dict__.update(whole=whole)
+    suite.__dict__.update(whole=whole)
 
 
-def test_small_non_last_parts_abort(srv, ctx):
-    alice, check, marker = ctx.alice, srv.check, ctx.marker
+def test_small_non_last_parts_abort(srv, suite):
+    alice, check, marker = suite.alice, srv.check, suite.marker
     # Small non-last parts, abort.
     uid, done = upload(alice, "mpu", "small", [b"a" * 100, b"b" * 100])
     check("small non-last part is EntityTooSmall", error_code(lambda: alice.complete_multipart_upload(
@@ -110,8 +110,8 @@ def test_small_non_last_parts_abort(srv, ctx):
     check("aborted object absent", error_code(lambda: alice.head_object(Bucket="mpu", Key="aborted")) in ("404", "NoSuchKey"))
 
 
-def test_upload_part_copy_from_ranges(srv, ctx):
-    alice, check, whole = ctx.alice, srv.check, ctx.whole
+def test_upload_part_copy_from_ranges(srv, suite):
+    alice, check, whole = suite.alice, srv.check, suite.whole
     # UploadPartCopy from ranges of the multipart object, and a re-uploaded part.
     uid = alice.create_multipart_upload(Bucket="mpu", Key="copied")["UploadId"]
     c1 = alice.upload_part_copy(Bucket="mpu", Key="copied", UploadId=uid, PartNumber=1,
@@ -129,8 +129,8 @@ def test_upload_part_copy_from_ranges(srv, ctx):
           == hashlib.md5(whole).hexdigest())
 
 
-def test_sse_c_multipart(srv, ctx):
-    alice, check, marker = ctx.alice, srv.check, ctx.marker
+def test_sse_c_multipart(srv, suite):
+    alice, check, marker = suite.alice, srv.check, suite.marker
     # SSE-C multipart: the key on every part and on Complete.
     ckey, other = os.urandom(32), os.urandom(32)
     sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": ckey}
@@ -156,11 +156,11 @@ def test_sse_c_multipart(srv, ctx):
     check("SSE-C multipart range GET", r["Body"].read() == swhole[5 * MiB:5 * MiB + 100])
     check("SSE-C multipart GET with a wrong key is 403", error_code(lambda: alice.get_object(
         Bucket="mpu", Key="secret", SSECustomerAlgorithm="AES256", SSECustomerKey=other)) == "AccessDenied")
-    ctx.__dict__.update(ckey=ckey)
+    suite.__dict__.update(ckey=ckey)
 
 
-def test_conditional_get_and_head(srv, ctx):
-    alice, check = ctx.alice, srv.check
+def test_conditional_get_and_head(srv, suite):
+    alice, check = suite.alice, srv.check
     # Conditional GET and HEAD.
     etag = alice.head_object(Bucket="mpu", Key="small")["ETag"]
     check("If-Match right", alice.get_object(Bucket="mpu", Key="small", IfMatch=etag)["Body"].read() == b"a" * 100)
@@ -176,8 +176,8 @@ def test_conditional_get_and_head(srv, ctx):
         Bucket="mpu", Key="c", CopySource={"Bucket": "mpu", "Key": "small"}, CopySourceIfMatch='"x"')) == "PreconditionFailed")
 
 
-def test_digests(srv, ctx):
-    alice, check, marker = ctx.alice, srv.check, ctx.marker
+def test_digests(srv, suite):
+    alice, check, marker = suite.alice, srv.check, suite.marker
     # Digests: Content-MD5 and flexible checksums, in headers and aws-chunked trailers.
     body = marker * 3000
     alice.put_object(Bucket="mpu", Key="md5", Body=body, ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode())
@@ -268,11 +268,11 @@ def test_digests(srv, ctx):
                                                 MultipartUpload={"Parts": [{"ETag": r["ETag"], "PartNumber": 1}]}))
           == "InvalidRequest")
     alice.abort_multipart_upload(Bucket="mpu", Key="full-sha", UploadId=uid)
-    ctx.__dict__.update(body=body)
+    suite.__dict__.update(body=body)
 
 
-def test_upload_file_crc32_on_every_part(srv, ctx):
-    alice, body, check = ctx.alice, ctx.body, srv.check
+def test_upload_file_crc32_on_every_part(srv, suite):
+    alice, body, check = suite.alice, suite.body, srv.check
     # What boto3's upload_file does by default: CRC32 on every part, composite.
     from boto3.s3.transfer import TransferConfig
     src = srv.data / "upload-file.bin"
@@ -331,8 +331,8 @@ def test_upload_file_crc32_on_every_part(srv, ctx):
     check("nothing stored after a checksum mismatch", error_code(lambda: alice.head_object(Bucket="mpu", Key="sum-bad")) in ("404", "NoSuchKey"))
 
 
-def test_bucket_encryption(srv, ctx):
-    alice, bob, check, marker = ctx.alice, ctx.bob, srv.check, ctx.marker
+def test_bucket_encryption(srv, suite):
+    alice, bob, check, marker = suite.alice, suite.bob, srv.check, suite.marker
     # Bucket encryption: aws:kms onto HSM root keys.
     crn = srv.create_root("kms-root")
     crn2 = srv.create_root("other-root")
@@ -381,8 +381,8 @@ def test_bucket_encryption(srv, ctx):
     check("other user cannot read the rule", error_code(lambda: bob.get_bucket_encryption(Bucket="kms")) == "AccessDenied")
 
 
-def test_nothing_under_the_data_directory_holds_plaintext(srv, ctx):
-    check, ckey, marker = srv.check, ctx.ckey, ctx.marker
+def test_nothing_under_the_data_directory_holds_plaintext(srv, suite):
+    check, ckey, marker = srv.check, suite.ckey, suite.marker
     # Nothing under the data directory holds plaintext or the customer key.
     files = [p for p in (srv.data / "d").rglob("*") if p.is_file()]
     check("no plaintext on disk", [p for p in files if marker in p.read_bytes()] == [])
