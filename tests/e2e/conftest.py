@@ -9,6 +9,9 @@ state. Tests are marked with their store (`-m "not cluster"`, `-m dispersed`). T
 cluster (Ceph RGW, three etcd members) is started once per session, or taken from
 CIPHERSTORE_E2E_CLUSTER.
 
+A test that needs a server of its own (another configuration, a restart from nothing)
+makes it with `server(...)`, on the same store.
+
 `srv.check(name, condition, detail)` records a failed condition and carries on, so one
 test reports every check that failed in it: the test fails if any did.
 """
@@ -70,14 +73,18 @@ def cluster_dir(binary):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def store_options(request, store, **kwargs):
+    """Server keyword arguments for `store`, over `kwargs`."""
+    options, _ = STORES[store]
+    kwargs["cluster"] = request.getfixturevalue("cluster_dir") if options.get("cluster") else False
+    kwargs["dispersal"] = options.get("dispersal", False)
+    return kwargs
+
+
 @pytest.fixture(scope="module")
 def srv(request, binary, store):
     """The module's server on `store`, running."""
-    options, _ = STORES[store]
-    kwargs = dict(getattr(request.module, "SERVER", {}))
-    kwargs["cluster"] = request.getfixturevalue("cluster_dir") if options.get("cluster") else False
-    kwargs["dispersal"] = options.get("dispersal", False)
-    server = Server(binary, **kwargs)
+    server = Server(binary, **store_options(request, store, **getattr(request.module, "SERVER", {})))
     server.__enter__()
     try:
         yield server
@@ -94,12 +101,28 @@ def suite(srv):
     return types.SimpleNamespace()
 
 
+@pytest.fixture
+def server(request, binary, store):
+    """Makes servers of a test's own on the module's store (`server(**Server keyword
+    arguments)`, not started: `with server() as srv:`); their checks count as the test's."""
+    made = []
+
+    def make(**kwargs):
+        made.append(Server(binary, **store_options(request, store, **kwargs)))
+        return made[-1]
+
+    make.made = made
+    return make
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     srv = item.funcargs.get("srv")
     before = len(srv.failures) if srv is not None else 0
     result = yield
-    if srv is not None and len(srv.failures) > before:
-        failed = srv.failures[before:]
+    failed = srv.failures[before:] if srv is not None else []
+    for own in getattr(item.funcargs.get("server"), "made", []):
+        failed += own.failures
+    if failed:
         raise AssertionError(f"{len(failed)} check(s) failed:\n" + "\n".join(failed))
     return result
