@@ -10,8 +10,7 @@ import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_s3 import MiB, cipherstore, log, peak_rss_mib  # noqa: E402
+from bench_s3 import MiB, cipherstore, log, peak_rss_mib
 
 # name: (what, unit, op, prefix, objects, object size, clients)
 PHASES = {

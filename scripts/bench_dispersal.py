@@ -12,9 +12,8 @@ import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tests"))
-from bench_s3 import MiB, Target, log  # noqa: E402
-from s3harness import Server  # noqa: E402
+from bench_s3 import MiB, Target, log
+from cipherstore_harness import Server
 
 PHASES = [("put", "1 object PUT", "MiB/s"), ("get", "1 object GET", "MiB/s"),
           ("dget", "GET, 2 of 5 targets gone", "MiB/s"),

@@ -16,9 +16,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
-import seaweed  # noqa: E402
-from s3harness import Server, USERS, free_port  # noqa: E402
+from cipherstore_harness import seaweed
+from cipherstore_harness import Server, USERS, free_port
 
 MiB = 1 << 20
 AK, SK = USERS["alice"]

@@ -15,8 +15,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_s3 import cipherstore, log  # noqa: E402
+from bench_s3 import cipherstore, log
 
 
 def main():

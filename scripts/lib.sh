@@ -45,6 +45,11 @@ python_venv() {
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
     cp "$req" "$venv/.requirements"
   fi
+  # The suites' and benchmarks' shared harness, editable: edits take effect at once.
+  if ! "$venv/bin/python" -c "import cipherstore_harness" 2>/dev/null; then
+    log "installing the test harness (tests/harness) in .venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$root/tests/harness" >&2
+  fi
   echo "$venv/bin/python"
 }
 

@@ -15,8 +15,7 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
-from s3harness import Server  # noqa: E402
+from cipherstore_harness import Server
 
 KiB, MiB = 1 << 10, 1 << 20
 MODES = ["default", "SSE-C", "SSE-KP"]
