@@ -22,8 +22,8 @@ import urllib.request
 
 import botocore.exceptions
 
-from independent_decoder import decode as engine_decode
-from independent_dispersal import Code, fs_record, gather, shard_at, split_record, stripes
+from cipherstore_harness.independent_decoder import decode as engine_decode
+from cipherstore_harness.independent_dispersal import Code, fs_record, gather, shard_at, split_record, stripes
 from cipherstore_harness import Server, error_code
 
 K, N, W = 3, 5, 4

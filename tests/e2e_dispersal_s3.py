@@ -32,8 +32,8 @@ import boto3
 import botocore.config
 
 from e2e_dispersal import MARKER, metrics_text, modes, object_file, plain, rebuild, slice_files
-from independent_decoder import decode as engine_decode
-from independent_dispersal import gather
+from cipherstore_harness.independent_decoder import decode as engine_decode
+from cipherstore_harness.independent_dispersal import gather
 from cipherstore_harness import seaweed
 from cipherstore_harness import Server, error_code
 

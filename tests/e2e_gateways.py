@@ -29,7 +29,7 @@ from botocore.config import Config
 
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
-import independent_decoder
+from cipherstore_harness import independent_decoder
 from cipherstore_harness import error_code
 
 passed = failed = 0

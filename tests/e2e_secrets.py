@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from independent_decoder import FIXED, Rejected, parse_header
+from cipherstore_harness.independent_decoder import FIXED, Rejected, parse_header
 from cipherstore_harness import Server, USERS
 
 MiB = 1 << 20

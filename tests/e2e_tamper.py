@@ -20,7 +20,7 @@ import sys
 import zlib
 import urllib.request
 
-from independent_decoder import open_sealed_metadata
+from cipherstore_harness.independent_decoder import open_sealed_metadata
 from cipherstore_harness import Server
 
 MiB = 1 << 20

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """An independent decoder for cipherstore objects, written from docs/FORMAT.md alone.
 
 It shares no code with cipherstore: AES, GCM, SHA-256 and HKDF come from the
@@ -6,9 +5,9 @@ It shares no code with cipherstore: AES, GCM, SHA-256 and HKDF come from the
 compares the result with the expected plaintext, and checks that a flipped byte is
 rejected.
 
-    independent_decoder.py OBJECT EXPECTED [--key KEYFILE] [--context TEXT]
-    independent_decoder.py --vectors DIR     # every *.cso in DIR, per DIR/vectors.json
-    independent_decoder.py --record FILE [--key KEYFILE] [--context TEXT]
+    python -m cipherstore_harness.independent_decoder OBJECT EXPECTED [--key KEYFILE] [--context TEXT]
+    python -m cipherstore_harness.independent_decoder --vectors DIR     # every *.cso in DIR, per DIR/vectors.json
+    python -m cipherstore_harness.independent_decoder --record FILE [--key KEYFILE] [--context TEXT]
                                              # the sealed headers and user metadata of an
                                              # object record (FORMAT.md §3.8, §6.1)
 """

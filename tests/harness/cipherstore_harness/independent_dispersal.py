@@ -4,7 +4,7 @@ Reed-Solomon decoding is pyfinite's RSCode (Emin Martinian's pure-Python impleme
 of the systematic Vandermonde code over GF(2^8), x^8+x^4+x^3+x^2+1), not ours; shard
 checks use the `xxhash` and `blake3` packages.
 
-    python tests/independent_dispersal.py RECORD_FILE TARGET_DIR... [--use 2,3,4]
+    python -m cipherstore_harness.independent_dispersal RECORD_FILE TARGET_DIR... [--use 2,3,4]
 
 reads the stored record (the file an fs-store object lives in, or the record bytes alone),
 and writes the gathered engine object to stdout.
