@@ -1,27 +1,24 @@
-#!/usr/bin/env python3
 """Tamper suite: stored object files are altered on disk (ciphertext flipped, truncated,
 extended; metadata edited; files and bodies swapped between two objects of one bucket, and
 between two versions of one key, version block rewritten or not),
 in every protection mode, for single-PUT and multipart objects. Every read of an altered
 object must fail (never return bytes other than the original), the failure must be
 logged and counted in /metrics, and the object must read back intact once restored.
-
-    e2e_tamper.py PATH_TO_CIPHERSTORE_BINARY
 """
 
 import base64
 import hashlib
 import json
 import os
-import pathlib
 import ssl
 import struct
-import sys
+import types
 import zlib
 import urllib.request
 
+import pytest
+
 from cipherstore_harness.independent_decoder import open_sealed_metadata
-from cipherstore_harness import Server
 
 MiB = 1 << 20
 USER_METADATA = {"color": "tamper-marker-value"}
@@ -151,101 +148,114 @@ def version_swaps(srv, s3, root, bucket, extra):
           and s3.get_object(Bucket=bucket, Key="ver", **extra)["Body"].read() == new)
     return refused
 
-
-def main():
-    binary = sys.argv[1]
-    with Server(binary) as srv:
-        check = srv.check
-        s3 = srv.boto3("alice")
-        crn = srv.create_root("tamper-root")
-        ssec_key = os.urandom(32)
-        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ssec_key).decode(),
-                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ssec_key).digest()).decode()}
-        modes = {"default": ("tamper-default", {}), "SSE-C": ("tamper-ssec", ssec), "SSE-KP": ("tamper-kp", {})}
-        for bucket, _ in modes.values():
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_encryption(Bucket="tamper-kp", ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
-        root = srv.data / "d" / "store"
-        failures = 0
-        for mode, (bucket, extra) in modes.items():
-            # Same sizes for A and B, so a swapped body is not betrayed by its length alone.
-            objects = {"a": os.urandom(3 * MiB + 5), "b": os.urandom(3 * MiB + 5)}
-            part_lists = {}
-            for key, data in objects.items():
-                s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=USER_METADATA,
-                              ContentType=CONTENT_TYPE, **extra)
-            # A multipart object and a second one of the same shape.
-            for key in ("mp-a", "mp-b"):
-                parts = [os.urandom(5 * MiB), os.urandom(MiB)]
-                uid = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=USER_METADATA,
-                                                 ContentType=CONTENT_TYPE, **extra)["UploadId"]
-                done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1,
-                                                                        Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
-                s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": done}, **extra)
-                objects[key] = b"".join(parts)
-                part_lists[key] = parts
-            files = object_files(root, bucket)
-            check(f"{mode}: four object files found", len(files) == 4, str(sorted(files)))
-            # Headers and user metadata are sealed (FORMAT.md §3.8): not in clear in any
-            # file, served as sent, and opened by the independent decoder where it holds the key.
-            for key, path in sorted(files.items()):
-                raw = path.read_bytes()
-                check(f"{mode} {key}: no metadata in clear in its file",
-                      b"marker" not in raw and b"tamper" not in split(raw)[1], split(raw)[1][:200].decode(errors="replace"))
-                head = s3.head_object(Bucket=bucket, Key=key, **extra)
-                check(f"{mode} {key}: HEAD serves the sealed metadata",
-                      head["Metadata"] == USER_METADATA and head["ContentType"] == CONTENT_TYPE, str(head["Metadata"]))
-                decoder_key = {"default": None, "SSE-C": ssec_key}.get(mode, "none")
-                if decoder_key != "none":
-                    opened = open_sealed_metadata(json.loads(split(raw)[1])["sealed"], key=decoder_key,
-                                                  context=f"{bucket}/{key}".encode())
-                    # A single PUT keeps the CRC32 the SDK sent with it (sealed, as the headers);
-                    # a multipart object the composite of its parts' CRC32s.
-                    def crc32(data):
-                        return zlib.crc32(data).to_bytes(4, "big")
-                    if key in part_lists:
-                        joined = b"".join(crc32(p) for p in part_lists[key])
-                        crc = base64.b64encode(crc32(joined)).decode() + f"-{len(part_lists[key])}"
-                    else:
-                        crc = base64.b64encode(crc32(objects[key])).decode()
-                    headers = {"content_type": CONTENT_TYPE, "checksums": {"crc32": crc}}
-                    check(f"{mode} {key}: the independent decoder opens its sealed metadata",
-                          opened == {"headers": headers, "user": USER_METADATA}, str(opened))
-            for a, b in (("a", "b"), ("mp-a", "mp-b")):
-                path = files[a]
-                original = path.read_bytes()
-                for name, altered in tampers(original, files[b].read_bytes()):
-                    path.write_bytes(altered)
-                    got = None
-                    try:
-                        got = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read()
-                    except Exception:  # noqa: BLE001 - any error or cut-off body is a refusal
-                        pass
-                    check(f"{mode} {a}: {name}: GET refused", got is None, f"returned {len(got)} bytes" if got is not None else "")
-                    check(f"{mode} {a}: {name}: never altered bytes", got is None or got == objects[a])
-                    if got is None:
-                        failures += 1
-                    if name.startswith(("edit", "drop", "swap the whole", "another object's tag")):
-                        head_failed = False
-                        try:
-                            s3.head_object(Bucket=bucket, Key=a, **extra)
-                        except Exception:  # noqa: BLE001
-                            head_failed = True
-                        check(f"{mode} {a}: {name}: HEAD refused", head_failed)
-                    path.write_bytes(original)
-                    ok = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read() == objects[a]
-                    check(f"{mode} {a}: restored after {name}", ok)
-            failures += version_swaps(srv, s3, root, bucket, extra)
-        counted = integrity_failures(srv)
-        check("integrity failures counted in /metrics", counted is not None and counted >= failures,
-              f"{counted} counted, {failures} refused")
-        log = srv.log_path.read_text()
-        check("integrity failures logged", log.count("integrity failure") >= failures,
-              f"{log.count('integrity failure')} log lines")
-        print(f"{srv.passed} passed, {srv.failed} failed")
-        return 0 if srv.failed == 0 else 1
+pytestmark = pytest.mark.fs
+MODES = ["default", "SSE-C", "SSE-KP"]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.fixture(scope="module")
+def suite(srv):
+    """Buckets in every mode, and how many GETs of altered files were refused so far."""
+    s3 = srv.boto3("alice")
+    crn = srv.create_root("tamper-root")
+    ssec_key = os.urandom(32)
+    ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ssec_key).decode(),
+            "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ssec_key).digest()).decode()}
+    modes = {"default": ("tamper-default", {}), "SSE-C": ("tamper-ssec", ssec), "SSE-KP": ("tamper-kp", {})}
+    for bucket, _ in modes.values():
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(Bucket="tamper-kp", ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    return types.SimpleNamespace(s3=s3, ssec_key=ssec_key, modes=modes, failures=0)
+
+
+def tamper_mode(srv, s3, mode, bucket, extra, ssec_key):
+    """Stores objects in `bucket`, alters their files every way `tampers` knows and swaps
+    versions; returns how many GETs were refused."""
+    check = srv.check
+    root = srv.data / "d" / "store"
+    failures = 0
+    # Same sizes for A and B, so a swapped body is not betrayed by its length alone.
+    objects = {"a": os.urandom(3 * MiB + 5), "b": os.urandom(3 * MiB + 5)}
+    part_lists = {}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=USER_METADATA,
+                      ContentType=CONTENT_TYPE, **extra)
+    # A multipart object and a second one of the same shape.
+    for key in ("mp-a", "mp-b"):
+        parts = [os.urandom(5 * MiB), os.urandom(MiB)]
+        uid = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=USER_METADATA,
+                                         ContentType=CONTENT_TYPE, **extra)["UploadId"]
+        done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1,
+                                                                Body=p, **extra)["ETag"]} for n, p in enumerate(parts)]
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": done}, **extra)
+        objects[key] = b"".join(parts)
+        part_lists[key] = parts
+    files = object_files(root, bucket)
+    check(f"{mode}: four object files found", len(files) == 4, str(sorted(files)))
+    # Headers and user metadata are sealed (FORMAT.md §3.8): not in clear in any
+    # file, served as sent, and opened by the independent decoder where it holds the key.
+    for key, path in sorted(files.items()):
+        raw = path.read_bytes()
+        check(f"{mode} {key}: no metadata in clear in its file",
+              b"marker" not in raw and b"tamper" not in split(raw)[1], split(raw)[1][:200].decode(errors="replace"))
+        head = s3.head_object(Bucket=bucket, Key=key, **extra)
+        check(f"{mode} {key}: HEAD serves the sealed metadata",
+              head["Metadata"] == USER_METADATA and head["ContentType"] == CONTENT_TYPE, str(head["Metadata"]))
+        decoder_key = {"default": None, "SSE-C": ssec_key}.get(mode, "none")
+        if decoder_key != "none":
+            opened = open_sealed_metadata(json.loads(split(raw)[1])["sealed"], key=decoder_key,
+                                          context=f"{bucket}/{key}".encode())
+            # A single PUT keeps the CRC32 the SDK sent with it (sealed, as the headers);
+            # a multipart object the composite of its parts' CRC32s.
+            def crc32(data):
+                return zlib.crc32(data).to_bytes(4, "big")
+            if key in part_lists:
+                joined = b"".join(crc32(p) for p in part_lists[key])
+                crc = base64.b64encode(crc32(joined)).decode() + f"-{len(part_lists[key])}"
+            else:
+                crc = base64.b64encode(crc32(objects[key])).decode()
+            headers = {"content_type": CONTENT_TYPE, "checksums": {"crc32": crc}}
+            check(f"{mode} {key}: the independent decoder opens its sealed metadata",
+                  opened == {"headers": headers, "user": USER_METADATA}, str(opened))
+    for a, b in (("a", "b"), ("mp-a", "mp-b")):
+        path = files[a]
+        original = path.read_bytes()
+        for name, altered in tampers(original, files[b].read_bytes()):
+            path.write_bytes(altered)
+            got = None
+            try:
+                got = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read()
+            except Exception:  # noqa: BLE001 - any error or cut-off body is a refusal
+                pass
+            check(f"{mode} {a}: {name}: GET refused", got is None, f"returned {len(got)} bytes" if got is not None else "")
+            check(f"{mode} {a}: {name}: never altered bytes", got is None or got == objects[a])
+            if got is None:
+                failures += 1
+            if name.startswith(("edit", "drop", "swap the whole", "another object's tag")):
+                head_failed = False
+                try:
+                    s3.head_object(Bucket=bucket, Key=a, **extra)
+                except Exception:  # noqa: BLE001
+                    head_failed = True
+                check(f"{mode} {a}: {name}: HEAD refused", head_failed)
+            path.write_bytes(original)
+            ok = s3.get_object(Bucket=bucket, Key=a, **extra)["Body"].read() == objects[a]
+            check(f"{mode} {a}: restored after {name}", ok)
+    failures += version_swaps(srv, s3, root, bucket, extra)
+    return failures
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_altered_files_are_refused(srv, suite, mode):
+    bucket, extra = suite.modes[mode]
+    suite.failures += tamper_mode(srv, suite.s3, mode, bucket, extra, suite.ssec_key)
+
+
+def test_integrity_failures_counted_and_logged(srv, suite):
+    check, failures = srv.check, suite.failures
+    counted = integrity_failures(srv)
+    check("integrity failures counted in /metrics", counted is not None and counted >= failures,
+          f"{counted} counted, {failures} refused")
+    log = srv.log_path.read_text()
+    check("integrity failures logged", log.count("integrity failure") >= failures,
+          f"{log.count('integrity failure')} log lines")
