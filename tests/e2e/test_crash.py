@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Crash consistency: the server is killed with SIGKILL while 32 clients PUT objects
 (single and multipart, every protection mode) and 4 more PUT and DELETE four shared keys
 of a bucket that keeps versions, at several points in time and twice aimed
@@ -9,21 +8,21 @@ is visible); leftover temporary files are gone after start-up; multipart uploads
 progress list cleanly, take more parts, and complete or abort. In the versioned bucket
 every acknowledged version (and delete marker) is listed once, with its id, and reads back;
 each key has one latest version, and GET of the key serves it.
-
-    e2e_crash.py PATH_TO_CIPHERSTORE_BINARY
 """
 
 import base64
 import hashlib
 import os
-import random
 import signal
-import sys
 import threading
 import time
+import types
 
-from cipherstore_harness import Server
+import pytest
 
+
+STORES = ["fs"]
+SERVER = {"cache_ttl": "3600"}
 KiB, MiB = 1 << 10, 1 << 20
 CLIENTS = 32
 MODES = ["default", "SSE-C", "SSE-KP"]
@@ -163,105 +162,121 @@ def rnd_size(n, i):
     return [3 * KiB, 200 * KiB, 2 * MiB + 17, 9 * MiB][(n + i) % 4]
 
 
-def main():
-    binary = sys.argv[1]
-    with Server(binary, cache_ttl="3600") as srv:
-        check = srv.check
-        s3 = srv.boto3("alice")
-        crn = srv.create_root("crash-root")
-        for b in BUCKET.values():
-            s3.create_bucket(Bucket=b)
-        s3.create_bucket(Bucket=VERSIONED)
-        s3.put_bucket_versioning(Bucket=VERSIONED, VersioningConfiguration={"Status": "Enabled"})
-        versions_acked, versions_intended = {}, set()
-        s3.put_bucket_encryption(Bucket=BUCKET["SSE-KP"], ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
-        acked, intended = {}, {}
-        # Kill points: early (bodies in flight), later (commits of many small objects too),
-        # then aimed at the commit step.
-        tmp = srv.data / "d" / "store" / "tmp"
-        commit_hits = []
-        for rnd, delay in enumerate([0.4, 1.3, 2.5, 4.0, "commit", "commit"]):
-            stop = threading.Event()
-            threads = [threading.Thread(target=client, args=(srv, n, rnd, stop, acked, intended), daemon=True)
-                       for n in range(CLIENTS)]
-            threads += [threading.Thread(target=versioned_client, daemon=True,
-                                         args=(srv, n, rnd, stop, versions_acked, versions_intended))
-                        for n in range(VERSIONED_CLIENTS)]
-            for t in threads:
-                t.start()
-            if delay == "commit":
-                time.sleep(1.0)
-                commit_hits.append(kill_in_commit(srv, tmp, 20))
-            else:
-                time.sleep(delay)
-                srv.process.send_signal(signal.SIGKILL)
-            srv.process.wait()
-            stop.set()
-            for t in threads:
-                t.join(timeout=60)
-            srv.log_file.close()
-            leftovers = list(tmp.iterdir())
-            srv.__enter__()
-            when = f"in the commit of {commit_hits[-1]}" if delay == "commit" else f"after {delay} s"
-            print(f"round {rnd}: killed {when} with {len(leftovers)} temporary files left", flush=True)
-            check(f"round {rnd}: temporary files removed at start-up", not list(tmp.iterdir()),
-                  f"{len(leftovers)} before, {sorted(p.name for p in tmp.iterdir())} after")
-        check("the commit step was hit by the aimed kills", any(commit_hits), str(commit_hits))
-        check("some PUTs were acknowledged", len(acked) > 50, str(len(acked)))
-        print(f"{len(acked)} acknowledged PUTs, {len(intended)} attempted", flush=True)
-        s3 = srv.boto3("alice")
-        bad = []
-        for (bucket, key), (digest, mode) in sorted(acked.items()):
-            try:
+@pytest.fixture(scope="module")
+def suite(srv):
+    """What every test of the module uses."""
+    s3 = srv.boto3("alice")
+    crn = srv.create_root("crash-root")
+    for b in BUCKET.values():
+        s3.create_bucket(Bucket=b)
+    s3.create_bucket(Bucket=VERSIONED)
+    s3.put_bucket_versioning(Bucket=VERSIONED, VersioningConfiguration={"Status": "Enabled"})
+    versions_acked, versions_intended = {}, set()
+    s3.put_bucket_encryption(Bucket=BUCKET["SSE-KP"], ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    acked, intended = {}, {}
+    return types.SimpleNamespace(acked=acked, intended=intended, s3=s3, versions_acked=versions_acked, versions_intended=versions_intended)
+
+
+def test_killed_six_times_mid_write(srv, suite):
+    acked, check, intended, versions_acked, versions_intended = suite.acked, srv.check, suite.intended, suite.versions_acked, suite.versions_intended
+    # Kill points: early (bodies in flight), later (commits of many small objects too),
+    # then aimed at the commit step.
+    tmp = srv.data / "d" / "store" / "tmp"
+    commit_hits = []
+    for rnd, delay in enumerate([0.4, 1.3, 2.5, 4.0, "commit", "commit"]):
+        stop = threading.Event()
+        threads = [threading.Thread(target=client, args=(srv, n, rnd, stop, acked, intended), daemon=True)
+                   for n in range(CLIENTS)]
+        threads += [threading.Thread(target=versioned_client, daemon=True,
+                                     args=(srv, n, rnd, stop, versions_acked, versions_intended))
+                    for n in range(VERSIONED_CLIENTS)]
+        for t in threads:
+            t.start()
+        if delay == "commit":
+            time.sleep(1.0)
+            commit_hits.append(kill_in_commit(srv, tmp, 20))
+        else:
+            time.sleep(delay)
+            srv.process.send_signal(signal.SIGKILL)
+        srv.process.wait()
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        srv.log_file.close()
+        leftovers = list(tmp.iterdir())
+        srv.__enter__()
+        when = f"in the commit of {commit_hits[-1]}" if delay == "commit" else f"after {delay} s"
+        print(f"round {rnd}: killed {when} with {len(leftovers)} temporary files left", flush=True)
+        check(f"round {rnd}: temporary files removed at start-up", not list(tmp.iterdir()),
+              f"{len(leftovers)} before, {sorted(p.name for p in tmp.iterdir())} after")
+    check("the commit step was hit by the aimed kills", any(commit_hits), str(commit_hits))
+    check("some PUTs were acknowledged", len(acked) > 50, str(len(acked)))
+    print(f"{len(acked)} acknowledged PUTs, {len(intended)} attempted", flush=True)
+
+
+def test_every_acknowledged_put_reads_back(srv, suite):
+    acked, check = suite.acked, srv.check
+    s3 = srv.boto3("alice")
+    bad = []
+    for (bucket, key), (digest, mode) in sorted(acked.items()):
+        try:
+            got = s3.get_object(Bucket=bucket, Key=key, **extra(mode))["Body"].read()
+            if hashlib.sha256(got).hexdigest() != digest:
+                bad.append((key, "differs"))
+        except Exception as e:  # noqa: BLE001
+            bad.append((key, str(e)[:200]))
+    check("every acknowledged PUT reads back byte for byte", not bad, str(bad[:5]))
+    suite.__dict__.update(s3=s3)
+
+
+def test_every_listed_object_is_whole(srv, suite):
+    check, intended, s3 = srv.check, suite.intended, suite.s3
+    listed, unreadable = 0, []
+    for mode, bucket in BUCKET.items():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                listed += 1
+                want = intended.get((bucket, o["Key"]))
+                try:
+                    got = s3.get_object(Bucket=bucket, Key=o["Key"], **extra(mode))["Body"].read()
+                    if want is None or hashlib.sha256(got).hexdigest() != want[0]:
+                        unreadable.append((o["Key"], "not what its client sent"))
+                except Exception as e:  # noqa: BLE001
+                    unreadable.append((o["Key"], str(e)[:200]))
+    check("every listed object is whole", not unreadable, str(unreadable[:5]))
+    suite.__dict__.update(listed=listed)
+
+
+def test_versions_and_listing_after_the_kills(srv, suite):
+    acked, check, listed, s3, versions_acked, versions_intended = suite.acked, srv.check, suite.listed, suite.s3, suite.versions_acked, suite.versions_intended
+    check_versions(srv, s3, versions_acked, versions_intended)
+    check("listing shows every acknowledged object", listed >= len(acked), f"{listed} listed")
+
+
+def test_uploads_left_in_progress_resume_or_abort(srv, suite):
+    check, listed, s3 = srv.check, suite.listed, suite.s3
+    # Uploads left in progress: listed, resumable, then completed or aborted.
+    resumed = aborted = 0
+    for mode, bucket in BUCKET.items():
+        uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        for k, u in enumerate(uploads):
+            key, uid = u["Key"], u["UploadId"]
+            parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=uid).get("Parts", [])
+            if k % 2 == 0:
+                data = content(key, 5 * MiB + 1000)
+                done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1,
+                                                                     Body=p, **extra(mode))["ETag"]}
+                        for n, p in enumerate([data[:5 * MiB], data[5 * MiB:]])]
+                s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                             MultipartUpload={"Parts": done}, **extra(mode))
                 got = s3.get_object(Bucket=bucket, Key=key, **extra(mode))["Body"].read()
-                if hashlib.sha256(got).hexdigest() != digest:
-                    bad.append((key, "differs"))
-            except Exception as e:  # noqa: BLE001
-                bad.append((key, str(e)[:200]))
-        check("every acknowledged PUT reads back byte for byte", not bad, str(bad[:5]))
-        listed, unreadable = 0, []
-        for mode, bucket in BUCKET.items():
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for o in page.get("Contents", []):
-                    listed += 1
-                    want = intended.get((bucket, o["Key"]))
-                    try:
-                        got = s3.get_object(Bucket=bucket, Key=o["Key"], **extra(mode))["Body"].read()
-                        if want is None or hashlib.sha256(got).hexdigest() != want[0]:
-                            unreadable.append((o["Key"], "not what its client sent"))
-                    except Exception as e:  # noqa: BLE001
-                        unreadable.append((o["Key"], str(e)[:200]))
-        check("every listed object is whole", not unreadable, str(unreadable[:5]))
-        check_versions(srv, s3, versions_acked, versions_intended)
-        check("listing shows every acknowledged object", listed >= len(acked), f"{listed} listed")
-        # Uploads left in progress: listed, resumable, then completed or aborted.
-        resumed = aborted = 0
-        for mode, bucket in BUCKET.items():
-            uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-            for k, u in enumerate(uploads):
-                key, uid = u["Key"], u["UploadId"]
-                parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=uid).get("Parts", [])
-                if k % 2 == 0:
-                    data = content(key, 5 * MiB + 1000)
-                    done = [{"PartNumber": n + 1, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1,
-                                                                         Body=p, **extra(mode))["ETag"]}
-                            for n, p in enumerate([data[:5 * MiB], data[5 * MiB:]])]
-                    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
-                                                 MultipartUpload={"Parts": done}, **extra(mode))
-                    got = s3.get_object(Bucket=bucket, Key=key, **extra(mode))["Body"].read()
-                    check(f"resumed upload {key} completes", got == data)
-                    resumed += 1
-                else:
-                    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
-                    aborted += 1
-                check(f"upload {key} lists {len(parts)} parts cleanly", all(p["Size"] > 0 for p in parts))
-            left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-            check(f"{bucket}: no uploads left after resume and abort", not left, str(left[:3]))
-        print(f"{listed} objects listed, {resumed} uploads resumed, {aborted} aborted", flush=True)
-        print(f"{srv.passed} passed, {srv.failed} failed")
-        return 0 if srv.failed == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                check(f"resumed upload {key} completes", got == data)
+                resumed += 1
+            else:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+                aborted += 1
+            check(f"upload {key} lists {len(parts)} parts cleanly", all(p["Size"] > 0 for p in parts))
+        left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        check(f"{bucket}: no uploads left after resume and abort", not left, str(left[:3]))
+    print(f"{listed} objects listed, {resumed} uploads resumed, {aborted} aborted", flush=True)
