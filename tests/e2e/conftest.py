@@ -74,10 +74,10 @@ def cluster_dir(binary):
 
 
 def store_options(request, store, **kwargs):
-    """Server keyword arguments for `store`, over `kwargs`."""
+    """Server keyword arguments for `store`, under `kwargs` (a suite's own dispersal wins)."""
     options, _ = STORES[store]
     kwargs["cluster"] = request.getfixturevalue("cluster_dir") if options.get("cluster") else False
-    kwargs["dispersal"] = options.get("dispersal", False)
+    kwargs.setdefault("dispersal", options.get("dispersal", False))
     return kwargs
 
 
