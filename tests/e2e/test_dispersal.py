@@ -9,14 +9,9 @@ saying so; the write threshold refusing a write that would leave too few slices.
     python tests/e2e_dispersal.py target/release/cipherstore
 """
 
-import base64
-import hashlib
 import os
 import shutil
-import ssl
-import subprocess
 import time
-import urllib.request
 import types
 
 import botocore.exceptions
@@ -24,55 +19,14 @@ import botocore.exceptions
 import pytest
 
 from cipherstore_harness.independent_decoder import decode as engine_decode
-from cipherstore_harness.independent_dispersal import fs_record, gather, shard_at, split_record, stripes
+from cipherstore_harness.independent_dispersal import gather, shard_at, stripes
 from cipherstore_harness import error_code
+from cipherstore_harness.dispersal import MARKER, metrics_text, modes, object_file, plain, rebuild, slice_files
 
 STORES = ["fs"]
 
 K, N, W = 3, 5, 4
 SERVER = {"dispersal": (K, N, W)}
-MARKER = b"CIPHERSTORE-PLAINTEXT-MARKER-"
-
-
-def plain(size, seed):
-    """Plaintext with the marker every 64 bytes and varying bytes between."""
-    block = bytearray()
-    i = 0
-    while len(block) < size:
-        block += MARKER + hashlib.sha256(f"{seed}-{i}".encode()).digest()[:35]
-        i += 1
-    return bytes(block[:size])
-
-
-def modes(crn):
-    """Per protection mode: what a PUT sends and what a GET sends (SSE-C with a fresh key,
-    SSE-KP under root key `crn`)."""
-    ckey = os.urandom(32)
-    ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
-            "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
-    return {"default": ({}, {}), "sse-c": (ssec, ssec),
-            "sse-kp": ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": crn}, {})}
-
-
-def slice_files(srv):
-    return [sorted(p for p in t.rglob("*") if p.is_file()) for t in srv.targets]
-
-
-def object_file(srv, bucket, key):
-    """The fs-store file holding `key`'s record (the record names its key)."""
-    for p in (srv.data / "d" / "store" / "buckets" / bucket / "objects").rglob("*.o"):
-        stored = fs_record(p.read_bytes())
-        manifest, inner = split_record(stored)
-        if f'"key":"{key}"'.encode() in inner:
-            return manifest
-    raise KeyError(key)
-
-
-def metrics_text(srv):
-    ctx = ssl.create_default_context(cafile=str(srv.ca))
-    return urllib.request.urlopen(f"{srv.endpoint}/metrics", context=ctx).read().decode()
-
-
 @pytest.fixture(scope="module")
 def suite(srv):
     """What every test of the module uses."""
@@ -298,13 +252,6 @@ def test_the_log_names_failing_and_returning_targets(srv):
     check("the log says a target failed", "a dispersal target is failing" in log)
     check("the log says a target came back", "a dispersal target is answering again" in log)
     check("the server line says it disperses", "dispersed: 3 of 5 slices rebuild an object (writes need 4)" in log)
-
-
-def rebuild(srv, *args):
-    """Runs `cipherstore rebuild` against the running server's configuration."""
-    return subprocess.run([srv.binary, "rebuild", "--config", str(srv.data / "config.toml"),
-                           "--data-dir", str(srv.data / "d"), "--grace", "3600", *args],
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_wide_code_independently(server):
