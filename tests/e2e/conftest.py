@@ -40,6 +40,11 @@ STORES = {
 }
 
 
+def pytest_collection_modifyitems(items):
+    """Suites that stop parts of the shared cluster (`disruptive`) run after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
 def pytest_generate_tests(metafunc):
     if "store" in metafunc.fixturenames:
         names = getattr(metafunc.module, "STORES", ["fs"])
@@ -115,12 +120,45 @@ def server(request, binary, store):
     return make
 
 
+class Checks:
+    """`check(name, condition, detail)` for tests without a server of the harness's (the
+    cluster's own gateways): failures recorded, the test failed at its end."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failures = []
+
+    def __call__(self, name, cond, detail=""):
+        if cond:
+            self.passed += 1
+        else:
+            self.failures.append(f"{name} {detail}".strip())
+            print(f"FAIL {name} {detail}", flush=True)
+
+
+@pytest.fixture
+def check():
+    return Checks()
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_dir):
+    """The running cluster: its directory and what `scripts/cluster up` printed (endpoints
+    of its two gateways, their credentials and CA, the root key's CRN, the backend's and
+    etcd's endpoints), as `cluster.dir` and `cluster.env`."""
+    path = pathlib.Path(cluster_dir)
+    env = dict(line.split("=", 1) for line in (path / "cluster.env").read_text().split() if "=" in line)
+    return types.SimpleNamespace(dir=path, env=env)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     srv = item.funcargs.get("srv")
     before = len(srv.failures) if srv is not None else 0
     result = yield
     failed = srv.failures[before:] if srv is not None else []
+    if isinstance(item.funcargs.get("check"), Checks):
+        failed += item.funcargs["check"].failures
     for own in getattr(item.funcargs.get("server"), "made", []):
         failed += own.failures
     if failed:

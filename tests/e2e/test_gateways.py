@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Two gateways of one cluster store (scripts/cluster): what one writes the other serves —
 objects in every protection mode, multipart uploads whose parts go to both, copies across
 gateways, deletes; a root key disabled through the key CLI (state in etcd) is refused by
@@ -9,22 +8,20 @@ every etcd value, where small objects live, holds no plaintext marker, no custom
 no bucket key — unwrapped by the test from etcd under a root key whose material it
 imported, and proven real by decoding an object with it; headers and user metadata, which
 carry the marker too, travel sealed). No log holds either key.
-
-    e2e_gateways.py PATH_TO_CIPHERSTORE_BINARY CLUSTER_DIR CLUSTER_ENV_FILE
 """
 
 import base64
 import hashlib
 import json
 import os
-import pathlib
 import subprocess
-import sys
+import types
 import time
 import urllib.request
 import zlib
 
 import boto3
+import pytest
 from botocore.config import Config
 
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
@@ -32,21 +29,13 @@ from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 from cipherstore_harness import independent_decoder
 from cipherstore_harness import error_code
 
-passed = failed = 0
+pytestmark = pytest.mark.cluster
 
 
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}", flush=True)
-
-
-def main():
-    binary, cluster, env_file = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
-    env = dict(line.split("=", 1) for line in pathlib.Path(env_file).read_text().split() if "=" in line)
+@pytest.fixture(scope="module")
+def suite(cluster, binary):
+    """What every test of the module uses."""
+    cluster, env, binary = cluster.dir, cluster.env, str(binary)
     cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
 
     def client(endpoint, ak=env["AK"], sk=env["SK"], verify=env["CA"]):
@@ -69,7 +58,6 @@ def main():
     ckey = os.urandom(32)
     ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(ckey).decode(),
             "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(ckey).digest()).decode()}
-
     # Headers and user metadata travel sealed: they carry the marker too.
     meta = {"colour": marker.decode()}
     ctype = "application/x-" + marker.decode().lower()
@@ -85,7 +73,11 @@ def main():
 
     def etcd_values():
         return [v for _, v in etcd_kvs()]
+    return types.SimpleNamespace(a=a, b=b, backend=backend, big=big, binary=binary, ckey=ckey, cluster=cluster, ctype=ctype, env=env, etcd_kvs=etcd_kvs, etcd_values=etcd_values, keys=keys, keys_env=keys_env, marker=marker, meta=meta, ssec=ssec)
 
+
+def test_what_one_gateway_writes_the_other_serves(check, suite):
+    a, b, big, ctype, etcd_values, marker, meta, ssec = suite.a, suite.b, suite.big, suite.ctype, suite.etcd_values, suite.marker, suite.meta, suite.ssec
     a.create_bucket(Bucket="shared")
     put = a.put_object(Bucket="shared", Key="big", Body=big, Metadata=meta, ContentType=ctype)
     got = b.get_object(Bucket="shared", Key="big")
@@ -121,6 +113,9 @@ def main():
     b.copy_object(Bucket="shared", Key="copy", CopySource={"Bucket": "shared", "Key": "big"})
     check("copy on B of A's object, read on A", a.get_object(Bucket="shared", Key="copy")["Body"].read() == big)
 
+
+def test_sse_kp_across_gateways(check, suite):
+    a, b, ctype, env, marker, meta = suite.a, suite.b, suite.ctype, suite.env, suite.marker, suite.meta
     # SSE-KP: bound through A, written through B, read through A; the key lifecycle.
     crn = env["KP_CRN"]
     a.create_bucket(Bucket="vault")
@@ -131,6 +126,11 @@ def main():
     check("SSE-KP bucket bound on A, written on B, read on A",
           got["Body"].read() == marker * 10 and got.get("ServerSideEncryption") == "aws:kms"
           and got["Metadata"] == meta and got["ContentType"] == ctype)
+    suite.__dict__.update(crn=crn)
+
+
+def test_both_gateways_follow_the_key_state_within_seconds(check, suite):
+    a, b, crn, keys, keys_env, marker = suite.a, suite.b, suite.crn, suite.keys, suite.keys_env, suite.marker
     # The gateways follow the key state in etcd: a change is noticed within moments, not
     # after the bucket key cache TTL (scripts/test sets it to 300 s).
     ttl = int(keys_env.get("CIPHERSTORE_KEY_CACHE_TTL", "60"))
@@ -155,6 +155,9 @@ def main():
             time.sleep(0.5)
     check("enabled again: served again", served)
 
+
+def test_bucket_key_from_etcd_decodes_the_object(check, suite):
+    a, b, backend, cluster, ctype, env, etcd_kvs, keys, marker, meta = suite.a, suite.b, suite.backend, suite.cluster, suite.ctype, suite.env, suite.etcd_kvs, suite.keys, suite.marker, suite.meta
     # A root key whose material the test holds (imported), so that the test can unwrap the
     # bucket key from etcd itself (RFC 5649), prove it is the real one by decoding an object
     # and opening its sealed metadata with the independent decoder, then look for it everywhere.
@@ -188,7 +191,11 @@ def main():
     crc = base64.b64encode(zlib.crc32(doc).to_bytes(4, "big")).decode()  # the SDK's, kept sealed
     check("its sealed metadata opens with the bucket key (independent decoder)",
           opened == {"headers": {"content_type": ctype, "checksums": {"crc32": crc}}, "user": meta}, str(opened))
+    suite.__dict__.update(bucket_key=bucket_key)
 
+
+def test_nothing_readable_at_the_backend(check, suite):
+    backend, bucket_key, ckey, env, marker = suite.backend, suite.bucket_key, suite.ckey, suite.env, suite.marker
     # Nothing readable at the backend.
     blobs = [o["Key"] for page in backend.get_paginator("list_objects_v2").paginate(Bucket=env["BACKEND_BUCKET"])
              for o in page.get("Contents", [])]
@@ -201,6 +208,11 @@ def main():
         if marker in data or any(f in data for f in forms):
             leaks.append(k)
     check("no plaintext, no customer key and no bucket key in any blob", leaks == [], str(leaks))
+    suite.__dict__.update(blobs=blobs, forms=forms)
+
+
+def test_small_objects_live_in_their_etcd_records(check, suite):
+    cluster, etcd_values, forms, marker = suite.cluster, suite.etcd_values, suite.forms, suite.marker
     # Small objects live in their etcd records (store.inline_max_bytes), beside every
     # object's sealed metadata.
     values = etcd_values()
@@ -212,6 +224,9 @@ def main():
     check("no customer key or bucket key in any gateway, etcd or Ceph log",
           len(logs) >= 8 and not any(f in p.read_bytes() for p in logs for f in forms), str(len(logs)))
 
+
+def test_deletes_reach_both_and_the_sweep_frees_blobs(check, suite):
+    a, b, backend, binary, blobs, cluster, env = suite.a, suite.b, suite.backend, suite.binary, suite.blobs, suite.cluster, suite.env
     before = len(blobs)
     b.delete_object(Bucket="shared", Key="copy")
     check("deleted on B: gone on A", error_code(lambda: a.get_object(Bucket="shared", Key="copy")) == "NoSuchKey")
@@ -226,10 +241,3 @@ def main():
     check("a deleted object's blob is kept until the sweep, which frees it",
           retired == before and swept.returncode == 0 and after <= before - 1,
           f"{before} -> {retired} -> {after}: {swept.stdout}{swept.stderr}")
-
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Faults of a cluster store (scripts/cluster), through its gateways, as clients see them:
 
 - a gateway SIGKILLed in the middle of a PUT that overwrites a key, and of a multipart
@@ -10,35 +9,25 @@
   List still answer from etcd; radosgw back: served again without restarting a gateway;
 - one etcd member killed: reads and writes go on; two killed (quorum lost): 503, and the
   write refused meanwhile is absent or whole, never half; members back: served again.
-
-    e2e_cluster_faults.py PATH_TO_CIPHERSTORE_BINARY CLUSTER_DIR CLUSTER_ENV_FILE
 """
 
 import hashlib
 import os
 import pathlib
 import subprocess
-import sys
+import types
 import tempfile
 import threading
 import time
 
 import boto3
+import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-passed = failed = 0
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok   {name}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}", flush=True)
+# It stops and starts parts of the session's cluster: after every other suite on it.
+pytestmark = [pytest.mark.cluster, pytest.mark.disruptive]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def status_of(fn):
@@ -64,9 +53,10 @@ def served_again(client, key, seconds=60):
     return False
 
 
-def main():
-    binary, cluster, env_file = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
-    env = dict(line.split("=", 1) for line in pathlib.Path(env_file).read_text().split() if "=" in line)
+@pytest.fixture(scope="module")
+def suite(cluster, binary):
+    """What every test of the module uses."""
+    cluster, env, binary = cluster.dir, cluster.env, str(binary)
     cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, read_timeout=120,
                  connect_timeout=10)
 
@@ -103,7 +93,11 @@ def main():
     for i in range(5):
         put(a, f"small-{i}", os.urandom(1000 + i))
     put(a, "victim", b"the acknowledged bytes of victim " * 1000)
+    return types.SimpleNamespace(a=a, acknowledged=acknowledged, all_whole=all_whole, b=b, backend=backend, binary=binary, blob_bucket=blob_bucket, blobs=blobs, cluster=cluster, ctl=ctl, put=put)
 
+
+def test_a_gateway_killed_mid_put_and_mid_part(check, suite):
+    a, acknowledged, all_whole, b, ctl = suite.a, suite.acknowledged, suite.all_whole, suite.b, suite.ctl
     # 1. Gateway B killed mid-PUT (an overwrite of `victim`, streamed) and mid-part.
     with tempfile.NamedTemporaryFile() as big:
         big.write(os.urandom(1 << 20) * 384)  # 384 MiB: long enough to be cut
@@ -153,6 +147,9 @@ def main():
     check("restarted gateway completes the upload from its acknowledged part", "ETag" in done)
     check("every acknowledged object whole through the restarted gateway", all_whole(b) is None)
 
+
+def test_sweep_removes_a_blob_without_a_record(check, suite):
+    a, all_whole, backend, binary, blob_bucket, blobs, cluster = suite.a, suite.all_whole, suite.backend, suite.binary, suite.blob_bucket, suite.blobs, suite.cluster
     # A blob without a record, as a gateway killed between bytes and commit leaves.
     orphan = "d/" + os.urandom(16).hex()
     backend.put_object(Bucket=blob_bucket, Key=orphan, Body=os.urandom(4096))
@@ -166,6 +163,9 @@ def main():
           and blobs() == before - {orphan}, real.stdout + real.stderr)
     check("every acknowledged object whole after the sweep", all_whole(a) is None)
 
+
+def test_radosgw_stopped_and_back(check, suite):
+    a, acknowledged, all_whole, b, ctl, put = suite.a, suite.acknowledged, suite.all_whole, suite.b, suite.ctl, suite.put
     # 2. radosgw stopped: 503 + Retry-After for what needs blobs; metadata, and small objects
     # kept in their records (up to store.inline_max_bytes), still answer.
     ctl("kill", "rgw")
@@ -192,6 +192,9 @@ def main():
     put(b, "after-rgw", b"written after radosgw came back")
     check("every acknowledged object whole after radosgw's outage", all_whole(a) is None)
 
+
+def test_etcd_members_lost_and_back(check, suite):
+    a, all_whole, b, ctl, put = suite.a, suite.all_whole, suite.b, suite.ctl, suite.put
     # 3. etcd: one member lost, service goes on; quorum lost, 503, nothing half-written.
     ctl("kill", "etcd-1")
     put(a, "one-member-down", os.urandom(3000))
@@ -216,10 +219,3 @@ def main():
     else:
         check("the write refused without quorum is absent", st[0] == 404, str(st))
     check("every acknowledged object whole after the etcd outage", all_whole(a) is None and all_whole(b) is None)
-
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
