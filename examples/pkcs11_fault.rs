@@ -1,4 +1,4 @@
-//! A PKCS#11 module for fault tests (tests/e2e_hsm_faults.py): it forwards every call to
+//! A PKCS#11 module for fault tests (tests/e2e/test_hsm_faults.py): it forwards every call to
 //! a real module and, while a fault file exists, fails chosen calls with a chosen return
 //! value, as a real HSM does when its device errors, is removed or loses its session.
 //!

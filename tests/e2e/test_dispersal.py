@@ -5,8 +5,6 @@ independent decoder (pyfinite's Reed-Solomon, no cipherstore code) rebuilding an
 from parity slices and the engine decoder reading it; no plaintext on any target, and no
 stripe decodable from k - 1 slices; targets lost, damaged and back, with /metrics and logs
 saying so; the write threshold refusing a write that would leave too few slices.
-
-    python tests/e2e_dispersal.py target/release/cipherstore
 """
 
 import os

@@ -10,9 +10,7 @@ the rebuilt S3 slices carrying reads alone; deletes and the orphan sweep reachin
 buckets.
 
 (`rclone serve s3` is no use here: it answers ranged GETs with 200, which the S3 client
-rightly refuses.)
-
-    python tests/e2e_dispersal_s3.py target/release/cipherstore .venv-seaweedfs/bin/weed
+rightly refuses.) SeaweedFS is CIPHERSTORE_WEED, or the one scripts/lib.sh installs.
 """
 
 import http.client

@@ -345,7 +345,7 @@ async fn seal<W: Write + Send + 'static>(
 
 /// The S3 error for a request body that failed while arriving. s3s does not export its
 /// body errors' types (aws-chunked decoding, the signed-SHA-256 check), so they are told
-/// apart by their text, pinned by `tests/e2e_auth_framing.py`; anything else is a body that
+/// apart by their text, pinned by `tests/e2e/test_auth_framing.py`; anything else is a body that
 /// stopped arriving. Never a 500: none of it is the server's fault.
 fn refused_body(e: &(dyn std::error::Error + 'static)) -> s3s::S3Error {
     let text = e.to_string();
