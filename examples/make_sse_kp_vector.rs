@@ -1,7 +1,7 @@
 //! Writes the frozen SSE-KP test vector (tests/vectors/sse-kp-4k.cso) from a bucket key
 //! file, as the key hierarchy would after unwrapping it: `cargo run --example
 //! make_sse_kp_vector -- PLAINTEXT BUCKET_KEY_HEX_FILE CONTEXT OUT`. Used once by
-//! scripts/make-vectors; the vector is then frozen.
+//! scripts/dev/make-vectors; the vector is then frozen.
 
 use std::io::Cursor;
 

@@ -1,4 +1,4 @@
-//! The cluster store's blob backend against a real Ceph RGW (scripts/ceph): whole,
+//! The cluster store's blob backend against a real Ceph RGW (scripts/dev/ceph): whole,
 //! conditional and streamed multipart writes, ranged reads, listings and deletes, with
 //! bodies unsigned (the default) and signed (`sign_payload`); an aborted or unfinished streamed write leaves no blob; radosgw stopped gives a clean
 //! error after bounded retries, and the same client works again once it is back.

@@ -1,4 +1,4 @@
-//! Frozen vectors (tests/vectors/, written once by scripts/make-vectors and never
+//! Frozen vectors (tests/vectors/, written once by scripts/dev/make-vectors and never
 //! regenerated) must decrypt byte-exact with every backend, through both pipeline paths:
 //! objects written by earlier builds stay readable.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test

@@ -1,4 +1,4 @@
-//! A single-node Ceph with radosgw on loopback for the tests, started by `scripts/ceph`
+//! A single-node Ceph with radosgw on loopback for the tests, started by `scripts/dev/ceph`
 //! (which installs Debian's packages if missing) in a directory of its own, on free ports,
 //! and stopped by PID when dropped.
 
@@ -19,7 +19,7 @@ fn free_port() -> u16 {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ceph")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev/ceph")
 }
 
 impl Ceph {
@@ -52,7 +52,7 @@ impl Ceph {
         };
         assert!(
             out.status.success() && ceph.vars.contains_key("BACKEND_ENDPOINT"),
-            "scripts/ceph up failed:\n{}\n{stdout}",
+            "scripts/dev/ceph up failed:\n{}\n{stdout}",
             String::from_utf8_lossy(&out.stderr)
         );
         ceph
@@ -74,7 +74,7 @@ impl Ceph {
 
     fn run(&self, cmd: &str) {
         let status = Command::new(script()).arg(cmd).arg(self.dir.path()).status().unwrap();
-        assert!(status.success(), "scripts/ceph {cmd} failed");
+        assert!(status.success(), "scripts/dev/ceph {cmd} failed");
     }
 
     /// Stops radosgw only.

@@ -9,7 +9,6 @@ import argparse
 import base64
 import hashlib
 import os
-import pathlib
 import random
 import sys
 import threading

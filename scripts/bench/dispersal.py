@@ -9,10 +9,9 @@ run's figures."""
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 
-from bench_s3 import MiB, Target, log
+from s3 import MiB, Target, log
 from cipherstore_harness import Server
 
 PHASES = [("put", "1 object PUT", "MiB/s"), ("get", "1 object GET", "MiB/s"),

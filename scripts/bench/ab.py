@@ -10,7 +10,7 @@ import statistics
 import sys
 import tempfile
 
-from bench_s3 import MiB, cipherstore, log, peak_rss_mib
+from s3 import MiB, cipherstore, log, peak_rss_mib
 
 # name: (what, unit, op, prefix, objects, object size, clients)
 PHASES = {

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from bench_s3 import cipherstore, log
+from s3 import cipherstore, log
 
 
 def main():
