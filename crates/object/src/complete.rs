@@ -53,7 +53,7 @@ pub fn choose<'a>(
         }
         let part = uploaded
             .get(&number)
-            .filter(|p| etag.is_none_or(|e| e == p.record.etag))
+            .filter(|p| etag.is_none_or(|e| p.record.etag.is(e)))
             .ok_or(PartsError::Missing(number))?;
         chosen.push(part);
     }
@@ -106,7 +106,7 @@ mod tests {
             record: PartRecord {
                 number,
                 size,
-                etag: format!("e{number}"),
+                etag: format!("e{number}").into(),
                 last_modified: 0,
                 salt: None,
                 sealed: None,
@@ -151,7 +151,7 @@ mod tests {
         let r = record(upload, "id", &chosen, Private::default(), 9);
         assert_eq!((r.key.as_str(), r.size, r.last_modified), ("key", MIN_PART + 7, 9));
         assert_eq!(r.upload_id.as_deref(), Some("id"));
-        assert!(r.etag.ends_with("-2"), "{}", r.etag);
+        assert!(r.etag.as_str().ends_with("-2"), "{}", r.etag);
         let Layout::Parts(manifest) = &r.layout else { panic!("not a manifest") };
         assert_eq!(
             manifest.iter().map(|p| (p.number, p.stored)).collect::<Vec<_>>(),

@@ -3,22 +3,71 @@
 //! ETags must not reveal an MD5 of the plaintext.
 
 use engine::md5::Md5;
+use serde::{Deserialize, Serialize};
 
 use super::record::Protection;
 
+/// An object's or part's ETag as S3 reports it, without the quotes HTTP puts around it:
+/// 32 hex digits, and `-N` after them for an object made of N parts. Kept in records as
+/// that text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ETag(String);
+
+impl ETag {
+    /// A delete marker's: it has no bytes, so no ETag (kept as empty text).
+    pub fn none() -> Self {
+        Self(String::new())
+    }
+
+    /// The ETag as kept (no quotes).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The ETag as HTTP headers and XML carry it, in quotes.
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+
+    /// Whether `sent` (as a client sends an ETag: quoted or not) names this one.
+    pub fn is(&self, sent: &str) -> bool {
+        sent.trim_matches('"') == self.0
+    }
+}
+
+impl From<String> for ETag {
+    /// An ETag already computed (records written before this type, test fixtures).
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl From<&str> for ETag {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
+impl std::fmt::Display for ETag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A random 32-hex-digit ETag.
-pub fn random() -> String {
+pub fn random() -> ETag {
     let mut b = [0u8; 16];
     engine::primitives::fill_random(&mut b);
-    base::hex::encode(&b)
+    ETag(base::hex::encode(&b))
 }
 
 /// The ETag of an object or part protected by `protection` whose plaintext MD5 is `md5`
 /// (hex; `None` if it was not computed).
-pub fn of(protection: &Protection, md5: Option<String>) -> String {
+pub fn of(protection: &Protection, md5: Option<String>) -> ETag {
     match (protection, md5) {
         (Protection::SseC { .. }, _) | (_, None) => random(),
-        (_, Some(m)) => m,
+        (_, Some(m)) => ETag(m),
     }
 }
 
@@ -28,13 +77,14 @@ pub fn needs_md5(protection: &Protection) -> bool {
 }
 
 /// The ETag of a multipart object from its parts' ETags, in object order.
-pub fn multipart<'a>(protection: &Protection, parts: impl ExactSizeIterator<Item = &'a str>) -> String {
+pub fn multipart<'a>(protection: &Protection, parts: impl ExactSizeIterator<Item = &'a str>) -> ETag {
     let count = parts.len();
     let mut md5 = Md5::new();
     for etag in parts {
         md5.update(&base::hex::decode(etag).unwrap_or_default());
     }
-    format!("{}-{count}", of(protection, Some(base::hex::encode(&md5.finalize()))))
+    let whole = of(protection, Some(base::hex::encode(&md5.finalize())));
+    ETag(format!("{}-{count}", whole.0))
 }
 
 #[cfg(test)]
@@ -50,11 +100,15 @@ mod tests {
             md5.update(&base::hex::decode(p).unwrap());
         }
         let want = base::hex::encode(&md5.finalize());
-        assert_eq!(multipart(&Protection::Aont, parts.into_iter()), format!("{want}-2"));
+        assert_eq!(multipart(&Protection::Aont, parts.into_iter()).as_str(), format!("{want}-2"));
         let ssec = multipart(&Protection::SseC { key_md5: "m".into() }, parts.into_iter());
-        assert!(ssec.ends_with("-2") && !ssec.starts_with(&want));
-        assert_eq!(random().len(), 32);
-        assert_eq!(of(&Protection::Aont, Some("x".into())), "x");
+        assert!(ssec.as_str().ends_with("-2") && !ssec.as_str().starts_with(&want));
+        assert_eq!(random().as_str().len(), 32);
+        assert_eq!(of(&Protection::Aont, Some("x".into())).as_str(), "x");
+        let e = ETag::from("abc".to_owned());
+        assert!(e.is("\"abc\"") && e.is("abc") && !e.is("abd"));
+        assert_eq!(e.quoted(), "\"abc\"");
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"abc\"", "kept as its text");
         assert!(!needs_md5(&Protection::SseC { key_md5: "m".into() }));
     }
 }

@@ -64,7 +64,7 @@ impl ObjectMetaV1 {
             ..ObjectRecord::new(
                 self.key.clone(),
                 self.size,
-                self.etag.clone(),
+                self.etag.clone().into(),
                 self.last_modified,
                 protection,
                 layout,

@@ -28,6 +28,7 @@ pub mod versions;
 
 pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
 pub use error::ObjectError;
+pub use etag::ETag;
 pub use objects::Objects;
 pub use plain::PlainSource;
 pub use private::Private;

@@ -9,6 +9,7 @@ use super::annex::{self, Annex};
 use super::bucket::{BucketRecord, Versioning};
 use super::codec::{self, Unverified};
 use super::error::ObjectError;
+use super::etag::ETag;
 use super::lock::Lock;
 use super::record::ObjectRecord;
 use super::tags::TagSet;
@@ -69,7 +70,7 @@ pub struct Listed {
     /// Plaintext length.
     pub size: u64,
     /// ETag, without quotes.
-    pub etag: String,
+    pub etag: ETag,
     /// Unix seconds.
     pub last_modified: u64,
     /// Storage class, when not STANDARD.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::etag::ETag;
 use super::lock::Lock;
 use super::tags::TagSet;
 use engine::format::SALT_LEN;
@@ -188,7 +189,7 @@ pub struct ObjectRecord {
     /// Plaintext length.
     pub size: u64,
     /// ETag as S3 reports it, without quotes.
-    pub etag: String,
+    pub etag: ETag,
     /// Unix seconds.
     pub last_modified: u64,
     /// How its bytes are protected.
@@ -232,7 +233,7 @@ impl ObjectRecord {
     pub fn new(
         key: String,
         size: u64,
-        etag: String,
+        etag: ETag,
         last_modified: u64,
         protection: Protection,
         layout: Layout,
@@ -341,7 +342,7 @@ mod tests {
     #[test]
     fn a_delete_marker_is_kept_as_before_the_variant() {
         let marker =
-            ObjectRecord::new("k".into(), 0, String::new(), 7, Protection::Aont, Layout::DeleteMarker);
+            ObjectRecord::new("k".into(), 0, ETag::none(), 7, Protection::Aont, Layout::DeleteMarker);
         let json: serde_json::Value = serde_json::to_value(&marker).unwrap();
         assert_eq!(json["layout"], serde_json::json!({"single": {}}));
         assert_eq!(json["delete_marker"], serde_json::json!(true));

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
+use super::etag::ETag;
 use super::legacy::UploadMetaV1;
 use super::lock::Lock;
 use super::private::{Private, part_label, upload_label};
@@ -186,7 +187,7 @@ pub struct PartRecord {
     /// Plaintext length.
     pub size: u64,
     /// ETag as S3 reports it, without quotes.
-    pub etag: String,
+    pub etag: ETag,
     /// Unix seconds.
     pub last_modified: u64,
     /// The salt of the part's engine header (absent in parts written before it was kept).

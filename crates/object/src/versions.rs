@@ -8,6 +8,7 @@ pub use store::versions::NULL;
 
 use super::bucket::Versioning;
 use super::error::ObjectError;
+use super::etag::ETag;
 use super::objects::{Fetched, Objects};
 use super::record::{Layout, ObjectRecord, Protection};
 use store::{Page, VersionCursor, Wanted};
@@ -36,7 +37,7 @@ pub struct ListedVersion {
     /// Plaintext length.
     pub size: u64,
     /// ETag, without quotes.
-    pub etag: String,
+    pub etag: ETag,
     /// Unix seconds.
     pub last_modified: u64,
     /// Storage class, when not STANDARD.
@@ -65,7 +66,7 @@ pub fn wanted(bucket: &str, key: &str, version_id: &str) -> Result<Wanted, Objec
 /// The record of a delete marker of `key` made now.
 fn marker_record(key: &str) -> ObjectRecord {
     let now = base::clock::now_unix();
-    ObjectRecord::new(key.to_owned(), 0, String::new(), now, Protection::Aont, Layout::DeleteMarker)
+    ObjectRecord::new(key.to_owned(), 0, ETag::none(), now, Protection::Aont, Layout::DeleteMarker)
 }
 
 impl Objects {

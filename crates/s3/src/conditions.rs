@@ -37,10 +37,10 @@ macro_rules! copy_source {
 }
 pub(crate) use copy_source;
 
-fn matches(condition: &ETagCondition, etag: &str) -> bool {
+fn matches(condition: &ETagCondition, etag: &object::ETag) -> bool {
     match condition {
         ETagCondition::Any => true,
-        ETagCondition::ETag(e) => e.value() == etag,
+        ETagCondition::ETag(e) => e.value() == etag.as_str(),
     }
 }
 
@@ -52,7 +52,7 @@ fn unix(t: &Timestamp) -> i64 {
 fn not_modified_error(meta: &ObjectRecord) -> S3Error {
     let mut e = s3_error!(NotModified);
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+    if let Ok(v) = HeaderValue::from_str(&meta.etag.quoted()) {
         headers.insert(http::header::ETAG, v);
     }
     let mut date = Vec::new();

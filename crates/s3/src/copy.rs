@@ -105,7 +105,7 @@ pub(super) async fn copy_object(
     let meta = body::commit_object(s, &target_bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        e_tag: headers::e_tag(&meta.etag),
         last_modified: Some(headers::last_modified(&meta)),
         ..Default::default()
     };

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use s3s::dto::{Metadata, Timestamp, TimestampFormat};
+use s3s::dto::{ETag, Metadata, Timestamp, TimestampFormat};
 use s3s::{S3Result, s3_error};
 
 use object::{Headers, ObjectRecord};
@@ -174,6 +174,11 @@ pub(super) fn last_modified(meta: &ObjectRecord) -> Timestamp {
 /// Unix seconds as an S3 timestamp.
 pub(super) fn last_modified_at(secs: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// An ETag as s3s renders it (quoted, strong).
+pub(crate) fn e_tag(etag: &object::ETag) -> Option<ETag> {
+    Some(ETag::Strong(etag.as_str().to_owned()))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::error;
 use super::service::{CipherS3, Owned};
+use super::{error, headers};
 use base::hex::{decode_lower as unhex, encode as hex};
 
 /// Objects fetched from the store per round.
@@ -140,7 +140,7 @@ fn split(entries: Vec<Entry>, names: Names, owner: Option<&Owner>) -> (Vec<Objec
             Entry::Object(m) => contents.push(Object {
                 key: Some(names.write(m.key)),
                 size: Some(m.size as i64),
-                e_tag: Some(ETag::Strong(m.etag)),
+                e_tag: headers::e_tag(&m.etag),
                 last_modified: Some(timestamp(m.last_modified)),
                 storage_class: Some(ObjectStorageClass::from(
                     m.storage_class.unwrap_or_else(|| ObjectStorageClass::STANDARD.to_owned()),

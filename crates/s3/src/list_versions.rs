@@ -8,9 +8,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::error;
 use super::list::{Names, Query, owner, skip_after, timestamp};
 use super::service::{CipherS3, Owned};
+use super::{error, headers};
 use object::versions::ListedVersion;
 
 /// Versions fetched from the store per round.
@@ -108,7 +108,7 @@ pub(super) async fn list_object_versions(
                 version_id: Some(v.version_id),
                 is_latest: Some(v.latest),
                 size: Some(v.size as i64),
-                e_tag: Some(ETag::Strong(v.etag)),
+                e_tag: headers::e_tag(&v.etag),
                 last_modified: Some(timestamp(v.last_modified)),
                 storage_class: Some(ObjectVersionStorageClass::from(
                     v.storage_class.unwrap_or_else(|| ObjectVersionStorageClass::STANDARD.to_owned()),

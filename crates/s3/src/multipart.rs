@@ -133,7 +133,7 @@ pub(super) async fn upload_part(
     let more = encrypted.digests.more.clone();
     let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
     let mut response = S3Response::new(UploadPartOutput {
-        e_tag: Some(ETag::Strong(part.record.etag)),
+        e_tag: headers::e_tag(&part.record.etag),
         checksum_crc32: checksum.checksum_crc32,
         checksum_crc32c: checksum.checksum_crc32c,
         checksum_crc64nvme: checksum.checksum_crc64nvme,
@@ -199,7 +199,7 @@ pub(super) async fn upload_part_copy(
     let part = part_record(&read, number, encrypted.digests.md5_hex());
     let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
     let result = CopyPartResult {
-        e_tag: Some(ETag::Strong(part.record.etag.clone())),
+        e_tag: headers::e_tag(&part.record.etag),
         last_modified: Some(headers::last_modified_at(part.record.last_modified)),
         ..Default::default()
     };
@@ -351,7 +351,7 @@ fn completed(
     let mut response = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(bucket),
         key: Some(key),
-        e_tag: Some(ETag::Strong(record.etag.clone())),
+        e_tag: headers::e_tag(&record.etag),
         checksum_crc32: get("crc32"),
         checksum_crc32c: get("crc32c"),
         checksum_crc64nvme: get("crc64nvme"),
@@ -435,7 +435,7 @@ pub(super) async fn list_parts(
     let parts = after
         .into_iter()
         .map(|p| s3s::dto::Part {
-            e_tag: Some(ETag::Strong(p.etag)),
+            e_tag: headers::e_tag(&p.etag),
             last_modified: Some(headers::last_modified_at(p.last_modified)),
             part_number: Some(p.number as i32),
             size: Some(p.size as i64),

@@ -55,7 +55,7 @@ pub(super) async fn put_object(
     let record = body::commit_object(s, &bucket, encrypted.writer, record, tag_key).await?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(PutObjectOutput {
-        e_tag: Some(ETag::Strong(record.etag.clone())),
+        e_tag: headers::e_tag(&record.etag),
         version_id: versioning::version_id(bucket.versioning, record.version_id.as_deref()),
         checksum_crc32: checksum.checksum_crc32,
         checksum_crc32c: checksum.checksum_crc32c,
@@ -194,7 +194,7 @@ pub(super) async fn get_object(
         content_range,
         parts_count: (input.part_number.is_some() && parts_count > 0).then_some(parts_count as i32),
         accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        e_tag: headers::e_tag(&meta.etag),
         last_modified: Some(headers::last_modified(&meta)),
         metadata: user_metadata(&meta),
         sse_customer_algorithm: read.sse_c_algorithm(),
@@ -247,7 +247,7 @@ pub(super) async fn head_object(
         content_range,
         parts_count,
         accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        e_tag: headers::e_tag(&meta.etag),
         last_modified: Some(headers::last_modified(&meta)),
         metadata: user_metadata(&meta),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
