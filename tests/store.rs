@@ -404,7 +404,7 @@ mod versions {
         let mut w = s.put("ver", "k").unwrap();
         w.write_all(b"two").unwrap();
         w.commit_version(b"r2", &v2).unwrap();
-        let ids: Vec<String> = s
+        let ids: Vec<store::VersionId> = s
             .list_versions("ver", Page::new("", None, 100))
             .unwrap()
             .into_iter()

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use store::{Page, SequentialReader, Store, StoreError, Version, VersionCursor, Wanted};
+use store::{Page, SequentialReader, Store, StoreError, Version, VersionCursor, VersionId, Wanted};
 
 /// One step.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub(crate) const KEYS: [&str; 3] = ["a", "a/b", "b"];
 #[derive(Default, Debug)]
 struct Key {
     current: Option<(Version, Vec<u8>)>,
-    noncurrent: BTreeMap<String, (Version, Vec<u8>)>,
+    noncurrent: BTreeMap<VersionId, (Version, Vec<u8>)>,
 }
 
 impl Key {

@@ -38,7 +38,7 @@ impl Objects {
                 let opened = Self::open_record(record, key)?;
                 let r = opened.unchecked();
                 if let Some(Wanted::Id(id)) = &wanted
-                    && r.version_id.as_deref() != Some(id.as_str())
+                    && r.version_id.as_ref() != Some(id)
                 {
                     return Err(ObjectError::Integrity(format!(
                         "the record filed as version {id:?} of {key:?} names another"
@@ -58,7 +58,7 @@ impl Objects {
             })
         };
         match self.store.set_annex(bucket, key, wanted.as_ref(), &mut change) {
-            Ok(()) => Ok(shown.flatten()),
+            Ok(()) => Ok(shown.flatten().map(|v| v.to_string())),
             Err(StoreError::Refused) => Err(why.unwrap_or(ObjectError::Store(StoreError::Refused))),
             Err(e) => Err(e.into()),
         }

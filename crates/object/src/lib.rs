@@ -40,4 +40,4 @@ pub use upload::{Part, PartRecord, UploadRecord, new_upload_id};
 // What the store hands through this layer unchanged: the writers a body streams into, the
 // page of a listing, and the conditions a store reports (missing buckets, keys, versions and uploads, a full or
 // unreachable backend), which the S3 layer turns into its error codes.
-pub use store::{ObjectReader, ObjectWriter, Page, PartWriter, Store, StoreError};
+pub use store::{ObjectReader, ObjectWriter, Page, PartWriter, Store, StoreError, VersionId};

@@ -15,7 +15,7 @@ use super::record::ObjectRecord;
 use super::tags::TagSet;
 use super::upload::{Part, PartRecord, UploadRecord};
 use engine::CustomerKey;
-use store::{Completion, ObjectReader, ObjectWriter, Page, PartWriter, Store, Version};
+use store::{Completion, ObjectReader, ObjectWriter, Page, PartWriter, Store, Version, VersionId};
 
 /// Typed records over a store.
 #[derive(Clone)]
@@ -159,12 +159,12 @@ impl Objects {
         let r = record.unchecked();
         let filed = version.filter(|v| !v.null).map(|v| v.id.as_str());
         let marker = version.is_some_and(|v| v.marker);
-        if r.version_id.as_deref() != filed || r.is_delete_marker() != marker {
+        if r.version_id.as_ref().map(VersionId::as_str) != filed || r.is_delete_marker() != marker {
             return Err(ObjectError::Integrity(format!(
                 "the record filed as version {:?} of {:?} names version {:?}",
                 version.map_or(store::versions::NULL, Version::s3_id),
                 r.key,
-                r.version_id.as_deref().unwrap_or(store::versions::NULL)
+                r.version_id.as_ref().map_or(store::versions::NULL, VersionId::as_str)
             )));
         }
         Ok(())

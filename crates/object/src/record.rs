@@ -14,6 +14,7 @@ use super::etag::ETag;
 use super::lock::Lock;
 use super::tags::TagSet;
 use engine::format::SALT_LEN;
+use store::VersionId;
 
 /// The random salt of a stored engine header (FORMAT.md §1), recorded so that stored bytes
 /// are tied to their record (§3.7).
@@ -219,7 +220,7 @@ pub struct ObjectRecord {
     /// Its version id, if it is a version other than the null one. Covered by the tag
     /// with the rest, so one version's record and bytes cannot be served as another's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
+    pub version_id: Option<VersionId>,
     /// The Object Lock retention and legal hold it was written with (in clear, as S3
     /// serves them without the object's key). PutObjectRetention and PutObjectLegalHold
     /// keep later ones in its annex ([`super::annex`]).

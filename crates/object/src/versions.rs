@@ -87,7 +87,7 @@ impl Objects {
         let writer = self.store.put(bucket, key)?;
         let mut record = marker_record(key);
         Objects::commit(writer, &mut record, None, versioning)?;
-        let version_id = record.version_id.unwrap_or_else(|| NULL.to_owned());
+        let version_id = record.version_id.map_or_else(|| NULL.to_owned(), |v| v.to_string());
         Ok(Deleted { version_id: Some(version_id), marker: true })
     }
 

@@ -113,7 +113,7 @@ pub(super) async fn copy_object(
         copy_object_result: Some(result),
         sse_customer_algorithm: key_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: key_md5,
-        version_id: versioning::version_id(target_bucket.versioning, meta.version_id.as_deref()),
+        version_id: versioning::version_id(target_bucket.versioning, meta.version_id.as_ref()),
         copy_source_version_id: source_version,
         ..Default::default()
     });

@@ -278,7 +278,7 @@ pub(super) async fn complete(
             .map(|()| record)
     })
     .await?;
-    let version_id = versioning::version_id(versioning, record.version_id.as_deref());
+    let version_id = versioning::version_id(versioning, record.version_id.as_ref());
     Ok(completed(input.bucket, input.key, &record, &read, version_id))
 }
 
@@ -405,7 +405,8 @@ fn completed_before(
     if !(same_parts && same_etags) {
         return Err(gone);
     }
-    Ok(completed(input.bucket, input.key, &record, &read, record.version_id.clone()))
+    let version_id = record.version_id.as_ref().map(ToString::to_string);
+    Ok(completed(input.bucket, input.key, &record, &read, version_id))
 }
 
 pub(super) async fn abort(

@@ -56,7 +56,7 @@ pub(super) async fn put_object(
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: headers::e_tag(&record.etag),
-        version_id: versioning::version_id(bucket.versioning, record.version_id.as_deref()),
+        version_id: versioning::version_id(bucket.versioning, record.version_id.as_ref()),
         checksum_crc32: checksum.checksum_crc32,
         checksum_crc32c: checksum.checksum_crc32c,
         checksum_crc64nvme: checksum.checksum_crc64nvme,
@@ -147,7 +147,7 @@ struct Opened {
 fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Result<Opened> {
     let bucket = s.owned_bucket(req.bucket, caller)?;
     let object = versioning::open(s, req.bucket, req.key, req.version_id)?;
-    let version_id = versioning::version_id(bucket.versioning, object.version_id().as_deref());
+    let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
     let lock = object_lock::shown(&object.lock());
     let (read, meta) = read_key::resolve_stored(s, req.bucket, req.key, object.record, req.sse_c)?;

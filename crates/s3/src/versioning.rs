@@ -60,9 +60,12 @@ pub(super) async fn get(
 /// The `x-amz-version-id` a response about an object names: its version id (`null` for
 /// the null version) in a bucket that keeps or kept versions, none in one that never did
 /// (an object read back names the version it was written as, if any).
-pub(super) fn version_id(versioning: Versioning, record_version: Option<&str>) -> Option<String> {
+pub(super) fn version_id(
+    versioning: Versioning,
+    record_version: Option<&object::VersionId>,
+) -> Option<String> {
     match (versioning, record_version) {
-        (_, Some(v)) => Some(v.to_owned()),
+        (_, Some(v)) => Some(v.to_string()),
         (Versioning::Off, None) => None,
         (_, None) => Some(object::versions::NULL.to_owned()),
     }

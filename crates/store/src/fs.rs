@@ -467,7 +467,7 @@ fn place(
     let mut f = tmp.as_file();
     f.write_all(json).map_err(StoreError::io("cannot write object metadata"))?;
     if let Some(v) = version {
-        f.write_all(v.id.as_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
+        f.write_all(v.id.as_str().as_bytes()).map_err(StoreError::io("cannot write object metadata"))?;
         f.write_all(&[v.flags()]).map_err(StoreError::io("cannot write object metadata"))?;
     }
     f.write_all(&len.to_le_bytes()).map_err(StoreError::io("cannot write object metadata"))?;

@@ -19,7 +19,7 @@ pub mod prelude {
 
 use std::io::Write;
 
-pub use versions::{ListedVersion, Version, VersionCursor, Wanted};
+pub use versions::{ListedVersion, Version, VersionCursor, VersionId, Wanted};
 
 /// What a store's operations return.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

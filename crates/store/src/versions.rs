@@ -15,11 +15,63 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Length of a version id: 16 hex digits of time, 16 of randomness.
 pub const ID_LEN: usize = 32;
 
+/// A version's id: [`ID_LEN`] lower-case hex digits, 16 of time (so that ids sort newest
+/// first) and 16 of randomness. Records keep it as that text; reading one checks it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct VersionId(String);
+
+impl VersionId {
+    /// A new id made now: it sorts before every id made earlier (by this clock) and after
+    /// every id made later.
+    pub fn new() -> Self {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let mut random = [0u8; 8];
+        engine::primitives::fill_random(&mut random);
+        Self(format!("{:016x}{}", u64::MAX - nanos, base::hex::encode(&random)))
+    }
+
+    /// The id of the null version of an object written before its bucket had versioning:
+    /// older than any id made since.
+    fn unversioned() -> Self {
+        Self(format!("{:016x}{:016x}", u64::MAX, 0))
+    }
+
+    /// Reads an id; `None` if `text` does not have an id's shape.
+    pub fn parse(text: &str) -> Option<Self> {
+        is_id(text).then(|| Self(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for VersionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for VersionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VersionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom("malformed version id"))
+    }
+}
+
 /// One version of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
-    /// Its id: [`ID_LEN`] lower-case hex digits that sort newest first.
-    pub id: String,
+    /// Its id.
+    pub id: VersionId,
     /// The null version: S3 names it `null`; a key has at most one.
     pub null: bool,
     /// A delete marker: no bytes; GET of the key answers 404 while it is current.
@@ -30,22 +82,18 @@ impl Version {
     /// A new version made now: its id sorts before every id made earlier (by this clock)
     /// and after every id made later.
     pub fn new(null: bool, marker: bool) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let mut random = [0u8; 8];
-        engine::primitives::fill_random(&mut random);
-        let id = format!("{:016x}{}", u64::MAX - nanos, base::hex::encode(&random));
-        Self { id, null, marker }
+        Self { id: VersionId::new(), null, marker }
     }
 
     /// The version of an object written before its bucket had versioning: the null
     /// version, older than any version made since.
     pub fn unversioned() -> Self {
-        Self { id: format!("{:016x}{:016x}", u64::MAX, 0), null: true, marker: false }
+        Self { id: VersionId::unversioned(), null: true, marker: false }
     }
 
     /// The id S3 shows: `null` for the null version.
     pub fn s3_id(&self) -> &str {
-        if self.null { NULL } else { &self.id }
+        if self.null { NULL } else { self.id.as_str() }
     }
 
     /// Whether it is the version `wanted` names.
@@ -63,11 +111,8 @@ impl Version {
 
     /// A version from its id and [`Version::flags`]; `None` if either is malformed.
     pub fn from_parts(id: &str, flags: u8) -> Option<Self> {
-        (is_id(id) && flags < 4).then(|| Self {
-            id: id.to_owned(),
-            null: flags & 1 != 0,
-            marker: flags & 2 != 0,
-        })
+        let id = VersionId::parse(id).filter(|_| flags < 4)?;
+        Some(Self { id, null: flags & 1 != 0, marker: flags & 2 != 0 })
     }
 }
 
@@ -85,7 +130,7 @@ pub enum Wanted {
     /// `null`.
     Null,
     /// Any other id (checked to be one: so it can name a file).
-    Id(String),
+    Id(VersionId),
 }
 
 impl Wanted {
@@ -93,7 +138,7 @@ impl Wanted {
     pub fn missing(&self, bucket: &str, key: &str) -> super::StoreError {
         let version = match self {
             Self::Null => NULL.to_owned(),
-            Self::Id(id) => id.clone(),
+            Self::Id(id) => id.to_string(),
         };
         super::StoreError::NoSuchVersion { bucket: bucket.to_owned(), key: key.to_owned(), version }
     }
@@ -102,8 +147,7 @@ impl Wanted {
     pub fn parse(s3_id: &str) -> Option<Self> {
         match s3_id {
             NULL => Some(Self::Null),
-            id if is_id(id) => Some(Self::Id(id.to_owned())),
-            _ => None,
+            id => VersionId::parse(id).map(Self::Id),
         }
     }
 }
@@ -128,7 +172,7 @@ pub struct VersionCursor {
     /// The key.
     pub key: String,
     /// The version of `key` last listed (its id as stored); `None`: after all of them.
-    pub after_id: Option<String>,
+    pub after_id: Option<VersionId>,
 }
 
 #[cfg(test)]
@@ -142,13 +186,19 @@ mod tests {
         let b = Version::new(true, true);
         assert!(b.id < a.id, "{} then {}", a.id, b.id);
         assert!(a.id < Version::unversioned().id);
-        assert_eq!(Version::from_parts(&b.id, b.flags()), Some(b.clone()));
+        assert_eq!(Version::from_parts(b.id.as_str(), b.flags()), Some(b.clone()));
         assert_eq!(b.s3_id(), "null");
-        assert_eq!(a.s3_id(), a.id);
+        assert_eq!(a.s3_id(), a.id.as_str());
         assert_eq!(Version::from_parts("xyz", 0), None);
-        assert_eq!(Version::from_parts(&a.id, 4), None);
+        assert_eq!(Version::from_parts(a.id.as_str(), 4), None);
         assert_eq!(Wanted::parse("null"), Some(Wanted::Null));
-        assert_eq!(Wanted::parse(&a.id), Some(Wanted::Id(a.id.clone())));
+        assert_eq!(Wanted::parse(a.id.as_str()), Some(Wanted::Id(a.id.clone())));
+        let json = serde_json::to_string(&a.id).unwrap();
+        assert_eq!(serde_json::from_str::<VersionId>(&json).unwrap(), a.id, "kept as its text");
+        assert!(
+            serde_json::from_str::<VersionId>("\"../../x\"").is_err(),
+            "a malformed id in a record is refused"
+        );
         assert_eq!(Wanted::parse("../../x"), None);
         assert!(a.is(&Wanted::Id(a.id.clone())) && !a.is(&Wanted::Null) && b.is(&Wanted::Null));
     }

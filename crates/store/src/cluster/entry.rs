@@ -59,7 +59,7 @@ impl Located {
     }
 
     pub(super) fn set_version(&mut self, v: &Version) {
-        self.version = Some((v.id.clone(), v.flags()));
+        self.version = Some((v.id.to_string(), v.flags()));
     }
 
     pub(super) fn encode(&self) -> Result<Vec<u8>, StoreError> {

@@ -91,11 +91,11 @@ impl Inner {
                 ops.extend(retire(&located.blobs));
                 removed = Some(located);
             } else {
-                let kept = version_key(bucket, key, &cv.id);
+                let kept = version_key(bucket, key, cv.id.as_str());
                 ops.extend(located.blobs.iter().map(|b| Op::Put(ref_key(&b.name), kept.clone())));
                 ops.push(Op::Put(kept, with_version(located, &cv)?));
                 if cv.null {
-                    ops.push(Op::Put(null_key(bucket, key), cv.id.into_bytes()));
+                    ops.push(Op::Put(null_key(bucket, key), cv.id.as_str().as_bytes().to_vec()));
                 }
             }
         }
@@ -178,7 +178,7 @@ impl Inner {
             return Ok(Some((target, current, located, v)));
         }
         let id = match wanted {
-            Wanted::Id(id) => id.clone(),
+            Wanted::Id(id) => id.to_string(),
             Wanted::Null => match self.get(&null_key(bucket, key)).await? {
                 Some(p) => String::from_utf8_lossy(&p.value).into_owned(),
                 None => return Ok(None),
@@ -372,7 +372,7 @@ impl VersionStore for ClusterStore {
                     let prefix_v = versions_of(bucket, &key);
                     let mut from = match &resume {
                         Some(id) if *id != current.id => {
-                            [version_key(bucket, &key, id).as_slice(), b"\0"].concat()
+                            [version_key(bucket, &key, id.as_str()).as_slice(), b"\0"].concat()
                         }
                         _ => prefix_v.clone(),
                     };

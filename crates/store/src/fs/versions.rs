@@ -376,7 +376,7 @@ impl VersionStore for FsStore {
         let objects = self.existing_bucket(bucket)?.join("objects");
         let hex_prefix = keypath::hex(prefix.as_bytes());
         let start = after.map(|a| keypath::hex(a.key.as_bytes()));
-        let resume_in = after.and_then(|a| a.after_id.as_deref().map(|id| (a.key.as_str(), id)));
+        let resume_in = after.and_then(|a| a.after_id.as_ref().map(|id| (a.key.as_str(), id.as_str())));
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -387,8 +387,8 @@ impl VersionStore for FsStore {
             let others: Vec<(Version, PathBuf)> =
                 noncurrent(&versions_dir(&path))?.into_iter().filter(|(v, _)| v.id != current.id).collect();
             let skip_others = match resume_in {
-                Some((k, id)) if k == key && id != current.id => {
-                    match others.iter().position(|(v, _)| v.id == id) {
+                Some((k, id)) if k == key && id != current.id.as_str() => {
+                    match others.iter().position(|(v, _)| v.id.as_str() == id) {
                         Some(i) => i + 1,
                         // Gone meanwhile: after where it was.
                         None => others.iter().take_while(|(v, _)| v.id.as_str() < id).count(),
