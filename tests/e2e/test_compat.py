@@ -38,7 +38,7 @@ import botocore
 
 import pytest
 
-from cipherstore_harness import error_code
+from cipherstore_harness import error_code, kms_default
 
 STORES = ["fs", "cluster"]
 MODES = ["default", "SSE-C", "SSE-KP", "SSE-S3"]
@@ -68,8 +68,7 @@ def suite(srv):
              "SSE-S3": ("compat-sses3", {})}
     for bucket, _ in modes.values():
         s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_encryption(Bucket="compat-kp", ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    kms_default(s3, "compat-kp", crn)
     s3.put_bucket_encryption(Bucket="compat-sses3", ServerSideEncryptionConfiguration={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
 

@@ -20,6 +20,8 @@ import types
 
 import pytest
 
+from cipherstore_harness import kms_default
+
 
 STORES = ["fs"]
 SERVER = {"cache_ttl": "3600"}
@@ -172,8 +174,7 @@ def suite(srv):
     s3.create_bucket(Bucket=VERSIONED)
     s3.put_bucket_versioning(Bucket=VERSIONED, VersioningConfiguration={"Status": "Enabled"})
     versions_acked, versions_intended = {}, set()
-    s3.put_bucket_encryption(Bucket=BUCKET["SSE-KP"], ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    kms_default(s3, BUCKET["SSE-KP"], crn)
     acked, intended = {}, {}
     return types.SimpleNamespace(acked=acked, intended=intended, s3=s3, versions_acked=versions_acked, versions_intended=versions_intended)
 

@@ -25,6 +25,16 @@ STORES = ["fs"]
 
 K, N, W = 3, 5, 4
 SERVER = {"dispersal": (K, N, W)}
+def lose_target_0_and_damage_target_3(srv, files):
+    """Target 0 deleted; every slice of target 3 (`files[3]`) with a byte flipped."""
+    shutil.rmtree(srv.targets[0])
+    for p in files[3]:
+        b = bytearray(p.read_bytes())
+        if len(b) > 40:
+            b[len(b) // 2] ^= 0x5A
+            p.write_bytes(bytes(b))
+
+
 @pytest.fixture(scope="module")
 def suite(srv):
     """What every test of the module uses."""
@@ -136,12 +146,7 @@ def test_no_target_holds_plaintext_or_a_whole_package(srv, suite):
 def test_two_targets_lost_every_read_exact(srv, suite):
     check, files, read_back = srv.check, suite.files, suite.read_back
     # Two targets lost (one deleted, one damaged): every read still exact.
-    shutil.rmtree(srv.targets[0])
-    for p in files[3]:
-        b = bytearray(p.read_bytes())
-        if len(b) > 40:
-            b[len(b) // 2] ^= 0x5A
-            p.write_bytes(bytes(b))
+    lose_target_0_and_damage_target_3(srv, files)
     read_back("two of five targets lost or damaged: every object, mode and range still reads exactly")
     text = metrics_text(srv)
     check("/metrics: the deleted target is down", 'cipherstore_dispersal_target_up{target="0"} 0' in text)
@@ -179,12 +184,7 @@ def test_target_0_refilled_by_a_rebuild(srv, suite):
     check("rebuild --quick refills targets 1 and 2",
           out.returncode == 0 and f"rebuilt per target:  0 {pieces} {pieces} 0 0" in out.stdout, out.stdout + out.stderr)
     files = slice_files(srv)
-    shutil.rmtree(srv.targets[0])
-    for p in files[3]:
-        b = bytearray(p.read_bytes())
-        if len(b) > 40:
-            b[len(b) // 2] ^= 0x5A
-            p.write_bytes(bytes(b))
+    lose_target_0_and_damage_target_3(srv, files)
     suite.__dict__.update(files=files)
 
 

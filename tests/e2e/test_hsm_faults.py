@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from cipherstore_harness import error_code
+from cipherstore_harness import error_code, kms_default
 
 STORES = ["fs"]
 
@@ -151,8 +151,7 @@ def test_read_before_the_fault(srv, suite):
     crn = srv.create_root("fault-root")
     s3.create_bucket(Bucket="hsm-faults")
     s3.create_bucket(Bucket="hsm-plain")
-    s3.put_bucket_encryption(Bucket="hsm-faults", ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    kms_default(s3, "hsm-faults", crn)
     s3.put_object(Bucket="hsm-faults", Key="a", Body=b"kept")
     key = os.urandom(32)
     ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(key).decode(),

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from cipherstore_harness import USERS, Server
+from cipherstore_harness import Server, USERS, kms_default
 from cipherstore_harness.independent_decoder import FIXED, Rejected, parse_header
 
 pytestmark = pytest.mark.fs
@@ -80,8 +80,7 @@ def test_every_protection_mode_round_trips(srv, suite):
     crn = srv.create_root("secrets-root")
     s3.create_bucket(Bucket="sec-plain")
     s3.create_bucket(Bucket="sec-kp")
-    s3.put_bucket_encryption(Bucket="sec-kp", ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    kms_default(s3, "sec-kp", crn)
     body = os.urandom(MiB + 7)
     for bucket in ("sec-plain", "sec-kp"):
         s3.put_object(Bucket=bucket, Key="plain", Body=body)

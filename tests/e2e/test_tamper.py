@@ -18,6 +18,8 @@ import urllib.request
 
 import pytest
 
+from cipherstore_harness import kms_default
+
 from cipherstore_harness.independent_decoder import open_sealed_metadata
 
 MiB = 1 << 20
@@ -163,8 +165,7 @@ def suite(srv):
     modes = {"default": ("tamper-default", {}), "SSE-C": ("tamper-ssec", ssec), "SSE-KP": ("tamper-kp", {})}
     for bucket, _ in modes.values():
         s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_encryption(Bucket="tamper-kp", ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+    kms_default(s3, "tamper-kp", crn)
     return types.SimpleNamespace(s3=s3, ssec_key=ssec_key, modes=modes, failures=0)
 
 

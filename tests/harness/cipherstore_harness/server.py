@@ -196,6 +196,12 @@ def error_code(fn):
     return None
 
 
+def kms_default(s3, bucket, crn):
+    """Makes aws:kms under root key `crn` the default encryption of `bucket`."""
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": crn}}]})
+
+
 def protection_modes(crn, prefix):
     """The four protection modes as boto3 keyword arguments, each with a bucket of its own:
     {mode: (bucket, PUT kwargs, GET kwargs, copy kwargs)} for default AONT-RS, SSE-C (a
