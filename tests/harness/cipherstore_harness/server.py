@@ -28,6 +28,23 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 USERS = {"alice": ("alice-key", "alice-secret-123"), "bob": ("bob-key", "bob-secret-4567")}
 
 
+def own_backend_bucket(cluster, name):
+    """Creates bucket `name` on the blob backend of the cluster in directory `cluster` (as
+    `scripts/cluster up` left it in cluster.env) and returns it; None for a cluster
+    directory without cluster.env (the shared bucket is used then)."""
+    env_file = cluster / "cluster.env"
+    if not env_file.exists():
+        return None
+    import boto3
+    from botocore.config import Config
+    env = dict(line.split("=", 1) for line in env_file.read_text().split() if "=" in line)
+    backend = boto3.client("s3", endpoint_url=env["BACKEND_ENDPOINT"], aws_access_key_id=env["BACKEND_AK"],
+                           aws_secret_access_key=env["BACKEND_SK"], region_name="us-east-1",
+                           config=Config(s3={"addressing_style": "path"}))
+    backend.create_bucket(Bucket=name)
+    return name
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,11 +82,20 @@ class Server:
             cluster = os.environ.get("CIPHERSTORE_E2E_CLUSTER")
         self.cluster = cluster or None
         if cluster:
-            # The cluster's store section, with a namespace of this server's own.
+            # The cluster's store section, with a namespace and a blob bucket of this
+            # server's own: a sweep takes every blob its namespace's records do not name
+            # for an orphan, so namespaces must not share a bucket.
             store = (pathlib.Path(cluster) / "gateway.toml").read_text()
-            namespace = f"/cipherstore/e2e-{os.getpid()}-{self.port}/"
-            store = "\n".join(f'namespace = "{namespace}"' if line.startswith("namespace") else line
-                              for line in store.splitlines()) + "\n"
+            own = f"e2e-{os.getpid()}-{self.port}"
+            bucket = own_backend_bucket(pathlib.Path(cluster), own)
+
+            def line_of(line):
+                if line.startswith("namespace"):
+                    return f'namespace = "/cipherstore/{own}/"'
+                if line.startswith("bucket") and bucket:
+                    return f'bucket = "{bucket}"'
+                return line
+            store = "\n".join(line_of(line) for line in store.splitlines()) + "\n"
             config = (config or "") + "\n" + store
         # None: as the environment says; False: not dispersed, whatever it says.
         if dispersal is None and os.environ.get("CIPHERSTORE_E2E_DISPERSAL"):
