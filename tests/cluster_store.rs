@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+use common::Wait;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -38,15 +39,15 @@ async fn store(etcd: &Etcd, ceph: &Ceph, inline_max: usize) -> ClusterStore {
 }
 
 fn put(s: &dyn Store, b: &str, key: &str, body: &[u8]) {
-    let mut w = s.put(b, key).unwrap();
+    let mut w = s.put(b, key).wait().unwrap();
     for chunk in body.chunks(1 << 20) {
         w.write_all(chunk).unwrap();
     }
-    w.commit(format!("record of {key}").as_bytes()).unwrap();
+    w.commit(format!("record of {key}").as_bytes()).wait().unwrap();
 }
 
 fn read(s: &dyn Store, b: &str, key: &str) -> Vec<u8> {
-    let o = s.get(b, key).unwrap();
+    let o = s.get(b, key).wait().unwrap();
     let mut out = Vec::new();
     SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut out).unwrap();
     assert_eq!(out.len() as u64, o.body.len());
@@ -86,16 +87,16 @@ async fn cluster_store_on_etcd_and_ceph() {
     let s = store(&etcd, &ceph, 0).await;
 
     // Buckets.
-    s.create_bucket("data", b"bucket record").unwrap();
-    assert!(matches!(s.create_bucket("data", b"again"), Err(StoreError::BucketExists(_))));
-    assert!(matches!(s.create_bucket("Bad_Name", b"x"), Err(StoreError::InvalidBucketName(_))));
-    assert_eq!(s.bucket("data").unwrap(), b"bucket record");
-    s.update_bucket("data", b"changed").unwrap();
-    assert_eq!(s.bucket("data").unwrap(), b"changed");
-    assert!(matches!(s.bucket("none"), Err(StoreError::NoSuchBucket(_))));
-    assert!(matches!(s.put("none", "k"), Err(StoreError::NoSuchBucket(_))));
-    s.create_bucket("other", b"o").unwrap();
-    assert_eq!(names(s.list_buckets().unwrap()), ["data", "other"]);
+    s.create_bucket("data", b"bucket record").wait().unwrap();
+    assert!(matches!(s.create_bucket("data", b"again").wait(), Err(StoreError::BucketExists(_))));
+    assert!(matches!(s.create_bucket("Bad_Name", b"x").wait(), Err(StoreError::InvalidBucketName(_))));
+    assert_eq!(s.bucket("data").wait().unwrap(), b"bucket record");
+    s.update_bucket("data", b"changed").wait().unwrap();
+    assert_eq!(s.bucket("data").wait().unwrap(), b"changed");
+    assert!(matches!(s.bucket("none").wait(), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.put("none", "k").wait(), Err(StoreError::NoSuchBucket(_))));
+    s.create_bucket("other", b"o").wait().unwrap();
+    assert_eq!(names(s.list_buckets().wait().unwrap()), ["data", "other"]);
 
     // Objects: small ones (buffered, one backend PUT) and large ones (streamed in parts),
     // hostile keys; bytes and records come back as written, ranges across blob parts.
@@ -107,13 +108,13 @@ async fn cluster_store_on_etcd_and_ceph() {
     put(&s, "data", "big", &big);
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(read(&s, "data", k), vec![i as u8; 1000], "{k:?}");
-        assert_eq!(s.head("data", k).unwrap(), format!("record of {k}").as_bytes());
+        assert_eq!(s.head("data", k).wait().unwrap(), format!("record of {k}").as_bytes());
     }
     // A whole read: one ranged GET for the first window, then one streamed GET.
     let gets = requests::BLOB_GET.get();
     assert!(read(&s, "data", "big") == big);
     assert_eq!(requests::BLOB_GET.get() - gets, 2, "a large sequential read is streamed");
-    let o = s.get("data", "big").unwrap();
+    let o = s.get("data", "big").wait().unwrap();
     let mut buf = vec![0u8; 64];
     let n = o.body.read_at(&mut buf, PART as u64 - 10).unwrap();
     assert_eq!(&buf[..n], &big[PART - 10..PART - 10 + n]);
@@ -142,43 +143,43 @@ async fn cluster_store_on_etcd_and_ceph() {
         assert!(n > 0 && buf[..n] == big[offset as usize..offset as usize + n], "at {offset}");
     }
     assert_eq!(o.body.read_at(&mut buf, big.len() as u64).unwrap(), 0, "nothing past the end");
-    assert!(matches!(s.get("data", "none"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(s.get("data", "none").wait(), Err(StoreError::NoSuchKey { .. })));
     let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).chain(["big".to_string()]).collect();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    assert_eq!(names(s.list("data", Page::new("", None, 100)).unwrap()), want);
-    assert_eq!(names(s.list("data", Page::new("dir/", None, 100)).unwrap()), ["dir/b", "dir/c"]);
-    assert_eq!(names(s.list("data", Page::new("dir/", Some("dir/b"), 100)).unwrap()), ["dir/c"]);
-    assert_eq!(names(s.list("data", Page::new("", Some("a"), 2)).unwrap()), ["big", "dir/b"]);
-    assert!(s.list("data", Page::new("", None, 0)).unwrap().is_empty());
-    assert!(s.list("other", Page::new("", None, 10)).unwrap().is_empty());
+    assert_eq!(names(s.list("data", Page::new("", None, 100)).wait().unwrap()), want);
+    assert_eq!(names(s.list("data", Page::new("dir/", None, 100)).wait().unwrap()), ["dir/b", "dir/c"]);
+    assert_eq!(names(s.list("data", Page::new("dir/", Some("dir/b"), 100)).wait().unwrap()), ["dir/c"]);
+    assert_eq!(names(s.list("data", Page::new("", Some("a"), 2)).wait().unwrap()), ["big", "dir/b"]);
+    assert!(s.list("data", Page::new("", None, 0)).wait().unwrap().is_empty());
+    assert!(s.list("other", Page::new("", None, 10)).wait().unwrap().is_empty());
     let blobs_before = blob_names(&ceph).await.len();
     assert_eq!(blobs_before, keys.len() + 1, "one blob per object");
 
     // Overwrites and deletes retire the replaced blobs: a GET that began before reads on,
     // whole; the sweep deletes them once their grace is over.
-    let reading = s.get("data", "a").unwrap();
+    let reading = s.get("data", "a").wait().unwrap();
     put(&s, "data", "a", b"new a");
     assert_eq!(read(&s, "data", "a"), b"new a");
     let mut old = Vec::new();
     SequentialReader::new(reading.body.as_ref(), 0).read_to_end(&mut old).unwrap();
     assert_eq!(old, vec![0u8; 1000], "a GET begun before the overwrite reads the old object whole");
-    assert!(s.delete("data", "dir/c").unwrap());
-    assert!(!s.delete("data", "dir/c").unwrap());
+    assert!(s.delete("data", "dir/c").wait().unwrap());
+    assert!(!s.delete("data", "dir/c").wait().unwrap());
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 1, "two retired blobs, one new");
-    assert_eq!(s.sweep(Duration::from_secs(3600)).unwrap(), 0, "retired blobs keep their grace");
-    assert_eq!(s.sweep(Duration::ZERO).unwrap(), 2);
+    assert_eq!(s.sweep(Duration::from_secs(3600)).wait().unwrap(), 0, "retired blobs keep their grace");
+    assert_eq!(s.sweep(Duration::ZERO).wait().unwrap(), 2);
     assert_eq!(blob_names(&ceph).await.len(), blobs_before - 1);
 
     // Unfinished writes leave nothing visible (a streamed one is aborted at the backend).
     {
-        let mut w = s.put("data", "never").unwrap();
+        let mut w = s.put("data", "never").wait().unwrap();
         w.write_all(&big[..PART + 10]).unwrap();
     }
     {
-        let mut w = s.put("data", "never-small").unwrap();
+        let mut w = s.put("data", "never-small").wait().unwrap();
         w.write_all(b"small").unwrap();
     }
-    assert!(matches!(s.get("data", "never"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(s.get("data", "never").wait(), Err(StoreError::NoSuchKey { .. })));
     assert_eq!(blob_names(&ceph).await.len(), blobs_before - 1, "no blob appeared");
 
     // Concurrent writers of one key: each commit replaces a whole object, one survives.
@@ -194,7 +195,7 @@ async fn cluster_store_on_etcd_and_ceph() {
         let s = &s;
         scope.spawn(move || {
             for _ in 0..20 {
-                if let Ok(o) = s.get("data", "race") {
+                if let Ok(o) = s.get("data", "race").wait() {
                     let mut body = Vec::new();
                     if SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut body).is_ok() {
                         assert_eq!(body.len(), 300_000);
@@ -206,15 +207,15 @@ async fn cluster_store_on_etcd_and_ceph() {
     });
     let race = read(&s, "data", "race");
     assert!(race.iter().all(|&b| b == race[0]) && race.len() == 300_000);
-    assert_eq!(s.sweep(Duration::ZERO).unwrap(), 11, "every replaced blob was retired");
+    assert_eq!(s.sweep(Duration::ZERO).wait().unwrap(), 11, "every replaced blob was retired");
     assert_eq!(blob_names(&ceph).await.len(), blobs_before, "exactly one blob left for the raced key");
 
     // A gateway killed between its blob and its commit leaves an orphan: the sweep removes
     // it (and only it).
     let raw = Blobs::new(&ceph.blob_config()).unwrap();
     raw.put("d/00000000000000000000000000orphan", Bytes::from_static(b"orphan")).await.unwrap();
-    assert_eq!(s.sweep(Duration::from_secs(3600)).unwrap(), 0, "too young to sweep");
-    assert_eq!(s.sweep(Duration::ZERO).unwrap(), 1);
+    assert_eq!(s.sweep(Duration::from_secs(3600)).wait().unwrap(), 0, "too young to sweep");
+    assert_eq!(s.sweep(Duration::ZERO).wait().unwrap(), 1);
     assert_eq!(blob_names(&ceph).await.len(), blobs_before);
     assert!(read(&s, "data", "big") == big, "referenced blobs are kept");
 
@@ -226,7 +227,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     let small = plaintext(DEFAULT_INLINE_MAX, 4);
     put(&inl, "data", "small", &small);
     put(&inl, "data", "tiny", b"");
-    let o = inl.get("data", "small").unwrap();
+    let o = inl.get("data", "small").wait().unwrap();
     assert_eq!((o.body.len(), o.record.as_slice()), (small.len() as u64, &b"record of small"[..]));
     assert!(read(&inl, "data", "small") == small && read(&s, "data", "tiny").is_empty());
     let mut buf = [0u8; 10];
@@ -235,7 +236,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert_eq!(o.body.read_at(&mut buf, small.len() as u64).unwrap(), 0);
     assert_eq!((requests::BLOB_PUT.get(), requests::BLOB_GET.get()), (puts, gets), "no blob written or read");
     assert_eq!(blob_names(&ceph).await.len(), blobs_before);
-    let listed = inl.list("data", Page::new("s", None, 10)).unwrap();
+    let listed = inl.list("data", Page::new("s", None, 10)).wait().unwrap();
     assert_eq!(names(listed), ["small"]);
     put(&inl, "data", "small", &big[..DEFAULT_INLINE_MAX + 1]);
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 1, "one byte more: a blob");
@@ -252,28 +253,32 @@ async fn cluster_store_on_etcd_and_ceph() {
         Err(StoreError::NoSuchKey { .. })
     ));
     for (store, key) in [(&inl, "small"), (&s, "big")] {
-        let record = store.head("data", key).unwrap();
+        let record = store.head("data", key).wait().unwrap();
         common::set_annex(store, "data", key, Some(b"tags one")).unwrap();
         common::set_annex(store, "data", key, Some(b"tags two")).unwrap();
-        let o = store.get("data", key).unwrap();
+        let o = store.get("data", key).wait().unwrap();
         assert_eq!(o.annex.as_deref(), Some(&b"tags two"[..]), "{key}");
         assert_eq!(o.record, record, "{key}: the record is kept");
     }
     assert_eq!(read(&s, "data", "small"), b"small again");
     assert!(read(&s, "data", "big") == big, "the blob is kept");
     put(&inl, "data", "small", b"overwritten");
-    assert_eq!(inl.get("data", "small").unwrap().annex, None, "an overwrite starts without tags");
+    assert_eq!(inl.get("data", "small").wait().unwrap().annex, None, "an overwrite starts without tags");
     common::set_annex(&s, "data", "big", None).unwrap();
-    assert_eq!(s.get("data", "big").unwrap().annex, None);
-    assert!(inl.delete("data", "small").unwrap() && inl.delete("data", "tiny").unwrap());
-    assert!(matches!(inl.get("data", "small"), Err(StoreError::NoSuchKey { .. })));
-    assert_eq!(inl.sweep(Duration::ZERO).unwrap(), 1, "the blob-sized version was retired, then swept");
+    assert_eq!(s.get("data", "big").wait().unwrap().annex, None);
+    assert!(inl.delete("data", "small").wait().unwrap() && inl.delete("data", "tiny").wait().unwrap());
+    assert!(matches!(inl.get("data", "small").wait(), Err(StoreError::NoSuchKey { .. })));
+    assert_eq!(
+        inl.sweep(Duration::ZERO).wait().unwrap(),
+        1,
+        "the blob-sized version was retired, then swept"
+    );
     assert_eq!(blob_names(&ceph).await.len(), blobs_before);
     assert!(store(&etcd, &ceph, 0).await.with_inline_max(MAX_INLINE + 1).is_err());
     // A listing page of 1,000 entries at the largest inline size (about 17 MB from etcd).
     let widest = store(&etcd, &ceph, MAX_INLINE).await;
     let body = plaintext(MAX_INLINE, 6);
-    s.create_bucket("inline", b"i").unwrap();
+    s.create_bucket("inline", b"i").wait().unwrap();
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let (st, body) = (widest.clone(), body.clone());
@@ -288,68 +293,70 @@ async fn cluster_store_on_etcd_and_ceph() {
         w.await.unwrap();
     }
     assert_eq!(blob_names(&ceph).await.len(), blobs_before, "all kept in their entries");
-    let page = widest.list("inline", Page::new("", None, 1000)).unwrap();
+    let page = widest.list("inline", Page::new("", None, 1000)).wait().unwrap();
     assert_eq!((page.len(), page[999].name.as_str()), (1000, "k0999"));
-    assert_eq!(names(widest.list("inline", Page::new("", Some("k0999"), 1000)).unwrap()), ["k1000"]);
+    assert_eq!(names(widest.list("inline", Page::new("", Some("k0999"), 1000)).wait().unwrap()), ["k1000"]);
     assert!(read(&s, "inline", "k0500") == body);
 
     // Multipart: parts are blobs; completing lays them end to end without copying.
     let id = store::new_upload_id();
-    s.create_upload("data", &id, b"upload record").unwrap();
-    assert_eq!(s.upload("data", &id).unwrap(), b"upload record");
+    s.create_upload("data", &id, b"upload record").wait().unwrap();
+    assert_eq!(s.upload("data", &id).wait().unwrap(), b"upload record");
     let part = |n: u32, body: &[u8]| {
-        let mut w = s.put_part("data", &id, n).unwrap();
+        let mut w = s.put_part("data", &id, n).wait().unwrap();
         w.write_all(body).unwrap();
-        w.commit(format!("part {n}").as_bytes()).unwrap()
+        w.commit(format!("part {n}").as_bytes()).wait().unwrap()
     };
     let p1 = plaintext(PART + 5, 4);
     assert_eq!(part(1, &p1), p1.len() as u64);
     part(2, b"first two");
     part(2, b"second two");
     part(3, b"never chosen");
-    let listed = s.list_parts("data", &id).unwrap();
+    let listed = s.list_parts("data", &id).wait().unwrap();
     assert_eq!(
         listed.iter().map(|p| (p.number, p.stored)).collect::<Vec<_>>(),
         [(1, p1.len() as u64), (2, 10), (3, 12)]
     );
     assert_eq!(listed[1].record, b"part 2");
-    assert_eq!(names(s.list_uploads("data").unwrap()), std::slice::from_ref(&id));
+    assert_eq!(names(s.list_uploads("data").wait().unwrap()), std::slice::from_ref(&id));
     s.complete_upload(
         "data",
         Completion { upload_id: &id, key: "mp", parts: &[1, 2], record: b"mp record", version: None },
     )
+    .wait()
     .unwrap();
     assert!(read(&s, "data", "mp") == [p1.as_slice(), b"second two"].concat());
-    assert_eq!(s.head("data", "mp").unwrap(), b"mp record");
-    assert!(matches!(s.upload("data", &id), Err(StoreError::NoSuchUpload(_))));
+    assert_eq!(s.head("data", "mp").wait().unwrap(), b"mp record");
+    assert!(matches!(s.upload("data", &id).wait(), Err(StoreError::NoSuchUpload(_))));
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2, "the object's two part blobs, nothing else");
     let other = store::new_upload_id();
-    s.create_upload("data", &other, b"u").unwrap();
-    s.put_part("data", &other, 1).unwrap();
-    let mut w = s.put_part("data", &other, 1).unwrap();
+    s.create_upload("data", &other, b"u").wait().unwrap();
+    s.put_part("data", &other, 1).wait().unwrap();
+    let mut w = s.put_part("data", &other, 1).wait().unwrap();
     w.write_all(b"x").unwrap();
-    w.commit(b"p").unwrap();
-    s.abort_upload("data", &other).unwrap();
-    assert!(s.list_uploads("data").unwrap().is_empty());
+    w.commit(b"p").wait().unwrap();
+    s.abort_upload("data", &other).wait().unwrap();
+    assert!(s.list_uploads("data").wait().unwrap().is_empty());
     assert_eq!(blob_names(&ceph).await.len(), blobs_before + 2);
 
     // Many parts complete in one transaction (etcd started with room for them).
     let many = store::new_upload_id();
-    s.create_upload("data", &many, b"u").unwrap();
+    s.create_upload("data", &many, b"u").wait().unwrap();
     let numbers: Vec<u32> = (1..=300).collect();
     for &n in &numbers {
-        let mut w = s.put_part("data", &many, n).unwrap();
+        let mut w = s.put_part("data", &many, n).wait().unwrap();
         w.write_all(format!("<{n:03}>").as_bytes()).unwrap();
-        w.commit(b"p").unwrap();
+        w.commit(b"p").wait().unwrap();
     }
     s.complete_upload(
         "data",
         Completion { upload_id: &many, key: "many", parts: &numbers, record: b"many record", version: None },
     )
+    .wait()
     .unwrap();
     let want: String = numbers.iter().map(|n| format!("<{n:03}>")).collect();
     assert_eq!(read(&s, "data", "many"), want.as_bytes(), "300 parts end to end");
-    assert!(s.delete("data", "many").unwrap());
+    assert!(s.delete("data", "many").wait().unwrap());
 
     // A second gateway sees everything the first wrote, and writes for it.
     let b = store(&etcd, &ceph, 0).await;
@@ -359,23 +366,27 @@ async fn cluster_store_on_etcd_and_ceph() {
     // Bucket records are cached per gateway: a change through A reaches B's cache through
     // its watch; a bucket B has never seen is found in etcd at once; a bucket deleted
     // through A is gone for B too.
-    assert_eq!(b.bucket("data").unwrap(), b"changed", "B has the record");
-    s.update_bucket("data", b"changed through A").unwrap();
+    assert_eq!(b.bucket("data").wait().unwrap(), b"changed", "B has the record");
+    s.update_bucket("data", b"changed through A").wait().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while b.bucket("data").unwrap() != b"changed through A" {
+    while b.bucket("data").wait().unwrap() != b"changed through A" {
         assert!(std::time::Instant::now() < deadline, "B's bucket cache did not follow A's change");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    s.create_bucket("fresh", b"f").unwrap();
-    assert_eq!(b.bucket("fresh").unwrap(), b"f", "a bucket made through A is usable through B at once");
-    s.delete_bucket("fresh").unwrap();
-    assert!(matches!(s.bucket("fresh"), Err(StoreError::NoSuchBucket(_))), "A notes its own delete");
+    s.create_bucket("fresh", b"f").wait().unwrap();
+    assert_eq!(
+        b.bucket("fresh").wait().unwrap(),
+        b"f",
+        "a bucket made through A is usable through B at once"
+    );
+    s.delete_bucket("fresh").wait().unwrap();
+    assert!(matches!(s.bucket("fresh").wait(), Err(StoreError::NoSuchBucket(_))), "A notes its own delete");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while b.bucket("fresh").is_ok() {
+    while b.bucket("fresh").wait().is_ok() {
         assert!(std::time::Instant::now() < deadline, "B still serves a deleted bucket's record");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(matches!(b.put("fresh", "k"), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(b.put("fresh", "k").wait(), Err(StoreError::NoSuchBucket(_))));
 
     // The same through the S3 operations, encrypted: PUT on A, GET and list on B;
     // multipart created on A, parts on A and B, completed on B.
@@ -448,7 +459,7 @@ async fn cluster_store_on_etcd_and_ceph() {
     // Versions (tests/common/versions.rs): a fixed run against the model, inline and in
     // blobs; concurrent writers of one key each keep their version; 2,500 versions of one
     // key page in order, 1,000 at a time. A bucket holding only versions is not empty.
-    s.create_bucket("versions", b"v").unwrap();
+    s.create_bucket("versions", b"v").wait().unwrap();
     let steps = [
         Step::Put { key: 0, null: true, body: 1 },
         Step::Put { key: 0, null: false, body: 2 },
@@ -468,47 +479,48 @@ async fn cluster_store_on_etcd_and_ceph() {
     ];
     versions::run(&s, "versions", &steps);
     let inline = store(&etcd, &ceph, DEFAULT_INLINE_MAX).await;
-    inline.create_bucket("versions-inline", b"v").unwrap();
+    inline.create_bucket("versions-inline", b"v").wait().unwrap();
     versions::run(&inline, "versions-inline", &steps);
     versions::concurrent(&inline, "versions-inline", 4, 10);
-    s.create_bucket("annexes", b"a").unwrap();
+    s.create_bucket("annexes", b"a").wait().unwrap();
     versions::annexes(&s, "annexes");
-    inline.create_bucket("annexes-inline", b"a").unwrap();
+    inline.create_bucket("annexes-inline", b"a").wait().unwrap();
     versions::annexes(&inline, "annexes-inline");
     versions::annex_races(&inline, "annexes-inline", 4, 8);
     let mut made = Vec::new();
     for i in 0..2500u32 {
         let v = store::Version::new(false, false);
-        let mut w = inline.put("versions-inline", "deep").unwrap();
+        let mut w = inline.put("versions-inline", "deep").wait().unwrap();
         w.write_all(&i.to_le_bytes()).unwrap();
-        w.commit_version(b"r", &v).unwrap();
+        w.commit_version(b"r", &v).wait().unwrap();
         made.push(v.id);
     }
     made.reverse();
     let mut seen = Vec::new();
     let mut after: Option<store::VersionCursor> = None;
     loop {
-        let page = inline.list_versions("versions-inline", Page::new("deep", after.as_ref(), 1000)).unwrap();
+        let page =
+            inline.list_versions("versions-inline", Page::new("deep", after.as_ref(), 1000)).wait().unwrap();
         let Some(last) = page.last() else { break };
         after = Some(store::VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });
         seen.extend(page.into_iter().map(|l| l.version.id));
     }
     assert_eq!(seen, made, "2,500 versions, newest first, in pages");
     let delete_marker = store::Version::new(false, true);
-    let w = inline.put("versions", "only-a-marker").unwrap();
-    w.commit_version(b"m", &delete_marker).unwrap();
-    assert!(matches!(s.delete_bucket("versions"), Err(StoreError::BucketNotEmpty(_))));
+    let w = inline.put("versions", "only-a-marker").wait().unwrap();
+    w.commit_version(b"m", &delete_marker).wait().unwrap();
+    assert!(matches!(s.delete_bucket("versions").wait(), Err(StoreError::BucketNotEmpty(_))));
 
     // Buckets with objects stay; empty ones go.
-    assert!(matches!(s.delete_bucket("data"), Err(StoreError::BucketNotEmpty(_))));
-    s.delete_bucket("other").unwrap();
-    assert!(matches!(s.bucket("other"), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.delete_bucket("data").wait(), Err(StoreError::BucketNotEmpty(_))));
+    s.delete_bucket("other").wait().unwrap();
+    assert!(matches!(s.bucket("other").wait(), Err(StoreError::NoSuchBucket(_))));
 
     // etcd without quorum: the store is unavailable (503 to clients), not broken.
     etcd.kill(0);
     etcd.kill(1);
     // (Bucket records may still come from the gateway's cache; object records cannot.)
-    assert!(matches!(s.head("data", "big"), Err(StoreError::Unavailable(_))));
+    assert!(matches!(s.head("data", "big").wait(), Err(StoreError::Unavailable(_))));
     let code = a3
         .head_object(req(HeadObjectInput { bucket: "photos".into(), key: "p".into(), ..Default::default() }))
         .await

@@ -4,6 +4,9 @@
 //! write threshold, multipart, and slices removed with their objects.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+use common::Wait;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ fn fixture(k: usize, n: usize, w: usize) -> Fixture {
         scrub_rate: 0,
     };
     let store = DispersedStore::new(inner.clone(), &config).unwrap();
-    store.create_bucket("bkt", b"{}").unwrap();
+    store.create_bucket("bkt", b"{}").wait().unwrap();
     Fixture { _dir: dir, targets, inner, store }
 }
 
@@ -66,12 +69,12 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn put(s: &dyn Store, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut w = s.put("bkt", key)?;
+    let mut w = s.put("bkt", key).wait()?;
     // In uneven writes, as a body arrives.
     for c in bytes.chunks(1000) {
         w.write_all(c).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     }
-    w.commit(format!("record of {key}").as_bytes())
+    w.commit(format!("record of {key}").as_bytes()).wait()
 }
 
 fn read_all(r: &dyn ObjectReader) -> std::io::Result<Vec<u8>> {
@@ -112,7 +115,7 @@ fn objects_round_trip_whole_and_by_range_at_every_shape() {
             let stored = sealed(&pattern(len, i as u8));
             let key = format!("k{len}");
             put(&f.store, &key, &stored).unwrap();
-            let got = f.store.get("bkt", &key).unwrap();
+            let got = f.store.get("bkt", &key).wait().unwrap();
             assert_eq!(
                 got.record,
                 format!("record of {key}").as_bytes(),
@@ -127,11 +130,11 @@ fn objects_round_trip_whole_and_by_range_at_every_shape() {
                     assert_eq!(buf, stored[a..b], "range {a}..{b}");
                 }
             }
-            assert_eq!(f.store.head("bkt", &key).unwrap(), format!("record of {key}").as_bytes());
+            assert_eq!(f.store.head("bkt", &key).wait().unwrap(), format!("record of {key}").as_bytes());
         }
         let files = slice_files(&f);
         assert!(files.iter().all(|t| t.len() == 6), "one slice per object on every target: {files:?}");
-        let listed = f.store.list("bkt", Page::new("", None, 100)).unwrap();
+        let listed = f.store.list("bkt", Page::new("", None, 100)).wait().unwrap();
         assert_eq!(listed.len(), 6);
         assert!(listed.iter().all(|x| x.record == format!("record of {}", x.name).as_bytes()));
     }
@@ -148,12 +151,12 @@ fn up_to_n_minus_k_lost_or_damaged_targets_still_read_exactly() {
     let mut bytes = std::fs::read(&files[2][0]).unwrap();
     bytes[10_000] ^= 1;
     std::fs::write(&files[2][0], &bytes).unwrap();
-    let got = f.store.get("bkt", "o").unwrap();
+    let got = f.store.get("bkt", "o").wait().unwrap();
     assert_eq!(read_all(got.body.as_ref()).unwrap(), stored, "two of five lost: exact");
     // Target 4's slice truncated as well: three lost, fewer than k remain for some stripes.
     let bytes = std::fs::read(&files[4][0]).unwrap();
     std::fs::write(&files[4][0], &bytes[..bytes.len() / 2]).unwrap();
-    let got = f.store.get("bkt", "o").unwrap();
+    let got = f.store.get("bkt", "o").wait().unwrap();
     let err = read_all(got.body.as_ref()).unwrap_err().to_string();
     assert!(err.contains("only 2 of the 3 slices needed"), "{err}");
     // A target whose directory is gone is down; one that lacks a slice, or holds a short
@@ -162,7 +165,7 @@ fn up_to_n_minus_k_lost_or_damaged_targets_still_read_exactly() {
     assert!(!health.up[0], "target 0's directory is gone");
     assert!(health.up[4], "target 4 only holds a short slice");
     std::fs::remove_file(&files[1][0]).unwrap();
-    let got = f.store.get("bkt", "o").unwrap();
+    let got = f.store.get("bkt", "o").wait().unwrap();
     assert!(read_all(got.body.as_ref()).is_err());
     assert!(f.store.health().report().up[1], "target 1 only lacks a slice");
 }
@@ -173,34 +176,34 @@ fn writes_need_the_write_threshold_and_leave_nothing_when_refused() {
     std::fs::remove_dir(&f.targets[1]).unwrap();
     let stored = sealed(&pattern(9000, 1));
     put(&f.store, "one-down", &stored).unwrap();
-    assert_eq!(read_all(f.store.get("bkt", "one-down").unwrap().body.as_ref()).unwrap(), stored);
+    assert_eq!(read_all(f.store.get("bkt", "one-down").wait().unwrap().body.as_ref()).unwrap(), stored);
     std::fs::remove_dir_all(&f.targets[3]).unwrap();
     let err = put(&f.store, "two-down", &stored).unwrap_err().to_string();
     assert!(err.contains("only 3 of 5 dispersal targets took the write; 4 are needed"), "{err}");
-    assert!(matches!(f.store.get("bkt", "two-down"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(f.store.get("bkt", "two-down").wait(), Err(StoreError::NoSuchKey { .. })));
     let left: usize = slice_files(&f).iter().map(Vec::len).sum();
     assert_eq!(left, 3, "the refused write left no slice: only one-down's three remain");
     // one-down has lost slice 3 as well now: still readable from 0, 2 and 4.
-    assert_eq!(read_all(f.store.get("bkt", "one-down").unwrap().body.as_ref()).unwrap(), stored);
+    assert_eq!(read_all(f.store.get("bkt", "one-down").wait().unwrap().body.as_ref()).unwrap(), stored);
     // The target comes back: writes go to all five again.
     std::fs::create_dir(&f.targets[1]).unwrap();
     std::fs::create_dir(&f.targets[3]).unwrap();
     put(&f.store, "all-back", &stored).unwrap();
-    assert_eq!(read_all(f.store.get("bkt", "all-back").unwrap().body.as_ref()).unwrap(), stored);
+    assert_eq!(read_all(f.store.get("bkt", "all-back").wait().unwrap().body.as_ref()).unwrap(), stored);
 }
 
 #[test]
 fn multipart_objects_are_their_parts_slices_and_aborts_remove_them() {
     let f = fixture(3, 5, 5);
     let s: &dyn Store = &f.store;
-    s.create_upload("bkt", &"a".repeat(32), b"upload").unwrap();
+    s.create_upload("bkt", &"a".repeat(32), b"upload").wait().unwrap();
     let parts: Vec<Vec<u8>> = (0..3).map(|i| sealed(&pattern(10_000 + i * 3000, i as u8))).collect();
     for (i, p) in parts.iter().enumerate() {
-        let mut w = s.put_part("bkt", &"a".repeat(32), i as u32 + 1).unwrap();
+        let mut w = s.put_part("bkt", &"a".repeat(32), i as u32 + 1).wait().unwrap();
         w.write_all(p).unwrap();
-        assert_eq!(w.commit(b"part").unwrap(), p.len() as u64, "a part's stored length is its bytes'");
+        assert_eq!(w.commit(b"part").wait().unwrap(), p.len() as u64, "a part's stored length is its bytes'");
     }
-    let listed = s.list_parts("bkt", &"a".repeat(32)).unwrap();
+    let listed = s.list_parts("bkt", &"a".repeat(32)).wait().unwrap();
     assert_eq!(
         listed.iter().map(|p| p.stored).collect::<Vec<_>>(),
         parts.iter().map(|p| p.len() as u64).collect::<Vec<_>>()
@@ -217,17 +220,18 @@ fn multipart_objects_are_their_parts_slices_and_aborts_remove_them() {
             version: None,
         },
     )
+    .wait()
     .unwrap();
-    let got = s.get("bkt", "mp").unwrap();
+    let got = s.get("bkt", "mp").wait().unwrap();
     assert_eq!(got.record, b"object");
     assert_eq!(read_all(got.body.as_ref()).unwrap(), [parts[0].clone(), parts[2].clone()].concat());
     assert!(slice_files(&f).iter().all(|t| t.len() == 2), "part 2's slices were removed");
-    s.create_upload("bkt", &"c".repeat(32), b"upload").unwrap();
-    let mut w = s.put_part("bkt", &"c".repeat(32), 1).unwrap();
+    s.create_upload("bkt", &"c".repeat(32), b"upload").wait().unwrap();
+    let mut w = s.put_part("bkt", &"c".repeat(32), 1).wait().unwrap();
     w.write_all(&parts[0]).unwrap();
-    w.commit(b"part").unwrap();
+    w.commit(b"part").wait().unwrap();
     assert!(slice_files(&f).iter().all(|t| t.len() == 3));
-    s.abort_upload("bkt", &"c".repeat(32)).unwrap();
+    s.abort_upload("bkt", &"c".repeat(32)).wait().unwrap();
     assert!(slice_files(&f).iter().all(|t| t.len() == 2), "an abort removes its parts' slices");
 }
 
@@ -238,19 +242,19 @@ fn deletes_and_overwrites_remove_slices_and_old_records_still_read() {
     let again = sealed(&pattern(6000, 2));
     put(&f.store, "x", &again).unwrap();
     assert!(slice_files(&f).iter().all(|t| t.len() == 1), "an overwrite removes the old slices");
-    assert_eq!(read_all(f.store.get("bkt", "x").unwrap().body.as_ref()).unwrap(), again);
-    assert!(f.store.delete("bkt", "x").unwrap());
+    assert_eq!(read_all(f.store.get("bkt", "x").wait().unwrap().body.as_ref()).unwrap(), again);
+    assert!(f.store.delete("bkt", "x").wait().unwrap());
     assert!(slice_files(&f).iter().all(|t| t.is_empty()), "a delete removes the slices");
     // An object written before dispersal was turned on reads from the record store.
     let old = sealed(&pattern(3000, 3));
-    let mut w = f.inner.put("bkt", "before").unwrap();
+    let mut w = f.inner.put("bkt", "before").wait().unwrap();
     w.write_all(&old).unwrap();
-    w.commit(b"old record").unwrap();
-    let got = f.store.get("bkt", "before").unwrap();
+    w.commit(b"old record").wait().unwrap();
+    let got = f.store.get("bkt", "before").wait().unwrap();
     assert_eq!(got.record, b"old record");
     assert_eq!(read_all(got.body.as_ref()).unwrap(), old);
     // An unfinished write leaves nothing.
-    let mut w = f.store.put("bkt", "dropped").unwrap();
+    let mut w = f.store.put("bkt", "dropped").wait().unwrap();
     w.write_all(&again).unwrap();
     drop(w);
     assert!(slice_files(&f).iter().all(|t| t.is_empty()));
@@ -260,10 +264,13 @@ fn rebuild(f: &Fixture, verify: bool, dry_run: bool) -> RebuildReport {
     let options =
         RebuildOptions { verify, dry_run, rate: None, sweep_grace: Some(std::time::Duration::ZERO) };
     let seen = std::cell::Cell::new(0);
-    let r = f.store.rebuild(&options, &|done, total| {
-        assert!(done <= total);
-        seen.set(done);
-    });
+    let r = f
+        .store
+        .rebuild(&options, &|done, total| {
+            assert!(done <= total);
+            seen.set(done);
+        })
+        .wait();
     let r = r.unwrap();
     assert_eq!(seen.get(), r.pieces, "progress reached every piece");
     r
@@ -326,10 +333,10 @@ fn rebuild_restores_full_width_and_a_second_finds_nothing() {
     std::fs::remove_dir_all(&f.targets[0]).unwrap();
     std::fs::remove_dir_all(&f.targets[3]).unwrap();
     for (i, o) in objects.iter().enumerate() {
-        assert_eq!(&read_all(f.store.get("bkt", &format!("o{i}")).unwrap().body.as_ref()).unwrap(), o);
+        assert_eq!(&read_all(f.store.get("bkt", &format!("o{i}")).wait().unwrap().body.as_ref()).unwrap(), o);
     }
     assert_eq!(
-        read_all(f.store.get("bkt", "late").unwrap().body.as_ref()).unwrap(),
+        read_all(f.store.get("bkt", "late").wait().unwrap().body.as_ref()).unwrap(),
         late,
         "the slice the write missed was restored"
     );
@@ -346,14 +353,14 @@ fn rebuild_restores_full_width_and_a_second_finds_nothing() {
 fn a_target_lost_during_a_write_is_recorded_missing_and_read_around() {
     let f = fixture(3, 5, 4);
     let stored = sealed(&pattern(30_000, 4));
-    let mut w = f.store.put("bkt", "during").unwrap();
+    let mut w = f.store.put("bkt", "during").wait().unwrap();
     w.write_all(&stored[..10_000]).unwrap();
     // The target goes away mid-write: its open slice file is written on, unlinked, and
     // its directory cannot be flushed at commit.
     std::fs::remove_dir_all(&f.targets[2]).unwrap();
     w.write_all(&stored[10_000..]).unwrap();
-    w.commit(b"record").unwrap();
-    assert_eq!(read_all(f.store.get("bkt", "during").unwrap().body.as_ref()).unwrap(), stored);
+    w.commit(b"record").wait().unwrap();
+    assert_eq!(read_all(f.store.get("bkt", "during").wait().unwrap().body.as_ref()).unwrap(), stored);
     std::fs::create_dir(&f.targets[2]).unwrap();
     let r = rebuild(&f, true, false);
     assert_eq!(r.missing, vec![0, 0, 1, 0, 0]);
@@ -361,7 +368,7 @@ fn a_target_lost_during_a_write_is_recorded_missing_and_read_around() {
     std::fs::remove_dir_all(&f.targets[0]).unwrap();
     std::fs::remove_dir_all(&f.targets[1]).unwrap();
     assert_eq!(
-        read_all(f.store.get("bkt", "during").unwrap().body.as_ref()).unwrap(),
+        read_all(f.store.get("bkt", "during").wait().unwrap().body.as_ref()).unwrap(),
         stored,
         "the restored slice serves reads"
     );

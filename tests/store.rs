@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 mod common;
+use common::Wait;
 
 use proptest::prelude::*;
 use store::fs::FsStore;
@@ -20,13 +21,13 @@ fn record(name: &str, size: usize) -> Vec<u8> {
 }
 
 fn create_bucket(s: &FsStore, name: &str) -> Result<(), StoreError> {
-    s.create_bucket(name, &record(name, 0))
+    s.create_bucket(name, &record(name, 0)).wait()
 }
 
 fn put(s: &FsStore, b: &str, key: &str, body: &[u8]) {
-    let mut w = s.put(b, key).unwrap();
+    let mut w = s.put(b, key).wait().unwrap();
     w.write_all(body).unwrap();
-    w.commit(&record(key, body.len())).unwrap();
+    w.commit(&record(key, body.len())).wait().unwrap();
 }
 
 fn names(listed: Vec<Named>) -> Vec<String> {
@@ -34,7 +35,7 @@ fn names(listed: Vec<Named>) -> Vec<String> {
 }
 
 fn read(s: &FsStore, b: &str, key: &str) -> Vec<u8> {
-    let o = s.get(b, key).unwrap();
+    let o = s.get(b, key).wait().unwrap();
     let mut out = Vec::new();
     SequentialReader::new(o.body.as_ref(), 0).read_to_end(&mut out).unwrap();
     assert_eq!(out.len() as u64, o.body.len());
@@ -54,21 +55,21 @@ fn hostile_keys_stay_inside_the_bucket_and_round_trip() {
     }
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(read(&s, "data", k), vec![i as u8; 100], "{k:?}");
-        assert_eq!(s.head("data", k).unwrap(), record(k, 100));
+        assert_eq!(s.head("data", k).wait().unwrap(), record(k, 100));
     }
     // Nothing outside the data directory, and every path component inside is hex.
     for entry in walk(dir.path()) {
         assert!(entry.starts_with(dir.path()));
     }
     assert!(!dir.path().parent().unwrap().join("escape").exists());
-    let listed = s.list("data", Page::new("", None, 100)).unwrap();
+    let listed = s.list("data", Page::new("", None, 100)).wait().unwrap();
     assert!(listed.iter().all(|n| n.record == record(&n.name, 100)));
     let listed = names(listed);
     let mut want = keys.to_vec();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(listed, want);
-    assert!(matches!(s.put("data", ""), Err(StoreError::InvalidKey(_))));
-    assert!(matches!(s.put("data", &"k".repeat(1025)), Err(StoreError::InvalidKey(_))));
+    assert!(matches!(s.put("data", "").wait(), Err(StoreError::InvalidKey(_))));
+    assert!(matches!(s.put("data", &"k".repeat(1025)).wait(), Err(StoreError::InvalidKey(_))));
 }
 
 fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -90,18 +91,18 @@ fn unfinished_writes_leave_nothing_and_crash_leftovers_are_cleaned() {
     create_bucket(&s, "data").unwrap();
     put(&s, "data", "k", b"old");
     {
-        let mut w = s.put("data", "k").unwrap();
+        let mut w = s.put("data", "k").wait().unwrap();
         w.write_all(b"new but never committed").unwrap();
     }
     assert_eq!(read(&s, "data", "k"), b"old");
-    assert!(matches!(s.get("data", "never"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(s.get("data", "never").wait(), Err(StoreError::NoSuchKey { .. })));
     // A crash mid-write: a temporary file is left behind; reopening removes it.
     std::fs::write(dir.path().join("tmp/put-crashed"), b"partial").unwrap();
     drop(s);
     let (s, removed) = FsStore::open(dir.path()).unwrap();
     assert_eq!(removed, 1);
     assert_eq!(read(&s, "data", "k"), b"old");
-    assert_eq!(s.list("data", Page::new("", None, 10)).unwrap().len(), 1);
+    assert_eq!(s.list("data", Page::new("", None, 10)).wait().unwrap().len(), 1);
 }
 
 #[test]
@@ -111,26 +112,26 @@ fn tag_sets_sit_beside_objects_and_go_with_them() {
     create_bucket(&s, "tags").unwrap();
     assert!(matches!(common::set_annex(&s, "tags", "absent", Some(b"t")), Err(StoreError::NoSuchKey { .. })));
     put(&s, "tags", "dir/o", b"bytes");
-    assert_eq!(s.get("tags", "dir/o").unwrap().annex, None);
+    assert_eq!(s.get("tags", "dir/o").wait().unwrap().annex, None);
     common::set_annex(&s, "tags", "dir/o", Some(b"one")).unwrap();
     common::set_annex(&s, "tags", "dir/o", Some(b"two")).unwrap();
-    let o = s.get("tags", "dir/o").unwrap();
+    let o = s.get("tags", "dir/o").wait().unwrap();
     assert_eq!(o.annex.as_deref(), Some(&b"two"[..]));
     assert_eq!((read(&s, "tags", "dir/o"), o.record), (b"bytes".to_vec(), record("dir/o", 5)));
     assert_eq!(
-        names(s.list("tags", Page::new("", None, 10)).unwrap()),
+        names(s.list("tags", Page::new("", None, 10)).wait().unwrap()),
         ["dir/o"],
         "a tag set is not an object"
     );
     common::set_annex(&s, "tags", "dir/o", None).unwrap();
-    assert_eq!(s.get("tags", "dir/o").unwrap().annex, None);
+    assert_eq!(s.get("tags", "dir/o").wait().unwrap().annex, None);
     common::set_annex(&s, "tags", "dir/o", Some(b"three")).unwrap();
-    assert!(s.delete("tags", "dir/o").unwrap());
+    assert!(s.delete("tags", "dir/o").wait().unwrap());
     assert!(
         walk(dir.path()).iter().all(|p| !p.to_string_lossy().contains("/objects/")),
         "nothing left behind"
     );
-    s.delete_bucket("tags").unwrap();
+    s.delete_bucket("tags").wait().unwrap();
 }
 
 #[test]
@@ -146,18 +147,18 @@ fn tag_sets_are_found_after_a_restart_and_in_buckets_older_than_the_untagged_mar
     std::fs::write(dir.path().join("buckets/older/bucket.json"), record("older", 1)).unwrap();
     drop(s);
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    assert_eq!(s.bucket("older").unwrap(), record("older", 1), "read from disk after a restart");
-    assert_eq!(s.get("fresh", "o").unwrap().annex, None);
+    assert_eq!(s.bucket("older").wait().unwrap(), record("older", 1), "read from disk after a restart");
+    assert_eq!(s.get("fresh", "o").wait().unwrap().annex, None);
     common::set_annex(&s, "fresh", "o", Some(b"f")).unwrap();
     common::set_annex(&s, "older", "o", Some(b"o")).unwrap();
     assert!(!dir.path().join("buckets/fresh/untagged").exists(), "the first tag set removes the marker");
     drop(s);
     let (s, _) = FsStore::open(dir.path()).unwrap();
-    assert_eq!(s.get("fresh", "o").unwrap().annex.as_deref(), Some(&b"f"[..]));
-    assert_eq!(s.get("older", "o").unwrap().annex.as_deref(), Some(&b"o"[..]));
+    assert_eq!(s.get("fresh", "o").wait().unwrap().annex.as_deref(), Some(&b"f"[..]));
+    assert_eq!(s.get("older", "o").wait().unwrap().annex.as_deref(), Some(&b"o"[..]));
     // A record changed after the first tag set keeps tag sets visible.
-    s.update_bucket("fresh", b"changed").unwrap();
-    assert_eq!(s.get("fresh", "o").unwrap().annex.as_deref(), Some(&b"f"[..]));
+    s.update_bucket("fresh", b"changed").wait().unwrap();
+    assert_eq!(s.get("fresh", "o").wait().unwrap().annex.as_deref(), Some(&b"f"[..]));
 }
 
 #[test]
@@ -165,29 +166,29 @@ fn buckets_follow_s3_rules() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = FsStore::open(dir.path()).unwrap();
     assert!(matches!(create_bucket(&s, "Bad_Name"), Err(StoreError::InvalidBucketName(_))));
-    assert!(matches!(s.bucket("../etc"), Err(StoreError::InvalidBucketName(_))));
+    assert!(matches!(s.bucket("../etc").wait(), Err(StoreError::InvalidBucketName(_))));
     create_bucket(&s, "one").unwrap();
     assert!(matches!(create_bucket(&s, "one"), Err(StoreError::BucketExists(_))));
     create_bucket(&s, "two").unwrap();
-    let buckets = s.list_buckets().unwrap();
+    let buckets = s.list_buckets().wait().unwrap();
     assert!(buckets.iter().all(|b| b.record == record(&b.name, 0)));
     assert_eq!(names(buckets), ["one", "two"]);
     put(&s, "one", "x", b"1");
-    assert!(matches!(s.delete_bucket("one"), Err(StoreError::BucketNotEmpty(_))));
-    assert!(s.delete("one", "x").unwrap());
-    assert!(!s.delete("one", "x").unwrap());
-    s.delete_bucket("one").unwrap();
-    assert!(matches!(s.bucket("one"), Err(StoreError::NoSuchBucket(_))));
-    assert!(matches!(s.put("one", "x"), Err(StoreError::NoSuchBucket(_))));
-    s.update_bucket("two", b"changed").unwrap();
-    assert_eq!(s.bucket("two").unwrap(), b"changed");
-    assert!(matches!(s.update_bucket("one", b"x"), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.delete_bucket("one").wait(), Err(StoreError::BucketNotEmpty(_))));
+    assert!(s.delete("one", "x").wait().unwrap());
+    assert!(!s.delete("one", "x").wait().unwrap());
+    s.delete_bucket("one").wait().unwrap();
+    assert!(matches!(s.bucket("one").wait(), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.put("one", "x").wait(), Err(StoreError::NoSuchBucket(_))));
+    s.update_bucket("two", b"changed").wait().unwrap();
+    assert_eq!(s.bucket("two").wait().unwrap(), b"changed");
+    assert!(matches!(s.update_bucket("one", b"x").wait(), Err(StoreError::NoSuchBucket(_))));
     // A bucket deleted and made again is the new one, from memory as from disk.
-    s.delete_bucket("two").unwrap();
-    assert!(matches!(s.get("two", "x"), Err(StoreError::NoSuchBucket(_))));
+    s.delete_bucket("two").wait().unwrap();
+    assert!(matches!(s.get("two", "x").wait(), Err(StoreError::NoSuchBucket(_))));
     create_bucket(&s, "two").unwrap();
-    assert_eq!(s.bucket("two").unwrap(), record("two", 0));
-    assert!(matches!(s.get("two", "x"), Err(StoreError::NoSuchKey { .. })));
+    assert_eq!(s.bucket("two").wait().unwrap(), record("two", 0));
+    assert!(matches!(s.get("two", "x").wait(), Err(StoreError::NoSuchKey { .. })));
 }
 
 #[test]
@@ -211,7 +212,7 @@ fn concurrent_writers_of_one_key_never_expose_a_partial_object() {
                 let body = read(s, "race", "k");
                 assert_eq!(body.len(), 300_000);
                 assert!(body.iter().all(|&b| b == body[0]), "mixed object");
-                let _ = s.delete("race", "other");
+                let _ = s.delete("race", "other").wait();
             }
         });
     });
@@ -245,7 +246,7 @@ proptest! {
                 put(&s, "model", key, key.as_bytes());
                 model.insert(key.as_bytes().to_vec(), key.clone());
             } else {
-                prop_assert_eq!(s.delete("model", key).unwrap(), model.remove(key.as_bytes()).is_some());
+                prop_assert_eq!(s.delete("model", key).wait().unwrap(), model.remove(key.as_bytes()).is_some());
             }
         }
         let prefix = if prefix_stem { format!("{}{prefix}", "a".repeat(63)) } else { prefix };
@@ -257,7 +258,7 @@ proptest! {
             .take(limit)
             .cloned()
             .collect();
-        let got = names(s.list("model", Page::new(&prefix, after.as_deref(), limit)).unwrap());
+        let got = names(s.list("model", Page::new(&prefix, after.as_deref(), limit)).wait().unwrap());
         prop_assert_eq!(got, want);
     }
 }
@@ -269,23 +270,23 @@ fn multipart_uploads_are_all_or_nothing() {
     let (s, _) = FsStore::open(dir.path()).unwrap();
     create_bucket(&s, "mpu").unwrap();
     let upload_id = new_upload_id();
-    s.create_upload("mpu", &upload_id, b"upload record").unwrap();
-    assert_eq!(s.upload("mpu", &upload_id).unwrap(), b"upload record");
-    assert!(matches!(s.upload("mpu", "../../bucket"), Err(StoreError::NoSuchUpload(_))));
-    assert!(matches!(s.create_upload("mpu", "../x", b"r"), Err(StoreError::NoSuchUpload(_))));
+    s.create_upload("mpu", &upload_id, b"upload record").wait().unwrap();
+    assert_eq!(s.upload("mpu", &upload_id).wait().unwrap(), b"upload record");
+    assert!(matches!(s.upload("mpu", "../../bucket").wait(), Err(StoreError::NoSuchUpload(_))));
+    assert!(matches!(s.create_upload("mpu", "../x", b"r").wait(), Err(StoreError::NoSuchUpload(_))));
     let part = |n: u32, body: &[u8]| {
-        let mut w = s.put_part("mpu", &upload_id, n).unwrap();
+        let mut w = s.put_part("mpu", &upload_id, n).wait().unwrap();
         w.write_all(body).unwrap();
         w
     };
     let pm = |n: u32, size: usize| record(&format!("part {n}"), size);
     // A part is invisible until committed; committing reports its stored length.
     let pending = part(1, b"first");
-    assert!(s.list_parts("mpu", &upload_id).unwrap().is_empty());
-    assert_eq!(pending.commit(&pm(1, 5)).unwrap(), 5);
-    part(2, b"second").commit(&pm(2, 6)).unwrap();
-    part(2, b"SECOND!").commit(&pm(2, 7)).unwrap();
-    let parts = s.list_parts("mpu", &upload_id).unwrap();
+    assert!(s.list_parts("mpu", &upload_id).wait().unwrap().is_empty());
+    assert_eq!(pending.commit(&pm(1, 5)).wait().unwrap(), 5);
+    part(2, b"second").commit(&pm(2, 6)).wait().unwrap();
+    part(2, b"SECOND!").commit(&pm(2, 7)).wait().unwrap();
+    let parts = s.list_parts("mpu", &upload_id).wait().unwrap();
     assert_eq!(
         parts,
         vec![
@@ -294,11 +295,11 @@ fn multipart_uploads_are_all_or_nothing() {
         ]
     );
     assert_eq!(
-        s.list_uploads("mpu").unwrap(),
+        s.list_uploads("mpu").wait().unwrap(),
         vec![Named { name: upload_id.clone(), record: b"upload record".to_vec() }]
     );
     // Nothing under the key until complete; then the parts' bytes in order.
-    assert!(matches!(s.get("mpu", "k"), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(s.get("mpu", "k").wait(), Err(StoreError::NoSuchKey { .. })));
     let late = part(3, b"late");
     s.complete_upload(
         "mpu",
@@ -310,25 +311,26 @@ fn multipart_uploads_are_all_or_nothing() {
             version: None,
         },
     )
+    .wait()
     .unwrap();
     assert_eq!(read(&s, "mpu", "k"), b"firstSECOND!");
-    assert_eq!(s.head("mpu", "k").unwrap(), record("k", 12));
-    assert!(s.list_uploads("mpu").unwrap().is_empty());
+    assert_eq!(s.head("mpu", "k").wait().unwrap(), record("k", 12));
+    assert!(s.list_uploads("mpu").wait().unwrap().is_empty());
     // A part finishing after completion finds its upload gone.
-    assert!(matches!(late.commit(&pm(3, 4)), Err(StoreError::NoSuchUpload(_))));
+    assert!(matches!(late.commit(&pm(3, 4)).wait(), Err(StoreError::NoSuchUpload(_))));
     // Abort discards everything.
     let other = new_upload_id();
-    s.create_upload("mpu", &other, b"other upload").unwrap();
+    s.create_upload("mpu", &other, b"other upload").wait().unwrap();
     part_into(&s, &other, 1, b"x");
-    s.abort_upload("mpu", &other).unwrap();
-    assert!(matches!(s.list_parts("mpu", &other), Err(StoreError::NoSuchUpload(_))));
+    s.abort_upload("mpu", &other).wait().unwrap();
+    assert!(matches!(s.list_parts("mpu", &other).wait(), Err(StoreError::NoSuchUpload(_))));
     assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temporary leftovers");
 }
 
 fn part_into(s: &FsStore, id: &str, n: u32, body: &[u8]) {
-    let mut w = s.put_part("mpu", id, n).unwrap();
+    let mut w = s.put_part("mpu", id, n).wait().unwrap();
     w.write_all(body).unwrap();
-    w.commit(&record("part", body.len())).unwrap();
+    w.commit(&record("part", body.len())).wait().unwrap();
 }
 
 mod versions {
@@ -343,6 +345,7 @@ mod versions {
     use store::prelude::*;
     use store::{Version, VersionCursor, Wanted};
 
+    use super::common::Wait;
     use super::common::versions::{self, KEYS, Step};
 
     fn step() -> impl Strategy<Value = Step> {
@@ -360,7 +363,7 @@ mod versions {
         fn versions_follow_the_model(steps in proptest::collection::vec(step(), 1..16)) {
             let dir = tempfile::tempdir().unwrap();
             let (s, _) = FsStore::open(dir.path()).unwrap();
-            s.create_bucket("ver", b"{}").unwrap();
+            s.create_bucket("ver", b"{}").wait().unwrap();
             versions::run(&s, "ver", &steps);
         }
     }
@@ -369,7 +372,7 @@ mod versions {
     fn annexes_stay_with_their_versions_and_refusals_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = FsStore::open(dir.path()).unwrap();
-        s.create_bucket("ver", b"{}").unwrap();
+        s.create_bucket("ver", b"{}").wait().unwrap();
         versions::annexes(&s, "ver");
         versions::annex_races(&s, "ver", 8, 25);
     }
@@ -378,7 +381,7 @@ mod versions {
     fn concurrent_versions_of_one_key_are_all_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = FsStore::open(dir.path()).unwrap();
-        s.create_bucket("ver", b"{}").unwrap();
+        s.create_bucket("ver", b"{}").wait().unwrap();
         versions::concurrent(&s, "ver", 8, 25);
     }
 
@@ -386,26 +389,27 @@ mod versions {
     fn a_crash_between_keeping_the_current_version_and_replacing_it_shows_nothing_twice() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = FsStore::open(dir.path()).unwrap();
-        s.create_bucket("ver", b"{}").unwrap();
+        s.create_bucket("ver", b"{}").wait().unwrap();
         let v1 = Version::new(false, false);
-        let mut w = s.put("ver", "k").unwrap();
+        let mut w = s.put("ver", "k").wait().unwrap();
         w.write_all(b"one").unwrap();
-        w.commit_version(b"r1", &v1).unwrap();
+        w.commit_version(b"r1", &v1).wait().unwrap();
         // What a commit killed after its first step leaves: the current file also kept.
         let objects = dir.path().join("buckets/ver/objects");
         let current = objects.join(format!("{}.o", store::keypath::hex(b"k")));
         let kept = current.with_extension("v");
         std::fs::create_dir(&kept).unwrap();
         std::fs::hard_link(&current, kept.join(format!("{}.o", v1.id))).unwrap();
-        let listed = s.list_versions("ver", Page::new("", None, 100)).unwrap();
+        let listed = s.list_versions("ver", Page::new("", None, 100)).wait().unwrap();
         assert_eq!(listed.len(), 1, "the copy is not a second version");
         // The next commit completes the change: both versions, once each.
         let v2 = Version::new(false, false);
-        let mut w = s.put("ver", "k").unwrap();
+        let mut w = s.put("ver", "k").wait().unwrap();
         w.write_all(b"two").unwrap();
-        w.commit_version(b"r2", &v2).unwrap();
+        w.commit_version(b"r2", &v2).wait().unwrap();
         let ids: Vec<store::VersionId> = s
             .list_versions("ver", Page::new("", None, 100))
+            .wait()
             .unwrap()
             .into_iter()
             .map(|l| l.version.id)
@@ -413,7 +417,7 @@ mod versions {
         assert_eq!(ids, vec![v2.id.clone(), v1.id.clone()]);
         // Removing the current version promotes the other, not a stale copy of itself.
         super::common::delete_version(&s, "ver", "k", &Wanted::Id(v2.id)).unwrap().unwrap();
-        assert_eq!(s.get("ver", "k").unwrap().version, Some(v1));
+        assert_eq!(s.get("ver", "k").wait().unwrap().version, Some(v1));
     }
 
     #[test]
@@ -422,14 +426,14 @@ mod versions {
         let base = std::path::Path::new("/dev/shm");
         let dir = if base.is_dir() { tempfile::tempdir_in(base) } else { tempfile::tempdir() }.unwrap();
         let (s, _) = FsStore::open(dir.path()).unwrap();
-        s.create_bucket("ver", b"{}").unwrap();
+        s.create_bucket("ver", b"{}").wait().unwrap();
         const N: usize = 100_000;
         let mut made = Vec::with_capacity(N);
         for i in 0..N {
             let v = Version::new(false, false);
-            let mut w = s.put("ver", "deep").unwrap();
+            let mut w = s.put("ver", "deep").wait().unwrap();
             w.write_all(&(i as u32).to_le_bytes()).unwrap();
-            w.commit_version(b"r", &v).unwrap();
+            w.commit_version(b"r", &v).wait().unwrap();
             made.push(v.id);
         }
         // Newest first: the reverse of the order they were made in.
@@ -438,7 +442,7 @@ mod versions {
         let mut after: Option<VersionCursor> = None;
         let mut pages = 0;
         loop {
-            let page = s.list_versions("ver", Page::new("", after.as_ref(), 1000)).unwrap();
+            let page = s.list_versions("ver", Page::new("", after.as_ref(), 1000)).wait().unwrap();
             pages += 1;
             let Some(last) = page.last() else { break };
             after = Some(VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });

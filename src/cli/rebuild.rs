@@ -90,12 +90,12 @@ pub(super) fn run(args: &RebuildArgs, quiet: bool) -> anyhow::Result<()> {
         dispersal.targets.len(),
         if args.quick { "presence and length" } else { "every byte" }
     );
-    let report = store.rebuild(&options, &|done, total| {
+    let report = runtime.block_on(store.rebuild(&options, &|done, total| {
         if let Some(b) = &bar {
             b.set_length(total);
             b.set_position(done);
         }
-    })?;
+    }))?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

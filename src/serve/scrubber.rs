@@ -1,4 +1,5 @@
-//! The background scrub of dispersed slices: every interval a thread of its own checks
+//! The background scrub of dispersed slices: every interval a thread of its own (the
+//! records read on the server's runtime, the slices on the thread) checks
 //! every slice of every dispersed object (at most the configured MiB/s, so object traffic
 //! keeps the targets), re-creates missing and damaged ones, sweeps slice files no record
 //! names after an hour, logs a summary and hands the counts to `/metrics`.
@@ -14,19 +15,20 @@ pub(crate) const SWEEP_GRACE: Duration = Duration::from_secs(3600);
 
 /// Starts the scrub thread.
 pub(crate) fn spawn(store: Arc<DispersedStore>, every: Duration, rate: u64) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("dispersal-scrub".to_owned())
-        .spawn(move || run(&store, every, rate))
+        .spawn(move || run(&runtime, &store, every, rate))
         .map_err(|e| anyhow::anyhow!("cannot start the dispersal scrub thread: {e}"))?;
     Ok(())
 }
 
-fn run(store: &DispersedStore, every: Duration, rate: u64) {
+fn run(runtime: &tokio::runtime::Handle, store: &DispersedStore, every: Duration, rate: u64) {
     let options =
         RebuildOptions { verify: true, dry_run: false, rate: Some(rate), sweep_grace: Some(SWEEP_GRACE) };
     loop {
         std::thread::sleep(every);
-        match store.rebuild(&options, &|_, _| {}) {
+        match runtime.block_on(store.rebuild(&options, &|_, _| {})) {
             Ok(r) => {
                 store.health().scrubbed(&r);
                 let rebuilt: u64 = r.rebuilt.iter().sum();

@@ -87,7 +87,7 @@ pub(crate) fn set_annex(
     key: &str,
     annex: Option<&[u8]>,
 ) -> Result<(), store::StoreError> {
-    s.set_annex(bucket, key, None, &mut |_, _| Ok(annex.map(<[u8]>::to_vec)))
+    s.set_annex(bucket, key, None, &mut |_, _| Ok(annex.map(<[u8]>::to_vec))).wait()
 }
 
 /// Removes a version of `key`, whatever its annex says.
@@ -97,5 +97,26 @@ pub(crate) fn delete_version(
     key: &str,
     wanted: &store::Wanted,
 ) -> Result<Option<(store::Version, Vec<u8>)>, store::StoreError> {
-    s.delete_version(bucket, key, wanted, &mut |_, _| Ok(()))
+    s.delete_version(bucket, key, wanted, &mut |_, _| Ok(())).wait()
 }
+
+/// Waits for a store operation from synchronous test code (the store is async): on a
+/// multi-threaded runtime's worker through `block_in_place`, elsewhere on a
+/// current-thread runtime of the calling thread's own.
+pub(crate) trait Wait: std::future::Future + Sized {
+    /// The future's output, waited for.
+    fn wait(self) -> Self::Output {
+        thread_local! {
+            static OWN: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a test runtime");
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => tokio::task::block_in_place(|| h.block_on(self)),
+            Err(_) => OWN.with(|rt| rt.block_on(self)),
+        }
+    }
+}
+
+impl<F: std::future::Future> Wait for F {}

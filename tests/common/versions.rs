@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
+use super::Wait;
 use store::{Page, SequentialReader, Store, StoreError, Version, VersionCursor, VersionId, Wanted};
 
 /// One step.
@@ -105,9 +106,9 @@ pub(crate) fn run(s: &dyn Store, bucket: &str, steps: &[Step]) {
 
 fn commit(s: &dyn Store, bucket: &str, model: &mut Key, name: &str, v: Version, seed: u8) {
     let bytes = body_of(name, &v, seed);
-    let mut w = s.put(bucket, name).unwrap();
+    let mut w = s.put(bucket, name).wait().unwrap();
     w.write_all(&bytes).unwrap();
-    w.commit_version(&record_of(name, &bytes), &v).unwrap();
+    w.commit_version(&record_of(name, &bytes), &v).wait().unwrap();
     model.commit(v, bytes);
 }
 
@@ -119,14 +120,14 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
             expected.push((KEYS[i].to_owned(), v, latest, body));
         }
     }
-    let listed = s.list_versions(bucket, Page::new("", None, 10_000)).unwrap();
+    let listed = s.list_versions(bucket, Page::new("", None, 10_000)).wait().unwrap();
     let got: Vec<_> = listed.iter().map(|l| (l.key.clone(), l.version.clone(), l.latest)).collect();
     let want: Vec<_> = expected.iter().map(|(k, v, l, _)| (k.clone(), v.clone(), *l)).collect();
     assert_eq!(got, want, "version listing");
     for (l, (key, v, _, body)) in listed.iter().zip(&expected) {
         assert_eq!(l.record, record_of(key, body));
         let wanted = if v.null { Wanted::Null } else { Wanted::Id(v.id.clone()) };
-        let o = s.get_version(bucket, key, &wanted).unwrap();
+        let o = s.get_version(bucket, key, &wanted).wait().unwrap();
         assert_eq!(o.version.as_ref(), Some(v));
         assert_eq!(read_all(&o), *body, "{key} {v:?}");
     }
@@ -134,7 +135,7 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
     let mut paged = Vec::new();
     let mut after: Option<VersionCursor> = None;
     loop {
-        let page = s.list_versions(bucket, Page::new("", after.as_ref(), 2)).unwrap();
+        let page = s.list_versions(bucket, Page::new("", after.as_ref(), 2)).wait().unwrap();
         if let Some(last) = page.last() {
             after = Some(VersionCursor { key: last.key.clone(), after_id: Some(last.version.id.clone()) });
         }
@@ -150,21 +151,21 @@ fn check(s: &dyn Store, bucket: &str, model: &[Key]) {
     for (i, k) in model.iter().enumerate() {
         match &k.current {
             Some((v, body)) => {
-                let o = s.get(bucket, KEYS[i]).unwrap();
+                let o = s.get(bucket, KEYS[i]).wait().unwrap();
                 assert_eq!(o.version.as_ref(), Some(v));
                 assert_eq!(read_all(&o), *body);
                 if !v.marker {
                     objects.push(KEYS[i].to_owned());
                 }
             }
-            None => assert!(matches!(s.get(bucket, KEYS[i]), Err(StoreError::NoSuchKey { .. }))),
+            None => assert!(matches!(s.get(bucket, KEYS[i]).wait(), Err(StoreError::NoSuchKey { .. }))),
         }
     }
     let names: Vec<String> =
-        s.list(bucket, Page::new("", None, 1000)).unwrap().into_iter().map(|n| n.name).collect();
+        s.list(bucket, Page::new("", None, 1000)).wait().unwrap().into_iter().map(|n| n.name).collect();
     assert_eq!(names, objects, "object listing");
     let absent = Wanted::Id(Version::new(false, false).id);
-    assert!(matches!(s.get_version(bucket, KEYS[0], &absent), Err(StoreError::NoSuchVersion { .. })));
+    assert!(matches!(s.get_version(bucket, KEYS[0], &absent).wait(), Err(StoreError::NoSuchVersion { .. })));
 }
 
 /// `threads` writers commit `each` versions of one key at once: every version is kept.
@@ -175,21 +176,21 @@ pub(crate) fn concurrent(s: &(dyn Store + Sync), bucket: &str, threads: usize, e
                 for i in 0..each {
                     let v = Version::new(false, false);
                     let body = format!("writer {t} version {i}").into_bytes();
-                    let mut w = s.put(bucket, "contended").unwrap();
+                    let mut w = s.put(bucket, "contended").wait().unwrap();
                     w.write_all(&body).unwrap();
-                    w.commit_version(&record_of("contended", &body), &v).unwrap();
+                    w.commit_version(&record_of("contended", &body), &v).wait().unwrap();
                 }
             });
         }
     });
-    let listed = s.list_versions(bucket, Page::new("contended", None, 100_000)).unwrap();
+    let listed = s.list_versions(bucket, Page::new("contended", None, 100_000)).wait().unwrap();
     assert_eq!(listed.len(), threads * each, "every concurrent version is kept");
     assert_eq!(listed.iter().filter(|l| l.latest).count(), 1);
     let mut bodies: Vec<String> = listed
         .iter()
         .map(|l| {
             let wanted = Wanted::Id(l.version.id.clone());
-            String::from_utf8(read_all(&s.get_version(bucket, "contended", &wanted).unwrap())).unwrap()
+            String::from_utf8(read_all(&s.get_version(bucket, "contended", &wanted).wait().unwrap())).unwrap()
         })
         .collect();
     bodies.sort();
@@ -212,10 +213,11 @@ pub(crate) fn annexes(s: &dyn Store, bucket: &str) {
         assert_eq!(old, None);
         Ok(Some(b"annex of v1".to_vec()))
     })
+    .wait()
     .unwrap();
     let v2 = Version::new(false, false);
     commit(s, bucket, &mut model, key, v2.clone(), 2);
-    let annex_of = |v: &Version| s.get_version(bucket, key, &id(v)).unwrap().annex;
+    let annex_of = |v: &Version| s.get_version(bucket, key, &id(v)).wait().unwrap().annex;
     assert_eq!(annex_of(&v1).as_deref(), Some(&b"annex of v1"[..]), "kept when it became noncurrent");
     assert_eq!(annex_of(&v2), None, "a new version starts without one");
     // A noncurrent version's annex changes in place.
@@ -223,37 +225,42 @@ pub(crate) fn annexes(s: &dyn Store, bucket: &str) {
         assert_eq!(old, Some(&b"annex of v1"[..]));
         Ok(Some(b"v1 again".to_vec()))
     })
+    .wait()
     .unwrap();
     assert_eq!(annex_of(&v1).as_deref(), Some(&b"v1 again"[..]));
-    assert_eq!(s.get(bucket, key).unwrap().annex, None, "the current version's is its own");
+    assert_eq!(s.get(bucket, key).wait().unwrap().annex, None, "the current version's is its own");
     // A refused change changes nothing.
-    let refused = s.set_annex(bucket, key, Some(&id(&v1)), &mut |_, _| Err(StoreError::Refused));
+    let refused = s.set_annex(bucket, key, Some(&id(&v1)), &mut |_, _| Err(StoreError::Refused)).wait();
     assert!(matches!(refused, Err(StoreError::Refused)));
     assert_eq!(annex_of(&v1).as_deref(), Some(&b"v1 again"[..]));
     let absent = Wanted::Id(Version::new(false, false).id);
-    let none = s.set_annex(bucket, key, Some(&absent), &mut |_, _| Ok(None));
+    let none = s.set_annex(bucket, key, Some(&absent), &mut |_, _| Ok(None)).wait();
     assert!(matches!(none, Err(StoreError::NoSuchVersion { .. })), "{none:?}");
     // A refused removal keeps the version; the judge sees its record and annex.
-    let kept = s.delete_version(bucket, key, &id(&v1), &mut |record, annex| {
-        assert_eq!(record, record_of(key, &body_of(key, &v1, 1)));
-        assert_eq!(annex, Some(&b"v1 again"[..]));
-        Err(StoreError::Refused)
-    });
+    let kept = s
+        .delete_version(bucket, key, &id(&v1), &mut |record, annex| {
+            assert_eq!(record, record_of(key, &body_of(key, &v1, 1)));
+            assert_eq!(annex, Some(&b"v1 again"[..]));
+            Err(StoreError::Refused)
+        })
+        .wait();
     assert!(matches!(kept, Err(StoreError::Refused)));
-    let kept = s.delete_version(bucket, key, &id(&v2), &mut |_, annex| {
-        assert_eq!(annex, None);
-        Err(StoreError::Refused)
-    });
+    let kept = s
+        .delete_version(bucket, key, &id(&v2), &mut |_, annex| {
+            assert_eq!(annex, None);
+            Err(StoreError::Refused)
+        })
+        .wait();
     assert!(matches!(kept, Err(StoreError::Refused)));
     check(s, bucket, std::slice::from_ref(&model));
     // Removing the current version promotes v1 with its annex.
     super::delete_version(s, bucket, key, &id(&v2)).unwrap().unwrap();
     model.remove(&v2);
-    let current = s.get(bucket, key).unwrap();
+    let current = s.get(bucket, key).wait().unwrap();
     assert_eq!(current.version.as_ref().map(|v| v.id.clone()), Some(v1.id.clone()));
     assert_eq!(current.annex.as_deref(), Some(&b"v1 again"[..]), "promoted with its annex");
     super::delete_version(s, bucket, key, &id(&v1)).unwrap().unwrap();
-    assert!(matches!(s.get(bucket, key), Err(StoreError::NoSuchKey { .. })));
+    assert!(matches!(s.get(bucket, key).wait(), Err(StoreError::NoSuchKey { .. })));
 }
 
 /// `threads` writers change the annex of one version `each` times at once (a counter each
@@ -262,9 +269,9 @@ pub(crate) fn annexes(s: &dyn Store, bucket: &str) {
 pub(crate) fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, each: usize) {
     let key = "raced";
     let first = Version::new(false, false);
-    let mut w = s.put(bucket, key).unwrap();
+    let mut w = s.put(bucket, key).wait().unwrap();
     w.write_all(b"first").unwrap();
-    w.commit_version(&record_of(key, b"first"), &first).unwrap();
+    w.commit_version(&record_of(key, b"first"), &first).wait().unwrap();
     let wanted = Wanted::Id(first.id.clone());
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -274,6 +281,7 @@ pub(crate) fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, 
                         let n: usize = old.map_or(0, |o| String::from_utf8_lossy(o).parse().unwrap());
                         Ok(Some((n + 1).to_string().into_bytes()))
                     })
+                    .wait()
                     .unwrap();
                 }
             });
@@ -281,13 +289,13 @@ pub(crate) fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, 
         scope.spawn(|| {
             for i in 0..each {
                 let body = format!("later {i}").into_bytes();
-                let mut w = s.put(bucket, key).unwrap();
+                let mut w = s.put(bucket, key).wait().unwrap();
                 w.write_all(&body).unwrap();
-                w.commit_version(&record_of(key, &body), &Version::new(false, false)).unwrap();
+                w.commit_version(&record_of(key, &body), &Version::new(false, false)).wait().unwrap();
             }
         });
     });
-    let annex = s.get_version(bucket, key, &wanted).unwrap().annex.unwrap();
+    let annex = s.get_version(bucket, key, &wanted).wait().unwrap().annex.unwrap();
     assert_eq!(String::from_utf8(annex).unwrap(), (threads * each).to_string(), "no change lost");
-    assert_eq!(s.list_versions(bucket, Page::new(key, None, 100_000)).unwrap().len(), each + 1);
+    assert_eq!(s.list_versions(bucket, Page::new(key, None, 100_000)).wait().unwrap().len(), each + 1);
 }

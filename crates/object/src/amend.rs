@@ -23,7 +23,7 @@ impl Objects {
     /// Applies `f` to the annex of a version of `key` (the current one if `version_id` is
     /// `None`), given the version's record; returns the version's id as S3 shows it
     /// (`None`: the null version).
-    fn amend(
+    async fn amend(
         &self,
         bucket: &str,
         key: &str,
@@ -57,7 +57,7 @@ impl Objects {
                 StoreError::Refused
             })
         };
-        match self.store.set_annex(bucket, key, wanted.as_ref(), &mut change) {
+        match self.store.set_annex(bucket, key, wanted.as_ref(), &mut change).await {
             Ok(()) => Ok(shown.flatten().map(|v| v.to_string())),
             Err(StoreError::Refused) => Err(why.unwrap_or(ObjectError::Store(StoreError::Refused))),
             Err(e) => Err(e.into()),
@@ -65,7 +65,7 @@ impl Objects {
     }
 
     /// Sets the tags of a version (PutObjectTagging; an empty set is DeleteObjectTagging).
-    pub fn set_tags(
+    pub async fn set_tags(
         &self,
         bucket: &str,
         key: &str,
@@ -76,11 +76,12 @@ impl Objects {
             annex.tags = Some(tags.clone());
             Ok(())
         })
+        .await
     }
 
     /// Sets (or, `None`, removes) the retention of a version (PutObjectRetention): refused
     /// as [`lock::may_change`] says. `bypass`: the request bypasses governance retention.
-    pub fn set_retention(
+    pub async fn set_retention(
         &self,
         bucket: &str,
         key: &str,
@@ -96,10 +97,11 @@ impl Objects {
             annex.lock = Some(state);
             Ok(())
         })
+        .await
     }
 
     /// Turns the legal hold of a version on or off (PutObjectLegalHold).
-    pub fn set_legal_hold(
+    pub async fn set_legal_hold(
         &self,
         bucket: &str,
         key: &str,
@@ -112,12 +114,13 @@ impl Objects {
             annex.lock = Some(state);
             Ok(())
         })
+        .await
     }
 
     /// Removes one version of `key` for good (a version that is not there is no error,
     /// as in S3), unless Object Lock keeps it (`guard`: the bucket has Object Lock; the
     /// check is made under the same lock or transaction as the removal). Blocking.
-    pub fn delete_version(
+    pub async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
@@ -145,7 +148,7 @@ impl Objects {
                 StoreError::Refused
             })
         };
-        let removed = match self.store.delete_version(bucket, key, &wanted, &mut allow) {
+        let removed = match self.store.delete_version(bucket, key, &wanted, &mut allow).await {
             Err(StoreError::Refused) => return Err(why.unwrap_or(ObjectError::Store(StoreError::Refused))),
             other => other?,
         };

@@ -88,13 +88,13 @@ impl Objects {
     }
 
     /// Creates a bucket.
-    pub fn create_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
-        Ok(self.store.create_bucket(&bucket.name, &bucket.encode()?)?)
+    pub async fn create_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
+        Ok(self.store.create_bucket(&bucket.name, &bucket.encode()?).await?)
     }
 
     /// A bucket's record.
-    pub fn bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
-        let record = BucketRecord::decode(&self.store.bucket(name)?)?;
+    pub async fn bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
+        let record = BucketRecord::decode(&self.store.bucket(name).await?)?;
         if record.name != name {
             return Err(names_other("bucket", name, &record.name));
         }
@@ -102,46 +102,46 @@ impl Objects {
     }
 
     /// Replaces a bucket's record.
-    pub fn update_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
-        Ok(self.store.update_bucket(&bucket.name, &bucket.encode()?)?)
+    pub async fn update_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
+        Ok(self.store.update_bucket(&bucket.name, &bucket.encode()?).await?)
     }
 
     /// Deletes an empty bucket.
-    pub fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        Ok(self.store.delete_bucket(name)?)
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
+        Ok(self.store.delete_bucket(name).await?)
     }
 
     /// Every bucket, by name.
-    pub fn list_buckets(&self) -> Result<Vec<BucketRecord>, ObjectError> {
-        self.store.list_buckets()?.iter().map(|b| BucketRecord::decode(&b.record)).collect()
+    pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, ObjectError> {
+        self.store.list_buckets().await?.iter().map(|b| BucketRecord::decode(&b.record)).collect()
     }
 
     /// Starts writing `key` in `bucket`; [`Objects::commit`] makes it visible.
-    pub fn writer(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, ObjectError> {
-        Ok(self.store.put(bucket, key)?)
+    pub async fn writer(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, ObjectError> {
+        Ok(self.store.put(bucket, key).await?)
     }
 
     /// Makes the object written to `writer` visible with `record`, sealed with the tag for
     /// `key` (the object's key; none for AONT-RS), as a new version if the bucket keeps
     /// versions (`versioning`; the version id made now goes into `record`). Blocking: it
     /// flushes to the store.
-    pub fn commit(
+    pub async fn commit(
         writer: Box<dyn ObjectWriter>,
         record: &mut ObjectRecord,
         key: Option<&CustomerKey>,
         versioning: Versioning,
     ) -> Result<(), ObjectError> {
         let Some(version) = versioning.new_version(record.is_delete_marker()) else {
-            return Ok(writer.commit(&codec::seal(record, key)?)?);
+            return Ok(writer.commit(&codec::seal(record, key)?).await?);
         };
         record.version_id = (!version.null).then(|| version.id.clone());
-        writer.commit_version(&codec::seal(record, key)?, &version)?;
+        writer.commit_version(&codec::seal(record, key)?, &version).await?;
         Ok(())
     }
 
     /// Opens an object (its bytes are read only as asked: this is HEAD's way too).
-    pub fn get(&self, bucket: &str, key: &str) -> Result<Fetched, ObjectError> {
-        Self::fetched(self.store.get(bucket, key)?, key)
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Fetched, ObjectError> {
+        Self::fetched(self.store.get(bucket, key).await?, key)
     }
 
     /// An object as the store gave it, its record checked to be that of `key` and of the
@@ -171,8 +171,8 @@ impl Objects {
     }
 
     /// An object's record.
-    pub fn head(&self, bucket: &str, key: &str) -> Result<Unverified, ObjectError> {
-        Self::open_record(&self.store.head(bucket, key)?, key)
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Unverified, ObjectError> {
+        Self::open_record(&self.store.head(bucket, key).await?, key)
     }
 
     pub(super) fn open_record(bytes: &[u8], key: &str) -> Result<Unverified, ObjectError> {
@@ -186,9 +186,10 @@ impl Objects {
     /// One page of objects (keys that start with the page's prefix and sort after its
     /// cursor), in byte order of their keys, as their records describe them. Their tags
     /// are not checked (listings need no key).
-    pub fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Listed>, ObjectError> {
+    pub async fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Listed>, ObjectError> {
         self.store
-            .list(bucket, page)?
+            .list(bucket, page)
+            .await?
             .into_iter()
             .map(|o| {
                 let record = Self::open_record(&o.record, &o.name)?;
@@ -205,14 +206,14 @@ impl Objects {
     }
 
     /// Starts a multipart upload.
-    pub fn create_upload(&self, bucket: &str, upload: &UploadRecord) -> Result<(), ObjectError> {
+    pub async fn create_upload(&self, bucket: &str, upload: &UploadRecord) -> Result<(), ObjectError> {
         store::check_key(&upload.key)?;
-        Ok(self.store.create_upload(bucket, &upload.upload_id, &upload.encode()?)?)
+        Ok(self.store.create_upload(bucket, &upload.upload_id, &upload.encode()?).await?)
     }
 
     /// An upload in progress.
-    pub fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadRecord, ObjectError> {
-        let record = UploadRecord::decode(&self.store.upload(bucket, upload_id)?)?;
+    pub async fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadRecord, ObjectError> {
+        let record = UploadRecord::decode(&self.store.upload(bucket, upload_id).await?)?;
         if record.upload_id != upload_id {
             return Err(names_other("upload", upload_id, &record.upload_id));
         }
@@ -220,25 +221,26 @@ impl Objects {
     }
 
     /// Starts writing part `number` of an upload; [`Objects::commit_part`] makes it visible.
-    pub fn part_writer(
+    pub async fn part_writer(
         &self,
         bucket: &str,
         upload_id: &str,
         number: u32,
     ) -> Result<Box<dyn PartWriter>, ObjectError> {
-        Ok(self.store.put_part(bucket, upload_id, number)?)
+        Ok(self.store.put_part(bucket, upload_id, number).await?)
     }
 
     /// Makes the part written to `writer` visible with `record`. Blocking.
-    pub fn commit_part(writer: Box<dyn PartWriter>, record: PartRecord) -> Result<Part, ObjectError> {
-        let stored = writer.commit(&record.encode()?)?;
+    pub async fn commit_part(writer: Box<dyn PartWriter>, record: PartRecord) -> Result<Part, ObjectError> {
+        let stored = writer.commit(&record.encode()?).await?;
         Ok(Part { record, stored })
     }
 
     /// The parts uploaded so far, by number.
-    pub fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, ObjectError> {
+    pub async fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, ObjectError> {
         self.store
-            .list_parts(bucket, upload_id)?
+            .list_parts(bucket, upload_id)
+            .await?
             .into_iter()
             .map(|p| {
                 let record = PartRecord::decode(&p.record)?;
@@ -251,9 +253,9 @@ impl Objects {
     }
 
     /// Every upload in progress in `bucket`, by key, then start time.
-    pub fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadRecord>, ObjectError> {
+    pub async fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadRecord>, ObjectError> {
         let mut out = Vec::new();
-        for u in self.store.list_uploads(bucket)? {
+        for u in self.store.list_uploads(bucket).await? {
             let record = UploadRecord::decode(&u.record)?;
             if record.upload_id != u.name {
                 return Err(names_other("upload", &u.name, &record.upload_id));
@@ -265,14 +267,14 @@ impl Objects {
     }
 
     /// Discards an upload and its parts.
-    pub fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), ObjectError> {
-        Ok(self.store.abort_upload(bucket, upload_id)?)
+    pub async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), ObjectError> {
+        Ok(self.store.abort_upload(bucket, upload_id).await?)
     }
 
     /// Makes the object `record` describes out of the upload's `parts` (their stored bytes
     /// end to end, in this order), sealed with the tag for `key`, and discards the upload.
     /// Blocking.
-    pub fn complete_upload(
+    pub async fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
@@ -286,7 +288,7 @@ impl Objects {
         let sealed = codec::seal(record, key)?;
         let done =
             Completion { upload_id, key: &record.key, parts, record: &sealed, version: version.as_ref() };
-        self.store.complete_upload(bucket, done)?;
+        self.store.complete_upload(bucket, done).await?;
         Ok(())
     }
 }

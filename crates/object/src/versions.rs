@@ -71,22 +71,32 @@ fn marker_record(key: &str) -> ObjectRecord {
 
 impl Objects {
     /// Opens one version of an object by its S3 version id.
-    pub fn get_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<Fetched, ObjectError> {
-        let stored = self.store.get_version(bucket, key, &wanted(bucket, key, version_id)?)?;
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Fetched, ObjectError> {
+        let stored = self.store.get_version(bucket, key, &wanted(bucket, key, version_id)?).await?;
         Self::fetched(stored, key)
     }
 
     /// Deletes `key` as a bucket with `versioning` does: removes it (never versioned), or
     /// makes a delete marker its current version. Blocking.
-    pub fn delete_in(&self, bucket: &str, key: &str, versioning: Versioning) -> Result<Deleted, ObjectError> {
+    pub async fn delete_in(
+        &self,
+        bucket: &str,
+        key: &str,
+        versioning: Versioning,
+    ) -> Result<Deleted, ObjectError> {
         if versioning == Versioning::Off {
-            self.store.delete(bucket, key)?;
+            self.store.delete(bucket, key).await?;
             return Ok(Deleted::default());
         }
         store::check_key(key)?;
-        let writer = self.store.put(bucket, key)?;
+        let writer = self.store.put(bucket, key).await?;
         let mut record = marker_record(key);
-        Objects::commit(writer, &mut record, None, versioning)?;
+        Objects::commit(writer, &mut record, None, versioning).await?;
         let version_id = record.version_id.map_or_else(|| NULL.to_owned(), |v| v.to_string());
         Ok(Deleted { version_id: Some(version_id), marker: true })
     }
@@ -94,7 +104,7 @@ impl Objects {
     /// Up to `limit` versions of the keys under `prefix`, after the key `key_marker`
     /// (or, with `version_id_marker`, after that version of it): keys in byte order,
     /// each key's current version first, then the others newest first.
-    pub fn list_versions(
+    pub async fn list_versions(
         &self,
         bucket: &str,
         prefix: &str,
@@ -109,7 +119,7 @@ impl Objects {
                 let after_id = match wanted(bucket, key, v)? {
                     Wanted::Id(id) => Some(id),
                     // The null version's place among the others is its stored id.
-                    Wanted::Null => match self.store.get_version(bucket, key, &Wanted::Null) {
+                    Wanted::Null => match self.store.get_version(bucket, key, &Wanted::Null).await {
                         Ok(stored) => stored.version.map(|v| v.id),
                         Err(store::StoreError::NoSuchVersion { .. }) => None,
                         Err(e) => return Err(e.into()),
@@ -119,7 +129,8 @@ impl Objects {
             }
         };
         self.store
-            .list_versions(bucket, Page::new(prefix, after.as_ref(), limit))?
+            .list_versions(bucket, Page::new(prefix, after.as_ref(), limit))
+            .await?
             .into_iter()
             .map(|v| {
                 let record = Self::open_record(&v.record, &v.key)?;

@@ -290,8 +290,8 @@ pub(crate) async fn commit_object(
     key: Option<CustomerKey>,
 ) -> S3Result<ObjectRecord> {
     kp::still_usable(s, &bucket.name, &record.protection)?;
-    let versioning = bucket.versioning;
-    blocking(move || Objects::commit(writer, &mut record, key.as_ref(), versioning).map(|()| record)).await
+    Objects::commit(writer, &mut record, key.as_ref(), bucket.versioning).await.map_err(error::object)?;
+    Ok(record)
 }
 
 /// Commits an encrypted part of an upload into `bucket` whose object is protected by
@@ -307,15 +307,7 @@ pub(crate) async fn commit_part(
     kp::still_usable(s, bucket, protection)?;
     record.size = encrypted.size;
     record.salt = encrypted.salt;
-    let writer = encrypted.writer;
-    blocking(move || Objects::commit_part(writer, record)).await
-}
-
-/// Runs a blocking object layer call (a store commit: flush, rename) on a blocking task.
-pub(super) async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, object::ObjectError> + Send + 'static,
-) -> S3Result<T> {
-    tokio::task::spawn_blocking(call).await.map_err(|e| error::internal(&e))?.map_err(error::object)
+    Objects::commit_part(encrypted.writer, record).await.map_err(error::object)
 }
 
 /// Encrypts what arrives on `rx` into `writer`. A pipeline error is returned unmapped: when

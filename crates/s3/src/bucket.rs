@@ -21,6 +21,7 @@ pub(super) async fn list_buckets(
     let buckets = s
         .objects
         .list_buckets()
+        .await
         .map_err(error::object)?
         .into_iter()
         .filter(|b| b.owner == caller)
@@ -77,18 +78,18 @@ pub(super) async fn create_bucket(
         meta.versioning = object::Versioning::Enabled;
         meta.object_lock = Some(Default::default());
     }
-    match s.objects.create_bucket(&meta) {
+    match s.objects.create_bucket(&meta).await {
         Ok(()) => {
             if let Some(crn) = meta.root()
                 && let Err(e) = kp::manager(s)?.create_bucket_key(&name, &KeyRef::parse(crn))
             {
                 // Nothing half made: no bucket without its key.
-                let _ = s.objects.delete_bucket(&name);
+                let _ = s.objects.delete_bucket(&name).await;
                 return Err(error::keys(e));
             }
             if locked && let Err(e) = object_lock::enable(s, &mut meta, Default::default()) {
                 // Nor a bucket under Object Lock whose keys are not retained.
-                let _ = s.objects.delete_bucket(&name);
+                let _ = s.objects.delete_bucket(&name).await;
                 if let Some(m) = s.keys() {
                     let _ = m.remove_bucket_key(&name);
                 }
@@ -96,7 +97,7 @@ pub(super) async fn create_bucket(
             }
             Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
         }
-        Err(ObjectError::Store(StoreError::BucketExists(_))) => match s.objects.bucket(&name) {
+        Err(ObjectError::Store(StoreError::BucketExists(_))) => match s.objects.bucket(&name).await {
             Ok(b) if b.owner == caller && us_east_1 => {
                 Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
             }
@@ -113,7 +114,7 @@ pub(super) async fn head_bucket(
     s: &CipherS3,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    let Owned { bucket: meta, .. } = s.owned(req)?;
+    let Owned { bucket: meta, .. } = s.owned(req).await?;
     let mut response = S3Response::new(HeadBucketOutput::default());
     if let Some(crn) = meta.root() {
         kp::name_key(&mut response.headers, crn);
@@ -125,8 +126,8 @@ pub(super) async fn delete_bucket(
     s: &CipherS3,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    let Owned { input, bucket: meta, .. } = s.owned(req)?;
-    s.objects.delete_bucket(&input.bucket).map_err(error::object)?;
+    let Owned { input, bucket: meta, .. } = s.owned(req).await?;
+    s.objects.delete_bucket(&input.bucket).await.map_err(error::object)?;
     // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
     if let Some(m) = s.keys() {
         m.remove_bucket_key(&meta.name).map_err(error::keys)?;

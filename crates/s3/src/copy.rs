@@ -31,8 +31,8 @@ pub(super) async fn copy_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
-    s.owned_bucket(&src_bucket, &caller)?;
-    let target_bucket = s.owned_bucket(&input.bucket, &caller)?;
+    s.owned_bucket(&src_bucket, &caller).await?;
+    let target_bucket = s.owned_bucket(&input.bucket, &caller).await?;
     let kms = kp::requested_sse(
         s,
         &target_bucket,
@@ -41,7 +41,7 @@ pub(super) async fn copy_object(
     )?;
 
     // The source, opened with the key it needs.
-    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref())?;
+    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref()).await?;
     let source_version = source.version_id();
     let sent = [
         &input.copy_source_sse_customer_algorithm,
@@ -93,7 +93,7 @@ pub(super) async fn copy_object(
         (source_meta.headers, source_meta.user)
     };
     let (sealing, recorded) = objects::protection(s, &input.key, &target_bucket, target_key, kms)?;
-    let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
+    let writer = s.objects.writer(&input.bucket, &input.key).await.map_err(error::object)?;
     let size = source.size();
     let tag_key = sealing.key().cloned();
     let spec = body::sealing(SealSpec::new(sealing, s.backend), &recorded);

@@ -18,7 +18,7 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketEncryptionInput>,
 ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req)?;
+    let Owned { input, mut bucket, .. } = s.owned(req).await?;
     let rules = input.server_side_encryption_configuration.rules;
     let [rule] = rules.as_slice() else {
         return Err(s3_error!(MalformedXML, "give exactly one encryption rule"));
@@ -52,7 +52,7 @@ pub(super) async fn put(
             _ => KmsBinding { root: requested.root, origin: Origin::PutBucketEncryption, default: true },
         });
     }
-    s.objects.update_bucket(&bucket).map_err(error::object)?;
+    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutBucketEncryptionOutput::default()))
 }
 
@@ -60,7 +60,7 @@ pub(super) async fn get(
     s: &CipherS3,
     req: S3Request<GetBucketEncryptionInput>,
 ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-    let Owned { bucket, .. } = s.owned(req)?;
+    let Owned { bucket, .. } = s.owned(req).await?;
     let default = if bucket.sse_s3 {
         ServerSideEncryptionByDefault {
             sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AES256),
@@ -90,7 +90,7 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteBucketEncryptionInput>,
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-    let Owned { mut bucket, .. } = s.owned(req)?;
+    let Owned { mut bucket, .. } = s.owned(req).await?;
     if bucket.bound_at_creation() {
         return Err(s3_error!(
             InvalidRequest,
@@ -102,7 +102,7 @@ pub(super) async fn delete(
         changed |= std::mem::take(&mut kms.default);
     }
     if changed {
-        s.objects.update_bucket(&bucket).map_err(error::object)?;
+        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
     }
     Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
 }

@@ -23,7 +23,7 @@ enum Entry {
 
 /// Entries after `cursor` (skipping keys under `skip_prefix`), folded by `delimiter`, at
 /// most `max`; and whether more follow (never for `max` 0).
-fn collect(
+async fn collect(
     s: &CipherS3,
     bucket: &str,
     prefix: &str,
@@ -40,6 +40,7 @@ fn collect(
         let page = s
             .objects
             .list(bucket, object::Page::new(prefix, cursor.as_deref(), PAGE))
+            .await
             .map_err(error::object)?;
         let exhausted = page.len() < PAGE;
         for meta in page {
@@ -180,12 +181,13 @@ pub(super) async fn list_objects(
     s: &CipherS3,
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     let names = Names::new(input.encoding_type.as_ref())?;
     let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     let marker = input.marker.clone().filter(|m| !m.is_empty());
     let skip = skip_after(marker.as_ref(), delimiter.as_deref());
-    let (entries, truncated) = collect(s, &input.bucket, &prefix, delimiter.as_deref(), marker, skip, max)?;
+    let (entries, truncated) =
+        collect(s, &input.bucket, &prefix, delimiter.as_deref(), marker, skip, max).await?;
     // NextMarker whenever truncated (AWS sends it only with a delimiter; clients take it
     // when present, else the last key, which is the same name).
     let next_marker = truncated.then(|| last_name(&entries).map(str::to_owned)).flatten();
@@ -209,7 +211,7 @@ pub(super) async fn list_objects_v2(
     s: &CipherS3,
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     let names = Names::new(input.encoding_type.as_ref())?;
     let Query { prefix, delimiter, max } = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     // The token is the hex of the last key or common prefix returned.
@@ -223,7 +225,8 @@ pub(super) async fn list_objects_v2(
     };
     let skip = skip_after(token.as_ref(), delimiter.as_deref());
     let cursor = token.or_else(|| input.start_after.clone());
-    let (entries, truncated) = collect(s, &input.bucket, &prefix, delimiter.as_deref(), cursor, skip, max)?;
+    let (entries, truncated) =
+        collect(s, &input.bucket, &prefix, delimiter.as_deref(), cursor, skip, max).await?;
     let next = truncated.then(|| last_name(&entries).map(|n| hex(n.as_bytes()))).flatten();
     let owner = input.fetch_owner.unwrap_or(false).then(|| owner(&bucket.owner));
     let (contents, prefixes) = split(entries, names, owner.as_ref());

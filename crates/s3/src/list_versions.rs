@@ -24,7 +24,7 @@ enum Entry {
 
 /// The entries after (`key_marker`, `version_marker`), folded by `delimiter`, at most
 /// `max`; and whether more follow.
-fn collect(
+async fn collect(
     s: &CipherS3,
     bucket: &str,
     q: &Query,
@@ -41,6 +41,7 @@ fn collect(
         let page = s
             .objects
             .list_versions(bucket, &q.prefix, key.as_deref(), version.as_deref(), PAGE)
+            .await
             .map_err(error::object)?;
         let exhausted = page.len() < PAGE;
         for v in page {
@@ -76,7 +77,7 @@ pub(super) async fn list_object_versions(
     s: &CipherS3,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     let names = Names::new(input.encoding_type.as_ref())?;
     let query = Query::new(&input.prefix, &input.delimiter, input.max_keys);
     let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
@@ -84,7 +85,7 @@ pub(super) async fn list_object_versions(
     if version_marker.is_some() && key_marker.is_none() {
         return Err(s3_error!(InvalidArgument, "a version-id-marker needs a key-marker"));
     }
-    let (entries, truncated) = collect(s, &input.bucket, &query, key_marker, version_marker)?;
+    let (entries, truncated) = collect(s, &input.bucket, &query, key_marker, version_marker).await?;
     let (next_key, next_version) = match entries.last().filter(|_| truncated) {
         Some(Entry::Version(v)) => (Some(v.key.clone()), Some(v.version_id.clone())),
         Some(Entry::Prefix(p)) => (Some(p.clone()), None),

@@ -37,8 +37,8 @@ fn part_number(n: i32) -> S3Result<u32> {
 }
 
 /// The upload `id` of `key` in `bucket`, which the caller must own.
-fn upload_of(s: &CipherS3, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
-    let upload = s.objects.upload(bucket, id).map_err(error::object)?;
+async fn upload_of(s: &CipherS3, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
+    let upload = s.objects.upload(bucket, id).await.map_err(error::object)?;
     if upload.key != key {
         return Err(s3_error!(NoSuchUpload, "the upload belongs to another key"));
     }
@@ -49,7 +49,7 @@ pub(super) async fn create(
     s: &CipherS3,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     let sse_c = sse::parse(
         [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
@@ -75,7 +75,7 @@ pub(super) async fn create(
     upload.storage_class = storage_class;
     upload.tags = tags;
     upload.lock = lock;
-    s.objects.create_upload(&input.bucket, &upload).map_err(error::object)?;
+    s.objects.create_upload(&input.bucket, &upload).await.map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
@@ -114,15 +114,16 @@ pub(super) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let caller = CipherS3::caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    s.owned_bucket(&input.bucket, &caller)?;
-    let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
+    s.owned_bucket(&input.bucket, &caller).await?;
+    let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let number = part_number(input.part_number)?;
     let length = s.check_length(input.content_length)?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let expected = digest::expected!(input, &headers, trailing_headers)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-    let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
+    let writer =
+        s.objects.part_writer(&input.bucket, &input.upload_id, number).await.map_err(error::object)?;
     let spec = part_spec(s, &read, number);
     let md5 = etag::needs_md5(&read.protection);
     let encrypted = body::encrypt(body, writer, spec, length, body::limits(s), expected, md5).await?;
@@ -169,12 +170,12 @@ pub(super) async fn upload_part_copy(
     s: &CipherS3,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let Owned { caller, input, .. } = s.owned(req)?;
-    let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
+    let Owned { caller, input, .. } = s.owned(req).await?;
+    let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let number = part_number(input.part_number)?;
     let (src_bucket, src_key, src_version) = copy::source_of(&input.copy_source)?;
-    s.owned_bucket(&src_bucket, &caller)?;
-    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref())?;
+    s.owned_bucket(&src_bucket, &caller).await?;
+    let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref()).await?;
     conditions::copy_source!(input).check(source.record.unchecked(), true)?;
     let source_sent = [
         &input.copy_source_sse_customer_algorithm,
@@ -192,7 +193,8 @@ pub(super) async fn upload_part_copy(
     s.check_length(i64::try_from(last - first).ok())?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
-    let writer = s.objects.part_writer(&input.bucket, &input.upload_id, number).map_err(error::object)?;
+    let writer =
+        s.objects.part_writer(&input.bucket, &input.upload_id, number).await.map_err(error::object)?;
     let spec = part_spec(s, &read, number);
     let md5 = etag::needs_md5(&read.protection);
     let encrypted = body::reencrypt(source, first, last, writer, spec, md5).await?;
@@ -217,10 +219,10 @@ pub(super) async fn complete(
     s: &CipherS3,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let Owned { mut input, bucket: target, .. } = s.owned(req)?;
-    let upload = match upload_of(s, &input.bucket, &input.key, &input.upload_id) {
+    let Owned { mut input, bucket: target, .. } = s.owned(req).await?;
+    let upload = match upload_of(s, &input.bucket, &input.key, &input.upload_id).await {
         Ok(upload) => upload,
-        Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return completed_before(s, input, e),
+        Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return completed_before(s, input, e).await,
         Err(e) => return Err(e),
     };
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
@@ -237,6 +239,7 @@ pub(super) async fn complete(
     let uploaded: BTreeMap<u32, Part> = s
         .objects
         .list_parts(&input.bucket, &input.upload_id)
+        .await
         .map_err(error::object)?
         .into_iter()
         .map(|p| (p.record.number, p))
@@ -265,19 +268,21 @@ pub(super) async fn complete(
     private.headers.checksums = checksums;
     let record = complete::record(upload, &input.upload_id, &chosen, private, now_unix());
     let numbers: Vec<u32> = chosen.iter().map(|p| p.record.number).collect();
-    let objects = s.objects.clone();
     let versioning = target.versioning;
     // The bucket's default retention counts from now, when the version is made.
     let mut record = record;
     record.lock = object_lock::with_default(&target, record.lock);
-    let (bucket, id) = (input.bucket.clone(), input.upload_id.clone());
-    let key = read.key.clone();
-    let record = body::blocking(move || {
-        objects
-            .complete_upload(&bucket, &id, &numbers, &mut record, key.as_ref(), versioning)
-            .map(|()| record)
-    })
-    .await?;
+    s.objects
+        .complete_upload(
+            &input.bucket,
+            &input.upload_id,
+            &numbers,
+            &mut record,
+            read.key.as_ref(),
+            versioning,
+        )
+        .await
+        .map_err(error::object)?;
     let version_id = versioning::version_id(versioning, record.version_id.as_ref());
     Ok(completed(input.bucket, input.key, &record, &read, version_id))
 }
@@ -376,12 +381,12 @@ fn completed(
 /// A CompleteMultipartUpload whose upload is gone: if the object at its key was made by
 /// this very upload from the same parts (a client retrying after a lost response, even
 /// after a restart), it is answered as the first was; otherwise `gone` (NoSuchUpload).
-fn completed_before(
+async fn completed_before(
     s: &CipherS3,
     input: CompleteMultipartUploadInput,
     gone: S3Error,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let Ok(stored) = s.objects.head(&input.bucket, &input.key) else { return Err(gone) };
+    let Ok(stored) = s.objects.head(&input.bucket, &input.key).await else { return Err(gone) };
     if stored.unchecked().upload_id.as_deref() != Some(input.upload_id.as_str()) {
         return Err(gone);
     }
@@ -413,9 +418,9 @@ pub(super) async fn abort(
     s: &CipherS3,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let Owned { input, .. } = s.owned(req)?;
-    upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
-    s.objects.abort_upload(&input.bucket, &input.upload_id).map_err(error::object)?;
+    let Owned { input, .. } = s.owned(req).await?;
+    upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
+    s.objects.abort_upload(&input.bucket, &input.upload_id).await.map_err(error::object)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -423,11 +428,11 @@ pub(super) async fn list_parts(
     s: &CipherS3,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let Owned { input, .. } = s.owned(req)?;
-    upload_of(s, &input.bucket, &input.key, &input.upload_id)?;
+    let Owned { input, .. } = s.owned(req).await?;
+    upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = input.part_number_marker.unwrap_or(0);
-    let all = s.objects.list_parts(&input.bucket, &input.upload_id).map_err(error::object)?;
+    let all = s.objects.list_parts(&input.bucket, &input.upload_id).await.map_err(error::object)?;
     let mut after: Vec<PartRecord> =
         all.into_iter().map(|p| p.record).filter(|p| i64::from(p.number) > i64::from(marker)).collect();
     let truncated = after.len() > max;
@@ -460,7 +465,7 @@ pub(super) async fn list_uploads(
     s: &CipherS3,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let Owned { input, .. } = s.owned(req)?;
+    let Owned { input, .. } = s.owned(req).await?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
@@ -470,7 +475,7 @@ pub(super) async fn list_uploads(
     let mut prefixes = BTreeSet::new();
     let mut truncated = false;
     let mut last: Option<(String, String)> = None;
-    for u in s.objects.list_uploads(&input.bucket).map_err(error::object)? {
+    for u in s.objects.list_uploads(&input.bucket).await.map_err(error::object)? {
         let key = &u.key;
         if !key.starts_with(&prefix) {
             continue;

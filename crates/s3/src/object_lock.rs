@@ -186,7 +186,7 @@ pub(super) async fn put_configuration(
     s: &CipherS3,
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req)?;
+    let Owned { input, mut bucket, .. } = s.owned(req).await?;
     let config = input.object_lock_configuration.unwrap_or_default();
     if config.object_lock_enabled.as_ref().map(ObjectLockEnabled::as_str) != Some(ObjectLockEnabled::ENABLED)
     {
@@ -204,7 +204,7 @@ pub(super) async fn put_configuration(
         enable(s, &mut bucket, wanted)?;
     }
     bucket.object_lock = Some(wanted);
-    s.objects.update_bucket(&bucket).map_err(error::object)?;
+    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
 }
 
@@ -212,7 +212,7 @@ pub(super) async fn get_configuration(
     s: &CipherS3,
     req: S3Request<GetObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-    let Owned { bucket, .. } = s.owned(req)?;
+    let Owned { bucket, .. } = s.owned(req).await?;
     let Some(config) = bucket.object_lock else {
         return Err(custom(
             "ObjectLockConfigurationNotFoundError",
@@ -247,7 +247,7 @@ pub(super) async fn put_retention(
     s: &CipherS3,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     require_lock(&bucket)?;
     let asked = input.retention.unwrap_or_default();
     let mode = asked.mode.as_ref().map(ObjectLockRetentionMode::as_str);
@@ -255,6 +255,7 @@ pub(super) async fn put_retention(
     let bypass = input.bypass_governance_retention.unwrap_or(false);
     s.objects
         .set_retention(&input.bucket, &input.key, input.version_id.as_deref(), new, bypass)
+        .await
         .map_err(error::object)?;
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
@@ -263,9 +264,9 @@ pub(super) async fn get_retention(
     s: &CipherS3,
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     require_lock(&bucket)?;
-    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let Some(r) = object.lock().retention else { return Err(no_lock()) };
     let retention = ObjectLockRetention {
         mode: Some(ObjectLockRetentionMode::from(r.mode.as_s3().to_owned())),
@@ -278,12 +279,13 @@ pub(super) async fn put_legal_hold(
     s: &CipherS3,
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     require_lock(&bucket)?;
     let status = input.legal_hold.and_then(|h| h.status);
     let on = legal_hold(status.as_ref().map(ObjectLockLegalHoldStatus::as_str).unwrap_or_default())?;
     s.objects
         .set_legal_hold(&input.bucket, &input.key, input.version_id.as_deref(), on)
+        .await
         .map_err(error::object)?;
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
 }
@@ -292,9 +294,9 @@ pub(super) async fn get_legal_hold(
     s: &CipherS3,
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     require_lock(&bucket)?;
-    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let status = match object.lock().legal_hold {
         Some(true) => ObjectLockLegalHoldStatus::ON,
         Some(false) => ObjectLockLegalHoldStatus::OFF,

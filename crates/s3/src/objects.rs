@@ -23,7 +23,7 @@ pub(super) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    let bucket = s.owned_bucket(&input.bucket, &caller)?;
+    let bucket = s.owned_bucket(&input.bucket, &caller).await?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let sse_c = sse::parse(
@@ -38,7 +38,7 @@ pub(super) async fn put_object(
     let tags = tagging::from_header(input.tagging.as_deref())?;
     let lock = object_lock::for_write(&bucket, object_lock::asked_of!(input))?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-    let writer = s.objects.writer(&input.bucket, &input.key).map_err(error::object)?;
+    let writer = s.objects.writer(&input.bucket, &input.key).await.map_err(error::object)?;
     let (sealing, recorded) = protection(s, &input.key, &bucket, sse_c, kms)?;
     let headers = headers::from_input!(input);
     let tag_key = sealing.key().cloned();
@@ -144,9 +144,9 @@ struct Opened {
 
 /// Opens the object (or version) a GET or HEAD names, for `caller`. The key first: nothing
 /// in the record is trusted before its tag checks under it.
-fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Result<Opened> {
-    let bucket = s.owned_bucket(req.bucket, caller)?;
-    let object = versioning::open(s, req.bucket, req.key, req.version_id)?;
+async fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Result<Opened> {
+    let bucket = s.owned_bucket(req.bucket, caller).await?;
+    let object = versioning::open(s, req.bucket, req.key, req.version_id).await?;
     let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
     let lock = object_lock::shown(&object.lock());
@@ -162,7 +162,7 @@ pub(super) async fn get_object(
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
     let Opened { body, read, meta, version_id, tag_count, lock } =
-        open_for_read(s, &caller, read_request!(input))?;
+        open_for_read(s, &caller, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     let source = PlainSource::open(body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
     let size = source.size();
@@ -227,7 +227,7 @@ pub(super) async fn head_object(
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
     let Opened { read, meta, version_id, tag_count, lock, .. } =
-        open_for_read(s, &caller, read_request!(input))?;
+        open_for_read(s, &caller, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     // With partNumber: that part's length and range, and how many parts there are.
     let (length, content_range, parts_count) = match input.part_number {
@@ -270,7 +270,7 @@ pub(super) async fn delete_object(
     s: &CipherS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
     let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -289,13 +289,11 @@ async fn delete_one(
     version_id: Option<String>,
     guard: Option<object::amend::Guard>,
 ) -> S3Result<object::versions::Deleted> {
-    let objects = s.objects.clone();
-    let (name, versioning) = (bucket.name.clone(), bucket.versioning);
-    body::blocking(move || match version_id {
-        Some(v) => objects.delete_version(&name, &key, &v, guard),
-        None => objects.delete_in(&name, &key, versioning),
-    })
-    .await
+    match version_id {
+        Some(v) => s.objects.delete_version(&bucket.name, &key, &v, guard).await,
+        None => s.objects.delete_in(&bucket.name, &key, bucket.versioning).await,
+    }
+    .map_err(error::object)
 }
 
 /// Most keys one DeleteObjects request may name.
@@ -305,7 +303,7 @@ pub(super) async fn delete_objects(
     s: &CipherS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req)?;
+    let Owned { input, bucket, .. } = s.owned(req).await?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE {
         return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));

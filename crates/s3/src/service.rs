@@ -79,15 +79,15 @@ impl CipherS3 {
     /// Who asks, what they ask and the bucket's record, for a request on a bucket the
     /// caller owns; AccessDenied otherwise. Every bucket operation asks this first: the
     /// one place that decides who may act on a bucket.
-    pub(crate) fn owned<T: OnBucket>(&self, req: S3Request<T>) -> S3Result<Owned<T>> {
+    pub(crate) async fn owned<T: OnBucket>(&self, req: S3Request<T>) -> S3Result<Owned<T>> {
         let caller = Self::caller(&req)?;
-        let bucket = self.owned_bucket(req.input.bucket(), &caller)?;
+        let bucket = self.owned_bucket(req.input.bucket(), &caller).await?;
         Ok(Owned { caller, input: req.input, bucket })
     }
 
     /// The bucket's record, if the caller owns it.
-    pub(crate) fn owned_bucket(&self, bucket: &str, caller: &str) -> S3Result<BucketRecord> {
-        let meta = self.objects.bucket(bucket).map_err(error::object)?;
+    pub(crate) async fn owned_bucket(&self, bucket: &str, caller: &str) -> S3Result<BucketRecord> {
+        let meta = self.objects.bucket(bucket).await.map_err(error::object)?;
         if meta.owner != caller {
             return Err(s3_error!(AccessDenied, "the bucket belongs to another user"));
         }

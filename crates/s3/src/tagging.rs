@@ -37,7 +37,7 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let Owned { input, .. } = s.owned(req)?;
+    let Owned { input, .. } = s.owned(req).await?;
     let pairs = input
         .tagging
         .tag_set
@@ -48,6 +48,7 @@ pub(super) async fn put(
     let version_id = s
         .objects
         .set_tags(&input.bucket, &input.key, input.version_id.as_deref(), &tags)
+        .await
         .map_err(error::object)?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: version_id.or_else(|| Some("null".into())) }))
 }
@@ -56,8 +57,8 @@ pub(super) async fn get(
     s: &CipherS3,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let Owned { input, .. } = s.owned(req)?;
-    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref())?;
+    let Owned { input, .. } = s.owned(req).await?;
+    let object = versioning::open(s, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let version_id = object.version_id().or_else(|| Some("null".into()));
     let tag_set = object
         .tags()
@@ -72,10 +73,11 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let Owned { input, .. } = s.owned(req)?;
+    let Owned { input, .. } = s.owned(req).await?;
     let version_id = s
         .objects
         .set_tags(&input.bucket, &input.key, input.version_id.as_deref(), &TagSet::default())
+        .await
         .map_err(error::object)?;
     Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: version_id.or_else(|| Some("null".into())) }))
 }

@@ -15,7 +15,7 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req)?;
+    let Owned { input, mut bucket, .. } = s.owned(req).await?;
     let config = input.versioning_configuration;
     if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
         return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
@@ -39,7 +39,7 @@ pub(super) async fn put(
     }
     if bucket.versioning != wanted {
         bucket.versioning = wanted;
-        s.objects.update_bucket(&bucket).map_err(error::object)?;
+        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
     }
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
@@ -48,7 +48,7 @@ pub(super) async fn get(
     s: &CipherS3,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let Owned { bucket, .. } = s.owned(req)?;
+    let Owned { bucket, .. } = s.owned(req).await?;
     let status = match bucket.versioning {
         Versioning::Off => None,
         Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
@@ -93,10 +93,15 @@ pub(super) fn delete_marker(object: &Fetched, named: bool) -> S3Error {
 
 /// Opens the object a GET, HEAD or copy names: the version `version_id` if given, else
 /// the current one; a delete marker answers as S3 does ([`delete_marker`]).
-pub(super) fn open(s: &CipherS3, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Fetched> {
+pub(super) async fn open(
+    s: &CipherS3,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<Fetched> {
     let object = match version_id {
-        Some(v) => s.objects.get_version(bucket, key, v),
-        None => s.objects.get(bucket, key),
+        Some(v) => s.objects.get_version(bucket, key, v).await,
+        None => s.objects.get(bucket, key).await,
     }
     .map_err(error::object)?;
     if object.is_delete_marker() {

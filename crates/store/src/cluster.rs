@@ -5,8 +5,9 @@
 //! record names (a gateway killed between the two) are removed by [`ClusterStore::sweep`].
 //! Concurrent writers of one key each commit a whole object; the last commit wins.
 //!
-//! [`crate::Store`] is synchronous; this store bridges to its async clients on the runtime
-//! it was created in (from a runtime worker through `block_in_place`).
+//! Its operations await the metadata service and the blob cluster directly. Only the byte
+//! streams cross into synchronous code: the sealing pipeline writes a [`ClusterWriter`]
+//! and reads a blob through [`Bridge`], on the runtime the store was created in.
 //!
 //! Here: [`ClusterStore`] and what its parts share (the bucket cache, commits, errors).
 //! Beside it: `layout` (keys in the metadata service), `entry` (an entry's encoding),

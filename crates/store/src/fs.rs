@@ -426,27 +426,40 @@ macro_rules! write_to_tmp {
         }
     };
 }
-use crate::{BucketStore, ObjectStore, Page, VersionStore};
+use crate::{BucketStore, ObjectStore, Page, blocking};
 use write_to_tmp;
 
 write_to_tmp!(FsWriter);
 
-impl ObjectWriter for FsWriter {
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+impl FsWriter {
+    /// [`ObjectWriter::commit`], blocking.
+    fn commit_now(self, record: &[u8]) -> Result<(), StoreError> {
         // No key lock: in a bucket that never kept versions the last rename wins, and
         // holding the lock over this flush would serialise writers of other keys.
-        let FsWriter { tmp, target, objects, .. } = *self;
+        let FsWriter { tmp, target, objects, .. } = self;
         place(tmp, record, None, &target, Some(&objects))
     }
 
-    fn commit_version(
+    /// [`ObjectWriter::commit_version`], blocking.
+    fn commit_version_now(self, record: &[u8], version: &Version) -> Result<Option<Vec<u8>>, StoreError> {
+        let FsWriter { tmp, target, objects, locks } = self;
+        let _key = locks.lock(&target);
+        versions::install(tmp, record, version, &target, &objects)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectWriter for FsWriter {
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+        blocking(|| self.commit_now(record))
+    }
+
+    async fn commit_version(
         self: Box<Self>,
         record: &[u8],
         version: &Version,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let FsWriter { tmp, target, objects, locks } = *self;
-        let _key = locks.lock(&target);
-        versions::install(tmp, record, version, &target, &objects)
+    ) -> crate::Result<Option<Vec<u8>>> {
+        blocking(|| self.commit_version_now(record, version))
     }
 }
 
@@ -497,98 +510,17 @@ fn place(
     Ok(())
 }
 
-impl BucketStore for FsStore {
-    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        let dir = self.bucket_dir(name)?;
-        let _change = self.known.change();
-        if dir.exists() {
-            return Err(StoreError::BucketExists(name.to_owned()));
-        }
-        let staging = self.staging_dir("bucket-")?;
-        mkdirs(&staging.path().join("objects"))?;
-        base::durable::write_atomic(&staging.path().join(UNTAGGED), b"")
-            .map_err(StoreError::io("cannot write bucket metadata"))?;
-        base::durable::write_atomic(&staging.path().join("bucket.json"), record)
-            .map_err(StoreError::io("cannot write bucket metadata"))?;
-        let staged = staging.keep();
-        match fs::rename(&staged, &dir) {
-            Ok(()) => {
-                sync_dir(&self.root.join("buckets"));
-                self.known.set(name, Arc::new(Bucket::new(record.to_vec(), true)));
-                Ok(())
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&staged);
-                if dir.exists() {
-                    Err(StoreError::BucketExists(name.to_owned()))
-                } else {
-                    Err(StoreError::io("cannot create the bucket")(e))
-                }
-            }
-        }
-    }
-
-    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(self.known_bucket(name)?.1.record.clone())
-    }
-
-    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        let _change = self.known.change();
-        let (dir, known) = self.known_bucket(name)?;
-        match base::durable::write_atomic(&dir.join("bucket.json"), record) {
-            Ok(()) => {
-                self.known.set(name, Arc::new(Bucket::new(record.to_vec(), known.untagged())));
-                Ok(())
-            }
-            Err(e) => {
-                // Old or new record: read it again next time.
-                self.known.forget(name);
-                Err(StoreError::io("cannot write bucket metadata")(e))
-            }
-        }
-    }
-
-    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        let _change = self.known.change();
-        let dir = self.existing_bucket(name)?;
-        if !self.list_versions(name, Page::new("", None, 1))?.is_empty() {
-            return Err(StoreError::BucketNotEmpty(name.to_owned()));
-        }
-        // Vanish at once, then clean up at leisure.
-        let graveyard = self.staging_dir("deleted-")?.keep();
-        let target = graveyard.join("bucket");
-        let renamed = fs::rename(&dir, &target);
-        self.known.forget(name);
-        renamed.map_err(StoreError::io("cannot delete the bucket"))?;
-        sync_dir(&self.root.join("buckets"));
-        fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove the deleted bucket"))
-    }
-
-    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
-        let mut out = Vec::new();
-        for entry in fs::read_dir(self.root.join("buckets")).map_err(StoreError::io("cannot list buckets"))? {
-            let entry = entry.map_err(StoreError::io("cannot list buckets"))?;
-            let dir = entry.path();
-            if let Some(name) = entry.file_name().to_str().filter(|n| check_bucket_name(n).is_ok())
-                && dir.join("bucket.json").is_file()
-            {
-                out.push(Named { name: name.to_owned(), record: Self::read_bucket_record(&dir)? });
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-}
-
-impl ObjectStore for FsStore {
-    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+impl FsStore {
+    /// Starts writing `key` in `bucket` ([`ObjectStore::put`]).
+    fn writer(&self, bucket: &str, key: &str) -> Result<FsWriter, StoreError> {
         let (target, _) = self.object_in(bucket, key)?;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let locks = self.locks.clone();
-        Ok(Box::new(FsWriter { tmp: self.temp()?, target, objects, locks }))
+        Ok(FsWriter { tmp: self.temp()?, target, objects, locks })
     }
 
-    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+    /// Opens the current object of `key` ([`ObjectStore::get`]): one record read, inline.
+    fn current(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
         let (path, known) = self.object_in(bucket, key)?;
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -601,47 +533,156 @@ impl ObjectStore for FsStore {
         let annex = versions::read_annex(&path, known.untagged())?;
         Ok(StoredObject { record, body: Box::new(body), annex, version })
     }
+}
 
-    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        let (path, known) = self.object_in(bucket, key)?;
-        match known.untagged() {
-            true => {}
-            false => match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
-            },
-        }
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                let objects = self.existing_bucket(bucket)?.join("objects");
-                if let Some(parent) = path.parent() {
-                    sync_dir(parent);
-                    Self::prune(parent, &objects);
-                }
-                Ok(true)
+#[async_trait::async_trait]
+impl BucketStore for FsStore {
+    async fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        blocking(|| {
+            let dir = self.bucket_dir(name)?;
+            let _change = self.known.change();
+            if dir.exists() {
+                return Err(StoreError::BucketExists(name.to_owned()));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
-        }
+            let staging = self.staging_dir("bucket-")?;
+            mkdirs(&staging.path().join("objects"))?;
+            base::durable::write_atomic(&staging.path().join(UNTAGGED), b"")
+                .map_err(StoreError::io("cannot write bucket metadata"))?;
+            base::durable::write_atomic(&staging.path().join("bucket.json"), record)
+                .map_err(StoreError::io("cannot write bucket metadata"))?;
+            let staged = staging.keep();
+            match fs::rename(&staged, &dir) {
+                Ok(()) => {
+                    sync_dir(&self.root.join("buckets"));
+                    self.known.set(name, Arc::new(Bucket::new(record.to_vec(), true)));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&staged);
+                    if dir.exists() {
+                        Err(StoreError::BucketExists(name.to_owned()))
+                    } else {
+                        Err(StoreError::io("cannot create the bucket")(e))
+                    }
+                }
+            }
+        })
     }
 
-    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
-        let Page { prefix, after: start_after, limit } = page;
-        let objects = self.existing_bucket(bucket)?.join("objects");
-        let prefix = keypath::hex(prefix.as_bytes());
-        let after = start_after.map(|a| keypath::hex(a.as_bytes()));
-        let mut out = Vec::new();
-        if limit > 0 {
-            self.walk(&objects, "", &prefix, after.as_deref(), false, &mut |name, path| {
-                let Some(file) = Self::open_listed(&path)? else { return Ok(true) };
-                let t = Self::read_record(&file, &path)?;
-                if !t.version.is_some_and(|v| v.marker) {
-                    out.push(Named { name, record: t.record });
+    async fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.known_bucket(name)?.1.record.clone())
+    }
+
+    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        blocking(|| {
+            let _change = self.known.change();
+            let (dir, known) = self.known_bucket(name)?;
+            match base::durable::write_atomic(&dir.join("bucket.json"), record) {
+                Ok(()) => {
+                    self.known.set(name, Arc::new(Bucket::new(record.to_vec(), known.untagged())));
+                    Ok(())
                 }
-                Ok(out.len() < limit)
-            })?;
-        }
-        Ok(out)
+                Err(e) => {
+                    // Old or new record: read it again next time.
+                    self.known.forget(name);
+                    Err(StoreError::io("cannot write bucket metadata")(e))
+                }
+            }
+        })
+    }
+
+    async fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        blocking(|| {
+            let _change = self.known.change();
+            let dir = self.existing_bucket(name)?;
+            if !self.versions_page(name, Page::new("", None, 1))?.is_empty() {
+                return Err(StoreError::BucketNotEmpty(name.to_owned()));
+            }
+            // Vanish at once, then clean up at leisure.
+            let graveyard = self.staging_dir("deleted-")?.keep();
+            let target = graveyard.join("bucket");
+            let renamed = fs::rename(&dir, &target);
+            self.known.forget(name);
+            renamed.map_err(StoreError::io("cannot delete the bucket"))?;
+            sync_dir(&self.root.join("buckets"));
+            fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove the deleted bucket"))
+        })
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
+        blocking(|| {
+            let mut out = Vec::new();
+            for entry in
+                fs::read_dir(self.root.join("buckets")).map_err(StoreError::io("cannot list buckets"))?
+            {
+                let entry = entry.map_err(StoreError::io("cannot list buckets"))?;
+                let dir = entry.path();
+                if let Some(name) = entry.file_name().to_str().filter(|n| check_bucket_name(n).is_ok())
+                    && dir.join("bucket.json").is_file()
+                {
+                    out.push(Named { name: name.to_owned(), record: Self::read_bucket_record(&dir)? });
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FsStore {
+    async fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        Ok(Box::new(self.writer(bucket, key)?))
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+        self.current(bucket, key)
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        blocking(|| {
+            let (path, known) = self.object_in(bucket, key)?;
+            match known.untagged() {
+                true => {}
+                false => match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
+                },
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    let objects = self.existing_bucket(bucket)?.join("objects");
+                    if let Some(parent) = path.parent() {
+                        sync_dir(parent);
+                        Self::prune(parent, &objects);
+                    }
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
+            }
+        })
+    }
+
+    async fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
+        blocking(|| {
+            let Page { prefix, after: start_after, limit } = page;
+            let objects = self.existing_bucket(bucket)?.join("objects");
+            let prefix = keypath::hex(prefix.as_bytes());
+            let after = start_after.map(|a| keypath::hex(a.as_bytes()));
+            let mut out = Vec::new();
+            if limit > 0 {
+                self.walk(&objects, "", &prefix, after.as_deref(), false, &mut |name, path| {
+                    let Some(file) = Self::open_listed(&path)? else { return Ok(true) };
+                    let t = Self::read_record(&file, &path)?;
+                    if !t.version.is_some_and(|v| v.marker) {
+                        out.push(Named { name, record: t.record });
+                    }
+                    Ok(out.len() < limit)
+                })?;
+            }
+            Ok(out)
+        })
     }
 }

@@ -5,6 +5,7 @@
 //! implement; [`fs::FsStore`] is the embedded filesystem backend. Records travel with
 //! each object, not in process memory, so several service instances can share a backend.
 
+mod blocking;
 pub mod cluster;
 pub mod dispersal;
 pub mod fs;
@@ -19,6 +20,7 @@ pub mod prelude {
 
 use std::io::Write;
 
+pub use blocking::blocking;
 pub use versions::{ListedVersion, Version, VersionCursor, VersionId, Wanted};
 
 /// What a store's operations return.
@@ -136,29 +138,28 @@ impl std::io::Read for SequentialReader<'_> {
 }
 
 /// An object being written: visible to nobody until [`ObjectWriter::commit`]; dropped
-/// without it, it leaves nothing.
+/// without it, it leaves nothing. The bytes arrive through [`Write`] from the sealing
+/// pipeline (a blocking thread); the commit is awaited.
+#[async_trait::async_trait]
 pub trait ObjectWriter: Write + Send {
     /// Makes the object visible under its key with `record`, replacing any previous one,
     /// durably.
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError>;
     /// Makes the object visible as `version` of its key (its bucket keeps versions),
     /// durably: it becomes the key's current version and the version it replaces stays,
     /// noncurrent; but a null version replaces the key's null version, wherever that is.
     /// Returns the record of the version removed that way, if any (its bytes are gone).
-    fn commit_version(
-        self: Box<Self>,
-        record: &[u8],
-        version: &Version,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn commit_version(self: Box<Self>, record: &[u8], version: &Version) -> Result<Option<Vec<u8>>>;
 }
 
 /// A part being written: invisible until [`PartWriter::commit`], which replaces an
 /// earlier part of the same number.
+#[async_trait::async_trait]
 pub trait PartWriter: Write + Send {
     /// Makes the part visible in its upload with `record`, durably; returns its stored
     /// length. Fails with [`StoreError::NoSuchUpload`] if the upload was completed or
     /// aborted meanwhile.
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError>;
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError>;
 }
 
 /// Generates a fresh upload id.
@@ -272,85 +273,113 @@ pub struct StoredPart {
 /// the four concerns together, each a trait of its own ([`BucketStore`], [`ObjectStore`],
 /// [`VersionStore`], [`UploadStore`]) that a backend implements where the code for it
 /// lives; callers hold an `Arc<dyn Store>`.
+///
+/// One execution model: every operation is async and awaited on the caller's task. A
+/// backend on a network (the cluster store) awaits its clients; the filesystem store
+/// reads one record inline (a page-cache read) and runs anything that walks directories
+/// or waits on the disk (`fsync`) through [`blocking`]. Only bytes cross into synchronous
+/// code: an [`ObjectWriter`] is written and an [`ObjectReader`] read by the sealing
+/// pipeline on its own threads (rayon for sealing and coding).
 pub trait Store: BucketStore + ObjectStore + VersionStore + UploadStore {}
 
 impl<T: BucketStore + ObjectStore + VersionStore + UploadStore> Store for T {}
 
 /// Buckets and their records.
+#[async_trait::async_trait]
 pub trait BucketStore: Send + Sync {
     /// Creates a bucket; [`StoreError::BucketExists`] if it exists.
-    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
+    async fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
     /// A bucket's record.
-    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+    async fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError>;
     /// Replaces a bucket's record.
-    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
+    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
     /// Deletes an empty bucket.
-    fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
+    async fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
     /// Every bucket's record, by name.
-    fn list_buckets(&self) -> Result<Vec<Named>, StoreError>;
+    async fn list_buckets(&self) -> Result<Vec<Named>, StoreError>;
 }
 
 /// Objects: the current version of each key, its bytes and record.
+#[async_trait::async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Starts writing `key` in `bucket`.
-    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    async fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
     /// Opens an object.
-    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError>;
+    async fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError>;
     /// An object's record.
-    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(self.get(bucket, key)?.record)
+    async fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(bucket, key).await?.record)
     }
     /// Deletes an object (and the annex beside it); `false` if there was none. Only for
     /// buckets that never kept versions: it removes the current version and nothing else.
-    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    async fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
     /// The records of one page of objects (keys that start with the page's prefix and sort
     /// after its cursor), in byte order of their keys: each key's current version, unless
     /// it is a delete marker.
-    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError>;
+    async fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError>;
 }
 
 /// Versions of a key, and the annex kept beside each.
+#[async_trait::async_trait]
 pub trait VersionStore: Send + Sync {
     /// Opens one version of a key (a delete marker has no bytes);
     /// [`StoreError::NoSuchVersion`] if it has none such.
-    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError>;
+    async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted)
+    -> Result<StoredObject, StoreError>;
     /// Removes one version of a key for good, with its annex, if `allow` (given its record
     /// and annex, under the same lock or transaction as the removal) lets it; if it was
     /// the current one, the newest of the others becomes current. Returns it and its
     /// record, or `None` if the key has no such version.
-    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed>;
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+        allow: Allow<'_>,
+    ) -> Result<Removed>;
     /// One page of versions of the keys that start with the page's prefix, after its
     /// cursor: keys in byte order, each key's current version first, then the others
     /// newest first.
-    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>>;
+    async fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>>;
     /// Replaces the annex kept beside a version of `key` (the current one if `at` is
     /// `None`) with what `change` makes of its record and present annex (`None`: keep
     /// nothing), atomically with respect to other changes of that annex and to removals
     /// of the version; [`StoreError::NoSuchKey`] or [`StoreError::NoSuchVersion`] if
     /// there is no such object. The object's record and bytes are left as they are.
-    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()>;
+    async fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        at: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<()>;
 }
 
 /// Multipart uploads: their records, parts, and the object they complete into.
+#[async_trait::async_trait]
 pub trait UploadStore: Send + Sync {
     /// Starts a multipart upload in `bucket` with `record`.
-    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError>;
+    async fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError>;
     /// An upload's record.
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError>;
+    async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError>;
     /// Starts writing part `number` of an upload.
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>>;
+    async fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>>;
     /// The parts uploaded so far, by number.
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError>;
+    async fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError>;
     /// Every upload in progress in `bucket`, by id.
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError>;
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError>;
     /// Discards an upload and its parts.
-    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError>;
     /// Makes the object [`Completion::key`] out of the upload's parts (stored bytes laid
     /// end to end, in the completion's order) with its record, replacing any object under
     /// that key (or, with a version, as [`ObjectWriter::commit_version`] places it,
     /// returning what it returns), then discards the upload. All or nothing: on failure
     /// the upload is left as it was.
-    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        done: Completion<'_>,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Checks S3's bucket naming rules.

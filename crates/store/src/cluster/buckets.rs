@@ -2,12 +2,13 @@
 
 use super::*;
 
+#[async_trait::async_trait]
 impl BucketStore for ClusterStore {
-    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+    async fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         check_bucket_name(name)?;
         let key = bucket_key(name);
         let ops = vec![Op::Put(key.clone(), record.to_vec()), Op::Put(seq_key(name), Vec::new())];
-        match self.inner.wait(self.inner.txn_at(vec![Compare::Absent(key)], ops))? {
+        match self.inner.txn_at(vec![Compare::Absent(key)], ops).await? {
             Some(revision) => {
                 self.inner.buckets.note(name, revision, Some(record.to_vec()));
                 Ok(())
@@ -16,19 +17,19 @@ impl BucketStore for ClusterStore {
         }
     }
 
-    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+    async fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         check_bucket_name(name)?;
-        match self.inner.wait(self.inner.bucket_record(name))? {
+        match self.inner.bucket_record(name).await? {
             Some(record) => Ok(record),
             None => Err(StoreError::NoSuchBucket(name.to_owned())),
         }
     }
 
-    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
         check_bucket_name(name)?;
         let key = bucket_key(name);
         let ops = vec![Op::Put(key.clone(), record.to_vec())];
-        match self.inner.wait(self.inner.txn_at(vec![Compare::Present(key)], ops))? {
+        match self.inner.txn_at(vec![Compare::Present(key)], ops).await? {
             Some(revision) => {
                 self.inner.buckets.note(name, revision, Some(record.to_vec()));
                 Ok(())
@@ -37,33 +38,31 @@ impl BucketStore for ClusterStore {
         }
     }
 
-    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+    async fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
         check_bucket_name(name)?;
         let inner = &self.inner;
-        inner.wait(async {
-            for _ in 0..COMMIT_TRIES {
-                let Some(seq) = inner.get(&seq_key(name)).await? else {
-                    return Err(StoreError::NoSuchBucket(name.to_owned()));
-                };
-                for prefix in [objects_of(name), uploads_of(name)] {
-                    let page = inner.kv.range(&prefix, &prefix_end(&prefix), 1).await.map_err(kv_error)?;
-                    if !page.entries.is_empty() {
-                        return Err(StoreError::BucketNotEmpty(name.to_owned()));
-                    }
-                }
-                let ops = vec![Op::Delete(bucket_key(name)), Op::Delete(seq_key(name))];
-                let compares = vec![Compare::Revision(seq_key(name), seq.mod_revision)];
-                if let Some(revision) = inner.txn_at(compares, ops).await? {
-                    inner.buckets.note(name, revision, None);
-                    return Ok(());
+        for _ in 0..COMMIT_TRIES {
+            let Some(seq) = inner.get(&seq_key(name)).await? else {
+                return Err(StoreError::NoSuchBucket(name.to_owned()));
+            };
+            for prefix in [objects_of(name), uploads_of(name)] {
+                let page = inner.kv.range(&prefix, &prefix_end(&prefix), 1).await.map_err(kv_error)?;
+                if !page.entries.is_empty() {
+                    return Err(StoreError::BucketNotEmpty(name.to_owned()));
                 }
             }
-            Err(StoreError::Unavailable("the bucket kept changing; retry".into()))
-        })
+            let ops = vec![Op::Delete(bucket_key(name)), Op::Delete(seq_key(name))];
+            let compares = vec![Compare::Revision(seq_key(name), seq.mod_revision)];
+            if let Some(revision) = inner.txn_at(compares, ops).await? {
+                inner.buckets.note(name, revision, None);
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable("the bucket kept changing; retry".into()))
     }
 
-    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
-        let entries = self.inner.wait(self.inner.all(b"b/", &prefix_end(b"b/")))?;
+    async fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
+        let entries = self.inner.all(b"b/", &prefix_end(b"b/")).await?;
         Ok(entries
             .into_iter()
             .map(|e| Named { name: String::from_utf8_lossy(&e.key[2..]).into_owned(), record: e.value })

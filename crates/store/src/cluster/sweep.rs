@@ -22,10 +22,8 @@ impl ClusterStore {
     /// Deletes the blobs under `d/` and `p/` that no record names and that are older than
     /// `grace` (longer than any write takes): what gateways killed mid-write left. Returns
     /// how many it deleted.
-    pub fn sweep(&self, grace: Duration) -> Result<usize, StoreError> {
-        let store = self.clone();
-        let report = self.inner.wait(async move { store.sweep_paced(grace, Duration::ZERO, false).await })?;
-        Ok(report.removed)
+    pub async fn sweep(&self, grace: Duration) -> Result<usize, StoreError> {
+        Ok(self.sweep_paced(grace, Duration::ZERO, false).await?.removed)
     }
 
     /// [`ClusterStore::sweep`], waiting `pause` after each blob it checks (a background

@@ -3,39 +3,38 @@
 
 use super::*;
 
+#[async_trait::async_trait]
 impl UploadStore for ClusterStore {
-    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+    async fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
         check_upload_id(upload_id)?;
         check_bucket_name(bucket)?;
         let ops = vec![Op::Put(upload_key(bucket, upload_id), record.to_vec())];
-        if self.inner.wait(self.inner.txn(vec![Compare::Present(bucket_key(bucket))], ops))? {
+        if self.inner.txn(vec![Compare::Present(bucket_key(bucket))], ops).await? {
             Ok(())
         } else {
             Err(StoreError::NoSuchBucket(bucket.to_owned()))
         }
     }
 
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+    async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
         check_upload_id(upload_id)?;
         let inner = &self.inner;
-        inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            match inner.get(&upload_key(bucket, upload_id)).await? {
-                Some(e) => Ok(e.value),
-                None => Err(StoreError::NoSuchUpload(upload_id.to_owned())),
-            }
-        })
+        inner.require_bucket(bucket).await?;
+        match inner.get(&upload_key(bucket, upload_id)).await? {
+            Some(e) => Ok(e.value),
+            None => Err(StoreError::NoSuchUpload(upload_id.to_owned())),
+        }
     }
 
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
-        self.upload(bucket, upload_id)?;
+    async fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
+        self.upload(bucket, upload_id).await?;
         Ok(Box::new(self.writer(bucket, "p", Target::Part(upload_id.to_owned(), number))))
     }
 
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
-        self.upload(bucket, upload_id)?;
+    async fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        self.upload(bucket, upload_id).await?;
         let prefix = parts_of(bucket, upload_id);
-        let entries = self.inner.wait(self.inner.all(&prefix, &prefix_end(&prefix)))?;
+        let entries = self.inner.all(&prefix, &prefix_end(&prefix)).await?;
         entries
             .into_iter()
             .map(|e| {
@@ -49,13 +48,11 @@ impl UploadStore for ClusterStore {
             .collect()
     }
 
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
         let prefix = uploads_of(bucket);
         let inner = &self.inner;
-        let entries = inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            inner.all(&prefix, &prefix_end(&prefix)).await
-        })?;
+        inner.require_bucket(bucket).await?;
+        let entries = inner.all(&prefix, &prefix_end(&prefix)).await?;
         Ok(entries
             .into_iter()
             .map(|e| Named {
@@ -65,73 +62,73 @@ impl UploadStore for ClusterStore {
             .collect())
     }
 
-    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
         check_upload_id(upload_id)?;
         let inner = &self.inner;
-        inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            for _ in 0..COMMIT_TRIES {
-                let Standing { mut compares, parts, removal: mut ops, .. } =
-                    inner.standing(bucket, upload_id).await?;
-                let mut blobs = Vec::new();
-                for p in &parts {
-                    compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
-                    blobs.extend(Located::decode("a part", &p.value)?.blobs);
-                }
-                ops.extend(blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
-                if inner.txn(compares, ops).await? {
-                    inner.discard(&blobs).await;
-                    return Ok(());
-                }
+        inner.require_bucket(bucket).await?;
+        for _ in 0..COMMIT_TRIES {
+            let Standing { mut compares, parts, removal: mut ops, .. } =
+                inner.standing(bucket, upload_id).await?;
+            let mut blobs = Vec::new();
+            for p in &parts {
+                compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
+                blobs.extend(Located::decode("a part", &p.value)?.blobs);
             }
-            Err(StoreError::Unavailable("the upload kept changing; retry".into()))
-        })
+            ops.extend(blobs.iter().map(|b| Op::Delete(ref_key(&b.name))));
+            if inner.txn(compares, ops).await? {
+                inner.discard(&blobs).await;
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable("the upload kept changing; retry".into()))
     }
 
-    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        done: Completion<'_>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let Completion { upload_id, key, parts, record, version } = done;
         check_upload_id(upload_id)?;
         check_key(key)?;
         let inner = &self.inner;
-        inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            for _ in 0..COMMIT_TRIES {
-                let Standing { mut compares, parts: uploaded, prefix_len, removal } =
-                    inner.standing(bucket, upload_id).await?;
-                let mut chosen = Vec::new();
-                let mut unchosen = Vec::new();
-                for p in &uploaded {
-                    let located = Located::decode("a part", &p.value)?;
-                    let number: Option<u32> =
-                        std::str::from_utf8(&p.key[prefix_len..]).ok().and_then(|n| n.parse().ok());
-                    if number.is_some_and(|n| parts.contains(&n)) {
-                        compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
-                        chosen.push((number, located));
-                    } else {
-                        unchosen.extend(located.blobs);
-                    }
-                }
-                let mut blobs = Vec::with_capacity(parts.len());
-                for n in parts {
-                    let located = chosen
-                        .iter()
-                        .find(|(number, _)| *number == Some(*n))
-                        .map(|(_, l)| l)
-                        .ok_or_else(|| StoreError::NoSuchUpload(upload_id.to_owned()))?;
-                    blobs.extend(located.blobs.iter().cloned());
-                }
-                let entry = Located::new(blobs, record);
-                let (placing, mut ops, removed) = inner.completing(bucket, key, entry, version).await?;
-                compares.extend(placing);
-                ops.extend(removal);
-                ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
-                if inner.txn(compares, ops).await? {
-                    inner.discard(&unchosen).await;
-                    return removed.map(|r| r.record(key)).transpose();
+        inner.require_bucket(bucket).await?;
+        for _ in 0..COMMIT_TRIES {
+            let Standing { mut compares, parts: uploaded, prefix_len, removal } =
+                inner.standing(bucket, upload_id).await?;
+            let mut chosen = Vec::new();
+            let mut unchosen = Vec::new();
+            for p in &uploaded {
+                let located = Located::decode("a part", &p.value)?;
+                let number: Option<u32> =
+                    std::str::from_utf8(&p.key[prefix_len..]).ok().and_then(|n| n.parse().ok());
+                if number.is_some_and(|n| parts.contains(&n)) {
+                    compares.push(Compare::Revision(p.key.clone(), p.mod_revision));
+                    chosen.push((number, located));
+                } else {
+                    unchosen.extend(located.blobs);
                 }
             }
-            Err(StoreError::Unavailable("the upload kept changing; retry".into()))
-        })
+            let mut blobs = Vec::with_capacity(parts.len());
+            for n in parts {
+                let located = chosen
+                    .iter()
+                    .find(|(number, _)| *number == Some(*n))
+                    .map(|(_, l)| l)
+                    .ok_or_else(|| StoreError::NoSuchUpload(upload_id.to_owned()))?;
+                blobs.extend(located.blobs.iter().cloned());
+            }
+            let entry = Located::new(blobs, record);
+            let (placing, mut ops, removed) = inner.completing(bucket, key, entry, version).await?;
+            compares.extend(placing);
+            ops.extend(removal);
+            ops.extend(unchosen.iter().map(|b| Op::Delete(ref_key(&b.name))));
+            if inner.txn(compares, ops).await? {
+                inner.discard(&unchosen).await;
+                return removed.map(|r| r.record(key)).transpose();
+            }
+        }
+        Err(StoreError::Unavailable("the upload kept changing; retry".into()))
     }
 }
 

@@ -229,181 +229,188 @@ impl ClusterStore {
     }
 }
 
+#[async_trait::async_trait]
 impl VersionStore for ClusterStore {
-    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
+    async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<StoredObject, StoreError> {
         check_key(key)?;
         let inner = &self.inner;
-        let found = inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            inner.find(bucket, key, wanted).await
-        })?;
+        inner.require_bucket(bucket).await?;
+        let found = inner.find(bucket, key, wanted).await?;
         let Some((_, _, located, v)) = found else {
             return Err(wanted.missing(bucket, key));
         };
         stored(inner, key, located, Some(v))
     }
 
-    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed> {
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+        allow: Allow<'_>,
+    ) -> Result<Removed> {
         check_key(key)?;
         let inner = &self.inner;
-        inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            let target = object_key(bucket, key);
-            for _ in 0..COMMIT_TRIES {
-                let Some((at, e, located, v)) = inner.find(bucket, key, wanted).await? else {
-                    return Ok(None);
-                };
-                // The transaction compares this entry's revision: the annex judged is the
-                // one removed.
-                allow(&located.record(key)?, located.annex(key)?.as_deref())?;
-                let mut compares = vec![Compare::Revision(at.clone(), e.mod_revision)];
-                let mut ops = retire(&located.blobs);
-                ops.push(Op::Put(seq_key(bucket), Vec::new()));
-                if at == target {
-                    // The newest noncurrent version takes its place.
-                    let prefix = versions_of(bucket, key);
-                    let next = inner.kv.range(&prefix, &prefix_end(&prefix), 1).await.map_err(kv_error)?;
-                    match next.entries.into_iter().next() {
-                        Some(n) => {
-                            let promoted = Located::decode(key, &n.value)?;
-                            if promoted.version(key)?.null {
-                                ops.push(Op::Delete(null_key(bucket, key)));
-                            }
-                            compares.push(Compare::Revision(n.key.clone(), n.mod_revision));
-                            ops.extend(
-                                promoted.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())),
-                            );
-                            ops.push(Op::Delete(n.key));
-                            ops.push(Op::Put(target.clone(), n.value));
+        inner.require_bucket(bucket).await?;
+        let target = object_key(bucket, key);
+        for _ in 0..COMMIT_TRIES {
+            let Some((at, e, located, v)) = inner.find(bucket, key, wanted).await? else {
+                return Ok(None);
+            };
+            // The transaction compares this entry's revision: the annex judged is the
+            // one removed.
+            allow(&located.record(key)?, located.annex(key)?.as_deref())?;
+            let mut compares = vec![Compare::Revision(at.clone(), e.mod_revision)];
+            let mut ops = retire(&located.blobs);
+            ops.push(Op::Put(seq_key(bucket), Vec::new()));
+            if at == target {
+                // The newest noncurrent version takes its place.
+                let prefix = versions_of(bucket, key);
+                let next = inner.kv.range(&prefix, &prefix_end(&prefix), 1).await.map_err(kv_error)?;
+                match next.entries.into_iter().next() {
+                    Some(n) => {
+                        let promoted = Located::decode(key, &n.value)?;
+                        if promoted.version(key)?.null {
+                            ops.push(Op::Delete(null_key(bucket, key)));
                         }
-                        None => ops.push(Op::Delete(target.clone())),
+                        compares.push(Compare::Revision(n.key.clone(), n.mod_revision));
+                        ops.extend(promoted.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())));
+                        ops.push(Op::Delete(n.key));
+                        ops.push(Op::Put(target.clone(), n.value));
                     }
-                } else {
-                    ops.push(Op::Delete(at));
-                    if v.null {
-                        ops.push(Op::Delete(null_key(bucket, key)));
-                    }
+                    None => ops.push(Op::Delete(target.clone())),
                 }
-                if inner.txn(compares, ops).await? {
-                    return Ok(Some((v, located.record(key)?)));
+            } else {
+                ops.push(Op::Delete(at));
+                if v.null {
+                    ops.push(Op::Delete(null_key(bucket, key)));
                 }
             }
-            Err(StoreError::Unavailable("the object kept changing; retry".into()))
-        })
+            if inner.txn(compares, ops).await? {
+                return Ok(Some((v, located.record(key)?)));
+            }
+        }
+        Err(StoreError::Unavailable("the object kept changing; retry".into()))
     }
 
-    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()> {
+    async fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        at: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<()> {
         check_key(key)?;
         let inner = &self.inner;
         let b64 = base64::engine::general_purpose::STANDARD;
-        inner.wait(async {
-            for _ in 0..COMMIT_TRIES {
-                let found = match at {
-                    Some(w) => inner.find(bucket, key, w).await?.map(|(at, e, located, _)| (at, e, located)),
-                    None => {
-                        let at = object_key(bucket, key);
-                        match inner.get(&at).await? {
-                            Some(e) => {
-                                let located = Located::decode(key, &e.value)?;
-                                Some((at, e, located))
-                            }
-                            None => None,
+        for _ in 0..COMMIT_TRIES {
+            let found = match at {
+                Some(w) => inner.find(bucket, key, w).await?.map(|(at, e, located, _)| (at, e, located)),
+                None => {
+                    let at = object_key(bucket, key);
+                    match inner.get(&at).await? {
+                        Some(e) => {
+                            let located = Located::decode(key, &e.value)?;
+                            Some((at, e, located))
                         }
+                        None => None,
                     }
-                };
-                let Some((at, e, mut located)) = found else {
-                    inner.require_bucket(bucket).await?;
-                    return Err(match at {
-                        Some(w) => w.missing(bucket, key),
-                        None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
-                    });
-                };
-                // The same entry (blobs, record, inline bytes), with the new annex: only if
-                // nothing changed it meanwhile.
-                let annex = change(&located.record(key)?, located.annex(key)?.as_deref())?;
-                located.tags = annex.map(|a| base64::Engine::encode(&b64, a));
-                let ops = vec![Op::Put(at.clone(), located.encode()?)];
-                if inner.txn(vec![Compare::Revision(at, e.mod_revision)], ops).await? {
-                    return Ok(());
                 }
+            };
+            let Some((at, e, mut located)) = found else {
+                inner.require_bucket(bucket).await?;
+                return Err(match at {
+                    Some(w) => w.missing(bucket, key),
+                    None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
+                });
+            };
+            // The same entry (blobs, record, inline bytes), with the new annex: only if
+            // nothing changed it meanwhile.
+            let annex = change(&located.record(key)?, located.annex(key)?.as_deref())?;
+            located.tags = annex.map(|a| base64::Engine::encode(&b64, a));
+            let ops = vec![Op::Put(at.clone(), located.encode()?)];
+            if inner.txn(vec![Compare::Revision(at, e.mod_revision)], ops).await? {
+                return Ok(());
             }
-            Err(StoreError::Unavailable("the object kept changing; retry".into()))
-        })
+        }
+        Err(StoreError::Unavailable("the object kept changing; retry".into()))
     }
 
-    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
+    async fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
         let Page { prefix, after, limit } = page;
         let base = objects_of(bucket);
         let first = object_key(bucket, prefix);
         let end = prefix_end(&first);
         let inner = &self.inner;
-        inner.wait(async {
-            inner.require_bucket(bucket).await?;
-            let mut out = Vec::new();
-            let mut start = match after {
-                Some(a) if a.key.as_bytes() >= prefix.as_bytes() => {
-                    let at = object_key(bucket, &a.key);
-                    if a.after_id.is_some() { at } else { [at.as_slice(), b"\0"].concat() }
+        inner.require_bucket(bucket).await?;
+        let mut out = Vec::new();
+        let mut start = match after {
+            Some(a) if a.key.as_bytes() >= prefix.as_bytes() => {
+                let at = object_key(bucket, &a.key);
+                if a.after_id.is_some() { at } else { [at.as_slice(), b"\0"].concat() }
+            }
+            _ => first.clone(),
+        };
+        while out.len() < limit {
+            let page = inner.kv.range(&start, &end, PAGE.min(limit - out.len())).await.map_err(kv_error)?;
+            for e in &page.entries {
+                if out.len() >= limit {
+                    return Ok(out);
                 }
-                _ => first.clone(),
-            };
-            while out.len() < limit {
-                let page =
-                    inner.kv.range(&start, &end, PAGE.min(limit - out.len())).await.map_err(kv_error)?;
-                for e in &page.entries {
-                    if out.len() >= limit {
-                        return Ok(out);
+                let key =
+                    String::from_utf8(e.key[base.len()..].to_vec()).map_err(|e| corrupt("a key", &e))?;
+                let located = Located::decode(&key, &e.value)?;
+                let current = located.version(&key)?;
+                let resume = after.filter(|a| a.key == key).and_then(|a| a.after_id.clone());
+                // A cursor within this key is past its current version, listed first.
+                if resume.is_none() {
+                    out.push(ListedVersion {
+                        key: key.clone(),
+                        version: current.clone(),
+                        latest: true,
+                        record: located.record(&key)?,
+                    });
+                }
+                // Its noncurrent versions, after the cursor's if it stopped in this key.
+                let prefix_v = versions_of(bucket, &key);
+                let mut from = match &resume {
+                    Some(id) if *id != current.id => {
+                        [version_key(bucket, &key, id.as_str()).as_slice(), b"\0"].concat()
                     }
-                    let key =
-                        String::from_utf8(e.key[base.len()..].to_vec()).map_err(|e| corrupt("a key", &e))?;
-                    let located = Located::decode(&key, &e.value)?;
-                    let current = located.version(&key)?;
-                    let resume = after.filter(|a| a.key == key).and_then(|a| a.after_id.clone());
-                    // A cursor within this key is past its current version, listed first.
-                    if resume.is_none() {
+                    _ => prefix_v.clone(),
+                };
+                while out.len() < limit {
+                    let versions = inner
+                        .kv
+                        .range(&from, &prefix_end(&prefix_v), PAGE.min(limit - out.len()))
+                        .await
+                        .map_err(kv_error)?;
+                    for ve in &versions.entries {
+                        let located = Located::decode(&key, &ve.value)?;
+                        let version = located.version(&key)?;
                         out.push(ListedVersion {
                             key: key.clone(),
-                            version: current.clone(),
-                            latest: true,
+                            version,
+                            latest: false,
                             record: located.record(&key)?,
                         });
                     }
-                    // Its noncurrent versions, after the cursor's if it stopped in this key.
-                    let prefix_v = versions_of(bucket, &key);
-                    let mut from = match &resume {
-                        Some(id) if *id != current.id => {
-                            [version_key(bucket, &key, id.as_str()).as_slice(), b"\0"].concat()
-                        }
-                        _ => prefix_v.clone(),
-                    };
-                    while out.len() < limit {
-                        let versions = inner
-                            .kv
-                            .range(&from, &prefix_end(&prefix_v), PAGE.min(limit - out.len()))
-                            .await
-                            .map_err(kv_error)?;
-                        for ve in &versions.entries {
-                            let located = Located::decode(&key, &ve.value)?;
-                            let version = located.version(&key)?;
-                            out.push(ListedVersion {
-                                key: key.clone(),
-                                version,
-                                latest: false,
-                                record: located.record(&key)?,
-                            });
-                        }
-                        match versions.entries.last() {
-                            Some(last) if versions.more => from = [last.key.as_slice(), b"\0"].concat(),
-                            _ => break,
-                        }
+                    match versions.entries.last() {
+                        Some(last) if versions.more => from = [last.key.as_slice(), b"\0"].concat(),
+                        _ => break,
                     }
                 }
-                match page.entries.last() {
-                    Some(last) if page.more => start = [last.key.as_slice(), b"\0"].concat(),
-                    _ => break,
-                }
             }
-            Ok(out)
-        })
+            match page.entries.last() {
+                Some(last) if page.more => start = [last.key.as_slice(), b"\0"].concat(),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 }

@@ -78,66 +78,63 @@ impl ClusterWriter {
 
     /// Writes the blob (unless the bytes go inline), then commits `record` for it; if the
     /// commit is refused, the blob goes (if its outcome is unknown, the sweep decides).
-    pub(super) fn commit_entry(mut self, record: &[u8]) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+    pub(super) async fn commit_entry(mut self, record: &[u8]) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let inner = self.inner.clone();
-        let record = record.to_vec();
-        inner.clone().wait(async move {
-            let mut entry = self.finish(&record).await?;
-            let stored = entry.stored();
-            let bucket = self.bucket.clone();
-            if let Target::Version(key, v) = &self.target {
-                entry.set_version(v);
-                let removed = match inner.commit_version(&bucket, key, &entry, v).await {
-                    Ok(removed) => removed,
-                    Err(e @ StoreError::Unavailable(_)) => return Err(e),
-                    Err(e) => {
-                        inner.discard(&entry.blobs).await;
-                        return Err(e);
-                    }
-                };
-                return Ok((stored, removed.map(|r| r.record(key)).transpose()?));
-            }
-            let committed = match &self.target {
-                // Committed above.
-                Target::Version(..) => Err(StoreError::InvalidKey("a version commits as a version")),
-                Target::Object(key) => {
-                    inner
-                        .commit(
-                            &bucket,
-                            object_key(&bucket, key),
-                            &entry,
-                            Compare::Present(bucket_key(&bucket)),
-                            true,
-                            || StoreError::NoSuchBucket(bucket.clone()),
-                        )
-                        .await
-                }
-                Target::Part(id, number) => {
-                    let guard = Compare::Present(upload_key(&bucket, id));
-                    inner
-                        .commit(&bucket, part_key(&bucket, id, *number), &entry, guard, false, || {
-                            StoreError::NoSuchUpload(id.clone())
-                        })
-                        .await
-                }
-            };
-            match committed {
-                Ok(replaced) => {
-                    if let Some(old) = replaced {
-                        inner.discard(&old.blobs).await;
-                    }
-                    Ok((stored, None))
-                }
-                // Refused for good (the bucket or upload is gone): the blob goes. If etcd
-                // did not answer, the commit may still have happened: the blob stays,
-                // and the sweep removes it only if no record names it.
-                Err(e @ StoreError::Unavailable(_)) => Err(e),
+        let mut entry = self.finish(&record).await?;
+        let stored = entry.stored();
+        let bucket = self.bucket.clone();
+        if let Target::Version(key, v) = &self.target {
+            entry.set_version(v);
+            let removed = match inner.commit_version(&bucket, key, &entry, v).await {
+                Ok(removed) => removed,
+                Err(e @ StoreError::Unavailable(_)) => return Err(e),
                 Err(e) => {
                     inner.discard(&entry.blobs).await;
-                    Err(e)
+                    return Err(e);
                 }
+            };
+            return Ok((stored, removed.map(|r| r.record(key)).transpose()?));
+        }
+        let committed = match &self.target {
+            // Committed above.
+            Target::Version(..) => Err(StoreError::InvalidKey("a version commits as a version")),
+            Target::Object(key) => {
+                inner
+                    .commit(
+                        &bucket,
+                        object_key(&bucket, key),
+                        &entry,
+                        Compare::Present(bucket_key(&bucket)),
+                        true,
+                        || StoreError::NoSuchBucket(bucket.clone()),
+                    )
+                    .await
             }
-        })
+            Target::Part(id, number) => {
+                let guard = Compare::Present(upload_key(&bucket, id));
+                inner
+                    .commit(&bucket, part_key(&bucket, id, *number), &entry, guard, false, || {
+                        StoreError::NoSuchUpload(id.clone())
+                    })
+                    .await
+            }
+        };
+        match committed {
+            Ok(replaced) => {
+                if let Some(old) = replaced {
+                    inner.discard(&old.blobs).await;
+                }
+                Ok((stored, None))
+            }
+            // Refused for good (the bucket or upload is gone): the blob goes. If etcd
+            // did not answer, the commit may still have happened: the blob stays,
+            // and the sweep removes it only if no record names it.
+            Err(e @ StoreError::Unavailable(_)) => Err(e),
+            Err(e) => {
+                inner.discard(&entry.blobs).await;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -152,27 +149,29 @@ impl Drop for ClusterWriter {
     }
 }
 
+#[async_trait::async_trait]
 impl ObjectWriter for ClusterWriter {
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
-        self.commit_entry(record).map(|_| ())
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+        self.commit_entry(record).await.map(|_| ())
     }
 
-    fn commit_version(
+    async fn commit_version(
         mut self: Box<Self>,
         record: &[u8],
         version: &Version,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<Vec<u8>>> {
         let key = match &self.target {
             Target::Object(key) => key.clone(),
             _ => return Err(StoreError::InvalidKey("only an object is committed as a version")),
         };
         self.target = Target::Version(key, version.clone());
-        self.commit_entry(record).map(|(_, removed)| removed)
+        self.commit_entry(record).await.map(|(_, removed)| removed)
     }
 }
 
+#[async_trait::async_trait]
 impl PartWriter for ClusterWriter {
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
-        self.commit_entry(record).map(|(stored, _)| stored)
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
+        self.commit_entry(record).await.map(|(stored, _)| stored)
     }
 }

@@ -41,8 +41,8 @@ use super::{
 use crate::{BucketStore, Completion, ObjectStore, Page, Removed, Result, UploadStore, VersionStore};
 
 /// The manifest of the current object of `key` in `inner`, if it is dispersed.
-fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
-    inner.head(bucket, key).ok().as_deref().and_then(DispersedStore::manifest_of)
+async fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
+    inner.head(bucket, key).await.ok().as_deref().and_then(DispersedStore::manifest_of)
 }
 
 /// What the writers and readers of one store share.
@@ -137,46 +137,47 @@ impl DispersedStore {
     }
 
     /// The current object's manifest, to remove its slices once it is replaced.
-    fn current(&self, bucket: &str, key: &str) -> Option<Manifest> {
-        current_in(self.inner.as_ref(), bucket, key)
+    async fn current(&self, bucket: &str, key: &str) -> Option<Manifest> {
+        current_in(self.inner.as_ref(), bucket, key).await
     }
 }
 
+#[async_trait::async_trait]
 impl BucketStore for DispersedStore {
-    fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.inner.create_bucket(name, record)
+    async fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.create_bucket(name, record).await
     }
 
-    fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.bucket(name)
+    async fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.bucket(name).await
     }
 
-    fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.inner.update_bucket(name, record)
+    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.update_bucket(name, record).await
     }
 
-    fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.delete_bucket(name)
+    async fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete_bucket(name).await
     }
 
-    fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
-        self.inner.list_buckets()
+    async fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
+        self.inner.list_buckets().await
     }
 }
 
+#[async_trait::async_trait]
 impl ObjectStore for DispersedStore {
-    fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        let sink = Sink::Object(self.inner.put(bucket, key)?);
+    async fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let sink = Sink::Object(self.inner.put(bucket, key).await?);
         let writer = DispersingWriter::new(self.shared.clone(), sink);
         // Which object an unversioned commit replaces is looked up then; a versioned
         // commit replaces none for good but the null version the store reports.
-        let (inner, bucket, key) = (self.inner.clone(), bucket.to_owned(), key.to_owned());
-        let replaces = Box::new(move || current_in(inner.as_ref(), &bucket, &key));
+        let replaces = (self.inner.clone(), bucket.to_owned(), key.to_owned());
         Ok(Box::new(ObjectDispersal { writer, replaces }))
     }
 
-    fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
-        let stored = self.inner.get(bucket, key)?;
+    async fn get(&self, bucket: &str, key: &str) -> Result<StoredObject, StoreError> {
+        let stored = self.inner.get(bucket, key).await?;
         let Some((manifest, record)) = unwrap(&stored.record)? else { return Ok(stored) };
         let record = record.to_vec();
         let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
@@ -184,21 +185,21 @@ impl ObjectStore for DispersedStore {
         Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
-    fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        Self::plain(self.inner.head(bucket, key)?)
+    async fn head(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        Self::plain(self.inner.head(bucket, key).await?)
     }
 
-    fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        let old = self.current(bucket, key);
-        let deleted = self.inner.delete(bucket, key)?;
+    async fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let old = self.current(bucket, key).await;
+        let deleted = self.inner.delete(bucket, key).await?;
         if let Some(old) = old {
             self.shared.remove(&old);
         }
         Ok(deleted)
     }
 
-    fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
-        let mut page = self.inner.list(bucket, page)?;
+    async fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
+        let mut page = self.inner.list(bucket, page).await?;
         for named in &mut page {
             named.record = Self::plain(std::mem::take(&mut named.record))?;
         }
@@ -206,9 +207,15 @@ impl ObjectStore for DispersedStore {
     }
 }
 
+#[async_trait::async_trait]
 impl VersionStore for DispersedStore {
-    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
-        let stored = self.inner.get_version(bucket, key, wanted)?;
+    async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<StoredObject, StoreError> {
+        let stored = self.inner.get_version(bucket, key, wanted).await?;
         let Some((manifest, record)) = unwrap(&stored.record)? else { return Ok(stored) };
         let record = record.to_vec();
         let reader = reader::DispersedReader::new(self.shared.clone(), manifest)
@@ -216,10 +223,17 @@ impl VersionStore for DispersedStore {
         Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
-    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed> {
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+        allow: Allow<'_>,
+    ) -> Result<Removed> {
         // The object layer judges the record it wrote, not the manifest around it.
         let mut judge = |record: &[u8], annex: Option<&[u8]>| allow(&Self::plain(record.to_vec())?, annex);
-        let Some((version, record)) = self.inner.delete_version(bucket, key, wanted, &mut judge)? else {
+        let Some((version, record)) = self.inner.delete_version(bucket, key, wanted, &mut judge).await?
+        else {
             return Ok(None);
         };
         if let Some(m) = Self::manifest_of(&record) {
@@ -228,40 +242,47 @@ impl VersionStore for DispersedStore {
         Ok(Some((version, Self::plain(record)?)))
     }
 
-    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
-        let mut page = self.inner.list_versions(bucket, page)?;
+    async fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
+        let mut page = self.inner.list_versions(bucket, page).await?;
         for listed in &mut page {
             listed.record = Self::plain(std::mem::take(&mut listed.record))?;
         }
         Ok(page)
     }
 
-    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()> {
+    async fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        at: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<()> {
         // An annex is not dispersed: it is the record's neighbour, as small as a record. It
         // binds the record the object layer wrote, not the manifest around it.
         let mut plain = |record: &[u8], annex: Option<&[u8]>| change(&Self::plain(record.to_vec())?, annex);
-        self.inner.set_annex(bucket, key, at, &mut plain)
+        self.inner.set_annex(bucket, key, at, &mut plain).await
     }
 }
 
+#[async_trait::async_trait]
 impl UploadStore for DispersedStore {
-    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.inner.create_upload(bucket, upload_id, record)
+    async fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.create_upload(bucket, upload_id, record).await
     }
 
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.upload(bucket, upload_id)
+    async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.upload(bucket, upload_id).await
     }
 
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
+    async fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
         // A part it replaces keeps its slices: a completion may already have read its
         // manifest. The sweep removes slices no record names.
-        let sink = Sink::Part(self.inner.put_part(bucket, upload_id, number)?);
+        let sink = Sink::Part(self.inner.put_part(bucket, upload_id, number).await?);
         Ok(Box::new(DispersingWriter::new(self.shared.clone(), sink)))
     }
 
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
-        let mut parts = self.inner.list_parts(bucket, upload_id)?;
+    async fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        let mut parts = self.inner.list_parts(bucket, upload_id).await?;
         for part in &mut parts {
             if let Some((manifest, record)) = unwrap(&part.record)? {
                 part.stored = manifest.len();
@@ -271,13 +292,13 @@ impl UploadStore for DispersedStore {
         Ok(parts)
     }
 
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
-        self.inner.list_uploads(bucket)
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+        self.inner.list_uploads(bucket).await
     }
 
-    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
-        let parts = self.inner.list_parts(bucket, upload_id)?;
-        self.inner.abort_upload(bucket, upload_id)?;
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        let parts = self.inner.list_parts(bucket, upload_id).await?;
+        self.inner.abort_upload(bucket, upload_id).await?;
         for part in parts {
             if let Some(m) = Self::manifest_of(&part.record) {
                 self.shared.remove(&m);
@@ -286,9 +307,13 @@ impl UploadStore for DispersedStore {
         Ok(())
     }
 
-    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        done: Completion<'_>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let Completion { upload_id, key, parts, record, version } = done;
-        let stored = self.inner.list_parts(bucket, upload_id)?;
+        let stored = self.inner.list_parts(bucket, upload_id).await?;
         let mut by_number: HashMap<u32, Manifest> = HashMap::new();
         for part in &stored {
             if let Some(m) = Self::manifest_of(&part.record) {
@@ -314,9 +339,11 @@ impl UploadStore for DispersedStore {
             manifest.pieces.extend(m.pieces.iter().cloned());
         }
         // Without versions the object replaced goes; with them, only a null version replaced.
-        let replaces = if version.is_none() { self.current(bucket, key) } else { None };
-        let removed =
-            self.inner.complete_upload(bucket, Completion { record: &wrap(&manifest, record)?, ..done })?;
+        let replaces = if version.is_none() { self.current(bucket, key).await } else { None };
+        let removed = self
+            .inner
+            .complete_upload(bucket, Completion { record: &wrap(&manifest, record)?, ..done })
+            .await?;
         if let Some(old) = replaces.or_else(|| removed.as_deref().and_then(Self::manifest_of)) {
             self.shared.remove(&old);
         }

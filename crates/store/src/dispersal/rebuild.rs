@@ -15,7 +15,7 @@ use super::code::{CHECK_LEN, Code, SliceDigest, check};
 use super::manifest::{Piece, unwrap};
 use super::targets::{SliceHandle, SliceWriter};
 use super::{DispersedStore, Shared};
-use crate::{Page, StoreError};
+use crate::{Page, StoreError, blocking};
 
 /// How to rebuild.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ enum SliceState {
 
 impl DispersedStore {
     /// Every piece the records name, with what names it.
-    fn pieces(&self) -> Result<Vec<Found>, StoreError> {
+    async fn pieces(&self) -> Result<Vec<Found>, StoreError> {
         let mut out = Vec::new();
         let mut add = |what: String, record: &[u8]| -> Result<(), StoreError> {
             if let Some((m, _)) = unwrap(record)? {
@@ -88,11 +88,11 @@ impl DispersedStore {
             }
             Ok(())
         };
-        for bucket in self.inner.list_buckets()? {
+        for bucket in self.inner.list_buckets().await? {
             let b = &bucket.name;
             let mut after: Option<String> = None;
             loop {
-                let page = self.inner.list(b, Page::new("", after.as_deref(), 1000))?;
+                let page = self.inner.list(b, Page::new("", after.as_deref(), 1000)).await?;
                 for named in &page {
                     add(format!("{b}/{}", named.name), &named.record)?;
                 }
@@ -101,8 +101,8 @@ impl DispersedStore {
                     _ => break,
                 }
             }
-            for upload in self.inner.list_uploads(b)? {
-                for part in self.inner.list_parts(b, &upload.name)? {
+            for upload in self.inner.list_uploads(b).await? {
+                for part in self.inner.list_parts(b, &upload.name).await? {
                     add(format!("{b} upload {} part {}", upload.name, part.number), &part.record)?;
                 }
             }
@@ -111,21 +111,34 @@ impl DispersedStore {
     }
 
     /// Checks every piece and re-creates what is missing or damaged; `progress` is told
-    /// (pieces done, pieces in all) as it goes.
-    pub fn rebuild(
+    /// (pieces done, pieces in all) as it goes. The records are read through the record
+    /// store; the slices are read, coded and written as blocking work ([`blocking`]).
+    pub async fn rebuild(
         &self,
         options: &RebuildOptions,
         progress: &dyn Fn(u64, u64),
     ) -> Result<RebuildReport, StoreError> {
         let n = self.shared.code.n();
-        let mut report = RebuildReport {
+        let report = RebuildReport {
             missing: vec![0; n],
             damaged: vec![0; n],
             rebuilt: vec![0; n],
             ..RebuildReport::default()
         };
+        let found = self.pieces().await?;
+        blocking(|| self.check_all(&found, options, progress, report))
+    }
+
+    /// [`DispersedStore::rebuild`]'s blocking part: every piece of `found` checked and
+    /// restored, then the sweep.
+    fn check_all(
+        &self,
+        found: &[Found],
+        options: &RebuildOptions,
+        progress: &dyn Fn(u64, u64),
+        mut report: RebuildReport,
+    ) -> Result<RebuildReport, StoreError> {
         let started = Instant::now();
-        let found = self.pieces()?;
         let total = found.len() as u64;
         let mut named = HashSet::new();
         for (done, f) in found.iter().enumerate() {

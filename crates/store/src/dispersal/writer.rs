@@ -13,7 +13,7 @@ use super::Shared;
 use super::code::{Geometry, SliceDigest};
 use super::manifest::{Manifest, Piece, wrap};
 use super::targets::SliceWriter;
-use crate::{ObjectWriter, PartWriter, StoreError, Version};
+use crate::{ObjectWriter, PartWriter, Result, Store, StoreError, Version, blocking};
 
 /// What the record is committed into.
 pub(super) enum Sink {
@@ -216,33 +216,34 @@ impl DispersingWriter {
         Ok(piece)
     }
 
-    fn commit_into(self, record: &[u8]) -> Result<(u64, Piece), StoreError> {
-        self.commit_as(record, None).map(|(len, piece, _)| (len, piece))
+    async fn commit_into(self, record: &[u8]) -> Result<(u64, Piece), StoreError> {
+        self.commit_as(record, None).await.map(|(len, piece, _)| (len, piece))
     }
 
     /// [`Self::commit_into`] as `version` of an object; returns the record of the null
     /// version it replaced for good, as stored.
-    pub(super) fn commit_version_into(
+    pub(super) async fn commit_version_into(
         self,
         record: &[u8],
         version: &Version,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.commit_as(record, Some(version)).map(|(_, _, removed)| removed)
+    ) -> Result<Option<Vec<u8>>> {
+        self.commit_as(record, Some(version)).await.map(|(_, _, removed)| removed)
     }
 
-    fn commit_as(
+    async fn commit_as(
         mut self,
         record: &[u8],
         version: Option<&Version>,
-    ) -> Result<(u64, Piece, Option<Vec<u8>>), StoreError> {
-        let piece = self.finish()?;
+    ) -> Result<(u64, Piece, Option<Vec<u8>>)> {
+        // The last stripe is coded and every slice made durable: blocking work.
+        let piece = blocking(|| self.finish())?;
         let manifest =
             Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: vec![piece.clone()] };
         let wrapped = wrap(&manifest, record)?;
         let result = match (self.sink.take(), version) {
-            (Some(Sink::Object(w)), None) => w.commit(&wrapped).map(|()| (piece.len, None)),
-            (Some(Sink::Object(w)), Some(v)) => w.commit_version(&wrapped, v).map(|r| (piece.len, r)),
-            (Some(Sink::Part(w)), _) => w.commit(&wrapped).map(|_| (piece.len, None)),
+            (Some(Sink::Object(w)), None) => w.commit(&wrapped).await.map(|()| (piece.len, None)),
+            (Some(Sink::Object(w)), Some(v)) => w.commit_version(&wrapped, v).await.map(|r| (piece.len, r)),
+            (Some(Sink::Part(w)), _) => w.commit(&wrapped).await.map(|_| (piece.len, None)),
             (None, _) => Err(StoreError::Unavailable("the write was already committed".to_owned())),
         };
         // Committed or not, the record store has decided: on failure the slices go.
@@ -300,8 +301,9 @@ impl Drop for DispersingWriter {
 /// An object write: on an unversioned commit, the slices of the object it replaced go.
 pub(super) struct ObjectDispersal {
     pub(super) writer: DispersingWriter,
-    /// The manifest of the object an unversioned commit replaces, looked up only then.
-    pub(super) replaces: Box<dyn FnOnce() -> Option<Manifest> + Send>,
+    /// Where the object an unversioned commit replaces is looked up, only then: the
+    /// record store, the bucket and the key.
+    pub(super) replaces: (Arc<dyn Store>, String, String),
 }
 
 impl Write for ObjectDispersal {
@@ -318,12 +320,13 @@ impl Write for ObjectDispersal {
     }
 }
 
+#[async_trait::async_trait]
 impl ObjectWriter for ObjectDispersal {
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
-        let Self { writer, replaces } = *self;
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
+        let Self { writer, replaces: (records, bucket, key) } = *self;
         let shared = writer.shared.clone();
-        let old = replaces();
-        writer.commit_into(record)?;
+        let old = super::current_in(records.as_ref(), &bucket, &key).await;
+        writer.commit_into(record).await?;
         if let Some(old) = old {
             shared.remove(&old);
         }
@@ -332,13 +335,9 @@ impl ObjectWriter for ObjectDispersal {
 
     /// The version replaced stays (noncurrent) with its slices; only a null version
     /// replaced for good loses them.
-    fn commit_version(
-        self: Box<Self>,
-        record: &[u8],
-        version: &Version,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn commit_version(self: Box<Self>, record: &[u8], version: &Version) -> Result<Option<Vec<u8>>> {
         let shared = self.writer.shared.clone();
-        let removed = self.writer.commit_version_into(record, version)?;
+        let removed = self.writer.commit_version_into(record, version).await?;
         let Some(removed) = removed else { return Ok(None) };
         match super::manifest::unwrap(&removed)? {
             Some((m, plain)) => {
@@ -351,8 +350,9 @@ impl ObjectWriter for ObjectDispersal {
     }
 }
 
+#[async_trait::async_trait]
 impl PartWriter for DispersingWriter {
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
-        self.commit_into(record).map(|(len, _)| len)
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
+        self.commit_into(record).await.map(|(len, _)| len)
     }
 }

@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{FsStore, place, sync_dir};
-use crate::{Completion, ObjectStore, Result, UploadStore};
+use crate::{Completion, Result, UploadStore, blocking};
 use crate::{Named, PartWriter, StoreError, StoredPart, check_key, check_upload_id};
 
 const UPLOAD_FILE: &str = "upload.json";
@@ -36,16 +36,19 @@ struct FsPartWriter {
 
 super::write_to_tmp!(FsPartWriter);
 
+#[async_trait::async_trait]
 impl PartWriter for FsPartWriter {
-    fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
+    async fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
         let FsPartWriter { tmp, target, upload_id } = *self;
-        let stored = tmp.as_file().metadata().map_err(StoreError::io("cannot stat a part"))?.len();
-        match place(tmp, record, None, &target, None) {
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::NoSuchUpload(upload_id))
+        blocking(|| {
+            let stored = tmp.as_file().metadata().map_err(StoreError::io("cannot stat a part"))?.len();
+            match place(tmp, record, None, &target, None) {
+                Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Err(StoreError::NoSuchUpload(upload_id))
+                }
+                other => other.map(|()| stored),
             }
-            other => other.map(|()| stored),
-        }
+        })
     }
 }
 
@@ -80,28 +83,31 @@ impl FsStore {
     }
 }
 
+#[async_trait::async_trait]
 impl UploadStore for FsStore {
-    fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
-        check_upload_id(upload_id)?;
-        let uploads = self.uploads_dir(bucket)?;
-        super::mkdirs(&uploads)?;
-        let staging = self.staging_dir("upload-")?;
-        base::durable::write_atomic(&staging.path().join(UPLOAD_FILE), record)
-            .map_err(StoreError::io("cannot write the upload record"))?;
-        let staged = staging.keep();
-        if let Err(e) = fs::rename(&staged, uploads.join(upload_id)) {
-            let _ = fs::remove_dir_all(&staged);
-            return Err(StoreError::io("cannot create the upload")(e));
-        }
-        sync_dir(&uploads);
-        Ok(())
+    async fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        blocking(|| {
+            check_upload_id(upload_id)?;
+            let uploads = self.uploads_dir(bucket)?;
+            super::mkdirs(&uploads)?;
+            let staging = self.staging_dir("upload-")?;
+            base::durable::write_atomic(&staging.path().join(UPLOAD_FILE), record)
+                .map_err(StoreError::io("cannot write the upload record"))?;
+            let staged = staging.keep();
+            if let Err(e) = fs::rename(&staged, uploads.join(upload_id)) {
+                let _ = fs::remove_dir_all(&staged);
+                return Err(StoreError::io("cannot create the upload")(e));
+            }
+            sync_dir(&uploads);
+            Ok(())
+        })
     }
 
-    fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
+    async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
         Self::read_upload(&self.upload_dir(bucket, upload_id)?)
     }
 
-    fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
+    async fn put_part(&self, bucket: &str, upload_id: &str, number: u32) -> Result<Box<dyn PartWriter>> {
         let dir = self.upload_dir(bucket, upload_id)?;
         Ok(Box::new(FsPartWriter {
             tmp: self.temp()?,
@@ -110,80 +116,95 @@ impl UploadStore for FsStore {
         }))
     }
 
-    fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
-        let dir = self.upload_dir(bucket, upload_id)?;
-        let mut parts = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(StoreError::io("cannot list parts"))? {
-            let name = entry.map_err(StoreError::io("cannot list parts"))?.file_name();
-            let Some(number) = name.to_str().and_then(|n| n.strip_suffix(".o")).and_then(|n| n.parse().ok())
-            else {
-                continue;
-            };
-            let path = dir.join(part_name(number));
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
-            };
-            let t = Self::read_record(&file, &path)?;
-            let (record, stored) = (t.record, t.body_len);
-            parts.push(StoredPart { number, stored, record });
-        }
-        parts.sort_by_key(|p| p.number);
-        Ok(parts)
-    }
-
-    fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
-        let uploads = self.uploads_dir(bucket)?;
-        let entries = match fs::read_dir(&uploads) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io("cannot list uploads")(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(StoreError::io("cannot list uploads"))?;
-            let dir = entry.path();
-            if let Some(id) = entry.file_name().to_str().filter(|id| check_upload_id(id).is_ok())
-                && dir.join(UPLOAD_FILE).is_file()
-            {
-                out.push(Named { name: id.to_owned(), record: Self::read_upload(&dir)? });
+    async fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        blocking(|| {
+            let dir = self.upload_dir(bucket, upload_id)?;
+            let mut parts = Vec::new();
+            for entry in fs::read_dir(&dir).map_err(StoreError::io("cannot list parts"))? {
+                let name = entry.map_err(StoreError::io("cannot list parts"))?.file_name();
+                let Some(number) =
+                    name.to_str().and_then(|n| n.strip_suffix(".o")).and_then(|n| n.parse().ok())
+                else {
+                    continue;
+                };
+                let path = dir.join(part_name(number));
+                let file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
+                };
+                let t = Self::read_record(&file, &path)?;
+                let (record, stored) = (t.record, t.body_len);
+                parts.push(StoredPart { number, stored, record });
             }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+            parts.sort_by_key(|p| p.number);
+            Ok(parts)
+        })
     }
 
-    fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
-        let dir = self.upload_dir(bucket, upload_id)?;
-        self.discard_dir(&dir)
-    }
-
-    fn complete_upload(&self, bucket: &str, done: Completion<'_>) -> Result<Option<Vec<u8>>, StoreError> {
-        let Completion { upload_id, key, parts, record, version } = done;
-        check_key(key)?;
-        let dir = self.upload_dir(bucket, upload_id)?;
-        let mut writer = self.put(bucket, key)?;
-        let mut buf = vec![0u8; COPY_BUF];
-        for &number in parts {
-            let path = dir.join(part_name(number));
-            let file =
-                File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
-            let stored = Self::read_record(&file, &path)?.body_len;
-            let mut offset = 0u64;
-            while offset < stored {
-                let n = buf.len().min((stored - offset) as usize);
-                file.read_exact_at(&mut buf[..n], offset)
-                    .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
-                writer.write_all(&buf[..n]).map_err(StoreError::io("cannot write the completed object"))?;
-                offset += n as u64;
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
+        blocking(|| {
+            let uploads = self.uploads_dir(bucket)?;
+            let entries = match fs::read_dir(&uploads) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(StoreError::io("cannot list uploads")(e)),
+            };
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(StoreError::io("cannot list uploads"))?;
+                let dir = entry.path();
+                if let Some(id) = entry.file_name().to_str().filter(|id| check_upload_id(id).is_ok())
+                    && dir.join(UPLOAD_FILE).is_file()
+                {
+                    out.push(Named { name: id.to_owned(), record: Self::read_upload(&dir)? });
+                }
             }
-        }
-        let removed = match version {
-            Some(v) => writer.commit_version(record, v)?,
-            None => writer.commit(record).map(|()| None)?,
-        };
-        self.discard_dir(&dir)?;
-        Ok(removed)
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        blocking(|| {
+            let dir = self.upload_dir(bucket, upload_id)?;
+            self.discard_dir(&dir)
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        done: Completion<'_>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        blocking(|| {
+            let Completion { upload_id, key, parts, record, version } = done;
+            check_key(key)?;
+            let dir = self.upload_dir(bucket, upload_id)?;
+            let mut writer = self.writer(bucket, key)?;
+            let mut buf = vec![0u8; COPY_BUF];
+            for &number in parts {
+                let path = dir.join(part_name(number));
+                let file =
+                    File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
+                let stored = Self::read_record(&file, &path)?.body_len;
+                let mut offset = 0u64;
+                while offset < stored {
+                    let n = buf.len().min((stored - offset) as usize);
+                    file.read_exact_at(&mut buf[..n], offset)
+                        .map_err(StoreError::io(format!("cannot read {}", path.display())))?;
+                    writer
+                        .write_all(&buf[..n])
+                        .map_err(StoreError::io("cannot write the completed object"))?;
+                    offset += n as u64;
+                }
+            }
+            let removed = match version {
+                Some(v) => writer.commit_version_now(record, v)?,
+                None => writer.commit_now(record).map(|()| None)?,
+            };
+            self.discard_dir(&dir)?;
+            Ok(removed)
+        })
     }
 }

@@ -27,7 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::keypath;
 use crate::{Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
-use crate::{ObjectStore, Page, Removed, Result, VersionStore};
+use crate::{Page, Removed, Result, VersionStore, blocking};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
 const STRIPES: usize = 256;
@@ -231,147 +231,13 @@ pub(super) fn install(
     Ok(removed)
 }
 
-impl VersionStore for FsStore {
-    fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject, StoreError> {
-        let (target, known) = self.object_in(bucket, key)?;
-        let no_such = || wanted.missing(bucket, key);
-        // Which version is current: one read of the file's end (GET reads the rest).
-        match version_of(&target)? {
-            Some(c) if c.is(wanted) => match self.get(bucket, key) {
-                // Unless a commit made it noncurrent meanwhile (it is then in `.v/`: a
-                // commit keeps the current file there before it replaces it).
-                Ok(o) if o.version.clone().unwrap_or_else(Version::unversioned).is(wanted) => return Ok(o),
-                Ok(_) | Err(StoreError::NoSuchKey { .. }) => {}
-                Err(e) => return Err(e),
-            },
-            Some(_) => {}
-            None => return Err(no_such()),
-        }
-        let path = noncurrent(&versions_dir(&target))?
-            .into_iter()
-            .find(|(v, _)| v.is(wanted))
-            .map(|(_, path)| path)
-            .ok_or_else(no_such)?;
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if not_found(&e) => return Err(no_such()),
-            Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
-        };
-        let named = Version::from_parts(
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or_default(),
-            u8::from(path.extension().is_some_and(|e| e == NULL_SUFFIX)),
-        );
-        let (record, body, version) = Self::open_object(file, &path)?;
-        let annex = read_annex(&path, known.untagged())?;
-        // Where it is filed says which version it is (the object layer checks that its
-        // record agrees); the trailer whether it is a marker.
-        let marker = version.is_some_and(|v| v.marker);
-        let version = named.map(|v| Version { marker, ..v });
-        Ok(StoredObject { record, body: Box::new(body), annex, version })
-    }
-
-    /// [`crate::VersionStore::set_annex`], under the key's lock.
-    fn set_annex(&self, bucket: &str, key: &str, at: Option<&Wanted>, change: AnnexChange<'_>) -> Result<()> {
-        let (target, known) = self.object_in(bucket, key)?;
-        let _key = self.locks.lock(&target);
-        let missing = || match at {
-            Some(w) => w.missing(bucket, key),
-            None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
-        };
-        let (path, record) = match (read_version(&target)?, at) {
-            (None, _) => return Err(missing()),
-            (Some((_, record)), None) => (target, record),
-            (Some((c, record)), Some(w)) if c.is(w) => (target, record),
-            (Some((c, _)), Some(w)) => {
-                let path = noncurrent(&versions_dir(&target))?
-                    .into_iter()
-                    .find(|(v, _)| v.is(w) && v.id != c.id)
-                    .map(|(_, path)| path)
-                    .ok_or_else(missing)?;
-                (path.clone(), read_version(&path)?.ok_or_else(missing)?.1)
-            }
-        };
-        let annex_path = path.with_extension(TAGS_SUFFIX);
-        let Some(annex) = change(&record, read_annex(&path, known.untagged())?.as_deref())? else {
-            return remove(&annex_path);
-        };
-        if known.untagged() {
-            self.mark_tagged(bucket, &known)?;
-        }
-        let mut tmp = self.temp()?;
-        std::io::Write::write_all(tmp.as_file_mut(), &annex)
-            .map_err(StoreError::io("cannot write an annex"))?;
-        tmp.as_file().sync_all().map_err(StoreError::io("cannot flush an annex"))?;
-        // Under the key's lock no versioned change moves the file; an unversioned delete
-        // racing this may leave an annex behind, which names the record it belongs to, so
-        // it never applies to another object, and the next delete of the key removes it.
-        if !path.exists() {
-            return Err(missing());
-        }
-        tmp.persist(&annex_path).map_err(|e| StoreError::io("cannot move an annex into place")(e.error))?;
-        if let Some(parent) = annex_path.parent() {
-            sync_dir(parent);
-        }
-        Ok(())
-    }
-
-    fn delete_version(&self, bucket: &str, key: &str, wanted: &Wanted, allow: Allow<'_>) -> Result<Removed> {
-        let (target, known) = self.object_in(bucket, key)?;
-        let objects = self.existing_bucket(bucket)?.join("objects");
-        let _key = self.locks.lock(&target);
-        let dir = versions_dir(&target);
-        let Some((current, record)) = read_version(&target)? else { return Ok(None) };
-        let others = noncurrent(&dir)?;
-        if !current.is(wanted) {
-            let Some((v, path)) = others.into_iter().find(|(v, _)| v.is(wanted) && v.id != current.id) else {
-                return Ok(None);
-            };
-            let Some((stored, record)) = read_version(&path)? else { return Ok(None) };
-            allow(&record, read_annex(&path, known.untagged())?.as_deref())?;
-            drop_noncurrent(&path)?;
-            // The name says id and nullness; the trailer whether it is a marker.
-            return Ok(Some((Version { marker: stored.marker, ..v }, record)));
-        }
-        allow(&record, read_annex(&target, known.untagged())?.as_deref())?;
-        // The current version goes: the newest other one takes its place in one rename.
-        let mut promoted = false;
-        for (v, path) in others {
-            if v.id == current.id {
-                drop_noncurrent(&path)?;
-                continue;
-            }
-            if promoted {
-                break;
-            }
-            let tags = path.with_extension(TAGS_SUFFIX);
-            match fs::rename(&tags, target.with_extension(TAGS_SUFFIX)) {
-                Err(e) if not_found(&e) => remove(&target.with_extension(TAGS_SUFFIX))?,
-                Err(e) => return Err(StoreError::io(format!("cannot move {}", tags.display()))(e)),
-                Ok(()) => {}
-            }
-            fs::rename(&path, &target).map_err(StoreError::io(format!("cannot move {}", path.display())))?;
-            promoted = true;
-        }
-        if promoted {
-            sync_dir(&dir);
-            let _ = fs::remove_dir(&dir);
-        } else {
-            remove(&target.with_extension(TAGS_SUFFIX))?;
-            remove(&target)?;
-            let _ = fs::remove_dir(&dir);
-            if let Some(parent) = target.parent() {
-                sync_dir(parent);
-                Self::prune(parent, &objects);
-            }
-            return Ok(Some((current, record)));
-        }
-        if let Some(parent) = target.parent() {
-            sync_dir(parent);
-        }
-        Ok(Some((current, record)))
-    }
-
-    fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
+impl FsStore {
+    /// [`VersionStore::list_versions`], blocking.
+    pub(super) fn versions_page(
+        &self,
+        bucket: &str,
+        page: Page<'_, VersionCursor>,
+    ) -> Result<Vec<ListedVersion>> {
         let Page { prefix, after, limit } = page;
         let objects = self.existing_bucket(bucket)?.join("objects");
         let hex_prefix = keypath::hex(prefix.as_bytes());
@@ -412,5 +278,175 @@ impl VersionStore for FsStore {
             Ok(out.len() < limit)
         })?;
         Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl VersionStore for FsStore {
+    async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+    ) -> Result<StoredObject, StoreError> {
+        let (target, known) = self.object_in(bucket, key)?;
+        let no_such = || wanted.missing(bucket, key);
+        // Which version is current: one read of the file's end (GET reads the rest).
+        match version_of(&target)? {
+            Some(c) if c.is(wanted) => match self.current(bucket, key) {
+                // Unless a commit made it noncurrent meanwhile (it is then in `.v/`: a
+                // commit keeps the current file there before it replaces it).
+                Ok(o) if o.version.clone().unwrap_or_else(Version::unversioned).is(wanted) => return Ok(o),
+                Ok(_) | Err(StoreError::NoSuchKey { .. }) => {}
+                Err(e) => return Err(e),
+            },
+            Some(_) => {}
+            None => return Err(no_such()),
+        }
+        let path = noncurrent(&versions_dir(&target))?
+            .into_iter()
+            .find(|(v, _)| v.is(wanted))
+            .map(|(_, path)| path)
+            .ok_or_else(no_such)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if not_found(&e) => return Err(no_such()),
+            Err(e) => return Err(StoreError::io(format!("cannot open {}", path.display()))(e)),
+        };
+        let named = Version::from_parts(
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or_default(),
+            u8::from(path.extension().is_some_and(|e| e == NULL_SUFFIX)),
+        );
+        let (record, body, version) = Self::open_object(file, &path)?;
+        let annex = read_annex(&path, known.untagged())?;
+        // Where it is filed says which version it is (the object layer checks that its
+        // record agrees); the trailer whether it is a marker.
+        let marker = version.is_some_and(|v| v.marker);
+        let version = named.map(|v| Version { marker, ..v });
+        Ok(StoredObject { record, body: Box::new(body), annex, version })
+    }
+
+    /// [`crate::VersionStore::set_annex`], under the key's lock.
+    async fn set_annex(
+        &self,
+        bucket: &str,
+        key: &str,
+        at: Option<&Wanted>,
+        change: AnnexChange<'_>,
+    ) -> Result<()> {
+        blocking(|| {
+            let (target, known) = self.object_in(bucket, key)?;
+            let _key = self.locks.lock(&target);
+            let missing = || match at {
+                Some(w) => w.missing(bucket, key),
+                None => StoreError::NoSuchKey { bucket: bucket.to_owned(), key: key.to_owned() },
+            };
+            let (path, record) = match (read_version(&target)?, at) {
+                (None, _) => return Err(missing()),
+                (Some((_, record)), None) => (target, record),
+                (Some((c, record)), Some(w)) if c.is(w) => (target, record),
+                (Some((c, _)), Some(w)) => {
+                    let path = noncurrent(&versions_dir(&target))?
+                        .into_iter()
+                        .find(|(v, _)| v.is(w) && v.id != c.id)
+                        .map(|(_, path)| path)
+                        .ok_or_else(missing)?;
+                    (path.clone(), read_version(&path)?.ok_or_else(missing)?.1)
+                }
+            };
+            let annex_path = path.with_extension(TAGS_SUFFIX);
+            let Some(annex) = change(&record, read_annex(&path, known.untagged())?.as_deref())? else {
+                return remove(&annex_path);
+            };
+            if known.untagged() {
+                self.mark_tagged(bucket, &known)?;
+            }
+            let mut tmp = self.temp()?;
+            std::io::Write::write_all(tmp.as_file_mut(), &annex)
+                .map_err(StoreError::io("cannot write an annex"))?;
+            tmp.as_file().sync_all().map_err(StoreError::io("cannot flush an annex"))?;
+            // Under the key's lock no versioned change moves the file; an unversioned delete
+            // racing this may leave an annex behind, which names the record it belongs to, so
+            // it never applies to another object, and the next delete of the key removes it.
+            if !path.exists() {
+                return Err(missing());
+            }
+            tmp.persist(&annex_path)
+                .map_err(|e| StoreError::io("cannot move an annex into place")(e.error))?;
+            if let Some(parent) = annex_path.parent() {
+                sync_dir(parent);
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &Wanted,
+        allow: Allow<'_>,
+    ) -> Result<Removed> {
+        blocking(|| {
+            let (target, known) = self.object_in(bucket, key)?;
+            let objects = self.existing_bucket(bucket)?.join("objects");
+            let _key = self.locks.lock(&target);
+            let dir = versions_dir(&target);
+            let Some((current, record)) = read_version(&target)? else { return Ok(None) };
+            let others = noncurrent(&dir)?;
+            if !current.is(wanted) {
+                let Some((v, path)) = others.into_iter().find(|(v, _)| v.is(wanted) && v.id != current.id)
+                else {
+                    return Ok(None);
+                };
+                let Some((stored, record)) = read_version(&path)? else { return Ok(None) };
+                allow(&record, read_annex(&path, known.untagged())?.as_deref())?;
+                drop_noncurrent(&path)?;
+                // The name says id and nullness; the trailer whether it is a marker.
+                return Ok(Some((Version { marker: stored.marker, ..v }, record)));
+            }
+            allow(&record, read_annex(&target, known.untagged())?.as_deref())?;
+            // The current version goes: the newest other one takes its place in one rename.
+            let mut promoted = false;
+            for (v, path) in others {
+                if v.id == current.id {
+                    drop_noncurrent(&path)?;
+                    continue;
+                }
+                if promoted {
+                    break;
+                }
+                let tags = path.with_extension(TAGS_SUFFIX);
+                match fs::rename(&tags, target.with_extension(TAGS_SUFFIX)) {
+                    Err(e) if not_found(&e) => remove(&target.with_extension(TAGS_SUFFIX))?,
+                    Err(e) => return Err(StoreError::io(format!("cannot move {}", tags.display()))(e)),
+                    Ok(()) => {}
+                }
+                fs::rename(&path, &target)
+                    .map_err(StoreError::io(format!("cannot move {}", path.display())))?;
+                promoted = true;
+            }
+            if promoted {
+                sync_dir(&dir);
+                let _ = fs::remove_dir(&dir);
+            } else {
+                remove(&target.with_extension(TAGS_SUFFIX))?;
+                remove(&target)?;
+                let _ = fs::remove_dir(&dir);
+                if let Some(parent) = target.parent() {
+                    sync_dir(parent);
+                    Self::prune(parent, &objects);
+                }
+                return Ok(Some((current, record)));
+            }
+            if let Some(parent) = target.parent() {
+                sync_dir(parent);
+            }
+            Ok(Some((current, record)))
+        })
+    }
+
+    async fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
+        blocking(|| self.versions_page(bucket, page))
     }
 }
