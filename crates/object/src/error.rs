@@ -18,6 +18,9 @@ pub enum ObjectError {
     /// A key could not be had (suspended, deleted, HSM unavailable…).
     #[error(transparent)]
     Keys(#[from] KeysError),
+    /// The protection asked for cannot be given, or its root key cannot be used now.
+    #[error(transparent)]
+    Protection(#[from] super::protection::ProtectionError),
     /// A stored record is damaged, names another object, or fails its tag.
     #[error("integrity failure: {0}")]
     Integrity(String),

@@ -4,7 +4,8 @@
 //! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
 //! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), what is kept beside a version
 //! after it was written ([`annex`]) and how it changes ([`amend`]), versions and delete markers ([`versions`]), the
-//! ETag rules ([`etag`]), and the plaintext view of a stored object by range ([`plain`], which
+//! ETag rules ([`etag`]), the write of a new object ([`write`]: protection chosen, record
+//! built, commit), and the plaintext view of a stored object by range ([`plain`], which
 //! checks each stored header against the salt its record holds). [`Objects`] reads and
 //! writes records through any store. It knows nothing of HTTP.
 
@@ -25,6 +26,7 @@ pub mod record;
 pub mod tags;
 pub mod upload;
 pub mod versions;
+pub mod write;
 
 pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
 pub use error::ObjectError;
@@ -36,6 +38,7 @@ pub use protection::{Policy, ProtectionError, ReadKey, Requested, SentKey, Serve
 pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
 pub use tags::{TagError, TagSet};
 pub use upload::{Part, PartRecord, UploadRecord, new_upload_id};
+pub use write::{NewObject, Pending, Sealed};
 
 // What the store hands through this layer unchanged: the writers a body streams into, the
 // page of a listing, and the conditions a store reports (missing buckets, keys, versions and uploads, a full or

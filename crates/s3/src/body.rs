@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use super::digest::{Computed, Digests, Expected};
 use super::service::CipherS3;
 use super::{error, kp};
-use engine::{CustomerKey, SealSpec};
-use object::{BucketRecord, ObjectRecord, Objects, Part, PartRecord, PlainSource, Protection, Salt};
-use object::{ObjectWriter, PartWriter};
+use engine::SealSpec;
+use object::PartWriter;
+use object::{Objects, Part, PartRecord, PlainSource, Protection, Salt, Sealed};
 use pipeline::pool::Buf;
 use pipeline::{PipelineError, stream};
 
@@ -95,27 +95,16 @@ pub(crate) struct Encrypted<W> {
 }
 
 impl<W> Encrypted<W> {
-    /// The record of a single object `key` made of these bytes, protected as `protection`
-    /// records it, written now.
-    pub(super) fn record(
-        &self,
-        key: String,
-        protection: Protection,
-        headers: object::Headers,
-        user: std::collections::BTreeMap<String, String>,
-    ) -> ObjectRecord {
-        ObjectRecord {
-            headers,
-            user,
-            ..ObjectRecord::new(
-                key,
-                self.size,
-                object::etag::of(&protection, self.digests.md5_hex()),
-                base::clock::now_unix(),
-                protection,
-                object::Layout::Single { salt: self.salt },
-            )
-        }
+    /// The writer, and what sealing measured for the object layer
+    /// ([`object::Objects::finish`]).
+    pub(super) fn sealed(self) -> (W, Sealed) {
+        let sealed = Sealed {
+            size: self.size,
+            md5: self.digests.md5_hex(),
+            checksums: super::headers::checksums(&self.digests),
+            salt: self.salt,
+        };
+        (self.writer, sealed)
     }
 }
 
@@ -277,21 +266,6 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     let written = seal(rx, writer, spec, Some(last - first), digests).await;
     reader.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
     written?.map_err(error::pipeline)
-}
-
-/// Commits the object encrypted into `writer` into `bucket` with `record`, sealed with
-/// the tag for `key`, once an SSE-KP root key is found still usable
-/// ([`kp::still_usable`]).
-pub(crate) async fn commit_object(
-    s: &CipherS3,
-    bucket: &BucketRecord,
-    writer: Box<dyn ObjectWriter>,
-    mut record: ObjectRecord,
-    key: Option<CustomerKey>,
-) -> S3Result<ObjectRecord> {
-    kp::still_usable(s, &bucket.name, &record.protection)?;
-    Objects::commit(writer, &mut record, key.as_ref(), bucket.versioning).await.map_err(error::object)?;
-    Ok(record)
 }
 
 /// Commits an encrypted part of an upload into `bucket` whose object is protected by

@@ -10,9 +10,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions;
 use super::read_key;
 use super::service::CipherS3;
-use super::{body, error, headers, kp, object_lock, objects, sse, tagging, versioning};
-use engine::SealSpec;
-use object::{PlainSource, etag};
+use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
+use object::{NewObject, PlainSource};
 
 /// The bucket, key and version (if named) a copy reads from.
 pub(super) fn source_of(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
@@ -92,17 +91,23 @@ pub(super) async fn copy_object(
     } else {
         (source_meta.headers, source_meta.user)
     };
-    let (sealing, recorded) = objects::protection(s, &input.key, &target_bucket, target_key, kms)?;
-    let writer = s.objects.writer(&input.bucket, &input.key).await.map_err(error::object)?;
+    let new = NewObject {
+        key: input.key.clone(),
+        sse_c: target_key,
+        kms,
+        headers,
+        user,
+        storage_class,
+        tags,
+        lock,
+    };
+    let (writer, pending) =
+        s.objects.begin(&s.policy, &target_bucket, new, s.backend).await.map_err(error::object)?;
     let size = source.size();
-    let tag_key = sealing.key().cloned();
-    let spec = body::sealing(SealSpec::new(sealing, s.backend), &recorded);
-    let encrypted = body::reencrypt(source, 0, size, writer, spec, etag::needs_md5(&recorded)).await?;
-    let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
-    record.storage_class = storage_class;
-    record.tags = tags;
-    record.lock = lock;
-    let meta = body::commit_object(s, &target_bucket, encrypted.writer, record, tag_key).await?;
+    let spec = body::sealing(pending.spec().clone(), pending.protection());
+    let encrypted = body::reencrypt(source, 0, size, writer, spec, pending.needs_md5()).await?;
+    let (writer, sealed) = encrypted.sealed();
+    let meta = s.objects.finish(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);
     let result = CopyObjectResult {
         e_tag: headers::e_tag(&meta.etag),

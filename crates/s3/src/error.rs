@@ -18,6 +18,7 @@ pub(crate) fn object(e: ObjectError) -> S3Error {
         ObjectError::Store(e) => store(e),
         ObjectError::Pipeline(e) => pipeline(e),
         ObjectError::Keys(e) => keys(e),
+        ObjectError::Protection(e) => protection(e),
         integrity_failure @ ObjectError::Integrity(_) => integrity(&integrity_failure),
         ObjectError::InvalidVersion(v) => s3_error!(InvalidArgument, "invalid version id {v:?}"),
         ObjectError::Locked(why) => s3_error!(AccessDenied, "{why}"),

@@ -17,9 +17,7 @@ use super::conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::service::Owned;
-use super::{
-    CipherS3, body, copy, error, full_object, headers, kp, object_lock, objects, sse, tagging, versioning,
-};
+use super::{CipherS3, body, copy, error, full_object, headers, kp, object_lock, sse, tagging, versioning};
 use base::clock::now_unix;
 use engine::SealSpec;
 use object::{
@@ -57,7 +55,8 @@ pub(super) async fn create(
     )?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
-    let (sealing, protection) = objects::protection(s, &input.key, &bucket, sse_c, kms)?;
+    let (sealing, protection) =
+        s.policy.for_new_object(&bucket, &input.key, sse_c, kms).map_err(error::protection)?;
     let private =
         Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
     let storage_class = headers::storage_class(input.storage_class.as_ref())?;

@@ -10,8 +10,7 @@ use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::service::{CipherS3, Owned};
 use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
-use engine::SealSpec;
-use object::{BucketRecord, ObjectRecord, PlainSource, Protection, Requested, SentKey, etag};
+use object::{BucketRecord, NewObject, ObjectRecord, PlainSource};
 
 fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -33,26 +32,25 @@ pub(super) async fn put_object(
     )?;
     let length = s.check_length(input.content_length)?;
     let expected = digest::expected!(input, &headers, trailing_headers)?;
-    let user = super::headers::user_metadata(input.metadata)?;
-    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
-    let tags = tagging::from_header(input.tagging.as_deref())?;
-    let lock = object_lock::for_write(&bucket, object_lock::asked_of!(input))?;
+    let new = NewObject {
+        key: input.key.clone(),
+        sse_c,
+        kms,
+        user: super::headers::user_metadata(input.metadata)?,
+        storage_class: headers::storage_class(input.storage_class.as_ref())?,
+        tags: tagging::from_header(input.tagging.as_deref())?,
+        lock: object_lock::for_write(&bucket, object_lock::asked_of!(input))?,
+        headers: headers::from_input!(input),
+    };
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-    let writer = s.objects.writer(&input.bucket, &input.key).await.map_err(error::object)?;
-    let (sealing, recorded) = protection(s, &input.key, &bucket, sse_c, kms)?;
-    let headers = headers::from_input!(input);
-    let tag_key = sealing.key().cloned();
-    let spec = body::sealing(SealSpec::new(sealing, s.backend), &recorded);
-    let md5 = etag::needs_md5(&recorded);
-    let encrypted = body::encrypt(body, writer, spec, length, body::limits(s), expected, md5).await?;
-    let mut headers = headers;
-    headers.checksums = headers::checksums(&encrypted.digests);
-    let mut record = encrypted.record(input.key.clone(), recorded, headers, user);
-    record.storage_class = storage_class;
-    record.tags = tags;
-    record.lock = lock;
-    let checksum = encrypted.digests.checksum;
-    let record = body::commit_object(s, &bucket, encrypted.writer, record, tag_key).await?;
+    let (writer, pending) =
+        s.objects.begin(&s.policy, &bucket, new, s.backend).await.map_err(error::object)?;
+    let spec = body::sealing(pending.spec().clone(), pending.protection());
+    let encrypted =
+        body::encrypt(body, writer, spec, length, body::limits(s), expected, pending.needs_md5()).await?;
+    let checksum = encrypted.digests.checksum.clone();
+    let (writer, sealed) = encrypted.sealed();
+    let record = s.objects.finish(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
     let key_md5 = record.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: headers::e_tag(&record.etag),
@@ -71,18 +69,6 @@ pub(super) async fn put_object(
         record.headers.checksums.get(n).map(String::as_str)
     });
     Ok(response)
-}
-
-/// The protection of a new object in `bucket` ([`object::Policy::for_new_object`]): how
-/// the engine seals it and how its record names it.
-pub(super) fn protection(
-    s: &CipherS3,
-    object: &str,
-    bucket: &BucketRecord,
-    sse_c: Option<SentKey>,
-    kms: Option<Requested>,
-) -> S3Result<(engine::Sealing, Protection)> {
-    s.policy.for_new_object(bucket, object, sse_c, kms).map_err(error::protection)
 }
 
 /// What GET and HEAD ask of an object (the fields both operations' inputs carry).

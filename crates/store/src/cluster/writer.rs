@@ -80,7 +80,7 @@ impl ClusterWriter {
     /// commit is refused, the blob goes (if its outcome is unknown, the sweep decides).
     pub(super) async fn commit_entry(mut self, record: &[u8]) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let inner = self.inner.clone();
-        let mut entry = self.finish(&record).await?;
+        let mut entry = self.finish(record).await?;
         let stored = entry.stored();
         let bucket = self.bucket.clone();
         if let Target::Version(key, v) = &self.target {

@@ -1,0 +1,133 @@
+//! Writing a new object (PutObject, CopyObject): the protection chosen for it, the record
+//! built, the commit. Everything but moving the bytes: [`Objects::begin`] hands the caller
+//! a writer and the [`SealSpec`] to seal under, the caller streams the plaintext through
+//! the sealing pipeline into it (from a request body, or from another object), and
+//! [`Objects::finish`] makes the object visible with what sealing measured ([`Sealed`]).
+
+use std::collections::BTreeMap;
+
+use super::bucket::BucketRecord;
+use super::error::ObjectError;
+use super::etag;
+use super::lock::Lock;
+use super::objects::Objects;
+use super::protection::{Policy, Requested, SentKey};
+use super::record::{Headers, Layout, ObjectRecord, Protection, Salt};
+use super::tags::TagSet;
+use engine::{Backend, CustomerKey, SealSpec};
+use store::ObjectWriter;
+
+/// What a new object is to be, but for its bytes: the protection the request asks, and
+/// what its record keeps. Free of HTTP: the S3 layer reads it from a request.
+#[derive(Default)]
+pub struct NewObject {
+    /// Its key.
+    pub key: String,
+    /// The customer key sent with the request (SSE-C), if any.
+    pub sse_c: Option<SentKey>,
+    /// The root key asked for (SSE-KMS, SSE-S3), if any ([`Policy::requested`]).
+    pub kms: Option<Requested>,
+    /// The standard headers it is served with; the checksums sealing computes
+    /// ([`Sealed::checksums`]) replace those given here (a copy keeps its source's).
+    pub headers: Headers,
+    /// User metadata (`x-amz-meta-*`).
+    pub user: BTreeMap<String, String>,
+    /// Storage class, when not STANDARD.
+    pub storage_class: Option<String>,
+    /// Its tags.
+    pub tags: TagSet,
+    /// Its Object Lock retention and legal hold.
+    pub lock: Lock,
+}
+
+/// A write begun: how its bytes are sealed, and what its record will say.
+pub struct Pending {
+    bucket: BucketRecord,
+    object: NewObject,
+    protection: Protection,
+    spec: SealSpec,
+    /// The key its record is sealed with (SSE-C and SSE-KP objects), none for AONT-RS.
+    tag_key: Option<CustomerKey>,
+}
+
+impl Pending {
+    /// How the bytes are to be sealed.
+    pub fn spec(&self) -> &SealSpec {
+        &self.spec
+    }
+
+    /// How the object's record names its protection.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// Whether the object's ETag needs the plaintext's MD5 (computed while sealing).
+    pub fn needs_md5(&self) -> bool {
+        etag::needs_md5(&self.protection)
+    }
+}
+
+/// What sealing an object's plaintext measured.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// Plaintext bytes.
+    pub size: u64,
+    /// The plaintext's MD5, hex, if [`Pending::needs_md5`] asked for it.
+    pub md5: Option<String>,
+    /// The plaintext's checksums, by algorithm name (empty: none computed).
+    pub checksums: BTreeMap<String, String>,
+    /// The engine header's salt (none when the bytes were stored as received: the
+    /// benchmark baseline).
+    pub salt: Option<Salt>,
+}
+
+impl Objects {
+    /// Begins writing `object` into `bucket`: chooses its protection as `policy` says
+    /// ([`Policy::for_new_object`]) and opens a writer for its bytes, which the caller
+    /// seals under [`Pending::spec`]. Nothing is visible before [`Objects::finish`].
+    pub async fn begin(
+        &self,
+        policy: &Policy,
+        bucket: &BucketRecord,
+        mut object: NewObject,
+        backend: Backend,
+    ) -> Result<(Box<dyn ObjectWriter>, Pending), ObjectError> {
+        let writer = self.writer(&bucket.name, &object.key).await?;
+        let (sealing, protection) =
+            policy.for_new_object(bucket, &object.key, object.sse_c.take(), object.kms.take())?;
+        let tag_key = sealing.key().cloned();
+        let spec = SealSpec::new(sealing, backend);
+        Ok((writer, Pending { bucket: bucket.clone(), object, protection, spec, tag_key }))
+    }
+
+    /// Makes the object whose bytes were sealed into `writer` visible, once its root key
+    /// (if it has one) is found still usable: a key suspended or deleted while the bytes
+    /// streamed refuses the write, and nothing is committed. A new version if the bucket
+    /// keeps versions. Returns its record as committed.
+    pub async fn finish(
+        &self,
+        policy: &Policy,
+        pending: Pending,
+        writer: Box<dyn ObjectWriter>,
+        sealed: Sealed,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let Pending { bucket, object, protection, tag_key, .. } = pending;
+        policy.still_usable(&bucket.name, &protection)?;
+        let NewObject { key, mut headers, user, storage_class, tags, lock, .. } = object;
+        if !sealed.checksums.is_empty() {
+            headers.checksums = sealed.checksums;
+        }
+        let etag = etag::of(&protection, sealed.md5);
+        let layout = Layout::Single { salt: sealed.salt };
+        let mut record = ObjectRecord {
+            headers,
+            user,
+            storage_class,
+            tags,
+            lock,
+            ..ObjectRecord::new(key, sealed.size, etag, base::clock::now_unix(), protection, layout)
+        };
+        Objects::commit(writer, &mut record, tag_key.as_ref(), bucket.versioning).await?;
+        Ok(record)
+    }
+}
