@@ -1,8 +1,10 @@
-//! Writing a new object (PutObject, CopyObject): the protection chosen for it, the record
-//! built, the commit. Everything but moving the bytes: [`Objects::begin`] hands the caller
-//! a writer and the [`SealSpec`] to seal under, the caller streams the plaintext through
+//! Writing a new object (PutObject, CopyObject) or a part of an upload (UploadPart,
+//! UploadPartCopy): the protection chosen for it, the record built, the commit. Everything
+//! but moving the bytes: [`Objects::begin`] ([`Objects::begin_part`]) hands the caller a
+//! writer and the [`SealSpec`] to seal under, the caller streams the plaintext through
 //! the sealing pipeline into it (from a request body, or from another object), and
-//! [`Objects::finish`] makes the object visible with what sealing measured ([`Sealed`]).
+//! [`Objects::finish`] ([`Objects::finish_part`]) makes it visible with what sealing
+//! measured ([`Sealed`]).
 
 use std::collections::BTreeMap;
 
@@ -11,11 +13,12 @@ use super::error::ObjectError;
 use super::etag;
 use super::lock::Lock;
 use super::objects::Objects;
-use super::protection::{Policy, Requested, SentKey};
+use super::protection::{Policy, ReadKey, Requested, SentKey};
 use super::record::{Headers, Layout, ObjectRecord, Protection, Salt};
 use super::tags::TagSet;
+use super::upload::{Part, PartRecord, UploadRecord};
 use engine::{Backend, CustomerKey, SealSpec};
-use store::ObjectWriter;
+use store::{ObjectWriter, PartWriter};
 
 /// What a new object is to be, but for its bytes: the protection the request asks, and
 /// what its record keeps. Free of HTTP: the S3 layer reads it from a request.
@@ -129,5 +132,81 @@ impl Objects {
         };
         Objects::commit(writer, &mut record, tag_key.as_ref(), bucket.versioning).await?;
         Ok(record)
+    }
+}
+
+/// A part write begun: how its bytes are sealed (the upload's protection, with the part
+/// number bound in), and what its record will say.
+pub struct PendingPart {
+    bucket: String,
+    upload_id: String,
+    number: u32,
+    protection: Protection,
+    /// The key its checksums are sealed with (SSE-C and SSE-KP uploads).
+    key: Option<CustomerKey>,
+    spec: SealSpec,
+}
+
+impl PendingPart {
+    /// How the bytes are to be sealed.
+    pub fn spec(&self) -> &SealSpec {
+        &self.spec
+    }
+
+    /// How the upload's object is protected.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// Whether the part's ETag needs the plaintext's MD5 (computed while sealing).
+    pub fn needs_md5(&self) -> bool {
+        etag::needs_md5(&self.protection)
+    }
+}
+
+impl Objects {
+    /// Begins writing part `number` of `upload` in `bucket`, sealed with `read` (the
+    /// upload's protection and the key the request opened it with); the caller seals the
+    /// bytes under [`PendingPart::spec`]. Nothing is visible before [`Objects::finish_part`].
+    pub async fn begin_part(
+        &self,
+        bucket: &str,
+        upload: &UploadRecord,
+        number: u32,
+        read: &ReadKey,
+        backend: Backend,
+    ) -> Result<(Box<dyn PartWriter>, PendingPart), ObjectError> {
+        let writer = self.part_writer(bucket, &upload.upload_id, number).await?;
+        let mut spec = SealSpec::new(read.sealing(), backend);
+        spec.part = number;
+        let (bucket, upload_id) = (bucket.to_owned(), upload.upload_id.clone());
+        let (protection, key) = (read.protection.clone(), read.key.clone());
+        Ok((writer, PendingPart { bucket, upload_id, number, protection, key, spec }))
+    }
+
+    /// Makes the part sealed into `writer` visible (replacing an earlier part of its
+    /// number), once the upload's root key (if it has one) is found still usable. Its
+    /// checksums, if sealing computed any, are kept sealed under the upload's key.
+    pub async fn finish_part(
+        &self,
+        policy: &Policy,
+        pending: PendingPart,
+        writer: Box<dyn PartWriter>,
+        sealed: Sealed,
+    ) -> Result<Part, ObjectError> {
+        let PendingPart { bucket, upload_id, number, protection, key, .. } = pending;
+        policy.still_usable(&bucket, &protection)?;
+        let mut record = PartRecord {
+            number,
+            size: sealed.size,
+            etag: etag::of(&protection, sealed.md5),
+            last_modified: base::clock::now_unix(),
+            salt: sealed.salt,
+            sealed: None,
+        };
+        if !sealed.checksums.is_empty() {
+            record.seal_checksums(&upload_id, sealed.checksums, key.as_ref())?;
+        }
+        Objects::commit_part(writer, record).await
     }
 }

@@ -14,11 +14,10 @@ use s3s::{S3Error, S3Result};
 use tokio::sync::mpsc;
 
 use super::digest::{Computed, Digests, Expected};
+use super::error;
 use super::service::CipherS3;
-use super::{error, kp};
 use engine::SealSpec;
-use object::PartWriter;
-use object::{Objects, Part, PartRecord, PlainSource, Protection, Salt, Sealed};
+use object::{PlainSource, Protection, Salt, Sealed};
 use pipeline::pool::Buf;
 use pipeline::{PipelineError, stream};
 
@@ -266,22 +265,6 @@ pub(super) async fn reencrypt<W: Write + Send + 'static>(
     let written = seal(rx, writer, spec, Some(last - first), digests).await;
     reader.await.map_err(|e| error::internal(&e))?.map_err(error::pipeline)?;
     written?.map_err(error::pipeline)
-}
-
-/// Commits an encrypted part of an upload into `bucket` whose object is protected by
-/// `protection`, with `record` (its size and salt filled in), once an SSE-KP root key is
-/// found still usable ([`kp::still_usable`]).
-pub(crate) async fn commit_part(
-    s: &CipherS3,
-    bucket: &str,
-    protection: &Protection,
-    encrypted: Encrypted<Box<dyn PartWriter>>,
-    mut record: PartRecord,
-) -> S3Result<Part> {
-    kp::still_usable(s, bucket, protection)?;
-    record.size = encrypted.size;
-    record.salt = encrypted.salt;
-    Objects::commit_part(encrypted.writer, record).await.map_err(error::object)
 }
 
 /// Encrypts what arrives on `rx` into `writer`. A pipeline error is returned unmapped: when

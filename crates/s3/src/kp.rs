@@ -63,12 +63,6 @@ pub(crate) fn requested_sse(
     s.policy.requested(bucket, asked.as_ref(), key_id).map_err(error::protection)
 }
 
-/// Checks, just before a write under a root key commits, that its root key is still
-/// usable (a key suspended or deleted while the body streamed: 403, nothing committed).
-pub(crate) fn still_usable(s: &CipherS3, bucket: &str, protection: &Protection) -> S3Result<()> {
-    s.policy.still_usable(bucket, protection).map_err(error::protection)
-}
-
 /// Adds the response headers naming how an object is protected under a root key: SSE-S3
 /// as AWS names it (`AES256`), SSE-KP and aws:kms with the root key, IBM's and AWS's
 /// headers. Nothing for other protections (SSE-C is echoed by the operations' outputs).

@@ -19,7 +19,6 @@ use super::read_key::{self, Echo, ReadKey};
 use super::service::Owned;
 use super::{CipherS3, body, copy, error, full_object, headers, kp, object_lock, sse, tagging, versioning};
 use base::clock::now_unix;
-use engine::SealSpec;
 use object::{
     Layout, ObjectRecord, Part, PartRecord, PlainSource, Private, UploadRecord, complete, etag, new_upload_id,
 };
@@ -88,25 +87,6 @@ pub(super) async fn create(
     Ok(response)
 }
 
-/// How a part of an upload is sealed: its protection, with the part number bound in.
-fn part_spec(s: &CipherS3, read: &ReadKey, number: u32) -> body::Seal {
-    let mut spec = SealSpec::new(read.sealing(), s.backend);
-    spec.part = number;
-    body::sealing(spec, &read.protection)
-}
-
-/// A part's record before its size and salt are known.
-fn part_record(read: &ReadKey, number: u32, md5: Option<String>) -> PartRecord {
-    PartRecord {
-        number,
-        size: 0,
-        etag: etag::of(&read.protection, md5),
-        last_modified: now_unix(),
-        salt: None,
-        sealed: None,
-    }
-}
-
 pub(super) async fn upload_part(
     s: &CipherS3,
     req: S3Request<UploadPartInput>,
@@ -121,17 +101,18 @@ pub(super) async fn upload_part(
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let expected = digest::expected!(input, &headers, trailing_headers)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-    let writer =
-        s.objects.part_writer(&input.bucket, &input.upload_id, number).await.map_err(error::object)?;
-    let spec = part_spec(s, &read, number);
-    let md5 = etag::needs_md5(&read.protection);
-    let encrypted = body::encrypt(body, writer, spec, length, body::limits(s), expected, md5).await?;
-    let mut part = part_record(&read, number, encrypted.digests.md5_hex());
-    part.seal_checksums(&upload.upload_id, headers::checksums(&encrypted.digests), read.key.as_ref())
+    let (writer, pending) = s
+        .objects
+        .begin_part(&input.bucket, &upload, number, &read, s.backend)
+        .await
         .map_err(error::object)?;
+    let spec = body::sealing(pending.spec().clone(), pending.protection());
+    let encrypted =
+        body::encrypt(body, writer, spec, length, body::limits(s), expected, pending.needs_md5()).await?;
     let checksum = encrypted.digests.checksum.clone();
     let more = encrypted.digests.more.clone();
-    let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
+    let (writer, sealed) = encrypted.sealed();
+    let part = s.objects.finish_part(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
     let mut response = S3Response::new(UploadPartOutput {
         e_tag: headers::e_tag(&part.record.etag),
         checksum_crc32: checksum.checksum_crc32,
@@ -192,13 +173,15 @@ pub(super) async fn upload_part_copy(
     s.check_length(i64::try_from(last - first).ok())?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
-    let writer =
-        s.objects.part_writer(&input.bucket, &input.upload_id, number).await.map_err(error::object)?;
-    let spec = part_spec(s, &read, number);
-    let md5 = etag::needs_md5(&read.protection);
-    let encrypted = body::reencrypt(source, first, last, writer, spec, md5).await?;
-    let part = part_record(&read, number, encrypted.digests.md5_hex());
-    let part = body::commit_part(s, &input.bucket, &upload.protection, encrypted, part).await?;
+    let (writer, pending) = s
+        .objects
+        .begin_part(&input.bucket, &upload, number, &read, s.backend)
+        .await
+        .map_err(error::object)?;
+    let spec = body::sealing(pending.spec().clone(), pending.protection());
+    let encrypted = body::reencrypt(source, first, last, writer, spec, pending.needs_md5()).await?;
+    let (writer, sealed) = encrypted.sealed();
+    let part = s.objects.finish_part(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
     let result = CopyPartResult {
         e_tag: headers::e_tag(&part.record.etag),
         last_modified: Some(headers::last_modified_at(part.record.last_modified)),
