@@ -12,6 +12,7 @@
 pub mod amend;
 pub mod annex;
 pub mod bucket;
+pub mod checksum;
 pub mod codec;
 pub mod complete;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod versions;
 pub mod write;
 
 pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
+pub use checksum::{ChecksumAlgorithm, Checksums};
 pub use error::ObjectError;
 pub use etag::ETag;
 pub use objects::Objects;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::checksum::Checksums;
 use super::etag::ETag;
 use super::lock::Lock;
 use super::tags::TagSet;
@@ -88,11 +89,11 @@ pub struct Headers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub website_redirect_location: Option<String>,
     /// The full-object checksums the client sent and the body matched, by algorithm
-    /// (`crc32`, `crc32c`, `crc64nvme`, `sha1`, `sha256`; base64), served with
+    /// (keyed by name in the JSON: `crc32`, `sha256`, …; base64), served with
     /// `x-amz-checksum-mode: ENABLED`. Sealed with the rest: a checksum of the plaintext
     /// tells about it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub checksums: BTreeMap<String, String>,
+    pub checksums: Checksums,
 }
 
 impl Headers {

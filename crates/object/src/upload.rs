@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::checksum::Checksums;
 use super::error::ObjectError;
 use super::etag::ETag;
 use super::legacy::UploadMetaV1;
@@ -206,7 +207,7 @@ impl PartRecord {
     pub fn seal_checksums(
         &mut self,
         upload_id: &str,
-        checksums: BTreeMap<String, String>,
+        checksums: Checksums,
         key: Option<&CustomerKey>,
     ) -> Result<(), ObjectError> {
         let private = Private { headers: Headers { checksums, ..Headers::default() }, user: BTreeMap::new() };
@@ -215,11 +216,7 @@ impl PartRecord {
     }
 
     /// The checksums [`Self::seal_checksums`] kept, opened with `key`.
-    pub fn checksums(
-        &self,
-        upload_id: &str,
-        key: Option<&CustomerKey>,
-    ) -> Result<BTreeMap<String, String>, ObjectError> {
+    pub fn checksums(&self, upload_id: &str, key: Option<&CustomerKey>) -> Result<Checksums, ObjectError> {
         let what = format!("part {} of upload {upload_id}", self.number);
         let label = part_label(upload_id, self.number);
         Ok(Private::open(self.sealed.as_deref(), key, &label, &what)?.headers.checksums)
@@ -333,7 +330,7 @@ mod tests {
         let v1 = br#"{"number":2,"size":9,"stored":99,"etag":"e","last_modified":3,"salt":""}"#;
         assert_eq!(PartRecord::decode(v1).unwrap(), PartRecord { salt: None, ..p.clone() });
         // Checksums sealed for their part: in no clear form, opened for that part only.
-        let sums: BTreeMap<String, String> = [("crc32".to_owned(), "c3VtIQ==".to_owned())].into();
+        let sums: Checksums = [(crate::ChecksumAlgorithm::Crc32, "c3VtIQ==".to_owned())].into();
         for k in [None, Some(&key)] {
             p.seal_checksums("u1", sums.clone(), k).unwrap();
             let stored = String::from_utf8(p.encode().unwrap()).unwrap();

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::bucket::BucketRecord;
+use super::checksum::Checksums;
 use super::error::ObjectError;
 use super::etag;
 use super::lock::Lock;
@@ -78,7 +79,7 @@ pub struct Sealed {
     /// The plaintext's MD5, hex, if [`Pending::needs_md5`] asked for it.
     pub md5: Option<String>,
     /// The plaintext's checksums, by algorithm name (empty: none computed).
-    pub checksums: BTreeMap<String, String>,
+    pub checksums: Checksums,
     /// The engine header's salt (none when the bytes were stored as received: the
     /// benchmark baseline).
     pub salt: Option<Salt>,

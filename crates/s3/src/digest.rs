@@ -7,19 +7,24 @@
 //! upload with BadDigest and leaves nothing behind. A `Content-MD5` that is not the base64
 //! of 16 bytes (or is empty) is refused before the body is read: 400 InvalidDigest.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use engine::md5::Md5;
+use object::{ChecksumAlgorithm, Checksums};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
-use s3s::dto::{Checksum, ChecksumAlgorithm};
+use s3s::dto::Checksum;
 use s3s::{S3Result, s3_error};
 
 use super::more_checksums::{self, Hashers};
 
 /// Checksum algorithms, in the order of [`Checksum`]'s fields.
-const NAMES: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+const NAMES: [ChecksumAlgorithm; 5] = [
+    ChecksumAlgorithm::Crc32,
+    ChecksumAlgorithm::Crc32c,
+    ChecksumAlgorithm::Crc64nvme,
+    ChecksumAlgorithm::Sha1,
+    ChecksumAlgorithm::Sha256,
+];
 
 /// What the client said the body's digests are, or will be (trailers).
 #[derive(Default)]
@@ -43,11 +48,11 @@ pub(crate) struct Expected {
 macro_rules! named_fields {
     ($x:expr) => {
         [
-            ("crc32", &$x.checksum_crc32),
-            ("crc32c", &$x.checksum_crc32c),
-            ("crc64nvme", &$x.checksum_crc64nvme),
-            ("sha1", &$x.checksum_sha1),
-            ("sha256", &$x.checksum_sha256),
+            (object::ChecksumAlgorithm::Crc32, &$x.checksum_crc32),
+            (object::ChecksumAlgorithm::Crc32c, &$x.checksum_crc32c),
+            (object::ChecksumAlgorithm::Crc64nvme, &$x.checksum_crc64nvme),
+            (object::ChecksumAlgorithm::Sha1, &$x.checksum_sha1),
+            (object::ChecksumAlgorithm::Sha256, &$x.checksum_sha256),
         ]
     };
 }
@@ -86,7 +91,7 @@ impl Expected {
     pub(crate) fn new(
         content_md5: Option<String>,
         declared: Checksum,
-        algorithm: Option<&ChecksumAlgorithm>,
+        algorithm: Option<&s3s::dto::ChecksumAlgorithm>,
         headers: &http::HeaderMap,
         trailer: Option<s3s::TrailingHeaders>,
     ) -> S3Result<Self> {
@@ -107,7 +112,7 @@ impl Expected {
         for (i, name) in NAMES.iter().enumerate() {
             let header = format!("x-amz-checksum-{name}");
             trailed[i] = announced.contains(&header);
-            if trailed[i] || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name)) {
+            if trailed[i] || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name.name())) {
                 enabled[i] = true;
             }
         }
@@ -120,12 +125,12 @@ impl Expected {
             more_announced[i] = announced.contains(&header);
             more_enabled[i] = more_declared[i].is_some()
                 || more_announced[i]
-                || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name));
+                || algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name.name()));
         }
         // Nothing a client asked to be checked goes unchecked: an algorithm named (by s3s's
         // reading, or in the SDK's own header), a checksum header or an announced trailer
         // of an algorithm not known here is refused.
-        let known = |name: &str| NAMES.contains(&name) || more_checksums::NAMES.contains(&name);
+        let known = |name: &str| ChecksumAlgorithm::parse(name).is_some();
         let sdk = headers.get("x-amz-sdk-checksum-algorithm").map(|v| v.to_str().unwrap_or("?").to_owned());
         for named in algorithm.map(|a| a.as_str().to_owned()).into_iter().chain(sdk) {
             if !known(&named.to_ascii_lowercase()) {
@@ -199,7 +204,7 @@ impl Expected {
                     "x-amz-trailer announced x-amz-checksum-{name}, but the body's trailer did not bring it"
                 ));
             }
-            check(name, want, fields(&computed.checksum)[i].as_deref())?;
+            check(*name, want, fields(&computed.checksum)[i].as_deref())?;
         }
         for (i, name) in more_checksums::NAMES.iter().enumerate() {
             let want = self.more_declared[i].clone().or_else(|| {
@@ -212,15 +217,14 @@ impl Expected {
                     "x-amz-trailer announced x-amz-checksum-{name}, but the body's trailer did not bring it"
                 ));
             }
-            check(name, want, computed.more[i].as_deref())?;
+            check(*name, want, computed.more[i].as_deref())?;
         }
         Ok(())
     }
 }
 
-/// The checksum `name` (lower case, as in `x-amz-checksum-<name>`) of `data`, base64;
-/// `None` for a name not known here.
-pub(crate) fn checksum_of(name: &str, data: &[u8]) -> Option<String> {
+/// The checksum `name` of `data`, base64.
+pub(crate) fn checksum_of(name: ChecksumAlgorithm, data: &[u8]) -> Option<String> {
     if let Some(i) = NAMES.iter().position(|n| *n == name) {
         let mut hasher = ChecksumHasher {
             crc32: (i == 0).then(Crc32::new),
@@ -243,9 +247,9 @@ pub(crate) fn checksum_of(name: &str, data: &[u8]) -> Option<String> {
 /// The composite checksums of a multipart object, as S3 makes them: for each algorithm
 /// every part has, the checksum of the parts' checksums (decoded, end to end), then `-`
 /// and the number of parts.
-pub(crate) fn composite(parts: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+pub(crate) fn composite(parts: &[Checksums]) -> Checksums {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let Some(first) = parts.first() else { return BTreeMap::new() };
+    let Some(first) = parts.first() else { return Checksums::new() };
     first
         .keys()
         .filter_map(|name| {
@@ -253,20 +257,20 @@ pub(crate) fn composite(parts: &[BTreeMap<String, String>]) -> BTreeMap<String, 
             for p in parts {
                 joined.extend(b64.decode(p.get(name)?).ok()?);
             }
-            Some((name.clone(), format!("{}-{}", checksum_of(name, &joined)?, parts.len())))
+            Some((*name, format!("{}-{}", checksum_of(*name, &joined)?, parts.len())))
         })
         .collect()
 }
 
 /// BadDigest if a checksum the client declared (`want`) is not what the body gave.
-fn check(name: &str, want: Option<String>, got: Option<&str>) -> S3Result<()> {
+fn check(name: ChecksumAlgorithm, want: Option<String>, got: Option<&str>) -> S3Result<()> {
     if let (Some(want), Some(got)) = (want, got)
         && want.trim() != got
     {
         return Err(s3_error!(
             BadDigest,
             "the {} checksum you specified did not match what was received",
-            name.to_ascii_uppercase()
+            name.name().to_ascii_uppercase()
         ));
     }
     Ok(())
@@ -350,24 +354,24 @@ mod tests {
     #[test]
     fn composite_checksums_are_checksums_of_the_parts_checksums() {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let part = |data: &[u8]| -> BTreeMap<String, String> {
-            ["crc32", "sha256", "xxhash64"]
+        let (crc32, sha256) = (ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Sha256);
+        let part = |data: &[u8]| -> Checksums {
+            [crc32, sha256, ChecksumAlgorithm::Xxhash64]
                 .iter()
-                .map(|n| ((*n).to_owned(), checksum_of(n, data).unwrap()))
+                .map(|&n| (n, checksum_of(n, data).unwrap()))
                 .collect()
         };
         let parts = [part(b"one"), part(b"two")];
         let got = composite(&parts);
-        let mut joined = b64.decode(&parts[0]["sha256"]).unwrap();
-        joined.extend(b64.decode(&parts[1]["sha256"]).unwrap());
+        let mut joined = b64.decode(&parts[0][&sha256]).unwrap();
+        joined.extend(b64.decode(&parts[1][&sha256]).unwrap());
         use sha2::Digest as _;
-        assert_eq!(got["sha256"], format!("{}-2", b64.encode(sha2::Sha256::digest(&joined))));
+        assert_eq!(got[&sha256], format!("{}-2", b64.encode(sha2::Sha256::digest(&joined))));
         assert_eq!(got.len(), 3);
-        assert_eq!(checksum_of("crc32", b"hello world").as_deref(), Some("DUoRhQ=="));
-        assert_eq!(checksum_of("blake9", b"x"), None);
+        assert_eq!(checksum_of(crc32, b"hello world").as_deref(), Some("DUoRhQ=="));
         // An algorithm one part lacks is no composite.
-        let partial = [part(b"one"), [("crc32".to_owned(), checksum_of("crc32", b"two").unwrap())].into()];
-        assert_eq!(composite(&partial).keys().collect::<Vec<_>>(), ["crc32"]);
+        let partial = [part(b"one"), [(crc32, checksum_of(crc32, b"two").unwrap())].into()];
+        assert_eq!(composite(&partial).keys().collect::<Vec<_>>(), [&crc32]);
         assert!(composite(&[]).is_empty());
     }
 

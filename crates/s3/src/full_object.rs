@@ -5,15 +5,17 @@
 
 use base64::Engine as _;
 use crc_fast::CrcAlgorithm;
+use object::ChecksumAlgorithm;
 
-/// The CRC algorithms that have full-object checksums, by name.
-pub(crate) const NAMES: [&str; 3] = ["crc32", "crc32c", "crc64nvme"];
+/// The CRC algorithms that have full-object checksums.
+pub(crate) const NAMES: [ChecksumAlgorithm; 3] =
+    [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64nvme];
 
-fn algorithm(name: &str) -> Option<(CrcAlgorithm, usize)> {
+fn algorithm(name: ChecksumAlgorithm) -> Option<(CrcAlgorithm, usize)> {
     match name {
-        "crc32" => Some((CrcAlgorithm::Crc32IsoHdlc, 4)),
-        "crc32c" => Some((CrcAlgorithm::Crc32Iscsi, 4)),
-        "crc64nvme" => Some((CrcAlgorithm::Crc64Nvme, 8)),
+        ChecksumAlgorithm::Crc32 => Some((CrcAlgorithm::Crc32IsoHdlc, 4)),
+        ChecksumAlgorithm::Crc32c => Some((CrcAlgorithm::Crc32Iscsi, 4)),
+        ChecksumAlgorithm::Crc64nvme => Some((CrcAlgorithm::Crc64Nvme, 8)),
         _ => None,
     }
 }
@@ -21,7 +23,10 @@ fn algorithm(name: &str) -> Option<(CrcAlgorithm, usize)> {
 /// The CRC `name` of the parts laid end to end, from each part's CRC (base64, as S3
 /// sends it) and plaintext length; `None` if `name` has no full-object form or a CRC is
 /// malformed.
-pub(crate) fn combine<'a>(name: &str, parts: impl IntoIterator<Item = (&'a str, u64)>) -> Option<String> {
+pub(crate) fn combine<'a>(
+    name: ChecksumAlgorithm,
+    parts: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Option<String> {
     let (algorithm, width) = algorithm(name)?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut whole: Option<u64> = None;
@@ -56,8 +61,8 @@ mod tests {
                 assert_eq!(got.as_deref(), Some(whole.as_str()), "{name} {cuts:?}");
             }
         }
-        assert_eq!(combine("sha256", [("AAAA", 1)]), None);
-        assert_eq!(combine("crc32", [("not base64!", 1)]), None);
-        assert_eq!(combine("crc32", []), None);
+        assert_eq!(combine(ChecksumAlgorithm::Sha256, [("AAAA", 1)]), None);
+        assert_eq!(combine(ChecksumAlgorithm::Crc32, [("not base64!", 1)]), None);
+        assert_eq!(combine(ChecksumAlgorithm::Crc32, []), None);
     }
 }

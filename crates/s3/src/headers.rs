@@ -84,17 +84,17 @@ pub(crate) fn storage_class(sent: Option<&s3s::dto::StorageClass>) -> S3Result<O
 
 /// The checksums of a body to keep with its object, by algorithm name (those computed and
 /// verified against what the client sent).
-pub(crate) fn checksums(computed: &super::digest::Computed) -> BTreeMap<String, String> {
+pub(crate) fn checksums(computed: &super::digest::Computed) -> object::Checksums {
     let fields = super::digest::named_fields!(computed.checksum);
     let more = super::more_checksums::NAMES.into_iter().zip(&computed.more);
-    fields.into_iter().chain(more).filter_map(|(name, v)| Some((name.to_owned(), v.clone()?))).collect()
+    fields.into_iter().chain(more).filter_map(|(name, v)| Some((name, v.clone()?))).collect()
 }
 
 /// Adds the `x-amz-checksum-<name>` headers of the algorithms `s3s` does not model
 /// ([`super::more_checksums`]) from `values` (by name) to a response.
 pub(crate) fn more_checksum_headers<'a>(
     headers: &mut http::HeaderMap,
-    values: impl Fn(&str) -> Option<&'a str>,
+    values: impl Fn(object::ChecksumAlgorithm) -> Option<&'a str>,
 ) {
     for name in super::more_checksums::NAMES {
         if let Some(v) = values(name)
@@ -115,12 +115,12 @@ macro_rules! checksums_into_output {
         let asked = $mode.is_some_and(|m: &s3s::dto::ChecksumMode| m.as_str() == "ENABLED");
         let answer = asked && $whole && !h.checksums.is_empty();
         if answer {
-            let get = |name: &str| h.checksums.get(name).cloned();
-            $output.checksum_crc32 = get("crc32");
-            $output.checksum_crc32c = get("crc32c");
-            $output.checksum_crc64nvme = get("crc64nvme");
-            $output.checksum_sha1 = get("sha1");
-            $output.checksum_sha256 = get("sha256");
+            let get = |a: object::ChecksumAlgorithm| h.checksums.get(&a).cloned();
+            $output.checksum_crc32 = get(object::ChecksumAlgorithm::Crc32);
+            $output.checksum_crc32c = get(object::ChecksumAlgorithm::Crc32c);
+            $output.checksum_crc64nvme = get(object::ChecksumAlgorithm::Crc64nvme);
+            $output.checksum_sha1 = get(object::ChecksumAlgorithm::Sha1);
+            $output.checksum_sha256 = get(object::ChecksumAlgorithm::Sha256);
             // A multipart object's are composite (`…-N`), as S3's.
             let composite = h.checksums.values().any(|v| v.contains('-'));
             $output.checksum_type = Some(s3s::dto::ChecksumType::from_static(if composite {
@@ -145,7 +145,7 @@ macro_rules! from_input {
             content_language: $input.content_language,
             expires: crate::headers::expires_text($input.expires),
             website_redirect_location: $input.website_redirect_location,
-            checksums: std::collections::BTreeMap::new(),
+            checksums: object::Checksums::new(),
         }
     };
 }

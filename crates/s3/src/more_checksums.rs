@@ -12,9 +12,16 @@ use std::hash::Hasher as _;
 use twox_hash::{XxHash3_64, XxHash3_128, XxHash64};
 
 use engine::md5::Md5;
+use object::ChecksumAlgorithm;
 
-/// Their names, as in `x-amz-checksum-<name>`, in the order of every array here.
-pub(crate) const NAMES: [&str; 5] = ["sha512", "md5", "xxhash64", "xxhash3", "xxhash128"];
+/// The algorithms, in the order of every array here.
+pub(crate) const NAMES: [ChecksumAlgorithm; 5] = [
+    ChecksumAlgorithm::Sha512,
+    ChecksumAlgorithm::Md5,
+    ChecksumAlgorithm::Xxhash64,
+    ChecksumAlgorithm::Xxhash3,
+    ChecksumAlgorithm::Xxhash128,
+];
 
 /// One algorithm's running state.
 enum Running {

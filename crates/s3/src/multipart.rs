@@ -20,7 +20,8 @@ use super::service::Owned;
 use super::{CipherS3, body, copy, error, full_object, headers, kp, object_lock, sse, tagging, versioning};
 use base::clock::now_unix;
 use object::{
-    Layout, ObjectRecord, Part, PartRecord, PlainSource, Private, UploadRecord, complete, etag, new_upload_id,
+    ChecksumAlgorithm, Checksums, Layout, ObjectRecord, Part, PartRecord, PlainSource, Private, UploadRecord,
+    complete, etag, new_upload_id,
 };
 /// Highest part number.
 pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
@@ -233,7 +234,7 @@ pub(super) async fn complete(
     for (r, p) in requested.iter().zip(&chosen) {
         let kept = p.record.checksums(&input.upload_id, read.key.as_ref()).map_err(error::object)?;
         for (name, sent) in digest::named_fields!(r) {
-            if let (Some(sent), Some(own)) = (sent, kept.get(name))
+            if let (Some(sent), Some(own)) = (sent, kept.get(&name))
                 && sent.trim() != own
             {
                 let n = p.record.number;
@@ -277,13 +278,13 @@ pub(super) async fn complete(
 fn object_checksums(
     input: &CompleteMultipartUploadInput,
     parts: &[&Part],
-    sums: &[BTreeMap<String, String>],
-) -> S3Result<BTreeMap<String, String>> {
+    sums: &[Checksums],
+) -> S3Result<Checksums> {
     let mut out = digest::composite(sums);
     let full_asked = input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT);
     let sent = digest::named_fields!(input);
-    let full = |name: &str| {
-        let each = sums.iter().map(|s| s.get(name).map(String::as_str));
+    let full = |name: ChecksumAlgorithm| {
+        let each = sums.iter().map(|s| s.get(&name).map(String::as_str));
         let lens = parts.iter().map(|p| p.record.size);
         let pairs: Option<Vec<(&str, u64)>> = each.zip(lens).map(|(c, l)| c.map(|c| (c, l))).collect();
         pairs.and_then(|p| full_object::combine(name, p))
@@ -291,14 +292,14 @@ fn object_checksums(
     if full_asked {
         for name in full_object::NAMES {
             if let Some(v) = full(name) {
-                out.insert(name.to_owned(), v);
+                out.insert(name, v);
             }
         }
     }
     for (name, value) in sent {
         let Some(value) = value.as_deref().map(str::trim) else { continue };
         let ours = if value.contains('-') {
-            out.get(name).filter(|v| v.contains('-')).cloned()
+            out.get(&name).filter(|v| v.contains('-')).cloned()
         } else if full_object::NAMES.contains(&name) {
             full(name)
         } else {
@@ -317,10 +318,10 @@ fn object_checksums(
             return Err(s3_error!(
                 BadDigest,
                 "the {} checksum you specified did not match the object's",
-                name.to_ascii_uppercase()
+                name.name().to_ascii_uppercase()
             ));
         }
-        out.insert(name.to_owned(), ours);
+        out.insert(name, ours);
     }
     Ok(out)
 }
@@ -334,16 +335,16 @@ fn completed(
     version_id: Option<String>,
 ) -> S3Response<CompleteMultipartUploadOutput> {
     let sums = &record.headers.checksums;
-    let get = |name: &str| sums.get(name).cloned();
+    let get = |name: ChecksumAlgorithm| sums.get(&name).cloned();
     let mut response = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(bucket),
         key: Some(key),
         e_tag: headers::e_tag(&record.etag),
-        checksum_crc32: get("crc32"),
-        checksum_crc32c: get("crc32c"),
-        checksum_crc64nvme: get("crc64nvme"),
-        checksum_sha1: get("sha1"),
-        checksum_sha256: get("sha256"),
+        checksum_crc32: get(ChecksumAlgorithm::Crc32),
+        checksum_crc32c: get(ChecksumAlgorithm::Crc32c),
+        checksum_crc64nvme: get(ChecksumAlgorithm::Crc64nvme),
+        checksum_sha1: get(ChecksumAlgorithm::Sha1),
+        checksum_sha256: get(ChecksumAlgorithm::Sha256),
         checksum_type: (!sums.is_empty()).then(|| {
             let composite = sums.values().any(|v| v.contains('-'));
             ChecksumType::from_static(if composite {
@@ -356,7 +357,7 @@ fn completed(
         ..Default::default()
     });
     read.name_key(&mut response.headers);
-    headers::more_checksum_headers(&mut response.headers, |n| sums.get(n).map(String::as_str));
+    headers::more_checksum_headers(&mut response.headers, |n| sums.get(&n).map(String::as_str));
     response
 }
 

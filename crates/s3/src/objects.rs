@@ -66,7 +66,7 @@ pub(super) async fn put_object(
     });
     kp::name_protection(&mut response.headers, &record.protection);
     headers::more_checksum_headers(&mut response.headers, |n| {
-        record.headers.checksums.get(n).map(String::as_str)
+        record.headers.checksums.get(&n).map(String::as_str)
     });
     Ok(response)
 }
@@ -109,7 +109,7 @@ macro_rules! read_response {
         let mut response = S3Response::new($output);
         if answer {
             headers::more_checksum_headers(&mut response.headers, |n| {
-                meta.headers.checksums.get(n).map(String::as_str)
+                meta.headers.checksums.get(&n).map(String::as_str)
             });
         }
         $read.name_key(&mut response.headers);
