@@ -40,7 +40,7 @@ pub use protection::{Policy, ProtectionError, ReadKey, Requested, SentKey, Serve
 pub use record::{Headers, Layout, ObjectRecord, PartEntry, Protection, Salt};
 pub use tags::{TagError, TagSet};
 pub use upload::{Part, PartRecord, UploadRecord, new_upload_id};
-pub use write::{NewObject, Pending, PendingPart, Sealed};
+pub use write::{NewObject, Pending, PendingPart, SealPlan, Sealed};
 
 // What the store hands through this layer unchanged: the writers a body streams into, the
 // page of a listing, and the conditions a store reports (missing buckets, keys, versions and uploads, a full or

@@ -44,17 +44,16 @@ pub struct NewObject {
     pub lock: Lock,
 }
 
-/// A write begun: how its bytes are sealed, and what its record will say.
-pub struct Pending {
-    bucket: BucketRecord,
-    object: NewObject,
+/// How a write's bytes are sealed, and the key its record (or a part's checksums) is
+/// sealed with.
+pub struct SealPlan {
     protection: Protection,
     spec: SealSpec,
-    /// The key its record is sealed with (SSE-C and SSE-KP objects), none for AONT-RS.
-    tag_key: Option<CustomerKey>,
+    /// SSE-C and SSE-KP objects' key; none for AONT-RS.
+    key: Option<CustomerKey>,
 }
 
-impl Pending {
+impl SealPlan {
     /// How the bytes are to be sealed.
     pub fn spec(&self) -> &SealSpec {
         &self.spec
@@ -65,9 +64,23 @@ impl Pending {
         &self.protection
     }
 
-    /// Whether the object's ETag needs the plaintext's MD5 (computed while sealing).
+    /// Whether the ETag needs the plaintext's MD5 (computed while sealing).
     pub fn needs_md5(&self) -> bool {
         etag::needs_md5(&self.protection)
+    }
+}
+
+/// A write begun: how its bytes are sealed, and what its record will say.
+pub struct Pending {
+    bucket: BucketRecord,
+    object: NewObject,
+    plan: SealPlan,
+}
+
+impl Pending {
+    /// How the bytes are to be sealed.
+    pub fn plan(&self) -> &SealPlan {
+        &self.plan
     }
 }
 
@@ -99,9 +112,9 @@ impl Objects {
         let writer = self.writer(&bucket.name, &object.key).await?;
         let (sealing, protection) =
             policy.for_new_object(bucket, &object.key, object.sse_c.take(), object.kms.take())?;
-        let tag_key = sealing.key().cloned();
-        let spec = SealSpec::new(sealing, backend);
-        Ok((writer, Pending { bucket: bucket.clone(), object, protection, spec, tag_key }))
+        let key = sealing.key().cloned();
+        let plan = SealPlan { protection, spec: SealSpec::new(sealing, backend), key };
+        Ok((writer, Pending { bucket: bucket.clone(), object, plan }))
     }
 
     /// Makes the object whose bytes were sealed into `writer` visible, once its root key
@@ -115,7 +128,7 @@ impl Objects {
         writer: Box<dyn ObjectWriter>,
         sealed: Sealed,
     ) -> Result<ObjectRecord, ObjectError> {
-        let Pending { bucket, object, protection, tag_key, .. } = pending;
+        let Pending { bucket, object, plan: SealPlan { protection, key: tag_key, .. } } = pending;
         policy.still_usable(&bucket.name, &protection)?;
         let NewObject { key, mut headers, user, storage_class, tags, lock, .. } = object;
         if !sealed.checksums.is_empty() {
@@ -142,26 +155,13 @@ pub struct PendingPart {
     bucket: String,
     upload_id: String,
     number: u32,
-    protection: Protection,
-    /// The key its checksums are sealed with (SSE-C and SSE-KP uploads).
-    key: Option<CustomerKey>,
-    spec: SealSpec,
+    plan: SealPlan,
 }
 
 impl PendingPart {
     /// How the bytes are to be sealed.
-    pub fn spec(&self) -> &SealSpec {
-        &self.spec
-    }
-
-    /// How the upload's object is protected.
-    pub fn protection(&self) -> &Protection {
-        &self.protection
-    }
-
-    /// Whether the part's ETag needs the plaintext's MD5 (computed while sealing).
-    pub fn needs_md5(&self) -> bool {
-        etag::needs_md5(&self.protection)
+    pub fn plan(&self) -> &SealPlan {
+        &self.plan
     }
 }
 
@@ -181,8 +181,8 @@ impl Objects {
         let mut spec = SealSpec::new(read.sealing(), backend);
         spec.part = number;
         let (bucket, upload_id) = (bucket.to_owned(), upload.upload_id.clone());
-        let (protection, key) = (read.protection.clone(), read.key.clone());
-        Ok((writer, PendingPart { bucket, upload_id, number, protection, key, spec }))
+        let plan = SealPlan { protection: read.protection.clone(), spec, key: read.key.clone() };
+        Ok((writer, PendingPart { bucket, upload_id, number, plan }))
     }
 
     /// Makes the part sealed into `writer` visible (replacing an earlier part of its
@@ -195,7 +195,7 @@ impl Objects {
         writer: Box<dyn PartWriter>,
         sealed: Sealed,
     ) -> Result<Part, ObjectError> {
-        let PendingPart { bucket, upload_id, number, protection, key, .. } = pending;
+        let PendingPart { bucket, upload_id, number, plan: SealPlan { protection, key, .. } } = pending;
         policy.still_usable(&bucket, &protection)?;
         let mut record = PartRecord {
             number,

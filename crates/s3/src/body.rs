@@ -17,7 +17,7 @@ use super::digest::{Computed, Digests, Expected};
 use super::error;
 use super::service::CipherS3;
 use engine::SealSpec;
-use object::{PlainSource, Protection, Salt, Sealed};
+use object::{PlainSource, Salt, Sealed};
 use pipeline::pool::Buf;
 use pipeline::{PipelineError, stream};
 
@@ -314,15 +314,14 @@ fn refused_body(e: &(dyn std::error::Error + 'static)) -> s3s::S3Error {
     }
 }
 
-/// How bytes recorded as protected by `protection` are sealed: by the engine under
-/// `spec`, or (benchmark builds only) passed through.
-pub(crate) fn sealing(spec: SealSpec, protection: &Protection) -> Seal {
+/// How the bytes of a write planned as `plan` are sealed: by the engine, or (benchmark
+/// builds only, for objects recorded as plaintext) passed through.
+pub(crate) fn sealing(plan: &object::SealPlan) -> Seal {
     #[cfg(feature = "bench-plaintext")]
-    if *protection == Protection::Plaintext {
+    if *plan.protection() == object::Protection::Plaintext {
         return Seal::Passthrough;
     }
-    let _ = protection;
-    Seal::Engine(spec)
+    Seal::Engine(plan.spec().clone())
 }
 
 /// The limits a request body streams under.

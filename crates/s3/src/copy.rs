@@ -104,8 +104,8 @@ pub(super) async fn copy_object(
     let (writer, pending) =
         s.objects.begin(&s.policy, &target_bucket, new, s.backend).await.map_err(error::object)?;
     let size = source.size();
-    let spec = body::sealing(pending.spec().clone(), pending.protection());
-    let encrypted = body::reencrypt(source, 0, size, writer, spec, pending.needs_md5()).await?;
+    let spec = body::sealing(pending.plan());
+    let encrypted = body::reencrypt(source, 0, size, writer, spec, pending.plan().needs_md5()).await?;
     let (writer, sealed) = encrypted.sealed();
     let meta = s.objects.finish(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
     let key_md5 = meta.protection.sse_c_md5().map(str::to_owned);

@@ -20,8 +20,8 @@ use super::service::Owned;
 use super::{CipherS3, body, copy, error, full_object, headers, kp, object_lock, sse, tagging, versioning};
 use base::clock::now_unix;
 use object::{
-    ChecksumAlgorithm, Checksums, Layout, ObjectRecord, Part, PartRecord, PlainSource, Private, UploadRecord,
-    complete, etag, new_upload_id,
+    ChecksumAlgorithm, Checksums, Layout, ObjectRecord, Part, PartRecord, PartWriter, PendingPart,
+    PlainSource, Private, UploadRecord, complete, etag, new_upload_id,
 };
 /// Highest part number.
 pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
@@ -88,6 +88,21 @@ pub(super) async fn create(
     Ok(response)
 }
 
+/// Begins writing part `number` of `upload` in `bucket`, keyed by `read`: the writer, the
+/// part pending, how its bytes are sealed and whether their MD5 is needed.
+async fn begin_part(
+    s: &CipherS3,
+    bucket: &str,
+    upload: &UploadRecord,
+    number: u32,
+    read: &ReadKey,
+) -> S3Result<(Box<dyn PartWriter>, PendingPart, body::Seal, bool)> {
+    let (writer, pending) =
+        s.objects.begin_part(bucket, upload, number, read, s.backend).await.map_err(error::object)?;
+    let (seal, md5) = (body::sealing(pending.plan()), pending.plan().needs_md5());
+    Ok((writer, pending, seal, md5))
+}
+
 pub(super) async fn upload_part(
     s: &CipherS3,
     req: S3Request<UploadPartInput>,
@@ -102,14 +117,8 @@ pub(super) async fn upload_part(
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
     let expected = digest::expected!(input, &headers, trailing_headers)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-    let (writer, pending) = s
-        .objects
-        .begin_part(&input.bucket, &upload, number, &read, s.backend)
-        .await
-        .map_err(error::object)?;
-    let spec = body::sealing(pending.spec().clone(), pending.protection());
-    let encrypted =
-        body::encrypt(body, writer, spec, length, body::limits(s), expected, pending.needs_md5()).await?;
+    let (writer, pending, spec, md5) = begin_part(s, &input.bucket, &upload, number, &read).await?;
+    let encrypted = body::encrypt(body, writer, spec, length, body::limits(s), expected, md5).await?;
     let checksum = encrypted.digests.checksum.clone();
     let more = encrypted.digests.more.clone();
     let (writer, sealed) = encrypted.sealed();
@@ -174,13 +183,8 @@ pub(super) async fn upload_part_copy(
     s.check_length(i64::try_from(last - first).ok())?;
     let sent = [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5];
     let read = read_key::resolve(s, &input.bucket, &input.key, &upload.protection, sent)?;
-    let (writer, pending) = s
-        .objects
-        .begin_part(&input.bucket, &upload, number, &read, s.backend)
-        .await
-        .map_err(error::object)?;
-    let spec = body::sealing(pending.spec().clone(), pending.protection());
-    let encrypted = body::reencrypt(source, first, last, writer, spec, pending.needs_md5()).await?;
+    let (writer, pending, spec, md5) = begin_part(s, &input.bucket, &upload, number, &read).await?;
+    let encrypted = body::reencrypt(source, first, last, writer, spec, md5).await?;
     let (writer, sealed) = encrypted.sealed();
     let part = s.objects.finish_part(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
     let result = CopyPartResult {

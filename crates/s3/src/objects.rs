@@ -45,9 +45,10 @@ pub(super) async fn put_object(
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let (writer, pending) =
         s.objects.begin(&s.policy, &bucket, new, s.backend).await.map_err(error::object)?;
-    let spec = body::sealing(pending.spec().clone(), pending.protection());
+    let spec = body::sealing(pending.plan());
     let encrypted =
-        body::encrypt(body, writer, spec, length, body::limits(s), expected, pending.needs_md5()).await?;
+        body::encrypt(body, writer, spec, length, body::limits(s), expected, pending.plan().needs_md5())
+            .await?;
     let checksum = encrypted.digests.checksum.clone();
     let (writer, sealed) = encrypted.sealed();
     let record = s.objects.finish(&s.policy, pending, writer, sealed).await.map_err(error::object)?;
