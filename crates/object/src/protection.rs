@@ -13,6 +13,7 @@ use engine::{CustomerKey, SecretKey};
 use keys::{KeyManager, KeyRef, KeysError};
 
 use super::bucket::BucketRecord;
+pub use super::error::ProtectionError;
 use super::record::Protection;
 
 /// Root-key protection asked for by a request (`x-amz-server-side-encryption`).
@@ -43,55 +44,6 @@ pub struct SentKey {
     pub key: CustomerKey,
     /// Base64 MD5 of the key, as sent.
     pub md5: String,
-}
-
-/// Why a protection cannot be had. The texts are the ones clients see.
-#[derive(Debug, thiserror::Error)]
-pub enum ProtectionError {
-    /// SSE-C and a server-side protection were both asked for.
-    #[error("choose SSE-C or server-side encryption (aws:kms, AES256), not both")]
-    Both,
-    /// A KMS key id without `aws:kms`.
-    #[error("a KMS key id needs x-amz-server-side-encryption: aws:kms")]
-    KeyIdWithoutKms,
-    /// A KMS key id with `AES256`.
-    #[error("a KMS key id goes with aws:kms, not AES256")]
-    KeyIdWithSseS3,
-    /// The bucket was created with SSE-KP and accepts its own root key only.
-    #[error(
-        "this bucket was created with SSE-KP: every object is protected by its root key {root}; {what} cannot be asked for here (send aws:kms with that key, or no encryption header)"
-    )]
-    SseKpBucket {
-        /// The bucket's root key.
-        root: String,
-        /// What was asked for instead.
-        what: String,
-    },
-    /// The protection needs root keys, and the server has no HSM.
-    #[error(
-        "{0} needs an HSM for its root keys, and this server has none: start it with CIPHERSTORE_HSM_TOKEN (or CIPHERSTORE_HSM_URI) and a PIN, or [hsm] in the config file"
-    )]
-    NoHsm(&'static str),
-    /// An object protected by a root key is to be read or written, and the server has no
-    /// HSM.
-    #[error(
-        "SSE-KP needs an HSM: start the server with CIPHERSTORE_HSM_TOKEN (or CIPHERSTORE_HSM_URI) and a PIN"
-    )]
-    NoKeyManager,
-    /// `aws:kms` named a key the key manager does not have.
-    #[error("Invalid keyId {0}: no such root key")]
-    KmsKeyNotFound(String),
-    /// `aws:kms:dsse`.
-    #[error(
-        "dual-layer SSE-KMS (aws:kms:dsse) is not offered; use aws:kms (one layer under an HSM root key), optionally with SSE-C on the client's side"
-    )]
-    Dsse,
-    /// Another `x-amz-server-side-encryption` value.
-    #[error("unsupported server-side encryption {0:?}: use AES256 or aws:kms")]
-    Unsupported(String),
-    /// The key layer refused or failed (suspended, deleted, HSM unavailable…).
-    #[error(transparent)]
-    Keys(#[from] KeysError),
 }
 
 /// The binding context of an object's keys: `bucket/object`.
