@@ -87,7 +87,8 @@ pub(crate) fn set_annex(
     key: &str,
     annex: Option<&[u8]>,
 ) -> Result<(), store::StoreError> {
-    s.set_annex(bucket, key, None, &mut |_, _| Ok(annex.map(<[u8]>::to_vec))).wait()
+    s.set_annex(bucket, key, store::AnnexEdit { at: None, change: &mut |_, _| Ok(annex.map(<[u8]>::to_vec)) })
+        .wait()
 }
 
 /// Removes a version of `key`, whatever its annex says.
@@ -97,7 +98,7 @@ pub(crate) fn delete_version(
     key: &str,
     wanted: &store::Wanted,
 ) -> Result<Option<(store::Version, Vec<u8>)>, store::StoreError> {
-    s.delete_version(bucket, key, wanted, &mut |_, _| Ok(())).wait()
+    s.delete_version(bucket, key, store::Removal { wanted, allow: &mut |_, _| Ok(()) }).wait()
 }
 
 /// Waits for a store operation from synchronous test code (the store is async): on a

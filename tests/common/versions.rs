@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use super::Wait;
-use store::{Page, SequentialReader, Store, StoreError, Version, VersionCursor, VersionId, Wanted};
+use store::{
+    AnnexEdit, Page, Removal, SequentialReader, Store, StoreError, Version, VersionCursor, VersionId, Wanted,
+};
 
 /// One step.
 #[derive(Debug, Clone)]
@@ -208,11 +210,22 @@ pub(crate) fn annexes(s: &dyn Store, bucket: &str) {
     let v1 = Version::new(false, false);
     commit(s, bucket, &mut model, key, v1.clone(), 1);
     let id = |v: &Version| Wanted::Id(v.id.clone());
-    s.set_annex(bucket, key, Some(&id(&v1)), &mut |record, old| {
-        assert_eq!(record, record_of(key, &body_of(key, &v1, 1)), "the change sees the version's record");
-        assert_eq!(old, None);
-        Ok(Some(b"annex of v1".to_vec()))
-    })
+    s.set_annex(
+        bucket,
+        key,
+        AnnexEdit {
+            at: Some(&id(&v1)),
+            change: &mut |record, old| {
+                assert_eq!(
+                    record,
+                    record_of(key, &body_of(key, &v1, 1)),
+                    "the change sees the version's record"
+                );
+                assert_eq!(old, None);
+                Ok(Some(b"annex of v1".to_vec()))
+            },
+        },
+    )
     .wait()
     .unwrap();
     let v2 = Version::new(false, false);
@@ -221,35 +234,62 @@ pub(crate) fn annexes(s: &dyn Store, bucket: &str) {
     assert_eq!(annex_of(&v1).as_deref(), Some(&b"annex of v1"[..]), "kept when it became noncurrent");
     assert_eq!(annex_of(&v2), None, "a new version starts without one");
     // A noncurrent version's annex changes in place.
-    s.set_annex(bucket, key, Some(&id(&v1)), &mut |_, old| {
-        assert_eq!(old, Some(&b"annex of v1"[..]));
-        Ok(Some(b"v1 again".to_vec()))
-    })
+    s.set_annex(
+        bucket,
+        key,
+        AnnexEdit {
+            at: Some(&id(&v1)),
+            change: &mut |_, old| {
+                assert_eq!(old, Some(&b"annex of v1"[..]));
+                Ok(Some(b"v1 again".to_vec()))
+            },
+        },
+    )
     .wait()
     .unwrap();
     assert_eq!(annex_of(&v1).as_deref(), Some(&b"v1 again"[..]));
     assert_eq!(s.get(bucket, key).wait().unwrap().annex, None, "the current version's is its own");
     // A refused change changes nothing.
-    let refused = s.set_annex(bucket, key, Some(&id(&v1)), &mut |_, _| Err(StoreError::Refused)).wait();
+    let refused = s
+        .set_annex(
+            bucket,
+            key,
+            AnnexEdit { at: Some(&id(&v1)), change: &mut |_, _| Err(StoreError::Refused) },
+        )
+        .wait();
     assert!(matches!(refused, Err(StoreError::Refused)));
     assert_eq!(annex_of(&v1).as_deref(), Some(&b"v1 again"[..]));
     let absent = Wanted::Id(Version::new(false, false).id);
-    let none = s.set_annex(bucket, key, Some(&absent), &mut |_, _| Ok(None)).wait();
+    let none = s.set_annex(bucket, key, AnnexEdit { at: Some(&absent), change: &mut |_, _| Ok(None) }).wait();
     assert!(matches!(none, Err(StoreError::NoSuchVersion { .. })), "{none:?}");
     // A refused removal keeps the version; the judge sees its record and annex.
     let kept = s
-        .delete_version(bucket, key, &id(&v1), &mut |record, annex| {
-            assert_eq!(record, record_of(key, &body_of(key, &v1, 1)));
-            assert_eq!(annex, Some(&b"v1 again"[..]));
-            Err(StoreError::Refused)
-        })
+        .delete_version(
+            bucket,
+            key,
+            Removal {
+                wanted: &id(&v1),
+                allow: &mut |record, annex| {
+                    assert_eq!(record, record_of(key, &body_of(key, &v1, 1)));
+                    assert_eq!(annex, Some(&b"v1 again"[..]));
+                    Err(StoreError::Refused)
+                },
+            },
+        )
         .wait();
     assert!(matches!(kept, Err(StoreError::Refused)));
     let kept = s
-        .delete_version(bucket, key, &id(&v2), &mut |_, annex| {
-            assert_eq!(annex, None);
-            Err(StoreError::Refused)
-        })
+        .delete_version(
+            bucket,
+            key,
+            Removal {
+                wanted: &id(&v2),
+                allow: &mut |_, annex| {
+                    assert_eq!(annex, None);
+                    Err(StoreError::Refused)
+                },
+            },
+        )
         .wait();
     assert!(matches!(kept, Err(StoreError::Refused)));
     check(s, bucket, std::slice::from_ref(&model));
@@ -277,10 +317,17 @@ pub(crate) fn annex_races(s: &(dyn Store + Sync), bucket: &str, threads: usize, 
         for _ in 0..threads {
             scope.spawn(|| {
                 for _ in 0..each {
-                    s.set_annex(bucket, key, Some(&wanted), &mut |_, old| {
-                        let n: usize = old.map_or(0, |o| String::from_utf8_lossy(o).parse().unwrap());
-                        Ok(Some((n + 1).to_string().into_bytes()))
-                    })
+                    s.set_annex(
+                        bucket,
+                        key,
+                        AnnexEdit {
+                            at: Some(&wanted),
+                            change: &mut |_, old| {
+                                let n: usize = old.map_or(0, |o| String::from_utf8_lossy(o).parse().unwrap());
+                                Ok(Some((n + 1).to_string().into_bytes()))
+                            },
+                        },
+                    )
                     .wait()
                     .unwrap();
                 }

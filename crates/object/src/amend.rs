@@ -10,7 +10,7 @@ use super::objects::Objects;
 use super::record::ObjectRecord;
 use super::tags::TagSet;
 use super::versions::{Deleted, wanted};
-use store::{StoreError, Wanted};
+use store::{AnnexEdit, Removal, StoreError, Wanted};
 
 /// How a removal meets Object Lock: `None` in a bucket without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,8 @@ impl Objects {
                 StoreError::Refused
             })
         };
-        match self.store.set_annex(bucket, key, wanted.as_ref(), &mut change).await {
+        match self.store.set_annex(bucket, key, AnnexEdit { at: wanted.as_ref(), change: &mut change }).await
+        {
             Ok(()) => Ok(shown.flatten().map(|v| v.to_string())),
             Err(StoreError::Refused) => Err(why.unwrap_or(ObjectError::Store(StoreError::Refused))),
             Err(e) => Err(e.into()),
@@ -148,7 +149,11 @@ impl Objects {
                 StoreError::Refused
             })
         };
-        let removed = match self.store.delete_version(bucket, key, &wanted, &mut allow).await {
+        let removed = match self
+            .store
+            .delete_version(bucket, key, Removal { wanted: &wanted, allow: &mut allow })
+            .await
+        {
             Err(StoreError::Refused) => return Err(why.unwrap_or(ObjectError::Store(StoreError::Refused))),
             other => other?,
         };

@@ -15,7 +15,9 @@ pub mod versions;
 /// The store traits and the requests their methods take, for code that calls a concrete
 /// store (`use store::prelude::*;`).
 pub mod prelude {
-    pub use crate::{BucketStore, Completion, ObjectStore, Page, Store, UploadStore, VersionStore};
+    pub use crate::{
+        AnnexEdit, BucketStore, Completion, ObjectStore, Page, Removal, Store, UploadStore, VersionStore,
+    };
 }
 
 use std::io::Write;
@@ -254,6 +256,22 @@ pub struct Completion<'a> {
     pub version: Option<&'a Version>,
 }
 
+/// Which version [`VersionStore::delete_version`] removes, and whether it may.
+pub struct Removal<'a> {
+    /// The version.
+    pub wanted: &'a Wanted,
+    /// Judges it, given its record and annex (an error keeps it).
+    pub allow: Allow<'a>,
+}
+
+/// Which version's annex [`VersionStore::set_annex`] replaces, and with what.
+pub struct AnnexEdit<'a> {
+    /// The version (`None`: the current one).
+    pub at: Option<&'a Wanted>,
+    /// Makes the annex to keep from the version's record and present annex.
+    pub change: AnnexChange<'a>,
+}
+
 /// A version removed for good, and its record.
 pub type Removed = Option<(Version, Vec<u8>)>;
 
@@ -326,33 +344,22 @@ pub trait VersionStore: Send + Sync {
     /// [`StoreError::NoSuchVersion`] if it has none such.
     async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted)
     -> Result<StoredObject, StoreError>;
-    /// Removes one version of a key for good, with its annex, if `allow` (given its record
+    /// Removes one version of a key for good (the one [`Removal::wanted`] names), with its
+    /// annex, if [`Removal::allow`] (given its record
     /// and annex, under the same lock or transaction as the removal) lets it; if it was
     /// the current one, the newest of the others becomes current. Returns it and its
     /// record, or `None` if the key has no such version.
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed>;
+    async fn delete_version(&self, bucket: &str, key: &str, removal: Removal<'_>) -> Result<Removed>;
     /// One page of versions of the keys that start with the page's prefix, after its
     /// cursor: keys in byte order, each key's current version first, then the others
     /// newest first.
     async fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>>;
-    /// Replaces the annex kept beside a version of `key` (the current one if `at` is
-    /// `None`) with what `change` makes of its record and present annex (`None`: keep
+    /// Replaces the annex kept beside a version of `key` ([`AnnexEdit::at`]; the current
+    /// one if `None`) with what [`AnnexEdit::change`] makes of its record and present annex (`None`: keep
     /// nothing), atomically with respect to other changes of that annex and to removals
     /// of the version; [`StoreError::NoSuchKey`] or [`StoreError::NoSuchVersion`] if
     /// there is no such object. The object's record and bytes are left as they are.
-    async fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        at: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<()>;
+    async fn set_annex(&self, bucket: &str, key: &str, edit: AnnexEdit<'_>) -> Result<()>;
 }
 
 /// Multipart uploads: their records, parts, and the object they complete into.

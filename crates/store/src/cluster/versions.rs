@@ -17,10 +17,8 @@ use super::{
     COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, bucket_key, corrupt, kv_error, object_key,
     objects_of, ref_key, retire, seq_key,
 };
-use crate::{
-    Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key,
-};
-use crate::{Page, Removed, Result, VersionStore};
+use crate::{AnnexEdit, Page, Removal, Removed, Result, VersionStore};
+use crate::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key};
 use ::cluster::kv::{Compare, Entry, Op, prefix_end};
 
 fn versions_of(b: &str, key: &str) -> Vec<u8> {
@@ -247,13 +245,8 @@ impl VersionStore for ClusterStore {
         stored(inner, key, located, Some(v))
     }
 
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed> {
+    async fn delete_version(&self, bucket: &str, key: &str, removal: Removal<'_>) -> Result<Removed> {
+        let Removal { wanted, allow } = removal;
         check_key(key)?;
         let inner = &self.inner;
         inner.require_bucket(bucket).await?;
@@ -298,13 +291,8 @@ impl VersionStore for ClusterStore {
         Err(StoreError::Unavailable("the object kept changing; retry".into()))
     }
 
-    async fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        at: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<()> {
+    async fn set_annex(&self, bucket: &str, key: &str, edit: AnnexEdit<'_>) -> Result<()> {
+        let AnnexEdit { at, change } = edit;
         check_key(key)?;
         let inner = &self.inner;
         let b64 = base64::engine::general_purpose::STANDARD;

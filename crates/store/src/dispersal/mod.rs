@@ -35,10 +35,11 @@ use targets::Targets;
 use writer::{DispersingWriter, ObjectDispersal, Sink};
 
 use super::{
-    Allow, AnnexChange, ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject,
-    StoredPart, VersionCursor, Wanted,
+    ListedVersion, Named, ObjectWriter, PartWriter, Store, StoreError, StoredObject, StoredPart,
+    VersionCursor, Wanted,
 };
-use crate::{BucketStore, Completion, ObjectStore, Page, Removed, Result, UploadStore, VersionStore};
+use crate::VersionStore;
+use crate::{AnnexEdit, BucketStore, Completion, ObjectStore, Page, Removal, Removed, Result, UploadStore};
 
 /// The manifest of the current object of `key` in `inner`, if it is dispersed.
 async fn current_in(inner: &dyn Store, bucket: &str, key: &str) -> Option<Manifest> {
@@ -223,16 +224,12 @@ impl VersionStore for DispersedStore {
         Ok(StoredObject { record, body: Box::new(reader), annex: stored.annex, version: stored.version })
     }
 
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed> {
+    async fn delete_version(&self, bucket: &str, key: &str, removal: Removal<'_>) -> Result<Removed> {
+        let Removal { wanted, allow } = removal;
         // The object layer judges the record it wrote, not the manifest around it.
         let mut judge = |record: &[u8], annex: Option<&[u8]>| allow(&Self::plain(record.to_vec())?, annex);
-        let Some((version, record)) = self.inner.delete_version(bucket, key, wanted, &mut judge).await?
+        let Some((version, record)) =
+            self.inner.delete_version(bucket, key, Removal { wanted, allow: &mut judge }).await?
         else {
             return Ok(None);
         };
@@ -250,17 +247,12 @@ impl VersionStore for DispersedStore {
         Ok(page)
     }
 
-    async fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        at: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<()> {
+    async fn set_annex(&self, bucket: &str, key: &str, edit: AnnexEdit<'_>) -> Result<()> {
+        let AnnexEdit { at, change } = edit;
         // An annex is not dispersed: it is the record's neighbour, as small as a record. It
         // binds the record the object layer wrote, not the manifest around it.
         let mut plain = |record: &[u8], annex: Option<&[u8]>| change(&Self::plain(record.to_vec())?, annex);
-        self.inner.set_annex(bucket, key, at, &mut plain).await
+        self.inner.set_annex(bucket, key, AnnexEdit { at, change: &mut plain }).await
     }
 }
 

@@ -26,8 +26,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::keypath;
-use crate::{Allow, AnnexChange, ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
-use crate::{Page, Removed, Result, VersionStore, blocking};
+use crate::{AnnexEdit, Page, Removal, Removed, Result, VersionStore, blocking};
+use crate::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
 const STRIPES: usize = 256;
@@ -327,13 +327,8 @@ impl VersionStore for FsStore {
     }
 
     /// [`crate::VersionStore::set_annex`], under the key's lock.
-    async fn set_annex(
-        &self,
-        bucket: &str,
-        key: &str,
-        at: Option<&Wanted>,
-        change: AnnexChange<'_>,
-    ) -> Result<()> {
+    async fn set_annex(&self, bucket: &str, key: &str, edit: AnnexEdit<'_>) -> Result<()> {
+        let AnnexEdit { at, change } = edit;
         blocking(|| {
             let (target, known) = self.object_in(bucket, key)?;
             let _key = self.locks.lock(&target);
@@ -380,13 +375,8 @@ impl VersionStore for FsStore {
         })
     }
 
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-        allow: Allow<'_>,
-    ) -> Result<Removed> {
+    async fn delete_version(&self, bucket: &str, key: &str, removal: Removal<'_>) -> Result<Removed> {
+        let Removal { wanted, allow } = removal;
         blocking(|| {
             let (target, known) = self.object_in(bucket, key)?;
             let objects = self.existing_bucket(bucket)?.join("objects");
