@@ -73,12 +73,18 @@ class Weed:
         self.proc = subprocess.Popen(
             seaweed.command(self.weed, self.data, p, self.cert, self.key, self.identities, volumes=20),
             stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
-        # The S3 gateway listens before the filer has joined: wait until a listing answers.
+        # The S3 gateway listens before the filer has joined: wait until a listing answers,
+        # and, once the bucket exists (a restart), until a write goes through: a restarted
+        # service takes writes only after its volume server has joined its master again,
+        # and a rebuild's writes must not meet that wait under the targets' 3 s timeout.
         deadline = time.time() + 90
         while True:
             try:
                 socket.create_connection(("127.0.0.1", p["https"]), timeout=0.2).close()
-                self.client().list_buckets()
+                s3 = self.client()
+                if any(b["Name"] == "slices" for b in s3.list_buckets().get("Buckets", [])):
+                    s3.put_object(Bucket="slices", Key="ready-probe", Body=b"probe")
+                    s3.delete_object(Bucket="slices", Key="ready-probe")
                 return
             except Exception:
                 if self.proc.poll() is not None:
