@@ -1,5 +1,6 @@
-//! Writing a new object (PutObject, CopyObject) or a part of an upload (UploadPart,
-//! UploadPartCopy): the protection chosen for it, the record built, the commit. Everything
+//! Writing a new object (PutObject, CopyObject), starting a multipart upload
+//! ([`Objects::begin_upload`]) or writing a part of one (UploadPart, UploadPartCopy): the
+//! protection chosen for it, the record built, the commit. Everything
 //! but moving the bytes: [`Objects::begin`] ([`Objects::begin_part`]) hands the caller a
 //! writer and the [`SealSpec`] to seal under, the caller streams the plaintext through
 //! the sealing pipeline into it (from a request body, or from another object), and
@@ -14,10 +15,11 @@ use super::error::ObjectError;
 use super::etag;
 use super::lock::Lock;
 use super::objects::Objects;
+use super::private::Private;
 use super::protection::{Policy, ReadKey, Requested, SentKey};
 use super::record::{Headers, Layout, ObjectRecord, Protection, Salt};
 use super::tags::TagSet;
-use super::upload::{Part, PartRecord, UploadRecord};
+use super::upload::{Part, PartRecord, UploadRecord, new_upload_id};
 use engine::{Backend, CustomerKey, SealSpec};
 use store::{ObjectWriter, PartWriter};
 
@@ -209,5 +211,30 @@ impl Objects {
             record.seal_checksums(&upload_id, sealed.checksums, key.as_ref())?;
         }
         Objects::commit_part(writer, record).await
+    }
+}
+
+impl Objects {
+    /// Starts a multipart upload of `object` into `bucket` (CreateMultipartUpload): its
+    /// protection chosen as for a single write ([`Policy::for_new_object`]), its headers and
+    /// user metadata sealed under the object's key, and its tags, storage class and asked
+    /// retention kept for the completion. Returns the upload's record.
+    pub async fn begin_upload(
+        &self,
+        policy: &Policy,
+        bucket: &BucketRecord,
+        object: NewObject,
+    ) -> Result<UploadRecord, ObjectError> {
+        let NewObject { key, sse_c, kms, headers, user, storage_class, tags, lock } = object;
+        let (sealing, protection) = policy.for_new_object(bucket, &key, sse_c, kms)?;
+        let private = Private { headers, user };
+        let initiated = base::clock::now_unix();
+        let mut upload =
+            UploadRecord::new(new_upload_id(), initiated, key, protection, &private, sealing.key())?;
+        upload.storage_class = storage_class;
+        upload.tags = tags;
+        upload.lock = lock;
+        self.create_upload(&bucket.name, &upload).await?;
+        Ok(upload)
     }
 }

@@ -20,8 +20,8 @@ use super::service::Owned;
 use super::{CipherS3, body, copy, error, full_object, headers, kp, object_lock, sse, tagging, versioning};
 use base::clock::now_unix;
 use object::{
-    ChecksumAlgorithm, Checksums, Layout, ObjectRecord, Part, PartRecord, PartWriter, PendingPart,
-    PlainSource, Private, UploadRecord, complete, etag, new_upload_id,
+    ChecksumAlgorithm, Checksums, Layout, NewObject, ObjectRecord, Part, PartRecord, PartWriter, PendingPart,
+    PlainSource, UploadRecord, complete, etag,
 };
 /// Highest part number.
 pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
@@ -55,26 +55,18 @@ pub(super) async fn create(
     )?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
-    let (sealing, protection) =
-        s.policy.for_new_object(&bucket, &input.key, sse_c, kms).map_err(error::protection)?;
-    let private =
-        Private { headers: headers::from_input!(input), user: headers::user_metadata(input.metadata)? };
-    let storage_class = headers::storage_class(input.storage_class.as_ref())?;
-    let tags = tagging::from_header(input.tagging.as_deref())?;
-    let lock = object_lock::asked(&bucket, object_lock::asked_of!(input))?;
-    let mut upload = UploadRecord::new(
-        new_upload_id(),
-        now_unix(),
-        input.key.clone(),
-        protection,
-        &private,
-        sealing.key(),
-    )
-    .map_err(error::object)?;
-    upload.storage_class = storage_class;
-    upload.tags = tags;
-    upload.lock = lock;
-    s.objects.create_upload(&input.bucket, &upload).await.map_err(error::object)?;
+    let new = NewObject {
+        key: input.key.clone(),
+        sse_c,
+        kms,
+        headers: headers::from_input!(input),
+        user: headers::user_metadata(input.metadata)?,
+        storage_class: headers::storage_class(input.storage_class.as_ref())?,
+        tags: tagging::from_header(input.tagging.as_deref())?,
+        // The bucket's default retention is applied at completion, when the version is made.
+        lock: object_lock::asked(&bucket, object_lock::asked_of!(input))?,
+    };
+    let upload = s.objects.begin_upload(&s.policy, &bucket, new).await.map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);
     let mut response = S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
