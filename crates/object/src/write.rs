@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::bucket::BucketRecord;
+use super::bucket::{BucketRecord, Versioning};
 use super::checksum::Checksums;
 use super::error::ObjectError;
 use super::etag;
@@ -74,7 +74,8 @@ impl SealPlan {
 
 /// A write begun: how its bytes are sealed, and what its record will say.
 pub struct Pending {
-    bucket: BucketRecord,
+    bucket: String,
+    versioning: Versioning,
     object: NewObject,
     plan: SealPlan,
 }
@@ -116,7 +117,8 @@ impl Objects {
             policy.for_new_object(bucket, &object.key, object.sse_c.take(), object.kms.take())?;
         let key = sealing.key().cloned();
         let plan = SealPlan { protection, spec: SealSpec::new(sealing, backend), key };
-        Ok((writer, Pending { bucket: bucket.clone(), object, plan }))
+        let (name, versioning) = (bucket.name.clone(), bucket.versioning);
+        Ok((writer, Pending { bucket: name, versioning, object, plan }))
     }
 
     /// Makes the object whose bytes were sealed into `writer` visible, once its root key
@@ -130,8 +132,8 @@ impl Objects {
         writer: Box<dyn ObjectWriter>,
         sealed: Sealed,
     ) -> Result<ObjectRecord, ObjectError> {
-        let Pending { bucket, object, plan: SealPlan { protection, key: tag_key, .. } } = pending;
-        policy.still_usable(&bucket.name, &protection)?;
+        let Pending { bucket, versioning, object, plan: SealPlan { protection, key: tag_key, .. } } = pending;
+        policy.still_usable(&bucket, &protection)?;
         let NewObject { key, mut headers, user, storage_class, tags, lock, .. } = object;
         if !sealed.checksums.is_empty() {
             headers.checksums = sealed.checksums;
@@ -146,7 +148,7 @@ impl Objects {
             lock,
             ..ObjectRecord::new(key, sealed.size, etag, base::clock::now_unix(), protection, layout)
         };
-        Objects::commit(writer, &mut record, tag_key.as_ref(), bucket.versioning).await?;
+        Objects::commit(writer, &mut record, tag_key.as_ref(), versioning).await?;
         Ok(record)
     }
 }

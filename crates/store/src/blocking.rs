@@ -8,7 +8,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 /// it hands the worker's queue to another thread first (`block_in_place`); elsewhere (a
 /// current-thread runtime, a plain or blocking-pool thread) it simply runs. Borrowed
 /// arguments stay borrowed, unlike `spawn_blocking`.
-pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),

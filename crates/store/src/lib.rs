@@ -22,7 +22,7 @@ pub mod prelude {
 
 use std::io::Write;
 
-pub use blocking::blocking;
+pub(crate) use blocking::blocking;
 pub use versions::{ListedVersion, Version, VersionCursor, VersionId, Wanted};
 
 /// What a store's operations return.
@@ -342,8 +342,7 @@ pub trait ObjectStore: Send + Sync {
 pub trait VersionStore: Send + Sync {
     /// Opens one version of a key (a delete marker has no bytes);
     /// [`StoreError::NoSuchVersion`] if it has none such.
-    async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted)
-    -> Result<StoredObject, StoreError>;
+    async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject>;
     /// Removes one version of a key for good (the one [`Removal::wanted`] names), with its
     /// annex, if [`Removal::allow`] (given its record
     /// and annex, under the same lock or transaction as the removal) lets it; if it was

@@ -229,12 +229,7 @@ impl ClusterStore {
 
 #[async_trait::async_trait]
 impl VersionStore for ClusterStore {
-    async fn get_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-    ) -> Result<StoredObject, StoreError> {
+    async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject> {
         check_key(key)?;
         let inner = &self.inner;
         inner.require_bucket(bucket).await?;

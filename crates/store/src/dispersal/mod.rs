@@ -210,12 +210,7 @@ impl ObjectStore for DispersedStore {
 
 #[async_trait::async_trait]
 impl VersionStore for DispersedStore {
-    async fn get_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-    ) -> Result<StoredObject, StoreError> {
+    async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject> {
         let stored = self.inner.get_version(bucket, key, wanted).await?;
         let Some((manifest, record)) = unwrap(&stored.record)? else { return Ok(stored) };
         let record = record.to_vec();

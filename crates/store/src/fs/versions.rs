@@ -283,12 +283,7 @@ impl FsStore {
 
 #[async_trait::async_trait]
 impl VersionStore for FsStore {
-    async fn get_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        wanted: &Wanted,
-    ) -> Result<StoredObject, StoreError> {
+    async fn get_version(&self, bucket: &str, key: &str, wanted: &Wanted) -> Result<StoredObject> {
         let (target, known) = self.object_in(bucket, key)?;
         let no_such = || wanted.missing(bucket, key);
         // Which version is current: one read of the file's end (GET reads the rest).
