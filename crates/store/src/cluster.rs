@@ -36,6 +36,7 @@ use blob_read::Inline;
 use bucket_cache::{BucketCache, Lookup};
 use entry::{BlobRef, Located};
 use layout::*;
+use retries::{COMMIT_TRIES, Retries};
 use writer::{ClusterWriter, Target};
 
 pub use sweep::SweepReport;
@@ -46,13 +47,12 @@ mod buckets;
 mod entry;
 mod layout;
 mod objects;
+mod retries;
 mod sweep;
 mod uploads;
 mod versions;
 mod writer;
 
-/// Tries of a commit whose compare failed because another writer committed first.
-const COMMIT_TRIES: usize = 16;
 /// Keys read per page when a listing or a check must see every key of a range.
 const PAGE: usize = 1000;
 /// Objects of at most this many stored bytes are kept in their entries by default: one
@@ -179,10 +179,11 @@ impl Inner {
         missing: impl Fn() -> StoreError,
     ) -> Result<Option<Located>, StoreError> {
         let value = entry.encode()?;
-        for attempt in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             // First try as a new key (what ingest mostly writes): one round trip. If the
             // key is there, the compare fails and the next try reads what it replaces.
-            let old = if attempt == 0 { None } else { self.get(&key).await? };
+            let old = if tries.first() { None } else { self.get(&key).await? };
             let old_entry = old.as_ref().map(|e| Located::decode("an entry", &e.value)).transpose()?;
             let mut compares = vec![guard.clone()];
             compares.push(match &old {
@@ -199,7 +200,7 @@ impl Inner {
             if self.txn(compares, ops).await? {
                 return Ok(old_entry.filter(|_| !readable));
             }
-            if attempt > 0 && !self.guard_holds(&guard).await? {
+            if !tries.first() && !self.guard_holds(&guard).await? {
                 return Err(missing());
             }
         }

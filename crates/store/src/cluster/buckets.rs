@@ -41,7 +41,8 @@ impl BucketStore for ClusterStore {
     async fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
         check_bucket_name(name)?;
         let inner = &self.inner;
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let Some(seq) = inner.get(&seq_key(name)).await? else {
                 return Err(StoreError::NoSuchBucket(name.to_owned()));
             };

@@ -29,7 +29,8 @@ impl ObjectStore for ClusterStore {
         let inner = &self.inner;
         inner.require_bucket(bucket).await?;
         let k = object_key(bucket, key);
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let Some(e) = inner.get(&k).await? else { return Ok(false) };
             let located = Located::decode(key, &e.value)?;
             let mut ops = vec![Op::Delete(k.clone()), Op::Put(seq_key(bucket), Vec::new())];

@@ -66,7 +66,8 @@ impl UploadStore for ClusterStore {
         check_upload_id(upload_id)?;
         let inner = &self.inner;
         inner.require_bucket(bucket).await?;
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let Standing { mut compares, parts, removal: mut ops, .. } =
                 inner.standing(bucket, upload_id).await?;
             let mut blobs = Vec::new();
@@ -93,7 +94,8 @@ impl UploadStore for ClusterStore {
         check_key(key)?;
         let inner = &self.inner;
         inner.require_bucket(bucket).await?;
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let Standing { mut compares, parts: uploaded, prefix_len, removal } =
                 inner.standing(bucket, upload_id).await?;
             let mut chosen = Vec::new();

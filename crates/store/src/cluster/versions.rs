@@ -14,8 +14,8 @@
 
 use super::blob_read::{BlobReader, Piece};
 use super::{
-    COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, bucket_key, corrupt, kv_error, object_key,
-    objects_of, ref_key, retire, seq_key,
+    COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, Retries, bucket_key, corrupt, kv_error,
+    object_key, objects_of, ref_key, retire, seq_key,
 };
 use crate::{AnnexEdit, Page, Removal, Removed, Result, VersionStore};
 use crate::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key};
@@ -123,7 +123,8 @@ impl Inner {
         entry: &Located,
         v: &Version,
     ) -> Result<Option<Located>, StoreError> {
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let change = self.placing(bucket, key, entry, v).await?;
             if self.txn(change.compares, change.ops).await? {
                 return Ok(change.removed);
@@ -246,7 +247,8 @@ impl VersionStore for ClusterStore {
         let inner = &self.inner;
         inner.require_bucket(bucket).await?;
         let target = object_key(bucket, key);
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let Some((at, e, located, v)) = inner.find(bucket, key, wanted).await? else {
                 return Ok(None);
             };
@@ -291,7 +293,8 @@ impl VersionStore for ClusterStore {
         check_key(key)?;
         let inner = &self.inner;
         let b64 = base64::engine::general_purpose::STANDARD;
-        for _ in 0..COMMIT_TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let found = match at {
                 Some(w) => inner.find(bucket, key, w).await?.map(|(at, e, located, _)| (at, e, located)),
                 None => {
