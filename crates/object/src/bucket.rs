@@ -1,6 +1,7 @@
 //! The bucket record: owner, creation time, the bucket's root key binding (SSE-KP or
 //! aws:kms) and its default encryption (that root key, or SSE-S3), as the bytes a store keeps (`{"v":2,…}` JSON) and back, reading version 1
-//! records (an `attributes` map of strings) too. The wrapped bucket key itself lives with
+//! records (an `attributes` map of strings) too. It also holds the bucket's settings:
+//! versioning, Object Lock and lifecycle rules. The wrapped bucket key itself lives with
 //! the key lifecycle state ([`keys`]).
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
 use super::legacy;
+use super::lifecycle::Lifecycle;
 use super::lock::BucketLock;
 
 /// How a bucket got its root key.
@@ -81,6 +83,9 @@ pub struct BucketRecord {
     /// Its Object Lock configuration, once enabled (for good; versioning stays enabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<BucketLock>,
+    /// Its lifecycle rules, if any (PutBucketLifecycleConfiguration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 fn is_off(v: &Versioning) -> bool {
@@ -138,6 +143,8 @@ impl BucketRecord {
             #[serde(default)]
             object_lock: Option<BucketLock>,
             #[serde(default)]
+            lifecycle: Option<Lifecycle>,
+            #[serde(default)]
             attributes: BTreeMap<String, String>,
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("a bucket record {why}"));
@@ -167,6 +174,7 @@ impl BucketRecord {
             sse_s3: wire.sse_s3,
             versioning: wire.versioning,
             object_lock: wire.object_lock,
+            lifecycle: wire.lifecycle,
         })
     }
 }
@@ -188,6 +196,7 @@ mod tests {
             sse_s3: false,
             versioning: Versioning::Off,
             object_lock: None,
+            lifecycle: None,
         };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
         let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };

@@ -2,7 +2,7 @@
 //! records live ([`store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
 //! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
-//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), what is kept beside a version
+//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), lifecycle rules and their passes ([`lifecycle`]), what is kept beside a version
 //! after it was written ([`annex`]) and how it changes ([`amend`]), versions and delete markers ([`versions`]), the
 //! ETag rules ([`etag`]), the write of a new object ([`write`]: protection chosen, record
 //! built, commit), and the plaintext view of a stored object by range ([`plain`], which
@@ -18,6 +18,7 @@ pub mod complete;
 pub mod error;
 pub mod etag;
 mod legacy;
+pub mod lifecycle;
 pub mod lock;
 pub mod objects;
 pub mod plain;
@@ -33,6 +34,7 @@ pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
 pub use checksum::{ChecksumAlgorithm, Checksums};
 pub use error::ObjectError;
 pub use etag::ETag;
+pub use lifecycle::{Day, Lifecycle, LifecycleError};
 pub use objects::Objects;
 pub use plain::PlainSource;
 pub use private::Private;

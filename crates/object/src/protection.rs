@@ -274,6 +274,7 @@ mod tests {
             sse_s3: false,
             versioning: Default::default(),
             object_lock: None,
+            lifecycle: None,
         }
     }
 

@@ -71,6 +71,7 @@ pub(super) async fn create_bucket(
         sse_s3: false,
         versioning: Default::default(),
         object_lock: None,
+        lifecycle: None,
     };
     let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     if locked {

@@ -4,7 +4,7 @@
 //!
 //! - [`router`](CipherS3) sends each operation to the file of its family: `bucket`,
 //!   `objects` (PUT, GET, HEAD, DELETE), `copy`, `list`, `list_versions`, `multipart`,
-//!   `encryption`, `tagging`, `versioning`, `object_lock`; every other operation answers
+//!   `encryption`, `tagging`, `versioning`, `object_lock`, `lifecycle`; every other operation answers
 //!   NotImplemented.
 //! - `service` holds [`CipherS3`], the state every request shares, and the first questions
 //!   of every handler (caller, bucket owner, length limit); [`auth`] answers s3s's
@@ -31,6 +31,7 @@ pub(crate) mod full_object;
 pub(crate) mod headers;
 pub(crate) mod kp;
 pub mod lenient_range;
+pub(crate) mod lifecycle;
 pub(crate) mod list;
 pub(crate) mod list_versions;
 pub(crate) mod more_checksums;

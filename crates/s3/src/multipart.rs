@@ -17,7 +17,9 @@ use super::conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::service::Owned;
-use super::{CipherS3, body, copy, error, full_object, headers, kp, object_lock, sse, tagging, versioning};
+use super::{
+    CipherS3, body, copy, error, full_object, headers, kp, lifecycle, object_lock, sse, tagging, versioning,
+};
 use base::clock::now_unix;
 use object::{
     ChecksumAlgorithm, Checksums, Layout, NewObject, ObjectRecord, Part, PartRecord, PartWriter, PendingPart,
@@ -263,7 +265,8 @@ pub(super) async fn complete(
         .await
         .map_err(error::object)?;
     let version_id = versioning::version_id(versioning, record.version_id.as_ref());
-    Ok(completed(input.bucket, input.key, &record, &read, version_id))
+    let expiration = lifecycle::expiration(s, &target, &record, &record.tags);
+    Ok(completed(input.bucket, input.key, &record, &read, (version_id, expiration)))
 }
 
 /// The checksums a multipart object keeps, from its parts' (`sums`, in the order of
@@ -322,13 +325,14 @@ fn object_checksums(
     Ok(out)
 }
 
-/// The answer to a CompleteMultipartUpload that made (or had made) the object.
+/// The answer to a CompleteMultipartUpload that made (or had made) the object, with its
+/// version id and `x-amz-expiration`.
 fn completed(
     bucket: String,
     key: String,
     record: &ObjectRecord,
     read: &ReadKey,
-    version_id: Option<String>,
+    (version_id, expiration): (Option<String>, Option<String>),
 ) -> S3Response<CompleteMultipartUploadOutput> {
     let sums = &record.headers.checksums;
     let get = |name: ChecksumAlgorithm| sums.get(&name).cloned();
@@ -350,6 +354,7 @@ fn completed(
             })
         }),
         version_id,
+        expiration,
         ..Default::default()
     });
     read.name_key(&mut response.headers);
@@ -390,7 +395,9 @@ async fn completed_before(
         return Err(gone);
     }
     let version_id = record.version_id.as_ref().map(ToString::to_string);
-    Ok(completed(input.bucket, input.key, &record, &read, version_id))
+    let bucket = s.objects.bucket(&input.bucket).await.map_err(error::object)?;
+    let expiration = lifecycle::expiration(s, &bucket, &record, &record.tags);
+    Ok(completed(input.bucket, input.key, &record, &read, (version_id, expiration)))
 }
 
 pub(super) async fn abort(

@@ -9,7 +9,7 @@ use super::conditions::Conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::service::{CipherS3, Owned};
-use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
+use super::{body, error, headers, kp, lifecycle, object_lock, sse, tagging, versioning};
 use object::{BucketRecord, NewObject, ObjectRecord, PlainSource};
 
 fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
@@ -56,6 +56,7 @@ pub(super) async fn put_object(
     let mut response = S3Response::new(PutObjectOutput {
         e_tag: headers::e_tag(&record.etag),
         version_id: versioning::version_id(bucket.versioning, record.version_id.as_ref()),
+        expiration: lifecycle::expiration(s, &bucket, &record, &record.tags),
         checksum_crc32: checksum.checksum_crc32,
         checksum_crc32c: checksum.checksum_crc32c,
         checksum_crc64nvme: checksum.checksum_crc64nvme,
@@ -126,6 +127,7 @@ struct Opened {
     meta: ObjectRecord,
     version_id: Option<String>,
     tag_count: Option<i32>,
+    expiration: Option<String>,
     lock: (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>),
 }
 
@@ -136,10 +138,14 @@ async fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Re
     let object = versioning::open(s, req.bucket, req.key, req.version_id).await?;
     let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
+    let tags = object.tags().clone();
     let lock = object_lock::shown(&object.lock());
     let (read, meta) = read_key::resolve_stored(s, req.bucket, req.key, object.record, req.sse_c)?;
     req.conditions.check(&meta, false)?;
-    Ok(Opened { body: object.body, read, meta, version_id, tag_count, lock })
+    // The rules expire current versions: a version named by its id may be another.
+    let expiration =
+        if req.version_id.is_none() { lifecycle::expiration(s, &bucket, &meta, &tags) } else { None };
+    Ok(Opened { body: object.body, read, meta, version_id, tag_count, expiration, lock })
 }
 
 pub(super) async fn get_object(
@@ -148,7 +154,7 @@ pub(super) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    let Opened { body, read, meta, version_id, tag_count, lock } =
+    let Opened { body, read, meta, version_id, tag_count, expiration, lock } =
         open_for_read(s, &caller, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     let source = PlainSource::open(body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
@@ -189,6 +195,7 @@ pub(super) async fn get_object(
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         tag_count,
         version_id,
+        expiration,
         object_lock_mode,
         object_lock_retain_until_date,
         object_lock_legal_hold_status,
@@ -213,7 +220,7 @@ pub(super) async fn head_object(
     let input = &req.input;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
-    let Opened { read, meta, version_id, tag_count, lock, .. } =
+    let Opened { read, meta, version_id, tag_count, expiration, lock, .. } =
         open_for_read(s, &caller, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     // With partNumber: that part's length and range, and how many parts there are.
@@ -239,6 +246,7 @@ pub(super) async fn head_object(
         metadata: user_metadata(&meta),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         version_id,
+        expiration,
         object_lock_mode,
         object_lock_retain_until_date,
         object_lock_legal_hold_status,

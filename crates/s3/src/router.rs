@@ -6,7 +6,8 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 use super::service::CipherS3;
 use super::{
-    bucket, copy, encryption, list, list_versions, multipart, object_lock, objects, tagging, versioning,
+    bucket, copy, encryption, lifecycle, list, list_versions, multipart, object_lock, objects, tagging,
+    versioning,
 };
 
 #[async_trait::async_trait]
@@ -31,6 +32,24 @@ impl S3 for CipherS3 {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         bucket::delete_bucket(self, req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(self, req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get(self, req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(self, req).await
     }
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         objects::put_object(self, req).await

@@ -28,17 +28,32 @@ pub struct CipherS3 {
     pub(crate) policy: Policy,
     pub(crate) max_object: u64,
     pub(crate) body_idle: std::time::Duration,
+    /// How long a lifecycle day lasts (`x-amz-expiration`).
+    pub(crate) lifecycle_day: object::Day,
 }
 
 impl CipherS3 {
     /// A service over `objects`; `keys` enables SSE-KP.
     pub fn new(objects: Objects, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
-        Self { objects, backend, policy: policy(keys), max_object: MAX_PUT, body_idle: DEFAULT_BODY_IDLE }
+        Self {
+            objects,
+            backend,
+            policy: policy(keys),
+            max_object: MAX_PUT,
+            body_idle: DEFAULT_BODY_IDLE,
+            lifecycle_day: object::Day::default(),
+        }
     }
 
     /// The key manager, if the server has an HSM.
     pub(crate) fn keys(&self) -> Option<&KeyManager> {
         self.policy.keys()
+    }
+
+    /// Sets how long a lifecycle day lasts (tests shorten it), as `x-amz-expiration`
+    /// computes expiry dates.
+    pub fn set_lifecycle_day(&mut self, day: object::Day) {
+        self.lifecycle_day = day;
     }
 
     /// Sets the largest single PUT and part (at most S3's 5 GiB).
@@ -127,10 +142,12 @@ on_bucket!(
     CreateMultipartUploadInput,
     DeleteBucketEncryptionInput,
     DeleteBucketInput,
+    DeleteBucketLifecycleInput,
     DeleteObjectInput,
     DeleteObjectTaggingInput,
     DeleteObjectsInput,
     GetBucketEncryptionInput,
+    GetBucketLifecycleConfigurationInput,
     GetBucketVersioningInput,
     GetObjectLegalHoldInput,
     GetObjectLockConfigurationInput,
@@ -143,6 +160,7 @@ on_bucket!(
     ListObjectsV2Input,
     ListPartsInput,
     PutBucketEncryptionInput,
+    PutBucketLifecycleConfigurationInput,
     PutBucketVersioningInput,
     PutObjectLegalHoldInput,
     PutObjectLockConfigurationInput,

@@ -1,0 +1,456 @@
+//! One pass of a bucket's lifecycle rules: it walks the versions of the keys the rules
+//! cover and the bucket's multipart uploads, and does what the rules say is due:
+//! - a current version whose Expiration has come is removed (a bucket that never kept
+//!   versions) or hidden under a new delete marker (one that keeps them);
+//! - a noncurrent version is removed once NoncurrentDays have passed since it became
+//!   noncurrent, except the NewerNoncurrentVersions newest;
+//! - a delete marker left with no other version is removed (ExpiredObjectDeleteMarker);
+//! - an upload older than DaysAfterInitiation is aborted and its parts freed.
+//!
+//! Each action is one store operation (a removal, a commit, an abort), atomic on its own:
+//! a pass killed at any point leaves every object whole, and the next pass does what is
+//! still due. A removal is checked in the same store operation against what was judged
+//! (the same record) and against Object Lock (never bypassed): a version under retention
+//! or legal hold is kept and counted.
+
+use std::collections::BTreeSet;
+
+use super::day::Day;
+use super::rules::{Expiration, Lifecycle, Rule};
+use crate::annex;
+use crate::bucket::{BucketRecord, Versioning};
+use crate::error::ObjectError;
+use crate::lock;
+use crate::objects::Objects;
+use crate::tags::TagSet;
+use crate::versions::{ListedVersion, wanted};
+use store::{Removal, StoreError};
+
+/// Versions read per listing page.
+const PAGE: usize = 1000;
+
+/// What a pass did to one version or upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A current version removed (a bucket that never kept versions).
+    Expired,
+    /// A delete marker made over an expired current version.
+    MarkerMade,
+    /// A delete marker with no other version left removed.
+    MarkerRemoved,
+    /// A noncurrent version removed.
+    NoncurrentRemoved,
+    /// An unfinished multipart upload aborted.
+    UploadAborted,
+    /// A version due for removal kept: Object Lock keeps it.
+    KeptLocked,
+}
+
+impl Action {
+    /// Its name in the audit trail and in /metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::MarkerMade => "delete_marker_made",
+            Self::MarkerRemoved => "delete_marker_removed",
+            Self::NoncurrentRemoved => "noncurrent_removed",
+            Self::UploadAborted => "upload_aborted",
+            Self::KeptLocked => "kept_locked",
+        }
+    }
+
+    /// Every action, in a fixed order.
+    pub const ALL: [Action; 6] = [
+        Self::Expired,
+        Self::MarkerMade,
+        Self::MarkerRemoved,
+        Self::NoncurrentRemoved,
+        Self::UploadAborted,
+        Self::KeptLocked,
+    ];
+}
+
+/// One thing a pass did, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// What.
+    pub action: Action,
+    /// The bucket.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// The version concerned (made, removed or kept), or the upload id.
+    pub id: Option<String>,
+    /// The rule that asked for it.
+    pub rule: String,
+}
+
+/// What a pass did, by action, and how many versions and uploads it looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Versions and uploads looked at.
+    pub scanned: u64,
+    /// Actions, in the order of [`Action::ALL`].
+    pub actions: [u64; 6],
+}
+
+impl Counts {
+    /// How many times `action` was done.
+    pub fn of(&self, action: Action) -> u64 {
+        self.actions[action as usize]
+    }
+
+    fn note(&mut self, action: Action) {
+        self.actions[action as usize] += 1;
+    }
+}
+
+/// Paces a pass so it never starves requests, and stops it when it must.
+#[async_trait::async_trait]
+pub trait Pacer: Send + Sync {
+    /// Waits before the next store operation; false when the pass is to stop (the
+    /// process is shutting down, or another gateway took the work over).
+    async fn next(&self) -> bool;
+    /// Hears of one thing done (the audit trail, /metrics).
+    fn done(&self, event: &Event);
+}
+
+/// A pass over one bucket.
+struct Pass<'a> {
+    objects: &'a Objects,
+    bucket: &'a BucketRecord,
+    rules: Vec<&'a Rule>,
+    now: u64,
+    day: Day,
+    pacer: &'a dyn Pacer,
+    counts: Counts,
+    stopped: bool,
+}
+
+impl Objects {
+    /// Applies `bucket`'s lifecycle rules as of `now` (Unix seconds) with days of `day`;
+    /// returns what it did. Stops early, with what it did so far, when `pacer` says so.
+    pub async fn lifecycle_pass(
+        &self,
+        bucket: &BucketRecord,
+        lifecycle: &Lifecycle,
+        now: u64,
+        day: Day,
+        pacer: &dyn Pacer,
+    ) -> Result<Counts, ObjectError> {
+        let mut pass = Pass {
+            objects: self,
+            bucket,
+            rules: lifecycle.enabled().collect(),
+            now,
+            day,
+            pacer,
+            counts: Counts::default(),
+            stopped: false,
+        };
+        if pass.rules.iter().any(|r| r.expiration.is_some() || r.noncurrent.is_some()) {
+            for prefix in prefixes(&pass.rules) {
+                pass.walk(&prefix).await?;
+            }
+        }
+        if pass.rules.iter().any(|r| r.abort_after_days.is_some()) && !pass.stopped {
+            pass.uploads().await?;
+        }
+        Ok(pass.counts)
+    }
+}
+
+/// The prefixes to walk so that every key a rule with a version action covers is seen
+/// once: the rules' prefixes without those another one covers.
+fn prefixes(rules: &[&Rule]) -> Vec<String> {
+    let all: BTreeSet<&str> = rules
+        .iter()
+        .filter(|r| r.expiration.is_some() || r.noncurrent.is_some())
+        .map(|r| r.filter.prefix())
+        .collect();
+    let mut kept: Vec<String> = Vec::new();
+    for p in all {
+        if !kept.iter().any(|k| p.starts_with(k.as_str())) {
+            kept.push(p.to_owned());
+        }
+    }
+    kept
+}
+
+impl Pass<'_> {
+    async fn go_on(&mut self) -> bool {
+        if !self.stopped && !self.pacer.next().await {
+            self.stopped = true;
+        }
+        !self.stopped
+    }
+
+    fn record(&mut self, action: Action, key: &str, id: Option<String>, rule: &str) {
+        self.counts.note(action);
+        self.pacer.done(&Event {
+            action,
+            bucket: self.bucket.name.clone(),
+            key: key.to_owned(),
+            id,
+            rule: rule.to_owned(),
+        });
+    }
+
+    /// Walks the versions under `prefix`, a key at a time (a key's versions may span
+    /// pages: they are gathered first; the listing resumes after the last version read,
+    /// which belongs to a key not yet acted on).
+    async fn walk(&mut self, prefix: &str) -> Result<(), ObjectError> {
+        let mut after: Option<(String, String)> = None;
+        let mut gathered: Vec<ListedVersion> = Vec::new();
+        loop {
+            if !self.go_on().await {
+                return Ok(());
+            }
+            let (key_marker, version_marker) = match &after {
+                Some((k, v)) => (Some(k.as_str()), Some(v.as_str())),
+                None => (None, None),
+            };
+            let page = self
+                .objects
+                .list_versions(&self.bucket.name, prefix, key_marker, version_marker, PAGE)
+                .await?;
+            let full = page.len() == PAGE;
+            after = page.last().map(|v| (v.key.clone(), v.version_id.clone()));
+            for v in page {
+                if gathered.first().is_some_and(|g| g.key != v.key) {
+                    let versions = std::mem::take(&mut gathered);
+                    self.key(versions).await?;
+                    if self.stopped {
+                        return Ok(());
+                    }
+                }
+                gathered.push(v);
+            }
+            if !full {
+                break;
+            }
+        }
+        if !gathered.is_empty() {
+            self.key(gathered).await?;
+        }
+        Ok(())
+    }
+
+    /// Acts on one key's versions (current first, then the others newest first).
+    async fn key(&mut self, versions: Vec<ListedVersion>) -> Result<(), ObjectError> {
+        self.counts.scanned += versions.len() as u64;
+        let Some(first) = versions.first() else { return Ok(()) };
+        let key = first.key.clone();
+        let rules: Vec<&Rule> =
+            self.rules.iter().copied().filter(|r| key.starts_with(r.filter.prefix())).collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let current = versions.iter().find(|v| v.latest).cloned();
+        // Noncurrent versions, newest first, each with when it became noncurrent (when
+        // the version above it was written).
+        let mut left = 0usize;
+        let mut noncurrent_index = 0u32;
+        for (i, v) in versions.iter().enumerate() {
+            if v.latest {
+                continue;
+            }
+            let since = versions[..i].last().map_or(v.last_modified, |above| above.last_modified);
+            let index = noncurrent_index;
+            noncurrent_index += 1;
+            let due = self.noncurrent_due(&rules, v, since, index).await?;
+            match due {
+                Some(rule) => {
+                    if !self.go_on().await {
+                        return Ok(());
+                    }
+                    match self.remove(v, false).await? {
+                        Removed::Yes => {
+                            self.record(Action::NoncurrentRemoved, &key, Some(v.version_id.clone()), &rule)
+                        }
+                        Removed::Locked => {
+                            left += 1;
+                            self.record(Action::KeptLocked, &key, Some(v.version_id.clone()), &rule);
+                        }
+                        Removed::Changed => left += 1,
+                    }
+                }
+                None => left += 1,
+            }
+        }
+        let Some(current) = current else { return Ok(()) };
+        if current.marker {
+            // A delete marker with nothing under it any more.
+            let rule = rules.iter().find(|r| r.expiration == Some(Expiration::DeleteMarker));
+            if let Some(rule) = rule
+                && left == 0
+                && self.go_on().await
+                && self.remove(&current, true).await? == Removed::Yes
+            {
+                let id = rule.id.clone();
+                self.record(Action::MarkerRemoved, &key, Some(current.version_id.clone()), &id);
+            }
+            return Ok(());
+        }
+        let mut due = None;
+        for r in rules.iter().filter(|r| r.filter.matches_key(&key, current.size)) {
+            let Some(at) = r.expires_at(current.last_modified, self.day) else { continue };
+            if at > self.now {
+                continue;
+            }
+            if r.filter.has_tags() && !r.filter.matches_tags(&self.tags(&current).await?) {
+                continue;
+            }
+            due = Some(r.id.clone());
+            break;
+        }
+        let Some(rule) = due else { return Ok(()) };
+        if !self.go_on().await {
+            return Ok(());
+        }
+        if self.bucket.versioning == Versioning::Off {
+            if self.remove(&current, false).await? == Removed::Yes {
+                self.record(Action::Expired, &key, None, &rule);
+            }
+        } else {
+            let made = self.objects.delete_in(&self.bucket.name, &key, self.bucket.versioning).await?;
+            self.record(Action::MarkerMade, &key, made.version_id, &rule);
+        }
+        Ok(())
+    }
+
+    /// The rule that removes noncurrent version `v` now (noncurrent since `since`, the
+    /// `index`-th newest noncurrent version), if one does.
+    async fn noncurrent_due(
+        &mut self,
+        rules: &[&Rule],
+        v: &ListedVersion,
+        since: u64,
+        index: u32,
+    ) -> Result<Option<String>, ObjectError> {
+        let mut tags = None;
+        for r in rules {
+            let Some(n) = r.noncurrent else { continue };
+            if index < n.newer.unwrap_or(0) || self.day.after(since, n.days) > self.now {
+                continue;
+            }
+            if !r.filter.matches_key(&v.key, v.size) {
+                continue;
+            }
+            if r.filter.has_tags() {
+                if v.marker {
+                    continue;
+                }
+                if tags.is_none() {
+                    tags = Some(self.tags(v).await?);
+                }
+                if !tags.as_ref().is_some_and(|t| r.filter.matches_tags(t)) {
+                    continue;
+                }
+            }
+            return Ok(Some(r.id.clone()));
+        }
+        Ok(None)
+    }
+
+    /// The tags of a version now.
+    async fn tags(&self, v: &ListedVersion) -> Result<TagSet, ObjectError> {
+        match self.objects.get_version(&self.bucket.name, &v.key, &v.version_id).await {
+            Ok(f) => Ok(f.tags().clone()),
+            Err(ObjectError::Store(StoreError::NoSuchVersion { .. } | StoreError::NoSuchKey { .. })) => {
+                Ok(TagSet::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes version `v` for good if it is still the version listed (same record
+    /// time and ETag; `marker`: still a delete marker) and Object Lock lets it go.
+    async fn remove(&self, v: &ListedVersion, marker: bool) -> Result<Removed, ObjectError> {
+        let key = v.key.as_str();
+        let target = match wanted(&self.bucket.name, key, &v.version_id) {
+            Ok(w) => w,
+            Err(ObjectError::Store(StoreError::NoSuchVersion { .. })) => return Ok(Removed::Changed),
+            Err(e) => return Err(e),
+        };
+        let locked = self.bucket.object_lock.is_some();
+        let now_ms = base::clock::now_unix_ms();
+        let mut verdict = Removed::Yes;
+        let mut failure = None;
+        let mut allow = |record: &[u8], kept: Option<&[u8]>| {
+            let judged = || -> Result<Removed, ObjectError> {
+                let opened = Objects::open_record(record, key)?;
+                let r = opened.unchecked();
+                if r.last_modified != v.last_modified || r.etag != v.etag || r.is_delete_marker() != marker {
+                    return Ok(Removed::Changed);
+                }
+                if locked {
+                    let state = annex::decode(record, kept)?.lock.unwrap_or(r.lock);
+                    if lock::may_remove(&state, now_ms, false).is_err() {
+                        return Ok(Removed::Locked);
+                    }
+                }
+                Ok(Removed::Yes)
+            };
+            match judged() {
+                Ok(Removed::Yes) => Ok(()),
+                Ok(other) => {
+                    verdict = other;
+                    Err(StoreError::Refused)
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    Err(StoreError::Refused)
+                }
+            }
+        };
+        let result = self
+            .objects
+            .store
+            .delete_version(&self.bucket.name, key, Removal { wanted: &target, allow: &mut allow })
+            .await;
+        match result {
+            Ok(Some(_)) => Ok(verdict),
+            Ok(None) => Ok(Removed::Changed),
+            Err(StoreError::Refused) => match failure {
+                Some(e) => Err(e),
+                None => Ok(verdict),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Aborts the uploads the rules say are stale.
+    async fn uploads(&mut self) -> Result<(), ObjectError> {
+        let uploads = self.objects.list_uploads(&self.bucket.name).await?;
+        for u in uploads {
+            self.counts.scanned += 1;
+            let due = self.rules.iter().find(|r| {
+                r.abort_after_days.is_some_and(|d| self.day.after(u.initiated, d) <= self.now)
+                    && u.key.starts_with(r.filter.prefix())
+            });
+            let Some(rule) = due.map(|r| r.id.clone()) else { continue };
+            if !self.go_on().await {
+                return Ok(());
+            }
+            match self.objects.abort_upload(&self.bucket.name, &u.upload_id).await {
+                Ok(()) => self.record(Action::UploadAborted, &u.key, Some(u.upload_id.clone()), &rule),
+                // Completed or aborted since it was listed.
+                Err(ObjectError::Store(StoreError::NoSuchUpload(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What came of a removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removed {
+    /// Removed.
+    Yes,
+    /// Object Lock keeps it.
+    Locked,
+    /// It changed (or went) since it was listed: left for the next pass.
+    Changed,
+}

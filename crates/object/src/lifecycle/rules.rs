@@ -1,0 +1,447 @@
+//! A bucket's lifecycle configuration as AWS validates it: a draft that mirrors the XML
+//! (everything optional, numbers as sent) becomes a [`Lifecycle`] of typed rules, or the
+//! [`LifecycleError`] AWS would answer. The rules are kept in the bucket record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tags::TagSet;
+
+/// The most rules a configuration holds.
+pub const MAX_RULES: usize = 1000;
+/// The longest rule id.
+pub const MAX_ID: usize = 255;
+/// The most noncurrent versions `NewerNoncurrentVersions` keeps.
+pub const MAX_NEWER_NONCURRENT: i64 = 100;
+
+/// Why a configuration is refused; each names the error code AWS answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    /// The document does not have the shape AWS's schema gives it (MalformedXML).
+    #[error("{0}")]
+    Malformed(String),
+    /// A value is out of range (InvalidArgument).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Elements that cannot go together (InvalidRequest).
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+fn malformed(why: impl Into<String>) -> LifecycleError {
+    LifecycleError::Malformed(why.into())
+}
+
+fn argument(why: impl Into<String>) -> LifecycleError {
+    LifecycleError::InvalidArgument(why.into())
+}
+
+fn request(why: impl Into<String>) -> LifecycleError {
+    LifecycleError::InvalidRequest(why.into())
+}
+
+/// One rule as sent: the elements of `<Rule>`, each as the XML had it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleDraft {
+    /// `<ID>`.
+    pub id: Option<String>,
+    /// `<Status>`: `Enabled` or `Disabled`.
+    pub status: String,
+    /// The legacy top-level `<Prefix>`.
+    pub prefix: Option<String>,
+    /// `<Filter>`.
+    pub filter: Option<FilterDraft>,
+    /// `<Expiration>`.
+    pub expiration: Option<ExpirationDraft>,
+    /// `<NoncurrentVersionExpiration>`.
+    pub noncurrent: Option<NoncurrentDraft>,
+    /// `<AbortIncompleteMultipartUpload><DaysAfterInitiation>`, or `Some(None)` when the
+    /// element came without it.
+    pub abort_after: Option<Option<i64>>,
+    /// The storage classes of `<Transition>` and `<NoncurrentVersionTransition>` elements.
+    pub transitions: Vec<Option<String>>,
+}
+
+/// `<Filter>` as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterDraft {
+    /// `<Prefix>`.
+    pub prefix: Option<String>,
+    /// `<Tag>`: key and value.
+    pub tag: Option<(String, String)>,
+    /// `<ObjectSizeGreaterThan>`.
+    pub greater_than: Option<i64>,
+    /// `<ObjectSizeLessThan>`.
+    pub less_than: Option<i64>,
+    /// `<And>`.
+    pub and: Option<AndDraft>,
+}
+
+/// `<And>` as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AndDraft {
+    /// `<Prefix>`.
+    pub prefix: Option<String>,
+    /// `<Tag>` elements.
+    pub tags: Vec<(String, String)>,
+    /// `<ObjectSizeGreaterThan>`.
+    pub greater_than: Option<i64>,
+    /// `<ObjectSizeLessThan>`.
+    pub less_than: Option<i64>,
+}
+
+/// `<Expiration>` as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpirationDraft {
+    /// `<Days>`.
+    pub days: Option<i64>,
+    /// `<Date>`, in Unix seconds.
+    pub date: Option<i64>,
+    /// `<ExpiredObjectDeleteMarker>`.
+    pub delete_marker: Option<bool>,
+}
+
+/// `<NoncurrentVersionExpiration>` as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoncurrentDraft {
+    /// `<NoncurrentDays>`.
+    pub days: Option<i64>,
+    /// `<NewerNoncurrentVersions>`.
+    pub newer: Option<i64>,
+}
+
+/// A bucket's lifecycle rules, valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The rules, in the order sent.
+    pub rules: Vec<Rule>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Its id (one is made when none was sent).
+    pub id: String,
+    /// `Status` was `Enabled`.
+    pub enabled: bool,
+    /// Which objects it applies to.
+    pub filter: Filter,
+    /// What happens to current versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<Expiration>,
+    /// What happens to noncurrent versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent: Option<Noncurrent>,
+    /// Days after which an unfinished multipart upload is aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_after_days: Option<u32>,
+}
+
+/// Which objects a rule applies to, in the shape it was sent (so that it reads back so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filter {
+    /// Neither `<Filter>` nor `<Prefix>`, or an empty `<Filter/>`: every object.
+    All,
+    /// The legacy top-level `<Prefix>`.
+    Legacy(String),
+    /// `<Filter><Prefix>`.
+    Prefix(String),
+    /// `<Filter><Tag>`.
+    Tag(String, String),
+    /// `<Filter><ObjectSizeGreaterThan>`.
+    GreaterThan(u64),
+    /// `<Filter><ObjectSizeLessThan>`.
+    LessThan(u64),
+    /// `<Filter><And>`.
+    And(And),
+}
+
+/// Conditions that must all hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct And {
+    /// Keys start with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The object has each of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    /// Its size is larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greater_than: Option<u64>,
+    /// Its size is smaller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub less_than: Option<u64>,
+}
+
+/// What expires current versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expiration {
+    /// This many days after the object was written (rounded up to the next midnight UTC).
+    Days(u32),
+    /// At this time (Unix seconds, a midnight UTC).
+    Date(u64),
+    /// A delete marker with no other version left is removed.
+    DeleteMarker,
+}
+
+/// What expires noncurrent versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Noncurrent {
+    /// Days after a version became noncurrent.
+    pub days: u32,
+    /// How many of the newest noncurrent versions are kept whatever their age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer: Option<u32>,
+}
+
+impl Filter {
+    /// The key prefix every object it applies to has.
+    pub fn prefix(&self) -> &str {
+        match self {
+            Self::Legacy(p) | Self::Prefix(p) => p,
+            Self::And(a) => a.prefix.as_deref().unwrap_or(""),
+            _ => "",
+        }
+    }
+
+    /// Whether it looks at tags (so an object's tags must be read to apply it).
+    pub fn has_tags(&self) -> bool {
+        match self {
+            Self::Tag(..) => true,
+            Self::And(a) => !a.tags.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Whether it looks at sizes.
+    fn has_sizes(&self) -> bool {
+        match self {
+            Self::GreaterThan(_) | Self::LessThan(_) => true,
+            Self::And(a) => a.greater_than.is_some() || a.less_than.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether an object of `key` and `size` (bytes) matches, before its tags are
+    /// looked at.
+    pub fn matches_key(&self, key: &str, size: u64) -> bool {
+        match self {
+            Self::All | Self::Tag(..) => true,
+            Self::Legacy(p) | Self::Prefix(p) => key.starts_with(p.as_str()),
+            Self::GreaterThan(n) => size > *n,
+            Self::LessThan(n) => size < *n,
+            Self::And(a) => {
+                a.prefix.as_deref().is_none_or(|p| key.starts_with(p))
+                    && a.greater_than.is_none_or(|n| size > n)
+                    && a.less_than.is_none_or(|n| size < n)
+            }
+        }
+    }
+
+    /// Whether an object with `tags` has every tag the filter names.
+    pub fn matches_tags(&self, tags: &TagSet) -> bool {
+        let has = |k: &str, v: &str| tags.pairs().iter().any(|(tk, tv)| tk == k && tv == v);
+        match self {
+            Self::Tag(k, v) => has(k, v),
+            Self::And(a) => a.tags.iter().all(|(k, v)| has(k, v)),
+            _ => true,
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Validates `drafts` as AWS does; `make_id` gives an id to a rule sent without one.
+    pub fn new(drafts: Vec<RuleDraft>, mut make_id: impl FnMut() -> String) -> Result<Self, LifecycleError> {
+        if drafts.is_empty() {
+            return Err(malformed("a lifecycle configuration needs at least one Rule"));
+        }
+        if drafts.len() > MAX_RULES {
+            return Err(malformed(format!("a lifecycle configuration holds at most {MAX_RULES} rules")));
+        }
+        let mut rules: Vec<Rule> = Vec::with_capacity(drafts.len());
+        for d in drafts {
+            let rule = Rule::new(d, &mut make_id)?;
+            if rules.iter().any(|r| r.id == rule.id) {
+                return Err(argument(format!(
+                    "Rule ID must be unique. Found same ID for more than one rule: {:?}",
+                    rule.id
+                )));
+            }
+            rules.push(rule);
+        }
+        Ok(Self { rules })
+    }
+
+    /// The rules in force.
+    pub fn enabled(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.enabled)
+    }
+}
+
+fn size(what: &str, n: Option<i64>) -> Result<Option<u64>, LifecycleError> {
+    n.map(|n| u64::try_from(n).map_err(|_| request(format!("{what} must be a non-negative number of bytes"))))
+        .transpose()
+}
+
+fn sizes_agree(greater: Option<u64>, less: Option<u64>) -> Result<(), LifecycleError> {
+    match (greater, less) {
+        (Some(g), Some(l)) if g >= l => {
+            Err(request(format!("ObjectSizeGreaterThan ({g}) must be less than ObjectSizeLessThan ({l})")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn days(what: &str, n: Option<i64>) -> Result<u32, LifecycleError> {
+    let n = n.ok_or_else(|| malformed(format!("{what} is missing")))?;
+    u32::try_from(n)
+        .ok()
+        .filter(|d| *d > 0)
+        .ok_or_else(|| argument(format!("'{what}' must be a positive integer, not {n}")))
+}
+
+impl Filter {
+    fn new(prefix: Option<String>, filter: Option<FilterDraft>) -> Result<Self, LifecycleError> {
+        let f = match (prefix, filter) {
+            (Some(_), Some(_)) => {
+                return Err(malformed("a rule has either a Filter or a Prefix (the legacy form), not both"));
+            }
+            (Some(p), None) => return Ok(Self::Legacy(p)),
+            (None, None) => return Ok(Self::All),
+            (None, Some(f)) => f,
+        };
+        let given = usize::from(f.prefix.is_some())
+            + usize::from(f.tag.is_some())
+            + usize::from(f.greater_than.is_some())
+            + usize::from(f.less_than.is_some())
+            + usize::from(f.and.is_some());
+        if given > 1 {
+            return Err(malformed(
+                "a Filter holds one of Prefix, Tag, ObjectSizeGreaterThan, ObjectSizeLessThan or And; use And to combine them",
+            ));
+        }
+        if let Some(p) = f.prefix {
+            return Ok(Self::Prefix(p));
+        }
+        if let Some((k, v)) = f.tag {
+            let (k, v) = tags(vec![(k, v)])?.pop().ok_or_else(|| malformed("a Tag is empty"))?;
+            return Ok(Self::Tag(k, v));
+        }
+        if f.greater_than.is_some() {
+            return Ok(Self::GreaterThan(size("ObjectSizeGreaterThan", f.greater_than)?.unwrap_or(0)));
+        }
+        if f.less_than.is_some() {
+            return Ok(Self::LessThan(size("ObjectSizeLessThan", f.less_than)?.unwrap_or(0)));
+        }
+        let Some(a) = f.and else { return Ok(Self::All) };
+        let and = And {
+            prefix: a.prefix,
+            tags: tags(a.tags)?,
+            greater_than: size("ObjectSizeGreaterThan", a.greater_than)?,
+            less_than: size("ObjectSizeLessThan", a.less_than)?,
+        };
+        sizes_agree(and.greater_than, and.less_than)?;
+        let conditions = usize::from(and.prefix.is_some())
+            + and.tags.len()
+            + usize::from(and.greater_than.is_some())
+            + usize::from(and.less_than.is_some());
+        if conditions < 2 {
+            return Err(malformed("And combines at least two conditions (a Prefix, Tags, sizes)"));
+        }
+        Ok(Self::And(and))
+    }
+}
+
+/// Tags of a filter, checked as object tags are, without two of one key.
+fn tags(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, LifecycleError> {
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(seen, _)| seen == k) {
+            return Err(request("Duplicate Tag Keys are not allowed"));
+        }
+    }
+    let set = TagSet::new(pairs).map_err(|e| argument(format!("a filter's tag is invalid: {e}")))?;
+    Ok(set.pairs().to_vec())
+}
+
+impl Rule {
+    fn new(d: RuleDraft, make_id: &mut impl FnMut() -> String) -> Result<Self, LifecycleError> {
+        let id = match d.id {
+            Some(id) if id.chars().count() > MAX_ID => {
+                return Err(argument(format!("ID length should not exceed allowed limit of {MAX_ID}")));
+            }
+            Some(id) if !id.is_empty() => id,
+            _ => make_id(),
+        };
+        let enabled = match d.status.as_str() {
+            "Enabled" => true,
+            "Disabled" => false,
+            other => return Err(malformed(format!("Status is Enabled or Disabled, not {other:?}"))),
+        };
+        if let Some(class) = d.transitions.into_iter().next() {
+            return Err(request(format!(
+                "Transition and NoncurrentVersionTransition are not offered ({}): every object is stored in one class and read at once; expire objects instead",
+                class.as_deref().unwrap_or("no storage class")
+            )));
+        }
+        let filter = Filter::new(d.prefix, d.filter)?;
+        let expiration = d.expiration.map(|e| expiration(e, &filter)).transpose()?;
+        let noncurrent = d
+            .noncurrent
+            .map(|n| {
+                let newer = n
+                    .newer
+                    .map(|v| {
+                        u32::try_from(v)
+                            .ok()
+                            .filter(|v| (1..=MAX_NEWER_NONCURRENT).contains(&i64::from(*v)))
+                            .ok_or_else(|| {
+                                argument(format!(
+                                    "NewerNoncurrentVersions must be 1 to {MAX_NEWER_NONCURRENT}, not {v}"
+                                ))
+                            })
+                    })
+                    .transpose()?;
+                Ok(Noncurrent { days: days("NoncurrentDays", n.days)?, newer })
+            })
+            .transpose()?;
+        let abort_after_days = d
+            .abort_after
+            .map(|a| {
+                if filter.has_tags() || filter.has_sizes() {
+                    return Err(request(
+                        "AbortIncompleteMultipartUpload cannot be specified with tags or object sizes: an upload has neither yet",
+                    ));
+                }
+                days("DaysAfterInitiation", a)
+            })
+            .transpose()?;
+        if expiration.is_none() && noncurrent.is_none() && abort_after_days.is_none() {
+            return Err(request("At least one action needs to be specified in a rule"));
+        }
+        Ok(Self { id, enabled, filter, expiration, noncurrent, abort_after_days })
+    }
+}
+
+fn expiration(e: ExpirationDraft, filter: &Filter) -> Result<Expiration, LifecycleError> {
+    match (e.days, e.date, e.delete_marker) {
+        (Some(d), None, None | Some(false)) => Ok(Expiration::Days(days("Days", Some(d))?)),
+        (None, Some(at), None | Some(false)) => {
+            let at = u64::try_from(at).map_err(|_| argument("'Date' must be after 1970"))?;
+            if at % 86_400 != 0 {
+                return Err(argument("'Date' must be at midnight GMT"));
+            }
+            Ok(Expiration::Date(at))
+        }
+        (None, None, Some(true)) => {
+            if filter.has_tags() {
+                return Err(request("ExpiredObjectDeleteMarker cannot be specified with tags"));
+            }
+            Ok(Expiration::DeleteMarker)
+        }
+        (None, None, Some(false)) | (None, None, None) => {
+            Err(malformed("Expiration needs one of Days, Date or ExpiredObjectDeleteMarker"))
+        }
+        _ => Err(malformed("Expiration holds one of Days, Date or ExpiredObjectDeleteMarker, not several")),
+    }
+}

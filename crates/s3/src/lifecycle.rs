@@ -1,0 +1,209 @@
+//! Bucket lifecycle: PutBucketLifecycleConfiguration (the XML read into drafts, validated
+//! by `object::lifecycle` as AWS validates it), GetBucketLifecycleConfiguration (the rules
+//! in the shape they were sent), DeleteBucketLifecycle, and the `x-amz-expiration` header
+//! of an object the rules will expire.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::error;
+use super::service::{CipherS3, Owned};
+use object::lifecycle::{
+    AndDraft, Expiration, ExpirationDraft, Filter, FilterDraft, Lifecycle, LifecycleError, NoncurrentDraft,
+    Rule, RuleDraft,
+};
+use object::{BucketRecord, ObjectRecord, TagSet};
+
+pub(super) async fn put(
+    s: &CipherS3,
+    req: S3Request<PutBucketLifecycleConfigurationInput>,
+) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Some(config) = input.lifecycle_configuration else {
+        return Err(s3_error!(MalformedXML, "the request has no LifecycleConfiguration"));
+    };
+    let drafts = config.rules.into_iter().map(draft).collect();
+    let lifecycle = Lifecycle::new(drafts, object::new_upload_id).map_err(refusal)?;
+    bucket.lifecycle = Some(lifecycle);
+    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    Ok(S3Response::new(PutBucketLifecycleConfigurationOutput::default()))
+}
+
+pub(super) async fn get(
+    s: &CipherS3,
+    req: S3Request<GetBucketLifecycleConfigurationInput>,
+) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+    let Owned { bucket, .. } = s.owned(req).await?;
+    let Some(lifecycle) = &bucket.lifecycle else {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::NoSuchLifecycleConfiguration,
+            "The lifecycle configuration does not exist",
+        );
+        e.set_status_code(http::StatusCode::NOT_FOUND);
+        return Err(e);
+    };
+    Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+        rules: Some(lifecycle.rules.iter().map(rendered).collect()),
+        transition_default_minimum_object_size: None,
+    }))
+}
+
+pub(super) async fn delete(
+    s: &CipherS3,
+    req: S3Request<DeleteBucketLifecycleInput>,
+) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+    let Owned { mut bucket, .. } = s.owned(req).await?;
+    if bucket.lifecycle.take().is_some() {
+        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    }
+    Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
+}
+
+/// The `x-amz-expiration` of the current version `record` in `bucket` (with `tags`, its
+/// tags now), if a rule will expire it: `expiry-date="<HTTP date>", rule-id="<id>"`.
+pub(super) fn expiration(
+    s: &CipherS3,
+    bucket: &BucketRecord,
+    record: &ObjectRecord,
+    tags: &TagSet,
+) -> Option<String> {
+    let lifecycle = bucket.lifecycle.as_ref()?;
+    if record.is_delete_marker() {
+        return None;
+    }
+    let e = lifecycle.expiry(&record.key, record.size, tags, record.last_modified, s.lifecycle_day)?;
+    let mut date = Vec::new();
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(e.at))
+        .format(TimestampFormat::HttpDate, &mut date)
+        .ok()?;
+    let rule = e.rule.replace('\\', "\\\\").replace('"', "\\\"");
+    Some(format!("expiry-date=\"{}\", rule-id=\"{rule}\"", String::from_utf8_lossy(&date)))
+}
+
+fn refusal(e: LifecycleError) -> S3Error {
+    let code = match &e {
+        LifecycleError::Malformed(_) => S3ErrorCode::MalformedXML,
+        LifecycleError::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
+        LifecycleError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+    };
+    S3Error::with_message(code, e.to_string())
+}
+
+fn tag(t: Tag) -> (String, String) {
+    (t.key.unwrap_or_default(), t.value.unwrap_or_default())
+}
+
+fn unix(t: Timestamp) -> i64 {
+    time::OffsetDateTime::from(t).unix_timestamp()
+}
+
+/// A rule as sent, element by element.
+fn draft(r: LifecycleRule) -> RuleDraft {
+    let filter = r.filter.map(|f| FilterDraft {
+        prefix: f.prefix,
+        tag: f.tag.map(tag),
+        greater_than: f.object_size_greater_than,
+        less_than: f.object_size_less_than,
+        and: f.and.map(|a| AndDraft {
+            prefix: a.prefix,
+            tags: a.tags.unwrap_or_default().into_iter().map(tag).collect(),
+            greater_than: a.object_size_greater_than,
+            less_than: a.object_size_less_than,
+        }),
+    });
+    let transitions = r
+        .transitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.storage_class.map(|c| c.as_str().to_owned()))
+        .chain(
+            r.noncurrent_version_transitions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.storage_class.map(|c| c.as_str().to_owned())),
+        )
+        .collect();
+    RuleDraft {
+        id: r.id,
+        status: r.status.as_str().to_owned(),
+        prefix: r.prefix,
+        filter,
+        expiration: r.expiration.map(|e| ExpirationDraft {
+            days: e.days.map(i64::from),
+            date: e.date.map(unix),
+            delete_marker: e.expired_object_delete_marker,
+        }),
+        noncurrent: r.noncurrent_version_expiration.map(|n| NoncurrentDraft {
+            days: n.noncurrent_days.map(i64::from),
+            newer: n.newer_noncurrent_versions.map(i64::from),
+        }),
+        abort_after: r.abort_incomplete_multipart_upload.map(|a| a.days_after_initiation.map(i64::from)),
+        transitions,
+    }
+}
+
+fn dto_tag((key, value): &(String, String)) -> Tag {
+    Tag { key: Some(key.clone()), value: Some(value.clone()) }
+}
+
+fn days(d: u32) -> i32 {
+    i32::try_from(d).unwrap_or(i32::MAX)
+}
+
+fn size(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A rule as GetBucketLifecycleConfiguration shows it.
+fn rendered(r: &Rule) -> LifecycleRule {
+    let mut filter = LifecycleRuleFilter::default();
+    let mut prefix = None;
+    match &r.filter {
+        Filter::All => {}
+        Filter::Legacy(p) => prefix = Some(p.clone()),
+        Filter::Prefix(p) => filter.prefix = Some(p.clone()),
+        Filter::Tag(k, v) => filter.tag = Some(dto_tag(&(k.clone(), v.clone()))),
+        Filter::GreaterThan(n) => filter.object_size_greater_than = Some(size(*n)),
+        Filter::LessThan(n) => filter.object_size_less_than = Some(size(*n)),
+        Filter::And(a) => {
+            filter.and = Some(LifecycleRuleAndOperator {
+                prefix: a.prefix.clone(),
+                tags: (!a.tags.is_empty()).then(|| a.tags.iter().map(dto_tag).collect()),
+                object_size_greater_than: a.greater_than.map(size),
+                object_size_less_than: a.less_than.map(size),
+            });
+        }
+    }
+    let expiration = r.expiration.map(|e| match e {
+        Expiration::Days(d) => LifecycleExpiration { days: Some(days(d)), ..Default::default() },
+        Expiration::Date(at) => LifecycleExpiration {
+            date: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(at))),
+            ..Default::default()
+        },
+        Expiration::DeleteMarker => {
+            LifecycleExpiration { expired_object_delete_marker: Some(true), ..Default::default() }
+        }
+    });
+    LifecycleRule {
+        id: Some(r.id.clone()),
+        status: ExpirationStatus::from_static(if r.enabled {
+            ExpirationStatus::ENABLED
+        } else {
+            ExpirationStatus::DISABLED
+        }),
+        filter: (!matches!(r.filter, Filter::Legacy(_))).then_some(filter),
+        prefix,
+        expiration,
+        noncurrent_version_expiration: r.noncurrent.map(|n| NoncurrentVersionExpiration {
+            noncurrent_days: Some(days(n.days)),
+            newer_noncurrent_versions: n.newer.map(days),
+        }),
+        abort_incomplete_multipart_upload: r
+            .abort_after_days
+            .map(|d| AbortIncompleteMultipartUpload { days_after_initiation: Some(days(d)) }),
+        transitions: None,
+        noncurrent_version_transitions: None,
+    }
+}
