@@ -59,6 +59,12 @@
 //! #   ca_file = "/etc/cs/b-ca.pem", timeout_secs = 30 }   (timeout_secs: per request)
 //! scrub_interval_secs = 86400      # check and rebuild every slice this often (0: never)
 //! scrub_rate_mib = 32              # a scrub reads at most this many MiB/s
+//!
+//! [lifecycle]                      # the worker that applies buckets' lifecycle rules
+//! interval_secs = 3600             # a pass this often (at least every day_seconds / 2)
+//! actions_per_sec = 200            # store changes a pass makes per second at most
+//! day_seconds = 86400              # TESTS ONLY: a lifecycle day of N seconds (also
+//!                                  # CIPHERSTORE_LIFECYCLE_DAY_SECONDS); never shorten it in production
 //! ```
 
 use std::net::SocketAddr;
@@ -93,6 +99,64 @@ pub(crate) struct FileConfig {
     limits: LimitsSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    lifecycle: LifecycleSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleSection {
+    interval_secs: Option<u64>,
+    actions_per_sec: Option<u32>,
+    day_seconds: Option<u64>,
+}
+
+/// Default time between lifecycle passes: an hour.
+pub(crate) const DEFAULT_LIFECYCLE_SECS: u64 = 3600;
+/// Default most store changes a lifecycle pass makes per second.
+pub(crate) const DEFAULT_LIFECYCLE_RATE: u32 = 200;
+
+/// How the lifecycle worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LifecycleSettings {
+    /// Between passes.
+    pub interval: std::time::Duration,
+    /// Store changes per second at most.
+    pub actions_per_sec: u32,
+    /// How long a lifecycle day lasts (shortened only for tests).
+    pub day: object::Day,
+}
+
+impl LifecycleSettings {
+    /// How long the cluster's lifecycle lease outlives a holder that stopped renewing it:
+    /// three intervals, from 5 s to a minute (the same on every gateway of one
+    /// configuration).
+    pub(crate) fn lease_ttl(&self) -> std::time::Duration {
+        (self.interval * 3).clamp(std::time::Duration::from_secs(5), std::time::Duration::from_secs(60))
+    }
+}
+
+impl LifecycleSection {
+    fn resolve(self, day_env: Option<u64>) -> anyhow::Result<LifecycleSettings> {
+        let day = day_env.or(self.day_seconds).unwrap_or(object::lifecycle::REAL_DAY);
+        anyhow::ensure!(
+            (2..=object::lifecycle::REAL_DAY).contains(&day),
+            "lifecycle.day_seconds (CIPHERSTORE_LIFECYCLE_DAY_SECONDS) must be 2 to 86400"
+        );
+        let mut interval = self.interval_secs.unwrap_or(DEFAULT_LIFECYCLE_SECS);
+        anyhow::ensure!((1..=86_400).contains(&interval), "lifecycle.interval_secs must be 1 to 86400");
+        interval = interval.min((day / 2).max(1));
+        let actions_per_sec = self.actions_per_sec.unwrap_or(DEFAULT_LIFECYCLE_RATE);
+        anyhow::ensure!(
+            (1..=100_000).contains(&actions_per_sec),
+            "lifecycle.actions_per_sec must be 1 to 100000"
+        );
+        Ok(LifecycleSettings {
+            interval: std::time::Duration::from_secs(interval),
+            actions_per_sec,
+            day: object::Day::of(day),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -444,6 +508,8 @@ pub(crate) struct ServeConfig {
     pub store: StoreSettings,
     /// Bytes dispersed over targets, records kept in `store` (`[store.dispersal]`).
     pub dispersal: Option<store::dispersal::DispersalConfig>,
+    /// The lifecycle worker (`[lifecycle]`).
+    pub lifecycle: LifecycleSettings,
 }
 
 impl FileConfig {
@@ -534,6 +600,7 @@ impl ServeConfig {
             log_format: file.log_format.unwrap_or_default(),
             backend,
             dispersal: file.store.dispersal.take().map(DispersalSection::resolve).transpose()?,
+            lifecycle: file.lifecycle.resolve(env_parsed("CIPHERSTORE_LIFECYCLE_DAY_SECONDS")?)?,
             store: file.store.resolve()?,
         })
     }

@@ -1,6 +1,7 @@
 //! Service counters and their Prometheus text exposition (`GET /metrics`): requests by
 //! method and status, request latency histogram, bytes in and out, integrity failures,
-//! and the key layer's HSM calls and bucket-key cache hits.
+//! the key layer's HSM calls and bucket-key cache hits, and the lifecycle worker's passes
+//! and actions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use super::lifecycle::LifecycleStats;
 use keys::KeyMetrics;
 use store::dispersal::health::Health;
 
@@ -27,12 +29,18 @@ pub(crate) struct Metrics {
     bytes_out: AtomicU64,
     refused_plain_sse_c: AtomicU64,
     dispersal: Option<Arc<Health>>,
+    lifecycle: Option<Arc<LifecycleStats>>,
 }
 
 impl Metrics {
     /// Counters that also report the dispersal targets' health, if there are targets.
     pub(crate) fn with_dispersal(dispersal: Option<Arc<Health>>) -> Self {
         Self { dispersal, ..Self::default() }
+    }
+
+    /// Counters that also report the lifecycle worker's.
+    pub(crate) fn with_lifecycle(self, stats: Arc<LifecycleStats>) -> Self {
+        Self { lifecycle: Some(stats), ..self }
     }
 
     /// Records one finished request.
@@ -148,6 +156,9 @@ impl Metrics {
         }
         if let Some(h) = &self.dispersal {
             render_dispersal(&mut out, &h.report());
+        }
+        if let Some(l) = &self.lifecycle {
+            l.render(&mut out);
         }
         out
     }

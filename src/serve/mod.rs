@@ -2,11 +2,12 @@
 //! environment, flags), users (`iam::users`), TLS ([`tls`]), the HTTP front with `/health`,
 //! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), the aws-chunked framing
 //! check on streamed bodies (`s3::chunk_framing`), a cluster gateway's background sweep
-//! ([`sweeper`]), structured logs, and
+//! ([`sweeper`]), the lifecycle worker ([`lifecycle`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
 pub(crate) mod config;
 pub(crate) mod front;
+pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod scrubber;
 pub(crate) mod sweeper;
@@ -254,7 +255,20 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("  users file:     {}", users_path.display());
     println!("  CA certificate: {}", tls_files.cert.display());
     println!("  health, metrics: GET /health, GET /metrics (unsigned)");
-    let keys = open_keys(&config, kv).await?.map(Arc::new);
+    let lifecycle_line = if config.lifecycle.day.is_shortened() {
+        format!(
+            "a day lasts {} s (CIPHERSTORE_LIFECYCLE_DAY_SECONDS, for tests only), a pass every {} s",
+            config.lifecycle.day.seconds(),
+            config.lifecycle.interval.as_secs()
+        )
+    } else {
+        format!("a pass every {} s", config.lifecycle.interval.as_secs())
+    };
+    println!(
+        "  lifecycle:      {lifecycle_line}{}",
+        if kv.is_some() { ", by one gateway at a time" } else { "" }
+    );
+    let keys = open_keys(&config, kv.clone()).await?.map(Arc::new);
     match &keys {
         Some(k) => println!(
             "  SSE-KP:         on (HSM token {:?}, key state in {})",
@@ -265,7 +279,10 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)"
         ),
     }
-    let mut s3 = CipherS3::new(object::Objects::new(store), config.backend, keys.clone());
+    let objects = object::Objects::new(store);
+    let worker = lifecycle::Worker::new(objects.clone(), config.lifecycle, kv, &config.data_dir);
+    let mut s3 = CipherS3::new(objects, config.backend, keys.clone());
+    s3.set_lifecycle_day(config.lifecycle.day);
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);
     pipeline::budget::global().set_limit(config.stream_buffers);
@@ -284,10 +301,11 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     builder.set_auth(auth);
     builder.set_route(LenientRange::new(inner));
     let service = builder.build();
-    let metrics = Arc::new(metrics::Metrics::with_dispersal(dispersal));
+    let metrics = Arc::new(metrics::Metrics::with_dispersal(dispersal).with_lifecycle(worker.stats()));
     let front = Front { s3: service, metrics, keys, plain: false };
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let lifecycle_worker = tokio::spawn(worker.run(stop_rx.clone()));
     let mut loops = vec![tokio::spawn(accept_loop(
         https,
         Some(acceptor),
@@ -312,6 +330,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     for l in loops {
         let _ = l.await;
     }
+    let _ = lifecycle_worker.await;
     let graceful = Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("listeners still running"))?;
     tokio::select! {
         () = graceful.shutdown() => {}

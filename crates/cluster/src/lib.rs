@@ -2,11 +2,13 @@
 //! metadata service behind a three-operation trait ([`kv`]: ordered range reads,
 //! compare-then-ops transactions, prefix watches) and its etcd implementation ([`etcd`]),
 //! blobs on any S3-compatible service ([`blobs`]), synchronous callers over these async
-//! clients ([`bridge`]) and request counters for `/metrics` ([`requests`]). The cluster
-//! store and the shared key state are both built on this crate.
+//! clients ([`bridge`]), a lease one gateway at a time holds ([`lease`]) and request
+//! counters for `/metrics` ([`requests`]). The cluster store, the shared key state and the
+//! lifecycle worker are built on this crate.
 
 pub mod blobs;
 pub mod bridge;
 pub mod etcd;
 pub mod kv;
+pub mod lease;
 pub mod requests;
