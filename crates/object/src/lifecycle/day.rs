@@ -74,3 +74,38 @@ impl Lifecycle {
             .min_by_key(|e| e.at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::rules::{ExpirationDraft, RuleDraft};
+
+    #[test]
+    fn days_run_out_at_the_next_midnight() {
+        let day = Day::default();
+        let jan_1_10h = 1_704_103_200; // 2024-01-01T10:00:00Z
+        assert_eq!(day.after(jan_1_10h, 1), 1_704_240_000, "2024-01-03T00:00:00Z");
+        assert_eq!(day.after(1_704_067_200, 1), 1_704_153_600, "from a midnight: the next one");
+        let short = Day::of(4);
+        assert_eq!(short.after(5, 1), 12);
+        assert_eq!(short.after(8, 2), 16);
+        assert!(short.is_shortened() && !day.is_shortened());
+        assert_eq!(Day::of(0).seconds(), 1);
+    }
+
+    #[test]
+    fn the_earliest_rule_names_the_expiry() {
+        let rule = |id: &str, days: i64, prefix: &str| RuleDraft {
+            id: Some(id.into()),
+            status: "Enabled".into(),
+            prefix: Some(prefix.into()),
+            expiration: Some(ExpirationDraft { days: Some(days), ..Default::default() }),
+            ..Default::default()
+        };
+        let l = Lifecycle::new(vec![rule("slow", 5, ""), rule("fast", 2, "tmp/")], String::new).unwrap();
+        let none = TagSet::default();
+        let day = Day::of(10);
+        assert_eq!(l.expiry("tmp/a", 1, &none, 3, day), Some(Expiry { at: 30, rule: "fast".into() }));
+        assert_eq!(l.expiry("a", 1, &none, 3, day), Some(Expiry { at: 60, rule: "slow".into() }));
+    }
+}

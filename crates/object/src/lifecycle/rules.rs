@@ -445,3 +445,255 @@ fn expiration(e: ExpirationDraft, filter: &Filter) -> Result<Expiration, Lifecyc
         _ => Err(malformed("Expiration holds one of Days, Date or ExpiredObjectDeleteMarker, not several")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> RuleDraft {
+        RuleDraft {
+            id: Some("r".into()),
+            status: "Enabled".into(),
+            expiration: Some(ExpirationDraft { days: Some(3), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    fn check(drafts: Vec<RuleDraft>) -> Result<Lifecycle, LifecycleError> {
+        Lifecycle::new(drafts, || "made".to_owned())
+    }
+
+    fn one(d: RuleDraft) -> Result<Rule, LifecycleError> {
+        check(vec![d]).map(|mut l| l.rules.remove(0))
+    }
+
+    fn kind(r: Result<Rule, LifecycleError>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(LifecycleError::Malformed(_)) => "MalformedXML",
+            Err(LifecycleError::InvalidArgument(_)) => "InvalidArgument",
+            Err(LifecycleError::InvalidRequest(_)) => "InvalidRequest",
+        }
+    }
+
+    fn filter(f: FilterDraft) -> RuleDraft {
+        RuleDraft { filter: Some(f), ..rule() }
+    }
+
+    #[test]
+    fn a_valid_rule_reads_as_sent() {
+        let r = one(rule()).unwrap();
+        assert_eq!((r.id.as_str(), r.enabled, &r.filter), ("r", true, &Filter::All));
+        assert_eq!(r.expiration, Some(Expiration::Days(3)));
+        let unnamed = one(RuleDraft { id: None, ..rule() }).unwrap();
+        assert_eq!(unnamed.id, "made", "a rule without an id gets one");
+        let legacy = one(RuleDraft { prefix: Some("logs/".into()), ..rule() }).unwrap();
+        assert_eq!(legacy.filter, Filter::Legacy("logs/".into()));
+        let disabled = one(RuleDraft { status: "Disabled".into(), ..rule() }).unwrap();
+        assert!(!disabled.enabled);
+        let and = one(filter(FilterDraft {
+            and: Some(AndDraft {
+                prefix: Some("a/".into()),
+                tags: vec![("k".into(), "v".into())],
+                greater_than: Some(10),
+                less_than: Some(20),
+            }),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert!(and.filter.matches_key("a/x", 15) && !and.filter.matches_key("b/x", 15));
+        assert!(!and.filter.matches_key("a/x", 10) && !and.filter.matches_key("a/x", 20));
+        let tags = TagSet::new(vec![("k".into(), "v".into()), ("o".into(), "p".into())]).unwrap();
+        assert!(and.filter.matches_tags(&tags) && !and.filter.matches_tags(&TagSet::default()));
+    }
+
+    #[test]
+    fn every_bad_configuration_is_refused_with_the_code_aws_gives() {
+        assert!(matches!(check(vec![]), Err(LifecycleError::Malformed(_))));
+        let many: Vec<RuleDraft> =
+            (0..=MAX_RULES).map(|i| RuleDraft { id: Some(i.to_string()), ..rule() }).collect();
+        assert!(matches!(check(many), Err(LifecycleError::Malformed(_))));
+        let twice = check(vec![rule(), rule()]).unwrap_err();
+        assert!(matches!(&twice, LifecycleError::InvalidArgument(m) if m.contains("unique")));
+        let cases: Vec<(&str, RuleDraft, &str)> = vec![
+            ("id too long", RuleDraft { id: Some("x".repeat(MAX_ID + 1)), ..rule() }, "InvalidArgument"),
+            ("id of 255", RuleDraft { id: Some("x".repeat(MAX_ID)), ..rule() }, "ok"),
+            ("status", RuleDraft { status: "enabled".into(), ..rule() }, "MalformedXML"),
+            (
+                "filter and prefix",
+                RuleDraft { prefix: Some("a".into()), filter: Some(FilterDraft::default()), ..rule() },
+                "MalformedXML",
+            ),
+            (
+                "two filter elements",
+                filter(FilterDraft { prefix: Some("a".into()), greater_than: Some(1), ..Default::default() }),
+                "MalformedXML",
+            ),
+            (
+                "and of one",
+                filter(FilterDraft {
+                    and: Some(AndDraft { prefix: Some("a".into()), ..Default::default() }),
+                    ..Default::default()
+                }),
+                "MalformedXML",
+            ),
+            (
+                "sizes crossed",
+                filter(FilterDraft {
+                    and: Some(AndDraft { greater_than: Some(9), less_than: Some(9), ..Default::default() }),
+                    ..Default::default()
+                }),
+                "InvalidRequest",
+            ),
+            (
+                "negative size",
+                filter(FilterDraft { less_than: Some(-1), ..Default::default() }),
+                "InvalidRequest",
+            ),
+            (
+                "duplicate tag keys",
+                filter(FilterDraft {
+                    and: Some(AndDraft {
+                        tags: vec![("k".into(), "1".into()), ("k".into(), "2".into())],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                "InvalidRequest",
+            ),
+            (
+                "tag key too long",
+                filter(FilterDraft { tag: Some(("k".repeat(129), "v".into())), ..Default::default() }),
+                "InvalidArgument",
+            ),
+            ("no action", RuleDraft { expiration: None, ..rule() }, "InvalidRequest"),
+            (
+                "days zero",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft { days: Some(0), ..Default::default() }),
+                    ..rule()
+                },
+                "InvalidArgument",
+            ),
+            (
+                "days negative",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft { days: Some(-2), ..Default::default() }),
+                    ..rule()
+                },
+                "InvalidArgument",
+            ),
+            (
+                "date not midnight",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft { date: Some(86_400 + 5), ..Default::default() }),
+                    ..rule()
+                },
+                "InvalidArgument",
+            ),
+            (
+                "date at midnight",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft { date: Some(86_400 * 20_000), ..Default::default() }),
+                    ..rule()
+                },
+                "ok",
+            ),
+            (
+                "days and date",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft { days: Some(1), date: Some(0), delete_marker: None }),
+                    ..rule()
+                },
+                "MalformedXML",
+            ),
+            (
+                "empty expiration",
+                RuleDraft { expiration: Some(ExpirationDraft::default()), ..rule() },
+                "MalformedXML",
+            ),
+            (
+                "days and delete marker",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft {
+                        days: Some(1),
+                        date: None,
+                        delete_marker: Some(true),
+                    }),
+                    ..rule()
+                },
+                "MalformedXML",
+            ),
+            (
+                "delete marker with a tag",
+                RuleDraft {
+                    expiration: Some(ExpirationDraft { delete_marker: Some(true), ..Default::default() }),
+                    filter: Some(FilterDraft { tag: Some(("k".into(), "v".into())), ..Default::default() }),
+                    ..rule()
+                },
+                "InvalidRequest",
+            ),
+            (
+                "noncurrent without days",
+                RuleDraft { noncurrent: Some(NoncurrentDraft { days: None, newer: Some(2) }), ..rule() },
+                "MalformedXML",
+            ),
+            (
+                "newer noncurrent zero",
+                RuleDraft { noncurrent: Some(NoncurrentDraft { days: Some(1), newer: Some(0) }), ..rule() },
+                "InvalidArgument",
+            ),
+            (
+                "newer noncurrent over 100",
+                RuleDraft { noncurrent: Some(NoncurrentDraft { days: Some(1), newer: Some(101) }), ..rule() },
+                "InvalidArgument",
+            ),
+            ("abort without days", RuleDraft { abort_after: Some(None), ..rule() }, "MalformedXML"),
+            ("abort after zero days", RuleDraft { abort_after: Some(Some(0)), ..rule() }, "InvalidArgument"),
+            (
+                "abort with a tag filter",
+                RuleDraft {
+                    abort_after: Some(Some(1)),
+                    filter: Some(FilterDraft { tag: Some(("k".into(), "v".into())), ..Default::default() }),
+                    ..rule()
+                },
+                "InvalidRequest",
+            ),
+            (
+                "abort with a size filter",
+                RuleDraft {
+                    abort_after: Some(Some(1)),
+                    filter: Some(FilterDraft { greater_than: Some(1), ..Default::default() }),
+                    ..rule()
+                },
+                "InvalidRequest",
+            ),
+            (
+                "transition",
+                RuleDraft { transitions: vec![Some("GLACIER".into())], ..rule() },
+                "InvalidRequest",
+            ),
+        ];
+        for (name, draft, want) in cases {
+            assert_eq!(kind(one(draft)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn configurations_keep_their_shape_through_the_bucket_record() {
+        let l = check(vec![
+            RuleDraft { prefix: Some("old/".into()), ..rule() },
+            RuleDraft {
+                id: Some("n".into()),
+                expiration: None,
+                noncurrent: Some(NoncurrentDraft { days: Some(2), newer: Some(3) }),
+                abort_after: Some(Some(7)),
+                filter: Some(FilterDraft { prefix: Some("x".into()), ..Default::default() }),
+                ..rule()
+            },
+        ])
+        .unwrap();
+        let json = serde_json::to_vec(&l).unwrap();
+        assert_eq!(serde_json::from_slice::<Lifecycle>(&json).unwrap(), l);
+    }
+}

@@ -1,0 +1,442 @@
+//! Lifecycle rules over a filesystem store, called directly (no HTTP: the e2e suite runs
+//! them through boto3 against a server with a shortened day): the configuration's round
+//! trip and refusals as S3 answers them, `x-amz-expiration`, and passes run at chosen
+//! times over unversioned, versioned and locked buckets and multipart uploads.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use engine::Backend;
+use object::lifecycle::{Action, Counts, Day, Event, Pacer};
+use object::{BucketRecord, Objects};
+use s3::CipherS3;
+use s3s::dto::*;
+use s3s::{Body, S3, S3Request, S3Result};
+use store::fs::FsStore;
+
+const DAY: u64 = 86_400;
+
+struct Fixture {
+    s3: CipherS3,
+    objects: Objects,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = FsStore::open(&dir.path().join("store")).unwrap();
+    let objects = Objects::new(Arc::new(store));
+    Fixture { s3: CipherS3::new(objects.clone(), Backend::Accelerated, None), objects, _dir: dir }
+}
+
+fn req<T>(input: T) -> S3Request<T> {
+    common::s3_request(input, "alice")
+}
+
+fn code<T>(r: S3Result<T>) -> String {
+    match r {
+        Ok(_) => "OK".into(),
+        Err(e) => e.code().as_str().to_owned(),
+    }
+}
+
+/// Records what a pass did; never stops it.
+#[derive(Default)]
+struct Log(Mutex<Vec<Event>>);
+
+#[async_trait::async_trait]
+impl Pacer for Log {
+    async fn next(&self) -> bool {
+        true
+    }
+    fn done(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Fixture {
+    async fn bucket(&self, name: &str, versioned: bool, locked: bool) {
+        let input = CreateBucketInput {
+            bucket: name.into(),
+            object_lock_enabled_for_bucket: locked.then_some(true),
+            ..Default::default()
+        };
+        self.s3.create_bucket(req(input)).await.unwrap();
+        if versioned && !locked {
+            let input = PutBucketVersioningInput {
+                bucket: name.into(),
+                versioning_configuration: VersioningConfiguration {
+                    status: Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+                    ..Default::default()
+                },
+                checksum_algorithm: None,
+                content_md5: None,
+                expected_bucket_owner: None,
+                mfa: None,
+            };
+            self.s3.put_bucket_versioning(req(input)).await.unwrap();
+        }
+    }
+
+    async fn rules(&self, bucket: &str, rules: Vec<LifecycleRule>) -> S3Result<()> {
+        let input = PutBucketLifecycleConfigurationInput {
+            bucket: bucket.into(),
+            lifecycle_configuration: Some(BucketLifecycleConfiguration { rules }),
+            ..Default::default()
+        };
+        self.s3.put_bucket_lifecycle_configuration(req(input)).await.map(|_| ())
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: &[u8], tagging: Option<&str>) -> PutObjectOutput {
+        let input = PutObjectInput {
+            bucket: bucket.into(),
+            key: key.into(),
+            body: Some(StreamingBlob::from(Body::from(Bytes::copy_from_slice(body)))),
+            content_length: Some(body.len() as i64),
+            tagging: tagging.map(str::to_owned),
+            ..Default::default()
+        };
+        self.s3.put_object(req(input)).await.unwrap().output
+    }
+
+    async fn record(&self, bucket: &str) -> BucketRecord {
+        self.objects.bucket(bucket).await.unwrap()
+    }
+
+    /// Runs a pass over `bucket` as of `now`; returns its counts and events.
+    async fn pass(&self, bucket: &str, now: u64) -> (Counts, Vec<Event>) {
+        let record = self.record(bucket).await;
+        let log = Log::default();
+        let rules = record.lifecycle.clone().unwrap();
+        let counts = self.objects.lifecycle_pass(&record, &rules, now, Day::default(), &log).await.unwrap();
+        (counts, log.0.into_inner().unwrap())
+    }
+
+    /// Every version of `bucket` as (key, marker, latest), in listing order.
+    async fn versions(&self, bucket: &str) -> Vec<(String, bool, bool)> {
+        let listed = self.objects.list_versions(bucket, "", None, None, 1000).await.unwrap();
+        listed.into_iter().map(|v| (v.key, v.marker, v.latest)).collect()
+    }
+}
+
+fn rule(id: &str) -> LifecycleRule {
+    LifecycleRule {
+        id: Some(id.into()),
+        status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
+        filter: Some(LifecycleRuleFilter::default()),
+        abort_incomplete_multipart_upload: None,
+        expiration: None,
+        noncurrent_version_expiration: None,
+        noncurrent_version_transitions: None,
+        prefix: None,
+        transitions: None,
+    }
+}
+
+fn expire_days(id: &str, days: i32) -> LifecycleRule {
+    LifecycleRule {
+        expiration: Some(LifecycleExpiration { days: Some(days), ..Default::default() }),
+        ..rule(id)
+    }
+}
+
+fn with_prefix(mut r: LifecycleRule, prefix: &str) -> LifecycleRule {
+    r.filter = Some(LifecycleRuleFilter { prefix: Some(prefix.into()), ..Default::default() });
+    r
+}
+
+fn now() -> u64 {
+    base::clock::now_unix()
+}
+
+#[tokio::test]
+async fn configurations_round_trip_and_bad_ones_are_refused() {
+    let f = fixture();
+    f.bucket("bkt", false, false).await;
+    let get = || async {
+        f.s3.get_bucket_lifecycle_configuration(req(GetBucketLifecycleConfigurationInput {
+            bucket: "bkt".into(),
+            ..Default::default()
+        }))
+        .await
+    };
+    assert_eq!(code(get().await), "NoSuchLifecycleConfiguration");
+    let legacy = LifecycleRule { filter: None, prefix: Some("old/".into()), ..expire_days("legacy", 3) };
+    let and = LifecycleRule {
+        filter: Some(LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator {
+                prefix: Some("a/".into()),
+                tags: Some(vec![Tag { key: Some("k".into()), value: Some("versioned".into()) }]),
+                object_size_greater_than: Some(5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+            noncurrent_days: Some(2),
+            newer_noncurrent_versions: Some(1),
+        }),
+        ..rule("and")
+    };
+    let abort = LifecycleRule {
+        abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+            days_after_initiation: Some(1),
+        }),
+        ..rule("")
+    };
+    f.rules("bkt", vec![legacy.clone(), and.clone(), abort]).await.unwrap();
+    let got = get().await.unwrap().output.rules.unwrap();
+    assert_eq!(got[0], legacy, "the legacy Prefix reads back as sent");
+    assert_eq!(got[1], and);
+    assert_eq!(got[2].id.as_ref().map(String::len), Some(32), "an id is made for a rule without one");
+    // Each refusal, with the code AWS gives.
+    let transition = LifecycleRule {
+        transitions: Some(vec![Transition {
+            days: Some(1),
+            storage_class: Some(TransitionStorageClass::from_static(TransitionStorageClass::GLACIER)),
+            date: None,
+        }]),
+        ..expire_days("t", 3)
+    };
+    let cases: Vec<(&str, Vec<LifecycleRule>, &str)> = vec![
+        ("no rules", vec![], "MalformedXML"),
+        ("same id twice", vec![expire_days("x", 1), expire_days("x", 2)], "InvalidArgument"),
+        ("no action", vec![rule("n")], "InvalidRequest"),
+        ("days zero", vec![expire_days("z", 0)], "InvalidArgument"),
+        (
+            "filter and prefix",
+            vec![LifecycleRule { prefix: Some("p".into()), ..expire_days("p", 1) }],
+            "MalformedXML",
+        ),
+        (
+            "status",
+            vec![LifecycleRule { status: ExpirationStatus::from("On".to_owned()), ..expire_days("s", 1) }],
+            "MalformedXML",
+        ),
+        ("transition", vec![transition], "InvalidRequest"),
+    ];
+    for (name, rules, want) in cases {
+        assert_eq!(code(f.rules("bkt", rules).await), want, "{name}");
+    }
+    assert_eq!(
+        get().await.unwrap().output.rules.unwrap().len(),
+        3,
+        "a refused configuration changes nothing"
+    );
+    f.s3.delete_bucket_lifecycle(req(DeleteBucketLifecycleInput {
+        bucket: "bkt".into(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    assert_eq!(code(get().await), "NoSuchLifecycleConfiguration");
+    let other = common::s3_request(
+        PutBucketLifecycleConfigurationInput {
+            bucket: "bkt".into(),
+            lifecycle_configuration: Some(BucketLifecycleConfiguration { rules: vec![expire_days("x", 1)] }),
+            ..Default::default()
+        },
+        "mallory",
+    );
+    assert_eq!(code(f.s3.put_bucket_lifecycle_configuration(other).await), "AccessDenied");
+}
+
+#[tokio::test]
+async fn expiration_headers_name_the_earliest_rule() {
+    let f = fixture();
+    f.bucket("bkt", false, false).await;
+    f.rules("bkt", vec![expire_days("month", 30), with_prefix(expire_days("tmp", 1), "tmp/")]).await.unwrap();
+    let put = f.put("bkt", "tmp/a", b"x", None).await;
+    let header = put.expiration.unwrap();
+    assert!(header.starts_with("expiry-date=\"") && header.ends_with("GMT\", rule-id=\"tmp\""), "{header}");
+    let day = Day::default();
+    let at = day.after(now(), 1);
+    let date = httpdate(at);
+    assert!(
+        header.contains(&date) || header.contains(&httpdate(day.after(now() - 5, 1))),
+        "{header} vs {date}"
+    );
+    let head = f
+        .s3
+        .head_object(req(HeadObjectInput { bucket: "bkt".into(), key: "tmp/a".into(), ..Default::default() }))
+        .await
+        .unwrap();
+    assert_eq!(head.output.expiration.as_deref(), Some(header.as_str()));
+    let get = f
+        .s3
+        .get_object(req(GetObjectInput { bucket: "bkt".into(), key: "tmp/a".into(), ..Default::default() }))
+        .await
+        .unwrap();
+    assert_eq!(get.output.expiration.as_deref(), Some(header.as_str()));
+    let other = f.put("bkt", "keep", b"x", None).await.expiration.unwrap();
+    assert!(other.ends_with("rule-id=\"month\""), "{other}");
+}
+
+fn httpdate(at: u64) -> String {
+    let mut out = Vec::new();
+    Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
+        .format(TimestampFormat::HttpDate, &mut out)
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn unversioned_objects_expire_by_prefix_tag_and_size() {
+    let f = fixture();
+    f.bucket("bkt", false, false).await;
+    let tagged = LifecycleRule {
+        filter: Some(LifecycleRuleFilter {
+            tag: Some(Tag { key: Some("class".into()), value: Some("scratch".into()) }),
+            ..Default::default()
+        }),
+        ..expire_days("tagged", 1)
+    };
+    let big = LifecycleRule {
+        filter: Some(LifecycleRuleFilter { object_size_greater_than: Some(100), ..Default::default() }),
+        ..expire_days("big", 2)
+    };
+    f.rules("bkt", vec![with_prefix(expire_days("logs", 1), "logs/"), tagged, big]).await.unwrap();
+    f.put("bkt", "logs/1", b"a", None).await;
+    f.put("bkt", "keep/1", b"a", None).await;
+    f.put("bkt", "keep/2", b"a", Some("class=keep")).await;
+    f.put("bkt", "scratch", b"a", Some("class=scratch")).await;
+    f.put("bkt", "large", &[7u8; 200], None).await;
+    let (counts, _) = f.pass("bkt", now()).await;
+    assert_eq!(counts.of(Action::Expired), 0, "nothing is due yet");
+    let (counts, events) = f.pass("bkt", now() + DAY + DAY).await;
+    assert_eq!(counts.of(Action::Expired), 2, "{events:?}");
+    let mut gone: Vec<(String, String)> = events.iter().map(|e| (e.key.clone(), e.rule.clone())).collect();
+    gone.sort();
+    assert_eq!(gone, [("logs/1".to_owned(), "logs".to_owned()), ("scratch".to_owned(), "tagged".to_owned())]);
+    let (counts, _) = f.pass("bkt", now() + 3 * DAY).await;
+    assert_eq!(counts.of(Action::Expired), 1, "the large object, a day later");
+    let left: Vec<String> = f.versions("bkt").await.into_iter().map(|v| v.0).collect();
+    assert_eq!(left, ["keep/1", "keep/2"]);
+}
+
+#[tokio::test]
+async fn versioned_buckets_get_markers_then_lose_old_versions_and_bare_markers() {
+    let f = fixture();
+    f.bucket("versioned", true, false).await;
+    let noncurrent = LifecycleRule {
+        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+            noncurrent_days: Some(1),
+            newer_noncurrent_versions: Some(1),
+        }),
+        ..rule("old")
+    };
+    let markers = LifecycleRule {
+        expiration: Some(LifecycleExpiration {
+            expired_object_delete_marker: Some(true),
+            ..Default::default()
+        }),
+        ..rule("markers")
+    };
+    f.rules("versioned", vec![expire_days("current", 1), noncurrent, markers]).await.unwrap();
+    for i in 0..3 {
+        f.put("versioned", "k", format!("v{i}").as_bytes(), None).await;
+    }
+    // The current version expires: a delete marker hides it.
+    let (counts, _) = f.pass("versioned", now() + 2 * DAY).await;
+    assert_eq!(counts.of(Action::MarkerMade), 1);
+    assert_eq!(counts.of(Action::NoncurrentRemoved), 1, "the oldest of two noncurrent versions");
+    assert_eq!(
+        f.versions("versioned").await,
+        [("k".into(), true, true), ("k".into(), false, false), ("k".into(), false, false)]
+    );
+    // A day after the marker: the one noncurrent version kept by NewerNoncurrentVersions
+    // stays, the one made noncurrent by the marker goes. Nothing is left but the marker
+    // and the newest noncurrent version.
+    let (counts, _) = f.pass("versioned", now() + 4 * DAY).await;
+    assert_eq!(counts.of(Action::NoncurrentRemoved), 1);
+    assert_eq!(counts.of(Action::MarkerRemoved), 0, "a version is still under the marker");
+    assert_eq!(f.versions("versioned").await.len(), 2);
+    // Without NewerNoncurrentVersions the last one goes, then the bare marker.
+    f.rules(
+        "versioned",
+        vec![LifecycleRule {
+            noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+                noncurrent_days: Some(1),
+                newer_noncurrent_versions: None,
+            }),
+            expiration: Some(LifecycleExpiration {
+                expired_object_delete_marker: Some(true),
+                ..Default::default()
+            }),
+            ..rule("all")
+        }],
+    )
+    .await
+    .unwrap();
+    let (counts, events) = f.pass("versioned", now() + 6 * DAY).await;
+    assert_eq!(counts.of(Action::NoncurrentRemoved), 1, "{events:?}");
+    assert_eq!(counts.of(Action::MarkerRemoved), 1, "{events:?}");
+    assert!(f.versions("versioned").await.is_empty());
+}
+
+#[tokio::test]
+async fn locked_versions_are_kept_and_counted() {
+    let f = fixture();
+    f.bucket("locked", true, true).await;
+    let input = PutObjectLockConfigurationInput {
+        bucket: "locked".into(),
+        object_lock_configuration: Some(ObjectLockConfiguration {
+            object_lock_enabled: Some(ObjectLockEnabled::from_static(ObjectLockEnabled::ENABLED)),
+            rule: Some(ObjectLockRule {
+                default_retention: Some(DefaultRetention {
+                    days: Some(30),
+                    mode: Some(ObjectLockRetentionMode::from_static(ObjectLockRetentionMode::COMPLIANCE)),
+                    years: None,
+                }),
+            }),
+        }),
+        ..Default::default()
+    };
+    f.s3.put_object_lock_configuration(req(input)).await.unwrap();
+    let noncurrent = LifecycleRule {
+        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+            noncurrent_days: Some(1),
+            newer_noncurrent_versions: None,
+        }),
+        ..expire_days("all", 1)
+    };
+    f.rules("locked", vec![noncurrent]).await.unwrap();
+    f.put("locked", "k", b"1", None).await;
+    f.put("locked", "k", b"2", None).await;
+    let (counts, _) = f.pass("locked", now() + 3 * DAY).await;
+    assert_eq!(counts.of(Action::MarkerMade), 1, "a marker does not remove the locked version");
+    assert_eq!(counts.of(Action::KeptLocked), 1, "the noncurrent version is retained");
+    assert_eq!(counts.of(Action::NoncurrentRemoved), 0);
+    let versions = f.versions("locked").await;
+    assert_eq!(versions.iter().filter(|v| !v.1).count(), 2, "both written versions are kept");
+}
+
+#[tokio::test]
+async fn stale_uploads_are_aborted_and_fresh_ones_kept() {
+    let f = fixture();
+    f.bucket("uploads", false, false).await;
+    let abort = LifecycleRule {
+        abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+            days_after_initiation: Some(2),
+        }),
+        filter: Some(LifecycleRuleFilter { prefix: Some("up/".into()), ..Default::default() }),
+        ..rule("abort")
+    };
+    f.rules("uploads", vec![abort]).await.unwrap();
+    let mut ids = Vec::new();
+    for key in ["up/a", "other/b"] {
+        let create = CreateMultipartUploadInput { bucket: "uploads".into(), key: key.into(), ..Default::default() };
+        ids.push(f.s3.create_multipart_upload(req(create)).await.unwrap().output.upload_id.unwrap());
+    }
+    let (counts, _) = f.pass("uploads", now() + DAY).await;
+    assert_eq!(counts.of(Action::UploadAborted), 0);
+    let (counts, events) = f.pass("uploads", now() + 3 * DAY).await;
+    assert_eq!(counts.of(Action::UploadAborted), 1);
+    assert_eq!(events[0].id.as_deref(), Some(ids[0].as_str()));
+    let left = f.objects.list_uploads("uploads").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, "other/b");
+}
