@@ -182,6 +182,18 @@ class Server:
                 return float(line.split()[1])
         return None
 
+    def metric_labelled(self, name, **labels):
+        """The value of the series of `name` with exactly `labels` from /metrics (None if absent)."""
+        import ssl
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        text = urllib.request.urlopen(f"{self.endpoint}/metrics", context=ctx).read().decode()
+        want = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        for line in text.splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[1])
+        return None
+
     def check(self, name, cond, detail=""):
         if cond:
             self.passed += 1
