@@ -191,3 +191,38 @@ async fn tls_with_client_certificates() {
     };
     assert!(refused, "plain HTTP was served by a TLS member");
 }
+
+/// The lease of `cluster::lease`: one holder at a time; a holder that stops renewing is
+/// taken over after a time-to-live seen unchanged; a release frees it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_has_one_holder_and_passes_on_when_it_lapses() {
+    use cluster::lease::Lease;
+    let etcd = Etcd::start(1).await;
+    let kv: Arc<dyn Kv> = Arc::new(EtcdKv::connect(&etcd.config("/lease/")).await.unwrap());
+    let ttl = Duration::from_millis(1200);
+    let mut a = Lease::new(kv.clone(), "work", "a", ttl);
+    let mut b = Lease::new(kv.clone(), "work", "b", ttl);
+    assert!(a.hold().await.unwrap() && a.held(), "a free lease is taken");
+    assert!(!b.hold().await.unwrap() && !b.held(), "a held lease is not");
+    // a renews; b, seeing a new revision each time, never takes over.
+    let mut stopped = Instant::now();
+    for _ in 0..4 {
+        tokio::time::sleep(ttl / 3).await;
+        stopped = Instant::now();
+        assert!(a.hold().await.unwrap());
+        assert!(!b.hold().await.unwrap());
+    }
+    // a stops renewing: it stops counting the lease as its own after half a TTL, and b
+    // takes over once it has seen the same revision for a whole TTL.
+    tokio::time::sleep(ttl / 2).await;
+    assert!(!a.held(), "a holder that did not renew stops before anyone may take over");
+    while !b.hold().await.unwrap() {
+        assert!(stopped.elapsed() < ttl * 3, "b takes over a lapsed lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped.elapsed() >= ttl, "not before a whole TTL: {:?}", stopped.elapsed());
+    assert!(!a.hold().await.unwrap(), "the old holder finds it taken");
+    // A release frees it at once.
+    b.release().await.unwrap();
+    assert!(a.hold().await.unwrap());
+}

@@ -40,7 +40,8 @@ fn saved_fuzz_inputs_replay_without_panics() {
 }
 
 /// aws-chunked bodies through the S3 service: saved inputs, and frozen vectors as bodies
-/// in both modes. One test owns the service's store, so it can remove it at the end.
+/// in both modes; then lifecycle configurations. One test owns the service's store, so it
+/// can remove it at the end.
 #[test]
 fn aws_chunked_bodies_replay_without_a_server_error() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
@@ -61,7 +62,23 @@ fn aws_chunked_bodies_replay_without_a_server_error() {
     for input in &inputs {
         fuzz_entry::aws_chunked(input);
     }
+    lifecycle_configurations_replay_without_a_server_error();
     fuzz_entry::aws_chunked_cleanup();
+}
+
+/// Lifecycle configurations through the S3 service: the saved inputs reach validation
+/// (a valid one is accepted, broken ones refused with a 4xx), and none answers a 500. Run
+/// by the test above, which owns the service's store.
+fn lifecycle_configurations_replay_without_a_server_error() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/lifecycle_config");
+    let status = |name: &str| fuzz_entry::lifecycle_config(&std::fs::read(dir.join(name)).unwrap());
+    assert_eq!(status("valid"), 200);
+    for name in ["days-and-date", "negative-days", "cut-short"] {
+        assert_eq!(status(name), 400, "{name}");
+    }
+    for input in files(&dir) {
+        fuzz_entry::lifecycle_config(&input);
+    }
 }
 
 #[test]

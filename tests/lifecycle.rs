@@ -428,7 +428,8 @@ async fn stale_uploads_are_aborted_and_fresh_ones_kept() {
     f.rules("uploads", vec![abort]).await.unwrap();
     let mut ids = Vec::new();
     for key in ["up/a", "other/b"] {
-        let create = CreateMultipartUploadInput { bucket: "uploads".into(), key: key.into(), ..Default::default() };
+        let create =
+            CreateMultipartUploadInput { bucket: "uploads".into(), key: key.into(), ..Default::default() };
         ids.push(f.s3.create_multipart_upload(req(create)).await.unwrap().output.upload_id.unwrap());
     }
     let (counts, _) = f.pass("uploads", now() + DAY).await;

@@ -3,12 +3,13 @@
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
 //! header rules, stored records (object records of both versions with their tags, bucket,
 //! upload and part records), the aws-chunked framing
-//! follower, and aws-chunked request bodies through the whole S3 service ([`aws_chunked`]).
+//! follower, and aws-chunked request bodies and lifecycle configurations through the whole
+//! S3 service ([`aws_chunked`], [`lifecycle_config`]).
 //! Each returns for any input; a panic is a bug.
 
 mod aws_chunked;
 
-pub use aws_chunked::{aws_chunked, cleanup as aws_chunked_cleanup};
+pub use aws_chunked::{aws_chunked, cleanup as aws_chunked_cleanup, lifecycle_config};
 
 use bytes::Bytes;
 

@@ -48,7 +48,16 @@ impl Signer {
         headers.sort();
         let signed = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
         let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
-        let canonical = format!("{method}\n{path}\n\n{canonical_headers}\n{signed}\n{payload_hash}");
+        // A query (`/b?lifecycle`, `/b?a=1&b`): its parameters sorted, each with its `=`.
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut params: Vec<String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| if p.contains('=') { p.to_owned() } else { format!("{p}=") })
+            .collect();
+        params.sort();
+        let query = params.join("&");
+        let canonical = format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed}\n{payload_hash}");
         let day = date.get(..8).unwrap_or(date);
         let scope = format!("{day}/{}/s3/aws4_request", self.region);
         let hashed = base::hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref());

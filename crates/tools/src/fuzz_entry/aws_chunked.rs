@@ -4,7 +4,11 @@
 //! computed here (SigV4, current time), so every input reaches body decoding. Whatever
 //! the body, the answer must not be a 500: a body is the client's fault or fine.
 //!
-//! Input: byte 0 chooses the mode (bit 0: unsigned with a checksum trailer, else signed
+//! [`lifecycle_config`] sends its input as the XML of PutBucketLifecycleConfiguration
+//! through the same service: s3s's XML decoder and the rules' validation must answer a 4xx
+//! or accept it, never a 500.
+//!
+//! aws-chunked input: byte 0 chooses the mode (bit 0: unsigned with a checksum trailer, else signed
 //! chunks; bit 1: announce a CRC32 trailer), bytes 1–2 the decoded length (little-endian),
 //! the rest is the body.
 
@@ -116,6 +120,24 @@ pub fn aws_chunked(data: &[u8]) -> u16 {
     match response {
         Ok(r) => {
             assert!(!r.status().is_server_error(), "a request body answered {}", r.status());
+            r.status().as_u16()
+        }
+        Err(e) => panic!("the service failed: {e:?}"),
+    }
+}
+
+/// One PutBucketLifecycleConfiguration with this input as its XML body; panics on a 500
+/// or a service error. Returns the response status.
+pub fn lifecycle_config(data: &[u8]) -> u16 {
+    let Some(h) = harness() else {
+        panic!("the fuzzing S3 service did not start in {}", dir().display());
+    };
+    let headers = vec![("content-length".to_owned(), data.len().to_string())];
+    let body = Body::from(Bytes::copy_from_slice(data));
+    let req = signed("PUT", "/fuzz?lifecycle", "UNSIGNED-PAYLOAD", &headers, body);
+    match h.runtime.block_on(h.service.call(req)) {
+        Ok(r) => {
+            assert!(!r.status().is_server_error(), "a lifecycle configuration answered {}", r.status());
             r.status().as_u16()
         }
         Err(e) => panic!("the service failed: {e:?}"),
