@@ -441,3 +441,51 @@ async fn stale_uploads_are_aborted_and_fresh_ones_kept() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].key, "other/b");
 }
+
+/// Stops the pass's rules from being the bucket's after `after` actions.
+struct ChangesRules<'a> {
+    f: &'a Fixture,
+    after: usize,
+    seen: Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl Pacer for ChangesRules<'_> {
+    async fn next(&self) -> bool {
+        let n = {
+            let mut seen = self.seen.lock().unwrap();
+            *seen += 1;
+            *seen
+        };
+        if n == self.after {
+            self.f
+                .s3
+                .delete_bucket_lifecycle(req(DeleteBucketLifecycleInput {
+                    bucket: "deleted".into(),
+                    ..Default::default()
+                }))
+                .await
+                .unwrap();
+        }
+        true
+    }
+    fn done(&self, _: &Event) {}
+}
+
+#[tokio::test]
+async fn a_pass_stops_soon_after_its_rules_are_deleted() {
+    let f = fixture();
+    f.bucket("deleted", false, false).await;
+    f.rules("deleted", vec![expire_days("all", 1)]).await.unwrap();
+    for i in 0..300 {
+        f.put("deleted", &format!("k{i:03}"), b"x", None).await;
+    }
+    let record = f.record("deleted").await;
+    let rules = record.lifecycle.clone().unwrap();
+    let pacer = ChangesRules { f: &f, after: 10, seen: Mutex::new(0) };
+    let counts =
+        f.objects.lifecycle_pass(&record, &rules, now() + 2 * DAY, Day::default(), &pacer).await.unwrap();
+    let expired = counts.of(Action::Expired);
+    assert!((9..=80).contains(&expired), "stopped within a recheck of the deletion: {expired}");
+    assert_eq!(f.versions("deleted").await.len() as u64, 300 - expired);
+}

@@ -7,6 +7,10 @@
 //! - a delete marker left with no other version is removed (ExpiredObjectDeleteMarker);
 //! - an upload older than DaysAfterInitiation is aborted and its parts freed.
 //!
+//! A pass follows the rules it started with while they are the bucket's: it looks again
+//! every [`RECHECK`] actions and at every listing page, and stops when they were changed
+//! or deleted (the next pass applies the new ones).
+//!
 //! Each action is one store operation (a removal, a commit, an abort), atomic on its own:
 //! a pass killed at any point leaves every object whole, and the next pass does what is
 //! still due. A removal is checked in the same store operation against what was judged
@@ -28,6 +32,8 @@ use store::{Removal, StoreError};
 
 /// Versions read per listing page.
 const PAGE: usize = 1000;
+/// Actions between two looks at whether the bucket's rules are still the ones applied.
+const RECHECK: u32 = 64;
 
 /// What a pass did to one version or upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +125,9 @@ pub trait Pacer: Send + Sync {
 struct Pass<'a> {
     objects: &'a Objects,
     bucket: &'a BucketRecord,
+    lifecycle: &'a Lifecycle,
     rules: Vec<&'a Rule>,
+    since_check: u32,
     now: u64,
     day: Day,
     pacer: &'a dyn Pacer,
@@ -141,7 +149,9 @@ impl Objects {
         let mut pass = Pass {
             objects: self,
             bucket,
+            lifecycle,
             rules: lifecycle.enabled().collect(),
+            since_check: 0,
             now,
             day,
             pacer,
@@ -182,7 +192,21 @@ impl Pass<'_> {
         if !self.stopped && !self.pacer.next().await {
             self.stopped = true;
         }
+        self.since_check += 1;
+        if !self.stopped && self.since_check >= RECHECK {
+            self.recheck().await;
+        }
         !self.stopped
+    }
+
+    /// Stops the pass if the bucket's rules are no longer the ones it applies (changed,
+    /// deleted, or the bucket gone).
+    async fn recheck(&mut self) {
+        self.since_check = 0;
+        let current = self.objects.bucket(&self.bucket.name).await;
+        if !current.is_ok_and(|b| b.lifecycle.as_ref() == Some(self.lifecycle)) {
+            self.stopped = true;
+        }
     }
 
     fn record(&mut self, action: Action, key: &str, id: Option<String>, rule: &str) {
@@ -203,6 +227,7 @@ impl Pass<'_> {
         let mut after: Option<(String, String)> = None;
         let mut gathered: Vec<ListedVersion> = Vec::new();
         loop {
+            self.recheck().await;
             if !self.go_on().await {
                 return Ok(());
             }
