@@ -216,7 +216,7 @@ async fn configurations_round_trip_and_bad_ones_are_refused() {
             vec![LifecycleRule { status: ExpirationStatus::from("On".to_owned()), ..expire_days("s", 1) }],
             "MalformedXML",
         ),
-        ("transition", vec![transition], "InvalidRequest"),
+        ("transition to an archive class", vec![transition], "InvalidStorageClass"),
     ];
     for (name, rules, want) in cases {
         assert_eq!(code(f.rules("bkt", rules).await), want, "{name}");
@@ -488,4 +488,80 @@ async fn a_pass_stops_soon_after_its_rules_are_deleted() {
     let expired = counts.of(Action::Expired);
     assert!((9..=80).contains(&expired), "stopped within a recheck of the deletion: {expired}");
     assert_eq!(f.versions("deleted").await.len() as u64, 300 - expired);
+}
+
+fn transition(id: &str, days: i32, class: &str) -> LifecycleRule {
+    LifecycleRule {
+        transitions: Some(vec![Transition {
+            days: Some(days),
+            date: None,
+            storage_class: Some(TransitionStorageClass::from(class.to_owned())),
+        }]),
+        ..rule(id)
+    }
+}
+
+#[tokio::test]
+async fn transitions_change_the_class_reads_and_listings_show() {
+    let f = fixture();
+    f.bucket("cold", true, false).await;
+    let mut staged = transition("ia", 1, "STANDARD_IA");
+    staged.transitions.as_mut().unwrap().push(Transition {
+        days: Some(3),
+        date: None,
+        storage_class: Some(TransitionStorageClass::from("GLACIER_IR".to_owned())),
+    });
+    staged.noncurrent_version_transitions = Some(vec![NoncurrentVersionTransition {
+        noncurrent_days: Some(1),
+        newer_noncurrent_versions: None,
+        storage_class: Some(TransitionStorageClass::from("ONEZONE_IA".to_owned())),
+    }]);
+    f.rules("cold", vec![staged.clone()]).await.unwrap();
+    let got =
+        f.s3.get_bucket_lifecycle_configuration(req(GetBucketLifecycleConfigurationInput {
+            bucket: "cold".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(got.output.rules.unwrap()[0], staged, "transitions read back as sent");
+    f.put("cold", "k", b"old", Some("a=b")).await;
+    f.put("cold", "k", b"new", None).await;
+    let class = |v: &object::versions::ListedVersion| v.storage_class.clone();
+    let (counts, _) = f.pass("cold", now()).await;
+    assert_eq!(counts.of(Action::Transitioned), 0, "nothing is due yet");
+    let (counts, events) = f.pass("cold", now() + 2 * DAY).await;
+    assert_eq!(counts.of(Action::Transitioned), 2, "{events:?}");
+    let listed = f.objects.list_versions("cold", "", None, None, 10).await.unwrap();
+    let classes: Vec<Option<String>> = listed.iter().map(class).collect();
+    assert_eq!(classes, [Some("STANDARD_IA".to_owned()), Some("ONEZONE_IA".to_owned())]);
+    let (counts, _) = f.pass("cold", now() + 2 * DAY).await;
+    assert_eq!(counts.of(Action::Transitioned), 0, "a class given stays given");
+    let (counts, _) = f.pass("cold", now() + 4 * DAY).await;
+    assert_eq!(counts.of(Action::Transitioned), 1, "the later transition of the current version");
+    let head = f
+        .s3
+        .head_object(req(HeadObjectInput { bucket: "cold".into(), key: "k".into(), ..Default::default() }))
+        .await
+        .unwrap();
+    assert_eq!(head.output.storage_class.as_ref().map(StorageClass::as_str), Some("GLACIER_IR"));
+    let listed = f.objects.list("cold", object::Page::new("", None, 10)).await.unwrap();
+    assert_eq!(listed[0].storage_class.as_deref(), Some("GLACIER_IR"));
+    let tags =
+        f.s3.get_object_tagging(req(GetObjectTaggingInput {
+            bucket: "cold".into(),
+            key: "k".into(),
+            version_id: Some(
+                f.objects.list_versions("cold", "", None, None, 10).await.unwrap()[1].version_id.clone(),
+            ),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(tags.output.tag_set.len(), 1, "a transition keeps the version's tags");
+    let body =
+        f.s3.get_object(req(GetObjectInput { bucket: "cold".into(), key: "k".into(), ..Default::default() }))
+            .await
+            .unwrap();
+    assert_eq!(body.output.storage_class.as_ref().map(StorageClass::as_str), Some("GLACIER_IR"));
 }

@@ -296,7 +296,7 @@ fn multipart_uploads_are_all_or_nothing() {
     );
     assert_eq!(
         s.list_uploads("mpu").wait().unwrap(),
-        vec![Named { name: upload_id.clone(), record: b"upload record".to_vec() }]
+        vec![Named { name: upload_id.clone(), record: b"upload record".to_vec(), annex: None }]
     );
     // Nothing under the key until complete; then the parts' bytes in order.
     assert!(matches!(s.get("mpu", "k").wait(), Err(StoreError::NoSuchKey { .. })));

@@ -3,7 +3,7 @@
 filesystem, dispersed and cluster stores: Put/Get/DeleteBucketLifecycleConfiguration and
 their errors as AWS names them; `x-amz-expiration` on PUT, GET, HEAD and
 CompleteMultipartUpload; the worker expiring current versions by prefix, tag and size
-(And), making delete markers in versioned buckets, removing noncurrent versions but the
+(And), moving objects to another storage class, making delete markers in versioned buckets, removing noncurrent versions but the
 newest N, removing bare delete markers, keeping versions under Object Lock, aborting stale
 uploads; its counters in /metrics and its audit trail; and a server killed with SIGKILL in
 the middle of a pass: nothing half-deleted, the rest done after the restart.
@@ -68,8 +68,10 @@ def test_setup_every_scenario(srv, s3, suite):
           expire("scratch", And={"Prefix": "tmp/", "Tags": [{"Key": "class", "Value": "scratch"}],
                                  "ObjectSizeGreaterThan": 10}),
           {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": "up/"},
-           "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}})
-    for key, body, tags in [("logs/a", b"a", None), ("logs/b", b"b" * 100, None), ("keep/a", b"k", None),
+           "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+          {"ID": "cold", "Status": "Enabled", "Filter": {"Prefix": "cold/"},
+           "Transitions": [{"Days": 1, "StorageClass": "STANDARD_IA"}]})
+    for key, body, tags in [("cold/a", b"c", None), ("logs/a", b"a", None), ("logs/b", b"b" * 100, None), ("keep/a", b"k", None),
                             ("tmp/big-scratch", b"x" * 100, "class=scratch"),
                             ("tmp/small-scratch", b"x", "class=scratch"),
                             ("tmp/big-kept", b"x" * 100, "class=kept")]:
@@ -104,7 +106,9 @@ def test_setup_every_scenario(srv, s3, suite):
 def test_configurations_read_back_and_bad_ones_are_refused(srv, s3):
     check = srv.check
     got = s3.get_bucket_lifecycle_configuration(Bucket="lc-plain")["Rules"]
-    check("three rules read back", [r["ID"] for r in got] == ["logs", "scratch", "uploads"], str(got))
+    check("four rules read back", [r["ID"] for r in got] == ["logs", "scratch", "uploads", "cold"], str(got))
+    check("the transition reads back as sent",
+          got[3].get("Transitions") == [{"Days": 1, "StorageClass": "STANDARD_IA"}], str(got[3]))
     check("the And filter reads back as sent",
           got[1]["Filter"]["And"] == {"Prefix": "tmp/", "Tags": [{"Key": "class", "Value": "scratch"}],
                                       "ObjectSizeGreaterThan": 10}, str(got[1]))
@@ -127,7 +131,10 @@ def test_configurations_read_back_and_bad_ones_are_refused(srv, s3):
         ("an ID of 256 characters", [expire("i" * 256)], "InvalidArgument"),
         ("a transition to an archive class", [{"ID": "t", "Status": "Enabled", "Filter": {},
                                                "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]}],
-         "InvalidRequest"),
+         "InvalidStorageClass"),
+        ("an expiration before a transition", [{"ID": "t", "Status": "Enabled", "Filter": {},
+                                                "Transitions": [{"Days": 5, "StorageClass": "STANDARD_IA"}],
+                                                "Expiration": {"Days": 2}}], "InvalidArgument"),
         ("Filter and Prefix", [{"ID": "p", "Status": "Enabled", "Filter": {}, "Prefix": "x",
                                 "Expiration": {"Days": 1}}], "MalformedXML"),
     ]
@@ -172,9 +179,19 @@ def test_current_versions_expire_by_prefix_tag_and_size(srv, s3):
     left = until(lambda: (lambda k: k if "logs/a" not in k and "tmp/big-scratch" not in k else None)(
         keys(s3, "lc-plain")))
     check("expired: logs/ and the large scratch object; kept: the rest",
-          sorted(left or keys(s3, "lc-plain")) == ["keep/a", "tmp/big-kept", "tmp/small-scratch"],
+          sorted(left or keys(s3, "lc-plain")) == ["cold/a", "keep/a", "tmp/big-kept", "tmp/small-scratch"],
           str(keys(s3, "lc-plain")))
     check("what is kept still reads", s3.get_object(Bucket="lc-plain", Key="keep/a")["Body"].read() == b"k")
+
+
+def test_transitions_change_the_storage_class(srv, s3):
+    check = srv.check
+    cold = until(lambda: s3.head_object(Bucket="lc-plain", Key="cold/a").get("StorageClass") == "STANDARD_IA")
+    check("HEAD shows the class the transition gave", cold)
+    listed = s3.list_objects_v2(Bucket="lc-plain", Prefix="cold/")["Contents"]
+    check("ListObjectsV2 shows it too", listed[0].get("StorageClass") == "STANDARD_IA", str(listed))
+    check("the object still reads", s3.get_object(Bucket="lc-plain", Key="cold/a")["Body"].read() == b"c")
+    check("the others stay STANDARD", "StorageClass" not in s3.head_object(Bucket="lc-plain", Key="keep/a"))
 
 
 def test_stale_uploads_are_aborted(srv, s3, suite):
@@ -216,7 +233,7 @@ def test_metrics_audit_and_start_up_line(srv, s3):
     check("passes counted", (srv.metric("cipherstore_lifecycle_passes_total") or 0) > 0)
     check("this server runs the worker", srv.metric("cipherstore_lifecycle_worker_holder") == 1)
     for action in ["expired", "upload_aborted", "noncurrent_removed", "delete_marker_made",
-                   "delete_marker_removed"]:
+                   "delete_marker_removed", "transitioned"]:
         n = srv.metric_labelled("cipherstore_lifecycle_actions_total", action=action) or 0
         check(f"/metrics counts {action}", n > 0, str(n))
     trail = srv.data / "d" / "lifecycle-audit.jsonl"

@@ -23,7 +23,7 @@ impl Objects {
     /// Applies `f` to the annex of a version of `key` (the current one if `version_id` is
     /// `None`), given the version's record; returns the version's id as S3 shows it
     /// (`None`: the null version).
-    async fn amend(
+    pub(crate) async fn amend(
         &self,
         bucket: &str,
         key: &str,

@@ -1,13 +1,14 @@
 //! The annex a store keeps beside one version of an object (FORMAT.md §6.3): what S3
 //! lets a client change after the version was written without rewriting it — its tags
-//! (PutObjectTagging) and its Object Lock state (PutObjectRetention, PutObjectLegalHold).
+//! (PutObjectTagging), its Object Lock state (PutObjectRetention, PutObjectLegalHold) and
+//! the storage class a lifecycle transition gave it.
 //! It is bound to the record it was set on (by the record's SHA-256), so it never
 //! outlives its version: an object written later under the same key starts from its own
 //! record. It is kept in clear, as tags and lock state are served without the object's
 //! key; what it holds replaces the record's own tags or lock state.
 //!
 //! ```text
-//! {"v":2,"record":"<sha-256 hex of the record>","tags":[...],"lock":{...}}
+//! {"v":2,"record":"<sha-256 hex of the record>","tags":[...],"lock":{...},"storage_class":"…"}
 //! ```
 //!
 //! Version 1 (tags only, written before Object Lock) is read too.
@@ -26,12 +27,20 @@ pub struct Annex {
     pub tags: Option<TagSet>,
     /// Retention and legal hold set after the write.
     pub lock: Option<Lock>,
+    /// The storage class a lifecycle transition gave the version after the write.
+    pub storage_class: Option<String>,
 }
 
 impl Annex {
     /// Nothing set.
     pub fn is_empty(&self) -> bool {
-        self.tags.is_none() && self.lock.is_none()
+        self.tags.is_none() && self.lock.is_none() && self.storage_class.is_none()
+    }
+
+    /// The version's storage class now (`None`: STANDARD): a transition's, else the one
+    /// it was written with (`written`).
+    pub fn storage_class<'a>(&'a self, written: Option<&'a str>) -> Option<&'a str> {
+        self.storage_class.as_deref().or(written)
     }
 }
 
@@ -44,6 +53,8 @@ struct Kept {
     tags: Option<TagSet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lock: Option<Lock>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    storage_class: Option<String>,
 }
 
 const VERSION: u32 = 2;
@@ -58,7 +69,13 @@ pub fn encode(record: &[u8], annex: &Annex) -> Result<Option<Vec<u8>>, ObjectErr
     if annex.is_empty() {
         return Ok(None);
     }
-    let kept = Kept { v: VERSION, record: identity(record), tags: annex.tags.clone(), lock: annex.lock };
+    let kept = Kept {
+        v: VERSION,
+        record: identity(record),
+        tags: annex.tags.clone(),
+        lock: annex.lock,
+        storage_class: annex.storage_class.clone(),
+    };
     serde_json::to_vec(&kept).map(Some).map_err(|e| ObjectError::Encode(e.to_string()))
 }
 
@@ -70,14 +87,14 @@ pub fn decode(record: &[u8], bytes: Option<&[u8]>) -> Result<Annex, ObjectError>
         .map_err(|e| ObjectError::Integrity(format!("an annex does not parse: {e}")))?;
     match kept.v {
         // Version 1 held a tag set and nothing else.
-        1 if kept.lock.is_none() => {}
+        1 if kept.lock.is_none() && kept.storage_class.is_none() => {}
         VERSION => {}
         v => return Err(ObjectError::Integrity(format!("an annex has unknown format version {v}"))),
     }
     if kept.record != identity(record) {
         return Ok(Annex::default());
     }
-    Ok(Annex { tags: kept.tags, lock: kept.lock })
+    Ok(Annex { tags: kept.tags, lock: kept.lock, storage_class: kept.storage_class })
 }
 
 #[cfg(test)]
@@ -92,7 +109,8 @@ mod tests {
             retention: Some(Retention { mode: Mode::Compliance, until_ms: 9 }),
             legal_hold: Some(true),
         };
-        let a = Annex { tags: Some(tags.clone()), lock: Some(lock) };
+        let a =
+            Annex { tags: Some(tags.clone()), lock: Some(lock), storage_class: Some("STANDARD_IA".into()) };
         let kept = encode(b"record one", &a).unwrap().unwrap();
         assert_eq!(decode(b"record one", Some(&kept)).unwrap(), a);
         assert_eq!(decode(b"record two", Some(&kept)).unwrap(), Annex::default());

@@ -60,6 +60,12 @@ impl Fetched {
     pub fn lock(&self) -> Lock {
         self.annex.lock.unwrap_or(self.record.unchecked().lock)
     }
+
+    /// Its storage class now (`None`: STANDARD): as a lifecycle transition set it, else as
+    /// it was written.
+    pub fn storage_class(&self) -> Option<String> {
+        self.annex.storage_class(self.record.unchecked().storage_class.as_deref()).map(str::to_owned)
+    }
 }
 
 /// An object as a listing shows it.
@@ -194,12 +200,13 @@ impl Objects {
             .map(|o| {
                 let record = Self::open_record(&o.record, &o.name)?;
                 let r = record.unchecked();
+                let annex = annex::decode(&o.record, o.annex.as_deref())?;
                 Ok(Listed {
                     key: o.name,
                     size: r.size,
                     etag: r.etag.clone(),
                     last_modified: r.last_modified,
-                    storage_class: r.storage_class.clone(),
+                    storage_class: annex.storage_class(r.storage_class.as_deref()).map(str::to_owned),
                 })
             })
             .collect()

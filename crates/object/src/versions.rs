@@ -136,6 +136,7 @@ impl Objects {
                 let record = Self::open_record(&v.record, &v.key)?;
                 Self::check_version(&record, Some(&v.version))?;
                 let r = record.unchecked();
+                let annex = super::annex::decode(&v.record, v.annex.as_deref())?;
                 Ok(ListedVersion {
                     version_id: v.version.s3_id().to_owned(),
                     latest: v.latest,
@@ -143,7 +144,7 @@ impl Objects {
                     size: r.size,
                     etag: r.etag.clone(),
                     last_modified: r.last_modified,
-                    storage_class: r.storage_class.clone(),
+                    storage_class: annex.storage_class(r.storage_class.as_deref()).map(str::to_owned),
                     key: v.key,
                 })
             })

@@ -12,7 +12,7 @@ use super::error;
 use super::service::{CipherS3, Owned};
 use object::lifecycle::{
     AndDraft, Expiration, ExpirationDraft, Filter, FilterDraft, Lifecycle, LifecycleError, NoncurrentDraft,
-    Rule, RuleDraft,
+    NoncurrentTransitionDraft, Rule, RuleDraft, TransitionDraft, When,
 };
 use object::{BucketRecord, ObjectRecord, TagSet};
 
@@ -87,6 +87,7 @@ fn refusal(e: LifecycleError) -> S3Error {
         LifecycleError::Malformed(_) => S3ErrorCode::MalformedXML,
         LifecycleError::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
         LifecycleError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+        LifecycleError::InvalidStorageClass(_) => S3ErrorCode::InvalidStorageClass,
     };
     S3Error::with_message(code, e.to_string())
 }
@@ -117,13 +118,21 @@ fn draft(r: LifecycleRule) -> RuleDraft {
         .transitions
         .unwrap_or_default()
         .into_iter()
-        .map(|t| t.storage_class.map(|c| c.as_str().to_owned()))
-        .chain(
-            r.noncurrent_version_transitions
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| t.storage_class.map(|c| c.as_str().to_owned())),
-        )
+        .map(|t| TransitionDraft {
+            days: t.days.map(i64::from),
+            date: t.date.map(unix),
+            class: t.storage_class.map(|c| c.as_str().to_owned()),
+        })
+        .collect();
+    let noncurrent_transitions = r
+        .noncurrent_version_transitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| NoncurrentTransitionDraft {
+            days: t.noncurrent_days.map(i64::from),
+            newer: t.newer_noncurrent_versions.map(i64::from),
+            class: t.storage_class.map(|c| c.as_str().to_owned()),
+        })
         .collect();
     RuleDraft {
         id: r.id,
@@ -141,6 +150,7 @@ fn draft(r: LifecycleRule) -> RuleDraft {
         }),
         abort_after: r.abort_incomplete_multipart_upload.map(|a| a.days_after_initiation.map(i64::from)),
         transitions,
+        noncurrent_transitions,
     }
 }
 
@@ -203,7 +213,31 @@ fn rendered(r: &Rule) -> LifecycleRule {
         abort_incomplete_multipart_upload: r
             .abort_after_days
             .map(|d| AbortIncompleteMultipartUpload { days_after_initiation: Some(days(d)) }),
-        transitions: None,
-        noncurrent_version_transitions: None,
+        transitions: (!r.transitions.is_empty()).then(|| {
+            r.transitions
+                .iter()
+                .map(|t| s3s::dto::Transition {
+                    days: match t.when {
+                        When::Days(d) => Some(days(d)),
+                        When::Date(_) => None,
+                    },
+                    date: match t.when {
+                        When::Date(at) => Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(at))),
+                        When::Days(_) => None,
+                    },
+                    storage_class: Some(TransitionStorageClass::from(t.class.clone())),
+                })
+                .collect()
+        }),
+        noncurrent_version_transitions: (!r.noncurrent_transitions.is_empty()).then(|| {
+            r.noncurrent_transitions
+                .iter()
+                .map(|t| NoncurrentVersionTransition {
+                    noncurrent_days: Some(days(t.days)),
+                    newer_noncurrent_versions: t.newer.map(days),
+                    storage_class: Some(TransitionStorageClass::from(t.class.clone())),
+                })
+                .collect()
+        }),
     }
 }

@@ -128,6 +128,7 @@ struct Opened {
     version_id: Option<String>,
     tag_count: Option<i32>,
     expiration: Option<String>,
+    storage_class: Option<StorageClass>,
     lock: (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>),
 }
 
@@ -139,13 +140,14 @@ async fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Re
     let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
     let tags = object.tags().clone();
+    let storage_class = object.storage_class().map(StorageClass::from);
     let lock = object_lock::shown(&object.lock());
     let (read, meta) = read_key::resolve_stored(s, req.bucket, req.key, object.record, req.sse_c)?;
     req.conditions.check(&meta, false)?;
     // The rules expire current versions: a version named by its id may be another.
     let expiration =
         if req.version_id.is_none() { lifecycle::expiration(s, &bucket, &meta, &tags) } else { None };
-    Ok(Opened { body: object.body, read, meta, version_id, tag_count, expiration, lock })
+    Ok(Opened { body: object.body, read, meta, version_id, tag_count, expiration, storage_class, lock })
 }
 
 pub(super) async fn get_object(
@@ -154,7 +156,7 @@ pub(super) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let caller = CipherS3::caller(&req)?;
     let input = req.input;
-    let Opened { body, read, meta, version_id, tag_count, expiration, lock } =
+    let Opened { body, read, meta, version_id, tag_count, expiration, storage_class, lock } =
         open_for_read(s, &caller, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     let source = PlainSource::open(body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
@@ -192,7 +194,7 @@ pub(super) async fn get_object(
         metadata: user_metadata(&meta),
         sse_customer_algorithm: read.sse_c_algorithm(),
         sse_customer_key_md5: read.sse_c_md5(),
-        storage_class: meta.storage_class.clone().map(StorageClass::from),
+        storage_class,
         tag_count,
         version_id,
         expiration,
@@ -220,7 +222,7 @@ pub(super) async fn head_object(
     let input = &req.input;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
-    let Opened { read, meta, version_id, tag_count, expiration, lock, .. } =
+    let Opened { read, meta, version_id, tag_count, expiration, storage_class, lock, .. } =
         open_for_read(s, &caller, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     // With partNumber: that part's length and range, and how many parts there are.
@@ -244,7 +246,7 @@ pub(super) async fn head_object(
         e_tag: headers::e_tag(&meta.etag),
         last_modified: Some(headers::last_modified(&meta)),
         metadata: user_metadata(&meta),
-        storage_class: meta.storage_class.clone().map(StorageClass::from),
+        storage_class,
         version_id,
         expiration,
         object_lock_mode,

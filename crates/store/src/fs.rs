@@ -620,7 +620,11 @@ impl BucketStore for FsStore {
                 if let Some(name) = entry.file_name().to_str().filter(|n| check_bucket_name(n).is_ok())
                     && dir.join("bucket.json").is_file()
                 {
-                    out.push(Named { name: name.to_owned(), record: Self::read_bucket_record(&dir)? });
+                    out.push(Named {
+                        name: name.to_owned(),
+                        record: Self::read_bucket_record(&dir)?,
+                        annex: None,
+                    });
                 }
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -668,7 +672,8 @@ impl ObjectStore for FsStore {
     async fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
         blocking(|| {
             let Page { prefix, after: start_after, limit } = page;
-            let objects = self.existing_bucket(bucket)?.join("objects");
+            let (dir, known) = self.known_bucket(bucket)?;
+            let objects = dir.join("objects");
             let prefix = keypath::hex(prefix.as_bytes());
             let after = start_after.map(|a| keypath::hex(a.as_bytes()));
             let mut out = Vec::new();
@@ -677,7 +682,8 @@ impl ObjectStore for FsStore {
                     let Some(file) = Self::open_listed(&path)? else { return Ok(true) };
                     let t = Self::read_record(&file, &path)?;
                     if !t.version.is_some_and(|v| v.marker) {
-                        out.push(Named { name, record: t.record });
+                        let annex = versions::read_annex(&path, known.untagged())?;
+                        out.push(Named { name, record: t.record, annex });
                     }
                     Ok(out.len() < limit)
                 })?;

@@ -211,6 +211,8 @@ pub struct Named {
     pub name: String,
     /// The record, as committed.
     pub record: Vec<u8>,
+    /// An object's annex, if it has one (never for buckets and uploads).
+    pub annex: Option<Vec<u8>>,
 }
 
 /// One page of a listing: the names that start with `prefix` and sort after the cursor

@@ -163,6 +163,8 @@ pub struct ListedVersion {
     pub latest: bool,
     /// Its record, as committed.
     pub record: Vec<u8>,
+    /// Its annex, if it has one.
+    pub annex: Option<Vec<u8>>,
 }
 
 /// Where a version listing resumes: after this key (all its versions), or after this

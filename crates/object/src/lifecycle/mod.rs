@@ -1,6 +1,7 @@
 //! Lifecycle rules (PutBucketLifecycleConfiguration): the configuration as AWS validates
 //! it ([`rules`]), lifecycle time ([`day`]), and one pass of the rules over a bucket
-//! ([`pass`]: expirations, delete markers, noncurrent versions, stale uploads).
+//! ([`pass`]: expirations, transitions, delete markers, noncurrent versions, stale
+//! uploads).
 
 pub mod day;
 pub mod pass;
@@ -10,5 +11,6 @@ pub use day::{Day, Expiry, REAL_DAY};
 pub use pass::{Action, Counts, Event, Pacer};
 pub use rules::{
     And, AndDraft, Expiration, ExpirationDraft, Filter, FilterDraft, Lifecycle, LifecycleError, Noncurrent,
-    NoncurrentDraft, Rule, RuleDraft,
+    NoncurrentDraft, NoncurrentTransition, NoncurrentTransitionDraft, Rule, RuleDraft, TRANSITION_CLASSES,
+    Transition, TransitionDraft, When,
 };

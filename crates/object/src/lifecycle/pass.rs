@@ -4,6 +4,9 @@
 //!   versions) or hidden under a new delete marker (one that keeps them);
 //! - a noncurrent version is removed once NoncurrentDays have passed since it became
 //!   noncurrent, except the NewerNoncurrentVersions newest;
+//! - a version whose Transition (or NoncurrentVersionTransition) has come gets that storage
+//!   class, kept in its annex (the bytes stay where they are: every class is read at
+//!   once);
 //! - a delete marker left with no other version is removed (ExpiredObjectDeleteMarker);
 //! - an upload older than DaysAfterInitiation is aborted and its parts freed.
 //!
@@ -20,7 +23,7 @@
 use std::collections::BTreeSet;
 
 use super::day::Day;
-use super::rules::{Expiration, Lifecycle, Rule};
+use super::rules::{Expiration, Lifecycle, Rule, When};
 use crate::annex;
 use crate::bucket::{BucketRecord, Versioning};
 use crate::error::ObjectError;
@@ -50,6 +53,8 @@ pub enum Action {
     UploadAborted,
     /// A version due for removal kept: Object Lock keeps it.
     KeptLocked,
+    /// A version moved to another storage class.
+    Transitioned,
 }
 
 impl Action {
@@ -62,17 +67,19 @@ impl Action {
             Self::NoncurrentRemoved => "noncurrent_removed",
             Self::UploadAborted => "upload_aborted",
             Self::KeptLocked => "kept_locked",
+            Self::Transitioned => "transitioned",
         }
     }
 
     /// Every action, in a fixed order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Self::Expired,
         Self::MarkerMade,
         Self::MarkerRemoved,
         Self::NoncurrentRemoved,
         Self::UploadAborted,
         Self::KeptLocked,
+        Self::Transitioned,
     ];
 }
 
@@ -97,7 +104,7 @@ pub struct Counts {
     /// Versions and uploads looked at.
     pub scanned: u64,
     /// Actions, in the order of [`Action::ALL`].
-    pub actions: [u64; 6],
+    pub actions: [u64; Action::ALL.len()],
 }
 
 impl Counts {
@@ -158,7 +165,7 @@ impl Objects {
             counts: Counts::default(),
             stopped: false,
         };
-        if pass.rules.iter().any(|r| r.expiration.is_some() || r.noncurrent.is_some()) {
+        if pass.rules.iter().any(|r| r.walks()) {
             for prefix in prefixes(&pass.rules) {
                 pass.walk(&prefix).await?;
             }
@@ -173,11 +180,7 @@ impl Objects {
 /// The prefixes to walk so that every key a rule with a version action covers is seen
 /// once: the rules' prefixes without those another one covers.
 fn prefixes(rules: &[&Rule]) -> Vec<String> {
-    let all: BTreeSet<&str> = rules
-        .iter()
-        .filter(|r| r.expiration.is_some() || r.noncurrent.is_some())
-        .map(|r| r.filter.prefix())
-        .collect();
+    let all: BTreeSet<&str> = rules.iter().filter(|r| r.walks()).map(|r| r.filter.prefix()).collect();
     let mut kept: Vec<String> = Vec::new();
     for p in all {
         if !kept.iter().any(|k| p.starts_with(k.as_str())) {
@@ -300,7 +303,12 @@ impl Pass<'_> {
                         Removed::Changed => left += 1,
                     }
                 }
-                None => left += 1,
+                None => {
+                    left += 1;
+                    if let Some((rule, class)) = self.noncurrent_class(&rules, v, since, index).await? {
+                        self.move_to(v, &class, &rule).await?;
+                    }
+                }
             }
         }
         let Some(current) = current else { return Ok(()) };
@@ -329,7 +337,12 @@ impl Pass<'_> {
             due = Some(r.id.clone());
             break;
         }
-        let Some(rule) = due else { return Ok(()) };
+        let Some(rule) = due else {
+            if let Some((rule, class)) = self.current_class(&rules, &current).await? {
+                self.move_to(&current, &class, &rule).await?;
+            }
+            return Ok(());
+        };
         if !self.go_on().await {
             return Ok(());
         }
@@ -342,6 +355,119 @@ impl Pass<'_> {
             self.record(Action::MarkerMade, &key, made.version_id, &rule);
         }
         Ok(())
+    }
+
+    /// Whether rule `r`'s filter takes in version `v` (its tags read once, into `tags`,
+    /// when a filter needs them; a delete marker has none).
+    async fn takes_in(
+        &self,
+        r: &Rule,
+        v: &ListedVersion,
+        tags: &mut Option<TagSet>,
+    ) -> Result<bool, ObjectError> {
+        if !r.filter.matches_key(&v.key, v.size) {
+            return Ok(false);
+        }
+        if !r.filter.has_tags() {
+            return Ok(true);
+        }
+        if v.marker {
+            return Ok(false);
+        }
+        if tags.is_none() {
+            *tags = Some(self.tags(v).await?);
+        }
+        Ok(tags.as_ref().is_some_and(|t| r.filter.matches_tags(t)))
+    }
+
+    /// The class the current version `v` is due to have now, and the rule that says so,
+    /// if that is not its class already: of the transitions that have come, the latest.
+    async fn current_class(
+        &self,
+        rules: &[&Rule],
+        v: &ListedVersion,
+    ) -> Result<Option<(String, String)>, ObjectError> {
+        let mut tags = None;
+        let mut best: Option<(u64, &Rule, &str)> = None;
+        for r in rules {
+            for t in &r.transitions {
+                let at = match t.when {
+                    When::Days(d) => self.day.after(v.last_modified, d),
+                    When::Date(at) => at,
+                };
+                if at > self.now || best.is_some_and(|(b, ..)| b >= at) {
+                    continue;
+                }
+                if self.takes_in(r, v, &mut tags).await? {
+                    best = Some((at, r, t.class.as_str()));
+                }
+            }
+        }
+        Ok(best
+            .filter(|(_, _, class)| v.storage_class.as_deref() != Some(*class))
+            .map(|(_, r, class)| (r.id.clone(), class.to_owned())))
+    }
+
+    /// As [`Pass::current_class`], for noncurrent version `v` (noncurrent since `since`,
+    /// the `index`-th newest noncurrent version).
+    async fn noncurrent_class(
+        &self,
+        rules: &[&Rule],
+        v: &ListedVersion,
+        since: u64,
+        index: u32,
+    ) -> Result<Option<(String, String)>, ObjectError> {
+        if v.marker {
+            return Ok(None);
+        }
+        let mut tags = None;
+        let mut best: Option<(u64, &Rule, &str)> = None;
+        for r in rules {
+            for t in &r.noncurrent_transitions {
+                let at = self.day.after(since, t.days);
+                if index < t.newer.unwrap_or(0) || at > self.now || best.is_some_and(|(b, ..)| b >= at) {
+                    continue;
+                }
+                if self.takes_in(r, v, &mut tags).await? {
+                    best = Some((at, r, t.class.as_str()));
+                }
+            }
+        }
+        Ok(best
+            .filter(|(_, _, class)| v.storage_class.as_deref() != Some(*class))
+            .map(|(_, r, class)| (r.id.clone(), class.to_owned())))
+    }
+
+    /// Gives version `v` storage class `class` (in its annex), if it is still the version
+    /// listed.
+    async fn move_to(&mut self, v: &ListedVersion, class: &str, rule: &str) -> Result<(), ObjectError> {
+        if !self.go_on().await {
+            return Ok(());
+        }
+        let named = (self.bucket.versioning != Versioning::Off).then_some(v.version_id.as_str());
+        let mut moved = false;
+        let result = self
+            .objects
+            .amend(&self.bucket.name, &v.key, named, |r, annex| {
+                moved = r.last_modified == v.last_modified && r.etag == v.etag;
+                if moved {
+                    annex.storage_class = Some(class.to_owned());
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(_) if moved => {
+                let id = named.map(str::to_owned);
+                self.record(Action::Transitioned, &v.key, id, rule);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            // Gone, or a delete marker now, since it was listed: nothing to move.
+            Err(ObjectError::Store(StoreError::NoSuchKey { .. } | StoreError::NoSuchVersion { .. }))
+            | Err(ObjectError::DeleteMarker { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The rule that removes noncurrent version `v` now (noncurrent since `since`, the

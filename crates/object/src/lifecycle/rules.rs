@@ -12,6 +12,11 @@ pub const MAX_RULES: usize = 1000;
 pub const MAX_ID: usize = 255;
 /// The most noncurrent versions `NewerNoncurrentVersions` keeps.
 pub const MAX_NEWER_NONCURRENT: i64 = 100;
+/// The storage classes a transition may go to: those whose objects are read at once, as
+/// every object here is (they are recorded and answered; the bytes stay where they are).
+pub const TRANSITION_CLASSES: [&str; 4] = ["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"];
+/// Archive classes, whose objects AWS serves only once restored: not offered.
+const ARCHIVE_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
 /// Why a configuration is refused; each names the error code AWS answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +30,9 @@ pub enum LifecycleError {
     /// Elements that cannot go together (InvalidRequest).
     #[error("{0}")]
     InvalidRequest(String),
+    /// A transition to a storage class not offered (InvalidStorageClass).
+    #[error("{0}")]
+    InvalidStorageClass(String),
 }
 
 fn malformed(why: impl Into<String>) -> LifecycleError {
@@ -57,8 +65,32 @@ pub struct RuleDraft {
     /// `<AbortIncompleteMultipartUpload><DaysAfterInitiation>`, or `Some(None)` when the
     /// element came without it.
     pub abort_after: Option<Option<i64>>,
-    /// The storage classes of `<Transition>` and `<NoncurrentVersionTransition>` elements.
-    pub transitions: Vec<Option<String>>,
+    /// `<Transition>` elements.
+    pub transitions: Vec<TransitionDraft>,
+    /// `<NoncurrentVersionTransition>` elements.
+    pub noncurrent_transitions: Vec<NoncurrentTransitionDraft>,
+}
+
+/// `<Transition>` as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionDraft {
+    /// `<Days>`.
+    pub days: Option<i64>,
+    /// `<Date>`, in Unix seconds.
+    pub date: Option<i64>,
+    /// `<StorageClass>`.
+    pub class: Option<String>,
+}
+
+/// `<NoncurrentVersionTransition>` as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoncurrentTransitionDraft {
+    /// `<NoncurrentDays>`.
+    pub days: Option<i64>,
+    /// `<NewerNoncurrentVersions>`.
+    pub newer: Option<i64>,
+    /// `<StorageClass>`.
+    pub class: Option<String>,
 }
 
 /// `<Filter>` as sent.
@@ -134,6 +166,44 @@ pub struct Rule {
     /// Days after which an unfinished multipart upload is aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_after_days: Option<u32>,
+    /// When current versions move to another storage class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
+    /// When noncurrent versions move to another storage class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noncurrent_transitions: Vec<NoncurrentTransition>,
+}
+
+/// When a transition happens: days after the write (0: at the next midnight UTC), or at
+/// a date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum When {
+    /// This many days after the write (rounded up to the next midnight UTC).
+    Days(u32),
+    /// At this time (Unix seconds, a midnight UTC).
+    Date(u64),
+}
+
+/// A current version's move to another storage class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// When.
+    pub when: When,
+    /// To which class (one of [`TRANSITION_CLASSES`]).
+    pub class: String,
+}
+
+/// A noncurrent version's move to another storage class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoncurrentTransition {
+    /// Days after the version became noncurrent.
+    pub days: u32,
+    /// How many of the newest noncurrent versions stay where they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer: Option<u32>,
+    /// To which class.
+    pub class: String,
 }
 
 /// Which objects a rule applies to, in the shape it was sent (so that it reads back so).
@@ -247,6 +317,17 @@ impl Filter {
             Self::And(a) => a.tags.iter().all(|(k, v)| has(k, v)),
             _ => true,
         }
+    }
+}
+
+impl Rule {
+    /// Whether it acts on versions (so a pass walks the keys under its prefix), not on
+    /// uploads only.
+    pub fn walks(&self) -> bool {
+        self.expiration.is_some()
+            || self.noncurrent.is_some()
+            || !self.transitions.is_empty()
+            || !self.noncurrent_transitions.is_empty()
     }
 }
 
@@ -378,32 +459,14 @@ impl Rule {
             "Disabled" => false,
             other => return Err(malformed(format!("Status is Enabled or Disabled, not {other:?}"))),
         };
-        if let Some(class) = d.transitions.into_iter().next() {
-            return Err(request(format!(
-                "Transition and NoncurrentVersionTransition are not offered ({}): every object is stored in one class and read at once; expire objects instead",
-                class.as_deref().unwrap_or("no storage class")
-            )));
-        }
         let filter = Filter::new(d.prefix, d.filter)?;
+        let transitions = d.transitions.into_iter().map(transition).collect::<Result<Vec<_>, _>>()?;
+        let noncurrent_transitions =
+            d.noncurrent_transitions.into_iter().map(noncurrent_transition).collect::<Result<Vec<_>, _>>()?;
         let expiration = d.expiration.map(|e| expiration(e, &filter)).transpose()?;
         let noncurrent = d
             .noncurrent
-            .map(|n| {
-                let newer = n
-                    .newer
-                    .map(|v| {
-                        u32::try_from(v)
-                            .ok()
-                            .filter(|v| (1..=MAX_NEWER_NONCURRENT).contains(&i64::from(*v)))
-                            .ok_or_else(|| {
-                                argument(format!(
-                                    "NewerNoncurrentVersions must be 1 to {MAX_NEWER_NONCURRENT}, not {v}"
-                                ))
-                            })
-                    })
-                    .transpose()?;
-                Ok(Noncurrent { days: days("NoncurrentDays", n.days)?, newer })
-            })
+            .map(|n| Ok(Noncurrent { days: days("NoncurrentDays", n.days)?, newer: newer(n.newer)? }))
             .transpose()?;
         let abort_after_days = d
             .abort_after
@@ -416,23 +479,136 @@ impl Rule {
                 days("DaysAfterInitiation", a)
             })
             .transpose()?;
-        if expiration.is_none() && noncurrent.is_none() && abort_after_days.is_none() {
+        if expiration.is_none()
+            && noncurrent.is_none()
+            && abort_after_days.is_none()
+            && transitions.is_empty()
+            && noncurrent_transitions.is_empty()
+        {
             return Err(request("At least one action needs to be specified in a rule"));
         }
-        Ok(Self { id, enabled, filter, expiration, noncurrent, abort_after_days })
+        transitions_agree(expiration, noncurrent, &transitions, &noncurrent_transitions)?;
+        Ok(Self {
+            id,
+            enabled,
+            filter,
+            expiration,
+            noncurrent,
+            abort_after_days,
+            transitions,
+            noncurrent_transitions,
+        })
     }
+}
+
+/// A transition's class: one of [`TRANSITION_CLASSES`].
+fn class(sent: Option<String>) -> Result<String, LifecycleError> {
+    let class = sent.ok_or_else(|| malformed("a transition needs a StorageClass"))?;
+    if TRANSITION_CLASSES.contains(&class.as_str()) {
+        return Ok(class);
+    }
+    let why = if ARCHIVE_CLASSES.contains(&class.as_str()) {
+        "archive classes are not offered: every object is stored for immediate reads"
+    } else {
+        "not a storage class objects can move to"
+    };
+    Err(LifecycleError::InvalidStorageClass(format!(
+        "{class}: {why} ({} are)",
+        TRANSITION_CLASSES.join(", ")
+    )))
+}
+
+fn transition(t: TransitionDraft) -> Result<Transition, LifecycleError> {
+    let when = match (t.days, t.date) {
+        (Some(d), None) => When::Days(
+            u32::try_from(d)
+                .map_err(|_| argument(format!("'Days' in a Transition must not be negative: {d}")))?,
+        ),
+        (None, Some(at)) => When::Date(midnight(at)?),
+        _ => return Err(malformed("a Transition holds either Days or Date")),
+    };
+    Ok(Transition { when, class: class(t.class)? })
+}
+
+fn noncurrent_transition(t: NoncurrentTransitionDraft) -> Result<NoncurrentTransition, LifecycleError> {
+    let days = t.days.ok_or_else(|| malformed("a NoncurrentVersionTransition needs NoncurrentDays"))?;
+    let days = u32::try_from(days).map_err(|_| {
+        argument(format!("'NoncurrentDays' in a NoncurrentVersionTransition must not be negative: {days}"))
+    })?;
+    Ok(NoncurrentTransition { days, newer: newer(t.newer)?, class: class(t.class)? })
+}
+
+fn newer(n: Option<i64>) -> Result<Option<u32>, LifecycleError> {
+    n.map(|v| {
+        u32::try_from(v).ok().filter(|v| (1..=MAX_NEWER_NONCURRENT).contains(&i64::from(*v))).ok_or_else(
+            || argument(format!("NewerNoncurrentVersions must be 1 to {MAX_NEWER_NONCURRENT}, not {v}")),
+        )
+    })
+    .transpose()
+}
+
+fn midnight(at: i64) -> Result<u64, LifecycleError> {
+    let at = u64::try_from(at).map_err(|_| argument("'Date' must be after 1970"))?;
+    if at % 86_400 != 0 {
+        return Err(argument("'Date' must be at midnight GMT"));
+    }
+    Ok(at)
+}
+
+/// AWS's rules between a rule's transitions and expirations: Days and Dates not mixed,
+/// one transition per class, expiration after every transition.
+fn transitions_agree(
+    expiration: Option<Expiration>,
+    noncurrent: Option<Noncurrent>,
+    transitions: &[Transition],
+    noncurrent_transitions: &[NoncurrentTransition],
+) -> Result<(), LifecycleError> {
+    let dated = transitions.iter().filter(|t| matches!(t.when, When::Date(_))).count();
+    let by_days = transitions.len() - dated;
+    let mixed = (dated > 0 && (by_days > 0 || matches!(expiration, Some(Expiration::Days(_)))))
+        || (by_days > 0 && matches!(expiration, Some(Expiration::Date(_))));
+    if mixed {
+        return Err(request(
+            "Found mixed 'Date' and 'Days' based Expiration and Transition actions in lifecycle rule",
+        ));
+    }
+    let mut classes: Vec<&str> = transitions.iter().map(|t| t.class.as_str()).collect();
+    classes.sort_unstable();
+    let mut noncurrent_classes: Vec<&str> = noncurrent_transitions.iter().map(|t| t.class.as_str()).collect();
+    noncurrent_classes.sort_unstable();
+    if classes.windows(2).any(|w| w[0] == w[1]) || noncurrent_classes.windows(2).any(|w| w[0] == w[1]) {
+        return Err(request("'StorageClass' must be different for 'Transition' actions in same 'Rule'"));
+    }
+    for t in transitions {
+        match (t.when, expiration) {
+            (When::Days(t), Some(Expiration::Days(e))) if e <= t => {
+                return Err(argument(format!(
+                    "'Days' in the Expiration action ({e}) must be greater than 'Days' in the Transition action ({t})"
+                )));
+            }
+            (When::Date(t), Some(Expiration::Date(e))) if e <= t => {
+                return Err(argument(
+                    "'Date' in the Expiration action must be later than 'Date' in the Transition action",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(n) = noncurrent
+        && let Some(t) = noncurrent_transitions.iter().find(|t| t.days >= n.days)
+    {
+        return Err(argument(format!(
+            "'NoncurrentDays' in the NoncurrentVersionExpiration action ({}) must be greater than in the NoncurrentVersionTransition action ({})",
+            n.days, t.days
+        )));
+    }
+    Ok(())
 }
 
 fn expiration(e: ExpirationDraft, filter: &Filter) -> Result<Expiration, LifecycleError> {
     match (e.days, e.date, e.delete_marker) {
         (Some(d), None, None | Some(false)) => Ok(Expiration::Days(days("Days", Some(d))?)),
-        (None, Some(at), None | Some(false)) => {
-            let at = u64::try_from(at).map_err(|_| argument("'Date' must be after 1970"))?;
-            if at % 86_400 != 0 {
-                return Err(argument("'Date' must be at midnight GMT"));
-            }
-            Ok(Expiration::Date(at))
-        }
+        (None, Some(at), None | Some(false)) => Ok(Expiration::Date(midnight(at)?)),
         (None, None, Some(true)) => {
             if filter.has_tags() {
                 return Err(request("ExpiredObjectDeleteMarker cannot be specified with tags"));
@@ -473,7 +649,12 @@ mod tests {
             Err(LifecycleError::Malformed(_)) => "MalformedXML",
             Err(LifecycleError::InvalidArgument(_)) => "InvalidArgument",
             Err(LifecycleError::InvalidRequest(_)) => "InvalidRequest",
+            Err(LifecycleError::InvalidStorageClass(_)) => "InvalidStorageClass",
         }
+    }
+
+    fn transition_to(class: &str, days: i64) -> TransitionDraft {
+        TransitionDraft { days: Some(days), date: None, class: Some(class.into()) }
     }
 
     fn filter(f: FilterDraft) -> RuleDraft {
@@ -669,9 +850,67 @@ mod tests {
                 "InvalidRequest",
             ),
             (
-                "transition",
-                RuleDraft { transitions: vec![Some("GLACIER".into())], ..rule() },
+                "transition to an archive class",
+                RuleDraft { transitions: vec![transition_to("GLACIER", 1)], ..rule() },
+                "InvalidStorageClass",
+            ),
+            (
+                "transition to STANDARD",
+                RuleDraft { transitions: vec![transition_to("STANDARD", 1)], ..rule() },
+                "InvalidStorageClass",
+            ),
+            ("transition", RuleDraft { transitions: vec![transition_to("STANDARD_IA", 1)], ..rule() }, "ok"),
+            (
+                "transition at 0 days",
+                RuleDraft { transitions: vec![transition_to("STANDARD_IA", 0)], ..rule() },
+                "ok",
+            ),
+            (
+                "transition after the expiration",
+                RuleDraft { transitions: vec![transition_to("STANDARD_IA", 3)], ..rule() },
+                "InvalidArgument",
+            ),
+            (
+                "two transitions to one class",
+                RuleDraft {
+                    expiration: None,
+                    transitions: vec![transition_to("GLACIER_IR", 1), transition_to("GLACIER_IR", 2)],
+                    ..rule()
+                },
                 "InvalidRequest",
+            ),
+            (
+                "days and dates mixed",
+                RuleDraft {
+                    transitions: vec![TransitionDraft {
+                        date: Some(86_400),
+                        class: Some("STANDARD_IA".into()),
+                        ..Default::default()
+                    }],
+                    ..rule()
+                },
+                "InvalidRequest",
+            ),
+            (
+                "transition without a class",
+                RuleDraft {
+                    transitions: vec![TransitionDraft { days: Some(1), ..Default::default() }],
+                    ..rule()
+                },
+                "MalformedXML",
+            ),
+            (
+                "noncurrent transition after the noncurrent expiration",
+                RuleDraft {
+                    noncurrent: Some(NoncurrentDraft { days: Some(2), newer: None }),
+                    noncurrent_transitions: vec![NoncurrentTransitionDraft {
+                        days: Some(2),
+                        newer: None,
+                        class: Some("ONEZONE_IA".into()),
+                    }],
+                    ..rule()
+                },
+                "InvalidArgument",
             ),
         ];
         for (name, draft, want) in cases {

@@ -66,7 +66,11 @@ impl BucketStore for ClusterStore {
         let entries = self.inner.all(b"b/", &prefix_end(b"b/")).await?;
         Ok(entries
             .into_iter()
-            .map(|e| Named { name: String::from_utf8_lossy(&e.key[2..]).into_owned(), record: e.value })
+            .map(|e| Named {
+                name: String::from_utf8_lossy(&e.key[2..]).into_owned(),
+                record: e.value,
+                annex: None,
+            })
             .collect())
     }
 }

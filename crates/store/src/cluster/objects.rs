@@ -65,7 +65,7 @@ impl ObjectStore for ClusterStore {
                 let located = Located::decode(&name, &e.value)?;
                 // A delete marker is no object.
                 if !located.version(&name)?.marker {
-                    out.push(Named { record: located.record(&name)?, name });
+                    out.push(Named { record: located.record(&name)?, annex: located.annex(&name)?, name });
                 }
             }
             match page.entries.last() {

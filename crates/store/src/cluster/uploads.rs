@@ -58,6 +58,7 @@ impl UploadStore for ClusterStore {
             .map(|e| Named {
                 name: String::from_utf8_lossy(&e.key[prefix.len()..]).into_owned(),
                 record: e.value,
+                annex: None,
             })
             .collect())
     }

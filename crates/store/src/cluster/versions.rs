@@ -360,6 +360,7 @@ impl VersionStore for ClusterStore {
                         version: current.clone(),
                         latest: true,
                         record: located.record(&key)?,
+                        annex: located.annex(&key)?,
                     });
                 }
                 // Its noncurrent versions, after the cursor's if it stopped in this key.
@@ -384,6 +385,7 @@ impl VersionStore for ClusterStore {
                             version,
                             latest: false,
                             record: located.record(&key)?,
+                            annex: located.annex(&key)?,
                         });
                     }
                     match versions.entries.last() {

@@ -157,7 +157,7 @@ impl UploadStore for FsStore {
                 if let Some(id) = entry.file_name().to_str().filter(|id| check_upload_id(id).is_ok())
                     && dir.join(UPLOAD_FILE).is_file()
                 {
-                    out.push(Named { name: id.to_owned(), record: Self::read_upload(&dir)? });
+                    out.push(Named { name: id.to_owned(), record: Self::read_upload(&dir)?, annex: None });
                 }
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));

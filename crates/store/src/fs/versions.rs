@@ -239,7 +239,8 @@ impl FsStore {
         page: Page<'_, VersionCursor>,
     ) -> Result<Vec<ListedVersion>> {
         let Page { prefix, after, limit } = page;
-        let objects = self.existing_bucket(bucket)?.join("objects");
+        let (dir, known) = self.known_bucket(bucket)?;
+        let objects = dir.join("objects");
         let hex_prefix = keypath::hex(prefix.as_bytes());
         let start = after.map(|a| keypath::hex(a.key.as_bytes()));
         let resume_in = after.and_then(|a| a.after_id.as_ref().map(|id| (a.key.as_str(), id.as_str())));
@@ -263,7 +264,8 @@ impl FsStore {
                 _ => 0,
             };
             if resume_in.is_none_or(|(k, _)| k != key) {
-                out.push(ListedVersion { key: key.clone(), version: current, latest: true, record });
+                let annex = read_annex(&path, known.untagged())?;
+                out.push(ListedVersion { key: key.clone(), version: current, latest: true, record, annex });
             }
             for (v, p) in others.into_iter().skip(skip_others) {
                 if out.len() >= limit {
@@ -272,7 +274,8 @@ impl FsStore {
                 if let Some((stored, record)) = read_version(&p)? {
                     // The name says id and nullness; the trailer whether it is a marker.
                     let version = Version { marker: stored.marker, ..v };
-                    out.push(ListedVersion { key: key.clone(), version, latest: false, record });
+                    let annex = read_annex(&p, known.untagged())?;
+                    out.push(ListedVersion { key: key.clone(), version, latest: false, record, annex });
                 }
             }
             Ok(out.len() < limit)
