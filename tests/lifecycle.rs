@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use engine::Backend;
-use object::lifecycle::{Action, Counts, Day, Event, Pacer};
+use object::lifecycle::Day;
+use object::lifecycle_pass::{Action, Counts, Event, Pacer};
 use object::{BucketRecord, Objects};
 use s3::CipherS3;
 use s3s::dto::*;

@@ -19,7 +19,7 @@ use super::config::LifecycleSettings;
 use cluster::kv::Kv;
 use cluster::lease::Lease;
 use object::Objects;
-use object::lifecycle::{Action, Counts, Event, Pacer};
+use object::lifecycle_pass::{Action, Counts, Event, Pacer};
 
 /// The first pass starts this soon after start-up at most.
 const FIRST_PASS: Duration = Duration::from_secs(10);

@@ -2,7 +2,7 @@
 //! records live ([`store`]). It owns the typed records (object: [`record`],
 //! bucket: [`bucket`], multipart upload and part: [`upload`]), how they are stored and
 //! tagged ([`codec`], with headers and user metadata sealed by [`private`], and
-//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), lifecycle rules and their passes ([`lifecycle`]), what is kept beside a version
+//! [`legacy`] for records written before the typed form), S3 object tags ([`tags`]), Object Lock ([`lock`]), lifecycle rules ([`lifecycle`]) and their passes over a bucket ([`lifecycle_pass`]), what is kept beside a version
 //! after it was written ([`annex`]) and how it changes ([`amend`]), versions and delete markers ([`versions`]), the
 //! ETag rules ([`etag`]), the write of a new object ([`write`]: protection chosen, record
 //! built, commit), and the plaintext view of a stored object by range ([`plain`], which
@@ -19,6 +19,7 @@ pub mod error;
 pub mod etag;
 mod legacy;
 pub mod lifecycle;
+pub mod lifecycle_pass;
 pub mod lock;
 pub mod objects;
 pub mod plain;

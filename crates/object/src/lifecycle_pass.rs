@@ -22,11 +22,10 @@
 
 use std::collections::BTreeSet;
 
-use super::day::Day;
-use super::rules::{Expiration, Lifecycle, Rule, When};
 use crate::annex;
 use crate::bucket::{BucketRecord, Versioning};
 use crate::error::ObjectError;
+use crate::lifecycle::{Day, Expiration, Lifecycle, Rule, When};
 use crate::lock;
 use crate::objects::Objects;
 use crate::tags::TagSet;
