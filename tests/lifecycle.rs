@@ -566,3 +566,30 @@ async fn transitions_change_the_class_reads_and_listings_show() {
             .unwrap();
     assert_eq!(body.output.storage_class.as_ref().map(StorageClass::as_str), Some("GLACIER_IR"));
 }
+
+#[tokio::test]
+async fn noncurrent_delete_markers_expire_like_versions() {
+    let f = fixture();
+    f.bucket("markers", true, false).await;
+    let noncurrent = LifecycleRule {
+        noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+            noncurrent_days: Some(1),
+            newer_noncurrent_versions: None,
+        }),
+        ..rule("old")
+    };
+    f.rules("markers", vec![noncurrent]).await.unwrap();
+    f.put("markers", "k", b"1", None).await;
+    f.s3.delete_object(req(DeleteObjectInput {
+        bucket: "markers".into(),
+        key: "k".into(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    f.put("markers", "k", b"2", None).await;
+    assert_eq!(f.versions("markers").await.iter().filter(|v| v.1).count(), 1, "a noncurrent marker");
+    let (counts, events) = f.pass("markers", now() + 2 * DAY).await;
+    assert_eq!(counts.of(Action::NoncurrentRemoved), 2, "the marker and the first version: {events:?}");
+    assert_eq!(f.versions("markers").await, [("k".to_owned(), false, true)]);
+}

@@ -291,7 +291,7 @@ impl Pass<'_> {
                     if !self.go_on().await {
                         return Ok(());
                     }
-                    match self.remove(v, false).await? {
+                    match self.remove(v, v.marker).await? {
                         Removed::Yes => {
                             self.record(Action::NoncurrentRemoved, &key, Some(v.version_id.clone()), &rule)
                         }
