@@ -593,3 +593,26 @@ async fn noncurrent_delete_markers_expire_like_versions() {
     assert_eq!(counts.of(Action::NoncurrentRemoved), 2, "the marker and the first version: {events:?}");
     assert_eq!(f.versions("markers").await, [("k".to_owned(), false, true)]);
 }
+
+#[tokio::test]
+async fn expiration_in_days_also_removes_bare_markers_once_as_old() {
+    let f = fixture();
+    f.bucket("bare", true, false).await;
+    f.rules("bare", vec![expire_days("days", 2)]).await.unwrap();
+    f.put("bare", "k", b"1", None).await;
+    f.s3.delete_object(req(DeleteObjectInput {
+        bucket: "bare".into(),
+        key: "k".into(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let version = f.objects.list_versions("bare", "", None, None, 10).await.unwrap()[1].version_id.clone();
+    f.objects.delete_version("bare", "k", &version, None).await.unwrap();
+    assert_eq!(f.versions("bare").await, [("k".to_owned(), true, true)], "a bare marker");
+    let (counts, _) = f.pass("bare", now() + DAY).await;
+    assert_eq!(counts.of(Action::MarkerRemoved), 0, "not before it is two days old");
+    let (counts, _) = f.pass("bare", now() + 3 * DAY).await;
+    assert_eq!(counts.of(Action::MarkerRemoved), 1);
+    assert!(f.versions("bare").await.is_empty());
+}

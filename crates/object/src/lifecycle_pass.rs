@@ -7,7 +7,8 @@
 //! - a version whose Transition (or NoncurrentVersionTransition) has come gets that storage
 //!   class, kept in its annex (the bytes stay where they are: every class is read at
 //!   once);
-//! - a delete marker left with no other version is removed (ExpiredObjectDeleteMarker);
+//! - a delete marker left with no other version is removed (ExpiredObjectDeleteMarker, or
+//!   an Expiration in days once the marker is that old, as AWS does);
 //! - an upload older than DaysAfterInitiation is aborted and its parts freed.
 //!
 //! A pass follows the rules it started with while they are the bucket's: it looks again
@@ -312,8 +313,18 @@ impl Pass<'_> {
         }
         let Some(current) = current else { return Ok(()) };
         if current.marker {
-            // A delete marker with nothing under it any more.
-            let rule = rules.iter().find(|r| r.expiration == Some(Expiration::DeleteMarker));
+            // A delete marker with nothing under it any more: removed by
+            // ExpiredObjectDeleteMarker, or (as AWS does) by an Expiration in days once the
+            // marker is that old. A marker has no tags: rules that filter on tags skip it.
+            let rule = rules.iter().find(|r| match r.expiration {
+                Some(Expiration::DeleteMarker) => true,
+                Some(Expiration::Days(d)) => {
+                    !r.filter.has_tags()
+                        && r.filter.matches_key(&key, 0)
+                        && self.day.after(current.last_modified, d) <= self.now
+                }
+                _ => false,
+            });
             if let Some(rule) = rule
                 && left == 0
                 && self.go_on().await
