@@ -45,51 +45,53 @@ impl LifecycleStats {
     /// The Prometheus text of the counters.
     pub(crate) fn render(&self, out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+        let series = [
+            (
+                "cipherstore_lifecycle_passes_total",
+                "counter",
+                "Lifecycle passes finished.",
+                load(&self.passes).to_string(),
+            ),
+            (
+                "cipherstore_lifecycle_failed_passes_total",
+                "counter",
+                "Lifecycle passes that stopped on an error (tried again next interval).",
+                load(&self.failed_passes).to_string(),
+            ),
+            (
+                "cipherstore_lifecycle_scanned_total",
+                "counter",
+                "Versions and uploads the lifecycle worker looked at.",
+                load(&self.scanned).to_string(),
+            ),
+            (
+                "cipherstore_lifecycle_worker_holder",
+                "gauge",
+                "Whether this gateway runs the lifecycle worker (holds the lease, or has no cluster).",
+                load(&self.holder).to_string(),
+            ),
+            (
+                "cipherstore_lifecycle_running",
+                "gauge",
+                "Whether a lifecycle pass is under way.",
+                load(&self.running).to_string(),
+            ),
+            (
+                "cipherstore_lifecycle_last_pass_seconds",
+                "gauge",
+                "How long the last lifecycle pass took.",
+                format!("{:.3}", load(&self.last_pass_ms) as f64 / 1e3),
+            ),
+            (
+                "cipherstore_lifecycle_last_pass_end_seconds",
+                "gauge",
+                "When the last lifecycle pass ended (Unix seconds; 0: none yet).",
+                load(&self.last_pass_end).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        };
-        one(
-            "cipherstore_lifecycle_passes_total",
-            "counter",
-            "Lifecycle passes finished.",
-            load(&self.passes).to_string(),
-        );
-        one(
-            "cipherstore_lifecycle_failed_passes_total",
-            "counter",
-            "Lifecycle passes that stopped on an error (tried again next interval).",
-            load(&self.failed_passes).to_string(),
-        );
-        one(
-            "cipherstore_lifecycle_scanned_total",
-            "counter",
-            "Versions and uploads the lifecycle worker looked at.",
-            load(&self.scanned).to_string(),
-        );
-        one(
-            "cipherstore_lifecycle_worker_holder",
-            "gauge",
-            "Whether this gateway runs the lifecycle worker (holds the lease, or has no cluster).",
-            load(&self.holder).to_string(),
-        );
-        one(
-            "cipherstore_lifecycle_running",
-            "gauge",
-            "Whether a lifecycle pass is under way.",
-            load(&self.running).to_string(),
-        );
-        one(
-            "cipherstore_lifecycle_last_pass_seconds",
-            "gauge",
-            "How long the last lifecycle pass took.",
-            format!("{:.3}", load(&self.last_pass_ms) as f64 / 1e3),
-        );
-        one(
-            "cipherstore_lifecycle_last_pass_end_seconds",
-            "gauge",
-            "When the last lifecycle pass ended (Unix seconds; 0: none yet).",
-            load(&self.last_pass_end).to_string(),
-        );
+        }
         let name = "cipherstore_lifecycle_actions_total";
         let _ =
             writeln!(out, "# HELP {name} What the lifecycle worker did, by action.\n# TYPE {name} counter");

@@ -391,31 +391,24 @@ impl Pass<'_> {
     }
 
     /// The class the current version `v` is due to have now, and the rule that says so,
-    /// if that is not its class already: of the transitions that have come, the latest.
+    /// if that is not its class already.
     async fn current_class(
         &self,
         rules: &[&Rule],
         v: &ListedVersion,
     ) -> Result<Option<(String, String)>, ObjectError> {
-        let mut tags = None;
-        let mut best: Option<(u64, &Rule, &str)> = None;
-        for r in rules {
-            for t in &r.transitions {
+        let candidates = rules
+            .iter()
+            .flat_map(|r| r.transitions.iter().map(move |t| (r, t)))
+            .map(|(r, t)| {
                 let at = match t.when {
                     When::Days(d) => self.day.after(v.last_modified, d),
                     When::Date(at) => at,
                 };
-                if at > self.now || best.is_some_and(|(b, ..)| b >= at) {
-                    continue;
-                }
-                if self.takes_in(r, v, &mut tags).await? {
-                    best = Some((at, r, t.class.as_str()));
-                }
-            }
-        }
-        Ok(best
-            .filter(|(_, _, class)| v.storage_class.as_deref() != Some(*class))
-            .map(|(_, r, class)| (r.id.clone(), class.to_owned())))
+                (at, *r, t.class.as_str())
+            })
+            .collect();
+        self.due_class(v, candidates).await
     }
 
     /// As [`Pass::current_class`], for noncurrent version `v` (noncurrent since `since`,
@@ -430,17 +423,31 @@ impl Pass<'_> {
         if v.marker {
             return Ok(None);
         }
+        let candidates = rules
+            .iter()
+            .flat_map(|r| r.noncurrent_transitions.iter().map(move |t| (r, t)))
+            .filter(|(_, t)| index >= t.newer.unwrap_or(0))
+            .map(|(r, t)| (self.day.after(since, t.days), *r, t.class.as_str()))
+            .collect();
+        self.due_class(v, candidates).await
+    }
+
+    /// Of the transitions `candidates` (when each comes, its rule, its class), the latest
+    /// that has come and whose rule takes `v` in: its rule's id and class, unless `v` has
+    /// that class already.
+    async fn due_class(
+        &self,
+        v: &ListedVersion,
+        candidates: Vec<(u64, &Rule, &str)>,
+    ) -> Result<Option<(String, String)>, ObjectError> {
         let mut tags = None;
         let mut best: Option<(u64, &Rule, &str)> = None;
-        for r in rules {
-            for t in &r.noncurrent_transitions {
-                let at = self.day.after(since, t.days);
-                if index < t.newer.unwrap_or(0) || at > self.now || best.is_some_and(|(b, ..)| b >= at) {
-                    continue;
-                }
-                if self.takes_in(r, v, &mut tags).await? {
-                    best = Some((at, r, t.class.as_str()));
-                }
+        for (at, r, class) in candidates {
+            if at > self.now || best.is_some_and(|(b, ..)| b >= at) {
+                continue;
+            }
+            if self.takes_in(r, v, &mut tags).await? {
+                best = Some((at, r, class));
             }
         }
         Ok(best

@@ -44,7 +44,8 @@ fn matches(condition: &ETagCondition, etag: &object::ETag) -> bool {
     }
 }
 
-fn unix(t: &Timestamp) -> i64 {
+/// An S3 timestamp as Unix seconds.
+pub(super) fn unix(t: &Timestamp) -> i64 {
     time::OffsetDateTime::from(t.clone()).unix_timestamp()
 }
 

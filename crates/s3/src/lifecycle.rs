@@ -3,13 +3,11 @@
 //! in the shape they were sent), DeleteBucketLifecycle, and the `x-amz-expiration` header
 //! of an object the rules will expire.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::error;
 use super::service::{CipherS3, Owned};
+use super::{conditions, error, headers};
 use object::lifecycle::{
     AndDraft, Expiration, ExpirationDraft, Filter, FilterDraft, Lifecycle, LifecycleError, NoncurrentDraft,
     NoncurrentTransitionDraft, Rule, RuleDraft, TransitionDraft, When,
@@ -75,9 +73,7 @@ pub(super) fn expiration(
     }
     let e = lifecycle.expiry(&record.key, record.size, tags, record.last_modified, s.lifecycle_day)?;
     let mut date = Vec::new();
-    Timestamp::from(UNIX_EPOCH + Duration::from_secs(e.at))
-        .format(TimestampFormat::HttpDate, &mut date)
-        .ok()?;
+    headers::last_modified_at(e.at).format(TimestampFormat::HttpDate, &mut date).ok()?;
     let rule = e.rule.replace('\\', "\\\\").replace('"', "\\\"");
     Some(format!("expiry-date=\"{}\", rule-id=\"{rule}\"", String::from_utf8_lossy(&date)))
 }
@@ -94,10 +90,6 @@ fn refusal(e: LifecycleError) -> S3Error {
 
 fn tag(t: Tag) -> (String, String) {
     (t.key.unwrap_or_default(), t.value.unwrap_or_default())
-}
-
-fn unix(t: Timestamp) -> i64 {
-    time::OffsetDateTime::from(t).unix_timestamp()
 }
 
 /// A rule as sent, element by element.
@@ -120,7 +112,7 @@ fn draft(r: LifecycleRule) -> RuleDraft {
         .into_iter()
         .map(|t| TransitionDraft {
             days: t.days.map(i64::from),
-            date: t.date.map(unix),
+            date: t.date.as_ref().map(conditions::unix),
             class: t.storage_class.map(|c| c.as_str().to_owned()),
         })
         .collect();
@@ -141,7 +133,7 @@ fn draft(r: LifecycleRule) -> RuleDraft {
         filter,
         expiration: r.expiration.map(|e| ExpirationDraft {
             days: e.days.map(i64::from),
-            date: e.date.map(unix),
+            date: e.date.as_ref().map(conditions::unix),
             delete_marker: e.expired_object_delete_marker,
         }),
         noncurrent: r.noncurrent_version_expiration.map(|n| NoncurrentDraft {
@@ -188,10 +180,9 @@ fn rendered(r: &Rule) -> LifecycleRule {
     }
     let expiration = r.expiration.map(|e| match e {
         Expiration::Days(d) => LifecycleExpiration { days: Some(days(d)), ..Default::default() },
-        Expiration::Date(at) => LifecycleExpiration {
-            date: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(at))),
-            ..Default::default()
-        },
+        Expiration::Date(at) => {
+            LifecycleExpiration { date: Some(headers::last_modified_at(at)), ..Default::default() }
+        }
         Expiration::DeleteMarker => {
             LifecycleExpiration { expired_object_delete_marker: Some(true), ..Default::default() }
         }
@@ -222,7 +213,7 @@ fn rendered(r: &Rule) -> LifecycleRule {
                         When::Date(_) => None,
                     },
                     date: match t.when {
-                        When::Date(at) => Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(at))),
+                        When::Date(at) => Some(headers::last_modified_at(at)),
                         When::Days(_) => None,
                     },
                     storage_class: Some(TransitionStorageClass::from(t.class.clone())),

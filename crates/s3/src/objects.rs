@@ -139,14 +139,17 @@ async fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Re
     let object = versioning::open(s, req.bucket, req.key, req.version_id).await?;
     let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
-    let tags = object.tags().clone();
+    // Tags only matter to the expiry rules of a bucket that has some.
+    let tags = bucket.lifecycle.is_some().then(|| object.tags().clone());
     let storage_class = object.storage_class().map(StorageClass::from);
     let lock = object_lock::shown(&object.lock());
     let (read, meta) = read_key::resolve_stored(s, req.bucket, req.key, object.record, req.sse_c)?;
     req.conditions.check(&meta, false)?;
     // The rules expire current versions: a version named by its id may be another.
-    let expiration =
-        if req.version_id.is_none() { lifecycle::expiration(s, &bucket, &meta, &tags) } else { None };
+    let expiration = match &tags {
+        Some(tags) if req.version_id.is_none() => lifecycle::expiration(s, &bucket, &meta, tags),
+        _ => None,
+    };
     Ok(Opened { body: object.body, read, meta, version_id, tag_count, expiration, storage_class, lock })
 }
 
