@@ -1,4 +1,37 @@
-//! Identities and access: who the callers of the S3 API are. Today: the users file
-//! ([`users`]), access keys and their secrets.
+//! Identities and access: who the callers of the S3 API are and what they may do.
+//!
+//! - [`Directory`]: users (canonical id, display name, email, bucket-creation flag, roles
+//!   on buckets) and their HMAC credentials, with every change an operator can make;
+//! - [`Role`] and [`Action`]: IBM COS's reader, writer and manager roles and the table of
+//!   what each allows;
+//! - [`Snapshot`] and [`Principal`]: the directory indexed for requests, secrets opened,
+//!   and the access decision;
+//! - [`Keep`]: where the directory is kept, a file on one node ([`FileKeep`]) or the
+//!   metadata service every gateway shares ([`KvKeep`]);
+//! - [`Identities`]: the snapshot in force, followed live;
+//! - [`Seal`]: secrets sealed at rest under a key the HSM wraps;
+//! - [`users`]: the users file, imported at start.
 
+mod directory;
+mod error;
+mod keep;
+mod keep_file;
+mod keep_kv;
+mod live;
+mod role;
+mod seal;
+mod snapshot;
 pub mod users;
+
+pub use directory::{
+    Credential, Directory, NewCredential, NewUser, StoredSecret, User, check_access_key_id, check_secret,
+    random_canonical_id,
+};
+pub use error::IamError;
+pub use keep::{Change, Keep, Stamp};
+pub use keep_file::FileKeep;
+pub use keep_kv::KvKeep;
+pub use live::Identities;
+pub use role::{Action, Role, UnknownRole};
+pub use seal::Seal;
+pub use snapshot::{Principal, Refusal, Snapshot, Standing};
