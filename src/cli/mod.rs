@@ -3,6 +3,7 @@
 mod bench;
 mod crypt;
 mod gateway;
+mod iam;
 mod keyfile;
 mod keys;
 mod progress;
@@ -118,6 +119,10 @@ enum Command {
     /// The key named `cipherstore-default` protects SSE-S3 objects (and aws:kms without a
     /// key id); the server generates it on first use unless one was created or imported.
     Keys(keys::KeysArgs),
+    /// Manage users, their access keys (HMAC credentials) and their roles on buckets,
+    /// live: running gateways apply a change within seconds. Works on the identities of the
+    /// server with the same --data-dir (or --config, for a cluster).
+    Iam(iam::IamArgs),
     /// Remove the blobs of a cluster store that no record names (left by gateways killed
     /// mid-write); gateways also do this in the background.
     Sweep(sweep::SweepArgs),
@@ -302,6 +307,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(serve::serve(config))
         }
         Command::Keys(a) => keys::run(&a),
+        Command::Iam(a) => iam::run(&a),
         Command::Sweep(a) => sweep::run(&a),
         Command::Rebuild(a) => rebuild::run(&a, cli.quiet),
     }

@@ -7,6 +7,7 @@
 
 pub(crate) mod config;
 pub(crate) mod front;
+pub(crate) mod identities;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod scrubber;
@@ -235,7 +236,12 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.users.is_none() {
         iam::users::ensure(&users_path)?;
     }
-    let auth = s3::auth::Auth::new(Arc::new(iam::users::Users::from_file(&users_path)?));
+    let keys = open_keys(&config, kv.clone()).await?.map(Arc::new);
+    let seal = identities::seal(keys.as_deref(), config.backend)?;
+    let (ids, ids_line) =
+        identities::open(identities::keep(&config, kv.clone())?, seal, Some(&users_path)).await?;
+    ids.follow();
+    let auth = s3::auth::Auth::new(ids.clone());
     let tls_files = match &config.tls {
         Some(t) => t.clone(),
         None => tls::self_signed(&config.data_dir)?,
@@ -253,6 +259,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("  data directory: {}", config.data_dir.display());
     println!("  store:          {store_line}");
     println!("  users file:     {}", users_path.display());
+    println!("  identities:     {ids_line} (cipherstore iam --help)");
     println!("  CA certificate: {}", tls_files.cert.display());
     println!("  health, metrics: GET /health, GET /metrics (unsigned)");
     let lifecycle_line = if config.lifecycle.day.is_shortened() {
@@ -268,7 +275,6 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "  lifecycle:      {lifecycle_line}{}",
         if kv.is_some() { ", by one gateway at a time" } else { "" }
     );
-    let keys = open_keys(&config, kv.clone()).await?.map(Arc::new);
     match &keys {
         Some(k) => println!(
             "  SSE-KP:         on (HSM token {:?}, key state in {})",
@@ -282,6 +288,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let objects = object::Objects::new(store);
     let worker = lifecycle::Worker::new(objects.clone(), config.lifecycle, kv, &config.data_dir);
     let mut s3 = CipherS3::new(objects, config.backend, keys.clone());
+    s3.set_identities(ids);
     s3.set_lifecycle_day(config.lifecycle.day);
     s3.set_max_object_size(config.max_object_size);
     s3.set_body_idle_timeout(config.body_idle_timeout);

@@ -122,7 +122,8 @@ def test_module_errors_heal_without_a_restart(server, shim):
                     lambda: s3.put_bucket_encryption(Bucket="mod-wrap", ServerSideEncryptionConfiguration=kp))
         state = json.loads((srv.data / "keys" / "state.json").read_text())
         check("no bucket key recorded for the refused bucket",
-              [b["bucket"] for b in state["buckets"]] == ["mod-faults"], str(state["buckets"]))
+              [b["bucket"] for b in state["buckets"] if b["bucket"] != ".iam"] == ["mod-faults"],
+              str(state["buckets"]))
         code = error_code(lambda: s3.get_bucket_encryption(Bucket="mod-wrap"))
         check("the bucket keeps its previous (default) encryption",
               code == "ServerSideEncryptionConfigurationNotFoundError", str(code))

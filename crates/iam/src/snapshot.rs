@@ -3,7 +3,7 @@
 //! the bucket's owner may do everything, a user with a role on the bucket what the role
 //! allows, anyone else nothing. Built afresh from a [`Directory`] whenever it changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -79,6 +79,7 @@ struct Key {
 pub struct Snapshot {
     keys: HashMap<String, Key>,
     names: HashMap<String, String>,
+    granted: HashSet<String>,
     users: usize,
 }
 
@@ -116,7 +117,8 @@ impl Snapshot {
         }
         let names =
             directory.users.values().map(|u| (u.canonical_id.clone(), u.display_name.clone())).collect();
-        (Self { keys, names, users: directory.users.len() }, errors)
+        let granted = directory.users.values().flat_map(|u| u.grants.keys().cloned()).collect();
+        (Self { keys, names, granted, users: directory.users.len() }, errors)
     }
 
     /// The secret of `access_key` if it may sign requests at `now` (Unix seconds).
@@ -140,6 +142,11 @@ impl Snapshot {
     /// The display name of the user with `canonical_id`.
     pub fn display_name(&self, canonical_id: &str) -> Option<&str> {
         self.names.get(canonical_id).map(String::as_str)
+    }
+
+    /// Whether any user holds a role on `bucket`.
+    pub fn has_grants_on(&self, bucket: &str) -> bool {
+        self.granted.contains(bucket)
     }
 
     /// How many users and usable credentials there are.
@@ -204,6 +211,7 @@ mod tests {
         let other = snap.principal("AK-other", 2).unwrap();
         assert!(other.may(Configure, "music", "OWNER"), "a role on one bucket only");
         assert_eq!(snap.display_name("R"), Some("reader"));
+        assert!(snap.has_grants_on("photos") && snap.has_grants_on("music") && !snap.has_grants_on("other"));
         assert_eq!(snap.counts(), (5, 5));
     }
 

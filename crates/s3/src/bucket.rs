@@ -1,5 +1,7 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket. A bucket
-//! belongs to the access key that created it; other users get AccessDenied.
+//! belongs to the user (canonical id) who created it; others act on it only through a
+//! role granted on it (iam), and a bucket created anew never inherits the roles of an
+//! earlier one of the same name.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -17,21 +19,22 @@ pub(super) async fn list_buckets(
     s: &CipherS3,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let caller = CipherS3::caller(&req)?;
+    let caller = s.caller(&req)?;
     let buckets = s
         .objects
         .list_buckets()
         .await
         .map_err(error::object)?
         .into_iter()
-        .filter(|b| b.owner == caller)
+        .filter(|b| caller.standing(&b.name, &b.owner).is_some())
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(b.created))),
             ..Default::default()
         })
         .collect();
-    let owner = Owner { display_name: Some(caller.clone()), id: Some(caller) };
+    let owner =
+        Owner { display_name: Some(caller.display_name.clone()), id: Some(caller.canonical_id.clone()) };
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(owner),
@@ -43,7 +46,10 @@ pub(super) async fn create_bucket(
     s: &CipherS3,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
-    let caller = CipherS3::caller(&req)?;
+    let caller = s.caller(&req)?;
+    if !caller.create_buckets {
+        return Err(s3_error!(AccessDenied, "this user may not create buckets"));
+    }
     let root = kp::requested(&req.headers)?;
     // AWS's legacy rule: re-creating a bucket you own is 200 in us-east-1 (no location
     // constraint), 409 BucketAlreadyOwnedByYou elsewhere.
@@ -65,7 +71,7 @@ pub(super) async fn create_bucket(
     };
     let mut meta = BucketRecord {
         name: name.clone(),
-        owner: caller.clone(),
+        owner: caller.canonical_id.clone(),
         created: now_unix(),
         kms,
         sse_s3: false,
@@ -78,6 +84,9 @@ pub(super) async fn create_bucket(
         // Versioning on and Object Lock named in the record from the start.
         meta.versioning = object::Versioning::Enabled;
         meta.object_lock = Some(Default::default());
+    }
+    if matches!(s.objects.bucket(&name).await, Err(ObjectError::Store(StoreError::NoSuchBucket(_)))) {
+        forget_roles(s, &name).await?;
     }
     match s.objects.create_bucket(&meta).await {
         Ok(()) => {
@@ -99,10 +108,10 @@ pub(super) async fn create_bucket(
             Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
         }
         Err(ObjectError::Store(StoreError::BucketExists(_))) => match s.objects.bucket(&name).await {
-            Ok(b) if b.owner == caller && us_east_1 => {
+            Ok(b) if b.owner == caller.canonical_id && us_east_1 => {
                 Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
             }
-            Ok(b) if b.owner == caller => {
+            Ok(b) if b.owner == caller.canonical_id => {
                 Err(s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}"))
             }
             _ => Err(s3_error!(BucketAlreadyExists, "bucket {name} belongs to another user")),
@@ -133,5 +142,27 @@ pub(super) async fn delete_bucket(
     if let Some(m) = s.keys() {
         m.remove_bucket_key(&meta.name).map_err(error::keys)?;
     }
+    // The bucket is gone; roles left behind (this failing) are removed again before a
+    // bucket of this name is created.
+    if let Err(e) = forget_roles(s, &meta.name).await {
+        tracing::warn!(bucket = %meta.name, error = %e.message().unwrap_or_default(), "cannot remove the roles on a deleted bucket yet");
+    }
     Ok(S3Response::new(DeleteBucketOutput::default()))
+}
+
+/// Removes every role granted on `bucket` (none kept: nothing is written).
+async fn forget_roles(s: &CipherS3, bucket: &str) -> S3Result<()> {
+    let Some(ids) = &s.identities else { return Ok(()) };
+    if !ids.snapshot().has_grants_on(bucket) {
+        return Ok(());
+    }
+    let mut forget = |d: &mut iam::Directory| {
+        d.forget_bucket(bucket);
+        Ok(())
+    };
+    ids.change(&mut forget).await.map_err(|e| {
+        tracing::warn!(bucket, error = %e, "cannot remove the roles granted on a bucket");
+        s3_error!(ServiceUnavailable, "the identity store is unavailable; retry")
+    })?;
+    Ok(())
 }

@@ -123,9 +123,9 @@ impl Names {
     }
 }
 
-/// The owner listings name (the bucket's: only its owner writes objects into it).
-pub(super) fn owner(id: &str) -> Owner {
-    Owner { display_name: Some(id.to_owned()), id: Some(id.to_owned()) }
+/// The owner listings name: the bucket's, with the display name its user has.
+pub(super) fn owner(s: &CipherS3, id: &str) -> Owner {
+    Owner { display_name: Some(s.display_name(id)), id: Some(id.to_owned()) }
 }
 
 pub(super) fn timestamp(secs: u64) -> Timestamp {
@@ -191,7 +191,7 @@ pub(super) async fn list_objects(
     // NextMarker whenever truncated (AWS sends it only with a delimiter; clients take it
     // when present, else the last key, which is the same name).
     let next_marker = truncated.then(|| last_name(&entries).map(str::to_owned)).flatten();
-    let (contents, prefixes) = split(entries, names, Some(&owner(&bucket.owner)));
+    let (contents, prefixes) = split(entries, names, Some(&owner(s, &bucket.owner)));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(names.write(prefix)),
@@ -228,7 +228,7 @@ pub(super) async fn list_objects_v2(
     let (entries, truncated) =
         collect(s, &input.bucket, &prefix, delimiter.as_deref(), cursor, skip, max).await?;
     let next = truncated.then(|| last_name(&entries).map(|n| hex(n.as_bytes()))).flatten();
-    let owner = input.fetch_owner.unwrap_or(false).then(|| owner(&bucket.owner));
+    let owner = input.fetch_owner.unwrap_or(false).then(|| owner(s, &bucket.owner));
     let (contents, prefixes) = split(entries, names, owner.as_ref());
     let key_count = (contents.len() + prefixes.len()) as i32;
     Ok(S3Response::new(ListObjectsV2Output {

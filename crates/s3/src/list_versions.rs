@@ -91,7 +91,7 @@ pub(super) async fn list_object_versions(
         Some(Entry::Prefix(p)) => (Some(p.clone()), None),
         None => (None, None),
     };
-    let owner = owner(&bucket.owner);
+    let owner = owner(s, &bucket.owner);
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     let mut prefixes = Vec::new();

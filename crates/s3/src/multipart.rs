@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use iam::Action;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -101,9 +102,9 @@ pub(super) async fn upload_part(
     s: &CipherS3,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let caller = CipherS3::caller(&req)?;
+    let caller = s.caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    s.owned_bucket(&input.bucket, &caller).await?;
+    s.owned_bucket(&input.bucket, &caller, Action::Write).await?;
     let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let number = part_number(input.part_number)?;
     let length = s.check_length(input.content_length)?;
@@ -158,7 +159,7 @@ pub(super) async fn upload_part_copy(
     let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let number = part_number(input.part_number)?;
     let (src_bucket, src_key, src_version) = copy::source_of(&input.copy_source)?;
-    s.owned_bucket(&src_bucket, &caller).await?;
+    s.owned_bucket(&src_bucket, &caller, Action::Read).await?;
     let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref()).await?;
     conditions::copy_source!(input).check(source.record.unchecked(), true)?;
     let source_sent = [

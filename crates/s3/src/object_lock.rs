@@ -247,8 +247,9 @@ pub(super) async fn put_retention(
     s: &CipherS3,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req).await?;
+    let Owned { caller, input, bucket } = s.owned(req).await?;
     require_lock(&bucket)?;
+    CipherS3::check_bypass(&caller, &bucket, input.bypass_governance_retention)?;
     let asked = input.retention.unwrap_or_default();
     let mode = asked.mode.as_ref().map(ObjectLockRetentionMode::as_str);
     let new = retention(mode, asked.retain_until_date.as_ref(), base::clock::now_unix_ms())?;

@@ -2,6 +2,7 @@
 //! DeleteObject, DeleteObjects, and the choice of protection for new objects. The ETag is
 //! the MD5 of the plaintext (random for SSE-C).
 
+use iam::{Action, Principal};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -20,9 +21,9 @@ pub(super) async fn put_object(
     s: &CipherS3,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let caller = CipherS3::caller(&req)?;
+    let caller = s.caller(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    let bucket = s.owned_bucket(&input.bucket, &caller).await?;
+    let bucket = s.owned_bucket(&input.bucket, &caller, Action::Write).await?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let sse_c = sse::parse(
@@ -134,8 +135,8 @@ struct Opened {
 
 /// Opens the object (or version) a GET or HEAD names, for `caller`. The key first: nothing
 /// in the record is trusted before its tag checks under it.
-async fn open_for_read(s: &CipherS3, caller: &str, req: ReadRequest<'_>) -> S3Result<Opened> {
-    let bucket = s.owned_bucket(req.bucket, caller).await?;
+async fn open_for_read(s: &CipherS3, caller: &Principal, req: ReadRequest<'_>) -> S3Result<Opened> {
+    let bucket = s.owned_bucket(req.bucket, caller, Action::Read).await?;
     let object = versioning::open(s, req.bucket, req.key, req.version_id).await?;
     let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
@@ -157,7 +158,7 @@ pub(super) async fn get_object(
     s: &CipherS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let caller = CipherS3::caller(&req)?;
+    let caller = s.caller(&req)?;
     let input = req.input;
     let Opened { body, read, meta, version_id, tag_count, expiration, storage_class, lock } =
         open_for_read(s, &caller, read_request!(input)).await?;
@@ -221,7 +222,7 @@ pub(super) async fn head_object(
     s: &CipherS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let caller = CipherS3::caller(&req)?;
+    let caller = s.caller(&req)?;
     let input = &req.input;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
@@ -270,7 +271,8 @@ pub(super) async fn delete_object(
     s: &CipherS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req).await?;
+    let Owned { caller, input, bucket } = s.owned(req).await?;
+    CipherS3::check_bypass(&caller, &bucket, input.bypass_governance_retention)?;
     let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
     let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -303,7 +305,8 @@ pub(super) async fn delete_objects(
     s: &CipherS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req).await?;
+    let Owned { caller, input, bucket } = s.owned(req).await?;
+    CipherS3::check_bypass(&caller, &bucket, input.bypass_governance_retention)?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE {
         return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));

@@ -22,7 +22,6 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use crate::sigv4::{Signer, amz_date};
 use base::clock::now_unix;
 use engine::Backend;
-use iam::users::Users;
 use s3::CipherS3;
 use s3::auth::Auth;
 use s3::chunk_framing::CheckedBody;
@@ -69,6 +68,19 @@ fn signed(
     builder.body(body).unwrap_or_else(|e| unreachable!("a request built from fixed parts: {e}"))
 }
 
+/// The identities of the users file `users`, kept under `root`.
+async fn identities(
+    root: &std::path::Path,
+    users: &std::path::Path,
+) -> Option<std::sync::Arc<iam::Identities>> {
+    let keep = std::sync::Arc::new(iam::FileKeep::open(&root.join("iam")).ok()?);
+    let (ids, _) = iam::Identities::open(keep, None).await.ok()?;
+    let listed = iam::users::load(users).ok()?;
+    let mut import = |d: &mut iam::Directory| iam::users::import(d, &listed, None, now_unix()).map(|_| ());
+    ids.change(&mut import).await.ok()?;
+    Some(ids)
+}
+
 fn harness() -> Option<&'static Harness> {
     static HARNESS: OnceLock<Option<Harness>> = OnceLock::new();
     HARNESS
@@ -78,13 +90,15 @@ fn harness() -> Option<&'static Harness> {
             std::fs::create_dir_all(&root).ok()?;
             let users = root.join("users");
             std::fs::write(&users, format!("{ACCESS} {SECRET}\n")).ok()?;
-            let (store, _) = FsStore::open(&root.join("store")).ok()?;
-            let s3 =
-                CipherS3::new(object::Objects::new(std::sync::Arc::new(store)), Backend::Accelerated, None);
-            let mut builder = S3ServiceBuilder::new(s3);
-            builder.set_auth(Auth::new(std::sync::Arc::new(Users::from_file(&users).ok()?)));
-            let service = builder.build();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let ids = runtime.block_on(identities(&root, &users))?;
+            let (store, _) = FsStore::open(&root.join("store")).ok()?;
+            let mut s3 =
+                CipherS3::new(object::Objects::new(std::sync::Arc::new(store)), Backend::Accelerated, None);
+            s3.set_identities(ids.clone());
+            let mut builder = S3ServiceBuilder::new(s3);
+            builder.set_auth(Auth::new(ids));
+            let service = builder.build();
             let create = signed("PUT", "/fuzz", "UNSIGNED-PAYLOAD", &[], Body::empty());
             let made = runtime.block_on(service.call(create)).ok()?;
             made.status().is_success().then_some(Harness { runtime, service })
