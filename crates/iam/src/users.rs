@@ -66,6 +66,11 @@ pub fn load(path: &Path) -> Result<Vec<FileUser>, UsersError> {
         path: path.to_owned(),
         source,
     })?);
+    parse(&text, path)
+}
+
+/// The users a users file's `text` lists (`path` names it in errors).
+pub fn parse(text: &str, path: &Path) -> Result<Vec<FileUser>, UsersError> {
     let mut users = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();

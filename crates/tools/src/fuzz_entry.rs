@@ -3,7 +3,7 @@
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
 //! header rules, stored records (object records of both versions with their tags, bucket,
 //! upload and part records), the aws-chunked framing
-//! follower, and aws-chunked request bodies and lifecycle configurations through the whole
+//! follower, kept identities and users files ([`identities`]), and aws-chunked request bodies and lifecycle configurations through the whole
 //! S3 service ([`aws_chunked`], [`lifecycle_config`]).
 //! Each returns for any input; a panic is a bug.
 
@@ -69,6 +69,26 @@ pub fn sse_headers(data: &[u8]) {
     let mut parts = data.split(|&b| b == 0xff).map(|p| String::from_utf8_lossy(p).into_owned());
     let fields: [Option<String>; 3] = [parts.next(), parts.next(), parts.next()];
     let _ = parse_sse_c([&fields[0], &fields[1], &fields[2]], "bucket", "key");
+}
+
+/// Identities as kept (a directory's JSON, indexed with and without a seal, its keys
+/// looked up) and the same bytes as a users file, imported.
+pub fn identities(data: &[u8]) {
+    let seal = iam::Seal::new(&SecretKey::from_bytes([0x42; 32]), "fuzz", Backend::Accelerated).ok();
+    if let Ok(directory) = iam::Directory::parse(data, "fuzz") {
+        for seal in [None, seal.as_ref()] {
+            let (snapshot, _) = iam::Snapshot::build(&directory, seal);
+            for ak in directory.credentials.keys() {
+                let _ = snapshot.secret(ak, 1);
+                let _ = snapshot.principal(ak, u64::MAX).map(|p| p.may(iam::Action::Write, "b", "o"));
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(users) = iam::users::parse(&text, std::path::Path::new("fuzz")) {
+        let mut directory = iam::Directory::default();
+        let _ = iam::users::import(&mut directory, &users, seal.as_ref(), 1);
+    }
 }
 
 /// Stored records as a store returns them: an object record (any version; its part
