@@ -3,7 +3,7 @@
 //! secret as kept, expiry, enabled). Every change an operator makes is a method here that
 //! checks its input and the directory's rules (unique names, ids and access keys; a
 //! credential belongs to an existing user) before it changes anything. docs/FORMAT.md
-//! §9 describes the stored form.
+//! §8 describes the stored form.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +34,7 @@ pub struct User {
 }
 
 /// A secret key as kept: in the clear (no HSM; the file is 0600 or the metadata service is
-/// trusted), or sealed under the identity seal key (docs/FORMAT.md §9).
+/// trusted), or sealed under the identity seal key (docs/FORMAT.md §8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoredSecret {
