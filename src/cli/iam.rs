@@ -326,7 +326,21 @@ pub(super) fn run(args: &IamArgs) -> anyhow::Result<()> {
             iam::check_secret(&sk)?;
             let secret = match o.ids.seal() {
                 Some(seal) => seal.seal(&ak, &sk)?,
-                None => StoredSecret::Plain(sk.to_string()),
+                None => {
+                    // Never a secret in the clear beside sealed ones: the HSM is missing here.
+                    let sealed = o
+                        .directory()?
+                        .credentials
+                        .values()
+                        .any(|c| matches!(c.secret, StoredSecret::Sealed(_)));
+                    anyhow::ensure!(
+                        !sealed,
+                        "the identities' secrets are sealed under an HSM, and none is configured here: \
+                         set the HSM the server uses (CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN, \
+                         CIPHERSTORE_HSM_PIN_FILE, CIPHERSTORE_KEYS_DIR) or pass its --config"
+                    );
+                    StoredSecret::Plain(sk.to_string())
+                }
             };
             let new = NewCredential { user: name.clone(), access_key_id: ak.clone(), secret, expires };
             o.change("hmac.create", &format!("{name}/{ak}"), |d| {
