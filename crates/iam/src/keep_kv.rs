@@ -58,11 +58,11 @@ impl KvKeep {
         }
     }
 
-    /// The directory and the guard's revision (0: never written), consistent: read again if
-    /// a change landed while the pages were read.
-    async fn read(&self) -> Result<(Directory, i64), IamError> {
+    /// The directory, the guard's revision (0: never written) and the store's revision it
+    /// was seen at, consistent: read again if a change landed while the pages were read.
+    async fn read(&self) -> Result<(Directory, i64, i64), IamError> {
         for _ in 0..TRIES {
-            let before = self.guard().await?;
+            let (before, seen_at) = self.guard().await?;
             let mut directory = Directory::default();
             for e in self.all(USERS).await? {
                 let user: User = serde_json::from_slice(&e.value).map_err(|err| stored(err.to_string()))?;
@@ -73,15 +73,18 @@ impl KvKeep {
                     serde_json::from_slice(&e.value).map_err(|err| stored(err.to_string()))?;
                 directory.credentials.insert(c.access_key_id.clone(), c);
             }
-            if self.guard().await? == before {
-                return Ok((directory, before));
+            if self.guard().await?.0 == before {
+                return Ok((directory, before, seen_at));
             }
         }
         Err(IamError::Unavailable("the identities kept changing while being read; retry".into()))
     }
 
-    async fn guard(&self) -> Result<i64, IamError> {
-        Ok(self.kv.get(GUARD).await.map_err(unavailable)?.map_or(0, |e| e.mod_revision))
+    /// The guard's revision (0: never written) and the store's revision when it was read.
+    async fn guard(&self) -> Result<(i64, i64), IamError> {
+        let page = self.kv.range(GUARD, &prefix_end(GUARD), 1).await.map_err(unavailable)?;
+        let guard = page.entries.iter().find(|e| e.key == GUARD).map_or(0, |e| e.mod_revision);
+        Ok((guard, page.revision))
     }
 }
 
@@ -115,13 +118,15 @@ fn encode<T: serde::Serialize>(record: &T) -> Result<Vec<u8>, IamError> {
 #[async_trait::async_trait]
 impl Keep for KvKeep {
     async fn load(&self) -> Result<(Directory, Stamp), IamError> {
-        let (directory, revision) = self.read().await?;
-        Ok((directory, Stamp(revision.to_string())))
+        // Stamped with the store's revision, so a watch from it misses no later change, even
+        // before the guard was ever written.
+        let (directory, _, seen_at) = self.read().await?;
+        Ok((directory, Stamp(seen_at.to_string())))
     }
 
     async fn change(&self, change: Change<'_>) -> Result<Directory, IamError> {
         for attempt in 0..TRIES {
-            let (old, revision) = self.read().await?;
+            let (old, revision, _) = self.read().await?;
             let mut new = old.clone();
             change(&mut new)?;
             let mut ops = diff(&old, &new)?;
