@@ -11,7 +11,6 @@ import datetime
 import json
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -21,6 +20,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 
 from cipherstore_harness import error_code
+from cipherstore_harness import until as harness_until
 
 STORES = ["fs", "dispersed-3of5", "cluster"]
 NOTICE = 5  # seconds a change may take to reach the server
@@ -41,13 +41,9 @@ def client(srv, ak=None, sk=None):
                         region_name="us-east-1", verify=str(srv.ca), config=Config(**cfg))
 
 
-def until(cond, timeout=NOTICE, every=0.25):
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(every)
+def until(cond, timeout=NOTICE):
+    """Waits up to NOTICE seconds (by default) for cond(), looking every quarter second."""
+    return harness_until(cond, timeout=timeout, every=0.25)
 
 
 def denied(fn):

@@ -19,22 +19,12 @@ import time
 
 import pytest
 
-from cipherstore_harness import Server, error_code
+from cipherstore_harness import Server, error_code, until
 
 STORES = ["fs", "dispersed-3of5", "cluster"]
 DAY = 4
 # A pass makes at most 50 changes a second: the crash test's 300 objects take 6 s.
 SERVER = {"config": f"[lifecycle]\nday_seconds = {DAY}\nactions_per_sec = 50\n"}
-
-
-def until(cond, timeout=40, every=0.5):
-    """Waits until cond() is true; returns its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(every)
 
 
 def keys(s3, bucket, prefix=""):

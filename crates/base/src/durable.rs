@@ -45,6 +45,13 @@ impl AtomicOutput {
     }
 }
 
+/// Opens (creating, mode 0600) the lock file `path` that writers of some state take an
+/// exclusive `flock` on; its contents are never used.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)
+}
+
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;

@@ -51,15 +51,8 @@ impl FileKeep {
 
     /// Takes the writers' lock, waiting for another writer without blocking the runtime.
     async fn locked(&self) -> Result<std::fs::File, IamError> {
-        use std::os::unix::fs::OpenOptionsExt;
         let io = |action, source| IamError::Io { action, path: self.lock.clone(), source };
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock)
-            .map_err(|e| io("open", e))?;
+        let f = base::durable::open_lock(&self.lock).map_err(|e| io("open", e))?;
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
             match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {

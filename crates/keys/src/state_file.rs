@@ -35,14 +35,8 @@ impl StateFile {
 
     /// Takes the exclusive lock (blocking).
     fn lock(&self) -> Result<StateLock, KeysError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock)
-            .map_err(KeysError::io("cannot open the key state lock"))?;
+        let f =
+            base::durable::open_lock(&self.lock).map_err(KeysError::io("cannot open the key state lock"))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| KeysError::io("cannot lock the key state")(e.into()))?;
         Ok(StateLock(f))

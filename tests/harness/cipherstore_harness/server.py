@@ -225,6 +225,16 @@ class Server:
         return 1 if self.failed else 0
 
 
+def until(cond, timeout=40, every=0.5):
+    """Waits until cond() is true (or `timeout` seconds pass); returns its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(every)
+
+
 def error_code(fn):
     import botocore
     try:
