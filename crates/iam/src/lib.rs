@@ -10,19 +10,24 @@
 //!   metadata service every gateway shares ([`KvKeep`]);
 //! - [`Identities`]: the snapshot in force, followed live;
 //! - [`Seal`]: secrets sealed at rest under a key the HSM wraps;
-//! - [`users`]: the users file, imported at start.
+//! - [`users`]: the users file, imported at start;
+//! - [`policy`]: bucket policies, checked and evaluated;
+//! - [`decide`]: the access decision, roles and the bucket policy together.
 
+mod access;
 mod directory;
 mod error;
 mod keep;
 mod keep_file;
 mod keep_kv;
 mod live;
+pub mod policy;
 mod role;
 mod seal;
 mod snapshot;
 pub mod users;
 
+pub use access::{BucketAccess, Denial, Grounds, decide};
 pub use directory::{
     Credential, Directory, NewCredential, NewUser, StoredSecret, User, check_access_key_id, check_secret,
     random_canonical_id,

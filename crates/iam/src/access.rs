@@ -1,0 +1,182 @@
+//! The access decision for one request on a bucket, in AWS's order for a caller of the
+//! bucket owner's account:
+//! 1. a `Deny` in the bucket policy that matches refuses, whoever asks (the owner
+//!    excepted for reading, replacing or deleting the policy itself, so no owner is locked
+//!    out of their bucket, as AWS excepts the account's root user);
+//! 2. the owner may do everything, a user with a role what the role allows;
+//! 3. an `Allow` in the bucket policy allows, unless it is public and the bucket's public
+//!    access block restricts public policies (then only the statements naming callers
+//!    count);
+//! 4. anything else is refused.
+
+use super::policy::{Policy, Request, Verdict};
+use super::role::Action;
+use super::snapshot::{Principal, Standing};
+
+/// What the decision needs of the bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketAccess<'a> {
+    /// The bucket's name.
+    pub name: &'a str,
+    /// Its owner's canonical id.
+    pub owner: &'a str,
+    /// Its policy, if it has one.
+    pub policy: Option<&'a Policy>,
+    /// Its public access block's RestrictPublicBuckets.
+    pub restrict_public: bool,
+}
+
+/// Why a request is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grounds {
+    /// The caller owns the bucket.
+    Owner,
+    /// The caller's role on the bucket allows it.
+    Role,
+    /// The bucket policy allows it.
+    Policy,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// A statement of the bucket policy denies it.
+    ExplicitDeny,
+    /// Nothing allows it.
+    NotAllowed,
+}
+
+/// The S3 actions the owner may always take on the policy, whatever it says.
+const OWNER_KEEPS: [&str; 3] = ["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"];
+
+/// Decides `request`, an action of kind `kind` (the role table's column), on `bucket`.
+pub fn decide(request: &Request<'_>, kind: Action, bucket: &BucketAccess<'_>) -> Result<Grounds, Denial> {
+    let standing = request.caller.and_then(|c: &Principal| c.standing(bucket.name, bucket.owner));
+    let verdict = bucket.policy.map_or(Verdict::Silent, |p| p.evaluate(request));
+    let owner = standing == Some(Standing::Owner);
+    if verdict == Verdict::Denied
+        && !(owner && OWNER_KEEPS.iter().any(|a| a.eq_ignore_ascii_case(request.action)))
+    {
+        return Err(Denial::ExplicitDeny);
+    }
+    match standing {
+        Some(Standing::Owner) => return Ok(Grounds::Owner),
+        Some(Standing::Role(r)) if r.allows(kind) => return Ok(Grounds::Role),
+        _ => {}
+    }
+    match verdict {
+        Verdict::Allowed { public } if !(public && bucket.restrict_public) => Ok(Grounds::Policy),
+        _ => Err(Denial::NotAllowed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Role;
+    use crate::policy::Context;
+    use std::collections::BTreeMap;
+
+    fn user(name: &str, role: Option<Role>) -> Principal {
+        Principal {
+            user: name.into(),
+            canonical_id: format!("id-{name}"),
+            display_name: name.into(),
+            create_buckets: false,
+            grants: role.map(|r| BTreeMap::from([("b".to_owned(), r)])).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn deny_wins_then_ownership_and_roles_then_the_policy() {
+        let policy = Policy::parse(
+            r#"{"Statement":[
+              {"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}},
+              {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/pub/*"},
+              {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:user/eve"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::b/eve/*"}]}"#,
+            "b",
+        )
+        .unwrap();
+        let owner = user("owner", None);
+        let reader = user("reader", Some(Role::Reader));
+        let eve = user("eve", None);
+        let mut tls = Context::new();
+        tls.set("aws:SecureTransport", "true");
+        let mut plain = Context::new();
+        plain.set("aws:SecureTransport", "false");
+        let bucket = |restrict| BucketAccess {
+            name: "b",
+            owner: "id-owner",
+            policy: Some(&policy),
+            restrict_public: restrict,
+        };
+        let run = |caller: Option<&Principal>,
+                   action: &str,
+                   resource: &str,
+                   kind: Action,
+                   cx: &Context,
+                   restrict: bool| {
+            decide(&Request { caller, action, resource, context: cx }, kind, &bucket(restrict))
+        };
+        use Denial::*;
+        use Grounds::{Owner, Policy as ByPolicy, Role as ByRole};
+        let obj = "arn:aws:s3:::b/pub/x";
+        let cells: Vec<(Option<&Principal>, &str, &str, Action, &Context, bool, Result<Grounds, Denial>)> = vec![
+            (Some(&owner), "s3:GetObject", obj, Action::Read, &tls, false, Ok(Owner)),
+            (Some(&owner), "s3:GetObject", obj, Action::Read, &plain, false, Err(ExplicitDeny)),
+            (
+                Some(&owner),
+                "s3:DeleteBucketPolicy",
+                "arn:aws:s3:::b",
+                Action::Configure,
+                &plain,
+                false,
+                Ok(Owner),
+            ),
+            (
+                Some(&reader),
+                "s3:DeleteBucketPolicy",
+                "arn:aws:s3:::b",
+                Action::Configure,
+                &plain,
+                false,
+                Err(ExplicitDeny),
+            ),
+            (Some(&reader), "s3:GetObject", "arn:aws:s3:::b/other", Action::Read, &tls, false, Ok(ByRole)),
+            (
+                Some(&reader),
+                "s3:PutObject",
+                "arn:aws:s3:::b/other",
+                Action::Write,
+                &tls,
+                false,
+                Err(NotAllowed),
+            ),
+            (Some(&eve), "s3:PutObject", "arn:aws:s3:::b/eve/k", Action::Write, &tls, true, Ok(ByPolicy)),
+            (Some(&eve), "s3:PutObject", "arn:aws:s3:::b/other", Action::Write, &tls, false, Err(NotAllowed)),
+            (None, "s3:GetObject", obj, Action::Read, &tls, false, Ok(ByPolicy)),
+            (None, "s3:GetObject", obj, Action::Read, &tls, true, Err(NotAllowed)),
+            (None, "s3:GetObject", obj, Action::Read, &plain, false, Err(ExplicitDeny)),
+            (None, "s3:ListBucket", "arn:aws:s3:::b", Action::List, &tls, false, Err(NotAllowed)),
+        ];
+        for (i, (caller, action, resource, kind, cx, restrict, want)) in cells.into_iter().enumerate() {
+            assert_eq!(
+                run(caller, action, resource, kind, cx, restrict),
+                want,
+                "cell {i}: {action} {resource}"
+            );
+        }
+        let none = BucketAccess { name: "b", owner: "id-owner", policy: None, restrict_public: true };
+        let cx = Context::new();
+        let ask = |c: Option<&Principal>| {
+            decide(
+                &Request { caller: c, action: "s3:GetObject", resource: obj, context: &cx },
+                Action::Read,
+                &none,
+            )
+        };
+        assert_eq!(ask(Some(&owner)), Ok(Owner));
+        assert_eq!(ask(Some(&eve)), Err(NotAllowed));
+        assert_eq!(ask(None), Err(NotAllowed));
+    }
+}
