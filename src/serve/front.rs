@@ -28,6 +28,8 @@ pub(crate) struct Front {
     pub keys: Option<Arc<KeyManager>>,
     /// Whether this listener is plain HTTP.
     pub plain: bool,
+    /// The client of this connection (bucket policies' `aws:SourceIp`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 fn signed(req: &Request<Incoming>) -> bool {
@@ -56,8 +58,11 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> HttpRes
 }
 
 impl Front {
-    async fn handle(self, req: Request<Incoming>) -> Result<HttpResponse, HttpError> {
+    async fn handle(self, mut req: Request<Incoming>) -> Result<HttpResponse, HttpError> {
         let start = Instant::now();
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(s3::access::Origin { ip: peer.ip(), secure: !self.plain });
+        }
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let bytes_in = match length(req.headers(), "x-amz-decoded-content-length") {

@@ -137,7 +137,8 @@ async fn accept_loop(
         // Without it, a response body written after its head waits for the client's
         // delayed ACK (40 ms per small GET measured here).
         let _ = tcp.set_nodelay(true);
-        let front = front.clone();
+        let mut front = front.clone();
+        front.peer = Some(peer);
         let http = http.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
@@ -306,10 +307,11 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let inner = S3ServiceBuilder::new(s3.clone()).build();
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth);
+    builder.set_access(s3::access::AnonymousToHandlers);
     builder.set_route(LenientRange::new(inner));
     let service = builder.build();
     let metrics = Arc::new(metrics::Metrics::with_dispersal(dispersal).with_lifecycle(worker.stats()));
-    let front = Front { s3: service, metrics, keys, plain: false };
+    let front = Front { s3: service, metrics, keys, plain: false, peer: None };
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lifecycle_worker = tokio::spawn(worker.run(stop_rx.clone()));

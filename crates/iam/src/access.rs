@@ -121,7 +121,9 @@ mod tests {
         use Denial::*;
         use Grounds::{Owner, Policy as ByPolicy, Role as ByRole};
         let obj = "arn:aws:s3:::b/pub/x";
-        let cells: Vec<(Option<&Principal>, &str, &str, Action, &Context, bool, Result<Grounds, Denial>)> = vec![
+        type Cell<'a> =
+            (Option<&'a Principal>, &'a str, &'a str, Action, &'a Context, bool, Result<Grounds, Denial>);
+        let cells: Vec<Cell<'_>> = vec![
             (Some(&owner), "s3:GetObject", obj, Action::Read, &tls, false, Ok(Owner)),
             (Some(&owner), "s3:GetObject", obj, Action::Read, &plain, false, Err(ExplicitDeny)),
             (

@@ -80,7 +80,7 @@ pub struct Snapshot {
     keys: HashMap<String, Key>,
     names: HashMap<String, String>,
     granted: HashSet<String>,
-    users: usize,
+    user_names: HashSet<String>,
 }
 
 impl Snapshot {
@@ -118,7 +118,8 @@ impl Snapshot {
         let names =
             directory.users.values().map(|u| (u.canonical_id.clone(), u.display_name.clone())).collect();
         let granted = directory.users.values().flat_map(|u| u.grants.keys().cloned()).collect();
-        (Self { keys, names, granted, users: directory.users.len() }, errors)
+        let user_names = directory.users.keys().cloned().collect();
+        (Self { keys, names, granted, user_names }, errors)
     }
 
     /// The secret of `access_key` if it may sign requests at `now` (Unix seconds).
@@ -144,6 +145,16 @@ impl Snapshot {
         self.names.get(canonical_id).map(String::as_str)
     }
 
+    /// Whether a user named `name` exists.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.user_names.contains(name)
+    }
+
+    /// Whether a user with `canonical_id` exists.
+    pub fn has_canonical_id(&self, canonical_id: &str) -> bool {
+        self.names.contains_key(canonical_id)
+    }
+
     /// Whether any user holds a role on `bucket`.
     pub fn has_grants_on(&self, bucket: &str) -> bool {
         self.granted.contains(bucket)
@@ -151,7 +162,7 @@ impl Snapshot {
 
     /// How many users and usable credentials there are.
     pub fn counts(&self) -> (usize, usize) {
-        (self.users, self.keys.len())
+        (self.user_names.len(), self.keys.len())
     }
 }
 

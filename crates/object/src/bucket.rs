@@ -86,6 +86,35 @@ pub struct BucketRecord {
     /// Its lifecycle rules, if any (PutBucketLifecycleConfiguration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// Its bucket policy, the JSON document as it was put (checked then; docs/ACCESS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Its public access block, if one is set (new buckets get every part on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// S3's public access block of a bucket: which public grants it refuses or ignores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// Refuse ACLs that grant to everyone.
+    pub block_public_acls: bool,
+    /// Ignore ACL grants to everyone.
+    pub ignore_public_acls: bool,
+    /// Refuse bucket policies that allow everyone.
+    pub block_public_policy: bool,
+    /// Let only named callers use a public policy's statements.
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    /// Every part on: what a new bucket gets, as on AWS.
+    pub const ALL: Self = Self {
+        block_public_acls: true,
+        ignore_public_acls: true,
+        block_public_policy: true,
+        restrict_public_buckets: true,
+    };
 }
 
 fn is_off(v: &Versioning) -> bool {
@@ -145,6 +174,10 @@ impl BucketRecord {
             #[serde(default)]
             lifecycle: Option<Lifecycle>,
             #[serde(default)]
+            policy: Option<String>,
+            #[serde(default)]
+            public_access_block: Option<PublicAccessBlock>,
+            #[serde(default)]
             attributes: BTreeMap<String, String>,
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("a bucket record {why}"));
@@ -175,6 +208,8 @@ impl BucketRecord {
             versioning: wire.versioning,
             object_lock: wire.object_lock,
             lifecycle: wire.lifecycle,
+            policy: wire.policy,
+            public_access_block: wire.public_access_block,
         })
     }
 }
@@ -197,6 +232,8 @@ mod tests {
             versioning: Versioning::Off,
             object_lock: None,
             lifecycle: None,
+            policy: None,
+            public_access_block: None,
         };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
         let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };

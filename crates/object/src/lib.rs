@@ -31,7 +31,7 @@ pub mod upload;
 pub mod versions;
 pub mod write;
 
-pub use bucket::{BucketRecord, KmsBinding, Origin, Versioning};
+pub use bucket::{BucketRecord, KmsBinding, Origin, PublicAccessBlock, Versioning};
 pub use checksum::{ChecksumAlgorithm, Checksums};
 pub use error::ObjectError;
 pub use etag::ETag;

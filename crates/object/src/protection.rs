@@ -275,6 +275,8 @@ mod tests {
             versioning: Default::default(),
             object_lock: None,
             lifecycle: None,
+            policy: None,
+            public_access_block: None,
         }
     }
 

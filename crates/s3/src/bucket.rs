@@ -8,7 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::service::{CipherS3, Owned};
+use super::access::Owned;
+use super::service::CipherS3;
 use super::{error, kp, object_lock};
 use base::clock::now_unix;
 use keys::KeyRef;
@@ -78,6 +79,8 @@ pub(super) async fn create_bucket(
         versioning: Default::default(),
         object_lock: None,
         lifecycle: None,
+        policy: None,
+        public_access_block: Some(object::PublicAccessBlock::ALL),
     };
     let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     if locked {
@@ -138,6 +141,7 @@ pub(super) async fn delete_bucket(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let Owned { input, bucket: meta, .. } = s.owned(req).await?;
     s.objects.delete_bucket(&input.bucket).await.map_err(error::object)?;
+    s.policies.forget(&meta.name);
     // Its bucket keys: the SSE-KP binding's, and any made by aws:kms or SSE-S3 objects.
     if let Some(m) = s.keys() {
         m.remove_bucket_key(&meta.name).map_err(error::keys)?;

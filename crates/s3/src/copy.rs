@@ -4,7 +4,7 @@
 //! so the target never shares keys with the source. Metadata is copied, or replaced with
 //! `x-amz-metadata-directive: REPLACE`.
 
-use iam::Action;
+use super::access;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -28,11 +28,11 @@ pub(super) async fn copy_object(
     s: &CipherS3,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let caller = s.caller(&req)?;
+    let (src_bucket, src_key, src_version) = source_of(&req.input.copy_source)?;
+    let (mut asker, target_bucket) = s.admit(&req).await?;
+    let source = (src_key.as_str(), src_version.as_deref());
+    s.admit_also(&mut asker, &req, &src_bucket, source, access::read_op(source.1)).await?;
     let input = req.input;
-    let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
-    s.owned_bucket(&src_bucket, &caller, Action::Read).await?;
-    let target_bucket = s.owned_bucket(&input.bucket, &caller, Action::Write).await?;
     let kms = kp::requested_sse(
         s,
         &target_bucket,

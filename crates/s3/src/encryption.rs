@@ -9,7 +9,8 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::service::{CipherS3, Owned};
+use super::access::Owned;
+use super::service::CipherS3;
 use super::{error, kp};
 use keys::KeyRef;
 use object::{KmsBinding, Origin};

@@ -13,9 +13,10 @@ use s3s::route::S3Route;
 use s3s::service::S3Service;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
-/// The access key the outer service authenticated, for a request it forwards.
+/// The access key the outer service authenticated (`None`: an anonymous request), for a
+/// request it forwards.
 #[derive(Debug, Clone)]
-pub struct Forwarded(pub String);
+pub struct Forwarded(pub Option<String>);
 
 /// The route; `inner` is a service over the same [`super::CipherS3`] built without
 /// authentication, reachable only from here.
@@ -85,18 +86,14 @@ impl S3Route for LenientRange {
         (method == Method::GET || method == Method::HEAD) && names_object(uri) && ignored(headers)
     }
 
-    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        match req.credentials {
-            Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "anonymous requests are not allowed")),
-        }
+    async fn check_access(&self, _req: &mut S3Request<Body>) -> S3Result<()> {
+        // Anonymous requests too: the bucket's policy decides them, as every request.
+        Ok(())
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let caller = req
-            .credentials
-            .map(|c| c.access_key)
-            .ok_or_else(|| s3_error!(AccessDenied, "anonymous requests are not allowed"))?;
+        let caller = req.credentials.map(|c| c.access_key);
+        let origin = req.extensions.get::<super::access::Origin>().copied();
         let mut headers = req.headers;
         for name in [RANGE, AUTHORIZATION] {
             headers.remove(name);
@@ -106,6 +103,9 @@ impl S3Route for LenientRange {
         *forwarded.uri_mut() = without_presign(&req.uri)?;
         *forwarded.headers_mut() = headers;
         forwarded.extensions_mut().insert(Forwarded(caller));
+        if let Some(o) = origin {
+            forwarded.extensions_mut().insert(o);
+        }
         let response = self
             .inner
             .call(forwarded)

@@ -6,9 +6,11 @@
 //!   `objects` (PUT, GET, HEAD, DELETE), `copy`, `list`, `list_versions`, `multipart`,
 //!   `encryption`, `tagging`, `versioning`, `object_lock`, `lifecycle`; every other operation answers
 //!   NotImplemented.
-//! - `service` holds [`CipherS3`], the state every request shares, and the first questions
-//!   of every handler (caller, bucket owner, length limit); [`auth`] answers s3s's
-//!   secret-key look-ups from the identities [`iam`] keeps.
+//! - `service` holds [`CipherS3`], the state every request shares; [`access`] asks every
+//!   bucket and object operation first who the caller is and whether ownership, a role or
+//!   the bucket policy lets them do it; `policy` serves bucket policies and public
+//!   access blocks; [`auth`] answers s3s's secret-key look-ups from the identities [`iam`]
+//!   keeps.
 //! - Protection rules: `sse` (SSE-C headers), `kp` (SSE-KP, aws:kms, SSE-S3 onto root
 //!   keys); `read_key` (which key opens a stored object).
 //! - Bodies: `body` moves them between async HTTP and the synchronous pipeline, `digest`
@@ -18,6 +20,7 @@
 //!   [`lenient_range`] (GETs whose Range AWS ignores); `error` turns object, key, store and
 //!   pipeline errors into S3 error codes.
 
+pub mod access;
 pub mod auth;
 pub(crate) mod body;
 pub(crate) mod bucket;
@@ -38,6 +41,7 @@ pub(crate) mod more_checksums;
 pub(crate) mod multipart;
 pub(crate) mod object_lock;
 pub(crate) mod objects;
+pub(crate) mod policy;
 pub(crate) mod read_key;
 mod router;
 pub(crate) mod service;

@@ -8,7 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::service::{CipherS3, Owned};
+use super::access::Owned;
+use super::service::CipherS3;
 use super::{error, headers};
 use base::hex::{decode_lower as unhex, encode as hex};
 

@@ -8,8 +8,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::access::Owned;
 use super::list::{Names, Query, owner, skip_after, timestamp};
-use super::service::{CipherS3, Owned};
+use super::service::CipherS3;
 use super::{error, headers};
 use object::versions::ListedVersion;
 

@@ -10,14 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use iam::Action;
+use super::access::{self, Owned};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
-use super::service::Owned;
 use super::{
     CipherS3, body, copy, error, full_object, headers, kp, lifecycle, object_lock, sse, tagging, versioning,
 };
@@ -102,9 +101,8 @@ pub(super) async fn upload_part(
     s: &CipherS3,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let caller = s.caller(&req)?;
+    s.admit(&req).await?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    s.owned_bucket(&input.bucket, &caller, Action::Write).await?;
     let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let number = part_number(input.part_number)?;
     let length = s.check_length(input.content_length)?;
@@ -155,11 +153,13 @@ pub(super) async fn upload_part_copy(
     s: &CipherS3,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let Owned { caller, input, .. } = s.owned(req).await?;
+    let (src_bucket, src_key, src_version) = copy::source_of(&req.input.copy_source)?;
+    let (mut asker, _) = s.admit(&req).await?;
+    let source = (src_key.as_str(), src_version.as_deref());
+    s.admit_also(&mut asker, &req, &src_bucket, source, access::read_op(source.1)).await?;
+    let input = req.input;
     let upload = upload_of(s, &input.bucket, &input.key, &input.upload_id).await?;
     let number = part_number(input.part_number)?;
-    let (src_bucket, src_key, src_version) = copy::source_of(&input.copy_source)?;
-    s.owned_bucket(&src_bucket, &caller, Action::Read).await?;
     let source = versioning::open(s, &src_bucket, &src_key, src_version.as_deref()).await?;
     conditions::copy_source!(input).check(source.record.unchecked(), true)?;
     let source_sent = [

@@ -12,7 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::service::{CipherS3, Owned};
+use super::access::Owned;
+use super::service::CipherS3;
 use super::{error, versioning};
 use object::amend::Guard;
 use object::lock::{self, BucketLock, Lock, Mode, Period, Retention};
@@ -39,7 +40,7 @@ fn no_lock() -> S3Error {
     )
 }
 
-fn millis(t: &Timestamp) -> u64 {
+pub(crate) fn millis(t: &Timestamp) -> u64 {
     let at = time::OffsetDateTime::from(t.clone());
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
@@ -247,9 +248,10 @@ pub(super) async fn put_retention(
     s: &CipherS3,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-    let Owned { caller, input, bucket } = s.owned(req).await?;
+    let Owned { mut asker, input, bucket } = s.owned(req).await?;
     require_lock(&bucket)?;
-    CipherS3::check_bypass(&caller, &bucket, input.bypass_governance_retention)?;
+    let object = (input.key.as_str(), input.version_id.as_deref());
+    s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await?;
     let asked = input.retention.unwrap_or_default();
     let mode = asked.mode.as_ref().map(ObjectLockRetentionMode::as_str);
     let new = retention(mode, asked.retain_until_date.as_ref(), base::clock::now_unix_ms())?;

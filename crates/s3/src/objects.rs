@@ -2,14 +2,14 @@
 //! DeleteObject, DeleteObjects, and the choice of protection for new objects. The ETag is
 //! the MD5 of the plaintext (random for SSE-C).
 
-use iam::{Action, Principal};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::access::{self, Owned};
 use super::conditions::Conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
-use super::service::{CipherS3, Owned};
+use super::service::CipherS3;
 use super::{body, error, headers, kp, lifecycle, object_lock, sse, tagging, versioning};
 use object::{BucketRecord, NewObject, ObjectRecord, PlainSource};
 
@@ -21,9 +21,8 @@ pub(super) async fn put_object(
     s: &CipherS3,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let caller = s.caller(&req)?;
+    let (_, bucket) = s.admit(&req).await?;
     let S3Request { input, headers, trailing_headers, .. } = req;
-    let bucket = s.owned_bucket(&input.bucket, &caller, Action::Write).await?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let sse_c = sse::parse(
@@ -133,10 +132,9 @@ struct Opened {
     lock: (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>),
 }
 
-/// Opens the object (or version) a GET or HEAD names, for `caller`. The key first: nothing
-/// in the record is trusted before its tag checks under it.
-async fn open_for_read(s: &CipherS3, caller: &Principal, req: ReadRequest<'_>) -> S3Result<Opened> {
-    let bucket = s.owned_bucket(req.bucket, caller, Action::Read).await?;
+/// Opens the object (or version) a GET or HEAD names in `bucket`, which the caller may
+/// read. The key first: nothing in the record is trusted before its tag checks under it.
+async fn open_for_read(s: &CipherS3, bucket: BucketRecord, req: ReadRequest<'_>) -> S3Result<Opened> {
     let object = versioning::open(s, req.bucket, req.key, req.version_id).await?;
     let version_id = object.version_id().or_else(|| versioning::version_id(bucket.versioning, None));
     let tag_count = tagging::count(object.tags());
@@ -158,10 +156,10 @@ pub(super) async fn get_object(
     s: &CipherS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let caller = s.caller(&req)?;
+    let (_, bucket) = s.admit(&req).await?;
     let input = req.input;
     let Opened { body, read, meta, version_id, tag_count, expiration, storage_class, lock } =
-        open_for_read(s, &caller, read_request!(input)).await?;
+        open_for_read(s, bucket, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     let source = PlainSource::open(body, &meta, read.key.clone(), s.backend).map_err(error::object)?;
     let size = source.size();
@@ -222,12 +220,12 @@ pub(super) async fn head_object(
     s: &CipherS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let caller = s.caller(&req)?;
+    let (_, bucket) = s.admit(&req).await?;
     let input = &req.input;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
     // refuses HEAD too.
     let Opened { read, meta, version_id, tag_count, expiration, storage_class, lock, .. } =
-        open_for_read(s, &caller, read_request!(input)).await?;
+        open_for_read(s, bucket, read_request!(input)).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = lock;
     // With partNumber: that part's length and range, and how many parts there are.
     let (length, content_range, parts_count) = match input.part_number {
@@ -271,8 +269,9 @@ pub(super) async fn delete_object(
     s: &CipherS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let Owned { caller, input, bucket } = s.owned(req).await?;
-    CipherS3::check_bypass(&caller, &bucket, input.bypass_governance_retention)?;
+    let Owned { mut asker, input, bucket } = s.owned(req).await?;
+    let object = (input.key.as_str(), input.version_id.as_deref());
+    s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await?;
     let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
     let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -305,8 +304,19 @@ pub(super) async fn delete_objects(
     s: &CipherS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let Owned { caller, input, bucket } = s.owned(req).await?;
-    CipherS3::check_bypass(&caller, &bucket, input.bypass_governance_retention)?;
+    let (mut asker, bucket) = s.enter(&req).await?;
+    let input = req.input;
+    // Without a policy, ownership or a role decides the whole request; with one, each key
+    // is a DeleteObject of its own, as AWS decides them.
+    let per_key = bucket.policy.is_some();
+    if !per_key {
+        s.permits(&mut asker, &bucket, None, access::delete_op(None)).await?;
+        if input.bypass_governance_retention == Some(true) {
+            s.permits(&mut asker, &bucket, None, access::BYPASS).await.map_err(|_| {
+                s3_error!(AccessDenied, "bypassing GOVERNANCE retention needs s3:BypassGovernanceRetention (the manager role, ownership or a policy's grant)")
+            })?;
+        }
+    }
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE {
         return Err(s3_error!(MalformedXML, "at most 1000 keys per DeleteObjects request"));
@@ -317,7 +327,22 @@ pub(super) async fn delete_objects(
     let mut errors = Vec::new();
     for o in objects {
         let asked = o.version_id.clone();
-        match delete_one(s, &bucket, o.key.clone(), o.version_id, guard).await {
+        let allowed = if per_key {
+            let object = (o.key.as_str(), o.version_id.as_deref());
+            match s.permits(&mut asker, &bucket, Some(object), access::delete_op(object.1)).await {
+                Ok(()) => {
+                    s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(())
+        };
+        let outcome = match allowed {
+            Ok(()) => delete_one(s, &bucket, o.key.clone(), o.version_id, guard).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(d) => {
                 if !quiet {
                     deleted.push(DeletedObject {

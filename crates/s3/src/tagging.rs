@@ -7,7 +7,8 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::service::{CipherS3, Owned};
+use super::access::Owned;
+use super::service::CipherS3;
 use super::{error, versioning};
 use object::{TagError, TagSet};
 

@@ -6,8 +6,9 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use super::access::Owned;
 use super::error;
-use super::service::{CipherS3, Owned};
+use super::service::CipherS3;
 use object::Versioning;
 use object::objects::Fetched;
 

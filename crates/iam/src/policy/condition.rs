@@ -269,7 +269,7 @@ fn flag(text: &str) -> Option<bool> {
 
 /// An instant as IAM writes it: RFC 3339 / ISO 8601 (`2026-12-06T15:00:00Z`), a date
 /// (`2026-12-06`, its midnight UTC) or Unix seconds; whole seconds.
-pub(crate) fn date(text: &str) -> Option<i64> {
+pub fn date(text: &str) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
@@ -316,7 +316,7 @@ impl Condition {
         let present = cx.get(&self.key).filter(|v| !v.is_empty());
         if self.kind == Kind::Null {
             let absent = present.is_none();
-            return self.values.iter().any(|v| *v == Operand::Flag(absent));
+            return self.values.contains(&Operand::Flag(absent));
         }
         let Some(found) = present else {
             return match self.set {
@@ -359,7 +359,7 @@ impl Condition {
                     .iter()
                     .any(|o| matches!(o, Operand::Time(x) if compare(order, d as f64, *x as f64)))
             }),
-            Kind::Bool => flag(v).is_some_and(|b| self.values.iter().any(|o| *o == Operand::Flag(b))),
+            Kind::Bool => flag(v).is_some_and(|b| self.values.contains(&Operand::Flag(b))),
             Kind::Ip => v.parse::<IpAddr>().is_ok_and(|ip| {
                 self.values.iter().any(|o| matches!(o, Operand::Net(n, l) if in_block(ip, *n, *l)))
             }),

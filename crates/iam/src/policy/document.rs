@@ -485,7 +485,7 @@ mod tests {
             (s(&format!(r#"{ok},"Colour":"red""#)), "unknown field: Colour"),
             (format!(r#"{{"Statement":[{{"Sid":"A",{ok}}},{{"Sid":"A",{ok}}}]}}"#), "must be unique"),
             (format!(r#"{{"Statement":[{{"Sid":"a-b",{ok}}}]}}"#), "Sid must be"),
-            (format!(r#"{{"Statement":["x"]}}"#), "Statement 1 must be an object"),
+            (r#"{"Statement":["x"]}"#.to_string(), "Statement 1 must be an object"),
         ];
         for (doc, want) in cases {
             let e = parse(&doc).expect_err(&doc);

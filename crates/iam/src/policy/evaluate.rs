@@ -67,9 +67,9 @@ impl Statement {
     fn matches(&self, r: &Request<'_>) -> bool {
         let named = match &self.principals {
             Principals::Anyone => true,
-            Principals::Listed { users, canonical_ids } => r.caller.is_some_and(|c| {
-                users.iter().any(|u| *u == c.user) || canonical_ids.iter().any(|id| *id == c.canonical_id)
-            }),
+            Principals::Listed { users, canonical_ids } => {
+                r.caller.is_some_and(|c| users.contains(&c.user) || canonical_ids.contains(&c.canonical_id))
+            }
         };
         if named == self.not_principal {
             return false;

@@ -16,6 +16,7 @@ mod document;
 mod evaluate;
 mod pattern;
 
+pub use condition::date as date_of;
 pub use context::Context;
 pub use document::{MAX_POLICY_BYTES, Malformed, Policy};
 pub use evaluate::{Request, Verdict};

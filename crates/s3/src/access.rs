@@ -1,0 +1,546 @@
+//! Who may do what, for every request on a bucket (docs/ACCESS.md): the caller (a user,
+//! or nobody for an anonymous request), the S3 action each operation is (the table
+//! below: `GetObjectInput` is `s3:GetObject`, `s3:GetObjectVersion` with a version id,
+//! and a read in the role table), the condition keys a bucket policy may test, gathered
+//! from the request only when the bucket has a policy, and the decision
+//! ([`iam::decide`]: a policy's Deny, then ownership and roles, then a policy's Allow).
+//! Parsed policies are kept per bucket, so a request pays one comparison, not a parse.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Result, s3_error};
+
+use super::{error, lenient_range, object_lock, versioning};
+use base::clock::{now_unix, rfc3339};
+use iam::policy::{Context, Policy, Request};
+use iam::{Action, BucketAccess, Principal};
+use object::{BucketRecord, TagSet};
+
+use super::service::CipherS3;
+
+/// Where a request came from, as the listener saw it (set by the HTTP front).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// Whether it came over TLS.
+    pub secure: bool,
+}
+
+/// An S3 action: its name in policies and its column in the role table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Op {
+    /// `s3:GetObject`.
+    pub(crate) name: &'static str,
+    /// What a role must allow.
+    pub(crate) kind: Action,
+}
+
+/// `s3:BypassGovernanceRetention`, asked of a request carrying
+/// `x-amz-bypass-governance-retention: true`.
+pub(crate) const BYPASS: Op = Op { name: "s3:BypassGovernanceRetention", kind: Action::BypassGovernance };
+
+/// Who asks, and the condition keys of the request once a policy needs them.
+pub(crate) struct Asker {
+    /// The user, or `None` for an anonymous request.
+    pub(crate) caller: Option<Arc<Principal>>,
+    context: Option<Context>,
+}
+
+/// A request its caller may make on a bucket, as [`CipherS3::owned`] admitted it.
+pub(crate) struct Owned<T> {
+    /// Who asks.
+    pub(crate) asker: Asker,
+    /// What the request asks.
+    pub(crate) input: T,
+    /// The bucket's record.
+    pub(crate) bucket: BucketRecord,
+}
+
+/// Bucket policies as parsed, by bucket, with the text each was parsed from.
+#[derive(Default)]
+pub(crate) struct Policies(Mutex<HashMap<String, (String, Arc<Policy>)>>);
+
+impl Policies {
+    /// The parsed policy of `bucket`, parsing it once per change of its text.
+    fn get(&self, bucket: &str, text: &str) -> Result<Arc<Policy>, iam::policy::Malformed> {
+        if let Ok(cache) = self.0.lock()
+            && let Some((seen, parsed)) = cache.get(bucket)
+            && seen == text
+        {
+            return Ok(parsed.clone());
+        }
+        let parsed = Arc::new(Policy::parse(text, bucket)?);
+        if let Ok(mut cache) = self.0.lock() {
+            cache.insert(bucket.to_owned(), (text.to_owned(), parsed.clone()));
+        }
+        Ok(parsed)
+    }
+
+    /// Forgets `bucket`'s policy (deleted with its bucket).
+    pub(crate) fn forget(&self, bucket: &str) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.remove(bucket);
+        }
+    }
+}
+
+impl CipherS3 {
+    /// The authenticated caller; anonymous requests are refused (operations no policy
+    /// can open: ListBuckets, CreateBucket).
+    pub(crate) fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Arc<Principal>> {
+        self.requester(req)?.ok_or_else(|| s3_error!(AccessDenied, "anonymous requests are not allowed"))
+    }
+
+    /// The user who signed the request, or `None` for an anonymous one.
+    pub(crate) fn requester<T>(&self, req: &S3Request<T>) -> S3Result<Option<Arc<Principal>>> {
+        let access_key = match (&req.credentials, req.extensions.get::<lenient_range::Forwarded>()) {
+            (Some(c), _) => c.access_key.as_str(),
+            // Authenticated by the outer service before it forwarded the request.
+            (None, Some(lenient_range::Forwarded(Some(k)))) => k.as_str(),
+            _ => return Ok(None),
+        };
+        match &self.identities {
+            // Checked again after the signature: a key disabled in between is refused.
+            Some(ids) => ids.snapshot().principal(access_key, now_unix()).map(Some).ok_or_else(|| {
+                s3_error!(InvalidAccessKeyId, "the access key is unknown, disabled or expired")
+            }),
+            None => Ok(Some(Arc::new(Principal {
+                user: access_key.to_owned(),
+                canonical_id: access_key.to_owned(),
+                display_name: access_key.to_owned(),
+                create_buckets: true,
+                grants: Default::default(),
+            }))),
+        }
+    }
+
+    /// Who asks and the bucket's record, for a request its caller may make; AccessDenied
+    /// otherwise. Every bucket and object operation asks this first: the one place that
+    /// decides who may act on a bucket.
+    pub(crate) async fn admit<T: OnBucket>(&self, req: &S3Request<T>) -> S3Result<(Asker, BucketRecord)> {
+        let mut asker = Asker { caller: self.requester(req)?, context: None };
+        let bucket = self.objects.bucket(req.input.bucket()).await.map_err(error::object)?;
+        self.gather(&mut asker, req, &bucket);
+        self.permits(&mut asker, &bucket, req.input.object(), req.input.op()).await?;
+        Ok((asker, bucket))
+    }
+
+    /// Who asks and the bucket's record, nothing decided yet: for DeleteObjects, whose
+    /// keys are decided one by one ([`CipherS3::permits`]).
+    pub(crate) async fn enter<T: OnBucket>(&self, req: &S3Request<T>) -> S3Result<(Asker, BucketRecord)> {
+        let mut asker = Asker { caller: self.requester(req)?, context: None };
+        let bucket = self.objects.bucket(req.input.bucket()).await.map_err(error::object)?;
+        self.gather(&mut asker, req, &bucket);
+        Ok((asker, bucket))
+    }
+
+    /// [`CipherS3::admit`], keeping the input.
+    pub(crate) async fn owned<T: OnBucket>(&self, req: S3Request<T>) -> S3Result<Owned<T>> {
+        let (asker, bucket) = self.admit(&req).await?;
+        Ok(Owned { asker, input: req.input, bucket })
+    }
+
+    /// The record of another bucket the same request reads (a copy's source), if the
+    /// asker may do `op` on `key` (version `version`) in it.
+    pub(crate) async fn admit_also<T: OnBucket>(
+        &self,
+        asker: &mut Asker,
+        req: &S3Request<T>,
+        bucket: &str,
+        object: (&str, Option<&str>),
+        op: Op,
+    ) -> S3Result<BucketRecord> {
+        let record = self.objects.bucket(bucket).await.map_err(error::object)?;
+        self.gather(asker, req, &record);
+        self.permits(asker, &record, Some(object), op).await?;
+        Ok(record)
+    }
+
+    /// Gathers the request's condition keys into `asker` if `bucket` has a policy to
+    /// read them.
+    fn gather<T: OnBucket>(&self, asker: &mut Asker, req: &S3Request<T>, bucket: &BucketRecord) {
+        if bucket.policy.is_some() && asker.context.is_none() {
+            let mut cx = context(req, asker.caller.as_deref());
+            req.input.conditions(&mut cx);
+            asker.context = Some(cx);
+        }
+    }
+
+    /// Whether `asker` may do `op` on `bucket` (or on the object `object` in it); an
+    /// explicit deny or no grant is AccessDenied.
+    pub(crate) async fn permits(
+        &self,
+        asker: &mut Asker,
+        bucket: &BucketRecord,
+        object: Option<(&str, Option<&str>)>,
+        op: Op,
+    ) -> S3Result<()> {
+        let denied = || s3_error!(AccessDenied, "Access Denied");
+        let caller = asker.caller.as_deref();
+        let policy = match &bucket.policy {
+            None => None,
+            Some(text) => match self.policies.get(&bucket.name, text) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // Checked when it was put: a stored policy that no longer reads
+                    // closes the bucket to all but its owner.
+                    tracing::warn!(bucket = %bucket.name, error = %e, "a stored bucket policy does not read; only the owner is let in");
+                    if caller.is_some_and(|c| c.canonical_id == bucket.owner) {
+                        return Ok(());
+                    }
+                    return Err(denied());
+                }
+            },
+        };
+        let resource = match (&policy, object) {
+            (None, _) => String::new(),
+            (Some(_), None) => format!("arn:aws:s3:::{}", bucket.name),
+            (Some(_), Some((key, _))) => format!("arn:aws:s3:::{}/{key}", bucket.name),
+        };
+        if let (Some(p), Some((key, version))) = (&policy, object)
+            && p.reads_key_prefix("s3:existingobjecttag/")
+        {
+            let tags = existing_tags(self, &bucket.name, key, version).await;
+            let cx = asker.context.get_or_insert_with(|| minimal_context(caller));
+            for (k, v) in tags.pairs() {
+                cx.set(&format!("s3:ExistingObjectTag/{k}"), v.clone());
+            }
+        }
+        let empty = Context::new();
+        let context = asker.context.as_ref().unwrap_or(&empty);
+        let request = Request { caller, action: op.name, resource: &resource, context };
+        let access = BucketAccess {
+            name: &bucket.name,
+            owner: &bucket.owner,
+            policy: policy.as_deref(),
+            restrict_public: bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets),
+        };
+        iam::decide(&request, op.kind, &access).map(|_| ()).map_err(|_| denied())
+    }
+
+    /// Refuses `x-amz-bypass-governance-retention` from a caller who may not bypass
+    /// (`s3:BypassGovernanceRetention`: the owner, a manager, or a policy's grant).
+    pub(crate) async fn check_bypass(
+        &self,
+        asker: &mut Asker,
+        bucket: &BucketRecord,
+        object: (&str, Option<&str>),
+        bypass: Option<bool>,
+    ) -> S3Result<()> {
+        if bypass == Some(true) {
+            self.permits(asker, bucket, Some(object), BYPASS).await.map_err(|_| {
+                s3_error!(AccessDenied, "bypassing GOVERNANCE retention needs s3:BypassGovernanceRetention (the manager role, ownership or a policy's grant)")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The tags of the object a request names (none if it does not exist).
+async fn existing_tags(s: &CipherS3, bucket: &str, key: &str, version: Option<&str>) -> TagSet {
+    match versioning::open(s, bucket, key, version).await {
+        Ok(object) => object.tags().clone(),
+        Err(_) => TagSet::default(),
+    }
+}
+
+fn minimal_context(caller: Option<&Principal>) -> Context {
+    let mut cx = Context::new();
+    identity_keys(&mut cx, caller);
+    cx
+}
+
+fn identity_keys(cx: &mut Context, caller: Option<&Principal>) {
+    let now = now_unix();
+    cx.set("aws:CurrentTime", rfc3339(now));
+    cx.set("aws:EpochTime", now.to_string());
+    match caller {
+        Some(c) => {
+            cx.set("aws:username", c.user.clone());
+            cx.set("aws:userid", c.canonical_id.clone());
+            cx.set("aws:PrincipalType", "User");
+        }
+        None => cx.set("aws:PrincipalType", "Anonymous"),
+    }
+}
+
+/// Request headers that are condition keys of the same name (`s3:<header>`).
+const HEADER_KEYS: &[&str] = &[
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-acl",
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "x-amz-copy-source",
+    "x-amz-metadata-directive",
+    "x-amz-storage-class",
+    "x-amz-content-sha256",
+    "x-amz-object-ownership",
+];
+
+/// The condition keys of a request: who and from where, when, its headers and query.
+fn context<T>(req: &S3Request<T>, caller: Option<&Principal>) -> Context {
+    let mut cx = Context::new();
+    identity_keys(&mut cx, caller);
+    if let Some(origin) = req.extensions.get::<Origin>() {
+        cx.set("aws:SourceIp", origin.ip.to_string());
+        cx.set("aws:SecureTransport", if origin.secure { "true" } else { "false" });
+    }
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    for name in HEADER_KEYS {
+        if let Some(v) = header(name) {
+            cx.set(&format!("s3:{name}"), v.trim());
+        }
+    }
+    for (key, name) in [("aws:UserAgent", "user-agent"), ("aws:Referer", "referer")] {
+        if let Some(v) = header(name) {
+            cx.set(key, v);
+        }
+    }
+    if let Some(mode) = header("x-amz-object-lock-mode") {
+        cx.set("s3:object-lock-mode", mode);
+    }
+    if let Some(hold) = header("x-amz-object-lock-legal-hold") {
+        cx.set("s3:object-lock-legal-hold", hold);
+    }
+    if let Some(until) = header("x-amz-object-lock-retain-until-date") {
+        retention_keys(&mut cx, until, iam::policy::date_of(until));
+    }
+    if let Some(tags) = header("x-amz-tagging").and_then(|q| TagSet::from_query(q).ok()) {
+        request_tags(&mut cx, &tags);
+    }
+    let signed_in_query = req.uri.query().is_some_and(|q| q.contains("X-Amz-Signature="));
+    if req.headers.contains_key(http::header::AUTHORIZATION) || signed_in_query {
+        cx.set("s3:authType", if signed_in_query { "REST-QUERY-STRING" } else { "REST-HEADER" });
+        cx.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+    }
+    if let Some(q) = req.uri.query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if k == "versionId" {
+                cx.set("s3:VersionId", v.into_owned());
+            }
+        }
+    }
+    cx
+}
+
+/// `s3:object-lock-retain-until-date` and the days it leaves.
+fn retention_keys(cx: &mut Context, until: &str, at: Option<i64>) {
+    cx.set("s3:object-lock-retain-until-date", until);
+    if let Some(at) = at {
+        let left = at.saturating_sub(now_unix() as i64).max(0);
+        cx.set("s3:object-lock-remaining-retention-days", (left.saturating_add(86_399) / 86_400).to_string());
+    }
+}
+
+fn request_tags(cx: &mut Context, tags: &TagSet) {
+    for (k, v) in tags.pairs() {
+        cx.set(&format!("s3:RequestObjectTag/{k}"), v.clone());
+    }
+    cx.set_all("s3:RequestObjectTagKeys", tags.pairs().iter().map(|(k, _)| k.clone()).collect());
+}
+
+/// An s3s input that names the bucket it acts on (and the object, if any), the S3
+/// action it is, and any condition keys only its parsed body holds.
+pub(crate) trait OnBucket {
+    /// The bucket's name.
+    fn bucket(&self) -> &str;
+    /// The object's key and version, for object operations.
+    fn object(&self) -> Option<(&str, Option<&str>)> {
+        None
+    }
+    /// The action.
+    fn op(&self) -> Op;
+    /// Adds condition keys read from the parsed input.
+    fn conditions(&self, _cx: &mut Context) {}
+}
+
+macro_rules! on_bucket {
+    ($($input:ty => $kind:ident $name:literal $(with $keys:ident)?),* $(,)?) => {
+        $(impl OnBucket for $input {
+            fn bucket(&self) -> &str {
+                &self.bucket
+            }
+            fn op(&self) -> Op {
+                Op { name: $name, kind: Action::$kind }
+            }
+            $(fn conditions(&self, cx: &mut Context) {
+                $keys(self, cx)
+            })?
+        })*
+    };
+}
+
+/// Object operations: `=> Kind "s3:Name"`, or `"s3:Name" / "s3:NameVersion"` for those
+/// that name a version; `with f`: condition keys from the parsed input.
+macro_rules! on_object {
+    ($($input:ty => $kind:ident $name:literal $(/ $versioned:literal)? $(with $keys:ident)?),* $(,)?) => {
+        $(impl OnBucket for $input {
+            fn bucket(&self) -> &str {
+                &self.bucket
+            }
+            fn object(&self) -> Option<(&str, Option<&str>)> {
+                Some((&self.key, on_object!(@version self $(, $versioned)?)))
+            }
+            fn op(&self) -> Op {
+                on_object!(@op self $kind $name $(, $versioned)?)
+            }
+            $(fn conditions(&self, cx: &mut Context) {
+                $keys(self, cx)
+            })?
+        })*
+    };
+    (@version $self:ident) => { None };
+    (@version $self:ident, $v:literal) => { $self.version_id.as_deref() };
+    (@op $self:ident $kind:ident $name:literal) => { Op { name: $name, kind: Action::$kind } };
+    (@op $self:ident $kind:ident $name:literal, $v:literal) => {
+        Op { name: if $self.version_id.is_some() { $v } else { $name }, kind: Action::$kind }
+    };
+}
+
+fn retention_asked(input: &PutObjectRetentionInput, cx: &mut Context) {
+    if let Some(r) = &input.retention {
+        if let Some(m) = &r.mode {
+            cx.set("s3:object-lock-mode", m.as_str());
+        }
+        if let Some(until) = &r.retain_until_date {
+            let s = object_lock::millis(until) / 1000;
+            retention_keys(cx, &rfc3339(s), Some(s as i64));
+        }
+    }
+}
+
+fn legal_hold_asked(input: &PutObjectLegalHoldInput, cx: &mut Context) {
+    if let Some(s) = input.legal_hold.as_ref().and_then(|h| h.status.as_ref()) {
+        cx.set("s3:object-lock-legal-hold", s.as_str());
+    }
+}
+
+fn tags_asked(input: &PutObjectTaggingInput, cx: &mut Context) {
+    let pairs = input
+        .tagging
+        .tag_set
+        .iter()
+        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
+        .collect();
+    if let Ok(tags) = TagSet::new(pairs) {
+        request_tags(cx, &tags);
+    }
+}
+
+fn list_asked(i: &ListObjectsInput, cx: &mut Context) {
+    list_keys(cx, i.prefix.as_deref(), i.max_keys, i.delimiter.as_deref());
+}
+
+fn list_v2_asked(i: &ListObjectsV2Input, cx: &mut Context) {
+    list_keys(cx, i.prefix.as_deref(), i.max_keys, i.delimiter.as_deref());
+}
+
+fn list_versions_asked(i: &ListObjectVersionsInput, cx: &mut Context) {
+    list_keys(cx, i.prefix.as_deref(), i.max_keys, i.delimiter.as_deref());
+}
+
+fn list_uploads_asked(i: &ListMultipartUploadsInput, cx: &mut Context) {
+    list_keys(cx, i.prefix.as_deref(), i.max_uploads, i.delimiter.as_deref());
+}
+
+/// `s3:prefix` (empty when none is asked, as AWS), `s3:max-keys`, `s3:delimiter`.
+fn list_keys(cx: &mut Context, prefix: Option<&str>, max: Option<i32>, delimiter: Option<&str>) {
+    cx.set("s3:prefix", prefix.unwrap_or_default());
+    if let Some(m) = max {
+        cx.set("s3:max-keys", m.to_string());
+    }
+    if let Some(d) = delimiter {
+        cx.set("s3:delimiter", d);
+    }
+}
+
+on_bucket!(
+    DeleteBucketEncryptionInput => Configure "s3:PutEncryptionConfiguration",
+    DeleteBucketInput => DeleteBucket "s3:DeleteBucket",
+    DeleteBucketLifecycleInput => Configure "s3:PutLifecycleConfiguration",
+    DeleteBucketPolicyInput => Configure "s3:DeleteBucketPolicy",
+    DeletePublicAccessBlockInput => Configure "s3:PutBucketPublicAccessBlock",
+    GetBucketEncryptionInput => ReadSettings "s3:GetEncryptionConfiguration",
+    GetBucketLifecycleConfigurationInput => ReadSettings "s3:GetLifecycleConfiguration",
+    GetBucketPolicyInput => Configure "s3:GetBucketPolicy",
+    GetBucketPolicyStatusInput => ReadSettings "s3:GetBucketPolicyStatus",
+    GetBucketVersioningInput => ReadSettings "s3:GetBucketVersioning",
+    GetObjectLockConfigurationInput => ReadSettings "s3:GetBucketObjectLockConfiguration",
+    GetPublicAccessBlockInput => ReadSettings "s3:GetBucketPublicAccessBlock",
+    HeadBucketInput => List "s3:ListBucket",
+    ListMultipartUploadsInput => List "s3:ListBucketMultipartUploads" with list_uploads_asked,
+    ListObjectVersionsInput => List "s3:ListBucketVersions" with list_versions_asked,
+    ListObjectsInput => List "s3:ListBucket" with list_asked,
+    ListObjectsV2Input => List "s3:ListBucket" with list_v2_asked,
+    PutBucketEncryptionInput => Configure "s3:PutEncryptionConfiguration",
+    PutBucketLifecycleConfigurationInput => Configure "s3:PutLifecycleConfiguration",
+    PutBucketPolicyInput => Configure "s3:PutBucketPolicy",
+    PutBucketVersioningInput => Configure "s3:PutBucketVersioning",
+    PutObjectLockConfigurationInput => Configure "s3:PutBucketObjectLockConfiguration",
+    PutPublicAccessBlockInput => Configure "s3:PutBucketPublicAccessBlock",
+);
+
+on_object!(
+    AbortMultipartUploadInput => Write "s3:AbortMultipartUpload",
+    CompleteMultipartUploadInput => Write "s3:PutObject",
+    CopyObjectInput => Write "s3:PutObject",
+    CreateMultipartUploadInput => Write "s3:PutObject",
+    DeleteObjectInput => Delete "s3:DeleteObject" / "s3:DeleteObjectVersion",
+    DeleteObjectTaggingInput => Write "s3:DeleteObjectTagging" / "s3:DeleteObjectVersionTagging",
+    GetObjectInput => Read "s3:GetObject" / "s3:GetObjectVersion",
+    GetObjectLegalHoldInput => Read "s3:GetObjectLegalHold" / "s3:GetObjectLegalHold",
+    GetObjectRetentionInput => Read "s3:GetObjectRetention" / "s3:GetObjectRetention",
+    GetObjectTaggingInput => Read "s3:GetObjectTagging" / "s3:GetObjectVersionTagging",
+    HeadObjectInput => Read "s3:GetObject" / "s3:GetObjectVersion",
+    ListPartsInput => List "s3:ListMultipartUploadParts",
+    PutObjectInput => Write "s3:PutObject",
+    PutObjectLegalHoldInput => Write "s3:PutObjectLegalHold" / "s3:PutObjectLegalHold" with legal_hold_asked,
+    PutObjectRetentionInput => Write "s3:PutObjectRetention" / "s3:PutObjectRetention" with retention_asked,
+    PutObjectTaggingInput => Write "s3:PutObjectTagging" / "s3:PutObjectVersionTagging" with tags_asked,
+    UploadPartCopyInput => Write "s3:PutObject",
+    UploadPartInput => Write "s3:PutObject",
+);
+
+/// DeleteObjects: the bucket only; each key is decided as a DeleteObject of its own.
+impl OnBucket for DeleteObjectsInput {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+    fn op(&self) -> Op {
+        Op { name: "s3:DeleteObject", kind: Action::Delete }
+    }
+}
+
+/// The action of reading a copy's source (`s3:GetObject`, or `s3:GetObjectVersion`).
+pub(crate) fn read_op(version: Option<&str>) -> Op {
+    Op { name: if version.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" }, kind: Action::Read }
+}
+
+/// The action of deleting one key of a DeleteObjects.
+pub(crate) fn delete_op(version: Option<&str>) -> Op {
+    Op {
+        name: if version.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" },
+        kind: Action::Delete,
+    }
+}
+
+/// s3s's access hook: lets unsigned (anonymous) requests through to the handlers, where
+/// [`CipherS3::admit`] decides them like any other (a bucket policy may open a bucket or a
+/// prefix to anyone); signed requests were already authenticated by then.
+pub struct AnonymousToHandlers;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for AnonymousToHandlers {
+    async fn check(&self, _cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        Ok(())
+    }
+}
