@@ -9,13 +9,14 @@ use tools::fuzz_entry;
 
 type Entry = fn(&[u8]);
 
-const TARGETS: [(&str, Entry); 6] = [
+const TARGETS: [(&str, Entry); 7] = [
     ("format_header", fuzz_entry::format_header),
     ("decrypt", fuzz_entry::decrypt),
     ("sse_headers", fuzz_entry::sse_headers),
     ("stored_record", fuzz_entry::stored_record),
     ("chunk_framing", fuzz_entry::chunk_framing),
     ("identities", fuzz_entry::identities),
+    ("policy", fuzz_entry::policy),
 ];
 
 fn files(dir: &Path) -> Vec<Vec<u8>> {

@@ -91,6 +91,44 @@ pub fn identities(data: &[u8]) {
     }
 }
 
+/// A bucket policy document (the body of PutBucketPolicy): checked, and if accepted,
+/// evaluated for the owner, another user and an anonymous caller against requests whose
+/// condition keys take values cut from the same bytes.
+pub fn policy(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(policy) = iam::policy::Policy::parse(&text, "b") else { return };
+    let _ = policy.is_public();
+    let user = |name: &str| iam::Principal {
+        user: name.into(),
+        canonical_id: format!("id-{name}"),
+        display_name: name.into(),
+        create_buckets: false,
+        grants: Default::default(),
+    };
+    let (owner, other) = (user("owner"), user("alice"));
+    let words: Vec<&str> = text.split(|c: char| c == '"' || c.is_whitespace()).filter(|w| !w.is_empty()).collect();
+    let mut cx = iam::policy::Context::new();
+    for (i, key) in ["aws:SourceIp", "aws:SecureTransport", "aws:CurrentTime", "s3:prefix", "s3:max-keys",
+        "s3:x-amz-server-side-encryption", "s3:ExistingObjectTag/class", "s3:RequestObjectTagKeys"]
+    .iter()
+    .enumerate()
+    {
+        if let Some(w) = words.get(i * 3 % words.len().max(1)) {
+            cx.set(key, *w);
+        }
+    }
+    for caller in [Some(&owner), Some(&other), None] {
+        for (action, resource) in
+            [("s3:GetObject", "arn:aws:s3:::b/k/x"), ("s3:ListBucket", "arn:aws:s3:::b"), ("s3:PutObject", "arn:aws:s3:::b/")]
+        {
+            let request = iam::policy::Request { caller, action, resource, context: &cx };
+            let _ = policy.evaluate(&request);
+            let bucket = iam::BucketAccess { name: "b", owner: "id-owner", policy: Some(&policy), restrict_public: true };
+            let _ = iam::decide(&request, iam::Action::Read, &bucket);
+        }
+    }
+}
+
 /// Stored records as a store returns them: an object record (any version; its part
 /// manifest, its tag and sealed metadata, with and without a key), a bucket, an upload
 /// (and its sealed metadata) and a part record.
