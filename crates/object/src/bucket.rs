@@ -5,6 +5,7 @@
 //! the key lifecycle state ([`keys`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +89,7 @@ pub struct BucketRecord {
     pub lifecycle: Option<Lifecycle>,
     /// Its bucket policy, the JSON document as it was put (checked then; docs/ACCESS.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
+    pub policy: Option<Arc<str>>,
     /// Its public access block, if one is set (new buckets get every part on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block: Option<PublicAccessBlock>,
@@ -174,7 +175,7 @@ impl BucketRecord {
             #[serde(default)]
             lifecycle: Option<Lifecycle>,
             #[serde(default)]
-            policy: Option<String>,
+            policy: Option<Arc<str>>,
             #[serde(default)]
             public_access_block: Option<PublicAccessBlock>,
             #[serde(default)]

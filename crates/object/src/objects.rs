@@ -3,7 +3,8 @@
 //! bytes; reads decode what the store returns and check that it describes what was asked
 //! for (a record filed under another key or part number is an integrity failure).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::annex::{self, Annex};
 use super::bucket::{BucketRecord, Versioning};
@@ -17,10 +18,17 @@ use super::upload::{Part, PartRecord, UploadRecord};
 use engine::CustomerKey;
 use store::{Completion, ObjectReader, ObjectWriter, Page, PartWriter, Store, Version, VersionId};
 
+/// Bucket records as decoded, by name, with the bytes each was decoded from.
+type Decoded = HashMap<String, (Vec<u8>, BucketRecord)>;
+
 /// Typed records over a store.
 #[derive(Clone)]
 pub struct Objects {
     pub(super) store: Arc<dyn Store>,
+    /// Bucket records as last decoded, with the bytes they were decoded from: every
+    /// request reads its bucket's record, and one carrying a policy document is worth
+    /// decoding once per change rather than per request.
+    decoded: Arc<Mutex<Decoded>>,
 }
 
 /// An object as read back: its record (tag not yet checked), its stored bytes, and what
@@ -90,7 +98,7 @@ fn names_other(what: &str, wanted: &str, found: &str) -> ObjectError {
 impl Objects {
     /// Records over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store, decoded: Arc::default() }
     }
 
     /// Creates a bucket.
@@ -100,9 +108,19 @@ impl Objects {
 
     /// A bucket's record.
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
-        let record = BucketRecord::decode(&self.store.bucket(name).await?)?;
+        let bytes = self.store.bucket(name).await?;
+        if let Ok(decoded) = self.decoded.lock()
+            && let Some((seen, record)) = decoded.get(name)
+            && *seen == bytes
+        {
+            return Ok(record.clone());
+        }
+        let record = BucketRecord::decode(&bytes)?;
         if record.name != name {
             return Err(names_other("bucket", name, &record.name));
+        }
+        if let Ok(mut decoded) = self.decoded.lock() {
+            decoded.insert(name.to_owned(), (bytes, record.clone()));
         }
         Ok(record)
     }
@@ -114,7 +132,11 @@ impl Objects {
 
     /// Deletes an empty bucket.
     pub async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        Ok(self.store.delete_bucket(name).await?)
+        self.store.delete_bucket(name).await?;
+        if let Ok(mut decoded) = self.decoded.lock() {
+            decoded.remove(name);
+        }
+        Ok(())
     }
 
     /// Every bucket, by name.

@@ -43,11 +43,22 @@ pub(crate) struct Op {
 /// `x-amz-bypass-governance-retention: true`.
 pub(crate) const BYPASS: Op = Op { name: "s3:BypassGovernanceRetention", kind: Action::BypassGovernance };
 
-/// Who asks, and the condition keys of the request once a policy needs them.
+/// Who asks, and the condition keys of the request for each bucket whose policy reads
+/// some (only the keys that policy reads are gathered).
 pub(crate) struct Asker {
     /// The user, or `None` for an anonymous request.
     pub(crate) caller: Option<Arc<Principal>>,
-    context: Option<Context>,
+    contexts: Vec<(String, Context)>,
+}
+
+impl Asker {
+    fn new(caller: Option<Arc<Principal>>) -> Self {
+        Self { caller, contexts: Vec::new() }
+    }
+
+    fn context_mut(&mut self, bucket: &str) -> Option<&mut Context> {
+        self.contexts.iter_mut().find(|(b, _)| b == bucket).map(|(_, c)| c)
+    }
 }
 
 /// A request its caller may make on a bucket, as [`CipherS3::owned`] admitted it.
@@ -62,22 +73,31 @@ pub(crate) struct Owned<T> {
 
 /// Bucket policies as parsed, by bucket, with the text each was parsed from.
 #[derive(Default)]
-pub(crate) struct Policies(Mutex<HashMap<String, (String, Arc<Policy>)>>);
+pub(crate) struct Policies(Mutex<HashMap<String, Parsed>>);
+
+/// A policy's text and what it parsed to.
+type Parsed = (Arc<str>, Arc<Policy>);
 
 impl Policies {
-    /// The parsed policy of `bucket`, parsing it once per change of its text.
-    fn get(&self, bucket: &str, text: &str) -> Result<Arc<Policy>, iam::policy::Malformed> {
+    /// The parsed policy of `bucket`, parsing it once per change of its text (the object
+    /// layer hands out the same text while the record is unchanged: one pointer compare).
+    fn get(&self, bucket: &str, text: &Arc<str>) -> Result<Arc<Policy>, iam::policy::Malformed> {
         if let Ok(cache) = self.0.lock()
             && let Some((seen, parsed)) = cache.get(bucket)
-            && seen == text
+            && (Arc::ptr_eq(seen, text) || **seen == **text)
         {
             return Ok(parsed.clone());
         }
         let parsed = Arc::new(Policy::parse(text, bucket)?);
         if let Ok(mut cache) = self.0.lock() {
-            cache.insert(bucket.to_owned(), (text.to_owned(), parsed.clone()));
+            cache.insert(bucket.to_owned(), (text.clone(), parsed.clone()));
         }
         Ok(parsed)
+    }
+
+    /// The parsed policy of `bucket`'s record, if it has one that reads.
+    fn of(&self, bucket: &BucketRecord) -> Option<Arc<Policy>> {
+        self.get(&bucket.name, bucket.policy.as_ref()?).ok()
     }
 
     /// Forgets `bucket`'s policy (deleted with its bucket).
@@ -122,7 +142,7 @@ impl CipherS3 {
     /// otherwise. Every bucket and object operation asks this first: the one place that
     /// decides who may act on a bucket.
     pub(crate) async fn admit<T: OnBucket>(&self, req: &S3Request<T>) -> S3Result<(Asker, BucketRecord)> {
-        let mut asker = Asker { caller: self.requester(req)?, context: None };
+        let mut asker = Asker::new(self.requester(req)?);
         let bucket = self.objects.bucket(req.input.bucket()).await.map_err(error::object)?;
         self.gather(&mut asker, req, &bucket);
         self.permits(&mut asker, &bucket, req.input.object(), req.input.op()).await?;
@@ -132,7 +152,7 @@ impl CipherS3 {
     /// Who asks and the bucket's record, nothing decided yet: for DeleteObjects, whose
     /// keys are decided one by one ([`CipherS3::permits`]).
     pub(crate) async fn enter<T: OnBucket>(&self, req: &S3Request<T>) -> S3Result<(Asker, BucketRecord)> {
-        let mut asker = Asker { caller: self.requester(req)?, context: None };
+        let mut asker = Asker::new(self.requester(req)?);
         let bucket = self.objects.bucket(req.input.bucket()).await.map_err(error::object)?;
         self.gather(&mut asker, req, &bucket);
         Ok((asker, bucket))
@@ -160,13 +180,13 @@ impl CipherS3 {
         Ok(record)
     }
 
-    /// Gathers the request's condition keys into `asker` if `bucket` has a policy to
-    /// read them.
+    /// Gathers the condition keys `bucket`'s policy reads from the request into `asker`.
     fn gather<T: OnBucket>(&self, asker: &mut Asker, req: &S3Request<T>, bucket: &BucketRecord) {
-        if bucket.policy.is_some() && asker.context.is_none() {
-            let mut cx = context(req, asker.caller.as_deref());
+        let Some(policy) = self.policies.of(bucket) else { return };
+        if asker.context_mut(&bucket.name).is_none() {
+            let mut cx = context(req, asker.caller.as_deref(), &policy);
             req.input.conditions(&mut cx);
-            asker.context = Some(cx);
+            asker.contexts.push((bucket.name.clone(), cx));
         }
     }
 
@@ -205,13 +225,18 @@ impl CipherS3 {
             && p.reads_key_prefix("s3:existingobjecttag/")
         {
             let tags = existing_tags(self, &bucket.name, key, version).await;
-            let cx = asker.context.get_or_insert_with(|| minimal_context(caller));
-            for (k, v) in tags.pairs() {
-                cx.set(&format!("s3:ExistingObjectTag/{k}"), v.clone());
+            if asker.context_mut(&bucket.name).is_none() {
+                asker.contexts.push((bucket.name.clone(), Context::new()));
+            }
+            if let Some(cx) = asker.context_mut(&bucket.name) {
+                for (k, v) in tags.pairs() {
+                    cx.set(&format!("s3:ExistingObjectTag/{k}"), v.clone());
+                }
             }
         }
+        let caller = asker.caller.as_deref();
         let empty = Context::new();
-        let context = asker.context.as_ref().unwrap_or(&empty);
+        let context = asker.contexts.iter().find(|(b, _)| *b == bucket.name).map_or(&empty, |(_, c)| c);
         let request = Request { caller, action: op.name, resource: &resource, context };
         let access = BucketAccess {
             name: &bucket.name,
@@ -248,81 +273,100 @@ async fn existing_tags(s: &CipherS3, bucket: &str, key: &str, version: Option<&s
     }
 }
 
-fn minimal_context(caller: Option<&Principal>) -> Context {
-    let mut cx = Context::new();
-    identity_keys(&mut cx, caller);
-    cx
-}
-
-fn identity_keys(cx: &mut Context, caller: Option<&Principal>) {
+fn identity_keys(cx: &mut Context, caller: Option<&Principal>, wants: impl Fn(&str) -> bool) {
     let now = now_unix();
-    cx.set("aws:CurrentTime", rfc3339(now));
-    cx.set("aws:EpochTime", now.to_string());
-    match caller {
-        Some(c) => {
+    if wants("aws:currenttime") {
+        cx.set("aws:CurrentTime", rfc3339(now));
+    }
+    if wants("aws:epochtime") {
+        cx.set("aws:EpochTime", now.to_string());
+    }
+    if wants("aws:principaltype") {
+        cx.set("aws:PrincipalType", if caller.is_some() { "User" } else { "Anonymous" });
+    }
+    if let Some(c) = caller {
+        if wants("aws:username") {
             cx.set("aws:username", c.user.clone());
-            cx.set("aws:userid", c.canonical_id.clone());
-            cx.set("aws:PrincipalType", "User");
         }
-        None => cx.set("aws:PrincipalType", "Anonymous"),
+        if wants("aws:userid") {
+            cx.set("aws:userid", c.canonical_id.clone());
+        }
     }
 }
 
-/// Request headers that are condition keys of the same name (`s3:<header>`).
-const HEADER_KEYS: &[&str] = &[
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-server-side-encryption-customer-algorithm",
-    "x-amz-acl",
-    "x-amz-grant-read",
-    "x-amz-grant-write",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write-acp",
-    "x-amz-grant-full-control",
-    "x-amz-copy-source",
-    "x-amz-metadata-directive",
-    "x-amz-storage-class",
-    "x-amz-content-sha256",
-    "x-amz-object-ownership",
+/// Request headers that are condition keys: (`s3:<header>`, header).
+const HEADER_KEYS: &[(&str, &str)] = &[
+    ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+    ("s3:x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-aws-kms-key-id"),
+    ("s3:x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-algorithm"),
+    ("s3:x-amz-acl", "x-amz-acl"),
+    ("s3:x-amz-grant-read", "x-amz-grant-read"),
+    ("s3:x-amz-grant-write", "x-amz-grant-write"),
+    ("s3:x-amz-grant-read-acp", "x-amz-grant-read-acp"),
+    ("s3:x-amz-grant-write-acp", "x-amz-grant-write-acp"),
+    ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
+    ("s3:x-amz-copy-source", "x-amz-copy-source"),
+    ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
+    ("s3:x-amz-storage-class", "x-amz-storage-class"),
+    ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
+    ("s3:x-amz-object-ownership", "x-amz-object-ownership"),
 ];
 
-/// The condition keys of a request: who and from where, when, its headers and query.
-fn context<T>(req: &S3Request<T>, caller: Option<&Principal>) -> Context {
+/// The condition keys of a request that `policy` reads: who and from where, when, its
+/// headers and query. Keys no condition reads are not gathered: a policy that reads none
+/// costs a request no allocation here.
+fn context<T>(req: &S3Request<T>, caller: Option<&Principal>, policy: &Policy) -> Context {
+    let wants = |key: &str| policy.reads(key);
     let mut cx = Context::new();
-    identity_keys(&mut cx, caller);
+    identity_keys(&mut cx, caller, wants);
     if let Some(origin) = req.extensions.get::<Origin>() {
-        cx.set("aws:SourceIp", origin.ip.to_string());
-        cx.set("aws:SecureTransport", if origin.secure { "true" } else { "false" });
+        if wants("aws:sourceip") {
+            cx.set("aws:SourceIp", origin.ip.to_string());
+        }
+        if wants("aws:securetransport") {
+            cx.set("aws:SecureTransport", if origin.secure { "true" } else { "false" });
+        }
     }
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    for name in HEADER_KEYS {
-        if let Some(v) = header(name) {
-            cx.set(&format!("s3:{name}"), v.trim());
+    for (key, name) in HEADER_KEYS {
+        if wants(key)
+            && let Some(v) = header(name)
+        {
+            cx.set(key, v.trim());
         }
     }
-    for (key, name) in [("aws:UserAgent", "user-agent"), ("aws:Referer", "referer")] {
-        if let Some(v) = header(name) {
+    for (key, name) in [
+        ("aws:UserAgent", "user-agent"),
+        ("aws:Referer", "referer"),
+        ("s3:object-lock-mode", "x-amz-object-lock-mode"),
+        ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
+    ] {
+        if wants(key)
+            && let Some(v) = header(name)
+        {
             cx.set(key, v);
         }
-    }
-    if let Some(mode) = header("x-amz-object-lock-mode") {
-        cx.set("s3:object-lock-mode", mode);
-    }
-    if let Some(hold) = header("x-amz-object-lock-legal-hold") {
-        cx.set("s3:object-lock-legal-hold", hold);
     }
     if let Some(until) = header("x-amz-object-lock-retain-until-date") {
         retention_keys(&mut cx, until, iam::policy::date_of(until));
     }
-    if let Some(tags) = header("x-amz-tagging").and_then(|q| TagSet::from_query(q).ok()) {
+    if policy.reads_key_prefix("s3:requestobjecttag")
+        && let Some(tags) = header("x-amz-tagging").and_then(|q| TagSet::from_query(q).ok())
+    {
         request_tags(&mut cx, &tags);
     }
     let signed_in_query = req.uri.query().is_some_and(|q| q.contains("X-Amz-Signature="));
     if req.headers.contains_key(http::header::AUTHORIZATION) || signed_in_query {
-        cx.set("s3:authType", if signed_in_query { "REST-QUERY-STRING" } else { "REST-HEADER" });
-        cx.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+        if wants("s3:authtype") {
+            cx.set("s3:authType", if signed_in_query { "REST-QUERY-STRING" } else { "REST-HEADER" });
+        }
+        if wants("s3:signatureversion") {
+            cx.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+        }
     }
-    if let Some(q) = req.uri.query() {
+    if wants("s3:versionid")
+        && let Some(q) = req.uri.query()
+    {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
             if k == "versionId" {
                 cx.set("s3:VersionId", v.into_owned());

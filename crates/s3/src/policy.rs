@@ -42,7 +42,7 @@ pub(super) async fn put(
             "this policy allows anyone, and the bucket's public access block blocks public policies (BlockPublicPolicy)"
         ));
     }
-    bucket.policy = Some(input.policy);
+    bucket.policy = Some(input.policy.into());
     s.objects.update_bucket(&bucket).await.map_err(error::object)?;
     tracing::info!(bucket = %bucket.name, statements = parsed.len(), public = parsed.is_public(), "bucket policy set");
     Ok(S3Response::new(PutBucketPolicyOutput::default()))
@@ -54,7 +54,7 @@ pub(super) async fn get(
 ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
     let Owned { bucket, .. } = s.owned(req).await?;
     let policy = bucket.policy.ok_or_else(no_policy)?;
-    Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(policy) }))
+    Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(policy.to_string()) }))
 }
 
 pub(super) async fn delete(

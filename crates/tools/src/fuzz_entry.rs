@@ -106,10 +106,19 @@ pub fn policy(data: &[u8]) {
         grants: Default::default(),
     };
     let (owner, other) = (user("owner"), user("alice"));
-    let words: Vec<&str> = text.split(|c: char| c == '"' || c.is_whitespace()).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> =
+        text.split(|c: char| c == '"' || c.is_whitespace()).filter(|w| !w.is_empty()).collect();
     let mut cx = iam::policy::Context::new();
-    for (i, key) in ["aws:SourceIp", "aws:SecureTransport", "aws:CurrentTime", "s3:prefix", "s3:max-keys",
-        "s3:x-amz-server-side-encryption", "s3:ExistingObjectTag/class", "s3:RequestObjectTagKeys"]
+    for (i, key) in [
+        "aws:SourceIp",
+        "aws:SecureTransport",
+        "aws:CurrentTime",
+        "s3:prefix",
+        "s3:max-keys",
+        "s3:x-amz-server-side-encryption",
+        "s3:ExistingObjectTag/class",
+        "s3:RequestObjectTagKeys",
+    ]
     .iter()
     .enumerate()
     {
@@ -118,12 +127,19 @@ pub fn policy(data: &[u8]) {
         }
     }
     for caller in [Some(&owner), Some(&other), None] {
-        for (action, resource) in
-            [("s3:GetObject", "arn:aws:s3:::b/k/x"), ("s3:ListBucket", "arn:aws:s3:::b"), ("s3:PutObject", "arn:aws:s3:::b/")]
-        {
+        for (action, resource) in [
+            ("s3:GetObject", "arn:aws:s3:::b/k/x"),
+            ("s3:ListBucket", "arn:aws:s3:::b"),
+            ("s3:PutObject", "arn:aws:s3:::b/"),
+        ] {
             let request = iam::policy::Request { caller, action, resource, context: &cx };
             let _ = policy.evaluate(&request);
-            let bucket = iam::BucketAccess { name: "b", owner: "id-owner", policy: Some(&policy), restrict_public: true };
+            let bucket = iam::BucketAccess {
+                name: "b",
+                owner: "id-owner",
+                policy: Some(&policy),
+                restrict_public: true,
+            };
             let _ = iam::decide(&request, iam::Action::Read, &bucket);
         }
     }

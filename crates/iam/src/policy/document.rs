@@ -52,6 +52,9 @@ pub(crate) struct Statement {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub(crate) statements: Vec<Statement>,
+    /// Every condition key its conditions read (normalized), so a request gathers only
+    /// those.
+    keys: Vec<String>,
 }
 
 const STATEMENT_FIELDS: &[&str] = &[
@@ -124,7 +127,18 @@ impl Policy {
             }
             statements.push(st);
         }
-        Ok(Self { statements })
+        let mut keys: Vec<String> =
+            statements.iter().flat_map(|s| &s.conditions).map(|c| c.key().to_owned()).collect();
+        keys.sort();
+        keys.dedup();
+        Ok(Self { statements, keys })
+    }
+
+    /// Whether any condition reads the condition key `key` (any case; a tag key after
+    /// `/` as written).
+    pub fn reads(&self, key: &str) -> bool {
+        let key = super::context::normalized(key);
+        self.keys.binary_search(&key).is_ok()
     }
 
     /// Users the policy names (by user name), for the caller to check they exist.
@@ -152,7 +166,7 @@ impl Policy {
     /// Whether any condition reads a condition key starting with `prefix` (lower case),
     /// such as `s3:existingobjecttag/`: the caller then gathers those values first.
     pub fn reads_key_prefix(&self, prefix: &str) -> bool {
-        self.statements.iter().flat_map(|s| &s.conditions).any(|c| c.key().starts_with(prefix))
+        self.keys.iter().any(|k| k.starts_with(prefix))
     }
 
     /// How many statements it has.
