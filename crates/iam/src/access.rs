@@ -52,19 +52,20 @@ const OWNER_KEEPS: [&str; 3] = ["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:
 /// Decides `request`, an action of kind `kind` (the role table's column), on `bucket`.
 pub fn decide(request: &Request<'_>, kind: Action, bucket: &BucketAccess<'_>) -> Result<Grounds, Denial> {
     let standing = request.caller.and_then(|c: &Principal| c.standing(bucket.name, bucket.owner));
-    let verdict = bucket.policy.map_or(Verdict::Silent, |p| p.evaluate(request));
     let owner = standing == Some(Standing::Owner);
-    if verdict == Verdict::Denied
-        && !(owner && OWNER_KEEPS.iter().any(|a| a.eq_ignore_ascii_case(request.action)))
-    {
-        return Err(Denial::ExplicitDeny);
+    let by_standing = match standing {
+        Some(Standing::Owner) => Some(Grounds::Owner),
+        Some(Standing::Role(r)) if r.allows(kind) => Some(Grounds::Role),
+        _ => None,
+    };
+    let Some(policy) = bucket.policy else { return by_standing.ok_or(Denial::NotAllowed) };
+    let kept = owner && OWNER_KEEPS.iter().any(|a| a.eq_ignore_ascii_case(request.action));
+    // Allowed already: only a Deny statement can change that, so only those are read.
+    if let Some(grounds) = by_standing {
+        return if !kept && policy.denies(request) { Err(Denial::ExplicitDeny) } else { Ok(grounds) };
     }
-    match standing {
-        Some(Standing::Owner) => return Ok(Grounds::Owner),
-        Some(Standing::Role(r)) if r.allows(kind) => return Ok(Grounds::Role),
-        _ => {}
-    }
-    match verdict {
+    match policy.evaluate(request) {
+        Verdict::Denied => Err(Denial::ExplicitDeny),
         Verdict::Allowed { public } if !(public && bucket.restrict_public) => Ok(Grounds::Policy),
         _ => Err(Denial::NotAllowed),
     }

@@ -137,8 +137,12 @@ impl Policy {
     /// Whether any condition reads the condition key `key` (any case; a tag key after
     /// `/` as written).
     pub fn reads(&self, key: &str) -> bool {
-        let key = super::context::normalized(key);
-        self.keys.binary_search(&key).is_ok()
+        let name = key.split('/').next().unwrap_or_default();
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            let key = super::context::normalized(key);
+            return self.keys.binary_search(&key).is_ok();
+        }
+        self.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
     }
 
     /// Users the policy names (by user name), for the caller to check they exist.

@@ -57,6 +57,11 @@ impl Policy {
         }
     }
 
+    /// Whether a `Deny` statement matches `request` (the `Allow` statements unread).
+    pub fn denies(&self, request: &Request<'_>) -> bool {
+        self.statements.iter().any(|s| !s.allow && s.matches(request))
+    }
+
     /// Whether any statement allows anyone (AWS's "public" policy).
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(Statement::is_public)
