@@ -273,27 +273,6 @@ async fn existing_tags(s: &CipherS3, bucket: &str, key: &str, version: Option<&s
     }
 }
 
-fn identity_keys(cx: &mut Context, caller: Option<&Principal>, wants: impl Fn(&str) -> bool) {
-    let now = now_unix();
-    if wants("aws:currenttime") {
-        cx.set("aws:CurrentTime", rfc3339(now));
-    }
-    if wants("aws:epochtime") {
-        cx.set("aws:EpochTime", now.to_string());
-    }
-    if wants("aws:principaltype") {
-        cx.set("aws:PrincipalType", if caller.is_some() { "User" } else { "Anonymous" });
-    }
-    if let Some(c) = caller {
-        if wants("aws:username") {
-            cx.set("aws:username", c.user.clone());
-        }
-        if wants("aws:userid") {
-            cx.set("aws:userid", c.canonical_id.clone());
-        }
-    }
-}
-
 /// Request headers that are condition keys: (`s3:<header>`, header).
 const HEADER_KEYS: &[(&str, &str)] = &[
     ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
@@ -313,63 +292,63 @@ const HEADER_KEYS: &[(&str, &str)] = &[
 ];
 
 /// The condition keys of a request that `policy` reads: who and from where, when, its
-/// headers and query. Keys no condition reads are not gathered: a policy that reads none
-/// costs a request no allocation here.
+/// headers and query. Only the keys its conditions name are looked at (one pass over
+/// them): a policy without conditions costs a request no allocation here.
 fn context<T>(req: &S3Request<T>, caller: Option<&Principal>, policy: &Policy) -> Context {
-    let wants = |key: &str| policy.reads(key);
     let mut cx = Context::new();
-    identity_keys(&mut cx, caller, wants);
-    if let Some(origin) = req.extensions.get::<Origin>() {
-        if wants("aws:sourceip") {
-            cx.set("aws:SourceIp", origin.ip.to_string());
-        }
-        if wants("aws:securetransport") {
-            cx.set("aws:SecureTransport", if origin.secure { "true" } else { "false" });
-        }
-    }
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    for (key, name) in HEADER_KEYS {
-        if wants(key)
-            && let Some(v) = header(name)
-        {
-            cx.set(key, v.trim());
-        }
-    }
-    for (key, name) in [
-        ("aws:UserAgent", "user-agent"),
-        ("aws:Referer", "referer"),
-        ("s3:object-lock-mode", "x-amz-object-lock-mode"),
-        ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
-    ] {
-        if wants(key)
-            && let Some(v) = header(name)
-        {
-            cx.set(key, v);
-        }
-    }
-    if let Some(until) = header("x-amz-object-lock-retain-until-date") {
-        retention_keys(&mut cx, until, iam::policy::date_of(until));
-    }
-    if policy.reads_key_prefix("s3:requestobjecttag")
-        && let Some(tags) = header("x-amz-tagging").and_then(|q| TagSet::from_query(q).ok())
-    {
-        request_tags(&mut cx, &tags);
-    }
-    let signed_in_query = req.uri.query().is_some_and(|q| q.contains("X-Amz-Signature="));
-    if req.headers.contains_key(http::header::AUTHORIZATION) || signed_in_query {
-        if wants("s3:authtype") {
-            cx.set("s3:authType", if signed_in_query { "REST-QUERY-STRING" } else { "REST-HEADER" });
-        }
-        if wants("s3:signatureversion") {
-            cx.set("s3:signatureversion", "AWS4-HMAC-SHA256");
-        }
-    }
-    if wants("s3:versionid")
-        && let Some(q) = req.uri.query()
-    {
-        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            if k == "versionId" {
-                cx.set("s3:VersionId", v.into_owned());
+    let origin = req.extensions.get::<Origin>();
+    let signed_in_query = || req.uri.query().is_some_and(|q| q.contains("X-Amz-Signature="));
+    let signed = || req.headers.contains_key(http::header::AUTHORIZATION) || signed_in_query();
+    let mut tags_done = false;
+    for key in policy.keys() {
+        match key {
+            "aws:currenttime" => cx.set(key, rfc3339(now_unix())),
+            "aws:epochtime" => cx.set(key, now_unix().to_string()),
+            "aws:principaltype" => cx.set(key, if caller.is_some() { "User" } else { "Anonymous" }),
+            "aws:username" => caller.iter().for_each(|c| cx.set(key, c.user.clone())),
+            "aws:userid" => caller.iter().for_each(|c| cx.set(key, c.canonical_id.clone())),
+            "aws:sourceip" => origin.iter().for_each(|o| cx.set(key, o.ip.to_string())),
+            "aws:securetransport" => {
+                origin.iter().for_each(|o| cx.set(key, if o.secure { "true" } else { "false" }))
+            }
+            "aws:useragent" => header("user-agent").iter().for_each(|v| cx.set(key, *v)),
+            "aws:referer" => header("referer").iter().for_each(|v| cx.set(key, *v)),
+            "s3:object-lock-mode" => header("x-amz-object-lock-mode").iter().for_each(|v| cx.set(key, *v)),
+            "s3:object-lock-legal-hold" => {
+                header("x-amz-object-lock-legal-hold").iter().for_each(|v| cx.set(key, *v))
+            }
+            "s3:object-lock-retain-until-date" | "s3:object-lock-remaining-retention-days" => {
+                if let Some(until) = header("x-amz-object-lock-retain-until-date") {
+                    retention_keys(&mut cx, until, iam::policy::date_of(until));
+                }
+            }
+            "s3:authtype" if signed() => {
+                cx.set(key, if signed_in_query() { "REST-QUERY-STRING" } else { "REST-HEADER" })
+            }
+            "s3:signatureversion" if signed() => cx.set(key, "AWS4-HMAC-SHA256"),
+            "s3:versionid" => {
+                let asked = req.uri.query().and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "versionId")
+                        .map(|(_, v)| v.into_owned())
+                });
+                asked.into_iter().for_each(|v| cx.set(key, v));
+            }
+            k if k.starts_with("s3:requestobjecttag") => {
+                if !tags_done
+                    && let Some(tags) = header("x-amz-tagging").and_then(|q| TagSet::from_query(q).ok())
+                {
+                    request_tags(&mut cx, &tags);
+                }
+                tags_done = true;
+            }
+            k => {
+                if let Some((_, name)) = HEADER_KEYS.iter().find(|(hk, _)| *hk == k)
+                    && let Some(v) = header(name)
+                {
+                    cx.set(key, v.trim());
+                }
             }
         }
     }

@@ -134,6 +134,12 @@ impl Policy {
         Ok(Self { statements, keys })
     }
 
+    /// The condition keys its conditions read, each once, in order (lower case up to
+    /// the first `/`).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(String::as_str)
+    }
+
     /// Whether any condition reads the condition key `key` (any case; a tag key after
     /// `/` as written).
     pub fn reads(&self, key: &str) -> bool {
