@@ -10,35 +10,16 @@ audit trail without secrets.
 import datetime
 import json
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 
-import boto3
 import pytest
-from botocore import UNSIGNED
-from botocore.config import Config
 
 from cipherstore_harness import error_code
 from cipherstore_harness import until as harness_until
 
 STORES = ["fs", "dispersed-3of5", "cluster"]
 NOTICE = 5  # seconds a change may take to reach the server
-
-
-def iam(srv, *args, check=True):
-    """`cipherstore iam` against the server's own identities (its --config, else its data dir)."""
-    config = ["--config", str(srv.data / "config.toml")] if (srv.data / "config.toml").exists() else []
-    return subprocess.run([srv.binary, "iam", *config, "--data-dir", str(srv.data / "d"), *args],
-                          env=srv.env, capture_output=True, text=True, check=check)
-
-
-def client(srv, ak=None, sk=None):
-    cfg = {"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1}}
-    if ak is None:
-        cfg["signature_version"] = UNSIGNED
-    return boto3.client("s3", endpoint_url=srv.endpoint, aws_access_key_id=ak or "x", aws_secret_access_key=sk or "x",
-                        region_name="us-east-1", verify=str(srv.ca), config=Config(**cfg))
 
 
 def until(cond, timeout=NOTICE):
@@ -54,18 +35,18 @@ def denied(fn):
 def people(srv):
     """alice (from the users file) owns bucket `acc`; reader, writer and manager hold those
     roles on it; other holds none. Each made with the CLI while the server runs."""
-    made = {"owner": srv.boto3("alice"), "anonymous": client(srv)}
+    made = {"owner": srv.boto3("alice"), "anonymous": srv.client()}
     keys = {}
     for who in ("reader", "writer", "manager", "other"):
-        iam(srv, "user", "create", who, "--display-name", f"The {who}")
-        k = json.loads(iam(srv, "hmac", "create", who, "--json").stdout)
+        srv.iam("user", "create", who, "--display-name", f"The {who}")
+        k = json.loads(srv.iam("hmac", "create", who, "--json").stdout)
         keys[who] = (k["access_key_id"], k["secret_access_key"])
-        made[who] = client(srv, *keys[who])
+        made[who] = srv.client(*keys[who])
     alice = made["owner"]
     alice.create_bucket(Bucket="acc")
     alice.put_object(Bucket="acc", Key="o", Body=b"shared object")
     for role in ("reader", "writer", "manager"):
-        iam(srv, "grant", role, "--bucket", "acc", "--role", role)
+        srv.iam("grant", role, "--bucket", "acc", "--role", role)
     # The new keys and roles are in force within seconds.
     until(lambda: error_code(lambda: made["manager"].head_bucket(Bucket="acc")) is None)
     made["keys"] = keys
@@ -152,9 +133,9 @@ def test_listings_owners_and_bucket_creation(srv, people):
     people["other"].create_bucket(Bucket="others-own")
     check("a user owns what they create", "others-own" in listed("other"))
     check("and nobody else sees it", "others-own" not in listed("reader"))
-    iam(srv, "user", "create", "limited", "--no-create-buckets")
-    k = json.loads(iam(srv, "hmac", "create", "limited", "--json").stdout)
-    limited = client(srv, k["access_key_id"], k["secret_access_key"])
+    srv.iam("user", "create", "limited", "--no-create-buckets")
+    k = json.loads(srv.iam("hmac", "create", "limited", "--json").stdout)
+    limited = srv.client(k["access_key_id"], k["secret_access_key"])
     code = until(lambda: error_code(lambda: limited.create_bucket(Bucket="limited-b")) != "InvalidAccessKeyId" and
                  error_code(lambda: limited.create_bucket(Bucket="limited-b")))
     check("a user without the flag may not create buckets", code == "AccessDenied", str(code))
@@ -174,47 +155,47 @@ def test_keys_disabled_expired_deleted_and_presigned(srv, people):
             return e.code
 
     check("a presigned URL carries its signer's rights", fetch() == 200)
-    iam(srv, "hmac", "disable", ak)
+    srv.iam("hmac", "disable", ak)
     code = until(lambda: error_code(lambda: writer.list_objects_v2(Bucket="acc")) == "InvalidAccessKeyId" and
                  "InvalidAccessKeyId")
     check(f"a disabled key is refused within {NOTICE} s", code == "InvalidAccessKeyId", str(code))
     check("its presigned URL stops too", fetch() == 403)
-    iam(srv, "hmac", "enable", ak)
+    srv.iam("hmac", "enable", ak)
     check("enabled again: accepted", until(lambda: error_code(lambda: writer.list_objects_v2(Bucket="acc")) is None))
-    listed = json.loads(iam(srv, "hmac", "list", "writer", "--json").stdout)
+    listed = json.loads(srv.iam("hmac", "list", "writer", "--json").stdout)
     check("hmac list shows the key enabled, sealed", listed and listed[0]["enabled"] and listed[0]["sealed"], str(listed))
 
     soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    k = json.loads(iam(srv, "hmac", "create", "writer", "--expires", soon, "--json").stdout)
-    short = client(srv, k["access_key_id"], k["secret_access_key"])
+    k = json.loads(srv.iam("hmac", "create", "writer", "--expires", soon, "--json").stdout)
+    short = srv.client(k["access_key_id"], k["secret_access_key"])
     check("a key before its expiry works", until(lambda: error_code(lambda: short.list_objects_v2(Bucket="acc")) is None))
     code = until(lambda: error_code(lambda: short.list_objects_v2(Bucket="acc")) == "ExpiredToken" and "ExpiredToken",
                  timeout=10)
     check("after it: ExpiredToken", code == "ExpiredToken", str(code))
 
-    iam(srv, "hmac", "delete", k["access_key_id"])
-    bad = iam(srv, "hmac", "delete", k["access_key_id"], check=False)
+    srv.iam("hmac", "delete", k["access_key_id"])
+    bad = srv.iam("hmac", "delete", k["access_key_id"], check=False)
     check("deleting it twice names the key", bad.returncode != 0 and k["access_key_id"] in bad.stderr, bad.stderr)
-    past = iam(srv, "hmac", "create", "writer", "--expires", "2001-01-01T00:00:00Z", check=False)
+    past = srv.iam("hmac", "create", "writer", "--expires", "2001-01-01T00:00:00Z", check=False)
     check("an expiry in the past is refused", past.returncode != 0 and "past" in past.stderr, past.stderr)
 
 
 def test_revoked_roles_and_roles_of_deleted_buckets(srv, people):
     check = srv.check
     reader = people["reader"]
-    iam(srv, "revoke", "reader", "--bucket", "acc")
+    srv.iam("revoke", "reader", "--bucket", "acc")
     check(f"a revoked role is refused within {NOTICE} s",
           until(lambda: denied(lambda: reader.get_object(Bucket="acc", Key="o"))))
-    iam(srv, "grant", "reader", "--bucket", "acc", "--role", "reader")
+    srv.iam("grant", "reader", "--bucket", "acc", "--role", "reader")
     check("granted again: allowed",
           until(lambda: error_code(lambda: reader.get_object(Bucket="acc", Key="o")) is None))
 
     alice, other = people["owner"], people["other"]
     alice.create_bucket(Bucket="passing")
-    iam(srv, "grant", "reader", "--bucket", "passing", "--role", "manager")
+    srv.iam("grant", "reader", "--bucket", "passing", "--role", "manager")
     until(lambda: error_code(lambda: reader.head_bucket(Bucket="passing")) is None)
     reader.delete_bucket(Bucket="passing")  # a manager may delete the (empty) bucket
-    shown = json.loads(iam(srv, "user", "show", "reader", "--json").stdout)
+    shown = json.loads(srv.iam("user", "show", "reader", "--json").stdout)
     check("the role went with the bucket", "passing" not in shown["roles"], str(shown["roles"]))
     other.create_bucket(Bucket="passing")
     check("a bucket made anew inherits no role", denied(lambda: reader.head_bucket(Bucket="passing")))
@@ -225,7 +206,7 @@ def test_revoked_roles_and_roles_of_deleted_buckets(srv, people):
                        (("user", "create", "bad name"), "user name"),
                        (("user", "create", "reader"), "already exists"),
                        (("user", "create", "x1", "--email", "no-at-sign"), "email")]:
-        r = iam(srv, *args, check=False)
+        r = srv.iam(*args, check=False)
         check(f"iam {' '.join(args)} is refused naming what is wrong", r.returncode != 0 and says in r.stderr, r.stderr)
 
 
@@ -247,13 +228,13 @@ def test_secrets_sealed_and_changes_audited(srv, people):
         check("identities are kept sealed at rest (HSM configured)",
               '"sealed"' in text and not any(s in text for s in secrets))
         check("the identities file is private", kept.stat().st_mode & 0o777 == 0o600, oct(kept.stat().st_mode))
-    users = json.loads(iam(srv, "user", "list", "--json").stdout)
+    users = json.loads(srv.iam("user", "list", "--json").stdout)
     names = {u["name"] for u in users}
     check("user list shows the imported and created users", {"alice-key", "reader", "writer"} <= names, str(names))
     check("no secret in user list", not any(s in json.dumps(users) for s in secrets))
     log = (srv.data / "server.log").read_text(errors="replace")
     check("no secret in the server log", not any(s in log for s in secrets))
-    iam(srv, "user", "delete", "other")
+    srv.iam("user", "delete", "other")
     other = people["other"]
     check("a deleted user's keys are refused",
           until(lambda: error_code(lambda: other.list_buckets()) == "InvalidAccessKeyId"))

@@ -1,5 +1,5 @@
 """Bucket policies and public access blocks, with boto3 and unsigned HTTP, on the
-filesystem and cluster stores: documents checked as AWS checks them (MalformedPolicy naming
+filesystem, dispersed and cluster stores: documents checked as AWS checks them (MalformedPolicy naming
 what is wrong, never a 500), policies that refuse unencrypted uploads and plain-HTTP
 requests (the owner included), a prefix opened to one user (listing limited by s3:prefix),
 a prefix made public (refused while the public access block blocks public policies; closed
@@ -12,15 +12,12 @@ import ssl
 import urllib.error
 import urllib.request
 
-import boto3
 import pytest
-from botocore import UNSIGNED
-from botocore.config import Config
 
 from cipherstore_harness import error_code, free_port
 from cipherstore_harness import until as harness_until
 
-STORES = ["fs", "cluster"]
+STORES = ["fs", "dispersed-3of5", "cluster"]
 HTTP_PORT = free_port()
 SERVER = {"config": f'http_listen = "127.0.0.1:{HTTP_PORT}"\n'}
 B = "pol"
@@ -36,21 +33,6 @@ def doc(*statements):
 
 def until(cond, timeout=5):
     return harness_until(cond, timeout=timeout, every=0.25)
-
-
-def iam(srv, *args):
-    import subprocess
-    config = ["--config", str(srv.data / "config.toml")] if (srv.data / "config.toml").exists() else []
-    return subprocess.run([srv.binary, "iam", *config, "--data-dir", str(srv.data / "d"), *args],
-                          env=srv.env, capture_output=True, text=True, check=True)
-
-
-def client(endpoint, srv, ak=None, sk=None):
-    cfg = {"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1}}
-    if ak is None:
-        cfg["signature_version"] = UNSIGNED
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak or "x", aws_secret_access_key=sk or "x",
-                        region_name="us-east-1", verify=str(srv.ca), config=Config(**cfg))
 
 
 def status(srv, method, path):
@@ -77,14 +59,14 @@ def message(fn):
 def people(srv):
     """alice owns bucket `pol`; carol and dave are users made with the CLI; dave is a writer
     on the bucket; bob (users file) holds nothing."""
-    made = {"alice": srv.boto3("alice"), "bob": srv.boto3("bob"), "anonymous": client(srv.endpoint, srv)}
+    made = {"alice": srv.boto3("alice"), "bob": srv.boto3("bob"), "anonymous": srv.client()}
     for who in ("carol", "dave"):
-        iam(srv, "user", "create", who)
-        k = json.loads(iam(srv, "hmac", "create", who, "--json").stdout)
-        made[who] = client(srv.endpoint, srv, k["access_key_id"], k["secret_access_key"])
+        srv.iam("user", "create", who)
+        k = json.loads(srv.iam("hmac", "create", who, "--json").stdout)
+        made[who] = srv.client(k["access_key_id"], k["secret_access_key"])
         made[f"{who}-key"] = (k["access_key_id"], k["secret_access_key"])
     made["alice"].create_bucket(Bucket=B)
-    iam(srv, "grant", "dave", "--bucket", B, "--role", "writer")
+    srv.iam("grant", "dave", "--bucket", B, "--role", "writer")
     until(lambda: error_code(lambda: made["dave"].head_bucket(Bucket=B)) is None)
     until(lambda: error_code(lambda: made["carol"].list_buckets()) is None)
     return made
@@ -150,7 +132,7 @@ def test_encrypted_uploads_over_tls_only(srv, people):
         Bucket=B, Key="enc/ok", Body=b"secret", ServerSideEncryption="AES256")) is None)
     check("a writer is held to it too", error_code(
         lambda: people["dave"].put_object(Bucket=B, Key="enc/dave", Body=b"x")) == "AccessDenied")
-    plain = client(f"http://127.0.0.1:{HTTP_PORT}", srv, "alice-key", "alice-secret-123")
+    plain = srv.client("alice-key", "alice-secret-123", endpoint=f"http://127.0.0.1:{HTTP_PORT}")
     check("over plain HTTP even the owner's GET is refused",
           error_code(lambda: plain.get_object(Bucket=B, Key="enc/ok")) == "AccessDenied")
     check("over HTTPS it is served", alice.get_object(Bucket=B, Key="enc/ok")["Body"].read() == b"secret")
@@ -265,7 +247,7 @@ def test_an_explicit_deny_beats_a_role_and_tags_decide(srv, people):
 def test_bypass_governance_needs_its_permission(srv, people):
     check, alice, dave, carol = srv.check, people["alice"], people["dave"], people["carol"]
     alice.create_bucket(Bucket="pol-lock", ObjectLockEnabledForBucket=True)
-    iam(srv, "grant", "dave", "--bucket", "pol-lock", "--role", "writer")
+    srv.iam("grant", "dave", "--bucket", "pol-lock", "--role", "writer")
     until(lambda: error_code(lambda: dave.head_bucket(Bucket="pol-lock")) is None)
     v = alice.put_object(Bucket="pol-lock", Key="g", Body=b"g", ObjectLockMode="GOVERNANCE",
                          ObjectLockRetainUntilDate="2099-01-01T00:00:00Z")["VersionId"]

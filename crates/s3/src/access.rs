@@ -81,7 +81,7 @@ type Parsed = (Arc<str>, Arc<Policy>);
 impl Policies {
     /// The parsed policy of `bucket`, parsing it once per change of its text (the object
     /// layer hands out the same text while the record is unchanged: one pointer compare).
-    fn get(&self, bucket: &str, text: &Arc<str>) -> Result<Arc<Policy>, iam::policy::Malformed> {
+    pub(crate) fn get(&self, bucket: &str, text: &Arc<str>) -> Result<Arc<Policy>, iam::policy::Malformed> {
         if let Ok(cache) = self.0.lock()
             && let Some((seen, parsed)) = cache.get(bucket)
             && (Arc::ptr_eq(seen, text) || **seen == **text)
@@ -253,11 +253,11 @@ impl CipherS3 {
         &self,
         asker: &mut Asker,
         bucket: &BucketRecord,
-        object: (&str, Option<&str>),
+        object: Option<(&str, Option<&str>)>,
         bypass: Option<bool>,
     ) -> S3Result<()> {
         if bypass == Some(true) {
-            self.permits(asker, bucket, Some(object), BYPASS).await.map_err(|_| {
+            self.permits(asker, bucket, object, BYPASS).await.map_err(|_| {
                 s3_error!(AccessDenied, "bypassing GOVERNANCE retention needs s3:BypassGovernanceRetention (the manager role, ownership or a policy's grant)")
             })?;
         }
@@ -539,7 +539,7 @@ impl OnBucket for DeleteObjectsInput {
         &self.bucket
     }
     fn op(&self) -> Op {
-        Op { name: "s3:DeleteObject", kind: Action::Delete }
+        delete_op(None)
     }
 }
 

@@ -251,7 +251,7 @@ pub(super) async fn put_retention(
     let Owned { mut asker, input, bucket } = s.owned(req).await?;
     require_lock(&bucket)?;
     let object = (input.key.as_str(), input.version_id.as_deref());
-    s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await?;
+    s.check_bypass(&mut asker, &bucket, Some(object), input.bypass_governance_retention).await?;
     let asked = input.retention.unwrap_or_default();
     let mode = asked.mode.as_ref().map(ObjectLockRetentionMode::as_str);
     let new = retention(mode, asked.retain_until_date.as_ref(), base::clock::now_unix_ms())?;

@@ -271,7 +271,7 @@ pub(super) async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let Owned { mut asker, input, bucket } = s.owned(req).await?;
     let object = (input.key.as_str(), input.version_id.as_deref());
-    s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await?;
+    s.check_bypass(&mut asker, &bucket, Some(object), input.bypass_governance_retention).await?;
     let guard = object_lock::guard(&bucket, input.bypass_governance_retention);
     let deleted = delete_one(s, &bucket, input.key, input.version_id, guard).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -311,11 +311,7 @@ pub(super) async fn delete_objects(
     let per_key = bucket.policy.is_some();
     if !per_key {
         s.permits(&mut asker, &bucket, None, access::delete_op(None)).await?;
-        if input.bypass_governance_retention == Some(true) {
-            s.permits(&mut asker, &bucket, None, access::BYPASS).await.map_err(|_| {
-                s3_error!(AccessDenied, "bypassing GOVERNANCE retention needs s3:BypassGovernanceRetention (the manager role, ownership or a policy's grant)")
-            })?;
-        }
+        s.check_bypass(&mut asker, &bucket, None, input.bypass_governance_retention).await?;
     }
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE {
@@ -327,21 +323,15 @@ pub(super) async fn delete_objects(
     let mut errors = Vec::new();
     for o in objects {
         let asked = o.version_id.clone();
-        let allowed = if per_key {
-            let object = (o.key.as_str(), o.version_id.as_deref());
-            match s.permits(&mut asker, &bucket, Some(object), access::delete_op(object.1)).await {
-                Ok(()) => {
-                    s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await
-                }
-                Err(e) => Err(e),
+        let outcome = async {
+            if per_key {
+                let object = Some((o.key.as_str(), o.version_id.as_deref()));
+                s.permits(&mut asker, &bucket, object, access::delete_op(asked.as_deref())).await?;
+                s.check_bypass(&mut asker, &bucket, object, input.bypass_governance_retention).await?;
             }
-        } else {
-            Ok(())
-        };
-        let outcome = match allowed {
-            Ok(()) => delete_one(s, &bucket, o.key.clone(), o.version_id, guard).await,
-            Err(e) => Err(e),
-        };
+            delete_one(s, &bucket, o.key.clone(), o.version_id.clone(), guard).await
+        }
+        .await;
         match outcome {
             Ok(d) => {
                 if !quiet {

@@ -78,7 +78,9 @@ pub(super) async fn status(
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
     let Owned { bucket, .. } = s.owned(req).await?;
     let text = bucket.policy.ok_or_else(no_policy)?;
-    let parsed = BucketPolicy::parse(&text, &bucket.name)
+    let parsed = s
+        .policies
+        .get(&bucket.name, &text)
         .map_err(|e| s3_error!(InternalError, "the stored policy does not read: {e}"))?;
     Ok(S3Response::new(GetBucketPolicyStatusOutput {
         policy_status: Some(PolicyStatus { is_public: Some(parsed.is_public()) }),

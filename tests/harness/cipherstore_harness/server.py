@@ -211,6 +211,26 @@ class Server:
         return mod.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
                           region_name="us-east-1", verify=str(self.ca), config=cfg)
 
+    def client(self, ak=None, sk=None, endpoint=None):
+        """A boto3 S3 client with access key `ak` and secret `sk` (an unsigned, anonymous one
+        without them), on this server's HTTPS endpoint or `endpoint`."""
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+        cfg = {"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1}}
+        if ak is None:
+            cfg["signature_version"] = UNSIGNED
+        return boto3.client("s3", endpoint_url=endpoint or self.endpoint, aws_access_key_id=ak or "x",
+                            aws_secret_access_key=sk or "x", region_name="us-east-1", verify=str(self.ca),
+                            config=Config(**cfg))
+
+    def iam(self, *args, check=True):
+        """`cipherstore iam` against this server's own identities (its --config, else its
+        data directory)."""
+        config = ["--config", str(self.data / "config.toml")] if (self.data / "config.toml").exists() else []
+        return subprocess.run([self.binary, "iam", *config, "--data-dir", str(self.data / "d"), *args],
+                              env=self.env, capture_output=True, text=True, check=check)
+
     def client_env(self, user):
         """Environment for command-line clients (aws cli) acting as `user`."""
         ak, sk = USERS[user]

@@ -140,17 +140,6 @@ impl Policy {
         self.keys.iter().map(String::as_str)
     }
 
-    /// Whether any condition reads the condition key `key` (any case; a tag key after
-    /// `/` as written).
-    pub fn reads(&self, key: &str) -> bool {
-        let name = key.split('/').next().unwrap_or_default();
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            let key = super::context::normalized(key);
-            return self.keys.binary_search(&key).is_ok();
-        }
-        self.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
-    }
-
     /// Users the policy names (by user name), for the caller to check they exist.
     pub fn named_users(&self) -> impl Iterator<Item = &str> {
         self.statements
