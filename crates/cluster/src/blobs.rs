@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
 use object_store::{
     BackoffConfig, Certificate, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
@@ -118,8 +119,63 @@ fn error(e: object_store::Error) -> BlobError {
     match e {
         object_store::Error::NotFound { path, .. } => BlobError::NotFound(path),
         object_store::Error::AlreadyExists { path, .. } => BlobError::Exists(path),
-        other => BlobError::Unavailable(other.to_string()),
+        other => BlobError::Unavailable(with_causes(&other)),
     }
+}
+
+/// Further tries of an idempotent request whose transport failed in a way the HTTP client
+/// could not classify (a pooled connection the service closed as the request went out shows
+/// up as "error sending request", which `object_store` does not retry).
+const UNCLASSIFIED_RETRIES: u32 = 2;
+
+/// Whether `e` is a transport failure of a kind `object_store` leaves unretried.
+fn unclassified_transport_error(e: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(http) = c.downcast_ref::<HttpError>() {
+            return http.kind() == HttpErrorKind::Unknown;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Runs the idempotent request `attempt`, trying again after a short pause when its
+/// transport failed unclassified (what `object_store` classifies it retries itself).
+async fn idempotent<T, F, Fut>(what: &str, attempt: F) -> Result<T, object_store::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+{
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..UNCLASSIFIED_RETRIES {
+        match attempt().await {
+            Err(e) if unclassified_transport_error(&e) => {
+                tracing::warn!(what, error = %with_causes(&e), "blob request failed in transport; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
+}
+
+/// `e`'s text followed by each underlying cause its text does not already hold: the HTTP
+/// client says only "error sending request", the cause says whether the connection was
+/// refused, reset or closed by the service.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A blob as a listing shows it.
@@ -189,7 +245,9 @@ impl Blobs {
     /// Writes `bytes` as blob `name`, replacing any blob of that name.
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<(), BlobError> {
         requests::BLOB_PUT.add(1);
-        self.store.put(&Path::from(name), PutPayload::from(bytes)).await.map_err(error)?;
+        let path = Path::from(name);
+        let payload = PutPayload::from(bytes);
+        idempotent("put", || self.store.put(&path, payload.clone())).await.map_err(error)?;
         Ok(())
     }
 
@@ -211,8 +269,8 @@ impl Blobs {
     /// All of blob `name`.
     pub async fn get(&self, name: &str) -> Result<Bytes, BlobError> {
         requests::BLOB_GET.add(1);
-        let got = self.store.get(&Path::from(name)).await.map_err(error)?;
-        got.bytes().await.map_err(error)
+        let path = Path::from(name);
+        idempotent("get", || async { self.store.get(&path).await?.bytes().await }).await.map_err(error)
     }
 
     /// Bytes `range` of blob `name`.
@@ -221,7 +279,8 @@ impl Blobs {
             return Ok(Bytes::new());
         }
         requests::BLOB_GET.add(1);
-        self.store.get_range(&Path::from(name), range).await.map_err(error)
+        let path = Path::from(name);
+        idempotent("get", || self.store.get_range(&path, range.clone())).await.map_err(error)
     }
 
     /// Bytes `range` of blob `name` as they arrive, in one request (the body is read as the
@@ -232,21 +291,25 @@ impl Blobs {
         range: Range<u64>,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
         requests::BLOB_GET.add(1);
-        let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
-        let got = self.store.get_opts(&Path::from(name), options).await.map_err(error)?;
+        let path = Path::from(name);
+        let options =
+            || GetOptions { range: Some(GetRange::Bounded(range.clone())), ..GetOptions::default() };
+        let got = idempotent("get", || self.store.get_opts(&path, options())).await.map_err(error)?;
         Ok(got.into_stream().map(|chunk| chunk.map_err(error)).boxed())
     }
 
     /// Blob `name`'s length.
     pub async fn len(&self, name: &str) -> Result<u64, BlobError> {
         requests::BLOB_HEAD.add(1);
-        Ok(self.store.head(&Path::from(name)).await.map_err(error)?.size)
+        let path = Path::from(name);
+        Ok(idempotent("head", || self.store.head(&path)).await.map_err(error)?.size)
     }
 
     /// Deletes blob `name` (nothing if there is none).
     pub async fn delete(&self, name: &str) -> Result<(), BlobError> {
         requests::BLOB_DELETE.add(1);
-        match self.store.delete(&Path::from(name)).await {
+        let path = Path::from(name);
+        match idempotent("delete", || self.store.delete(&path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(error(e)),
         }
@@ -302,5 +365,80 @@ impl BlobWriter {
     /// Discards the upload.
     pub async fn abort(self) -> Result<(), BlobError> {
         self.inner.abort().await.map_err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A service on loopback that answers its first `garbled` requests with bytes that are
+    /// not HTTP (a transport failure the HTTP client cannot classify) and the rest with 200.
+    fn service(garbled: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then the body its Content-Length announces.
+                loop {
+                    let Ok(n) = stream.read(&mut buf) else { break };
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let answer: &[u8] = if n < garbled {
+                    b"\x00\x01 not http at all\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = stream.write_all(answer);
+            }
+        });
+        (url, seen)
+    }
+
+    fn blobs(url: &str) -> Blobs {
+        let mut config = BlobConfig::new(url, "b", "ak", "sk");
+        config.max_retries = 0;
+        Blobs::new(&config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unclassified_transport_failure_is_tried_again() {
+        let (url, seen) = service(UNCLASSIFIED_RETRIES as usize);
+        blobs(&url).put("d/x", Bytes::from_static(b"ciphertext")).await.unwrap();
+        assert_eq!(seen.load(Ordering::SeqCst), UNCLASSIFIED_RETRIES as usize + 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_persists_names_its_cause() {
+        let (url, seen) = service(usize::MAX);
+        let e = blobs(&url).put("d/x", Bytes::from_static(b"ciphertext")).await.unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), UNCLASSIFIED_RETRIES as usize + 1);
+        let text = e.to_string();
+        assert!(matches!(e, BlobError::Unavailable(_)), "{text}");
+        assert!(text.contains("error sending request: "), "the cause follows: {text}");
     }
 }
