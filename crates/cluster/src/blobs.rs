@@ -389,8 +389,7 @@ mod tests {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
                 // Headers, then the body its Content-Length announces.
-                loop {
-                    let Ok(n) = stream.read(&mut buf) else { break };
+                while let Ok(n) = stream.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
