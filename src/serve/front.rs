@@ -50,6 +50,25 @@ fn length(headers: &HeaderMap, name: &str) -> u64 {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// Several `Content-Encoding` lines become one, their values joined by commas, as AWS
+/// stores them (and as SigV4's canonical form already reads repeated headers).
+fn join_content_encodings(headers: &mut HeaderMap) {
+    let name = http::header::CONTENT_ENCODING;
+    if headers.get_all(&name).iter().nth(1).is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for v in headers.get_all(&name) {
+        if !joined.is_empty() {
+            joined.push(b',');
+        }
+        joined.extend_from_slice(v.as_bytes().trim_ascii());
+    }
+    if let Ok(v) = http::HeaderValue::from_bytes(&joined) {
+        headers.insert(name, v);
+    }
+}
+
 fn text(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
@@ -63,6 +82,7 @@ impl Front {
         if let Some(peer) = self.peer {
             req.extensions_mut().insert(s3::access::Origin { ip: peer.ip(), secure: !self.plain });
         }
+        join_content_encodings(req.headers_mut());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let bytes_in = match length(req.headers(), "x-amz-decoded-content-length") {

@@ -21,6 +21,10 @@ SSE-S3 buckets):
   carried by copies; storage classes recorded and answered, archive ones refused;
 - object tagging: `x-amz-tagging`, Put/Get/DeleteObjectTagging, the count on GET/HEAD,
   AWS's limits, copies (directive), overwrites, a restart; through the aws cli too;
+- several Content-Encoding lines: kept joined by commas; GET and HEAD carrying
+  x-amz-server-side-encryption: 400 InvalidArgument; listings without encoding-type name
+  keys as they are; a part re-sent while its first upload still runs: the upload that
+  finishes last is the part (completing with the other's ETag: InvalidPart), as Ceph RGW;
 - a Range AWS ignores (`bytes=3-2`, several ranges): the whole object with 200, also
   presigned; anonymous still 403.
 """
@@ -392,6 +396,88 @@ def test_ignored_range_presigned_and_anonymous(srv, suite):
     r = requests.get(f"{srv.endpoint}/compat-default/ranges", headers={"Range": "bytes=3-2"}, verify=str(srv.ca),
                      timeout=30)
     check("anonymous GET with an ignored Range → 403", r.status_code == 403, f"{r.status_code} {r.text[:200]}")
+
+
+def test_what_other_suites_found(srv, suite):
+    check, s3 = srv.check, suite.s3
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(srv.ca))
+
+    def raw(method, url, headers, parts):
+        """Sends `parts` of a body one after another; returns the connection's response."""
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=30)
+        conn.putrequest(method, url.split(str(srv.port), 1)[1])
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        for part in parts:
+            if callable(part):
+                part()
+            else:
+                conn.send(part)
+        return conn.getresponse()
+
+    bucket = "compat-default"
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "encodings"}, ExpiresIn=300)
+    r = raw("PUT", url, [("Content-Encoding", "gzip"), ("Content-Encoding", "br"), ("Content-Length", "3")], [b"abc"])
+    check("two Content-Encoding lines are accepted", r.status == 200, f"{r.status} {r.read()[:300]}")
+    check("… and answered joined", s3.head_object(Bucket=bucket, Key="encodings").get("ContentEncoding") == "gzip,br")
+
+    def with_header(op, name, value):
+        event = f"before-sign.s3.{op}"
+
+        def add(request, **_):
+            request.headers[name] = value
+        s3.meta.events.register(event, add)
+        try:
+            fn = s3.get_object if op == "GetObject" else s3.head_object
+            return status_of(lambda: fn(Bucket=bucket, Key="encodings"))[:2]
+        finally:
+            s3.meta.events.unregister(event, add)
+    for op in ("GetObject", "HeadObject"):
+        for name, value in (("x-amz-server-side-encryption", "AES256"),
+                            ("x-amz-server-side-encryption-aws-kms-key-id", "k")):
+            want = (400, "InvalidArgument") if op == "GetObject" else (400, "400")
+            check(f"{op} with {name}: 400", with_header(op, name, value) == want, str(with_header(op, name, value)))
+
+    # Listings without encoding-type (boto3 asks for url encoding unless told not to).
+    from botocore.handlers import set_list_objects_encoding_type_url
+    raw_s3 = srv.boto3("alice")
+    for op in ("ListObjects", "ListObjectsV2"):
+        raw_s3.meta.events.unregister(f"before-parameter-build.s3.{op}", set_list_objects_encoding_type_url)
+    names = ["odd/a b+c%d", "odd/q&r<s>", "odd/x y/z"]
+    for k in names:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"1")
+    v1 = [o["Key"] for o in raw_s3.list_objects(Bucket=bucket, Prefix="odd/")["Contents"]]
+    v2 = raw_s3.list_objects_v2(Bucket=bucket, Prefix="odd/", Delimiter=" ")
+    check("ListObjects without encoding-type: keys as they are", v1 == names, str(v1))
+    check("ListObjectsV2 without encoding-type: keys and prefixes as they are",
+          [o["Key"] for o in v2["Contents"]] == ["odd/q&r<s>"]
+          and v2.get("CommonPrefixes") == [{"Prefix": "odd/a "}, {"Prefix": "odd/x "}],
+          str(v2))
+
+    # Part 1 sent twice, the first upload finishing last: that one is the part.
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="resent")["UploadId"]
+    url = s3.generate_presigned_url("upload_part", ExpiresIn=300, Params={
+        "Bucket": bucket, "Key": "resent", "UploadId": upload, "PartNumber": 1})
+    second = {}
+
+    def send_second():
+        second["etag"] = s3.upload_part(Bucket=bucket, Key="resent", UploadId=upload, PartNumber=1,
+                                        Body=b"BBBBBBBB")["ETag"]
+    r = raw("PUT", url, [("Content-Length", "8")], [b"AAAA", send_second, b"AAAA"])
+    first = r.getheader("ETag")
+    check("both uploads of part 1 succeed", r.status == 200 and "etag" in second, f"{r.status}")
+    listed = s3.list_parts(Bucket=bucket, Key="resent", UploadId=upload)["Parts"]
+    check("the upload that finished last is the part", [p["ETag"] for p in listed] == [first], str(listed))
+    check("completing with the other's ETag: 400 InvalidPart",
+          status_of(lambda: s3.complete_multipart_upload(
+              Bucket=bucket, Key="resent", UploadId=upload,
+              MultipartUpload={"Parts": [{"ETag": second["etag"], "PartNumber": 1}]}))[:2] == (400, "InvalidPart"))
+    s3.complete_multipart_upload(Bucket=bucket, Key="resent", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"ETag": first, "PartNumber": 1}]})
+    check("… and with its own it completes", s3.get_object(Bucket=bucket, Key="resent")["Body"].read() == b"A" * 8)
 
 
 def test_listings_through_the_aws_cli(srv, suite):

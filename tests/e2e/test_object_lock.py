@@ -89,6 +89,14 @@ def scenario(srv, s3, mode, bucket, put_kw, get_kw, copy_kw):
                             Retention={"Mode": "GOVERNANCE", "RetainUntilDate": longer})
     check(f"{say} extending GOVERNANCE needs no bypass",
           s3.get_object_retention(Bucket=bucket, Key="gov", VersionId=gov)["Retention"]["RetainUntilDate"] == longer)
+    check(f"{say} GOVERNANCE made COMPLIANCE without bypass: 403",
+          status_of(lambda: s3.put_object_retention(
+              Bucket=bucket, Key="gov", VersionId=gov,
+              Retention={"Mode": "COMPLIANCE", "RetainUntilDate": ahead(9000)})) == (403, "AccessDenied"))
+    check(f"{say} a retention mode that is neither: 400 MalformedXML",
+          status_of(lambda: s3.put_object_retention(
+              Bucket=bucket, Key="gov", VersionId=gov,
+              Retention={"Mode": "FOREVER", "RetainUntilDate": ahead(9000)})) == (400, "MalformedXML"))
     s3.put_object_retention(Bucket=bucket, Key="gov", VersionId=gov, BypassGovernanceRetention=True,
                             Retention={"Mode": "GOVERNANCE", "RetainUntilDate": shorter})
     check(f"{say} shortening GOVERNANCE with bypass",

@@ -159,8 +159,9 @@ pub fn may_remove(lock: &Lock, now_ms: u64, bypass: bool) -> Result<(), LockRefu
 }
 
 /// Whether a version's retention may change from `old` to `new` at `now_ms`: a retention
-/// in effect may be extended (and governance made compliance) by anyone; a governance one
-/// shortened or removed only with `bypass`; a compliance one never.
+/// in effect may be extended in its own mode by anyone; a governance one shortened,
+/// removed or made compliance only with `bypass` (as AWS and Ceph decide); a compliance
+/// one never shortened, removed or made governance.
 pub fn may_change(
     old: Option<&Retention>,
     new: Option<&Retention>,
@@ -169,9 +170,7 @@ pub fn may_change(
 ) -> Result<(), LockRefusal> {
     let Some(old) = old.filter(|r| r.in_effect(now_ms)) else { return Ok(()) };
     let refused = Err(LockRefusal::Retained { mode: old.mode, until_ms: old.until_ms });
-    let keeps = new.is_some_and(|n| {
-        n.until_ms >= old.until_ms && (old.mode == Mode::Governance || n.mode == Mode::Compliance)
-    });
+    let keeps = new.is_some_and(|n| n.until_ms >= old.until_ms && n.mode == old.mode);
     match old.mode {
         _ if keeps => Ok(()),
         Mode::Governance if bypass => Ok(()),
@@ -215,7 +214,8 @@ mod tests {
         assert!(may_change(Some(&g), Some(&r(Mode::Governance, NOW + 50)), NOW, true).is_ok());
         assert!(may_change(Some(&g), None, NOW, false).is_err());
         assert!(may_change(Some(&g), None, NOW, true).is_ok());
-        assert!(may_change(Some(&g), Some(&r(Mode::Compliance, NOW + 100)), NOW, false).is_ok());
+        assert!(may_change(Some(&g), Some(&r(Mode::Compliance, NOW + 100)), NOW, false).is_err());
+        assert!(may_change(Some(&g), Some(&r(Mode::Compliance, NOW + 100)), NOW, true).is_ok());
         assert!(may_change(Some(&c), Some(&r(Mode::Compliance, NOW + 50)), NOW, true).is_err());
         assert!(may_change(Some(&c), Some(&r(Mode::Governance, NOW + 500)), NOW, true).is_err());
         assert!(may_change(Some(&c), None, NOW, true).is_err());

@@ -30,6 +30,18 @@ pub(crate) fn user_metadata(sent: Option<Metadata>) -> S3Result<BTreeMap<String,
     Ok(user)
 }
 
+/// GET and HEAD name no server-side encryption (the object's own is used; SSE-C's
+/// customer headers are the exception): `x-amz-server-side-encryption` or its KMS key id
+/// on a read is 400 InvalidArgument, as AWS and Ceph answer.
+pub(crate) fn refuse_sse_on_read(headers: &http::HeaderMap) -> S3Result<()> {
+    for name in ["x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"] {
+        if headers.contains_key(name) {
+            return Err(s3_error!(InvalidArgument, "the {name} header is not supported for GET or HEAD"));
+        }
+    }
+    Ok(())
+}
+
 /// `aws-chunked` names the transport framing of a body, not the object's encoding: it is
 /// dropped from Content-Encoding (and the header with it when nothing else is left).
 pub(crate) fn content_encoding(sent: Option<String>) -> Option<String> {

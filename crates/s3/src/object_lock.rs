@@ -254,6 +254,9 @@ pub(super) async fn put_retention(
     s.check_bypass(&mut asker, &bucket, Some(object), input.bypass_governance_retention).await?;
     let asked = input.retention.unwrap_or_default();
     let mode = asked.mode.as_ref().map(ObjectLockRetentionMode::as_str);
+    // In the body a mode that is none of the two is a malformed document (in headers, an
+    // invalid argument).
+    mode.map(mode_of).transpose()?;
     let new = retention(mode, asked.retain_until_date.as_ref(), base::clock::now_unix_ms())?;
     let bypass = input.bypass_governance_retention.unwrap_or(false);
     s.objects

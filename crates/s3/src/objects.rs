@@ -156,6 +156,7 @@ pub(super) async fn get_object(
     s: &CipherS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
+    headers::refuse_sse_on_read(&req.headers)?;
     let (_, bucket) = s.admit(&req).await?;
     let input = req.input;
     let Opened { body, read, meta, version_id, tag_count, expiration, storage_class, lock } =
@@ -220,6 +221,7 @@ pub(super) async fn head_object(
     s: &CipherS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
+    headers::refuse_sse_on_read(&req.headers)?;
     let (_, bucket) = s.admit(&req).await?;
     let input = &req.input;
     // Reading needs the key: a wrong SSE-C key, or a suspended or deleted root key,
