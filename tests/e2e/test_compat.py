@@ -479,6 +479,25 @@ def test_what_other_suites_found(srv, suite):
                                  MultipartUpload={"Parts": [{"ETag": first, "PartNumber": 1}]})
     check("… and with its own it completes", s3.get_object(Bucket=bucket, Key="resent")["Body"].read() == b"A" * 8)
 
+    # Under SSE-C a part re-sent with the same bytes keeps its ETag (keyed by the customer
+    # key, not the plaintext's MD5), so completing with the first answer's works.
+    ssec_bucket, ssec = suite.modes["SSE-C"]
+    upload = s3.create_multipart_upload(Bucket=ssec_bucket, Key="resent", **ssec)["UploadId"]
+    body = os.urandom(5 * MiB)
+    etags = [s3.upload_part(Bucket=ssec_bucket, Key="resent", UploadId=upload, PartNumber=1, Body=body,
+                            **ssec)["ETag"] for _ in range(2)]
+    other = s3.upload_part(Bucket=ssec_bucket, Key="other", UploadId=s3.create_multipart_upload(
+        Bucket=ssec_bucket, Key="other", **ssec)["UploadId"], PartNumber=1, Body=body[:-1] + b"x", **ssec)["ETag"]
+    check("an SSE-C part re-sent keeps its ETag", etags[0] == etags[1], str(etags))
+    check("… which is not the plaintext's MD5, and differs for other bytes",
+          etags[0].strip('"') != hashlib.md5(body).hexdigest() and other != etags[0])
+    tail = s3.upload_part(Bucket=ssec_bucket, Key="resent", UploadId=upload, PartNumber=2, Body=b"tail",
+                          **ssec)["ETag"]
+    s3.complete_multipart_upload(Bucket=ssec_bucket, Key="resent", UploadId=upload, **ssec, MultipartUpload={
+        "Parts": [{"ETag": etags[0], "PartNumber": 1}, {"ETag": tail, "PartNumber": 2}]})
+    got = s3.get_object(Bucket=ssec_bucket, Key="resent", **ssec)["Body"].read()
+    check("… and the upload completes with the first answer's ETag", got == body + b"tail")
+
 
 def test_listings_through_the_aws_cli(srv, suite):
     bucket, check = suite.bucket, srv.check

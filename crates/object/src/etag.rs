@@ -1,7 +1,11 @@
 //! ETags as S3 computes them: the plaintext's MD5 for a single object; the MD5 of the
 //! parts' MD5s and `-N` for a multipart one; random 32 hex digits for SSE-C objects, whose
-//! ETags must not reveal an MD5 of the plaintext.
+//! ETags must not reveal an MD5 of the plaintext. An SSE-C part's ETag is a function of its
+//! plaintext's MD5 keyed by the customer's key, so a part re-sent with the same bytes and
+//! key keeps its ETag (clients complete with the first answer's) and reveals nothing to
+//! anyone without the key.
 
+use engine::CustomerKey;
 use engine::md5::Md5;
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +75,31 @@ pub fn of(protection: &Protection, md5: Option<String>) -> ETag {
     }
 }
 
+/// The ETag of a part protected by `protection` whose plaintext MD5 is `md5` (hex), sealed
+/// with `key` (SSE-C's and SSE-KP's): for SSE-C, HKDF-SHA-256 of the customer key with the
+/// MD5 as info; else as [`of`].
+pub fn of_part(protection: &Protection, md5: Option<String>, key: Option<&CustomerKey>) -> ETag {
+    match (protection, md5, key) {
+        (Protection::SseC { .. }, Some(m), Some(k)) => {
+            let mut out = [0u8; 16];
+            let md5 = base::hex::decode(&m).unwrap_or_default();
+            match engine::primitives::hkdf_sha256(
+                k.key.expose(),
+                PART_ETAG_SALT,
+                &[&k.context, &md5],
+                &mut out,
+            ) {
+                Ok(()) => ETag(base::hex::encode(&out)),
+                Err(_) => random(),
+            }
+        }
+        (_, m, _) => of(protection, m),
+    }
+}
+
+/// The HKDF salt of SSE-C part ETags (domain separation from every other derivation).
+const PART_ETAG_SALT: &[u8] = b"cipherstore sse-c part etag v1";
+
 /// Whether objects protected by `protection` need the plaintext's MD5 for their ETag.
 pub fn needs_md5(protection: &Protection) -> bool {
     !matches!(protection, Protection::SseC { .. })
@@ -110,5 +139,20 @@ mod tests {
         assert_eq!(e.quoted(), "\"abc\"");
         assert_eq!(serde_json::to_string(&e).unwrap(), "\"abc\"", "kept as its text");
         assert!(!needs_md5(&Protection::SseC { key_md5: "m".into() }));
+    }
+
+    #[test]
+    fn sse_c_part_etags_follow_bytes_and_key_and_hide_the_md5() {
+        let ssec = Protection::SseC { key_md5: "m".into() };
+        let key = |b: u8| CustomerKey::new(engine::SecretKey::from_bytes([b; 32]));
+        let md5 = |s: &str| Some(base::hex::encode(&Md5::digest(s.as_bytes())));
+        let a = of_part(&ssec, md5("part"), Some(&key(1)));
+        assert_eq!(a, of_part(&ssec, md5("part"), Some(&key(1))), "same bytes, same key");
+        assert_ne!(a, of_part(&ssec, md5("other"), Some(&key(1))), "other bytes");
+        assert_ne!(a, of_part(&ssec, md5("part"), Some(&key(2))), "other key");
+        assert_ne!(Some(a.as_str().to_owned()), md5("part"), "not the plaintext's MD5");
+        assert_eq!(a.as_str().len(), 32);
+        let plain = Protection::Aont;
+        assert_eq!(of_part(&plain, md5("part"), None).as_str(), md5("part").unwrap_or_default());
     }
 }

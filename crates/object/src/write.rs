@@ -70,6 +70,12 @@ impl SealPlan {
     pub fn needs_md5(&self) -> bool {
         etag::needs_md5(&self.protection)
     }
+
+    /// Whether a part's ETag needs its plaintext's MD5: always (an SSE-C part's is keyed,
+    /// [`etag::of_part`]).
+    pub fn part_needs_md5(&self) -> bool {
+        true
+    }
 }
 
 /// A write begun: how its bytes are sealed, and what its record will say.
@@ -204,7 +210,7 @@ impl Objects {
         let mut record = PartRecord {
             number,
             size: sealed.size,
-            etag: etag::of(&protection, sealed.md5),
+            etag: etag::of_part(&protection, sealed.md5, key.as_ref()),
             last_modified: base::clock::now_unix(),
             salt: sealed.salt,
             sealed: None,

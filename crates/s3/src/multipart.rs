@@ -93,7 +93,7 @@ async fn begin_part(
 ) -> S3Result<(Box<dyn PartWriter>, PendingPart, body::Seal, bool)> {
     let (writer, pending) =
         s.objects.begin_part(bucket, upload, number, read, s.backend).await.map_err(error::object)?;
-    let (seal, md5) = (body::sealing(pending.plan()), pending.plan().needs_md5());
+    let (seal, md5) = (body::sealing(pending.plan()), pending.plan().part_needs_md5());
     Ok((writer, pending, seal, md5))
 }
 
