@@ -9,7 +9,7 @@ use tools::fuzz_entry;
 
 type Entry = fn(&[u8]);
 
-const TARGETS: [(&str, Entry); 7] = [
+const TARGETS: [(&str, Entry); 8] = [
     ("format_header", fuzz_entry::format_header),
     ("decrypt", fuzz_entry::decrypt),
     ("sse_headers", fuzz_entry::sse_headers),
@@ -17,6 +17,7 @@ const TARGETS: [(&str, Entry); 7] = [
     ("chunk_framing", fuzz_entry::chunk_framing),
     ("identities", fuzz_entry::identities),
     ("policy", fuzz_entry::policy),
+    ("acl", fuzz_entry::acl),
 ];
 
 fn files(dir: &Path) -> Vec<Vec<u8>> {

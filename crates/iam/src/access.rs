@@ -7,8 +7,12 @@
 //! 3. an `Allow` in the bucket policy allows, unless it is public and the bucket's public
 //!    access block restricts public policies (then only the statements naming callers
 //!    count);
-//! 4. anything else is refused.
+//! 4. a grant of the ACL that applies (the bucket's, or for reads of an object and its
+//!    ACL, the object's; only where the bucket's ACLs are on) allows, public grants
+//!    ignored under IgnorePublicAcls;
+//! 5. anything else is refused.
 
+use super::acl::{self, Acl};
 use super::policy::{Policy, Request, Verdict};
 use super::role::Action;
 use super::snapshot::{Principal, Standing};
@@ -24,6 +28,11 @@ pub struct BucketAccess<'a> {
     pub policy: Option<&'a Policy>,
     /// Its public access block's RestrictPublicBuckets.
     pub restrict_public: bool,
+    /// The ACL this request is decided under ([`acl::needed`] says whose: the bucket's or
+    /// the object's); `None` where the bucket's ACLs are off.
+    pub acl: Option<&'a Acl>,
+    /// Its public access block's IgnorePublicAcls.
+    pub ignore_public_acls: bool,
 }
 
 /// Why a request is allowed.
@@ -35,6 +44,8 @@ pub enum Grounds {
     Role,
     /// The bucket policy allows it.
     Policy,
+    /// A grant of the ACL allows it.
+    Acl,
 }
 
 /// Why a request is refused.
@@ -58,7 +69,9 @@ pub fn decide(request: &Request<'_>, kind: Action, bucket: &BucketAccess<'_>) ->
         Some(Standing::Role(r)) if r.allows(kind) => Some(Grounds::Role),
         _ => None,
     };
-    let Some(policy) = bucket.policy else { return by_standing.ok_or(Denial::NotAllowed) };
+    let Some(policy) = bucket.policy else {
+        return by_standing.or_else(|| by_acl(request, bucket)).ok_or(Denial::NotAllowed);
+    };
     let kept = owner && OWNER_KEEPS.iter().any(|a| a.eq_ignore_ascii_case(request.action));
     // Allowed already: only a Deny statement can change that, so only those are read.
     if let Some(grounds) = by_standing {
@@ -67,8 +80,16 @@ pub fn decide(request: &Request<'_>, kind: Action, bucket: &BucketAccess<'_>) ->
     match policy.evaluate(request) {
         Verdict::Denied => Err(Denial::ExplicitDeny),
         Verdict::Allowed { public } if !(public && bucket.restrict_public) => Ok(Grounds::Policy),
-        _ => Err(Denial::NotAllowed),
+        _ => by_acl(request, bucket).ok_or(Denial::NotAllowed),
     }
+}
+
+/// Whether the ACL that applies grants the request's action to its caller.
+fn by_acl(request: &Request<'_>, bucket: &BucketAccess<'_>) -> Option<Grounds> {
+    let list = bucket.acl?;
+    let (_, needed) = acl::needed(request.action)?;
+    let caller = request.caller.map(|c| c.canonical_id.as_str());
+    list.allows(caller, needed, bucket.ignore_public_acls).then_some(Grounds::Acl)
 }
 
 #[cfg(test)]
@@ -110,6 +131,8 @@ mod tests {
             owner: "id-owner",
             policy: Some(&policy),
             restrict_public: restrict,
+            acl: None,
+            ignore_public_acls: false,
         };
         let run = |caller: Option<&Principal>,
                    action: &str,
@@ -169,7 +192,14 @@ mod tests {
                 "cell {i}: {action} {resource}"
             );
         }
-        let none = BucketAccess { name: "b", owner: "id-owner", policy: None, restrict_public: true };
+        let none = BucketAccess {
+            name: "b",
+            owner: "id-owner",
+            policy: None,
+            restrict_public: true,
+            acl: None,
+            ignore_public_acls: false,
+        };
         let cx = Context::new();
         let ask = |c: Option<&Principal>| {
             decide(
@@ -181,5 +211,61 @@ mod tests {
         assert_eq!(ask(Some(&owner)), Ok(Owner));
         assert_eq!(ask(Some(&eve)), Err(NotAllowed));
         assert_eq!(ask(None), Err(NotAllowed));
+    }
+
+    #[test]
+    fn acl_grants_allow_after_the_policy_and_never_past_a_deny() {
+        use crate::acl::{Canned, Grant, Grantee, Permission};
+        let deny_plain = Policy::parse(
+            r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#,
+            "b",
+        )
+        .unwrap();
+        let mut public_read = Canned::PublicRead.acl("id-owner", "id-owner");
+        public_read
+            .grants
+            .push(Grant { grantee: Grantee::Id("id-eve".into()), permission: Permission::WriteAcp });
+        let eve = user("eve", None);
+        let mut tls = Context::new();
+        tls.set("aws:SecureTransport", "true");
+        let mut plain = Context::new();
+        plain.set("aws:SecureTransport", "false");
+        let ask = |caller: Option<&Principal>, action: &str, cx: &Context, policy, acl, ignore| {
+            let bucket = BucketAccess {
+                name: "b",
+                owner: "id-owner",
+                policy,
+                restrict_public: false,
+                acl,
+                ignore_public_acls: ignore,
+            };
+            decide(
+                &Request { caller, action, resource: "arn:aws:s3:::b/k", context: cx },
+                Action::Read,
+                &bucket,
+            )
+        };
+        let acl = Some(&public_read);
+        assert_eq!(ask(None, "s3:GetObject", &tls, None, acl, false), Ok(Grounds::Acl));
+        assert_eq!(
+            ask(None, "s3:GetObject", &tls, None, acl, true),
+            Err(Denial::NotAllowed),
+            "IgnorePublicAcls"
+        );
+        assert_eq!(ask(None, "s3:GetObject", &tls, None, None, false), Err(Denial::NotAllowed), "ACLs off");
+        assert_eq!(ask(None, "s3:GetObjectTagging", &tls, None, acl, false), Err(Denial::NotAllowed));
+        assert_eq!(ask(Some(&eve), "s3:PutObjectAcl", &tls, Some(&deny_plain), acl, true), Ok(Grounds::Acl));
+        assert_eq!(
+            ask(Some(&eve), "s3:PutObjectAcl", &plain, Some(&deny_plain), acl, true),
+            Err(Denial::ExplicitDeny)
+        );
+        assert_eq!(
+            ask(Some(&eve), "s3:GetObjectAcl", &tls, Some(&deny_plain), acl, true),
+            Err(Denial::NotAllowed)
+        );
+        assert_eq!(
+            ask(None, "s3:GetObject", &plain, Some(&deny_plain), acl, false),
+            Err(Denial::ExplicitDeny)
+        );
     }
 }

@@ -12,9 +12,11 @@
 //! - [`Seal`]: secrets sealed at rest under a key the HSM wraps;
 //! - [`users`]: the users file, imported at start;
 //! - [`policy`]: bucket policies, checked and evaluated;
-//! - [`decide`]: the access decision, roles and the bucket policy together.
+//! - [`acl`]: access control lists, canned ACLs, grant headers and object ownership;
+//! - [`decide`]: the access decision, roles, the bucket policy and ACLs together.
 
 mod access;
+pub mod acl;
 mod directory;
 mod error;
 mod keep;

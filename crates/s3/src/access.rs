@@ -243,6 +243,8 @@ impl CipherS3 {
             owner: &bucket.owner,
             policy: policy.as_deref(),
             restrict_public: bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets),
+            acl: None,
+            ignore_public_acls: bucket.public_access_block.is_some_and(|b| b.ignore_public_acls),
         };
         iam::decide(&request, op.kind, &access).map(|_| ()).map_err(|_| denied())
     }

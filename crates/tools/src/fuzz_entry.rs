@@ -91,6 +91,40 @@ pub fn identities(data: &[u8]) {
     }
 }
 
+/// ACL request headers: the first line is `x-amz-acl` (empty: none), each further line a
+/// grant header `NAME: VALUE`; what they ask for is made under each object ownership,
+/// with and without BlockPublicAcls, and the list made is asked about for every caller.
+pub fn acl(data: &[u8]) {
+    use iam::acl::{Asked, Ownership, Permission, Rules, make};
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    let canned = lines.next().filter(|c| !c.is_empty());
+    let grants: Vec<(&str, &str)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(h, v)| (h.trim(), v)).collect();
+    let Ok(asked) = Asked::from_headers(canned, grants.iter().copied()) else { return };
+    for ownership in
+        [Ownership::BucketOwnerEnforced, Ownership::BucketOwnerPreferred, Ownership::ObjectWriter]
+    {
+        for block_public in [false, true] {
+            let rules = Rules {
+                owner: "w",
+                bucket_owner: "b",
+                ownership,
+                block_public,
+                email: &|e| e.contains('@').then(|| e.to_owned()),
+                known: &|id| id.len() < 64,
+            };
+            let Ok(list) = make(asked.clone(), &rules) else { continue };
+            let _ = list.is_public();
+            for caller in [None, Some("w"), Some("b"), Some("x")] {
+                for p in [Permission::Read, Permission::Write, Permission::ReadAcp, Permission::WriteAcp] {
+                    let _ = list.allows(caller, p, block_public);
+                }
+            }
+        }
+    }
+}
+
 /// A bucket policy document (the body of PutBucketPolicy): checked, and if accepted,
 /// evaluated for the owner, another user and an anonymous caller against requests whose
 /// condition keys take values cut from the same bytes.
@@ -139,6 +173,8 @@ pub fn policy(data: &[u8]) {
                 owner: "id-owner",
                 policy: Some(&policy),
                 restrict_public: true,
+                acl: None,
+                ignore_public_acls: false,
             };
             let _ = iam::decide(&request, iam::Action::Read, &bucket);
         }
