@@ -81,6 +81,7 @@ pub struct Snapshot {
     names: HashMap<String, String>,
     granted: HashSet<String>,
     user_names: HashSet<String>,
+    emails: HashMap<String, String>,
 }
 
 impl Snapshot {
@@ -119,7 +120,13 @@ impl Snapshot {
             directory.users.values().map(|u| (u.canonical_id.clone(), u.display_name.clone())).collect();
         let granted = directory.users.values().flat_map(|u| u.grants.keys().cloned()).collect();
         let user_names = directory.users.keys().cloned().collect();
-        (Self { keys, names, granted, user_names }, errors)
+        // Emails compare without case, as AWS resolves grants by email.
+        let emails = directory
+            .users
+            .values()
+            .filter_map(|u| Some((u.email.as_ref()?.to_ascii_lowercase(), u.canonical_id.clone())))
+            .collect();
+        (Self { keys, names, granted, user_names, emails }, errors)
     }
 
     /// The secret of `access_key` if it may sign requests at `now` (Unix seconds).
@@ -153,6 +160,11 @@ impl Snapshot {
     /// Whether a user with `canonical_id` exists.
     pub fn has_canonical_id(&self, canonical_id: &str) -> bool {
         self.names.contains_key(canonical_id)
+    }
+
+    /// The canonical id of the user whose email is `email` (any case).
+    pub fn canonical_id_by_email(&self, email: &str) -> Option<&str> {
+        self.emails.get(&email.to_ascii_lowercase()).map(String::as_str)
     }
 
     /// Whether any user holds a role on `bucket`.

@@ -101,6 +101,21 @@ impl Objects {
         .await
     }
 
+    /// Replaces the ACL of a version (PutObjectAcl).
+    pub async fn set_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: &iam::acl::Acl,
+    ) -> Result<Option<String>, ObjectError> {
+        self.amend(bucket, key, version_id, |_, annex| {
+            annex.acl = Some(acl.clone());
+            Ok(())
+        })
+        .await
+    }
+
     /// Turns the legal hold of a version on or off (PutObjectLegalHold).
     pub async fn set_legal_hold(
         &self,

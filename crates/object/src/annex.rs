@@ -1,18 +1,19 @@
 //! The annex a store keeps beside one version of an object (FORMAT.md §6.3): what S3
 //! lets a client change after the version was written without rewriting it — its tags
-//! (PutObjectTagging), its Object Lock state (PutObjectRetention, PutObjectLegalHold) and
-//! the storage class a lifecycle transition gave it.
+//! (PutObjectTagging), its Object Lock state (PutObjectRetention, PutObjectLegalHold), its
+//! ACL (PutObjectAcl) and the storage class a lifecycle transition gave it.
 //! It is bound to the record it was set on (by the record's SHA-256), so it never
 //! outlives its version: an object written later under the same key starts from its own
 //! record. It is kept in clear, as tags and lock state are served without the object's
 //! key; what it holds replaces the record's own tags or lock state.
 //!
 //! ```text
-//! {"v":2,"record":"<sha-256 hex of the record>","tags":[...],"lock":{...},"storage_class":"…"}
+//! {"v":2,"record":"<sha-256 hex of the record>","tags":[...],"lock":{...},"storage_class":"…","acl":{...}}
 //! ```
 //!
 //! Version 1 (tags only, written before Object Lock) is read too.
 
+use iam::acl::Acl;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,12 +30,14 @@ pub struct Annex {
     pub lock: Option<Lock>,
     /// The storage class a lifecycle transition gave the version after the write.
     pub storage_class: Option<String>,
+    /// The ACL set after the write.
+    pub acl: Option<Acl>,
 }
 
 impl Annex {
     /// Nothing set.
     pub fn is_empty(&self) -> bool {
-        self.tags.is_none() && self.lock.is_none() && self.storage_class.is_none()
+        self.tags.is_none() && self.lock.is_none() && self.storage_class.is_none() && self.acl.is_none()
     }
 
     /// The version's storage class now (`None`: STANDARD): a transition's, else the one
@@ -55,6 +58,8 @@ struct Kept {
     lock: Option<Lock>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     storage_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acl: Option<Acl>,
 }
 
 const VERSION: u32 = 2;
@@ -75,6 +80,7 @@ pub fn encode(record: &[u8], annex: &Annex) -> Result<Option<Vec<u8>>, ObjectErr
         tags: annex.tags.clone(),
         lock: annex.lock,
         storage_class: annex.storage_class.clone(),
+        acl: annex.acl.clone(),
     };
     serde_json::to_vec(&kept).map(Some).map_err(|e| ObjectError::Encode(e.to_string()))
 }
@@ -87,14 +93,14 @@ pub fn decode(record: &[u8], bytes: Option<&[u8]>) -> Result<Annex, ObjectError>
         .map_err(|e| ObjectError::Integrity(format!("an annex does not parse: {e}")))?;
     match kept.v {
         // Version 1 held a tag set and nothing else.
-        1 if kept.lock.is_none() && kept.storage_class.is_none() => {}
+        1 if kept.lock.is_none() && kept.storage_class.is_none() && kept.acl.is_none() => {}
         VERSION => {}
         v => return Err(ObjectError::Integrity(format!("an annex has unknown format version {v}"))),
     }
     if kept.record != identity(record) {
         return Ok(Annex::default());
     }
-    Ok(Annex { tags: kept.tags, lock: kept.lock, storage_class: kept.storage_class })
+    Ok(Annex { tags: kept.tags, lock: kept.lock, storage_class: kept.storage_class, acl: kept.acl })
 }
 
 #[cfg(test)]
@@ -109,8 +115,12 @@ mod tests {
             retention: Some(Retention { mode: Mode::Compliance, until_ms: 9 }),
             legal_hold: Some(true),
         };
-        let a =
-            Annex { tags: Some(tags.clone()), lock: Some(lock), storage_class: Some("STANDARD_IA".into()) };
+        let a = Annex {
+            tags: Some(tags.clone()),
+            lock: Some(lock),
+            storage_class: Some("STANDARD_IA".into()),
+            acl: Some(Acl::private("someone")),
+        };
         let kept = encode(b"record one", &a).unwrap().unwrap();
         assert_eq!(decode(b"record one", Some(&kept)).unwrap(), a);
         assert_eq!(decode(b"record two", Some(&kept)).unwrap(), Annex::default());

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use iam::acl::{Acl, Ownership};
 use serde::{Deserialize, Serialize};
 
 use super::error::ObjectError;
@@ -93,6 +94,12 @@ pub struct BucketRecord {
     /// Its public access block, if one is set (new buckets get every part on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block: Option<PublicAccessBlock>,
+    /// Its object ownership controls (`None`: BucketOwnerEnforced, ACLs off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+    /// Its ACL (`None`: its owner's, private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 /// S3's public access block of a bucket: which public grants it refuses or ignores.
@@ -123,6 +130,21 @@ fn is_off(v: &Versioning) -> bool {
 }
 
 impl BucketRecord {
+    /// Its object ownership (BucketOwnerEnforced unless set).
+    pub fn ownership(&self) -> Ownership {
+        self.ownership.unwrap_or_default()
+    }
+
+    /// Its ACL now: as set, else its owner's, private.
+    pub fn acl(&self) -> Acl {
+        self.acl.clone().unwrap_or_else(|| Acl::private(&self.owner))
+    }
+
+    /// The ACLs its requests are decided under (`None`: ACLs are off).
+    pub fn acls_on(&self) -> bool {
+        self.ownership().acls_enabled()
+    }
+
     /// The root key CRN of a bound bucket.
     pub fn root(&self) -> Option<&str> {
         self.kms.as_ref().map(|k| k.root.as_str())
@@ -179,6 +201,10 @@ impl BucketRecord {
             #[serde(default)]
             public_access_block: Option<PublicAccessBlock>,
             #[serde(default)]
+            ownership: Option<Ownership>,
+            #[serde(default)]
+            acl: Option<Acl>,
+            #[serde(default)]
             attributes: BTreeMap<String, String>,
         }
         let damaged = |why: &dyn std::fmt::Display| ObjectError::Integrity(format!("a bucket record {why}"));
@@ -211,6 +237,8 @@ impl BucketRecord {
             lifecycle: wire.lifecycle,
             policy: wire.policy,
             public_access_block: wire.public_access_block,
+            ownership: wire.ownership,
+            acl: wire.acl,
         })
     }
 }
@@ -235,6 +263,8 @@ mod tests {
             lifecycle: None,
             policy: None,
             public_access_block: None,
+            ownership: Some(Ownership::ObjectWriter),
+            acl: Some(Acl::private("o")),
         };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
         let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };

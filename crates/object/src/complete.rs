@@ -91,6 +91,7 @@ pub fn record(
         storage_class: upload.storage_class,
         tags: upload.tags,
         lock: upload.lock,
+        acl: upload.acl,
         ..ObjectRecord::new(upload.key, size, etag, now, upload.protection, Layout::Parts(manifest))
     }
 }

@@ -69,6 +69,15 @@ impl Fetched {
         self.annex.lock.unwrap_or(self.record.unchecked().lock)
     }
 
+    /// Its ACL now: as PutObjectAcl set it, else as it was written, else the bucket owner's
+    /// (`bucket_owner`), private.
+    pub fn acl(&self, bucket_owner: &str) -> iam::acl::Acl {
+        match self.annex.acl.as_ref().or(self.record.unchecked().acl.as_ref()) {
+            Some(acl) => acl.clone(),
+            None => iam::acl::Acl::private(bucket_owner),
+        }
+    }
+
     /// Its storage class now (`None`: STANDARD): as a lifecycle transition set it, else as
     /// it was written.
     pub fn storage_class(&self) -> Option<String> {

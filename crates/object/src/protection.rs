@@ -277,6 +277,8 @@ mod tests {
             lifecycle: None,
             policy: None,
             public_access_block: None,
+            ownership: None,
+            acl: None,
         }
     }
 

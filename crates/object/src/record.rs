@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use iam::acl::Acl;
 use serde::{Deserialize, Serialize};
 
 use super::checksum::Checksums;
@@ -227,6 +228,10 @@ pub struct ObjectRecord {
     /// keep later ones in its annex ([`super::annex`]).
     #[serde(default, skip_serializing_if = "Lock::is_empty")]
     pub lock: Lock,
+    /// The ACL it was written with, where the bucket's ACLs are on (`None`: owned by the
+    /// bucket's owner, private). PutObjectAcl keeps later ones in its annex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 impl ObjectRecord {
@@ -254,6 +259,7 @@ impl ObjectRecord {
             tags: TagSet::default(),
             version_id: None,
             lock: Lock::default(),
+            acl: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use iam::acl::Acl;
 use serde::{Deserialize, Serialize};
 
 use super::checksum::Checksums;
@@ -37,6 +38,9 @@ pub struct UploadRecord {
     pub tags: TagSet,
     /// The object's Object Lock retention and legal hold, asked for at the upload's start.
     pub lock: Lock,
+    /// The object's ACL, asked for at the upload's start (`None`: the bucket owner's,
+    /// private).
+    pub acl: Option<Acl>,
     /// The object's headers and user metadata: read with [`UploadRecord::metadata`].
     metadata: Metadata,
 }
@@ -72,6 +76,8 @@ struct Stored {
     tags: TagSet,
     #[serde(default, skip_serializing_if = "Lock::is_empty")]
     lock: Lock,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acl: Option<Acl>,
 }
 
 impl UploadRecord {
@@ -94,6 +100,7 @@ impl UploadRecord {
             storage_class: None,
             tags: TagSet::default(),
             lock: Lock::default(),
+            acl: None,
             metadata: Metadata::Sealed(sealed),
         })
     }
@@ -128,6 +135,7 @@ impl UploadRecord {
             storage_class: self.storage_class.clone(),
             tags: self.tags.clone(),
             lock: self.lock,
+            acl: self.acl.clone(),
         };
         serde_json::to_vec(&stored).map_err(|e| ObjectError::Encode(e.to_string()))
     }
@@ -153,6 +161,7 @@ impl UploadRecord {
                     storage_class: None,
                     tags: TagSet::default(),
                     lock: Lock::default(),
+                    acl: None,
                     metadata: Metadata::Clear(Private { headers: object.headers, user: object.user }),
                 });
             }
@@ -176,6 +185,7 @@ impl UploadRecord {
             tags: stored.tags,
             lock: stored.lock,
             metadata,
+            acl: stored.acl,
         })
     }
 }

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use iam::acl::Acl;
+
 use super::bucket::{BucketRecord, Versioning};
 use super::checksum::Checksums;
 use super::error::ObjectError;
@@ -44,6 +46,8 @@ pub struct NewObject {
     pub tags: TagSet,
     /// Its Object Lock retention and legal hold.
     pub lock: Lock,
+    /// Its ACL, where the bucket's ACLs are on and it is not the bucket owner's private one.
+    pub acl: Option<Acl>,
 }
 
 /// How a write's bytes are sealed, and the key its record (or a part's checksums) is
@@ -140,7 +144,7 @@ impl Objects {
     ) -> Result<ObjectRecord, ObjectError> {
         let Pending { bucket, versioning, object, plan: SealPlan { protection, key: tag_key, .. } } = pending;
         policy.still_usable(&bucket, &protection)?;
-        let NewObject { key, mut headers, user, storage_class, tags, lock, .. } = object;
+        let NewObject { key, mut headers, user, storage_class, tags, lock, acl, .. } = object;
         if !sealed.checksums.is_empty() {
             headers.checksums = sealed.checksums;
         }
@@ -152,6 +156,7 @@ impl Objects {
             storage_class,
             tags,
             lock,
+            acl,
             ..ObjectRecord::new(key, sealed.size, etag, base::clock::now_unix(), protection, layout)
         };
         Objects::commit(writer, &mut record, tag_key.as_ref(), versioning).await?;
@@ -233,7 +238,7 @@ impl Objects {
         bucket: &BucketRecord,
         object: NewObject,
     ) -> Result<UploadRecord, ObjectError> {
-        let NewObject { key, sse_c, kms, headers, user, storage_class, tags, lock } = object;
+        let NewObject { key, sse_c, kms, headers, user, storage_class, tags, lock, acl } = object;
         let (sealing, protection) = policy.for_new_object(bucket, &key, sse_c, kms)?;
         let private = Private { headers, user };
         let initiated = base::clock::now_unix();
@@ -242,6 +247,7 @@ impl Objects {
         upload.storage_class = storage_class;
         upload.tags = tags;
         upload.lock = lock;
+        upload.acl = acl;
         self.create_upload(&bucket.name, &upload).await?;
         Ok(upload)
     }

@@ -15,8 +15,9 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use super::{error, lenient_range, object_lock, versioning};
 use base::clock::{now_unix, rfc3339};
+use iam::acl::Level;
 use iam::policy::{Context, Policy, Request};
-use iam::{Action, BucketAccess, Principal};
+use iam::{Action, BucketAccess, Denial, Principal};
 use object::{BucketRecord, TagSet};
 
 use super::service::CipherS3;
@@ -54,6 +55,11 @@ pub(crate) struct Asker {
 impl Asker {
     fn new(caller: Option<Arc<Principal>>) -> Self {
         Self { caller, contexts: Vec::new() }
+    }
+
+    /// The caller's canonical id (`None`: anonymous).
+    pub(crate) fn caller_id(&self) -> Option<&str> {
+        self.caller.as_deref().map(|c| c.canonical_id.as_str())
     }
 
     fn context_mut(&mut self, bucket: &str) -> Option<&mut Context> {
@@ -238,15 +244,34 @@ impl CipherS3 {
         let empty = Context::new();
         let context = asker.contexts.iter().find(|(b, _)| *b == bucket.name).map_or(&empty, |(_, c)| c);
         let request = Request { caller, action: op.name, resource: &resource, context };
-        let access = BucketAccess {
+        // The bucket's ACL, where ACLs are on and it decides this action.
+        let needed = bucket.acls_on().then(|| iam::acl::needed(op.name)).flatten();
+        let bucket_acl = matches!(needed, Some((Level::Bucket, _))).then(|| bucket.acl());
+        let mut access = BucketAccess {
             name: &bucket.name,
             owner: &bucket.owner,
             policy: policy.as_deref(),
             restrict_public: bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets),
-            acl: None,
+            acl: bucket_acl.as_ref(),
             ignore_public_acls: bucket.public_access_block.is_some_and(|b| b.ignore_public_acls),
         };
-        iam::decide(&request, op.kind, &access).map(|_| ()).map_err(|_| denied())
+        match iam::decide(&request, op.kind, &access) {
+            Ok(_) => Ok(()),
+            Err(Denial::ExplicitDeny) => Err(denied()),
+            Err(Denial::NotAllowed) => {
+                // Reads of an object (and of its ACL) may be granted by the object's own
+                // ACL: read only for a request nothing else allowed.
+                let (Some((Level::Object, _)), Some((key, version))) = (needed, object) else {
+                    return Err(denied());
+                };
+                let Ok(found) = versioning::open(self, &bucket.name, key, version).await else {
+                    return Err(denied());
+                };
+                let object_acl = found.acl(&bucket.owner);
+                access.acl = Some(&object_acl);
+                iam::decide(&request, op.kind, &access).map(|_| ()).map_err(|_| denied())
+            }
+        }
     }
 
     /// Refuses `x-amz-bypass-governance-retention` from a caller who may not bypass
@@ -512,6 +537,11 @@ on_bucket!(
     PutBucketVersioningInput => Configure "s3:PutBucketVersioning",
     PutObjectLockConfigurationInput => Configure "s3:PutBucketObjectLockConfiguration",
     PutPublicAccessBlockInput => Configure "s3:PutBucketPublicAccessBlock",
+    GetBucketAclInput => ReadSettings "s3:GetBucketAcl",
+    PutBucketAclInput => Configure "s3:PutBucketAcl",
+    GetBucketOwnershipControlsInput => ReadSettings "s3:GetBucketOwnershipControls",
+    PutBucketOwnershipControlsInput => Configure "s3:PutBucketOwnershipControls",
+    DeleteBucketOwnershipControlsInput => Configure "s3:PutBucketOwnershipControls",
 );
 
 on_object!(
@@ -522,6 +552,8 @@ on_object!(
     DeleteObjectInput => Delete "s3:DeleteObject" / "s3:DeleteObjectVersion",
     DeleteObjectTaggingInput => Write "s3:DeleteObjectTagging" / "s3:DeleteObjectVersionTagging",
     GetObjectInput => Read "s3:GetObject" / "s3:GetObjectVersion",
+    GetObjectAclInput => Read "s3:GetObjectAcl" / "s3:GetObjectVersionAcl",
+    PutObjectAclInput => Configure "s3:PutObjectAcl" / "s3:PutObjectVersionAcl",
     GetObjectLegalHoldInput => Read "s3:GetObjectLegalHold" / "s3:GetObjectLegalHold",
     GetObjectRetentionInput => Read "s3:GetObjectRetention" / "s3:GetObjectRetention",
     GetObjectTaggingInput => Read "s3:GetObjectTagging" / "s3:GetObjectVersionTagging",

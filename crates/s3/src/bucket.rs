@@ -60,7 +60,7 @@ pub(super) async fn create_bucket(
         .as_ref()
         .and_then(|c| c.location_constraint.as_ref())
         .is_none_or(|l| l.as_str().is_empty() || l.as_str() == "us-east-1");
-    let name = req.input.bucket;
+    let name = req.input.bucket.clone();
     let kms = match &root {
         // The root key must exist before the bucket does.
         Some(crn) => Some(KmsBinding {
@@ -81,7 +81,10 @@ pub(super) async fn create_bucket(
         lifecycle: None,
         policy: None,
         public_access_block: Some(object::PublicAccessBlock::ALL),
+        ownership: None,
+        acl: None,
     };
+    super::acl::for_new_bucket(s, &mut meta, &req.input, &req.headers)?;
     let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     if locked {
         // Versioning on and Object Lock named in the record from the start.

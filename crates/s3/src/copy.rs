@@ -11,7 +11,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions;
 use super::read_key;
 use super::service::CipherS3;
-use super::{body, error, headers, kp, object_lock, sse, tagging, versioning};
+use super::{acl, body, error, headers, kp, object_lock, sse, tagging, versioning};
 use object::{NewObject, PlainSource};
 
 /// The bucket, key and version (if named) a copy reads from.
@@ -32,6 +32,7 @@ pub(super) async fn copy_object(
     let (mut asker, target_bucket) = s.admit(&req).await?;
     let source = (src_key.as_str(), src_version.as_deref());
     s.admit_also(&mut asker, &req, &src_bucket, source, access::read_op(source.1)).await?;
+    let acl = acl::for_new_object(s, &target_bucket, asker.caller_id(), &req.headers)?;
     let input = req.input;
     let kms = kp::requested_sse(
         s,
@@ -101,6 +102,7 @@ pub(super) async fn copy_object(
         storage_class,
         tags,
         lock,
+        acl,
     };
     let (writer, pending) =
         s.objects.begin(&s.policy, &target_bucket, new, s.backend).await.map_err(error::object)?;

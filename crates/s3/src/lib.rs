@@ -21,6 +21,7 @@
 //!   pipeline errors into S3 error codes.
 
 pub mod access;
+pub(crate) mod acl;
 pub mod auth;
 pub(crate) mod body;
 pub(crate) mod bucket;

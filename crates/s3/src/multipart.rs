@@ -18,7 +18,8 @@ use super::conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::{
-    CipherS3, body, copy, error, full_object, headers, kp, lifecycle, object_lock, sse, tagging, versioning,
+    CipherS3, acl, body, copy, error, full_object, headers, kp, lifecycle, object_lock, sse, tagging,
+    versioning,
 };
 use base::clock::now_unix;
 use object::{
@@ -49,7 +50,9 @@ pub(super) async fn create(
     s: &CipherS3,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let Owned { input, bucket, .. } = s.owned(req).await?;
+    let (asker, bucket) = s.admit(&req).await?;
+    let acl = acl::for_new_object(s, &bucket, asker.caller_id(), &req.headers)?;
+    let input = req.input;
     let sse_c = sse::parse(
         [&input.sse_customer_algorithm, &input.sse_customer_key, &input.sse_customer_key_md5],
         &input.bucket,
@@ -67,6 +70,7 @@ pub(super) async fn create(
         tags: tagging::from_header(input.tagging.as_deref())?,
         // The bucket's default retention is applied at completion, when the version is made.
         lock: object_lock::asked(&bucket, object_lock::asked_of!(input))?,
+        acl,
     };
     let upload = s.objects.begin_upload(&s.policy, &bucket, new).await.map_err(error::object)?;
     let key_md5 = upload.protection.sse_c_md5().map(str::to_owned);

@@ -10,7 +10,7 @@ use super::conditions::Conditions;
 use super::digest;
 use super::read_key::{self, Echo, ReadKey};
 use super::service::CipherS3;
-use super::{body, error, headers, kp, lifecycle, object_lock, sse, tagging, versioning};
+use super::{acl, body, error, headers, kp, lifecycle, object_lock, sse, tagging, versioning};
 use object::{BucketRecord, NewObject, ObjectRecord, PlainSource};
 
 fn user_metadata(meta: &ObjectRecord) -> Option<Metadata> {
@@ -21,8 +21,9 @@ pub(super) async fn put_object(
     s: &CipherS3,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let (_, bucket) = s.admit(&req).await?;
+    let (asker, bucket) = s.admit(&req).await?;
     let S3Request { input, headers, trailing_headers, .. } = req;
+    let acl = acl::for_new_object(s, &bucket, asker.caller_id(), &headers)?;
     let kms =
         kp::requested_sse(s, &bucket, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref())?;
     let sse_c = sse::parse(
@@ -41,6 +42,7 @@ pub(super) async fn put_object(
         tags: tagging::from_header(input.tagging.as_deref())?,
         lock: object_lock::for_write(&bucket, object_lock::asked_of!(input))?,
         headers: headers::from_input!(input),
+        acl,
     };
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let (writer, pending) =
