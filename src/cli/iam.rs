@@ -3,8 +3,7 @@
 //! a cluster): every running gateway applies a change within seconds, no restart. Each
 //! change is appended to the IAM audit trail (`DATA/iam-audit.jsonl`), never a secret.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -12,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::serve::config::{Flags, ServeConfig};
 use crate::serve::identities as opening;
-use iam::{Directory, Identities, NewCredential, NewUser, Role, StoredSecret};
+use iam::{Admin, AuditTrail, KeyView, NewKey, NewUser, Role, UserView};
 
 const IAM_EXAMPLES: &str = "\
 Examples:
@@ -147,10 +146,9 @@ enum HmacCommand {
     },
 }
 
-/// The identities and where their audit trail goes, with the runtime their clients use.
+/// The operations on the identities a server keeps, with the runtime their clients use.
 struct Opened {
-    ids: std::sync::Arc<Identities>,
-    audit: PathBuf,
+    admin: Admin,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -165,112 +163,27 @@ fn open(args: &IamArgs) -> anyhow::Result<Opened> {
         let (ids, _) = opening::open(opening::keep(&config, kv)?, seal, None).await?;
         anyhow::Ok(ids)
     })?;
-    Ok(Opened { ids, audit: config.data_dir.join("iam-audit.jsonl"), runtime })
+    let audit = AuditTrail::new(config.data_dir.join("iam-audit.jsonl"));
+    Ok(Opened { admin: Admin::new(ids, audit), runtime })
 }
 
-impl Opened {
-    /// Commits `change`, audits it as `action` on `target`, and returns the directory.
-    fn change(
-        &self,
-        action: &str,
-        target: &str,
-        mut change: impl FnMut(&mut Directory) -> Result<(), iam::IamError> + Send,
-    ) -> anyhow::Result<Directory> {
-        let result = self.runtime.block_on(self.ids.change(&mut change));
-        let outcome = match &result {
-            Ok(_) => "success".to_owned(),
-            Err(e) => format!("failure: {e}"),
-        };
-        audit(&self.audit, action, target, &outcome);
-        Ok(result?)
-    }
-
-    fn directory(&self) -> anyhow::Result<Directory> {
-        // A change that commits nothing reads the committed directory.
-        Ok(self.runtime.block_on(self.ids.change(&mut |_| Ok(())))?)
-    }
-}
-
-/// One line of the IAM audit trail: when, who ran the command, what, on what, outcome.
-fn audit(path: &Path, action: &str, target: &str, outcome: &str) {
+/// Who runs the command, for the audit trail: the login (the one behind sudo) at the host.
+fn initiator() -> String {
     let who =
         std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let line = serde_json::json!({
-        "time": base::clock::rfc3339(base::clock::now_unix()),
-        "initiator": format!("{who}@{}", host.trim()),
-        "action": action,
-        "target": target,
-        "outcome": outcome,
-    });
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| writeln!(f, "{line}"));
-    if let Err(e) = written {
-        eprintln!("warning: cannot append to the IAM audit trail {}: {e}", path.display());
-    }
+    format!("{who}@{}", host.trim())
 }
 
-/// 20 characters from A-Z and 2-7 (an AWS-like access key id), and 40 from a base64-like
-/// alphabet (the secret key).
-fn random_pair() -> (String, Zeroizing<String>) {
-    const AK: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    const SK: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut r = Zeroizing::new([0u8; 60]);
-    engine::primitives::fill_random(&mut r[..]);
-    let ak: String =
-        std::iter::once('C').chain(r[..19].iter().map(|b| AK[usize::from(b % 32)] as char)).collect();
-    let sk = Zeroizing::new(r[20..].iter().map(|b| SK[usize::from(b % 64)] as char).collect::<String>());
-    (ak, sk)
-}
-
-fn parse_expiry(text: &str) -> anyhow::Result<u64> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).with_context(
-        || format!("--expires {text:?} is not an RFC 3339 instant (e.g. 2027-01-31T00:00:00Z)"),
-    )?;
-    let secs = u64::try_from(t.unix_timestamp()).context("--expires is before 1970")?;
-    anyhow::ensure!(secs > base::clock::now_unix(), "--expires {text} is in the past");
-    Ok(secs)
-}
-
-fn user_json(d: &Directory, name: &str) -> anyhow::Result<serde_json::Value> {
-    let u = d.user(name)?;
-    let keys: Vec<serde_json::Value> = d.credentials_of(name).map(key_json).collect();
-    Ok(serde_json::json!({
-        "name": u.name,
-        "canonical_id": u.canonical_id,
-        "display_name": u.display_name,
-        "email": u.email,
-        "create_buckets": u.create_buckets,
-        "created": base::clock::rfc3339(u.created),
-        "roles": u.grants,
-        "access_keys": keys,
-    }))
-}
-
-fn key_json(c: &iam::Credential) -> serde_json::Value {
-    serde_json::json!({
-        "access_key_id": c.access_key_id,
-        "user": c.user,
-        "enabled": c.enabled,
-        "created": base::clock::rfc3339(c.created),
-        "expires": c.expires.map(base::clock::rfc3339),
-        "sealed": matches!(c.secret, StoredSecret::Sealed(_)),
-    })
-}
-
-fn print_key_line(c: &iam::Credential) {
-    let state = if c.enabled { "enabled" } else { "disabled" };
-    let expires = c.expires.map_or_else(|| "never".to_owned(), base::clock::rfc3339);
-    println!("{:<24} {:<9} user {:<20} expires {expires}", c.access_key_id, state, c.user);
+fn print_key_line(k: &KeyView) {
+    let state = if k.enabled { "enabled" } else { "disabled" };
+    let expires = k.expires.as_deref().unwrap_or("never");
+    println!("{:<24} {:<9} user {:<20} expires {expires}", k.access_key_id, state, k.user);
 }
 
 pub(super) fn run(args: &IamArgs) -> anyhow::Result<()> {
     let o = open(args)?;
-    let json = args.json;
-    let now = base::clock::now_unix();
+    let (admin, json, by) = (&o.admin, args.json, initiator());
     match &args.command {
         IamCommand::User(UserCommand::Create {
             name,
@@ -286,134 +199,95 @@ pub(super) fn run(args: &IamArgs) -> anyhow::Result<()> {
                 email: email.clone(),
                 create_buckets: !no_create_buckets,
             };
-            let d = o.change("user.create", name, |d| d.create_user(new.clone(), now).map(|_| ()))?;
-            show_user(&d, name, json)
+            show_user(&o.runtime.block_on(admin.create_user(&by, new))?, json)
         }
         IamCommand::User(UserCommand::List) => {
-            let d = o.directory()?;
+            let users = o.runtime.block_on(admin.users())?;
             if json {
-                let all: Vec<_> = d.users.keys().map(|n| user_json(&d, n)).collect::<Result<_, _>>()?;
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
-                for u in d.users.values() {
-                    let keys = d.credentials_of(&u.name).count();
-                    println!("{:<24} {:<64} {keys} keys, {} roles", u.name, u.canonical_id, u.grants.len());
+                for u in &users {
+                    println!(
+                        "{:<24} {:<64} {} keys, {} roles",
+                        u.name,
+                        u.canonical_id,
+                        u.access_keys.len(),
+                        u.roles.len()
+                    );
                 }
             }
             Ok(())
         }
-        IamCommand::User(UserCommand::Show { name }) => show_user(&o.directory()?, name, json),
+        IamCommand::User(UserCommand::Show { name }) => {
+            show_user(&o.runtime.block_on(admin.user(name))?, json)
+        }
         IamCommand::User(UserCommand::Delete { name }) => {
-            let mut removed = Vec::new();
-            o.change("user.delete", name, |d| {
-                removed = d.delete_user(name)?;
-                Ok(())
-            })?;
-            println!("user {name} deleted, with {} access keys", removed.len());
+            let removed = o.runtime.block_on(admin.delete_user(&by, name))?;
+            println!("user {name} deleted, with {removed} access keys");
             Ok(())
         }
         IamCommand::Hmac(HmacCommand::Create { name, access_key, secret_file, expires }) => {
-            let expires = expires.as_deref().map(parse_expiry).transpose()?;
-            let (ak, sk) = match (access_key, secret_file) {
+            let expires = expires.as_deref().map(iam::parse_expiry).transpose()?;
+            let given = match (access_key, secret_file) {
                 (Some(ak), Some(f)) => {
                     let text = Zeroizing::new(
                         std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
                     );
-                    (ak.clone(), Zeroizing::new(text.trim().to_owned()))
+                    Some((ak.clone(), Zeroizing::new(text.trim().to_owned())))
                 }
-                _ => random_pair(),
+                _ => None,
             };
-            iam::check_secret(&sk)?;
-            let secret = match o.ids.seal() {
-                Some(seal) => seal.seal(&ak, &sk)?,
-                None => {
-                    // Never a secret in the clear beside sealed ones: the HSM is missing here.
-                    let sealed = o
-                        .directory()?
-                        .credentials
-                        .values()
-                        .any(|c| matches!(c.secret, StoredSecret::Sealed(_)));
-                    anyhow::ensure!(
-                        !sealed,
-                        "the identities' secrets are sealed under an HSM, and none is configured here: \
-                         set the HSM the server uses (CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN, \
-                         CIPHERSTORE_HSM_PIN_FILE, CIPHERSTORE_KEYS_DIR) or pass its --config"
-                    );
-                    StoredSecret::Plain(sk.to_string())
-                }
-            };
-            let new = NewCredential { user: name.clone(), access_key_id: ak.clone(), secret, expires };
-            o.change("hmac.create", &format!("{name}/{ak}"), |d| {
-                d.add_credential(new.clone(), now).map(|_| ())
-            })?;
+            let issued =
+                o.runtime.block_on(admin.create_key(&by, NewKey { user: name.clone(), given, expires }))?;
             if json {
-                let out = Zeroizing::new(
-                    serde_json::json!({"user": name, "access_key_id": ak, "secret_access_key": sk.as_str(),
-                        "expires": expires.map(base::clock::rfc3339)})
-                    .to_string(),
-                );
-                println!("{}", out.as_str());
+                println!("{}", issued.to_json().as_str());
             } else {
-                println!("access_key_id:     {ak}");
-                println!("secret_access_key: {}", sk.as_str());
+                println!("access_key_id:     {}", issued.key.access_key_id);
+                println!("secret_access_key: {}", issued.secret.as_str());
                 println!("(the secret is shown this once; store it now)");
             }
             Ok(())
         }
         IamCommand::Hmac(HmacCommand::List { name }) => {
-            let d = o.directory()?;
-            if let Some(n) = name {
-                d.user(n)?;
-            }
-            let keys: Vec<&iam::Credential> =
-                d.credentials.values().filter(|c| name.as_ref().is_none_or(|n| &c.user == n)).collect();
+            let keys = o.runtime.block_on(admin.keys(name.as_deref()))?;
             if json {
-                let all: Vec<_> = keys.iter().map(|c| key_json(c)).collect();
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                keys.iter().for_each(|c| print_key_line(c));
+                keys.iter().for_each(print_key_line);
             }
             Ok(())
         }
-        IamCommand::Hmac(HmacCommand::Disable { access_key }) => set_enabled(&o, access_key, false),
-        IamCommand::Hmac(HmacCommand::Enable { access_key }) => set_enabled(&o, access_key, true),
+        IamCommand::Hmac(HmacCommand::Disable { access_key }) => {
+            print_key_line(&o.runtime.block_on(admin.set_enabled(&by, access_key, false))?);
+            Ok(())
+        }
+        IamCommand::Hmac(HmacCommand::Enable { access_key }) => {
+            print_key_line(&o.runtime.block_on(admin.set_enabled(&by, access_key, true))?);
+            Ok(())
+        }
         IamCommand::Hmac(HmacCommand::Delete { access_key }) => {
-            o.change("hmac.delete", access_key, |d| d.delete_credential(access_key).map(|_| ()))?;
+            o.runtime.block_on(admin.delete_key(&by, access_key))?;
             println!("access key {access_key} deleted");
             Ok(())
         }
         IamCommand::Grant { name, bucket, role } => {
-            o.change("role.grant", &format!("{name} {bucket} {role}"), |d| d.grant(name, bucket, *role))?;
+            o.runtime.block_on(admin.grant(&by, name, bucket, *role))?;
             println!("{name} is {role} on bucket {bucket}");
             Ok(())
         }
         IamCommand::Revoke { name, bucket } => {
-            let mut was = None;
-            o.change("role.revoke", &format!("{name} {bucket}"), |d| {
-                was = Some(d.revoke(name, bucket)?);
-                Ok(())
-            })?;
-            println!("{name} is no longer {} on bucket {bucket}", was.map_or("", Role::as_str));
+            let was = o.runtime.block_on(admin.revoke(&by, name, bucket))?;
+            println!("{name} is no longer {} on bucket {bucket}", was.as_str());
             Ok(())
         }
     }
 }
 
-fn set_enabled(o: &Opened, access_key: &str, enabled: bool) -> anyhow::Result<()> {
-    let action = if enabled { "hmac.enable" } else { "hmac.disable" };
-    let d = o.change(action, access_key, |d| d.set_enabled(access_key, enabled))?;
-    if let Some(c) = d.credentials.get(access_key) {
-        print_key_line(c);
-    }
-    Ok(())
-}
-
-fn show_user(d: &Directory, name: &str, json: bool) -> anyhow::Result<()> {
+fn show_user(u: &UserView, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&user_json(d, name)?)?);
+        println!("{}", serde_json::to_string_pretty(u)?);
         return Ok(());
     }
-    let u = d.user(name)?;
     println!("user:           {}", u.name);
     println!("canonical id:   {}", u.canonical_id);
     println!("display name:   {}", u.display_name);
@@ -421,13 +295,13 @@ fn show_user(d: &Directory, name: &str, json: bool) -> anyhow::Result<()> {
         println!("email:          {e}");
     }
     println!("create buckets: {}", if u.create_buckets { "yes" } else { "no" });
-    println!("created:        {}", base::clock::rfc3339(u.created));
-    for (bucket, role) in &u.grants {
+    println!("created:        {}", u.created);
+    for (bucket, role) in &u.roles {
         println!("role:           {role} on {bucket}");
     }
-    for c in d.credentials_of(name) {
+    for k in &u.access_keys {
         print!("access key:     ");
-        print_key_line(c);
+        print_key_line(k);
     }
     Ok(())
 }

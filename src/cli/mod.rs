@@ -82,6 +82,11 @@ struct ServeArgs {
     /// one random user on first start).
     #[arg(long, value_name = "FILE")]
     users: Option<PathBuf>,
+    /// Turns on the admin HTTP API (`/_admin/v1/`: users, access keys, roles; see
+    /// docs/ACCESS.md), authenticated by the bearer token this file holds (at least 32
+    /// characters; e.g. `head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
     /// TLS certificate (PEM); default: a self-signed one in DIR/tls.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -295,6 +300,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 http_listen: a.http_listen,
                 data_dir: a.data_dir,
                 users: a.users,
+                admin_token_file: a.admin_token_file,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
             };

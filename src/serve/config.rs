@@ -8,6 +8,7 @@
 //! http_listen = "127.0.0.1:9080"   # optional plain HTTP (SSE-C refused there)
 //! data_dir = "/var/lib/cipherstore"
 //! users = "/etc/cipherstore/users"
+//! admin_token_file = "/etc/cipherstore/admin.token"  # turns the admin HTTP API on
 //! log = "info"                     # tracing filter; log_format = "text" or "json"
 //!
 //! [tls]
@@ -87,6 +88,7 @@ pub(crate) struct FileConfig {
     http_listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     users: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     #[serde(default)]
@@ -461,6 +463,8 @@ pub(crate) struct Flags {
     pub data_dir: Option<PathBuf>,
     /// `--users`.
     pub users: Option<PathBuf>,
+    /// `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -478,6 +482,8 @@ pub(crate) struct ServeConfig {
     pub data_dir: PathBuf,
     /// Users file; default `DATA/users`, created with one random user.
     pub users: Option<PathBuf>,
+    /// The admin HTTP API's bearer token, in a file; the API is off without one.
+    pub admin_token_file: Option<PathBuf>,
     /// TLS certificate and key; default a self-signed pair in `DATA/tls`.
     pub tls: Option<super::tls::TlsFiles>,
     /// Where the HSM is; SSE-KP is off if no token is configured.
@@ -556,6 +562,10 @@ impl ServeConfig {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("data"));
         let users = flags.users.or(env("CIPHERSTORE_USERS").map(PathBuf::from)).or(file.users);
+        let admin_token_file = flags
+            .admin_token_file
+            .or(env("CIPHERSTORE_ADMIN_TOKEN_FILE").map(PathBuf::from))
+            .or(file.admin_token_file);
         let cert = flags.tls_cert.or(env("CIPHERSTORE_TLS_CERT").map(PathBuf::from)).or(file.tls.cert);
         let key = flags.tls_key.or(env("CIPHERSTORE_TLS_KEY").map(PathBuf::from)).or(file.tls.key);
         let tls = match (cert, key) {
@@ -587,6 +597,7 @@ impl ServeConfig {
             http_listen,
             data_dir,
             users,
+            admin_token_file,
             tls,
             hsm: HsmSettings::from_env().or(file.hsm),
             keys_dir: env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from).or(file.keys.dir),

@@ -26,6 +26,8 @@ pub(crate) struct Front {
     pub metrics: Arc<Metrics>,
     /// The key manager, for its metrics and health.
     pub keys: Option<Arc<KeyManager>>,
+    /// The admin HTTP API, when a token turns it on.
+    pub admin: Option<Arc<super::admin::AdminApi>>,
     /// Whether this listener is plain HTTP.
     pub plain: bool,
     /// The client of this connection (bucket policies' `aws:SourceIp`).
@@ -89,7 +91,9 @@ impl Front {
             0 => length(req.headers(), "content-length"),
             n => n,
         };
-        let response = if method == Method::GET && path == "/health" && !signed(&req) {
+        let response = if let Some(admin) = self.admin.as_ref().filter(|_| path.starts_with("/_admin/")) {
+            Ok(admin.handle(req, self.peer, self.plain).await)
+        } else if method == Method::GET && path == "/health" && !signed(&req) {
             Ok(text(StatusCode::OK, "text/plain", "ok\n".to_owned()))
         } else if method == Method::GET && path == "/metrics" && !signed(&req) {
             let keys = self.keys.as_ref().map(|k| k.metrics());

@@ -5,6 +5,7 @@
 //! ([`sweeper`]), the lifecycle worker ([`lifecycle`]), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
+pub(crate) mod admin;
 pub(crate) mod config;
 pub(crate) mod front;
 pub(crate) mod identities;
@@ -243,6 +244,14 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         identities::open(identities::keep(&config, kv.clone())?, seal, Some(&users_path)).await?;
     ids.follow();
     let auth = s3::auth::Auth::new(ids.clone());
+    let admin = match &config.admin_token_file {
+        Some(file) => Some(Arc::new(admin::AdminApi::open(
+            ids.clone(),
+            file,
+            &config.data_dir.join("iam-audit.jsonl"),
+        )?)),
+        None => None,
+    };
     let tls_files = match &config.tls {
         Some(t) => t.clone(),
         None => tls::self_signed(&config.data_dir)?,
@@ -263,6 +272,12 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("  identities:     {ids_line} (cipherstore iam --help)");
     println!("  CA certificate: {}", tls_files.cert.display());
     println!("  health, metrics: GET /health, GET /metrics (unsigned)");
+    match &config.admin_token_file {
+        Some(f) => {
+            println!("  admin API:      https://{https_addr}/_admin/v1/ (bearer token in {})", f.display())
+        }
+        None => println!("  admin API:      off (--admin-token-file FILE turns it on)"),
+    }
     let lifecycle_line = if config.lifecycle.day.is_shortened() {
         format!(
             "a day lasts {} s (CIPHERSTORE_LIFECYCLE_DAY_SECONDS, for tests only), a pass every {} s",
@@ -311,7 +326,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     builder.set_route(LenientRange::new(inner));
     let service = builder.build();
     let metrics = Arc::new(metrics::Metrics::with_dispersal(dispersal).with_lifecycle(worker.stats()));
-    let front = Front { s3: service, metrics, keys, plain: false, peer: None };
+    let front = Front { s3: service, metrics, keys, admin, plain: false, peer: None };
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lifecycle_worker = tokio::spawn(worker.run(stop_rx.clone()));

@@ -12,11 +12,16 @@
 //! - [`Seal`]: secrets sealed at rest under a key the HSM wraps;
 //! - [`users`]: the users file, imported at start;
 //! - [`policy`]: bucket policies, checked and evaluated;
+//! - [`Admin`]: the operator's operations (users, keys, roles), audited; what
+//!   `cipherstore iam` and the admin HTTP API both call; [`admin_api`]: that API's
+//!   routes and bodies;
 //! - [`acl`]: access control lists, canned ACLs, grant headers and object ownership;
 //! - [`decide`]: the access decision, roles, the bucket policy and ACLs together.
 
 mod access;
 pub mod acl;
+mod admin;
+pub mod admin_api;
 mod directory;
 mod error;
 mod keep;
@@ -30,6 +35,7 @@ mod snapshot;
 pub mod users;
 
 pub use access::{BucketAccess, Denial, Grounds, decide};
+pub use admin::{Admin, AuditTrail, IssuedKey, KeyView, NewKey, UserView, parse_expiry};
 pub use directory::{
     Credential, Directory, NewCredential, NewUser, StoredSecret, User, check_access_key_id, check_secret,
     random_canonical_id,

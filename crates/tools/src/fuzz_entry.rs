@@ -91,6 +91,19 @@ pub fn identities(data: &[u8]) {
     }
 }
 
+/// An admin HTTP API request: the first line `METHOD PATH`, the rest its body; parsed into
+/// a call (or refused with a status and a JSON body that names the fault).
+pub fn admin_request(data: &[u8]) {
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let line = String::from_utf8_lossy(&data[..split]);
+    let body = data.get(split + 1..).unwrap_or_default();
+    let (method, path) = line.split_once(' ').unwrap_or((&line, ""));
+    if let Err(e) = iam::admin_api::parse(method, path, body) {
+        assert!((400..600).contains(&e.status), "a refusal is an HTTP error status");
+        let _ = e.body();
+    }
+}
+
 /// ACL request headers: the first line is `x-amz-acl` (empty: none), each further line a
 /// grant header `NAME: VALUE`; what they ask for is made under each object ownership,
 /// with and without BlockPublicAcls, and the list made is asked about for every caller.
