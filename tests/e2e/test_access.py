@@ -74,6 +74,9 @@ def operations(bucket):
         "GetBucketVersioning": ("read", lambda c, w: c.get_bucket_versioning(Bucket=bucket)),
         "GetBucketEncryption": ("read", lambda c, w: c.get_bucket_encryption(Bucket=bucket)),
         "GetBucketLifecycle": ("read", lambda c, w: c.get_bucket_lifecycle_configuration(Bucket=bucket)),
+        "GetBucketAcl": ("read", lambda c, w: c.get_bucket_acl(Bucket=bucket)),
+        "GetObjectAcl": ("read", lambda c, w: c.get_object_acl(Bucket=bucket, Key="o")),
+        "GetBucketOwnershipControls": ("read", lambda c, w: c.get_bucket_ownership_controls(Bucket=bucket)),
         "PutObject": ("write", lambda c, w: c.put_object(Bucket=bucket, Key=f"put-{w}", Body=b"x")),
         "CopyObject": ("write", lambda c, w: c.copy_object(Bucket=bucket, Key=f"copy-{w}",
                                                            CopySource={"Bucket": bucket, "Key": "o"})),
@@ -86,6 +89,10 @@ def operations(bucket):
         "PutBucketLifecycle": ("manage", lambda c, w: c.put_bucket_lifecycle_configuration(
             Bucket=bucket, LifecycleConfiguration=lifecycle)),
         "DeleteBucketLifecycle": ("manage", lambda c, w: c.delete_bucket_lifecycle(Bucket=bucket)),
+        "PutBucketAcl": ("manage", lambda c, w: c.put_bucket_acl(Bucket=bucket, ACL="private")),
+        "PutObjectAcl": ("manage", lambda c, w: c.put_object_acl(Bucket=bucket, Key="o", ACL="private")),
+        "PutBucketOwnershipControls": ("manage", lambda c, w: c.put_bucket_ownership_controls(
+            Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})),
         "PutBucketVersioning": ("manage", lambda c, w: c.put_bucket_versioning(
             Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})),
         "DeleteObjectBypassingGovernance": ("manage", lambda c, w: c.delete_object(
