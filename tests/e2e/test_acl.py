@@ -197,7 +197,7 @@ def test_bad_grants_are_refused_by_name(srv, people):
         ("unknown grantee type", dict(GrantRead='name="x"'), "InvalidArgument"),
         ("unbalanced quotes", dict(GrantRead='id="carol-id'), "InvalidArgument"),
         ("canned and grants", dict(ACL="private", GrantRead='id="carol-id"'), "InvalidRequest"),
-        ("a canned ACL for an AWS service", dict(ACL="aws-exec-read"), "NotImplemented"),
+        ("a canned ACL for an AWS service", dict(ACL="aws-exec-read"), "InvalidArgument"),
     ]
     for name, kw, want in cells:
         code = error_code(lambda: alice.put_object(Bucket=B, Key="bad", Body=b"x", **kw))

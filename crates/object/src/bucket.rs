@@ -263,10 +263,17 @@ mod tests {
             lifecycle: None,
             policy: None,
             public_access_block: None,
-            ownership: Some(Ownership::ObjectWriter),
-            acl: Some(Acl::private("o")),
+            ownership: None,
+            acl: None,
         };
         assert_eq!(BucketRecord::decode(&b.encode().unwrap()).unwrap(), b);
+        let with_acl = BucketRecord {
+            ownership: Some(Ownership::ObjectWriter),
+            acl: Some(Acl::private("x")),
+            ..b.clone()
+        };
+        assert_eq!(BucketRecord::decode(&with_acl.encode().unwrap()).unwrap(), with_acl);
+        assert!(!String::from_utf8(b.encode().unwrap()).unwrap().contains("acl"), "absent when none");
         let s3 = BucketRecord { kms: None, sse_s3: true, ..b.clone() };
         assert_eq!(BucketRecord::decode(&s3.encode().unwrap()).unwrap(), s3);
         assert!(!String::from_utf8(b.encode().unwrap()).unwrap().contains("sse_s3"), "absent when off");

@@ -18,7 +18,7 @@ use object::BucketRecord;
 pub(crate) fn refused(e: AclError) -> S3Error {
     let code = match &e {
         AclError::Malformed(_) => S3ErrorCode::InvalidArgument,
-        AclError::Unsupported(_) => S3ErrorCode::NotImplemented,
+        AclError::Unsupported(_) => S3ErrorCode::InvalidArgument,
         AclError::UnknownEmail(_) => S3ErrorCode::UnresolvableGrantByEmailAddress,
         AclError::UnknownId(_) => S3ErrorCode::InvalidArgument,
         AclError::Both => S3ErrorCode::InvalidRequest,

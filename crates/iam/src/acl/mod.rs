@@ -21,7 +21,7 @@ pub enum AclError {
     /// A canned name, grant header or grant that is not well formed (400).
     #[error("{0}")]
     Malformed(String),
-    /// Well formed, but naming what this store does not have (400).
+    /// Well formed, but naming what this store does not have (400 InvalidArgument).
     #[error("{0}")]
     Unsupported(String),
     /// No user has this email address (400 UnresolvableGrantByEmailAddress).
