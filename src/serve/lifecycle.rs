@@ -7,7 +7,6 @@
 //! counted for `/metrics`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,12 +115,7 @@ impl Audit {
             "id": e.id,
             "rule": e.rule,
         });
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(err) = written {
+        if let Err(err) = base::durable::append_line(&self.path, &line.to_string()) {
             tracing::warn!(path = %self.path.display(), error = %err, "cannot append to the lifecycle audit trail");
         }
     }

@@ -59,3 +59,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     out.file().write_all(bytes)?;
     out.commit()
 }
+
+/// Appends `line` and a newline to `path`, creating it if missing (the IAM and lifecycle
+/// audit trails: one JSON line per event).
+pub fn append_line(path: &Path, line: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{line}")
+}

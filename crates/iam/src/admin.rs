@@ -5,7 +5,6 @@
 //! answer is [`UserView`] and [`KeyView`], the JSON both front ends print.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,12 +39,7 @@ impl AuditTrail {
             "target": target,
             "outcome": outcome,
         });
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = written {
+        if let Err(e) = base::durable::append_line(&self.path, &line.to_string()) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the IAM audit trail");
         }
     }
