@@ -23,6 +23,19 @@ need_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# need_disk GIB DIR WHAT: fails at once, naming the shortfall, when DIR's filesystem has
+# less than GIB GiB free (a run that fills the disk fails much later, far from the cause).
+need_disk() {
+  local want=$1 dir=$2 what=$3 free
+  free=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+  if [ "$free" -lt "$want" ]; then
+    echo "$what needs about $want GiB free on the filesystem of $dir; it has $free GiB." >&2
+    echo "Free some space (old build directories: cargo clean; leftover test data in /tmp) and run again." >&2
+    return 1
+  fi
+  log "$free GiB free on the filesystem of $dir ($what needs about $want)"
+}
+
 # need_rust: the project builds with the machine's stable toolchain (1.95), a C compiler
 # (aws-lc) and protoc with the well-known types (etcd-client's gRPC definitions; Debian
 # ships descriptor.proto in libprotobuf-dev, a recommendation apt skips here).
