@@ -1,5 +1,6 @@
-//! HSM throughput against real SoftHSM2: wrap and unwrap operations per second (one thread
-//! and two threads sharing the session pool), and the number of HSM calls made while
+//! HSM throughput against real SoftHSM2: wrap and unwrap operations per second by each
+//! wrapping method (one thread; two threads sharing the session pool for the default
+//! method), and the number of HSM calls made while
 //! encrypting 10,000 objects in one bucket. The bench creates its own token
 //! (hsm/create-token) and re-runs itself with SOFTHSM2_CONF pointing at it.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -12,7 +13,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 
 use engine::{Backend, CustomerKey, SealSpec, Sealer, Sealing, SecretKey};
-use keys::{Hsm, HsmConfig, KeyId, KeyManager, KeyRef, ManagerOptions};
+use keys::{Hsm, HsmConfig, KeyId, KeyManager, KeyRef, ManagerOptions, WrapMethod};
 use pipeline::units::InMemory;
 
 const CHILD: &str = "CIPHERSTORE_BENCH_TOKEN_DIR";
@@ -49,13 +50,22 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let key = SecretKey::from_bytes([5; 32]);
-    let wrapped = m.hsm().wrap(&id, &key).expect("wrap");
+    let kwp = WrapMethod::AesKeyWrapPad;
+    let ctx: &[u8] = b"bench context";
+    let wrapped = m.hsm().wrap(&id, kwp, &key, ctx).expect("wrap");
     let mut g = c.benchmark_group("hsm");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("wrap", |b| b.iter(|| m.hsm().wrap(black_box(&id), &key).expect("wrap")));
-    g.bench_function("unwrap", |b| {
-        b.iter(|| m.hsm().unwrap(black_box(&id), &wrapped, "bench").expect("unwrap"))
-    });
+    for method in WrapMethod::PREFERENCE {
+        let obj = KeyId::random().object(1);
+        m.hsm().generate_root(&obj, method).expect("root key for the method");
+        let w = m.hsm().wrap(&obj.id, method, &key, ctx).expect("wrap");
+        g.bench_function(format!("wrap/{method}"), |b| {
+            b.iter(|| m.hsm().wrap(black_box(&obj.id), method, &key, ctx).expect("wrap"))
+        });
+        g.bench_function(format!("unwrap/{method}"), |b| {
+            b.iter(|| m.hsm().unwrap(black_box(&obj.id), method, &w, ctx, "bench").expect("unwrap"))
+        });
+    }
     // Two threads sharing the session pool, each doing half of the iterations.
     g.bench_function("unwrap-2-threads", |b| {
         b.iter_custom(|iters| {
@@ -65,7 +75,7 @@ fn main() {
                     let (m, id, wrapped) = (&m, &id, &wrapped);
                     s.spawn(move || {
                         for _ in 0..half {
-                            m.hsm().unwrap(id, wrapped, "bench").expect("unwrap");
+                            m.hsm().unwrap(id, kwp, wrapped, ctx, "bench").expect("unwrap");
                         }
                     });
                 }

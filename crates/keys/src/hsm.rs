@@ -1,8 +1,10 @@
 //! The PKCS#11 token: found by label in a module loaded once per process ([`super::module`]),
 //! logged in to once, with a pool of sessions serving worker threads. Root keys are AES-256
-//! token objects that are sensitive, never extractable and allowed only to wrap and unwrap;
-//! bucket keys are wrapped and unwrapped with `CKM_AES_KEY_WRAP_PAD` (RFC 5649) through
-//! `C_WrapKey` / `C_UnwrapKey`. Every operation is counted.
+//! token objects that are sensitive and never extractable, allowed only to wrap and unwrap
+//! (or, on tokens without key wrapping, only to encrypt and decrypt keys, with a MAC
+//! companion object); bucket keys are wrapped and unwrapped by one of the methods of
+//! [`super::wrapping`], chosen from the token's mechanisms when it is opened (or set in the
+//! configuration) and recorded with each root key version. Every operation is counted.
 //!
 //! Recovery: when a wrap or unwrap fails the way a lost token fails (a PKCS#11 error, or a
 //! root key the token no longer shows), the module is re-initialised (at most once a
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -26,6 +29,8 @@ use subtle::ConstantTimeEq;
 use super::config::HsmConfig;
 use super::error::KeysError;
 use super::module::{self, Generation, Module, Reinit};
+use super::slots;
+use super::wrapping::{self, CBC_IV_LEN, GCM_NONCE_LEN, GCM_TAG_LEN, Use, WrapMethod};
 use engine::SecretKey;
 use engine::key::KEY_LEN;
 
@@ -74,6 +79,8 @@ pub struct Hsm {
     config: HsmConfig,
     conn: Mutex<Connection>,
     counters: HsmCounters,
+    /// How new root key versions wrap ([`wrapping::choose`], when the token was opened).
+    method: WrapMethod,
 }
 
 /// This process's hold on the token in one module generation.
@@ -150,9 +157,40 @@ impl Hsm {
                 refused_pin: None,
             }),
             counters: HsmCounters::default(),
+            method: WrapMethod::default(),
         };
+        let mut hsm = hsm;
         drop(hsm.session()?);
+        hsm.method = hsm.choose_method()?;
         Ok(hsm)
+    }
+
+    /// The method the token can do: the configured one, or the first of
+    /// [`WrapMethod::PREFERENCE`] its mechanisms allow.
+    fn choose_method(&self) -> Result<WrapMethod, KeysError> {
+        let _generation = self.module.enter();
+        let slot =
+            lock(&self.conn).slot.ok_or_else(|| KeysError::TokenNotFound(self.config.token.clone()))?;
+        let ctx = self.module.ctx();
+        let offered = ctx.get_mechanism_list(slot).map_err(hsm_err("C_GetMechanismList"))?;
+        let can = |t: cryptoki::mechanism::MechanismType, u: Use| {
+            offered.contains(&t)
+                && ctx.get_mechanism_info(slot, t).is_ok_and(|i| match u {
+                    Use::Wrap => i.wrap() && i.unwrap(),
+                    Use::Encrypt => i.encrypt() && i.decrypt(),
+                    Use::Sign => i.sign() && i.verify(),
+                    Use::Generate => i.generate(),
+                })
+        };
+        wrapping::choose(self.config.wrap, can).map_err(|e| match e {
+            KeysError::Config(why) => KeysError::Config(format!("token {:?}: {why}", self.config.token)),
+            other => other,
+        })
+    }
+
+    /// How new root key versions wrap bucket keys on this token.
+    pub fn method(&self) -> WrapMethod {
+        self.method
     }
 
     /// The token label.
@@ -190,11 +228,7 @@ impl Hsm {
     fn log_in(&self) -> Result<Session, KeysError> {
         let ctx = self.module.ctx();
         let token = &self.config.token;
-        let slots = ctx.get_slots_with_initialized_token().map_err(hsm_err("C_GetSlotList"))?;
-        let slot = slots
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).map(|t| t.label().trim() == token).unwrap_or(false))
-            .ok_or_else(|| KeysError::TokenNotFound(token.clone()))?;
+        let slot = slots::find_token(ctx, &self.config.module, token.trim())?;
         let session = ctx.open_rw_session(slot).map_err(hsm_err("C_OpenSession"))?;
         let pin = self.config.current_pin();
         let refused = lock(&self.conn)
@@ -269,7 +303,10 @@ impl Hsm {
         ]
     }
 
-    fn root_template(obj: &ObjectRef) -> Vec<Attribute> {
+    /// A root key version's AES object: used only to wrap and unwrap, or, for the methods
+    /// that go through `C_Encrypt`, only to encrypt and decrypt.
+    fn root_template(obj: &ObjectRef, method: WrapMethod) -> Vec<Attribute> {
+        let encrypts = method.encrypts();
         vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
@@ -277,10 +314,10 @@ impl Hsm {
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
-            Attribute::Wrap(true),
-            Attribute::Unwrap(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
+            Attribute::Wrap(!encrypts),
+            Attribute::Unwrap(!encrypts),
+            Attribute::Encrypt(encrypts),
+            Attribute::Decrypt(encrypts),
             Attribute::Sign(false),
             Attribute::Verify(false),
             Attribute::Derive(false),
@@ -289,30 +326,68 @@ impl Hsm {
         ]
     }
 
-    /// Generates an AES-256 root key inside the token.
-    pub fn generate_root(&self, obj: &ObjectRef) -> Result<(), KeysError> {
+    /// The MAC companion of a root key version (`aes-cbc-pad-hmac-sha256`): a generic secret
+    /// used only to sign and verify.
+    fn mac_template(obj: &ObjectRef) -> Vec<Attribute> {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Id(wrapping::mac_id(&obj.id)),
+            Attribute::Label(format!("{} mac", obj.label).into_bytes()),
+        ]
+    }
+
+    /// Generates an AES-256 root key version inside the token (with its MAC companion when
+    /// `method` needs one; neither is left behind if the other fails).
+    pub fn generate_root(&self, obj: &ObjectRef, method: WrapMethod) -> Result<(), KeysError> {
         let r = (|| {
-            let mut template = Self::root_template(obj);
+            let s = self.session()?;
+            let mut template = Self::root_template(obj, method);
             template.push(Attribute::ValueLen(32.into()));
-            self.session()?
-                .generate_key(&Mechanism::AesKeyGen, &template)
-                .map_err(hsm_err("C_GenerateKey"))?;
+            let aes = s.generate_key(&Mechanism::AesKeyGen, &template).map_err(hsm_err("C_GenerateKey"))?;
+            if method.has_mac_key() {
+                let mut template = Self::mac_template(obj);
+                template.push(Attribute::ValueLen(32.into()));
+                if let Err(e) = s.generate_key(&Mechanism::GenericSecretKeyGen, &template) {
+                    let _ = s.destroy_object(aes);
+                    return Err(hsm_err("C_GenerateKey")(e));
+                }
+            }
             Ok(())
         })();
         self.count(&self.counters.admin, r)
     }
 
-    /// Imports customer key material as a root key with the same restrictions.
-    pub fn import_root(&self, obj: &ObjectRef, material: &SecretKey) -> Result<(), KeysError> {
+    /// Imports customer key material as a root key version with the same restrictions.
+    /// Where `method` needs a MAC companion, its key is derived from the material
+    /// (HKDF-SHA-256), so restoring the same material restores both.
+    pub fn import_root(
+        &self,
+        obj: &ObjectRef,
+        method: WrapMethod,
+        material: &SecretKey,
+    ) -> Result<(), KeysError> {
         let r = (|| {
-            let mut template = Self::root_template(obj);
-            template.push(Attribute::Value(material.expose().to_vec()));
             let s = self.session()?;
-            s.create_object(&template).map_err(hsm_err("C_CreateObject"))?;
-            // The Vec handed to cryptoki is dropped inside the template; wipe our copies.
-            for a in template.iter_mut() {
-                if let Attribute::Value(v) = a {
-                    zeroize::Zeroize::zeroize(v);
+            let aes = create_secret(&s, Self::root_template(obj, method), material.expose())?;
+            if method.has_mac_key() {
+                let mut mac_key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+                engine::primitives::hkdf_sha256(material.expose(), &[], &[MAC_KEY_INFO], mac_key.as_mut())
+                    .map_err(|e| KeysError::Refused(format!("cannot derive the MAC key: {e}")))?;
+                if let Err(e) = create_secret(&s, Self::mac_template(obj), mac_key.as_ref()) {
+                    let _ = s.destroy_object(aes);
+                    return Err(e);
                 }
             }
             Ok(())
@@ -368,10 +443,17 @@ impl Hsm {
         Ok(self.find(&s, id)?.is_some())
     }
 
-    /// Destroys the root key object (crypto-shredding). Returns whether one existed.
+    /// Destroys the root key object and its MAC companion, if any (crypto-shredding).
+    /// Returns whether the root key object existed.
     pub fn destroy_root(&self, id: &[u8]) -> Result<bool, KeysError> {
         let r = (|| {
             let s = self.session()?;
+            let mac = wrapping::mac_id(id);
+            self.forget(&mac);
+            if let Some(h) = self.find(&s, &mac)? {
+                self.forget(&mac);
+                s.destroy_object(h).map_err(hsm_err("C_DestroyObject"))?;
+            }
             self.forget(id);
             match self.find(&s, id)? {
                 Some(h) => {
@@ -385,68 +467,123 @@ impl Hsm {
         self.count(&self.counters.admin, r)
     }
 
-    /// Wraps `key` under the root key object `root_id` (RFC 5649).
-    pub fn wrap(&self, root_id: &[u8], key: &SecretKey) -> Result<Vec<u8>, KeysError> {
+    /// Wraps `key` under the root key object `root_id` by `method` (the one its version
+    /// was made for), bound to `context` where the method can bind one.
+    pub fn wrap(
+        &self,
+        root_id: &[u8],
+        method: WrapMethod,
+        key: &SecretKey,
+        context: &[u8],
+    ) -> Result<Vec<u8>, KeysError> {
         let r = self.recovering(|| {
             let s = self.session()?;
             let missing = || KeysError::KeyNotInHsm(base::hex::encode(root_id));
-            self.with_root(&s, root_id, missing, |root| {
-                let mut template = Self::session_key_template();
-                template.push(Attribute::Value(key.expose().to_vec()));
-                let tmp = s.create_object(&template).map_err(hsm_err("C_CreateObject"));
-                if let Some(Attribute::Value(mut v)) = template.pop() {
-                    zeroize::Zeroize::zeroize(&mut v);
+            self.with_root(&s, root_id, missing, |root| match method {
+                WrapMethod::AesKeyWrapPad | WrapMethod::AesKeyWrap => {
+                    let tmp = create_secret(&s, Self::session_key_template(), key.expose())?;
+                    let wrapped = s.wrap_key(&key_wrap(method), root, tmp).map_err(hsm_err("C_WrapKey"));
+                    let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
+                    let wrapped = wrapped?;
+                    destroyed?;
+                    Ok(wrapped)
                 }
-                let tmp = tmp?;
-                let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, root, tmp).map_err(hsm_err("C_WrapKey"));
-                let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
-                let wrapped = wrapped?;
-                destroyed?;
-                Ok(wrapped)
+                WrapMethod::AesGcm => {
+                    let mut nonce = [0u8; GCM_NONCE_LEN];
+                    engine::primitives::fill_random(&mut nonce);
+                    let mut iv = nonce;
+                    let params = GcmParams::new(&mut iv, context, ((GCM_TAG_LEN * 8) as u64).into())
+                        .map_err(hsm_err("CKM_AES_GCM parameters"))?;
+                    let sealed = s
+                        .encrypt(&Mechanism::AesGcm(params), root, key.expose())
+                        .map_err(hsm_err("C_Encrypt"))?;
+                    Ok([nonce.as_slice(), &sealed].concat())
+                }
+                WrapMethod::AesCbcPadHmacSha256 => {
+                    let mac_key = self.find(&s, &wrapping::mac_id(root_id))?.ok_or_else(missing)?;
+                    let mut iv = [0u8; CBC_IV_LEN];
+                    engine::primitives::fill_random(&mut iv);
+                    let ct = s
+                        .encrypt(&Mechanism::AesCbcPad(iv), root, key.expose())
+                        .map_err(hsm_err("C_Encrypt"))?;
+                    let mac = s
+                        .sign(&Mechanism::Sha256Hmac, mac_key, &wrapping::mac_input(context, &iv, &ct))
+                        .map_err(hsm_err("C_Sign"))?;
+                    Ok([iv.as_slice(), &ct, &mac].concat())
+                }
             })
         });
         self.count(&self.counters.wraps, r)
     }
 
-    /// Unwraps a key wrapped by [`Hsm::wrap`] under `root_id`. A wrong root key or a
-    /// tampered blob is [`KeysError::UnwrapFailed`]; a root key the token does not hold is
+    /// Unwraps a key wrapped by [`Hsm::wrap`] under `root_id` by `method` with the same
+    /// `context`. A wrong root key, context or a tampered blob is
+    /// [`KeysError::UnwrapFailed`]; a root key the token does not hold is
     /// [`KeysError::KeyNotInHsm`] (the caller tells deletion from an HSM fault).
-    pub fn unwrap(&self, root_id: &[u8], wrapped: &[u8], key_name: &str) -> Result<SecretKey, KeysError> {
+    pub fn unwrap(
+        &self,
+        root_id: &[u8],
+        method: WrapMethod,
+        wrapped: &[u8],
+        context: &[u8],
+        key_name: &str,
+    ) -> Result<SecretKey, KeysError> {
+        let failed = || KeysError::UnwrapFailed(key_name.to_owned());
         let r = self.recovering(|| {
             let s = self.session()?;
             let missing = || KeysError::KeyNotInHsm(key_name.to_owned());
-            self.with_root(&s, root_id, missing, |root| {
-                let template = Self::session_key_template();
-                let tmp = match s.unwrap_key(&Mechanism::AesKeyWrapPad, root, wrapped, &template) {
-                    Ok(h) => h,
-                    Err(CkError::Pkcs11(
-                        RvError::WrappedKeyInvalid
-                        | RvError::WrappedKeyLenRange
-                        | RvError::EncryptedDataInvalid
-                        | RvError::EncryptedDataLenRange
-                        | RvError::GeneralError,
-                        _,
-                    )) => return Err(KeysError::UnwrapFailed(key_name.to_owned())),
-                    Err(e) => return Err(hsm_err("C_UnwrapKey")(e)),
-                };
-                let attrs =
-                    s.get_attributes(tmp, &[AttributeType::Value]).map_err(hsm_err("C_GetAttributeValue"));
-                let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
-                let mut attrs = attrs?;
-                destroyed?;
-                let mut key = None;
-                for a in attrs.iter_mut() {
-                    if let Attribute::Value(v) = a {
-                        if v.len() == KEY_LEN {
-                            let mut k = [0u8; KEY_LEN];
-                            k.copy_from_slice(v);
-                            key = Some(SecretKey::from_bytes(k));
-                            zeroize::Zeroize::zeroize(&mut k);
+            self.with_root(&s, root_id, missing, |root| match method {
+                WrapMethod::AesKeyWrapPad | WrapMethod::AesKeyWrap => {
+                    let tmp = s
+                        .unwrap_key(&key_wrap(method), root, wrapped, &Self::session_key_template())
+                        .map_err(refused_as(failed, "C_UnwrapKey"))?;
+                    let attrs = s
+                        .get_attributes(tmp, &[AttributeType::Value])
+                        .map_err(hsm_err("C_GetAttributeValue"));
+                    let destroyed = s.destroy_object(tmp).map_err(hsm_err("C_DestroyObject"));
+                    let mut attrs = attrs?;
+                    destroyed?;
+                    let mut key = None;
+                    for a in attrs.iter_mut() {
+                        if let Attribute::Value(v) = a {
+                            key = secret_of(v);
                         }
-                        zeroize::Zeroize::zeroize(v);
                     }
+                    key.ok_or_else(failed)
                 }
-                key.ok_or_else(|| KeysError::UnwrapFailed(key_name.to_owned()))
+                WrapMethod::AesGcm => {
+                    let (nonce, sealed) = wrapping::split_gcm(wrapped).ok_or_else(failed)?;
+                    let mut iv = [0u8; GCM_NONCE_LEN];
+                    iv.copy_from_slice(nonce);
+                    let params = GcmParams::new(&mut iv, context, ((GCM_TAG_LEN * 8) as u64).into())
+                        .map_err(hsm_err("CKM_AES_GCM parameters"))?;
+                    let mut plain = s
+                        .decrypt(&Mechanism::AesGcm(params), root, sealed)
+                        .map_err(refused_as(failed, "C_Decrypt"))?;
+                    secret_of(&mut plain).ok_or_else(failed)
+                }
+                WrapMethod::AesCbcPadHmacSha256 => {
+                    let (iv, ct, mac) = wrapping::split_cbc(wrapped).ok_or_else(failed)?;
+                    let mac_key = self.find(&s, &wrapping::mac_id(root_id))?.ok_or_else(missing)?;
+                    match s.verify(
+                        &Mechanism::Sha256Hmac,
+                        mac_key,
+                        &wrapping::mac_input(context, iv, ct),
+                        mac,
+                    ) {
+                        Ok(()) => {}
+                        Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => {
+                            return Err(failed());
+                        }
+                        Err(e) => return Err(hsm_err("C_Verify")(e)),
+                    }
+                    let mut block = [0u8; CBC_IV_LEN];
+                    block.copy_from_slice(iv);
+                    let mut plain = s
+                        .decrypt(&Mechanism::AesCbcPad(block), root, ct)
+                        .map_err(refused_as(failed, "C_Decrypt"))?;
+                    secret_of(&mut plain).ok_or_else(failed)
+                }
             })
         });
         self.count(&self.counters.unwraps, r)
@@ -462,13 +599,67 @@ impl Hsm {
         s.get_attributes(h, types).map_err(hsm_err("C_GetAttributeValue"))
     }
 
-    /// Tries to wrap the root key object itself with another root key: must fail for a
-    /// non-extractable key. Returns whether the token allowed it (for checks and tests).
+    /// Tries to wrap the root key object itself with another root key, by every mechanism
+    /// that could: must fail for a non-extractable key. Returns whether the token allowed it (for checks and tests).
     pub fn root_is_wrappable(&self, id: &[u8], by: &[u8]) -> Result<bool, KeysError> {
         let s = self.session()?;
         let key = self.find(&s, id)?.ok_or_else(|| KeysError::Refused("root key object missing".into()))?;
         let wrapper =
             self.find(&s, by)?.ok_or_else(|| KeysError::Refused("root key object missing".into()))?;
-        Ok(s.wrap_key(&Mechanism::AesKeyWrapPad, wrapper, key).is_ok())
+        Ok([Mechanism::AesKeyWrapPad, Mechanism::AesKeyWrap, Mechanism::AesCbcPad([0; CBC_IV_LEN])]
+            .iter()
+            .any(|m| s.wrap_key(m, wrapper, key).is_ok()))
+    }
+}
+
+/// The info HKDF-SHA-256 derives an imported root key's MAC companion with.
+const MAC_KEY_INFO: &[u8] = b"cipherstore root key mac v1";
+
+/// The `C_WrapKey` mechanism of a key-wrap method.
+fn key_wrap(method: WrapMethod) -> Mechanism<'static> {
+    match method {
+        WrapMethod::AesKeyWrap => Mechanism::AesKeyWrap,
+        _ => Mechanism::AesKeyWrapPad,
+    }
+}
+
+/// Creates a secret key object from `value`, wiping the copy handed to the template.
+fn create_secret(s: &Session, mut template: Vec<Attribute>, value: &[u8]) -> Result<ObjectHandle, KeysError> {
+    template.push(Attribute::Value(value.to_vec()));
+    let made = s.create_object(&template).map_err(hsm_err("C_CreateObject"));
+    for a in template.iter_mut() {
+        if let Attribute::Value(v) = a {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
+    made
+}
+
+/// A 32-byte key out of `bytes`, which are wiped either way; `None` for any other length.
+fn secret_of(bytes: &mut Vec<u8>) -> Option<SecretKey> {
+    let key = (bytes.len() == KEY_LEN).then(|| {
+        let mut k = [0u8; KEY_LEN];
+        k.copy_from_slice(bytes);
+        let key = SecretKey::from_bytes(k);
+        zeroize::Zeroize::zeroize(&mut k);
+        key
+    });
+    zeroize::Zeroize::zeroize(bytes);
+    key
+}
+
+/// Maps what a token answers for data that does not unwrap or decrypt (wrong key, wrong
+/// context, tampered) to `failed`, anything else to an HSM error of `op`.
+fn refused_as(failed: impl Fn() -> KeysError, op: &'static str) -> impl FnOnce(CkError) -> KeysError {
+    move |e| match e {
+        CkError::Pkcs11(
+            RvError::WrappedKeyInvalid
+            | RvError::WrappedKeyLenRange
+            | RvError::EncryptedDataInvalid
+            | RvError::EncryptedDataLenRange
+            | RvError::GeneralError,
+            _,
+        ) => failed(),
+        e => hsm_err(op)(e),
     }
 }
