@@ -206,6 +206,7 @@ fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
     println!("  state     {:?}", v.state);
     println!("  origin    {:?}", v.origin);
     println!("  version   {} of {}", v.version, v.versions.len());
+    println!("  wrapping  {} (how this version wraps bucket keys in the HSM)", v.wrap_method);
     println!("  created   {}", v.created);
     if let Some(d) = &v.destroyed_at {
         println!("  deleted   {d}");
