@@ -45,7 +45,7 @@ pub(super) struct KeysArgs {
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Create a root key inside the HSM (AES-256, non-extractable, wrap/unwrap only).
+    /// Create a root key inside the HSM (AES-256, non-extractable, used only to wrap bucket keys, by the method the token offers: see `keys show`).
     Create {
         /// A unique name.
         name: String,
