@@ -19,7 +19,7 @@
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
 //! token = "cipherstore"            # or uri = "pkcs11:token=…"
 //! pin_file = "/etc/cipherstore/hsm.pin"
-//! wrap = "auto"                    # or aes-key-wrap-pad, aes-key-wrap, aes-gcm, aes-cbc-pad-hmac-sha256
+//! wrap = "auto"                    # or aes-key-wrap-pad, aes-key-wrap, aes-gcm, aes-cbc-hmac-sha256
 //!
 //! [keys]
 //! dir = "/var/lib/cipherstore/keys"

@@ -312,7 +312,7 @@ def test_the_wrapping_method_and_root_keys_in_the_token(srv, suite):
     check = srv.check
     # The method the token was given (or chose) is the one /metrics and `keys show` name.
     expected = os.environ.get("CIPHERSTORE_E2E_HSM_WRAP") or os.environ.get("CIPHERSTORE_E2E_EXPECT_WRAP")
-    methods = ["aes-key-wrap-pad", "aes-key-wrap", "aes-gcm", "aes-cbc-pad-hmac-sha256"]
+    methods = ["aes-key-wrap-pad", "aes-key-wrap", "aes-gcm", "aes-cbc-hmac-sha256"]
     on = [m for m in methods if srv.metric_labelled("cipherstore_hsm_wrap_method", method=m) == 1]
     check("/metrics names exactly one wrapping method", len(on) == 1, str(on))
     if expected:
@@ -330,7 +330,9 @@ def test_the_wrapping_method_and_root_keys_in_the_token(srv, suite):
     listed = subprocess.run([*tool, "--list-objects", "--type", "secrkey"], env=env, capture_output=True, text=True)
     label = f"cipherstore:{shown.get('id')}:v1"
     blocks = [b for b in listed.stdout.split("Secret Key Object") if f"label:      {label}" in b]
-    check("pkcs11-tool lists the root key", listed.returncode == 0 and blocks != [], listed.stdout + listed.stderr)
+    want = 2 if shown.get("wrap_method") == "aes-cbc-hmac-sha256" else 1  # with its MAC key
+    check(f"pkcs11-tool lists the root key's {want} object(s)", listed.returncode == 0 and len(blocks) == want,
+          listed.stdout + listed.stderr)
     for b in blocks:
         check("sensitive and never extractable", "sensitive" in b and "never extractable" in b, b)
     read = subprocess.run([*tool, "--read-object", "--type", "secrkey", "--label", label], env=env,

@@ -23,6 +23,8 @@ pub const ENV_PIN: &str = "CIPHERSTORE_HSM_PIN";
 pub const ENV_PIN_FILE: &str = "CIPHERSTORE_HSM_PIN_FILE";
 /// Wrapping method variable (`auto` or a [`WrapMethod`] name).
 pub const ENV_WRAP: &str = "CIPHERSTORE_HSM_WRAP";
+/// Key generation command variable: the program and its arguments, separated by blanks.
+pub const ENV_KEYGEN: &str = "CIPHERSTORE_HSM_KEYGEN";
 
 /// How to reach and log in to the token.
 #[derive(Debug, Clone)]
@@ -39,6 +41,10 @@ pub struct HsmConfig {
     /// The wrapping method new root key versions must use; `None` chooses the first the
     /// token can do ([`super::wrapping::choose`]).
     pub wrap: Option<WrapMethod>,
+    /// For tokens that cannot generate secret keys through PKCS#11 (tpm2-pkcs11): the
+    /// program and arguments that make one in the token, with `{label}`, `{id}` (the
+    /// object's `CKA_ID` as text) and `{kind}` (`aes256` or `hmac-sha256`) replaced.
+    pub keygen: Option<Vec<String>>,
 }
 
 /// Where the PIN comes from.
@@ -153,8 +159,11 @@ pub struct HsmSettings {
     /// File whose first line is the user PIN.
     pub pin_file: Option<PathBuf>,
     /// `auto` (the default: the first method the token can do) or a wrapping method's
-    /// name (`aes-key-wrap-pad`, `aes-key-wrap`, `aes-gcm`, `aes-cbc-pad-hmac-sha256`).
+    /// name (`aes-key-wrap-pad`, `aes-key-wrap`, `aes-gcm`, `aes-cbc-hmac-sha256`).
     pub wrap: Option<String>,
+    /// The command that makes a key in a token that cannot generate secret keys through
+    /// PKCS#11 ([`HsmConfig::keygen`]); run without a shell.
+    pub keygen_command: Option<Vec<String>>,
     /// The PIN itself is never read from a file of settings, only from [`ENV_PIN`].
     #[serde(skip)]
     pub pin_from_env: bool,
@@ -170,6 +179,7 @@ impl HsmSettings {
             uri: var(ENV_URI),
             pin_file: var(ENV_PIN_FILE).map(PathBuf::from),
             wrap: var(ENV_WRAP),
+            keygen_command: var(ENV_KEYGEN).map(|v| v.split_whitespace().map(str::to_owned).collect()),
             pin_from_env: var(ENV_PIN).is_some(),
         }
     }
@@ -182,6 +192,7 @@ impl HsmSettings {
             uri: self.uri.or(base.uri),
             pin_file: self.pin_file.or(base.pin_file),
             wrap: self.wrap.or(base.wrap),
+            keygen_command: self.keygen_command.or(base.keygen_command),
             pin_from_env: self.pin_from_env || base.pin_from_env,
         }
     }
@@ -212,7 +223,13 @@ impl HsmSettings {
             None | Some("auto") => None,
             Some(name) => Some(WrapMethod::parse(name)?),
         };
-        Ok(HsmConfig { module, token, pin: source.read()?, pin_source: Some(source), wrap })
+        let keygen = match &self.keygen_command {
+            Some(c) if c.is_empty() || c[0].is_empty() => {
+                return Err(KeysError::Config("keygen_command names no program".into()));
+            }
+            other => other.clone(),
+        };
+        Ok(HsmConfig { module, token, pin: source.read()?, pin_source: Some(source), wrap, keygen })
     }
 }
 
@@ -232,6 +249,7 @@ impl HsmConfig {
             pin: SecretString::from(pin.to_owned()),
             pin_source: None,
             wrap: None,
+            keygen: None,
         }
     }
 

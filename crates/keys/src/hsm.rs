@@ -91,6 +91,10 @@ struct Connection {
     slot: Option<Slot>,
     /// Idle sessions.
     pool: Vec<Session>,
+    /// The session the login was made in, kept open and never used: the login belongs to
+    /// the application until its last session closes, so pooled sessions that failed
+    /// part-way can be closed without logging everything out.
+    anchor: Option<Session>,
     /// Root key object handles by `CKA_ID` (valid for every session of this generation).
     handles: Vec<(Vec<u8>, ObjectHandle)>,
     /// The last PIN the token refused: not offered again until the PIN source changes.
@@ -101,7 +105,7 @@ impl Connection {
     /// Moves to `generation`: the module was re-initialised, every session and handle died
     /// with it.
     fn renew(&mut self, generation: u64) {
-        for dead in self.pool.drain(..) {
+        for dead in self.pool.drain(..).chain(self.anchor.take()) {
             // Closing a dead session's handle could close a live session that reuses the
             // number; the Session value holds nothing else worth freeing.
             std::mem::forget(dead);
@@ -117,7 +121,17 @@ impl Connection {
 struct Pooled<'a> {
     hsm: &'a Hsm,
     session: Option<Session>,
+    /// Set when an operation failed part-way: the session may still hold an active
+    /// operation, so it is closed rather than returned to the pool.
+    spoiled: std::cell::Cell<bool>,
     _generation: RwLockReadGuard<'a, Generation>,
+}
+
+impl Pooled<'_> {
+    /// Closes the session when it is dropped instead of pooling it.
+    fn spoil(&self) {
+        self.spoiled.set(true);
+    }
 }
 
 impl std::ops::Deref for Pooled<'_> {
@@ -131,7 +145,11 @@ impl std::ops::Deref for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            lock(&self.hsm.conn).pool.push(s);
+            if self.spoiled.get() {
+                drop(s); // C_CloseSession, which ends whatever operation it still held
+            } else {
+                lock(&self.hsm.conn).pool.push(s);
+            }
         }
     }
 }
@@ -154,6 +172,7 @@ impl Hsm {
                 slot: None,
                 pool: Vec::new(),
                 handles: Vec::new(),
+                anchor: None,
                 refused_pin: None,
             }),
             counters: HsmCounters::default(),
@@ -173,14 +192,17 @@ impl Hsm {
             lock(&self.conn).slot.ok_or_else(|| KeysError::TokenNotFound(self.config.token.clone()))?;
         let ctx = self.module.ctx();
         let offered = ctx.get_mechanism_list(slot).map_err(hsm_err("C_GetMechanismList"))?;
+        let keygen = self.config.keygen.is_some();
         let can = |t: cryptoki::mechanism::MechanismType, u: Use| {
-            offered.contains(&t)
-                && ctx.get_mechanism_info(slot, t).is_ok_and(|i| match u {
-                    Use::Wrap => i.wrap() && i.unwrap(),
-                    Use::Encrypt => i.encrypt() && i.decrypt(),
-                    Use::Sign => i.sign() && i.verify(),
-                    Use::Generate => i.generate(),
-                })
+            // A key generation command makes the keys the token cannot.
+            (u == Use::Generate && keygen)
+                || offered.contains(&t)
+                    && ctx.get_mechanism_info(slot, t).is_ok_and(|i| match u {
+                        Use::Wrap => i.wrap() && i.unwrap(),
+                        Use::Encrypt => i.encrypt() && i.decrypt(),
+                        Use::Sign => i.sign() && i.verify(),
+                        Use::Generate => i.generate(),
+                    })
         };
         wrapping::choose(self.config.wrap, can).map_err(|e| match e {
             KeysError::Config(why) => KeysError::Config(format!("token {:?}: {why}", self.config.token)),
@@ -220,7 +242,12 @@ impl Hsm {
             }
             (None, None) => self.log_in()?,
         };
-        Ok(Pooled { hsm: self, session: Some(session), _generation: generation })
+        Ok(Pooled {
+            hsm: self,
+            session: Some(session),
+            spoiled: std::cell::Cell::new(false),
+            _generation: generation,
+        })
     }
 
     /// Finds the token, opens a session and logs in: the first session of a generation.
@@ -250,10 +277,14 @@ impl Hsm {
             }
             Err(e) => return Err(hsm_err("C_Login")(e)),
         }
+        let working = ctx.open_rw_session(slot).map_err(hsm_err("C_OpenSession"))?;
         let mut conn = lock(&self.conn);
         conn.refused_pin = None;
         conn.slot = Some(slot);
-        Ok(session)
+        if let Some(old) = conn.anchor.replace(session) {
+            std::mem::forget(old); // of an earlier generation: see Connection::renew
+        }
+        Ok(working)
     }
 
     /// Runs `op`; if it fails the way a lost token fails, re-initialises the module (unless
@@ -326,7 +357,7 @@ impl Hsm {
         ]
     }
 
-    /// The MAC companion of a root key version (`aes-cbc-pad-hmac-sha256`): a generic secret
+    /// The MAC companion of a root key version (`aes-cbc-hmac-sha256`): a generic secret
     /// used only to sign and verify.
     fn mac_template(obj: &ObjectRef) -> Vec<Attribute> {
         vec![
@@ -349,24 +380,108 @@ impl Hsm {
     }
 
     /// Generates an AES-256 root key version inside the token (with its MAC companion when
-    /// `method` needs one; neither is left behind if the other fails).
+    /// `method` needs one; neither is left behind if the other fails). Where the token does
+    /// not implement `C_GenerateKey` (tpm2-pkcs11), the configured key generation command
+    /// makes them instead ([`HsmConfig::keygen`](super::config::HsmConfig::keygen)).
     pub fn generate_root(&self, obj: &ObjectRef, method: WrapMethod) -> Result<(), KeysError> {
-        let r = (|| {
-            let s = self.session()?;
-            let mut template = Self::root_template(obj, method);
+        let r = match self.generate_inside(obj, method) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(unsupported)) => match &self.config.keygen {
+                Some(command) => self.generate_outside(command, obj, method),
+                None => Err(KeysError::Config(format!(
+                    "token {:?} cannot generate keys through PKCS#11 (C_GenerateKey: {unsupported}): set [hsm] \
+                     keygen_command (or {}) to the command that makes one (hsm/README.md)",
+                    self.config.token,
+                    super::config::ENV_KEYGEN
+                ))),
+            },
+            Err(e) => Err(e),
+        };
+        self.count(&self.counters.admin, r)
+    }
+
+    /// `C_GenerateKey` for the version's objects; `Ok(Err(rv))` when the token does not
+    /// implement it (nothing made).
+    fn generate_inside(&self, obj: &ObjectRef, method: WrapMethod) -> Result<Result<(), RvError>, KeysError> {
+        let s = self.session()?;
+        let mut template = Self::root_template(obj, method);
+        template.push(Attribute::ValueLen(32.into()));
+        let aes = match s.generate_key(&Mechanism::AesKeyGen, &template) {
+            Ok(h) => h,
+            Err(CkError::Pkcs11(rv @ (RvError::FunctionNotSupported | RvError::MechanismInvalid), _)) => {
+                return Ok(Err(rv));
+            }
+            Err(e) => return Err(hsm_err("C_GenerateKey")(e)),
+        };
+        if method.has_mac_key() {
+            let mut template = Self::mac_template(obj);
             template.push(Attribute::ValueLen(32.into()));
-            let aes = s.generate_key(&Mechanism::AesKeyGen, &template).map_err(hsm_err("C_GenerateKey"))?;
-            if method.has_mac_key() {
-                let mut template = Self::mac_template(obj);
-                template.push(Attribute::ValueLen(32.into()));
-                if let Err(e) = s.generate_key(&Mechanism::GenericSecretKeyGen, &template) {
-                    let _ = s.destroy_object(aes);
-                    return Err(hsm_err("C_GenerateKey")(e));
+            if let Err(e) = s.generate_key(&Mechanism::GenericSecretKeyGen, &template) {
+                let _ = s.destroy_object(aes);
+                return Err(hsm_err("C_GenerateKey")(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The key generation command makes the version's objects; the module is then
+    /// re-initialised to see them, and each must be sensitive and never extractable, or
+    /// everything made is destroyed and refused.
+    fn generate_outside(
+        &self,
+        command: &[String],
+        obj: &ObjectRef,
+        method: WrapMethod,
+    ) -> Result<(), KeysError> {
+        let mut made = vec![(obj.id.clone(), obj.label.clone(), KeyKind::Aes256)];
+        if method.has_mac_key() {
+            made.push((wrapping::mac_id(&obj.id), format!("{} mac", obj.label), KeyKind::HmacSha256));
+        }
+        let mut result = Ok(());
+        for (id, label, kind) in &made {
+            result = run_keygen(command, id, label, *kind);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.module.refresh()?;
+        let s = self.session()?;
+        if result.is_ok() {
+            result = made.iter().try_for_each(|(id, _, _)| self.check_made(&s, id));
+        }
+        if result.is_err() {
+            for (id, _, _) in &made {
+                self.forget(id);
+                if let Ok(Some(h)) = self.find(&s, id) {
+                    self.forget(id);
+                    let _ = s.destroy_object(h);
                 }
             }
+        }
+        result
+    }
+
+    /// A key the generation command made is there, sensitive and never extractable.
+    fn check_made(&self, s: &Session, id: &[u8]) -> Result<(), KeysError> {
+        self.forget(id);
+        let h = self.find(s, id)?.ok_or_else(|| KeysError::Hsm {
+            op: "keygen_command",
+            reason: format!(
+                "the command succeeded but the token shows no key with CKA_ID {}",
+                String::from_utf8_lossy(id)
+            ),
+        })?;
+        let attrs = s
+            .get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable])
+            .map_err(hsm_err("C_GetAttributeValue"))?;
+        if attrs.contains(&Attribute::Sensitive(true)) && attrs.contains(&Attribute::Extractable(false)) {
             Ok(())
-        })();
-        self.count(&self.counters.admin, r)
+        } else {
+            Err(KeysError::Refused(
+                "the key the keygen command made is not sensitive and never extractable: destroyed, not used"
+                    .into(),
+            ))
+        }
     }
 
     /// Imports customer key material as a root key version with the same restrictions.
@@ -479,7 +594,7 @@ impl Hsm {
         let r = self.recovering(|| {
             let s = self.session()?;
             let missing = || KeysError::KeyNotInHsm(base::hex::encode(root_id));
-            self.with_root(&s, root_id, missing, |root| match method {
+            let done = self.with_root(&s, root_id, missing, |root| match method {
                 WrapMethod::AesKeyWrapPad | WrapMethod::AesKeyWrap => {
                     let tmp = create_secret(&s, Self::session_key_template(), key.expose())?;
                     let wrapped = s.wrap_key(&key_wrap(method), root, tmp).map_err(hsm_err("C_WrapKey"));
@@ -499,19 +614,23 @@ impl Hsm {
                         .map_err(hsm_err("C_Encrypt"))?;
                     Ok([nonce.as_slice(), &sealed].concat())
                 }
-                WrapMethod::AesCbcPadHmacSha256 => {
+                WrapMethod::AesCbcHmacSha256 => {
                     let mac_key = self.find(&s, &wrapping::mac_id(root_id))?.ok_or_else(missing)?;
                     let mut iv = [0u8; CBC_IV_LEN];
                     engine::primitives::fill_random(&mut iv);
                     let ct = s
-                        .encrypt(&Mechanism::AesCbcPad(iv), root, key.expose())
+                        .encrypt(&Mechanism::AesCbc(iv), root, key.expose())
                         .map_err(hsm_err("C_Encrypt"))?;
                     let mac = s
                         .sign(&Mechanism::Sha256Hmac, mac_key, &wrapping::mac_input(context, &iv, &ct))
                         .map_err(hsm_err("C_Sign"))?;
                     Ok([iv.as_slice(), &ct, &mac].concat())
                 }
-            })
+            });
+            if done.is_err() {
+                s.spoil();
+            }
+            done
         });
         self.count(&self.counters.wraps, r)
     }
@@ -532,7 +651,7 @@ impl Hsm {
         let r = self.recovering(|| {
             let s = self.session()?;
             let missing = || KeysError::KeyNotInHsm(key_name.to_owned());
-            self.with_root(&s, root_id, missing, |root| match method {
+            let done = self.with_root(&s, root_id, missing, |root| match method {
                 WrapMethod::AesKeyWrapPad | WrapMethod::AesKeyWrap => {
                     let tmp = s
                         .unwrap_key(&key_wrap(method), root, wrapped, &Self::session_key_template())
@@ -562,7 +681,7 @@ impl Hsm {
                         .map_err(refused_as(failed, "C_Decrypt"))?;
                     secret_of(&mut plain).ok_or_else(failed)
                 }
-                WrapMethod::AesCbcPadHmacSha256 => {
+                WrapMethod::AesCbcHmacSha256 => {
                     let (iv, ct, mac) = wrapping::split_cbc(wrapped).ok_or_else(failed)?;
                     let mac_key = self.find(&s, &wrapping::mac_id(root_id))?.ok_or_else(missing)?;
                     match s.verify(
@@ -580,11 +699,15 @@ impl Hsm {
                     let mut block = [0u8; CBC_IV_LEN];
                     block.copy_from_slice(iv);
                     let mut plain = s
-                        .decrypt(&Mechanism::AesCbcPad(block), root, ct)
+                        .decrypt(&Mechanism::AesCbc(block), root, ct)
                         .map_err(refused_as(failed, "C_Decrypt"))?;
                     secret_of(&mut plain).ok_or_else(failed)
                 }
-            })
+            });
+            if done.is_err() {
+                s.spoil();
+            }
+            done
         });
         self.count(&self.counters.unwraps, r)
     }
@@ -610,6 +733,48 @@ impl Hsm {
             .iter()
             .any(|m| s.wrap_key(m, wrapper, key).is_ok()))
     }
+}
+
+/// What a key generation command is asked to make.
+#[derive(Debug, Clone, Copy)]
+enum KeyKind {
+    /// A root key.
+    Aes256,
+    /// A MAC companion.
+    HmacSha256,
+}
+
+impl KeyKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Aes256 => "aes256",
+            Self::HmacSha256 => "hmac-sha256",
+        }
+    }
+}
+
+/// Runs the key generation command for one object: `{label}`, `{id}` and `{kind}` replaced,
+/// no shell, no input. Its failure names the program, its exit and its last line of errors.
+fn run_keygen(command: &[String], id: &[u8], label: &str, kind: KeyKind) -> Result<(), KeysError> {
+    let fail = |reason: String| KeysError::Hsm { op: "keygen_command", reason };
+    let id_text = std::str::from_utf8(id).map_err(|_| fail("a key id that is not text".into()))?;
+    let args: Vec<String> = command
+        .iter()
+        .map(|a| a.replace("{label}", label).replace("{id}", id_text).replace("{kind}", kind.name()))
+        .collect();
+    let (program, rest) = args.split_first().ok_or_else(|| fail("no program".into()))?;
+    let out = std::process::Command::new(program)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    let last: String =
+        said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(200).collect();
+    Err(fail(format!("{program} failed ({}): {last}", out.status)))
 }
 
 /// The info HKDF-SHA-256 derives an imported root key's MAC companion with.

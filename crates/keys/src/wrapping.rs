@@ -7,7 +7,8 @@
 //!   padding).
 //! - `aes-gcm`: `C_Encrypt` with `CKM_AES_GCM`, a random 96-bit nonce and the binding
 //!   context as additional data: `nonce ‖ ciphertext ‖ tag`.
-//! - `aes-cbc-pad-hmac-sha256`: `C_Encrypt` with `CKM_AES_CBC_PAD` under the root key, then
+//! - `aes-cbc-hmac-sha256`: `C_Encrypt` with `CKM_AES_CBC` under the root key (a bucket key
+//!   is two whole blocks: no padding, and so no padding to check), then
 //!   `C_Sign` with `CKM_SHA256_HMAC` under the root key's MAC companion (a second token
 //!   object, also sensitive and never extractable) over the domain, the context, the IV and
 //!   the ciphertext (encrypt-then-MAC): `iv ‖ ciphertext ‖ mac`. Unwrapping verifies the
@@ -38,9 +39,9 @@ pub enum WrapMethod {
     /// AES-256-GCM through `C_Encrypt`, the binding context as additional data.
     #[serde(rename = "aes-gcm")]
     AesGcm,
-    /// AES-256-CBC with padding through `C_Encrypt`, then HMAC-SHA-256 through `C_Sign`.
-    #[serde(rename = "aes-cbc-pad-hmac-sha256")]
-    AesCbcPadHmacSha256,
+    /// AES-256-CBC through `C_Encrypt`, then HMAC-SHA-256 through `C_Sign`.
+    #[serde(rename = "aes-cbc-hmac-sha256")]
+    AesCbcHmacSha256,
 }
 
 /// What a method needs a mechanism to do.
@@ -67,14 +68,14 @@ pub const MAC_LEN: usize = 32;
 /// The MAC companion object's `CKA_ID` is the root key's followed by this.
 pub const MAC_ID_SUFFIX: &[u8] = b"/mac";
 /// What the MAC covers first, so a MAC made for anything else never verifies here.
-const MAC_DOMAIN: &[u8] = b"cipherstore wrapped key v1 aes-cbc-pad-hmac-sha256";
+const MAC_DOMAIN: &[u8] = b"cipherstore wrapped key v1 aes-cbc-hmac-sha256";
 
 impl WrapMethod {
     /// Every method, in the order they are preferred when a token offers several: the
     /// token's own key wrapping first (the root key only ever wraps and unwraps), then the
     /// ones that bind the context.
     pub const PREFERENCE: [WrapMethod; 4] =
-        [Self::AesKeyWrapPad, Self::AesKeyWrap, Self::AesGcm, Self::AesCbcPadHmacSha256];
+        [Self::AesKeyWrapPad, Self::AesKeyWrap, Self::AesGcm, Self::AesCbcHmacSha256];
 
     /// The name used in settings, `keys show` and metrics.
     pub fn name(self) -> &'static str {
@@ -82,7 +83,7 @@ impl WrapMethod {
             Self::AesKeyWrapPad => "aes-key-wrap-pad",
             Self::AesKeyWrap => "aes-key-wrap",
             Self::AesGcm => "aes-gcm",
-            Self::AesCbcPadHmacSha256 => "aes-cbc-pad-hmac-sha256",
+            Self::AesCbcHmacSha256 => "aes-cbc-hmac-sha256",
         }
     }
 
@@ -102,8 +103,8 @@ impl WrapMethod {
             Self::AesKeyWrapPad => &[(MechanismType::AES_KEY_WRAP_PAD, Use::Wrap)],
             Self::AesKeyWrap => &[(MechanismType::AES_KEY_WRAP, Use::Wrap)],
             Self::AesGcm => &[(MechanismType::AES_GCM, Use::Encrypt)],
-            Self::AesCbcPadHmacSha256 => &[
-                (MechanismType::AES_CBC_PAD, Use::Encrypt),
+            Self::AesCbcHmacSha256 => &[
+                (MechanismType::AES_CBC, Use::Encrypt),
                 (MechanismType::SHA256_HMAC, Use::Sign),
                 (MechanismType::GENERIC_SECRET_KEY_GEN, Use::Generate),
             ],
@@ -113,12 +114,12 @@ impl WrapMethod {
     /// Whether the root key is used through `C_Encrypt`/`C_Decrypt` (its template allows
     /// encryption, not wrapping).
     pub fn encrypts(self) -> bool {
-        matches!(self, Self::AesGcm | Self::AesCbcPadHmacSha256)
+        matches!(self, Self::AesGcm | Self::AesCbcHmacSha256)
     }
 
     /// Whether the root key has a MAC companion object.
     pub fn has_mac_key(self) -> bool {
-        self == Self::AesCbcPadHmacSha256
+        self == Self::AesCbcHmacSha256
     }
 }
 
@@ -167,7 +168,7 @@ pub fn bucket_context(bucket: &str, key_id: &str, version: u32) -> Vec<u8> {
     out
 }
 
-/// What the MAC of an `aes-cbc-pad-hmac-sha256` wrapped key covers.
+/// What the MAC of an `aes-cbc-hmac-sha256` wrapped key covers.
 pub fn mac_input(context: &[u8], iv: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAC_DOMAIN.len() + 8 + context.len() + iv.len() + ciphertext.len());
     out.extend_from_slice(MAC_DOMAIN);
@@ -178,7 +179,7 @@ pub fn mac_input(context: &[u8], iv: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits an `aes-cbc-pad-hmac-sha256` wrapped key into IV, ciphertext and MAC; `None`
+/// Splits an `aes-cbc-hmac-sha256` wrapped key into IV, ciphertext and MAC; `None`
 /// when it is too short or the ciphertext is not whole blocks.
 pub fn split_cbc(wrapped: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     if wrapped.len() < CBC_IV_LEN + 16 + MAC_LEN {
@@ -221,12 +222,12 @@ mod tests {
         let softhsm = |_: MechanismType, _: Use| true;
         assert_eq!(choose(None, softhsm).unwrap(), WrapMethod::AesKeyWrapPad);
         assert_eq!(choose(Some(WrapMethod::AesGcm), softhsm).unwrap(), WrapMethod::AesGcm);
-        // opencryptoki's software token: CBC-PAD and HMAC, no key wrap, no GCM.
+        // opencryptoki's software token: CBC and HMAC, no key wrap, no GCM.
         let ock = |t: MechanismType, _: Use| {
-            [MechanismType::AES_CBC_PAD, MechanismType::SHA256_HMAC, MechanismType::GENERIC_SECRET_KEY_GEN]
+            [MechanismType::AES_CBC, MechanismType::SHA256_HMAC, MechanismType::GENERIC_SECRET_KEY_GEN]
                 .contains(&t)
         };
-        assert_eq!(choose(None, ock).unwrap(), WrapMethod::AesCbcPadHmacSha256);
+        assert_eq!(choose(None, ock).unwrap(), WrapMethod::AesCbcHmacSha256);
         let e = choose(Some(WrapMethod::AesGcm), ock).unwrap_err().to_string();
         assert!(e.contains("CKM_AES_GCM"), "{e}");
         // Key wrap offered but only for encryption does not count.

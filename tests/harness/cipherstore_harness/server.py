@@ -20,6 +20,7 @@ import atexit
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import socket
 import subprocess
@@ -80,7 +81,8 @@ class Server:
             self.env["CIPHERSTORE_HSM_WRAP"] = os.environ["CIPHERSTORE_E2E_HSM_WRAP"]
         for line in exports.splitlines():
             if line.startswith("export "):
-                k, v = line[len("export "):].split("=", 1)
+                # Shell quoting, as `eval "$(hsm/… up DIR)"` would read it.
+                k, v = shlex.split(line[len("export "):])[0].split("=", 1)
                 self.env[k] = v
         self.env["CIPHERSTORE_KEYS_DIR"] = str(self.data / "keys")
         self.env["CIPHERSTORE_KEY_CACHE_TTL"] = cache_ttl
