@@ -341,6 +341,22 @@ def test_the_wrapping_method_and_root_keys_in_the_token(srv, suite):
           read.stdout[:64].hex())
 
 
+def test_a_wrapping_method_the_token_lacks_is_refused_by_name(srv):
+    check = srv.check
+    expected = os.environ.get("CIPHERSTORE_E2E_EXPECT_WRAP")
+    # Tokens with AES key wrap (SoftHSM2) can do every method: only a wrong name fails there.
+    lacking, mechanism = ("aes-key-wrap-pad", "CKM_AES_KEY_WRAP_PAD") if expected else ("rot13", "aes-gcm")
+    env = {**srv.env, "CIPHERSTORE_HSM_WRAP": lacking}
+    config = ["--config", str(srv.data / "config.toml")] if (srv.data / "config.toml").exists() else []
+    r = subprocess.run([srv.binary, "keys", *config, "list"], env=env, capture_output=True, text=True)
+    check(f"keys with wrap={lacking}: one line naming {mechanism}",
+          r.returncode != 0 and mechanism in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr)
+    r = subprocess.run([srv.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(srv.data / "refused")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    check(f"serve with wrap={lacking} stops at start, naming {mechanism}",
+          r.returncode != 0 and mechanism in r.stderr, r.stdout[-500:] + r.stderr[-500:])
+
+
 def test_deleting_a_bucket_forgets_its_bucket_keys(srv, suite):
     alice, check, cluster, crn2, marker = suite.alice, srv.check, suite.cluster, suite.crn2, suite.marker
     # Deleting a bucket forgets its bucket keys.
