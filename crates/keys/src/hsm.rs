@@ -164,7 +164,7 @@ impl Hsm {
     /// Loads the module, finds the token by label and logs in. Errors name the module,
     /// the token or the PIN problem in one line.
     pub fn open(config: &HsmConfig) -> Result<Self, KeysError> {
-        let hsm = Self {
+        let mut hsm = Self {
             module: module::load(&config.module)?,
             config: config.clone(),
             conn: Mutex::new(Connection {
@@ -178,7 +178,6 @@ impl Hsm {
             counters: HsmCounters::default(),
             method: WrapMethod::default(),
         };
-        let mut hsm = hsm;
         drop(hsm.session()?);
         hsm.method = hsm.choose_method()?;
         Ok(hsm)
