@@ -26,7 +26,11 @@ const LABEL: &str = "cipherstore-bench";
 fn token() -> (HsmConfig, PathBuf, Option<tempfile::TempDir>) {
     if std::env::var_os(FROM_ENV).is_some() {
         let state = tempfile::tempdir().expect("temporary directory");
-        return (HsmConfig::from_env().expect("HSM from the environment"), state.path().to_owned(), Some(state));
+        return (
+            HsmConfig::from_env().expect("HSM from the environment"),
+            state.path().to_owned(),
+            Some(state),
+        );
     }
     let Some(dir) = std::env::var_os(CHILD) else {
         let tmp = tempfile::tempdir().expect("temporary directory");
