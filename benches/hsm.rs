@@ -1,24 +1,37 @@
-//! HSM throughput against real SoftHSM2: wrap and unwrap operations per second (one thread
-//! and two threads sharing the session pool), and the number of HSM calls made while
-//! encrypting 10,000 objects in one bucket. The bench creates its own token
-//! (hsm/create-token) and re-runs itself with SOFTHSM2_CONF pointing at it.
+//! HSM throughput: wrap and unwrap operations per second by each wrapping method the token
+//! can do (one thread; two threads sharing the session pool for the token's own choice),
+//! and the number of HSM calls made while encrypting 10,000 objects in one bucket. By
+//! default against SoftHSM2: the bench creates its own token (hsm/create-token) and re-runs
+//! itself with SOFTHSM2_CONF pointing at it. With `CIPHERSTORE_BENCH_HSM_FROM_ENV=1`, against
+//! the token the environment names (CIPHERSTORE_PKCS11_MODULE, CIPHERSTORE_HSM_TOKEN, …: what
+//! `hsm/opencryptoki up` or `hsm/tpm2 up` print; scripts/bench-hsm does this per module).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 
 use engine::{Backend, CustomerKey, SealSpec, Sealer, Sealing, SecretKey};
-use keys::{Hsm, HsmConfig, KeyId, KeyManager, KeyRef, ManagerOptions};
+use keys::{Hsm, HsmConfig, KeyId, KeyManager, KeyRef, ManagerOptions, WrapMethod};
 use pipeline::units::InMemory;
 
 const CHILD: &str = "CIPHERSTORE_BENCH_TOKEN_DIR";
+const FROM_ENV: &str = "CIPHERSTORE_BENCH_HSM_FROM_ENV";
 const LABEL: &str = "cipherstore-bench";
 
-fn main() {
+/// The token to measure and a directory for the key state.
+fn token() -> (HsmConfig, PathBuf, Option<tempfile::TempDir>) {
+    if std::env::var_os(FROM_ENV).is_some() {
+        let state = tempfile::tempdir().expect("temporary directory");
+        return (
+            HsmConfig::from_env().expect("HSM from the environment"),
+            state.path().to_owned(),
+            Some(state),
+        );
+    }
     let Some(dir) = std::env::var_os(CHILD) else {
         let tmp = tempfile::tempdir().expect("temporary directory");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/create-token");
@@ -32,16 +45,24 @@ fn main() {
             .expect("re-run the bench");
         std::process::exit(status.code().unwrap_or(1));
     };
-    let dir = Path::new(&dir);
+    let dir = PathBuf::from(dir);
     let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
-    let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
-    let m =
-        KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
-            .expect("keys");
+    (HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin), dir, None)
+}
+
+fn main() {
+    let (config, dir, _state) = token();
+    let open = |config: &HsmConfig| {
+        KeyManager::open(Hsm::open(config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
+            .expect("keys")
+    };
+    let m = open(&config);
+    let chosen = m.hsm().method();
+    println!("token {:?} of {}: wraps by {chosen}", config.token, config.module.display());
     let root = m.create("bench-root").expect("root key");
     let id = KeyId::parse(&root.id).expect("id").object(1).id;
 
-    calls_for_ten_thousand_objects(&m, &root.crn, dir);
+    calls_for_ten_thousand_objects(&m, &root.crn, &open(&config));
 
     let mut c = Criterion::default()
         .sample_size(20)
@@ -49,15 +70,29 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let key = SecretKey::from_bytes([5; 32]);
-    let wrapped = m.hsm().wrap(&id, &key).expect("wrap");
+    let ctx: &[u8] = b"bench context";
+    let wrapped = m.hsm().wrap(&id, chosen, &key, ctx).expect("wrap");
     let mut g = c.benchmark_group("hsm");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("wrap", |b| b.iter(|| m.hsm().wrap(black_box(&id), &key).expect("wrap")));
-    g.bench_function("unwrap", |b| {
-        b.iter(|| m.hsm().unwrap(black_box(&id), &wrapped, "bench").expect("unwrap"))
-    });
+    for method in WrapMethod::PREFERENCE {
+        // Only the methods the token can do: opening it with the method forced says.
+        let Ok(hsm) = Hsm::open(&config.clone().with_wrap(method)) else {
+            println!("hsm/{method}: not offered by this token");
+            continue;
+        };
+        let obj = KeyId::random().object(1);
+        hsm.generate_root(&obj, method).expect("root key for the method");
+        let w = hsm.wrap(&obj.id, method, &key, ctx).expect("wrap");
+        g.bench_function(format!("wrap/{method}"), |b| {
+            b.iter(|| hsm.wrap(black_box(&obj.id), method, &key, ctx).expect("wrap"))
+        });
+        g.bench_function(format!("unwrap/{method}"), |b| {
+            b.iter(|| hsm.unwrap(black_box(&obj.id), method, &w, ctx, "bench").expect("unwrap"))
+        });
+        hsm.destroy_root(&obj.id).expect("clean up");
+    }
     // Two threads sharing the session pool, each doing half of the iterations.
-    g.bench_function("unwrap-2-threads", |b| {
+    g.bench_function(format!("unwrap-2-threads/{chosen}"), |b| {
         b.iter_custom(|iters| {
             let start = std::time::Instant::now();
             std::thread::scope(|s| {
@@ -65,7 +100,7 @@ fn main() {
                     let (m, id, wrapped) = (&m, &id, &wrapped);
                     s.spawn(move || {
                         for _ in 0..half {
-                            m.hsm().unwrap(id, wrapped, "bench").expect("unwrap");
+                            m.hsm().unwrap(id, chosen, wrapped, ctx, "bench").expect("unwrap");
                         }
                     });
                 }
@@ -79,13 +114,8 @@ fn main() {
 
 /// Encrypts 10,000 small SSE-KP objects in one bucket with a cold bucket key cache and
 /// prints how many HSM calls the first object and the rest made.
-fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, dir: &Path) {
+fn calls_for_ten_thousand_objects(setup: &KeyManager, crn: &str, m: &KeyManager) {
     setup.create_bucket_key("bench-bucket", &KeyRef::parse(crn)).expect("bucket key");
-    let pin = std::fs::read_to_string(dir.join("user.pin")).expect("pin").trim().to_owned();
-    let config = HsmConfig::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), LABEL, &pin);
-    let m =
-        KeyManager::open(Hsm::open(&config).expect("open token"), &ManagerOptions::new(&dir.join("keys")))
-            .expect("keys");
     let plain = vec![1u8; 4096];
     let mut first = 0;
     for i in 0..10_000 {

@@ -6,8 +6,9 @@
 //! - `PKCS11_FAULT_MODULE`: the real module (e.g. /usr/lib/softhsm/libsofthsm2.so);
 //! - `PKCS11_FAULT_FILE`: while this file exists, calls fail. Its first line is the return
 //!   value (`0x30` CKR_DEVICE_ERROR by default), then the calls to fail, any of `open`
-//!   (C_OpenSession), `login`, `find` (C_FindObjectsInit), `wrap`, `unwrap`; none named
-//!   means all of them.
+//!   (C_OpenSession), `login`, `find` (C_FindObjectsInit), `wrap` (C_WrapKey, and
+//!   C_EncryptInit and C_SignInit, which the wrapping methods without key wrap use),
+//!   `unwrap` (C_UnwrapKey, C_DecryptInit, C_VerifyInit); none named means all of them.
 //!
 //! Not part of cipherstore: FFI is the whole job here, so this file is `unsafe` throughout.
 
@@ -120,6 +121,38 @@ unsafe extern "C" fn wrap_key(
     forward!("wrap", C_WrapKey, session, mechanism, wrapping, key, out, out_len)
 }
 
+unsafe extern "C" fn encrypt_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    forward!("wrap", C_EncryptInit, session, mechanism, key)
+}
+
+unsafe extern "C" fn sign_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    forward!("wrap", C_SignInit, session, mechanism, key)
+}
+
+unsafe extern "C" fn decrypt_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    forward!("unwrap", C_DecryptInit, session, mechanism, key)
+}
+
+unsafe extern "C" fn verify_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    forward!("unwrap", C_VerifyInit, session, mechanism, key)
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn unwrap_key(
     session: CK_SESSION_HANDLE,
@@ -165,6 +198,10 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
         l.C_FindObjectsInit = Some(find_objects_init);
         l.C_WrapKey = Some(wrap_key);
         l.C_UnwrapKey = Some(unwrap_key);
+        l.C_EncryptInit = Some(encrypt_init);
+        l.C_SignInit = Some(sign_init);
+        l.C_DecryptInit = Some(decrypt_init);
+        l.C_VerifyInit = Some(verify_init);
         Ours(l)
     });
     // SAFETY: checked non-null above; the list lives in a static for the process's life,

@@ -36,6 +36,20 @@ need_disk() {
   log "$free GiB free on the filesystem of $dir ($what needs about $want)"
 }
 
+# stop_pidfile FILE NAME: stops the process whose PID FILE holds, if it is still NAME
+# (a PID the system reused for something else is left alone): SIGTERM, up to 10 s, then
+# SIGKILL (some daemons ignore SIGTERM). Removes FILE.
+stop_pidfile() {
+  local file=$1 name=$2 pid
+  [ -s "$file" ] || { rm -f "$file"; return 0; }
+  pid=$(cat "$file")
+  rm -f "$file"
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "${name:0:15}" ] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 # need_rust: the project builds with the machine's stable toolchain (1.95), a C compiler
 # (aws-lc) and protoc with the well-known types (etcd-client's gRPC definitions; Debian
 # ships descriptor.proto in libprotobuf-dev, a recommendation apt skips here).

@@ -9,11 +9,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use engine::SecretKey;
-use keys::{Hsm, HsmConfig, KeyRef, KeysError};
+use keys::{Hsm, HsmConfig, KeyRef, KeysError, WrapMethod};
 
 mod common;
 
-use common::hsm::{LABEL, MODULE, with_token};
+use common::hsm::{LABEL, MODULE, with_token, with_token_wrapping};
 
 fn key(b: u8) -> SecretKey {
     SecretKey::from_bytes([b; 32])
@@ -72,22 +72,54 @@ fn wrap_and_unwrap_round_trip_and_reject_wrong_keys_and_tampering() {
         let a = keys::KeyId::parse(&m.create("a").unwrap().id).unwrap().object(1).id;
         let b = keys::KeyId::parse(&m.create("b").unwrap().id).unwrap().object(1).id;
         let hsm = m.hsm();
-        let wrapped = hsm.wrap(&a, &key(9)).unwrap();
+        let kwp = WrapMethod::AesKeyWrapPad;
+        let wrapped = hsm.wrap(&a, kwp, &key(9), b"ctx").unwrap();
         assert_eq!(wrapped.len(), 40, "RFC 5649 wraps 32 bytes into 40");
         assert!(!wrapped.windows(32).any(|w| w == [9u8; 32]));
-        assert_eq!(hsm.unwrap(&a, &wrapped, "a").unwrap(), key(9));
-        assert!(matches!(hsm.unwrap(&b, &wrapped, "b"), Err(KeysError::UnwrapFailed(_))));
+        assert_eq!(hsm.unwrap(&a, kwp, &wrapped, b"ctx", "a").unwrap(), key(9));
+        assert!(matches!(hsm.unwrap(&b, kwp, &wrapped, b"ctx", "b"), Err(KeysError::UnwrapFailed(_))));
         let mut bad = wrapped.clone();
         bad[7] ^= 1;
-        assert!(matches!(hsm.unwrap(&a, &bad, "a"), Err(KeysError::UnwrapFailed(_))));
-        assert!(hsm.unwrap(&a, &wrapped[..39], "a").is_err());
+        assert!(matches!(hsm.unwrap(&a, kwp, &bad, b"ctx", "a"), Err(KeysError::UnwrapFailed(_))));
+        assert!(hsm.unwrap(&a, kwp, &wrapped[..39], b"ctx", "a").is_err());
     });
 }
 
 #[test]
 fn the_whole_lifecycle_behaves_as_key_protect() {
-    with_token("the_whole_lifecycle_behaves_as_key_protect", |t| {
+    with_token("the_whole_lifecycle_behaves_as_key_protect", lifecycle);
+}
+
+#[test]
+fn the_lifecycle_holds_wrapping_with_rfc_3394() {
+    with_token_wrapping(
+        "the_lifecycle_holds_wrapping_with_rfc_3394",
+        Some(WrapMethod::AesKeyWrap),
+        lifecycle,
+    );
+}
+
+#[test]
+fn the_lifecycle_holds_wrapping_with_aes_gcm() {
+    with_token_wrapping("the_lifecycle_holds_wrapping_with_aes_gcm", Some(WrapMethod::AesGcm), lifecycle);
+}
+
+#[test]
+fn the_lifecycle_holds_wrapping_with_cbc_and_hmac() {
+    with_token_wrapping(
+        "the_lifecycle_holds_wrapping_with_cbc_and_hmac",
+        Some(WrapMethod::AesCbcHmacSha256),
+        lifecycle,
+    );
+}
+
+/// Key Protect's lifecycle on the token, by whichever method the child's configuration
+/// forces: create, bucket keys, rotate, disable/enable, delete, import, restore, audit.
+fn lifecycle(t: &common::hsm::Token) {
+    {
         let m = t.manager(Duration::from_secs(60));
+        let forced = t.config().wrap.unwrap_or_default();
+        assert_eq!(m.metrics().wrap_method, forced);
         let root = m.create("primary").unwrap();
         m.create_bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap();
         let before = m.bucket_key("photos", &KeyRef::parse(&root.crn)).unwrap();
@@ -193,7 +225,11 @@ fn the_whole_lifecycle_behaves_as_key_protect() {
             let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
             assert!(!log.contains(&hex) && !state.contains(&hex), "key material on disk");
         }
-    });
+        let shown = m.show(&KeyRef::parse("byok")).unwrap();
+        assert_eq!(shown.wrap_method, forced);
+        assert!(shown.versions.iter().all(|v| v.method == forced), "{:?}", shown.versions);
+        assert!(state.contains(&format!("\"method\": \"{}\"", forced.name())), "recorded in the state");
+    }
 }
 
 #[test]
@@ -265,8 +301,9 @@ fn many_threads_share_the_session_pool() {
                 s.spawn(move || {
                     for j in 0..100u8 {
                         let k = SecretKey::from_bytes([i.wrapping_mul(31) ^ j; 32]);
-                        let w = m.hsm().wrap(id, &k).unwrap();
-                        assert_eq!(m.hsm().unwrap(id, &w, "pool").unwrap(), k);
+                        let kwp = WrapMethod::AesKeyWrapPad;
+                        let w = m.hsm().wrap(id, kwp, &k, b"pool").unwrap();
+                        assert_eq!(m.hsm().unwrap(id, kwp, &w, b"pool", "pool").unwrap(), k);
                     }
                 });
             }
@@ -419,4 +456,116 @@ fn sse_kp_files_follow_the_root_key_state_through_the_cli() {
         let audit = ok(&["keys", "audit"]);
         assert!(audit.lines().count() >= 7, "{audit}");
     });
+}
+
+#[test]
+fn every_wrapping_method_binds_its_context_and_keeps_root_keys_inside() {
+    with_token("every_wrapping_method_binds_its_context_and_keeps_root_keys_inside", |t| {
+        use cryptoki::object::{Attribute, AttributeType};
+        let hsm = Hsm::open(&t.config()).unwrap();
+        for method in WrapMethod::PREFERENCE {
+            let obj = keys::KeyId::random().object(1);
+            let other = keys::KeyId::random().object(1);
+            hsm.generate_root(&obj, method).unwrap();
+            hsm.generate_root(&other, method).unwrap();
+            let wrapped = hsm.wrap(&obj.id, method, &key(7), b"bucket a").unwrap();
+            assert!(!wrapped.windows(32).any(|w| w == [7u8; 32]), "{method}: the key shows");
+            let again = hsm.wrap(&obj.id, method, &key(7), b"bucket a").unwrap();
+            if method.encrypts() {
+                assert_ne!(wrapped, again, "{method}: a fresh nonce or IV each time");
+            }
+            assert_eq!(hsm.unwrap(&obj.id, method, &wrapped, b"bucket a", "k").unwrap(), key(7), "{method}");
+            let refused = |r: Result<SecretKey, KeysError>| matches!(r, Err(KeysError::UnwrapFailed(_)));
+            assert!(
+                refused(hsm.unwrap(&other.id, method, &wrapped, b"bucket a", "k")),
+                "{method}: wrong root"
+            );
+            for i in [0, wrapped.len() / 2, wrapped.len() - 1] {
+                let mut bad = wrapped.clone();
+                bad[i] ^= 0x40;
+                let r = hsm.unwrap(&obj.id, method, &bad, b"bucket a", "k");
+                let said = format!("{:?}", r.as_ref().err());
+                assert!(refused(r), "{method}: byte {i}: {said}");
+            }
+            assert!(hsm.unwrap(&obj.id, method, &wrapped[..wrapped.len() - 8], b"bucket a", "k").is_err());
+            assert!(hsm.unwrap(&obj.id, method, &[], b"bucket a", "k").is_err(), "{method}: empty");
+            if method.encrypts() {
+                assert!(
+                    refused(hsm.unwrap(&obj.id, method, &wrapped, b"bucket b", "k")),
+                    "{method}: context"
+                );
+            }
+
+            let types = [
+                AttributeType::Value,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Wrap,
+                AttributeType::Encrypt,
+            ];
+            let attrs = hsm.root_attributes(&obj.id, &types).unwrap();
+            assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "{method}: CKA_VALUE readable");
+            assert!(
+                attrs.contains(&Attribute::Sensitive(true)) && attrs.contains(&Attribute::Extractable(false))
+            );
+            assert!(attrs.contains(&Attribute::Wrap(!method.encrypts())), "{method}: {attrs:?}");
+            assert!(attrs.contains(&Attribute::Encrypt(method.encrypts())), "{method}: {attrs:?}");
+            assert!(!hsm.root_is_wrappable(&obj.id, &other.id).unwrap(), "{method}: root key wrapped out");
+            let mac = keys::wrapping::mac_id(&obj.id);
+            if method.has_mac_key() {
+                let attrs = hsm.root_attributes(&mac, &types).unwrap();
+                assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "MAC key value readable");
+                assert!(
+                    attrs.contains(&Attribute::Sensitive(true))
+                        && attrs.contains(&Attribute::Extractable(false))
+                );
+            }
+            assert!(hsm.destroy_root(&obj.id).unwrap());
+            assert!(
+                !hsm.root_exists(&obj.id).unwrap() && !hsm.root_exists(&mac).unwrap(),
+                "{method}: shredded"
+            );
+            assert!(matches!(
+                hsm.unwrap(&obj.id, method, &wrapped, b"bucket a", "k"),
+                Err(KeysError::KeyNotInHsm(_))
+            ));
+        }
+    });
+}
+
+#[test]
+fn keys_made_by_one_method_keep_reading_when_the_token_chooses_another() {
+    with_token("keys_made_by_one_method_keep_reading_when_the_token_chooses_another", |t| {
+        let open = |method: WrapMethod| {
+            let o = keys::ManagerOptions::new(&t.dir.join("keys"));
+            keys::KeyManager::open(Hsm::open(&t.config().with_wrap(method)).unwrap(), &o).unwrap()
+        };
+        let before = open(WrapMethod::AesKeyWrapPad);
+        let root = before.create("long-lived").unwrap();
+        before.create_bucket_key("archive", &KeyRef::parse(&root.crn)).unwrap();
+        let archive = before.bucket_key("archive", &KeyRef::parse(&root.crn)).unwrap();
+
+        // The token's configuration moves to AES-GCM: old bindings still unwrap; a rotation
+        // makes version 2 under GCM and rewraps; a gateway still set to RFC 5649 reads it.
+        let after = open(WrapMethod::AesGcm);
+        assert_eq!(after.bucket_key("archive", &KeyRef::parse(&root.crn)).unwrap(), archive);
+        let rotated = after.rotate(&KeyRef::parse("long-lived"), None).unwrap();
+        assert_eq!(rotated.wrap_method, WrapMethod::AesGcm);
+        assert_eq!(rotated.versions[0].method, WrapMethod::AesKeyWrapPad);
+        assert_eq!(
+            open(WrapMethod::AesKeyWrapPad).bucket_key("archive", &KeyRef::parse(&root.crn)).unwrap(),
+            archive
+        );
+        assert_eq!(open(WrapMethod::AesKeyWrapPad).metrics().wrap_method, WrapMethod::AesKeyWrapPad);
+    });
+}
+
+#[test]
+fn state_written_before_methods_were_recorded_reads_as_rfc_5649() {
+    let old = r#"{"keys":[{"id":"0d4c3f52-6f0e-4b8e-9f4a-2b7d8c1e5a90","name":"k","origin":"generated","state":"active",
+        "versions":[{"version":1,"created":1}],"created":1,"updated":1}],
+        "buckets":[{"bucket":"b","key":"0d4c3f52-6f0e-4b8e-9f4a-2b7d8c1e5a90","version":1,"wrapped":"00","created":1}]}"#;
+    let state: keys::state::State = serde_json::from_str(old).unwrap();
+    assert_eq!(state.keys[0].versions[0].method, WrapMethod::AesKeyWrapPad);
+    assert_eq!(state.buckets[0].method, WrapMethod::AesKeyWrapPad);
 }

@@ -45,7 +45,7 @@ pub(super) struct KeysArgs {
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Create a root key inside the HSM (AES-256, non-extractable, wrap/unwrap only).
+    /// Create a root key inside the HSM (AES-256, non-extractable, used only to wrap bucket keys, by the method the token offers: see `keys show`).
     Create {
         /// A unique name.
         name: String,
@@ -206,6 +206,7 @@ fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
     println!("  state     {:?}", v.state);
     println!("  origin    {:?}", v.origin);
     println!("  version   {} of {}", v.version, v.versions.len());
+    println!("  wrapping  {} (how this version wraps bucket keys in the HSM)", v.wrap_method);
     println!("  created   {}", v.created);
     if let Some(d) = &v.destroyed_at {
         println!("  deleted   {d}");

@@ -19,6 +19,8 @@
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
 //! token = "cipherstore"            # or uri = "pkcs11:token=…"
 //! pin_file = "/etc/cipherstore/hsm.pin"
+//! wrap = "auto"                    # or aes-key-wrap-pad, aes-key-wrap, aes-gcm, aes-cbc-hmac-sha256
+//! # keygen_command = ["hsm/tpm2", "add-key", "/var/lib/tpm", "{label}", "{id}", "{kind}"]
 //!
 //! [keys]
 //! dir = "/var/lib/cipherstore/keys"
@@ -634,6 +636,13 @@ mod tests {
         let typo = FileConfig::parse("lisen = \"0.0.0.0:1\"").unwrap_err().to_string();
         assert!(typo.contains("lisen"), "{typo}");
         assert!(FileConfig::parse("[hsm]\npin = \"1234\"").is_err(), "a PIN in the file is refused");
+        let hsm = FileConfig::parse(
+            "[hsm]\ntoken = \"t\"\nwrap = \"aes-gcm\"\nkeygen_command = [\"/opt/make-key\", \"{id}\", \"{kind}\"]\n",
+        )
+        .unwrap()
+        .hsm;
+        assert_eq!(hsm.wrap.as_deref(), Some("aes-gcm"));
+        assert_eq!(hsm.keygen_command.as_deref().map(<[String]>::len), Some(3));
     }
 
     #[test]

@@ -154,6 +154,18 @@ impl Metrics {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(k) = keys {
+            let name = "cipherstore_hsm_wrap_method";
+            header(
+                &mut out,
+                name,
+                "gauge",
+                "How new root key versions wrap bucket keys on the token (1 for the method used).",
+            );
+            for m in keys::WrapMethod::PREFERENCE {
+                let _ = writeln!(out, "{name}{{method=\"{m}\"}} {}", u8::from(m == k.wrap_method));
+            }
+        }
         if let Some(h) = &self.dispersal {
             render_dispersal(&mut out, &h.report());
         }

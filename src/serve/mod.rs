@@ -293,8 +293,9 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     match &keys {
         Some(k) => println!(
-            "  SSE-KP:         on (HSM token {:?}, key state in {})",
+            "  SSE-KP:         on (HSM token {:?}, new root keys wrap by {}, key state in {})",
             k.hsm().token(),
+            k.hsm().method(),
             k.state_location()
         ),
         None => println!(

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use keys::{Hsm, HsmConfig, KeyManager, ManagerOptions};
+use keys::{Hsm, HsmConfig, KeyManager, ManagerOptions, WrapMethod};
 
 const CHILD: &str = "CIPHERSTORE_TEST_TOKEN_DIR";
+/// The wrapping method a child's token configuration forces (unset: the token's choice).
+const WRAP: &str = "CIPHERSTORE_TEST_WRAP";
 pub(crate) const LABEL: &str = "cipherstore-test";
 pub(crate) const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -21,8 +23,13 @@ impl Token {
     pub(crate) fn pin(&self) -> String {
         std::fs::read_to_string(self.dir.join("user.pin")).unwrap().trim().to_owned()
     }
+    /// The token's configuration, forcing the wrapping method the child was started with.
     pub(crate) fn config(&self) -> HsmConfig {
-        HsmConfig::new(Path::new(MODULE), LABEL, &self.pin())
+        let config = HsmConfig::new(Path::new(MODULE), LABEL, &self.pin());
+        match std::env::var(WRAP) {
+            Ok(name) => config.with_wrap(WrapMethod::parse(&name).unwrap()),
+            Err(_) => config,
+        }
     }
     pub(crate) fn manager(&self, ttl: Duration) -> KeyManager {
         let mut o = ManagerOptions::new(&self.dir.join("keys"));
@@ -33,6 +40,11 @@ impl Token {
 
 /// Runs `body` in a child process of this test binary that has its own token.
 pub(crate) fn with_token(test: &str, body: impl FnOnce(&Token)) {
+    with_token_wrapping(test, None, body)
+}
+
+/// [`with_token`] with new root keys wrapping by `method` (else the token's first choice).
+pub(crate) fn with_token_wrapping(test: &str, method: Option<WrapMethod>, body: impl FnOnce(&Token)) {
     if let Ok(dir) = std::env::var(CHILD) {
         body(&Token { dir: dir.into() });
         return;
@@ -41,7 +53,11 @@ pub(crate) fn with_token(test: &str, body: impl FnOnce(&Token)) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/create-token");
     let made = Command::new(&script).arg(tmp.path()).arg(LABEL).output().unwrap();
     assert!(made.status.success(), "hsm/create-token failed: {}", String::from_utf8_lossy(&made.stderr));
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if let Some(m) = method {
+        child.env(WRAP, m.name());
+    }
+    let out = child
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, tmp.path())
         .env("SOFTHSM2_CONF", tmp.path().join("softhsm2.conf"))

@@ -40,8 +40,21 @@ STORES = {
 }
 
 
-def pytest_collection_modifyitems(items):
-    """Suites that stop parts of the shared cluster (`disruptive`) run after all others."""
+def tpm_is_the_hsm():
+    """Whether the suites' HSM is a TPM (CIPHERSTORE_E2E_HSM_ENV from `hsm/tpm2 up`)."""
+    env = os.environ.get("CIPHERSTORE_E2E_HSM_ENV")
+    return bool(env) and "TPM2_PKCS11_STORE" in pathlib.Path(env).read_text()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Suites that stop parts of the shared cluster (`disruptive`) run after all others;
+    suites about a TPM (`tpm2`) run only when the HSM is one, and are deselected (not
+    skipped) otherwise."""
+    if not tpm_is_the_hsm():
+        dropped = [item for item in items if item.get_closest_marker("tpm2") is not None]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item.get_closest_marker("tpm2") is None]
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 

@@ -308,6 +308,55 @@ def test_key_lifecycle(srv, suite):
                                                         ServerSideEncryption="AES256").get("ServerSideEncryption") == "AES256")
 
 
+def test_the_wrapping_method_and_root_keys_in_the_token(srv, suite):
+    check = srv.check
+    # The method the token was given (or chose) is the one /metrics and `keys show` name.
+    expected = os.environ.get("CIPHERSTORE_E2E_HSM_WRAP") or os.environ.get("CIPHERSTORE_E2E_EXPECT_WRAP")
+    methods = ["aes-key-wrap-pad", "aes-key-wrap", "aes-gcm", "aes-cbc-hmac-sha256"]
+    on = [m for m in methods if srv.metric_labelled("cipherstore_hsm_wrap_method", method=m) == 1]
+    check("/metrics names exactly one wrapping method", len(on) == 1, str(on))
+    if expected:
+        check(f"the wrapping method is {expected}", on == [expected], str(on))
+    code, out = keys(srv, "create", "witness", "--json")
+    shown = json.loads(out) if code == 0 else {}
+    check("a new root key wraps by the token's method", shown.get("wrap_method") in on, out)
+
+    # An outside witness on whichever module serves: OpenSC's pkcs11-tool sees the root
+    # key (and a MAC companion, if any) sensitive and never extractable, and cannot read it.
+    env = srv.env
+    pin = pathlib.Path(env["CIPHERSTORE_HSM_PIN_FILE"]).read_text().split("\n")[0]
+    tool = ["pkcs11-tool", "--module", env["CIPHERSTORE_PKCS11_MODULE"], "--token-label",
+            env["CIPHERSTORE_HSM_TOKEN"], "--login", "--pin", pin]
+    listed = subprocess.run([*tool, "--list-objects", "--type", "secrkey"], env=env, capture_output=True, text=True)
+    label = f"cipherstore:{shown.get('id')}:v1"
+    blocks = [b for b in listed.stdout.split("Secret Key Object") if f"label:      {label}" in b]
+    want = 2 if shown.get("wrap_method") == "aes-cbc-hmac-sha256" else 1  # with its MAC key
+    check(f"pkcs11-tool lists the root key's {want} object(s)", listed.returncode == 0 and len(blocks) == want,
+          listed.stdout + listed.stderr)
+    for b in blocks:
+        check("sensitive and never extractable", "sensitive" in b and "never extractable" in b, b)
+    read = subprocess.run([*tool, "--read-object", "--type", "secrkey", "--label", label], env=env,
+                          capture_output=True)
+    check("pkcs11-tool cannot read the root key's value", read.returncode != 0 or read.stdout == b"",
+          read.stdout[:64].hex())
+
+
+def test_a_wrapping_method_the_token_lacks_is_refused_by_name(srv):
+    check = srv.check
+    expected = os.environ.get("CIPHERSTORE_E2E_EXPECT_WRAP")
+    # Tokens with AES key wrap (SoftHSM2) can do every method: only a wrong name fails there.
+    lacking, mechanism = ("aes-key-wrap-pad", "CKM_AES_KEY_WRAP_PAD") if expected else ("rot13", "aes-gcm")
+    env = {**srv.env, "CIPHERSTORE_HSM_WRAP": lacking}
+    config = ["--config", str(srv.data / "config.toml")] if (srv.data / "config.toml").exists() else []
+    r = subprocess.run([srv.binary, "keys", *config, "list"], env=env, capture_output=True, text=True)
+    check(f"keys with wrap={lacking}: one line naming {mechanism}",
+          r.returncode != 0 and mechanism in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr)
+    r = subprocess.run([srv.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(srv.data / "refused")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    check(f"serve with wrap={lacking} stops at start, naming {mechanism}",
+          r.returncode != 0 and mechanism in r.stderr, r.stdout[-500:] + r.stderr[-500:])
+
+
 def test_deleting_a_bucket_forgets_its_bucket_keys(srv, suite):
     alice, check, cluster, crn2, marker = suite.alice, srv.check, suite.cluster, suite.crn2, suite.marker
     # Deleting a bucket forgets its bucket keys.

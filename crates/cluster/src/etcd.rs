@@ -98,7 +98,11 @@ fn failure(e: etcd_client::Error) -> Failure {
     use etcd_client::Error as E;
     let unsent = match &e {
         E::TransportError(_) => true,
-        E::GRpcStatus(s) => s.code() == Code::Unavailable && s.message().contains("connect"),
+        // No connection, or a member without a leader, which refuses before proposing.
+        E::GRpcStatus(s) => {
+            s.code() == Code::Unavailable
+                && (s.message().contains("connect") || s.message().contains("etcdserver: no leader"))
+        }
         _ => false,
     };
     let error = match &e {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 
 use super::error::KeysError;
+use super::wrapping::WrapMethod;
 
 /// Default module: Debian's SoftHSM2.
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -20,6 +21,10 @@ pub const ENV_URI: &str = "CIPHERSTORE_HSM_URI";
 pub const ENV_PIN: &str = "CIPHERSTORE_HSM_PIN";
 /// PIN file variable.
 pub const ENV_PIN_FILE: &str = "CIPHERSTORE_HSM_PIN_FILE";
+/// Wrapping method variable (`auto` or a [`WrapMethod`] name).
+pub const ENV_WRAP: &str = "CIPHERSTORE_HSM_WRAP";
+/// Key generation command variable: the program and its arguments, separated by blanks.
+pub const ENV_KEYGEN: &str = "CIPHERSTORE_HSM_KEYGEN";
 
 /// How to reach and log in to the token.
 #[derive(Debug, Clone)]
@@ -33,6 +38,13 @@ pub struct HsmConfig {
     /// Where the PIN came from: read again when the token must be logged in to again
     /// (after an HSM failure), so an operator who changed the PIN updates only the file.
     pub pin_source: Option<PinSource>,
+    /// The wrapping method new root key versions must use; `None` chooses the first the
+    /// token can do ([`super::wrapping::choose`]).
+    pub wrap: Option<WrapMethod>,
+    /// For tokens that cannot generate secret keys through PKCS#11 (tpm2-pkcs11): the
+    /// program and arguments that make one in the token, with `{label}`, `{id}` (the
+    /// object's `CKA_ID` as text) and `{kind}` (`aes256` or `hmac-sha256`) replaced.
+    pub keygen: Option<Vec<String>>,
 }
 
 /// Where the PIN comes from.
@@ -146,6 +158,12 @@ pub struct HsmSettings {
     pub uri: Option<String>,
     /// File whose first line is the user PIN.
     pub pin_file: Option<PathBuf>,
+    /// `auto` (the default: the first method the token can do) or a wrapping method's
+    /// name (`aes-key-wrap-pad`, `aes-key-wrap`, `aes-gcm`, `aes-cbc-hmac-sha256`).
+    pub wrap: Option<String>,
+    /// The command that makes a key in a token that cannot generate secret keys through
+    /// PKCS#11 ([`HsmConfig::keygen`]); run without a shell.
+    pub keygen_command: Option<Vec<String>>,
     /// The PIN itself is never read from a file of settings, only from [`ENV_PIN`].
     #[serde(skip)]
     pub pin_from_env: bool,
@@ -160,6 +178,8 @@ impl HsmSettings {
             token: var(ENV_TOKEN),
             uri: var(ENV_URI),
             pin_file: var(ENV_PIN_FILE).map(PathBuf::from),
+            wrap: var(ENV_WRAP),
+            keygen_command: var(ENV_KEYGEN).map(|v| v.split_whitespace().map(str::to_owned).collect()),
             pin_from_env: var(ENV_PIN).is_some(),
         }
     }
@@ -171,6 +191,8 @@ impl HsmSettings {
             token: self.token.or(base.token),
             uri: self.uri.or(base.uri),
             pin_file: self.pin_file.or(base.pin_file),
+            wrap: self.wrap.or(base.wrap),
+            keygen_command: self.keygen_command.or(base.keygen_command),
             pin_from_env: self.pin_from_env || base.pin_from_env,
         }
     }
@@ -197,7 +219,17 @@ impl HsmSettings {
                 return Err(KeysError::Config(format!("no PIN: set {ENV_PIN_FILE} (a file) or {ENV_PIN}")));
             }
         };
-        Ok(HsmConfig { module, token, pin: source.read()?, pin_source: Some(source) })
+        let wrap = match self.wrap.as_deref().map(str::trim) {
+            None | Some("auto") => None,
+            Some(name) => Some(WrapMethod::parse(name)?),
+        };
+        let keygen = match &self.keygen_command {
+            Some(c) if c.is_empty() || c[0].is_empty() => {
+                return Err(KeysError::Config("keygen_command names no program".into()));
+            }
+            other => other.clone(),
+        };
+        Ok(HsmConfig { module, token, pin: source.read()?, pin_source: Some(source), wrap, keygen })
     }
 }
 
@@ -216,7 +248,15 @@ impl HsmConfig {
             token: token.to_owned(),
             pin: SecretString::from(pin.to_owned()),
             pin_source: None,
+            wrap: None,
+            keygen: None,
         }
+    }
+
+    /// The same configuration with new root key versions wrapping by `method`.
+    pub fn with_wrap(mut self, method: WrapMethod) -> Self {
+        self.wrap = Some(method);
+        self
     }
 
     /// The PIN to log in with now: read again from its source, or the one read at start

@@ -1,5 +1,7 @@
-//! Key custody: root keys inside a PKCS#11 HSM used only to wrap and unwrap ([`hsm`]) through
-//! a module loaded once per process and re-initialised after HSM failures ([`module`]),
+//! Key custody: root keys inside a PKCS#11 HSM used only to wrap and unwrap ([`hsm`], by the
+//! method the token allows, [`wrapping`]) through a module loaded once per process and
+//! re-initialised after HSM failures ([`module`]), its token found among its slots
+//! ([`slots`]),
 //! configured by module path, token and PIN source ([`config`]); the Key Protect lifecycle
 //! and the root key → bucket key hierarchy ([`manager`]) over persistent state ([`state`]:
 //! a file, [`state_file`], or the metadata service gateways share, [`state_kv`]),
@@ -14,12 +16,15 @@ pub mod hsm;
 pub mod id;
 pub mod manager;
 pub mod module;
+pub mod slots;
 pub mod state;
 pub mod state_file;
 pub mod state_kv;
+pub mod wrapping;
 
 pub use config::HsmConfig;
 pub use error::KeysError;
 pub use hsm::Hsm;
 pub use id::{KeyId, KeyRef};
 pub use manager::{KeyManager, KeyMetrics, KeyView, ManagerOptions};
+pub use wrapping::WrapMethod;

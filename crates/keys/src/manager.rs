@@ -20,6 +20,7 @@ use super::hsm::Hsm;
 use super::id::{KeyId, KeyRef, key_check_value};
 use super::state::{BucketBinding, KeyRecord, KeyState, KeyVersion, Origin, State, StateStore};
 use super::state_file::FileState;
+use super::wrapping::{self, WrapMethod};
 use base::clock::{now_unix, rfc3339};
 use engine::SecretKey;
 
@@ -70,6 +71,8 @@ pub struct KeyMetrics {
     pub cache_hits: u64,
     /// Bucket key cache misses.
     pub cache_misses: u64,
+    /// How new root key versions wrap bucket keys on this token.
+    pub wrap_method: WrapMethod,
 }
 
 /// A root key as shown to users.
@@ -87,6 +90,8 @@ pub struct KeyView {
     pub origin: Origin,
     /// Current version.
     pub version: u32,
+    /// How the current version wraps bucket keys.
+    pub wrap_method: WrapMethod,
     /// All versions.
     pub versions: Vec<KeyVersion>,
     /// Creation time.
@@ -164,6 +169,7 @@ impl KeyManager {
         KeyMetrics {
             hsm_wraps: c.wraps.load(Ordering::Relaxed),
             hsm_unwraps: c.unwraps.load(Ordering::Relaxed),
+            wrap_method: self.hsm.method(),
             hsm_admin: c.admin.load(Ordering::Relaxed),
             hsm_failures: c.failures.load(Ordering::Relaxed),
             hsm_recoveries: c.recoveries.load(Ordering::Relaxed),
@@ -249,6 +255,7 @@ impl KeyManager {
             state: rec.state,
             origin: rec.origin,
             version: rec.current(),
+            wrap_method: rec.method_of(rec.current()),
             versions: rec.versions.clone(),
             created: rfc3339(rec.created),
             destroyed_at: rec.destroyed_at.map(rfc3339),
@@ -270,14 +277,15 @@ impl KeyManager {
         Ok(())
     }
 
-    fn new_record(id: KeyId, name: &str, origin: Origin, kcv: Option<String>) -> KeyRecord {
+    fn new_record(&self, id: KeyId, name: &str, origin: Origin, kcv: Option<String>) -> KeyRecord {
         let now = now_unix();
+        let method = self.hsm.method();
         KeyRecord {
             id,
             name: name.to_owned(),
             origin,
             state: KeyState::Active,
-            versions: vec![KeyVersion { version: 1, created: now, kcv }],
+            versions: vec![KeyVersion { version: 1, created: now, kcv, method }],
             created: now,
             updated: now,
             destroyed_at: None,
@@ -288,8 +296,8 @@ impl KeyManager {
     pub fn create(&self, name: &str) -> Result<KeyView, KeysError> {
         let (view, rec) = self.change(|state| {
             Self::check_name(state, name)?;
-            let rec = Self::new_record(KeyId::random(), name, Origin::Generated, None);
-            self.hsm.generate_root(&rec.id.object(1))?;
+            let rec = self.new_record(KeyId::random(), name, Origin::Generated, None);
+            self.hsm.generate_root(&rec.id.object(1), rec.method_of(1))?;
             state.keys.push(rec.clone());
             Ok((self.view(state, &rec), rec))
         })?;
@@ -302,8 +310,8 @@ impl KeyManager {
         let kcv = key_check_value(material);
         let (view, rec) = self.change(|state| {
             Self::check_name(state, name)?;
-            let rec = Self::new_record(KeyId::random(), name, Origin::Imported, Some(kcv));
-            self.hsm.import_root(&rec.id.object(1), material)?;
+            let rec = self.new_record(KeyId::random(), name, Origin::Imported, Some(kcv));
+            self.hsm.import_root(&rec.id.object(1), rec.method_of(1), material)?;
             state.keys.push(rec.clone());
             Ok((self.view(state, &rec), rec))
         })?;
@@ -349,13 +357,14 @@ impl KeyManager {
                 return Err(KeysError::Refused(format!("key {} is no longer active", r.name)));
             }
             let next = r.current() + 1;
+            let method = self.hsm.method();
             let kcv = match (r.origin, material) {
                 (Origin::Generated, None) => {
-                    self.hsm.generate_root(&r.id.object(next))?;
+                    self.hsm.generate_root(&r.id.object(next), method)?;
                     None
                 }
                 (Origin::Imported, Some(m)) => {
-                    self.hsm.import_root(&r.id.object(next), m)?;
+                    self.hsm.import_root(&r.id.object(next), method, m)?;
                     Some(key_check_value(m))
                 }
                 (Origin::Generated, Some(_)) => {
@@ -367,7 +376,7 @@ impl KeyManager {
                     return Err(KeysError::Refused("rotating an imported key needs new key material".into()));
                 }
             };
-            r.versions.push(KeyVersion { version: next, created: now_unix(), kcv });
+            r.versions.push(KeyVersion { version: next, created: now_unix(), kcv, method });
             r.updated = now_unix();
             Ok(r.clone())
         })?;
@@ -388,9 +397,11 @@ impl KeyManager {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         for b in state.buckets.iter().filter(|b| b.key == rec.id && b.version != current) {
-            let result = hex_decode(&b.wrapped)
-                .and_then(|w| self.hsm.unwrap(&rec.id.object(b.version).id, &w, &self.crn(&rec.id)))
-                .and_then(|k| self.hsm.wrap(&rec.id.object(current).id, &k).map(|w| (k, w)));
+            let method = rec.method_of(current);
+            let result = hex_decode(&b.wrapped).and_then(|w| self.unwrap_binding(rec, b, &w)).and_then(|k| {
+                let context = wrapping::bucket_context(&b.bucket, &rec.id.to_string(), current);
+                self.hsm.wrap(&rec.id.object(current).id, method, &k, &context).map(|w| (k, w))
+            });
             match result {
                 Ok((bucket_key, wrapped)) => {
                     let name = b.bucket.clone();
@@ -398,6 +409,7 @@ impl KeyManager {
                         if let Some(x) = s.buckets.iter_mut().find(|x| x.bucket == name && x.key == rec.id) {
                             x.wrapped = base::hex::encode(&wrapped);
                             x.version = current;
+                            x.method = method;
                         }
                         Ok(())
                     })?;
@@ -503,7 +515,7 @@ impl KeyManager {
             return refuse("the material does not match the key check value recorded at import".into());
         }
         let version = rec.current();
-        self.hsm.import_root(&rec.id.object(version), material)?;
+        self.hsm.import_root(&rec.id.object(version), rec.method_of(version), material)?;
         let (rec, buckets) = self.change(|state| {
             let buckets = state.buckets_of(&rec.id);
             let r = state.find_mut(key)?;
@@ -530,11 +542,14 @@ impl KeyManager {
         self.require_active(&rec, "key.wrap")?;
         let bucket_key = SecretKey::random();
         let version = rec.current();
-        let wrapped = self.hsm.wrap(&rec.id.object(version).id, &bucket_key)?;
+        let method = rec.method_of(version);
+        let context = wrapping::bucket_context(bucket, &rec.id.to_string(), version);
+        let wrapped = self.hsm.wrap(&rec.id.object(version).id, method, &bucket_key, &context)?;
         let binding = BucketBinding {
             bucket: bucket.to_owned(),
             key: rec.id.clone(),
             version,
+            method,
             wrapped: base::hex::encode(&wrapped),
             created: now_unix(),
         };
@@ -569,7 +584,7 @@ impl KeyManager {
         let rec = state.find(&KeyRef::from(&binding.key))?;
         self.require_active(rec, "key.unwrap")?;
         let wrapped = hex_decode(&binding.wrapped)?;
-        let key = match self.hsm.unwrap(&rec.id.object(binding.version).id, &wrapped, &self.crn(&rec.id)) {
+        let key = match self.unwrap_binding(rec, binding, &wrapped) {
             // Deleted by another process since the snapshot, or an HSM fault: the state,
             // read again, tells which.
             Err(KeysError::KeyNotInHsm(name)) => {
@@ -621,8 +636,8 @@ impl KeyManager {
             if state.keys.iter().any(|k| k.name == DEFAULT_KEY_NAME) {
                 return Ok(None);
             }
-            let rec = Self::new_record(KeyId::random(), DEFAULT_KEY_NAME, Origin::Generated, None);
-            self.hsm.generate_root(&rec.id.object(1))?;
+            let rec = self.new_record(KeyId::random(), DEFAULT_KEY_NAME, Origin::Generated, None);
+            self.hsm.generate_root(&rec.id.object(1), rec.method_of(1))?;
             state.keys.push(rec.clone());
             Ok(Some(rec))
         })?;
@@ -705,6 +720,19 @@ impl KeyManager {
         }
         self.cache.purge_bucket(bucket);
         Ok(())
+    }
+}
+
+impl KeyManager {
+    /// Unwraps a bucket binding's key in the HSM, by the method it was wrapped with.
+    fn unwrap_binding(
+        &self,
+        rec: &KeyRecord,
+        b: &BucketBinding,
+        wrapped: &[u8],
+    ) -> Result<SecretKey, KeysError> {
+        let context = wrapping::bucket_context(&b.bucket, &rec.id.to_string(), b.version);
+        self.hsm.unwrap(&rec.id.object(b.version).id, b.method, wrapped, &context, &self.crn(&rec.id))
     }
 }
 

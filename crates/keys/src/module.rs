@@ -134,6 +134,20 @@ impl Module {
     }
 }
 
+impl Module {
+    /// Re-initialises the module now, whatever the interval, so that it reads the token
+    /// again: tpm2-pkcs11 loads a token's objects only in `C_Initialize`, so a key another
+    /// program just made there is seen only after this. Waits for calls in flight; the
+    /// caller must not hold [`Module::enter`]. Not counted as a recovery.
+    pub fn refresh(&self) -> Result<(), KeysError> {
+        let mut generation = self.generation.write().unwrap_or_else(PoisonError::into_inner);
+        generation.number += 1;
+        let _ = self.ctx.clone().finalize();
+        initialize(&self.ctx)
+            .map_err(|e| KeysError::Module { path: self.path.display().to_string(), reason: e.to_string() })
+    }
+}
+
 /// What [`Module::reinitialize`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reinit {

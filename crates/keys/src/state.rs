@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::KeysError;
 use super::id::{KeyId, KeyRef};
+use super::wrapping::WrapMethod;
 
 /// Lifecycle state of a root key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,10 @@ pub struct KeyVersion {
     /// Key check value of imported material.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kcv: Option<String>,
+    /// How this version wraps bucket keys (versions made before methods were recorded:
+    /// `aes-key-wrap-pad`).
+    #[serde(default)]
+    pub method: WrapMethod,
 }
 
 /// A root key.
@@ -69,6 +74,11 @@ impl KeyRecord {
     pub fn current(&self) -> u32 {
         self.versions.last().map_or(1, |v| v.version)
     }
+
+    /// How `version` wraps bucket keys.
+    pub fn method_of(&self, version: u32) -> WrapMethod {
+        self.versions.iter().find(|v| v.version == version).map(|v| v.method).unwrap_or_default()
+    }
 }
 
 /// A bucket key, wrapped by one version of a root key.
@@ -80,7 +90,10 @@ pub struct BucketBinding {
     pub key: KeyId,
     /// Root key version that wrapped it.
     pub version: u32,
-    /// RFC 5649 wrapped bucket key, hex.
+    /// How it was wrapped (bindings made before methods were recorded: RFC 5649).
+    #[serde(default)]
+    pub method: WrapMethod,
+    /// The wrapped bucket key, hex ([`super::wrapping`] for each method's layout).
     pub wrapped: String,
     /// Unix seconds.
     pub created: u64,

@@ -2,7 +2,7 @@
 //! (`tests/fuzz_regressions.rs`) feed arbitrary bytes to: the format header parser, the
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
 //! header rules, stored records (object records of both versions with their tags, bucket,
-//! upload and part records), the aws-chunked framing
+//! upload and part records, the key state and its wrapped keys' framing), the aws-chunked framing
 //! follower, kept identities and users files ([`identities`]), and aws-chunked request bodies and lifecycle configurations through the whole
 //! S3 service ([`aws_chunked`], [`lifecycle_config`]).
 //! Each returns for any input; a panic is a bug.
@@ -211,6 +211,17 @@ pub fn stored_record(data: &[u8]) {
         }
     }
     let _ = PartRecord::decode(data);
+    if let Ok(state) = serde_json::from_slice::<keys::state::State>(data) {
+        for b in &state.buckets {
+            let _ = keys::wrapping::split_cbc(b.wrapped.as_bytes());
+            let _ = keys::wrapping::split_gcm(b.wrapped.as_bytes());
+        }
+        for k in &state.keys {
+            let _ = k.method_of(k.current());
+        }
+    }
+    let _ = keys::wrapping::split_cbc(data);
+    let _ = keys::wrapping::split_gcm(data);
 }
 
 /// An aws-chunked request body through the framing follower, whole and in pieces of the

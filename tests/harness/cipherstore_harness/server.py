@@ -1,6 +1,9 @@
 """`cipherstore serve` for the end-to-end suites: a free loopback port over HTTPS, two
 users (alice, bob), a SoftHSM2 token of its own, and checks that count and report
-failures. The store is the filesystem one, unless:
+failures. The HSM is that token unless CIPHERSTORE_E2E_HSM_ENV names a file of `export`
+lines an hsm/ script printed (`hsm/opencryptoki up DIR > FILE`: the servers then share
+that module's token); CIPHERSTORE_E2E_HSM_WRAP forces a wrapping method (`aes-gcm`, ...).
+The store is the filesystem one, unless:
 - `cluster` (or CIPHERSTORE_E2E_CLUSTER) names a directory `scripts/cluster up` made: the
   server is then a gateway of that cluster store (blobs on its Ceph, records in its etcd,
   under a namespace of the server's own);
@@ -17,6 +20,7 @@ import atexit
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import socket
 import subprocess
@@ -66,12 +70,19 @@ class Server:
         users = self.data / "users.txt"
         users.write_text("".join(f"{ak} {sk}\n" for ak, sk in USERS.values()))
         self.port = free_port()
-        made = subprocess.run([str(REPO / "hsm/create-token"), str(self.data / "hsm"), "e2e"],
-                              capture_output=True, text=True, check=True)
+        hsm_env = os.environ.get("CIPHERSTORE_E2E_HSM_ENV")
+        if hsm_env:
+            exports = pathlib.Path(hsm_env).read_text()
+        else:
+            exports = subprocess.run([str(REPO / "hsm/create-token"), str(self.data / "hsm"), "e2e"],
+                                     capture_output=True, text=True, check=True).stdout
         self.env = dict(os.environ)
-        for line in made.stdout.splitlines():
+        if os.environ.get("CIPHERSTORE_E2E_HSM_WRAP"):
+            self.env["CIPHERSTORE_HSM_WRAP"] = os.environ["CIPHERSTORE_E2E_HSM_WRAP"]
+        for line in exports.splitlines():
             if line.startswith("export "):
-                k, v = line[len("export "):].split("=", 1)
+                # Shell quoting, as `eval "$(hsm/… up DIR)"` would read it.
+                k, v = shlex.split(line[len("export "):])[0].split("=", 1)
                 self.env[k] = v
         self.env["CIPHERSTORE_KEYS_DIR"] = str(self.data / "keys")
         self.env["CIPHERSTORE_KEY_CACHE_TTL"] = cache_ttl
