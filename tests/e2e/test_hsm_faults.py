@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from cipherstore_harness import error_code, kms_default
+from cipherstore_harness import error_code, kms_default, refused_503
 
 STORES = ["fs"]
 
@@ -63,17 +63,6 @@ def change_pin(srv, old, new):
     module = srv.env["CIPHERSTORE_PKCS11_MODULE"]
     subprocess.run(["pkcs11-tool", "--module", module, "--token-label", "e2e", "--login", "--pin", old,
                     "--change-pin", "--new-pin", new], env=srv.env, check=True, capture_output=True)
-
-
-def refused_503(srv, name, fn):
-    """fn must fail with 503 ServiceUnavailable and a Retry-After header."""
-    try:
-        fn()
-        srv.check(name + ": refused", False)
-    except Exception as e:  # botocore ClientError
-        meta = getattr(e, "response", {}).get("ResponseMetadata", {})
-        srv.check(name + ": 503 with Retry-After",
-                  meta.get("HTTPStatusCode") == 503 and "retry-after" in meta.get("HTTPHeaders", {}), repr(e))
 
 
 @pytest.fixture(scope="session")

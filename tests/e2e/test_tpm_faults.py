@@ -16,24 +16,13 @@ import time
 
 import pytest
 
-from cipherstore_harness import error_code, until
+from cipherstore_harness import error_code, refused_503, until
 from cipherstore_harness.server import REPO
 
 STORES = ["fs"]
 TTL = 2
 SERVER = {"cache_ttl": str(TTL)}
 pytestmark = pytest.mark.tpm2
-
-
-def refused_503(srv, name, fn):
-    """fn must fail with 503 ServiceUnavailable and a Retry-After header."""
-    try:
-        fn()
-        srv.check(name + ": refused", False)
-    except Exception as e:  # botocore ClientError
-        meta = getattr(e, "response", {}).get("ResponseMetadata", {})
-        srv.check(name + ": 503 with Retry-After",
-                  meta.get("HTTPStatusCode") == 503 and "retry-after" in meta.get("HTTPHeaders", {}), repr(e))
 
 
 def answers(fn):

@@ -116,35 +116,35 @@ impl Module {
         }
         // Counted as futile until an operation succeeds ([`Module::succeeded`]).
         self.futile.fetch_add(1, Ordering::Relaxed);
-        generation.number += 1;
         generation.last = Some(Instant::now());
-        // A failing C_Finalize (the module already lost its state) does not stop the
-        // C_Initialize that follows.
-        let finalized = self.ctx.clone().finalize();
+        let (finalized, initialized) = self.restart(&mut generation);
         tracing::warn!(
             module = %self.path.display(),
-            finalize = ?finalized.err().map(|e| e.to_string()),
+            finalize = ?finalized,
             "re-initialising the PKCS#11 module to recover from an HSM failure"
         );
-        initialize(&self.ctx).map_err(|e| KeysError::Module {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        initialized?;
         Ok(Reinit::Done)
     }
-}
 
-impl Module {
     /// Re-initialises the module now, whatever the interval, so that it reads the token
     /// again: tpm2-pkcs11 loads a token's objects only in `C_Initialize`, so a key another
     /// program just made there is seen only after this. Waits for calls in flight; the
     /// caller must not hold [`Module::enter`]. Not counted as a recovery.
     pub fn refresh(&self) -> Result<(), KeysError> {
         let mut generation = self.generation.write().unwrap_or_else(PoisonError::into_inner);
+        self.restart(&mut generation).1
+    }
+
+    /// `C_Finalize` then `C_Initialize`, in a new generation (the caller holds it for
+    /// writing). A failing `C_Finalize` (the module already lost its state) does not stop
+    /// the `C_Initialize` that follows; its error is returned beside the outcome.
+    fn restart(&self, generation: &mut Generation) -> (Option<String>, Result<(), KeysError>) {
         generation.number += 1;
-        let _ = self.ctx.clone().finalize();
-        initialize(&self.ctx)
-            .map_err(|e| KeysError::Module { path: self.path.display().to_string(), reason: e.to_string() })
+        let finalized = self.ctx.clone().finalize().err().map(|e| e.to_string());
+        let initialized = initialize(&self.ctx)
+            .map_err(|e| KeysError::Module { path: self.path.display().to_string(), reason: e.to_string() });
+        (finalized, initialized)
     }
 }
 

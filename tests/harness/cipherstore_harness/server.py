@@ -266,6 +266,17 @@ def until(cond, timeout=40, every=0.5):
         time.sleep(every)
 
 
+def refused_503(srv, name, fn):
+    """fn must fail with 503 ServiceUnavailable and a Retry-After header (a check of `srv`)."""
+    try:
+        fn()
+        srv.check(name + ": refused", False)
+    except Exception as e:  # botocore ClientError
+        meta = getattr(e, "response", {}).get("ResponseMetadata", {})
+        srv.check(name + ": 503 with Retry-After",
+                  meta.get("HTTPStatusCode") == 503 and "retry-after" in meta.get("HTTPHeaders", {}), repr(e))
+
+
 def error_code(fn):
     import botocore
     try:
