@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use super::apikey::{ApiKey, NewApiKey};
 use super::directory::{Credential, Directory, NewCredential, NewUser, StoredSecret, check_secret};
 use super::error::IamError;
 use super::live::Identities;
@@ -345,5 +346,99 @@ mod tests {
         assert_eq!(sk.len(), 40);
         assert!(check_secret(&sk).is_ok());
         assert_ne!(random_pair().0, ak);
+    }
+}
+
+/// A key service API key as the operations answer it (never its secret).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiKeyView {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub id: String,
+    /// Role on the key service.
+    pub role: Role,
+    /// The user it acts as, if any.
+    pub user: Option<String>,
+    /// The identity it acts as.
+    pub identity: String,
+    /// Whether it may get tokens.
+    pub enabled: bool,
+    /// When it was made (RFC 3339).
+    pub created: String,
+}
+
+impl ApiKeyView {
+    fn of(k: &ApiKey) -> Self {
+        Self {
+            name: k.name.clone(),
+            id: k.id.clone(),
+            role: k.role,
+            user: k.user.clone(),
+            identity: k.identity(),
+            enabled: k.enabled,
+            created: base::clock::rfc3339(k.created),
+        }
+    }
+}
+
+/// An API key just made, with its secret: shown this once.
+pub struct IssuedApiKey {
+    /// The key.
+    pub key: ApiKeyView,
+    /// The secret to exchange for tokens.
+    pub apikey: Zeroizing<String>,
+}
+
+impl IssuedApiKey {
+    /// The view and `"apikey"`, in memory that is wiped.
+    pub fn to_json(&self) -> Zeroizing<String> {
+        let mut v = serde_json::to_value(&self.key).unwrap_or_default();
+        v["apikey"] = serde_json::Value::String(self.apikey.to_string());
+        let text = Zeroizing::new(v.to_string());
+        if let serde_json::Value::Object(m) = &mut v
+            && let Some(serde_json::Value::String(s)) = m.get_mut("apikey")
+        {
+            zeroize::Zeroize::zeroize(s);
+        }
+        text
+    }
+}
+
+impl Admin {
+    /// Makes a key service API key (its secret returned once, only its digest kept).
+    pub async fn create_apikey(&self, by: &str, new: NewApiKey) -> Result<IssuedApiKey, IamError> {
+        let (secret, digest) = super::apikey::random_secret();
+        let now = base::clock::now_unix();
+        let name = new.name.clone();
+        let d = self
+            .change(by, "apikey.create", &format!("{name} {}", new.role), |d| {
+                d.add_apikey(new.clone(), digest.clone(), now).map(|_| ())
+            })
+            .await?;
+        Ok(IssuedApiKey { key: ApiKeyView::of(d.apikey(&name)?), apikey: secret })
+    }
+
+    /// Every API key.
+    pub async fn apikeys(&self) -> Result<Vec<ApiKeyView>, IamError> {
+        Ok(self.directory().await?.apikeys.values().map(ApiKeyView::of).collect())
+    }
+
+    /// Enables or disables an API key (its tokens with it).
+    pub async fn set_apikey_enabled(
+        &self,
+        by: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<ApiKeyView, IamError> {
+        let action = if enabled { "apikey.enable" } else { "apikey.disable" };
+        let d = self.change(by, action, name, |d| d.set_apikey_enabled(name, enabled)).await?;
+        Ok(ApiKeyView::of(d.apikey(name)?))
+    }
+
+    /// Deletes an API key (its tokens are refused from now on).
+    pub async fn delete_apikey(&self, by: &str, name: &str) -> Result<(), IamError> {
+        self.change(by, "apikey.delete", name, |d| d.delete_apikey(name).map(|_| ())).await?;
+        Ok(())
     }
 }

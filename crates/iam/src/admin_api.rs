@@ -74,6 +74,8 @@ impl From<IamError> for ApiError {
             IamError::NoSuchUser(_) => (404, "NoSuchUser"),
             IamError::NoSuchAccessKey(_) => (404, "NoSuchAccessKey"),
             IamError::NoSuchGrant(..) => (404, "NoSuchRole"),
+            IamError::ApiKeyExists(_) => (409, "ApiKeyExists"),
+            IamError::NoSuchApiKey(_) => (404, "NoSuchApiKey"),
             IamError::Unavailable(_) => (503, "ServiceUnavailable"),
             IamError::Stored { .. } | IamError::Io { .. } | IamError::Seal { .. } => (500, "InternalError"),
         };

@@ -72,6 +72,13 @@ pub struct Directory {
     /// Credentials by access key id.
     #[serde(default)]
     pub credentials: BTreeMap<String, Credential>,
+    /// The key service's API keys by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apikeys: BTreeMap<String, super::apikey::ApiKey>,
+    /// The key that signs bearer tokens (32 bytes, hex), sealed like secrets; made the
+    /// first time a key service starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<StoredSecret>,
 }
 
 /// A new user as asked for.
@@ -154,6 +161,7 @@ impl Directory {
         for k in &keys {
             self.credentials.remove(k);
         }
+        self.apikeys.retain(|_, k| k.user.as_deref() != Some(name));
         Ok(keys)
     }
 

@@ -27,6 +27,12 @@ pub enum IamError {
     /// No credential with that access key id.
     #[error("no access key {0:?}")]
     NoSuchAccessKey(String),
+    /// An API key of that name exists.
+    #[error("API key {0:?} already exists")]
+    ApiKeyExists(String),
+    /// No API key of that name or id.
+    #[error("no API key {0:?}")]
+    NoSuchApiKey(String),
     /// The user has no role on that bucket.
     #[error("user {0:?} has no role on bucket {1:?}")]
     NoSuchGrant(String, String),

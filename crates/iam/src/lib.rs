@@ -16,12 +16,15 @@
 //!   `cipherstore iam` and the admin HTTP API both call; [`admin_api`]: that API's
 //!   routes and bodies;
 //! - [`acl`]: access control lists, canned ACLs, grant headers and object ownership;
-//! - [`decide`]: the access decision, roles, the bucket policy and ACLs together.
+//! - [`decide`]: the access decision, roles, the bucket policy and ACLs together;
+//! - [`apikey`] and [`token`]: the key service's API keys and the bearer tokens they are
+//!   exchanged for, as IBM Cloud IAM issues them.
 
 mod access;
 pub mod acl;
 mod admin;
 pub mod admin_api;
+pub mod apikey;
 mod directory;
 mod error;
 mod keep;
@@ -32,10 +35,14 @@ pub mod policy;
 mod role;
 mod seal;
 mod snapshot;
+pub mod token;
 pub mod users;
 
 pub use access::{BucketAccess, Denial, Grounds, decide};
-pub use admin::{Admin, AuditTrail, IssuedKey, KeyView, NewKey, UserView, parse_expiry};
+pub use admin::{
+    Admin, ApiKeyView, AuditTrail, IssuedApiKey, IssuedKey, KeyView, NewKey, UserView, parse_expiry,
+};
+pub use apikey::{ApiKey, NewApiKey};
 pub use directory::{
     Credential, Directory, NewCredential, NewUser, StoredSecret, User, check_access_key_id, check_secret,
     random_canonical_id,
@@ -48,3 +55,4 @@ pub use live::Identities;
 pub use role::{Action, Role, UnknownRole};
 pub use seal::Seal;
 pub use snapshot::{Principal, Refusal, Snapshot, Standing};
+pub use token::{Caller, Issued, TokenRefusal};

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use super::directory::Directory;
+use zeroize::Zeroizing;
+
+use super::directory::{Directory, StoredSecret};
 use super::error::IamError;
 use super::keep::{Change, Keep};
 use super::seal::Seal;
 use super::snapshot::Snapshot;
+use super::token::TOKEN_KEY_NAME;
 
 /// Pause before following again after the keep failed.
 const RETRY: Duration = Duration::from_secs(1);
@@ -62,6 +65,37 @@ impl Identities {
         let directory = self.keep.change(change).await?;
         self.install(&directory);
         Ok(directory)
+    }
+
+    /// Makes the token signing key if the directory has none (the first key service to
+    /// start), sealed like secrets. Fails if the one kept does not open here.
+    pub async fn ensure_token_key(&self) -> Result<(), IamError> {
+        if self.snapshot().has_token_key() {
+            return Ok(());
+        }
+        let seal = self.seal.as_ref();
+        self.change(&mut |d: &mut Directory| {
+            if d.token_key.is_none() {
+                let mut raw = Zeroizing::new([0u8; 32]);
+                engine::primitives::fill_random(raw.as_mut());
+                let hex = Zeroizing::new(base::hex::encode(raw.as_ref()));
+                d.token_key = Some(match seal {
+                    Some(s) => s.seal(TOKEN_KEY_NAME, &hex)?,
+                    None => StoredSecret::Plain(hex.to_string()),
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        if self.snapshot().has_token_key() {
+            Ok(())
+        } else {
+            Err(IamError::Seal {
+                action: "open",
+                access_key: TOKEN_KEY_NAME.into(),
+                reason: "the token key kept in the identity store does not open here: is this host's HSM the one the others use?".into(),
+            })
+        }
     }
 
     fn install(&self, directory: &Directory) {

@@ -1,7 +1,7 @@
 //! The identities as every request sees them ([`Snapshot`]): secrets opened, credentials
 //! and users indexed for one look-up each, and the access decision ([`Principal::may`]):
 //! the bucket's owner may do everything, a user with a role on the bucket what the role
-//! allows, anyone else nothing. Built afresh from a [`Directory`] whenever it changes.
+//! allows, anyone else nothing; and the key service's API keys and bearer tokens. Built afresh from a [`Directory`] whenever it changes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use super::directory::Directory;
 use super::error::IamError;
 use super::role::{Action, Role};
 use super::seal::{Seal, open};
+use super::token::{Caller, Issued, Signer, TOKEN_KEY_NAME, TokenRefusal, Tokens};
 
 /// An authenticated caller: the user behind the access key a request was signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ pub struct Snapshot {
     granted: HashSet<String>,
     user_names: HashSet<String>,
     emails: HashMap<String, String>,
+    tokens: Tokens,
 }
 
 impl Snapshot {
@@ -126,7 +128,52 @@ impl Snapshot {
             .values()
             .filter_map(|u| Some((u.email.as_ref()?.to_ascii_lowercase(), u.canonical_id.clone())))
             .collect();
-        (Self { keys, names, granted, user_names, emails }, errors)
+        let tokens = Self::tokens(directory, seal, &mut errors);
+        (Self { keys, names, granted, user_names, emails, tokens }, errors)
+    }
+
+    fn tokens(directory: &Directory, seal: Option<&Seal>, errors: &mut Vec<IamError>) -> Tokens {
+        let mut tokens = Tokens::default();
+        if let Some(kept) = &directory.token_key {
+            match open(seal, TOKEN_KEY_NAME, kept) {
+                Ok(hex) => match base::hex::decode(&hex).map(Zeroizing::new) {
+                    Some(key) if key.len() == 32 => tokens.signer = Some(Signer::new(&key)),
+                    _ => errors.push(IamError::invalid("token key", "it is not 32 bytes of hex")),
+                },
+                Err(e) => errors.push(e),
+            }
+        }
+        for k in directory.apikeys.values() {
+            if k.user.as_ref().is_some_and(|u| !directory.users.contains_key(u)) {
+                continue;
+            }
+            let caller = Arc::new(Caller {
+                apikey_id: k.id.clone(),
+                name: k.name.clone(),
+                identity: k.identity(),
+                role: k.role,
+            });
+            if k.enabled {
+                tokens.by_digest.insert(k.digest.clone(), caller.clone());
+            }
+            tokens.by_id.insert(k.id.clone(), (caller, k.enabled));
+        }
+        tokens
+    }
+
+    /// Exchanges a key service API key for a bearer token at `now` (Unix seconds).
+    pub fn exchange_apikey(&self, apikey: &str, now: u64) -> Result<(Issued, Arc<Caller>), TokenRefusal> {
+        self.tokens.exchange(apikey, now)
+    }
+
+    /// The key service caller a bearer token names, if it holds at `now`.
+    pub fn bearer(&self, token: &str, now: u64) -> Result<Arc<Caller>, TokenRefusal> {
+        self.tokens.caller(token, now)
+    }
+
+    /// Whether tokens can be issued (the directory has a token key that opens here).
+    pub fn has_token_key(&self) -> bool {
+        self.tokens.signer.is_some()
     }
 
     /// The secret of `access_key` if it may sign requests at `now` (Unix seconds).

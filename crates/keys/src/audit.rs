@@ -1,7 +1,8 @@
 //! The audit trail: one JSON line per lifecycle change or refused key use, appended to
 //! `audit.jsonl` (in the spirit of Activity Tracker's
 //! `cloud-object-storage.bucket-key-state.update`). Events carry ids, versions, outcomes
-//! and affected buckets, never key material.
+//! and affected buckets, never key material. Who asked is the [`initiator`] in force on
+//! the calling thread (the key service names its caller; the CLI leaves it unset).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -33,6 +34,27 @@ pub struct AuditEvent {
     /// For bucket-affecting changes, the event name of the bucket key state change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'static str>,
+    /// Who asked (`iam-ServiceId-…` for key service callers); unset for the local CLI
+    /// and the S3 service's own bucket keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<String>,
+}
+
+thread_local! {
+    static INITIATOR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `who` as the initiator of every audit event it records on this thread.
+pub fn as_initiator<T>(who: &str, f: impl FnOnce() -> T) -> T {
+    let before = INITIATOR.with(|i| i.replace(Some(who.to_owned())));
+    let out = f();
+    INITIATOR.with(|i| *i.borrow_mut() = before);
+    out
+}
+
+/// The initiator in force on this thread.
+pub fn initiator() -> Option<String> {
+    INITIATOR.with(|i| i.borrow().clone())
 }
 
 /// Appends events to a JSON-lines file.

@@ -5,12 +5,16 @@
 //! configured by module path, token and PIN source ([`config`]); the Key Protect lifecycle
 //! and the root key → bucket key hierarchy ([`manager`]) over persistent state ([`state`]:
 //! a file, [`state_file`], or the metadata service gateways share, [`state_kv`]),
-//! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]). Per-object
+//! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]); data encryption
+//! keys wrapped for key service callers ([`dek`]) and the other actions they ask for
+//! ([`actions`]). Per-object
 //! keys are derived from bucket keys by the engine, which owns each object's salt.
 
+pub mod actions;
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod dek;
 pub mod error;
 pub mod hsm;
 pub mod id;
@@ -22,9 +26,10 @@ pub mod state_file;
 pub mod state_kv;
 pub mod wrapping;
 
+pub use actions::{Registration, UnwrappedDek, WrappedDek};
 pub use config::HsmConfig;
 pub use error::KeysError;
 pub use hsm::Hsm;
 pub use id::{KeyId, KeyRef};
-pub use manager::{KeyManager, KeyMetrics, KeyView, ManagerOptions};
+pub use manager::{KeyManager, KeyMetrics, KeyView, ManagerOptions, NewRootKey};
 pub use wrapping::WrapMethod;

@@ -105,15 +105,37 @@ pub struct KeyView {
     /// deleted nor disabled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<String>,
+    /// What it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Other names it answers to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Last change, RFC 3339.
+    pub updated: String,
+}
+
+/// The longest key description.
+pub const MAX_DESCRIPTION: usize = 240;
+
+/// A root key to create.
+#[derive(Clone, Copy)]
+pub struct NewRootKey<'a> {
+    /// A unique name.
+    pub name: &'a str,
+    /// What it is for.
+    pub description: Option<&'a str>,
+    /// Material to import; none: generated inside the HSM.
+    pub material: Option<&'a SecretKey>,
 }
 
 /// The lifecycle and hierarchy over one HSM token and one key state.
 pub struct KeyManager {
-    hsm: Hsm,
-    state: Box<dyn StateStore>,
+    pub(crate) hsm: Hsm,
+    pub(crate) state: Box<dyn StateStore>,
     audit: AuditLog,
-    instance: String,
-    cache: BucketKeyCache,
+    pub(crate) instance: String,
+    pub(crate) cache: BucketKeyCache,
     /// The state store's generation the cache was last reconciled with.
     reconciled: AtomicU64,
 }
@@ -178,17 +200,20 @@ impl KeyManager {
         }
     }
 
-    fn crn(&self, id: &KeyId) -> String {
+    pub(crate) fn crn(&self, id: &KeyId) -> String {
         id.crn(&self.instance)
     }
 
     /// The state as committed now.
-    fn snapshot(&self) -> Result<State, KeysError> {
+    pub(crate) fn snapshot(&self) -> Result<State, KeysError> {
         self.state.fresh()
     }
 
     /// Runs `change` on the committed state under the writers' lock and saves the result.
-    fn change<T>(&self, change: impl FnOnce(&mut State) -> Result<T, KeysError>) -> Result<T, KeysError> {
+    pub(crate) fn change<T>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, KeysError>,
+    ) -> Result<T, KeysError> {
         let mut change = Some(change);
         let mut out = None;
         self.state.change(&mut |state| {
@@ -223,7 +248,7 @@ impl KeyManager {
         }
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         action: &str,
         rec: &KeyRecord,
@@ -240,14 +265,15 @@ impl KeyManager {
             reason,
             event: (!buckets.is_empty()).then_some(BUCKET_KEY_EVENT),
             buckets,
+            initiator: super::audit::initiator(),
         }
     }
 
-    fn record(&self, event: AuditEvent) -> Result<(), KeysError> {
+    pub(crate) fn record(&self, event: AuditEvent) -> Result<(), KeysError> {
         self.audit.append(&event)
     }
 
-    fn view(&self, state: &State, rec: &KeyRecord) -> KeyView {
+    pub(crate) fn view(&self, state: &State, rec: &KeyRecord) -> KeyView {
         KeyView {
             crn: self.crn(&rec.id),
             id: rec.id.to_string(),
@@ -261,6 +287,9 @@ impl KeyManager {
             destroyed_at: rec.destroyed_at.map(rfc3339),
             buckets: state.buckets_of(&rec.id),
             retained: state.retained_of(&rec.id),
+            description: rec.description.clone(),
+            aliases: rec.aliases.clone(),
+            updated: rfc3339(rec.updated),
         }
     }
 
@@ -271,7 +300,7 @@ impl KeyManager {
         if KeyId::parse(name).is_some() {
             return Err(KeysError::Refused("a key name must not look like a key id".into()));
         }
-        if state.keys.iter().any(|k| k.name == name) {
+        if state.name_taken(name) {
             return Err(KeysError::Refused(format!("a key named {name:?} already exists")));
         }
         Ok(())
@@ -289,33 +318,46 @@ impl KeyManager {
             created: now,
             updated: now,
             destroyed_at: None,
+            description: None,
+            aliases: Vec::new(),
         }
     }
 
     /// Creates a root key inside the HSM.
     pub fn create(&self, name: &str) -> Result<KeyView, KeysError> {
-        let (view, rec) = self.change(|state| {
-            Self::check_name(state, name)?;
-            let rec = self.new_record(KeyId::random(), name, Origin::Generated, None);
-            self.hsm.generate_root(&rec.id.object(1), rec.method_of(1))?;
-            state.keys.push(rec.clone());
-            Ok((self.view(state, &rec), rec))
-        })?;
-        self.record(self.event("key.create", &rec, "success", None, vec![]))?;
-        Ok(view)
+        self.create_key(&NewRootKey { name, description: None, material: None })
     }
 
     /// Imports customer key material as a root key; its key check value is recorded.
     pub fn import(&self, name: &str, material: &SecretKey) -> Result<KeyView, KeysError> {
-        let kcv = key_check_value(material);
+        self.create_key(&NewRootKey { name, description: None, material: Some(material) })
+    }
+
+    /// Creates a root key: generated inside the HSM, or imported from `material` (its key
+    /// check value recorded).
+    pub fn create_key(&self, new: &NewRootKey<'_>) -> Result<KeyView, KeysError> {
+        if let Some(d) = new.description
+            && (d.len() > MAX_DESCRIPTION || d.chars().any(char::is_control))
+        {
+            return Err(KeysError::Refused(format!(
+                "a key description is at most {MAX_DESCRIPTION} printable characters"
+            )));
+        }
+        let kcv = new.material.map(key_check_value);
+        let origin = if new.material.is_some() { Origin::Imported } else { Origin::Generated };
         let (view, rec) = self.change(|state| {
-            Self::check_name(state, name)?;
-            let rec = self.new_record(KeyId::random(), name, Origin::Imported, Some(kcv));
-            self.hsm.import_root(&rec.id.object(1), rec.method_of(1), material)?;
+            Self::check_name(state, new.name)?;
+            let mut rec = self.new_record(KeyId::random(), new.name, origin, kcv.clone());
+            rec.description = new.description.map(str::to_owned);
+            match new.material {
+                Some(m) => self.hsm.import_root(&rec.id.object(1), rec.method_of(1), m)?,
+                None => self.hsm.generate_root(&rec.id.object(1), rec.method_of(1))?,
+            }
             state.keys.push(rec.clone());
             Ok((self.view(state, &rec), rec))
         })?;
-        self.record(self.event("key.import", &rec, "success", None, vec![]))?;
+        let action = if new.material.is_some() { "key.import" } else { "key.create" };
+        self.record(self.event(action, &rec, "success", None, vec![]))?;
         Ok(view)
     }
 
@@ -332,7 +374,7 @@ impl KeyManager {
         Ok(self.view(&state, rec))
     }
 
-    fn require_active(&self, rec: &KeyRecord, action: &str) -> Result<(), KeysError> {
+    pub(crate) fn require_active(&self, rec: &KeyRecord, action: &str) -> Result<(), KeysError> {
         let refusal = match rec.state {
             KeyState::Active => return Ok(()),
             KeyState::Suspended => KeysError::KeySuspended(self.crn(&rec.id)),
@@ -681,7 +723,7 @@ impl KeyManager {
 
     /// Refuses a change that would delete or disable the root key `key` while it is bound
     /// to a bucket under Object Lock.
-    fn refuse_retained(&self, state: &State, key: &KeyRef) -> Result<(), KeysError> {
+    pub(crate) fn refuse_retained(&self, state: &State, key: &KeyRef) -> Result<(), KeysError> {
         let r = state.find(key)?;
         let buckets = state.retained_of(&r.id);
         if buckets.is_empty() {
@@ -691,7 +733,7 @@ impl KeyManager {
     }
 
     /// Records a refusal by Object Lock in the audit trail, then returns the outcome.
-    fn audit_refusal<T>(
+    pub(crate) fn audit_refusal<T>(
         &self,
         action: &str,
         key: &KeyRef,
@@ -725,7 +767,7 @@ impl KeyManager {
 
 impl KeyManager {
     /// Unwraps a bucket binding's key in the HSM, by the method it was wrapped with.
-    fn unwrap_binding(
+    pub(crate) fn unwrap_binding(
         &self,
         rec: &KeyRecord,
         b: &BucketBinding,

@@ -67,12 +67,23 @@ pub struct KeyRecord {
     /// When it was destroyed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroyed_at: Option<u64>,
+    /// What it is for, as its creator described it (never secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Other names it answers to (Key Protect aliases, unique across keys and names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 impl KeyRecord {
     /// The current version.
     pub fn current(&self) -> u32 {
         self.versions.last().map_or(1, |v| v.version)
+    }
+
+    /// Whether `key` names this record (by id, name or alias).
+    pub fn is(&self, key: &KeyRef) -> bool {
+        key.names(&self.id, &self.name) || matches!(key, KeyRef::Name(n) if self.aliases.contains(n))
     }
 
     /// How `version` wraps bucket keys.
@@ -115,18 +126,17 @@ pub struct State {
 impl State {
     /// Finds a key by id or name.
     pub fn find(&self, key: &KeyRef) -> Result<&KeyRecord, KeysError> {
-        self.keys
-            .iter()
-            .find(|k| key.names(&k.id, &k.name))
-            .ok_or_else(|| KeysError::KeyNotFound(key.to_string()))
+        self.keys.iter().find(|k| k.is(key)).ok_or_else(|| KeysError::KeyNotFound(key.to_string()))
     }
 
     /// Mutable [`State::find`].
     pub fn find_mut(&mut self, key: &KeyRef) -> Result<&mut KeyRecord, KeysError> {
-        self.keys
-            .iter_mut()
-            .find(|k| key.names(&k.id, &k.name))
-            .ok_or_else(|| KeysError::KeyNotFound(key.to_string()))
+        self.keys.iter_mut().find(|k| k.is(key)).ok_or_else(|| KeysError::KeyNotFound(key.to_string()))
+    }
+
+    /// Whether a key has `name` as its name or one of its aliases.
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.keys.iter().any(|k| k.name == name || k.aliases.iter().any(|a| a == name))
     }
 
     /// Buckets whose keys `id` wraps.
