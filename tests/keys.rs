@@ -157,7 +157,7 @@ fn lifecycle(t: &common::hsm::Token) {
             other.bucket_key("photos", &KeyRef::parse(&root.crn)).is_err(),
             "a new process must not read a shredded bucket"
         );
-        let restored = m.restore(&KeyRef::parse("primary"), &key(1));
+        let restored = m.restore(&KeyRef::parse("primary"), Some(&key(1)));
         assert!(
             matches!(restored, Err(KeysError::Refused(ref why)) if why.contains("only imported")),
             "{restored:?}"
@@ -178,9 +178,9 @@ fn lifecycle(t: &common::hsm::Token) {
             Err(KeysError::KeyDestroyed(_))
         ));
         assert!(
-            matches!(m.restore(&KeyRef::parse("byok"), &key(43)), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
+            matches!(m.restore(&KeyRef::parse("byok"), Some(&key(43))), Err(KeysError::Refused(ref why)) if why.contains("key check value"))
         );
-        m.restore(&KeyRef::parse("byok"), &key(42)).unwrap();
+        m.restore(&KeyRef::parse("byok"), Some(&key(42))).unwrap();
         assert_eq!(
             t.manager(Duration::from_secs(60)).bucket_key("ledger", &KeyRef::parse("byok")).unwrap(),
             ledger

@@ -257,7 +257,7 @@ pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Enable { key } => print_view(&m.enable(key)?, json),
         KeysCommand::Delete { key, force } => print_view(&m.delete(key, *force)?, json),
         KeysCommand::Restore { key, material_file } => {
-            print_view(&m.restore(key, &read_key(material_file)?)?, json)
+            print_view(&m.restore(key, Some(&read_key(material_file)?))?, json)
         }
         KeysCommand::Audit => {
             for e in m.audit_log().read_all()? {

@@ -17,6 +17,8 @@ use engine::SecretKey;
 /// A DEK wrapped under a root key.
 #[derive(Debug)]
 pub struct WrappedDek {
+    /// The root key's id.
+    pub key_id: String,
     /// The ciphertext (base64), for the caller to keep.
     pub ciphertext: String,
     /// The root key version that wrapped it.
@@ -28,6 +30,8 @@ pub struct WrappedDek {
 /// A DEK unwrapped.
 #[derive(Debug)]
 pub struct UnwrappedDek {
+    /// The root key's id.
+    pub key_id: String,
     /// The DEK.
     pub plaintext: Zeroizing<Vec<u8>>,
     /// The root key version that had wrapped it.
@@ -96,7 +100,7 @@ impl KeyManager {
         let wrapped = self.hsm.wrap(&rec.id.object(version).id, method, &kek, &context)?;
         let ciphertext =
             dek::seal(&kek, rec.id.as_str(), version, method, &wrapped, dek, aad).map_err(refused)?;
-        Ok(WrappedDek { ciphertext, version, generated: None })
+        Ok(WrappedDek { key_id: rec.id.to_string(), ciphertext, version, generated: None })
     }
 
     /// Wraps `dek` (or a fresh 256-bit DEK, returned, when `None`) under the current
@@ -157,7 +161,7 @@ impl KeyManager {
         let (plaintext, version) = self.open_dek(&rec, ciphertext, aad)?;
         let rewrapped =
             if version == rec.current() { None } else { Some(self.seal_dek(&rec, &plaintext, aad)?) };
-        Ok(UnwrappedDek { plaintext, version, rewrapped })
+        Ok(UnwrappedDek { key_id: rec.id.to_string(), plaintext, version, rewrapped })
     }
 
     /// Rewraps a ciphertext under the key's current version (the DEK never leaves the
@@ -219,7 +223,8 @@ impl KeyManager {
         Ok(view)
     }
 
-    /// Forgets a deleted key for good (its record and its buckets' wrapped keys), once
+    /// Forgets a deleted key for good (its record and its buckets' wrapped keys; its
+    /// material, if [`KeyManager::delete_restorable`] kept it), once
     /// `wait` has passed since its deletion (Key Protect: 4 hours). Audited.
     pub fn purge(&self, key: &KeyRef, wait: std::time::Duration) -> Result<KeyView, KeysError> {
         let (view, rec) = self.change(|state| {
@@ -238,6 +243,9 @@ impl KeyManager {
                     rfc3339(ready),
                     wait.as_secs()
                 )));
+            }
+            if r.restorable {
+                self.destroy_versions(&r)?;
             }
             let view = self.view(state, &r);
             state.keys.retain(|k| k.id != r.id);

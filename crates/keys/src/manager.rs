@@ -113,6 +113,15 @@ pub struct KeyView {
     pub aliases: Vec<String>,
     /// Last change, RFC 3339.
     pub updated: String,
+    /// Deleted with its material kept in the HSM: restores without material until purged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub restorable: bool,
+    /// Who created it, when a key service caller did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Destruction time, Unix seconds.
+    #[serde(skip)]
+    pub destroyed_unix: Option<u64>,
 }
 
 /// The longest key description.
@@ -290,6 +299,9 @@ impl KeyManager {
             description: rec.description.clone(),
             aliases: rec.aliases.clone(),
             updated: rfc3339(rec.updated),
+            restorable: rec.restorable,
+            created_by: rec.created_by.clone(),
+            destroyed_unix: rec.destroyed_at,
         }
     }
 
@@ -318,6 +330,8 @@ impl KeyManager {
             created: now,
             updated: now,
             destroyed_at: None,
+            restorable: false,
+            created_by: super::audit::initiator(),
             description: None,
             aliases: Vec::new(),
         }
@@ -505,6 +519,18 @@ impl KeyManager {
     /// it protects buckets unless `force`. Cached bucket keys under it are wiped now; other
     /// processes lose theirs within the cache TTL.
     pub fn delete(&self, key: &KeyRef, force: bool) -> Result<KeyView, KeysError> {
+        self.delete_key(key, force, false)
+    }
+
+    /// Deletes a key as Key Protect does: every use is refused at once, as after
+    /// [`KeyManager::delete`], but its material stays in the HSM so that
+    /// [`KeyManager::restore`] needs none within the restore window;
+    /// [`KeyManager::purge`] destroys it.
+    pub fn delete_restorable(&self, key: &KeyRef, force: bool) -> Result<KeyView, KeysError> {
+        self.delete_key(key, force, true)
+    }
+
+    fn delete_key(&self, key: &KeyRef, force: bool, restorable: bool) -> Result<KeyView, KeysError> {
         let deleted = self.change(|state| {
             let r = state.find(key)?.clone();
             let buckets = state.buckets_of(&r.id);
@@ -515,25 +541,42 @@ impl KeyManager {
             if !buckets.is_empty() && !force {
                 return Err(KeysError::KeyInUse { id: self.crn(&r.id), buckets });
             }
-            for v in &r.versions {
-                self.hsm.destroy_root(&r.id.object(v.version).id)?;
+            if !restorable {
+                self.destroy_versions(&r)?;
             }
             let m = state.find_mut(key)?;
             m.state = KeyState::Destroyed;
             m.destroyed_at = Some(now_unix());
             m.updated = now_unix();
+            m.restorable = restorable;
             Ok((m.clone(), buckets))
         });
         let (rec, buckets) = self.audit_refusal("key.delete", key, deleted)?;
         self.cache.purge_root(&rec.id);
-        self.record(self.event("key.delete", &rec, "success", None, buckets))?;
+        let why = restorable.then(|| {
+            format!(
+                "restorable until {}; purging destroys its material",
+                rfc3339(now_unix() + RESTORE_WINDOW_SECS)
+            )
+        });
+        self.record(self.event("key.delete", &rec, "success", why, buckets))?;
         let state = self.snapshot()?;
         Ok(self.view(&state, &rec))
     }
 
-    /// Restores a deleted imported key within 30 days by re-importing the same material,
+    /// Destroys every version of a key in the HSM (and their MAC companions).
+    pub(crate) fn destroy_versions(&self, r: &KeyRecord) -> Result<(), KeysError> {
+        for v in &r.versions {
+            self.hsm.destroy_root(&r.id.object(v.version).id)?;
+        }
+        Ok(())
+    }
+
+    /// Restores a deleted key within 30 days: one deleted through the key service
+    /// ([`KeyManager::delete_restorable`]) as it was, needing no material; one whose
+    /// material was destroyed, if it was imported, by re-importing the same `material`,
     /// checked against the recorded key check value.
-    pub fn restore(&self, key: &KeyRef, material: &SecretKey) -> Result<KeyView, KeysError> {
+    pub fn restore(&self, key: &KeyRef, material: Option<&SecretKey>) -> Result<KeyView, KeysError> {
         let state = self.snapshot()?;
         let rec = state.find(key)?.clone();
         let refuse = |why: String| -> Result<KeyView, KeysError> {
@@ -543,26 +586,35 @@ impl KeyManager {
         if rec.state != KeyState::Destroyed {
             return refuse(format!("key {} is not deleted", rec.name));
         }
-        if rec.origin != Origin::Imported {
-            return refuse(
-                "only imported keys can be restored: a generated key's material never left the HSM".into(),
-            );
-        }
         if now_unix().saturating_sub(rec.destroyed_at.unwrap_or(0)) > RESTORE_WINDOW_SECS {
             return refuse("the 30-day restore window has passed".into());
         }
-        let current = rec.versions.last().cloned();
-        let expected = current.as_ref().and_then(|v| v.kcv.clone());
-        if expected.as_deref() != Some(key_check_value(material).as_str()) {
-            return refuse("the material does not match the key check value recorded at import".into());
+        if !rec.restorable {
+            if rec.origin != Origin::Imported {
+                return refuse(
+                    "its material was destroyed at deletion, and a generated key's material never left the HSM"
+                        .into(),
+                );
+            }
+            let Some(material) = material else {
+                return refuse(
+                    "its material was destroyed at deletion: restore it with the material imported".into(),
+                );
+            };
+            let current = rec.versions.last().cloned();
+            let expected = current.as_ref().and_then(|v| v.kcv.clone());
+            if expected.as_deref() != Some(key_check_value(material).as_str()) {
+                return refuse("the material does not match the key check value recorded at import".into());
+            }
+            let version = rec.current();
+            self.hsm.import_root(&rec.id.object(version), rec.method_of(version), material)?;
         }
-        let version = rec.current();
-        self.hsm.import_root(&rec.id.object(version), rec.method_of(version), material)?;
         let (rec, buckets) = self.change(|state| {
             let buckets = state.buckets_of(&rec.id);
             let r = state.find_mut(key)?;
             r.state = KeyState::Active;
             r.destroyed_at = None;
+            r.restorable = false;
             r.updated = now_unix();
             Ok((r.clone(), buckets))
         })?;

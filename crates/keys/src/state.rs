@@ -67,6 +67,13 @@ pub struct KeyRecord {
     /// When it was destroyed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroyed_at: Option<u64>,
+    /// Deleted through the key service: its material is still in the HSM (every use is
+    /// refused), so it restores without material until purged; purging destroys it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restorable: bool,
+    /// Who created it (the key service caller's identity; unset for the CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     /// What it is for, as its creator described it (never secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

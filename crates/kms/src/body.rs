@@ -1,0 +1,230 @@
+//! Request bodies, parsed with every fault named (400): the key to create, the DEK to
+//! wrap, the ciphertext to unwrap or rewrap, new material for a rotation, and the token
+//! request's form. Base64 fields are decoded here into memory that is wiped.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::error::KpError;
+use super::route::percent_decode;
+use engine::SecretKey;
+
+/// The largest body read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A key to create.
+pub struct NewKey {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Material to import (`payload`).
+    pub material: Option<SecretKey>,
+}
+
+/// What a wrap, unwrap or rewrap carries.
+pub struct DekBody {
+    /// The DEK (`plaintext`), for wrap.
+    pub plaintext: Option<Zeroizing<Vec<u8>>>,
+    /// The ciphertext, for unwrap and rewrap.
+    pub ciphertext: Option<String>,
+    /// Additional authenticated data (`aad`).
+    pub aad: Vec<String>,
+}
+
+fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T, KpError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde's message names the field and the position, never a value.
+        KpError::bad(format!("the {what} body is not valid: {e}"))
+    })
+}
+
+#[derive(Deserialize)]
+struct Collection<T> {
+    #[serde(default)]
+    #[allow(dead_code, reason = "read to accept it, Key Protect's own envelope")]
+    metadata: Option<serde_json::Value>,
+    resources: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyResource {
+    #[serde(rename = "type")]
+    #[allow(dead_code, reason = "accepted as Key Protect's clients send it")]
+    kind: Option<String>,
+    name: String,
+    description: Option<String>,
+    extractable: Option<bool>,
+    payload: Option<Secret>,
+}
+
+/// A base64 secret from a body, wiped when dropped.
+struct Secret(Zeroizing<String>);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Self(Zeroizing::new(s)))
+    }
+}
+
+/// 32 bytes of key material from base64.
+fn material(s: &Secret, field: &str) -> Result<SecretKey, KpError> {
+    let bytes = Zeroizing::new(
+        B64.decode(s.0.as_bytes()).map_err(|_| KpError::bad(format!("{field} is not base64")))?,
+    );
+    let arr: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KpError::bad(format!("{field} must be a 256-bit AES key (32 bytes, base64)")))?;
+    Ok(SecretKey::from_bytes(arr))
+}
+
+/// Reads `POST /api/v2/keys`.
+pub fn new_key(bytes: &[u8]) -> Result<NewKey, KpError> {
+    let c: Collection<KeyResource> = json(bytes, "key")?;
+    let [r] = <[KeyResource; 1]>::try_from(c.resources)
+        .map_err(|_| KpError::bad("resources must hold exactly one key"))?;
+    if r.extractable == Some(true) {
+        return Err(KpError::new(
+            400,
+            "KEY_ROOT_REQ_ERR",
+            "this key service keeps root keys only (extractable: false): standard keys would leave the HSM",
+        ));
+    }
+    if r.name.is_empty() || r.name.len() > 90 || r.name.chars().any(char::is_control) {
+        return Err(KpError::bad("name must be 1 to 90 printable characters"));
+    }
+    if r.description.as_ref().is_some_and(|d| d.len() > keys::manager::MAX_DESCRIPTION) {
+        return Err(KpError::bad("description must be at most 240 characters"));
+    }
+    let material = r.payload.as_ref().map(|p| material(p, "payload")).transpose()?;
+    Ok(NewKey { name: r.name, description: r.description, material })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DekFields {
+    plaintext: Option<Secret>,
+    ciphertext: Option<String>,
+    #[serde(default)]
+    aad: Vec<String>,
+}
+
+/// Reads a wrap, unwrap or rewrap body (an empty body is an empty object).
+pub fn dek(bytes: &[u8]) -> Result<DekBody, KpError> {
+    let f: DekFields = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json(b"{}", "action")?
+    } else {
+        json(bytes, "action")?
+    };
+    let plaintext = f
+        .plaintext
+        .map(|p| {
+            B64.decode(p.0.as_bytes())
+                .map(Zeroizing::new)
+                .map_err(|_| KpError::bad("plaintext is not base64"))
+        })
+        .transpose()?;
+    Ok(DekBody { plaintext, ciphertext: f.ciphertext, aad: f.aad })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateFields {
+    payload: Option<Secret>,
+}
+
+/// Reads a rotate body: new material for an imported key.
+pub fn rotate(bytes: &[u8]) -> Result<Option<SecretKey>, KpError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let f: RotateFields = json(bytes, "rotate")?;
+    f.payload.as_ref().map(|p| material(p, "payload")).transpose()
+}
+
+/// Reads the token request's form: the API key, after checking the grant type.
+pub fn token_form(bytes: &[u8]) -> Result<Zeroizing<String>, KpError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| KpError::bad("the token request is not a form"))?;
+    let mut grant = None;
+    let mut apikey = None;
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = Zeroizing::new(
+            percent_decode(v, true).ok_or_else(|| KpError::bad(format!("form field {k} is not valid")))?,
+        );
+        match k {
+            "grant_type" => grant = Some(v),
+            "apikey" => apikey = Some(v),
+            _ => {}
+        }
+    }
+    match grant.as_deref().map(String::as_str) {
+        Some("urn:ibm:params:oauth:grant-type:apikey") => {}
+        Some(_) => {
+            return Err(KpError::new(
+                400,
+                "BXNIM0308E",
+                "grant_type must be urn:ibm:params:oauth:grant-type:apikey",
+            ));
+        }
+        None => return Err(KpError::new(400, "BXNIM0308E", "grant_type is missing")),
+    }
+    apikey.filter(|k| !k.is_empty()).ok_or_else(|| KpError::new(400, "BXNIM0415E", "apikey is missing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_bodies_are_read_or_refused_by_field() {
+        let k = new_key(br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":1},
+            "resources":[{"type":"application/vnd.ibm.kms.key+json","name":"r1","description":"d","extractable":false}]}"#)
+        .unwrap();
+        assert_eq!(
+            (k.name.as_str(), k.description.as_deref(), k.material.is_none()),
+            ("r1", Some("d"), true)
+        );
+        let with = new_key(
+            format!(r#"{{"resources":[{{"name":"r2","payload":"{}"}}]}}"#, B64.encode([7u8; 32])).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(with.material.unwrap().expose(), &[7u8; 32]);
+        for (body, says) in [
+            (r#"{"resources":[]}"#, "exactly one"),
+            (r#"{"resources":[{"name":"x","extractable":true}]}"#, "root keys only"),
+            (r#"{"resources":[{"name":"x","payload":"AAAA"}]}"#, "256-bit"),
+            (r#"{"resources":[{"name":"x","payload":"!!"}]}"#, "base64"),
+            (r#"{"resources":[{"name":"x","color":"red"}]}"#, "color"),
+            (r#"{"resources":[{"name":""}]}"#, "name"),
+            ("not json", "not valid"),
+        ] {
+            let e = new_key(body.as_bytes()).err().unwrap();
+            assert!(e.message.contains(says) && e.status == 400, "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn dek_rotate_and_token_bodies() {
+        let d = dek(br#"{"plaintext":"cGxhaW50ZXh0LWRhdGEta2V5","aad":["a"]}"#).unwrap();
+        assert_eq!(d.plaintext.unwrap().as_slice(), b"plaintext-data-key");
+        assert_eq!(d.aad, vec!["a".to_owned()]);
+        assert!(dek(b"").unwrap().plaintext.is_none());
+        assert!(dek(br#"{"plaintext":"%%"}"#).err().unwrap().message.contains("plaintext"));
+        assert!(dek(br#"{"cipher":"x"}"#).err().unwrap().message.contains("cipher"));
+        assert!(rotate(b"{}").unwrap().is_none() && rotate(b"").unwrap().is_none());
+        assert!(rotate(br#"{"payload":"AA=="}"#).is_err());
+        let key = token_form(b"grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey=csk_abc-_x&response_type=cloud_iam").unwrap();
+        assert_eq!(key.as_str(), "csk_abc-_x");
+        assert_eq!(token_form(b"apikey=x").err().unwrap().code, "BXNIM0308E");
+        assert_eq!(token_form(b"grant_type=password&apikey=x").err().unwrap().code, "BXNIM0308E");
+        assert_eq!(
+            token_form(b"grant_type=urn:ibm:params:oauth:grant-type:apikey").err().unwrap().code,
+            "BXNIM0415E"
+        );
+    }
+}

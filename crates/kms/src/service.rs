@@ -1,0 +1,331 @@
+//! The service itself ([`KeyService`]): one request in (method, path, query, the
+//! `Bluemix-Instance`, `Authorization` and `Prefer` headers, the body), one response out,
+//! free of HTTP and blocking (the HSM is called in place; the binary runs it on a blocking
+//! thread). Order of checks: route, instance, bearer token, role, body, then the key
+//! manager with the caller's identity as the audit trail's initiator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::access::{allows, least_role};
+use super::body;
+use super::error::KpError;
+use super::route::{self, KeyAction, Query, Route};
+use super::view;
+use iam::Identities;
+use keys::state::KeyState;
+use keys::{KeyManager, KeyRef, NewRootKey};
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// The instance id clients send as `Bluemix-Instance` (the key manager's instance).
+    pub instance: String,
+    /// How long after deletion a key may be purged (Key Protect: 4 hours).
+    pub purge_wait: Duration,
+}
+
+/// Key Protect's wait between deleting and purging a key.
+pub const PURGE_WAIT: Duration = Duration::from_secs(4 * 3600);
+
+/// One request, as the HTTP front read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, …
+    pub method: &'a str,
+    /// The path, still percent-encoded.
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: &'a str,
+    /// `Bluemix-Instance`.
+    pub instance: Option<&'a str>,
+    /// `Authorization`.
+    pub authorization: Option<&'a str>,
+    /// `Prefer`.
+    pub prefer: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// One response.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body (it may hold a DEK or a token: wiped when dropped).
+    pub body: Option<Zeroizing<String>>,
+    /// `Key-Total`, for `HEAD /api/v2/keys`.
+    pub key_total: Option<usize>,
+}
+
+impl Response {
+    fn json(status: u16, v: &Value) -> Self {
+        Self { status, body: Some(Zeroizing::new(v.to_string())), key_total: None }
+    }
+
+    fn empty(status: u16) -> Self {
+        Self { status, body: None, key_total: None }
+    }
+
+    /// A refusal as a response.
+    pub fn refusal(e: &KpError) -> Self {
+        Self { status: e.status, body: Some(Zeroizing::new(e.body())), key_total: None }
+    }
+}
+
+/// The key service over a key manager and the identities that hold its API keys.
+pub struct KeyService {
+    manager: Arc<KeyManager>,
+    ids: Arc<Identities>,
+    options: ServiceOptions,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+impl KeyService {
+    /// The service; call [`Identities::ensure_token_key`] before serving.
+    pub fn new(manager: Arc<KeyManager>, ids: Arc<Identities>, options: ServiceOptions) -> Self {
+        Self { manager, ids, options }
+    }
+
+    /// The instance id clients send.
+    pub fn instance(&self) -> &str {
+        &self.options.instance
+    }
+
+    /// Answers one request. Blocking: it may call the HSM.
+    pub fn handle(&self, req: &Request<'_>) -> Response {
+        match self.answer(req) {
+            Ok(r) => r,
+            Err(e) if req.path == "/identity/token" => {
+                // IBM IAM's error shape (its SDKs read errorMessage).
+                let v = json!({"errorCode": e.code, "errorMessage": e.message, "context": {}});
+                Response::json(e.status, &v)
+            }
+            Err(e) => Response::refusal(&e),
+        }
+    }
+
+    fn answer(&self, req: &Request<'_>) -> Result<Response, KpError> {
+        if req.body.len() > body::MAX_BODY {
+            return Err(KpError::new(
+                413,
+                "BODY_TOO_LARGE_ERR",
+                format!("a body is at most {} bytes", body::MAX_BODY),
+            ));
+        }
+        let query = route::query(req.query)?;
+        let route = route::route(req.method, req.path, &query)?;
+        let Some(least) = least_role(&route) else {
+            return self.token(req.body);
+        };
+        match req.instance {
+            None => {
+                return Err(KpError::new(400, "BAD_REQUEST_ERR", "the Bluemix-Instance header is missing"));
+            }
+            Some(i) if i != self.options.instance => {
+                return Err(KpError::new(
+                    401,
+                    "UNAUTHORIZED_ERR",
+                    format!(
+                        "instance {:?} is not served here (`cipherstore keys instance` prints the one that is)",
+                        i.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let token = req
+            .authorization
+            .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+            .ok_or_else(|| {
+                KpError::new(
+                    401,
+                    "UNAUTHORIZED_ERR",
+                    "send Authorization: Bearer <token from /identity/token>",
+                )
+            })?;
+        let caller = self.ids.snapshot().bearer(token.trim(), base::clock::now_unix())?;
+        if !allows(caller.role, least) {
+            tracing::info!(identity = %caller.identity, role = %caller.role, needs = %least, path = req.path, "key service request refused: role");
+            return Err(KpError::new(
+                403,
+                "FORBIDDEN_ERR",
+                format!("API key {:?} has role {}; this operation needs {least}", caller.name, caller.role),
+            ));
+        }
+        keys::audit::as_initiator(&caller.identity, || self.run(route, &query, req))
+    }
+
+    fn token(&self, bytes: &[u8]) -> Result<Response, KpError> {
+        let apikey = body::token_form(bytes)?;
+        let (issued, caller) = self
+            .ids
+            .snapshot()
+            .exchange_apikey(&apikey, base::clock::now_unix())
+            .map_err(|e| KpError::new(400, "BXNIM0415E", e.to_string()))?;
+        tracing::info!(identity = %caller.identity, "key service token issued");
+        let v = json!({
+            "access_token": issued.access_token,
+            "refresh_token": "not_supported",
+            "token_type": "Bearer",
+            "expires_in": issued.expires - issued.issued,
+            "expiration": issued.expires,
+            "scope": "ibm openid",
+        });
+        Ok(Response::json(200, &v))
+    }
+
+    fn key_json(&self, k: &keys::KeyView) -> Value {
+        view::key(k, keys::manager::RESTORE_WINDOW_SECS, self.options.purge_wait.as_secs())
+    }
+
+    fn keys_json(&self, k: &keys::KeyView, status: u16) -> Response {
+        Response::json(status, &view::collection(view::KEY_TYPE, vec![self.key_json(k)], None))
+    }
+
+    fn run(&self, route: Route, q: &Query, req: &Request<'_>) -> Result<Response, KpError> {
+        let m = &self.manager;
+        let key = |id: &str| KeyRef::parse(id);
+        let representation = req.prefer.is_some_and(|p| p.contains("return=representation"));
+        Ok(match route {
+            Route::Token => return self.token(req.body),
+            Route::ListKeys | Route::CountKeys => {
+                let wanted = q.states.clone().unwrap_or_else(|| vec![0, 1, 2, 3]);
+                let all: Vec<_> =
+                    m.list()?.into_iter().filter(|k| wanted.contains(&view::state_code(k.state))).collect();
+                if route == Route::CountKeys {
+                    return Ok(Response { status: 200, body: None, key_total: Some(all.len()) });
+                }
+                let total = all.len();
+                let page = all.iter().skip(q.offset).take(q.limit).map(|k| self.key_json(k)).collect();
+                Response::json(200, &view::collection(view::KEY_TYPE, page, q.total_count.then_some(total)))
+            }
+            Route::CreateKey => {
+                let new = body::new_key(req.body)?;
+                let created = m.create_key(&NewRootKey {
+                    name: &new.name,
+                    description: new.description.as_deref(),
+                    material: new.material.as_ref(),
+                })?;
+                self.keys_json(&created, 201)
+            }
+            Route::GetKey(id) | Route::KeyMetadata(id) => self.keys_json(&m.show(&key(&id))?, 200),
+            Route::DeleteKey(id) => {
+                let deleted = m.delete_restorable(&key(&id), q.force)?;
+                if representation { self.keys_json(&deleted, 200) } else { Response::empty(204) }
+            }
+            Route::PurgeKey(id) => self.keys_json(&m.purge(&key(&id), self.options.purge_wait)?, 200),
+            Route::RestoreKey(id) => self.keys_json(&m.restore(&key(&id), None)?, 201),
+            Route::Versions(id) => {
+                let k = m.show(&key(&id))?;
+                let total = k.versions.len();
+                let page = k
+                    .versions
+                    .iter()
+                    .rev()
+                    .skip(q.offset)
+                    .take(q.limit)
+                    .map(|v| json!({"id": view::version_id(&k.id, v.version), "creationDate": base::clock::rfc3339(v.created)}))
+                    .collect();
+                let kind = "application/vnd.ibm.kms.key.version+json";
+                Response::json(200, &view::collection(kind, page, q.total_count.then_some(total)))
+            }
+            Route::Action(id, action) => self.action(&key(&id), action, req.body)?,
+            Route::Registrations(id) => {
+                let regs = m.registrations(id.as_deref().map(key).as_ref())?;
+                let names: std::collections::HashMap<String, String> =
+                    m.list()?.into_iter().map(|k| (k.id, k.name)).collect();
+                let page = regs
+                    .iter()
+                    .skip(q.offset)
+                    .take(q.limit)
+                    .map(|r| {
+                        view::registration(
+                            r,
+                            &self.options.instance,
+                            names.get(&r.key_id).map(String::as_str),
+                        )
+                    })
+                    .collect();
+                let kind = "application/vnd.ibm.kms.registration+json";
+                Response::json(200, &view::collection(kind, page, q.total_count.then_some(regs.len())))
+            }
+            Route::CreateAlias(id, alias) => {
+                let k = m.add_alias(&key(&id), &alias)?;
+                let v = json!({"alias": alias, "keyId": k.id, "createdBy": keys::audit::initiator(), "creationDate": k.updated});
+                Response::json(201, &view::collection("application/vnd.ibm.kms.alias+json", vec![v], None))
+            }
+            Route::DeleteAlias(id, alias) => {
+                m.remove_alias(&key(&id), &alias)?;
+                Response::empty(204)
+            }
+        })
+    }
+
+    fn action(&self, key: &KeyRef, action: KeyAction, bytes: &[u8]) -> Result<Response, KpError> {
+        let m = &self.manager;
+        let need_ciphertext = |b: &body::DekBody| {
+            b.ciphertext.clone().ok_or_else(|| KpError::bad(format!("{} needs a ciphertext", action.name())))
+        };
+        Ok(match action {
+            KeyAction::Wrap => {
+                let b = body::dek(bytes)?;
+                if b.ciphertext.is_some() {
+                    return Err(KpError::bad("wrap takes a plaintext, not a ciphertext"));
+                }
+                let w = m.wrap_dek(key, b.plaintext.as_deref().map(Vec::as_slice), &b.aad)?;
+                let mut v = json!({"ciphertext": w.ciphertext, "keyVersion": view::version_ref(&w.key_id, w.version)});
+                if let Some(p) = &w.generated {
+                    v["plaintext"] = json!(b64(p));
+                }
+                Response::json(200, &v)
+            }
+            KeyAction::Unwrap => {
+                let b = body::dek(bytes)?;
+                let u = m.unwrap_dek(key, &need_ciphertext(&b)?, &b.aad)?;
+                let mut v = json!({"plaintext": b64(&u.plaintext), "keyVersion": view::version_ref(&u.key_id, u.version)});
+                if let Some(r) = &u.rewrapped {
+                    v["ciphertext"] = json!(r.ciphertext);
+                    v["rewrappedKey"] = json!(r.ciphertext);
+                    v["rewrappedKeyVersion"] = view::version_ref(&r.key_id, r.version);
+                }
+                Response::json(200, &v)
+            }
+            KeyAction::Rewrap => {
+                let b = body::dek(bytes)?;
+                let (w, old) = m.rewrap_dek(key, &need_ciphertext(&b)?, &b.aad)?;
+                let v = json!({
+                    "ciphertext": w.ciphertext,
+                    "keyVersion": view::version_ref(&w.key_id, old),
+                    "rewrappedKeyVersion": view::version_ref(&w.key_id, w.version),
+                });
+                Response::json(200, &v)
+            }
+            KeyAction::Rotate => {
+                let material = body::rotate(bytes)?;
+                m.rotate(key, material.as_ref())?;
+                Response::empty(204)
+            }
+            KeyAction::Enable | KeyAction::Disable => {
+                let shown = m.show(key)?;
+                if shown.state == KeyState::Destroyed {
+                    return Err(keys::KeysError::KeyDestroyed(shown.crn).into());
+                }
+                if action == KeyAction::Enable {
+                    m.enable(key)?
+                } else {
+                    m.disable(key)?
+                };
+                Response::empty(204)
+            }
+        })
+    }
+}
