@@ -20,10 +20,16 @@ Examples:
   cipherstore iam grant alice --bucket photos --role reader
   cipherstore iam hmac disable AKIA...              # refused by every gateway within seconds
   cipherstore iam --config gateway.toml user list   # a cluster's identities, in etcd
+  cipherstore iam apikey create backup-svc --role reader   # for the key service (Key Protect API)
 
 Roles (docs/ACCESS.md): reader lists and reads objects and bucket settings; writer also
 writes and deletes objects; manager also changes bucket settings, deletes the bucket and
-may bypass GOVERNANCE retention. A bucket's owner has full control.";
+may bypass GOVERNANCE retention. A bucket's owner has full control.
+
+API keys are for the key service (serve --kms-listen; docs/KEYS.md): exchanged at
+POST /identity/token for a one-hour bearer token. Their role there: reader lists and reads
+keys and wraps, unwraps and rewraps with them; writer also creates and rotates keys and
+sets aliases; manager also disables, enables, deletes, restores and purges keys.";
 
 /// Which identities to change: those of `serve` with the same configuration.
 #[derive(clap::Args, Debug)]
@@ -52,6 +58,9 @@ enum IamCommand {
     /// HMAC credentials (access key id and secret key) of a user.
     #[command(subcommand)]
     Hmac(HmacCommand),
+    /// API keys for the key service (IBM Key Protect's API, `serve --kms-listen`).
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Give a user a role on a bucket (replacing the role held there).
     Grant {
         /// The user.
@@ -144,6 +153,44 @@ enum HmacCommand {
         /// The access key id.
         access_key: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ApikeyCommand {
+    /// Create an API key; prints it once (only its digest is kept).
+    Create {
+        /// A unique name: 1 to 64 letters, digits, '-', '_', '.' or '@'.
+        name: String,
+        /// Its role on the key service: reader, writer or manager.
+        #[arg(long)]
+        role: Role,
+        /// Act as this user (else the key is its own identity, `iam-ServiceId-…`; dual
+        /// authorization counts identities).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// List API keys (never their secrets).
+    List,
+    /// Refuse an API key, and the tokens it was exchanged for, until enabled again.
+    Disable {
+        /// Name or id.
+        name: String,
+    },
+    /// Accept a disabled API key again.
+    Enable {
+        /// Name or id.
+        name: String,
+    },
+    /// Delete an API key (its tokens are refused at once).
+    Delete {
+        /// Name or id.
+        name: String,
+    },
+}
+
+fn print_apikey_line(k: &iam::ApiKeyView) {
+    let state = if k.enabled { "enabled" } else { "disabled" };
+    println!("{:<24} {:<8} {:<9} {:<39} {}", k.name, k.role.as_str(), state, k.id, k.identity);
 }
 
 /// The operations on the identities a server keeps, with the runtime their clients use.
@@ -268,6 +315,42 @@ pub(super) fn run(args: &IamArgs) -> anyhow::Result<()> {
         IamCommand::Hmac(HmacCommand::Delete { access_key }) => {
             o.runtime.block_on(admin.delete_key(&by, access_key))?;
             println!("access key {access_key} deleted");
+            Ok(())
+        }
+        IamCommand::Apikey(ApikeyCommand::Create { name, role, user }) => {
+            let new = iam::NewApiKey { name: name.clone(), role: *role, user: user.clone() };
+            let issued = o.runtime.block_on(admin.create_apikey(&by, new))?;
+            if json {
+                println!("{}", issued.to_json().as_str());
+            } else {
+                println!("name:     {}", issued.key.name);
+                println!("role:     {}", issued.key.role);
+                println!("identity: {}", issued.key.identity);
+                println!("apikey:   {}", issued.apikey.as_str());
+                println!("(the API key is shown this once; store it now)");
+            }
+            Ok(())
+        }
+        IamCommand::Apikey(ApikeyCommand::List) => {
+            let keys = o.runtime.block_on(admin.apikeys())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                keys.iter().for_each(print_apikey_line);
+            }
+            Ok(())
+        }
+        IamCommand::Apikey(ApikeyCommand::Disable { name }) => {
+            print_apikey_line(&o.runtime.block_on(admin.set_apikey_enabled(&by, name, false))?);
+            Ok(())
+        }
+        IamCommand::Apikey(ApikeyCommand::Enable { name }) => {
+            print_apikey_line(&o.runtime.block_on(admin.set_apikey_enabled(&by, name, true))?);
+            Ok(())
+        }
+        IamCommand::Apikey(ApikeyCommand::Delete { name }) => {
+            o.runtime.block_on(admin.delete_apikey(&by, name))?;
+            println!("API key {name} deleted");
             Ok(())
         }
         IamCommand::Grant { name, bucket, role } => {

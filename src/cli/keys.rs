@@ -99,15 +99,20 @@ enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Restore a deleted imported key within 30 days by importing the same material.
+    /// Restore a deleted key within 30 days: one deleted through the key service (its
+    /// material kept until purged) as it was; an imported key deleted here by importing
+    /// the same material.
     Restore {
         /// CRN, id or name.
         #[arg(value_parser = key_ref)]
         key: KeyRef,
-        /// The original material.
+        /// The original material (imported keys whose material was destroyed).
         #[arg(long, value_name = "FILE")]
-        material_file: PathBuf,
+        material_file: Option<PathBuf>,
     },
+    /// Print the instance id: what key service clients send as `Bluemix-Instance`, and
+    /// the `<instance>` in key CRNs.
+    Instance,
     /// Print the audit trail.
     Audit,
     /// Give a bucket a bucket key wrapped by a root key (the S3 service does this on
@@ -218,11 +223,44 @@ fn print_view(v: &KeyView, json: bool) -> anyhow::Result<()> {
     if !v.retained.is_empty() {
         println!("  retained  {} (Object Lock: no delete, no disable)", v.retained.join(", "));
     }
+    if !v.aliases.is_empty() {
+        println!("  aliases   {}", v.aliases.join(", "));
+    }
+    if let Some(d) = &v.description {
+        println!("  about     {d}");
+    }
+    if v.restorable {
+        println!("  restore   possible without material until purged (its material is still in the HSM)");
+    }
     Ok(())
+}
+
+/// The instance id: `--instance`, `CIPHERSTORE_INSTANCE`, the configuration's, or `local`.
+fn instance(args: &KeysArgs) -> anyhow::Result<String> {
+    let from_config = match &args.config {
+        Some(file) => super::gateway::settings(file)?.instance,
+        None => None,
+    };
+    let env = std::env::var("CIPHERSTORE_INSTANCE").ok().filter(|v| !v.is_empty());
+    Ok(args
+        .instance
+        .clone()
+        .or(env)
+        .or(from_config)
+        .unwrap_or_else(|| ManagerOptions::new(Path::new(".")).instance))
 }
 
 /// Runs a `keys` subcommand.
 pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
+    if let KeysCommand::Instance = args.command {
+        let i = instance(args)?;
+        if args.json {
+            println!("{}", serde_json::json!({"instance": i}));
+        } else {
+            println!("{i}");
+        }
+        return Ok(());
+    }
     let opened = manager(args)?;
     let m = &opened.manager;
     let json = args.json;
@@ -257,8 +295,11 @@ pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Enable { key } => print_view(&m.enable(key)?, json),
         KeysCommand::Delete { key, force } => print_view(&m.delete(key, *force)?, json),
         KeysCommand::Restore { key, material_file } => {
-            print_view(&m.restore(key, Some(&read_key(material_file)?))?, json)
+            let material = material_file.as_deref().map(read_key).transpose()?;
+            print_view(&m.restore(key, material.as_ref())?, json)
         }
+        // Answered before the HSM is opened.
+        KeysCommand::Instance => Ok(()),
         KeysCommand::Audit => {
             for e in m.audit_log().read_all()? {
                 println!("{}", serde_json::to_string(&e)?);

@@ -62,6 +62,7 @@ Examples:
   cipherstore serve                                   # https://127.0.0.1:9000, ./data
   cipherstore serve --config /etc/cipherstore.toml
   cipherstore serve --listen 0.0.0.0:9443 --tls-cert cert.pem --tls-key key.pem
+  cipherstore serve --kms-listen 127.0.0.1:9443       # and the key service (Key Protect API)
   curl --cacert data/tls/cert.pem https://127.0.0.1:9000/metrics";
 
 #[derive(clap::Args, Debug)]
@@ -87,6 +88,12 @@ struct ServeArgs {
     /// characters; e.g. `head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`).
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Also serve the key service here: IBM Key Protect's v2 API over the HSM's root keys,
+    /// HTTPS with the same certificate (needs an HSM; clients get tokens at
+    /// `POST /identity/token` with an API key from `cipherstore iam apikey create`, and send
+    /// `cipherstore keys instance` as Bluemix-Instance; docs/KEYS.md).
+    #[arg(long, value_name = "ADDR")]
+    kms_listen: Option<std::net::SocketAddr>,
     /// TLS certificate (PEM); default: a self-signed one in DIR/tls.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -301,6 +308,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: a.data_dir,
                 users: a.users,
                 admin_token_file: a.admin_token_file,
+                kms_listen: a.kms_listen,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
             };

@@ -9,6 +9,7 @@
 //! data_dir = "/var/lib/cipherstore"
 //! users = "/etc/cipherstore/users"
 //! admin_token_file = "/etc/cipherstore/admin.token"  # turns the admin HTTP API on
+//! kms_listen = "0.0.0.0:9443"      # the key service (Key Protect v2 API), HTTPS
 //! log = "info"                     # tracing filter; log_format = "text" or "json"
 //!
 //! [tls]
@@ -91,6 +92,7 @@ pub(crate) struct FileConfig {
     data_dir: Option<PathBuf>,
     users: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
+    kms_listen: Option<SocketAddr>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     #[serde(default)]
@@ -467,6 +469,8 @@ pub(crate) struct Flags {
     pub users: Option<PathBuf>,
     /// `--admin-token-file`.
     pub admin_token_file: Option<PathBuf>,
+    /// `--kms-listen`.
+    pub kms_listen: Option<SocketAddr>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -486,6 +490,11 @@ pub(crate) struct ServeConfig {
     pub users: Option<PathBuf>,
     /// The admin HTTP API's bearer token, in a file; the API is off without one.
     pub admin_token_file: Option<PathBuf>,
+    /// The key service's HTTPS address; off without one.
+    pub kms_listen: Option<SocketAddr>,
+    /// How long after deletion the key service lets a key be purged (4 hours;
+    /// `CIPHERSTORE_KMS_PURGE_WAIT_SECONDS` shortens it, for tests only).
+    pub kms_purge_wait: std::time::Duration,
     /// TLS certificate and key; default a self-signed pair in `DATA/tls`.
     pub tls: Option<super::tls::TlsFiles>,
     /// Where the HSM is; SSE-KP is off if no token is configured.
@@ -568,6 +577,9 @@ impl ServeConfig {
             .admin_token_file
             .or(env("CIPHERSTORE_ADMIN_TOKEN_FILE").map(PathBuf::from))
             .or(file.admin_token_file);
+        let kms_listen = flags.kms_listen.or(env_parsed("CIPHERSTORE_KMS_LISTEN")?).or(file.kms_listen);
+        let kms_purge_wait = env_parsed::<u64>("CIPHERSTORE_KMS_PURGE_WAIT_SECONDS")?
+            .map_or(kms::PURGE_WAIT, std::time::Duration::from_secs);
         let cert = flags.tls_cert.or(env("CIPHERSTORE_TLS_CERT").map(PathBuf::from)).or(file.tls.cert);
         let key = flags.tls_key.or(env("CIPHERSTORE_TLS_KEY").map(PathBuf::from)).or(file.tls.key);
         let tls = match (cert, key) {
@@ -600,6 +612,8 @@ impl ServeConfig {
             data_dir,
             users,
             admin_token_file,
+            kms_listen,
+            kms_purge_wait,
             tls,
             hsm: HsmSettings::from_env().or(file.hsm),
             keys_dir: env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from).or(file.keys.dir),

@@ -2,13 +2,15 @@
 //! environment, flags), users (`iam::users`), TLS ([`tls`]), the HTTP front with `/health`,
 //! `/metrics` and the plain-HTTP rules ([`front`], [`metrics`]), the aws-chunked framing
 //! check on streamed bodies (`s3::chunk_framing`), a cluster gateway's background sweep
-//! ([`sweeper`]), the lifecycle worker ([`lifecycle`]), structured logs, and
+//! ([`sweeper`]), the lifecycle worker ([`lifecycle`]), the key service's listener
+//! ([`kms`]: IBM Key Protect's API), structured logs, and
 //! the listeners with graceful shutdown on Ctrl-C or SIGTERM.
 
 pub(crate) mod admin;
 pub(crate) mod config;
 pub(crate) mod front;
 pub(crate) mod identities;
+pub(crate) mod kms;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod scrubber;
@@ -111,16 +113,25 @@ pub(crate) async fn connect_kv(config: &ServeConfig) -> anyhow::Result<Option<Ar
 }
 
 /// Accepts connections on `listener` until `stop` fires; `tls` absent means plain HTTP.
-/// A client gets `timeout` for the TLS handshake, and again for each request's headers
-/// (an idle keep-alive connection is closed after it).
-async fn accept_loop(
+/// Each connection is served by `front(client address)`. A client gets `timeout` for the
+/// TLS handshake, and again for each request's headers (an idle keep-alive connection is
+/// closed after it).
+async fn accept_loop<S>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    front: Front,
+    front: impl Fn(SocketAddr) -> S + Send + 'static,
     graceful: Arc<GracefulShutdown>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     timeout: Duration,
-) {
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = s3s::HttpResponse,
+            Error = s3s::HttpError,
+            Future = futures_util::future::BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>>,
+        > + Send
+        + 'static,
+{
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new()).header_read_timeout(timeout).max_buf_size(READ_BUFFER_MAX);
     loop {
@@ -138,8 +149,7 @@ async fn accept_loop(
         // Without it, a response body written after its head waits for the client's
         // delayed ACK (40 ms per small GET measured here).
         let _ = tcp.set_nodelay(true);
-        let mut front = front.clone();
-        front.peer = Some(peer);
+        let front = front(peer);
         let http = http.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
@@ -291,6 +301,38 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "  lifecycle:      {lifecycle_line}{}",
         if kv.is_some() { ", by one gateway at a time" } else { "" }
     );
+    let kms_listener = match config.kms_listen {
+        None => {
+            println!("  key service:    off (--kms-listen ADDR serves IBM Key Protect's API)");
+            None
+        }
+        Some(addr) => {
+            let manager = keys.clone().context(
+                "the key service (--kms-listen) needs an HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config",
+            )?;
+            ids.ensure_token_key().await.context("cannot prepare the key service's token key")?;
+            let options = ::kms::ServiceOptions {
+                instance: config
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| ManagerOptions::new(&config.data_dir).instance),
+                purge_wait: config.kms_purge_wait,
+            };
+            let (listener, local) = bind(addr).await?;
+            println!(
+                "  key service:    https://{local} (Key Protect v2 API; token URL https://{local}/identity/token; \
+                 Bluemix-Instance {}; API keys: cipherstore iam apikey create)",
+                options.instance
+            );
+            if config.kms_purge_wait != ::kms::PURGE_WAIT {
+                println!(
+                    "                  keys purge {} s after deletion (CIPHERSTORE_KMS_PURGE_WAIT_SECONDS, for tests only)",
+                    config.kms_purge_wait.as_secs()
+                );
+            }
+            Some((listener, Arc::new(::kms::KeyService::new(manager, ids.clone(), options))))
+        }
+    };
     match &keys {
         Some(k) => println!(
             "  SSE-KP:         on (HSM token {:?}, new root keys wrap by {}, key state in {})",
@@ -331,10 +373,11 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lifecycle_worker = tokio::spawn(worker.run(stop_rx.clone()));
+    let with_peer = |front: Front| move |peer| Front { peer: Some(peer), ..front.clone() };
     let mut loops = vec![tokio::spawn(accept_loop(
         https,
-        Some(acceptor),
-        front.clone(),
+        Some(acceptor.clone()),
+        with_peer(front.clone()),
         graceful.clone(),
         stop_rx.clone(),
         config.header_timeout,
@@ -342,7 +385,26 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some((listener, _)) = plain {
         let front = Front { plain: true, ..front };
         let timeout = config.header_timeout;
-        loops.push(tokio::spawn(accept_loop(listener, None, front, graceful.clone(), stop_rx, timeout)));
+        loops.push(tokio::spawn(accept_loop(
+            listener,
+            None,
+            with_peer(front),
+            graceful.clone(),
+            stop_rx.clone(),
+            timeout,
+        )));
+    }
+    if let Some((listener, service)) = kms_listener {
+        let front = kms::KmsFront { service };
+        let timeout = config.header_timeout;
+        loops.push(tokio::spawn(accept_loop(
+            listener,
+            Some(acceptor),
+            move |_| front.clone(),
+            graceful.clone(),
+            stop_rx,
+            timeout,
+        )));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

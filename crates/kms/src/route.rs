@@ -109,6 +109,11 @@ pub struct Query {
     pub total_count: bool,
     /// `action=…` (the older form of actions).
     pub action: Option<String>,
+    /// `preventKeyDeletion=…`: only registrations with (or without) retention.
+    pub prevent_key_deletion: Option<bool>,
+    /// `urlEncodedResourceCRNQuery=…`: only registrations whose resource CRN matches
+    /// (`*` matches any run of characters).
+    pub crn_query: Option<String>,
 }
 
 /// Decodes `%XX` escapes (and `+` as a space when `form`); `None` if malformed or not UTF-8.
@@ -151,6 +156,24 @@ fn number(name: &str, v: &str, max: usize) -> Result<usize, KpError> {
         .ok_or_else(|| KpError::bad(format!("query parameter {name} must be a whole number up to {max}")))
 }
 
+/// Whether `crn` matches a CRN query where `*` matches any run of characters.
+pub fn crn_matches(query: &str, crn: &str) -> bool {
+    let mut parts = query.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = crn.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(p);
+        }
+        match rest.find(p) {
+            Some(at) => rest = &rest[at + p.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 /// Reads the query string.
 pub fn query(q: &str) -> Result<Query, KpError> {
     let mut out = Query { limit: 200, ..Query::default() };
@@ -158,12 +181,23 @@ pub fn query(q: &str) -> Result<Query, KpError> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v, true)
             .ok_or_else(|| KpError::bad(format!("query parameter {k} is not valid")))?;
+        if v.is_empty() {
+            // IBM's SDKs send unset lists as empty values (`state=`).
+            continue;
+        }
         match k {
             "force" => out.force = flag(k, &v)?,
             "totalCount" => out.total_count = flag(k, &v)?,
             "limit" => out.limit = number(k, &v, 5000)?,
             "offset" => out.offset = number(k, &v, usize::MAX)?,
             "action" => out.action = Some(v),
+            "preventKeyDeletion" => out.prevent_key_deletion = Some(flag(k, &v)?),
+            "urlEncodedResourceCRNQuery" => {
+                let decoded = percent_decode(&v, false).ok_or_else(|| {
+                    KpError::bad("urlEncodedResourceCRNQuery is not a valid URL-encoded CRN")
+                })?;
+                out.crn_query = Some(decoded);
+            }
             "state" => {
                 let states = v
                     .split(',')
@@ -280,6 +314,8 @@ mod tests {
 
     #[test]
     fn queries_parse_or_name_the_bad_parameter() {
+        assert_eq!(query("state=&limit=").unwrap().states, None);
+        assert_eq!(query("state=&limit=").unwrap().states, None);
         let q = query("force=true&limit=10&offset=5&state=1,5&totalCount=true").unwrap();
         assert_eq!(
             (q.force, q.limit, q.offset, q.states, q.total_count),
@@ -291,6 +327,21 @@ mod tests {
             assert!(query(bad).unwrap_err().message.contains(name), "{bad}");
         }
         assert_eq!(percent_decode("a%2Bb+c", true).as_deref(), Some("a+b c"));
+        let q = query(
+            "preventKeyDeletion=true&urlEncodedResourceCRNQuery=crn%253Av1%253A*%253Abucket%253Aphotos",
+        )
+        .unwrap();
+        assert_eq!(
+            (q.prevent_key_deletion, q.crn_query.as_deref()),
+            (Some(true), Some("crn:v1:*:bucket:photos"))
+        );
+        assert!(crn_matches("crn:v1:*:bucket:photos", "crn:v1:cipherstore:local:bucket:photos"));
+        assert!(!crn_matches("crn:v1:*:bucket:photos", "crn:v1:cipherstore:local:bucket:photos2"));
+        assert!(crn_matches(
+            "crn:v1:cipherstore:local:bucket:photos",
+            "crn:v1:cipherstore:local:bucket:photos"
+        ));
+        assert!(crn_matches("*", "anything"));
         assert_eq!(percent_decode("%f", false), None);
     }
 }

@@ -243,20 +243,24 @@ impl KeyService {
                 let regs = m.registrations(id.as_deref().map(key).as_ref())?;
                 let names: std::collections::HashMap<String, String> =
                     m.list()?.into_iter().map(|k| (k.id, k.name)).collect();
-                let page = regs
+                let instance = &self.options.instance;
+                let chosen: Vec<_> = regs
+                    .iter()
+                    .filter(|r| q.prevent_key_deletion.is_none_or(|p| p == r.prevent_key_deletion))
+                    .filter(|r| {
+                        q.crn_query
+                            .as_deref()
+                            .is_none_or(|c| route::crn_matches(c, &view::bucket_crn(instance, &r.bucket)))
+                    })
+                    .collect();
+                let page = chosen
                     .iter()
                     .skip(q.offset)
                     .take(q.limit)
-                    .map(|r| {
-                        view::registration(
-                            r,
-                            &self.options.instance,
-                            names.get(&r.key_id).map(String::as_str),
-                        )
-                    })
+                    .map(|r| view::registration(r, instance, names.get(&r.key_id).map(String::as_str)))
                     .collect();
                 let kind = "application/vnd.ibm.kms.registration+json";
-                Response::json(200, &view::collection(kind, page, q.total_count.then_some(regs.len())))
+                Response::json(200, &view::collection(kind, page, q.total_count.then_some(chosen.len())))
             }
             Route::CreateAlias(id, alias) => {
                 let k = m.add_alias(&key(&id), &alias)?;

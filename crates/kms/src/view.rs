@@ -96,11 +96,16 @@ pub fn key(k: &KeyView, restore_window: u64, purge_wait: u64) -> Value {
     v
 }
 
+/// The CRN of a bucket as registrations name it.
+pub fn bucket_crn(instance: &str, bucket: &str) -> String {
+    format!("crn:v1:cipherstore:{instance}:bucket:{bucket}")
+}
+
 /// A registration (a bucket the key protects).
 pub fn registration(r: &Registration, instance: &str, key_name: Option<&str>) -> Value {
     let mut v = json!({
         "keyId": r.key_id,
-        "resourceCrn": format!("crn:v1:cipherstore:{instance}:bucket:{}", r.bucket),
+        "resourceCrn": bucket_crn(instance, &r.bucket),
         "createdBy": "cipherstore-s3",
         "creationDate": r.created,
         "updatedBy": "cipherstore-s3",

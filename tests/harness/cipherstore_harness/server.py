@@ -57,7 +57,7 @@ def free_port():
 
 class Server:
     def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None, dispersal=None,
-                 remote_targets=None, cluster=None):
+                 remote_targets=None, cluster=None, env=None):
         self.binary = str(binary)
         self.passed = 0
         self.failed = 0
@@ -86,6 +86,7 @@ class Server:
                 self.env[k] = v
         self.env["CIPHERSTORE_KEYS_DIR"] = str(self.data / "keys")
         self.env["CIPHERSTORE_KEY_CACHE_TTL"] = cache_ttl
+        self.env.update(env or {})
         self.args = ["serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data / "d"),
                      "--users", str(users), *extra_args]
         # None: as the environment says; False: not a cluster gateway, whatever it says.
