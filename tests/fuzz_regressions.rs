@@ -9,7 +9,7 @@ use tools::fuzz_entry;
 
 type Entry = fn(&[u8]);
 
-const TARGETS: [(&str, Entry); 9] = [
+const TARGETS: [(&str, Entry); 10] = [
     ("format_header", fuzz_entry::format_header),
     ("decrypt", fuzz_entry::decrypt),
     ("sse_headers", fuzz_entry::sse_headers),
@@ -19,6 +19,7 @@ const TARGETS: [(&str, Entry); 9] = [
     ("policy", fuzz_entry::policy),
     ("acl", fuzz_entry::acl),
     ("admin_request", fuzz_entry::admin_request),
+    ("kms_request", fuzz_entry::kms_request),
 ];
 
 fn files(dir: &Path) -> Vec<Vec<u8>> {

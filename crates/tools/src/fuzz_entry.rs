@@ -3,7 +3,8 @@
 //! segment and chunk decoders (streamed and by range, with and without a key), the SSE-C
 //! header rules, stored records (object records of both versions with their tags, bucket,
 //! upload and part records, the key state and its wrapped keys' framing), the aws-chunked framing
-//! follower, kept identities and users files ([`identities`]), and aws-chunked request bodies and lifecycle configurations through the whole
+//! follower, kept identities and users files ([`identities`]), key service requests
+//! ([`kms_request`]), and aws-chunked request bodies and lifecycle configurations through the whole
 //! S3 service ([`aws_chunked`], [`lifecycle_config`]).
 //! Each returns for any input; a panic is a bug.
 
@@ -102,6 +103,46 @@ pub fn admin_request(data: &[u8]) {
         assert!((400..600).contains(&e.status), "a refusal is an HTTP error status");
         let _ = e.body();
     }
+}
+
+/// Key service requests: the first line is `METHOD PATH[?QUERY]`, the rest the body,
+/// read as every route's body (key to create, DEK action, rotation, token form), as a DEK
+/// ciphertext and as a bearer token. Refusals are HTTP error statuses.
+pub fn kms_request(data: &[u8]) {
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let line = String::from_utf8_lossy(&data[..split]);
+    let body = data.get(split + 1..).unwrap_or_default();
+    let (method, target) = line.split_once(' ').unwrap_or((&line, ""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match kms::route::query(query) {
+        Ok(q) => {
+            if let Err(e) = kms::route::route(method, path, &q) {
+                assert!((400..500).contains(&e.status), "a refused route is a client error");
+                let _ = e.body();
+            }
+            if let Some(c) = &q.crn_query {
+                let _ = kms::route::crn_matches(c, path);
+            }
+        }
+        Err(e) => assert_eq!(e.status, 400, "a bad query is a 400"),
+    }
+    for refusal in [
+        kms::body::new_key(body).err(),
+        kms::body::dek(body).err(),
+        kms::body::rotate(body).err(),
+        kms::body::token_form(body).err(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert_eq!(refusal.status, 400, "a bad body is a 400: {}", refusal.message);
+    }
+    let text = String::from_utf8_lossy(body);
+    if let Ok(bytes) = keys::dek::decode(&text) {
+        let _ = keys::dek::parse(&bytes);
+    }
+    let _ = keys::dek::parse(body);
+    let _ = iam::token::verify(&[7; 32], &text, 1_000);
 }
 
 /// ACL request headers: the first line is `x-amz-acl` (empty: none), each further line a
