@@ -215,7 +215,7 @@ fn open(args: &IamArgs) -> anyhow::Result<Opened> {
 }
 
 /// Who runs the command, for the audit trail: the login (the one behind sudo) at the host.
-fn initiator() -> String {
+pub(super) fn initiator() -> String {
     let who =
         std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();

@@ -262,7 +262,12 @@ pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let opened = manager(args)?;
-    let m = &opened.manager;
+    // The audit trail names who ran the command (`cli:login@host`).
+    let by = format!("cli:{}", super::iam::initiator());
+    keys::audit::as_initiator(&by, || command(args, &opened.manager))
+}
+
+fn command(args: &KeysArgs, m: &KeyManager) -> anyhow::Result<()> {
     let json = args.json;
     match &args.command {
         KeysCommand::Create { name } => print_view(&m.create(name)?, json),

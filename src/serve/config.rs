@@ -495,6 +495,9 @@ pub(crate) struct ServeConfig {
     /// How long after deletion the key service lets a key be purged (4 hours;
     /// `CIPHERSTORE_KMS_PURGE_WAIT_SECONDS` shortens it, for tests only).
     pub kms_purge_wait: std::time::Duration,
+    /// A month, as rotation policies count them (30 days; `CIPHERSTORE_KMS_MONTH_SECONDS`
+    /// shortens it, for tests only).
+    pub kms_month: std::time::Duration,
     /// TLS certificate and key; default a self-signed pair in `DATA/tls`.
     pub tls: Option<super::tls::TlsFiles>,
     /// Where the HSM is; SSE-KP is off if no token is configured.
@@ -580,6 +583,9 @@ impl ServeConfig {
         let kms_listen = flags.kms_listen.or(env_parsed("CIPHERSTORE_KMS_LISTEN")?).or(file.kms_listen);
         let kms_purge_wait = env_parsed::<u64>("CIPHERSTORE_KMS_PURGE_WAIT_SECONDS")?
             .map_or(kms::PURGE_WAIT, std::time::Duration::from_secs);
+        let kms_month = env_parsed::<u64>("CIPHERSTORE_KMS_MONTH_SECONDS")?
+            .filter(|s| *s > 0)
+            .map_or(super::rotation::MONTH, std::time::Duration::from_secs);
         let cert = flags.tls_cert.or(env("CIPHERSTORE_TLS_CERT").map(PathBuf::from)).or(file.tls.cert);
         let key = flags.tls_key.or(env("CIPHERSTORE_TLS_KEY").map(PathBuf::from)).or(file.tls.key);
         let tls = match (cert, key) {
@@ -614,6 +620,7 @@ impl ServeConfig {
             admin_token_file,
             kms_listen,
             kms_purge_wait,
+            kms_month,
             tls,
             hsm: HsmSettings::from_env().or(file.hsm),
             keys_dir: env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from).or(file.keys.dir),

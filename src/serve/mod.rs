@@ -13,6 +13,7 @@ pub(crate) mod identities;
 pub(crate) mod kms;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
+pub(crate) mod rotation;
 pub(crate) mod scrubber;
 pub(crate) mod sweeper;
 pub(crate) mod tls;
@@ -344,6 +345,14 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)"
         ),
     }
+    let rotation_keys = keys.clone();
+    let rotation_kv = kv.clone();
+    if config.kms_month != rotation::MONTH {
+        println!(
+            "  key rotation:   by policy, a month lasting {} s (CIPHERSTORE_KMS_MONTH_SECONDS, for tests only)",
+            config.kms_month.as_secs()
+        );
+    }
     let objects = object::Objects::new(store);
     let worker = lifecycle::Worker::new(objects.clone(), config.lifecycle, kv, &config.data_dir);
     let mut s3 = CipherS3::new(objects, config.backend, keys.clone());
@@ -373,6 +382,8 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lifecycle_worker = tokio::spawn(worker.run(stop_rx.clone()));
+    let rotator =
+        rotation_keys.map(|k| tokio::spawn(rotation::run(k, rotation_kv, config.kms_month, stop_rx.clone())));
     let with_peer = |front: Front| move |peer| Front { peer: Some(peer), ..front.clone() };
     let mut loops = vec![tokio::spawn(accept_loop(
         https,
@@ -418,6 +429,9 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let _ = l.await;
     }
     let _ = lifecycle_worker.await;
+    if let Some(r) = rotator {
+        let _ = r.await;
+    }
     let graceful = Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("listeners still running"))?;
     tokio::select! {
         () = graceful.shutdown() => {}

@@ -2,7 +2,9 @@
 `keyprotect`), authenticated as IBM Cloud IAM clients are (`IAMAuthenticator` with the
 token URL pointed at the service): tokens, roles, the key lifecycle, DEK wrap/unwrap/
 rewrap across a rotation, aliases, registrations made by S3 buckets, deletion refused by
-registration and by Object Lock, restore, purge, and every bad input refused by name.
+registration and by Object Lock, restore, purge, policies (rotation by policy with a
+month of a few seconds, dual authorization for deletion with two identities), and every
+bad input refused by name.
 Tests run in order on one server and share what they made through `suite`."""
 
 import base64
@@ -22,8 +24,9 @@ from cipherstore_harness import free_port, until
 
 KMS_PORT = free_port()
 PURGE_WAIT = 3
+MONTH = 4
 SERVER = {"extra_args": ("--kms-listen", f"127.0.0.1:{KMS_PORT}"),
-          "env": {"CIPHERSTORE_KMS_PURGE_WAIT_SECONDS": str(PURGE_WAIT)}}
+          "env": {"CIPHERSTORE_KMS_PURGE_WAIT_SECONDS": str(PURGE_WAIT), "CIPHERSTORE_KMS_MONTH_SECONDS": str(MONTH)}}
 URL = f"https://127.0.0.1:{KMS_PORT}"
 DEK = b"plaintext-data-key"
 
@@ -297,6 +300,90 @@ def test_registrations_block_deletion_then_delete_restore_purge(srv, kp):
     m.restore_key(second["id"], kp.instance)
     got = s3.get_object(Bucket="kp-second", Key="doc")["Body"].read()
     check("restored key: its bucket's objects read again", got == b"second", repr(got))
+
+
+def test_policies_and_dual_authorization(srv, kp):
+    check, r, w, m, m2 = (srv.check, kp.clients["reader"], kp.clients["writer"], kp.clients["manager"],
+                          kp.clients["manager2"])
+    made = w.create_key_with_policies_overrides(kp.instance, body({"resources": [{
+        "type": "application/vnd.ibm.kms.key+json", "name": "kp-dual", "extractable": False,
+        "dualAuthDelete": {"enabled": True}, "rotation": {"enabled": False, "interval_month": 6}}]}))
+    key = made.get_result()["resources"][0]
+    check("create with policies: dual authorization on", made.get_status_code() == 201
+          and key["dualAuthDelete"]["enabled"] is True, str(key))
+    dual = key["id"]
+    policies = r.get_policy(dual, kp.instance).get_result()["resources"]
+    kinds = sorted(k for p in policies for k in ("rotation", "dualAuthDelete") if k in p)
+    check("policies: both", kinds == ["dualAuthDelete", "rotation"], str(policies))
+    only = r.get_policy(dual, kp.instance, policy="dualAuthDelete").get_result()["resources"]
+    check("policies: one by name", len(only) == 1 and only[0]["dualAuthDelete"]["enabled"] is True, str(only))
+    put = {"metadata": {"collectionType": "application/vnd.ibm.kms.policy+json", "collectionTotal": 1},
+           "resources": [{"type": "application/vnd.ibm.kms.policy+json", "dualAuthDelete": {"enabled": True}}]}
+    got = reason(lambda: r.put_policy(dual, kp.instance, put, policy="dualAuthDelete"))
+    check("reader cannot set policies: 403", got and got[0] == 403, str(got))
+    bad = {"resources": [{"type": "application/vnd.ibm.kms.policy+json", "rotation": {"interval_month": 13}}]}
+    got = reason(lambda: m.put_policy(dual, kp.instance, bad, policy="rotation"))
+    check("rotation interval 13 refused: 400", got and got[0] == 400, str(got))
+    got = reason(lambda: m.delete_key(dual, kp.instance))
+    check("dual authorization: deletion refused without one", got == (409, "AUTHORIZATIONS_NOT_MET"), str(got))
+    check("setKeyForDeletion: 204", m.set_key_for_deletion(dual, kp.instance).get_status_code() == 204)
+    key = r.get_key(dual, kp.instance).get_result()["resources"][0]
+    check("key shows the authorization", key["dualAuthDelete"].get("keySetForDeletion") is True, str(key))
+    got = reason(lambda: m.delete_key(dual, kp.instance))
+    check("the authorizer cannot delete it alone", got == (409, "AUTHORIZATIONS_NOT_MET"), str(got))
+    check("unsetKeyForDeletion: 204", m.unset_key_for_deletion(dual, kp.instance).get_status_code() == 204)
+    got = reason(lambda: m2.delete_key(dual, kp.instance))
+    check("withdrawn: the second identity cannot delete", got == (409, "AUTHORIZATIONS_NOT_MET"), str(got))
+    m.set_key_for_deletion(dual, kp.instance)
+    resp = m2.delete_key(dual, kp.instance, prefer="return=representation")
+    check("a second identity deletes it", resp.get_status_code() == 200
+          and resp.get_result()["resources"][0]["state"] == 5, str(resp.get_result()))
+    # The instance's policy applies to keys without their own.
+    inst = {"metadata": {"collectionType": "application/vnd.ibm.kms.policy+json", "collectionTotal": 1},
+            "resources": [{"policy_type": "dualAuthDelete", "policy_data": {"enabled": True}}]}
+    got = reason(lambda: w.put_instance_policy(kp.instance, inst, policy="dualAuthDelete"))
+    check("writer cannot set instance policies: 403", got and got[0] == 403, str(got))
+    check("instance policy: 204", m.put_instance_policy(kp.instance, inst, policy="dualAuthDelete").get_status_code() == 204)
+    listed = r.get_instance_policy(kp.instance).get_result()["resources"]
+    check("instance policy: shown", any(p["policy_type"] == "dualAuthDelete" and p["policy_data"]["enabled"]
+                                       for p in listed), str(listed))
+    plain = w.create_key(kp.instance, body({"resources": [{"name": "kp-plain", "extractable": False}]})).get_result()
+    plain_id = plain["resources"][0]["id"]
+    check("a new key follows the instance policy", plain["resources"][0]["dualAuthDelete"]["enabled"] is True, str(plain))
+    got = reason(lambda: m.delete_key(plain_id, kp.instance))
+    check("instance dual authorization holds", got == (409, "AUTHORIZATIONS_NOT_MET"), str(got))
+    off = {"resources": [{"policy_type": "dualAuthDelete", "policy_data": {"enabled": False}}]}
+    m.put_instance_policy(kp.instance, off, policy="dualAuthDelete")
+    check("instance policy off: deleted by one", m.delete_key(plain_id, kp.instance).get_status_code() == 204)
+    net = {"resources": [{"policy_type": "allowedNetwork", "policy_data": {"enabled": True}}]}
+    got = reason(lambda: m.put_instance_policy(kp.instance, net, policy="allowedNetwork"))
+    check("unoffered instance policy: 400", got and got[0] == 400, str(got))
+
+
+def test_rotation_by_policy(srv, kp):
+    check, r, w, m = srv.check, kp.clients["reader"], kp.clients["writer"], kp.clients["manager"]
+    key = w.create_key(kp.instance, body({"resources": [{"name": "kp-rotating", "extractable": False}]}))
+    rid = key.get_result()["resources"][0]["id"]
+    wrapped = r.wrap_key(rid, kp.instance, key_action_wrap_body=body({"plaintext": base64.b64encode(DEK).decode()}))
+    ciphertext = wrapped.get_result()["ciphertext"]
+    put = {"resources": [{"type": "application/vnd.ibm.kms.policy+json", "rotation": {"enabled": True, "interval_month": 1}}]}
+    m.put_policy(rid, kp.instance, put, policy="rotation")
+
+    def versions():
+        return r.get_key_versions(rid, kp.instance, total_count=True).get_result()["metadata"]["totalCount"]
+    check("rotated by its policy within a (shortened) month", until(lambda: versions() >= 2, timeout=MONTH * 5), str(versions()))
+    out = r.unwrap_key(rid, kp.instance, key_action_unwrap_body=body({"ciphertext": ciphertext})).get_result()
+    check("the DEK wrapped before still unwraps, rewrapped", base64.b64decode(out["plaintext"]) == DEK
+          and "rewrappedKeyVersion" in out, str(out))
+    events = [json.loads(line) for line in srv.keyctl("audit").splitlines() if line.strip()]
+    check("audit: rotation by policy", any(e["action"] == "key.rotate" and e.get("initiator") == "rotation-policy"
+                                           for e in events), str(events[-5:]))
+    off = {"resources": [{"type": "application/vnd.ibm.kms.policy+json", "rotation": {"enabled": False, "interval_month": 1}}]}
+    m.put_policy(rid, kp.instance, off, policy="rotation")
+    time.sleep(1)
+    settled = versions()
+    time.sleep(MONTH + 2)
+    check("policy off: no more rotations", versions() == settled, f"{settled} then {versions()}")
 
 
 def test_audit_trail_names_callers_and_holds_no_secret(srv, kp):

@@ -71,6 +71,9 @@ pub enum KeysError {
         /// Buckets bound to it.
         buckets: Vec<String>,
     },
+    /// Dual authorization for deletion is not met.
+    #[error("{0}")]
+    NotAuthorized(String),
     /// The operation does not apply to the key in its current state.
     #[error("{0}")]
     Refused(String),

@@ -7,7 +7,8 @@
 //! a file, [`state_file`], or the metadata service gateways share, [`state_kv`]),
 //! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]); data encryption
 //! keys wrapped for key service callers ([`dek`]) and the other actions they ask for
-//! ([`actions`]). Per-object
+//! ([`actions`]), and key policies (rotation, dual authorization
+//! for deletion: [`policy`]). Per-object
 //! keys are derived from bucket keys by the engine, which owns each object's salt.
 
 pub mod actions;
@@ -20,6 +21,7 @@ pub mod hsm;
 pub mod id;
 pub mod manager;
 pub mod module;
+pub mod policy;
 pub mod slots;
 pub mod state;
 pub mod state_file;

@@ -122,6 +122,18 @@ pub struct KeyView {
     /// Destruction time, Unix seconds.
     #[serde(skip)]
     pub destroyed_unix: Option<u64>,
+    /// Its own policies.
+    #[serde(skip_serializing_if = "super::policy::Policies::is_empty")]
+    pub policies: super::policy::Policies,
+    /// Whether deleting it needs two identities (its policy, else the instance's).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dual_auth_delete: bool,
+    /// The rotation policy in force (its own, else the instance's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<super::policy::Rotation>,
+    /// A pending authorization to delete it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_authorized: Option<super::policy::DeletionAuthorization>,
 }
 
 /// The longest key description.
@@ -302,6 +314,10 @@ impl KeyManager {
             restorable: rec.restorable,
             created_by: rec.created_by.clone(),
             destroyed_unix: rec.destroyed_at,
+            policies: rec.policies.clone(),
+            dual_auth_delete: state.dual_auth(rec),
+            rotation: state.rotation(rec),
+            deletion_authorized: rec.deletion_authorized.clone(),
         }
     }
 
@@ -331,6 +347,8 @@ impl KeyManager {
             updated: now,
             destroyed_at: None,
             restorable: false,
+            policies: Default::default(),
+            deletion_authorized: None,
             created_by: super::audit::initiator(),
             description: None,
             aliases: Vec::new(),
@@ -541,6 +559,7 @@ impl KeyManager {
             if !buckets.is_empty() && !force {
                 return Err(KeysError::KeyInUse { id: self.crn(&r.id), buckets });
             }
+            self.check_dual_auth(state, &r)?;
             if !restorable {
                 self.destroy_versions(&r)?;
             }
@@ -549,6 +568,7 @@ impl KeyManager {
             m.destroyed_at = Some(now_unix());
             m.updated = now_unix();
             m.restorable = restorable;
+            m.deletion_authorized = None;
             Ok((m.clone(), buckets))
         });
         let (rec, buckets) = self.audit_refusal("key.delete", key, deleted)?;

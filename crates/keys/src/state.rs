@@ -71,6 +71,12 @@ pub struct KeyRecord {
     /// refused), so it restores without material until purged; purging destroys it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restorable: bool,
+    /// Its own policies (rotation, dual authorization for deletion).
+    #[serde(default, skip_serializing_if = "super::policy::Policies::is_empty")]
+    pub policies: super::policy::Policies,
+    /// A pending authorization to delete it (dual authorization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_authorized: Option<super::policy::DeletionAuthorization>,
     /// Who created it (the key service caller's identity; unset for the CLI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
@@ -128,6 +134,9 @@ pub struct State {
     /// deleted nor disabled (IBM's rule for buckets under retention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<String>,
+    /// The instance's policies, for keys without their own.
+    #[serde(default, skip_serializing_if = "super::policy::Policies::is_empty")]
+    pub instance_policies: super::policy::Policies,
 }
 
 impl State {

@@ -15,16 +15,24 @@ pub fn least_role(route: &Route) -> Option<Role> {
         | Route::GetKey(_)
         | Route::KeyMetadata(_)
         | Route::Versions(_)
-        | Route::Registrations(_) => Role::Reader,
+        | Route::Registrations(_)
+        | Route::GetKeyPolicies(_)
+        | Route::GetInstancePolicies => Role::Reader,
         Route::Action(_, KeyAction::Wrap | KeyAction::Unwrap | KeyAction::Rewrap) => Role::Reader,
         Route::CreateKey
+        | Route::CreateKeyWithPolicies
         | Route::Action(_, KeyAction::Rotate)
         | Route::CreateAlias(..)
         | Route::DeleteAlias(..) => Role::Writer,
         Route::DeleteKey(_)
         | Route::PurgeKey(_)
         | Route::RestoreKey(_)
-        | Route::Action(_, KeyAction::Enable | KeyAction::Disable) => Role::Manager,
+        | Route::PutKeyPolicies(_)
+        | Route::PutInstancePolicies
+        | Route::Action(
+            _,
+            KeyAction::Enable | KeyAction::Disable | KeyAction::SetForDeletion | KeyAction::UnsetForDeletion,
+        ) => Role::Manager,
     })
 }
 

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::KpError;
-use super::route::percent_decode;
+use super::route::{PolicyName, percent_decode};
 use engine::SecretKey;
+use keys::policy::{PolicyChange, Rotation};
 
 /// The largest body read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -22,6 +23,8 @@ pub struct NewKey {
     pub description: Option<String>,
     /// Material to import (`payload`).
     pub material: Option<SecretKey>,
+    /// Policies to set on it (`keys_with_policy_overrides`).
+    pub policies: Vec<PolicyChange>,
 }
 
 /// What a wrap, unwrap or rewrap carries.
@@ -59,6 +62,33 @@ struct KeyResource {
     description: Option<String>,
     extractable: Option<bool>,
     payload: Option<Secret>,
+    rotation: Option<RotationFields>,
+    #[serde(rename = "dualAuthDelete")]
+    dual_auth_delete: Option<Enabled>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotationFields {
+    enabled: Option<bool>,
+    interval_month: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enabled {
+    enabled: bool,
+}
+
+fn rotation_change(r: &RotationFields) -> Result<PolicyChange, KpError> {
+    let enabled = r.enabled.unwrap_or(true);
+    let interval_month = match (enabled, r.interval_month) {
+        (_, Some(m)) if (1..=12).contains(&m) => m,
+        (_, Some(_)) => return Err(KpError::bad("rotation.interval_month must be 1 to 12")),
+        (true, None) => return Err(KpError::bad("rotation.interval_month is missing")),
+        (false, None) => 1,
+    };
+    Ok(PolicyChange::Rotation(Rotation { enabled, interval_month }))
 }
 
 /// A base64 secret from a body, wiped when dropped.
@@ -82,8 +112,9 @@ fn material(s: &Secret, field: &str) -> Result<SecretKey, KpError> {
     Ok(SecretKey::from_bytes(arr))
 }
 
-/// Reads `POST /api/v2/keys`.
-pub fn new_key(bytes: &[u8]) -> Result<NewKey, KpError> {
+/// Reads `POST /api/v2/keys` (`overrides`: `POST /api/v2/keys_with_policy_overrides`,
+/// which may carry `rotation` and `dualAuthDelete`).
+pub fn new_key(bytes: &[u8], overrides: bool) -> Result<NewKey, KpError> {
     let c: Collection<KeyResource> = json(bytes, "key")?;
     let [r] = <[KeyResource; 1]>::try_from(c.resources)
         .map_err(|_| KpError::bad("resources must hold exactly one key"))?;
@@ -101,7 +132,25 @@ pub fn new_key(bytes: &[u8]) -> Result<NewKey, KpError> {
         return Err(KpError::bad("description must be at most 240 characters"));
     }
     let material = r.payload.as_ref().map(|p| material(p, "payload")).transpose()?;
-    Ok(NewKey { name: r.name, description: r.description, material })
+    let mut policies = Vec::new();
+    if r.rotation.is_some() || r.dual_auth_delete.is_some() {
+        if !overrides {
+            return Err(KpError::bad("policies come with a key at /api/v2/keys_with_policy_overrides"));
+        }
+        if let Some(rot) = &r.rotation {
+            let change = rotation_change(rot)?;
+            if material.is_some() && matches!(change, PolicyChange::Rotation(x) if x.enabled) {
+                return Err(KpError::bad(
+                    "an imported key cannot rotate by policy: its new material comes from its owner",
+                ));
+            }
+            policies.push(change);
+        }
+        if let Some(d) = &r.dual_auth_delete {
+            policies.push(PolicyChange::DualAuthDelete(d.enabled));
+        }
+    }
+    Ok(NewKey { name: r.name, description: r.description, material, policies })
 }
 
 #[derive(Deserialize)]
@@ -135,6 +184,98 @@ pub fn dek(bytes: &[u8]) -> Result<DekBody, KpError> {
 #[serde(deny_unknown_fields)]
 struct RotateFields {
     payload: Option<Secret>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyPolicyResource {
+    #[serde(rename = "type")]
+    #[allow(dead_code, reason = "accepted as Key Protect's clients send it")]
+    kind: Option<String>,
+    rotation: Option<RotationFields>,
+    #[serde(rename = "dualAuthDelete")]
+    dual_auth_delete: Option<Enabled>,
+}
+
+fn only(change: &PolicyChange, name: Option<PolicyName>) -> Result<(), KpError> {
+    let matches = match (change, name) {
+        (_, None) => true,
+        (PolicyChange::Rotation(_), Some(PolicyName::Rotation)) => true,
+        (PolicyChange::DualAuthDelete(_), Some(PolicyName::DualAuthDelete)) => true,
+        _ => false,
+    };
+    if matches { Ok(()) } else { Err(KpError::bad("the body sets another policy than ?policy= names")) }
+}
+
+/// Reads `PUT /api/v2/keys/{id}/policies`: one or two policies, each one of rotation and
+/// dualAuthDelete (`name`: the one `?policy=` allows).
+pub fn key_policies(bytes: &[u8], name: Option<PolicyName>) -> Result<Vec<PolicyChange>, KpError> {
+    let c: Collection<KeyPolicyResource> = json(bytes, "policy")?;
+    if c.resources.is_empty() || c.resources.len() > 2 {
+        return Err(KpError::bad("resources must hold one or two policies"));
+    }
+    let mut out = Vec::new();
+    for r in &c.resources {
+        let change = match (&r.rotation, &r.dual_auth_delete) {
+            (Some(rot), None) => rotation_change(rot)?,
+            (None, Some(d)) => PolicyChange::DualAuthDelete(d.enabled),
+            _ => {
+                return Err(KpError::bad(
+                    "each policy resource holds exactly one of rotation and dualAuthDelete",
+                ));
+            }
+        };
+        only(&change, name)?;
+        out.push(change);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstancePolicyResource {
+    policy_type: String,
+    policy_data: InstancePolicyData,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstancePolicyData {
+    enabled: bool,
+    attributes: Option<InstanceAttributes>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceAttributes {
+    interval_month: Option<u32>,
+}
+
+/// Reads `PUT /api/v2/instance/policies`: `dualAuthDelete` and `rotation` policies.
+pub fn instance_policies(bytes: &[u8], name: Option<PolicyName>) -> Result<Vec<PolicyChange>, KpError> {
+    let c: Collection<InstancePolicyResource> = json(bytes, "instance policy")?;
+    if c.resources.is_empty() || c.resources.len() > 2 {
+        return Err(KpError::bad("resources must hold one or two policies"));
+    }
+    let mut out = Vec::new();
+    for r in &c.resources {
+        let change = match r.policy_type.as_str() {
+            "dualAuthDelete" => PolicyChange::DualAuthDelete(r.policy_data.enabled),
+            "rotation" => rotation_change(&RotationFields {
+                enabled: Some(r.policy_data.enabled),
+                interval_month: r.policy_data.attributes.as_ref().and_then(|a| a.interval_month),
+            })?,
+            other => {
+                return Err(KpError::bad(format!(
+                    "instance policy {:?} is not offered by this key service (rotation, dualAuthDelete)",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        };
+        only(&change, name)?;
+        out.push(change);
+    }
+    Ok(out)
 }
 
 /// Reads a rotate body: new material for an imported key.
@@ -183,7 +324,7 @@ mod tests {
     #[test]
     fn key_bodies_are_read_or_refused_by_field() {
         let k = new_key(br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":1},
-            "resources":[{"type":"application/vnd.ibm.kms.key+json","name":"r1","description":"d","extractable":false}]}"#)
+            "resources":[{"type":"application/vnd.ibm.kms.key+json","name":"r1","description":"d","extractable":false}]}"#, false)
         .unwrap();
         assert_eq!(
             (k.name.as_str(), k.description.as_deref(), k.material.is_none()),
@@ -191,9 +332,20 @@ mod tests {
         );
         let with = new_key(
             format!(r#"{{"resources":[{{"name":"r2","payload":"{}"}}]}}"#, B64.encode([7u8; 32])).as_bytes(),
+            false,
         )
         .unwrap();
         assert_eq!(with.material.unwrap().expose(), &[7u8; 32]);
+        let p = br#"{"resources":[{"name":"p","rotation":{"enabled":true,"interval_month":3},"dualAuthDelete":{"enabled":true}}]}"#;
+        assert!(new_key(p, false).err().unwrap().message.contains("keys_with_policy_overrides"));
+        let k = new_key(p, true).unwrap();
+        assert_eq!(
+            k.policies,
+            vec![
+                PolicyChange::Rotation(Rotation { enabled: true, interval_month: 3 }),
+                PolicyChange::DualAuthDelete(true)
+            ]
+        );
         for (body, says) in [
             (r#"{"resources":[]}"#, "exactly one"),
             (r#"{"resources":[{"name":"x","extractable":true}]}"#, "root keys only"),
@@ -203,9 +355,34 @@ mod tests {
             (r#"{"resources":[{"name":""}]}"#, "name"),
             ("not json", "not valid"),
         ] {
-            let e = new_key(body.as_bytes()).err().unwrap();
+            let e = new_key(body.as_bytes(), false).err().unwrap();
             assert!(e.message.contains(says) && e.status == 400, "{body}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn policy_bodies() {
+        let rot = br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.policy+json","collectionTotal":1},
+            "resources":[{"type":"application/vnd.ibm.kms.policy+json","rotation":{"enabled":true,"interval_month":2}}]}"#;
+        assert_eq!(
+            key_policies(rot, Some(PolicyName::Rotation)).unwrap(),
+            vec![PolicyChange::Rotation(Rotation { enabled: true, interval_month: 2 })]
+        );
+        assert!(key_policies(rot, Some(PolicyName::DualAuthDelete)).is_err());
+        for bad in [
+            r#"{"resources":[{"rotation":{"interval_month":13}}]}"#,
+            r#"{"resources":[{"rotation":{"enabled":true}}]}"#,
+            r#"{"resources":[{}]}"#,
+            r#"{"resources":[]}"#,
+            r#"{"resources":[{"rotation":{"interval_month":1},"dualAuthDelete":{"enabled":true}}]}"#,
+        ] {
+            assert_eq!(key_policies(bad.as_bytes(), None).err().unwrap().status, 400, "{bad}");
+        }
+        let inst = br#"{"resources":[{"policy_type":"rotation","policy_data":{"enabled":true,"attributes":{"interval_month":1}}},
+            {"policy_type":"dualAuthDelete","policy_data":{"enabled":true}}]}"#;
+        assert_eq!(instance_policies(inst, None).unwrap().len(), 2);
+        let net = br#"{"resources":[{"policy_type":"allowedNetwork","policy_data":{"enabled":true}}]}"#;
+        assert!(instance_policies(net, None).err().unwrap().message.contains("allowedNetwork"));
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl From<KeysError> for KpError {
             KeysError::Retained { .. } => (409, "PREV_KEY_DEL_ERR"),
             KeysError::KeyInUse { .. } => (409, "PROTECTED_RESOURCE_ERR"),
             KeysError::Refused(_) | KeysError::BucketExists(_) => (409, "CONFLICT_ERR"),
+            KeysError::NotAuthorized(_) => (409, "AUTHORIZATIONS_NOT_MET"),
             KeysError::UnwrapFailed(_) => (422, "UNPROCESSABLE_CIPHERTEXT_ERR"),
             KeysError::BucketNotFound(_) => (404, "NOT_FOUND_ERR"),
             KeysError::Unavailable(_)

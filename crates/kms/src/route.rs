@@ -20,6 +20,10 @@ pub enum KeyAction {
     Enable,
     /// Suspend a key.
     Disable,
+    /// Authorize a dual-authorization key's deletion (the first identity).
+    SetForDeletion,
+    /// Withdraw that authorization.
+    UnsetForDeletion,
 }
 
 impl KeyAction {
@@ -31,7 +35,9 @@ impl KeyAction {
             "rotate" => Self::Rotate,
             "enable" => Self::Enable,
             "disable" => Self::Disable,
-            "restore" | "setKeyForDeletion" | "unsetKeyForDeletion" | "sync" => {
+            "setKeyForDeletion" => Self::SetForDeletion,
+            "unsetKeyForDeletion" => Self::UnsetForDeletion,
+            "restore" | "sync" => {
                 return Err(KpError::new(
                     404,
                     "NOT_FOUND_ERR",
@@ -57,6 +63,8 @@ impl KeyAction {
             Self::Rotate => "rotate",
             Self::Enable => "enable",
             Self::Disable => "disable",
+            Self::SetForDeletion => "setKeyForDeletion",
+            Self::UnsetForDeletion => "unsetKeyForDeletion",
         }
     }
 }
@@ -92,6 +100,25 @@ pub enum Route {
     CreateAlias(String, String),
     /// `DELETE /api/v2/keys/{id}/aliases/{alias}`.
     DeleteAlias(String, String),
+    /// `POST /api/v2/keys_with_policy_overrides`.
+    CreateKeyWithPolicies,
+    /// `GET /api/v2/keys/{id}/policies`.
+    GetKeyPolicies(String),
+    /// `PUT /api/v2/keys/{id}/policies`.
+    PutKeyPolicies(String),
+    /// `GET /api/v2/instance/policies`.
+    GetInstancePolicies,
+    /// `PUT /api/v2/instance/policies`.
+    PutInstancePolicies,
+}
+
+/// A policy a query names (`?policy=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyName {
+    /// `rotation`.
+    Rotation,
+    /// `dualAuthDelete`.
+    DualAuthDelete,
 }
 
 /// The query parameters the routes read.
@@ -114,6 +141,8 @@ pub struct Query {
     /// `urlEncodedResourceCRNQuery=…`: only registrations whose resource CRN matches
     /// (`*` matches any run of characters).
     pub crn_query: Option<String>,
+    /// `policy=…`: one policy of a key or of the instance.
+    pub policy: Option<PolicyName>,
 }
 
 /// Decodes `%XX` escapes (and `+` as a space when `form`); `None` if malformed or not UTF-8.
@@ -208,8 +237,19 @@ pub fn query(q: &str) -> Result<Query, KpError> {
                     })?;
                 out.states = Some(states);
             }
+            "policy" => {
+                out.policy = Some(match v.as_str() {
+                    "rotation" => PolicyName::Rotation,
+                    "dualAuthDelete" => PolicyName::DualAuthDelete,
+                    other => {
+                        return Err(KpError::bad(format!(
+                            "policy {other:?} is not offered by this key service (rotation, dualAuthDelete)"
+                        )));
+                    }
+                });
+            }
             // Accepted and without effect here: filters this service does not keep.
-            "extractable" | "filter" | "sort" | "search" | "allKeyStates" | "policy" => {}
+            "extractable" | "filter" | "sort" | "search" | "allKeyStates" => {}
             other => return Err(KpError::bad(format!("unknown query parameter {other:?}"))),
         }
     }
@@ -258,6 +298,14 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
         }
         ("POST", ["keys", k, "actions", a]) => Route::Action(id(k), KeyAction::parse(a)?),
         (_, ["keys", _, "actions", _]) => return Err(not_allowed(method, path)),
+        ("POST", ["keys_with_policy_overrides"]) => Route::CreateKeyWithPolicies,
+        (_, ["keys_with_policy_overrides"]) => return Err(not_allowed(method, path)),
+        ("GET", ["keys", k, "policies"]) => Route::GetKeyPolicies(id(k)),
+        ("PUT", ["keys", k, "policies"]) => Route::PutKeyPolicies(id(k)),
+        (_, ["keys", _, "policies"]) => return Err(not_allowed(method, path)),
+        ("GET", ["instance", "policies"]) => Route::GetInstancePolicies,
+        ("PUT", ["instance", "policies"]) => Route::PutInstancePolicies,
+        (_, ["instance", "policies"]) => return Err(not_allowed(method, path)),
         ("POST", ["keys", k, "aliases", a]) => Route::CreateAlias(id(k), id(a)),
         ("DELETE", ["keys", k, "aliases", a]) => Route::DeleteAlias(id(k), id(a)),
         (_, ["keys", _, "aliases", _]) => return Err(not_allowed(method, path)),
@@ -266,7 +314,7 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
                 404,
                 "NOT_FOUND_ERR",
                 format!(
-                    "no route {path} on this key service (policies, key rings, import tokens and KMIP are not offered yet: docs/KEYS.md)"
+                    "no route {path} on this key service (key rings, import tokens and KMIP are not offered yet: docs/KEYS.md)"
                 ),
             ));
         }
@@ -308,7 +356,14 @@ mod tests {
             r("POST", "/api/v2/keys/k/actions/explode").unwrap_err().code,
             "KEY_ACTION_INVALID_VALUE_ERR"
         );
-        assert_eq!(r("POST", "/api/v2/keys/k/actions/setKeyForDeletion").unwrap_err().status, 404);
+        assert_eq!(
+            r("POST", "/api/v2/keys/k/actions/setKeyForDeletion"),
+            Ok(Route::Action("k".into(), KeyAction::SetForDeletion))
+        );
+        assert_eq!(r("PUT", "/api/v2/keys/k/policies"), Ok(Route::PutKeyPolicies("k".into())));
+        assert_eq!(r("GET", "/api/v2/instance/policies"), Ok(Route::GetInstancePolicies));
+        assert_eq!(r("DELETE", "/api/v2/instance/policies").unwrap_err().status, 405);
+        assert_eq!(query("policy=allowedNetwork").unwrap_err().status, 400);
         assert_eq!(r("POST", "/api/v2/keys/k").unwrap_err().status, 400);
     }
 

@@ -85,6 +85,13 @@ pub struct KeyService {
     options: ServiceOptions,
 }
 
+fn policy_name(q: &Query) -> Option<&'static str> {
+    q.policy.map(|p| match p {
+        route::PolicyName::Rotation => "rotation",
+        route::PolicyName::DualAuthDelete => "dualAuthDelete",
+    })
+}
+
 fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
@@ -208,14 +215,37 @@ impl KeyService {
                 let page = all.iter().skip(q.offset).take(q.limit).map(|k| self.key_json(k)).collect();
                 Response::json(200, &view::collection(view::KEY_TYPE, page, q.total_count.then_some(total)))
             }
-            Route::CreateKey => {
-                let new = body::new_key(req.body)?;
+            Route::CreateKey | Route::CreateKeyWithPolicies => {
+                let new = body::new_key(req.body, route == Route::CreateKeyWithPolicies)?;
                 let created = m.create_key(&NewRootKey {
                     name: &new.name,
                     description: new.description.as_deref(),
                     material: new.material.as_ref(),
                 })?;
-                self.keys_json(&created, 201)
+                let r = KeyRef::parse(&created.id);
+                for change in &new.policies {
+                    m.set_key_policy(&r, *change)?;
+                }
+                let shown = if new.policies.is_empty() { created } else { m.show(&r)? };
+                self.keys_json(&shown, 201)
+            }
+            Route::GetKeyPolicies(id) => {
+                Response::json(200, &view::key_policies(&m.show(&key(&id))?, policy_name(q)))
+            }
+            Route::PutKeyPolicies(id) => {
+                for change in body::key_policies(req.body, q.policy)? {
+                    m.set_key_policy(&key(&id), change)?;
+                }
+                Response::json(200, &view::key_policies(&m.show(&key(&id))?, policy_name(q)))
+            }
+            Route::GetInstancePolicies => {
+                Response::json(200, &view::instance_policies(&m.instance_policies()?, policy_name(q)))
+            }
+            Route::PutInstancePolicies => {
+                for change in body::instance_policies(req.body, q.policy)? {
+                    m.set_instance_policy(change)?;
+                }
+                Response::empty(204)
             }
             Route::GetKey(id) | Route::KeyMetadata(id) => self.keys_json(&m.show(&key(&id))?, 200),
             Route::DeleteKey(id) => {
@@ -316,6 +346,14 @@ impl KeyService {
             KeyAction::Rotate => {
                 let material = body::rotate(bytes)?;
                 m.rotate(key, material.as_ref())?;
+                Response::empty(204)
+            }
+            KeyAction::SetForDeletion => {
+                m.authorize_deletion(key)?;
+                Response::empty(204)
+            }
+            KeyAction::UnsetForDeletion => {
+                m.withdraw_deletion(key)?;
                 Response::empty(204)
             }
             KeyAction::Enable | KeyAction::Disable => {

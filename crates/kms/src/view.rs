@@ -71,12 +71,19 @@ pub fn key(k: &KeyView, restore_window: u64, purge_wait: u64) -> Value {
             "id": version_id(&k.id, k.version),
             "creationDate": current.map(|c| rfc3339(c.created)).unwrap_or_else(|| k.created.clone()),
         },
-        "dualAuthDelete": {"enabled": false},
+        "dualAuthDelete": {"enabled": k.dual_auth_delete},
         "deleted": k.state == KeyState::Destroyed,
         "keyRingID": "default",
     });
     if let Some(d) = &k.description {
         v["description"] = json!(d);
+    }
+    if let Some(r) = &k.rotation {
+        v["rotation"] = json!({"enabled": r.enabled, "interval_month": r.interval_month});
+    }
+    if let Some(a) = &k.deletion_authorized {
+        v["dualAuthDelete"]["keySetForDeletion"] = json!(true);
+        v["dualAuthDelete"]["authExpiration"] = json!(rfc3339(a.at + keys::policy::AUTHORIZATION_SECS));
     }
     if k.versions.len() > 1
         && let Some(c) = current
@@ -94,6 +101,62 @@ pub fn key(k: &KeyView, restore_window: u64, purge_wait: u64) -> Value {
         v["purgeAllowed"] = json!(now >= at + purge_wait);
     }
     v
+}
+
+/// The policy collection type.
+pub const POLICY_TYPE: &str = "application/vnd.ibm.kms.policy+json";
+
+/// A key's policies, as `GET /keys/{id}/policies` answers them (`only`: one of them).
+pub fn key_policies(k: &KeyView, only: Option<&str>) -> Value {
+    let mut out = Vec::new();
+    let stamp = |name: &str, by: &str, created: u64, updated: u64| {
+        json!({
+            "type": POLICY_TYPE,
+            "id": version_id(&format!("{}/policy/{name}", k.id), 0),
+            "crn": format!("{}:policy:{name}", k.crn),
+            "createdBy": by,
+            "creationDate": rfc3339(created),
+            "updatedBy": by,
+            "lastUpdateDate": rfc3339(updated),
+        })
+    };
+    if let Some(r) = k.policies.rotation.as_ref().filter(|_| only.is_none_or(|o| o == "rotation")) {
+        let mut v = stamp("rotation", &r.by, r.created, r.updated);
+        v["rotation"] = json!({"enabled": r.value.enabled, "interval_month": r.value.interval_month});
+        out.push(v);
+    }
+    if let Some(d) =
+        k.policies.dual_auth_delete.as_ref().filter(|_| only.is_none_or(|o| o == "dualAuthDelete"))
+    {
+        let mut v = stamp("dualAuthDelete", &d.by, d.created, d.updated);
+        v["dualAuthDelete"] = json!({"enabled": d.value});
+        out.push(v);
+    }
+    collection(POLICY_TYPE, out, None)
+}
+
+/// The instance's policies, as `GET /instance/policies` answers them.
+pub fn instance_policies(p: &keys::policy::Policies, only: Option<&str>) -> Value {
+    let mut out = Vec::new();
+    let stamp = |kind: &str, data: Value, by: &str, created: u64, updated: u64| {
+        json!({
+            "policy_type": kind,
+            "policy_data": data,
+            "createdBy": by,
+            "creationDate": rfc3339(created),
+            "updatedBy": by,
+            "lastUpdated": rfc3339(updated),
+        })
+    };
+    if let Some(d) = p.dual_auth_delete.as_ref().filter(|_| only.is_none_or(|o| o == "dualAuthDelete")) {
+        out.push(stamp("dualAuthDelete", json!({"enabled": d.value}), &d.by, d.created, d.updated));
+    }
+    if let Some(r) = p.rotation.as_ref().filter(|_| only.is_none_or(|o| o == "rotation")) {
+        let data =
+            json!({"enabled": r.value.enabled, "attributes": {"interval_month": r.value.interval_month}});
+        out.push(stamp("rotation", data, &r.by, r.created, r.updated));
+    }
+    collection(POLICY_TYPE, out, None)
 }
 
 /// The CRN of a bucket as registrations name it.

@@ -127,7 +127,10 @@ pub fn kms_request(data: &[u8]) {
         Err(e) => assert_eq!(e.status, 400, "a bad query is a 400"),
     }
     for refusal in [
-        kms::body::new_key(body).err(),
+        kms::body::new_key(body, false).err(),
+        kms::body::new_key(body, true).err(),
+        kms::body::key_policies(body, None).err(),
+        kms::body::instance_policies(body, None).err(),
         kms::body::dek(body).err(),
         kms::body::rotate(body).err(),
         kms::body::token_form(body).err(),
