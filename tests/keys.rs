@@ -159,7 +159,7 @@ fn lifecycle(t: &common::hsm::Token) {
         );
         let restored = m.restore(&KeyRef::parse("primary"), Some(&key(1)));
         assert!(
-            matches!(restored, Err(KeysError::Refused(ref why)) if why.contains("only imported")),
+            matches!(restored, Err(KeysError::Refused(ref why)) if why.contains("material was destroyed")),
             "{restored:?}"
         );
 
@@ -229,6 +229,65 @@ fn lifecycle(t: &common::hsm::Token) {
         assert_eq!(shown.wrap_method, forced);
         assert!(shown.versions.iter().all(|v| v.method == forced), "{:?}", shown.versions);
         assert!(state.contains(&format!("\"method\": \"{}\"", forced.name())), "recorded in the state");
+    }
+    key_service_actions(t);
+}
+
+/// What the key service asks of the manager, on every wrapping method: DEKs wrapped,
+/// unwrapped across a rotation (with a rewrapped ciphertext) and bound to their AAD;
+/// deletion that keeps the material until purged; dual authorization by two identities.
+fn key_service_actions(t: &common::hsm::Token) {
+    use keys::policy::PolicyChange;
+    let m = t.manager(Duration::from_secs(60));
+    let k = KeyRef::parse(&m.create("service-root").unwrap().id);
+    let aad = vec!["tenant=1".to_owned()];
+    let w = m.wrap_dek(&k, Some(b"an 18-byte secret!"), &aad).unwrap();
+    let hsm_calls = m.metrics().hsm_wraps;
+    let u = m.unwrap_dek(&k, &w.ciphertext, &aad).unwrap();
+    assert_eq!(
+        (u.plaintext.as_slice(), u.version, u.rewrapped.is_none()),
+        (b"an 18-byte secret!".as_slice(), 1, true)
+    );
+    assert_eq!(m.metrics().hsm_wraps, hsm_calls, "an unwrap of the current version wraps nothing");
+    assert!(matches!(m.unwrap_dek(&k, &w.ciphertext, &[]), Err(KeysError::UnwrapFailed(_))), "other AAD");
+    let generated = m.wrap_dek(&k, None, &[]).unwrap();
+    assert_eq!(generated.generated.as_ref().map(|g| g.len()), Some(32));
+    m.rotate(&k, None).unwrap();
+    let u = m.unwrap_dek(&k, &w.ciphertext, &aad).unwrap();
+    let again = u.rewrapped.expect("rewrapped by version 2");
+    assert_eq!((u.version, again.version), (1, 2));
+    let u2 = m.unwrap_dek(&k, &again.ciphertext, &aad).unwrap();
+    assert_eq!((u2.plaintext.as_slice(), u2.rewrapped.is_none()), (b"an 18-byte secret!".as_slice(), true));
+    let (rewrapped, old) = m.rewrap_dek(&k, &w.ciphertext, &aad).unwrap();
+    assert_eq!((old, rewrapped.version), (1, 2));
+    // Restorable deletion: refused at once, material kept, restored without it, purged.
+    m.delete_restorable(&k, false).unwrap();
+    assert!(matches!(m.wrap_dek(&k, None, &[]), Err(KeysError::KeyDestroyed(_))));
+    assert!(m.purge(&k, Duration::from_secs(3600)).is_err(), "purged before its wait");
+    m.restore(&k, None).unwrap();
+    assert_eq!(
+        m.unwrap_dek(&k, &again.ciphertext, &aad).unwrap().plaintext.as_slice(),
+        b"an 18-byte secret!"
+    );
+    // Dual authorization: two identities, the authorizer not alone.
+    m.set_key_policy(&k, PolicyChange::DualAuthDelete(true)).unwrap();
+    assert!(matches!(
+        keys::audit::as_initiator("alice", || m.delete_restorable(&k, false)),
+        Err(KeysError::NotAuthorized(_))
+    ));
+    keys::audit::as_initiator("alice", || m.authorize_deletion(&k)).unwrap();
+    assert!(matches!(
+        keys::audit::as_initiator("alice", || m.delete_restorable(&k, false)),
+        Err(KeysError::NotAuthorized(_))
+    ));
+    keys::audit::as_initiator("bob", || m.delete_restorable(&k, false)).unwrap();
+    m.purge(&k, Duration::ZERO).unwrap();
+    assert!(matches!(m.show(&k), Err(KeysError::KeyNotFound(_))), "purged: forgotten");
+    let KeyRef::Id(id) = &k else { panic!("made by id") };
+    for version in [1, 2] {
+        let gone =
+            m.hsm().root_attributes(&id.object(version).id, &[cryptoki::object::AttributeType::Sensitive]);
+        assert!(gone.is_err(), "purging destroys version {version} in the HSM: {gone:?}");
     }
 }
 
