@@ -78,4 +78,34 @@ async fn concurrent_changes_all_land_and_followers_see_them() {
     assert_eq!(d.users["u1-1"].grants["photos"], Role::Writer);
     let records = kv.range(b"i/", &cluster::kv::prefix_end(b"i/"), 1000).await.unwrap().entries.len();
     assert_eq!(records, 39 + 39 + 1, "a record per user and per key, and the guard");
+
+    // Key service API keys and the token key are kept too, and a token issued here is
+    // honoured by the follower (another gateway), until its API key is deleted.
+    live.ensure_token_key().await.unwrap();
+    let digest = iam::apikey::digest("csk_test-secret");
+    let mut add = |d: &mut Directory| {
+        let new = iam::NewApiKey { name: "svc".into(), role: Role::Writer, user: None };
+        d.add_apikey(new, digest.clone(), 1).map(|_| ())
+    };
+    keep.change(&mut add).await.unwrap();
+    let (other, _) = Identities::open(Arc::new(KvKeep::new(kv.clone())), None).await.unwrap();
+    let now = base::clock::now_unix();
+    let (issued, caller) = other.snapshot().exchange_apikey("csk_test-secret", now).unwrap();
+    assert_eq!(caller.role, Role::Writer);
+    while live.snapshot().bearer(&issued.access_token, now).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline + Duration::from_secs(10),
+            "the follower lacks the API key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut remove = |d: &mut Directory| d.delete_apikey("svc").map(|_| ());
+    keep.change(&mut remove).await.unwrap();
+    while live.snapshot().bearer(&issued.access_token, now).is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline + Duration::from_secs(15),
+            "a deleted API key's token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -70,6 +70,7 @@ impl KmsFront {
                         instance: header(&parts, "bluemix-instance"),
                         authorization: header(&parts, "authorization"),
                         prefer: header(&parts, "prefer"),
+                        key_ring: header(&parts, "x-kms-key-ring"),
                         body: &bytes,
                     };
                     service.handle(&req)

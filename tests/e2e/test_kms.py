@@ -99,6 +99,10 @@ def test_tokens_are_iam_tokens(srv, kp):
     check("no Bluemix-Instance: 400 naming it", r.status_code == 400 and "Bluemix-Instance" in r.text, r.text)
     r = requests.get(f"{URL}/api/v2/keys", headers={**auth, "Bluemix-Instance": "someone-else"}, timeout=10)
     check("another instance: 401", r.status_code == 401, r.text)
+    r = requests.get(f"{URL}/api/v2/keys", headers={**auth, **headers, "X-Kms-Key-Ring": "other"}, timeout=10)
+    check("another key ring: 404 naming it", r.status_code == 404 and "other" in r.text, r.text)
+    r = requests.get(f"{URL}/api/v2/keys", headers={**auth, **headers, "X-Kms-Key-Ring": "default"}, timeout=10)
+    check("the default key ring: 200", r.status_code == 200, r.text)
     r = requests.get(f"{URL}/api/v2/key_rings", headers={**auth, **headers}, timeout=10)
     check("unserved route: 404 in Key Protect's shape", r.status_code == 404 and r.json()["metadata"]["collectionType"]
           == "application/vnd.ibm.kms.error+json", r.text)

@@ -1,5 +1,6 @@
 //! Identities in the metadata service every gateway shares (docs/SCALE-OUT.md §1): a
 //! record per user under `i/u/<name>` and per credential under `i/c/<access key id>`,
+//! a record per key service API key under `i/a/<id>`, the token key under `i/t`,
 //! and a guard `i/rev` that every change rewrites. A change reads everything, applies
 //! itself and commits only the records that differ, in one transaction that holds only if
 //! the guard is still the one read (optimistic: a writer that lost the race reads again).
@@ -8,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::directory::{Credential, Directory, User};
+use super::apikey::ApiKey;
+use super::directory::{Credential, Directory, StoredSecret, User};
 use super::error::IamError;
 use super::keep::{Change, Keep, Stamp};
 use cluster::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
@@ -16,6 +18,8 @@ use cluster::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
 const GUARD: &[u8] = b"i/rev";
 const USERS: &[u8] = b"i/u/";
 const CREDENTIALS: &[u8] = b"i/c/";
+const APIKEYS: &[u8] = b"i/a/";
+const TOKEN_KEY: &[u8] = b"i/t";
 /// How many records a range read asks for at a time.
 const PAGE: usize = 1000;
 /// How many times a change reads again after losing a race.
@@ -73,6 +77,16 @@ impl KvKeep {
                     serde_json::from_slice(&e.value).map_err(|err| stored(err.to_string()))?;
                 directory.credentials.insert(c.access_key_id.clone(), c);
             }
+            for e in self.all(APIKEYS).await? {
+                let k: ApiKey = serde_json::from_slice(&e.value).map_err(|err| stored(err.to_string()))?;
+                directory.apikeys.insert(k.id.clone(), k);
+            }
+            let token = self.kv.range(TOKEN_KEY, &prefix_end(TOKEN_KEY), 1).await.map_err(unavailable)?;
+            if let Some(e) = token.entries.iter().find(|e| e.key == TOKEN_KEY) {
+                let kept: StoredSecret =
+                    serde_json::from_slice(&e.value).map_err(|err| stored(err.to_string()))?;
+                directory.token_key = Some(kept);
+            }
             if self.guard().await?.0 == before {
                 return Ok((directory, before, seen_at));
             }
@@ -106,6 +120,20 @@ fn diff(old: &Directory, new: &Directory) -> Result<Vec<Op>, IamError> {
     }
     for ak in old.credentials.keys().filter(|k| !new.credentials.contains_key(*k)) {
         ops.push(Op::Delete([CREDENTIALS, ak.as_bytes()].concat()));
+    }
+    for (id, k) in &new.apikeys {
+        if old.apikeys.get(id) != Some(k) {
+            ops.push(Op::Put([APIKEYS, id.as_bytes()].concat(), encode(k)?));
+        }
+    }
+    for id in old.apikeys.keys().filter(|k| !new.apikeys.contains_key(*k)) {
+        ops.push(Op::Delete([APIKEYS, id.as_bytes()].concat()));
+    }
+    if old.token_key != new.token_key {
+        ops.push(match &new.token_key {
+            Some(t) => Op::Put(TOKEN_KEY.to_vec(), encode(t)?),
+            None => Op::Delete(TOKEN_KEY.to_vec()),
+        });
     }
     Ok(ops)
 }

@@ -48,6 +48,8 @@ pub struct Request<'a> {
     pub authorization: Option<&'a str>,
     /// `Prefer`.
     pub prefer: Option<&'a str>,
+    /// `X-Kms-Key-Ring`: every key is in the ring `default` (key rings are not offered yet).
+    pub key_ring: Option<&'a str>,
     /// The body.
     pub body: &'a [u8],
 }
@@ -148,6 +150,16 @@ impl KeyService {
                 ));
             }
             Some(_) => {}
+        }
+        if let Some(ring) = req.key_ring.filter(|r| *r != "default") {
+            return Err(KpError::new(
+                404,
+                "KEY_RING_NOT_FOUND_ERR",
+                format!(
+                    "key ring {:?} does not exist: every key is in the ring default (key rings are not offered yet)",
+                    ring.chars().take(64).collect::<String>()
+                ),
+            ));
         }
         let token = req
             .authorization
