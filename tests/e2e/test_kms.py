@@ -406,3 +406,28 @@ def test_audit_trail_names_callers_and_holds_no_secret(srv, kp):
         check(f"no {name} in the audit trail", secret not in text)
         check(f"no {name} in the server log", secret not in log)
     check("no bearer token in the server log", "eyJ" not in log)
+
+
+def token_of(kp, who):
+    form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": kp.apikeys[who]}
+    return requests.post(f"{URL}/identity/token", data=form, timeout=10).json()["access_token"]
+
+
+def test_events_through_the_api(srv, kp):
+    check = srv.check
+    headers = {"Bluemix-Instance": kp.instance, "Authorization": f"Bearer {token_of(kp, 'manager')}"}
+    r = requests.get(f"{URL}/api/v2/keys/{kp.key_id}/events?totalCount=true", headers=headers, timeout=10)
+    check("events: 200", r.status_code == 200, r.text)
+    events = r.json()["resources"]
+    seen = {(e["action"], e["outcome"], e.get("initiator")) for e in events}
+    check("events: the key's creation by the writer", ("key.create", "success", kp.ids["writer"]) in seen, str(seen))
+    check("events: wraps and unwraps by the reader", ("key.wrap", "success", kp.ids["reader"]) in seen
+          and ("key.unwrap", "success", kp.ids["reader"]) in seen, str(seen))
+    check("events: a refused unwrap", ("key.unwrap", "failure", kp.ids["reader"]) in seen, str(seen))
+    check("events: only this key's", all(e["key"] == kp.crn for e in events), str(events[:3]))
+    check("events: counted", r.json()["metadata"]["totalCount"] == len(events), str(r.json()["metadata"]))
+    page = requests.get(f"{URL}/api/v2/events?limit=2&offset=1", headers=headers, timeout=10).json()
+    check("events of every key: paged", len(page["resources"]) == 2, str(page))
+    reader = {**headers, "Authorization": f"Bearer {token_of(kp, 'reader')}"}
+    r = requests.get(f"{URL}/api/v2/events", headers=reader, timeout=10)
+    check("events: readers refused 403", r.status_code == 403, r.text)

@@ -103,8 +103,29 @@ impl KeyManager {
         Ok(WrappedDek { key_id: rec.id.to_string(), ciphertext, version, generated: None })
     }
 
+    /// Records a DEK action's outcome (`version`: the key version it concerned).
+    fn audit_dek<T>(
+        &self,
+        action: &str,
+        rec: &KeyRecord,
+        version: impl Fn(&T) -> u32,
+        r: Result<T, KeysError>,
+    ) -> Result<T, KeysError> {
+        let (outcome, reason, v) = match &r {
+            Ok(t) => ("success", None, version(t)),
+            Err(e @ (KeysError::UnwrapFailed(_) | KeysError::Refused(_))) => {
+                ("failure", Some(e.to_string()), rec.current())
+            }
+            Err(_) => return r,
+        };
+        let mut event = self.event(action, rec, outcome, reason, vec![]);
+        event.key_version = v;
+        self.record(event)?;
+        r
+    }
+
     /// Wraps `dek` (or a fresh 256-bit DEK, returned, when `None`) under the current
-    /// version of root key `key`, bound to `aad`. One HSM call.
+    /// version of root key `key`, bound to `aad`. One HSM call. Audited.
     pub fn wrap_dek(
         &self,
         key: &KeyRef,
@@ -112,15 +133,17 @@ impl KeyManager {
         aad: &[String],
     ) -> Result<WrappedDek, KeysError> {
         let (_, rec) = self.active(key, "key.wrap")?;
-        match dek {
+        let wrapped = match dek {
             Some(d) => self.seal_dek(&rec, d, aad),
             None => {
                 let fresh = SecretKey::random();
-                let mut w = self.seal_dek(&rec, fresh.expose(), aad)?;
-                w.generated = Some(Zeroizing::new(fresh.expose().to_vec()));
-                Ok(w)
+                self.seal_dek(&rec, fresh.expose(), aad).map(|mut w| {
+                    w.generated = Some(Zeroizing::new(fresh.expose().to_vec()));
+                    w
+                })
             }
-        }
+        };
+        self.audit_dek("key.wrap", &rec, |w: &WrappedDek| w.version, wrapped)
     }
 
     fn open_dek(
@@ -150,7 +173,7 @@ impl KeyManager {
 
     /// Unwraps a ciphertext made by [`KeyManager::wrap_dek`] with the same `aad`. When an
     /// older version of the key had wrapped it, the DEK also comes back wrapped by the
-    /// current version (one more HSM call), for the caller to keep instead.
+    /// current version (one more HSM call), for the caller to keep instead. Audited.
     pub fn unwrap_dek(
         &self,
         key: &KeyRef,
@@ -158,14 +181,16 @@ impl KeyManager {
         aad: &[String],
     ) -> Result<UnwrappedDek, KeysError> {
         let (_, rec) = self.active(key, "key.unwrap")?;
-        let (plaintext, version) = self.open_dek(&rec, ciphertext, aad)?;
-        let rewrapped =
-            if version == rec.current() { None } else { Some(self.seal_dek(&rec, &plaintext, aad)?) };
-        Ok(UnwrappedDek { key_id: rec.id.to_string(), plaintext, version, rewrapped })
+        let unwrapped = self.open_dek(&rec, ciphertext, aad).and_then(|(plaintext, version)| {
+            let rewrapped =
+                if version == rec.current() { None } else { Some(self.seal_dek(&rec, &plaintext, aad)?) };
+            Ok(UnwrappedDek { key_id: rec.id.to_string(), plaintext, version, rewrapped })
+        });
+        self.audit_dek("key.unwrap", &rec, |u: &UnwrappedDek| u.version, unwrapped)
     }
 
     /// Rewraps a ciphertext under the key's current version (the DEK never leaves the
-    /// service). Returns the new ciphertext and the version that had wrapped it.
+    /// service). Returns the new ciphertext and the version that had wrapped it. Audited.
     pub fn rewrap_dek(
         &self,
         key: &KeyRef,
@@ -173,8 +198,33 @@ impl KeyManager {
         aad: &[String],
     ) -> Result<(WrappedDek, u32), KeysError> {
         let (_, rec) = self.active(key, "key.rewrap")?;
-        let (plaintext, version) = self.open_dek(&rec, ciphertext, aad)?;
-        Ok((self.seal_dek(&rec, &plaintext, aad)?, version))
+        let rewrapped = self
+            .open_dek(&rec, ciphertext, aad)
+            .and_then(|(plaintext, version)| Ok((self.seal_dek(&rec, &plaintext, aad)?, version)));
+        self.audit_dek("key.rewrap", &rec, |(w, _): &(WrappedDek, u32)| w.version, rewrapped)
+    }
+
+    /// The audit trail's events, of root key `key` (its CRN) or of every key, oldest
+    /// first: `offset` skipped, at most `limit`. Returns them and how many there are.
+    pub fn events(
+        &self,
+        key: Option<&KeyRef>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<serde_json::Value>, usize), KeysError> {
+        let crn = match key {
+            None => None,
+            Some(KeyRef::Id(id)) => Some(self.crn(id)),
+            Some(k) => Some(self.snapshot()?.find(k).map(|r| self.crn(&r.id))?),
+        };
+        let all: Vec<serde_json::Value> = self
+            .audit_log()
+            .read_all()?
+            .into_iter()
+            .filter(|e| crn.as_deref().is_none_or(|c| e["key"].as_str() == Some(c)))
+            .collect();
+        let total = all.len();
+        Ok((all.into_iter().skip(offset).take(limit).collect(), total))
     }
 
     /// Gives root key `key` another name it answers to. Audited.

@@ -29,6 +29,7 @@ pub fn least_role(route: &Route) -> Option<Role> {
         | Route::RestoreKey(_)
         | Route::PutKeyPolicies(_)
         | Route::PutInstancePolicies
+        | Route::Events(_)
         | Route::Action(
             _,
             KeyAction::Enable | KeyAction::Disable | KeyAction::SetForDeletion | KeyAction::UnsetForDeletion,

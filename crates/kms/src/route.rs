@@ -110,6 +110,9 @@ pub enum Route {
     GetInstancePolicies,
     /// `PUT /api/v2/instance/policies`.
     PutInstancePolicies,
+    /// `GET /api/v2/keys/{id}/events`, or of every key `GET /api/v2/events` (cipherstore's:
+    /// the audit trail, as Key Protect sends to Activity Tracker).
+    Events(Option<String>),
 }
 
 /// A policy a query names (`?policy=`).
@@ -303,6 +306,9 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
         ("GET", ["keys", k, "policies"]) => Route::GetKeyPolicies(id(k)),
         ("PUT", ["keys", k, "policies"]) => Route::PutKeyPolicies(id(k)),
         (_, ["keys", _, "policies"]) => return Err(not_allowed(method, path)),
+        ("GET", ["events"]) => Route::Events(None),
+        ("GET", ["keys", k, "events"]) => Route::Events(Some(id(k))),
+        (_, ["events"] | ["keys", _, "events"]) => return Err(not_allowed(method, path)),
         ("GET", ["instance", "policies"]) => Route::GetInstancePolicies,
         ("PUT", ["instance", "policies"]) => Route::PutInstancePolicies,
         (_, ["instance", "policies"]) => return Err(not_allowed(method, path)),
@@ -362,6 +368,8 @@ mod tests {
         );
         assert_eq!(r("PUT", "/api/v2/keys/k/policies"), Ok(Route::PutKeyPolicies("k".into())));
         assert_eq!(r("GET", "/api/v2/instance/policies"), Ok(Route::GetInstancePolicies));
+        assert_eq!(r("GET", "/api/v2/events"), Ok(Route::Events(None)));
+        assert_eq!(r("GET", "/api/v2/keys/k/events"), Ok(Route::Events(Some("k".into()))));
         assert_eq!(r("DELETE", "/api/v2/instance/policies").unwrap_err().status, 405);
         assert_eq!(query("policy=allowedNetwork").unwrap_err().status, 400);
         assert_eq!(r("POST", "/api/v2/keys/k").unwrap_err().status, 400);

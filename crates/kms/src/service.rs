@@ -250,6 +250,11 @@ impl KeyService {
                 }
                 Response::json(200, &view::key_policies(&m.show(&key(&id))?, policy_name(q)))
             }
+            Route::Events(id) => {
+                let (events, total) = m.events(id.as_deref().map(key).as_ref(), q.offset, q.limit)?;
+                let kind = "application/vnd.cipherstore.event+json";
+                Response::json(200, &view::collection(kind, events, q.total_count.then_some(total)))
+            }
             Route::GetInstancePolicies => {
                 Response::json(200, &view::instance_policies(&m.instance_policies()?, policy_name(q)))
             }
