@@ -198,12 +198,12 @@ struct KeyPolicyResource {
 }
 
 fn only(change: &PolicyChange, name: Option<PolicyName>) -> Result<(), KpError> {
-    let matches = match (change, name) {
-        (_, None) => true,
-        (PolicyChange::Rotation(_), Some(PolicyName::Rotation)) => true,
-        (PolicyChange::DualAuthDelete(_), Some(PolicyName::DualAuthDelete)) => true,
-        _ => false,
-    };
+    let matches = matches!(
+        (change, name),
+        (_, None)
+            | (PolicyChange::Rotation(_), Some(PolicyName::Rotation))
+            | (PolicyChange::DualAuthDelete(_), Some(PolicyName::DualAuthDelete))
+    );
     if matches { Ok(()) } else { Err(KpError::bad("the body sets another policy than ?policy= names")) }
 }
 
