@@ -31,6 +31,7 @@ struct Fixture {
 fn fixture(keys: Option<Arc<keys::KeyManager>>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = FsStore::open(&dir.path().join("store")).unwrap();
+    let keys = keys.map(|k| k as Arc<dyn keys::KeySource>);
     Fixture { s3: CipherS3::new(object::Objects::new(Arc::new(store)), Backend::Accelerated, keys), dir }
 }
 

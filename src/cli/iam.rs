@@ -205,8 +205,8 @@ fn open(args: &IamArgs) -> anyhow::Result<Opened> {
     let runtime = super::gateway::runtime()?;
     let ids = runtime.block_on(async {
         let kv = crate::serve::connect_kv(&config).await?;
-        let keys = crate::serve::open_keys(&config, kv.clone()).await?;
-        let seal = opening::seal(keys.as_ref(), config.backend)?;
+        let (_, keys) = crate::serve::open_key_source(&config, kv.clone()).await?;
+        let seal = opening::seal(keys.as_deref(), config.backend)?;
         let (ids, _) = opening::open(opening::keep(&config, kv)?, seal, None).await?;
         anyhow::Ok(ids)
     })?;

@@ -28,6 +28,11 @@
 //! cache_ttl_secs = 60
 //! instance = "prod-eu"
 //!
+//! [keys.service]                   # a remote key service instead of [hsm] (docs/KEYS.md)
+//! url = "https://kms.internal:9443"
+//! apikey_file = "/etc/cipherstore/kms.apikey"
+//! ca = "/etc/cipherstore/kms-ca.pem"
+//!
 //! [limits]
 //! max_object_size = 5368709120     # bytes, single PUT and each part
 //! header_timeout_secs = 30         # TLS handshake, then each request's headers
@@ -432,6 +437,27 @@ struct KeysSection {
     dir: Option<PathBuf>,
     cache_ttl_secs: Option<u64>,
     instance: Option<String>,
+    service: Option<KeyServiceSection>,
+}
+
+/// `[keys.service]`: a remote key service instead of a local HSM.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyServiceSection {
+    url: Option<String>,
+    apikey_file: Option<PathBuf>,
+    ca: Option<PathBuf>,
+}
+
+/// A remote key service a gateway uses instead of a local HSM (`[keys.service]`).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyService {
+    /// `https://HOST:PORT`.
+    pub url: String,
+    /// File holding the API key.
+    pub apikey_file: PathBuf,
+    /// PEM file the service's certificate chains to.
+    pub ca: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -508,6 +534,8 @@ pub(crate) struct ServeConfig {
     pub key_cache_ttl: Option<std::time::Duration>,
     /// Instance name in CRNs.
     pub instance: Option<String>,
+    /// A remote key service instead of a local HSM.
+    pub key_service: Option<KeyService>,
     /// Largest single PUT and part.
     pub max_object_size: u64,
     /// Longest TLS handshake, and longest wait for a request's headers (a connection
@@ -594,6 +622,19 @@ impl ServeConfig {
             _ => anyhow::bail!("a TLS certificate needs its key and the key its certificate"),
         };
         let ttl: Option<u64> = env_parsed("CIPHERSTORE_KEY_CACHE_TTL")?.or(file.keys.cache_ttl_secs);
+        let service = file.keys.service.take().unwrap_or_default();
+        let key_service = match (
+            env("CIPHERSTORE_KEY_SERVICE_URL").or(service.url),
+            env("CIPHERSTORE_KEY_SERVICE_APIKEY_FILE").map(PathBuf::from).or(service.apikey_file),
+            env("CIPHERSTORE_KEY_SERVICE_CA").map(PathBuf::from).or(service.ca),
+        ) {
+            (None, None, None) => None,
+            (Some(url), Some(apikey_file), Some(ca)) => Some(KeyService { url, apikey_file, ca }),
+            _ => anyhow::bail!(
+                "a remote key service needs all of keys.service.url, apikey_file and ca \
+                 (CIPHERSTORE_KEY_SERVICE_URL, _APIKEY_FILE, _CA)"
+            ),
+        };
         let max_object_size = file.limits.max_object_size.unwrap_or(DEFAULT_MAX_OBJECT);
         anyhow::ensure!(
             (1..=DEFAULT_MAX_OBJECT).contains(&max_object_size),
@@ -626,6 +667,7 @@ impl ServeConfig {
             keys_dir: env("CIPHERSTORE_KEYS_DIR").map(PathBuf::from).or(file.keys.dir),
             key_cache_ttl: ttl.map(std::time::Duration::from_secs),
             instance: env("CIPHERSTORE_INSTANCE").or(file.keys.instance),
+            key_service,
             max_object_size,
             header_timeout,
             body_idle_timeout,

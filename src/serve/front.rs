@@ -15,7 +15,7 @@ use s3s::{Body, HttpError, HttpResponse, S3Error, S3ErrorCode};
 use s3::chunk_framing::CheckedBody;
 
 use super::metrics::Metrics;
-use keys::KeyManager;
+use keys::KeySource;
 
 /// One listener's view of the service.
 #[derive(Clone)]
@@ -25,7 +25,7 @@ pub(crate) struct Front {
     /// Shared counters.
     pub metrics: Arc<Metrics>,
     /// The key manager, for its metrics and health.
-    pub keys: Option<Arc<KeyManager>>,
+    pub keys: Option<Arc<dyn KeySource>>,
     /// The admin HTTP API, when a token turns it on.
     pub admin: Option<Arc<super::admin::AdminApi>>,
     /// Whether this listener is plain HTTP.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use super::config::{ServeConfig, StoreSettings};
 use cluster::kv::Kv;
 use iam::{FileKeep, Identities, Keep, KvKeep, Seal};
-use keys::{KeyManager, KeyRef, KeysError};
+use keys::{KeyRef, KeySource, KeysError};
 
 /// The name under which the identity seal key is bound to a root key in the key state, as
 /// a bucket key is (no S3 bucket name starts with a dot).
@@ -34,22 +34,20 @@ pub(crate) const SEAL_ROOT: &str = "cipherstore-iam";
 
 /// The seal for secret keys: a key wrapped by the root key bound to [`SEAL_BINDING`], or
 /// else by [`SEAL_ROOT`] (created on first use).
-pub(crate) fn seal(keys: Option<&KeyManager>, backend: engine::Backend) -> anyhow::Result<Option<Seal>> {
+pub(crate) fn seal(keys: Option<&dyn KeySource>, backend: engine::Backend) -> anyhow::Result<Option<Seal>> {
     let Some(m) = keys else { return Ok(None) };
     let root = match m.bucket_root(SEAL_BINDING) {
         Ok(root) => root,
         Err(KeysError::BucketNotFound(_)) => {
             let named = KeyRef::parse(SEAL_ROOT);
-            match m.show(&named) {
-                Ok(v) => v.crn,
+            match m.crn_of(&named) {
+                Ok(crn) => crn,
                 // Another gateway may create it at the same moment: then use theirs.
-                Err(_) => match m.create(SEAL_ROOT) {
-                    Ok(v) => v.crn,
-                    Err(e) => m
-                        .show(&named)
-                        .map(|v| v.crn)
-                        .map_err(|_| e)
-                        .context("cannot create the identity root key")?,
+                Err(_) => match m.create_root(SEAL_ROOT) {
+                    Ok(crn) => crn,
+                    Err(e) => {
+                        m.crn_of(&named).map_err(|_| e).context("cannot create the identity root key")?
+                    }
                 },
             }
         }

@@ -118,7 +118,23 @@ impl Metrics {
             ),
             ("cipherstore_md5_round_chunks_total", "64 KiB chunks those rounds hashed.", chunks),
         ]);
-        if let Some(k) = keys {
+        if let Some(k) = keys.filter(|k| k.remote) {
+            counters.extend([
+                ("cipherstore_key_service_calls_total", "Calls to the remote key service.", k.service_calls),
+                (
+                    "cipherstore_key_service_failures_total",
+                    "Calls to the remote key service that failed or found it unavailable.",
+                    k.service_failures,
+                ),
+                ("cipherstore_key_cache_hits_total", "Bucket keys served from the cache.", k.cache_hits),
+                (
+                    "cipherstore_key_cache_misses_total",
+                    "Bucket keys asked of the key service.",
+                    k.cache_misses,
+                ),
+            ]);
+        }
+        if let Some(k) = keys.filter(|k| !k.remote) {
             counters.extend([
                 ("cipherstore_hsm_wraps_total", "Bucket keys wrapped by the HSM.", k.hsm_wraps),
                 ("cipherstore_hsm_unwraps_total", "Bucket keys unwrapped by the HSM.", k.hsm_unwraps),
@@ -154,7 +170,7 @@ impl Metrics {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {value}");
         }
-        if let Some(k) = keys {
+        if let Some(k) = keys.filter(|k| !k.remote) {
             let name = "cipherstore_hsm_wrap_method";
             header(
                 &mut out,

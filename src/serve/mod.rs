@@ -38,7 +38,7 @@ use cluster::blobs::Blobs;
 use cluster::etcd::EtcdKv;
 use cluster::kv::Kv;
 use keys::state_kv::KvState;
-use keys::{Hsm, KeyManager, ManagerOptions};
+use keys::{Hsm, KeyManager, KeySource, ManagerOptions, RemoteConfig, RemoteKeys};
 use s3::CipherS3;
 use s3::lenient_range::LenientRange;
 use store::Store;
@@ -98,6 +98,38 @@ pub(crate) async fn open_keys(
         None => KeyManager::open(hsm, &options)?,
     };
     Ok(Some(manager))
+}
+
+/// Key custody as the configuration has it: the local key manager when an HSM is
+/// configured, and what the layers above use (that manager, or a remote key service,
+/// `[keys.service]`); neither without either. Both at once is an error. Call inside the
+/// runtime: the remote client runs on it.
+pub(crate) async fn open_key_source(
+    config: &ServeConfig,
+    kv: Option<Arc<dyn Kv>>,
+) -> anyhow::Result<(Option<Arc<KeyManager>>, Option<Arc<dyn KeySource>>)> {
+    let Some(service) = &config.key_service else {
+        let local = open_keys(config, kv).await?.map(Arc::new);
+        let source = local.clone().map(|m| m as Arc<dyn KeySource>);
+        return Ok((local, source));
+    };
+    anyhow::ensure!(
+        !config.hsm.is_configured(),
+        "both an HSM ([hsm], CIPHERSTORE_HSM_TOKEN) and a remote key service ([keys.service]) are configured: \
+         a gateway uses one of them"
+    );
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&service.apikey_file).with_context(|| {
+        format!("cannot read the key service API key file {}", service.apikey_file.display())
+    })?);
+    let remote = RemoteConfig {
+        url: service.url.clone(),
+        apikey: zeroize::Zeroizing::new(text.trim().to_owned()),
+        instance: config.instance.clone().unwrap_or_else(|| ManagerOptions::new(&config.data_dir).instance),
+        ca: service.ca.clone(),
+        cache_ttl: config.key_cache_ttl.unwrap_or(keys::manager::DEFAULT_CACHE_TTL),
+    };
+    let keys = RemoteKeys::connect(remote).context("cannot use the remote key service")?;
+    Ok((None, Some(Arc::new(keys))))
 }
 
 /// The cluster store's metadata service, if the configuration names one.
@@ -249,7 +281,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.users.is_none() {
         iam::users::ensure(&users_path)?;
     }
-    let keys = open_keys(&config, kv.clone()).await?.map(Arc::new);
+    let (local_keys, keys) = open_key_source(&config, kv.clone()).await?;
     let seal = identities::seal(keys.as_deref(), config.backend)?;
     let (ids, ids_line) =
         identities::open(identities::keep(&config, kv.clone())?, seal, Some(&users_path)).await?;
@@ -308,7 +340,7 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             None
         }
         Some(addr) => {
-            let manager = keys.clone().context(
+            let manager = local_keys.clone().context(
                 "the key service (--kms-listen) needs an HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config",
             )?;
             ids.ensure_token_key().await.context("cannot prepare the key service's token key")?;
@@ -335,17 +367,13 @@ pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     };
     match &keys {
-        Some(k) => println!(
-            "  SSE-KP:         on (HSM token {:?}, new root keys wrap by {}, key state in {})",
-            k.hsm().token(),
-            k.hsm().method(),
-            k.state_location()
-        ),
+        Some(k) => println!("  SSE-KP:         on ({})", k.describe()),
         None => println!(
-            "  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config)"
+            "  SSE-KP:         off (no HSM: set CIPHERSTORE_HSM_TOKEN and a PIN, or [hsm] in --config; \
+             or a remote key service, [keys.service])"
         ),
     }
-    let rotation_keys = keys.clone();
+    let rotation_keys = local_keys.clone();
     let rotation_kv = kv.clone();
     if config.kms_month != rotation::MONTH {
         println!(

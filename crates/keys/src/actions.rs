@@ -57,6 +57,20 @@ pub struct Registration {
     pub prevent_key_deletion: bool,
 }
 
+/// What a remote gateway asks of a bucket key ([`KeyManager::hand_out_bucket_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketKeyMode {
+    /// The existing one, to read.
+    Read,
+    /// The existing one, or made now, to write (`retain`: the bucket has Object Lock).
+    Write {
+        /// The bucket has Object Lock.
+        retain: bool,
+    },
+    /// Made now for a new bucket ([`KeysError::BucketExists`] if it has one).
+    Create,
+}
+
 /// Key Protect's rules for aliases: 2 to 90 characters of letters, digits, `-` and `_`.
 fn check_alias(alias: &str) -> Result<(), KeysError> {
     let ok = (2..=90).contains(&alias.len())
@@ -202,6 +216,30 @@ impl KeyManager {
             .open_dek(&rec, ciphertext, aad)
             .and_then(|(plaintext, version)| Ok((self.seal_dek(&rec, &plaintext, aad)?, version)));
         self.audit_dek("key.rewrap", &rec, |(w, _): &(WrappedDek, u32)| w.version, rewrapped)
+    }
+
+    /// A bucket key for a gateway that has no HSM of its own (the key service's bucket key
+    /// routes): the same calls a local gateway makes, then audited as handed out to the
+    /// calling identity. Returns the key and its root key's CRN.
+    pub fn hand_out_bucket_key(
+        &self,
+        bucket: &str,
+        root: &KeyRef,
+        mode: BucketKeyMode,
+    ) -> Result<(SecretKey, String), KeysError> {
+        let key = match mode {
+            BucketKeyMode::Read => self.bucket_key(bucket, root)?,
+            BucketKeyMode::Write { retain } => self.bucket_key_for_write(bucket, root, retain)?,
+            BucketKeyMode::Create => {
+                self.create_bucket_key(bucket, root)?;
+                self.bucket_key(bucket, root)?
+            }
+        };
+        let rec = self.state.cached()?.find(root)?.clone();
+        let mut event = self.event("bucket-key.hand-out", &rec, "success", None, vec![bucket.to_owned()]);
+        event.event = None;
+        self.record(event)?;
+        Ok((key, self.crn(&rec.id)))
     }
 
     /// The audit trail's events, of root key `key` (its CRN) or of every key, oldest

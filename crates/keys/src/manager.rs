@@ -73,6 +73,13 @@ pub struct KeyMetrics {
     pub cache_misses: u64,
     /// How new root key versions wrap bucket keys on this token.
     pub wrap_method: WrapMethod,
+    /// Whether a remote key service answers (the HSM counters are then the service's own,
+    /// not reported here).
+    pub remote: bool,
+    /// Calls to a remote key service (a gateway without an HSM of its own).
+    pub service_calls: u64,
+    /// Of those, the ones that failed or found the service unavailable.
+    pub service_failures: u64,
 }
 
 /// A root key as shown to users.
@@ -218,6 +225,9 @@ impl KeyManager {
             hsm_recoveries: c.recoveries.load(Ordering::Relaxed),
             cache_hits: self.cache.hits(),
             cache_misses: self.cache.misses(),
+            remote: false,
+            service_calls: 0,
+            service_failures: 0,
         }
     }
 

@@ -17,13 +17,18 @@ pub fn least_role(route: &Route) -> Option<Role> {
         | Route::Versions(_)
         | Route::Registrations(_)
         | Route::GetKeyPolicies(_)
-        | Route::GetInstancePolicies => Role::Reader,
+        | Route::GetInstancePolicies
+        | Route::BucketRoot(_) => Role::Reader,
         Route::Action(_, KeyAction::Wrap | KeyAction::Unwrap | KeyAction::Rewrap) => Role::Reader,
         Route::CreateKey
         | Route::CreateKeyWithPolicies
         | Route::Action(_, KeyAction::Rotate)
         | Route::CreateAlias(..)
-        | Route::DeleteAlias(..) => Role::Writer,
+        | Route::DeleteAlias(..)
+        | Route::BucketKey(_)
+        | Route::RemoveBucketKey(_)
+        | Route::RetainBucket(_)
+        | Route::DefaultKey => Role::Writer,
         Route::DeleteKey(_)
         | Route::PurgeKey(_)
         | Route::RestoreKey(_)

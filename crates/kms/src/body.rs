@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::error::KpError;
 use super::route::{PolicyName, percent_decode};
 use engine::SecretKey;
+use keys::BucketKeyMode;
 use keys::policy::{PolicyChange, Rotation};
 
 /// The largest body read.
@@ -276,6 +277,30 @@ pub fn instance_policies(bytes: &[u8], name: Option<PolicyName>) -> Result<Vec<P
         out.push(change);
     }
     Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketKeyFields {
+    key: String,
+    mode: String,
+    #[serde(default)]
+    retain: bool,
+}
+
+/// Reads `POST /api/v2/bucket_keys/{bucket}`: the root key and what is asked.
+pub fn bucket_key(bytes: &[u8]) -> Result<(String, BucketKeyMode), KpError> {
+    let f: BucketKeyFields = json(bytes, "bucket key")?;
+    if f.key.is_empty() || f.key.len() > 512 {
+        return Err(KpError::bad("key must name a root key"));
+    }
+    let mode = match f.mode.as_str() {
+        "read" => BucketKeyMode::Read,
+        "write" => BucketKeyMode::Write { retain: f.retain },
+        "create" => BucketKeyMode::Create,
+        _ => return Err(KpError::bad("mode is read, write or create")),
+    };
+    Ok((f.key, mode))
 }
 
 /// Reads a rotate body: new material for an imported key.

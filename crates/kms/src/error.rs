@@ -71,10 +71,11 @@ impl From<KeysError> for KpError {
             KeysError::KeySuspended(_) => (409, "KEY_ACTION_INVALID_STATE_ERR"),
             KeysError::Retained { .. } => (409, "PREV_KEY_DEL_ERR"),
             KeysError::KeyInUse { .. } => (409, "PROTECTED_RESOURCE_ERR"),
-            KeysError::Refused(_) | KeysError::BucketExists(_) => (409, "CONFLICT_ERR"),
+            KeysError::Refused(_) => (409, "CONFLICT_ERR"),
+            KeysError::BucketExists(_) => (409, "BUCKET_KEY_EXISTS_ERR"),
             KeysError::NotAuthorized(_) => (409, "AUTHORIZATIONS_NOT_MET"),
             KeysError::UnwrapFailed(_) => (422, "UNPROCESSABLE_CIPHERTEXT_ERR"),
-            KeysError::BucketNotFound(_) => (404, "NOT_FOUND_ERR"),
+            KeysError::BucketNotFound(_) => (404, "BUCKET_KEY_NOT_FOUND_ERR"),
             KeysError::Unavailable(_)
             | KeysError::KeyNotInHsm(_)
             | KeysError::Hsm { .. }

@@ -113,6 +113,17 @@ pub enum Route {
     /// `GET /api/v2/keys/{id}/events`, or of every key `GET /api/v2/events` (cipherstore's:
     /// the audit trail, as Key Protect sends to Activity Tracker).
     Events(Option<String>),
+    /// `POST /api/v2/bucket_keys/{bucket}` (cipherstore's, for gateways without an HSM): a
+    /// bucket key, read, made on first write, or made for a new bucket.
+    BucketKey(String),
+    /// `DELETE /api/v2/bucket_keys/{bucket}`: a deleted bucket's keys forgotten.
+    RemoveBucketKey(String),
+    /// `GET /api/v2/bucket_keys/{bucket}/root`: the root key a bucket was first bound to.
+    BucketRoot(String),
+    /// `PUT /api/v2/bucket_keys/{bucket}/retention`: the bucket is under Object Lock.
+    RetainBucket(String),
+    /// `GET /api/v2/default_key`: the instance default root key, made on first use.
+    DefaultKey,
 }
 
 /// A policy a query names (`?policy=`).
@@ -306,6 +317,14 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
         ("GET", ["keys", k, "policies"]) => Route::GetKeyPolicies(id(k)),
         ("PUT", ["keys", k, "policies"]) => Route::PutKeyPolicies(id(k)),
         (_, ["keys", _, "policies"]) => return Err(not_allowed(method, path)),
+        ("POST", ["bucket_keys", b]) => Route::BucketKey(id(b)),
+        ("DELETE", ["bucket_keys", b]) => Route::RemoveBucketKey(id(b)),
+        (_, ["bucket_keys", _]) => return Err(not_allowed(method, path)),
+        ("GET", ["bucket_keys", b, "root"]) => Route::BucketRoot(id(b)),
+        ("PUT", ["bucket_keys", b, "retention"]) => Route::RetainBucket(id(b)),
+        (_, ["bucket_keys", _, "root" | "retention"]) => return Err(not_allowed(method, path)),
+        ("GET", ["default_key"]) => Route::DefaultKey,
+        (_, ["default_key"]) => return Err(not_allowed(method, path)),
         ("GET", ["events"]) => Route::Events(None),
         ("GET", ["keys", k, "events"]) => Route::Events(Some(id(k))),
         (_, ["events"] | ["keys", _, "events"]) => return Err(not_allowed(method, path)),

@@ -250,6 +250,21 @@ impl KeyService {
                 }
                 Response::json(200, &view::key_policies(&m.show(&key(&id))?, policy_name(q)))
             }
+            Route::BucketKey(bucket) => {
+                let (root, mode) = body::bucket_key(req.body)?;
+                let (k, crn) = m.hand_out_bucket_key(&bucket, &KeyRef::parse(&root), mode)?;
+                Response::json(200, &json!({"keyCrn": crn, "bucketKey": b64(k.expose())}))
+            }
+            Route::RemoveBucketKey(bucket) => {
+                m.remove_bucket_key(&bucket)?;
+                Response::empty(204)
+            }
+            Route::BucketRoot(bucket) => Response::json(200, &json!({"keyCrn": m.bucket_root(&bucket)?})),
+            Route::RetainBucket(bucket) => {
+                m.retain_bucket(&bucket)?;
+                Response::empty(204)
+            }
+            Route::DefaultKey => Response::json(200, &json!({"keyCrn": m.default_key()?})),
             Route::Events(id) => {
                 let (events, total) = m.events(id.as_deref().map(key).as_ref(), q.offset, q.limit)?;
                 let kind = "application/vnd.cipherstore.event+json";

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use engine::{CustomerKey, SecretKey};
-use keys::{KeyManager, KeyRef, KeysError};
+use keys::{KeyRef, KeySource, KeysError};
 
 use super::bucket::BucketRecord;
 pub use super::error::ProtectionError;
@@ -55,13 +55,13 @@ pub fn binding(bucket: &str, object: &str) -> Vec<u8> {
 /// whether new default-protection objects are stored unencrypted (benchmark builds only).
 #[derive(Clone)]
 pub struct Policy {
-    keys: Option<Arc<KeyManager>>,
+    keys: Option<Arc<dyn KeySource>>,
     plaintext: bool,
 }
 
 impl Policy {
     /// A policy over `keys` (`None`: no HSM, so no root-key protections).
-    pub fn new(keys: Option<Arc<KeyManager>>) -> Self {
+    pub fn new(keys: Option<Arc<dyn KeySource>>) -> Self {
         Self { keys, plaintext: false }
     }
 
@@ -73,17 +73,17 @@ impl Policy {
     }
 
     /// The key manager, if the server has an HSM.
-    pub fn keys(&self) -> Option<&KeyManager> {
+    pub fn keys(&self) -> Option<&dyn KeySource> {
         self.keys.as_deref()
     }
 
     /// The key manager, for reading or writing an object under a root key.
-    pub fn manager(&self) -> Result<&KeyManager, ProtectionError> {
+    pub fn manager(&self) -> Result<&dyn KeySource, ProtectionError> {
         self.keys().ok_or(ProtectionError::NoKeyManager)
     }
 
     /// The key manager for an object-level encryption request (`what` names it).
-    fn manager_for(&self, what: &'static str) -> Result<&KeyManager, ProtectionError> {
+    fn manager_for(&self, what: &'static str) -> Result<&dyn KeySource, ProtectionError> {
         self.keys().ok_or(ProtectionError::NoHsm(what))
     }
 
@@ -122,8 +122,8 @@ impl Policy {
             ServerSide::Kms => {
                 let m = self.manager_for("SSE-KMS (aws:kms)")?;
                 let root = match key_id {
-                    Some(id) => match m.show(&KeyRef::from_kms(id)) {
-                        Ok(view) => view.crn,
+                    Some(id) => match m.crn_of(&KeyRef::from_kms(id)) {
+                        Ok(crn) => crn,
                         Err(KeysError::KeyNotFound(_)) => {
                             return Err(ProtectionError::KmsKeyNotFound(id.to_owned()));
                         }

@@ -64,7 +64,7 @@ pub(super) async fn create_bucket(
     let kms = match &root {
         // The root key must exist before the bucket does.
         Some(crn) => Some(KmsBinding {
-            root: kp::manager(s)?.show(&KeyRef::parse(crn)).map_err(error::keys)?.crn,
+            root: kp::manager(s)?.crn_of(&KeyRef::parse(crn)).map_err(error::keys)?,
             origin: Origin::Create,
             default: true,
         }),

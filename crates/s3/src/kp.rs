@@ -12,7 +12,7 @@ use s3s::{S3Result, s3_error};
 
 use super::error;
 use super::service::CipherS3;
-use keys::KeyManager;
+use keys::KeySource;
 use object::{BucketRecord, Protection, Requested, ServerSide};
 
 /// Request header naming the algorithm (AES256).
@@ -31,7 +31,7 @@ pub(crate) const AWS_KEY_ID: &str = "x-amz-server-side-encryption-aws-kms-key-id
 pub(crate) const AWS_BUCKET_KEY: &str = "x-amz-server-side-encryption-bucket-key-enabled";
 
 /// The key manager, or a clear refusal when the server runs without an HSM.
-pub(crate) fn manager(s: &CipherS3) -> S3Result<&KeyManager> {
+pub(crate) fn manager(s: &CipherS3) -> S3Result<&dyn KeySource> {
     s.policy.manager().map_err(error::protection)
 }
 

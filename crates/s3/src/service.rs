@@ -10,7 +10,7 @@ use s3s::{S3Result, s3_error};
 use super::access::Policies;
 use engine::Backend;
 use iam::Identities;
-use keys::KeyManager;
+use keys::KeySource;
 use object::{Objects, Policy};
 
 /// Largest object accepted in one PUT, and largest part (S3's limit).
@@ -38,7 +38,7 @@ pub struct CipherS3 {
 
 impl CipherS3 {
     /// A service over `objects`; `keys` enables SSE-KP.
-    pub fn new(objects: Objects, backend: Backend, keys: Option<Arc<KeyManager>>) -> Self {
+    pub fn new(objects: Objects, backend: Backend, keys: Option<Arc<dyn KeySource>>) -> Self {
         Self {
             objects,
             backend,
@@ -52,7 +52,7 @@ impl CipherS3 {
     }
 
     /// The key manager, if the server has an HSM.
-    pub(crate) fn keys(&self) -> Option<&KeyManager> {
+    pub(crate) fn keys(&self) -> Option<&dyn KeySource> {
         self.policy.keys()
     }
 
@@ -104,7 +104,7 @@ impl CipherS3 {
 
 /// The protection policy over `keys`; benchmark builds store new default-protection
 /// objects unencrypted when CIPHERSTORE_BENCH_PLAINTEXT=1.
-fn policy(keys: Option<Arc<KeyManager>>) -> Policy {
+fn policy(keys: Option<Arc<dyn KeySource>>) -> Policy {
     let policy = Policy::new(keys);
     #[cfg(feature = "bench-plaintext")]
     let policy = policy.with_plaintext(std::env::var("CIPHERSTORE_BENCH_PLAINTEXT").is_ok_and(|v| v == "1"));

@@ -131,6 +131,7 @@ pub fn kms_request(data: &[u8]) {
         kms::body::new_key(body, true).err(),
         kms::body::key_policies(body, None).err(),
         kms::body::instance_policies(body, None).err(),
+        kms::body::bucket_key(body).err(),
         kms::body::dek(body).err(),
         kms::body::rotate(body).err(),
         kms::body::token_form(body).err(),

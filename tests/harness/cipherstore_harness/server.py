@@ -57,7 +57,7 @@ def free_port():
 
 class Server:
     def __init__(self, binary, cache_ttl="1", extra_args=(), config=None, base=None, dispersal=None,
-                 remote_targets=None, cluster=None, env=None):
+                 remote_targets=None, cluster=None, env=None, hsm=True):
         self.binary = str(binary)
         self.passed = 0
         self.failed = 0
@@ -71,12 +71,18 @@ class Server:
         users.write_text("".join(f"{ak} {sk}\n" for ak, sk in USERS.values()))
         self.port = free_port()
         hsm_env = os.environ.get("CIPHERSTORE_E2E_HSM_ENV")
-        if hsm_env:
+        if not hsm:
+            # No HSM of its own (a gateway using a remote key service).
+            exports = ""
+        elif hsm_env:
             exports = pathlib.Path(hsm_env).read_text()
         else:
             exports = subprocess.run([str(REPO / "hsm/create-token"), str(self.data / "hsm"), "e2e"],
                                      capture_output=True, text=True, check=True).stdout
         self.env = dict(os.environ)
+        if not hsm:
+            for k in [k for k in self.env if k.startswith(("CIPHERSTORE_HSM_", "CIPHERSTORE_PKCS11_"))]:
+                del self.env[k]
         if os.environ.get("CIPHERSTORE_E2E_HSM_WRAP"):
             self.env["CIPHERSTORE_HSM_WRAP"] = os.environ["CIPHERSTORE_E2E_HSM_WRAP"]
         for line in exports.splitlines():
