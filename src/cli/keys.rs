@@ -20,7 +20,8 @@ Examples:
   cipherstore keys rotate prod-root                # bucket keys rewrapped, data untouched
   cipherstore keys delete prod-root --force        # crypto-shredding
   cipherstore keys audit
-  cipherstore keys --config gateway.toml disable prod-root   # every gateway of a cluster";
+  cipherstore keys --config gateway.toml disable prod-root   # every gateway of a cluster
+  cipherstore keys --service https://kms:9443 --apikey-file kp.key --ca ca.pem list  # a key service's API";
 
 /// Where key state lives and how to name this instance.
 #[derive(clap::Args, Debug)]
@@ -39,12 +40,24 @@ pub(super) struct KeysArgs {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// Work against a key service's API (`serve --kms-listen`) instead of a local HSM
+    /// [env: CIPHERSTORE_KEY_SERVICE_URL]; needs --apikey-file and --ca.
+    #[arg(long, value_name = "URL", global = true)]
+    service: Option<String>,
+    /// With --service: the file holding an API key (`cipherstore iam apikey create` on the
+    /// service) [env: CIPHERSTORE_KEY_SERVICE_APIKEY_FILE].
+    #[arg(long, value_name = "FILE", global = true)]
+    apikey_file: Option<PathBuf>,
+    /// With --service: the PEM file the service's certificate chains to
+    /// [env: CIPHERSTORE_KEY_SERVICE_CA].
+    #[arg(long, value_name = "FILE", global = true)]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: KeysCommand,
 }
 
 #[derive(Subcommand, Debug)]
-enum KeysCommand {
+pub(super) enum KeysCommand {
     /// Create a root key inside the HSM (AES-256, non-extractable, used only to wrap bucket keys, by the method the token offers: see `keys show`).
     Create {
         /// A unique name.
@@ -250,8 +263,39 @@ fn instance(args: &KeysArgs) -> anyhow::Result<String> {
         .unwrap_or_else(|| ManagerOptions::new(Path::new(".")).instance))
 }
 
+/// The key service to work against: the flags, else the environment, else the
+/// configuration's `[keys.service]`; `None` to work on the local HSM.
+fn service(args: &KeysArgs) -> anyhow::Result<Option<super::keys_remote::Service>> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let from_config = match &args.config {
+        Some(file) => super::gateway::settings(file)?.key_service,
+        None => None,
+    };
+    let url = args.service.clone().or_else(|| env("CIPHERSTORE_KEY_SERVICE_URL"));
+    let (url, apikey_file, ca) = match (url, from_config) {
+        (Some(url), _) => (
+            url,
+            args.apikey_file
+                .clone()
+                .or_else(|| env("CIPHERSTORE_KEY_SERVICE_APIKEY_FILE").map(PathBuf::from)),
+            args.ca.clone().or_else(|| env("CIPHERSTORE_KEY_SERVICE_CA").map(PathBuf::from)),
+        ),
+        (None, Some(s)) => (s.url, Some(s.apikey_file), Some(s.ca)),
+        (None, None) => return Ok(None),
+    };
+    let apikey_file =
+        apikey_file.context("--service needs --apikey-file FILE (an API key of the service)")?;
+    let ca = ca.context("--service needs --ca FILE (what the service's certificate chains to)")?;
+    Ok(Some(super::keys_remote::Service { url, apikey_file, ca, instance: instance(args)? }))
+}
+
 /// Runs a `keys` subcommand.
 pub(super) fn run(args: &KeysArgs) -> anyhow::Result<()> {
+    if !matches!(args.command, KeysCommand::Instance)
+        && let Some(s) = service(args)?
+    {
+        return super::keys_remote::run(&s, &args.command, args.json);
+    }
     if let KeysCommand::Instance = args.command {
         let i = instance(args)?;
         if args.json {

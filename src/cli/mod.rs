@@ -6,6 +6,7 @@ mod gateway;
 mod iam;
 mod keyfile;
 mod keys;
+mod keys_remote;
 mod progress;
 mod rebuild;
 mod sweep;

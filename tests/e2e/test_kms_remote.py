@@ -55,7 +55,10 @@ def setup(srv, suite, binary, request):
     config = f'[keys.service]\nurl = "{URL}"\napikey_file = "{apikey_file}"\nca = "{srv.ca}"\n'
     gw = Server(binary, config=config, hsm=False, cluster=False, dispersal=False)
     gw.__enter__()
-    suite.gw, suite.kp, suite.gw_identity = gw, kp, gw_key["identity"]
+    admin_file = srv.data / "admin.apikey"
+    admin_file.write_text(admin["apikey"])
+    admin_file.chmod(0o600)
+    suite.gw, suite.kp, suite.gw_identity, suite.admin_file = gw, kp, gw_key["identity"], admin_file
     suite.instance = srv.keyctl("instance").strip()
     yield suite
     gw.__exit__(None, None, None)
@@ -164,6 +167,36 @@ def test_one_service_call_and_one_hsm_unwrap_per_bucket(srv, setup):
     check("service calls per bucket after warm-up", more_calls <= allowed, f"{more_calls} calls in {allowed} s")
     check("HSM unwraps per bucket after warm-up", more_unwraps <= allowed, f"{more_unwraps} unwraps")
     check("the gateway reports no HSM of its own", gw.metric("cipherstore_hsm_unwraps_total") is None)
+
+
+def test_the_keys_cli_against_the_service(srv, setup):
+    import subprocess
+    check = srv.check
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIPHERSTORE_HSM_", "CIPHERSTORE_PKCS11_"))}
+
+    def cli(*args, ok=True):
+        r = subprocess.run([str(setup.gw.binary), "keys", "--service", URL, "--apikey-file", str(setup.admin_file),
+                            "--ca", str(srv.ca), *args], env=env, capture_output=True, text=True)
+        if ok:
+            check(f"keys {' '.join(args)}: exit 0", r.returncode == 0, r.stderr)
+        return r
+    made = json.loads(cli("create", "cli-remote", "--json").stdout)
+    check("CLI create through the service", made["state"] == 1 and made["name"] == "cli-remote", str(made))
+    listed = json.loads(cli("list", "--json").stdout)
+    check("CLI list through the service", any(k["name"] == "cli-remote" for k in listed), str(listed)[:300])
+    check("CLI disable", json.loads(cli("disable", "cli-remote", "--json").stdout)["state"] == 2)
+    check("CLI enable", json.loads(cli("enable", "cli-remote", "--json").stdout)["state"] == 1)
+    check("CLI delete", json.loads(cli("delete", "cli-remote", "--json").stdout)["state"] == 5)
+    check("CLI restore without material", json.loads(cli("restore", "cli-remote", "--json").stdout)["state"] == 1)
+    audit = cli("audit").stdout
+    check("CLI audit through the service", '"key.restore"' in audit, audit[-300:])
+    text = cli("show", "cli-remote").stdout
+    check("CLI show as text", "active" in text and "crn:v1:cipherstore" in text, text)
+    bad = cli("show", "no-such-key", ok=False)
+    check("CLI: an unknown key named, exit 1", bad.returncode != 0 and "no-such-key" in bad.stderr, bad.stderr)
+    wrong = subprocess.run([str(setup.gw.binary), "keys", "--service", URL, "--apikey-file", "/dev/null", "--ca",
+                            str(srv.ca), "list"], env=env, capture_output=True, text=True)
+    check("CLI: a bad API key is refused by name", wrong.returncode != 0 and "API key" in wrong.stderr, wrong.stderr)
 
 
 def test_a_service_that_is_down_is_a_503(srv, setup):

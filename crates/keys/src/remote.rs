@@ -315,8 +315,20 @@ impl RemoteKeys {
         })
     }
 
+    /// Any call of the service's API (`path` with its query), its JSON answer (`Null` for
+    /// none); refusals as [`KeysError`] naming `subject` (for `cipherstore keys --service`).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        subject: &str,
+    ) -> Result<Value, KeysError> {
+        self.call(method, path, body, subject)
+    }
+
     /// `text` as one path segment (percent-encoded but for unreserved characters).
-    fn segment(text: &str) -> String {
+    pub fn segment(text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         for b in text.bytes() {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
