@@ -103,7 +103,7 @@ def test_tokens_are_iam_tokens(srv, kp):
     check("another key ring: 404 naming it", r.status_code == 404 and "other" in r.text, r.text)
     r = requests.get(f"{URL}/api/v2/keys", headers={**auth, **headers, "X-Kms-Key-Ring": "default"}, timeout=10)
     check("the default key ring: 200", r.status_code == 200, r.text)
-    r = requests.get(f"{URL}/api/v2/key_rings", headers={**auth, **headers}, timeout=10)
+    r = requests.get(f"{URL}/api/v2/kmip_adapters", headers={**auth, **headers}, timeout=10)
     check("unserved route: 404 in Key Protect's shape", r.status_code == 404 and r.json()["metadata"]["collectionType"]
           == "application/vnd.ibm.kms.error+json", r.text)
     # A disabled API key: its token is refused at once, and it gets no new one.
@@ -388,6 +388,39 @@ def test_rotation_by_policy(srv, kp):
     settled = versions()
     time.sleep(MONTH + 2)
     check("policy off: no more rotations", versions() == settled, f"{settled} then {versions()}")
+
+
+def test_key_rings(srv, kp):
+    check, r, w, m = srv.check, kp.clients["reader"], kp.clients["writer"], kp.clients["manager"]
+    got = reason(lambda: w.create_key_ring("team-a", kp.instance))
+    check("writer cannot make a key ring: 403", got and got[0] == 403, str(got))
+    check("key ring made: 201", m.create_key_ring("team-a", kp.instance).get_status_code() == 201)
+    got = reason(lambda: m.create_key_ring("team-a", kp.instance))
+    check("the same ring again: 409", got and got[0] == 409, str(got))
+    got = reason(lambda: m.create_key_ring("no spaces", kp.instance))
+    check("a bad ring id refused: 400", got and got[0] == 400, str(got))
+    rings = [x["id"] for x in r.list_key_rings(kp.instance).get_result()["resources"]]
+    check("rings listed", rings == ["default", "team-a"], str(rings))
+    made = w.create_key(kp.instance, body({"resources": [{"name": "kp-ringed", "extractable": False}]}),
+                        x_kms_key_ring="team-a").get_result()["resources"][0]
+    check("a key made in the ring", made["keyRingID"] == "team-a", str(made))
+    inside = [k["name"] for k in r.get_keys(kp.instance, x_kms_key_ring="team-a").get_result()["resources"]]
+    check("listing one ring: only its keys", inside == ["kp-ringed"], str(inside))
+    default = [k["name"] for k in r.get_keys(kp.instance, x_kms_key_ring="default").get_result()["resources"]]
+    check("listing default: not that key", "kp-ringed" not in default and "kp-root" in default, str(default))
+    got = reason(lambda: r.get_key(made["id"], kp.instance, x_kms_key_ring="default"))
+    check("a key asked in another ring: 404", got and got[0] == 404, str(got))
+    got = reason(lambda: w.create_key(kp.instance, body({"resources": [{"name": "kp-nowhere", "extractable": False}]}),
+                                      x_kms_key_ring="no-such-ring"))
+    check("a key made in no ring: 404", got == (404, "KEY_RING_NOT_FOUND_ERR"), str(got))
+    got = reason(lambda: m.delete_key_ring("team-a", kp.instance))
+    check("a ring with live keys is not deleted: 409", got and got[0] == 409, str(got))
+    moved = m.patch_key(made["id"], kp.instance, key_patch_body=body({"keyRingID": "default"}),
+                        x_kms_key_ring="team-a").get_result()["resources"][0]
+    check("patch: the key moved to default", moved["keyRingID"] == "default", str(moved))
+    check("the empty ring deleted: 204", m.delete_key_ring("team-a", kp.instance).get_status_code() == 204)
+    got = reason(lambda: m.delete_key_ring("default", kp.instance))
+    check("the default ring is never deleted", got and got[0] == 409, str(got))
 
 
 def test_audit_trail_names_callers_and_holds_no_secret(srv, kp):

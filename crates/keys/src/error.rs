@@ -71,6 +71,9 @@ pub enum KeysError {
         /// Buckets bound to it.
         buckets: Vec<String>,
     },
+    /// No key ring of that id.
+    #[error("no key ring {0:?}")]
+    RingNotFound(String),
     /// Dual authorization for deletion is not met.
     #[error("{0}")]
     NotAuthorized(String),

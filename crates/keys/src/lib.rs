@@ -8,7 +8,7 @@
 //! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]); data encryption
 //! keys wrapped for key service callers ([`dek`]) and the other actions they ask for
 //! ([`actions`]), and key policies (rotation, dual authorization
-//! for deletion: [`policy`]). Per-object
+//! for deletion: [`policy`]) and key rings ([`rings`]). Per-object
 //! keys are derived from bucket keys by the engine, which owns each object's salt.
 
 pub mod actions;
@@ -23,6 +23,7 @@ pub mod manager;
 pub mod module;
 pub mod policy;
 pub mod remote;
+pub mod rings;
 pub mod slots;
 pub mod source;
 pub mod state;

@@ -141,6 +141,8 @@ pub struct KeyView {
     /// A pending authorization to delete it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_authorized: Option<super::policy::DeletionAuthorization>,
+    /// The key ring it is in.
+    pub key_ring: String,
 }
 
 /// The longest key description.
@@ -155,6 +157,8 @@ pub struct NewRootKey<'a> {
     pub description: Option<&'a str>,
     /// Material to import; none: generated inside the HSM.
     pub material: Option<&'a SecretKey>,
+    /// The key ring to put it in (`None`: `default`); it must exist.
+    pub ring: Option<&'a str>,
 }
 
 /// The lifecycle and hierarchy over one HSM token and one key state.
@@ -328,6 +332,7 @@ impl KeyManager {
             dual_auth_delete: state.dual_auth(rec),
             rotation: state.rotation(rec),
             deletion_authorized: rec.deletion_authorized.clone(),
+            key_ring: rec.key_ring.clone().unwrap_or_else(|| super::rings::DEFAULT_RING.to_owned()),
         }
     }
 
@@ -357,6 +362,7 @@ impl KeyManager {
             updated: now,
             destroyed_at: None,
             restorable: false,
+            key_ring: None,
             policies: Default::default(),
             deletion_authorized: None,
             created_by: super::audit::initiator(),
@@ -367,12 +373,12 @@ impl KeyManager {
 
     /// Creates a root key inside the HSM.
     pub fn create(&self, name: &str) -> Result<KeyView, KeysError> {
-        self.create_key(&NewRootKey { name, description: None, material: None })
+        self.create_key(&NewRootKey { name, description: None, material: None, ring: None })
     }
 
     /// Imports customer key material as a root key; its key check value is recorded.
     pub fn import(&self, name: &str, material: &SecretKey) -> Result<KeyView, KeysError> {
-        self.create_key(&NewRootKey { name, description: None, material: Some(material) })
+        self.create_key(&NewRootKey { name, description: None, material: Some(material), ring: None })
     }
 
     /// Creates a root key: generated inside the HSM, or imported from `material` (its key
@@ -389,8 +395,12 @@ impl KeyManager {
         let origin = if new.material.is_some() { Origin::Imported } else { Origin::Generated };
         let (view, rec) = self.change(|state| {
             Self::check_name(state, new.name)?;
+            if let Some(ring) = new.ring.filter(|r| !state.has_ring(r)) {
+                return Err(KeysError::RingNotFound(ring.to_owned()));
+            }
             let mut rec = self.new_record(KeyId::random(), new.name, origin, kcv.clone());
             rec.description = new.description.map(str::to_owned);
+            rec.key_ring = new.ring.filter(|r| *r != super::rings::DEFAULT_RING).map(str::to_owned);
             match new.material {
                 Some(m) => self.hsm.import_root(&rec.id.object(1), rec.method_of(1), m)?,
                 None => self.hsm.generate_root(&rec.id.object(1), rec.method_of(1))?,

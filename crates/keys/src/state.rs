@@ -71,6 +71,9 @@ pub struct KeyRecord {
     /// refused), so it restores without material until purged; purging destroys it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restorable: bool,
+    /// The key ring it is in (`None`: `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ring: Option<String>,
     /// Its own policies (rotation, dual authorization for deletion).
     #[serde(default, skip_serializing_if = "super::policy::Policies::is_empty")]
     pub policies: super::policy::Policies,
@@ -134,6 +137,9 @@ pub struct State {
     /// deleted nor disabled (IBM's rule for buckets under retention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<String>,
+    /// Key rings besides `default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_rings: Vec<super::rings::KeyRing>,
     /// The instance's policies, for keys without their own.
     #[serde(default, skip_serializing_if = "super::policy::Policies::is_empty")]
     pub instance_policies: super::policy::Policies,

@@ -18,7 +18,8 @@ pub fn least_role(route: &Route) -> Option<Role> {
         | Route::Registrations(_)
         | Route::GetKeyPolicies(_)
         | Route::GetInstancePolicies
-        | Route::BucketRoot(_) => Role::Reader,
+        | Route::BucketRoot(_)
+        | Route::ListRings => Role::Reader,
         Route::Action(_, KeyAction::Wrap | KeyAction::Unwrap | KeyAction::Rewrap) => Role::Reader,
         Route::CreateKey
         | Route::CreateKeyWithPolicies
@@ -35,6 +36,9 @@ pub fn least_role(route: &Route) -> Option<Role> {
         | Route::PutKeyPolicies(_)
         | Route::PutInstancePolicies
         | Route::Events(_)
+        | Route::CreateRing(_)
+        | Route::DeleteRing(_)
+        | Route::PatchKey(_)
         | Route::Action(
             _,
             KeyAction::Enable | KeyAction::Disable | KeyAction::SetForDeletion | KeyAction::UnsetForDeletion,

@@ -303,6 +303,20 @@ pub fn bucket_key(bytes: &[u8]) -> Result<(String, BucketKeyMode), KpError> {
     Ok((f.key, mode))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchFields {
+    #[serde(rename = "keyRingID")]
+    key_ring_id: String,
+}
+
+/// Reads `PATCH /api/v2/keys/{id}`: the key ring to move the key to.
+pub fn patch_key(bytes: &[u8]) -> Result<String, KpError> {
+    let f: PatchFields = json(bytes, "patch")?;
+    keys::rings::check_ring_id(&f.key_ring_id).map_err(|e| KpError::bad(e.to_string()))?;
+    Ok(f.key_ring_id)
+}
+
 /// Reads a rotate body: new material for an imported key.
 pub fn rotate(bytes: &[u8]) -> Result<Option<SecretKey>, KpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -74,6 +74,7 @@ impl From<KeysError> for KpError {
             KeysError::Refused(_) => (409, "CONFLICT_ERR"),
             KeysError::BucketExists(_) => (409, "BUCKET_KEY_EXISTS_ERR"),
             KeysError::NotAuthorized(_) => (409, "AUTHORIZATIONS_NOT_MET"),
+            KeysError::RingNotFound(_) => (404, "KEY_RING_NOT_FOUND_ERR"),
             KeysError::UnwrapFailed(_) => (422, "UNPROCESSABLE_CIPHERTEXT_ERR"),
             KeysError::BucketNotFound(_) => (404, "BUCKET_KEY_NOT_FOUND_ERR"),
             KeysError::Unavailable(_)

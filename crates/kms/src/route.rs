@@ -124,6 +124,14 @@ pub enum Route {
     RetainBucket(String),
     /// `GET /api/v2/default_key`: the instance default root key, made on first use.
     DefaultKey,
+    /// `GET /api/v2/key_rings`.
+    ListRings,
+    /// `POST /api/v2/key_rings/{id}`.
+    CreateRing(String),
+    /// `DELETE /api/v2/key_rings/{id}`.
+    DeleteRing(String),
+    /// `PATCH /api/v2/keys/{id}`: move the key to another ring.
+    PatchKey(String),
 }
 
 /// A policy a query names (`?policy=`).
@@ -297,6 +305,7 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
         ("GET", ["keys", "registrations"]) => Route::Registrations(None),
         ("GET", ["keys", k]) => Route::GetKey(id(k)),
         ("DELETE", ["keys", k]) => Route::DeleteKey(id(k)),
+        ("PATCH", ["keys", k]) => Route::PatchKey(id(k)),
         ("POST", ["keys", k]) => match &query.action {
             Some(a) => Route::Action(id(k), KeyAction::parse(a)?),
             None => return Err(KpError::bad("POST on a key needs ?action=… (or use …/actions/{action})")),
@@ -323,6 +332,11 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
         ("GET", ["bucket_keys", b, "root"]) => Route::BucketRoot(id(b)),
         ("PUT", ["bucket_keys", b, "retention"]) => Route::RetainBucket(id(b)),
         (_, ["bucket_keys", _, "root" | "retention"]) => return Err(not_allowed(method, path)),
+        ("GET", ["key_rings"]) => Route::ListRings,
+        (_, ["key_rings"]) => return Err(not_allowed(method, path)),
+        ("POST", ["key_rings", r]) => Route::CreateRing(id(r)),
+        ("DELETE", ["key_rings", r]) => Route::DeleteRing(id(r)),
+        (_, ["key_rings", _]) => return Err(not_allowed(method, path)),
         ("GET", ["default_key"]) => Route::DefaultKey,
         (_, ["default_key"]) => return Err(not_allowed(method, path)),
         ("GET", ["events"]) => Route::Events(None),
@@ -339,7 +353,7 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
                 404,
                 "NOT_FOUND_ERR",
                 format!(
-                    "no route {path} on this key service (key rings, import tokens and KMIP are not offered yet: docs/KEYS.md)"
+                    "no route {path} on this key service (import tokens and KMIP are not offered yet: docs/KEYS.md)"
                 ),
             ));
         }
@@ -375,7 +389,9 @@ mod tests {
         assert_eq!(route("POST", "/api/v2/keys/k", &old), Ok(Route::Action("k".into(), KeyAction::Rotate)));
         assert_eq!(r("PUT", "/api/v2/keys").unwrap_err().status, 405);
         assert_eq!(r("GET", "/identity/token").unwrap_err().status, 405);
-        assert_eq!(r("GET", "/api/v2/key_rings").unwrap_err().status, 404);
+        assert_eq!(r("GET", "/api/v2/key_rings"), Ok(Route::ListRings));
+        assert_eq!(r("PATCH", "/api/v2/keys/k"), Ok(Route::PatchKey("k".into())));
+        assert_eq!(r("GET", "/api/v2/kmip_adapters").unwrap_err().status, 404);
         assert_eq!(r("GET", "/api/v2/keys/%zz").unwrap_err().status, 404);
         assert_eq!(
             r("POST", "/api/v2/keys/k/actions/explode").unwrap_err().code,

@@ -151,16 +151,6 @@ impl KeyService {
             }
             Some(_) => {}
         }
-        if let Some(ring) = req.key_ring.filter(|r| *r != "default") {
-            return Err(KpError::new(
-                404,
-                "KEY_RING_NOT_FOUND_ERR",
-                format!(
-                    "key ring {:?} does not exist: every key is in the ring default (key rings are not offered yet)",
-                    ring.chars().take(64).collect::<String>()
-                ),
-            ));
-        }
         let token = req
             .authorization
             .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
@@ -180,7 +170,46 @@ impl KeyService {
                 format!("API key {:?} has role {}; this operation needs {least}", caller.name, caller.role),
             ));
         }
-        keys::audit::as_initiator(&caller.identity, || self.run(route, &query, req))
+        keys::audit::as_initiator(&caller.identity, || {
+            self.check_ring(&route, req.key_ring)?;
+            self.run(route, &query, req)
+        })
+    }
+
+    /// `X-Kms-Key-Ring`, where given, must name a ring, and the key a route acts on must
+    /// be in it (else the key is not found there, as Key Protect answers).
+    fn check_ring(&self, route: &Route, ring: Option<&str>) -> Result<(), KpError> {
+        let Some(ring) = ring else { return Ok(()) };
+        let m = &self.manager;
+        if !matches!(route, Route::CreateRing(_)) && !m.rings()?.iter().any(|r| r.id == ring) {
+            return Err(keys::KeysError::RingNotFound(ring.chars().take(100).collect()).into());
+        }
+        let key = match route {
+            Route::GetKey(k)
+            | Route::KeyMetadata(k)
+            | Route::DeleteKey(k)
+            | Route::PurgeKey(k)
+            | Route::RestoreKey(k)
+            | Route::Versions(k)
+            | Route::Action(k, _)
+            | Route::CreateAlias(k, _)
+            | Route::DeleteAlias(k, _)
+            | Route::GetKeyPolicies(k)
+            | Route::PutKeyPolicies(k)
+            | Route::PatchKey(k)
+            | Route::Registrations(Some(k))
+            | Route::Events(Some(k)) => k,
+            _ => return Ok(()),
+        };
+        let shown = m.show(&KeyRef::parse(key))?;
+        if shown.key_ring != ring {
+            return Err(KpError::new(
+                404,
+                "KEY_NOT_FOUND_ERR",
+                format!("no key {key:?} in key ring {ring:?}"),
+            ));
+        }
+        Ok(())
     }
 
     fn token(&self, bytes: &[u8]) -> Result<Response, KpError> {
@@ -218,8 +247,12 @@ impl KeyService {
             Route::Token => return self.token(req.body),
             Route::ListKeys | Route::CountKeys => {
                 let wanted = q.states.clone().unwrap_or_else(|| vec![0, 1, 2, 3]);
-                let all: Vec<_> =
-                    m.list()?.into_iter().filter(|k| wanted.contains(&view::state_code(k.state))).collect();
+                let all: Vec<_> = m
+                    .list()?
+                    .into_iter()
+                    .filter(|k| wanted.contains(&view::state_code(k.state)))
+                    .filter(|k| req.key_ring.is_none_or(|r| k.key_ring == r))
+                    .collect();
                 if route == Route::CountKeys {
                     return Ok(Response { status: 200, body: None, key_total: Some(all.len()) });
                 }
@@ -233,6 +266,7 @@ impl KeyService {
                     name: &new.name,
                     description: new.description.as_deref(),
                     material: new.material.as_ref(),
+                    ring: req.key_ring,
                 })?;
                 let r = KeyRef::parse(&created.id);
                 for change in &new.policies {
@@ -265,6 +299,34 @@ impl KeyService {
                 Response::empty(204)
             }
             Route::DefaultKey => Response::json(200, &json!({"keyCrn": m.default_key()?})),
+            Route::ListRings => {
+                let rings = m.rings()?;
+                let total = rings.len();
+                let page = rings
+                    .iter()
+                    .skip(q.offset)
+                    .take(q.limit)
+                    .map(|r| {
+                        json!({"id": r.id, "creationDate": base::clock::rfc3339(r.created), "createdBy": r.created_by})
+                    })
+                    .collect();
+                let kind = "application/vnd.ibm.kms.key_ring+json";
+                Response::json(200, &view::collection(kind, page, q.total_count.then_some(total)))
+            }
+            Route::CreateRing(id) => {
+                keys::rings::check_ring_id(&id).map_err(|e| KpError::bad(e.to_string()))?;
+                m.create_ring(&id)?;
+                Response::empty(201)
+            }
+            Route::DeleteRing(id) => {
+                m.delete_ring(&id, q.force)?;
+                Response::empty(204)
+            }
+            Route::PatchKey(id) => {
+                let to = body::patch_key(req.body)?;
+                m.move_key(&key(&id), &to)?;
+                self.keys_json(&m.show(&key(&id))?, 200)
+            }
             Route::Events(id) => {
                 let (events, total) = m.events(id.as_deref().map(key).as_ref(), q.offset, q.limit)?;
                 let kind = "application/vnd.cipherstore.event+json";

@@ -73,7 +73,7 @@ pub fn key(k: &KeyView, restore_window: u64, purge_wait: u64) -> Value {
         },
         "dualAuthDelete": {"enabled": k.dual_auth_delete},
         "deleted": k.state == KeyState::Destroyed,
-        "keyRingID": "default",
+        "keyRingID": k.key_ring,
     });
     if let Some(d) = &k.description {
         v["description"] = json!(d);
