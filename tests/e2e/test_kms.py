@@ -390,6 +390,58 @@ def test_rotation_by_policy(srv, kp):
     check("policy off: no more rotations", versions() == settled, f"{settled} then {versions()}")
 
 
+def encrypt_for_token(token, material, sha256=True, nonce=None):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    public = serialization.load_pem_public_key(base64.b64decode(token["payload"]))
+    h = hashes.SHA256() if sha256 else hashes.SHA1()
+    payload = public.encrypt(material, padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=None))
+    iv = os.urandom(12)
+    sealed = AESGCM(material).encrypt(iv, nonce or base64.b64decode(token["nonce"]), None)
+    return {"payload": base64.b64encode(payload).decode(), "encryptedNonce": base64.b64encode(sealed).decode(),
+            "iv": base64.b64encode(iv).decode(),
+            "encryptionAlgorithm": "RSAES_OAEP_SHA_256" if sha256 else "RSAES_OAEP_SHA_1"}
+
+
+def test_import_with_an_import_token(srv, kp):
+    check, r, w = srv.check, kp.clients["reader"], kp.clients["writer"]
+    got = reason(lambda: r.post_import_token(kp.instance, expiration=600, max_allowed_retrievals=2))
+    check("reader cannot make an import token: 403", got and got[0] == 403, str(got))
+    made = w.post_import_token(kp.instance, expiration=600, max_allowed_retrievals=2).get_result()
+    check("import token made", made["maxAllowedRetrievals"] == 2 and made["remainingRetrievals"] == 2
+          and "payload" not in made, str(made))
+    token = w.get_import_token(kp.instance).get_result()
+    check("import token retrieved: public key and nonce", token["remainingRetrievals"] == 1
+          and "BEGIN PUBLIC KEY" in base64.b64decode(token["payload"]).decode(), str(token.keys()))
+    material = os.urandom(32)
+    fields = encrypt_for_token(token, material)
+    key = w.create_key(kp.instance, body({"resources": [{"type": "application/vnd.ibm.kms.key+json",
+                                                          "name": "kp-tokened", "extractable": False, **fields}]}))
+    made_key = key.get_result()["resources"][0]
+    check("a key imported with the token", key.get_status_code() == 201 and made_key["imported"] is True, str(made_key))
+    out = r.wrap_key(made_key["id"], kp.instance, key_action_wrap_body=body({})).get_result()
+    check("the imported key wraps", "ciphertext" in out, str(out))
+    # SHA-1 OAEP, as older clients encrypt; a nonce that is not the token's is refused.
+    token = w.get_import_token(kp.instance).get_result()
+    fields = encrypt_for_token(token, os.urandom(32), sha256=False)
+    ok = w.create_key(kp.instance, body({"resources": [{"name": "kp-tokened-sha1", "extractable": False, **fields}]}))
+    check("RSAES_OAEP_SHA_1 accepted", ok.get_status_code() == 201, str(ok.get_status_code()))
+    bad = encrypt_for_token(token, os.urandom(32), nonce=b"not the nonce")
+    got = reason(lambda: w.create_key(kp.instance, body({"resources": [{"name": "kp-bad-nonce", "extractable": False,
+                                                                         **bad}]})))
+    check("a wrong nonce refused: 400", got and got[0] == 400, str(got))
+    got = reason(lambda: w.get_import_token(kp.instance))
+    check("retrievals used up: 404", got and got[0] == 404, str(got))
+    got = reason(lambda: w.post_import_token(kp.instance, expiration=10))
+    check("a token living 10 s refused: 400", got and got[0] == 400, str(got))
+    half = dict(fields)
+    del half["iv"]
+    got = reason(lambda: w.create_key(kp.instance, body({"resources": [{"name": "kp-half", "extractable": False,
+                                                                         **half}]})))
+    check("token material without its iv: 400", got and got[0] == 400, str(got))
+
+
 def test_key_rings(srv, kp):
     check, r, w, m = srv.check, kp.clients["reader"], kp.clients["writer"], kp.clients["manager"]
     got = reason(lambda: w.create_key_ring("team-a", kp.instance))

@@ -8,7 +8,8 @@
 //! an in-memory bucket key cache ([`cache`]) and an audit trail ([`audit`]); data encryption
 //! keys wrapped for key service callers ([`dek`]) and the other actions they ask for
 //! ([`actions`]), and key policies (rotation, dual authorization
-//! for deletion: [`policy`]) and key rings ([`rings`]). Per-object
+//! for deletion: [`policy`]) key rings ([`rings`]) and import tokens
+//! ([`import_token`]). Per-object
 //! keys are derived from bucket keys by the engine, which owns each object's salt.
 
 pub mod actions;
@@ -19,6 +20,7 @@ pub mod dek;
 pub mod error;
 pub mod hsm;
 pub mod id;
+pub mod import_token;
 pub mod manager;
 pub mod module;
 pub mod policy;

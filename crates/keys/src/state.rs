@@ -137,6 +137,9 @@ pub struct State {
     /// deleted nor disabled (IBM's rule for buckets under retention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<String>,
+    /// The instance's import token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_token: Option<super::import_token::ImportToken>,
     /// Key rings besides `default`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_rings: Vec<super::rings::KeyRing>,

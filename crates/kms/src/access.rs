@@ -29,7 +29,9 @@ pub fn least_role(route: &Route) -> Option<Role> {
         | Route::BucketKey(_)
         | Route::RemoveBucketKey(_)
         | Route::RetainBucket(_)
-        | Route::DefaultKey => Role::Writer,
+        | Route::DefaultKey
+        | Route::CreateImportToken
+        | Route::GetImportToken => Role::Writer,
         Route::DeleteKey(_)
         | Route::PurgeKey(_)
         | Route::RestoreKey(_)

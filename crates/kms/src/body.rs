@@ -22,8 +22,8 @@ pub struct NewKey {
     pub name: String,
     /// Description.
     pub description: Option<String>,
-    /// Material to import (`payload`).
-    pub material: Option<SecretKey>,
+    /// Material to import (`payload`, in the clear or for the import token).
+    pub material: Option<Material>,
     /// Policies to set on it (`keys_with_policy_overrides`).
     pub policies: Vec<PolicyChange>,
 }
@@ -63,6 +63,11 @@ struct KeyResource {
     description: Option<String>,
     extractable: Option<bool>,
     payload: Option<Secret>,
+    #[serde(rename = "encryptedNonce")]
+    encrypted_nonce: Option<String>,
+    iv: Option<String>,
+    #[serde(rename = "encryptionAlgorithm")]
+    encryption_algorithm: Option<String>,
     rotation: Option<RotationFields>,
     #[serde(rename = "dualAuthDelete")]
     dual_auth_delete: Option<Enabled>,
@@ -101,6 +106,63 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Key material a request carries.
+pub enum Material {
+    /// In the clear (over TLS).
+    Plain(SecretKey),
+    /// Encrypted for the instance's import token.
+    ForToken {
+        /// RSA-OAEP ciphertext.
+        payload: Zeroizing<Vec<u8>>,
+        /// AES-GCM of the token's nonce under the material.
+        encrypted_nonce: Vec<u8>,
+        /// Its IV.
+        iv: Vec<u8>,
+        /// RSA-OAEP with SHA-256 (else SHA-1).
+        sha256: bool,
+    },
+}
+
+impl Material {
+    /// Whether the body carries material at all.
+    fn read(
+        payload: Option<&Secret>,
+        encrypted_nonce: Option<&str>,
+        iv: Option<&str>,
+        algorithm: Option<&str>,
+    ) -> Result<Option<Self>, KpError> {
+        let Some(p) = payload else {
+            if encrypted_nonce.is_some() || iv.is_some() {
+                return Err(KpError::bad("encryptedNonce and iv come with a payload"));
+            }
+            return Ok(None);
+        };
+        let (Some(nonce), Some(iv)) = (encrypted_nonce, iv) else {
+            if encrypted_nonce.is_some() || iv.is_some() || algorithm.is_some() {
+                return Err(KpError::bad(
+                    "material for an import token needs payload, encryptedNonce, iv and encryptionAlgorithm together",
+                ));
+            }
+            return material(p, "payload").map(|m| Some(Self::Plain(m)));
+        };
+        let sha256 = match algorithm {
+            Some("RSAES_OAEP_SHA_256") | None => true,
+            Some("RSAES_OAEP_SHA_1") => false,
+            Some(_) => {
+                return Err(KpError::bad("encryptionAlgorithm is RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1"));
+            }
+        };
+        let decode =
+            |v: &str, field: &str| B64.decode(v).map_err(|_| KpError::bad(format!("{field} is not base64")));
+        Ok(Some(Self::ForToken {
+            payload: Zeroizing::new(decode(&p.0, "payload")?),
+            encrypted_nonce: decode(nonce, "encryptedNonce")?,
+            iv: decode(iv, "iv")?,
+            sha256,
+        }))
+    }
+}
+
 /// 32 bytes of key material from base64.
 fn material(s: &Secret, field: &str) -> Result<SecretKey, KpError> {
     let bytes = Zeroizing::new(
@@ -132,7 +194,12 @@ pub fn new_key(bytes: &[u8], overrides: bool) -> Result<NewKey, KpError> {
     if r.description.as_ref().is_some_and(|d| d.len() > keys::manager::MAX_DESCRIPTION) {
         return Err(KpError::bad("description must be at most 240 characters"));
     }
-    let material = r.payload.as_ref().map(|p| material(p, "payload")).transpose()?;
+    let material = Material::read(
+        r.payload.as_ref(),
+        r.encrypted_nonce.as_deref(),
+        r.iv.as_deref(),
+        r.encryption_algorithm.as_deref(),
+    )?;
     let mut policies = Vec::new();
     if r.rotation.is_some() || r.dual_auth_delete.is_some() {
         if !overrides {
@@ -185,6 +252,37 @@ pub fn dek(bytes: &[u8]) -> Result<DekBody, KpError> {
 #[serde(deny_unknown_fields)]
 struct RotateFields {
     payload: Option<Secret>,
+    #[serde(rename = "encryptedNonce")]
+    encrypted_nonce: Option<String>,
+    iv: Option<String>,
+    #[serde(rename = "encryptionAlgorithm")]
+    encryption_algorithm: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportTokenFields {
+    // Numbers, as IBM's SDKs send them (floats).
+    expiration: Option<f64>,
+    #[serde(rename = "maxAllowedRetrievals")]
+    max_allowed_retrievals: Option<f64>,
+}
+
+/// Reads `POST /api/v2/import_token`: its lifetime (default 600 s) and retrievals
+/// (default 1).
+pub fn import_token(bytes: &[u8]) -> Result<(u64, u32), KpError> {
+    let f: ImportTokenFields = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json(b"{}", "import token")?
+    } else {
+        json(bytes, "import token")?
+    };
+    let whole = |v: f64, lo: f64, hi: f64| (v.fract() == 0.0 && (lo..=hi).contains(&v)).then_some(v);
+    let expiration = whole(f.expiration.unwrap_or(600.0), 300.0, keys::import_token::MAX_EXPIRATION as f64)
+        .ok_or_else(|| KpError::bad("expiration is a whole number of seconds, 300 to 86400"))?;
+    let retrievals =
+        whole(f.max_allowed_retrievals.unwrap_or(1.0), 1.0, f64::from(keys::import_token::MAX_RETRIEVALS))
+            .ok_or_else(|| KpError::bad("maxAllowedRetrievals is a whole number, 1 to 500"))?;
+    Ok((expiration as u64, retrievals as u32))
 }
 
 #[derive(Deserialize)]
@@ -318,12 +416,17 @@ pub fn patch_key(bytes: &[u8]) -> Result<String, KpError> {
 }
 
 /// Reads a rotate body: new material for an imported key.
-pub fn rotate(bytes: &[u8]) -> Result<Option<SecretKey>, KpError> {
+pub fn rotate(bytes: &[u8]) -> Result<Option<Material>, KpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     let f: RotateFields = json(bytes, "rotate")?;
-    f.payload.as_ref().map(|p| material(p, "payload")).transpose()
+    Material::read(
+        f.payload.as_ref(),
+        f.encrypted_nonce.as_deref(),
+        f.iv.as_deref(),
+        f.encryption_algorithm.as_deref(),
+    )
 }
 
 /// Reads the token request's form: the API key, after checking the grant type.
@@ -374,7 +477,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(with.material.unwrap().expose(), &[7u8; 32]);
+        assert!(matches!(with.material, Some(Material::Plain(ref m)) if m.expose() == &[7u8; 32]));
         let p = br#"{"resources":[{"name":"p","rotation":{"enabled":true,"interval_month":3},"dualAuthDelete":{"enabled":true}}]}"#;
         assert!(new_key(p, false).err().unwrap().message.contains("keys_with_policy_overrides"));
         let k = new_key(p, true).unwrap();

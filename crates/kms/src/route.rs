@@ -132,6 +132,10 @@ pub enum Route {
     DeleteRing(String),
     /// `PATCH /api/v2/keys/{id}`: move the key to another ring.
     PatchKey(String),
+    /// `POST /api/v2/import_token`.
+    CreateImportToken,
+    /// `GET /api/v2/import_token`.
+    GetImportToken,
 }
 
 /// A policy a query names (`?policy=`).
@@ -332,6 +336,9 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
         ("GET", ["bucket_keys", b, "root"]) => Route::BucketRoot(id(b)),
         ("PUT", ["bucket_keys", b, "retention"]) => Route::RetainBucket(id(b)),
         (_, ["bucket_keys", _, "root" | "retention"]) => return Err(not_allowed(method, path)),
+        ("POST", ["import_token"]) => Route::CreateImportToken,
+        ("GET", ["import_token"]) => Route::GetImportToken,
+        (_, ["import_token"]) => return Err(not_allowed(method, path)),
         ("GET", ["key_rings"]) => Route::ListRings,
         (_, ["key_rings"]) => return Err(not_allowed(method, path)),
         ("POST", ["key_rings", r]) => Route::CreateRing(id(r)),
@@ -352,9 +359,7 @@ pub fn route(method: &str, path: &str, query: &Query) -> Result<Route, KpError> 
             return Err(KpError::new(
                 404,
                 "NOT_FOUND_ERR",
-                format!(
-                    "no route {path} on this key service (import tokens and KMIP are not offered yet: docs/KEYS.md)"
-                ),
+                format!("no route {path} on this key service (KMIP is not offered yet: docs/KEYS.md)"),
             ));
         }
     };

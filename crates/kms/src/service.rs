@@ -231,6 +231,41 @@ impl KeyService {
         Ok(Response::json(200, &v))
     }
 
+    /// The key material a body carries, opened with the import token where it was
+    /// encrypted for it (a payload or nonce that does not check is a 400).
+    fn material(&self, m: Option<body::Material>) -> Result<Option<engine::SecretKey>, KpError> {
+        Ok(match m {
+            None => None,
+            Some(body::Material::Plain(k)) => Some(k),
+            Some(body::Material::ForToken { payload, encrypted_nonce, iv, sha256 }) => {
+                let m = keys::import_token::EncryptedMaterial {
+                    payload: &payload,
+                    encrypted_nonce: &encrypted_nonce,
+                    iv: &iv,
+                    sha256,
+                };
+                Some(self.manager.open_import(&m).map_err(|e| match e {
+                    keys::KeysError::Refused(why) => KpError::bad(why),
+                    other => other.into(),
+                })?)
+            }
+        })
+    }
+
+    fn token_json(t: &keys::import_token::ImportToken, secrets: bool) -> Value {
+        let mut v = json!({
+            "creationDate": base::clock::rfc3339(t.created),
+            "expirationDate": base::clock::rfc3339(t.expires),
+            "maxAllowedRetrievals": t.max_retrievals,
+            "remainingRetrievals": t.remaining,
+        });
+        if secrets {
+            v["payload"] = json!(b64(t.public_key_pem.as_bytes()));
+            v["nonce"] = json!(t.nonce);
+        }
+        v
+    }
+
     fn key_json(&self, k: &keys::KeyView) -> Value {
         view::key(k, keys::manager::RESTORE_WINDOW_SECS, self.options.purge_wait.as_secs())
     }
@@ -265,7 +300,7 @@ impl KeyService {
                 let created = m.create_key(&NewRootKey {
                     name: &new.name,
                     description: new.description.as_deref(),
-                    material: new.material.as_ref(),
+                    material: self.material(new.material)?.as_ref(),
                     ring: req.key_ring,
                 })?;
                 let r = KeyRef::parse(&created.id);
@@ -299,6 +334,17 @@ impl KeyService {
                 Response::empty(204)
             }
             Route::DefaultKey => Response::json(200, &json!({"keyCrn": m.default_key()?})),
+            Route::CreateImportToken => {
+                let (expiration, retrievals) = body::import_token(req.body)?;
+                Response::json(200, &Self::token_json(&m.create_import_token(expiration, retrievals)?, false))
+            }
+            Route::GetImportToken => {
+                let t = m.retrieve_import_token().map_err(|e| match e {
+                    keys::KeysError::Refused(why) => KpError::new(404, "IMPORT_TOKEN_NOT_FOUND_ERR", why),
+                    other => other.into(),
+                })?;
+                Response::json(200, &Self::token_json(&t, true))
+            }
             Route::ListRings => {
                 let rings = m.rings()?;
                 let total = rings.len();
@@ -438,7 +484,7 @@ impl KeyService {
                 Response::json(200, &v)
             }
             KeyAction::Rotate => {
-                let material = body::rotate(bytes)?;
+                let material = self.material(body::rotate(bytes)?)?;
                 m.rotate(key, material.as_ref())?;
                 Response::empty(204)
             }

@@ -133,6 +133,7 @@ pub fn kms_request(data: &[u8]) {
         kms::body::instance_policies(body, None).err(),
         kms::body::bucket_key(body).err(),
         kms::body::patch_key(body).err(),
+        kms::body::import_token(body).err(),
         kms::body::dek(body).err(),
         kms::body::rotate(body).err(),
         kms::body::token_form(body).err(),
