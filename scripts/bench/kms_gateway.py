@@ -11,7 +11,6 @@ import argparse
 import io
 import json
 import os
-import socket
 import time
 
 import boto3
@@ -19,7 +18,7 @@ from botocore.config import Config
 from ibm_cloud_sdk_core.authenticators import IAMAuthenticator
 from keyprotect.ibm_key_protect_api_v2 import IbmKeyProtectApiV2
 
-from cipherstore_harness import USERS, Server, free_port, until
+from cipherstore_harness import USERS, Server, free_port, until, wait_port
 
 
 def client(srv):
@@ -51,12 +50,7 @@ def main():
     url = f"https://127.0.0.1:{port}"
     with Server(args.bin, cache_ttl="60", extra_args=("--kms-listen", f"127.0.0.1:{port}")) as svc:
         os.environ["REQUESTS_CA_BUNDLE"] = str(svc.ca)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_port(port)
         gw_key = json.loads(svc.iam("apikey", "create", "bench-gw", "--role", "writer", "--json").stdout)
         admin = json.loads(svc.iam("apikey", "create", "bench-admin", "--role", "writer", "--json").stdout)
         form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": admin["apikey"]}

@@ -11,7 +11,6 @@ import base64
 import io
 import json
 import os
-import socket
 import time
 
 import pytest
@@ -20,7 +19,7 @@ from ibm_cloud_sdk_core import ApiException
 from ibm_cloud_sdk_core.authenticators import IAMAuthenticator
 from keyprotect.ibm_key_protect_api_v2 import IbmKeyProtectApiV2
 
-from cipherstore_harness import free_port, until
+from cipherstore_harness import free_port, until, wait_port
 
 KMS_PORT = free_port()
 PURGE_WAIT = 3
@@ -53,12 +52,7 @@ def kp(srv, suite):
     """API keys of each role (two managers: two identities), an SDK client for each, and
     the instance id, in `suite`."""
     os.environ["REQUESTS_CA_BUNDLE"] = str(srv.ca)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", KMS_PORT), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_port(KMS_PORT)
     suite.instance = srv.keyctl("instance").strip()
     suite.apikeys, suite.ids, suite.clients = {}, {}, {}
     for name, role in [("reader", "reader"), ("writer", "writer"), ("manager", "manager"), ("manager2", "manager")]:

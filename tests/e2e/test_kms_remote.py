@@ -9,7 +9,6 @@ and one HSM unwrap after warm-up, and a service that is down is a 503, not a 500
 import io
 import json
 import os
-import socket
 import time
 
 import pytest
@@ -17,7 +16,7 @@ import requests
 from ibm_cloud_sdk_core.authenticators import IAMAuthenticator
 from keyprotect.ibm_key_protect_api_v2 import IbmKeyProtectApiV2
 
-from cipherstore_harness import Server, free_port, refused_503, until
+from cipherstore_harness import Server, free_port, refused_503, until, wait_port
 
 KMS_PORT = free_port()
 URL = f"https://127.0.0.1:{KMS_PORT}"
@@ -26,15 +25,6 @@ SERVER = {"extra_args": ("--kms-listen", f"127.0.0.1:{KMS_PORT}")}
 
 def body(obj):
     return io.BytesIO(json.dumps(obj).encode())
-
-
-def wait_port(port):
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -363,10 +363,14 @@ impl RemoteKeys {
         }
     }
 
-    fn keep(&self, bucket: &str, crn: &str, key: &SecretKey) {
-        if let Some(id) = KeyId::parse(crn) {
+    /// Asks the service's bucket key route (`body`: which key, which mode) and caches
+    /// what it answers.
+    fn fetch(&self, bucket: &str, body: Value) -> Result<SecretKey, KeysError> {
+        let (key, crn) = Self::key_of(&self.call("POST", &Self::path_of(bucket), Some(body), bucket)?)?;
+        if let Some(id) = KeyId::parse(&crn) {
             self.cache.insert(bucket, &id, key.clone());
         }
+        Ok(key)
     }
 }
 
@@ -401,13 +405,10 @@ impl KeySource for RemoteKeys {
     }
 
     fn bucket_key(&self, bucket: &str, root: &KeyRef) -> Result<SecretKey, KeysError> {
-        if let Some(k) = self.cached(bucket, root) {
-            return Ok(k);
+        match self.cached(bucket, root) {
+            Some(k) => Ok(k),
+            None => self.fetch(bucket, json!({"key": root.to_string(), "mode": "read"})),
         }
-        let body = json!({"key": root.to_string(), "mode": "read"});
-        let (key, crn) = Self::key_of(&self.call("POST", &Self::path_of(bucket), Some(body), bucket)?)?;
-        self.keep(bucket, &crn, &key);
-        Ok(key)
     }
 
     fn bucket_key_for_write(
@@ -416,20 +417,14 @@ impl KeySource for RemoteKeys {
         root: &KeyRef,
         retain: bool,
     ) -> Result<SecretKey, KeysError> {
-        if let Some(k) = self.cached(bucket, root) {
-            return Ok(k);
+        match self.cached(bucket, root) {
+            Some(k) => Ok(k),
+            None => self.fetch(bucket, json!({"key": root.to_string(), "mode": "write", "retain": retain})),
         }
-        let body = json!({"key": root.to_string(), "mode": "write", "retain": retain});
-        let (key, crn) = Self::key_of(&self.call("POST", &Self::path_of(bucket), Some(body), bucket)?)?;
-        self.keep(bucket, &crn, &key);
-        Ok(key)
     }
 
     fn create_bucket_key(&self, bucket: &str, root: &KeyRef) -> Result<(), KeysError> {
-        let body = json!({"key": root.to_string(), "mode": "create"});
-        let (key, crn) = Self::key_of(&self.call("POST", &Self::path_of(bucket), Some(body), bucket)?)?;
-        self.keep(bucket, &crn, &key);
-        Ok(())
+        self.fetch(bucket, json!({"key": root.to_string(), "mode": "create"})).map(|_| ())
     }
 
     fn bucket_root(&self, bucket: &str) -> Result<String, KeysError> {

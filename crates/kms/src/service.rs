@@ -18,7 +18,6 @@ use super::error::KpError;
 use super::route::{self, KeyAction, Query, Route};
 use super::view;
 use iam::Identities;
-use keys::state::KeyState;
 use keys::{KeyManager, KeyRef, NewRootKey};
 
 /// Settings of the service.
@@ -497,10 +496,7 @@ impl KeyService {
                 Response::empty(204)
             }
             KeyAction::Enable | KeyAction::Disable => {
-                let shown = m.show(key)?;
-                if shown.state == KeyState::Destroyed {
-                    return Err(keys::KeysError::KeyDestroyed(shown.crn).into());
-                }
+                // A deleted key is refused by the manager itself (410).
                 if action == KeyAction::Enable {
                     m.enable(key)?
                 } else {

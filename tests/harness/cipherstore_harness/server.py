@@ -263,6 +263,18 @@ class Server:
         return 1 if self.failed else 0
 
 
+def wait_port(port, timeout=10):
+    """Waits until something accepts connections on 127.0.0.1:`port` (or `timeout` passes)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
 def until(cond, timeout=40, every=0.5):
     """Waits until cond() is true (or `timeout` seconds pass); returns its last value."""
     end = time.monotonic() + timeout
