@@ -1,7 +1,8 @@
-//! The cluster store's metadata service on real etcd (docs/SCALE-OUT.md §2): ordered
-//! ranges with limits, compare-and-swap transactions that lose no update under
-//! concurrency, watches, namespaces kept apart, and a three-member cluster that goes on
-//! after losing one member and refuses cleanly, with nothing half-written, without quorum.
+//! The cluster store's metadata service on real etcd (docs/SCALE-OUT.md §2): the contract
+//! every metadata service keeps (tests/common/kv_suite.rs, also run on PostgreSQL), etcd's
+//! event-per-change watches, TLS with client certificates, and a three-member cluster that
+//! goes on after losing one member and refuses cleanly, with nothing half-written, without
+//! quorum.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
@@ -10,16 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::etcd::EtcdKv;
-use cluster::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
+use cluster::kv::{Compare, Event, Kv, KvError, Op, prefix_end};
 use common::etcd::Etcd;
-
-fn put(k: &str, v: &str) -> Op {
-    Op::Put(k.as_bytes().to_vec(), v.as_bytes().to_vec())
-}
-
-fn txn(compares: Vec<Compare>, ops: Vec<Op>) -> Txn {
-    Txn { compares, ops }
-}
+use common::kv_suite::{self, put, txn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_transactions_and_watches() {
@@ -84,38 +78,15 @@ async fn ranges_transactions_and_watches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_compare_and_swap_loses_no_update() {
+async fn the_kv_contract() {
     let etcd = Etcd::start(1).await;
-    let kv = Arc::new(EtcdKv::connect(&etcd.config("/cas/")).await.unwrap());
-    kv.txn(txn(vec![], vec![put("counter", "0")])).await.unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let kv = kv.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut retries = 0;
-            for _ in 0..25 {
-                loop {
-                    let e = kv.get(b"counter").await.unwrap().unwrap();
-                    let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
-                    let next = txn(
-                        vec![Compare::Revision(b"counter".to_vec(), e.mod_revision)],
-                        vec![put("counter", &(n + 1).to_string())],
-                    );
-                    if kv.txn(next).await.unwrap().is_some() {
-                        break;
-                    }
-                    retries += 1;
-                }
-            }
-            retries
-        }));
-    }
-    let mut retries = 0;
-    for t in tasks {
-        retries += t.await.unwrap();
-    }
-    let value = kv.get(b"counter").await.unwrap().unwrap().value;
-    assert_eq!(value, b"100", "every increment kept ({retries} compare failures retried)");
+    let kv: Arc<dyn Kv> = Arc::new(EtcdKv::connect(&etcd.config("/c1/")).await.unwrap());
+    let other = EtcdKv::connect(&etcd.config("/c2/")).await.unwrap();
+    kv_suite::ranges_and_transactions(kv.as_ref(), &other).await;
+    kv_suite::watches_miss_nothing(kv.clone()).await;
+    kv_suite::concurrent_compare_and_swap_loses_no_update(kv.clone()).await;
+    kv_suite::concurrent_claims_have_one_winner(kv.clone()).await;
+    kv_suite::a_lease_has_one_holder_and_passes_on_when_it_lapses(kv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,39 +161,4 @@ async fn tls_with_client_certificates() {
         Err(_) => true,
     };
     assert!(refused, "plain HTTP was served by a TLS member");
-}
-
-/// The lease of `cluster::lease`: one holder at a time; a holder that stops renewing is
-/// taken over after a time-to-live seen unchanged; a release frees it at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_has_one_holder_and_passes_on_when_it_lapses() {
-    use cluster::lease::Lease;
-    let etcd = Etcd::start(1).await;
-    let kv: Arc<dyn Kv> = Arc::new(EtcdKv::connect(&etcd.config("/lease/")).await.unwrap());
-    let ttl = Duration::from_millis(1200);
-    let mut a = Lease::new(kv.clone(), "work", "a", ttl);
-    let mut b = Lease::new(kv.clone(), "work", "b", ttl);
-    assert!(a.hold().await.unwrap() && a.held(), "a free lease is taken");
-    assert!(!b.hold().await.unwrap() && !b.held(), "a held lease is not");
-    // a renews; b, seeing a new revision each time, never takes over.
-    let mut stopped = Instant::now();
-    for _ in 0..4 {
-        tokio::time::sleep(ttl / 3).await;
-        stopped = Instant::now();
-        assert!(a.hold().await.unwrap());
-        assert!(!b.hold().await.unwrap());
-    }
-    // a stops renewing: it stops counting the lease as its own after half a TTL, and b
-    // takes over once it has seen the same revision for a whole TTL.
-    tokio::time::sleep(ttl / 2).await;
-    assert!(!a.held(), "a holder that did not renew stops before anyone may take over");
-    while !b.hold().await.unwrap() {
-        assert!(stopped.elapsed() < ttl * 3, "b takes over a lapsed lease");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(stopped.elapsed() >= ttl, "not before a whole TTL: {:?}", stopped.elapsed());
-    assert!(!a.hold().await.unwrap(), "the old holder finds it taken");
-    // A release frees it at once.
-    b.release().await.unwrap();
-    assert!(a.hold().await.unwrap());
 }

@@ -6,6 +6,8 @@
 pub(crate) mod ceph;
 pub(crate) mod etcd;
 pub(crate) mod hsm;
+pub(crate) mod kv_suite;
+pub(crate) mod postgres;
 pub(crate) mod versions;
 
 use std::io::Cursor;

@@ -111,6 +111,8 @@ fn failure(e: etcd_client::Error) -> Failure {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 KvError::Unavailable(s.message().to_owned())
             }
+            // "etcdserver: mvcc: database space exceeded": the quota is reached.
+            Code::ResourceExhausted => KvError::Full(s.message().to_owned()),
             _ => KvError::Refused(s.message().to_owned()),
         },
         _ => KvError::Refused(e.to_string()),

@@ -2,7 +2,8 @@
 //! ordered key-value store with three operations, small enough that TiKV or FoundationDB
 //! can take etcd's place — an ordered range read with a limit ([`Kv::range`]), an
 //! all-or-nothing transaction guarded by compares ([`Kv::txn`]), and a watch on a prefix
-//! ([`Kv::watch`]). [`super::etcd::EtcdKv`] implements it on etcd.
+//! ([`Kv::watch`]). [`super::etcd::EtcdKv`] implements it on etcd,
+//! [`super::postgres::PgKv`] on PostgreSQL.
 
 use tokio::sync::mpsc;
 
@@ -80,6 +81,10 @@ pub enum KvError {
     /// The service refused the request.
     #[error("the metadata service refused a request: {0}")]
     Refused(String),
+    /// The service is out of space (etcd's quota, a full disk under PostgreSQL): nothing
+    /// was written, and writes fail until space is freed.
+    #[error("the metadata service is out of space: {0}")]
+    Full(String),
 }
 
 /// Changes under a prefix, as they happen; ends (with an error) when the watch breaks.

@@ -1,6 +1,7 @@
 //! Clients of the services a cipherstore cluster is built on (docs/SCALE-OUT.md): the
 //! metadata service behind a three-operation trait ([`kv`]: ordered range reads,
-//! compare-then-ops transactions, prefix watches) and its etcd implementation ([`etcd`]),
+//! compare-then-ops transactions, prefix watches) and its implementations on etcd
+//! ([`etcd`]) and PostgreSQL ([`postgres`]),
 //! blobs on any S3-compatible service ([`blobs`]), synchronous callers over these async
 //! clients ([`bridge`]), a lease one gateway at a time holds ([`lease`]) and request
 //! counters for `/metrics` ([`requests`]). The cluster store, the shared key state and the
@@ -11,4 +12,5 @@ pub mod bridge;
 pub mod etcd;
 pub mod kv;
 pub mod lease;
+pub mod postgres;
 pub mod requests;

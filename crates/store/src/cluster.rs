@@ -66,8 +66,16 @@ fn corrupt(what: &str, why: &dyn std::fmt::Display) -> StoreError {
     StoreError::Corrupt { path: what.to_owned(), reason: why.to_string() }
 }
 
+/// A metadata service's failure: out of space is a full disk to the layers above (507,
+/// nothing written); anything else is unavailability (503, retry).
 fn kv_error(e: KvError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    match e {
+        KvError::Full(_) => StoreError::Io {
+            what: "the metadata service".into(),
+            source: std::io::Error::new(std::io::ErrorKind::StorageFull, e.to_string()),
+        },
+        other => StoreError::Unavailable(other.to_string()),
+    }
 }
 
 pub(super) fn blob_error(e: BlobError) -> StoreError {
