@@ -204,7 +204,7 @@ fn open(args: &IamArgs) -> anyhow::Result<Opened> {
     let config = ServeConfig::resolve(flags, engine::Backend::default())?;
     let runtime = super::gateway::runtime()?;
     let ids = runtime.block_on(async {
-        let kv = crate::serve::connect_kv(&config).await?;
+        let kv = crate::serve::connect_kv(&config).await?.map(|m| m.control);
         let (_, keys) = crate::serve::open_key_source(&config, kv.clone()).await?;
         let seal = opening::seal(keys.as_deref(), config.backend)?;
         let (ids, _) = opening::open(opening::keep(&config, kv)?, seal, None).await?;

@@ -207,7 +207,7 @@ fn manager(args: &KeysArgs) -> anyhow::Result<Opened> {
     );
     let runtime = super::gateway::runtime()?;
     let manager = runtime.block_on(async {
-        let kv = serve::connect_kv(&config).await?;
+        let kv = serve::connect_kv(&config).await?.map(|m| m.control);
         serve::open_keys(&config, kv).await
     })?;
     let manager = manager.context("no HSM configured")?;

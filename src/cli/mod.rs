@@ -7,6 +7,7 @@ mod iam;
 mod keyfile;
 mod keys;
 mod keys_remote;
+mod meta;
 mod progress;
 mod rebuild;
 mod sweep;
@@ -142,6 +143,9 @@ enum Command {
     /// Check every dispersed object's slices and re-create missing or damaged ones from
     /// any `threshold` good ones ([store.dispersal]); sweep slices no record names.
     Rebuild(rebuild::RebuildArgs),
+    /// Move a cluster's records between metadata services (etcd, PostgreSQL) and check
+    /// that both sides hold the same records.
+    Meta(meta::MetaArgs),
 }
 
 /// Protection modes the file CLI writes.
@@ -325,6 +329,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Iam(a) => iam::run(&a),
         Command::Sweep(a) => sweep::run(&a),
         Command::Rebuild(a) => rebuild::run(&a, cli.quiet),
+        Command::Meta(a) => meta::run(&a, cli.quiet),
     }
 }
 

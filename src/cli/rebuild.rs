@@ -65,7 +65,7 @@ pub(super) fn run(args: &RebuildArgs, quiet: bool) -> anyhow::Result<()> {
     })?;
     let runtime = super::gateway::runtime()?;
     let inner = runtime.block_on(async {
-        let kv = serve::connect_kv(&config).await?;
+        let kv = serve::connect_kv(&config).await?.map(|m| m.records);
         let without = serve::config::ServeConfig { dispersal: None, ..config.clone() };
         anyhow::Ok(serve::open_store(&without, kv)?.0)
     })?;

@@ -51,7 +51,10 @@ pub(super) fn run(args: &SweepArgs) -> anyhow::Result<()> {
     }
     let runtime = super::gateway::runtime()?;
     let report = runtime.block_on(async {
-        let kv = serve::connect_kv(&config).await?.context("the cluster store needs etcd")?;
+        let kv = serve::connect_kv(&config)
+            .await?
+            .context("the cluster store needs its metadata service")?
+            .records;
         let store = ClusterStore::new(kv, Blobs::new(backend)?)?;
         eprintln!("sweeping blobs older than {} s …", args.grace);
         anyhow::Ok(store.sweep_paced(Duration::from_secs(args.grace), Duration::ZERO, args.dry_run).await?)

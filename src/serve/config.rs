@@ -179,6 +179,7 @@ struct StoreSection {
     inline_max_bytes: Option<usize>,
     backend: Option<BackendSection>,
     etcd: Option<EtcdSection>,
+    postgres: Option<PostgresSection>,
     dispersal: Option<DispersalSection>,
 }
 
@@ -328,6 +329,44 @@ struct EtcdSection {
     key_file: Option<PathBuf>,
 }
 
+/// `[store.postgres]`: the records on PostgreSQL instead of etcd (docs/SCALE-OUT.md §9).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresSection {
+    url: String,
+    schema: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    pool_size: Option<usize>,
+}
+
+impl PostgresSection {
+    fn resolve(self) -> anyhow::Result<cluster::postgres::PgConfig> {
+        anyhow::ensure!(
+            self.url.starts_with("postgresql://") || self.url.starts_with("postgres://"),
+            "store.postgres.url must be a postgresql:// URL (hosts {})",
+            cluster::postgres::hosts(&self.url)
+        );
+        let mut c = cluster::postgres::PgConfig::new(self.url);
+        if let Some(schema) = self.schema {
+            c.schema = schema;
+        }
+        if let Some(file) = self.password_file {
+            let text =
+                zeroize::Zeroizing::new(std::fs::read_to_string(&file).with_context(|| {
+                    format!("cannot read store.postgres.password_file {}", file.display())
+                })?);
+            c.password = Some(zeroize::Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned()));
+        }
+        c.ca_file = self.ca_file;
+        if let Some(n) = self.pool_size {
+            anyhow::ensure!((1..=1000).contains(&n), "store.postgres.pool_size must be 1 to 1000");
+            c.pool_size = n;
+        }
+        Ok(c)
+    }
+}
+
 /// Where `serve` keeps objects, resolved.
 #[derive(Debug, Clone)]
 pub(crate) enum StoreSettings {
@@ -337,8 +376,11 @@ pub(crate) enum StoreSettings {
     Cluster {
         /// The blob service.
         backend: Box<cluster::blobs::BlobConfig>,
-        /// The etcd cluster.
-        etcd: cluster::etcd::EtcdConfig,
+        /// The etcd cluster: key state, identities, leases, and the records unless
+        /// `postgres` is set.
+        etcd: Box<cluster::etcd::EtcdConfig>,
+        /// PostgreSQL for the records (object, bucket, upload and part entries).
+        postgres: Option<Box<cluster::postgres::PgConfig>>,
         /// The background sweep.
         sweep: SweepSettings,
         /// Objects of at most this many stored bytes are kept in their records.
@@ -365,10 +407,11 @@ impl StoreSection {
                 anyhow::ensure!(
                     self.backend.is_none()
                         && self.etcd.is_none()
+                        && self.postgres.is_none()
                         && self.inline_max_bytes.is_none()
                         && self.sweep_interval_secs.is_none()
                         && self.sweep_grace_secs.is_none(),
-                    "[store.backend], [store.etcd] and the store.sweep_* settings need store.kind = \"cluster\""
+                    "[store.backend], [store.etcd], [store.postgres] and the store.sweep_* settings need store.kind = \"cluster\""
                 );
                 Ok(StoreSettings::Fs)
             }
@@ -418,7 +461,14 @@ impl StoreSection {
                     "store.inline_max_bytes must be at most {}: etcd requests stay small",
                     store::cluster::MAX_INLINE
                 );
-                Ok(StoreSettings::Cluster { backend: Box::new(backend), etcd, sweep, inline_max })
+                let postgres = self.postgres.map(PostgresSection::resolve).transpose()?.map(Box::new);
+                Ok(StoreSettings::Cluster {
+                    backend: Box::new(backend),
+                    etcd: Box::new(etcd),
+                    postgres,
+                    sweep,
+                    inline_max,
+                })
             }
         }
     }
@@ -788,7 +838,8 @@ mod tests {
             "[store]\nkind = \"cluster\"\n[store.backend]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"b\"\ncredentials_file = {creds:?}\n[store.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nnamespace = \"/cs/\"\n"
         );
         match FileConfig::parse(&text).unwrap().store.resolve().unwrap() {
-            StoreSettings::Cluster { backend, etcd, sweep, inline_max } => {
+            StoreSettings::Cluster { backend, etcd, postgres, sweep, inline_max } => {
+                assert!(postgres.is_none(), "records in etcd unless [store.postgres]");
                 assert_eq!(inline_max, store::cluster::DEFAULT_INLINE_MAX);
                 assert_eq!((backend.access_key.as_str(), backend.secret_key.as_str()), ("AK", "SK"));
                 assert!(!backend.sign_payload, "bodies unsigned unless asked");
@@ -820,6 +871,37 @@ mod tests {
         let huge = text.replace("[store]\n", "[store]\ninline_max_bytes = 10000000\n");
         let refused = FileConfig::parse(&huge).unwrap().store.resolve().unwrap_err().to_string();
         assert!(refused.contains("inline_max_bytes"), "{refused}");
+        // [store.postgres]: the records there; the password from its file, never shown.
+        let password = dir.path().join("pgpass");
+        std::fs::write(&password, "pg-SECRET\n").unwrap();
+        let pg = format!(
+            "{text}[store.postgres]\nurl = \"postgresql://cs@127.0.0.1:5432,127.0.0.1:5433/cs\"\nschema = \"gw\"\npassword_file = {password:?}\npool_size = 8\n"
+        );
+        match FileConfig::parse(&pg).unwrap().store.resolve() {
+            Ok(StoreSettings::Cluster { postgres: Some(p), .. }) => {
+                assert_eq!((p.schema.as_str(), p.pool_size), ("gw", 8));
+                assert_eq!(p.password.as_deref().map(String::as_str), Some("pg-SECRET"));
+                assert!(!format!("{p:?}").contains("SECRET"), "{p:?}");
+                assert!(format!("{p:?}").contains("127.0.0.1:5432,127.0.0.1:5433"), "{p:?}");
+            }
+            other => panic!("[store.postgres] not read: {other:?}"),
+        }
+        for (bad, says) in [
+            ("url = \"mysql://h/db\"", "postgresql://"),
+            ("url = \"postgresql://h/db\"\npool_size = 0", "pool_size"),
+            ("url = \"postgresql://h/db\"\npassword_file = \"/nonexistent/pw\"", "password_file"),
+        ] {
+            let e = FileConfig::parse(&format!("{text}[store.postgres]\n{bad}\n"))
+                .unwrap()
+                .store
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        let fs_pg =
+            FileConfig::parse("[store.postgres]\nurl = \"postgresql://h/db\"\n").unwrap().store.resolve();
+        assert!(fs_pg.unwrap_err().to_string().contains("[store.postgres]"));
         let signed = text.replace("bucket = \"b\"\n", "bucket = \"b\"\nsign_payload = true\n");
         match FileConfig::parse(&signed).unwrap().store.resolve() {
             Ok(StoreSettings::Cluster { backend, .. }) => assert!(backend.sign_payload),

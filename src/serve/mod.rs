@@ -37,6 +37,7 @@ use front::Front;
 use cluster::blobs::Blobs;
 use cluster::etcd::EtcdKv;
 use cluster::kv::Kv;
+use cluster::postgres::PgKv;
 use keys::state_kv::KvState;
 use keys::{Hsm, KeyManager, KeySource, ManagerOptions, RemoteConfig, RemoteKeys};
 use s3::CipherS3;
@@ -132,15 +133,36 @@ pub(crate) async fn open_key_source(
     Ok((None, Some(Arc::new(keys))))
 }
 
-/// The cluster store's metadata service, if the configuration names one.
-pub(crate) async fn connect_kv(config: &ServeConfig) -> anyhow::Result<Option<Arc<dyn Kv>>> {
+/// A cluster's metadata services (docs/SCALE-OUT.md §1, §9).
+#[derive(Clone)]
+pub(crate) struct Meta {
+    /// etcd: the key lifecycle state, identities, leases.
+    pub control: Arc<dyn Kv>,
+    /// The store's records: PostgreSQL if `[store.postgres]` is set, else etcd as well.
+    pub records: Arc<dyn Kv>,
+}
+
+/// The cluster store's metadata services, if the configuration names them.
+pub(crate) async fn connect_kv(config: &ServeConfig) -> anyhow::Result<Option<Meta>> {
     match &config.store {
         StoreSettings::Fs => Ok(None),
-        StoreSettings::Cluster { etcd, .. } => {
-            let kv = EtcdKv::connect(etcd)
-                .await
-                .with_context(|| format!("cannot reach etcd at {}", etcd.endpoints.join(", ")))?;
-            Ok(Some(Arc::new(kv)))
+        StoreSettings::Cluster { etcd, postgres, .. } => {
+            let control: Arc<dyn Kv> = Arc::new(
+                EtcdKv::connect(etcd)
+                    .await
+                    .with_context(|| format!("cannot reach etcd at {}", etcd.endpoints.join(", ")))?,
+            );
+            let records = match postgres {
+                None => control.clone(),
+                Some(pg) => Arc::new(PgKv::connect(pg).await.with_context(|| {
+                    format!(
+                        "cannot use PostgreSQL at {} (schema {})",
+                        cluster::postgres::hosts(&pg.url),
+                        pg.schema
+                    )
+                })?),
+            };
+            Ok(Some(Meta { control, records }))
         }
     }
 }
@@ -255,18 +277,25 @@ fn open_record_store(
             }
             Ok((Arc::new(store), format!("filesystem, {}", dir.display())))
         }
-        StoreSettings::Cluster { backend, etcd, sweep, inline_max } => {
+        StoreSettings::Cluster { backend, etcd, postgres, sweep, inline_max } => {
             let kv = kv.context("the cluster store needs its metadata service")?;
             let blobs = Blobs::new(backend)?;
             let store = ClusterStore::new(kv, blobs)?.with_inline_max(*inline_max)?;
             sweeper::spawn(store.clone(), *sweep);
-            let line = format!(
-                "cluster: blobs in {} bucket {}, records in etcd {} under {}",
-                backend.endpoint,
-                backend.bucket,
-                etcd.endpoints.join(","),
-                String::from_utf8_lossy(&etcd.namespace)
-            );
+            let records = match postgres {
+                Some(pg) => format!(
+                    "records in PostgreSQL {} schema {}, key state in etcd {}",
+                    cluster::postgres::hosts(&pg.url),
+                    pg.schema,
+                    etcd.endpoints.join(",")
+                ),
+                None => format!(
+                    "records in etcd {} under {}",
+                    etcd.endpoints.join(","),
+                    String::from_utf8_lossy(&etcd.namespace)
+                ),
+            };
+            let line = format!("cluster: blobs in {} bucket {}, {records}", backend.endpoint, backend.bucket);
             Ok((Arc::new(store), line))
         }
     }
@@ -275,8 +304,9 @@ fn open_record_store(
 /// Runs the service until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let kv = connect_kv(&config).await?;
-    let (store, store_line, dispersal) = open_store(&config, kv.clone())?;
+    let meta = connect_kv(&config).await?;
+    let (store, store_line, dispersal) = open_store(&config, meta.as_ref().map(|m| m.records.clone()))?;
+    let kv = meta.map(|m| m.control);
     let users_path: PathBuf = config.users.clone().unwrap_or_else(|| config.data_dir.join("users"));
     if config.users.is_none() {
         iam::users::ensure(&users_path)?;

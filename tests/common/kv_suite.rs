@@ -38,7 +38,11 @@ pub(crate) async fn ranges_and_transactions(kv: &dyn Kv, other: &dyn Kv) {
     let rest = kv.range(b"o/b\0a/1\0", &prefix_end(b"o/b\0"), 10).await.unwrap();
     assert_eq!(rest.entries.len(), 3);
     assert!(!rest.more);
-    assert_eq!(kv.range(b"", &[0], 100).await.unwrap().entries.len(), keys.len(), "everything in the namespace");
+    assert_eq!(
+        kv.range(b"", &[0], 100).await.unwrap().entries.len(),
+        keys.len(),
+        "everything in the namespace"
+    );
     assert!(other.range(b"", &[0], 100).await.unwrap().entries.is_empty(), "namespaces are apart");
     assert!(kv.range(b"o/b\0z", b"o/b\0a", 10).await.unwrap().entries.is_empty(), "an empty range");
 
@@ -85,7 +89,11 @@ pub(crate) async fn watches_miss_nothing(kv: Arc<dyn Kv>) {
         writers.push(tokio::spawn(async move {
             for round in 0..30 {
                 let key = format!("w/{:02}", (w * 7 + round) % 25);
-                let op = if round % 5 == 4 { Op::Delete(key.into_bytes()) } else { put(&key, &format!("{w}.{round}")) };
+                let op = if round % 5 == 4 {
+                    Op::Delete(key.into_bytes())
+                } else {
+                    put(&key, &format!("{w}.{round}"))
+                };
                 kv.txn(txn(vec![], vec![op])).await.unwrap().unwrap();
             }
         }));
@@ -94,14 +102,16 @@ pub(crate) async fn watches_miss_nothing(kv: Arc<dyn Kv>) {
         w.await.unwrap();
     }
     let fin = kv.range(b"w/", &prefix_end(b"w/"), 1000).await.unwrap();
-    let want: BTreeMap<Vec<u8>, Vec<u8>> = fin.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+    let want: BTreeMap<Vec<u8>, Vec<u8>> =
+        fin.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
     let current = |state: &BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)>| -> BTreeMap<Vec<u8>, Vec<u8>> {
         state.iter().filter_map(|(k, (_, v))| Some((k.clone(), v.clone()?))).collect()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while current(&state) != want {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let event = tokio::time::timeout(left, watch.next()).await.expect("the watch caught up").unwrap().unwrap();
+        let event =
+            tokio::time::timeout(left, watch.next()).await.expect("the watch caught up").unwrap().unwrap();
         let (key, rev, value) = match event {
             Event::Put(e) => (e.key, e.mod_revision, Some(e.value)),
             Event::Delete(k, r) => (k, r, None),
@@ -160,7 +170,10 @@ pub(crate) async fn concurrent_claims_have_one_winner(kv: Arc<dyn Kv>) {
             for n in 0..20 {
                 let claim = txn(
                     vec![Compare::Absent(format!("claim/{n}").into_bytes())],
-                    vec![put(&format!("claim/{n}"), &w.to_string()), put(&format!("owner/{n}"), &w.to_string())],
+                    vec![
+                        put(&format!("claim/{n}"), &w.to_string()),
+                        put(&format!("owner/{n}"), &w.to_string()),
+                    ],
                 );
                 if kv.txn(claim).await.unwrap().is_some() {
                     won.push(n);

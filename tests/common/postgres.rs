@@ -68,7 +68,8 @@ impl Postgres {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         if is_root() {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            let status =
+                Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
             assert!(status.success());
         }
         let status = command(&bin_dir().join("initdb"))
@@ -95,18 +96,17 @@ impl Postgres {
         let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        let cert =
+            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
         std::fs::write(data.join("server.crt"), cert.pem()).unwrap();
         std::fs::write(data.join("server.key"), key.serialize_pem()).unwrap();
         std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
-        )
-        .unwrap();
+        std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+            .unwrap();
         if is_root() {
             for f in ["server.crt", "server.key", "pg_hba.conf"] {
-                let status = Command::new("chown").arg("postgres:postgres").arg(data.join(f)).status().unwrap();
+                let status =
+                    Command::new("chown").arg("postgres:postgres").arg(data.join(f)).status().unwrap();
                 assert!(status.success());
             }
         }
@@ -117,7 +117,14 @@ impl Postgres {
         let log = std::fs::File::create(self.dir.path().join("postgres.log")).unwrap();
         let mut c = command(&bin_dir().join("postgres"));
         c.arg("-D").arg(self.dir.path().join("data")).arg("-k").arg(self.dir.path());
-        c.args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"]);
+        c.args([
+            "-p",
+            &self.port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
+        ]);
         if self.ca.is_some() {
             c.args(["-c", "ssl=on"]);
         }

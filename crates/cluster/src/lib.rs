@@ -3,12 +3,13 @@
 //! compare-then-ops transactions, prefix watches) and its implementations on etcd
 //! ([`etcd`]) and PostgreSQL ([`postgres`]),
 //! blobs on any S3-compatible service ([`blobs`]), synchronous callers over these async
-//! clients ([`bridge`]), a lease one gateway at a time holds ([`lease`]) and request
+//! clients ([`bridge`]), copies between metadata services ([`copy`]), a lease one gateway at a time holds ([`lease`]) and request
 //! counters for `/metrics` ([`requests`]). The cluster store, the shared key state and the
 //! lifecycle worker are built on this crate.
 
 pub mod blobs;
 pub mod bridge;
+pub mod copy;
 pub mod etcd;
 pub mod kv;
 pub mod lease;

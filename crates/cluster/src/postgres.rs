@@ -41,6 +41,8 @@ pub struct PgConfig {
     /// A libpq connection URL (`postgresql://user:password@host1:5432,host2:5432/db`); the
     /// password, if any, stays out of logs and errors.
     pub url: String,
+    /// The password, when it is kept out of the URL (`store.postgres.password_file`).
+    pub password: Option<zeroize::Zeroizing<String>>,
     /// The schema this instance's tables live in (letters, digits, `_`).
     pub schema: String,
     /// PEM file the servers' certificates chain to: connections then require TLS.
@@ -74,6 +76,7 @@ impl PgConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            password: None,
             schema: "cipherstore".into(),
             ca_file: None,
             pool_size: 16,
@@ -287,12 +290,14 @@ fn valid_schema(schema: &str) -> bool {
 fn tls(ca: &std::path::Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect, KvError> {
     use tokio_rustls::rustls::pki_types::CertificateDer;
     use tokio_rustls::rustls::pki_types::pem::PemObject;
-    let refuse = |e: &dyn std::fmt::Display| KvError::Refused(format!("the PostgreSQL CA {}: {e}", ca.display()));
+    let refuse =
+        |e: &dyn std::fmt::Display| KvError::Refused(format!("the PostgreSQL CA {}: {e}", ca.display()));
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| refuse(&e))? {
         roots.add(cert.map_err(|e| refuse(&e))?).map_err(|e| refuse(&e))?;
     }
-    let config = tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config =
+        tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
@@ -308,6 +313,9 @@ impl PgKv {
         let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
             KvError::Refused(format!("the PostgreSQL URL is not a libpq connection string or URL: {e}"))
         })?;
+        if let Some(password) = &config.password {
+            pg.password(password.as_bytes());
+        }
         pg.target_session_attrs(TargetSessionAttrs::ReadWrite)
             .connect_timeout(config.connect_timeout)
             .keepalives_idle(Duration::from_secs(10))
@@ -474,7 +482,8 @@ impl Kv for PgKv {
             c_key.push(key.as_slice());
             c_rev.push(rev);
         }
-        let (mut o_kind, mut o_key, mut o_value, mut o_end) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut o_kind, mut o_key, mut o_value, mut o_end) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for o in &txn.ops {
             let (kind, key, value, end): (i16, &[u8], Option<&[u8]>, Option<&[u8]>) = match o {
                 Op::Put(k, v) => {

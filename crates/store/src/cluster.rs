@@ -41,6 +41,11 @@ use writer::{ClusterWriter, Target};
 
 pub use sweep::SweepReport;
 
+/// The prefixes of every record the cluster store keeps (docs/SCALE-OUT.md §1): what moves
+/// when the records move to another metadata service (`cipherstore meta copy`). The key
+/// state (`k/`), identities (`i/`) and leases (`w/`) stay in etcd.
+pub const RECORD_PREFIXES: [&[u8]; 9] = [b"b/", b"s/", b"o/", b"v/", b"n/", b"u/", b"p/", b"r/", b"g/"];
+
 mod blob_read;
 mod bucket_cache;
 mod buckets;
