@@ -23,6 +23,17 @@ need_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# need_postgres: Debian's PostgreSQL server and Patroni (the cluster store's records on
+# PostgreSQL, docs/SCALE-OUT.md §9), without the server the package would otherwise create
+# and start on port 5432: the project's scripts start their own.
+need_postgres() {
+  if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "install ok installed"; then
+    as_root mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/cipherstore.conf >/dev/null
+  fi
+  need_apt postgresql-15 patroni
+}
+
 # need_disk GIB DIR WHAT: fails at once, naming the shortfall, when DIR's filesystem has
 # less than GIB GiB free (a run that fills the disk fails much later, far from the cause).
 need_disk() {
@@ -48,6 +59,7 @@ stop_pidfile() {
   kill "$pid" 2>/dev/null || return 0
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
 }
 
 # need_rust: the project builds with the machine's stable toolchain (1.95), a C compiler
