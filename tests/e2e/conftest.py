@@ -46,15 +46,35 @@ def tpm_is_the_hsm():
     return bool(env) and "TPM2_PKCS11_STORE" in pathlib.Path(env).read_text()
 
 
+def cluster_meta():
+    """Where the session's cluster keeps its records: `postgres` or `etcd` (the META line of
+    CIPHERSTORE_E2E_CLUSTER's cluster.env, or CLUSTER_META for a cluster started here)."""
+    given = os.environ.get("CIPHERSTORE_E2E_CLUSTER")
+    if given:
+        env = pathlib.Path(given, "cluster.env")
+        if env.exists():
+            for line in env.read_text().split():
+                if line.startswith("META="):
+                    return line.split("=", 1)[1] or "etcd"
+        return "etcd"
+    return os.environ.get("CLUSTER_META") or "etcd"
+
+
 def pytest_collection_modifyitems(config, items):
     """Suites that stop parts of the shared cluster (`disruptive`) run after all others;
-    suites about a TPM (`tpm2`) run only when the HSM is one, and are deselected (not
-    skipped) otherwise."""
+    suites about a TPM (`tpm2`) run only when the HSM is one, and suites about PostgreSQL's
+    faults (`postgres`) only when the cluster's records are there: they are deselected
+    (not skipped) otherwise."""
+    unwanted = []
     if not tpm_is_the_hsm():
-        dropped = [item for item in items if item.get_closest_marker("tpm2") is not None]
+        unwanted.append("tpm2")
+    if cluster_meta() != "postgres":
+        unwanted.append("postgres")
+    for marker in unwanted:
+        dropped = [item for item in items if item.get_closest_marker(marker) is not None]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-            items[:] = [item for item in items if item.get_closest_marker("tpm2") is None]
+            items[:] = [item for item in items if item.get_closest_marker(marker) is None]
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 

@@ -1,0 +1,171 @@
+"""Faults of a cluster whose records are on PostgreSQL under Patroni
+(`CLUSTER_META=postgres scripts/cluster up`), through its two gateways, under load:
+
+- the primary killed (Patroni and its server, as a crash) while writers PUT through both
+  gateways: Patroni promotes the standby; meanwhile requests get only 503 with
+  Retry-After (or a closed connection), never another error; every acknowledged object is
+  whole afterwards, including those acknowledged just before the kill (synchronous
+  replication); writes go on through the same gateways without a restart;
+- the old primary started again rejoins as the standby; the standby killed: writes go on
+  on the primary alone (Patroni stops waiting for it), and it rejoins when started;
+- a List of everything written matches what was acknowledged.
+
+Collected only when the session's cluster keeps its records on PostgreSQL (its
+cluster.env says META=postgres); scripts/test starts such a cluster for this suite and
+the other cluster suites.
+"""
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import threading
+import time
+import types
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+pytestmark = [pytest.mark.cluster, pytest.mark.disruptive, pytest.mark.postgres]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def suite(cluster, binary):
+    env = cluster.env
+    cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, read_timeout=60,
+                 connect_timeout=10)
+
+    def client(endpoint):
+        return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=env["AK"],
+                            aws_secret_access_key=env["SK"], region_name="us-east-1", verify=env["CA"],
+                            config=cfg)
+
+    pg_dir = (cluster.dir / "pg.dir").read_text().strip()
+
+    def ctl(action, name):
+        subprocess.run([str(ROOT / "scripts/cluster"), action, name, str(cluster.dir)], check=True,
+                       env={**os.environ, "CIPHERSTORE_BIN": str(binary)}, stdout=subprocess.DEVNULL)
+
+    def leader(seconds=60):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            out = subprocess.run([str(ROOT / "scripts/dev/patroni"), "leader", pg_dir], capture_output=True,
+                                 text=True)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+            time.sleep(0.5)
+        raise AssertionError("no PostgreSQL primary")
+
+    a, b = client(env["ENDPOINT_A"]), client(env["ENDPOINT_B"])
+    a.create_bucket(Bucket="pg-faults")
+    return types.SimpleNamespace(a=a, b=b, ctl=ctl, leader=leader, acknowledged={})
+
+
+class Writers:
+    """Two threads PUTting 4 KiB objects through gateway A and gateway B as fast as they
+    can, recording what was acknowledged and every refusal's (status, Retry-After)."""
+
+    def __init__(self, suite, name):
+        self.suite, self.name = suite, name
+        self.stop = threading.Event()
+        self.refusals = []
+        self.ok_times = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(c, i)) for i, c in enumerate((suite.a, suite.b))]
+
+    def run(self, c, w):
+        n = 0
+        while not self.stop.is_set():
+            key, body = f"{self.name}/{w}/{n:06d}", os.urandom(4096)
+            n += 1
+            try:
+                c.put_object(Bucket="pg-faults", Key=key, Body=body)
+                with self.lock:
+                    self.suite.acknowledged[key] = hashlib.sha256(body).hexdigest()
+                    self.ok_times.append(time.monotonic())
+            except ClientError as e:
+                meta = e.response.get("ResponseMetadata", {})
+                with self.lock:
+                    self.refusals.append((meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("retry-after")))
+                time.sleep(0.2)
+            except (ConnectionClosedError, EndpointConnectionError, ReadTimeoutError):
+                with self.lock:
+                    self.refusals.append(("closed", None))
+                time.sleep(0.2)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def acknowledged_since(self, t):
+        with self.lock:
+            return sum(1 for x in self.ok_times if x > t)
+
+    def wait_for_writes_after(self, t, count=20, seconds=60):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.acknowledged_since(t) >= count:
+                return True
+            time.sleep(0.5)
+        return False
+
+
+def all_whole(suite):
+    for key, digest in suite.acknowledged.items():
+        got = suite.b.get_object(Bucket="pg-faults", Key=key)["Body"].read()
+        if hashlib.sha256(got).hexdigest() != digest:
+            return key
+    return None
+
+
+def test_the_primary_killed_under_load(check, suite):
+    primary = suite.leader()
+    with Writers(suite, "primary-killed") as w:
+        time.sleep(3)
+        before = len(suite.acknowledged)
+        check("writes flow before the fault", before > 10, str(before))
+        killed_at = time.monotonic()
+        suite.ctl("kill", primary)
+        promoted = suite.leader()
+        check("Patroni promoted the standby", promoted != primary, promoted)
+        check("writes go on through the same gateways after the switch",
+              w.wait_for_writes_after(time.monotonic()), f"{w.acknowledged_since(killed_at)} since the kill")
+        switch = time.monotonic() - killed_at
+    bad = [r for r in w.refusals if not (r[0] == "closed" or (r[0] == 503 and r[1]))]
+    check("during the switch only 503 with Retry-After (or a closed connection)", not bad, str(bad[:5]))
+    check("the switch took under a minute", switch < 60, f"{switch:.1f} s")
+    check("every acknowledged object is whole after the failover", all_whole(suite) is None)
+    print(f"failover: {switch:.1f} s, {len(w.refusals)} refused, {len(suite.acknowledged)} acknowledged")
+    suite.ctl("start", primary)
+
+
+def test_the_standby_killed_and_back(check, suite):
+    primary = suite.leader()
+    standby = "pg-1" if primary == "pg-0" else "pg-0"
+    with Writers(suite, "standby-killed") as w:
+        time.sleep(2)
+        suite.ctl("kill", standby)
+        t = time.monotonic()
+        check("writes go on with the standby down", w.wait_for_writes_after(t, seconds=90),
+              f"{w.acknowledged_since(t)} acknowledged")
+        suite.ctl("start", standby)
+        t = time.monotonic()
+        check("writes go on once the standby is back", w.wait_for_writes_after(t))
+    bad = [r for r in w.refusals if not (r[0] == "closed" or (r[0] == 503 and r[1]))]
+    check("refusals were only 503 with Retry-After", not bad, str(bad[:5]))
+    check("the primary did not change", suite.leader() == primary)
+    check("every acknowledged object is whole", all_whole(suite) is None)
+    listed = set()
+    for page in suite.a.get_paginator("list_objects_v2").paginate(Bucket="pg-faults"):
+        listed.update(o["Key"] for o in page.get("Contents", []))
+    check("a List shows exactly the acknowledged objects (and any refused write that committed)",
+          set(suite.acknowledged) <= listed, f"{len(set(suite.acknowledged) - listed)} missing")
