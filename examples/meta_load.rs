@@ -118,7 +118,8 @@ async fn open(args: &Args) -> anyhow::Result<ClusterStore> {
             c.pool_size = args.pool;
             c.request_timeout = Duration::from_secs(30);
             if let Some(f) = &args.pg_password_file {
-                let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+                let text =
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
                 c.password = Some(zeroize::Zeroizing::new(text.trim().to_owned()));
             }
             Arc::new(PgKv::connect(&c).await?)

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import pathlib
 import subprocess
 import types
 import time
@@ -71,9 +72,24 @@ def suite(cluster, binary):
             kvs = json.load(r).get("kvs", [])
         return [(base64.b64decode(kv["key"]), base64.b64decode(kv.get("value", ""))) for kv in kvs]
 
+    def meta_kvs():
+        """Every (key, value) of the metadata services, as their operators could read them:
+        etcd's through its JSON gateway and, when the records are on PostgreSQL, its table
+        through psql."""
+        kvs = etcd_kvs()
+        if env.get("META") == "postgres":
+            password = pathlib.Path(env["PG_PASSWORD_FILE"]).read_text().strip()
+            out = subprocess.run(["psql", env["PG_URL"] + "?target_session_attrs=read-write",
+                                  "-At", "-F", "|", "-c",
+                                  "SELECT encode(key, 'hex'), encode(value, 'hex') FROM cipherstore.kv"],
+                                 env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True,
+                                 check=True).stdout
+            kvs += [tuple(bytes.fromhex(x) for x in line.split("|")) for line in out.splitlines() if line]
+        return kvs
+
     def etcd_values():
-        return [v for _, v in etcd_kvs()]
-    return types.SimpleNamespace(a=a, b=b, backend=backend, big=big, binary=binary, ckey=ckey, cluster=cluster, ctype=ctype, env=env, etcd_kvs=etcd_kvs, etcd_values=etcd_values, keys=keys, keys_env=keys_env, marker=marker, meta=meta, ssec=ssec)
+        return [v for _, v in meta_kvs()]
+    return types.SimpleNamespace(a=a, b=b, backend=backend, big=big, binary=binary, ckey=ckey, cluster=cluster, ctype=ctype, env=env, etcd_kvs=meta_kvs, etcd_values=etcd_values, keys=keys, keys_env=keys_env, marker=marker, meta=meta, ssec=ssec)
 
 
 def test_what_one_gateway_writes_the_other_serves(check, suite):
@@ -97,7 +113,7 @@ def test_what_one_gateway_writes_the_other_serves(check, suite):
 
     uid = a.create_multipart_upload(Bucket="shared", Key="mp", Metadata=meta, ContentType=ctype)["UploadId"]
     values = etcd_values()
-    check("the upload's record is in etcd, its metadata sealed",
+    check("the upload's record is in the metadata service, its metadata sealed",
           any(uid.encode() in v for v in values) and not any(marker in v or marker.lower() in v for v in values))
     p1, p2 = marker * 220_000, b"last part from B"
     e1 = a.upload_part(Bucket="shared", Key="mp", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
@@ -216,11 +232,14 @@ def test_small_objects_live_in_their_etcd_records(check, suite):
     # Small objects live in their etcd records (store.inline_max_bytes), beside every
     # object's sealed metadata.
     values = etcd_values()
-    check("the small SSE-KP object's ciphertext is in etcd", any(len(v) > len(marker) * 10 for v in values),
+    check("the small SSE-KP object's ciphertext is in its record", any(len(v) > len(marker) * 10 for v in values),
           f"{len(values)} values")
-    check("no plaintext, metadata, customer key or bucket key in any etcd value",
+    check("no plaintext, metadata, customer key or bucket key in any etcd (or PostgreSQL) value",
           not any(marker in v or marker.lower() in v or any(f in v for f in forms) for v in values))
     logs = [p for d in ("log", "ceph/log") for p in (cluster / d).rglob("*") if p.is_file()]
+    if (cluster / "pg.dir").exists():  # PostgreSQL's and Patroni's logs
+        pg = pathlib.Path((cluster / "pg.dir").read_text().strip())
+        logs += [p for p in pg.glob("pg-*/*.log")] + [p for p in pg.glob("pg-*/data/log/*") if p.is_file()]
     check("no customer key or bucket key in any gateway, etcd or Ceph log",
           len(logs) >= 8 and not any(f in p.read_bytes() for p in logs for f in forms), str(len(logs)))
 

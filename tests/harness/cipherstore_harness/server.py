@@ -6,7 +6,7 @@ that module's token); CIPHERSTORE_E2E_HSM_WRAP forces a wrapping method (`aes-gc
 The store is the filesystem one, unless:
 - `cluster` (or CIPHERSTORE_E2E_CLUSTER) names a directory `scripts/cluster up` made: the
   server is then a gateway of that cluster store (blobs on its Ceph, records in its etcd,
-  under a namespace of the server's own);
+  under a namespace of the server's own, or in a PostgreSQL schema of its own);
 - `dispersal=(k, n, w)` (or CIPHERSTORE_E2E_DISPERSAL="k/n"): object bytes are dispersed
   over n target directories of the server's own (`srv.targets`; or S3 buckets given as
   `remote_targets`), any k of which rebuild them.
@@ -110,6 +110,8 @@ class Server:
             def line_of(line):
                 if line.startswith("namespace"):
                     return f'namespace = "/cipherstore/{own}/"'
+                if line.strip() == "[store.postgres]":  # records on PostgreSQL: a schema of its own
+                    return f'{line}\nschema = "{own.replace("-", "_")}"'
                 if line.startswith("bucket") and bucket:
                     return f'bucket = "{bucket}"'
                 return line
