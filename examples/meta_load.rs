@@ -10,8 +10,10 @@
 //!   p99), and a List page of 1,000 keys at the start and at the middle of the bucket
 //!   (median of 21). Prints one JSON line.
 //!
+//! For example:
+//!
 //!   meta_load --pg-url postgresql://… --pg-password-file F --backend-endpoint … \
-//!             --backend-bucket B --backend-credentials F load --from 0 --to 1000000 --writers 64
+//!     --backend-bucket B --backend-credentials F load --from 0 --to 1000000 --writers 64
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,8 +27,8 @@ use cluster::blobs::{BlobConfig, Blobs};
 use cluster::etcd::{EtcdConfig, EtcdKv};
 use cluster::kv::Kv;
 use cluster::postgres::{PgConfig, PgKv};
-use store::Store;
 use store::cluster::ClusterStore;
+use store::{BucketStore, ObjectStore};
 
 #[derive(Parser)]
 #[command(about = "Metadata load through the cluster store's commit path, for scripts/bench-meta")]
@@ -196,7 +198,7 @@ async fn probe(store: ClusterStore, args: &Args, objects: u64, heads: u64) -> an
     }
     let mut l = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     l.sort();
-    let mut page = |after: Option<String>| {
+    let page = |after: Option<String>| {
         let store = store.clone();
         let bucket = args.bucket.clone();
         async move {
