@@ -240,3 +240,51 @@ async fn records_move_from_etcd_to_postgres_and_are_verified() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The database's data volume full (a tablespace on a small tmpfs; the write-ahead log on
+/// another volume, as in production): a write is refused as `Full` — the S3 layer's 507,
+/// not a 503 to retry — everything acknowledged before reads back, and once the volume
+/// has room again writes go on with the same client. Needs root (mount).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_data_volume_is_full_and_nothing_acknowledged_is_lost() {
+    use std::process::Command;
+    let pg = Postgres::start().await;
+    let volume = tempfile::tempdir().unwrap();
+    let path = volume.path().to_str().unwrap().to_owned();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", &path]).status().unwrap();
+    assert!(mounted.success(), "mounting a tmpfs needs root (scripts/test runs as root)");
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").args(["-l", &self.0]).status();
+        }
+    }
+    let _unmount = Unmount(path.clone());
+    assert!(Command::new("chown").args(["postgres:postgres", &path]).status().unwrap().success());
+    pg.psql(&format!("CREATE TABLESPACE small LOCATION '{path}'"));
+    pg.psql("ALTER DATABASE postgres SET default_tablespace = small");
+    let kv = PgKv::connect(&pg.config("full")).await.unwrap();
+
+    let value = vec![0x5a; 256 << 10];
+    let mut acknowledged = 0;
+    let refused = loop {
+        let op = Op::Put(format!("o/b\0{acknowledged:05}").into_bytes(), value.clone());
+        match kv.txn(txn(vec![], vec![op])).await {
+            Ok(Some(_)) => acknowledged += 1,
+            other => break other,
+        }
+        assert!(acknowledged < 200, "24 MiB never filled");
+    };
+    assert!(matches!(refused, Err(KvError::Full(_))), "{refused:?}");
+    assert!(acknowledged > 10, "{acknowledged} acknowledged before the volume filled");
+    let all = kv.range(b"o/", &prefix_end(b"o/"), 1000).await.unwrap();
+    assert_eq!(all.entries.len(), acknowledged, "every acknowledged write reads back, no refused one");
+    assert!(all.entries.iter().all(|e| e.value == value));
+
+    let grown = Command::new("mount").args(["-o", "remount,size=64m", &path]).status().unwrap();
+    assert!(grown.success());
+    let after = kv.txn(txn(vec![], vec![put("o/after", "room again")])).await.unwrap();
+    assert!(after.is_some(), "writes go on once there is room");
+    drop(kv);
+    drop(pg);
+}

@@ -132,6 +132,19 @@ impl Postgres {
         self.process = Some(child);
     }
 
+    /// Runs `sql` as the superuser through psql (over the server's socket).
+    pub(crate) fn psql(&self, sql: &str) {
+        let status = command(&bin_dir().join("psql"))
+            .arg("-h")
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1"])
+            .args(["-qc", sql])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "psql: {sql}");
+    }
+
     /// The server's URL.
     pub(crate) fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
