@@ -162,3 +162,28 @@ async fn tls_with_client_certificates() {
     };
     assert!(refused, "plain HTTP was served by a TLS member");
 }
+
+/// etcd's quota reached: writes are refused as `Full` (the S3 layer's 507, not a 503 to
+/// retry), everything acknowledged before still reads back whole, and reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_reached_is_full_and_nothing_is_corrupted() {
+    let etcd = Etcd::start_with_quota(16 << 20).await;
+    let kv = EtcdKv::connect(&etcd.config("/quota/")).await.unwrap();
+    let value = vec![0x5a; 512 << 10];
+    let mut acknowledged = 0;
+    let refused = loop {
+        let op = Op::Put(format!("o/b\0{acknowledged:05}").into_bytes(), value.clone());
+        match kv.txn(txn(vec![], vec![op])).await {
+            Ok(Some(_)) => acknowledged += 1,
+            other => break other,
+        }
+        assert!(acknowledged < 500, "the quota never came");
+    };
+    assert!(matches!(refused, Err(KvError::Full(_))), "{refused:?}");
+    assert!(acknowledged > 5, "{acknowledged} acknowledged before the quota");
+    let again = kv.txn(txn(vec![], vec![put("o/small", "x")])).await;
+    assert!(matches!(again, Err(KvError::Full(_))), "the alarm holds: {again:?}");
+    let all = kv.range(b"o/", &prefix_end(b"o/"), 1000).await.unwrap();
+    assert_eq!(all.entries.len(), acknowledged, "every acknowledged write reads back, no refused one");
+    assert!(all.entries.iter().all(|e| e.value == value));
+}

@@ -251,7 +251,8 @@ async fn a_full_data_volume_is_full_and_nothing_acknowledged_is_lost() {
     let pg = Postgres::start().await;
     let volume = tempfile::tempdir().unwrap();
     let path = volume.path().to_str().unwrap().to_owned();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", &path]).status().unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", &path]).status().unwrap();
     assert!(mounted.success(), "mounting a tmpfs needs root (scripts/test runs as root)");
     struct Unmount(String);
     impl Drop for Unmount {

@@ -16,6 +16,8 @@ pub(crate) struct Etcd {
     cluster: String,
     /// Serving clients over TLS with client certificates required.
     tls: Option<EtcdTls>,
+    /// `--quota-backend-bytes`, if not etcd's default.
+    quota: Option<u64>,
 }
 
 struct Member {
@@ -41,6 +43,15 @@ impl Etcd {
         Self::start_with(members, true).await
     }
 
+    /// Starts one member whose database may grow to `bytes` only (`--quota-backend-bytes`).
+    pub(crate) async fn start_with_quota(bytes: u64) -> Self {
+        let mut etcd = Self::prepare(1, false);
+        etcd.quota = Some(bytes);
+        etcd.spawn(0);
+        etcd.wait_ready().await;
+        etcd
+    }
+
     /// The files of a test CA, a member certificate for 127.0.0.1 and a client certificate.
     fn make_certs(dir: &std::path::Path) -> EtcdTls {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -62,6 +73,15 @@ impl Etcd {
     }
 
     async fn start_with(members: usize, tls: bool) -> Self {
+        let mut etcd = Self::prepare(members, tls);
+        for i in 0..etcd.members.len() {
+            etcd.spawn(i);
+        }
+        etcd.wait_ready().await;
+        etcd
+    }
+
+    fn prepare(members: usize, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let tls = tls.then(|| Self::make_certs(dir.path()));
         let members: Vec<Member> = (0..members)
@@ -72,12 +92,7 @@ impl Etcd {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut etcd = Self { dir, members, cluster, tls };
-        for i in 0..etcd.members.len() {
-            etcd.spawn(i);
-        }
-        etcd.wait_ready().await;
-        etcd
+        Self { dir, members, cluster, tls, quota: None }
     }
 
     fn data_dir(&self, i: usize) -> PathBuf {
@@ -93,6 +108,9 @@ impl Etcd {
         let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
         let mut etcd = Command::new("etcd");
+        if let Some(bytes) = self.quota {
+            etcd.arg("--quota-backend-bytes").arg(bytes.to_string());
+        }
         if self.tls.is_some() {
             let d = self.dir.path();
             etcd.arg("--cert-file").arg(d.join("server.pem")).arg("--key-file").arg(d.join("server.key"));

@@ -235,3 +235,36 @@ def test_meta_copy_moves_the_records_to_etcd_and_a_gateway_serves_them(check, su
     finally:
         gw.terminate()
         gw.wait(timeout=30)
+
+
+def test_both_servers_down_and_back(check, suite):
+    """Both PostgreSQL servers killed: requests get 503 with Retry-After (HEAD included:
+    records are there); both started again: Patroni elects a primary and the same gateways
+    serve every acknowledged object."""
+    suite.ctl("kill", "pg-0")
+    suite.ctl("kill", "pg-1")
+    some = next(iter(suite.acknowledged))
+    for name, call in [("PUT", lambda: suite.a.put_object(Bucket="pg-faults", Key="both-down", Body=b"x")),
+                       ("HEAD", lambda: suite.b.head_object(Bucket="pg-faults", Key=some))]:
+        try:
+            call()
+            status = (200, None)
+        except ClientError as e:
+            meta = e.response.get("ResponseMetadata", {})
+            status = (meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("retry-after"))
+        except (ConnectionClosedError, ReadTimeoutError):
+            status = ("closed", None)
+        check(f"both down: {name} refused with 503 and Retry-After", status[0] == 503 and status[1], str(status))
+    suite.ctl("start", "pg-0")
+    suite.ctl("start", "pg-1")
+    suite.leader(seconds=90)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            suite.a.put_object(Bucket="pg-faults", Key="both-back", Body=b"back")
+            break
+        except (ClientError, ConnectionClosedError, ReadTimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    check("both back: every acknowledged object whole through the same gateways", all_whole(suite) is None)

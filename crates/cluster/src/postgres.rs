@@ -3,7 +3,8 @@
 //! range read is one index scan.
 //!
 //! - **Revisions are transaction ids.** A transaction takes an advisory lock per key it
-//!   compares or writes (in one order, so two never wait on each other), checks its
+//!   writes, and a shared one per key it only compares (in one order, so two never wait
+//!   on each other in a cycle; writers into one bucket share the lock of its record), checks its
 //!   compares, and only then writes; its first write gives it its PostgreSQL transaction id
 //!   (`pg_current_xact_id()`), which becomes the revision of every key it sets. Anyone else
 //!   touching those keys waits for the locks, so a key's revisions grow in the order its
@@ -126,7 +127,7 @@ CREATE INDEX IF NOT EXISTS deleted_rev ON {s}.deleted (rev);
 CREATE TABLE IF NOT EXISTS {s}.meta (one boolean PRIMARY KEY DEFAULT true CHECK (one), layout int NOT NULL, compacted bigint NOT NULL);
 INSERT INTO {s}.meta (layout, compacted) VALUES (1, 0) ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION {s}.txn(
-    locks bigint[], c_kind smallint[], c_key bytea[], c_rev bigint[],
+    locks bigint[], exclusive boolean[], c_kind smallint[], c_key bytea[], c_rev bigint[],
     o_kind smallint[], o_key bytea[], o_value bytea[], o_end bytea[]) RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -134,7 +135,13 @@ DECLARE
     found_rev bigint;
     this_rev bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(l) FROM unnest(locks) WITH ORDINALITY AS t(l, n) ORDER BY n;
+    FOR i IN 1 .. coalesce(array_length(locks, 1), 0) LOOP
+        IF exclusive[i] THEN
+            PERFORM pg_advisory_xact_lock(locks[i]);
+        ELSE
+            PERFORM pg_advisory_xact_lock_shared(locks[i]);
+        END IF;
+    END LOOP;
     FOR i IN 1 .. coalesce(array_length(c_kind, 1), 0) LOOP
         SELECT k.rev INTO found_rev FROM {s}.kv k WHERE k.key = c_key[i];
         IF NOT FOUND THEN found_rev := NULL; END IF;
@@ -186,7 +193,7 @@ impl Sql {
             range: range("AND key < $2"),
             range_open: range("AND $2::bytea IS NULL"),
             txn: format!(
-                "SELECT {s}.txn($1::bigint[], $2::smallint[], $3::bytea[], $4::bigint[], $5::smallint[], $6::bytea[], $7::bytea[], $8::bytea[])"
+                "SELECT {s}.txn($1::bigint[], $2::boolean[], $3::smallint[], $4::bytea[], $5::bigint[], $6::smallint[], $7::bytea[], $8::bytea[], $9::bytea[])"
             ),
             now: format!("SELECT {xmin}"),
             poll: format!(
@@ -469,7 +476,9 @@ impl Kv for PgKv {
     }
 
     async fn txn(&self, txn: Txn) -> Result<Option<i64>, KvError> {
-        let mut locks: Vec<i64> = Vec::with_capacity(txn.compares.len() + txn.ops.len());
+        // (lock, exclusive): keys written are locked exclusively, keys only compared shared
+        // (writers into one bucket all compare its record, and must not queue on it).
+        let mut locks: Vec<(i64, bool)> = Vec::with_capacity(txn.compares.len() + txn.ops.len());
         let (mut c_kind, mut c_key, mut c_rev) = (Vec::new(), Vec::new(), Vec::new());
         for c in &txn.compares {
             let (kind, key, rev) = match c {
@@ -477,7 +486,7 @@ impl Kv for PgKv {
                 Compare::Absent(k) => (1, k, 0),
                 Compare::Present(k) => (2, k, 0),
             };
-            locks.push(lock_id(key));
+            locks.push((lock_id(key), false));
             c_kind.push(kind);
             c_key.push(key.as_slice());
             c_rev.push(rev);
@@ -487,11 +496,11 @@ impl Kv for PgKv {
         for o in &txn.ops {
             let (kind, key, value, end): (i16, &[u8], Option<&[u8]>, Option<&[u8]>) = match o {
                 Op::Put(k, v) => {
-                    locks.push(lock_id(k));
+                    locks.push((lock_id(k), true));
                     (0, k, Some(v), None)
                 }
                 Op::Delete(k) => {
-                    locks.push(lock_id(k));
+                    locks.push((lock_id(k), true));
                     (1, k, None, None)
                 }
                 Op::DeleteRange(s, e) => (2, s, None, upper(e)),
@@ -501,17 +510,23 @@ impl Kv for PgKv {
             o_value.push(value);
             o_end.push(end);
         }
-        locks.sort_unstable();
-        locks.dedup();
+        // One order for every transaction (so none waits on another in a cycle); a lock
+        // both shared and exclusive is taken exclusively.
+        locks.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        locks.dedup_by_key(|l| l.0);
+        let (locks, exclusive): (Vec<i64>, Vec<bool>) = locks.into_iter().unzip();
         requests::KV_TXN.add(1);
         let row = self
             .retrying(false, |client| {
-                let (locks, c_kind, c_key, c_rev) = (&locks, &c_kind, &c_key, &c_rev);
+                let (locks, exclusive, c_kind, c_key, c_rev) = (&locks, &exclusive, &c_kind, &c_key, &c_rev);
                 let (o_kind, o_key, o_value, o_end) = (&o_kind, &o_key, &o_value, &o_end);
                 async move {
                     let statement = client.prepare_cached(&self.sql.txn).await?;
                     client
-                        .query_one(&statement, &[locks, c_kind, c_key, c_rev, o_kind, o_key, o_value, o_end])
+                        .query_one(
+                            &statement,
+                            &[locks, exclusive, c_kind, c_key, c_rev, o_kind, o_key, o_value, o_end],
+                        )
                         .await
                 }
             })

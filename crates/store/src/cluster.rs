@@ -203,7 +203,7 @@ impl Inner {
                 Some(e) => Compare::Revision(key.clone(), e.mod_revision),
                 None => Compare::Absent(key.clone()),
             });
-            let mut ops = vec![Op::Put(key.clone(), value.clone()), Op::Put(seq_key(bucket), Vec::new())];
+            let mut ops = vec![Op::Put(key.clone(), value.clone()), bump(bucket)];
             ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), key.clone())));
             match &old_entry {
                 Some(o) if readable => ops.extend(retire(&o.blobs)),

@@ -52,8 +52,23 @@ impl BucketStore for ClusterStore {
                     return Err(StoreError::BucketNotEmpty(name.to_owned()));
                 }
             }
-            let ops = vec![Op::Delete(bucket_key(name)), Op::Delete(seq_key(name))];
-            let compares = vec![Compare::Revision(seq_key(name), seq.mod_revision)];
+            // Every shard of the write sequence as read now: a write that commits after
+            // the emptiness check bumps one, and this transaction then fails and retries.
+            let shards = inner.all(&seq_shards_of(name), &prefix_end(&seq_shards_of(name))).await?;
+            let mut compares = vec![Compare::Revision(seq_key(name), seq.mod_revision)];
+            for shard in 0..SEQ_SHARDS {
+                let key = seq_shard_key(name, shard);
+                compares.push(match shards.iter().find(|e| e.key == key) {
+                    Some(e) => Compare::Revision(key, e.mod_revision),
+                    None => Compare::Absent(key),
+                });
+            }
+            let shards_end = prefix_end(&seq_shards_of(name));
+            let ops = vec![
+                Op::Delete(bucket_key(name)),
+                Op::Delete(seq_key(name)),
+                Op::DeleteRange(seq_shards_of(name), shards_end),
+            ];
             if let Some(revision) = inner.txn_at(compares, ops).await? {
                 inner.buckets.note(name, revision, None);
                 return Ok(());

@@ -7,8 +7,26 @@ use super::*;
 pub(super) fn bucket_key(b: &str) -> Vec<u8> {
     [b"b/", b.as_bytes()].concat()
 }
+/// The bucket's sequence key: present while the bucket exists (created with it).
 pub(super) fn seq_key(b: &str) -> Vec<u8> {
     [b"s/", b.as_bytes()].concat()
+}
+/// Shards of a bucket's write sequence (docs/SCALE-OUT.md §4): every write bumps one,
+/// chosen at random, so writers into one bucket do not all update one key (on PostgreSQL
+/// a key every commit writes makes them commit one at a time, §9); a bucket's deletion
+/// compares every shard. Bucket names hold no '/', so `s/<bucket>/` is the bucket's alone.
+pub(super) const SEQ_SHARDS: u32 = 32;
+pub(super) fn seq_shards_of(b: &str) -> Vec<u8> {
+    [b"s/", b.as_bytes(), b"/"].concat()
+}
+pub(super) fn seq_shard_key(b: &str, shard: u32) -> Vec<u8> {
+    [seq_shards_of(b).as_slice(), format!("{shard:02}").as_bytes()].concat()
+}
+/// The operation every write into bucket `b` adds: bumps one shard of its sequence.
+pub(super) fn bump(b: &str) -> Op {
+    let mut r = [0u8; 4];
+    engine::primitives::fill_random(&mut r);
+    Op::Put(seq_shard_key(b, u32::from_le_bytes(r) % SEQ_SHARDS), Vec::new())
 }
 pub(super) fn objects_of(b: &str) -> Vec<u8> {
     [b"o/", b.as_bytes(), b"\0"].concat()

@@ -33,7 +33,7 @@ impl ObjectStore for ClusterStore {
         while tries.next().await {
             let Some(e) = inner.get(&k).await? else { return Ok(false) };
             let located = Located::decode(key, &e.value)?;
-            let mut ops = vec![Op::Delete(k.clone()), Op::Put(seq_key(bucket), Vec::new())];
+            let mut ops = vec![Op::Delete(k.clone()), bump(bucket)];
             ops.extend(retire(&located.blobs));
             if inner.txn(vec![Compare::Revision(k.clone(), e.mod_revision)], ops).await? {
                 return Ok(true);

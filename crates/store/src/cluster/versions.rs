@@ -14,8 +14,8 @@
 
 use super::blob_read::{BlobReader, Piece};
 use super::{
-    COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, Retries, bucket_key, corrupt, kv_error,
-    object_key, objects_of, ref_key, retire, seq_key,
+    COMMIT_TRIES, ClusterStore, Inline, Inner, Located, PAGE, Retries, bucket_key, bump, corrupt, kv_error,
+    object_key, objects_of, ref_key, retire,
 };
 use crate::{AnnexEdit, Page, Removal, Removed, Result, VersionStore};
 use crate::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted, check_key};
@@ -79,7 +79,7 @@ impl Inner {
         let target = object_key(bucket, key);
         let current = self.get(&target).await?;
         let mut compares = vec![Compare::Present(bucket_key(bucket)), unchanged(&target, &current)];
-        let mut ops = vec![Op::Put(target.clone(), entry.encode()?), Op::Put(seq_key(bucket), Vec::new())];
+        let mut ops = vec![Op::Put(target.clone(), entry.encode()?), bump(bucket)];
         ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())));
         let mut removed = None;
         if let Some(c) = &current {
@@ -154,7 +154,7 @@ impl Inner {
         let old = self.get(&target).await?;
         let mut compares = vec![unchanged(&target, &old)];
         compares.push(Compare::Present(bucket_key(bucket)));
-        let mut ops = vec![Op::Put(target.clone(), entry.encode()?), Op::Put(seq_key(bucket), Vec::new())];
+        let mut ops = vec![Op::Put(target.clone(), entry.encode()?), bump(bucket)];
         ops.extend(entry.blobs.iter().map(|b| Op::Put(ref_key(&b.name), target.clone())));
         if let Some(e) = &old {
             ops.extend(retire(&Located::decode(key, &e.value)?.blobs));
@@ -257,7 +257,7 @@ impl VersionStore for ClusterStore {
             allow(&located.record(key)?, located.annex(key)?.as_deref())?;
             let mut compares = vec![Compare::Revision(at.clone(), e.mod_revision)];
             let mut ops = retire(&located.blobs);
-            ops.push(Op::Put(seq_key(bucket), Vec::new()));
+            ops.push(bump(bucket));
             if at == target {
                 // The newest noncurrent version takes its place.
                 let prefix = versions_of(bucket, key);
