@@ -117,6 +117,12 @@ pub trait Kv: Send + Sync {
     /// Changes to keys under `prefix` after revision `after` (0: from now on).
     async fn watch(&self, prefix: &[u8], after: i64) -> Result<Watch, KvError>;
 
+    /// How late a watch may report a change (0: as it commits). A follower that must not
+    /// act on a stale copy reads the key itself when this is not zero.
+    fn watch_delay(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// The entry under `key`, if any.
     async fn get(&self, key: &[u8]) -> Result<Option<Entry>, KvError> {
         let mut end = key.to_vec();

@@ -534,6 +534,10 @@ impl Kv for PgKv {
         row.try_get::<_, Option<i64>>(0).map_err(|e| db_failure(&e).error)
     }
 
+    fn watch_delay(&self) -> Duration {
+        self.config.poll
+    }
+
     async fn watch(&self, prefix: &[u8], after: i64) -> Result<Watch, KvError> {
         let mut cursor = after;
         if cursor <= 0 {

@@ -139,7 +139,11 @@ impl Inner {
     /// Bucket `name`'s record, from the cache when it can tell, else from etcd.
     async fn bucket_record(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.buckets.lookup(name) {
-            Lookup::Present(record) => Ok(Some(record)),
+            // Only a watch that reports changes as they commit (etcd) keeps the copy current
+            // enough to trust; on a polled one (PostgreSQL, 50 ms) a PUT right after another
+            // gateway changed the bucket's encryption would use the old one: read the record.
+            Lookup::Present(record) if self.kv.watch_delay().is_zero() => Ok(Some(record)),
+            Lookup::Present(_) => Ok(self.get(&bucket_key(name)).await?.map(|e| e.value)),
             // Absence is read again: a bucket just created through another gateway may
             // not have reached this one's watch yet.
             Lookup::Absent | Lookup::Unknown => Ok(self.get(&bucket_key(name)).await?.map(|e| e.value)),
