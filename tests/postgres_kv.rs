@@ -266,21 +266,7 @@ async fn a_full_data_volume_is_full_and_nothing_acknowledged_is_lost() {
     pg.psql("ALTER DATABASE postgres SET default_tablespace = small");
     let kv = PgKv::connect(&pg.config("full")).await.unwrap();
 
-    let value = vec![0x5a; 256 << 10];
-    let mut acknowledged = 0;
-    let refused = loop {
-        let op = Op::Put(format!("o/b\0{acknowledged:05}").into_bytes(), value.clone());
-        match kv.txn(txn(vec![], vec![op])).await {
-            Ok(Some(_)) => acknowledged += 1,
-            other => break other,
-        }
-        assert!(acknowledged < 200, "24 MiB never filled");
-    };
-    assert!(matches!(refused, Err(KvError::Full(_))), "{refused:?}");
-    assert!(acknowledged > 10, "{acknowledged} acknowledged before the volume filled");
-    let all = kv.range(b"o/", &prefix_end(b"o/"), 1000).await.unwrap();
-    assert_eq!(all.entries.len(), acknowledged, "every acknowledged write reads back, no refused one");
-    assert!(all.entries.iter().all(|e| e.value == value));
+    kv_suite::fill_until_full(&kv, &vec![0x5a; 256 << 10], 10, 200).await;
 
     let grown = Command::new("mount").args(["-o", "remount,size=64m", &path]).status().unwrap();
     assert!(grown.success());

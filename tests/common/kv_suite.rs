@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster::kv::{Compare, Event, Kv, Op, Txn, prefix_end};
+use cluster::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
 
 pub(crate) fn put(k: &str, v: &str) -> Op {
     Op::Put(k.as_bytes().to_vec(), v.as_bytes().to_vec())
@@ -227,4 +227,25 @@ pub(crate) async fn a_lease_has_one_holder_and_passes_on_when_it_lapses(kv: Arc<
     // A release frees it at once.
     b.release().await.unwrap();
     assert!(a.hold().await.unwrap());
+}
+
+/// Writes `value` under new keys `o/b\0NNNNN` until the service refuses one (at most
+/// `most` writes); checks the refusal is `Full`, that more than `least` were acknowledged,
+/// and that exactly the acknowledged ones read back whole. Returns how many there are.
+pub(crate) async fn fill_until_full(kv: &dyn Kv, value: &[u8], least: usize, most: usize) -> usize {
+    let mut acknowledged = 0;
+    let refused = loop {
+        let op = Op::Put(format!("o/b\0{acknowledged:05}").into_bytes(), value.to_vec());
+        match kv.txn(txn(vec![], vec![op])).await {
+            Ok(Some(_)) => acknowledged += 1,
+            other => break other,
+        }
+        assert!(acknowledged < most, "the service never filled");
+    };
+    assert!(matches!(refused, Err(KvError::Full(_))), "{refused:?}");
+    assert!(acknowledged > least, "{acknowledged} acknowledged before it filled");
+    let all = kv.range(b"o/", &prefix_end(b"o/"), 1000).await.unwrap();
+    assert_eq!(all.entries.len(), acknowledged, "every acknowledged write reads back, no refused one");
+    assert!(all.entries.iter().all(|e| e.value == value));
+    acknowledged
 }
