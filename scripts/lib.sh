@@ -3,7 +3,8 @@
 
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
-log() { printf '==> %s\n' "$*" >&2; }
+# Each line carries the wall-clock time, so a long run's log shows where its time went.
+log() { printf '==> [%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
