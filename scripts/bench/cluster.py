@@ -4,10 +4,12 @@ driven with one load generator (examples/s3_load: one client thread, SigV4, ever
 checked byte for byte) against radosgw directly (plaintext, the baseline) and against
 gateway A in each protection mode, and against a third gateway that keeps every object in
 a blob (store.inline_max_bytes = 0: the 4 KiB phases only); then two gateways against
-one. From the gateways'
-/metrics it reports blob backend requests and etcd round trips per operation, and from
-etcd's own metrics the database bytes per object. Prints Markdown; ratios are to the
-radosgw baseline measured in the same run."""
+one. With the records on PostgreSQL (scripts/cluster with CLUSTER_META=postgres), one more
+gateway keeps its records in the cluster's etcd instead, and the 4 KiB phases compare the
+two engines through the same gateway code in the same run. From the gateways' /metrics it
+reports blob backend requests and metadata round trips per operation, and from etcd's own
+metrics its database bytes per object. Prints Markdown; ratios are to the radosgw
+baseline measured in the same run."""
 
 import argparse
 import base64
@@ -123,15 +125,30 @@ def measure(t, bucket, size_mib, small, runs, concurrency, sweep):
             "sput": rate("sput", small), "sget": rate("sget", small), "costs": costs}
 
 
-def blobs_only_gateway(cluster, binary, port):
-    """A third gateway of the cluster whose objects all go to blobs (inline_max_bytes = 0)."""
-    config = cluster / "gateway-blobs-only.toml"
-    config.write_text((cluster / "gateway.toml").read_text().replace("[store]\n", "[store]\ninline_max_bytes = 0\n", 1))
+def blobs_only_config(text):
+    """The cluster's gateway configuration with every object in a blob (inline_max_bytes = 0)."""
+    return text.replace("[store]\n", "[store]\ninline_max_bytes = 0\n", 1)
+
+
+def etcd_records_config(text):
+    """The cluster's gateway configuration with the records in etcd: without its
+    [store.postgres] section (the last of the file, scripts/cluster)."""
+    head, found, _ = text.partition("[store.postgres]\n")
+    if not found:
+        raise RuntimeError("gateway.toml has no [store.postgres] section")
+    return head
+
+
+def extra_gateway(cluster, binary, port, name, configure):
+    """One more gateway of the cluster, its configuration `configure(gateway.toml's text)`;
+    its own data directory and log (log/gateway-NAME.log), the cluster's users and keys."""
+    config = cluster / f"gateway-{name}.toml"
+    config.write_text(configure((cluster / "gateway.toml").read_text()))
     tls = cluster / "gw-a" / "tls"
     cmd = (f'source "{cluster}/keys.env" && exec "{binary}" serve --config "{config}" --listen 127.0.0.1:{port} '
-           f'--data-dir "{cluster}/gw-blobs-only" --users "{cluster}/users" '
+           f'--data-dir "{cluster}/gw-{name}" --users "{cluster}/users" '
            f'--tls-cert "{tls}/cert.pem" --tls-key "{tls}/key.pem"')
-    log_file = open(cluster / "log" / "gateway-blobs-only.log", "ab")
+    log_file = open(cluster / "log" / f"gateway-{name}.log", "ab")
     proc = subprocess.Popen(["bash", "-c", cmd], stdout=log_file, stderr=log_file)
     ctx = ssl.create_default_context(cafile=str(tls / "cert.pem"))
     for _ in range(600):
@@ -140,10 +157,10 @@ def blobs_only_gateway(cluster, binary, port):
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"the blobs-only gateway exited: see {cluster}/log/gateway-blobs-only.log")
+                raise RuntimeError(f"the {name} gateway exited: see {cluster}/log/gateway-{name}.log")
             time.sleep(0.1)
     proc.terminate()
-    raise RuntimeError("the blobs-only gateway did not answer within 60 s")
+    raise RuntimeError(f"the {name} gateway did not answer within 60 s")
 
 
 def etcd_db_bytes(endpoints):
@@ -209,7 +226,7 @@ def main():
 
     port = int(env["ENDPOINT_B"].rsplit(":", 1)[1]) + 1
     log(f"a third gateway keeping every object in a blob (inline_max_bytes = 0), port {port}: 4 KiB phases")
-    proc = blobs_only_gateway(cluster, a.bin, port)
+    proc = extra_gateway(cluster, a.bin, port, "blobs-only", blobs_only_config)
     try:
         t = gw("gateway, default, every object in a blob", f"https://127.0.0.1:{port}", [f"https://127.0.0.1:{port}/metrics"])
         t.s3.create_bucket(Bucket="bench-blobs")
@@ -222,6 +239,32 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+    engines = None
+    if env.get("META") == "postgres":
+        port += 1
+        log(f"records on PostgreSQL against etcd: a gateway with its records in etcd, port {port}: 4 KiB phases")
+        proc = extra_gateway(cluster, a.bin, port, "etcd-records", etcd_records_config)
+        try:
+            t = gw("gateway, default, records in etcd", f"https://127.0.0.1:{port}",
+                   [f"https://127.0.0.1:{port}/metrics"])
+            t.s3.create_bucket(Bucket="bench-etcd-records")
+            etcd_config = cluster / "gateway-etcd-records.toml"
+
+            def sweep_etcd():
+                subprocess.run([a.bin, "sweep", "--config", str(etcd_config), "--grace", "0"],
+                               check=True, capture_output=True)
+                rgw_gc()
+            db0 = etcd_db_bytes(etcd)
+            t.run("bench-etcd-records", "put", "sizing", a.small, 4096, a.concurrency)
+            db_per_object = (etcd_db_bytes(etcd) - db0) / a.small
+            t.empty("bench-etcd-records")
+            sweep_etcd()
+            engines = measure(t, "bench-etcd-records", 0, a.small, a.runs, a.concurrency, sweep_etcd)
+            results[t.name] = engines
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
     log("two gateways against one: 4 KiB PUT and GET, default mode, same total connections")
     one = gw("one gateway", env["ENDPOINT_A"], [url_a])
@@ -270,10 +313,19 @@ def main():
     for op, (v1, v2) in scale.items():
         print(f"| {op.upper()} | {v1:.0f} | {v2:.0f} | {v2 / v1:.2f}x |")
     d = results["gateway, default"]
-    etcd_rt = d["costs"]["4 KiB PUT"][1] * d["sput"]
-    print(f"\netcd: {db_per_object:.0f} bytes of database per 4 KiB object kept in its record, "
-          f"{db_per_blob_object:.0f} per object in a blob (default mode); at the 4 KiB PUT rate "
-          f"the gateway drove {etcd_rt:.0f} etcd round trips/s.")
+    if engines:
+        print("\nRecords on PostgreSQL against records in etcd (default mode, 4 KiB, same run):\n")
+        print("| operation | records in etcd ops/s | records on PostgreSQL ops/s | ratio |")
+        print("|---|---|---|---|")
+        for k, op in [("sput", "PUT"), ("sget", "GET")]:
+            print(f"| {op} | {engines[k]:.0f} | {d[k]:.0f} | {d[k] / engines[k]:.2f}x |")
+        print(f"\netcd: {db_per_object:.0f} bytes of database per 4 KiB object kept in its record "
+              "(the gateway with its records in etcd); scripts/bench-meta measures PostgreSQL's.")
+    else:
+        etcd_rt = d["costs"]["4 KiB PUT"][1] * d["sput"]
+        print(f"\netcd: {db_per_object:.0f} bytes of database per 4 KiB object kept in its record, "
+              f"{db_per_blob_object:.0f} per object in a blob (default mode); at the 4 KiB PUT rate "
+              f"the gateway drove {etcd_rt:.0f} etcd round trips/s.")
 
 
 if __name__ == "__main__":
