@@ -10,7 +10,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use engine::{Backend, CustomerKey, Opener, SecretKey};
-use pipeline::{file, stream};
+use cipherstore_pipeline::{file, stream};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
