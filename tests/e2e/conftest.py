@@ -57,7 +57,7 @@ def cluster_meta():
                 if line.startswith("META="):
                     return line.split("=", 1)[1] or "etcd"
         return "etcd"
-    return os.environ.get("CLUSTER_META") or "etcd"
+    return os.environ.get("CLUSTER_META") or "postgres"
 
 
 def pytest_collection_modifyitems(config, items):

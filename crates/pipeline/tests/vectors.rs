@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use engine::{Backend, CustomerKey, Opener, SecretKey};
 use cipherstore_pipeline::{file, stream};
+use engine::{Backend, CustomerKey, Opener, SecretKey};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
@@ -49,12 +49,7 @@ fn every_frozen_vector_decrypts_exactly() {
         let key = key(v["key"].as_str().unwrap(), v["context"].as_str().unwrap_or(""));
         let bytes = std::fs::read(&object).unwrap();
         for backend in [Backend::Accelerated, Backend::Portable] {
-            assert_eq!(
-                decrypt(&bytes, key.as_ref(), backend),
-                expected,
-                "{}",
-                object.display()
-            );
+            assert_eq!(decrypt(&bytes, key.as_ref(), backend), expected, "{}", object.display());
             let f = File::open(&object).unwrap();
             let opener = Opener::new(&file::read_header(&f).unwrap(), key.as_ref(), backend).unwrap();
             let out = tempfile::NamedTempFile::new().unwrap();
