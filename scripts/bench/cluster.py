@@ -190,10 +190,15 @@ def main():
         subprocess.run(["radosgw-admin", "gc", "process", "--include-all"], check=True, capture_output=True,
                        env={**os.environ, "CEPH_CONF": str(cluster / "ceph" / "ceph.conf")})
 
-    def sweep():
-        subprocess.run([a.bin, "sweep", "--config", str(cluster / "gateway.toml"), "--grace", "0"],
-                       check=True, capture_output=True)
-        rgw_gc()
+    def sweeper(config):
+        """Frees what a phase left: the sweep of the gateways configured by `config`, then radosgw's gc."""
+        def sweep():
+            subprocess.run([a.bin, "sweep", "--config", str(config), "--grace", "0"],
+                           check=True, capture_output=True)
+            rgw_gc()
+        return sweep
+
+    sweep = sweeper(cluster / "gateway.toml")
 
     rgw = Target("radosgw (plaintext)", env["BACKEND_TLS_ENDPOINT"], a.rgw_ca, env["BACKEND_AK"],
                  env["BACKEND_SK"], a.load)
@@ -224,47 +229,35 @@ def main():
             sweep()
         results[t.name] = measure(t, bucket, a.size_mib, a.small, a.runs, a.concurrency, sweep)
 
-    port = int(env["ENDPOINT_B"].rsplit(":", 1)[1]) + 1
-    log(f"a third gateway keeping every object in a blob (inline_max_bytes = 0), port {port}: 4 KiB phases")
-    proc = extra_gateway(cluster, a.bin, port, "blobs-only", blobs_only_config)
-    try:
-        t = gw("gateway, default, every object in a blob", f"https://127.0.0.1:{port}", [f"https://127.0.0.1:{port}/metrics"])
-        t.s3.create_bucket(Bucket="bench-blobs")
-        db0 = etcd_db_bytes(etcd)
-        t.run("bench-blobs", "put", "sizing", a.small, 4096, a.concurrency)
-        db_per_blob_object = (etcd_db_bytes(etcd) - db0) / a.small
-        t.empty("bench-blobs")
-        sweep()
-        results[t.name] = measure(t, "bench-blobs", 0, a.small, a.runs, a.concurrency, sweep)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-    engines = None
-    if env.get("META") == "postgres":
-        port += 1
-        log(f"records on PostgreSQL against etcd: a gateway with its records in etcd, port {port}: 4 KiB phases")
-        proc = extra_gateway(cluster, a.bin, port, "etcd-records", etcd_records_config)
+    def extra_phase(port, name, title, configure):
+        """The 4 KiB phases through one more gateway (extra_gateway), stopped after: its
+        results, and the etcd database bytes per object of a first sizing pass."""
+        proc = extra_gateway(cluster, a.bin, port, name, configure)
         try:
-            t = gw("gateway, default, records in etcd", f"https://127.0.0.1:{port}",
-                   [f"https://127.0.0.1:{port}/metrics"])
-            t.s3.create_bucket(Bucket="bench-etcd-records")
-            etcd_config = cluster / "gateway-etcd-records.toml"
-
-            def sweep_etcd():
-                subprocess.run([a.bin, "sweep", "--config", str(etcd_config), "--grace", "0"],
-                               check=True, capture_output=True)
-                rgw_gc()
+            t = gw(title, f"https://127.0.0.1:{port}", [f"https://127.0.0.1:{port}/metrics"])
+            bucket = f"bench-{name}"
+            t.s3.create_bucket(Bucket=bucket)
+            phase_sweep = sweeper(cluster / f"gateway-{name}.toml")
             db0 = etcd_db_bytes(etcd)
-            t.run("bench-etcd-records", "put", "sizing", a.small, 4096, a.concurrency)
-            db_per_object = (etcd_db_bytes(etcd) - db0) / a.small
-            t.empty("bench-etcd-records")
-            sweep_etcd()
-            engines = measure(t, "bench-etcd-records", 0, a.small, a.runs, a.concurrency, sweep_etcd)
-            results[t.name] = engines
+            t.run(bucket, "put", "sizing", a.small, 4096, a.concurrency)
+            db_bytes = (etcd_db_bytes(etcd) - db0) / a.small
+            t.empty(bucket)
+            phase_sweep()
+            results[title] = measure(t, bucket, 0, a.small, a.runs, a.concurrency, phase_sweep)
+            return results[title], db_bytes
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+    port = int(env["ENDPOINT_B"].rsplit(":", 1)[1]) + 1
+    log(f"a third gateway keeping every object in a blob (inline_max_bytes = 0), port {port}: 4 KiB phases")
+    _, db_per_blob_object = extra_phase(port, "blobs-only", "gateway, default, every object in a blob",
+                                        blobs_only_config)
+    engines = None
+    if env.get("META") == "postgres":
+        log(f"records on PostgreSQL against etcd: a gateway with its records in etcd, port {port + 1}: 4 KiB phases")
+        engines, db_per_object = extra_phase(port + 1, "etcd-records", "gateway, default, records in etcd",
+                                             etcd_records_config)
 
     log("two gateways against one: 4 KiB PUT and GET, default mode, same total connections")
     one = gw("one gateway", env["ENDPOINT_A"], [url_a])
@@ -299,9 +292,9 @@ def main():
             v = format(r[k], fmt)
             return v if r is base else f"{v} ({r[k] / base[k]:.2f}x)"
         print(f"| {name} | {cell('put', '.0f')} | {cell('get', '.0f')} | {cell('sput', '.0f')} | {cell('sget', '.0f')} |")
-    print("\nBackend requests and etcd round trips per operation (gateway A's /metrics):\n")
+    print("\nBackend requests and metadata round trips per operation (gateway A's /metrics):\n")
     names = [n for n in results if results[n]["costs"]]
-    print("| operation | " + " | ".join(f"{n}: blob / etcd" for n in names) + " |")
+    print("| operation | " + " | ".join(f"{n}: blob / metadata" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for op in results[names[0]]["costs"]:
         cells = [f"{results[n]['costs'][op][0]:.2f} / {results[n]['costs'][op][1]:.2f}"
