@@ -148,7 +148,7 @@ def test_a_gateway_killed_mid_put_and_mid_part(check, suite):
         threads = [threading.Thread(target=overwrite), threading.Thread(target=part_two)]
         for t in threads:
             t.start()
-        time.sleep(2.5)
+        time.sleep(1.5)  # both in flight (at 2.5 s, a fast machine had landed both bodies)
         ctl("kill", "gateway-b")
         for t in threads:
             t.join(timeout=120)
@@ -174,8 +174,8 @@ def test_sweep_removes_a_blob_without_a_record(check, suite):
     # A blob without a record, as a gateway killed between bytes and commit leaves.
     sweep = [binary, "sweep", "--config", str(cluster / "gateway.toml"), "--grace", "0"]
     # Earlier tests may have left such blobs for real: the gateway killed mid-PUT dies after
-    # its 384 MiB landed and before the commit when the machine streams them in under the
-    # 2.5 s before the kill. Sweep those first, so the counts below are this test's alone.
+    # its 384 MiB landed and before the commit when the machine streams them in before the
+    # kill. Sweep those first, so the counts below are this test's alone.
     first = subprocess.run(sweep, capture_output=True, text=True)
     check("a first sweep clears what earlier tests left", first.returncode == 0, first.stdout + first.stderr)
     orphan = "d/" + os.urandom(16).hex()
