@@ -12,7 +12,9 @@ use zeroize::Zeroize;
 
 use super::format::{AONT_OVERHEAD, CipherId, HashId};
 use super::key::{KEY_LEN, SecretKey};
-use super::primitives::{Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, PrimitiveError, TAG_LEN, ctr_xor_at};
+use super::primitives::{
+    Backend, CtrImpl, DIGEST_LEN, Gcm, Hasher, InOut, PrimitiveError, TAG_LEN, ctr_xor_at,
+};
 
 const CANARY_LEN: usize = 16;
 const ZERO_NONCE: [u8; 12] = [0; 12];
@@ -90,8 +92,23 @@ impl AontSuite {
         data: &mut [u8],
         trailer: &Trailer,
     ) -> Result<(), PrimitiveError> {
+        self.decode_io(digest, index, is_final, InOut::InPlace(data), trailer)
+    }
+
+    /// Decodes segment `index` from `io`'s input (its stored data) into its output: on
+    /// success the output holds the plaintext; on failure its contents are unspecified and
+    /// must not be released. Apart, the stored data is read twice (hash, then decryption)
+    /// and never copied.
+    pub fn decode_io(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        index: u64,
+        is_final: bool,
+        io: InOut<'_>,
+        trailer: &Trailer,
+    ) -> Result<(), PrimitiveError> {
         let (check, tail) = trailer.split_at(CANARY_LEN);
-        let mask = self.mask(digest, index, is_final, data, check);
+        let mask = self.mask(digest, index, is_final, io.input(), check);
         let mut k = [0u8; KEY_LEN];
         for ((k, t), m) in k.iter_mut().zip(tail).zip(mask) {
             *k = t ^ m;
@@ -103,17 +120,17 @@ impl AontSuite {
                 let imp = CtrImpl::for_backend(self.backend);
                 let mut canary = [0u8; CANARY_LEN];
                 canary.copy_from_slice(check);
-                ctr_xor_at(imp, &key, data.len() as u64, &mut canary)?;
+                ctr_xor_at(imp, &key, io.len() as u64, &mut canary)?;
                 let ok: bool = canary.ct_eq(&[0u8; CANARY_LEN]).into();
                 if !ok {
                     return Err(PrimitiveError);
                 }
-                ctr_xor_at(imp, &key, 0, data)?;
+                ctr_xor_at(imp, &key, 0, io.into_in_place()?)?;
             }
             CipherId::Aes256Gcm => {
                 let mut tag = [0u8; TAG_LEN];
                 tag.copy_from_slice(check);
-                Gcm::new(self.backend, &key)?.open(&ZERO_NONCE, &[], data, &tag)?;
+                Gcm::new(self.backend, &key)?.open_io(&ZERO_NONCE, &[], io, &tag)?;
             }
         }
         Ok(())
@@ -163,6 +180,18 @@ mod tests {
                 assert!(s.decode(&d, 4, true, &mut data.clone(), &trailer).is_err());
                 assert!(s.decode(&d, 3, false, &mut data.clone(), &trailer).is_err());
                 assert!(s.decode(&[2; 32], 3, true, &mut data.clone(), &trailer).is_err());
+                // Apart: the stored data read in place, the plaintext written elsewhere.
+                let mut out = vec![0u8; n];
+                s.decode_io(&d, 3, true, InOut::Copy { input: &data, output: &mut out }, &trailer).unwrap();
+                assert_eq!(out, plain, "{s:?}: decoded apart");
+                if n > 0 {
+                    let mut bad = data.clone();
+                    bad[n / 2] ^= 1;
+                    let io = InOut::Copy { input: &bad, output: &mut out };
+                    assert!(s.decode_io(&d, 3, true, io, &trailer).is_err(), "{s:?}: apart, flipped");
+                    let io = InOut::Copy { input: &data, output: &mut out[..n - 1] };
+                    assert!(s.decode_io(&d, 3, true, io, &trailer).is_err(), "{s:?}: short output");
+                }
                 s.decode(&d, 3, true, &mut data, &trailer).unwrap();
                 assert_eq!(data, plain);
             }

@@ -9,7 +9,7 @@ use super::format::{
     CipherId, FIXED_HEADER_LEN, HashId, Header, Mode, SALT_LEN, SSE_C_ENVELOPE_LEN, UnitLayout,
 };
 use super::key::SecretKey;
-use super::primitives::{Backend, DIGEST_LEN, Gcm, fill_random};
+use super::primitives::{Backend, DIGEST_LEN, Gcm, InOut, fill_random};
 use super::stream::{self, AAD_LEN};
 
 /// Default AONT-RS segment size (FORMAT.md §4).
@@ -264,24 +264,37 @@ impl Opener {
         data: &mut [u8],
         trailer: &[u8],
     ) -> Result<(), Error> {
+        self.open_unit_io(index, is_final, InOut::InPlace(data), trailer)
+    }
+
+    /// Decodes unit `index` from its stored data (`io`'s input: in place, or apart, such
+    /// as a mapped file, read without a copy) and `trailer` into `io`'s output. On failure
+    /// nothing in the output may be released.
+    pub fn open_unit_io(
+        &self,
+        index: u64,
+        is_final: bool,
+        io: InOut<'_>,
+        trailer: &[u8],
+    ) -> Result<(), Error> {
         let corrupted = Error::Corrupted { unit: index };
-        if data.len() > self.header.unit_size as usize {
+        if io.len() > self.header.unit_size as usize {
             return Err(corrupted);
         }
         let r = match &self.codec {
-            UnitCodec::Aont(s) => s.decode(
+            UnitCodec::Aont(s) => s.decode_io(
                 &self.digest,
                 index,
                 is_final,
-                data,
+                io,
                 trailer.try_into().map_err(|_| corrupted.clone())?,
             ),
-            UnitCodec::Stream { gcm, aad } => stream::open_chunk(
+            UnitCodec::Stream { gcm, aad } => stream::open_chunk_io(
                 gcm,
                 aad,
                 index,
                 is_final,
-                data,
+                io,
                 trailer.try_into().map_err(|_| corrupted.clone())?,
             ),
         };

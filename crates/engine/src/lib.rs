@@ -21,4 +21,4 @@ pub use envelope::CustomerKey;
 pub use error::Error;
 pub use format::{CipherId, HashId, Header, Mode, UnitLayout};
 pub use key::SecretKey;
-pub use primitives::Backend;
+pub use primitives::{Backend, InOut};

@@ -136,14 +136,83 @@ impl Gcm {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), PrimitiveError> {
-        match self {
-            Self::AwsLc(k) => k
-                .open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), tag, buf)
+        self.open_io(nonce, aad, InOut::InPlace(buf), tag)
+    }
+
+    /// Verifies `tag` and decrypts `io`'s input into its output. On failure the output is
+    /// unspecified and must not be released.
+    pub fn open_io(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        io: InOut<'_>,
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), PrimitiveError> {
+        let nonce_lc = || Nonce::assume_unique_for_key(*nonce);
+        match (self, io) {
+            (Self::AwsLc(k), InOut::InPlace(buf)) => k
+                .open_in_place_separate_tag(nonce_lc(), Aad::from(aad), tag, buf)
                 .map(|_| ())
                 .map_err(|_| PrimitiveError),
-            Self::RustCrypto(k) => k
+            (Self::AwsLc(k), InOut::Copy { input, output }) => k
+                .open_separate_gather(nonce_lc(), Aad::from(aad), input, tag, output)
+                .map_err(|_| PrimitiveError),
+            (Self::RustCrypto(k), InOut::InPlace(buf)) => k
                 .decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
                 .map_err(|_| PrimitiveError),
+            (Self::RustCrypto(k), InOut::Copy { input, output }) => {
+                let buf = aes_gcm::aead::inout::InOutBuf::new(input, output).map_err(|_| PrimitiveError)?;
+                k.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()).map_err(|_| PrimitiveError)
+            }
+        }
+    }
+}
+
+/// The bytes a decryption reads and writes: one buffer transformed in place, or an input
+/// (a mapped file, say) read once and its result written to an output of the same length.
+pub enum InOut<'a> {
+    /// Read and written in place.
+    InPlace(&'a mut [u8]),
+    /// Read from `input`, written to `output`.
+    Copy {
+        /// What is decrypted.
+        input: &'a [u8],
+        /// Where the result goes; as long as `input`.
+        output: &'a mut [u8],
+    },
+}
+
+impl<'a> InOut<'a> {
+    /// The bytes to be read.
+    pub fn input(&self) -> &[u8] {
+        match self {
+            Self::InPlace(buf) => buf,
+            Self::Copy { input, .. } => input,
+        }
+    }
+
+    /// Their length.
+    pub fn len(&self) -> usize {
+        self.input().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The output with the input's bytes in it (copied there first when apart), for
+    /// transforms that only work in place.
+    pub fn into_in_place(self) -> Result<&'a mut [u8], PrimitiveError> {
+        match self {
+            Self::InPlace(buf) => Ok(buf),
+            Self::Copy { input, output } => {
+                if output.len() != input.len() {
+                    return Err(PrimitiveError);
+                }
+                output.copy_from_slice(input);
+                Ok(output)
+            }
         }
     }
 }

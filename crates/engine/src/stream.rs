@@ -4,7 +4,7 @@
 //! Guarantees: a chunk opens only at its own index, finality, header digest and part
 //! number, under the data key that sealed it.
 
-use super::primitives::{DIGEST_LEN, Gcm, NONCE_LEN, PrimitiveError, TAG_LEN};
+use super::primitives::{DIGEST_LEN, Gcm, InOut, NONCE_LEN, PrimitiveError, TAG_LEN};
 
 /// Length of the per-chunk associated data.
 pub const AAD_LEN: usize = DIGEST_LEN + 4;
@@ -47,7 +47,19 @@ pub fn open_chunk(
     data: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<(), PrimitiveError> {
-    gcm.open(&nonce(index, is_final), aad, data, tag)
+    open_chunk_io(gcm, aad, index, is_final, InOut::InPlace(data), tag)
+}
+
+/// Like [`open_chunk`], from `io`'s input (the stored chunk) into its output.
+pub fn open_chunk_io(
+    gcm: &Gcm,
+    aad: &[u8; AAD_LEN],
+    index: u64,
+    is_final: bool,
+    io: InOut<'_>,
+    tag: &[u8; TAG_LEN],
+) -> Result<(), PrimitiveError> {
+    gcm.open_io(&nonce(index, is_final), aad, io, tag)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use super::error::ObjectError;
 use super::record::{self, ObjectRecord, Protection, Salt};
 use engine::format::{FIXED_HEADER_LEN, Header};
 use engine::{Backend, CustomerKey, Opener, UnitLayout};
-use pipeline::{PipelineError, random};
+use pipeline::PipelineError;
+use pipeline::random::{self, Stored};
 use store::ObjectReader;
 
 /// One engine object inside a stored object.
@@ -206,11 +207,13 @@ impl PlainSource {
                 let n = buf.len().min((end - at) as usize);
                 body.read_at(&mut buf[..n], at)
             };
+            let map = |off: u64, len: usize| body.map(base + off, len);
+            let source = if body.mappable() { Stored::Mapped(&map) } else { Stored::ReadAt(&read_at) };
             let from = first.max(span.plain.start) - span.plain.start;
             let to = last.min(span.plain.end).max(span.plain.start) - span.plain.start;
             let stored = random::stored_range(layout, from, to.max(from))?;
             body.will_read(base + stored.start..base + stored.end);
-            random::decrypt_range(&read_at, opener, layout, from, to.max(from), sink)?;
+            random::decrypt_range(source, opener, layout, from, to.max(from), sink)?;
             if first == last {
                 break;
             }
@@ -222,13 +225,29 @@ impl PlainSource {
 /// Bytes per buffer passed on by [`copy_raw`], as many as a decryption batch.
 const BATCH: u64 = 4 << 20;
 
-/// Passes stored bytes `[from, to)` through unchanged (benchmark baseline objects).
+/// A mapped region handed on as [`Bytes`] without a copy.
+struct MappedBytes(store::Mapped);
+
+impl AsRef<[u8]> for MappedBytes {
+    fn as_ref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+/// Passes stored bytes `[from, to)` through unchanged (benchmark baseline objects): mapped
+/// and handed on without a copy where the store maps, else read into buffers.
 fn copy_raw(
     body: &dyn ObjectReader,
     mut from: u64,
     to: u64,
     sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
+    while from < to && body.mappable() {
+        let n = (to - from).min(BATCH) as usize;
+        let window = body.map(from, n).map_err(PipelineError::io("cannot read an object"))?;
+        sink(Bytes::from_owner(MappedBytes(window)))?;
+        from += n as u64;
+    }
     while from < to {
         let mut buf = BytesMut::zeroed((to - from).min(BATCH) as usize);
         let got = body.read_at(&mut buf, from).map_err(PipelineError::io("cannot read an object"))?;

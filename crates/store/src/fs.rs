@@ -385,6 +385,23 @@ impl ObjectReader for FsReader {
             Self::Memory(body) => body.len() as u64,
         }
     }
+    fn mappable(&self) -> bool {
+        matches!(self, Self::File { .. })
+    }
+    fn map(&self, offset: u64, len: usize) -> std::io::Result<super::Mapped> {
+        let Self::File { file, len: stored } = self else {
+            return Err(std::io::ErrorKind::Unsupported.into());
+        };
+        if offset.checked_add(len as u64).is_none_or(|end| end > *stored) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        // SAFETY: read-only and private. An object file is never written or truncated once
+        // renamed into place (every change is a new file renamed over it; the old inode
+        // lives while open), and the range lies within its stored bytes, checked above, so
+        // no access can fault past the end of the file.
+        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).populate().map(file) }?;
+        Ok(Box::new(map))
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let len = self.len();
         if offset >= len {

@@ -116,7 +116,20 @@ pub trait ObjectReader: Send + Sync {
     fn will_read(&self, _range: std::ops::Range<u64>) {}
     /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+    /// Whether [`Self::map`] serves this object's bytes.
+    fn mappable(&self) -> bool {
+        false
+    }
+    /// Exactly the bytes `[offset, offset + len)`, mapped in memory and read in place (a
+    /// local file's pages), for stores where [`Self::mappable`]; others answer
+    /// `Unsupported`.
+    fn map(&self, _offset: u64, _len: usize) -> std::io::Result<Mapped> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
 }
+
+/// A region of an object's stored bytes held in memory (see [`ObjectReader::map`]).
+pub type Mapped = Box<dyn AsRef<[u8]> + Send>;
 
 /// Sequential reading over an [`ObjectReader`], for the streaming pipeline.
 pub struct SequentialReader<'a> {

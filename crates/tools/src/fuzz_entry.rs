@@ -58,10 +58,18 @@ pub fn decrypt(data: &[u8]) {
             buf[..n].copy_from_slice(&data[start..start + n]);
             Ok(n)
         };
+        // A window as a store maps it: exactly the bytes asked for, or an error.
+        let map = |off: u64, n: usize| -> std::io::Result<random::Window> {
+            let start = usize::try_from(off).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
+            let bytes = data.get(start..start.saturating_add(n)).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            Ok(Box::new(bytes.to_vec()))
+        };
         let len = layout.plaintext_len();
         let mut sink = |_: Bytes| Ok(());
-        let _ = random::decrypt_range(&read_at, &opener, &layout, 0, len, &mut sink);
-        let _ = random::decrypt_range(&read_at, &opener, &layout, len / 3, len / 2 + 1, &mut sink);
+        for source in [random::Stored::ReadAt(&read_at), random::Stored::Mapped(&map)] {
+            let _ = random::decrypt_range(source, &opener, &layout, 0, len, &mut sink);
+            let _ = random::decrypt_range(source, &opener, &layout, len / 3, len / 2 + 1, &mut sink);
+        }
     }
 }
 
