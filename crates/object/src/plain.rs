@@ -208,10 +208,14 @@ impl PlainSource {
                 body.read_at(&mut buf[..n], at)
             };
             let map = |off: u64, len: usize| body.map(base + off, len);
-            let source = if body.mappable() { Stored::Mapped(&map) } else { Stored::ReadAt(&read_at) };
             let from = first.max(span.plain.start) - span.plain.start;
             let to = last.min(span.plain.end).max(span.plain.start) - span.plain.start;
             let stored = random::stored_range(layout, from, to.max(from))?;
+            let source = if mapped(body, stored.end - stored.start) {
+                Stored::Mapped(&map)
+            } else {
+                Stored::ReadAt(&read_at)
+            };
             body.will_read(base + stored.start..base + stored.end);
             random::decrypt_range(source, opener, layout, from, to.max(from), sink)?;
             if first == last {
@@ -224,6 +228,16 @@ impl PlainSource {
 
 /// Bytes per buffer passed on by [`copy_raw`], as many as a decryption batch.
 const BATCH: u64 = 4 << 20;
+
+/// Reads shorter than this are copied out of the file rather than mapped: mapping and
+/// unmapping (page tables, and a TLB flush on every core the process runs on) cost more
+/// than copying a few pages.
+const MAP_MIN: u64 = 256 << 10;
+
+/// Whether `len` stored bytes of `body` are read from a map.
+fn mapped(body: &dyn ObjectReader, len: u64) -> bool {
+    len >= MAP_MIN && body.mappable()
+}
 
 /// A mapped region handed on as [`Bytes`] without a copy.
 struct MappedBytes(store::Mapped);
@@ -242,7 +256,7 @@ fn copy_raw(
     to: u64,
     sink: &mut dyn FnMut(Bytes) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
-    while from < to && body.mappable() {
+    while from < to && mapped(body, to - from) {
         let n = (to - from).min(BATCH) as usize;
         let window = body.map(from, n).map_err(PipelineError::io("cannot read an object"))?;
         sink(Bytes::from_owner(MappedBytes(window)))?;
