@@ -37,8 +37,8 @@ def one_server(binary, a, work):
             _, unit, op, prefix, count, size, clients = PHASES[name]
             seconds = t.run("abbench", op, prefix, count, size, clients)
             done = count * size / MiB if unit == "MiB/s" else count
-            # CPU per GiB moved, or per 10,000 requests.
-            per = count * size / (1024 * MiB) if unit == "MiB/s" else count / 10000
+            # CPU per GiB moved, or per 1,000 requests.
+            per = count * size / (1024 * MiB) if unit == "MiB/s" else count / 1000
             out[name] = (done / seconds, t.cpu / per)
         return out, peak_rss_mib(srv.process.pid)
     finally:
@@ -102,8 +102,8 @@ def main():
                  + ("" if b == a.bins[0] else f" ({statistics.median(rates[b][p]) / base_rate:.2f}x)") for b in a.bins]
         print(f"| {what} | " + " | ".join(cells) + " |")
     for p in a.phases:
-        cells = [f"{statistics.median(cpus[b][p]):.2f}" for b in a.bins]
-        per = "GiB" if PHASES[p][1] == "MiB/s" else "10,000 requests"
+        cells = [f"{statistics.median(cpus[b][p]):.3f}" for b in a.bins]
+        per = "GiB" if PHASES[p][1] == "MiB/s" else "1,000 requests"
         print(f"| server CPU s per {per}, {PHASES[p][0]} | " + " | ".join(cells) + " |")
     print("| server peak RSS MiB | " + " | ".join(f"{statistics.median(rss[b]):.0f}" for b in a.bins) + " |")
     print("\nEvery run:")
