@@ -131,18 +131,20 @@ fn open_from(
     let mut jobs = Vec::with_capacity(units.len());
     let mut rest = out;
     for u in units {
-        let s = usize::try_from(layout.stored_offset(u.index) - start).unwrap_or(usize::MAX);
-        let (Some(data), Some(trailer)) = (
-            window.get(s..s.saturating_add(u.len)),
-            window.get(s + u.len..s.saturating_add(u.len + overhead)),
-        ) else {
+        // Where the unit lies in the window; anything out of it (a short window, or an
+        // output shorter than the units) is reported, never indexed.
+        let s = usize::try_from(layout.stored_offset(u.index).saturating_sub(start)).unwrap_or(usize::MAX);
+        let (d, t) = (s.saturating_add(u.len), s.saturating_add(u.len).saturating_add(overhead));
+        let (Some(data), Some(trailer)) = (window.get(s..d), window.get(d..t)) else {
             return Err(engine::Error::Truncated {
-                expected: start + (s + u.len + overhead) as u64,
-                found: start + window.len() as u64,
+                expected: start.saturating_add(t as u64),
+                found: start.saturating_add(window.len() as u64),
             }
             .into());
         };
-        let (o, tail) = std::mem::take(&mut rest).split_at_mut(u.len);
+        let Some((o, tail)) = std::mem::take(&mut rest).split_at_mut_checked(u.len) else {
+            return Err(engine::Error::InvalidParameter("unit buffers are too small").into());
+        };
         rest = tail;
         jobs.push((*u, data, trailer, o));
     }
