@@ -289,7 +289,7 @@ impl Opener {
                 io,
                 trailer.try_into().map_err(|_| corrupted.clone())?,
             ),
-            UnitCodec::Stream { gcm, aad } => stream::open_chunk_io(
+            UnitCodec::Stream { gcm, aad } => stream::open_chunk(
                 gcm,
                 aad,
                 index,

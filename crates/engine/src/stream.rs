@@ -38,20 +38,9 @@ pub fn seal_chunk(
     Ok(())
 }
 
-/// Opens chunk `index` in place. On failure `data` must not be released.
+/// Opens chunk `index` from `io`'s input (in place, or apart: a mapped file) into its
+/// output. On failure the output must not be released.
 pub fn open_chunk(
-    gcm: &Gcm,
-    aad: &[u8; AAD_LEN],
-    index: u64,
-    is_final: bool,
-    data: &mut [u8],
-    tag: &[u8; TAG_LEN],
-) -> Result<(), PrimitiveError> {
-    open_chunk_io(gcm, aad, index, is_final, InOut::InPlace(data), tag)
-}
-
-/// Like [`open_chunk`], from `io`'s input (the stored chunk) into its output.
-pub fn open_chunk_io(
     gcm: &Gcm,
     aad: &[u8; AAD_LEN],
     index: u64,
@@ -75,14 +64,18 @@ mod tests {
         let mut buf = vec![7u8; 300];
         let mut tag = [0u8; TAG_LEN];
         seal_chunk(&gcm, &a, 5, false, &mut buf, &mut tag).unwrap();
-        assert!(open_chunk(&gcm, &a, 6, false, &mut buf.clone(), &tag).is_err());
-        assert!(open_chunk(&gcm, &a, 5, true, &mut buf.clone(), &tag).is_err());
-        assert!(open_chunk(&gcm, &aad(&[1; 32], 1), 5, false, &mut buf.clone(), &tag).is_err());
-        assert!(open_chunk(&gcm, &aad(&[2; 32], 0), 5, false, &mut buf.clone(), &tag).is_err());
+        assert!(open_chunk(&gcm, &a, 6, false, InOut::InPlace(&mut buf.clone()), &tag).is_err());
+        assert!(open_chunk(&gcm, &a, 5, true, InOut::InPlace(&mut buf.clone()), &tag).is_err());
+        assert!(
+            open_chunk(&gcm, &aad(&[1; 32], 1), 5, false, InOut::InPlace(&mut buf.clone()), &tag).is_err()
+        );
+        assert!(
+            open_chunk(&gcm, &aad(&[2; 32], 0), 5, false, InOut::InPlace(&mut buf.clone()), &tag).is_err()
+        );
         let other = Gcm::new(Backend::Portable, &SecretKey::from_bytes([5; 32])).unwrap();
-        assert!(open_chunk(&other, &a, 5, false, &mut buf.clone(), &tag).is_err());
+        assert!(open_chunk(&other, &a, 5, false, InOut::InPlace(&mut buf.clone()), &tag).is_err());
         let same = Gcm::new(Backend::Portable, &SecretKey::from_bytes([4; 32])).unwrap();
-        open_chunk(&same, &a, 5, false, &mut buf, &tag).unwrap();
+        open_chunk(&same, &a, 5, false, InOut::InPlace(&mut buf), &tag).unwrap();
         assert!(buf.iter().all(|&b| b == 7));
     }
 
