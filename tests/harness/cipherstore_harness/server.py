@@ -49,6 +49,11 @@ def own_backend_bucket(cluster, name):
     return name
 
 
+# How long a server may take from its start to accepting connections (a cluster gateway
+# reaches etcd, PostgreSQL and its HSM first; on a loaded machine that takes seconds).
+START_SECONDS = 60
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,6 +148,7 @@ class Server:
         self.ca = self.data / "d" / "tls" / "cert.pem"
         self.endpoint = f"https://127.0.0.1:{self.port}"
         self.process = None
+        self.started = False  # once it has listened, its port is the one clients know
 
     def _remove_data(self):
         if self.failed == 0 and not os.environ.get("CIPHERSTORE_KEEP_TEST_DATA"):
@@ -164,17 +170,57 @@ class Server:
         # Output goes to a file: a pipe nobody drains would stall the server once full.
         self.log_path = self.data / "server.log"
         self.log_file = open(self.log_path, "a")  # appended across restarts
-        self.process = subprocess.Popen([self.binary, *self.args], stdout=self.log_file,
-                                        stderr=subprocess.STDOUT, text=True, env=self.env)
-        for _ in range(200):
+        # The port came from free_port(), which let it go again: until the server binds it,
+        # any outgoing connection on this machine (this harness's own to the cluster's
+        # backend, the server's to etcd) may be given it as its local port. A start refused
+        # for that alone is retried on another port; any other failure says what the
+        # server printed.
+        for attempt in range(3):
+            started = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self.process = subprocess.Popen([self.binary, *self.args], stdout=self.log_file,
+                                            stderr=subprocess.STDOUT, text=True, env=self.env)
+            if self._wait_listening(START_SECONDS):
+                self.started = True
+                return self
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+                why = f"not listening on port {self.port} after {START_SECONDS} s"
+            else:
+                why = f"exited with status {self.process.returncode}"
+            with open(self.log_path, errors="replace") as f:
+                f.seek(started)
+                printed = f.read()
+            # Only a first start moves: after it, clients know the port.
+            if f"cannot listen on 127.0.0.1:{self.port}" in printed and not self.started and attempt < 2:
+                self._move_to(free_port())
+                continue
+            self.log_file.close()
+            self.failed += 1  # keeps the data directory for a look
+            raise RuntimeError(f"the server did not start ({why}); it printed:\n{printed[-4000:]}")
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _wait_listening(self, seconds):
+        """True once the server's certificate exists and its port accepts connections;
+        False if it exits first or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
             if self.ca.exists():
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                    return self
+                    return True
                 except OSError:
                     pass
             time.sleep(0.1)
-        raise RuntimeError("the server did not start")
+        return False
+
+    def _move_to(self, port):
+        """Listens on `port` from the next start on (restarts keep it)."""
+        self.args[self.args.index(f"127.0.0.1:{self.port}")] = f"127.0.0.1:{port}"
+        self.port = port
+        self.endpoint = f"https://127.0.0.1:{port}"
 
     def __exit__(self, *exc):
         if self.log_file.closed:
