@@ -26,6 +26,8 @@ def main():
                     help="big: one 1 GiB object, 1 client; wide: 16 x 64 MiB, 16 clients; "
                          "small: 10,000 x 4 KiB, 64 clients")
     ap.add_argument("--top", type=int, default=25, help="symbols to print per mode")
+    ap.add_argument("--passes", type=int, default=1,
+                    help="GET passes recorded (more samples for the small shape; figures are per pass)")
     ap.add_argument("--out", default="target/profile-get", help="where perf.data files are kept")
     a = ap.parse_args()
     count, size, conc = {"big": (1, 1024 * MiB, 1), "wide": (16, 64 * MiB, 16), "small": (10000, 4096, 64)}[a.shape]
@@ -47,12 +49,16 @@ def main():
                 data = out / f"{mode}-{a.shape}.data"
                 perf = subprocess.Popen(["perf", "record", "-q", "-F", "1999", "-g", "-p", str(t.pid), "-o", str(data)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                seconds = t.run("prof", "get", a.shape, count, size, conc)
+                seconds = cpu = 0.0
+                for _ in range(a.passes):
+                    seconds += t.run("prof", "get", a.shape, count, size, conc)
+                    cpu += t.cpu
                 perf.send_signal(2)
                 perf.wait()
-                unit = f"{t.cpu / (count * size / (1 << 30)):.2f} s per GiB" if a.shape != "small" \
-                    else f"{t.cpu / count * 1000:.3f} s per 1,000 GETs"
-                print(f"\n## {mode}, {a.shape} GET: {seconds:.2f} s wall, server CPU {t.cpu:.2f} s ({unit})\n")
+                n = count * a.passes
+                unit = f"{cpu / (n * size / (1 << 30)):.2f} s per GiB" if a.shape != "small" \
+                    else f"{cpu / n * 1000:.3f} s per 1,000 GETs"
+                print(f"\n## {mode}, {a.shape} GET x {a.passes}: {seconds:.2f} s wall, server CPU {cpu:.2f} s ({unit})\n")
                 rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio", "-g", "none",
                                       "--percent-limit", "0.5", "--sort", "dso,symbol"],
                                      capture_output=True, text=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Driver of scripts/soak: CLIENTS threads of mixed PUT / GET / DELETE / multipart in every
 protection mode against one server for SECONDS, every read verified against what was
-written; the server's RSS sampled throughout. Fails on any error, any mismatch, or RSS
+written; the server's RSS sampled throughout. Fails on any error, any mismatch, or
+memory of the server's own (anonymous RSS: mapped object files' pages are page cache)
 that keeps growing (last quarter above the second by more than 20% + 32 MiB; the first
 is warm-up)."""
 
@@ -22,10 +23,15 @@ SIZES = [1 * KiB, 64 * KiB, 1 * MiB, 6 * MiB]
 
 
 def rss_mib(pid):
+    """(RSS, its anonymous part) in MiB. The rest is file pages: GETs of 256 KiB or more
+    map the object's file, and its page-cache pages count while mapped, though they are
+    shared and the kernel's to drop; the anonymous part is the server's own memory."""
+    fields = {}
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
 
 
 class Stats:
@@ -120,7 +126,8 @@ def main():
             samples.append((time.monotonic() - t0, rss_mib(srv.process.pid)))
             with stats.lock:
                 done = sum(stats.ops.values())
-            print(f"  {samples[-1][0]:6.0f} s  {done:7d} ops  RSS {samples[-1][1]:6.1f} MiB  "
+            print(f"  {samples[-1][0]:6.0f} s  {done:7d} ops  RSS {samples[-1][1][0]:6.1f} MiB "
+                  f"(anonymous {samples[-1][1][1]:6.1f})  "
                   f"errors {len(stats.errors)}  mismatches {stats.mismatches}", file=sys.stderr, flush=True)
             time.sleep(5)
         for t in threads:
@@ -129,17 +136,22 @@ def main():
         # The first quarter is warm-up (allocator arenas fill as clients start); growth
         # is judged between the second quarter and the last.
         q = max(1, len(samples) // 4)
-        first = sum(r for _, r in samples[q:2 * q]) / q
-        last = sum(r for _, r in samples[-q:]) / q
-        peak = max(r for _, r in samples)
-        flat = last <= first * 1.2 + 32
+
+        def quarters(i):
+            """Second quarter, last quarter and peak of column i (0: RSS, 1: anonymous)."""
+            return (sum(r[i] for _, r in samples[q:2 * q]) / q, sum(r[i] for _, r in samples[-q:]) / q,
+                    max(r[i] for _, r in samples))
+        first, last, peak = quarters(0)
+        anon_first, anon_last, anon_peak = quarters(1)
+        flat = anon_last <= anon_first * 1.2 + 32
         total = sum(stats.ops.values())
         print(f"\nsoak: {a.clients} clients, {elapsed:.0f} s, every mode")
         print(f"operations: {total} ({', '.join(f'{k} {v}' for k, v in stats.ops.items())}), "
               f"{total / elapsed:.0f} ops/s, {stats.bytes / elapsed / MiB:.1f} MiB/s moved")
         print(f"errors: {len(stats.errors)}, mismatches: {stats.mismatches}")
-        print(f"server RSS: second quarter {first:.0f} MiB, last quarter {last:.0f} MiB, peak {peak:.0f} MiB "
-              f"({'flat' if flat else 'GROWING'})")
+        print(f"server RSS: second quarter {first:.0f} MiB, last quarter {last:.0f} MiB, peak {peak:.0f} MiB")
+        print(f"  of which anonymous (the server's own): second quarter {anon_first:.0f} MiB, last quarter "
+              f"{anon_last:.0f} MiB, peak {anon_peak:.0f} MiB ({'flat' if flat else 'GROWING'})")
         for e in stats.errors[:10]:
             print("  " + e)
         ok = not stats.errors and stats.mismatches == 0 and flat and total > 0
