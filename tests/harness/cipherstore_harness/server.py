@@ -146,9 +146,13 @@ class Server:
             (self.data / "config.toml").write_text(config)
             self.args += ["--config", str(self.data / "config.toml")]
         self.ca = self.data / "d" / "tls" / "cert.pem"
-        self.endpoint = f"https://127.0.0.1:{self.port}"
         self.process = None
         self.started = False  # once it has listened, its port is the one clients know
+
+    @property
+    def endpoint(self):
+        """The server's HTTPS URL (its port may move before its first start)."""
+        return f"https://127.0.0.1:{self.port}"
 
     def _remove_data(self):
         if self.failed == 0 and not os.environ.get("CIPHERSTORE_KEEP_TEST_DATA"):
@@ -175,7 +179,9 @@ class Server:
         # backend, the server's to etcd) may be given it as its local port. A start refused
         # for that alone is retried on another port; any other failure says what the
         # server printed.
-        for attempt in range(3):
+        attempts = 0
+        while True:
+            attempts += 1
             started = self.log_path.stat().st_size if self.log_path.exists() else 0
             self.process = subprocess.Popen([self.binary, *self.args], stdout=self.log_file,
                                             stderr=subprocess.STDOUT, text=True, env=self.env)
@@ -192,13 +198,12 @@ class Server:
                 f.seek(started)
                 printed = f.read()
             # Only a first start moves: after it, clients know the port.
-            if f"cannot listen on 127.0.0.1:{self.port}" in printed and not self.started and attempt < 2:
+            if f"cannot listen on 127.0.0.1:{self.port}" in printed and not self.started and attempts < 3:
                 self._move_to(free_port())
                 continue
             self.log_file.close()
             self.failed += 1  # keeps the data directory for a look
             raise RuntimeError(f"the server did not start ({why}); it printed:\n{printed[-4000:]}")
-        raise AssertionError("unreachable: the last attempt raises")
 
     def _wait_listening(self, seconds):
         """True once the server's certificate exists and its port accepts connections;
@@ -220,7 +225,6 @@ class Server:
         """Listens on `port` from the next start on (restarts keep it)."""
         self.args[self.args.index(f"127.0.0.1:{self.port}")] = f"127.0.0.1:{port}"
         self.port = port
-        self.endpoint = f"https://127.0.0.1:{port}"
 
     def __exit__(self, *exc):
         if self.log_file.closed:
