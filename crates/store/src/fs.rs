@@ -57,10 +57,12 @@ const TAGS_SUFFIX: &str = "t";
 /// The file whose presence says that no object of its bucket ever had an annex.
 const UNTAGGED: &str = "untagged";
 
-/// Objects in a directory tree.
+/// Objects in a directory tree. A clone is another handle on the same store (cheap: its
+/// state is shared), which blocking work on the blocking pool owns.
+#[derive(Clone)]
 pub struct FsStore {
-    root: PathBuf,
-    known: Known,
+    root: Arc<Path>,
+    known: Arc<Known>,
     locks: Arc<versions::KeyLocks>,
 }
 
@@ -92,7 +94,7 @@ impl FsStore {
             r.map_err(StoreError::io(format!("cannot remove leftover {}", path.display())))?;
             removed += 1;
         }
-        Ok((Self { root: root.to_owned(), known: Known::default(), locks: Arc::default() }, removed))
+        Ok((Self { root: Arc::from(root), known: Arc::default(), locks: Arc::default() }, removed))
     }
 
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
@@ -468,7 +470,8 @@ impl FsWriter {
 #[async_trait::async_trait]
 impl ObjectWriter for FsWriter {
     async fn commit(self: Box<Self>, record: &[u8]) -> Result<(), StoreError> {
-        blocking(|| self.commit_now(record))
+        let record = record.to_vec();
+        blocking(move || self.commit_now(&record)).await
     }
 
     async fn commit_version(
@@ -476,7 +479,8 @@ impl ObjectWriter for FsWriter {
         record: &[u8],
         version: &Version,
     ) -> crate::Result<Option<Vec<u8>>> {
-        blocking(|| self.commit_version_now(record, version))
+        let (record, version) = (record.to_vec(), version.clone());
+        blocking(move || self.commit_version_now(&record, &version)).await
     }
 }
 
@@ -528,6 +532,16 @@ fn place(
 }
 
 impl FsStore {
+    /// Runs `work` on another handle on this store on the blocking pool ([`blocking`]);
+    /// `work` owns its arguments.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&FsStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        blocking(move || work(&store)).await
+    }
+
     /// Starts writing `key` in `bucket` ([`ObjectStore::put`]).
     fn writer(&self, bucket: &str, key: &str) -> Result<FsWriter, StoreError> {
         let (target, _) = self.object_in(bucket, key)?;
@@ -555,35 +569,37 @@ impl FsStore {
 #[async_trait::async_trait]
 impl BucketStore for FsStore {
     async fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        blocking(|| {
-            let dir = self.bucket_dir(name)?;
-            let _change = self.known.change();
+        let (name, record) = (name.to_owned(), record.to_vec());
+        self.run(move |this| {
+            let dir = this.bucket_dir(&name)?;
+            let _change = this.known.change();
             if dir.exists() {
-                return Err(StoreError::BucketExists(name.to_owned()));
+                return Err(StoreError::BucketExists(name));
             }
-            let staging = self.staging_dir("bucket-")?;
+            let staging = this.staging_dir("bucket-")?;
             mkdirs(&staging.path().join("objects"))?;
             base::durable::write_atomic(&staging.path().join(UNTAGGED), b"")
                 .map_err(StoreError::io("cannot write bucket metadata"))?;
-            base::durable::write_atomic(&staging.path().join("bucket.json"), record)
+            base::durable::write_atomic(&staging.path().join("bucket.json"), &record)
                 .map_err(StoreError::io("cannot write bucket metadata"))?;
             let staged = staging.keep();
             match fs::rename(&staged, &dir) {
                 Ok(()) => {
-                    sync_dir(&self.root.join("buckets"));
-                    self.known.set(name, Arc::new(Bucket::new(record.to_vec(), true)));
+                    sync_dir(&this.root.join("buckets"));
+                    this.known.set(&name, Arc::new(Bucket::new(record, true)));
                     Ok(())
                 }
                 Err(e) => {
                     let _ = fs::remove_dir_all(&staged);
                     if dir.exists() {
-                        Err(StoreError::BucketExists(name.to_owned()))
+                        Err(StoreError::BucketExists(name))
                     } else {
                         Err(StoreError::io("cannot create the bucket")(e))
                     }
                 }
             }
         })
+        .await
     }
 
     async fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError> {
@@ -591,46 +607,50 @@ impl BucketStore for FsStore {
     }
 
     async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        blocking(|| {
-            let _change = self.known.change();
-            let (dir, known) = self.known_bucket(name)?;
-            match base::durable::write_atomic(&dir.join("bucket.json"), record) {
+        let (name, record) = (name.to_owned(), record.to_vec());
+        self.run(move |this| {
+            let _change = this.known.change();
+            let (dir, known) = this.known_bucket(&name)?;
+            match base::durable::write_atomic(&dir.join("bucket.json"), &record) {
                 Ok(()) => {
-                    self.known.set(name, Arc::new(Bucket::new(record.to_vec(), known.untagged())));
+                    this.known.set(&name, Arc::new(Bucket::new(record, known.untagged())));
                     Ok(())
                 }
                 Err(e) => {
                     // Old or new record: read it again next time.
-                    self.known.forget(name);
+                    this.known.forget(&name);
                     Err(StoreError::io("cannot write bucket metadata")(e))
                 }
             }
         })
+        .await
     }
 
     async fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        blocking(|| {
-            let _change = self.known.change();
-            let dir = self.existing_bucket(name)?;
-            if !self.versions_page(name, Page::new("", None, 1))?.is_empty() {
-                return Err(StoreError::BucketNotEmpty(name.to_owned()));
+        let name = name.to_owned();
+        self.run(move |this| {
+            let _change = this.known.change();
+            let dir = this.existing_bucket(&name)?;
+            if !this.versions_page(&name, Page::new("", None, 1))?.is_empty() {
+                return Err(StoreError::BucketNotEmpty(name));
             }
             // Vanish at once, then clean up at leisure.
-            let graveyard = self.staging_dir("deleted-")?.keep();
+            let graveyard = this.staging_dir("deleted-")?.keep();
             let target = graveyard.join("bucket");
             let renamed = fs::rename(&dir, &target);
-            self.known.forget(name);
+            this.known.forget(&name);
             renamed.map_err(StoreError::io("cannot delete the bucket"))?;
-            sync_dir(&self.root.join("buckets"));
+            sync_dir(&this.root.join("buckets"));
             fs::remove_dir_all(&graveyard).map_err(StoreError::io("cannot remove the deleted bucket"))
         })
+        .await
     }
 
     async fn list_buckets(&self) -> Result<Vec<Named>, StoreError> {
-        blocking(|| {
+        self.run(|this| {
             let mut out = Vec::new();
             for entry in
-                fs::read_dir(self.root.join("buckets")).map_err(StoreError::io("cannot list buckets"))?
+                fs::read_dir(this.root.join("buckets")).map_err(StoreError::io("cannot list buckets"))?
             {
                 let entry = entry.map_err(StoreError::io("cannot list buckets"))?;
                 let dir = entry.path();
@@ -647,6 +667,7 @@ impl BucketStore for FsStore {
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })
+        .await
     }
 }
 
@@ -661,8 +682,9 @@ impl ObjectStore for FsStore {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        blocking(|| {
-            let (path, known) = self.object_in(bucket, key)?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.run(move |this| {
+            let (path, known) = this.object_in(&bucket, &key)?;
             match known.untagged() {
                 true => {}
                 false => match fs::remove_file(path.with_extension(TAGS_SUFFIX)) {
@@ -673,7 +695,7 @@ impl ObjectStore for FsStore {
             }
             match fs::remove_file(&path) {
                 Ok(()) => {
-                    let objects = self.existing_bucket(bucket)?.join("objects");
+                    let objects = this.existing_bucket(&bucket)?.join("objects");
                     if let Some(parent) = path.parent() {
                         sync_dir(parent);
                         Self::prune(parent, &objects);
@@ -684,18 +706,20 @@ impl ObjectStore for FsStore {
                 Err(e) => Err(StoreError::io(format!("cannot delete {}", path.display()))(e)),
             }
         })
+        .await
     }
 
     async fn list(&self, bucket: &str, page: Page<'_>) -> Result<Vec<Named>, StoreError> {
-        blocking(|| {
-            let Page { prefix, after: start_after, limit } = page;
-            let (dir, known) = self.known_bucket(bucket)?;
+        let Page { prefix, after: start_after, limit } = page;
+        let prefix = keypath::hex(prefix.as_bytes());
+        let after = start_after.map(|a| keypath::hex(a.as_bytes()));
+        let bucket = bucket.to_owned();
+        self.run(move |this| {
+            let (dir, known) = this.known_bucket(&bucket)?;
             let objects = dir.join("objects");
-            let prefix = keypath::hex(prefix.as_bytes());
-            let after = start_after.map(|a| keypath::hex(a.as_bytes()));
             let mut out = Vec::new();
             if limit > 0 {
-                self.walk(&objects, "", &prefix, after.as_deref(), false, &mut |name, path| {
+                this.walk(&objects, "", &prefix, after.as_deref(), false, &mut |name, path| {
                     let Some(file) = Self::open_listed(&path)? else { return Ok(true) };
                     let t = Self::read_record(&file, &path)?;
                     if !t.version.is_some_and(|v| v.marker) {
@@ -707,5 +731,6 @@ impl ObjectStore for FsStore {
             }
             Ok(out)
         })
+        .await
     }
 }

@@ -22,7 +22,7 @@ pub mod prelude {
 
 use std::io::Write;
 
-pub(crate) use blocking::blocking;
+pub(crate) use blocking::{blocking, in_place};
 pub use versions::{ListedVersion, Version, VersionCursor, VersionId, Wanted};
 
 /// What a store's operations return.

@@ -15,7 +15,7 @@ use super::code::{CHECK_LEN, Code, SliceDigest, check};
 use super::manifest::{Piece, unwrap};
 use super::targets::{SliceHandle, SliceWriter};
 use super::{DispersedStore, Shared};
-use crate::{Page, StoreError, blocking};
+use crate::{Page, StoreError, in_place};
 
 /// How to rebuild.
 #[derive(Debug, Clone)]
@@ -112,7 +112,8 @@ impl DispersedStore {
 
     /// Checks every piece and re-creates what is missing or damaged; `progress` is told
     /// (pieces done, pieces in all) as it goes. The records are read through the record
-    /// store; the slices are read, coded and written as blocking work ([`blocking`]).
+    /// store; the slices are read, coded and written in place ([`in_place`]: `progress` is borrowed; a
+    /// rebuild is an operator's command, not request handling).
     pub async fn rebuild(
         &self,
         options: &RebuildOptions,
@@ -126,7 +127,7 @@ impl DispersedStore {
             ..RebuildReport::default()
         };
         let found = self.pieces().await?;
-        blocking(|| self.check_all(&found, options, progress, report))
+        in_place(|| self.check_all(&found, options, progress, report))
     }
 
     /// [`DispersedStore::rebuild`]'s blocking part: every piece of `found` checked and

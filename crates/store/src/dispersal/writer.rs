@@ -231,23 +231,30 @@ impl DispersingWriter {
     }
 
     async fn commit_as(
-        mut self,
+        self,
         record: &[u8],
         version: Option<&Version>,
     ) -> Result<(u64, Piece, Option<Vec<u8>>)> {
-        // The last stripe is coded and every slice made durable: blocking work.
-        let piece = blocking(|| self.finish())?;
+        // The last stripe is coded and every slice made durable: blocking work, which
+        // takes the writer along and hands it back (dropped on the way, it removes the slices).
+        let (mut this, piece) = blocking(move || {
+            let mut writer = self;
+            let piece = writer.finish();
+            Ok((writer, piece))
+        })
+        .await?;
+        let piece = piece?;
         let manifest =
-            Manifest { k: self.shared.code.k(), n: self.shared.code.n(), pieces: vec![piece.clone()] };
+            Manifest { k: this.shared.code.k(), n: this.shared.code.n(), pieces: vec![piece.clone()] };
         let wrapped = wrap(&manifest, record)?;
-        let result = match (self.sink.take(), version) {
+        let result = match (this.sink.take(), version) {
             (Some(Sink::Object(w)), None) => w.commit(&wrapped).await.map(|()| (piece.len, None)),
             (Some(Sink::Object(w)), Some(v)) => w.commit_version(&wrapped, v).await.map(|r| (piece.len, r)),
             (Some(Sink::Part(w)), _) => w.commit(&wrapped).await.map(|_| (piece.len, None)),
             (None, _) => Err(StoreError::Unavailable("the write was already committed".to_owned())),
         };
         // Committed or not, the record store has decided: on failure the slices go.
-        self.committed = result.is_ok();
+        this.committed = result.is_ok();
         result.map(|(len, removed)| (len, piece, removed))
     }
 }

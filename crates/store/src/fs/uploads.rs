@@ -40,15 +40,17 @@ super::write_to_tmp!(FsPartWriter);
 impl PartWriter for FsPartWriter {
     async fn commit(self: Box<Self>, record: &[u8]) -> Result<u64, StoreError> {
         let FsPartWriter { tmp, target, upload_id } = *self;
-        blocking(|| {
+        let record = record.to_vec();
+        blocking(move || {
             let stored = tmp.as_file().metadata().map_err(StoreError::io("cannot stat a part"))?.len();
-            match place(tmp, record, None, &target, None) {
+            match place(tmp, &record, None, &target, None) {
                 Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                     Err(StoreError::NoSuchUpload(upload_id))
                 }
                 other => other.map(|()| stored),
             }
         })
+        .await
     }
 }
 
@@ -86,12 +88,13 @@ impl FsStore {
 #[async_trait::async_trait]
 impl UploadStore for FsStore {
     async fn create_upload(&self, bucket: &str, upload_id: &str, record: &[u8]) -> Result<(), StoreError> {
-        blocking(|| {
-            check_upload_id(upload_id)?;
-            let uploads = self.uploads_dir(bucket)?;
+        check_upload_id(upload_id)?;
+        let (bucket, upload_id, record) = (bucket.to_owned(), upload_id.to_owned(), record.to_vec());
+        self.run(move |this| {
+            let uploads = this.uploads_dir(&bucket)?;
             super::mkdirs(&uploads)?;
-            let staging = self.staging_dir("upload-")?;
-            base::durable::write_atomic(&staging.path().join(UPLOAD_FILE), record)
+            let staging = this.staging_dir("upload-")?;
+            base::durable::write_atomic(&staging.path().join(UPLOAD_FILE), &record)
                 .map_err(StoreError::io("cannot write the upload record"))?;
             let staged = staging.keep();
             if let Err(e) = fs::rename(&staged, uploads.join(upload_id)) {
@@ -101,6 +104,7 @@ impl UploadStore for FsStore {
             sync_dir(&uploads);
             Ok(())
         })
+        .await
     }
 
     async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<u8>, StoreError> {
@@ -117,8 +121,9 @@ impl UploadStore for FsStore {
     }
 
     async fn list_parts(&self, bucket: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
-        blocking(|| {
-            let dir = self.upload_dir(bucket, upload_id)?;
+        let (bucket, upload_id) = (bucket.to_owned(), upload_id.to_owned());
+        self.run(move |this| {
+            let dir = this.upload_dir(&bucket, &upload_id)?;
             let mut parts = Vec::new();
             for entry in fs::read_dir(&dir).map_err(StoreError::io("cannot list parts"))? {
                 let name = entry.map_err(StoreError::io("cannot list parts"))?.file_name();
@@ -140,11 +145,13 @@ impl UploadStore for FsStore {
             parts.sort_by_key(|p| p.number);
             Ok(parts)
         })
+        .await
     }
 
     async fn list_uploads(&self, bucket: &str) -> Result<Vec<Named>, StoreError> {
-        blocking(|| {
-            let uploads = self.uploads_dir(bucket)?;
+        let bucket = bucket.to_owned();
+        self.run(move |this| {
+            let uploads = this.uploads_dir(&bucket)?;
             let entries = match fs::read_dir(&uploads) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -163,13 +170,16 @@ impl UploadStore for FsStore {
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })
+        .await
     }
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
-        blocking(|| {
-            let dir = self.upload_dir(bucket, upload_id)?;
-            self.discard_dir(&dir)
+        let (bucket, upload_id) = (bucket.to_owned(), upload_id.to_owned());
+        self.run(move |this| {
+            let dir = this.upload_dir(&bucket, &upload_id)?;
+            this.discard_dir(&dir)
         })
+        .await
     }
 
     async fn complete_upload(
@@ -177,13 +187,15 @@ impl UploadStore for FsStore {
         bucket: &str,
         done: Completion<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        blocking(|| {
-            let Completion { upload_id, key, parts, record, version } = done;
-            check_key(key)?;
-            let dir = self.upload_dir(bucket, upload_id)?;
-            let mut writer = self.writer(bucket, key)?;
+        let Completion { upload_id, key, parts, record, version } = done;
+        check_key(key)?;
+        let (bucket, upload_id, key) = (bucket.to_owned(), upload_id.to_owned(), key.to_owned());
+        let (parts, record, version) = (parts.to_vec(), record.to_vec(), version.cloned());
+        self.run(move |this| {
+            let dir = this.upload_dir(&bucket, &upload_id)?;
+            let mut writer = this.writer(&bucket, &key)?;
             let mut buf = vec![0u8; COPY_BUF];
-            for &number in parts {
+            for number in parts {
                 let path = dir.join(part_name(number));
                 let file =
                     File::open(&path).map_err(StoreError::io(format!("cannot open {}", path.display())))?;
@@ -199,12 +211,13 @@ impl UploadStore for FsStore {
                     offset += n as u64;
                 }
             }
-            let removed = match version {
-                Some(v) => writer.commit_version_now(record, v)?,
-                None => writer.commit_now(record).map(|()| None)?,
+            let removed = match &version {
+                Some(v) => writer.commit_version_now(&record, v)?,
+                None => writer.commit_now(&record).map(|()| None)?,
             };
-            self.discard_dir(&dir)?;
+            this.discard_dir(&dir)?;
             Ok(removed)
         })
+        .await
     }
 }

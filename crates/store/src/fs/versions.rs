@@ -26,7 +26,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{FsStore, TAGS_SUFFIX, place, sync_dir};
 use crate::keypath;
-use crate::{AnnexEdit, Page, Removal, Removed, Result, VersionStore, blocking};
+use crate::{AnnexEdit, Page, Removal, Removed, Result, VersionStore, in_place};
 use crate::{ListedVersion, StoreError, StoredObject, Version, VersionCursor, Wanted};
 
 /// Stripes of the per-key lock (a versioned commit holds its stripe over a flush).
@@ -327,7 +327,9 @@ impl VersionStore for FsStore {
     /// [`crate::VersionStore::set_annex`], under the key's lock.
     async fn set_annex(&self, bucket: &str, key: &str, edit: AnnexEdit<'_>) -> Result<()> {
         let AnnexEdit { at, change } = edit;
-        blocking(|| {
+        // In place: `change` is the caller's borrowed closure (tags, retention, ACLs and
+        // legal holds are set far less often than objects are written).
+        in_place(|| {
             let (target, known) = self.object_in(bucket, key)?;
             let _key = self.locks.lock(&target);
             let missing = || match at {
@@ -375,7 +377,9 @@ impl VersionStore for FsStore {
 
     async fn delete_version(&self, bucket: &str, key: &str, removal: Removal<'_>) -> Result<Removed> {
         let Removal { wanted, allow } = removal;
-        blocking(|| {
+        // In place: `allow` is the caller's borrowed closure (a version removed by id or
+        // by lifecycle, not the unversioned DELETE of the hot path).
+        in_place(|| {
             let (target, known) = self.object_in(bucket, key)?;
             let objects = self.existing_bucket(bucket)?.join("objects");
             let _key = self.locks.lock(&target);
@@ -435,6 +439,8 @@ impl VersionStore for FsStore {
     }
 
     async fn list_versions(&self, bucket: &str, page: Page<'_, VersionCursor>) -> Result<Vec<ListedVersion>> {
-        blocking(|| self.versions_page(bucket, page))
+        let Page { prefix, after, limit } = page;
+        let (bucket, prefix, after) = (bucket.to_owned(), prefix.to_owned(), after.cloned());
+        self.run(move |this| this.versions_page(&bucket, Page::new(&prefix, after.as_ref(), limit))).await
     }
 }
