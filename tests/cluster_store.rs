@@ -91,8 +91,14 @@ async fn cluster_store_on_etcd_and_ceph() {
     assert!(matches!(s.create_bucket("data", b"again").wait(), Err(StoreError::BucketExists(_))));
     assert!(matches!(s.create_bucket("Bad_Name", b"x").wait(), Err(StoreError::InvalidBucketName(_))));
     assert_eq!(s.bucket("data").wait().unwrap(), b"bucket record");
-    s.update_bucket("data", b"changed").wait().unwrap();
+    s.update_bucket("data", b"bucket record", b"changed").wait().unwrap();
     assert_eq!(s.bucket("data").wait().unwrap(), b"changed");
+    assert!(matches!(
+        s.update_bucket("data", b"bucket record", b"lost").wait(),
+        Err(StoreError::BucketChanged(b)) if b == "data"
+    ));
+    assert_eq!(s.bucket("data").wait().unwrap(), b"changed", "a change from an old record changes nothing");
+    assert!(matches!(s.update_bucket("none", b"x", b"x").wait(), Err(StoreError::NoSuchBucket(_))));
     assert!(matches!(s.bucket("none").wait(), Err(StoreError::NoSuchBucket(_))));
     assert!(matches!(s.put("none", "k").wait(), Err(StoreError::NoSuchBucket(_))));
     s.create_bucket("other", b"o").wait().unwrap();
@@ -367,7 +373,13 @@ async fn cluster_store_on_etcd_and_ceph() {
     // its watch; a bucket B has never seen is found in etcd at once; a bucket deleted
     // through A is gone for B too.
     assert_eq!(b.bucket("data").wait().unwrap(), b"changed", "B has the record");
-    s.update_bucket("data", b"changed through A").wait().unwrap();
+    s.update_bucket("data", b"changed", b"changed through A").wait().unwrap();
+    // B changing the record it may still have cached is refused: the check is made
+    // against etcd, not against B's cache.
+    assert!(matches!(
+        b.update_bucket("data", b"changed", b"lost through B").wait(),
+        Err(StoreError::BucketChanged(_))
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while b.bucket("data").wait().unwrap() != b"changed through A" {
         assert!(std::time::Instant::now() < deadline, "B's bucket cache did not follow A's change");

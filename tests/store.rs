@@ -157,7 +157,7 @@ fn tag_sets_are_found_after_a_restart_and_in_buckets_older_than_the_untagged_mar
     assert_eq!(s.get("fresh", "o").wait().unwrap().annex.as_deref(), Some(&b"f"[..]));
     assert_eq!(s.get("older", "o").wait().unwrap().annex.as_deref(), Some(&b"o"[..]));
     // A record changed after the first tag set keeps tag sets visible.
-    s.update_bucket("fresh", b"changed").wait().unwrap();
+    s.update_bucket("fresh", &record("fresh", 0), b"changed").wait().unwrap();
     assert_eq!(s.get("fresh", "o").wait().unwrap().annex.as_deref(), Some(&b"f"[..]));
 }
 
@@ -180,9 +180,19 @@ fn buckets_follow_s3_rules() {
     s.delete_bucket("one").wait().unwrap();
     assert!(matches!(s.bucket("one").wait(), Err(StoreError::NoSuchBucket(_))));
     assert!(matches!(s.put("one", "x").wait(), Err(StoreError::NoSuchBucket(_))));
-    s.update_bucket("two", b"changed").wait().unwrap();
+    s.update_bucket("two", &record("two", 0), b"changed").wait().unwrap();
     assert_eq!(s.bucket("two").wait().unwrap(), b"changed");
-    assert!(matches!(s.update_bucket("one", b"x").wait(), Err(StoreError::NoSuchBucket(_))));
+    // A change made from a record that is no longer the bucket's is refused, and changes nothing.
+    assert!(matches!(
+        s.update_bucket("two", &record("two", 0), b"lost").wait(),
+        Err(StoreError::BucketChanged(b)) if b == "two"
+    ));
+    assert_eq!(s.bucket("two").wait().unwrap(), b"changed");
+    drop(s);
+    let (s, _) = FsStore::open(dir.path()).unwrap();
+    assert_eq!(s.bucket("two").wait().unwrap(), b"changed", "and on disk");
+    assert!(matches!(s.update_bucket("two", b"lost", b"x").wait(), Err(StoreError::BucketChanged(_))));
+    assert!(matches!(s.update_bucket("one", b"x", b"x").wait(), Err(StoreError::NoSuchBucket(_))));
     // A bucket deleted and made again is the new one, from memory as from disk.
     s.delete_bucket("two").wait().unwrap();
     assert!(matches!(s.get("two", "x").wait(), Err(StoreError::NoSuchBucket(_))));

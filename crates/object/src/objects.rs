@@ -16,7 +16,9 @@ use super::record::ObjectRecord;
 use super::tags::TagSet;
 use super::upload::{Part, PartRecord, UploadRecord};
 use engine::CustomerKey;
-use store::{Completion, ObjectReader, ObjectWriter, Page, PartWriter, Store, Version, VersionId};
+use store::{
+    Completion, ObjectReader, ObjectWriter, Page, PartWriter, Store, StoreError, Version, VersionId,
+};
 
 /// Bucket records as decoded, by name, with the bytes each was decoded from.
 type Decoded = HashMap<String, (Vec<u8>, BucketRecord)>;
@@ -134,9 +136,24 @@ impl Objects {
         Ok(record)
     }
 
-    /// Replaces a bucket's record.
-    pub async fn update_bucket(&self, bucket: &BucketRecord) -> Result<(), ObjectError> {
-        Ok(self.store.update_bucket(&bucket.name, &bucket.encode()?).await?)
+    /// Replaces a bucket's record `before` (as [`Objects::bucket`] gave it) with `after`,
+    /// unless the record changed since `before` was read: then
+    /// [`StoreError::BucketChanged`] and nothing changes (two configuration changes made
+    /// at once from the same record would otherwise lose one).
+    pub async fn update_bucket(
+        &self,
+        before: &BucketRecord,
+        after: &BucketRecord,
+    ) -> Result<(), ObjectError> {
+        let name = &before.name;
+        if after.name != *name {
+            return Err(names_other("bucket", name, &after.name));
+        }
+        let stored = self.store.bucket(name).await?;
+        if BucketRecord::decode(&stored)? != *before {
+            return Err(StoreError::BucketChanged(name.clone()).into());
+        }
+        Ok(self.store.update_bucket(name, &stored, &after.encode()?).await?)
     }
 
     /// Deletes an empty bucket.

@@ -201,12 +201,13 @@ pub(super) async fn put_bucket(
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let headers = req.headers.clone();
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let asked = asked_of_put(&headers, input.access_control_policy.as_ref())?;
     let owner = bucket.owner.clone();
     let made = make(s, &bucket, &owner, asked)?;
     bucket.acl = (made != Acl::private(&owner)).then_some(made);
-    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutBucketAclOutput::default()))
 }
 
@@ -259,13 +260,14 @@ pub(super) async fn put_ownership(
     s: &CipherS3,
     req: S3Request<PutBucketOwnershipControlsInput>,
 ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let [rule] = input.ownership_controls.rules.as_slice() else {
         return Err(s3_error!(MalformedXML, "OwnershipControls needs exactly one Rule"));
     };
     let ownership =
         Ownership::from_s3(rule.object_ownership.as_str()).map_err(|e| s3_error!(MalformedXML, "{e}"))?;
-    set_ownership(s, &mut bucket, ownership).await?;
+    set_ownership(s, &before, &mut bucket, ownership).await?;
     Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
 }
 
@@ -273,8 +275,9 @@ pub(super) async fn delete_ownership(
     s: &CipherS3,
     req: S3Request<DeleteBucketOwnershipControlsInput>,
 ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
-    let Owned { mut bucket, .. } = s.owned(req).await?;
-    set_ownership(s, &mut bucket, Ownership::BucketOwnerEnforced).await?;
+    let Owned { bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
+    set_ownership(s, &before, &mut bucket, Ownership::BucketOwnerEnforced).await?;
     let mut response = S3Response::new(DeleteBucketOwnershipControlsOutput::default());
     response.status = Some(http::StatusCode::NO_CONTENT);
     Ok(response)
@@ -282,7 +285,12 @@ pub(super) async fn delete_ownership(
 
 /// Turning ACLs off is refused while the bucket's own ACL grants more than its owner's
 /// full control, as AWS refuses it (reset it with PutBucketAcl private first).
-async fn set_ownership(s: &CipherS3, bucket: &mut BucketRecord, ownership: Ownership) -> S3Result<()> {
+async fn set_ownership(
+    s: &CipherS3,
+    before: &BucketRecord,
+    bucket: &mut BucketRecord,
+    ownership: Ownership,
+) -> S3Result<()> {
     if !ownership.acls_enabled() && !bucket.acl().is_private() {
         return Err(s3_error!(
             InvalidBucketAclWithObjectOwnership,
@@ -290,5 +298,5 @@ async fn set_ownership(s: &CipherS3, bucket: &mut BucketRecord, ownership: Owner
         ));
     }
     bucket.ownership = ownership.acls_enabled().then_some(ownership);
-    s.objects.update_bucket(bucket).await.map_err(error::object)
+    s.objects.update_bucket(before, bucket).await.map_err(error::object)
 }

@@ -19,7 +19,8 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketEncryptionInput>,
 ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let rules = input.server_side_encryption_configuration.rules;
     let [rule] = rules.as_slice() else {
         return Err(s3_error!(MalformedXML, "give exactly one encryption rule"));
@@ -53,7 +54,7 @@ pub(super) async fn put(
             _ => KmsBinding { root: requested.root, origin: Origin::PutBucketEncryption, default: true },
         });
     }
-    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutBucketEncryptionOutput::default()))
 }
 
@@ -91,7 +92,8 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteBucketEncryptionInput>,
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-    let Owned { mut bucket, .. } = s.owned(req).await?;
+    let Owned { bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     if bucket.bound_at_creation() {
         return Err(s3_error!(
             InvalidRequest,
@@ -103,7 +105,7 @@ pub(super) async fn delete(
         changed |= std::mem::take(&mut kms.default);
     }
     if changed {
-        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+        s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     }
     Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
 }

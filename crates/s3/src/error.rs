@@ -109,6 +109,10 @@ pub(crate) fn store(e: StoreError) -> S3Error {
         StoreError::NoSuchBucket(b) => s3_error!(NoSuchBucket, "no bucket named {b}"),
         StoreError::BucketExists(b) => s3_error!(BucketAlreadyExists, "bucket {b} already exists"),
         StoreError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "bucket {b} is not empty"),
+        StoreError::BucketChanged(b) => s3_error!(
+            OperationAborted,
+            "another change to bucket {b}'s configuration was made at the same time; retry"
+        ),
         StoreError::NoSuchKey { .. } => s3_error!(NoSuchKey, "the specified key does not exist"),
         StoreError::NoSuchVersion { .. } => s3_error!(NoSuchVersion, "the specified version does not exist"),
         StoreError::NoSuchUpload(_) => {

@@ -19,14 +19,15 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketLifecycleConfigurationInput>,
 ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let Some(config) = input.lifecycle_configuration else {
         return Err(s3_error!(MalformedXML, "the request has no LifecycleConfiguration"));
     };
     let drafts = config.rules.into_iter().map(draft).collect();
     let lifecycle = Lifecycle::new(drafts, object::new_upload_id).map_err(refusal)?;
     bucket.lifecycle = Some(lifecycle);
-    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutBucketLifecycleConfigurationOutput::default()))
 }
 
@@ -53,9 +54,10 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteBucketLifecycleInput>,
 ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-    let Owned { mut bucket, .. } = s.owned(req).await?;
+    let Owned { bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     if bucket.lifecycle.take().is_some() {
-        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+        s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     }
     Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
 }

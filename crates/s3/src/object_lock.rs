@@ -187,7 +187,8 @@ pub(super) async fn put_configuration(
     s: &CipherS3,
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let config = input.object_lock_configuration.unwrap_or_default();
     if config.object_lock_enabled.as_ref().map(ObjectLockEnabled::as_str) != Some(ObjectLockEnabled::ENABLED)
     {
@@ -205,7 +206,7 @@ pub(super) async fn put_configuration(
         enable(s, &mut bucket, wanted)?;
     }
     bucket.object_lock = Some(wanted);
-    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
 }
 

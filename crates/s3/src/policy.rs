@@ -25,7 +25,8 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketPolicyInput>,
 ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let parsed = BucketPolicy::parse(&input.policy, &bucket.name).map_err(malformed)?;
     if let Some(ids) = &s.identities {
         let snapshot = ids.snapshot();
@@ -43,7 +44,7 @@ pub(super) async fn put(
         ));
     }
     bucket.policy = Some(input.policy.into());
-    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     tracing::info!(bucket = %bucket.name, statements = parsed.len(), public = parsed.is_public(), "bucket policy set");
     Ok(S3Response::new(PutBucketPolicyOutput::default()))
 }
@@ -61,9 +62,10 @@ pub(super) async fn delete(
     s: &CipherS3,
     req: S3Request<DeleteBucketPolicyInput>,
 ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-    let Owned { mut bucket, .. } = s.owned(req).await?;
+    let Owned { bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     if bucket.policy.take().is_some() {
-        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+        s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
         s.policies.forget(&bucket.name);
         tracing::info!(bucket = %bucket.name, "bucket policy deleted");
     }
@@ -91,7 +93,8 @@ pub(super) async fn put_block(
     s: &CipherS3,
     req: S3Request<PutPublicAccessBlockInput>,
 ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let c = input.public_access_block_configuration;
     // AWS: a part left out is off.
     bucket.public_access_block = Some(PublicAccessBlock {
@@ -100,7 +103,7 @@ pub(super) async fn put_block(
         block_public_policy: c.block_public_policy.unwrap_or(false),
         restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
     });
-    s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+    s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
 }
 
@@ -124,9 +127,10 @@ pub(super) async fn delete_block(
     s: &CipherS3,
     req: S3Request<DeletePublicAccessBlockInput>,
 ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
-    let Owned { mut bucket, .. } = s.owned(req).await?;
+    let Owned { bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     if bucket.public_access_block.take().is_some() {
-        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+        s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     }
     let mut response = S3Response::new(DeletePublicAccessBlockOutput::default());
     response.status = Some(http::StatusCode::NO_CONTENT);

@@ -16,7 +16,8 @@ pub(super) async fn put(
     s: &CipherS3,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-    let Owned { input, mut bucket, .. } = s.owned(req).await?;
+    let Owned { input, bucket: before, .. } = s.owned(req).await?;
+    let mut bucket = before.clone();
     let config = input.versioning_configuration;
     if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
         return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
@@ -40,7 +41,7 @@ pub(super) async fn put(
     }
     if bucket.versioning != wanted {
         bucket.versioning = wanted;
-        s.objects.update_bucket(&bucket).await.map_err(error::object)?;
+        s.objects.update_bucket(&before, &bucket).await.map_err(error::object)?;
     }
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }

@@ -606,11 +606,15 @@ impl BucketStore for FsStore {
         Ok(self.known_bucket(name)?.1.record.clone())
     }
 
-    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        let (name, record) = (name.to_owned(), record.to_vec());
+    async fn update_bucket(&self, name: &str, expected: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        let (name, expected, record) = (name.to_owned(), expected.to_vec(), record.to_vec());
         self.run(move |this| {
+            // Every change goes through `change`, and the record in memory is the one on disk.
             let _change = this.known.change();
             let (dir, known) = this.known_bucket(&name)?;
+            if known.record != expected {
+                return Err(StoreError::BucketChanged(name));
+            }
             match base::durable::write_atomic(&dir.join("bucket.json"), &record) {
                 Ok(()) => {
                     this.known.set(&name, Arc::new(Bucket::new(record, known.untagged())));

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The bucket still holds objects.
     #[error("bucket {0:?} is not empty")]
     BucketNotEmpty(String),
+    /// The bucket's record changed since it was read ([`BucketStore::update_bucket`]).
+    #[error("bucket {0:?} was changed by another request at the same time")]
+    BucketChanged(String),
     /// No object under that key.
     #[error("no object {key:?} in bucket {bucket:?}")]
     NoSuchKey {
@@ -324,8 +327,10 @@ pub trait BucketStore: Send + Sync {
     async fn create_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
     /// A bucket's record.
     async fn bucket(&self, name: &str) -> Result<Vec<u8>, StoreError>;
-    /// Replaces a bucket's record.
-    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// Replaces a bucket's record if it is still `expected` (the bytes [`BucketStore::bucket`]
+    /// returned); else [`StoreError::BucketChanged`] and nothing changes, so that two
+    /// changes made at once from the same old record never lose one of them.
+    async fn update_bucket(&self, name: &str, expected: &[u8], record: &[u8]) -> Result<(), StoreError>;
     /// Deletes an empty bucket.
     async fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
     /// Every bucket's record, by name.

@@ -25,16 +25,25 @@ impl BucketStore for ClusterStore {
         }
     }
 
-    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+    async fn update_bucket(&self, name: &str, expected: &[u8], record: &[u8]) -> Result<(), StoreError> {
         check_bucket_name(name)?;
         let key = bucket_key(name);
+        // Read where the records are (the cache may be behind another gateway's change),
+        // then write only if nothing changed it in between.
+        let Some(current) = self.inner.get(&key).await? else {
+            return Err(StoreError::NoSuchBucket(name.to_owned()));
+        };
+        if current.value != expected {
+            self.inner.buckets.note(name, current.mod_revision, Some(current.value));
+            return Err(StoreError::BucketChanged(name.to_owned()));
+        }
         let ops = vec![Op::Put(key.clone(), record.to_vec())];
-        match self.inner.txn_at(vec![Compare::Present(key)], ops).await? {
+        match self.inner.txn_at(vec![Compare::Revision(key, current.mod_revision)], ops).await? {
             Some(revision) => {
                 self.inner.buckets.note(name, revision, Some(record.to_vec()));
                 Ok(())
             }
-            None => Err(StoreError::NoSuchBucket(name.to_owned())),
+            None => Err(StoreError::BucketChanged(name.to_owned())),
         }
     }
 

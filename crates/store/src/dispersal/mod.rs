@@ -153,8 +153,8 @@ impl BucketStore for DispersedStore {
         self.inner.bucket(name).await
     }
 
-    async fn update_bucket(&self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.inner.update_bucket(name, record).await
+    async fn update_bucket(&self, name: &str, expected: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        self.inner.update_bucket(name, expected, record).await
     }
 
     async fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
