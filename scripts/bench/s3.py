@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from cipherstore_harness import seaweed
-from cipherstore_harness import Server, USERS, free_port
+from cipherstore_harness import Server, USERS, free_port, memory_mib
 
 MiB = 1 << 20
 AK, SK = USERS["alice"]
@@ -38,13 +38,7 @@ def cpu_seconds(pid):
 
 
 def peak_rss_mib(pid):
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return memory_mib(pid)["peak"]
 
 
 class Target:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from cipherstore_harness import Server
+from cipherstore_harness import Server, memory_mib
 
 KiB, MiB = 1 << 10, 1 << 20
 MODES = ["default", "SSE-C", "SSE-KP"]
@@ -26,12 +26,8 @@ def rss_mib(pid):
     """(RSS, its anonymous part) in MiB. The rest is file pages: GETs of 256 KiB or more
     map the object's file, and its page-cache pages count while mapped, though they are
     shared and the kernel's to drop; the anonymous part is the server's own memory."""
-    fields = {}
-    for line in open(f"/proc/{pid}/status"):
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
+    m = memory_mib(pid)
+    return m["rss"], m["anon"]
 
 
 class Stats:

@@ -19,20 +19,13 @@ from botocore.credentials import Credentials
 
 import pytest
 
-from cipherstore_harness import USERS, error_code
+from cipherstore_harness import USERS, error_code, memory_mib
 
 STORES = ["fs"]
 
 IDLE = 10_000
 TIMEOUT = 2
 SERVER = {"config": f"[limits]\nheader_timeout_secs = {TIMEOUT}\nbody_idle_timeout_secs = {TIMEOUT}\n"}
-
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def open_fds(pid):
@@ -190,7 +183,7 @@ def test_10000_idle_connections_at_once(srv, suite):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, IDLE + 1000)), hard))
     pid = srv.process.pid
-    rss0, fds0 = rss_mib(pid), open_fds(pid)
+    rss0, fds0 = memory_mib(pid)["rss"], open_fds(pid)
     idle = []
     for i in range(IDLE):
         try:
@@ -200,7 +193,7 @@ def test_10000_idle_connections_at_once(srv, suite):
             break
     check(f"{IDLE} idle connections opened", len(idle) == IDLE, str(len(idle)))
     time.sleep(0.5)
-    rss1 = rss_mib(pid)
+    rss1 = memory_mib(pid)["rss"]
     served = s3.get_object(Bucket="hostile", Key="k")["Body"].read() == b"served"
     check("served while 10,000 connections sit idle", served)
     check("memory bounded with 10,000 idle connections", rss1 - rss0 < 256, f"{rss0:.0f} -> {rss1:.0f} MiB")

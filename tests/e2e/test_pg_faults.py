@@ -28,6 +28,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
+from cipherstore_harness import free_port
+
 pytestmark = [pytest.mark.cluster, pytest.mark.disruptive, pytest.mark.postgres]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -202,10 +204,7 @@ def test_meta_copy_moves_the_records_to_etcd_and_a_gateway_serves_them(check, su
     for line in (cluster.dir / "keys.env").read_text().splitlines():
         k, v = line.removeprefix("export ").split("=", 1)
         keys_env[k] = v
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     gw = subprocess.Popen([str(binary), "serve", "--config", str(etcd_toml), "--listen", f"127.0.0.1:{port}",
                            "--data-dir", str(tmp_path / "gw"), "--users", str(cluster.dir / "users"),
                            "--tls-cert", str(cluster.dir / "gw-a/tls/cert.pem"),

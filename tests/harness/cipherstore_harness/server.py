@@ -20,6 +20,7 @@ import atexit
 import json
 import os
 import pathlib
+import random
 import shlex
 import shutil
 import socket
@@ -54,10 +55,53 @@ def own_backend_bucket(cluster, name):
 START_SECONDS = 60
 
 
+def memory_mib(pid):
+    """A process's memory from /proc, in MiB: `rss` (resident now), `anon` (its anonymous
+    part: the process's own memory; the rest is file pages, such as mapped object files'
+    page cache, which the kernel may drop) and `peak` (the most resident so far). NaN for
+    what cannot be read (the process is gone)."""
+    fields = {"VmRSS": "rss", "RssAnon": "anon", "VmHWM": "peak"}
+    out = dict.fromkeys(fields.values(), float("nan"))
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in fields:
+                    out[fields[key]] = int(value.split()[0]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+# Where free_port() looks: below the kernel's ephemeral range (ip_local_port_range,
+# 32768-60999 by default), from which outgoing connections take their local ports, and
+# clear of the fixed ports the project's clusters use (9100s, 12379-13301, 15432-15443,
+# 17480s, 19100-19543; Ceph's daemons 6800-7568).
+PORTS = range(20000, 30000)
+_handed_out = set()
+_pick = random.Random()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing is bound to now, for a server about to start.
+
+    The port is let go again before the server binds it. One from the ephemeral range
+    (what binding to port 0 gives) could meanwhile become the local port of any outgoing
+    connection on the machine (a server's own to etcd, the harness's to radosgw), and the
+    server would then fail with `cannot listen`; one below that range cannot. Never the
+    same port twice in one test process."""
+    for _ in range(1000):
+        port = _pick.choice(PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port on 127.0.0.1 in {PORTS.start}-{PORTS.stop - 1}")
 
 
 class Server:
@@ -175,10 +219,10 @@ class Server:
         self.log_path = self.data / "server.log"
         self.log_file = open(self.log_path, "a")  # appended across restarts
         # The port came from free_port(), which let it go again: until the server binds it,
-        # any outgoing connection on this machine (this harness's own to the cluster's
-        # backend, the server's to etcd) may be given it as its local port. A start refused
-        # for that alone is retried on another port; any other failure says what the
-        # server printed.
+        # another process may take it (free_port() keeps clear of the ports outgoing
+        # connections are given, but not of other programs choosing ports as it does). A
+        # first start refused for that alone is retried on another port; any other failure
+        # says what the server printed.
         attempts = 0
         while True:
             attempts += 1
