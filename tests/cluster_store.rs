@@ -399,6 +399,15 @@ async fn cluster_store_on_etcd_and_ceph() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(matches!(b.put("fresh", "k").wait(), Err(StoreError::NoSuchBucket(_))));
+    // A PUT takes a bucket its gateway's cache holds as there without asking (a polled
+    // watch may be 50 ms behind); the commit's transaction requires it, so a PUT into a
+    // bucket deleted through another gateway meanwhile fails there, and nothing is left.
+    s.create_bucket("brief", b"b").wait().unwrap();
+    let mut w = b.put("brief", "k").wait().unwrap();
+    w.write_all(b"written into a bucket that goes").unwrap();
+    s.delete_bucket("brief").wait().unwrap();
+    assert!(matches!(w.commit(b"record").wait(), Err(StoreError::NoSuchBucket(_))));
+    assert!(matches!(s.get("brief", "k").wait(), Err(StoreError::NoSuchBucket(_))));
 
     // The same through the S3 operations, encrypted: PUT on A, GET and list on B;
     // multipart created on A, parts on A and B, completed on B.

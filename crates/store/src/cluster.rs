@@ -154,6 +154,18 @@ impl Inner {
         Ok(self.bucket_record(bucket).await?.is_some())
     }
 
+    /// [`Inner::require_bucket`] for a check that a later transaction repeats (it compares
+    /// the bucket's record present): a bucket the cache holds is taken as there, on a
+    /// polled watch too, which saves a PUT one metadata round trip; one deleted through
+    /// another gateway meanwhile fails that transaction instead. Anything else is read.
+    async fn require_bucket_before_commit(&self, bucket: &str) -> Result<(), StoreError> {
+        check_bucket_name(bucket)?;
+        match self.buckets.lookup(bucket) {
+            Lookup::Present(_) => Ok(()),
+            Lookup::Absent | Lookup::Unknown => self.require_bucket(bucket).await,
+        }
+    }
+
     async fn require_bucket(&self, bucket: &str) -> Result<(), StoreError> {
         check_bucket_name(bucket)?;
         if self.bucket_exists(bucket).await? {

@@ -7,7 +7,8 @@ use super::*;
 impl ObjectStore for ClusterStore {
     async fn put(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         check_key(key)?;
-        self.inner.require_bucket(bucket).await?;
+        // The commit's transaction requires the bucket again.
+        self.inner.require_bucket_before_commit(bucket).await?;
         Ok(Box::new(self.writer(bucket, "d", Target::Object(key.to_owned()))))
     }
 
