@@ -3,19 +3,16 @@
 //! and stopped by PID when dropped.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cluster::blobs::BlobConfig;
 
+use super::ports::{free_port, free_ports};
+
 pub(crate) struct Ceph {
     dir: tempfile::TempDir,
     vars: HashMap<String, String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn script() -> PathBuf {
@@ -27,12 +24,7 @@ impl Ceph {
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         // Two adjacent ports for the monitor (msgr v2 and v1).
-        let mon = loop {
-            let p = free_port();
-            if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-                break p;
-            }
-        };
+        let mon = free_ports(2);
         let out = Command::new(script())
             .args(["up"])
             .arg(dir.path())

@@ -2,13 +2,14 @@
 //! `etcd-server` (installed by scripts/test), each with its own data directory and free
 //! ports, stopped by PID when dropped. A member can be stopped and started again.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster::etcd::{EtcdConfig, EtcdKv, EtcdTls};
 use cluster::kv::Kv;
+
+use super::ports::free_port;
 
 pub(crate) struct Etcd {
     dir: tempfile::TempDir,
@@ -25,10 +26,6 @@ struct Member {
     client: u16,
     peer: u16,
     process: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Etcd {

@@ -7,6 +7,7 @@ pub(crate) mod ceph;
 pub(crate) mod etcd;
 pub(crate) mod hsm;
 pub(crate) mod kv_suite;
+pub(crate) mod ports;
 pub(crate) mod postgres;
 pub(crate) mod versions;
 

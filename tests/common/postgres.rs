@@ -4,13 +4,14 @@
 //! then SIGKILL). As root it runs as the `postgres` user (the server refuses root). With
 //! TLS, only TLS connections are accepted (`hostssl` in pg_hba.conf).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster::kv::Kv;
 use cluster::postgres::{PgConfig, PgKv};
+
+use super::ports::free_port;
 
 pub(crate) struct Postgres {
     dir: tempfile::TempDir,
@@ -47,10 +48,6 @@ fn command(program: &Path) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Postgres {

@@ -3,8 +3,8 @@
 //! compare-then-ops transactions, prefix watches) and its implementations on etcd
 //! ([`etcd`]) and PostgreSQL ([`postgres`]),
 //! blobs on any S3-compatible service ([`blobs`]), synchronous callers over these async
-//! clients ([`bridge`]), copies between metadata services ([`copy`]), a lease one gateway at a time holds ([`lease`]) and request
-//! counters for `/metrics` ([`requests`]). The cluster store, the shared key state and the
+//! clients ([`bridge`]), copies between metadata services ([`copy`]), a lease one gateway at a time holds ([`lease`]), request
+//! counters for `/metrics` ([`requests`]) and the pacing of optimistic retries ([`retries`]). The cluster store, the shared key state and the
 //! lifecycle worker are built on this crate.
 
 pub mod blobs;
@@ -15,3 +15,4 @@ pub mod kv;
 pub mod lease;
 pub mod postgres;
 pub mod requests;
+pub mod retries;

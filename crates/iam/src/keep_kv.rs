@@ -7,13 +7,13 @@
 //! Gateways watch the guard, so a change made anywhere is seen within a round trip.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::apikey::ApiKey;
 use super::directory::{Credential, Directory, StoredSecret, User};
 use super::error::IamError;
 use super::keep::{Change, Keep, Stamp};
 use cluster::kv::{Compare, Event, Kv, KvError, Op, Txn, prefix_end};
+use cluster::retries::{COMMIT_TRIES, Retries};
 
 const GUARD: &[u8] = b"i/rev";
 const USERS: &[u8] = b"i/u/";
@@ -22,8 +22,6 @@ const APIKEYS: &[u8] = b"i/a/";
 const TOKEN_KEY: &[u8] = b"i/t";
 /// How many records a range read asks for at a time.
 const PAGE: usize = 1000;
-/// How many times a change reads again after losing a race.
-const TRIES: u32 = 16;
 
 fn unavailable(e: KvError) -> IamError {
     IamError::Unavailable(e.to_string())
@@ -65,7 +63,10 @@ impl KvKeep {
     /// The directory, the guard's revision (0: never written) and the store's revision it
     /// was seen at, consistent: read again if a change landed while the pages were read.
     async fn read(&self) -> Result<(Directory, i64, i64), IamError> {
-        for _ in 0..TRIES {
+        // Paced like a commit: under a burst of changes, a read tried again at once is
+        // overtaken again (8 writers at once ran out of immediate tries in CI).
+        let mut tries = Retries::default();
+        while tries.next().await {
             let (before, seen_at) = self.guard().await?;
             let mut directory = Directory::default();
             for e in self.all(USERS).await? {
@@ -153,7 +154,8 @@ impl Keep for KvKeep {
     }
 
     async fn change(&self, change: Change<'_>) -> Result<Directory, IamError> {
-        for attempt in 0..TRIES {
+        let mut tries = Retries::default();
+        while tries.next().await {
             let (old, revision, _) = self.read().await?;
             let mut new = old.clone();
             change(&mut new)?;
@@ -170,11 +172,10 @@ impl Keep for KvKeep {
             if self.kv.txn(Txn { compares: vec![guard], ops }).await.map_err(unavailable)?.is_some() {
                 return Ok(new);
             }
-            // Another writer committed first: read its change and apply ours on top.
-            let pause = 1u64 << attempt.min(6);
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            // Another writer committed first: read its change and apply ours on top (after
+            // the pause `tries` makes).
         }
-        Err(IamError::Unavailable(format!("{TRIES} concurrent identity changes in a row; retry")))
+        Err(IamError::Unavailable(format!("{COMMIT_TRIES} concurrent identity changes in a row; retry")))
     }
 
     async fn wait_change(&self, seen: &Stamp) -> Result<(), IamError> {

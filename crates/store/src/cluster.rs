@@ -34,9 +34,9 @@ use ::cluster::bridge::Bridge;
 use ::cluster::kv::{Compare, Entry, Kv, KvError, Op, Txn, prefix_end};
 use blob_read::Inline;
 use bucket_cache::{BucketCache, Lookup};
+use cluster::retries::{COMMIT_TRIES, Retries};
 use entry::{BlobRef, Located};
 use layout::*;
-use retries::{COMMIT_TRIES, Retries};
 use writer::{ClusterWriter, Target};
 
 pub use sweep::SweepReport;
@@ -52,7 +52,6 @@ mod buckets;
 mod entry;
 mod layout;
 mod objects;
-mod retries;
 mod sweep;
 mod uploads;
 mod versions;

@@ -1,5 +1,7 @@
-//! Pacing of optimistic commits: how often, and after what pause, a transaction whose
-//! compare failed (another writer committed first) is tried again.
+//! Pacing of optimistic work on the key-value store: how often, and after what pause, a
+//! transaction whose compare failed (another writer committed first), or a consistent read
+//! that a commit overtook, is tried again. Used by the cluster store's commits and by the
+//! identities kept in the store.
 //!
 //! Writers contending for one key that retry at once collide again; a random pause that
 //! doubles with each failed try spreads them out, so that each gets through in turn.
@@ -8,20 +10,20 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// Tries of a commit whose compare failed because another writer committed first.
-pub(super) const COMMIT_TRIES: usize = 16;
+pub const COMMIT_TRIES: usize = 16;
 /// The longest pause between two tries.
 const MOST: Duration = Duration::from_millis(64);
 
 /// The tries of one commit: `while tries.next().await { … }` makes at most
 /// [`COMMIT_TRIES`], the first at once and each later one after a random pause.
 #[derive(Debug, Default)]
-pub(super) struct Retries {
+pub struct Retries {
     made: usize,
 }
 
 impl Retries {
     /// Waits as the next try should; false once every try has been made.
-    pub(super) async fn next(&mut self) -> bool {
+    pub async fn next(&mut self) -> bool {
         if self.made == COMMIT_TRIES {
             return false;
         }
@@ -33,7 +35,7 @@ impl Retries {
     }
 
     /// Whether the try under way is the first.
-    pub(super) fn first(&self) -> bool {
+    pub fn first(&self) -> bool {
         self.made <= 1
     }
 }
