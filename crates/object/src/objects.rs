@@ -119,21 +119,26 @@ impl Objects {
 
     /// A bucket's record.
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
+        Ok(self.stored_bucket(name).await?.1)
+    }
+
+    /// A bucket's record as stored, and decoded (once per change: [`Decoded`]).
+    async fn stored_bucket(&self, name: &str) -> Result<(Vec<u8>, BucketRecord), ObjectError> {
         let bytes = self.store.bucket(name).await?;
         if let Ok(decoded) = self.decoded.lock()
             && let Some((seen, record)) = decoded.get(name)
             && *seen == bytes
         {
-            return Ok(record.clone());
+            return Ok((bytes, record.clone()));
         }
         let record = BucketRecord::decode(&bytes)?;
         if record.name != name {
             return Err(names_other("bucket", name, &record.name));
         }
         if let Ok(mut decoded) = self.decoded.lock() {
-            decoded.insert(name.to_owned(), (bytes, record.clone()));
+            decoded.insert(name.to_owned(), (bytes.clone(), record.clone()));
         }
-        Ok(record)
+        Ok((bytes, record))
     }
 
     /// Replaces a bucket's record `before` (as [`Objects::bucket`] gave it) with `after`,
@@ -149,8 +154,8 @@ impl Objects {
         if after.name != *name {
             return Err(names_other("bucket", name, &after.name));
         }
-        let stored = self.store.bucket(name).await?;
-        if BucketRecord::decode(&stored)? != *before {
+        let (stored, current) = self.stored_bucket(name).await?;
+        if current != *before {
             return Err(StoreError::BucketChanged(name.clone()).into());
         }
         Ok(self.store.update_bucket(name, &stored, &after.encode()?).await?)
